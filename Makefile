@@ -1,0 +1,39 @@
+# The two commands of the README are the contract: each does all of its own set-up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format services bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/oddstream serve --demo
+
+test: $(STAMP) services
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+services:
+	@bash scripts/ensure-services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: $(STAMP) services
+	$(BIN)/python bench/store.py
+
+bench-quick: $(STAMP) services
+	$(BIN)/python bench/store.py --quick
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

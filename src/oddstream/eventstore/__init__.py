@@ -1,0 +1,51 @@
+"""The event log everything in oddstream stands on. See ``docs/eventstore.md``."""
+
+from .base import EventStore, ReadFilter, SqlStatement
+from .envelope import (
+    ANY,
+    CAUSATION_ID,
+    CORRELATION_ID,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    Expected,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+)
+from .errors import (
+    CheckpointConflict,
+    DuplicateEventId,
+    EventStoreError,
+    InvalidEvent,
+    StoreClosed,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
+from .factory import open_store
+
+__all__ = [
+    "ANY",
+    "CAUSATION_ID",
+    "CORRELATION_ID",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "CheckpointConflict",
+    "DuplicateEventId",
+    "EventStore",
+    "EventStoreError",
+    "Expected",
+    "ExpectedVersion",
+    "InvalidEvent",
+    "NewEvent",
+    "ReadFilter",
+    "RecordedEvent",
+    "SqlStatement",
+    "StoreClosed",
+    "StoreUnavailable",
+    "StreamAppend",
+    "WrongExpectedVersion",
+    "open_store",
+]

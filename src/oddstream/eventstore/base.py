@@ -1,0 +1,350 @@
+"""The event store's public API, shared by every adapter.
+
+:class:`EventStore` validates every call, runs the subscriptions and the read-your-writes
+wait, and leaves to an adapter only what touches its database: committing a group of
+prepared appends, reading pages, and checkpoints.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+from .envelope import (
+    AppendResult,
+    Expected,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+)
+from .errors import InvalidEvent, StoreClosed
+from .notify import PositionNotifier
+from .prepare import (
+    PreparedPart,
+    prepare_append,
+    prepare_part,
+    validate_limit,
+    validate_position,
+    validate_stream_id,
+    validate_type,
+)
+
+DEFAULT_PAGE = 1000
+#: How long a caught-up subscriber waits for a wake-up before it asks the database
+#: itself. Wake-ups cover this process (and LISTEN/NOTIFY on PostgreSQL); the re-check
+#: covers writers in other processes on SQLite and a lost LISTEN connection.
+DEFAULT_IDLE_RECHECK = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SqlStatement:
+    """One statement of a projection's write, in the adapter's own SQL dialect.
+
+    With ``many=True``, ``params`` is a sequence of parameter rows (``executemany``).
+    """
+
+    sql: str
+    params: Sequence[Any] = ()
+    many: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFilter:
+    """Which events ``read_all`` and ``subscribe_all`` return."""
+
+    stream_prefix: str | None = None
+    types: frozenset[str] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        stream_prefix: str | None = None,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+    ) -> ReadFilter:
+        if category is not None and stream_prefix is not None:
+            raise InvalidEvent("give either a category or a stream prefix, not both")
+        if category is not None:
+            validate_stream_id(category)
+            if "-" in category:
+                raise InvalidEvent(f"category {category!r} must not contain '-'")
+            stream_prefix = f"{category}-"
+        elif stream_prefix is not None:
+            validate_stream_id(stream_prefix)
+        type_set = None
+        if types is not None:
+            if isinstance(types, str):
+                types = [types]
+            type_set = frozenset(validate_type(t) for t in types)
+            if not type_set:
+                raise InvalidEvent("an empty type filter would match nothing")
+        return cls(stream_prefix, type_set)
+
+
+class EventStore(abc.ABC):
+    """An append-only log of streams with one global order.
+
+    Use as an async context manager, or call :meth:`close` when done. See
+    ``docs/eventstore.md`` for the guarantees.
+    """
+
+    backend: str = "abstract"
+
+    def __init__(self, *, idle_recheck: float = DEFAULT_IDLE_RECHECK) -> None:
+        self._notifier = PositionNotifier()
+        self._closed = False
+        self._idle_recheck = idle_recheck
+
+    # ----------------------------------------------------------------- lifecycle
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Finish pending appends, release connections, end live subscriptions."""
+        if self._closed:
+            return
+        self._closed = True
+        self._notifier.poke()
+        await self._close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the event store is closed")
+
+    # ----------------------------------------------------------------- appends
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: Expected = ExpectedVersion.ANY,
+    ) -> AppendResult:
+        """Append ``events`` to one stream atomically.
+
+        Raises :class:`WrongExpectedVersion` if the stream is not at ``expected``,
+        :class:`InvalidEvent` for bad input, :class:`DuplicateEventId` when a supplied id
+        is stored elsewhere. Appending the same event ids again returns the original
+        result (``idempotent_retry=True``) and writes nothing.
+        """
+        self._check_open()
+        part = prepare_part(StreamAppend(stream_id, events, expected))
+        (result,) = await self._submit([part])
+        return result
+
+    async def append_multi(self, parts: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Append to several streams in one transaction, each with its own expectation.
+
+        All parts are written or none; results come back in the order of ``parts``.
+        """
+        self._check_open()
+        return await self._submit(prepare_append(parts))
+
+    # ----------------------------------------------------------------- reads
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of one stream in version order (or reversed with ``backwards``).
+
+        Forwards, ``from_version`` is the first version returned (default 1); backwards,
+        the highest one (default: the stream's last event). An unknown stream reads empty.
+        """
+        self._check_open()
+        validate_stream_id(stream_id)
+        if from_version is not None:
+            validate_position(from_version, "from_version")
+        if limit is not None:
+            validate_limit(limit)
+        return await self._read_stream(stream_id, from_version, backwards, limit)
+
+    async def read_all(
+        self,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE,
+        *,
+        stream_prefix: str | None = None,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` events of the global log with positions above ``after``.
+
+        ``category="race"`` keeps streams named ``race-…``; ``stream_prefix`` any prefix;
+        ``types`` a set of event type names.
+        """
+        self._check_open()
+        validate_position(after, "after")
+        validate_limit(limit)
+        flt = ReadFilter.build(stream_prefix, category, types)
+        events, _ = await self._read_page(after, limit, flt)
+        return events
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's version: its number of events, 0 if it does not exist."""
+        self._check_open()
+        validate_stream_id(stream_id)
+        return await self._stream_version(stream_id)
+
+    async def head_position(self) -> int:
+        """The highest committed global position (0 for an empty store)."""
+        self._check_open()
+        head = await self._head()
+        self._notifier.advance(head)
+        return head
+
+    async def wait_for_position(self, position: int, timeout: float) -> bool:
+        """Wait until ``position`` is committed; ``False`` if ``timeout`` passed first."""
+        validate_position(position)
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_open()
+            if self._notifier.position >= position or await self.head_position() >= position:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await self._notifier.wait_beyond(position - 1, min(left, self._idle_recheck))
+
+    # ----------------------------------------------------------------- subscriptions
+    async def subscribe_all(
+        self,
+        after: int = 0,
+        *,
+        stream_prefix: str | None = None,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+        batch_size: int = DEFAULT_PAGE,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event above ``after``: first the history, then live, with no gap.
+
+        Positions strictly increase; no event is skipped or repeated. The iterator ends
+        when the store is closed.
+        """
+        self._check_open()
+        validate_position(after, "after")
+        validate_limit(batch_size)
+        flt = ReadFilter.build(stream_prefix, category, types)
+        position = after
+        while not self._closed:
+            events, head = await self._read_page(position, batch_size, flt)
+            for event in events:
+                yield event
+            if len(events) == batch_size:
+                position = events[-1].position
+                continue
+            # A short page saw everything committed up to ``head``: positions commit in
+            # order, so nothing at or below it can still appear.
+            position = max(position, head, events[-1].position if events else 0)
+            self._notifier.advance(head)
+            await self._notifier.wait_beyond(position, self._idle_recheck)
+
+    async def subscribe_stream(
+        self, stream_id: str, after_version: int = 0, *, batch_size: int = DEFAULT_PAGE
+    ) -> AsyncIterator[RecordedEvent]:
+        """Events of one stream with versions above ``after_version``, history then live."""
+        self._check_open()
+        validate_stream_id(stream_id)
+        validate_position(after_version, "after_version")
+        validate_limit(batch_size)
+        version = after_version
+        while not self._closed:
+            head = await self.head_position()
+            events = await self._read_stream(stream_id, version + 1, False, batch_size)
+            for event in events:
+                yield event
+            if events:
+                version = events[-1].version
+                if len(events) == batch_size:
+                    continue
+            await self._notifier.wait_beyond(
+                max(head, events[-1].position if events else 0), self._idle_recheck
+            )
+
+    # ----------------------------------------------------------------- checkpoints
+    async def get_checkpoint(self, name: str) -> int:
+        """The last position the subscriber ``name`` recorded (0 if none)."""
+        self._check_open()
+        validate_stream_id(name)
+        return await self._get_checkpoint(name)
+
+    async def save_checkpoint(
+        self, name: str, position: int, *, expected: int | None = None
+    ) -> None:
+        """Record ``position`` for subscriber ``name``.
+
+        With ``expected``, raise :class:`CheckpointConflict` unless the checkpoint is
+        currently there (0 meaning "none yet").
+        """
+        await self.commit_projection(name, position, (), expected=expected)
+
+    async def commit_projection(
+        self,
+        name: str,
+        position: int,
+        statements: Sequence[SqlStatement],
+        *,
+        expected: int | None = None,
+    ) -> None:
+        """Run a projection's writes and move its checkpoint, in one transaction.
+
+        For read models kept in the store's own database: either all ``statements`` take
+        effect and the checkpoint moves to ``position``, or nothing does.
+        """
+        self._check_open()
+        validate_stream_id(name)
+        validate_position(position)
+        if expected is not None:
+            validate_position(expected, "expected")
+        for st in statements:
+            if not isinstance(st, SqlStatement):
+                raise InvalidEvent("projection statements must be SqlStatement values")
+        await self._commit_projection(name, position, list(statements), expected)
+
+    # ----------------------------------------------------------------- adapter hooks
+    @abc.abstractmethod
+    async def _submit(self, parts: list[PreparedPart]) -> list[AppendResult]: ...
+
+    @abc.abstractmethod
+    async def _read_stream(
+        self, stream_id: str, from_version: int | None, backwards: bool, limit: int | None
+    ) -> list[RecordedEvent]: ...
+
+    @abc.abstractmethod
+    async def _read_page(
+        self, after: int, limit: int, flt: ReadFilter
+    ) -> tuple[list[RecordedEvent], int]:
+        """Events above ``after`` matching ``flt``, and the head they were read against.
+
+        Every returned event has a position ≤ head, and when fewer than ``limit`` come
+        back, there is no matching event in ``(after, head]`` that was not returned.
+        """
+
+    @abc.abstractmethod
+    async def _stream_version(self, stream_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _head(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _get_checkpoint(self, name: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _commit_projection(
+        self, name: str, position: int, statements: list[SqlStatement], expected: int | None
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...

@@ -1,0 +1,142 @@
+"""The single writer with group commit, shared by the adapters.
+
+Callers queue jobs and await their futures. One task takes whatever has queued up and
+hands it to the adapter as one group: appends that arrive while a commit is running share
+the next transaction (and so its fsync), and each still succeeds or fails on its own.
+Projection writes go through the same queue, one transaction each, so they keep their
+order relative to appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .base import SqlStatement
+from .envelope import AppendResult
+from .errors import EventStoreError
+from .prepare import PreparedPart
+
+#: Upper bound on events in one group; a single larger append still goes alone.
+MAX_GROUP_EVENTS = 50_000
+
+
+@dataclass(slots=True)
+class AppendJob:
+    parts: list[PreparedPart]
+    future: asyncio.Future[list[AppendResult]]
+    n_events: int
+
+    def settle(self, outcome: list[AppendResult] | BaseException) -> None:
+        if self.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
+@dataclass(slots=True)
+class ProjectionJob:
+    name: str
+    position: int
+    statements: list[SqlStatement]
+    expected: int | None
+    future: asyncio.Future[None]
+
+    def settle(self, error: BaseException | None) -> None:
+        if self.future.done():
+            return
+        if error is None:
+            self.future.set_result(None)
+        else:
+            self.future.set_exception(error)
+
+
+WriteAppends = Callable[[list[AppendJob]], Awaitable[None]]
+WriteProjection = Callable[[ProjectionJob], Awaitable[None]]
+
+
+class GroupCommitter:
+    """Queues writes and runs them one group at a time on the event loop.
+
+    ``write_appends`` must settle every job it is given (a result or an error each);
+    ``write_projection`` likewise for its job. Anything they raise settles the jobs of
+    that group with the error, so no caller waits forever.
+    """
+
+    def __init__(
+        self,
+        write_appends: WriteAppends,
+        write_projection: WriteProjection,
+        *,
+        max_group_events: int = MAX_GROUP_EVENTS,
+    ) -> None:
+        self._write_appends = write_appends
+        self._write_projection = write_projection
+        self._max = max_group_events
+        self._jobs: deque[AppendJob | ProjectionJob] = deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="es-writer")
+
+    async def append(self, parts: list[PreparedPart]) -> list[AppendResult]:
+        future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+        self._jobs.append(AppendJob(parts, future, sum(len(p) for p in parts)))
+        self._wake.set()
+        return await future
+
+    async def project(
+        self, name: str, position: int, statements: list[SqlStatement], expected: int | None
+    ) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._jobs.append(ProjectionJob(name, position, statements, expected, future))
+        self._wake.set()
+        await future
+
+    async def stop(self) -> None:
+        """Commit what is queued, then end the writer."""
+        self._stopping = True
+        self._wake.set()
+        await self._task
+
+    async def _run(self) -> None:
+        jobs = self._jobs
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while jobs:
+                if isinstance(jobs[0], ProjectionJob):
+                    job = jobs.popleft()
+                    assert isinstance(job, ProjectionJob)
+                    await self._guard([job], self._write_projection(job))
+                else:
+                    group: list[AppendJob] = []
+                    total = 0
+                    while jobs and isinstance(jobs[0], AppendJob):
+                        n = jobs[0].n_events
+                        if group and total + n > self._max:
+                            break
+                        job = jobs.popleft()
+                        assert isinstance(job, AppendJob)
+                        group.append(job)
+                        total += n
+                    await self._guard(group, self._write_appends(group))
+                # Let the tasks just served queue their next writes before the next group.
+                await asyncio.sleep(0)
+            if self._stopping:
+                return
+
+    @staticmethod
+    async def _guard(group: list[Any], write: Awaitable[None]) -> None:
+        try:
+            await write
+        except EventStoreError as exc:
+            for job in group:
+                job.settle(exc)
+        except Exception as exc:  # a bug or driver failure must not strand callers
+            for job in group:
+                job.settle(exc)

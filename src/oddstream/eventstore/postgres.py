@@ -1,0 +1,401 @@
+"""PostgreSQL adapter: psycopg 3 (async), a connection pool for reads, one writer
+connection per process with group commit, LISTEN/NOTIFY for live subscriptions.
+
+The sequence-gap trap (a reader sees position 11 committed before 10 and never sees 10)
+is avoided by serializing position assignment: every appending transaction first takes a
+transaction-scoped advisory lock, then numbers its events from the current maximum. The
+lock is held until commit, so positions become visible strictly in order, across any
+number of processes. Group commit makes the lock cheap: one lock, one round trip of
+checks and one commit serve every append that queued up meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import zlib
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from .base import DEFAULT_IDLE_RECHECK, EventStore, ReadFilter, SqlStatement
+from .envelope import AppendResult, RecordedEvent
+from .errors import CheckpointConflict, InvalidEvent, StoreUnavailable
+from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
+from .planner import BatchState, ExistingEvent, plan_batch
+from .prepare import PreparedPart
+
+log = logging.getLogger(__name__)
+
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.events (
+    position       bigint      PRIMARY KEY,
+    stream_id      text        NOT NULL,
+    version        bigint      NOT NULL,
+    event_id       uuid        NOT NULL UNIQUE,
+    type           text        NOT NULL,
+    schema_version integer     NOT NULL,
+    data           jsonb       NOT NULL,
+    metadata       jsonb       NOT NULL,
+    recorded_at    timestamptz NOT NULL,
+    UNIQUE (stream_id, version)
+);
+CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
+    name       text        PRIMARY KEY,
+    position   bigint      NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+_SELECT = (
+    "SELECT position, stream_id, version, uuid_send(event_id), type, schema_version, "
+    "data::text, metadata::text, (extract(epoch FROM recorded_at) * 1000000)::int8 "
+    "FROM {schema}.events "
+)
+
+_INSERT = (
+    "INSERT INTO {schema}.events (position, stream_id, version, event_id, type, "
+    "schema_version, data, metadata, recorded_at) "
+    "SELECT p, s, v, encode(i, 'hex')::uuid, t, sv, convert_from(d, 'UTF8')::jsonb, "
+    "convert_from(m, 'UTF8')::jsonb, 'epoch'::timestamptz + %b::int8 * interval '1 microsecond' "
+    "FROM unnest(%b::int8[], %b::text[], %b::int8[], %b::bytea[], %b::text[], %b::int4[], "
+    "%b::bytea[], %b::bytea[]) AS u(p, s, v, i, t, sv, d, m)"
+)
+
+
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key for these names."""
+    raw = zlib.crc32("\x00".join(parts).encode()) | (zlib.adler32(parts[0].encode()) << 32)
+    return raw - (1 << 64) if raw >= 1 << 63 else raw
+
+
+class PostgresEventStore(EventStore):
+    """The services-mode event store. Open with :meth:`open`.
+
+    ``schema`` names the PostgreSQL schema holding the tables (default ``oddstream``);
+    several stores can share a database in different schemas.
+    """
+
+    backend = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "oddstream",
+        pool_size: int = 8,
+        idle_recheck: float = DEFAULT_IDLE_RECHECK,
+    ) -> None:
+        super().__init__(idle_recheck=idle_recheck)
+        if not SCHEMA_NAME.match(schema):
+            raise InvalidEvent(
+                f"schema {schema!r} must be lower-case letters, digits and '_' (≤ 48 chars)"
+            )
+        self.url = url
+        self.schema = schema
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+        )
+        ident = sql.Identifier(schema)
+        self._channel = f"{schema}_events"
+        self._lock = _lock_key(schema, "append")
+        self._q_select = sql.SQL(_SELECT).format(schema=ident)
+        self._q_insert = sql.SQL(_INSERT).format(schema=ident)
+        self._q_table = sql.SQL("{schema}.events").format(schema=ident)
+        self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
+        self._writer: psycopg.AsyncConnection[Any] | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self._committer: GroupCommitter | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        schema: str = "oddstream",
+        pool_size: int = 8,
+        idle_recheck: float = DEFAULT_IDLE_RECHECK,
+    ) -> PostgresEventStore:
+        """Connect, create the schema if needed, and start listening for commits."""
+        store = cls(url, schema=schema, pool_size=pool_size, idle_recheck=idle_recheck)
+        try:
+            await store._pool.open(wait=True, timeout=10.0)
+            await store._create_schema()
+            store._writer = await store._connect()
+        except (psycopg.Error, Exception) as exc:
+            await store._pool.close()
+            if isinstance(exc, psycopg.Error | TimeoutError):
+                raise StoreUnavailable(f"PostgreSQL at {url!r} is not usable: {exc}") from exc
+            raise
+        store._committer = GroupCommitter(store._write_appends, store._write_projection)
+        listening = asyncio.get_running_loop().create_future()
+        store._listener_task = asyncio.create_task(store._listen(listening), name="es-listen")
+        await listening
+        await store.head_position()
+        return store
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+
+    async def _create_schema(self) -> None:
+        ident = sql.Identifier(self.schema)
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, "ddl"),))
+            await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+            await conn.execute(sql.SQL(_DDL).format(schema=ident))
+
+    # ----------------------------------------------------------------- writer side
+    async def _submit(self, parts: list[PreparedPart]) -> list[AppendResult]:
+        assert self._committer is not None
+        return await self._committer.append(parts)
+
+    async def _commit_projection(
+        self, name: str, position: int, statements: list[SqlStatement], expected: int | None
+    ) -> None:
+        assert self._committer is not None
+        await self._committer.project(name, position, statements, expected)
+
+    async def _writer_conn(self) -> psycopg.AsyncConnection[Any]:
+        if self._writer is None or self._writer.closed or self._writer.broken:
+            try:
+                self._writer = await self._connect()
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        return self._writer
+
+    async def _write_appends(self, group: list[AppendJob]) -> None:
+        try:
+            plan = await self._commit_group(group)
+        except psycopg.errors.UniqueViolation as exc:
+            if len(group) > 1:  # find the one that collides; the others go through
+                for job in group:
+                    await self._write_appends([job])
+                return
+            group[0].settle(StoreUnavailable(f"append rejected by PostgreSQL: {exc}"))
+            return
+        except psycopg.OperationalError as exc:
+            # The connection failed: a COMMIT may or may not have reached the server.
+            # Retrying with the same event ids is safe (idempotent appends).
+            error = StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=True)
+            for job in group:
+                job.settle(error)
+            return
+        except psycopg.Error as exc:
+            error = StoreUnavailable(f"PostgreSQL failed: {exc}")
+            for job in group:
+                job.settle(error)
+            return
+        for job, outcome in zip(group, plan.outcomes, strict=True):
+            job.settle(outcome)
+        if plan.rows:
+            self._notifier.advance(plan.last_position)
+
+    async def _commit_group(self, group: list[AppendJob]) -> Any:
+        conn = await self._writer_conn()
+        streams = list({p.stream_id for job in group for p in job.parts})
+        supplied = [
+            eid
+            for job in group
+            for p in job.parts
+            if p.supplied
+            for eid, s in zip(p.event_ids, p.supplied, strict=True)
+            if s
+        ]
+        async with conn.pipeline(), conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+            c_versions = await conn.execute(
+                sql.SQL(
+                    "SELECT stream_id, max(version) FROM {} WHERE stream_id = ANY(%b) "
+                    "GROUP BY stream_id"
+                ).format(self._q_table),
+                (streams,),
+            )
+            c_head = await conn.execute(
+                sql.SQL("SELECT coalesce(max(position), 0) FROM {}").format(self._q_table)
+            )
+            c_existing = None
+            if supplied:
+                c_existing = await conn.execute(
+                    sql.SQL(
+                        "SELECT uuid_send(event_id), stream_id, version, position FROM {} "
+                        "WHERE event_id IN "
+                        "(SELECT encode(x, 'hex')::uuid FROM unnest(%b::bytea[]) AS x)"
+                    ).format(self._q_table),
+                    (supplied,),
+                )
+            versions = dict(await c_versions.fetchall())
+            (head,) = await c_head.fetchone()  # type: ignore[misc]
+            existing: dict[bytes, ExistingEvent] = {}
+            if c_existing is not None:
+                for eid, stream_id, version, position in await c_existing.fetchall():
+                    existing[bytes(eid)] = ExistingEvent(stream_id, version, position)
+            state = BatchState(versions, existing, head, time.time_ns() // 1000)
+            plan = plan_batch(state, [j.parts for j in group])
+            if plan.rows:
+                cols = list(zip(*plan.rows, strict=True))
+                await conn.execute(
+                    self._q_insert,
+                    (
+                        state.recorded_us,
+                        list(cols[0]),
+                        list(cols[1]),
+                        list(cols[2]),
+                        list(cols[3]),
+                        list(cols[4]),
+                        list(cols[5]),
+                        list(cols[6]),
+                        list(cols[7]),
+                    ),
+                )
+                await conn.execute(
+                    "SELECT pg_notify(%s, %s)", (self._channel, str(plan.last_position))
+                )
+        return plan
+
+    async def _write_projection(self, job: ProjectionJob) -> None:
+        conn = await self._writer_conn()
+        try:
+            async with conn.transaction():
+                if job.expected is not None:
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, job.name),)
+                    )
+                    cur = await conn.execute(
+                        sql.SQL("SELECT position FROM {} WHERE name = %s").format(
+                            self._q_checkpoints
+                        ),
+                        (job.name,),
+                    )
+                    row = await cur.fetchone()
+                    actual = row[0] if row else 0
+                    if actual != job.expected:
+                        raise CheckpointConflict(job.name, job.expected, actual)
+                async with conn.cursor() as cur:
+                    for st in job.statements:
+                        if st.many:
+                            await cur.executemany(st.sql, st.params)  # type: ignore[arg-type]
+                        else:
+                            await cur.execute(st.sql, st.params)  # type: ignore[arg-type]
+                await conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (name, position, updated_at) VALUES (%s, %s, now()) "
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                        "updated_at = excluded.updated_at"
+                    ).format(self._q_checkpoints),
+                    (job.name, job.position),
+                )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=True) from exc
+        job.settle(None)
+
+    # ----------------------------------------------------------------- live wake-ups
+    async def _listen(self, ready: asyncio.Future[None]) -> None:
+        delay = 0.1
+        while not self._closed:
+            try:
+                conn = await self._connect()
+                try:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    if not ready.done():
+                        ready.set_result(None)
+                    else:  # reconnected: we may have missed notifications
+                        self._notifier.poke()
+                    delay = 0.1
+                    async for note in conn.notifies():
+                        with contextlib.suppress(ValueError):
+                            self._notifier.advance(int(note.payload))
+                finally:
+                    await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except psycopg.Error as exc:
+                if not ready.done():
+                    ready.set_exception(StoreUnavailable(f"cannot LISTEN: {exc}"))
+                    return
+                log.warning("event store listener lost its connection: %s", exc)
+                self._notifier.poke()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # ----------------------------------------------------------------- reader side
+    async def _fetch(self, query: Any, params: Any = ()) -> list[tuple[Any, ...]]:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(query, params, binary=True)
+                return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+
+    async def _read_stream(
+        self, stream_id: str, from_version: int | None, backwards: bool, limit: int | None
+    ) -> list[RecordedEvent]:
+        if backwards:
+            cond = "WHERE stream_id = %s AND version <= %s ORDER BY version DESC"
+            start = from_version if from_version is not None else 1 << 62
+        else:
+            cond = "WHERE stream_id = %s AND version >= %s ORDER BY version"
+            start = from_version if from_version is not None else 1
+        query = self._q_select + sql.SQL(cond)
+        params: list[Any] = [stream_id, start]
+        if limit is not None:
+            query += sql.SQL(" LIMIT %s")
+            params.append(limit)
+        return list(map(RecordedEvent.from_row, await self._fetch(query, params)))
+
+    async def _read_page(
+        self, after: int, limit: int, flt: ReadFilter
+    ) -> tuple[list[RecordedEvent], int]:
+        head = await self._head()
+        query = self._q_select + sql.SQL("WHERE position > %s AND position <= %s")
+        params: list[Any] = [after, head]
+        if flt.stream_prefix is not None:
+            query += sql.SQL(" AND left(stream_id, %s) = %s")
+            params += [len(flt.stream_prefix), flt.stream_prefix]
+        if flt.types is not None:
+            query += sql.SQL(" AND type = ANY(%s)")
+            params.append(sorted(flt.types))
+        query += sql.SQL(" ORDER BY position LIMIT %s")
+        params.append(limit)
+        rows = await self._fetch(query, params)
+        return list(map(RecordedEvent.from_row, rows)), head
+
+    async def _stream_version(self, stream_id: str) -> int:
+        rows = await self._fetch(
+            sql.SQL("SELECT coalesce(max(version), 0) FROM {} WHERE stream_id = %s").format(
+                self._q_table
+            ),
+            (stream_id,),
+        )
+        return int(rows[0][0])
+
+    async def _head(self) -> int:
+        rows = await self._fetch(
+            sql.SQL("SELECT coalesce(max(position), 0) FROM {}").format(self._q_table)
+        )
+        return int(rows[0][0])
+
+    async def _get_checkpoint(self, name: str) -> int:
+        rows = await self._fetch(
+            sql.SQL("SELECT position FROM {} WHERE name = %s").format(self._q_checkpoints),
+            (name,),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    # ----------------------------------------------------------------- shutdown
+    async def _close(self) -> None:
+        if self._committer is not None:
+            await self._committer.stop()
+        if self._listener_task is not None:
+            self._listener_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener_task
+        if self._writer is not None:
+            await self._writer.close()
+        await self._pool.close()
