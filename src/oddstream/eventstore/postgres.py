@@ -15,19 +15,26 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 import zlib
+from importlib import resources
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from .base import DEFAULT_IDLE_RECHECK, EventStore, ReadFilter, SqlStatement
-from .envelope import AppendResult, RecordedEvent
-from .errors import CheckpointConflict, InvalidEvent, StoreUnavailable
+from .envelope import AppendResult, ExpectedVersion, RecordedEvent
+from .errors import (
+    CheckpointConflict,
+    DuplicateEventId,
+    EventStoreError,
+    InvalidEvent,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
-from .planner import BatchState, ExistingEvent, plan_batch
 from .prepare import PreparedPart
 
 log = logging.getLogger(__name__)
@@ -60,14 +67,34 @@ _SELECT = (
     "FROM {schema}.events "
 )
 
-_INSERT = (
-    "INSERT INTO {schema}.events (position, stream_id, version, event_id, type, "
-    "schema_version, data, metadata, recorded_at) "
-    "SELECT p, s, v, encode(i, 'hex')::uuid, t, sv, convert_from(d, 'UTF8')::jsonb, "
-    "convert_from(m, 'UTF8')::jsonb, 'epoch'::timestamptz + %b::int8 * interval '1 microsecond' "
-    "FROM unnest(%b::int8[], %b::text[], %b::int8[], %b::bytea[], %b::text[], %b::int4[], "
-    "%b::bytea[], %b::bytea[]) AS u(p, s, v, i, t, sv, d, m)"
+_EXPECTED_CODES = {
+    ExpectedVersion.ANY: -1,
+    ExpectedVersion.NO_STREAM: -2,
+    ExpectedVersion.STREAM_EXISTS: -3,
+}
+_APPEND_GROUP = (resources.files(__package__) / "sql" / "append_group.sql").read_text()
+_APPEND_CALL = (
+    "SELECT * FROM {schema}.append_group(%b, %b, %b::int4[], %b::text[], %b::int8[], "
+    "%b::int4[], %b::bool[], %b::bytea[], %b::text[], %b::int4[], %b::bytea[], %b::bytea[])"
 )
+
+
+def _outcome(
+    parts: list[PreparedPart], rows: list[tuple[Any, ...]]
+) -> list[AppendResult] | EventStoreError:
+    """Turn ``append_group``'s rows for one request into its result or error."""
+    for part, (status, _v, _f, _l, actual, detail) in zip(parts, rows, strict=True):
+        if status == 2:
+            return WrongExpectedVersion(part.stream_id, part.expected, actual)
+        if status == 3:
+            supplied = part.supplied or []
+            raw = next((e for e, s in zip(part.event_ids, supplied, strict=False) if s), None)
+            return DuplicateEventId(part.stream_id, UUID(bytes=raw) if raw else None, detail)
+    retry = rows[0][0] == 1
+    return [
+        AppendResult(part.stream_id, version, first, last, idempotent_retry=retry)
+        for part, (_s, version, first, last, _a, _d) in zip(parts, rows, strict=True)
+    ]
 
 
 def _lock_key(*parts: str) -> int:
@@ -107,7 +134,7 @@ class PostgresEventStore(EventStore):
         self._channel = f"{schema}_events"
         self._lock = _lock_key(schema, "append")
         self._q_select = sql.SQL(_SELECT).format(schema=ident)
-        self._q_insert = sql.SQL(_INSERT).format(schema=ident)
+        self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
         self._writer: psycopg.AsyncConnection[Any] | None = None
@@ -150,6 +177,7 @@ class PostgresEventStore(EventStore):
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, "ddl"),))
             await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
             await conn.execute(sql.SQL(_DDL).format(schema=ident))
+            await conn.execute(sql.SQL(_APPEND_GROUP).format(schema=ident))
 
     # ----------------------------------------------------------------- writer side
     async def _submit(self, parts: list[PreparedPart]) -> list[AppendResult]:
@@ -172,7 +200,7 @@ class PostgresEventStore(EventStore):
 
     async def _write_appends(self, group: list[AppendJob]) -> None:
         try:
-            plan = await self._commit_group(group)
+            rows = await self._call_append_group(group)
         except psycopg.errors.UniqueViolation as exc:
             if len(group) > 1:  # find the one that collides; the others go through
                 for job in group:
@@ -181,7 +209,7 @@ class PostgresEventStore(EventStore):
             group[0].settle(StoreUnavailable(f"append rejected by PostgreSQL: {exc}"))
             return
         except psycopg.OperationalError as exc:
-            # The connection failed: a COMMIT may or may not have reached the server.
+            # The connection failed: the statement may or may not have committed.
             # Retrying with the same event ids is safe (idempotent appends).
             error = StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=True)
             for job in group:
@@ -192,72 +220,60 @@ class PostgresEventStore(EventStore):
             for job in group:
                 job.settle(error)
             return
-        for job, outcome in zip(group, plan.outcomes, strict=True):
+        results = iter(rows)
+        last = 0
+        for job in group:
+            outcome = _outcome(job.parts, [next(results) for _ in job.parts])
+            if isinstance(outcome, list) and not outcome[0].idempotent_retry:
+                last = max(last, *(r.last_position for r in outcome))
             job.settle(outcome)
-        if plan.rows:
-            self._notifier.advance(plan.last_position)
+        if last:
+            self._notifier.advance(last)
 
-    async def _commit_group(self, group: list[AppendJob]) -> Any:
+    async def _call_append_group(self, group: list[AppendJob]) -> list[tuple[Any, ...]]:
+        """Send the whole group as one call of ``append_group`` (one round trip)."""
+        req: list[int] = []
+        streams: list[str] = []
+        expected: list[int] = []
+        counts: list[int] = []
+        check: list[bool] = []
+        ids: list[bytes] = []
+        types: list[str] = []
+        svs: list[int] = []
+        data: list[bytes] = []
+        meta: list[bytes] = []
+        for index, job in enumerate(group):
+            for part in job.parts:
+                req.append(index)
+                streams.append(part.stream_id)
+                exp = part.expected
+                expected.append(exp if isinstance(exp, int) else _EXPECTED_CODES[exp])
+                counts.append(len(part))
+                check.append(part.supplied is not None)
+                ids += part.event_ids
+                types += part.types
+                svs += part.schema_versions
+                data += part.data
+                meta += part.metadata
         conn = await self._writer_conn()
-        streams = list({p.stream_id for job in group for p in job.parts})
-        supplied = [
-            eid
-            for job in group
-            for p in job.parts
-            if p.supplied
-            for eid, s in zip(p.event_ids, p.supplied, strict=True)
-            if s
-        ]
-        async with conn.pipeline(), conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
-            c_versions = await conn.execute(
-                sql.SQL(
-                    "SELECT stream_id, max(version) FROM {} WHERE stream_id = ANY(%b) "
-                    "GROUP BY stream_id"
-                ).format(self._q_table),
-                (streams,),
-            )
-            c_head = await conn.execute(
-                sql.SQL("SELECT coalesce(max(position), 0) FROM {}").format(self._q_table)
-            )
-            c_existing = None
-            if supplied:
-                c_existing = await conn.execute(
-                    sql.SQL(
-                        "SELECT uuid_send(event_id), stream_id, version, position FROM {} "
-                        "WHERE event_id IN "
-                        "(SELECT encode(x, 'hex')::uuid FROM unnest(%b::bytea[]) AS x)"
-                    ).format(self._q_table),
-                    (supplied,),
-                )
-            versions = dict(await c_versions.fetchall())
-            (head,) = await c_head.fetchone()  # type: ignore[misc]
-            existing: dict[bytes, ExistingEvent] = {}
-            if c_existing is not None:
-                for eid, stream_id, version, position in await c_existing.fetchall():
-                    existing[bytes(eid)] = ExistingEvent(stream_id, version, position)
-            state = BatchState(versions, existing, head, time.time_ns() // 1000)
-            plan = plan_batch(state, [j.parts for j in group])
-            if plan.rows:
-                cols = list(zip(*plan.rows, strict=True))
-                await conn.execute(
-                    self._q_insert,
-                    (
-                        state.recorded_us,
-                        list(cols[0]),
-                        list(cols[1]),
-                        list(cols[2]),
-                        list(cols[3]),
-                        list(cols[4]),
-                        list(cols[5]),
-                        list(cols[6]),
-                        list(cols[7]),
-                    ),
-                )
-                await conn.execute(
-                    "SELECT pg_notify(%s, %s)", (self._channel, str(plan.last_position))
-                )
-        return plan
+        cur = await conn.execute(
+            self._q_append,
+            (
+                self._lock,
+                self._channel,
+                req,
+                streams,
+                expected,
+                counts,
+                check,
+                ids,
+                types,
+                svs,
+                data,
+                meta,
+            ),
+        )
+        return await cur.fetchall()
 
     async def _write_projection(self, job: ProjectionJob) -> None:
         conn = await self._writer_conn()

@@ -1,0 +1,514 @@
+"""The event store's rules, checked identically against every adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from oddstream.eventstore import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    CheckpointConflict,
+    DuplicateEventId,
+    EventStore,
+    InvalidEvent,
+    NewEvent,
+    SqlStatement,
+    StoreClosed,
+    StreamAppend,
+    WrongExpectedVersion,
+)
+
+
+def ev(n: int = 0, **kw) -> NewEvent:
+    return NewEvent(kw.pop("type", "Happened"), {"n": n}, **kw)
+
+
+def evs(count: int, start: int = 0) -> list[NewEvent]:
+    return [ev(start + i) for i in range(count)]
+
+
+# ----------------------------------------------------------------------------- appends
+
+
+async def test_first_append_creates_stream(store: EventStore) -> None:
+    result = await store.append("order-1", evs(3), NO_STREAM)
+    assert (result.version, result.first_position, result.last_position) == (3, 1, 3)
+    assert list(result.positions) == [1, 2, 3]
+    assert not result.idempotent_retry
+    assert await store.stream_version("order-1") == 3
+    assert await store.head_position() == 3
+
+
+async def test_versions_and_positions_across_streams(store: EventStore) -> None:
+    await store.append("a-1", evs(2))
+    r = await store.append("b-1", evs(1))
+    assert (r.version, r.first_position) == (1, 3)
+    r = await store.append("a-1", evs(1), 2)
+    assert (r.version, r.first_position) == (3, 4)
+    stored = await store.read_stream("a-1")
+    assert [e.version for e in stored] == [1, 2, 3]
+    assert [e.position for e in stored] == [1, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected", "actual"),
+    [
+        (0, 1, 0),  # exact on a missing stream
+        (2, 1, 2),  # exact, stale
+        (2, 3, 2),  # exact, ahead
+        (2, NO_STREAM, 2),
+        (0, STREAM_EXISTS, 0),
+    ],
+)
+async def test_wrong_expected_version_names_both_and_writes_nothing(
+    store: EventStore, setup: int, expected, actual: int
+) -> None:
+    if setup:
+        await store.append("s-1", evs(setup))
+    head = await store.head_position()
+    with pytest.raises(WrongExpectedVersion) as info:
+        await store.append("s-1", evs(2), expected)
+    assert info.value.expected == expected
+    assert info.value.actual == actual
+    assert info.value.stream_id == "s-1"
+    assert str(expected) in str(info.value)
+    assert await store.head_position() == head
+    assert await store.stream_version("s-1") == setup
+
+
+async def test_expected_version_forms_that_succeed(store: EventStore) -> None:
+    assert (await store.append("s-1", evs(1), 0)).version == 1  # 0 means "no stream yet"
+    assert (await store.append("s-1", evs(1), STREAM_EXISTS)).version == 2
+    assert (await store.append("s-1", evs(1), ANY)).version == 3
+    assert (await store.append("s-1", evs(1), 3)).version == 4
+    assert (await store.append("s-2", evs(1), ANY)).version == 1
+
+
+async def test_envelope_round_trip(store: EventStore) -> None:
+    eid = uuid.uuid4()
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    data = {"amount": 1250, "nested": {"list": [1, "two", None, True]}, "text": "é ü 漢"}
+    meta = {"correlation_id": "corr-1", "causation_id": "cause-1", "who": "tester"}
+    await store.append(
+        "bet-9",
+        [NewEvent("BetPlaced", data, meta, event_id=eid, schema_version=3)],
+        NO_STREAM,
+    )
+    (got,) = await store.read_stream("bet-9")
+    assert got.event_id == eid
+    assert got.type == "BetPlaced"
+    assert got.schema_version == 3
+    assert got.data == data
+    assert got.metadata == meta
+    assert got.correlation_id == "corr-1"
+    assert got.causation_id == "cause-1"
+    assert (got.stream_id, got.version, got.position) == ("bet-9", 1, 1)
+    assert got.recorded_at.tzinfo is not None
+    assert before <= got.recorded_at <= datetime.now(UTC) + timedelta(seconds=5)
+    as_dict = got.to_dict()
+    assert as_dict["event_id"] == str(eid)
+    assert as_dict["data"] == data
+
+
+async def test_generated_event_ids_are_unique_and_time_ordered(store: EventStore) -> None:
+    await store.append("s-1", evs(50))
+    ids = [e.event_id for e in await store.read_stream("s-1")]
+    assert len(set(ids)) == 50
+    assert all(i.version == 7 for i in ids)
+
+
+# ----------------------------------------------------------------------------- idempotence
+
+
+@pytest.mark.parametrize("expected", [NO_STREAM, 0, ANY])
+async def test_retry_with_same_ids_returns_original_result(store: EventStore, expected) -> None:
+    batch = [ev(i, event_id=uuid.uuid4()) for i in range(3)]
+    first = await store.append("s-1", batch, expected)
+    await store.append("other-1", evs(2))
+    again = await store.append("s-1", batch, expected)
+    assert again.idempotent_retry
+    assert (again.version, again.first_position, again.last_position) == (
+        first.version,
+        first.first_position,
+        first.last_position,
+    )
+    assert await store.stream_version("s-1") == 3
+    assert await store.head_position() == 5
+
+
+async def test_retry_after_stream_moved_on_is_still_idempotent(store: EventStore) -> None:
+    await store.append("s-1", evs(2))
+    batch = [ev(9, event_id=uuid.uuid4())]
+    first = await store.append("s-1", batch, 2)
+    await store.append("s-1", evs(3), 3)
+    again = await store.append("s-1", batch, 2)
+    assert again.idempotent_retry
+    assert again.version == first.version == 3
+
+
+async def test_retry_with_a_different_exact_version_is_a_conflict(store: EventStore) -> None:
+    batch = [ev(1, event_id=uuid.uuid4())]
+    await store.append("s-1", batch, NO_STREAM)
+    with pytest.raises(WrongExpectedVersion):
+        await store.append("s-1", batch, 5)
+
+
+async def test_id_stored_in_another_stream_is_rejected(store: EventStore) -> None:
+    eid = uuid.uuid4()
+    await store.append("s-1", [ev(1, event_id=eid)])
+    head = await store.head_position()
+    with pytest.raises(DuplicateEventId) as info:
+        await store.append("s-2", [ev(1, event_id=eid)])
+    assert info.value.stream_id == "s-2"
+    assert await store.head_position() == head
+
+
+async def test_partly_stored_append_is_rejected(store: EventStore) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    await store.append("s-1", [ev(1, event_id=a)])
+    with pytest.raises(DuplicateEventId):
+        await store.append("s-1", [ev(1, event_id=a), ev(2, event_id=b)])
+    assert await store.stream_version("s-1") == 1
+
+
+async def test_ids_in_another_order_are_rejected(store: EventStore) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    await store.append("s-1", [ev(1, event_id=a), ev(2, event_id=b)])
+    with pytest.raises(DuplicateEventId):
+        await store.append("s-1", [ev(2, event_id=b), ev(1, event_id=a)])
+
+
+async def test_same_id_twice_in_one_append_is_invalid(store: EventStore) -> None:
+    a = uuid.uuid4()
+    with pytest.raises(InvalidEvent):
+        await store.append("s-1", [ev(1, event_id=a), ev(2, event_id=a)])
+
+
+async def test_concurrent_retries_in_one_group_write_once(store: EventStore) -> None:
+    batch = [ev(i, event_id=uuid.uuid4()) for i in range(2)]
+    results = await asyncio.gather(*(store.append("s-1", batch, ANY) for _ in range(5)))
+    assert sum(not r.idempotent_retry for r in results) == 1
+    assert {r.first_position for r in results} == {1}
+    assert await store.head_position() == 2
+
+
+# ----------------------------------------------------------------------------- multi-stream
+
+
+async def test_multi_stream_append_is_atomic(store: EventStore) -> None:
+    await store.append("wallet-1", evs(1))
+    results = await store.append_multi(
+        [
+            StreamAppend("race-1", evs(2), NO_STREAM),
+            StreamAppend("wallet-1", evs(1), 1),
+        ]
+    )
+    assert [(r.stream_id, r.version) for r in results] == [("race-1", 2), ("wallet-1", 2)]
+    assert results[0].last_position + 1 == results[1].first_position
+    with pytest.raises(WrongExpectedVersion) as info:
+        await store.append_multi(
+            [
+                StreamAppend("race-1", evs(1), 2),
+                StreamAppend("wallet-1", evs(1), 1),  # stale
+            ]
+        )
+    assert info.value.stream_id == "wallet-1"
+    assert await store.stream_version("race-1") == 2
+    assert await store.head_position() == 4
+
+
+async def test_multi_stream_retry_is_idempotent(store: EventStore) -> None:
+    parts = [
+        StreamAppend("a-1", [ev(1, event_id=uuid.uuid4())], NO_STREAM),
+        StreamAppend("b-1", [ev(2, event_id=uuid.uuid4())], NO_STREAM),
+    ]
+    first = await store.append_multi(parts)
+    again = await store.append_multi(parts)
+    assert all(r.idempotent_retry for r in again)
+    assert [r.first_position for r in again] == [r.first_position for r in first]
+    assert await store.head_position() == 2
+
+
+async def test_multi_stream_with_one_part_already_stored_is_rejected(store: EventStore) -> None:
+    stored = StreamAppend("a-1", [ev(1, event_id=uuid.uuid4())])
+    await store.append_multi([stored])
+    with pytest.raises(DuplicateEventId):
+        await store.append_multi([stored, StreamAppend("b-1", evs(1))])
+    assert await store.stream_version("b-1") == 0
+
+
+async def test_multi_stream_rejects_the_same_stream_twice(store: EventStore) -> None:
+    with pytest.raises(InvalidEvent):
+        await store.append_multi([StreamAppend("a-1", evs(1)), StreamAppend("a-1", evs(1))])
+
+
+async def test_group_members_fail_on_their_own(store: EventStore) -> None:
+    await store.append("s-1", evs(1))
+    outcomes = await asyncio.gather(
+        store.append("s-2", evs(1)),
+        store.append("s-1", evs(1), 5),  # wrong version
+        store.append("s-3", evs(2), NO_STREAM),
+        store.append("s-3", evs(1), NO_STREAM),  # loses to the previous one
+        return_exceptions=True,
+    )
+    assert not isinstance(outcomes[0], Exception)
+    assert isinstance(outcomes[1], WrongExpectedVersion)
+    assert not isinstance(outcomes[2], Exception)
+    assert isinstance(outcomes[3], WrongExpectedVersion)
+    assert outcomes[3].actual == 2
+    positions = await store.read_all()
+    assert [e.position for e in positions] == [1, 2, 3, 4]
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+async def test_read_stream_directions_and_limits(store: EventStore) -> None:
+    await store.append("s-1", evs(10))
+    await store.append("s-2", evs(1))
+    fwd = await store.read_stream("s-1", from_version=4, limit=3)
+    assert [e.version for e in fwd] == [4, 5, 6]
+    back = await store.read_stream("s-1", backwards=True, limit=3)
+    assert [e.version for e in back] == [10, 9, 8]
+    back_from = await store.read_stream("s-1", backwards=True, from_version=2)
+    assert [e.version for e in back_from] == [2, 1]
+    assert [e.data["n"] for e in await store.read_stream("s-1")] == list(range(10))
+    assert await store.read_stream("missing-1") == []
+    assert await store.stream_version("missing-1") == 0
+
+
+async def test_read_all_pages_and_filters(store: EventStore) -> None:
+    await store.append("race-1", [ev(1, type="BetPlaced"), ev(2, type="OddsChanged")])
+    await store.append("wallet-1", [ev(3, type="Credited")])
+    await store.append("race-2", [ev(4, type="BetPlaced")])
+    await store.append("racecourse-1", [ev(5, type="Opened")])
+    everything = await store.read_all()
+    assert [e.position for e in everything] == [1, 2, 3, 4, 5]
+    assert [e.position for e in await store.read_all(after=2, limit=2)] == [3, 4]
+    assert [e.stream_id for e in await store.read_all(category="race")] == [
+        "race-1",
+        "race-1",
+        "race-2",
+    ]
+    assert [e.position for e in await store.read_all(stream_prefix="race")] == [1, 2, 4, 5]
+    assert [e.position for e in await store.read_all(types=["BetPlaced"])] == [1, 4]
+    both = await store.read_all(category="race", types={"OddsChanged", "Opened"})
+    assert [e.position for e in both] == [2]
+    assert await store.read_all(after=5) == []
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "events", "expected", "message"),
+    [
+        ("", [ev()], ANY, "empty"),
+        ("x" * 201, [ev()], ANY, "limit"),
+        ("bad\nid", [ev()], ANY, "control"),
+        ("bad\x00id", [ev()], ANY, "control"),
+        (" padded", [ev()], ANY, "white space"),
+        (42, [ev()], ANY, "string"),
+        ("s-1", [], ANY, "no events"),
+        ("s-1", [{"type": "x"}], ANY, "NewEvent"),
+        ("s-1", [NewEvent("T", ["not", "an", "object"])], ANY, "JSON object"),
+        ("s-1", [NewEvent("T", {"x": object()})], ANY, "JSON-serializable"),
+        ("s-1", [NewEvent("T", {1: "non-string key"})], ANY, "JSON-serializable"),
+        ("s-1", [NewEvent("T", {}, metadata="nope")], ANY, "metadata"),
+        ("s-1", [NewEvent("", {})], ANY, "event type"),
+        ("s-1", [NewEvent("T\t", {})], ANY, "event type"),
+        ("s-1", [NewEvent("T", {}, schema_version=0)], ANY, "schema_version"),
+        ("s-1", [NewEvent("T", {}, event_id="not-a-uuid")], ANY, "UUID"),
+        ("s-1", [ev()], -1, "negative"),
+        ("s-1", [ev()], "any", "expected version"),
+        ("s-1", [ev()], True, "expected version"),
+        ("s-1", [ev()], None, "expected version"),
+    ],
+)
+async def test_bad_input_is_rejected_and_nothing_is_written(
+    store: EventStore, stream_id, events, expected, message: str
+) -> None:
+    await store.append("seed-1", evs(1))
+    with pytest.raises(InvalidEvent, match=message):
+        await store.append(stream_id, events, expected)
+    assert await store.head_position() == 1
+
+
+async def test_oversized_event_is_rejected(store: EventStore) -> None:
+    with pytest.raises(InvalidEvent, match="limit"):
+        await store.append("s-1", [NewEvent("T", {"blob": "x" * (1 << 20)})])
+    assert await store.head_position() == 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.read_all(after=-1),
+        lambda s: s.read_all(limit=0),
+        lambda s: s.read_all(category="a-b"),
+        lambda s: s.read_all(category="a", stream_prefix="a-"),
+        lambda s: s.read_all(types=[]),
+        lambda s: s.read_stream("", limit=1),
+        lambda s: s.read_stream("s-1", limit=-5),
+        lambda s: s.get_checkpoint(""),
+        lambda s: s.save_checkpoint("p", -1),
+    ],
+)
+async def test_bad_read_arguments_raise_invalid_event(store: EventStore, call) -> None:
+    with pytest.raises(InvalidEvent):
+        await call(store)
+
+
+# ----------------------------------------------------------------------------- subscriptions
+
+
+async def _take(iterator, count: int, timeout: float = 10.0) -> list:
+    got = []
+    async with asyncio.timeout(timeout):
+        async for item in iterator:
+            got.append(item)
+            if len(got) == count:
+                break
+    return got
+
+
+async def test_subscribe_all_catches_up_then_goes_live(store: EventStore) -> None:
+    await store.append("s-1", evs(5))
+    sub = store.subscribe_all(after=2, batch_size=2)
+    reader = asyncio.create_task(_take(sub, 8))
+    await asyncio.sleep(0.05)
+    await store.append("s-2", evs(3))
+    await asyncio.sleep(0.05)
+    await store.append("s-1", evs(2), 5)
+    got = await reader
+    assert [e.position for e in got] == list(range(3, 11))
+
+
+async def test_subscribe_all_with_filter_skips_other_events(store: EventStore) -> None:
+    sub = store.subscribe_all(category="race", types=["BetPlaced"], batch_size=3)
+    reader = asyncio.create_task(_take(sub, 3))
+    for i in range(10):
+        await store.append(f"wallet-{i}", [ev(i, type="Credited")])
+        await store.append(f"race-{i % 2}", [ev(i, type="BetPlaced" if i % 3 == 0 else "X")])
+    got = await reader
+    assert [e.data["n"] for e in got] == [0, 3, 6]
+
+
+async def test_subscribe_stream_sees_only_its_stream(store: EventStore) -> None:
+    await store.append("s-1", evs(2))
+    sub = store.subscribe_stream("s-1", after_version=1)
+    reader = asyncio.create_task(_take(sub, 3))
+    await store.append("s-2", evs(4))
+    await store.append("s-1", evs(2, start=2), 2)
+    got = await reader
+    assert [(e.stream_id, e.version) for e in got] == [("s-1", 2), ("s-1", 3), ("s-1", 4)]
+
+
+async def test_subscription_ends_when_store_closes(store_factory) -> None:
+    s = await store_factory()
+    sub = s.subscribe_all()
+    reader = asyncio.create_task(_take(sub, 100, timeout=10))
+    await asyncio.sleep(0.05)
+    await s.close()
+    assert await reader == []
+
+
+async def test_wait_for_position(store: EventStore) -> None:
+    assert not await store.wait_for_position(1, timeout=0.05)
+    waiter = asyncio.create_task(store.wait_for_position(3, timeout=5))
+    await asyncio.sleep(0.02)
+    await store.append("s-1", evs(3))
+    assert await waiter
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+async def test_checkpoints(store: EventStore) -> None:
+    assert await store.get_checkpoint("board") == 0
+    await store.save_checkpoint("board", 10)
+    assert await store.get_checkpoint("board") == 10
+    await store.save_checkpoint("board", 12, expected=10)
+    with pytest.raises(CheckpointConflict) as info:
+        await store.save_checkpoint("board", 15, expected=10)
+    assert (info.value.expected, info.value.actual) == (10, 12)
+    await store.save_checkpoint("fresh", 1, expected=0)
+    assert await store.get_checkpoint("board") == 12
+
+
+def _projection_sql(backend: str) -> tuple[str, str]:
+    mark = "?" if backend == "sqlite" else "%s"
+    create = "CREATE TABLE IF NOT EXISTS proj_totals (k TEXT PRIMARY KEY, total INTEGER NOT NULL)"
+    upsert = (
+        f"INSERT INTO proj_totals (k, total) VALUES ({mark}, {mark}) "
+        "ON CONFLICT (k) DO UPDATE SET total = proj_totals.total + excluded.total"
+    )
+    return create, upsert
+
+
+async def test_projection_writes_and_checkpoint_commit_together(
+    store: EventStore, backend: str, request: pytest.FixtureRequest
+) -> None:
+    create, upsert = _projection_sql(backend)
+    if backend == "postgres":
+        schema = request.getfixturevalue("pg_schema")
+        create = create.replace("proj_totals", f"{schema}.proj_totals", 1)
+        upsert = upsert.replace("INTO proj_totals", f"INTO {schema}.proj_totals")
+    await store.commit_projection("totals", 0, [SqlStatement(create)])
+    await store.commit_projection(
+        "totals", 5, [SqlStatement(upsert, [("a", 1), ("b", 2), ("a", 3)], many=True)]
+    )
+    assert await store.get_checkpoint("totals") == 5
+    bad = SqlStatement("INSERT INTO no_such_table VALUES (1)")
+    with pytest.raises(Exception, match="no_such_table"):
+        await store.commit_projection("totals", 9, [SqlStatement(upsert, ("a", 100)), bad])
+    assert await store.get_checkpoint("totals") == 5  # neither the upsert nor the move
+    with pytest.raises(CheckpointConflict):
+        await store.commit_projection("totals", 9, [SqlStatement(upsert, ("a", 100))], expected=4)
+    await store.commit_projection("totals", 9, [SqlStatement(upsert, ("a", 10))], expected=5)
+    assert await store.get_checkpoint("totals") == 9
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+async def test_closed_store_refuses_calls(store_factory) -> None:
+    s = await store_factory()
+    await s.append("s-1", evs(1))
+    await s.close()
+    with pytest.raises(StoreClosed):
+        await s.append("s-1", evs(1))
+    with pytest.raises(StoreClosed):
+        await s.read_all()
+
+
+async def test_data_survives_reopen(store_factory) -> None:
+    s = await store_factory()
+    await s.append("s-1", evs(3))
+    await s.close()
+    s = await store_factory()
+    try:
+        assert await s.stream_version("s-1") == 3
+        r = await s.append("s-1", evs(1), 3)
+        assert r.first_position == 4
+    finally:
+        await s.close()
+
+
+async def test_pending_appends_complete_on_close(store_factory) -> None:
+    s = await store_factory()
+    tasks = [asyncio.create_task(s.append(f"s-{i}", evs(1))) for i in range(20)]
+    await asyncio.sleep(0)
+    await s.close()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(not isinstance(r, BaseException) for r in results)
+    s = await store_factory()
+    try:
+        assert await s.head_position() == 20
+    finally:
+        await s.close()
