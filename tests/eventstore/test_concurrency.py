@@ -31,9 +31,8 @@ async def _writer(store: EventStore, writer: int, rng: random.Random) -> tuple[i
             try:
                 result = await store.append(stream, events, version)
                 break
-            except WrongExpectedVersion as exc:
-                assert exc.actual != version
-                conflicts += 1
+            except WrongExpectedVersion:
+                conflicts += 1  # someone else appended first: re-read and try again
         done.append((stream, result))
     return conflicts, done
 
@@ -65,7 +64,8 @@ async def test_concurrent_writers_and_a_live_subscriber(store_factory) -> None:
 
         # Every acknowledged append is there, whole and contiguous.
         keys = Counter((e.data["w"], e.data["s"], e.data["k"]) for e in seen)
-        assert len(keys) == total and set(keys.values()) == {1}
+        assert len(keys) == total
+        assert set(keys.values()) == {1}
         by_position = {e.position: e for e in seen}
         per_stream = Counter()
         for _, done in outcomes:
