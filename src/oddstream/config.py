@@ -1,0 +1,45 @@
+"""One settings object, read from ``ODDSTREAM_*`` environment variables.
+
+The defaults are the embedded mode: an SQLite store under ``./data/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .eventstore.errors import InvalidEvent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"ODDSTREAM_{name}", default)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, with its environment variable in the comment."""
+
+    #: ODDSTREAM_STORE_URL: ``sqlite:///data/oddstream.db`` or ``postgresql://…``
+    store_url: str = field(default_factory=lambda: _env("STORE_URL", "sqlite:///data/oddstream.db"))
+    #: ODDSTREAM_SQLITE_SYNCHRONOUS: FULL (default, survives power loss) or NORMAL
+    sqlite_synchronous: str = field(default_factory=lambda: _env("SQLITE_SYNCHRONOUS", "FULL"))
+    #: ODDSTREAM_PG_SCHEMA: the PostgreSQL schema holding the store's tables
+    pg_schema: str = field(default_factory=lambda: _env("PG_SCHEMA", "oddstream"))
+    #: ODDSTREAM_HOST / ODDSTREAM_PORT: where ``oddstream serve`` listens
+    host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(_env("PORT", "8000")))
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given non-``None`` values replaced."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise InvalidEvent(f"unknown settings: {sorted(unknown)}")
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def store_options(self) -> dict[str, Any]:
+        """Adapter options for :func:`oddstream.eventstore.open_store`."""
+        if self.store_url.startswith(("postgresql://", "postgres://")):
+            return {"schema": self.pg_schema}
+        return {"synchronous": self.sqlite_synchronous}
