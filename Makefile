@@ -25,6 +25,7 @@ services:
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format $(LINT_DIRS)

@@ -14,7 +14,7 @@ Conventions (the same in every adapter):
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +67,7 @@ class StreamAppend:
     """One stream's part of a (possibly multi-stream) atomic append."""
 
     stream_id: str
-    events: tuple[NewEvent, ...] | list[NewEvent]
+    events: Sequence[NewEvent]
     expected: Expected = ExpectedVersion.ANY
 
 

@@ -296,9 +296,9 @@ class PostgresEventStore(EventStore):
                 async with conn.cursor() as cur:
                     for st in job.statements:
                         if st.many:
-                            await cur.executemany(st.sql, st.params)  # type: ignore[arg-type]
+                            await cur.executemany(st.sql, st.params)
                         else:
-                            await cur.execute(st.sql, st.params)  # type: ignore[arg-type]
+                            await cur.execute(st.sql, st.params)
                 await conn.execute(
                     sql.SQL(
                         "INSERT INTO {} (name, position, updated_at) VALUES (%s, %s, now()) "

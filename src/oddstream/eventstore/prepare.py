@@ -67,7 +67,7 @@ def validate_stream_id(stream_id: object) -> str:
 def validate_type(event_type: object) -> str:
     """Return ``event_type`` if it is an acceptable event type name."""
     if event_type in _valid_types:
-        return event_type  # type: ignore[return-value]
+        return event_type
     if not isinstance(event_type, str) or not event_type:
         raise InvalidEvent("event type must be a non-empty string")
     if len(event_type) > MAX_TYPE_LENGTH:
