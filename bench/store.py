@@ -114,6 +114,7 @@ class CaseResult:
         peer = self.peer.per_s if self.peer else None
         return {
             "case": self.case,
+            "title": CASE_NAMES[self.case],
             "backend": self.backend,
             "ours_per_s": round(ours, 1) if ours is not None else None,
             "peer_per_s": round(peer, 1) if peer is not None else None,
@@ -131,6 +132,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     durability: dict[str, Any] = field(default_factory=dict)
     server: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def payload(seq: int) -> dict[str, Any]:
@@ -367,7 +369,7 @@ def pg_env(url: str, schema: str) -> dict[str, str]:
     }
 
 
-def pg_admin(url: str, *statements: sql.Composable) -> None:
+def pg_admin(url: str, *statements: sql.Composed) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for st in statements:
             conn.execute(st)
@@ -470,6 +472,7 @@ async def run_cases(
     sizes: Sizes,
     report: Report,
     console: Console,
+    before_replay: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     for case in cases:
         console.print(f"[dim]{backend}: {CASE_NAMES[case]} ...[/dim]")
@@ -494,9 +497,11 @@ async def run_cases(
             )
         else:
             await seed_for_replay(backend, ours, peer, sizes, report)
+            if before_replay is not None:
+                await attempt(report, f"{backend} d preparation", before_replay())
             o = await attempt(report, f"{backend} d ours", ours.replay(sizes.page))
             p = await attempt(report, f"{backend} d peer", in_thread(peer.replay, sizes.page))
-        report.results.append(CaseResult(CASE_NAMES[case], backend, o, p))
+        report.results.append(CaseResult(case, backend, o, p))
 
 
 async def seed_for_replay(
@@ -539,8 +544,26 @@ async def bench_sqlite(
         await store.close()
 
 
+def pg_analyze(url: str, schemas: Sequence[str]) -> None:
+    """ANALYZE every table in ``schemas``, as autovacuum eventually would."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY(%s)",
+            (list(schemas),),
+        ).fetchall()
+        for schema, table in tables:
+            conn.execute(
+                sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+            )
+
+
 async def bench_postgres(
-    cases: Sequence[str], sizes: Sizes, url: str, report: Report, console: Console
+    cases: Sequence[str],
+    sizes: Sizes,
+    url: str,
+    report: Report,
+    console: Console,
+    analyze: bool = False,
 ) -> None:
     base = f"bench_{uuid.uuid4().hex[:12]}"
     ours_schema, peer_schema = f"{base}_ours", f"{base}_peer"
@@ -559,7 +582,20 @@ async def bench_postgres(
                     "peer": peer_pg_durability(app),
                     "schemas": [ours_schema, peer_schema],
                 }
-                await run_cases("postgres", Ours(store), Peer(app), cases, sizes, report, console)
+
+                async def before_replay() -> None:
+                    await in_thread(pg_analyze, url, [ours_schema, peer_schema])
+
+                await run_cases(
+                    "postgres",
+                    Ours(store),
+                    Peer(app),
+                    cases,
+                    sizes,
+                    report,
+                    console,
+                    before_replay if analyze else None,
+                )
         finally:
             await store.close()
     finally:
@@ -581,7 +617,7 @@ def render(
     report: Report, sizes: Sizes, quick: bool, elapsed: float, out: Path, console: Console
 ) -> None:
     table = Table(title=f"event store: oddstream vs eventsourcing{' (quick)' if quick else ''}")
-    table.add_column("case")
+    table.add_column("case", no_wrap=True)
     table.add_column("backend")
     table.add_column("events", justify="right")
     table.add_column("ours/s", justify="right")
@@ -591,7 +627,7 @@ def render(
         ratio = r.as_json()["ratio"]
         events = r.ours.events if r.ours else r.peer.events if r.peer else 0
         table.add_row(
-            r.case,
+            CASE_NAMES[r.case],
             r.backend,
             f"{events:,}",
             fmt_rate(r.ours),
@@ -601,10 +637,12 @@ def render(
     console.print(table)
     console.print(
         f"sizes: a) {sizes.sequential:,} appends; b) {sizes.clients} clients x "
-        f"{sizes.per_client} events; c) {sizes.batched:,} events in {sizes.batch:,}s; "
+        f"{sizes.per_client} events; c) {sizes.batched:,} events in batches of {sizes.batch:,}; "
         f"d) pages of {sizes.page:,}. Ratio = ours/peer, above 1 means oddstream is faster."
     )
     console.print(f"timed region: {TIMED_REGION}.")
+    if report.options.get("pg_analyze_before_replay"):
+        console.print("postgres: both sides' tables were ANALYZEd before the replay.")
     dur = report.durability
     if "sqlite" in dur:
         console.print(
@@ -636,6 +674,7 @@ def write_json(report: Report, quick: bool, sizes: Sizes, elapsed: float, path: 
         "quick": quick,
         "durability": report.durability,
         "timed_region": TIMED_REGION,
+        "options": report.options,
         "sizes": {
             "a_events": sizes.sequential,
             "b_clients": sizes.clients,
@@ -678,6 +717,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where the SQLite files go (default: a temp dir)"
     )
+    parser.add_argument(
+        "--pg-analyze",
+        action="store_true",
+        help="ANALYZE both sides' PostgreSQL tables before the replay (steady-state plans)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
     only = [c.strip().lower() for c in args.only.split(",") if c.strip()]
@@ -690,7 +734,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace, console: Console) -> Report:
     sizes = QUICK if args.quick else FULL
-    report = Report()
+    report = Report(
+        options={"cases": list(args.cases), "pg_analyze_before_replay": args.pg_analyze}
+    )
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     for backend in backends:
         try:
@@ -702,7 +748,9 @@ async def main_async(args: argparse.Namespace, console: Console) -> Report:
                 ) as workdir:
                     await bench_sqlite(args.cases, sizes, Path(workdir), report, console)
             else:
-                await bench_postgres(args.cases, sizes, args.pg_url, report, console)
+                await bench_postgres(
+                    args.cases, sizes, args.pg_url, report, console, args.pg_analyze
+                )
         except Exception as exc:
             report.problems.append(f"{backend}: not run: {type(exc).__name__}: {exc}")
             traceback.print_exc(file=sys.stderr)
@@ -712,6 +760,8 @@ async def main_async(args: argparse.Namespace, console: Console) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=110)  # keep the table on one line per row in logs
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
     report = asyncio.run(main_async(args, console))

@@ -512,3 +512,21 @@ async def test_pending_appends_complete_on_close(store_factory) -> None:
         assert await s.head_position() == 20
     finally:
         await s.close()
+
+
+async def test_sparse_matches_beyond_one_scan_window(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oddstream.eventstore import postgres
+
+    monkeypatch.setattr(postgres, "FILTER_WINDOW", 5)
+    await store.append("noise-1", evs(40))
+    await store.append("race-1", [ev(1, type="BetPlaced")])
+    await store.append("noise-1", evs(40))
+    await store.append("race-2", [ev(2, type="BetPlaced")])
+    found = await store.read_all(category="race", limit=2)
+    assert [e.position for e in found] == [41, 82]
+    assert [e.position for e in await store.read_all(types=["BetPlaced"], limit=1)] == [41]
+    sub = store.subscribe_all(category="race", batch_size=1)
+    assert [e.position for e in await _take(sub, 2)] == [41, 82]
+    assert [e.position for e in await store.read_all(after=10, limit=3)] == [11, 12, 13]

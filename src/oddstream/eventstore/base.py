@@ -189,8 +189,13 @@ class EventStore(abc.ABC):
         validate_position(after, "after")
         validate_limit(limit)
         flt = ReadFilter.build(stream_prefix, category, types)
-        events, _ = await self._read_page(after, limit, flt)
-        return events
+        events: list[RecordedEvent] = []
+        while True:
+            page, scanned, head = await self._read_page(after, limit - len(events), flt)
+            events += page
+            if len(events) == limit or scanned >= head:
+                return events
+            after = scanned
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's version: its number of events, 0 if it does not exist."""
@@ -239,16 +244,18 @@ class EventStore(abc.ABC):
         flt = ReadFilter.build(stream_prefix, category, types)
         position = after
         while not self._closed:
-            events, head = await self._read_page(position, batch_size, flt)
+            events, scanned, head = await self._read_page(position, batch_size, flt)
             for event in events:
                 yield event
             if len(events) == batch_size:
                 position = events[-1].position
                 continue
-            # A short page saw everything committed up to ``head``: positions commit in
-            # order, so nothing at or below it can still appear.
-            position = max(position, head, events[-1].position if events else 0)
+            # A short page saw everything committed up to ``scanned``: positions commit
+            # in order, so nothing at or below it can still appear.
+            position = max(position, scanned)
             self._notifier.advance(head)
+            if position < head:
+                continue
             await self._notifier.wait_beyond(position, self._idle_recheck)
 
     async def subscribe_stream(
@@ -325,11 +332,14 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def _read_page(
         self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int]:
-        """Events above ``after`` matching ``flt``, and the head they were read against.
+    ) -> tuple[list[RecordedEvent], int, int]:
+        """Up to ``limit`` events above ``after`` matching ``flt``: ``(events, scanned,
+        head)``.
 
-        Every returned event has a position ≤ head, and when fewer than ``limit`` come
-        back, there is no matching event in ``(after, head]`` that was not returned.
+        ``head`` is the committed head read first; ``scanned`` ≤ ``head`` is how far the
+        page looked. When fewer than ``limit`` events come back, every matching event in
+        ``(after, scanned]`` was returned (a page may stop short of ``head`` and say so
+        through ``scanned``).
         """
 
     @abc.abstractmethod

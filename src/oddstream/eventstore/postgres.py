@@ -39,6 +39,9 @@ from .prepare import PreparedPart
 
 log = logging.getLogger(__name__)
 
+#: Positions a filtered page scans at least before it reports how far it got.
+FILTER_WINDOW = 20_000
+
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
 _DDL = """
@@ -367,10 +370,22 @@ class PostgresEventStore(EventStore):
 
     async def _read_page(
         self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int]:
+    ) -> tuple[list[RecordedEvent], int, int]:
+        # Every page is a bounded position range, not an open "position > after LIMIT n":
+        # on a freshly loaded table without statistics the planner picked a bitmap scan
+        # of everything after ``after`` plus a sort, making replays quadratic. Positions
+        # are dense (assigned from the maximum under the append lock), so an unfiltered
+        # page of ``limit`` events is the range (after, after + limit]; a filtered page
+        # scans a wider window and reports how far it got.
         head = await self._head()
+        window = (
+            limit
+            if flt.stream_prefix is None and flt.types is None
+            else max(limit * 4, FILTER_WINDOW)
+        )
+        upto = min(head, after + window)
         query = self._q_select + sql.SQL("WHERE position > %s AND position <= %s")
-        params: list[Any] = [after, head]
+        params: list[Any] = [after, upto]
         if flt.stream_prefix is not None:
             query += sql.SQL(" AND left(stream_id, %s) = %s")
             params += [len(flt.stream_prefix), flt.stream_prefix]
@@ -380,7 +395,9 @@ class PostgresEventStore(EventStore):
         query += sql.SQL(" ORDER BY position LIMIT %s")
         params.append(limit)
         rows = await self._fetch(query, params)
-        return list(map(RecordedEvent.from_row, rows)), head
+        events = list(map(RecordedEvent.from_row, rows))
+        scanned = events[-1].position if len(events) == limit else upto
+        return events, scanned, head
 
     async def _stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(

@@ -294,7 +294,7 @@ class SqliteEventStore(EventStore):
 
     def _read_page_sync(
         self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int]:
+    ) -> tuple[list[RecordedEvent], int, int]:
         conn = self._reader()
         head = conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ?"
@@ -308,11 +308,11 @@ class SqliteEventStore(EventStore):
         sql += " ORDER BY position LIMIT ?"
         params.append(limit)
         rows = conn.execute(sql, params).fetchall()
-        return list(map(RecordedEvent.from_row, rows)), head
+        return list(map(RecordedEvent.from_row, rows)), head, head
 
     async def _read_page(
         self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int]:
+    ) -> tuple[list[RecordedEvent], int, int]:
         return await self._read(self._read_page_sync, after, limit, flt)
 
     def _scalar_sync(self, sql: str, params: tuple[Any, ...]) -> Any:
