@@ -530,3 +530,16 @@ async def test_sparse_matches_beyond_one_scan_window(
     sub = store.subscribe_all(category="race", batch_size=1)
     assert [e.position for e in await _take(sub, 2)] == [41, 82]
     assert [e.position for e in await store.read_all(after=10, limit=3)] == [11, 12, 13]
+
+
+async def test_scan_all_stops_at_the_head_it_started_with(store: EventStore) -> None:
+    await store.append("race-1", evs(7))
+    await store.append("wallet-1", evs(3))
+    seen = []
+    async for event in store.scan_all(after=2, batch_size=3):
+        seen.append(event.position)
+        if event.position == 5:
+            await store.append("race-1", evs(1))  # arrives during the scan: not included
+    assert seen == list(range(3, 11))
+    racing = [e.position async for e in store.scan_all(category="race", batch_size=2)]
+    assert racing == [1, 2, 3, 4, 5, 6, 7, 11]

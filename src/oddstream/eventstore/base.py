@@ -224,6 +224,31 @@ class EventStore(abc.ABC):
             await self._notifier.wait_beyond(position - 1, min(left, self._idle_recheck))
 
     # ----------------------------------------------------------------- subscriptions
+    async def scan_all(
+        self,
+        after: int = 0,
+        *,
+        stream_prefix: str | None = None,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+        batch_size: int = 5000,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event above ``after`` up to the head as of the call, then stop: the
+        replay path (a rebuild reads to where the log stood when it began)."""
+        self._check_open()
+        validate_position(after, "after")
+        validate_limit(batch_size)
+        flt = ReadFilter.build(stream_prefix, category, types)
+        end = await self.head_position()
+        position = after
+        while position < end:
+            events, scanned, _ = await self._read_page(position, batch_size, flt)
+            for event in events:
+                if event.position > end:
+                    return
+                yield event
+            position = events[-1].position if len(events) == batch_size else scanned
+
     async def subscribe_all(
         self,
         after: int = 0,
