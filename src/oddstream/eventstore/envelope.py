@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -92,36 +92,25 @@ class AppendResult:
 
 
 _new = object.__new__
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# (position, stream_id, version, event_id bytes, type, schema_version, data JSON,
+#  metadata JSON, recorded_at in microseconds since the epoch): a stored row, as the
+#  adapters read it.
+Row = tuple[int, str, int, bytes, str, int, bytes | str, bytes | str, int]
 
 
 class RecordedEvent:
     """An event as stored, with its place in its stream and in the global log.
 
-    ``data`` and ``metadata`` are decoded from JSON on first access, so that a reader
-    which filters on type or stream (the common case in replays) pays only for what it
-    looks at. ``event_id`` and ``recorded_at`` are likewise built on first access.
+    It wraps the stored row as read, and builds ``data``, ``metadata`` (decoded from
+    JSON), ``event_id`` and ``recorded_at`` on first access: a replay that filters on
+    type or stream pays only for what it looks at.
     """
 
-    __slots__ = (
-        "_data",
-        "_event_id",
-        "_metadata",
-        "_raw_data",
-        "_raw_id",
-        "_raw_meta",
-        "_recorded_us",
-        "position",
-        "schema_version",
-        "stream_id",
-        "type",
-        "version",
-    )
+    __slots__ = ("_data", "_event_id", "_metadata", "_row")
 
-    position: int
-    stream_id: str
-    version: int
-    type: str
-    schema_version: int
+    _row: Row
 
     def __init__(
         self,
@@ -135,83 +124,84 @@ class RecordedEvent:
         metadata: bytes | str | Mapping[str, Any],
         recorded_at: int | datetime,
     ) -> None:
-        self.position = position
-        self.stream_id = stream_id
-        self.version = version
-        self.type = type
-        self.schema_version = schema_version
-        if isinstance(event_id, UUID):
-            self._event_id: UUID | None = event_id
-            self._raw_id = event_id.bytes
-        else:
-            self._event_id = None
-            self._raw_id = event_id
-        if isinstance(data, bytes | str):
-            self._raw_data: bytes | str | None = data
-            self._data: Mapping[str, Any] | None = None
-        else:
-            self._raw_data = None
-            self._data = data
-        if isinstance(metadata, bytes | str):
-            self._raw_meta: bytes | str | None = metadata
-            self._metadata: Mapping[str, Any] | None = None
-        else:
-            self._raw_meta = None
-            self._metadata = metadata
-        if isinstance(recorded_at, datetime):
-            self._recorded_us = int(recorded_at.timestamp() * 1_000_000)
-        else:
-            self._recorded_us = recorded_at
+        raw_id = event_id.bytes if isinstance(event_id, UUID) else event_id
+        self._event_id = event_id if isinstance(event_id, UUID) else None
+        self._data = None if isinstance(data, bytes | str) else data
+        self._metadata = None if isinstance(metadata, bytes | str) else metadata
+        us = (
+            int(recorded_at.timestamp() * 1_000_000)
+            if isinstance(recorded_at, datetime)
+            else recorded_at
+        )
+        self._row = (
+            position,
+            stream_id,
+            version,
+            raw_id,
+            type,
+            schema_version,
+            data if self._data is None else b"",
+            metadata if self._metadata is None else b"",
+            us,
+        )  # type: ignore[assignment]
 
     @classmethod
-    def from_row(
-        cls,
-        row: tuple[int, str, int, bytes, str, int, bytes | str, bytes | str, int],
-    ) -> RecordedEvent:
-        """Build from a stored row (raw id bytes, JSON text, microseconds): the hot path
-        of every read, so it skips the type checks of ``__init__``."""
+    def from_row(cls, row: Row) -> RecordedEvent:
+        """Wrap a stored row: the hot path of every read, so it does nothing else."""
         self = _new(cls)
-        (
-            self.position,
-            self.stream_id,
-            self.version,
-            self._raw_id,
-            self.type,
-            self.schema_version,
-            self._raw_data,
-            self._raw_meta,
-            self._recorded_us,
-        ) = row
+        self._row = row
         self._event_id = None
         self._data = None
         self._metadata = None
         return self
 
     @property
+    def position(self) -> int:
+        """The event's place in the global log (from 1, strictly increasing)."""
+        return self._row[0]
+
+    @property
+    def stream_id(self) -> str:
+        return self._row[1]
+
+    @property
+    def version(self) -> int:
+        """The event's version in its stream (from 1)."""
+        return self._row[2]
+
+    @property
+    def type(self) -> str:
+        return self._row[4]
+
+    @property
+    def schema_version(self) -> int:
+        return self._row[5]
+
+    @property
     def event_id(self) -> UUID:
         """The event's unique id."""
         if self._event_id is None:
-            self._event_id = UUID(bytes=self._raw_id)
+            self._event_id = UUID(bytes=bytes(self._row[3]))
         return self._event_id
 
     @property
     def data(self) -> Mapping[str, Any]:
         """The event's payload (a JSON object)."""
         if self._data is None:
-            self._data = orjson.loads(self._raw_data)  # type: ignore[arg-type]
+            self._data = orjson.loads(self._row[6])
         return self._data
 
     @property
     def metadata(self) -> Mapping[str, Any]:
         """Correlation id, causation id and free keys."""
         if self._metadata is None:
-            self._metadata = orjson.loads(self._raw_meta)  # type: ignore[arg-type]
+            self._metadata = orjson.loads(self._row[7])
         return self._metadata
 
     @property
     def recorded_at(self) -> datetime:
         """When the store recorded the event (UTC, microsecond precision)."""
-        return datetime.fromtimestamp(self._recorded_us / 1_000_000, tz=UTC)
+        return _EPOCH + timedelta(microseconds=self._row[8])
 
     @property
     def correlation_id(self) -> str | None:
@@ -238,10 +228,10 @@ class RecordedEvent:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecordedEvent):
             return NotImplemented
-        return self.position == other.position and self._raw_id == other._raw_id
+        return self._row[0] == other._row[0] and self._row[3] == other._row[3]
 
     def __hash__(self) -> int:
-        return hash((self.position, self._raw_id))
+        return hash((self._row[0], self._row[3]))
 
     def __repr__(self) -> str:
         return (

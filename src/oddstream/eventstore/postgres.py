@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from . import pgarrays
 from .base import DEFAULT_IDLE_RECHECK, EventStore, ReadFilter, SqlStatement
 from .envelope import AppendResult, ExpectedVersion, RecordedEvent
 from .errors import (
@@ -35,6 +36,7 @@ from .errors import (
     WrongExpectedVersion,
 )
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
+from .pgarrays import BoolArray, Int4Array, Int8Array, JsonbArray, TextArray, UuidArray
 from .prepare import PreparedPart
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ _EXPECTED_CODES = {
 _APPEND_GROUP = (resources.files(__package__) / "sql" / "append_group.sql").read_text()
 _APPEND_CALL = (
     "SELECT * FROM {schema}.append_group(%b, %b, %b::int4[], %b::text[], %b::int8[], "
-    "%b::int4[], %b::bool[], %b::bytea[], %b::text[], %b::int4[], %b::bytea[], %b::bytea[])"
+    "%b::int4[], %b::bool[], %b::uuid[], %b::text[], %b::int4[], %b::jsonb[], %b::jsonb[])"
 )
 
 
@@ -172,7 +174,9 @@ class PostgresEventStore(EventStore):
         return store
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+        pgarrays.register(conn)
+        return conn
 
     async def _create_schema(self) -> None:
         ident = sql.Identifier(self.schema)
@@ -180,6 +184,13 @@ class PostgresEventStore(EventStore):
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, "ddl"),))
             await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
             await conn.execute(sql.SQL(_DDL).format(schema=ident))
+            # 0.1.0-dev took bytea for ids and JSON; drop that signature if present.
+            await conn.execute(
+                sql.SQL(
+                    "DROP FUNCTION IF EXISTS {}.append_group(bigint, text, int[], text[], "
+                    "bigint[], int[], boolean[], bytea[], text[], int[], bytea[], bytea[])"
+                ).format(ident)
+            )
             await conn.execute(sql.SQL(_APPEND_GROUP).format(schema=ident))
 
     # ----------------------------------------------------------------- writer side
@@ -264,16 +275,16 @@ class PostgresEventStore(EventStore):
             (
                 self._lock,
                 self._channel,
-                req,
-                streams,
-                expected,
-                counts,
-                check,
-                ids,
-                types,
-                svs,
-                data,
-                meta,
+                Int4Array.of(req),
+                TextArray.of(streams),
+                Int8Array.of(expected),
+                Int4Array.of(counts),
+                BoolArray.of(check),
+                UuidArray.of(ids),
+                TextArray.of(types),
+                Int4Array.of(svs),
+                JsonbArray.of(data),
+                JsonbArray.of(meta),
             ),
         )
         return await cur.fetchall()

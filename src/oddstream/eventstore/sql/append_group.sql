@@ -1,4 +1,5 @@
 -- oddstream: one group commit in one round trip.
+-- (Replaces any earlier signature: see _create_schema.)
 --
 -- Called once per group by the PostgreSQL adapter, in autocommit, so the statement is its
 -- own transaction. It applies the same rules as planner.py (the SQLite side) and is held
@@ -19,11 +20,11 @@ CREATE OR REPLACE FUNCTION {schema}.append_group(
     p_expected bigint[],
     p_count int[],
     p_check_ids boolean[],
-    p_ids bytea[],
+    p_ids uuid[],
     p_types text[],
     p_svs int[],
-    p_data bytea[],
-    p_meta bytea[]
+    p_data jsonb[],
+    p_meta jsonb[]
 ) RETURNS TABLE (
     o_status int, o_version bigint, o_first bigint, o_last bigint, o_actual bigint,
     o_detail text
@@ -89,7 +90,7 @@ BEGIN
                        count(DISTINCT ev.version - u.ord)
                   INTO f_n, f_streams, f_stream, f_min_v, f_max_v, f_min_p, f_max_p, f_shapes
                   FROM unnest(p_ids[s:e]) WITH ORDINALITY AS u(x, ord)
-                  JOIN {schema}.events ev ON ev.event_id = encode(u.x, 'hex')::uuid;
+                  JOIN {schema}.events ev ON ev.event_id = u.x;
             END IF;
             IF f_n > 0 THEN
                 IF f_n < p_count[k] THEN
@@ -153,9 +154,7 @@ BEGIN
                 INSERT INTO {schema}.events
                        (position, stream_id, version, event_id, type, schema_version,
                         data, metadata, recorded_at)
-                SELECT head + u.ord, p_stream[k], cur + u.ord, encode(u.i, 'hex')::uuid, u.t,
-                       u.sv, convert_from(u.d, 'UTF8')::jsonb, convert_from(u.m, 'UTF8')::jsonb,
-                       recorded
+                SELECT head + u.ord, p_stream[k], cur + u.ord, u.i, u.t, u.sv, u.d, u.m, recorded
                   FROM unnest(p_ids[s:e], p_types[s:e], p_svs[s:e], p_data[s:e], p_meta[s:e])
                        WITH ORDINALITY AS u(i, t, sv, d, m, ord);
                 vers[k] := cur + p_count[k];
