@@ -1,0 +1,45 @@
+"""The Kafka POC's odds stream, kept as a compatible view.
+
+The POC's ksqlDB statement joined each bet with two running sums and emitted one row per
+bet, for the bet's runner only: ``odds = race pool / runner pool`` on gross amounts (no
+takeout). oddstream keeps that stream for existing consumers; the full board
+(:mod:`.board`) is what is correct after every bet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+
+class CompatOddsRow(msgspec.Struct, frozen=True):
+    """One row of ``tote_win_bet_race_runners_odds``; amounts in the POC's dollars."""
+
+    race_id: str
+    runner_id: int
+    runner_pool_amount: float
+    race_pool_amount: float
+    odds: float | None
+
+
+@dataclass(slots=True)
+class CompatOddsStream:
+    """Running sums per race and per (race, runner), in cents; one row per bet."""
+
+    race_pools: dict[str, int] = field(default_factory=dict)
+    runner_pools: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def apply(self, race_id: str, runner: int, amount_cents: int) -> CompatOddsRow:
+        """Add a bet (a negative amount withdraws) and return the row the POC emitted."""
+        race_total = self.race_pools.get(race_id, 0) + amount_cents
+        runner_total = self.runner_pools.get((race_id, runner), 0) + amount_cents
+        self.race_pools[race_id] = race_total
+        self.runner_pools[(race_id, runner)] = runner_total
+        return CompatOddsRow(
+            race_id=race_id,
+            runner_id=runner,
+            runner_pool_amount=runner_total / 100,
+            race_pool_amount=race_total / 100,
+            odds=race_total / runner_total if runner_total else None,
+        )

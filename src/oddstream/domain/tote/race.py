@@ -1,0 +1,612 @@
+"""The race aggregate: commands, state, ``decide()`` and ``evolve()``.
+
+``decide(state, command)`` returns the events a command causes or raises
+:class:`ToteRejection` with a precise reason; it never changes ``state``.
+``evolve(state, event)`` applies one event. For O(1) bets it updates ``state`` in place
+and returns it: callers that need the old state keep their own copy (replays never do).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from .dividends import PoolOutcome, pool_outcome
+from .events import (
+    BetCancelled,
+    BetPlaced,
+    BetSettled,
+    BettingClosed,
+    BettingOpened,
+    CarryoverAdded,
+    CompatBetPlaced,
+    DividendsDeclared,
+    PoolConfig,
+    PoolDividends,
+    RaceAbandoned,
+    RaceEvent,
+    RaceScheduled,
+    ResultAmended,
+    ResultDeclared,
+    Runner,
+    RunnerScratched,
+)
+from .money import percent_of
+from .pools import PoolType, Selection, selection_key
+from .profiles import NoWinner, RulesProfile, profile_named
+
+MAX_RUNNERS = 40
+MAX_STAKE_CENTS = 100_000_000_00  # $100M: far above any bet, far below overflow worries
+
+
+class ToteRejection(Exception):
+    """A command the race refuses; ``code`` is stable, ``message`` says exactly why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+class ScheduleRace(msgspec.Struct, frozen=True, kw_only=True):
+    race_id: str
+    meeting: str
+    venue: str
+    post_time: str
+    runners: tuple[Runner, ...]
+    pools: tuple[PoolConfig, ...]
+    compat: bool = False
+
+
+class OpenBetting(msgspec.Struct, frozen=True):
+    race_id: str
+
+
+class PlaceBet(msgspec.Struct, frozen=True, kw_only=True):
+    race_id: str
+    bet_id: str
+    pool: PoolType
+    selection: tuple[int, ...]
+    stake_cents: int
+    wallet_id: str | None = None
+
+
+class PlaceCompatBet(msgspec.Struct, frozen=True, kw_only=True):
+    race_id: str
+    bet_id: str
+    runner: int
+    amount_cents: int
+
+
+class CancelBet(msgspec.Struct, frozen=True):
+    race_id: str
+    bet_id: str
+
+
+class ScratchRunner(msgspec.Struct, frozen=True):
+    race_id: str
+    runner: int
+
+
+class CloseBetting(msgspec.Struct, frozen=True):
+    race_id: str
+
+
+class DeclareResult(msgspec.Struct, frozen=True):
+    race_id: str
+    placings: tuple[tuple[int, ...], ...]
+
+
+class AmendResult(msgspec.Struct, frozen=True):
+    race_id: str
+    placings: tuple[tuple[int, ...], ...]
+
+
+class AddCarryover(msgspec.Struct, frozen=True, kw_only=True):
+    race_id: str
+    pool: PoolType
+    amount_cents: int
+    from_race: str
+
+
+class DeclareDividends(msgspec.Struct, frozen=True):
+    race_id: str
+
+
+class AbandonRace(msgspec.Struct, frozen=True):
+    race_id: str
+    reason: str
+
+
+RaceCommand = (
+    ScheduleRace
+    | OpenBetting
+    | PlaceBet
+    | PlaceCompatBet
+    | CancelBet
+    | ScratchRunner
+    | CloseBetting
+    | DeclareResult
+    | AmendResult
+    | AddCarryover
+    | DeclareDividends
+    | AbandonRace
+)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+class RaceStatus(enum.StrEnum):
+    UNSCHEDULED = "unscheduled"
+    SCHEDULED = "scheduled"
+    OPEN = "open"
+    CLOSED = "closed"
+    RESULTED = "resulted"
+    FINAL = "final"
+    ABANDONED = "abandoned"
+
+
+@dataclass(slots=True)
+class BetRecord:
+    pool: PoolType
+    selection: Selection
+    stake: int
+    wallet_id: str | None
+    settled: bool = False
+
+
+@dataclass(slots=True)
+class PoolState:
+    """Running totals of one pool: kept on every bet, so a board read is O(runners)."""
+
+    config: PoolConfig
+    profile: RulesProfile
+    gross: int = 0
+    stakes: dict[Selection, int] = field(default_factory=dict)
+    carry_in: int = 0
+
+    @property
+    def takeout(self) -> int:
+        return percent_of(self.gross + self.carry_in, self.config.takeout_bps)
+
+    @property
+    def net(self) -> int:
+        return self.gross + self.carry_in - self.takeout
+
+
+@dataclass(slots=True)
+class RaceState:
+    race_id: str = ""
+    status: RaceStatus = RaceStatus.UNSCHEDULED
+    meeting: str = ""
+    venue: str = ""
+    post_time: str = ""
+    compat: bool = False
+    runners: dict[int, str] = field(default_factory=dict)
+    scratched: set[int] = field(default_factory=set)
+    pools: dict[PoolType, PoolState] = field(default_factory=dict)
+    bets: dict[str, BetRecord] = field(default_factory=dict)
+    placings: tuple[tuple[int, ...], ...] = ()
+    declared: tuple[PoolDividends, ...] = ()
+    events_applied: int = 0
+
+    @property
+    def live_runners(self) -> list[int]:
+        return [r for r in self.runners if r not in self.scratched]
+
+
+# ----------------------------------------------------------------------------- decide
+
+
+def _reject(code: str, message: str) -> ToteRejection:
+    return ToteRejection(code, message)
+
+
+def _require(state: RaceState, *allowed: RaceStatus, doing: str) -> None:
+    if state.status not in allowed:
+        if state.status is RaceStatus.UNSCHEDULED:
+            raise _reject("race_not_found", f"race {state.race_id or '?'} is not scheduled")
+        if doing == "bet" and state.status is RaceStatus.SCHEDULED:
+            raise _reject("betting_not_open", f"betting on race {state.race_id} is not open yet")
+        if doing == "bet":
+            raise _reject(
+                "betting_closed", f"betting on race {state.race_id} is {state.status.value}"
+            )
+        raise _reject(
+            "wrong_status", f"cannot {doing} race {state.race_id}: it is {state.status.value}"
+        )
+
+
+def _check_runner(state: RaceState, runner: int) -> None:
+    if runner not in state.runners:
+        raise _reject("unknown_runner", f"runner {runner} is not in race {state.race_id}")
+    if runner in state.scratched:
+        raise _reject("scratched_runner", f"runner {runner} is scratched")
+
+
+def _check_placings(state: RaceState, placings: tuple[tuple[int, ...], ...]) -> None:
+    if not placings or any(not group for group in placings):
+        raise _reject("bad_result", "a result needs at least one finisher and no empty places")
+    seen: set[int] = set()
+    for group in placings:
+        for runner in group:
+            _check_runner(state, runner)
+            if runner in seen:
+                raise _reject("bad_result", f"runner {runner} finishes twice")
+            seen.add(runner)
+
+
+def _schedule(cmd: ScheduleRace) -> list[RaceEvent]:
+    if not cmd.race_id or len(cmd.race_id) > 100:
+        raise _reject("bad_race", "race id must be 1 to 100 characters")
+    if not 2 <= len(cmd.runners) <= MAX_RUNNERS:
+        raise _reject("bad_race", f"a race needs 2 to {MAX_RUNNERS} runners")
+    numbers = [r.number for r in cmd.runners]
+    if len(set(numbers)) != len(numbers) or any(n < 1 for n in numbers):
+        raise _reject("bad_race", "runner numbers must be positive and distinct")
+    if not cmd.pools:
+        raise _reject("bad_race", "a race must offer at least one pool")
+    kinds = [p.pool for p in cmd.pools]
+    if len(set(kinds)) != len(kinds):
+        raise _reject("bad_race", "a pool type is offered twice")
+    for p in cmd.pools:
+        try:
+            profile_named(p.profile)
+        except ValueError as exc:
+            raise _reject("bad_race", str(exc)) from None
+        if not 0 <= p.takeout_bps < 10_000:
+            raise _reject("bad_race", f"{p.pool} takeout must be 0 to 99.99%")
+        if p.min_stake_cents < 1 or p.increment_cents < 1:
+            raise _reject("bad_race", f"{p.pool} minimum stake and increment must be positive")
+        if p.no_winner is not None and p.no_winner not in {n.value for n in NoWinner}:
+            raise _reject("bad_race", f"{p.pool} no_winner must be refund or carryover")
+        if p.pool.runners_per_selection > len(cmd.runners):
+            raise _reject("bad_race", f"{p.pool} needs more runners than the race has")
+    return [
+        RaceScheduled(
+            race_id=cmd.race_id,
+            meeting=cmd.meeting,
+            venue=cmd.venue,
+            post_time=cmd.post_time,
+            runners=cmd.runners,
+            pools=cmd.pools,
+            compat=cmd.compat,
+        )
+    ]
+
+
+def _place_bet(state: RaceState, cmd: PlaceBet) -> list[RaceEvent]:
+    if state.status is not RaceStatus.OPEN:
+        _require(state, RaceStatus.OPEN, doing="bet")
+    pool = state.pools.get(cmd.pool)
+    if pool is None:
+        raise _reject("pool_not_offered", f"race {state.race_id} offers no {cmd.pool} pool")
+    stake = cmd.stake_cents
+    if stake <= 0:
+        raise _reject("bad_amount", "the stake must be more than zero")
+    config = pool.config
+    if stake < config.min_stake_cents:
+        raise _reject(
+            "below_minimum",
+            f"the {cmd.pool} minimum stake is {config.min_stake_cents} cents",
+        )
+    if stake % config.increment_cents:
+        raise _reject(
+            "bad_increment",
+            f"{cmd.pool} stakes go in steps of {config.increment_cents} cents",
+        )
+    if stake > MAX_STAKE_CENTS:
+        raise _reject("bad_amount", "the stake is above the maximum")
+    selection = cmd.selection
+    if len(selection) != cmd.pool.runners_per_selection:
+        raise _reject(
+            "bad_selection",
+            f"a {cmd.pool} selection names {cmd.pool.runners_per_selection} runner(s)",
+        )
+    if len(selection) > 1 and len(set(selection)) != len(selection):
+        raise _reject("bad_selection", "a selection names the same runner twice")
+    for runner in selection:
+        if runner not in state.runners or runner in state.scratched:
+            _check_runner(state, runner)
+    if cmd.bet_id in state.bets:
+        raise _reject("duplicate_bet", f"bet {cmd.bet_id} exists already")
+    return [
+        BetPlaced(
+            race_id=state.race_id,
+            bet_id=cmd.bet_id,
+            pool=cmd.pool,
+            selection=selection,
+            stake_cents=stake,
+            wallet_id=cmd.wallet_id,
+        )
+    ]
+
+
+def _place_compat(state: RaceState, cmd: PlaceCompatBet) -> list[RaceEvent]:
+    if not state.compat:
+        raise _reject("not_compat", f"race {state.race_id} is not a compatibility race")
+    _require(state, RaceStatus.OPEN, doing="bet")
+    _check_runner(state, cmd.runner)
+    if cmd.amount_cents == 0:
+        raise _reject("bad_amount", "a zero amount changes nothing")
+    current = state.pools[PoolType.WIN].stakes.get((cmd.runner,), 0)
+    if current + cmd.amount_cents < 0:
+        raise _reject(
+            "bad_amount",
+            f"withdrawing {-cmd.amount_cents} cents from runner {cmd.runner}, "
+            f"which holds {current}",
+        )
+    return [
+        CompatBetPlaced(
+            race_id=state.race_id,
+            bet_id=cmd.bet_id,
+            runner=cmd.runner,
+            amount_cents=cmd.amount_cents,
+        )
+    ]
+
+
+def _refunds(state: RaceState, bet_ids: Sequence[str], reason: str) -> list[RaceEvent]:
+    return [
+        BetSettled(
+            race_id=state.race_id,
+            bet_id=bet_id,
+            payout_cents=0,
+            refund_cents=state.bets[bet_id].stake,
+            reason=reason,
+            wallet_id=state.bets[bet_id].wallet_id,
+        )
+        for bet_id in bet_ids
+    ]
+
+
+def _live_bets(state: RaceState) -> list[str]:
+    return [bet_id for bet_id, bet in state.bets.items() if not bet.settled]
+
+
+def _declare_dividends(state: RaceState) -> list[RaceEvent]:
+    outcomes: dict[PoolType, PoolOutcome] = {}
+    for kind, pool in state.pools.items():
+        rule = NoWinner(pool.config.no_winner) if pool.config.no_winner else None
+        outcomes[kind] = pool_outcome(
+            kind,
+            pool.profile,
+            pool.config.takeout_bps,
+            pool.stakes,
+            state.placings,
+            carry_in=pool.carry_in,
+            no_winner=rule,
+        )
+    settled: list[RaceEvent] = []
+    paid: dict[PoolType, int] = dict.fromkeys(outcomes, 0)
+    paid_by_selection: dict[tuple[PoolType, Selection], int] = {}
+    for bet_id in _live_bets(state):
+        bet = state.bets[bet_id]
+        outcome = outcomes[bet.pool]
+        if outcome.refund:
+            settled.append(
+                BetSettled(
+                    race_id=state.race_id,
+                    bet_id=bet_id,
+                    payout_cents=0,
+                    refund_cents=bet.stake,
+                    reason="no_winner_refund",
+                    wallet_id=bet.wallet_id,
+                )
+            )
+            continue
+        # a pool carried over pays nobody: its bets lose, their stakes go forward
+        dividend = outcome.dividends.get(bet.selection)
+        payout = bet.stake * dividend // outcome.price_base if dividend else 0
+        paid[bet.pool] += payout
+        key = (bet.pool, bet.selection)
+        paid_by_selection[key] = paid_by_selection.get(key, 0) + payout
+        settled.append(
+            BetSettled(
+                race_id=state.race_id,
+                bet_id=bet_id,
+                payout_cents=payout,
+                refund_cents=0,
+                reason="won" if payout else "lost",
+                wallet_id=bet.wallet_id,
+            )
+        )
+    declared = []
+    for kind, outcome in outcomes.items():
+        topup = 0
+        for selection, allotted in outcome.allotted.items():
+            shortfall = paid_by_selection.get((kind, selection), 0) - allotted
+            if shortfall > 0:
+                topup += math.ceil(shortfall)
+        breakage = outcome.net - paid[kind] + topup if not outcome.refund else 0
+        declared.append(
+            PoolDividends(
+                pool=kind,
+                gross_cents=outcome.gross,
+                carry_in_cents=outcome.carry_in,
+                takeout_cents=outcome.takeout,
+                net_cents=outcome.net,
+                price_base_cents=outcome.price_base,
+                dividends=tuple(sorted(outcome.dividends.items())),
+                paid_cents=paid[kind],
+                breakage_cents=breakage,
+                topup_cents=topup,
+                refunded=outcome.refund,
+                carry_out_cents=outcome.carry_out,
+            )
+        )
+    return [DividendsDeclared(state.race_id, tuple(declared)), *settled]
+
+
+def decide(state: RaceState, command: RaceCommand) -> list[RaceEvent]:
+    """The events ``command`` causes on the race in ``state``, or a ToteRejection."""
+    match command:
+        case PlaceBet():
+            return _place_bet(state, command)
+        case PlaceCompatBet():
+            return _place_compat(state, command)
+        case ScheduleRace():
+            if state.status is not RaceStatus.UNSCHEDULED:
+                raise _reject("already_scheduled", f"race {command.race_id} exists already")
+            return _schedule(command)
+        case OpenBetting():
+            _require(state, RaceStatus.SCHEDULED, doing="open betting on")
+            return [BettingOpened(state.race_id)]
+        case CancelBet():
+            _require(state, RaceStatus.OPEN, doing="bet")
+            bet = state.bets.get(command.bet_id)
+            if bet is None:
+                raise _reject("unknown_bet", f"no bet {command.bet_id} on race {state.race_id}")
+            if bet.settled:
+                raise _reject("bet_settled", f"bet {command.bet_id} is already settled")
+            return [
+                BetCancelled(state.race_id, command.bet_id),
+                *_refunds(state, [command.bet_id], "cancelled"),
+            ]
+        case ScratchRunner():
+            _require(
+                state,
+                RaceStatus.SCHEDULED,
+                RaceStatus.OPEN,
+                RaceStatus.CLOSED,
+                doing="scratch a runner in",
+            )
+            _check_runner(state, command.runner)
+            if len(state.live_runners) <= 1:
+                raise _reject("last_runner", "cannot scratch the last runner; abandon instead")
+            hit = [
+                bet_id
+                for bet_id, bet in state.bets.items()
+                if not bet.settled and command.runner in bet.selection
+            ]
+            return [
+                RunnerScratched(state.race_id, command.runner),
+                *_refunds(state, hit, "scratched"),
+            ]
+        case CloseBetting():
+            _require(state, RaceStatus.OPEN, doing="close betting on")
+            return [BettingClosed(state.race_id)]
+        case DeclareResult():
+            _require(state, RaceStatus.CLOSED, doing="declare a result for")
+            if state.compat:
+                raise _reject("not_resultable", "compatibility races carry odds only")
+            _check_placings(state, command.placings)
+            return [ResultDeclared(state.race_id, command.placings)]
+        case AmendResult():
+            _require(state, RaceStatus.RESULTED, doing="amend the result of")
+            _check_placings(state, command.placings)
+            if command.placings == state.placings:
+                raise _reject("no_change", "the amended result is the declared one")
+            return [ResultAmended(state.race_id, command.placings)]
+        case AddCarryover():
+            _require(state, RaceStatus.SCHEDULED, RaceStatus.OPEN, doing="add a carryover to")
+            if command.pool not in state.pools:
+                raise _reject("pool_not_offered", f"race {state.race_id} offers no {command.pool}")
+            if command.amount_cents <= 0:
+                raise _reject("bad_amount", "a carryover must be more than zero")
+            return [
+                CarryoverAdded(
+                    race_id=state.race_id,
+                    pool=command.pool,
+                    amount_cents=command.amount_cents,
+                    from_race=command.from_race,
+                )
+            ]
+        case DeclareDividends():
+            _require(state, RaceStatus.RESULTED, doing="declare dividends for")
+            return _declare_dividends(state)
+        case AbandonRace():
+            if state.status in (RaceStatus.FINAL, RaceStatus.ABANDONED):
+                raise _reject("wrong_status", f"race {state.race_id} is {state.status.value}")
+            _require(
+                state,
+                RaceStatus.SCHEDULED,
+                RaceStatus.OPEN,
+                RaceStatus.CLOSED,
+                RaceStatus.RESULTED,
+                doing="abandon",
+            )
+            carried = sum(p.carry_in for p in state.pools.values())
+            return [
+                RaceAbandoned(state.race_id, command.reason, carried),
+                *_refunds(state, _live_bets(state), "abandoned"),
+            ]
+    raise _reject("unknown_command", f"{type(command).__name__} is not a race command")
+
+
+# ----------------------------------------------------------------------------- evolve
+
+
+def evolve(state: RaceState, event: RaceEvent) -> RaceState:
+    """Apply ``event`` to ``state`` (in place) and return it."""
+    state.events_applied += 1
+    match event:
+        case BetPlaced():
+            pool = state.pools[event.pool]
+            pool.gross += event.stake_cents
+            key = (
+                event.selection
+                if event.pool.ordered
+                else selection_key(event.pool, event.selection)
+            )
+            pool.stakes[key] = pool.stakes.get(key, 0) + event.stake_cents
+            state.bets[event.bet_id] = BetRecord(
+                event.pool, key, event.stake_cents, event.wallet_id
+            )
+        case CompatBetPlaced():
+            pool = state.pools[PoolType.WIN]
+            pool.gross += event.amount_cents
+            key = (event.runner,)
+            pool.stakes[key] = pool.stakes.get(key, 0) + event.amount_cents
+        case BetSettled():
+            bet = state.bets[event.bet_id]
+            bet.settled = True
+            if event.refund_cents and state.status is not RaceStatus.FINAL:
+                # a refund takes the stake out of its pool (gross = stakes − refunds)
+                pool = state.pools[bet.pool]
+                pool.gross -= bet.stake
+                pool.stakes[bet.selection] -= bet.stake
+        case RaceScheduled():
+            state.race_id = event.race_id
+            state.status = RaceStatus.SCHEDULED
+            state.meeting = event.meeting
+            state.venue = event.venue
+            state.post_time = event.post_time
+            state.compat = event.compat
+            state.runners = {r.number: r.name for r in event.runners}
+            state.pools = {p.pool: PoolState(p, profile_named(p.profile)) for p in event.pools}
+        case BettingOpened():
+            state.status = RaceStatus.OPEN
+        case BetCancelled():
+            pass  # the BetSettled refund that follows moves the money
+        case RunnerScratched():
+            state.scratched.add(event.runner)
+        case BettingClosed():
+            state.status = RaceStatus.CLOSED
+        case ResultDeclared() | ResultAmended():
+            state.status = RaceStatus.RESULTED
+            state.placings = event.placings
+        case CarryoverAdded():
+            state.pools[event.pool].carry_in += event.amount_cents
+        case DividendsDeclared():
+            state.status = RaceStatus.FINAL
+            state.declared = event.pools
+        case RaceAbandoned():
+            state.status = RaceStatus.ABANDONED
+    return state
+
+
+def replay(events: Sequence[RaceEvent], state: RaceState | None = None) -> RaceState:
+    """The state after ``events``, from scratch or from ``state``."""
+    state = state or RaceState()
+    for event in events:
+        evolve(state, event)
+    return state
