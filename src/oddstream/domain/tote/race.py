@@ -154,8 +154,9 @@ class RaceStatus(enum.StrEnum):
     ABANDONED = "abandoned"
 
 
-@dataclass(slots=True)
-class BetRecord:
+class BetRecord(msgspec.Struct, gc=False):
+    """A bet as the race holds it (``selection`` canonical)."""
+
     pool: PoolType
     selection: Selection
     stake: int
@@ -204,6 +205,10 @@ class RaceState:
 
 
 # ----------------------------------------------------------------------------- decide
+
+_OPEN = RaceStatus.OPEN
+_QUINELLA = PoolType.QUINELLA
+_SIZES = {kind: kind.runners_per_selection for kind in PoolType}
 
 
 def _reject(code: str, message: str) -> ToteRejection:
@@ -284,45 +289,50 @@ def _schedule(cmd: ScheduleRace) -> list[RaceEvent]:
 
 
 def _place_bet(state: RaceState, cmd: PlaceBet) -> list[RaceEvent]:
-    if state.status is not RaceStatus.OPEN:
-        _require(state, RaceStatus.OPEN, doing="bet")
-    pool = state.pools.get(cmd.pool)
+    # The hot path (every bet): checks ordered cheapest first, attributes read once.
+    if state.status is not _OPEN:
+        _require(state, _OPEN, doing="bet")
+    kind = cmd.pool
+    pool = state.pools.get(kind)
     if pool is None:
-        raise _reject("pool_not_offered", f"race {state.race_id} offers no {cmd.pool} pool")
+        raise _reject("pool_not_offered", f"race {state.race_id} offers no {kind} pool")
     stake = cmd.stake_cents
-    if stake <= 0:
-        raise _reject("bad_amount", "the stake must be more than zero")
     config = pool.config
-    if stake < config.min_stake_cents:
+    if stake < config.min_stake_cents or stake % config.increment_cents or stake > MAX_STAKE_CENTS:
+        if stake <= 0:
+            raise _reject("bad_amount", "the stake must be more than zero")
+        if stake < config.min_stake_cents:
+            raise _reject(
+                "below_minimum", f"the {kind} minimum stake is {config.min_stake_cents} cents"
+            )
+        if stake > MAX_STAKE_CENTS:
+            raise _reject("bad_amount", "the stake is above the maximum")
         raise _reject(
-            "below_minimum",
-            f"the {cmd.pool} minimum stake is {config.min_stake_cents} cents",
+            "bad_increment", f"{kind} stakes go in steps of {config.increment_cents} cents"
         )
-    if stake % config.increment_cents:
-        raise _reject(
-            "bad_increment",
-            f"{cmd.pool} stakes go in steps of {config.increment_cents} cents",
-        )
-    if stake > MAX_STAKE_CENTS:
-        raise _reject("bad_amount", "the stake is above the maximum")
     selection = cmd.selection
-    if len(selection) != cmd.pool.runners_per_selection:
-        raise _reject(
-            "bad_selection",
-            f"a {cmd.pool} selection names {cmd.pool.runners_per_selection} runner(s)",
-        )
-    if len(selection) > 1 and len(set(selection)) != len(selection):
-        raise _reject("bad_selection", "a selection names the same runner twice")
-    for runner in selection:
-        if runner not in state.runners or runner in state.scratched:
+    size = _SIZES[kind]
+    if len(selection) != size:
+        raise _reject("bad_selection", f"a {kind} selection names {size} runner(s)")
+    runners = state.runners
+    scratched = state.scratched
+    if size == 1:
+        runner = selection[0]
+        if runner not in runners or runner in scratched:
             _check_runner(state, runner)
+    else:
+        if len(set(selection)) != size:
+            raise _reject("bad_selection", "a selection names the same runner twice")
+        for runner in selection:
+            if runner not in runners or runner in scratched:
+                _check_runner(state, runner)
     if cmd.bet_id in state.bets:
         raise _reject("duplicate_bet", f"bet {cmd.bet_id} exists already")
     return [
         BetPlaced(
             race_id=state.race_id,
             bet_id=cmd.bet_id,
-            pool=cmd.pool,
+            pool=kind,
             selection=selection,
             stake_cents=stake,
             wallet_id=cmd.wallet_id,
@@ -550,17 +560,16 @@ def evolve(state: RaceState, event: RaceEvent) -> RaceState:
     state.events_applied += 1
     match event:
         case BetPlaced():
-            pool = state.pools[event.pool]
-            pool.gross += event.stake_cents
-            key = (
-                event.selection
-                if event.pool.ordered
-                else selection_key(event.pool, event.selection)
-            )
-            pool.stakes[key] = pool.stakes.get(key, 0) + event.stake_cents
-            state.bets[event.bet_id] = BetRecord(
-                event.pool, key, event.stake_cents, event.wallet_id
-            )
+            kind = event.pool
+            stake = event.stake_cents
+            pool = state.pools[kind]
+            pool.gross += stake
+            key = event.selection
+            if kind is _QUINELLA:
+                key = selection_key(kind, key)
+            stakes = pool.stakes
+            stakes[key] = stakes.get(key, 0) + stake
+            state.bets[event.bet_id] = BetRecord(kind, key, stake, event.wallet_id)
         case CompatBetPlaced():
             pool = state.pools[PoolType.WIN]
             pool.gross += event.amount_cents
