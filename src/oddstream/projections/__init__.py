@@ -1,0 +1,1 @@
+"""Read models fed by subscriptions, each with its own position."""
