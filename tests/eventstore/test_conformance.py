@@ -17,6 +17,7 @@ from oddstream.eventstore import (
     EventStore,
     InvalidEvent,
     NewEvent,
+    ProjectionFailed,
     SqlStatement,
     StoreClosed,
     StreamAppend,
@@ -151,11 +152,14 @@ async def test_retry_after_stream_moved_on_is_still_idempotent(store: EventStore
     assert again.version == first.version == 3
 
 
-async def test_retry_with_a_different_exact_version_is_a_conflict(store: EventStore) -> None:
-    batch = [ev(1, event_id=uuid.uuid4())]
-    await store.append("s-1", batch, NO_STREAM)
-    with pytest.raises(WrongExpectedVersion):
-        await store.append("s-1", batch, 5)
+async def test_stored_ids_at_other_versions_are_duplicates(store: EventStore) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    await store.append("s-1", [ev(1, event_id=a), ev(2, event_id=b)], NO_STREAM)
+    for expected in (2, 5):
+        with pytest.raises(DuplicateEventId, match=r"versions 1\.\.2, not from") as info:
+            await store.append("s-1", [ev(1, event_id=a), ev(2, event_id=b)], expected)
+        assert info.value.event_id == a
+    assert await store.stream_version("s-1") == 2
 
 
 async def test_id_stored_in_another_stream_is_rejected(store: EventStore) -> None:
@@ -465,7 +469,7 @@ async def test_projection_writes_and_checkpoint_commit_together(
     )
     assert await store.get_checkpoint("totals") == 5
     bad = SqlStatement("INSERT INTO no_such_table VALUES (1)")
-    with pytest.raises(Exception, match="no_such_table"):
+    with pytest.raises(ProjectionFailed, match="no_such_table"):
         await store.commit_projection("totals", 9, [SqlStatement(upsert, ("a", 100)), bad])
     assert await store.get_checkpoint("totals") == 5  # neither the upsert nor the move
     with pytest.raises(CheckpointConflict):

@@ -87,3 +87,29 @@ def test_registration_rules() -> None:
         r.to_new_event(BetPlaced("b", 1, 1))
     assert "Note" in r
     assert "BetPlaced" not in r
+
+
+class Tally(msgspec.Struct, frozen=True):
+    counts: dict[int, int]
+
+
+class Packed(msgspec.Struct, frozen=True, array_like=True):
+    a: int
+
+
+async def test_int_keyed_dicts_and_failing_upcasters(store: EventStore) -> None:
+    r = EventRegistry()
+    r.register(Tally, version=2)
+
+    @r.upcaster("Tally", from_version=1)
+    def _broken(data: dict) -> dict:
+        return {"counts": data["missing"]}
+
+    await store.append("t-1", [r.to_new_event(Tally({1: 2, 3: 4}))])
+    await store.append("t-1", [NewEvent("Tally", {"old": 1}, schema_version=1)])
+    current, old = await store.read_stream("t-1")
+    assert r.decode(current) == Tally({1: 2, 3: 4})
+    with pytest.raises(UpcastError, match="KeyError"):
+        r.decode(old)
+    with pytest.raises(TypeError, match="array_like"):
+        r.register(Packed)

@@ -8,6 +8,8 @@ prepared appends, reading pages, and checkpoints.
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from .envelope import (
     RecordedEvent,
     StreamAppend,
 )
-from .errors import InvalidEvent, StoreClosed
+from .errors import InvalidEvent, StoreClosed, StoreUnavailable
 from .notify import PositionNotifier
 from .prepare import (
     PreparedPart,
@@ -32,6 +34,8 @@ from .prepare import (
     validate_stream_id,
     validate_type,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 1000
 #: How long a caught-up subscriber waits for a wake-up before it asks the database
@@ -97,6 +101,7 @@ class EventStore(abc.ABC):
     def __init__(self, *, idle_recheck: float = DEFAULT_IDLE_RECHECK) -> None:
         self._notifier = PositionNotifier()
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
         self._idle_recheck = idle_recheck
 
     # ----------------------------------------------------------------- lifecycle
@@ -108,11 +113,11 @@ class EventStore(abc.ABC):
 
     async def close(self) -> None:
         """Finish pending appends, release connections, end live subscriptions."""
-        if self._closed:
-            return
-        self._closed = True
-        self._notifier.poke()
-        await self._close()
+        if self._closing is None:
+            self._closed = True
+            self._notifier.poke()
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
 
     @property
     def closed(self) -> bool:
@@ -269,7 +274,10 @@ class EventStore(abc.ABC):
         flt = ReadFilter.build(stream_prefix, category, types)
         position = after
         while not self._closed:
-            events, scanned, head = await self._read_page(position, batch_size, flt)
+            page = await self._read_retrying(position, batch_size, flt)
+            if page is None:
+                return
+            events, scanned, head = page
             for event in events:
                 yield event
             if len(events) == batch_size:
@@ -279,7 +287,7 @@ class EventStore(abc.ABC):
             # in order, so nothing at or below it can still appear.
             position = max(position, scanned)
             self._notifier.advance(head)
-            if position < head:
+            if position < head or self._closed:
                 continue
             await self._notifier.wait_beyond(position, self._idle_recheck)
 
@@ -293,17 +301,44 @@ class EventStore(abc.ABC):
         validate_limit(batch_size)
         version = after_version
         while not self._closed:
-            head = await self.head_position()
-            events = await self._read_stream(stream_id, version + 1, False, batch_size)
+            try:
+                head = await self.head_position()
+                events = await self._read_stream(stream_id, version + 1, False, batch_size)
+            except StoreUnavailable as exc:
+                if not await self._back_off(exc):
+                    return
+                continue
             for event in events:
                 yield event
             if events:
                 version = events[-1].version
                 if len(events) == batch_size:
                     continue
+            if self._closed:
+                return
             await self._notifier.wait_beyond(
                 max(head, events[-1].position if events else 0), self._idle_recheck
             )
+
+    async def _read_retrying(
+        self, after: int, limit: int, flt: ReadFilter
+    ) -> tuple[list[RecordedEvent], int, int] | None:
+        """A page for a subscription; a database outage is waited out, not raised (a
+        projection should stall and resume, not die). ``None`` once the store closes."""
+        while not self._closed:
+            try:
+                return await self._read_page(after, limit, flt)
+            except StoreUnavailable as exc:
+                if not await self._back_off(exc):
+                    return None
+        return None
+
+    async def _back_off(self, exc: Exception) -> bool:
+        if self._closed:
+            return False
+        log.warning("subscription read failed, retrying in %.1fs: %s", self._idle_recheck, exc)
+        await self._notifier.wait_beyond(1 << 62, self._idle_recheck)
+        return not self._closed
 
     # ----------------------------------------------------------------- checkpoints
     async def get_checkpoint(self, name: str) -> int:

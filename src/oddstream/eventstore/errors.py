@@ -20,7 +20,7 @@ class WrongExpectedVersion(EventStoreError):
     """The stream's version did not match the append's expectation; nothing was written.
 
     ``expected`` is what the caller asked for (an int or an :class:`ExpectedVersion`
-    name), ``actual`` the stream's version at the time of the check (``-1`` when the
+    name), ``actual`` the stream's version at the time of the check (``0`` when the
     stream does not exist).
     """
 
@@ -28,7 +28,7 @@ class WrongExpectedVersion(EventStoreError):
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
-        shown = "no stream" if actual < 0 else str(actual)
+        shown = "no stream" if actual <= 0 else str(actual)
         super().__init__(
             f"wrong expected version for stream {stream_id!r}: expected {expected}, actual {shown}"
         )
@@ -58,6 +58,11 @@ class StoreUnavailable(EventStoreError):
     def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
         self.outcome_unknown = outcome_unknown
         super().__init__(message)
+
+
+class ProjectionFailed(EventStoreError):
+    """A projection's own statements failed; nothing of that write took effect
+    (``__cause__`` holds the database's error)."""
 
 
 class CheckpointConflict(EventStoreError):

@@ -17,11 +17,12 @@ from typing import Any
 
 from .base import SqlStatement
 from .envelope import AppendResult
-from .errors import EventStoreError
+from .errors import EventStoreError, StoreUnavailable
 from .prepare import PreparedPart
 
-#: Upper bound on events in one group; a single larger append still goes alone.
+#: Upper bounds of one group; a single larger append still goes alone.
 MAX_GROUP_EVENTS = 50_000
+MAX_GROUP_BYTES = 64 << 20
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class AppendJob:
     parts: list[PreparedPart]
     future: asyncio.Future[list[AppendResult]]
     n_events: int
+    n_bytes: int
 
     def settle(self, outcome: list[AppendResult] | BaseException) -> None:
         if self.future.done():
@@ -63,9 +65,10 @@ WriteProjection = Callable[[ProjectionJob], Awaitable[None]]
 class GroupCommitter:
     """Queues writes and runs them one group at a time on the event loop.
 
-    ``write_appends`` must settle every job it is given (a result or an error each);
-    ``write_projection`` likewise for its job. Anything they raise settles the jobs of
-    that group with the error, so no caller waits forever.
+    ``write_appends`` settles every job it is given (a result or an error each), or
+    raises if the group as a whole failed and nothing of it was committed: a store error
+    then goes to every job, anything else makes the committer retry the appends one by
+    one. ``write_projection`` settles its job or raises. No caller waits forever.
     """
 
     def __init__(
@@ -85,7 +88,10 @@ class GroupCommitter:
 
     async def append(self, parts: list[PreparedPart]) -> list[AppendResult]:
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(AppendJob(parts, future, sum(len(p) for p in parts)))
+        n_bytes = sum(
+            len(d) + len(m) for p in parts for d, m in zip(p.data, p.metadata, strict=True)
+        )
+        self._jobs.append(AppendJob(parts, future, sum(len(p) for p in parts), n_bytes))
         self._wake.set()
         return await future
 
@@ -115,28 +121,46 @@ class GroupCommitter:
                     await self._guard([job], self._write_projection(job))
                 else:
                     group: list[AppendJob] = []
-                    total = 0
+                    events = size = 0
                     while jobs and isinstance(jobs[0], AppendJob):
-                        n = jobs[0].n_events
-                        if group and total + n > self._max:
+                        head = jobs[0]
+                        if group and (
+                            events + head.n_events > self._max
+                            or size + head.n_bytes > MAX_GROUP_BYTES
+                        ):
                             break
-                        job = jobs.popleft()
-                        assert isinstance(job, AppendJob)
-                        group.append(job)
-                        total += n
-                    await self._guard(group, self._write_appends(group))
+                        jobs.popleft()
+                        group.append(head)
+                        events += head.n_events
+                        size += head.n_bytes
+                    await self._append_group(group)
                 # Let the tasks just served queue their next writes before the next group.
                 await asyncio.sleep(0)
             if self._stopping:
                 return
 
+    async def _append_group(self, group: list[AppendJob]) -> None:
+        """Commit a group; if the database refuses it as a whole for a reason that is
+        not a store error (a constraint, a value the driver cannot send), commit its
+        appends one by one, so that only the one at fault fails."""
+        try:
+            await self._write_appends(group)
+        except EventStoreError as exc:
+            for job in group:
+                job.settle(exc)
+        except Exception as exc:
+            pending = [job for job in group if not job.future.done()]
+            if len(pending) > 1:
+                for job in pending:
+                    await self._append_group([job])
+            else:
+                for job in pending:
+                    job.settle(StoreUnavailable(f"the append failed: {exc!r}"))
+
     @staticmethod
     async def _guard(group: list[Any], write: Awaitable[None]) -> None:
         try:
             await write
-        except EventStoreError as exc:
-            for job in group:
-                job.settle(exc)
         except Exception as exc:  # a bug or driver failure must not strand callers
             for job in group:
                 job.settle(exc)

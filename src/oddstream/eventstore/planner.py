@@ -11,6 +11,7 @@ append of the batch succeeds or fails on its own while all of them share one com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from .envelope import AppendResult, ExpectedVersion
 from .errors import DuplicateEventId, EventStoreError, WrongExpectedVersion
@@ -97,19 +98,22 @@ def _retry_result(
     expected = part.expected
     if expected is ExpectedVersion.NO_STREAM:
         expected = 0
-    if isinstance(expected, int) and first.version != expected + 1:
-        raise WrongExpectedVersion(part.stream_id, part.expected, current)
     last = found[-1]
     assert last is not None
+    if isinstance(expected, int) and first.version != expected + 1:
+        raise DuplicateEventId(
+            part.stream_id,
+            _uuid(part.event_ids[0]),
+            f"these events are stored at versions {first.version}..{last.version}, "
+            f"not from {expected + 1} as this append expects",
+        )
     return AppendResult(
         part.stream_id, last.version, first.position, last.position, idempotent_retry=True
     )
 
 
-def _uuid(raw: bytes) -> str:
-    from uuid import UUID
-
-    return str(UUID(bytes=raw))
+def _uuid(raw: bytes) -> UUID:
+    return UUID(bytes=raw)
 
 
 def plan_batch(state: BatchState, appends: list[list[PreparedPart]]) -> BatchPlan:

@@ -22,7 +22,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import pgarrays
 from .base import DEFAULT_IDLE_RECHECK, EventStore, ReadFilter, SqlStatement
@@ -32,6 +32,7 @@ from .errors import (
     DuplicateEventId,
     EventStoreError,
     InvalidEvent,
+    ProjectionFailed,
     StoreUnavailable,
     WrongExpectedVersion,
 )
@@ -44,7 +45,25 @@ log = logging.getLogger(__name__)
 #: Positions a filtered page scans at least before it reports how far it got.
 FILTER_WINDOW = 20_000
 
-SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+
+_CONNECT_OPTIONS: dict[str, Any] = {
+    "autocommit": True,
+    "connect_timeout": 10,
+    # notice a dead peer within about a minute instead of the kernel's two hours
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Every connection: READ COMMITTED whatever the server's default (the append
+    checks must see what committed while they waited for the lock), and our arrays."""
+    await conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    pgarrays.register(conn)
+
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {schema}.events (
@@ -124,16 +143,24 @@ class PostgresEventStore(EventStore):
         schema: str = "oddstream",
         pool_size: int = 8,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        timeout: float = 30.0,
     ) -> None:
         super().__init__(idle_recheck=idle_recheck)
-        if not SCHEMA_NAME.match(schema):
+        if not isinstance(schema, str) or not SCHEMA_NAME.fullmatch(schema):
             raise InvalidEvent(
                 f"schema {schema!r} must be lower-case letters, digits and '_' (≤ 48 chars)"
             )
         self.url = url
         self.schema = schema
+        self._timeout = timeout
         self._pool = AsyncConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            kwargs=dict(_CONNECT_OPTIONS),
+            configure=_configure,
+            check=AsyncConnectionPool.check_connection,
         )
         ident = sql.Identifier(schema)
         self._channel = f"{schema}_events"
@@ -154,9 +181,16 @@ class PostgresEventStore(EventStore):
         schema: str = "oddstream",
         pool_size: int = 8,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        timeout: float = 30.0,
     ) -> PostgresEventStore:
-        """Connect, create the schema if needed, and start listening for commits."""
-        store = cls(url, schema=schema, pool_size=pool_size, idle_recheck=idle_recheck)
+        """Connect, create the schema if needed, and start listening for commits.
+
+        ``timeout`` bounds every call to the database: an append that gets no answer in
+        time fails with ``StoreUnavailable(outcome_unknown=True)``.
+        """
+        store = cls(
+            url, schema=schema, pool_size=pool_size, idle_recheck=idle_recheck, timeout=timeout
+        )
         try:
             await store._pool.open(wait=True, timeout=10.0)
             await store._create_schema()
@@ -174,9 +208,15 @@ class PostgresEventStore(EventStore):
         return store
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-        pgarrays.register(conn)
+        conn = await psycopg.AsyncConnection.connect(self.url, **_CONNECT_OPTIONS)
+        await _configure(conn)
         return conn
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await writer.close()
 
     async def _create_schema(self) -> None:
         ident = sql.Identifier(self.schema)
@@ -214,26 +254,26 @@ class PostgresEventStore(EventStore):
 
     async def _write_appends(self, group: list[AppendJob]) -> None:
         try:
-            rows = await self._call_append_group(group)
-        except psycopg.errors.UniqueViolation as exc:
-            if len(group) > 1:  # find the one that collides; the others go through
-                for job in group:
-                    await self._write_appends([job])
-                return
-            group[0].settle(StoreUnavailable(f"append rejected by PostgreSQL: {exc}"))
+            async with asyncio.timeout(self._timeout):
+                rows = await self._call_append_group(group)
+        except TimeoutError:
+            await self._drop_writer()  # its state is unknown after a cancelled call
+            error = StoreUnavailable(
+                f"PostgreSQL did not answer an append within {self._timeout}s",
+                outcome_unknown=True,
+            )
+            for job in group:
+                job.settle(error)
             return
         except psycopg.OperationalError as exc:
-            # The connection failed: the statement may or may not have committed.
-            # Retrying with the same event ids is safe (idempotent appends).
-            error = StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=True)
+            # Retrying with the same event ids is safe either way (idempotent appends).
+            unknown = self._writer is None or self._writer.broken or self._writer.closed
+            error = StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=unknown)
             for job in group:
                 job.settle(error)
             return
-        except psycopg.Error as exc:
-            error = StoreUnavailable(f"PostgreSQL failed: {exc}")
-            for job in group:
-                job.settle(error)
-            return
+        # Other errors (a constraint, a value PostgreSQL refuses) rolled the whole call
+        # back and propagate: the committer then retries the appends one by one.
         results = iter(rows)
         last = 0
         for job in group:
@@ -295,7 +335,8 @@ class PostgresEventStore(EventStore):
             async with conn.transaction():
                 if job.expected is not None:
                     await conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, job.name),)
+                        "SELECT pg_advisory_xact_lock(%s)",
+                        (_lock_key(self.schema, "checkpoint", job.name),),
                     )
                     cur = await conn.execute(
                         sql.SQL("SELECT position FROM {} WHERE name = %s").format(
@@ -307,12 +348,17 @@ class PostgresEventStore(EventStore):
                     actual = row[0] if row else 0
                     if actual != job.expected:
                         raise CheckpointConflict(job.name, job.expected, actual)
-                async with conn.cursor() as cur:
-                    for st in job.statements:
-                        if st.many:
-                            await cur.executemany(st.sql, st.params)
-                        else:
-                            await cur.execute(st.sql, st.params)
+                try:
+                    async with conn.cursor() as cur:
+                        for st in job.statements:
+                            if st.many:
+                                await cur.executemany(st.sql, st.params)
+                            else:
+                                await cur.execute(st.sql, st.params)
+                except psycopg.OperationalError:
+                    raise
+                except (psycopg.Error, ValueError, TypeError) as exc:
+                    raise ProjectionFailed(f"projection {job.name!r}: {exc}") from exc
                 await conn.execute(
                     sql.SQL(
                         "INSERT INTO {} (name, position, updated_at) VALUES (%s, %s, now()) "
@@ -357,10 +403,12 @@ class PostgresEventStore(EventStore):
     # ----------------------------------------------------------------- reader side
     async def _fetch(self, query: Any, params: Any = ()) -> list[tuple[Any, ...]]:
         try:
-            async with self._pool.connection() as conn:
+            async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
                 cur = await conn.execute(query, params, binary=True)
                 return await cur.fetchall()
-        except psycopg.Error as exc:
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"PostgreSQL did not answer within {self._timeout}s") from exc
+        except (psycopg.Error, PoolTimeout) as exc:
             raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
 
     async def _read_stream(

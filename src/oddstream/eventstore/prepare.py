@@ -23,6 +23,9 @@ MAX_STREAM_ID_LENGTH = 200
 MAX_TYPE_LENGTH = 200
 MAX_EVENTS_PER_APPEND = 100_000
 MAX_EVENT_BYTES = 1 << 20  # data + metadata, encoded
+MAX_APPEND_BYTES = 64 << 20  # all events of one append, encoded
+MAX_SCHEMA_VERSION = 2**31 - 1  # PostgreSQL integer
+MAX_INT64 = 2**63 - 1  # versions, positions and limits are 64-bit in both databases
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _valid_types: set[str] = set()
@@ -61,19 +64,28 @@ def validate_stream_id(stream_id: object) -> str:
         raise InvalidEvent(f"stream id {stream_id!r} contains control characters")
     if stream_id != stream_id.strip():
         raise InvalidEvent(f"stream id {stream_id!r} has leading or trailing white space")
+    _check_encodable(stream_id, "stream id")
     return stream_id
+
+
+def _check_encodable(text: str, what: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidEvent(f"{what} {text!r} is not valid Unicode (lone surrogate)") from None
 
 
 def validate_type(event_type: object) -> str:
     """Return ``event_type`` if it is an acceptable event type name."""
+    if type(event_type) is not str or not event_type:
+        raise InvalidEvent("event type must be a non-empty string")
     if event_type in _valid_types:
         return event_type
-    if not isinstance(event_type, str) or not event_type:
-        raise InvalidEvent("event type must be a non-empty string")
     if len(event_type) > MAX_TYPE_LENGTH:
         raise InvalidEvent(f"event type is longer than {MAX_TYPE_LENGTH} characters")
     if _CONTROL.search(event_type) or event_type != event_type.strip():
         raise InvalidEvent(f"event type {event_type!r} contains control characters or padding")
+    _check_encodable(event_type, "event type")
     if len(_valid_types) < 10_000:
         _valid_types.add(event_type)
     return event_type
@@ -88,6 +100,8 @@ def validate_expected(expected: object) -> int | ExpectedVersion:
             raise InvalidEvent(
                 f"expected version {expected} is negative; use NO_STREAM for a new stream"
             )
+        if expected > MAX_INT64:
+            raise InvalidEvent(f"expected version {expected} is above 2**63 - 1")
         return expected
     raise InvalidEvent(
         f"expected version must be an int >= 0, ANY, NO_STREAM or STREAM_EXISTS, not {expected!r}"
@@ -95,14 +109,14 @@ def validate_expected(expected: object) -> int | ExpectedVersion:
 
 
 def validate_position(value: object, what: str = "position") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidEvent(f"{what} must be an int >= 0, not {value!r}")
+    if type(value) is not int or not 0 <= value <= MAX_INT64:
+        raise InvalidEvent(f"{what} must be an int from 0 to 2**63 - 1, not {value!r}")
     return value
 
 
 def validate_limit(limit: object) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidEvent(f"limit must be a positive int, not {limit!r}")
+    if type(limit) is not int or not 1 <= limit <= MAX_INT64:
+        raise InvalidEvent(f"limit must be an int from 1 to 2**63 - 1, not {limit!r}")
     return limit
 
 
@@ -132,9 +146,23 @@ def _encode(obj: object, what: str, index: int) -> bytes:
     if not obj:
         return _EMPTY_OBJECT
     try:
-        return orjson.dumps(obj)
+        encoded = orjson.dumps(obj)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise InvalidEvent(f"event {index}: {what} is not JSON-serializable: {exc}") from None
+    if b"\\u0000" in encoded and _has_nul(obj):
+        # PostgreSQL's jsonb cannot hold NUL; refuse it everywhere so both stores agree
+        raise InvalidEvent(f"event {index}: {what} contains a NUL character (\\u0000)")
+    return encoded
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def prepare_part(part: StreamAppend) -> PreparedPart:
@@ -176,20 +204,27 @@ def prepare_part(part: StreamAppend) -> PreparedPart:
         if len(set(ids)) != len(ids):
             raise InvalidEvent("the same event id appears twice in one append")
     types = [e.type for e in events]
-    for t in set(types):
-        validate_type(t)
+    valid = _valid_types
+    for t in types:
+        if type(t) is not str or t not in valid:
+            validate_type(t)
     schema_versions = [e.schema_version for e in events]
-    for sv in set(schema_versions):
-        if type(sv) is not int or sv < 1:
-            raise InvalidEvent(f"schema_version must be an int >= 1, not {sv!r}")
+    for sv in schema_versions:
+        if type(sv) is not int or not 1 <= sv <= MAX_SCHEMA_VERSION:
+            raise InvalidEvent(f"schema_version must be an int from 1 to 2**31 - 1, not {sv!r}")
     encode = _encode
     data = [encode(e.data, "data", i) for i, e in enumerate(events)]
     metadata = [encode(e.metadata, "metadata", i) for i, e in enumerate(events)]
+    total = 0
     for index, (d, m) in enumerate(zip(data, metadata, strict=True)):
-        if len(d) + len(m) > MAX_EVENT_BYTES:
+        size = len(d) + len(m)
+        if size > MAX_EVENT_BYTES:
             raise InvalidEvent(
-                f"event {index} is {len(d) + len(m)} bytes encoded; the limit is {MAX_EVENT_BYTES}"
+                f"event {index} is {size} bytes encoded; the limit is {MAX_EVENT_BYTES}"
             )
+        total += size
+    if total > MAX_APPEND_BYTES:
+        raise InvalidEvent(f"the append is {total} bytes encoded; the limit is {MAX_APPEND_BYTES}")
     return PreparedPart(
         stream_id, expected, event_ids, supplied, types, schema_versions, data, metadata
     )

@@ -68,6 +68,8 @@ class EventRegistry:
         """Register ``cls`` as the current shape of event ``name`` (default: class name)."""
         if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
             raise TypeError(f"{cls!r} is not a msgspec.Struct class")
+        if cls.__struct_config__.array_like:
+            raise TypeError(f"{cls.__name__} is array_like; stored events are JSON objects")
         name = validate_type(name or cls.__name__)
         if not isinstance(version, int) or version < 1:
             raise ValueError("version must be an int >= 1")
@@ -108,7 +110,7 @@ class EventRegistry:
             raise UnknownEventType(
                 f"{type(event).__name__} is not a registered event class"
             ) from None
-        data = msgspec.to_builtins(event)
+        data = msgspec.to_builtins(event, str_keys=True)
         return NewEvent(name, data, dict(metadata or {}), event_id, version)
 
     def decode(self, recorded: RecordedEvent) -> msgspec.Struct:
@@ -128,10 +130,18 @@ class EventRegistry:
             step = self._upcasters.get((recorded.type, version))
             if step is None:
                 raise UpcastError(f"no upcaster lifts {recorded.type} from v{version}")
-            data = step(data)
+            try:
+                data = step(data)
+            except Exception as exc:
+                raise UpcastError(
+                    f"upcasting {recorded.type} v{version} at position {recorded.position} "
+                    f"failed: {exc!r}"
+                ) from exc
+            if not isinstance(data, dict):
+                raise UpcastError(f"the upcaster of {recorded.type} v{version} returned no dict")
             version += 1
         try:
-            return msgspec.convert(data, cls)
+            return msgspec.convert(data, cls, str_keys=True)
         except msgspec.ValidationError as exc:
             raise InvalidEvent(
                 f"stored {recorded.type} at position {recorded.position} does not fit "

@@ -27,6 +27,7 @@ from .envelope import AppendResult, RecordedEvent
 from .errors import (
     CheckpointConflict,
     InvalidEvent,
+    ProjectionFailed,
     StoreUnavailable,
 )
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
@@ -69,6 +70,17 @@ class _Busy(Exception):
     """Another process holds SQLite's write lock; try again shortly."""
 
 
+def _open_writer(path: Path, synchronous: str) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(str(path), synchronous)
+    conn.executescript(_SCHEMA)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    # From now on a busy database must not block the event loop: the writer backs off
+    # asynchronously instead (see _retry_busy).
+    conn.execute("PRAGMA busy_timeout=0")
+    return conn
+
+
 def _connect(path: str, synchronous: str, timeout: float = 30.0) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -86,24 +98,18 @@ class SqliteEventStore(EventStore):
     def __init__(
         self,
         path: str,
+        writer: sqlite3.Connection,
         *,
-        synchronous: str = "FULL",
+        synchronous: str,
         readers: int = 4,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
     ) -> None:
+        """Use :meth:`open`; this takes an already prepared writer connection."""
         super().__init__(idle_recheck=idle_recheck)
-        synchronous = synchronous.upper()
-        if synchronous not in SYNCHRONOUS_MODES:
-            raise InvalidEvent(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = path
         self.synchronous = synchronous
         self._loop = asyncio.get_running_loop()
-        self._writer_conn = _connect(path, synchronous)
-        self._writer_conn.executescript(_SCHEMA)
-        self._writer_conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        # From now on a busy database must not block the event loop: the writer backs off
-        # asynchronously instead (see _run_writer).
-        self._writer_conn.execute("PRAGMA busy_timeout=0")
+        self._writer_conn = writer
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
@@ -120,9 +126,18 @@ class SqliteEventStore(EventStore):
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
     ) -> SqliteEventStore:
         """Open (creating if needed) the store in the SQLite file at ``path``."""
+        if not isinstance(synchronous, str) or synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise InvalidEvent(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+        synchronous = synchronous.upper()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = cls(str(path), synchronous=synchronous, readers=readers, idle_recheck=idle_recheck)
+        try:
+            # in a thread: creating the schema may wait for another process's lock
+            writer = await asyncio.to_thread(_open_writer, path, synchronous)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open SQLite store at {str(path)!r}: {exc}") from exc
+        store = cls(
+            str(path), writer, synchronous=synchronous, readers=readers, idle_recheck=idle_recheck
+        )
         await store.head_position()
         return store
 
@@ -181,18 +196,13 @@ class SqliteEventStore(EventStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        except sqlite3.IntegrityError as exc:
-            if len(group) > 1:
-                for job in group:  # find the one that collides; the others go through
-                    self._write_group_sync([job])
-                return
-            group[0].settle(StoreUnavailable(f"append rejected by SQLite: {exc}"))
-            return
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:  # the database itself failed (I/O, full)
             error = StoreUnavailable(f"SQLite failed: {exc}")
             for job in group:
                 job.settle(error)
             return
+        # Anything else (a constraint, a value SQLite refuses) rolled the group back and
+        # propagates: the committer then retries its appends one by one.
         for job, outcome in zip(group, plan.outcomes, strict=True):
             job.settle(outcome)
         if plan.rows:
@@ -233,11 +243,14 @@ class SqliteEventStore(EventStore):
                 actual = row[0] if row else 0
                 if actual != job.expected:
                     raise CheckpointConflict(job.name, job.expected, actual)
-            for st in job.statements:
-                if st.many:
-                    conn.executemany(st.sql, st.params)
-                else:
-                    conn.execute(st.sql, st.params)
+            try:
+                for st in job.statements:
+                    if st.many:
+                        conn.executemany(st.sql, st.params)
+                    else:
+                        conn.execute(st.sql, st.params)
+            except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+                raise ProjectionFailed(f"projection {job.name!r}: {exc}") from exc
             conn.execute(
                 "INSERT INTO checkpoints (name, position, updated_us) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
@@ -338,7 +351,7 @@ class SqliteEventStore(EventStore):
     async def _close(self) -> None:
         await self._committer.stop()
         self._writer_conn.close()
-        self._readers.shutdown(wait=True)
+        await asyncio.to_thread(self._readers.shutdown, True)
         with self._reader_lock:
             for conn in self._reader_conns:
                 with contextlib.suppress(sqlite3.Error):

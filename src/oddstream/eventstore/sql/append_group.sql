@@ -60,6 +60,11 @@ DECLARE
     n_retry int;
     wrote boolean := false;
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- the checks below must see what committed while this call waited for the lock
+        RAISE EXCEPTION 'append_group needs READ COMMITTED, not %',
+            current_setting('transaction_isolation');
+    END IF;
     PERFORM pg_advisory_xact_lock(p_lock);
     recorded := clock_timestamp();
     SELECT coalesce(max(position), 0) INTO head FROM {schema}.events;
@@ -103,7 +108,11 @@ BEGIN
                     st[k] := 3;
                     details[k] := 'the ids are stored in another order than this append gives them';
                 ELSIF (exp = -2 AND f_min_v <> 1) OR (exp >= 0 AND f_min_v <> exp + 1) THEN
-                    st[k] := 2;
+                    st[k] := 3;
+                    details[k] := 'these events are stored at versions ' || f_min_v || '..'
+                                  || f_max_v || ', not from '
+                                  || (CASE WHEN exp = -2 THEN 0 ELSE exp END + 1)
+                                  || ' as this append expects';
                 ELSE
                     st[k] := 1;
                     vers[k] := f_max_v;

@@ -1,0 +1,198 @@
+"""What happens when things go wrong: bad values, a database that refuses one append of
+a group, lost connections, a stuck lock, races with close()."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+
+import psycopg
+import pytest
+
+from oddstream.eventstore import (
+    ANY,
+    EventStore,
+    InvalidEvent,
+    NewEvent,
+    StoreUnavailable,
+)
+from oddstream.eventstore.postgres import PostgresEventStore
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        NewEvent("T", {"s": "nul\x00inside"}),
+        NewEvent("T", {"deep": [{"k": "\x00"}]}),
+        NewEvent("T", {}, {"m": "\x00"}),
+        NewEvent("T", {}, schema_version=2**31),
+        NewEvent("T", {}, schema_version=2**63),
+        NewEvent("T", {}, schema_version=1.0),  # type: ignore[arg-type]
+        NewEvent("T\ud800", {}),
+        NewEvent(["T"], {}),  # type: ignore[arg-type]
+        NewEvent("T", {"s": "\ud800"}),
+    ],
+)
+async def test_values_one_database_would_refuse_are_invalid_everywhere(
+    store: EventStore, event: NewEvent
+) -> None:
+    good = store.append("good-1", [NewEvent("T", {"ok": True})])
+    bad = store.append("bad-1", [NewEvent("T", {}), event])
+    outcomes = await asyncio.gather(good, bad, return_exceptions=True)
+    assert not isinstance(outcomes[0], BaseException)
+    assert isinstance(outcomes[1], InvalidEvent)
+    assert await store.stream_version("bad-1") == 0
+
+
+async def test_a_literal_backslash_u0000_is_fine(store: EventStore) -> None:
+    await store.append("s-1", [NewEvent("T", {"text": "\\u0000 is how JSON writes NUL"})])
+    (got,) = await store.read_stream("s-1")
+    assert got.data["text"].startswith("\\u0000")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.read_all(after=2**63),
+        lambda s: s.read_all(limit=2**63),
+        lambda s: s.read_stream("s-1", from_version=2**63),
+        lambda s: s.save_checkpoint("p", 2**63),
+        lambda s: s.read_all(types=[["x"]]),
+        lambda s: s.get_checkpoint("a\ud800"),
+        lambda s: s.append("s-1", [NewEvent("T", {})], 2**63),
+        lambda s: s.read_all(after=1.5),
+    ],
+)
+async def test_out_of_range_arguments_are_invalid(store: EventStore, call) -> None:
+    with pytest.raises(InvalidEvent):
+        await call(store)
+
+
+async def _install_refusal(store: EventStore, backend: str, schema: str | None, url: str | None):
+    """Make the database refuse any event of type 'Refused' (a constraint of its own)."""
+    if backend == "sqlite":
+        conn = sqlite3.connect(store.path)  # type: ignore[attr-defined]
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.type = 'Refused' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+        )
+        conn.commit()
+        conn.close()
+    else:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                f"""CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.type = 'Refused' THEN RAISE EXCEPTION 'refused by trigger'; END IF;
+                    RETURN NEW;
+                END $$"""
+            )
+            conn.execute(
+                f'CREATE TRIGGER refuse BEFORE INSERT ON "{schema}".events '
+                f'FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse()'
+            )
+
+
+async def test_an_append_the_database_refuses_fails_alone(
+    store: EventStore, backend: str, request: pytest.FixtureRequest
+) -> None:
+    schema = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    await _install_refusal(store, backend, schema, url)
+    outcomes = await asyncio.gather(
+        store.append("a-1", [NewEvent("Fine", {})]),
+        store.append("b-1", [NewEvent("Refused", {})]),
+        store.append("c-1", [NewEvent("Fine", {})]),
+        return_exceptions=True,
+    )
+    assert not isinstance(outcomes[0], BaseException)
+    assert isinstance(outcomes[1], StoreUnavailable)
+    assert "refused by trigger" in str(outcomes[1])
+    assert not isinstance(outcomes[2], BaseException)
+    assert [e.stream_id for e in await store.read_all()] == ["a-1", "c-1"]
+
+
+async def test_concurrent_closes_both_wait(store_factory) -> None:
+    s = await store_factory()
+    pending = asyncio.create_task(s.append("s-1", [NewEvent("T", {})]))
+    await asyncio.sleep(0)
+    await asyncio.gather(s.close(), s.close())
+    assert pending.done()
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+async def test_postgres_serializable_default_does_not_break_appends(
+    pg_url: str, pg_schema: str
+) -> None:
+    url = (
+        pg_url
+        + ("&" if "?" in pg_url else "?")
+        + "options=-c%20default_transaction_isolation%3Dserializable"
+    )
+    stores = [await PostgresEventStore.open(url, schema=pg_schema) for _ in range(3)]
+    try:
+
+        async def writer(s: PostgresEventStore, w: int) -> None:
+            for i in range(30):
+                await s.append(f"s-{i % 3}", [NewEvent("T", {"w": w, "i": i})], ANY)
+
+        await asyncio.gather(*(writer(stores[w % 3], w) for w in range(6)))
+        events = await stores[0].read_all(limit=1000)
+        assert [e.position for e in events] == list(range(1, 181))
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_postgres_subscription_survives_lost_connections(pg_url: str, pg_schema: str) -> None:
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema, idle_recheck=0.2)
+    try:
+        await store.append("s-1", [NewEvent("T", {"n": 1})])
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for event in store.subscribe_all():
+                seen.append(event.position)
+                if len(seen) == 2:
+                    return
+
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(0.2)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+        second = NewEvent("T", {"n": 2}, event_id=uuid.uuid4())
+        for _ in range(20):  # the writer's connection died too: retry like a client would
+            try:
+                await store.append("s-1", [second], ANY)
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.1)
+        async with asyncio.timeout(10):
+            await task
+        assert seen == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_postgres_append_times_out_with_outcome_unknown(pg_url: str, pg_schema: str) -> None:
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema, timeout=0.5)
+    try:
+        event = NewEvent("T", {}, event_id=uuid.uuid4())
+        with psycopg.connect(pg_url, autocommit=True) as blocker:
+            blocker.execute("SELECT pg_advisory_lock(%s)", (store._lock,))
+            with pytest.raises(StoreUnavailable) as info:
+                await store.append("s-1", [event])
+            assert info.value.outcome_unknown
+        # the documented recovery: retry with the same event id, on a fresh connection
+        result = await store.append("s-1", [event])
+        assert result.version == 1
+        assert [e.event_id for e in await store.read_stream("s-1")] == [event.event_id]
+    finally:
+        await store.close()
