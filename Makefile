@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 LINT_DIRS := $(wildcard src tests bench)
 
 .PHONY: run test lint format services bench bench-quick clean
@@ -10,8 +11,14 @@ LINT_DIRS := $(wildcard src tests bench)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# The benchmarks' peers (eventsourcing, Pathway, Bytewax) are large: only `make bench*`
+# installs them.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/oddstream serve --demo
@@ -31,11 +38,13 @@ format: $(STAMP)
 	$(BIN)/ruff format $(LINT_DIRS)
 	$(BIN)/ruff check --fix $(LINT_DIRS)
 
-bench: $(STAMP) services
+bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/tote.py
 
-bench-quick: $(STAMP) services
+bench-quick: $(BENCH_STAMP) services
 	$(BIN)/python bench/store.py --quick
+	$(BIN)/python bench/tote.py --quick
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

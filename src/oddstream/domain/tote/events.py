@@ -43,7 +43,7 @@ class BettingOpened(msgspec.Struct, frozen=True):
     race_id: str
 
 
-class BetPlaced(msgspec.Struct, frozen=True, kw_only=True):
+class BetPlaced(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     race_id: str
     bet_id: str
     pool: PoolType

@@ -69,7 +69,7 @@ class OpenBetting(msgspec.Struct, frozen=True):
     race_id: str
 
 
-class PlaceBet(msgspec.Struct, frozen=True, kw_only=True):
+class PlaceBet(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     race_id: str
     bet_id: str
     pool: PoolType
