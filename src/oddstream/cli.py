@@ -31,11 +31,15 @@ def serve(
         f"oddstream serving on [bold]http://{settings.host}:{settings.port}[/] "
         f"(store: {settings.store_url})"
     )
+    from .logs import configure
+
+    configure()
     uvicorn.run(
         create_app(settings, demo=demo),
         host=settings.host,
         port=settings.port,
-        log_level="info",
+        log_config=None,
+        access_log=False,
     )
 
 

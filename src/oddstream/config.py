@@ -29,6 +29,23 @@ class Settings:
     #: ODDSTREAM_HOST / ODDSTREAM_PORT: where ``oddstream serve`` listens
     host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_env("PORT", "8000")))
+    #: ODDSTREAM_ADMIN_KEY: the API key for admin actions (``--demo`` makes one if unset)
+    admin_key: str | None = field(default_factory=lambda: os.environ.get("ODDSTREAM_ADMIN_KEY"))
+    #: ODDSTREAM_MAX_BODY_BYTES: larger request bodies answer 413
+    max_body_bytes: int = field(
+        default_factory=lambda: int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024)))
+    )
+    #: ODDSTREAM_READ_WAIT_SECONDS: how long ``?min_position=`` may wait
+    read_wait_seconds: float = field(default_factory=lambda: float(_env("READ_WAIT_SECONDS", "2")))
+    #: ODDSTREAM_PUSH_COALESCE_MS: live boards are pushed at most this often per race
+    push_coalesce_ms: int = field(default_factory=lambda: int(_env("PUSH_COALESCE_MS", "100")))
+    #: ODDSTREAM_READY_MAX_LAG: /readyz fails when projections lag the log by more
+    ready_max_lag: int = field(default_factory=lambda: int(_env("READY_MAX_LAG", "10000")))
+    #: ODDSTREAM_DEMO_BETS_PER_SECOND / ODDSTREAM_DEMO_RACE_SECONDS: the demo's pace
+    demo_bets_per_second: float = field(
+        default_factory=lambda: float(_env("DEMO_BETS_PER_SECOND", "20"))
+    )
+    demo_race_seconds: float = field(default_factory=lambda: float(_env("DEMO_RACE_SECONDS", "90")))
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given non-``None`` values replaced."""

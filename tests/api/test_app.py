@@ -1,13 +1,17 @@
-"""The service: health, status page, and the CLI around it."""
+"""The app's wiring: health, the demo, the CLI around it."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from oddstream.api.app import _redact, create_app
 from oddstream.cli import app as cli
 from oddstream.config import Settings
+from oddstream.eventstore import InvalidEvent
 
 
 def test_healthz_reports_the_store(tmp_path) -> None:
@@ -17,22 +21,24 @@ def test_healthz_reports_the_store(tmp_path) -> None:
         assert body["status"] == "ok"
         assert body["store"]["backend"] == "sqlite"
         assert body["store"]["head_position"] == 0
-        page = client.get("/")
-        assert page.status_code == 200
-        assert "head position <b>0</b>" in page.text
-        assert client.get("/no-such-route").status_code == 404
 
 
-def test_demo_heartbeat_moves_the_log(tmp_path) -> None:
-    settings = Settings().with_overrides(store_url=f"sqlite:///{tmp_path}/d.db")
+def test_demo_runs_races(tmp_path) -> None:
+    settings = Settings().with_overrides(
+        store_url=f"sqlite:///{tmp_path}/d.db", demo_bets_per_second=200, demo_race_seconds=5
+    )
     with TestClient(create_app(settings, demo=True)) as client:
-        import time
-
-        deadline = time.monotonic() + 5
-        while client.get("/healthz").json()["store"]["head_position"] < 1:
-            assert time.monotonic() < deadline, "no heartbeat was appended"
-            time.sleep(0.05)
-        assert "Heartbeat" in client.get("/").text
+        deadline = time.monotonic() + 10
+        while True:
+            races = client.get("/races").json()["races"]
+            if races and sum(r["bets"] for r in races) >= 5:
+                break
+            assert time.monotonic() < deadline, "the demo placed no bets"
+            time.sleep(0.1)
+        assert all(r["status"] in ("open", "closed", "resulted", "final") for r in races)
+        assert {p["pool"] for p in races[0]["pools"]} == {
+            "WIN", "PLACE", "SHOW", "EXACTA", "QUINELLA", "TRIFECTA"
+        }  # fmt: skip
 
 
 def test_redact_hides_passwords() -> None:
@@ -48,9 +54,5 @@ def test_cli_info(tmp_path) -> None:
 
 
 def test_settings_reject_unknown_keys() -> None:
-    import pytest
-
-    from oddstream.eventstore import InvalidEvent
-
     with pytest.raises(InvalidEvent):
         Settings().with_overrides(nope=1)

@@ -20,7 +20,7 @@ from oddstream.domain.tote.race import (
     ToteRejection,
 )
 from oddstream.eventstore import EventStore
-from oddstream.projections.odds_board import OddsBoardProjection
+from oddstream.projections.tote_view import ToteView
 from oddstream.runtime.codec import registry
 from oddstream.runtime.race_writer import RaceWriter, race_stream
 
@@ -102,7 +102,7 @@ async def test_two_writers_on_one_race_do_not_lose_bets(store_factory) -> None:
 
 async def test_board_projection_is_never_a_step_behind(store: EventStore) -> None:
     writer = RaceWriter(store)
-    projection = OddsBoardProjection(store)
+    projection = ToteView(store)
     projection.start()
     try:
         await writer.execute(schedule("r4"))

@@ -1,25 +1,38 @@
-"""The FastAPI application: health, readiness and a status page for the store.
+"""The FastAPI application: tote API, live push, health, metrics and the board page.
 
-The tote, wallet and compatibility APIs come with their own issues; for now the service
-opens the configured event store and shows that it is alive.
+Embedded mode: the event store, the race writers and the read model all live in this
+process. The HTTP layer only talks to ``Services`` (the writer is reached through
+``RaceWriter.execute``), so the writer can move behind a bus without touching it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import html
+import logging
+import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from ..config import Settings
-from ..eventstore import EventStore, EventStoreError, NewEvent, open_store
+from ..demo import Demo
+from ..eventstore import EventStore, EventStoreError, open_store
+from ..projections.tote_view import ToteView
+from ..runtime.race_writer import RaceWriter
+from . import errors, push, tote_routes
+from .metrics import Metrics
+from .middleware import BodyLimit, RequestContext
+from .push import BoardHub
+from .services import Services
 
-DEMO_STREAM = "demo-heartbeat"
+log = logging.getLogger(__name__)
+WEB = Path(__file__).resolve().parent.parent / "web"
 
 
 def _redact(url: str) -> str:
@@ -32,74 +45,121 @@ def _redact(url: str) -> str:
     return url
 
 
-async def _heartbeat(store: EventStore, every: float) -> None:
-    """Demo traffic until the tote demo lands: one event every ``every`` seconds."""
-    beat = await store.stream_version(DEMO_STREAM)
-    while True:
-        beat += 1
-        await store.append(DEMO_STREAM, [NewEvent("Heartbeat", {"beat": beat})])
-        await asyncio.sleep(every)
-
-
-def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastAPI:
-    """Build the app; the store is opened on startup and closed on shutdown."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    demo: bool = False,
+    store: EventStore | None = None,
+) -> FastAPI:
+    """Build the app. The store is opened at startup (or ``store`` is used as given and
+    left open) and everything is stopped in order at shutdown."""
     settings = settings or Settings()
-    state: dict[str, Any] = {}
+    metrics = Metrics()
+    admin_key = settings.admin_key
+    if admin_key is None and demo:
+        admin_key = secrets.token_urlsafe(18)
+        print(f"demo admin key: {admin_key}", flush=True)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        store = await open_store(settings.store_url, **settings.store_options())
-        state["store"] = store
-        tasks = [asyncio.create_task(_heartbeat(store, 1.0))] if demo else []
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        the_store = store or await open_store(settings.store_url, **settings.store_options())
+        view = ToteView(the_store)
+        hub = BoardHub(view, settings.push_coalesce_ms / 1000)
+        writer = RaceWriter(the_store)
+        app.state.services = Services(
+            settings=settings,
+            store=the_store,
+            writer=writer,
+            view=view,
+            hub=hub,
+            metrics=metrics,
+            admin_key=admin_key,
+        )
+        view.start()
+        runner = None
+        if demo:
+            runner = Demo(
+                writer,
+                bets_per_second=settings.demo_bets_per_second,
+                race_seconds=settings.demo_race_seconds,
+            )
+            runner.start()
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, EventStoreError):
-                    await task
-            await store.close()
+            if runner is not None:
+                await runner.stop()
+            await view.stop()
+            if own_store:
+                await the_store.close()
 
-    app = FastAPI(title="oddstream", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="oddstream",
+        version=__version__,
+        lifespan=lifespan,
+        description="Event-sourced tote: races, bets, live odds. Money is integer cents.",
+    )
+    errors.install(app)
+    app.include_router(tote_routes.router)
+    app.include_router(push.router)
+    _ops_routes(app, settings)
+    if (WEB / "index.html").exists():
+        app.mount("/static", StaticFiles(directory=WEB), name="static")
 
-    async def store_status() -> dict[str, Any]:
-        store: EventStore = state["store"]
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(WEB / "index.html")
+
+    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def _ops_routes(app: FastAPI, settings: Settings) -> None:
+    async def store_status(request: Request) -> dict[str, Any]:
+        services: Services = request.app.state.services
+        head = await services.store.head_position()
         return {
-            "backend": store.backend,
+            "backend": services.store.backend,
             "url": _redact(settings.store_url),
-            "head_position": await store.head_position(),
+            "head_position": head,
+            "read_model_position": services.view.position,
+            "lag": head - services.view.position,
         }
 
-    @app.get("/healthz", summary="Liveness and the store this process opened")
-    async def healthz() -> JSONResponse:
+    @app.get("/healthz", tags=["ops"], summary="Liveness and the store this process opened")
+    async def healthz(request: Request) -> JSONResponse:
         try:
-            return JSONResponse(
-                {"status": "ok", "version": __version__, "store": await store_status()}
-            )
+            status = await store_status(request)
         except EventStoreError as exc:
             return JSONResponse({"status": "error", "reason": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__, "store": status})
 
-    @app.get("/", response_class=HTMLResponse, summary="Status page")
-    async def index() -> HTMLResponse:
-        store: EventStore = state["store"]
-        status = await store_status()
-        head = status["head_position"]
-        recent = await store.read_all(after=max(0, head - 20), limit=20)
-        rows = "".join(
-            f"<tr><td>{e.position}</td><td>{html.escape(e.stream_id)}</td><td>{e.version}</td>"
-            f"<td>{html.escape(e.type)}</td><td>{e.recorded_at:%H:%M:%S}</td></tr>"
-            for e in reversed(recent)
-        )
-        page = f"""<!doctype html><html><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="2"><title>oddstream</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;background:#0f1720;color:#e6edf3}}
-table{{border-collapse:collapse}}td,th{{padding:.3rem .8rem;border-bottom:1px solid #2d3b4a}}
-th{{text-align:left;color:#8aa0b4}}</style></head><body>
-<h1>oddstream {__version__}</h1>
-<p>Event store: <b>{html.escape(status["backend"])}</b> at
-<code>{html.escape(status["url"])}</code>, head position <b>{head}</b>.</p>
-<h2>Latest events</h2><table><tr><th>position</th><th>stream</th><th>version</th>
-<th>type</th><th>recorded (UTC)</th></tr>{rows}</table></body></html>"""
-        return HTMLResponse(page)
+    @app.get("/readyz", tags=["ops"], summary="Store reachable and read model caught up")
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            status = await store_status(request)
+        except EventStoreError as exc:
+            return JSONResponse({"ready": False, "reason": str(exc)}, status_code=503)
+        if status["lag"] > settings.ready_max_lag:
+            return JSONResponse(
+                {
+                    "ready": False,
+                    "reason": f"read model lags the log by {status['lag']} events",
+                    "store": status,
+                },
+                status_code=503,
+            )
+        return JSONResponse({"ready": True, "store": status})
 
-    return app
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    async def metrics_endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        try:
+            head = await services.store.head_position()
+            services.metrics.projection_lag.set(head - services.view.position)
+        except EventStoreError:
+            pass
+        services.metrics.push_clients.set(services.hub.clients)
+        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ mode.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,14 +41,23 @@ def race_stream(race_id: str) -> str:
     return f"{RACE_STREAM_PREFIX}{race_id}"
 
 
+#: Metadata key of the client's request id; the answers are rebuilt from it on load.
+REQUEST_ID = "request_id"
+
+
 @dataclass(frozen=True, slots=True)
 class CommandOutcome:
-    """What a command wrote: its events and where they landed in the log."""
+    """What a command wrote: its events and where they landed in the log.
+
+    ``repeated`` is true when the command's ``request_id`` had been executed before: the
+    answer is the original one and nothing new was written.
+    """
 
     events: tuple[msgspec.Struct, ...]
     stream_version: int
     first_position: int
     last_position: int
+    repeated: bool = False
 
 
 @dataclass(slots=True)
@@ -55,6 +65,7 @@ class _Pending:
     command: RaceCommand
     metadata: dict[str, Any]
     future: asyncio.Future[CommandOutcome]
+    request_id: str | None
 
 
 @dataclass(slots=True)
@@ -63,6 +74,8 @@ class _Race:
     version: int = 0
     queue: list[_Pending] = field(default_factory=list)
     worker: asyncio.Task[None] | None = None
+    #: request id → the answer it got (rebuilt from the log's metadata on load)
+    answered: dict[str, CommandOutcome] = field(default_factory=dict)
 
 
 class RaceWriter:
@@ -74,15 +87,28 @@ class RaceWriter:
         self._races: dict[str, _Race] = {}
 
     async def execute(
-        self, command: RaceCommand, *, metadata: dict[str, Any] | None = None
+        self,
+        command: RaceCommand,
+        *,
+        request_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> CommandOutcome:
-        """Decide and store ``command``; raises :class:`ToteRejection` if refused."""
+        """Decide and store ``command``; raises :class:`ToteRejection` if refused.
+
+        With a ``request_id``, a command already executed under that id is not decided
+        again: the original answer comes back with ``repeated=True``. The id is stored in
+        the events' metadata, so this holds across restarts. (A rejected command stores
+        nothing, so its retry is decided afresh.)
+        """
         race_id = command.race_id
         race = self._races.get(race_id)
         if race is None:
             race = self._races[race_id] = _Race()
+        meta = dict(metadata or {})
+        if request_id is not None:
+            meta[REQUEST_ID] = request_id
         future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
-        race.queue.append(_Pending(command, metadata or {}, future))
+        race.queue.append(_Pending(command, meta, future, request_id))
         if race.worker is None:
             race.worker = asyncio.create_task(self._drain(race_id, race))
         return await future
@@ -98,20 +124,38 @@ class RaceWriter:
     async def _load(self, race_id: str, race: _Race) -> None:
         state = RaceState()
         version = 0
-        after = 0
         stream = race_stream(race_id)
-        while True:
-            page = await self._store.read_stream(stream, from_version=after + 1, limit=5000)
-            for recorded in page:
-                evolve(state, self._registry.decode(recorded))  # type: ignore[arg-type]
-                version = recorded.version
-            if len(page) < 5000:
-                break
-            after = page[-1].version
+        answered: dict[str, list[Any]] = {}
+        async for recorded in self._read_stream_all(stream):
+            event = self._registry.decode(recorded)
+            evolve(state, event)  # type: ignore[arg-type]
+            version = recorded.version
+            request_id = recorded.metadata.get(REQUEST_ID)
+            if request_id is not None:
+                entry = answered.get(request_id)
+                if entry is None:
+                    answered[request_id] = [[event], recorded.version, recorded.position]
+                else:
+                    entry[0].append(event)
+                    entry[1] = recorded.version
         if state.race_id == "":
             state.race_id = race_id
         race.state = state
         race.version = version
+        race.answered = {
+            rid: CommandOutcome(tuple(evs), last_version, first, first + len(evs) - 1, True)
+            for rid, (evs, last_version, first) in answered.items()
+        }
+
+    async def _read_stream_all(self, stream: str) -> Any:
+        after = 0
+        while True:
+            page = await self._store.read_stream(stream, from_version=after + 1, limit=5000)
+            for recorded in page:
+                yield recorded
+            if len(page) < 5000:
+                return
+            after = page[-1].version
 
     async def _drain(self, race_id: str, race: _Race) -> None:
         try:
@@ -135,7 +179,19 @@ class RaceWriter:
         assert state is not None
         accepted: list[tuple[_Pending, list[RaceEvent]]] = []
         new_events: list[NewEvent] = []
+        seen_now: dict[str, _Pending] = {}
         for index, pending in enumerate(batch):
+            rid = pending.request_id
+            if rid is not None:
+                earlier = race.answered.get(rid)
+                if earlier is not None:
+                    if not pending.future.done():
+                        pending.future.set_result(earlier)
+                    continue
+                if rid in seen_now:  # the same request twice in one batch: one answer
+                    _chain(seen_now[rid].future, pending.future)
+                    continue
+                seen_now[rid] = pending
             try:
                 events = decide(state, pending.command)
             except Exception as exc:  # a rejection, or a bug: this command only
@@ -182,8 +238,24 @@ class RaceWriter:
             outcome = CommandOutcome(tuple(events), version + n, position, position + n - 1)
             position += n
             version += n
+            if pending.request_id is not None:
+                race.answered[pending.request_id] = dataclasses.replace(outcome, repeated=True)
             if not pending.future.done():
                 pending.future.set_result(outcome)
+
+
+def _chain(source: asyncio.Future[CommandOutcome], target: asyncio.Future[CommandOutcome]) -> None:
+    def copy(done: asyncio.Future[CommandOutcome]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif done.exception() is not None:
+            target.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(dataclasses.replace(done.result(), repeated=True))
+
+    source.add_done_callback(copy)
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

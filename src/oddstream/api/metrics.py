@@ -1,0 +1,42 @@
+"""Prometheus metrics of one app instance (its own registry, so tests and several apps
+in one process do not collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "oddstream_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "oddstream_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.commands = Counter(
+            "oddstream_commands_total", "Race commands stored", ["type"], registry=self.registry
+        )
+        self.bets = Counter("oddstream_bets_total", "Bets accepted", registry=self.registry)
+        self.append_latency = Histogram(
+            "oddstream_append_seconds",
+            "Event store append latency (as seen by the race writer)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=self.registry,
+        )
+        self.projection_lag = Gauge(
+            "oddstream_projection_lag_events",
+            "Events in the log not yet applied by the read model",
+            registry=self.registry,
+        )
+        self.push_clients = Gauge(
+            "oddstream_push_clients", "Live odds subscribers", registry=self.registry
+        )

@@ -1,0 +1,157 @@
+"""ASGI middleware: body size limit, correlation ids, request logs and metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..logs import correlation_id
+from .metrics import Metrics
+
+log = logging.getLogger("oddstream.http")
+
+
+async def _reject(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": code, "message": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """Answer 413 to bodies over ``limit`` bytes (by Content-Length, or while reading)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    await _reject(send, 400, "bad_request", "Content-Length is not a number")
+                    return
+                if too_big:
+                    await _drain(receive, DRAIN_LIMIT)
+                    await _reject(
+                        send, 413, "too_large", f"request bodies are limited to {self.limit} bytes"
+                    )
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            await _drain(receive, DRAIN_LIMIT)
+            if not started:
+                await _reject(
+                    send, 413, "too_large", f"request bodies are limited to {self.limit} bytes"
+                )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+#: Read and drop at most this much of a refused body, so the client (still sending) gets
+#: to read the 413 instead of a reset connection; past it the connection is just closed.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+class RequestContext:
+    """Correlation id (``X-Correlation-ID`` in, or a new one; echoed out), one JSON log
+    line and metrics per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-correlation-id":
+                text = value.decode("latin-1")[:100]
+                if text.isprintable():
+                    cid = text
+        cid = cid or uuid.uuid4().hex
+        token = correlation_id.set(cid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-correlation-id", cid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route(scope)
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            if not route.endswith("/stream") and route not in ("/metrics", "/healthz"):
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                    },
+                )
+            correlation_id.reset(token)
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

@@ -1,0 +1,328 @@
+"""The tote API: races, bets, boards, dividends.
+
+Commands answer with the global position of their events; reads take
+``?min_position=P`` and wait (bounded) until the read model includes P.
+A ``request_id`` makes a command idempotent: its retry returns the original answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from ..domain.tote.events import PoolConfig, Runner
+from ..domain.tote.race import (
+    AbandonRace,
+    AmendResult,
+    CloseBetting,
+    DeclareDividends,
+    DeclareResult,
+    OpenBetting,
+    PlaceBet,
+    RaceCommand,
+    RaceState,
+    ScheduleRace,
+    ScratchRunner,
+    ToteRejection,
+)
+from ..runtime.race_writer import CommandOutcome
+from .auth import require_admin
+from .errors import REJECTION_STATUS, ApiError, error_body
+from .schemas import (
+    AbandonIn,
+    BetBatchIn,
+    BetIn,
+    CommandIn,
+    Id,
+    ResultIn,
+    ScheduleRaceIn,
+    ScratchIn,
+)
+from .services import Services
+
+router = APIRouter(tags=["tote"])
+admin = [Depends(require_admin)]
+_BET_NAMESPACE = uuid.UUID("6f1f2f7e-4f3a-4a53-9a55-0d7c1b9e3a10")
+
+MinPosition = Query(None, ge=0, le=2**63 - 1, description="wait until reads include this")
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return,unused-ignore]
+
+
+def _outcome(outcome: CommandOutcome, **extra: Any) -> dict[str, Any]:
+    return {
+        "position": outcome.last_position,
+        "first_position": outcome.first_position,
+        "stream_version": outcome.stream_version,
+        "events": [type(e).__name__ for e in outcome.events],
+        "repeated": outcome.repeated,
+        **extra,
+    }
+
+
+async def _wait(services: Services, min_position: int | None) -> None:
+    if min_position is None:
+        return
+    if not await services.view.wait_for(min_position, services.settings.read_wait_seconds):
+        raise ApiError(
+            409,
+            "position_not_reached",
+            f"reads include position {services.view.position}, not yet {min_position}; "
+            "retry shortly",
+            position=services.view.position,
+        )
+
+
+async def _run(
+    services: Services,
+    command: RaceCommand,
+    body: CommandIn | ScheduleRaceIn | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    outcome = await services.writer.execute(command, request_id=body.request_id if body else None)
+    services.metrics.commands.labels(type(command).__name__).inc()
+    return _outcome(outcome, **extra)
+
+
+def _race_summary(state: RaceState) -> dict[str, Any]:
+    return {
+        "race_id": state.race_id,
+        "meeting": state.meeting,
+        "venue": state.venue,
+        "post_time": state.post_time,
+        "status": state.status.value,
+        "compat": state.compat,
+        "runners": [
+            {"number": n, "name": name, "scratched": n in state.scratched}
+            for n, name in state.runners.items()
+        ],
+        "pools": [
+            {
+                "pool": kind.value,
+                "takeout_bps": pool.config.takeout_bps,
+                "profile": pool.profile.name,
+                "min_stake_cents": pool.config.min_stake_cents,
+                "increment_cents": pool.config.increment_cents,
+                "gross_cents": pool.gross,
+                "net_cents": pool.net,
+            }
+            for kind, pool in state.pools.items()
+        ],
+        "placings": [list(g) for g in state.placings],
+        "bets": len(state.bets),
+    }
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+@router.get("/races", summary="All races with status and pool totals")
+async def list_races(request: Request, min_position: int | None = MinPosition) -> dict[str, Any]:
+    services = _services(request)
+    await _wait(services, min_position)
+    return {
+        "position": services.view.position,
+        "races": [_race_summary(s) for s in services.view.races()],
+    }
+
+
+@router.get("/races/{race_id}", summary="One race")
+async def get_race(
+    request: Request, race_id: Id, min_position: int | None = MinPosition
+) -> dict[str, Any]:
+    services = _services(request)
+    await _wait(services, min_position)
+    state = services.view.race(race_id)
+    if state is None:
+        raise ApiError(404, "race_not_found", f"no race {race_id}")
+    return {"position": services.view.position, **_race_summary(state)}
+
+
+@router.get("/races/{race_id}/odds", summary="The live odds board")
+async def get_board(
+    request: Request, race_id: Id, min_position: int | None = MinPosition
+) -> dict[str, Any]:
+    services = _services(request)
+    await _wait(services, min_position)
+    view = services.view.board(race_id)
+    if view is None:
+        raise ApiError(404, "race_not_found", f"no race {race_id}")
+    return msgspec.to_builtins(view)  # type: ignore[no-any-return,unused-ignore]
+
+
+@router.get("/races/{race_id}/dividends", summary="Declared dividends")
+async def get_dividends(
+    request: Request, race_id: Id, min_position: int | None = MinPosition
+) -> dict[str, Any]:
+    services = _services(request)
+    await _wait(services, min_position)
+    if services.view.race(race_id) is None:
+        raise ApiError(404, "race_not_found", f"no race {race_id}")
+    declared = services.view.dividends(race_id)
+    if declared is None:
+        raise ApiError(404, "no_dividends", f"race {race_id} has no dividends declared yet")
+    position, pools = declared
+    return {
+        "race_id": race_id,
+        "position": position,
+        "pools": [
+            {
+                **msgspec.to_builtins(p),
+                "dividends": [
+                    {"selection": list(sel), "dividend_cents": d} for sel, d in p.dividends
+                ],
+            }
+            for p in pools
+        ],
+    }
+
+
+@router.get("/bets/{bet_id}", summary="A bet: status and settlement")
+async def get_bet(
+    request: Request, bet_id: Id, min_position: int | None = MinPosition
+) -> dict[str, Any]:
+    services = _services(request)
+    await _wait(services, min_position)
+    bet = services.view.bet(bet_id)
+    if bet is None:
+        raise ApiError(404, "unknown_bet", f"no bet {bet_id}")
+    return {"position": services.view.position, **msgspec.to_builtins(bet)}
+
+
+# ----------------------------------------------------------------------------- bets
+
+
+def _bet_command(race_id: str, body: BetIn, request_id: str | None) -> PlaceBet:
+    if body.bet_id is not None:
+        bet_id = body.bet_id
+    elif request_id is not None:  # a retry of the request names the same bet
+        bet_id = uuid.uuid5(_BET_NAMESPACE, f"{race_id}/{request_id}").hex
+    else:
+        bet_id = uuid.uuid4().hex
+    return PlaceBet(
+        race_id=race_id,
+        bet_id=bet_id,
+        pool=body.pool,
+        selection=tuple(body.selection),
+        stake_cents=body.stake_cents,
+    )
+
+
+@router.post("/races/{race_id}/bets", status_code=201, summary="Place a bet")
+async def place_bet(request: Request, race_id: Id, body: BetIn) -> dict[str, Any]:
+    services = _services(request)
+    command = _bet_command(race_id, body, body.request_id)
+    result = await _run(services, command, body, bet_id=command.bet_id)
+    services.metrics.bets.inc()
+    return result
+
+
+@router.post(
+    "/races/{race_id}/bets/batch",
+    summary="Place up to 10,000 bets; each is accepted or rejected on its own",
+)
+async def place_bets(request: Request, race_id: Id, body: BetBatchIn) -> JSONResponse:
+    services = _services(request)
+    commands = []
+    for index, bet in enumerate(body.bets):
+        rid = bet.request_id or (f"{body.request_id}#{index}" if body.request_id else None)
+        commands.append((_bet_command(race_id, bet, rid), rid))
+    outcomes = await asyncio.gather(
+        *(services.writer.execute(c, request_id=rid) for c, rid in commands),
+        return_exceptions=True,
+    )
+    results: list[dict[str, Any]] = []
+    accepted = 0
+    for (command, _), outcome in zip(commands, outcomes, strict=True):
+        if isinstance(outcome, ToteRejection):
+            results.append(
+                {
+                    "bet_id": command.bet_id,
+                    "status": REJECTION_STATUS.get(outcome.code, 409),
+                    **error_body(outcome.code, outcome.message),
+                }
+            )
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            accepted += 1
+            results.append({"bet_id": command.bet_id, "status": 201, **_outcome(outcome)})
+    services.metrics.bets.inc(accepted)
+    return JSONResponse(
+        {"accepted": accepted, "rejected": len(results) - accepted, "results": results},
+        status_code=200,
+    )
+
+
+# ----------------------------------------------------------------------------- admin
+
+
+@router.post("/races", status_code=201, dependencies=admin, summary="Schedule a race (admin)")
+async def schedule_race(request: Request, body: ScheduleRaceIn) -> dict[str, Any]:
+    race_id = body.race_id or uuid.uuid4().hex[:12]
+    command = ScheduleRace(
+        race_id=race_id,
+        meeting=body.meeting,
+        venue=body.venue,
+        post_time=body.post_time,
+        runners=tuple(Runner(r.number, r.name) for r in body.runners),
+        pools=tuple(
+            PoolConfig(
+                pool=p.pool,
+                takeout_bps=p.takeout_bps,
+                profile=p.profile,
+                min_stake_cents=p.min_stake_cents,
+                increment_cents=p.increment_cents,
+                no_winner=p.no_winner,
+            )
+            for p in body.pools
+        ),
+    )
+    return await _run(_services(request), command, body, race_id=race_id)
+
+
+@router.post("/races/{race_id}/open", dependencies=admin, summary="Open betting (admin)")
+async def open_betting(request: Request, race_id: Id, body: CommandIn | None = None) -> Any:
+    return await _run(_services(request), OpenBetting(race_id), body)
+
+
+@router.post("/races/{race_id}/close", dependencies=admin, summary="Close betting (admin)")
+async def close_betting(request: Request, race_id: Id, body: CommandIn | None = None) -> Any:
+    return await _run(_services(request), CloseBetting(race_id), body)
+
+
+@router.post("/races/{race_id}/scratch", dependencies=admin, summary="Scratch a runner (admin)")
+async def scratch(request: Request, race_id: Id, body: ScratchIn) -> Any:
+    return await _run(_services(request), ScratchRunner(race_id, body.runner), body)
+
+
+def _placings(body: ResultIn) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(group) for group in body.placings)
+
+
+@router.post("/races/{race_id}/result", dependencies=admin, summary="Declare the result (admin)")
+async def declare_result(request: Request, race_id: Id, body: ResultIn) -> Any:
+    return await _run(_services(request), DeclareResult(race_id, _placings(body)), body)
+
+
+@router.put("/races/{race_id}/result", dependencies=admin, summary="Amend the result (admin)")
+async def amend_result(request: Request, race_id: Id, body: ResultIn) -> Any:
+    return await _run(_services(request), AmendResult(race_id, _placings(body)), body)
+
+
+@router.post("/races/{race_id}/dividends", dependencies=admin, summary="Declare dividends (admin)")
+async def declare_dividends(request: Request, race_id: Id, body: CommandIn | None = None) -> Any:
+    return await _run(_services(request), DeclareDividends(race_id), body)
+
+
+@router.post("/races/{race_id}/abandon", dependencies=admin, summary="Abandon a race (admin)")
+async def abandon(request: Request, race_id: Id, body: AbandonIn | None = None) -> Any:
+    reason = body.reason if body else "abandoned"
+    return await _run(_services(request), AbandonRace(race_id, reason), body)

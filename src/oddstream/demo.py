@@ -1,0 +1,161 @@
+"""``oddstream serve --demo``: a living tote to look at.
+
+Keeps a few races going: each is scheduled with runners and the six pools, opened, bet
+on by simulated bettors (favourites attract more money), closed after its time, resulted
+(the winner drawn by the same hidden chances), paid, and replaced by a new race. Every
+step goes through the same commands a client would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from .domain.tote.events import PoolConfig, Runner
+from .domain.tote.pools import PoolType
+from .domain.tote.race import (
+    CloseBetting,
+    DeclareDividends,
+    DeclareResult,
+    OpenBetting,
+    PlaceBet,
+    ScheduleRace,
+    ToteRejection,
+)
+from .runtime.race_writer import RaceWriter
+
+log = logging.getLogger(__name__)
+
+VENUES = ["Flemington", "Randwick", "Churchill Downs", "Saratoga", "Ascot", "Longchamp"]
+NAMES = [
+    "Silver Comet", "Midnight Tide", "Copper Kettle", "Northern Dancer II", "Blue Monsoon",
+    "Lucky Lantern", "Quiet Riot", "Paper Tiger", "Desert Rose", "Iron Duke", "Harbour Lights",
+    "Gold Standard", "Whistle Stop", "Rolling Thunder", "Jasmine Tea", "Captain Flint",
+    "Velvet Hammer", "Morning Glory", "Red Admiral", "Storm Petrel", "Crimson Tide",
+    "Black Caviar Jr", "Sea Biscuit", "Winter Solstice", "Dancing Brave", "Sky Lark",
+    "Brass Monkey", "Cobalt Blue", "Wild Card", "Top Gun",
+]  # fmt: skip
+TAKEOUTS = {
+    PoolType.WIN: 1500,
+    PoolType.PLACE: 1500,
+    PoolType.SHOW: 1500,
+    PoolType.EXACTA: 2000,
+    PoolType.QUINELLA: 2000,
+    PoolType.TRIFECTA: 2500,
+}
+STAKES = [200, 200, 500, 500, 1000, 1000, 2000, 5000, 10000]
+
+
+class Demo:
+    """Runs ``races`` concurrent races through their whole life, forever."""
+
+    def __init__(
+        self,
+        writer: RaceWriter,
+        *,
+        bets_per_second: float,
+        race_seconds: float,
+        races: int = 4,
+        seed: int | None = None,
+    ) -> None:
+        self._writer = writer
+        self._rate = max(0.1, bets_per_second)
+        self._race_seconds = max(5.0, race_seconds)
+        self._races = races
+        self._rng = random.Random(seed)
+        self._counter = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for lane in range(self._races):
+            self._tasks.append(asyncio.create_task(self._lane(lane), name=f"demo-{lane}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _lane(self, lane: int) -> None:
+        # stagger the lanes so races close one after another
+        await asyncio.sleep(lane * self._race_seconds / self._races / 3)
+        while True:
+            try:
+                await self._one_race()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("demo race failed; starting another")
+                await asyncio.sleep(1)
+
+    async def _one_race(self) -> None:
+        rng = self._rng
+        number = next(self._counter)
+        race_id = f"demo-{uuid.uuid4().hex[:6]}-{number}"
+        field_size = rng.randint(6, 12)
+        names = rng.sample(NAMES, field_size)
+        strength = [rng.lognormvariate(0, 0.7) for _ in range(field_size)]
+        total = sum(strength)
+        chances = [s / total for s in strength]
+        post = datetime.now(UTC) + timedelta(seconds=self._race_seconds)
+        venue = rng.choice(VENUES)
+        await self._writer.execute(
+            ScheduleRace(
+                race_id=race_id,
+                meeting=f"{venue} R{number}",
+                venue=venue,
+                post_time=post.isoformat(timespec="seconds"),
+                runners=tuple(Runner(i + 1, n) for i, n in enumerate(names)),
+                pools=tuple(
+                    PoolConfig(pool=p, takeout_bps=t, profile="us", min_stake_cents=100)
+                    for p, t in TAKEOUTS.items()
+                ),
+            )
+        )
+        await self._writer.execute(OpenBetting(race_id))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._race_seconds
+        per_race_rate = self._rate / self._races
+        runners = list(range(1, field_size + 1))
+        while loop.time() < deadline:
+            await asyncio.sleep(rng.expovariate(per_race_rate))
+            pool = rng.choices(list(TAKEOUTS), weights=[50, 15, 10, 10, 10, 5])[0]
+            size = pool.runners_per_selection
+            picks: list[int] = []
+            while len(picks) < size:
+                pick = rng.choices(runners, weights=chances)[0]
+                if pick not in picks:
+                    picks.append(pick)
+            with contextlib.suppress(ToteRejection):
+                await self._writer.execute(
+                    PlaceBet(
+                        race_id=race_id,
+                        bet_id=uuid.uuid4().hex,
+                        pool=pool,
+                        selection=tuple(picks),
+                        stake_cents=rng.choice(STAKES),
+                    )
+                )
+        await self._writer.execute(CloseBetting(race_id))
+        await asyncio.sleep(3)
+        order = _draw_order(rng, runners, chances)
+        await self._writer.execute(DeclareResult(race_id, tuple((r,) for r in order)))
+        await asyncio.sleep(2)
+        await self._writer.execute(DeclareDividends(race_id))
+        await asyncio.sleep(8)  # let people look at the result before the next race
+
+
+def _draw_order(rng: random.Random, runners: list[int], chances: list[float]) -> list[int]:
+    left = list(zip(runners, chances, strict=True))
+    order = []
+    while left:
+        pick = rng.choices(range(len(left)), weights=[c for _, c in left])[0]
+        order.append(left.pop(pick)[0])
+    return order

@@ -1,0 +1,152 @@
+"""What people read about races, as a projection of the log: boards, bets, dividends.
+
+It follows ``race-*`` streams from the start (in memory: rebuilt by replay whenever the
+process starts). Every answer comes with the global position it includes: every event
+up to that position, none after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import msgspec
+
+from ..domain.tote.board import OddsBoard, odds_board
+from ..domain.tote.events import BetPlaced, BetSettled, DividendsDeclared, PoolDividends
+from ..domain.tote.race import RaceState, evolve
+from ..eventstore import EventStore, StoreClosed
+from ..eventstore.registry import EventRegistry
+from ..runtime.codec import registry as default_registry
+from ..runtime.race_writer import RACE_STREAM_PREFIX
+
+RaceListener = Callable[[str, int], None]
+
+
+class BoardView(msgspec.Struct, frozen=True):
+    """A board and the log position it reflects."""
+
+    position: int
+    board: OddsBoard
+
+
+class BetView(msgspec.Struct, kw_only=True):
+    """A bet as a customer sees it."""
+
+    bet_id: str
+    race_id: str
+    pool: str
+    selection: tuple[int, ...]
+    stake_cents: int
+    wallet_id: str | None
+    placed_position: int
+    status: str = "open"
+    payout_cents: int | None = None
+    refund_cents: int | None = None
+    reason: str | None = None
+    settled_position: int | None = None
+
+
+class ToteView:
+    """Follows the log; answers from memory, never a step behind its position."""
+
+    def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
+        self._store = store
+        self._registry = registry or default_registry
+        self._races: dict[str, RaceState] = {}
+        self._bets: dict[str, BetView] = {}
+        self._dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]] = {}
+        self._position = 0
+        self._advanced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[RaceListener] = []
+
+    @property
+    def position(self) -> int:
+        """The last global position applied."""
+        return self._position
+
+    def on_race_changed(self, listener: RaceListener) -> None:
+        """Call ``listener(race_id, position)`` after each event of a race is applied."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="tote-view")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        async for recorded in self._store.subscribe_all(
+            after=self._position, stream_prefix=RACE_STREAM_PREFIX
+        ):
+            race_id = recorded.stream_id[len(RACE_STREAM_PREFIX) :]
+            state = self._races.get(race_id)
+            if state is None:
+                state = self._races[race_id] = RaceState()
+            event = self._registry.decode(recorded)
+            evolve(state, event)  # type: ignore[arg-type]
+            position = recorded.position
+            if isinstance(event, BetPlaced):
+                self._bets[event.bet_id] = BetView(
+                    bet_id=event.bet_id,
+                    race_id=race_id,
+                    pool=event.pool.value,
+                    selection=event.selection,
+                    stake_cents=event.stake_cents,
+                    wallet_id=event.wallet_id,
+                    placed_position=position,
+                )
+            elif isinstance(event, BetSettled):
+                bet = self._bets.get(event.bet_id)
+                if bet is not None:
+                    bet.status = "settled"
+                    bet.payout_cents = event.payout_cents
+                    bet.refund_cents = event.refund_cents
+                    bet.reason = event.reason
+                    bet.settled_position = position
+            elif isinstance(event, DividendsDeclared):
+                self._dividends[race_id] = (position, event.pools)
+            self._position = position
+            for listener in self._listeners:
+                listener(race_id, position)
+            signal, self._advanced = self._advanced, asyncio.Event()
+            signal.set()
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """Wait until the view has applied ``position``; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._position < position:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), left)
+        return True
+
+    def races(self) -> list[RaceState]:
+        return [self._races[r] for r in sorted(self._races)]
+
+    def race(self, race_id: str) -> RaceState | None:
+        return self._races.get(race_id)
+
+    def board(self, race_id: str) -> BoardView | None:
+        """The race's board with the position it includes, or None for an unknown race."""
+        state = self._races.get(race_id)
+        if state is None:
+            return None
+        return BoardView(self._position, odds_board(state))
+
+    def bet(self, bet_id: str) -> BetView | None:
+        return self._bets.get(bet_id)
+
+    def dividends(self, race_id: str) -> tuple[int, tuple[PoolDividends, ...]] | None:
+        """The declared dividends of a race with the position of the declaration."""
+        return self._dividends.get(race_id)

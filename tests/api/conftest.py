@@ -1,0 +1,68 @@
+"""A real server on a free loopback port, for tests that need streaming or a browser."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from oddstream.api.app import create_app
+from oddstream.config import Settings
+
+ADMIN_KEY = "test-admin-key"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    admin: dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_server(settings: Settings, demo: bool = False) -> Iterator[LiveServer]:
+    port = _free_port()
+    app = create_app(settings, demo=demo)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(url, {"X-API-Key": ADMIN_KEY})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    settings = Settings().with_overrides(
+        store_url=f"sqlite:///{tmp_path}/api.db",
+        admin_key=ADMIN_KEY,
+        push_coalesce_ms=20,
+        read_wait_seconds=1.0,
+        max_body_bytes=4 * 1024 * 1024,
+    )
+    yield from run_server(settings)
