@@ -115,6 +115,7 @@ async def test_batch_of_bets(client, server: LiveServer) -> None:
 
 
 INVALID = "invalid_request"
+NOT_FOUND = "race_not_found"
 
 
 @pytest.mark.parametrize(
