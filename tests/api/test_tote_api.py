@@ -127,7 +127,7 @@ NOT_FOUND = "race_not_found"
         ("post", "/races/r1/bets", {"selection": [], "stake_cents": 200}, 422, "invalid_request"),
         ("post", "/races/r1/bets", {"selection": [1]}, 422, "invalid_request"),
         ("post", "/races/r1/bets", {"selection": [1], "stake_cents": "x"}, 422, "invalid_request"),
-        ("post", "/races/r1/bets", {"pool": "DUO", "selection": [1], "stake_cents": 2}, 422, INVALID),
+        ("post", "/races/r1/bets", {"pool": "X", "selection": [1], "stake_cents": 2}, 422, INVALID),
         ("post", "/races/nope/bets", {"selection": [1], "stake_cents": 200}, 404, "race_not_found"),
         ("post", "/races/bad id!/bets", {"selection": [1], "stake_cents": 200}, 422, INVALID),
         ("get", "/races/nope", None, 404, "race_not_found"),
