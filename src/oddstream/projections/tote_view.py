@@ -16,7 +16,7 @@ import msgspec
 from ..domain.tote.board import OddsBoard, odds_board
 from ..domain.tote.events import BetPlaced, BetSettled, DividendsDeclared, PoolDividends
 from ..domain.tote.race import RaceState, evolve
-from ..eventstore import EventStore, StoreClosed
+from ..eventstore import EventStore, RecordedEvent, StoreClosed
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from ..runtime.race_writer import RACE_STREAM_PREFIX
@@ -86,38 +86,59 @@ class ToteView:
         async for recorded in self._store.subscribe_all(
             after=self._position, stream_prefix=RACE_STREAM_PREFIX
         ):
-            race_id = recorded.stream_id[len(RACE_STREAM_PREFIX) :]
-            state = self._races.get(race_id)
-            if state is None:
-                state = self._races[race_id] = RaceState()
-            event = self._registry.decode(recorded)
-            evolve(state, event)  # type: ignore[arg-type]
-            position = recorded.position
-            if isinstance(event, BetPlaced):
-                self._bets[event.bet_id] = BetView(
-                    bet_id=event.bet_id,
-                    race_id=race_id,
-                    pool=event.pool.value,
-                    selection=event.selection,
-                    stake_cents=event.stake_cents,
-                    wallet_id=event.wallet_id,
-                    placed_position=position,
-                )
-            elif isinstance(event, BetSettled):
-                bet = self._bets.get(event.bet_id)
-                if bet is not None:
-                    bet.status = "settled"
-                    bet.payout_cents = event.payout_cents
-                    bet.refund_cents = event.refund_cents
-                    bet.reason = event.reason
-                    bet.settled_position = position
-            elif isinstance(event, DividendsDeclared):
-                self._dividends[race_id] = (position, event.pools)
-            self._position = position
-            for listener in self._listeners:
-                listener(race_id, position)
-            signal, self._advanced = self._advanced, asyncio.Event()
-            signal.set()
+            self.apply(recorded)
+
+    async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Apply the whole log up to its current head (the replay path); returns the
+        number of events applied. ``progress(applied, total)`` is called as it goes."""
+        total = await self._store.head_position()
+        applied = 0
+        async for recorded in self._store.scan_all(after=self._position):
+            if recorded.stream_id.startswith(RACE_STREAM_PREFIX):
+                self.apply(recorded)
+            else:
+                self._position = recorded.position
+            applied += 1
+            if progress is not None and applied % 1000 == 0:
+                progress(recorded.position, total)
+        if progress is not None:
+            progress(total, total)
+        return applied
+
+    def apply(self, recorded: RecordedEvent) -> None:
+        """Apply one stored race event (in log order)."""
+        race_id = recorded.stream_id[len(RACE_STREAM_PREFIX) :]
+        state = self._races.get(race_id)
+        if state is None:
+            state = self._races[race_id] = RaceState()
+        event = self._registry.decode(recorded)
+        evolve(state, event)  # type: ignore[arg-type]
+        position = recorded.position
+        if isinstance(event, BetPlaced):
+            self._bets[event.bet_id] = BetView(
+                bet_id=event.bet_id,
+                race_id=race_id,
+                pool=event.pool.value,
+                selection=event.selection,
+                stake_cents=event.stake_cents,
+                wallet_id=event.wallet_id,
+                placed_position=position,
+            )
+        elif isinstance(event, BetSettled):
+            bet = self._bets.get(event.bet_id)
+            if bet is not None:
+                bet.status = "settled"
+                bet.payout_cents = event.payout_cents
+                bet.refund_cents = event.refund_cents
+                bet.reason = event.reason
+                bet.settled_position = position
+        elif isinstance(event, DividendsDeclared):
+            self._dividends[race_id] = (position, event.pools)
+        self._position = position
+        for listener in self._listeners:
+            listener(race_id, position)
+        signal, self._advanced = self._advanced, asyncio.Event()
+        signal.set()
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the view has applied ``position``; False on timeout."""
