@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from oddstream.api.app import create_app
+from oddstream.api.app import create_app, serve_app
 from oddstream.config import Settings
 
 ADMIN_KEY = "test-admin-key"
@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 def run_server(settings: Settings, demo: bool = False) -> Iterator[LiveServer]:
     port = _free_port()
-    app = create_app(settings, demo=demo)
+    app = serve_app(create_app(settings, demo=demo), settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -26,6 +26,7 @@ from ..eventstore import EventStore, EventStoreError, open_store
 from ..projections.tote_view import ToteView
 from ..runtime.race_writer import RaceWriter
 from . import errors, push, tote_routes
+from .fastlane import BetFastLane
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestContext
 from .push import BoardHub
@@ -114,6 +115,11 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def serve_app(app: FastAPI, settings: Settings) -> BetFastLane:
+    """The ASGI callable to serve: ``app`` behind the bets fast lane."""
+    return BetFastLane(app, app, settings.max_body_bytes)
 
 
 def _ops_routes(app: FastAPI, settings: Settings) -> None:

@@ -46,31 +46,34 @@ def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": code, "message": message, **extra}
 
 
+def render(exc: Exception) -> tuple[int, dict[str, object], dict[str, str]]:
+    """The answer for a refusal: status, JSON body and extra headers. Anything not a
+    known refusal is a 500 that is logged (and a bug)."""
+    if isinstance(exc, ApiError):
+        return exc.status, error_body(exc.code, exc.message, **exc.extra), {}
+    if isinstance(exc, ToteRejection):
+        return REJECTION_STATUS.get(exc.code, 409), error_body(exc.code, exc.message), {}
+    if isinstance(exc, InvalidEvent):
+        return 422, error_body("invalid", str(exc)), {}
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable: %s", exc)
+        body = error_body("store_unavailable", str(exc), outcome_unknown=exc.outcome_unknown)
+        return 503, body, {"Retry-After": "1"}
+    if isinstance(exc, EventStoreError):
+        return 409, error_body("conflict", str(exc)), {}
+    log.error("unhandled error", exc_info=exc)
+    return 500, error_body("internal", "an unexpected error; it was logged"), {}
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into JSON answers."""
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, **exc.extra), exc.status)
+    async def refusal(_: Request, exc: Exception) -> JSONResponse:
+        status, body, headers = render(exc)
+        return JSONResponse(body, status, headers=headers or None)
 
-    @app.exception_handler(ToteRejection)
-    async def rejection(_: Request, exc: ToteRejection) -> JSONResponse:
-        status = REJECTION_STATUS.get(exc.code, 409)
-        return JSONResponse(error_body(exc.code, exc.message), status)
-
-    @app.exception_handler(InvalidEvent)
-    async def invalid(_: Request, exc: InvalidEvent) -> JSONResponse:
-        return JSONResponse(error_body("invalid", str(exc)), 422)
-
-    @app.exception_handler(StoreUnavailable)
-    async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
-        log.warning("store unavailable: %s", exc)
-        body = error_body("store_unavailable", str(exc), outcome_unknown=exc.outcome_unknown)
-        return JSONResponse(body, 503, headers={"Retry-After": "1"})
-
-    @app.exception_handler(EventStoreError)
-    async def store_error(_: Request, exc: EventStoreError) -> JSONResponse:
-        return JSONResponse(error_body("conflict", str(exc)), 409)
+    for kind in (ApiError, ToteRejection, EventStoreError, Exception):
+        app.add_exception_handler(kind, refusal)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,8 +91,3 @@ def install(app: FastAPI) -> None:
             exc.status_code, "http_error"
         )
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(error_body("internal", "an unexpected error; it was logged"), 500)

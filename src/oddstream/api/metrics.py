@@ -26,6 +26,8 @@ class Metrics:
             "oddstream_commands_total", "Race commands stored", ["type"], registry=self.registry
         )
         self.bets = Counter("oddstream_bets_total", "Bets accepted", registry=self.registry)
+        # the hot path's child, looked up once instead of per bet
+        self.bet_commands = self.commands.labels("PlaceBet")
         self.append_latency = Histogram(
             "oddstream_append_seconds",
             "Event store append latency (as seen by the race writer)",

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..logs import correlation_id
+from ..runtime.ids import new_id
 from .metrics import Metrics
 
 log = logging.getLogger("oddstream.http")
+SLOW_SECONDS = 1.0
 
 
 async def _reject(send: Send, status: int, code: str, message: str) -> None:
@@ -117,7 +118,7 @@ class RequestContext:
                 text = value.decode("latin-1")[:100]
                 if text.isprintable():
                     cid = text
-        cid = cid or uuid.uuid4().hex
+        cid = cid or new_id()
         token = correlation_id.set(cid)
         started = time.perf_counter()
         status = 500
@@ -138,8 +139,12 @@ class RequestContext:
             route = _route(scope)
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(route).observe(elapsed)
-            if not route.endswith("/stream") and route not in ("/metrics", "/healthz"):
-                log.info(
+            # one line per request costs ~10% of a bet's CPU at load: errors and slow
+            # requests always, the rest only with debug logging on
+            slow = elapsed > SLOW_SECONDS and not route.endswith(("/stream", "/ws"))
+            if status >= 500 or slow or log.isEnabledFor(logging.DEBUG):
+                log.log(
+                    logging.WARNING if status >= 500 or slow else logging.DEBUG,
                     "request",
                     extra={
                         "method": scope["method"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -31,11 +32,17 @@ from .errors import (
     StoreUnavailable,
 )
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
-from .planner import BatchState, ExistingEvent, plan_batch
+from .planner import BatchState, ExistingEvent, Row, plan_batch
 from .prepare import PreparedPart
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+#: A WAL checkpoint is started on a thread after this many rows were committed.
+CHECKPOINT_ROWS = 20_000
+#: Rows of the latest commits kept in memory for live subscribers (at least this many).
+RECENT_ROWS = 20_000
 #: How long appends wait for another process to release SQLite's write lock.
 BUSY_TIMEOUT = 30.0
 
@@ -78,6 +85,9 @@ def _open_writer(path: Path, synchronous: str) -> sqlite3.Connection:
     # From now on a busy database must not block the event loop: the writer backs off
     # asynchronously instead (see _retry_busy).
     conn.execute("PRAGMA busy_timeout=0")
+    # Checkpoints run on a thread (see _maybe_checkpoint): done by the writer itself, a
+    # checkpoint with its fsyncs would stall the event loop for tens of milliseconds.
+    conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
 
 
@@ -115,6 +125,10 @@ class SqliteEventStore(EventStore):
         self._reader_lock = threading.Lock()
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="es-read")
         self._committer = GroupCommitter(self._write_appends, self._write_projection)
+        self._recent: list[Row] = []
+        self._recent_first = 0
+        self._rows_since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -206,7 +220,9 @@ class SqliteEventStore(EventStore):
         for job, outcome in zip(group, plan.outcomes, strict=True):
             job.settle(outcome)
         if plan.rows:
+            self._remember(plan.rows)
             self._notifier.advance(plan.last_position)
+            self._maybe_checkpoint(len(plan.rows))
 
     @staticmethod
     def _batch_state(conn: sqlite3.Connection, group: list[AppendJob]) -> BatchState:
@@ -326,7 +342,68 @@ class SqliteEventStore(EventStore):
     async def _read_page(
         self, after: int, limit: int, flt: ReadFilter
     ) -> tuple[list[RecordedEvent], int, int]:
+        recent = self._recent
+        first = self._recent_first
+        if recent and first <= after + 1 <= first + len(recent) - 1:
+            # Live tailing: the page is among the rows this process just committed, so
+            # it comes from memory, without a thread hop or a query.
+            start = after + 1 - first
+            last = first + len(recent) - 1
+            prefix, types = flt.stream_prefix, flt.types
+            if prefix is None and types is None:
+                rows = recent[start : start + limit]
+            else:
+                rows = []
+                for row in recent[start:]:
+                    if (prefix is None or row[1].startswith(prefix)) and (
+                        types is None or row[4] in types
+                    ):
+                        rows.append(row)
+                        if len(rows) == limit:
+                            break
+            events = list(map(RecordedEvent.from_row, rows))
+            scanned = events[-1].position if len(events) == limit else last
+            return events, scanned, last
         return await self._read(self._read_page_sync, after, limit, flt)
+
+    def _maybe_checkpoint(self, rows: int) -> None:
+        self._rows_since_checkpoint += rows
+        if self._rows_since_checkpoint < CHECKPOINT_ROWS or self._checkpointing is not None:
+            return
+        self._rows_since_checkpoint = 0
+        self._checkpointing = self._loop.run_in_executor(self._readers, self._checkpoint_sync)
+        self._checkpointing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("WAL checkpoint failed: %s", future.exception())
+
+    def _checkpoint_sync(self) -> None:
+        # PASSIVE: copies what it can without waiting for readers or blocking the writer
+        self._reader_conn_for_checkpoint().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _reader_conn_for_checkpoint(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "ckpt", None)
+        if conn is None:
+            conn = _connect(self.path, self.synchronous)
+            self._local.ckpt = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _remember(self, rows: list[Row]) -> None:
+        """Keep the rows just committed for live readers. Only a contiguous run of
+        positions is kept: a gap means another process wrote, so start again."""
+        recent = self._recent
+        if not recent or rows[0][0] != self._recent_first + len(recent):
+            recent.clear()
+            self._recent_first = rows[0][0]
+        recent.extend(rows)
+        if len(recent) > 2 * RECENT_ROWS:
+            drop = len(recent) - RECENT_ROWS
+            del recent[:drop]
+            self._recent_first += drop
 
     def _scalar_sync(self, sql: str, params: tuple[Any, ...]) -> Any:
         row = self._reader().execute(sql, params).fetchone()
@@ -350,6 +427,11 @@ class SqliteEventStore(EventStore):
     # ----------------------------------------------------------------- shutdown
     async def _close(self) -> None:
         await self._committer.stop()
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        with contextlib.suppress(sqlite3.Error):
+            self._writer_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._writer_conn.close()
         await asyncio.to_thread(self._readers.shutdown, True)
         with self._reader_lock:

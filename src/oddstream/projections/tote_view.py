@@ -31,7 +31,7 @@ class BoardView(msgspec.Struct, frozen=True):
     board: OddsBoard
 
 
-class BetView(msgspec.Struct, kw_only=True):
+class BetView(msgspec.Struct, kw_only=True, gc=False):
     """A bet as a customer sees it."""
 
     bet_id: str

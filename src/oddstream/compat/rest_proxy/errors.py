@@ -1,0 +1,53 @@
+"""The REST Proxy's error codes (Confluent REST Proxy v2)."""
+
+from __future__ import annotations
+
+from ..errors import ConfluentError
+
+TOPIC_NOT_FOUND = 40401
+PARTITION_NOT_FOUND = 40402
+KEY_SCHEMA_MISSING = 42201
+VALUE_SCHEMA_MISSING = 42202
+JSON_CONVERSION = 42203
+INVALID_SCHEMA = 42205
+INVALID_PAYLOAD = 42206
+UNPROCESSABLE = 422
+KAFKA_ERROR = 50002
+
+
+def topic_not_found(topic: str) -> ConfluentError:
+    return ConfluentError(404, TOPIC_NOT_FOUND, f"Topic '{topic}' not found.")
+
+
+def partition_not_found(topic: str, partition: int) -> ConfluentError:
+    return ConfluentError(
+        404, PARTITION_NOT_FOUND, f"Partition {partition} of topic '{topic}' not found."
+    )
+
+
+def invalid_payload(reason: str) -> ConfluentError:
+    return ConfluentError(422, INVALID_PAYLOAD, f"Invalid payload: {reason}")
+
+
+def invalid_schema(reason: str) -> ConfluentError:
+    return ConfluentError(422, INVALID_SCHEMA, f"Invalid schema: {reason}")
+
+
+def conversion_failed(reason: str) -> ConfluentError:
+    return ConfluentError(422, JSON_CONVERSION, f"Conversion of JSON to Avro failed: {reason}")
+
+
+def records_empty() -> ConfluentError:
+    return ConfluentError(422, UNPROCESSABLE, "records may not be empty")
+
+
+def key_schema_missing() -> ConfluentError:
+    return ConfluentError(
+        422, KEY_SCHEMA_MISSING, "Request includes keys but does not include key schema"
+    )
+
+
+def value_schema_missing() -> ConfluentError:
+    return ConfluentError(
+        422, VALUE_SCHEMA_MISSING, "Request includes values but does not include value schema"
+    )

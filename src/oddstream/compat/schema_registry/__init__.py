@@ -1,0 +1,41 @@
+"""A Confluent-compatible Schema Registry whose state is event-sourced.
+
+Usage::
+
+    registry = await SchemaRegistry.open(store)      # rebuilds state from its stream
+    await ensure_poc_subjects(registry)              # tote_win_bets-value → id 1
+    app.include_router(schema_registry_router(registry))
+    # or a dedicated port: uvicorn.run(schema_registry_app(registry), port=8081)
+
+See ``docs/compat.md``.
+"""
+
+from .api import MEDIA_TYPE, schema_registry_app, schema_registry_router
+from .poc import POC_SUBJECTS, TOTE_WIN_BETS_VALUE, ensure_poc_subjects
+from .service import (
+    DEFAULT_STREAM,
+    LATEST,
+    SUPPORTED_TYPES,
+    CompatibilityResult,
+    SchemaRegistry,
+    SubjectVersion,
+    parse_version,
+)
+from .state import StoredSchema
+
+__all__ = [
+    "DEFAULT_STREAM",
+    "LATEST",
+    "MEDIA_TYPE",
+    "POC_SUBJECTS",
+    "SUPPORTED_TYPES",
+    "TOTE_WIN_BETS_VALUE",
+    "CompatibilityResult",
+    "SchemaRegistry",
+    "StoredSchema",
+    "SubjectVersion",
+    "ensure_poc_subjects",
+    "parse_version",
+    "schema_registry_app",
+    "schema_registry_router",
+]
