@@ -1,0 +1,368 @@
+"""Benchmark the HTTP service, with the load coming from other processes on loopback.
+
+Cases
+  a) single-bet POSTs from 64 concurrent connections (``wrk``): req/s, p50, p99;
+  c) live push fan-out: 500 SSE subscribers on one race while bets arrive at 2,000/s:
+     for sampled bets, the delay from "bet accepted" (the bettor got its 201) to "a board
+     containing it received" (the first board whose position covers the bet's), at
+     every subscriber; p50/p99 over all pairs.
+  (b, REST Proxy batches, arrives with the Confluent compatibility layer.)
+
+The server is ``oddstream serve`` itself (embedded SQLite store, synchronous=FULL) in a
+fresh temporary directory. ``--quick`` shortens every phase.
+
+Run ``.venv/bin/python bench/api.py [--quick]``; results go to ``bench/results/api.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "api.json"
+ADMIN = "bench-admin-key"
+RACE = {
+    "race_id": "bench",
+    "meeting": "Bench Park R1",
+    "venue": "Bench Park",
+    "post_time": "2026-11-21T15:00:00Z",
+    "runners": [{"number": n, "name": f"Runner {n}"} for n in range(1, 13)],
+    "pools": [
+        {"pool": p, "takeout_bps": 1500}
+        for p in ("WIN", "PLACE", "SHOW", "EXACTA", "QUINELLA", "TRIFECTA")
+    ],
+}
+TARGETS = {"a_req_per_s": 4000, "a_p99_ms": 25, "c_p99_ms": 150}
+
+console = Console()
+
+
+# --------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ODDSTREAM_STORE_URL": f"sqlite:///{workdir}/bench.db",
+        "ODDSTREAM_ADMIN_KEY": ADMIN,
+        "ODDSTREAM_PORT": str(port),
+    }
+    log = (workdir / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "oddstream"), "serve"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
+
+
+def open_race(url: str, race_id: str) -> None:
+    headers = {"X-API-Key": ADMIN}
+    httpx.post(
+        f"{url}/races", json={**RACE, "race_id": race_id}, headers=headers
+    ).raise_for_status()
+    httpx.post(f"{url}/races/{race_id}/open", headers=headers).raise_for_status()
+
+
+# --------------------------------------------------------------------------- case a
+
+
+def case_a(url: str, seconds: int, workdir: Path) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"error": "wrk is not installed (apt-get install wrk)"}
+    open_race(url, "bench-a")
+    script = workdir / "bet.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        '  local body = string.format(\'{"selection":[%d],"stake_cents":%d}\', '
+        "(n % 12) + 1, 200 + (n % 10) * 100)\n"
+        "  return wrk.format(nil, nil, nil, body)\n"
+        "end\n"
+    )
+    out = subprocess.run(
+        [wrk, "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"{url}/races/bench-a/bets"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = {"tool": "wrk -t1 -c64", "seconds": seconds, "raw": out}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result["req_per_s"] = float(rate.group(1)) if rate else None
+    for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
+        match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
+        if match:
+            value, unit = float(match.group(1)), match.group(2)
+            result[key] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(errors.group(1)) if errors else 0
+    return result
+
+
+# --------------------------------------------------------------------------- case c
+
+
+async def _subscriber(
+    host: str, port: int, path: str, out: list[tuple[int, float]], stop: float
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    try:
+        while time.time() < stop:
+            try:
+                line = await asyncio.wait_for(
+                    reader.readline(), timeout=max(0.1, stop - time.time())
+                )
+            except TimeoutError:
+                break
+            if not line:
+                break
+            if line.startswith(b"id: "):
+                out.append((int(line[4:]), time.time()))
+    finally:
+        writer.close()
+
+
+async def _subscribers(url: str, race_id: str, count: int, seconds: float, path_out: str) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    stop = time.time() + seconds
+    logs: list[list[tuple[int, float]]] = [[] for _ in range(count)]
+    tasks = []
+    for i in range(count):
+        tasks.append(
+            asyncio.create_task(
+                _subscriber(host, int(port), f"/races/{race_id}/odds/stream", logs[i], stop)
+            )
+        )
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)  # don't open 500 connections in one burst
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.to_thread(Path(path_out).write_text, json.dumps(logs))
+
+
+async def _bettor(url: str, race_id: str, rate: float, seconds: float, path_out: str) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    connections = 16
+    accepted: list[tuple[int, float]] = []
+    interval = connections / rate
+    start = time.time() + 0.5
+    stop = start + seconds
+    rng = random.Random(7)
+
+    async def worker(k: int) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        next_at = start + k * interval / connections
+        while next_at < stop:
+            delay = next_at - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = json.dumps(
+                {"selection": [rng.randint(1, 12)], "stake_cents": 100 * rng.randint(2, 20)}
+            ).encode()
+            writer.write(
+                b"POST /races/%s/bets HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (race_id.encode(), len(body), body)
+            )
+            await writer.drain()
+            status = await reader.readline()
+            length = 0
+            while True:
+                header = await reader.readline()
+                if header in (b"\r\n", b""):
+                    break
+                if header.lower().startswith(b"content-length:"):
+                    length = int(header.split(b":")[1])
+            payload = await reader.readexactly(length)
+            got = time.time()
+            if b" 201 " in status:
+                accepted.append((json.loads(payload)["position"], got))
+            next_at += interval
+        writer.close()
+
+    await asyncio.gather(*(worker(k) for k in range(connections)))
+    await asyncio.to_thread(Path(path_out).write_text, json.dumps(accepted))
+
+
+def case_c(
+    url: str, subscribers: int, rate: float, seconds: float, workdir: Path
+) -> dict[str, Any]:
+    open_race(url, "bench-c")
+    subs_file, bets_file = workdir / "subs.json", workdir / "bets.json"
+    me = [sys.executable, __file__]
+    subs = subprocess.Popen(
+        [*me, "--role", "subscribers", "--url", url, "--count", str(subscribers),
+         "--seconds", str(seconds + 3), "--out", str(subs_file)]
+    )  # fmt: skip
+    time.sleep(2.0)  # let the subscribers connect
+    bets = subprocess.run(
+        [*me, "--role", "bettor", "--url", url, "--rate", str(rate), "--seconds", str(seconds),
+         "--out", str(bets_file)],
+        check=True,
+    )  # fmt: skip
+    subs.wait(timeout=seconds + 30)
+    if bets.returncode or subs.returncode:
+        return {"error": "a load process failed"}
+    logs = [sorted((p, t) for p, t in log) for log in json.loads(subs_file.read_text())]
+    accepted = json.loads(bets_file.read_text())
+    connected = sum(1 for log in logs if log)
+    sample = accepted[:: max(1, len(accepted) // 400)]
+    delays: list[float] = []
+    missed = 0
+    for position, accepted_at in sample:
+        for log in logs:
+            if not log:
+                continue
+            i = bisect.bisect_left(log, (position, 0.0))
+            if i == len(log):
+                missed += 1
+                continue
+            delays.append(max(0.0, log[i][1] - accepted_at))
+    delays.sort()
+
+    def pct(q: float) -> float | None:
+        return (
+            round(delays[min(len(delays) - 1, int(q * len(delays)))] * 1000, 2) if delays else None
+        )
+
+    elapsed = seconds
+    return {
+        "subscribers": subscribers,
+        "subscribers_receiving": connected,
+        "bets_accepted": len(accepted),
+        "bets_per_s": round(len(accepted) / elapsed, 1),
+        "pairs": len(delays),
+        "missed_pairs": missed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(delays[-1] * 1000, 2) if delays else None,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="a,c")
+    parser.add_argument("--role", choices=["subscribers", "bettor"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=500, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=2000, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=10, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "subscribers":
+        asyncio.run(_subscribers(args.url, "bench-c", args.count, args.seconds, args.out))
+        return
+    if args.role == "bettor":
+        asyncio.run(_bettor(args.url, "bench-c", args.rate, args.seconds, args.out))
+        return
+
+    cases = set(args.only.split(","))
+    seconds = 4 if args.quick else 10
+    workdir = Path(tempfile.mkdtemp(prefix="oddstream-bench-api-"))
+    proc, url = start_server(workdir)
+    results: dict[str, Any] = {}
+    try:
+        if "a" in cases:
+            console.print("[dim]a) single-bet POSTs, 64 connections ...[/]")
+            results["a"] = case_a(url, seconds, workdir)
+        if "c" in cases:
+            console.print("[dim]c) SSE fan-out: 500 subscribers, 2,000 bets/s ...[/]")
+            results["c"] = case_c(url, 500, 2000, seconds, workdir)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    table = Table(title="oddstream HTTP service (load from separate processes, loopback)")
+    for column in ("case", "throughput", "p50 ms", "p99 ms", "target"):
+        table.add_column(column)
+    if "a" in results:
+        a = results["a"]
+        table.add_row(
+            "a) single-bet POST, 64 conns",
+            f"{a.get('req_per_s', 0):,.0f} req/s",
+            str(a.get("p50_ms")),
+            str(a.get("p99_ms")),
+            f"≥ {TARGETS['a_req_per_s']:,} req/s, p99 < {TARGETS['a_p99_ms']} ms",
+        )
+    if "c" in results:
+        c = results["c"]
+        table.add_row(
+            f"c) SSE fan-out to {c.get('subscribers_receiving')} subscribers",
+            f"{c.get('bets_per_s', 0):,.0f} bets/s",
+            str(c.get("p50_ms")),
+            str(c.get("p99_ms")),
+            f"p99 < {TARGETS['c_p99_ms']} ms (accepted → board received)",
+        )
+    console.print(table)
+    results.pop("raw", None)
+    if "a" in results:
+        results["a"].pop("raw", None)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "cases": results,
+                "targets": TARGETS,
+                "quick": args.quick,
+                "store": "sqlite, synchronous=FULL",
+                "machine": {"nproc": os.cpu_count(), "python": platform.python_version()},
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+            indent=2,
+        )
+    )
+    console.print(f"results in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
