@@ -48,7 +48,9 @@ def pg_schema(pg_url: str) -> AsyncIterator[str]:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-BACKENDS = ["sqlite", "postgres"]
+#: "sqlite-thread" is the embedded store as ``oddstream serve`` opens it (commits on a
+#: thread of their own); "sqlite" commits on the event loop (the library default).
+BACKENDS = ["sqlite", "sqlite-thread", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -69,9 +71,10 @@ def store_factory(backend: str, tmp_path, request: pytest.FixtureRequest):
         return open_pg
 
     path = tmp_path / "events.db"
+    threaded = backend == "sqlite-thread"
 
     async def open_sqlite(**kw) -> EventStore:
-        return await SqliteEventStore.open(path, **kw)
+        return await SqliteEventStore.open(path, commit_thread=threaded, **kw)
 
     return open_sqlite
 

@@ -24,6 +24,11 @@ class Settings:
     store_url: str = field(default_factory=lambda: _env("STORE_URL", "sqlite:///data/oddstream.db"))
     #: ODDSTREAM_SQLITE_SYNCHRONOUS: FULL (default, survives power loss) or NORMAL
     sqlite_synchronous: str = field(default_factory=lambda: _env("SQLITE_SYNCHRONOUS", "FULL"))
+    #: ODDSTREAM_SQLITE_COMMIT_THREAD: commit on a thread of its own (1, the service's
+    #: default: the loop keeps serving during the fsync) or on the event loop (0)
+    sqlite_commit_thread: bool = field(
+        default_factory=lambda: _env("SQLITE_COMMIT_THREAD", "1") not in ("0", "false", "no")
+    )
     #: ODDSTREAM_PG_SCHEMA: the PostgreSQL schema holding the store's tables
     pg_schema: str = field(default_factory=lambda: _env("PG_SCHEMA", "oddstream"))
     #: ODDSTREAM_HOST / ODDSTREAM_PORT: where ``oddstream serve`` listens
@@ -59,4 +64,7 @@ class Settings:
         """Adapter options for :func:`oddstream.eventstore.open_store`."""
         if self.store_url.startswith(("postgresql://", "postgres://")):
             return {"schema": self.pg_schema}
-        return {"synchronous": self.sqlite_synchronous}
+        return {
+            "synchronous": self.sqlite_synchronous,
+            "commit_thread": self.sqlite_commit_thread,
+        }

@@ -446,7 +446,7 @@ async def test_checkpoints(store: EventStore) -> None:
 
 
 def _projection_sql(backend: str) -> tuple[str, str]:
-    mark = "?" if backend == "sqlite" else "%s"
+    mark = "?" if backend.startswith("sqlite") else "%s"
     create = "CREATE TABLE IF NOT EXISTS proj_totals (k TEXT PRIMARY KEY, total INTEGER NOT NULL)"
     upsert = (
         f"INSERT INTO proj_totals (k, total) VALUES ({mark}, {mark}) "

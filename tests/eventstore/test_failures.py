@@ -71,7 +71,7 @@ async def test_out_of_range_arguments_are_invalid(store: EventStore, call) -> No
 
 async def _install_refusal(store: EventStore, backend: str, schema: str | None, url: str | None):
     """Make the database refuse any event of type 'Refused' (a constraint of its own)."""
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         conn = sqlite3.connect(store.path)  # type: ignore[attr-defined]
         conn.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.type = 'Refused' "

@@ -92,6 +92,7 @@ def create_app(
             if runner is not None:
                 await runner.stop()
             await view.stop()
+            await hub.close()
             if own_store:
                 await the_store.close()
 

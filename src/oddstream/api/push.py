@@ -10,6 +10,7 @@ board in its slot: it never holds up the flush or the other clients.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ from .errors import ApiError
 from .schemas import Id
 
 KEEPALIVE_SECONDS = 15.0
+KEEPALIVE = b": keep-alive\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _encoder = msgspec.json.Encoder()
 
 
@@ -29,18 +32,25 @@ _encoder = msgspec.json.Encoder()
 class BoardMessage:
     position: int
     body: bytes  # JSON: {"position": …, "board": {…}}
+    sse: bytes  # the same as one Server-Sent Events frame, encoded once for every client
 
 
 @dataclass(eq=False, slots=True)
-class _Subscriber:
+class Subscriber:
+    """One live client: a one-message slot (keep-latest) and a wake-up."""
+
     latest: BoardMessage | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    keepalive: bool = False
+    closed: bool = False
+
+    def wake(self) -> None:
+        self.ready.set()
 
 
 @dataclass(slots=True)
 class _Channel:
-    subscribers: set[_Subscriber] = field(default_factory=set)
-    latest: BoardMessage | None = None
+    subscribers: set[Subscriber] = field(default_factory=set)
     flush_pending: bool = False
 
 
@@ -51,6 +61,7 @@ class BoardHub:
         self._view = view
         self._coalesce = coalesce_seconds
         self._channels: dict[str, _Channel] = {}
+        self._ticker: asyncio.Task[None] | None = None
         view.on_race_changed(self.changed)
 
     @property
@@ -69,7 +80,9 @@ class BoardHub:
         view = self._view.board(race_id)
         if view is None:
             return None
-        return BoardMessage(view.position, _encoder.encode(view))
+        body = _encoder.encode(view)
+        sse = b"id: %d\nevent: board\ndata: %s\n\n" % (view.position, body)
+        return BoardMessage(view.position, body, sse)
 
     def _flush(self, race_id: str) -> None:
         channel = self._channels.get(race_id)
@@ -79,48 +92,77 @@ class BoardHub:
         message = self._message(race_id)
         if message is None:
             return
-        channel.latest = message
         for sub in channel.subscribers:
             sub.latest = message
             sub.ready.set()
 
-    async def follow(
-        self, race_id: str, after: int | None = None, idle: float | None = None
-    ) -> AsyncGenerator[BoardMessage | None, None]:
-        """Boards of ``race_id``: at once the current one (unless the client already has
-        ``after`` or newer), then each coalesced change; ``None`` after ``idle`` seconds
-        without one (time for a keep-alive). Ends when the consumer stops."""
+    def attach(self, race_id: str, after: int | None) -> tuple[Subscriber, BoardMessage | None]:
+        """Register a client; returns it and the board to send first (None when the
+        client already has ``after`` or newer). Raises 404 for an unknown race."""
         current = self._message(race_id)
         if current is None:
             raise ApiError(404, "race_not_found", f"no race {race_id}")
-        channel = self._channels.setdefault(race_id, _Channel())
-        sub = _Subscriber()
-        channel.subscribers.add(sub)
+        sub = Subscriber()
+        self._channels.setdefault(race_id, _Channel()).subscribers.add(sub)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        first = current if after is None or current.position > after else None
+        return sub, first
+
+    def detach(self, race_id: str, sub: Subscriber) -> None:
+        sub.closed = True
+        channel = self._channels.get(race_id)
+        if channel is None:
+            return
+        channel.subscribers.discard(sub)
+        if not channel.subscribers:
+            self._channels.pop(race_id, None)
+
+    async def _tick(self) -> None:
+        """One timer for every client's keep-alive (instead of a timeout per wait)."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            for channel in list(self._channels.values()):
+                for sub in channel.subscribers:
+                    sub.keepalive = True
+                    sub.ready.set()
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+
+    async def follow(
+        self, race_id: str, after: int | None = None
+    ) -> AsyncGenerator[BoardMessage | None, None]:
+        """Boards of ``race_id``: at once the current one (or ``None`` when the client is
+        up to date), then each coalesced change; ``None`` for a keep-alive."""
+        sub, first = self.attach(race_id, after)
         try:
-            if after is None or current.position > after:
-                yield current
-                last = current.position
-            else:
-                last = after
-                yield None  # the client is up to date: start the stream with a keep-alive
-            while True:
-                if idle is None:
-                    await sub.ready.wait()
-                else:
-                    try:
-                        await asyncio.wait_for(sub.ready.wait(), idle)
-                    except TimeoutError:
-                        yield None
-                        continue
-                sub.ready.clear()
-                message = sub.latest
-                if message is not None and message.position > last:
-                    last = message.position
-                    yield message
+            yield first
+            last = first.position if first is not None else (after or 0)
+            async for message in self.messages(sub, last):
+                yield message
         finally:
-            channel.subscribers.discard(sub)
-            if not channel.subscribers:
-                self._channels.pop(race_id, None)
+            self.detach(race_id, sub)
+
+    @staticmethod
+    async def messages(sub: Subscriber, last: int) -> AsyncIterator[BoardMessage | None]:
+        """What a subscriber should send next, until it is closed."""
+        while not sub.closed:
+            await sub.ready.wait()
+            sub.ready.clear()
+            if sub.closed:
+                return
+            message = sub.latest
+            if message is not None and message.position > last:
+                last = message.position
+                yield message
+            elif sub.keepalive:
+                sub.keepalive = False
+                yield None
 
 
 router = APIRouter(tags=["live"])
@@ -153,26 +195,18 @@ async def odds_stream(
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
     hub = _hub(request)
-    boards = hub.follow(race_id, _last_id(last_event_id), idle=KEEPALIVE_SECONDS)
+    boards = hub.follow(race_id, _last_id(last_event_id))
     first = await anext(boards)  # raises a clean 404 before the stream starts
 
     async def events() -> AsyncIterator[bytes]:
         try:
-            yield b": keep-alive\n\n" if first is None else _sse(first)
+            yield KEEPALIVE if first is None else first.sse
             async for message in boards:
-                yield b": keep-alive\n\n" if message is None else _sse(message)
+                yield KEEPALIVE if message is None else message.sse
         finally:
             await boards.aclose()
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _sse(message: BoardMessage) -> bytes:
-    return b"id: %d\nevent: board\ndata: %s\n\n" % (message.position, message.body)
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.websocket("/races/{race_id}/odds/ws")

@@ -65,6 +65,7 @@ class Level(enum.StrEnum):
 
     @property
     def transitive(self) -> bool:
+        """Whether the check covers every earlier schema, not only the latest."""
         return self.name.endswith("_TRANSITIVE")
 
     @property

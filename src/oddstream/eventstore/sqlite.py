@@ -32,7 +32,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
-from .planner import BatchState, ExistingEvent, Row, plan_batch
+from .planner import BatchPlan, BatchState, ExistingEvent, Row, plan_batch
 from .prepare import PreparedPart
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,10 @@ def _open_writer(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+async def _done(value: Any) -> Any:
+    return value
+
+
 def _connect(path: str, synchronous: str, timeout: float = 30.0) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -113,6 +117,7 @@ class SqliteEventStore(EventStore):
         synchronous: str,
         readers: int = 4,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        commit_thread: bool = False,
     ) -> None:
         """Use :meth:`open`; this takes an already prepared writer connection."""
         super().__init__(idle_recheck=idle_recheck)
@@ -124,6 +129,11 @@ class SqliteEventStore(EventStore):
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="es-read")
+        self._committer_thread = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="es-commit")
+            if commit_thread
+            else None
+        )
         self._committer = GroupCommitter(self._write_appends, self._write_projection)
         self._recent: list[Row] = []
         self._recent_first = 0
@@ -138,8 +148,15 @@ class SqliteEventStore(EventStore):
         synchronous: str = "FULL",
         readers: int = 4,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        commit_thread: bool = False,
     ) -> SqliteEventStore:
-        """Open (creating if needed) the store in the SQLite file at ``path``."""
+        """Open (creating if needed) the store in the SQLite file at ``path``.
+
+        By default a group commit runs on the event loop: the fastest for one caller
+        after another. ``commit_thread=True`` runs it on a thread of its own instead, so
+        the loop keeps serving while the commit waits for the disk (what a server with
+        many clients wants; ``oddstream serve`` sets it).
+        """
         if not isinstance(synchronous, str) or synchronous.upper() not in SYNCHRONOUS_MODES:
             raise InvalidEvent(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         synchronous = synchronous.upper()
@@ -150,7 +167,12 @@ class SqliteEventStore(EventStore):
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open SQLite store at {str(path)!r}: {exc}") from exc
         store = cls(
-            str(path), writer, synchronous=synchronous, readers=readers, idle_recheck=idle_recheck
+            str(path),
+            writer,
+            synchronous=synchronous,
+            readers=readers,
+            idle_recheck=idle_recheck,
+            commit_thread=commit_thread,
         )
         await store.head_position()
         return store
@@ -169,18 +191,30 @@ class SqliteEventStore(EventStore):
     # one group commits, the loop queues the next.
 
     async def _write_appends(self, group: list[AppendJob]) -> None:
-        await self._retry_busy(self._write_group_sync, group)
+        if self._committer_thread is None:
+            result = await self._retry_busy(self._commit_group_db, group)
+        else:
+            result = await self._retry_busy_async(
+                lambda: self._loop.run_in_executor(
+                    self._committer_thread, self._commit_group_db, group
+                )
+            )
+        self._finish_group(group, result)
 
     async def _write_projection(self, job: ProjectionJob) -> None:
         await self._retry_busy(self._write_projection_sync, job)
 
     @staticmethod
-    async def _retry_busy(write: Any, arg: Any) -> None:
+    async def _retry_busy(write: Any, arg: Any) -> Any:
+        return await SqliteEventStore._retry_busy_async(lambda: _done(write(arg)))
+
+    @staticmethod
+    async def _retry_busy_async(attempt: Any) -> Any:
         delay = 0.001
         deadline = time.monotonic() + BUSY_TIMEOUT
         while True:
             try:
-                return write(arg)
+                return await attempt()
             except _Busy:
                 if time.monotonic() > deadline:
                     raise StoreUnavailable(
@@ -198,7 +232,8 @@ class SqliteEventStore(EventStore):
                 raise _Busy from exc
             raise
 
-    def _write_group_sync(self, group: list[AppendJob]) -> None:
+    def _commit_group_db(self, group: list[AppendJob]) -> BatchPlan | StoreUnavailable:
+        """The database side of a group commit (safe to run on the commit thread)."""
         conn = self._writer_conn
         try:
             self._begin(conn)
@@ -211,18 +246,25 @@ class SqliteEventStore(EventStore):
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.OperationalError as exc:  # the database itself failed (I/O, full)
-            error = StoreUnavailable(f"SQLite failed: {exc}")
-            for job in group:
-                job.settle(error)
-            return
+            if isinstance(exc.__cause__, _Busy) or "locked" in str(exc):
+                raise
+            return StoreUnavailable(f"SQLite failed: {exc}")
         # Anything else (a constraint, a value SQLite refuses) rolled the group back and
         # propagates: the committer then retries its appends one by one.
-        for job, outcome in zip(group, plan.outcomes, strict=True):
+        return plan
+
+    def _finish_group(self, group: list[AppendJob], result: BatchPlan | StoreUnavailable) -> None:
+        """The event-loop side: answer the callers, feed live readers."""
+        if isinstance(result, StoreUnavailable):
+            for job in group:
+                job.settle(result)
+            return
+        for job, outcome in zip(group, result.outcomes, strict=True):
             job.settle(outcome)
-        if plan.rows:
-            self._remember(plan.rows)
-            self._notifier.advance(plan.last_position)
-            self._maybe_checkpoint(len(plan.rows))
+        if result.rows:
+            self._remember(result.rows)
+            self._notifier.advance(result.last_position)
+            self._maybe_checkpoint(len(result.rows))
 
     @staticmethod
     def _batch_state(conn: sqlite3.Connection, group: list[AppendJob]) -> BatchState:
@@ -427,6 +469,8 @@ class SqliteEventStore(EventStore):
     # ----------------------------------------------------------------- shutdown
     async def _close(self) -> None:
         await self._committer.stop()
+        if self._committer_thread is not None:
+            await asyncio.to_thread(self._committer_thread.shutdown, True)
         if self._checkpointing is not None:
             with contextlib.suppress(Exception):
                 await self._checkpointing

@@ -114,10 +114,11 @@
   // only tint their text: a board where everything blinks tells the eye nothing.
   // The Web Animations API restarts a flash on each change without forcing a layout,
   // which matters at ten boards a second.
+  // Text turns white while the flash is bright so it stays readable on the flash colour.
   const FLASH = {
-    change: [{ backgroundColor: "rgba(255, 198, 41, 0.5)" }, { backgroundColor: "rgba(255, 198, 41, 0)" }],
-    firm: [{ backgroundColor: "rgba(47, 224, 122, 0.55)" }, { backgroundColor: "rgba(47, 224, 122, 0)" }],
-    drift: [{ backgroundColor: "rgba(255, 97, 97, 0.55)" }, { backgroundColor: "rgba(255, 97, 97, 0)" }],
+    change: [{ backgroundColor: "rgba(255, 198, 41, 0.38)", color: "#fff" }, { backgroundColor: "rgba(255, 198, 41, 0)" }],
+    firm: [{ backgroundColor: "rgba(47, 224, 122, 0.38)", color: "#fff" }, { backgroundColor: "rgba(47, 224, 122, 0)" }],
+    drift: [{ backgroundColor: "rgba(255, 97, 97, 0.38)", color: "#fff" }, { backgroundColor: "rgba(255, 97, 97, 0)" }],
     tint: [{ color: "#ffffff" }, {}],
     tintFirm: [{ color: "#2fe07a" }, {}],
     tintDrift: [{ color: "#ff6161" }, {}],
@@ -360,7 +361,8 @@
         ),
         this.tbody,
       );
-      this.tableWrap = el("div", { class: "table-wrap" }, this.table);
+      // Focusable, so a keyboard can scroll a board that is wider than a narrow screen.
+      this.tableWrap = el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": titleId }, this.table);
       this.result = el("section", { class: "result", hidden: true });
       this.positionText = el("span", { class: "board-pos num", title: "Event log position this board includes" });
       this.note = el("span", { class: "board-note" });

@@ -27,9 +27,10 @@ def _ok(content: Any) -> Response:
 
 
 def _partition(text: str, topic: str) -> int:
+    """A path's partition number; one that cannot exist is simply not found."""
     value = text.strip()
     if not value.isdigit() or len(value) > 10:
-        raise err.partition_not_found(topic, -1 if not value.isdigit() else int(value))
+        raise err.partition_not_found(topic, text)
     return int(value)
 
 

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ...eventstore import ANY, EventStore, NewEvent, RecordedEvent
 
@@ -71,12 +71,11 @@ def topic_stream(topic: str) -> str:
     return f"{TOPIC_STREAM_PREFIX}{topic}"
 
 
-@dataclass(frozen=True, slots=True)
-class ProducedRecord:
+class ProducedRecord(NamedTuple):
     """A record to produce, its key and value already decoded to plain JSON values.
 
     ``format`` is the embedded format it came in (``avro``, ``json`` or ``binary``, whose
-    key and value are base64 text).
+    key and value are base64 text). A named tuple: batches build thousands of these.
     """
 
     value: Any
@@ -99,8 +98,7 @@ class ProducedRecord:
         return data
 
 
-@dataclass(frozen=True, slots=True)
-class TopicRecord:
+class TopicRecord(NamedTuple):
     """A stored record: where it is (topic, partition, offset) and what it holds.
 
     ``timestamp`` is in milliseconds since the epoch (when it was stored).
@@ -147,8 +145,7 @@ class TopicRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RecordOffset:
+class RecordOffset(NamedTuple):
     """Where a produced record went, or why it failed (REST Proxy's ``offsets`` item)."""
 
     partition: int
@@ -157,6 +154,7 @@ class RecordOffset:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The ``offsets`` item of a produce answer."""
         return {
             "partition": self.partition,
             "offset": self.offset,
@@ -183,6 +181,7 @@ class TopicDescription:
     configs: dict[str, str] = field(default_factory=dict)
 
     def partition_json(self, partition: int) -> dict[str, Any]:
+        """One partition as ``GET /topics/{t}/partitions/{p}`` shows it (broker 0 leads)."""
         return {
             "partition": partition,
             "leader": 0,
@@ -190,6 +189,7 @@ class TopicDescription:
         }
 
     def to_json(self) -> dict[str, Any]:
+        """The ``GET /topics/{t}`` body."""
         return {
             "name": self.name,
             "configs": dict(self.configs),
@@ -272,7 +272,8 @@ class EventStoreTopics:
             self._catalog_version = max(self._catalog_version, event.version)
 
     async def declare(self, topic: str) -> None:
-        """Create ``topic`` if it does not exist (idempotent, also across processes)."""
+        """Create ``topic`` if it does not exist (idempotent, also across processes);
+        ``ValueError`` for an illegal name."""
         if not valid_topic_name(topic):
             raise ValueError(f"{topic!r} is not a legal topic name")
         if topic in self._known:

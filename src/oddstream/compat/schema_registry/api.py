@@ -119,6 +119,14 @@ def schema_registry_router(
         )
         return Response(found.schema, media_type=MEDIA_TYPE)
 
+    @router.get(
+        "/subjects/{subject:path}/versions/{version}/referencedby",
+        summary="Schemas referencing a version (none: references are not supported)",
+    )
+    async def referenced_by(subject: str, version: str, request: Request) -> Response:
+        await registry.get_version(subject, parse_version(version), deleted=deleted(request))
+        return _ok([])
+
     @router.get("/subjects/{subject:path}/versions/{version}", summary="One version")
     async def get_version(subject: str, version: str, request: Request) -> Response:
         found = await registry.get_version(

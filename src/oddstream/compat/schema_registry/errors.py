@@ -23,24 +23,29 @@ MAX_VERSION = 2**31 - 1
 
 
 def subject_not_found(subject: str) -> ConfluentError:
+    """404/40401: no such subject (or no live version)."""
     return ConfluentError(404, SUBJECT_NOT_FOUND, f"Subject '{subject}' not found.")
 
 
 def version_not_found(subject: str, version: object) -> ConfluentError:
+    """404/40402: no such version of the subject."""
     return ConfluentError(
         404, VERSION_NOT_FOUND, f"Version {version} not found for subject '{subject}'."
     )
 
 
 def schema_not_found(what: str = "Schema not found") -> ConfluentError:
+    """404/40403: no such schema (id, or match in a lookup)."""
     return ConfluentError(404, SCHEMA_NOT_FOUND, what)
 
 
 def invalid_schema(reason: str) -> ConfluentError:
+    """422/42201: the schema is invalid."""
     return ConfluentError(422, INVALID_SCHEMA, f"Invalid schema: {reason}")
 
 
 def invalid_version(version: object) -> ConfluentError:
+    """422/42202: not ``latest``, ``-1`` or a number in 1..2³¹−1."""
     return ConfluentError(
         422,
         INVALID_VERSION,
@@ -50,6 +55,7 @@ def invalid_version(version: object) -> ConfluentError:
 
 
 def invalid_level(level: object) -> ConfluentError:
+    """422/42203: not one of the seven compatibility levels."""
     return ConfluentError(
         422,
         INVALID_COMPATIBILITY_LEVEL,
@@ -59,10 +65,12 @@ def invalid_level(level: object) -> ConfluentError:
 
 
 def invalid_subject(subject: object) -> ConfluentError:
+    """422/42208: an empty subject or one with control characters."""
     return ConfluentError(422, INVALID_SUBJECT, f"The specified subject {subject!r} is not valid")
 
 
 def no_subject_config(subject: str) -> ConfluentError:
+    """404/40408: the subject has no compatibility level of its own."""
     return ConfluentError(
         404,
         SUBJECT_LEVEL_CONFIG_NOT_FOUND,
@@ -71,12 +79,14 @@ def no_subject_config(subject: str) -> ConfluentError:
 
 
 def unsupported_type(schema_type: str, supported: tuple[str, ...]) -> ConfluentError:
+    """422/42201: a schema type other than the supported ones."""
     return invalid_schema(
         f"schema type {schema_type!r} is not supported (supported: {', '.join(supported)})"
     )
 
 
 def incompatible(subject: str, details: list[str]) -> ConfluentError:
+    """409: the schema is incompatible under the subject's level."""
     return ConfluentError(
         409,
         INCOMPATIBLE_SCHEMA,
@@ -86,6 +96,7 @@ def incompatible(subject: str, details: list[str]) -> ConfluentError:
 
 
 def subject_soft_deleted(subject: str) -> ConfluentError:
+    """404/40404: soft-deleting a subject already soft-deleted."""
     return ConfluentError(
         404,
         SUBJECT_SOFT_DELETED,
@@ -94,6 +105,7 @@ def subject_soft_deleted(subject: str) -> ConfluentError:
 
 
 def subject_not_soft_deleted(subject: str) -> ConfluentError:
+    """404/40405: a permanent delete needs a soft delete first."""
     return ConfluentError(
         404,
         SUBJECT_NOT_SOFT_DELETED,
@@ -102,6 +114,7 @@ def subject_not_soft_deleted(subject: str) -> ConfluentError:
 
 
 def version_soft_deleted(subject: str, version: int) -> ConfluentError:
+    """404/40406: soft-deleting a version already soft-deleted."""
     return ConfluentError(
         404,
         VERSION_SOFT_DELETED,
@@ -111,6 +124,7 @@ def version_soft_deleted(subject: str, version: int) -> ConfluentError:
 
 
 def version_not_soft_deleted(subject: str, version: int) -> ConfluentError:
+    """404/40407: a permanent delete needs a soft delete first."""
     return ConfluentError(
         404,
         VERSION_NOT_SOFT_DELETED,

@@ -439,6 +439,8 @@ class SchemaRegistry:
 
         def decide(state: RegistryState) -> Decision[Level]:
             if subject is None:
+                if state.global_level is None:
+                    return [], state.level
                 return [NewEvent(COMPATIBILITY_DELETED, {"subject": None})], state.level
             current = _own_level(state, subject)
             if current is None:

@@ -75,6 +75,7 @@ class SubjectState:
         return list(self.versions.values()) if deleted else self.live()
 
     def next_version(self) -> int:
+        """The number a new version gets (numbers are not reused after soft deletes)."""
         return max(self.versions, default=0) + 1
 
 
@@ -94,6 +95,7 @@ class RegistryState:
         return self.global_level or DEFAULT_LEVEL
 
     def next_id(self) -> int:
+        """The id a schema never registered before gets."""
         return max(self.schemas, default=0) + 1
 
     def id_of(self, schema_type: str, text: str) -> int | None:
