@@ -188,6 +188,7 @@ async def test_ops_endpoints(client, server: LiveServer) -> None:
     metrics = (await client.get("/metrics")).text
     assert "oddstream_http_requests_total" in metrics
     assert 'oddstream_commands_total{type="ScheduleRace"} 1.0' in metrics
+    assert "oddstream_append_seconds_count 2.0" in metrics  # schedule and open
     r = await client.get("/healthz", headers={"X-Correlation-ID": "abc-123"})
     assert r.headers["x-correlation-id"] == "abc-123"
     spec = (await client.get("/openapi.json")).json()

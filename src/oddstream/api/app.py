@@ -67,7 +67,7 @@ def create_app(
         the_store = store or await open_store(settings.store_url, **settings.store_options())
         view = ToteView(the_store)
         hub = BoardHub(view, settings.push_coalesce_ms / 1000)
-        writer = RaceWriter(the_store)
+        writer = RaceWriter(the_store, on_append=metrics.append_latency.observe)
         app.state.services = Services(
             settings=settings,
             store=the_store,

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,10 +82,18 @@ class _Race:
 class RaceWriter:
     """Executes race commands; one writer per race in this process."""
 
-    def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventRegistry | None = None,
+        *,
+        on_append: Callable[[float], None] | None = None,
+    ) -> None:
+        """``on_append(seconds)`` is told how long each append took (for metrics)."""
         self._store = store
         self._registry = registry or default_registry
         self._races: dict[str, _Race] = {}
+        self._on_append = on_append
 
     async def execute(
         self,
@@ -210,10 +219,13 @@ class RaceWriter:
         if not accepted:
             return
         expected = race.version
+        started = time.perf_counter()
         try:
             result: AppendResult = await self._store.append(
                 race_stream(race_id), new_events, expected
             )
+            if self._on_append is not None:
+                self._on_append(time.perf_counter() - started)
         except WrongExpectedVersion:
             race.state = None  # someone else wrote the race: reload and decide again
             if retry:
