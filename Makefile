@@ -28,6 +28,7 @@ test: $(STAMP) services
 
 services:
 	@bash scripts/ensure-services.sh
+	@bash scripts/ensure-chromium.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)

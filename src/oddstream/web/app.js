@@ -212,6 +212,7 @@
   let selectedId = readHash();
   let headPosition = 0;
   let loadedOnce = false;
+  let panelCount = 0; // for unique element ids
 
   function readHash() {
     const match = location.hash.match(/^#race=(.+)$/);
@@ -323,7 +324,7 @@
       this.poolKey = "";
       this.prevOdds = new Map();
 
-      const titleId = `board-title-${panels.size}-${Math.random().toString(36).slice(2, 8)}`;
+      const titleId = `board-title-${++panelCount}`;
       this.titleButton = el("button", { type: "button", class: "board-select", "aria-pressed": "false" });
       this.titleButton.addEventListener("click", () => select(this.id, false));
       this.badge = el("span", { class: "badge" });
@@ -717,9 +718,11 @@
     }
   }
 
-  /** Races that get a board: live ones, ones that just finished, and the selected one. */
+  /** Races that get a board: live ones, ones that just finished, and the selected one,
+   *  which comes first (the operator is working on it), the rest in race order. */
   function boardRaces() {
     const now = Date.now();
+    const selectedFirst = (a, b) => (b.race_id === selectedId) - (a.race_id === selectedId);
     return [...races.values()]
       .filter(
         (r) =>
@@ -727,7 +730,7 @@
           r.race_id === selectedId ||
           (finishedAt.has(r.race_id) && now - finishedAt.get(r.race_id) < LINGER_MS),
       )
-      .sort(raceOrder);
+      .sort((a, b) => selectedFirst(a, b) || raceOrder(a, b));
   }
 
   function syncPanels() {
@@ -739,9 +742,9 @@
         panels.delete(id);
       }
     }
-    // Streams go to the selected race first, then to the next races to jump.
+    // Streams go to the selected race first, then to the next races to jump (the order
+    // of `wanted`).
     const open = wanted.filter((r) => r.status === "open");
-    open.sort((a, b) => (b.race_id === selectedId) - (a.race_id === selectedId));
     const streamed = new Set(open.slice(0, MAX_STREAMS).map((r) => r.race_id));
 
     const nodes = wanted.map((race) => {
