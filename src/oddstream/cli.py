@@ -56,6 +56,11 @@ def serve(
     port: int | None = typer.Option(None, help="Listen port [env ODDSTREAM_PORT]"),
     store: str | None = StoreOption,
     demo: bool = typer.Option(False, "--demo", help="Run demo races with simulated bettors"),
+    kafka_compat: bool = typer.Option(
+        False,
+        "--kafka-compat",
+        help="Also serve the Schema Registry on 8081 and the REST Proxy on 8082",
+    ),
 ) -> None:
     """Run the HTTP service on the configured event store."""
     import uvicorn
@@ -74,7 +79,7 @@ def serve(
     # allocations, which showed as 50-100 ms stalls in the p99 under load.
     gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
     uvicorn.run(
-        serve_app(create_app(settings, demo=demo), settings),
+        serve_app(create_app(settings, demo=demo, kafka_compat=kafka_compat), settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -212,6 +217,37 @@ def watch(race: str = typer.Option(..., help="Race id"), url: str = UrlOption) -
 
     with contextlib.suppress(KeyboardInterrupt):
         stream()
+
+
+@app.command("print")
+def print_topic(
+    topic: str = typer.Argument(..., help="Topic name, e.g. tote_win_bet_race_runners_odds"),
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at offset 0"),
+    limit: int | None = typer.Option(None, help="Stop after this many records"),
+    store: str | None = StoreOption,
+) -> None:
+    """Print a topic's records as they arrive (like ksqlDB ``PRINT``)."""
+    from .compat.rest_proxy import TopicRecord, topic_stream
+
+    settings = Settings().with_overrides(store_url=store)
+
+    async def run() -> None:
+        s = await open_store(settings.store_url, **settings.store_options())
+        try:
+            stream = topic_stream(topic)
+            start = 0 if from_beginning else await s.stream_version(stream)
+            printed = 0
+            async for event in s.subscribe_stream(stream, after_version=start):
+                record = TopicRecord.from_event(topic, event)
+                console.print_json(json.dumps(record.to_json()))
+                printed += 1
+                if limit is not None and printed >= limit:
+                    return
+        finally:
+            await s.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 @app.command()

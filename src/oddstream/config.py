@@ -34,6 +34,11 @@ class Settings:
     #: ODDSTREAM_HOST / ODDSTREAM_PORT: where ``oddstream serve`` listens
     host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_env("PORT", "8000")))
+    #: ODDSTREAM_SCHEMA_REGISTRY_PORT / ODDSTREAM_REST_PROXY_PORT: with --kafka-compat
+    schema_registry_port: int = field(
+        default_factory=lambda: int(_env("SCHEMA_REGISTRY_PORT", "8081"))
+    )
+    rest_proxy_port: int = field(default_factory=lambda: int(_env("REST_PROXY_PORT", "8082")))
     #: ODDSTREAM_ADMIN_KEY: the API key for admin actions (``--demo`` makes one if unset)
     admin_key: str | None = field(default_factory=lambda: os.environ.get("ODDSTREAM_ADMIN_KEY"))
     #: ODDSTREAM_MAX_BODY_BYTES: larger request bodies answer 413

@@ -25,15 +25,17 @@ class LiveServer:
     admin: dict[str, str]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def run_server(settings: Settings, demo: bool = False) -> Iterator[LiveServer]:
-    port = _free_port()
-    app = serve_app(create_app(settings, demo=demo), settings)
+def run_server(
+    settings: Settings, demo: bool = False, kafka_compat: bool = False
+) -> Iterator[LiveServer]:
+    port = free_port()
+    app = serve_app(create_app(settings, demo=demo, kafka_compat=kafka_compat), settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -58,7 +58,8 @@ def test_replay_reports_rate(server: LiveServer, tmp_path) -> None:
     # the server's store (tmp_path/api.db), read by a second process-like client
     result = runner.invoke(cli, ["replay", "--store", f"sqlite:///{tmp_path}/api.db"])
     assert result.exit_code == 0, result.output
-    assert "replayed 7 events" in result.output
+    assert "replayed" in result.output
+    assert "events/s" in result.output
     assert "1 races" in result.output
 
 

@@ -7,23 +7,33 @@ process. The HTTP layer only talks to ``Services`` (the writer is reached throug
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
+from ..compat.rest_proxy import EventStoreTopics, RestProxy, rest_proxy_app, rest_proxy_router
+from ..compat.schema_registry import (
+    SchemaRegistry,
+    ensure_poc_subjects,
+    schema_registry_app,
+    schema_registry_router,
+)
 from ..config import Settings
 from ..demo import Demo
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..projections.tote_view import ToteView
+from ..runtime.poc import PocBridge
 from ..runtime.race_writer import RaceWriter
 from . import errors, push, tote_routes
 from .fastlane import BetFastLane
@@ -51,9 +61,15 @@ def create_app(
     *,
     demo: bool = False,
     store: EventStore | None = None,
+    kafka_compat: bool = False,
 ) -> FastAPI:
     """Build the app. The store is opened at startup (or ``store`` is used as given and
-    left open) and everything is stopped in order at shutdown."""
+    left open) and everything is stopped in order at shutdown.
+
+    The Confluent-compatible Schema Registry and REST Proxy are always served by this
+    app; ``kafka_compat`` also serves them on their own ports (8081, 8082 by default),
+    where existing clients expect them.
+    """
     settings = settings or Settings()
     metrics = Metrics()
     admin_key = settings.admin_key
@@ -78,6 +94,23 @@ def create_app(
             admin_key=admin_key,
         )
         view.start()
+        registry = await SchemaRegistry.open(the_store)
+        await ensure_poc_subjects(registry)
+        topics = await EventStoreTopics.open(the_store)
+        proxy = RestProxy(topics, registry)
+        bridge = PocBridge(the_store, writer, topics)
+        await bridge.start()
+        app.include_router(schema_registry_router(registry))
+        app.include_router(rest_proxy_router(proxy))
+        app.openapi_schema = None  # regenerate it with the routes just added
+        side_servers = []
+        if kafka_compat:
+            side_servers = [
+                _side_server(
+                    schema_registry_app(registry), settings.host, settings.schema_registry_port
+                ),
+                _side_server(rest_proxy_app(proxy), settings.host, settings.rest_proxy_port),
+            ]
         runner = None
         if demo:
             runner = Demo(
@@ -91,6 +124,11 @@ def create_app(
         finally:
             if runner is not None:
                 await runner.stop()
+            for server, task in side_servers:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await task
+            await bridge.stop()
             await view.stop()
             await hub.close()
             if own_store:
@@ -121,6 +159,22 @@ def create_app(
 def serve_app(app: FastAPI, settings: Settings) -> BetFastLane:
     """The ASGI callable to serve: ``app`` behind the bets fast lane."""
     return BetFastLane(app, app, settings.max_body_bytes)
+
+
+class _SideServer(uvicorn.Server):
+    """A server run inside the main one's loop: the main server owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _side_server(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve ``app`` on ``port`` from this process and loop (the Kafka-compatible ports)."""
+    server = _SideServer(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    )
+    return server, asyncio.create_task(server.serve(), name=f"side-server-{port}")
 
 
 def _ops_routes(app: FastAPI, settings: Settings) -> None:
