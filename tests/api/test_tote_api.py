@@ -240,3 +240,18 @@ async def test_sse_pushes_whole_boards_and_resumes(client, server: LiveServer) -
     )
     assert again[0] > resumed_from
     assert (await client.get("/races/nope/odds/stream")).status_code == 404
+
+
+async def test_race_listing_filters(client, server: LiveServer) -> None:
+    for race_id in ("a1", "a2", "a3"):
+        await open_race(client, server, race_id)
+    await client.post("/races/a2/close", headers=server.admin)
+    listing = (await client.get("/races?limit=2")).json()
+    assert [r["race_id"] for r in listing["races"]] == ["a2", "a3"]
+    closed = (await client.get("/races?status=closed")).json()
+    assert [r["race_id"] for r in closed["races"]] == ["a2"]
+    both = (await client.get("/races?status=open,closed&limit=10")).json()
+    assert len(both["races"]) == 3
+    bad = await client.get("/races?status=running")
+    assert bad.status_code == 422
+    assert "running" in bad.json()["message"]

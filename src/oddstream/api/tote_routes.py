@@ -28,6 +28,7 @@ from ..domain.tote.race import (
     PlaceBet,
     RaceCommand,
     RaceState,
+    RaceStatus,
     ScheduleRace,
     ScratchRunner,
     ToteRejection,
@@ -126,14 +127,27 @@ def _race_summary(state: RaceState) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- reads
 
 
-@router.get("/races", summary="All races with status and pool totals")
-async def list_races(request: Request, min_position: int | None = MinPosition) -> dict[str, Any]:
+@router.get("/races", summary="Races with status and pool totals, oldest first")
+async def list_races(
+    request: Request,
+    min_position: int | None = MinPosition,
+    status: str | None = Query(
+        None, max_length=200, description="comma-separated statuses, e.g. open,closed"
+    ),
+    limit: int | None = Query(None, ge=1, le=10_000, description="only the latest N races"),
+) -> dict[str, Any]:
     services = _services(request)
     await _wait(services, min_position)
-    return {
-        "position": services.view.position,
-        "races": [_race_summary(s) for s in services.view.races()],
-    }
+    races = services.view.races()
+    if status is not None:
+        wanted = {s.strip() for s in status.split(",") if s.strip()}
+        unknown = wanted - {s.value for s in RaceStatus}
+        if unknown:
+            raise ApiError(422, "invalid_request", f"unknown status: {sorted(unknown)}")
+        races = [r for r in races if r.status.value in wanted]
+    if limit is not None:
+        races = races[-limit:]
+    return {"position": services.view.position, "races": [_race_summary(s) for s in races]}
 
 
 @router.get("/races/{race_id}", summary="One race")

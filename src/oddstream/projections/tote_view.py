@@ -153,7 +153,8 @@ class ToteView:
         return True
 
     def races(self) -> list[RaceState]:
-        return [self._races[r] for r in sorted(self._races)]
+        """Every race, in the order they first appeared in the log (oldest first)."""
+        return list(self._races.values())
 
     def race(self, race_id: str) -> RaceState | None:
         return self._races.get(race_id)

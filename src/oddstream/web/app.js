@@ -787,7 +787,8 @@
     const want = wantPosition;
     wantPosition = 0;
     try {
-      const query = want > headPosition ? `?min_position=${want}` : "";
+      // the latest races are all the board shows (live ones plus a few finished)
+      const query = want > headPosition ? `?limit=60&min_position=${want}` : "?limit=60";
       applyRaces(await api("GET", `/races${query}`));
       setConnection(true);
     } catch (err) {
