@@ -23,7 +23,6 @@ import asyncio
 import bisect
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -40,6 +39,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
+
+from common import machine, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "api.json"
@@ -420,19 +421,16 @@ def main() -> None:
     results.pop("raw", None)
     if "a" in results:
         results["a"].pop("raw", None)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "cases": results,
-                "targets": TARGETS,
-                "quick": args.quick,
-                "store": "sqlite, synchronous=FULL",
-                "machine": {"nproc": os.cpu_count(), "python": platform.python_version()},
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-            indent=2,
-        )
+    write_results(
+        RESULTS,
+        {
+            "cases": results,
+            "targets": TARGETS,
+            "quick": args.quick,
+            "store": "sqlite, synchronous=FULL",
+            "machine": machine(),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
     )
     console.print(f"results in {RESULTS}")
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -39,7 +37,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -52,6 +49,7 @@ from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
 from rich.table import Table
 
+from common import machine, package_version, write_results
 from oddstream.eventstore import NO_STREAM, EventStore, NewEvent
 from oddstream.eventstore.postgres import PostgresEventStore
 from oddstream.eventstore.sqlite import SqliteEventStore
@@ -682,13 +680,6 @@ def render(
     console.print(f"total time {elapsed:.1f}s; results in {out}")
 
 
-def package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
 def write_json(report: Report, quick: bool, sizes: Sizes, elapsed: float, path: Path) -> None:
     doc = {
         "cases": [r.as_json() for r in report.results],
@@ -705,24 +696,17 @@ def write_json(report: Report, quick: bool, sizes: Sizes, elapsed: float, path: 
             "d_page": sizes.page,
         },
         "problems": report.problems,
-        "machine": {
-            "nproc": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
-            "postgres": report.server.get("server_version"),
-            "oddstream": package_version("oddstream"),
-            "eventsourcing": package_version("eventsourcing"),
-            "psycopg": psycopg.__version__,
-        },
+        "machine": machine(
+            sqlite=sqlite3.sqlite_version,
+            postgres=report.server.get("server_version"),
+            oddstream=package_version("oddstream"),
+            eventsourcing=package_version("eventsourcing"),
+            psycopg=psycopg.__version__,
+        ),
         "seconds": round(elapsed, 1),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    write_results(path, doc)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -28,10 +28,8 @@ import argparse
 import contextlib
 import csv
 import gc
-import json
 import math
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -41,13 +39,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from common import machine, package_version, write_results
 from oddstream.domain.tote.board import OddsBoard, odds_board
 from oddstream.domain.tote.events import PoolConfig, Runner
 from oddstream.domain.tote.pools import PoolType
@@ -225,13 +223,6 @@ class Report:
             "vs_bytewax": self.ratio("bytewax"),
             "vs_faster_peer": self.ratio(faster.system) if faster else None,
         }
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 def check(problems: list[str], system: str, what: str, mismatches: list[str]) -> bool:
@@ -654,23 +645,16 @@ def write_json(report: Report, work: Workload, quick: bool, elapsed: float, path
         },
         "targets": targets(report),
         "problems": report.problems,
-        "machine": {
-            "nproc": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "oddstream": package_version("oddstream"),
-            "msgspec": package_version("msgspec"),
-            "pathway": package_version("pathway"),
-            "bytewax": package_version("bytewax"),
-        },
+        "machine": machine(
+            oddstream=package_version("oddstream"),
+            msgspec=package_version("msgspec"),
+            pathway=package_version("pathway"),
+            bytewax=package_version("bytewax"),
+        ),
         "seconds": round(elapsed, 1),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    write_results(path, doc)
 
 
 # --------------------------------------------------------------------------- main
