@@ -446,3 +446,14 @@ async def test_the_router_mounts_on_another_app(registry: SchemaRegistry) -> Non
         # errors are still Confluent-shaped without the dedicated app's handlers
         error(await client.get("/subjects/m/versions/abc"), 422, 42202)
         error(await client.post("/subjects/m/versions", content=b"{"), 422, 42201)
+
+
+async def test_non_ascii_digits_in_ids_are_not_found(sr: httpx.AsyncClient) -> None:
+    # "²".isdigit() is True in Python, but int("²") fails: found by schemathesis
+    for path in (
+        "/schemas/ids/%C2%B2",
+        "/schemas/ids/%C2%B2/versions",
+        "/subjects/x/versions/%C2%B2",
+    ):
+        response = await sr.get(path)
+        assert response.status_code in (404, 422), (path, response.text)

@@ -164,7 +164,8 @@ async def _until_disconnect(receive: Receive) -> None:
 def _last_id(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
-    if not value.strip().isdigit() or int(value) > 2**63 - 1:
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > 2**63 - 1:
         raise errors.ApiError(422, "invalid_request", "Last-Event-ID must be a position")
     return int(value)
 

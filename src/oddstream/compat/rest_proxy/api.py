@@ -29,7 +29,7 @@ def _ok(content: Any) -> Response:
 def _partition(text: str, topic: str) -> int:
     """A path's partition number; one that cannot exist is simply not found."""
     value = text.strip()
-    if not value.isdigit() or len(value) > 10:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
         raise err.partition_not_found(topic, text)
     return int(value)
 

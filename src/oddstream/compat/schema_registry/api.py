@@ -54,7 +54,7 @@ async def _body(request: Request, limit: int, error_code: int) -> dict[str, Any]
 def _schema_id(text: str) -> int:
     """A path's schema id; one that cannot exist is simply not found."""
     value = text.strip()
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise err.schema_not_found(f"Schema {text} not found")
     return int(value)
 
