@@ -71,6 +71,20 @@ def _outcome(outcome: CommandOutcome, **extra: Any) -> dict[str, Any]:
     }
 
 
+async def _reader(request: Request, min_position: int | None) -> Services:
+    """The services, once the read model includes ``min_position`` (read-your-writes)."""
+    services = _services(request)
+    await _wait(services, min_position)
+    return services
+
+
+def _race(services: Services, race_id: str) -> RaceState:
+    state = services.view.race(race_id)
+    if state is None:
+        raise ApiError(404, "race_not_found", f"no race {race_id}")
+    return state
+
+
 async def _wait(services: Services, min_position: int | None) -> None:
     if min_position is None:
         return
@@ -136,8 +150,7 @@ async def list_races(
     ),
     limit: int | None = Query(None, ge=1, le=10_000, description="only the latest N races"),
 ) -> dict[str, Any]:
-    services = _services(request)
-    await _wait(services, min_position)
+    services = await _reader(request, min_position)
     races = services.view.races()
     if status is not None:
         wanted = {s.strip() for s in status.split(",") if s.strip()}
@@ -154,23 +167,17 @@ async def list_races(
 async def get_race(
     request: Request, race_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
-    services = _services(request)
-    await _wait(services, min_position)
-    state = services.view.race(race_id)
-    if state is None:
-        raise ApiError(404, "race_not_found", f"no race {race_id}")
-    return {"position": services.view.position, **_race_summary(state)}
+    services = await _reader(request, min_position)
+    return {"position": services.view.position, **_race_summary(_race(services, race_id))}
 
 
 @router.get("/races/{race_id}/odds", summary="The live odds board")
 async def get_board(
     request: Request, race_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
-    services = _services(request)
-    await _wait(services, min_position)
+    services = await _reader(request, min_position)
+    _race(services, race_id)
     view = services.view.board(race_id)
-    if view is None:
-        raise ApiError(404, "race_not_found", f"no race {race_id}")
     return msgspec.to_builtins(view)  # type: ignore[no-any-return,unused-ignore]
 
 
@@ -178,10 +185,8 @@ async def get_board(
 async def get_dividends(
     request: Request, race_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
-    services = _services(request)
-    await _wait(services, min_position)
-    if services.view.race(race_id) is None:
-        raise ApiError(404, "race_not_found", f"no race {race_id}")
+    services = await _reader(request, min_position)
+    _race(services, race_id)
     declared = services.view.dividends(race_id)
     if declared is None:
         raise ApiError(404, "no_dividends", f"race {race_id} has no dividends declared yet")
@@ -205,8 +210,7 @@ async def get_dividends(
 async def get_bet(
     request: Request, bet_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
-    services = _services(request)
-    await _wait(services, min_position)
+    services = await _reader(request, min_position)
     bet = services.view.bet(bet_id)
     if bet is None:
         raise ApiError(404, "unknown_bet", f"no bet {bet_id}")
