@@ -127,3 +127,18 @@ async def test_board_projection_is_never_a_step_behind(store: EventStore) -> Non
         assert projection.board("nope") is None
     finally:
         await projection.stop()
+
+
+async def test_execute_many_answers_each_command(store: EventStore) -> None:
+    writer = RaceWriter(store)
+    await writer.execute(schedule("r5"))
+    await writer.execute(OpenBetting("r5"))
+    commands = [(bet("r5", f"m{i}", 1 + i % 6), f"req-{i}") for i in range(50)]
+    commands.append((bet("r5", "bad", 9), None))
+    commands.append((bet("r5", "m0", 1), "req-0"))  # the first request again
+    outcomes = await writer.execute_many(commands)
+    assert all(not isinstance(o, BaseException) for o in outcomes[:50])
+    assert isinstance(outcomes[50], ToteRejection)
+    assert outcomes[51].repeated
+    assert outcomes[51].first_position == outcomes[0].first_position
+    assert (await writer.state("r5")).pools[WIN].gross == 50 * 500
