@@ -58,6 +58,7 @@ from oddstream.domain.tote.race import (
     decide,
     evolve,
 )
+from oddstream.runtime.tuning import tune_gc
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tote.json"
 SYSTEMS = ("oddstream", "pathway", "bytewax")
@@ -645,6 +646,7 @@ def write_json(report: Report, work: Workload, quick: bool, elapsed: float, path
         },
         "targets": targets(report),
         "problems": report.problems,
+        "gc_threshold": list(gc.get_threshold()),
         "machine": machine(
             oddstream=package_version("oddstream"),
             msgspec=package_version("msgspec"),
@@ -720,6 +722,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=110)  # keep the table on one line per row in logs
+    # the collector settings `oddstream serve` runs with, for every system alike
+    console.print(f"[dim]gc thresholds (as oddstream serve): {tune_gc()}[/dim]")
     started = time.perf_counter()
     report, work = run(args, console)
     elapsed = time.perf_counter() - started

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import time
 from decimal import Decimal, InvalidOperation
@@ -19,8 +18,7 @@ from rich.table import Table
 
 from .config import Settings
 from .eventstore import open_store
-
-GC_GEN0_THRESHOLD = 50_000
+from .runtime.tuning import tune_gc
 
 app = typer.Typer(help="oddstream: an event-sourced betting platform.", no_args_is_help=True)
 console = Console()
@@ -74,10 +72,7 @@ def serve(
         f"(store: {settings.store_url})"
     )
     configure()
-    # A long-running server holds millions of small, long-lived objects (bets, boards);
-    # the default thresholds make the collector walk them all every few thousand
-    # allocations, which showed as 50-100 ms stalls in the p99 under load.
-    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+    tune_gc()
     uvicorn.run(
         serve_app(create_app(settings, demo=demo, kafka_compat=kafka_compat), settings),
         host=settings.host,
