@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sqlite3
 import threading
 import time
@@ -35,12 +34,8 @@ from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
 from .planner import BatchPlan, BatchState, ExistingEvent, Row, plan_batch
 from .prepare import PreparedPart
 
-log = logging.getLogger(__name__)
-
 SCHEMA_VERSION = 1
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
-#: A WAL checkpoint is started on a thread after this many rows were committed.
-CHECKPOINT_ROWS = 20_000
 #: Rows of the latest commits kept in memory for live subscribers (at least this many).
 RECENT_ROWS = 20_000
 #: How long appends wait for another process to release SQLite's write lock.
@@ -85,9 +80,6 @@ def _open_writer(path: Path, synchronous: str) -> sqlite3.Connection:
     # From now on a busy database must not block the event loop: the writer backs off
     # asynchronously instead (see _retry_busy).
     conn.execute("PRAGMA busy_timeout=0")
-    # Checkpoints run on a thread (see _maybe_checkpoint): done by the writer itself, a
-    # checkpoint with its fsyncs would stall the event loop for tens of milliseconds.
-    conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
 
 
@@ -137,8 +129,6 @@ class SqliteEventStore(EventStore):
         self._committer = GroupCommitter(self._write_appends, self._write_projection)
         self._recent: list[Row] = []
         self._recent_first = 0
-        self._rows_since_checkpoint = 0
-        self._checkpointing: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -264,7 +254,6 @@ class SqliteEventStore(EventStore):
         if result.rows:
             self._remember(result.rows)
             self._notifier.advance(result.last_position)
-            self._maybe_checkpoint(len(result.rows))
 
     @staticmethod
     def _batch_state(conn: sqlite3.Connection, group: list[AppendJob]) -> BatchState:
@@ -408,32 +397,6 @@ class SqliteEventStore(EventStore):
             return events, scanned, last
         return await self._read(self._read_page_sync, after, limit, flt)
 
-    def _maybe_checkpoint(self, rows: int) -> None:
-        self._rows_since_checkpoint += rows
-        if self._rows_since_checkpoint < CHECKPOINT_ROWS or self._checkpointing is not None:
-            return
-        self._rows_since_checkpoint = 0
-        self._checkpointing = self._loop.run_in_executor(self._readers, self._checkpoint_sync)
-        self._checkpointing.add_done_callback(self._checkpoint_done)
-
-    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
-        self._checkpointing = None
-        if not future.cancelled() and future.exception() is not None:
-            log.warning("WAL checkpoint failed: %s", future.exception())
-
-    def _checkpoint_sync(self) -> None:
-        # PASSIVE: copies what it can without waiting for readers or blocking the writer
-        self._reader_conn_for_checkpoint().execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _reader_conn_for_checkpoint(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "ckpt", None)
-        if conn is None:
-            conn = _connect(self.path, self.synchronous)
-            self._local.ckpt = conn
-            with self._reader_lock:
-                self._reader_conns.append(conn)
-        return conn
-
     def _remember(self, rows: list[Row]) -> None:
         """Keep the rows just committed for live readers. Only a contiguous run of
         positions is kept: a gap means another process wrote, so start again."""
@@ -471,9 +434,6 @@ class SqliteEventStore(EventStore):
         await self._committer.stop()
         if self._committer_thread is not None:
             await asyncio.to_thread(self._committer_thread.shutdown, True)
-        if self._checkpointing is not None:
-            with contextlib.suppress(Exception):
-                await self._checkpointing
         with contextlib.suppress(sqlite3.Error):
             self._writer_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._writer_conn.close()
