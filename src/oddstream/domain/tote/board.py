@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import msgspec
 
-from .dividends import pool_outcome
+from .dividends import scenario_price
 from .money import round_half_up
 from .pools import PoolType
 from .race import RaceState
@@ -81,18 +81,12 @@ def _will_pay(state: RaceState, kind: PoolType, runner: int) -> tuple[int, int] 
     )
     if len(others) < places - 1:
         return None
-    prices = []
-    for chosen in (others[::-1][: places - 1], others[: places - 1]):
-        placings = [[runner], *[[r] for r in chosen]]
-        outcome = pool_outcome(
-            kind,
-            pool.profile,
-            pool.config.takeout_bps,
-            pool.stakes,
-            placings,
-            carry_in=pool.carry_in,
-        )
-        prices.append(outcome.dividends.get((runner,), 0))
+    stakes = pool.stakes
+    net = pool.net
+    prices = [
+        scenario_price(pool.profile, net, stakes[(runner,)], [stakes.get((r,), 0) for r in chosen])
+        for chosen in (others[::-1][: places - 1], others[: places - 1])
+    ]
     return (min(prices), max(prices))
 
 

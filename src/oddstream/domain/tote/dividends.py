@@ -160,6 +160,24 @@ def pool_outcome(
     return PoolOutcome(pool, gross, carry_in, takeout, net, base, dividends, allotted)
 
 
+def scenario_price(profile: RulesProfile, net: int, stake: int, others: Sequence[int]) -> int:
+    """The price of a runner with ``stake`` if it and runners holding ``others`` (their
+    stakes) fill a place or show pool's paying places, without dead heats.
+
+    The same rule as :func:`pool_outcome` in closed form: unbacked runners drop out and
+    their share goes to the backed ones, then the profile's share rule and rounding. The
+    odds board evaluates it four times per runner on every push, where the general
+    function cost ~4 ms a board.
+    """
+    backed = [s for s in others if s > 0]
+    n = 1 + len(backed)
+    if profile.share_rule is ShareRule.PROFIT_SPLIT:
+        allotted = Fraction(stake * n + net - stake - sum(backed), n)
+    else:
+        allotted = Fraction(net, n)
+    return _round_price(allotted * profile.price_base_cents / stake, profile)
+
+
 def approximate_dividend(net: int, runner_stakes: int) -> Fraction | None:
     """The exact approximate dividend per unit staked, ``net / stakes``."""
     if runner_stakes <= 0:
