@@ -116,7 +116,8 @@ class BetFastLane:
                 last_id = value.decode("latin-1")
         hub = self.outer.state.services.hub  # type: ignore[attr-defined]
         try:
-            sub, first = hub.attach(race_id, _last_id(last_id))
+            after = push.parse_last_event_id(last_id)
+            sub, first = hub.attach(race_id, after)
         except Exception as exc:
             status, payload, _ = errors.render(exc)
             body = json.dumps(payload).encode()
@@ -145,7 +146,7 @@ class BetFastLane:
                     "more_body": True,
                 }
             )
-            last = first.position if first is not None else (_last_id(last_id) or 0)
+            last = first.position if first is not None else (after or 0)
             async for message in hub.messages(sub, last):
                 frame = push.KEEPALIVE if message is None else message.sse
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
@@ -161,17 +162,7 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
-def _last_id(value: str | None) -> int | None:
-    if value is None or not value.strip():
-        return None
-    digits = value.strip()
-    if not (digits.isascii() and digits.isdigit()) or int(digits) > 2**63 - 1:
-        raise errors.ApiError(422, "invalid_request", "Last-Event-ID must be a position")
-    return int(value)
-
-
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
+    *((k.lower().encode(), v.encode()) for k, v in push.SSE_HEADERS.items()),
 ]

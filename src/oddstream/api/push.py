@@ -172,16 +172,14 @@ def _hub(request: Request | WebSocket) -> BoardHub:
     return request.app.state.services.hub  # type: ignore[no-any-return,unused-ignore]
 
 
-def _last_id(value: str | None) -> int | None:
+def parse_last_event_id(value: str | None) -> int | None:
+    """A ``Last-Event-ID`` header as a position (None when absent), or a 422."""
     if value is None or not value.strip():
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(422, "invalid_request", "Last-Event-ID must be a position") from None
-    if not 0 <= number <= 2**63 - 1:
-        raise ApiError(422, "invalid_request", "Last-Event-ID is out of range")
-    return number
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > 2**63 - 1:
+        raise ApiError(422, "invalid_request", "Last-Event-ID must be a position")
+    return int(digits)
 
 
 @router.get(
@@ -195,7 +193,7 @@ async def odds_stream(
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
     hub = _hub(request)
-    boards = hub.follow(race_id, _last_id(last_event_id))
+    boards = hub.follow(race_id, parse_last_event_id(last_event_id))
     first = await anext(boards)  # raises a clean 404 before the stream starts
 
     async def events() -> AsyncIterator[bytes]:

@@ -109,6 +109,24 @@ class RaceWriter:
         the events' metadata, so this holds across restarts. (A rejected command stores
         nothing, so its retry is decided afresh.)
         """
+        return await self._enqueue(command, request_id, metadata)
+
+    async def execute_many(
+        self, commands: Sequence[tuple[RaceCommand, str | None]]
+    ) -> list[CommandOutcome | BaseException]:
+        """Execute many ``(command, request_id)`` pairs, each on its own (a refusal is
+        returned in its place, not raised). Cheaper than a gather of ``execute``: the
+        commands are queued at once, without a task each."""
+        futures = [self._enqueue(command, request_id) for command, request_id in commands]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    def _enqueue(
+        self,
+        command: RaceCommand,
+        request_id: str | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> asyncio.Future[CommandOutcome]:
+        """Queue ``command`` for its race's writer task (started if idle)."""
         race_id = command.race_id
         race = self._races.get(race_id)
         if race is None:
@@ -120,28 +138,7 @@ class RaceWriter:
         race.queue.append(_Pending(command, meta, future, request_id))
         if race.worker is None:
             race.worker = asyncio.create_task(self._drain(race_id, race))
-        return await future
-
-    async def execute_many(
-        self, commands: Sequence[tuple[RaceCommand, str | None]]
-    ) -> list[CommandOutcome | BaseException]:
-        """Execute many ``(command, request_id)`` pairs, each on its own (a refusal is
-        returned in its place, not raised). Cheaper than a gather of ``execute``: the
-        commands are queued at once, without a task each."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[CommandOutcome]] = []
-        for command, request_id in commands:
-            race_id = command.race_id
-            race = self._races.get(race_id)
-            if race is None:
-                race = self._races[race_id] = _Race()
-            meta = {REQUEST_ID: request_id} if request_id is not None else {}
-            future: asyncio.Future[CommandOutcome] = loop.create_future()
-            race.queue.append(_Pending(command, meta, future, request_id))
-            if race.worker is None:
-                race.worker = asyncio.create_task(self._drain(race_id, race))
-            futures.append(future)
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+        return future
 
     async def state(self, race_id: str) -> RaceState:
         """The race's current state (loaded from the log if not in memory)."""
