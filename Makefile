@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 LINT_DIRS := $(wildcard src tests bench)
 
-.PHONY: run test lint format services bench bench-quick clean
+.PHONY: run test lint format services bench bench-quick bench-tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,13 +39,21 @@ format: $(STAMP)
 	$(BIN)/ruff format $(LINT_DIRS)
 	$(BIN)/ruff check --fix $(LINT_DIRS)
 
-bench: $(BENCH_STAMP) services
+bench: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/tote.py
+	$(BIN)/python bench/api.py
 
-bench-quick: $(BENCH_STAMP) services
+bench-quick: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/store.py --quick
 	$(BIN)/python bench/tote.py --quick
+	$(BIN)/python bench/api.py --quick
+
+# bench/api.py drives the server with Debian's wrk
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get install -y -q wrk >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1)) \
+	  || echo "  wrk: missing (apt-get install wrk); bench/api.py case a will say so"; }
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
