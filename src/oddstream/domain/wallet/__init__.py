@@ -1,0 +1,42 @@
+"""Wallets: deposits, withdrawals and the stakes of bets, as events. Pure.
+
+See ``docs/wallets.md``.
+"""
+
+from .events import ALL_EVENTS, REFUSALS, WalletEvent
+from .wallet import (
+    INSUFFICIENT_FUNDS,
+    CaptureStake,
+    Credit,
+    Debit,
+    OpenWallet,
+    ReleaseStake,
+    ReserveStake,
+    SettleStake,
+    WalletCommand,
+    WalletRejection,
+    WalletState,
+    decide,
+    evolve,
+    replay,
+)
+
+__all__ = [
+    "ALL_EVENTS",
+    "INSUFFICIENT_FUNDS",
+    "REFUSALS",
+    "CaptureStake",
+    "Credit",
+    "Debit",
+    "OpenWallet",
+    "ReleaseStake",
+    "ReserveStake",
+    "SettleStake",
+    "WalletCommand",
+    "WalletEvent",
+    "WalletRejection",
+    "WalletState",
+    "decide",
+    "evolve",
+    "replay",
+]

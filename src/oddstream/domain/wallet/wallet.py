@@ -1,0 +1,363 @@
+"""The wallet aggregate: commands, state, ``decide`` and ``evolve``. Pure.
+
+A wallet's money is in three places: the ``balance`` (free to spend or withdraw), stakes
+``reserved`` for bets the race has not yet decided on, and stakes ``staked`` in pools of
+bets awaiting settlement. The balance never goes negative: a debit or a stake larger than
+it is refused, and the refusal is recorded (``DebitRejected`` / ``StakeRejected``).
+
+Stake commands are keyed by bet id and idempotent by state: capturing, releasing or
+settling a bet the wallet no longer holds decides no events. That is what makes money
+through the tote exactly-once when a process manager replays race events after a crash:
+the second settlement of a bet finds nothing to settle. The maps only hold open bets, so
+the state stays small however long the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .events import (
+    Credited,
+    Debited,
+    DebitRejected,
+    StakeCaptured,
+    StakeLost,
+    StakeRefunded,
+    StakeRejected,
+    StakeReleased,
+    StakeReserved,
+    WalletEvent,
+    WalletOpened,
+    WinningsCredited,
+)
+
+#: The largest single movement ($10bn) and the largest balance ($10tn): far above any
+#: real wallet, far below where integer columns in any read model would overflow.
+MAX_AMOUNT_CENTS = 10**12
+MAX_BALANCE_CENTS = 10**15
+INSUFFICIENT_FUNDS = "insufficient_funds"
+
+
+class WalletRejection(Exception):
+    """A command the wallet refuses without recording it (bad input, unknown wallet);
+    ``code`` is stable, ``message`` says exactly why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+class OpenWallet(msgspec.Struct, frozen=True, kw_only=True):
+    wallet_id: str
+
+
+class Credit(msgspec.Struct, frozen=True, kw_only=True):
+    """Deposit ``amount_cents`` (opens the wallet if it is new)."""
+
+    wallet_id: str
+    amount_cents: int
+    reference: str | None = None
+
+
+class Debit(msgspec.Struct, frozen=True, kw_only=True):
+    """Withdraw ``amount_cents``; more than the balance is refused and recorded."""
+
+    wallet_id: str
+    amount_cents: int
+    reference: str | None = None
+
+
+class ReserveStake(msgspec.Struct, frozen=True, kw_only=True):
+    """Set a bet's stake aside; refused and recorded when the balance is short."""
+
+    wallet_id: str
+    bet_id: str
+    race_id: str
+    amount_cents: int
+
+
+class CaptureStake(msgspec.Struct, frozen=True, kw_only=True):
+    """The race took the bet: move its reserved stake into play."""
+
+    wallet_id: str
+    bet_id: str
+
+
+class ReleaseStake(msgspec.Struct, frozen=True, kw_only=True):
+    """The race did not take the bet: give the reserved stake back."""
+
+    wallet_id: str
+    bet_id: str
+    reason: str
+
+
+class SettleStake(msgspec.Struct, frozen=True, kw_only=True):
+    """The race settled the bet: credit its payout or refund (both 0: it lost)."""
+
+    wallet_id: str
+    bet_id: str
+    race_id: str
+    payout_cents: int
+    refund_cents: int
+    reason: str
+
+
+WalletCommand = (
+    OpenWallet | Credit | Debit | ReserveStake | CaptureStake | ReleaseStake | SettleStake
+)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+@dataclass(slots=True)
+class WalletState:
+    """A wallet as its events left it."""
+
+    wallet_id: str = ""
+    opened: bool = False
+    balance: int = 0
+    #: bet id → stake, for bets the race has not decided on yet
+    reserved: dict[str, int] = field(default_factory=dict)
+    #: bet id → stake, for bets in a pool awaiting settlement
+    staked: dict[str, int] = field(default_factory=dict)
+    in_play: int = 0
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The state as plain JSON values (a snapshot)."""
+        return {
+            "wallet_id": self.wallet_id,
+            "opened": self.opened,
+            "balance": self.balance,
+            "reserved": dict(self.reserved),
+            "staked": dict(self.staked),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> WalletState:
+        """The state a :meth:`to_snapshot` value describes."""
+        reserved = {str(k): int(v) for k, v in data["reserved"].items()}
+        staked = {str(k): int(v) for k, v in data["staked"].items()}
+        return cls(
+            wallet_id=str(data["wallet_id"]),
+            opened=bool(data["opened"]),
+            balance=int(data["balance"]),
+            reserved=reserved,
+            staked=staked,
+            in_play=sum(reserved.values()) + sum(staked.values()),
+        )
+
+
+def _reject(code: str, message: str) -> WalletRejection:
+    return WalletRejection(code, message)
+
+
+def _amount(amount: int, what: str) -> None:
+    if type(amount) is not int or amount <= 0:
+        raise _reject("bad_amount", f"the {what} must be a whole number of cents above zero")
+    if amount > MAX_AMOUNT_CENTS:
+        raise _reject("bad_amount", f"the {what} is above the maximum of {MAX_AMOUNT_CENTS} cents")
+
+
+def _opened(state: WalletState, wallet_id: str) -> None:
+    if not state.opened:
+        raise _reject("wallet_not_found", f"no wallet {wallet_id}")
+
+
+def decide(state: WalletState, command: WalletCommand) -> list[WalletEvent]:
+    """The events ``command`` causes on the wallet in ``state``, or a WalletRejection.
+
+    A refusal for want of funds is an event (recorded), not an exception.
+    """
+    wid = command.wallet_id
+    match command:
+        case OpenWallet():
+            return [] if state.opened else [WalletOpened(wallet_id=wid)]
+        case Credit():
+            _amount(command.amount_cents, "credit")
+            balance = state.balance + command.amount_cents
+            if balance > MAX_BALANCE_CENTS:
+                raise _reject(
+                    "balance_limit", f"a wallet may hold at most {MAX_BALANCE_CENTS} cents"
+                )
+            opening: list[WalletEvent] = [] if state.opened else [WalletOpened(wallet_id=wid)]
+            return [
+                *opening,
+                Credited(
+                    wallet_id=wid,
+                    amount_cents=command.amount_cents,
+                    balance_cents=balance,
+                    in_play_cents=state.in_play,
+                    reference=command.reference,
+                ),
+            ]
+        case Debit():
+            _opened(state, wid)
+            _amount(command.amount_cents, "debit")
+            if command.amount_cents > state.balance:
+                return [
+                    DebitRejected(
+                        wallet_id=wid,
+                        amount_cents=command.amount_cents,
+                        balance_cents=state.balance,
+                        in_play_cents=state.in_play,
+                        reason=INSUFFICIENT_FUNDS,
+                        reference=command.reference,
+                    )
+                ]
+            return [
+                Debited(
+                    wallet_id=wid,
+                    amount_cents=command.amount_cents,
+                    balance_cents=state.balance - command.amount_cents,
+                    in_play_cents=state.in_play,
+                    reference=command.reference,
+                )
+            ]
+        case ReserveStake():
+            _opened(state, wid)
+            _amount(command.amount_cents, "stake")
+            if command.bet_id in state.reserved or command.bet_id in state.staked:
+                return []  # reserved before: a retry of the same bet
+            if command.amount_cents > state.balance:
+                return [
+                    StakeRejected(
+                        wallet_id=wid,
+                        bet_id=command.bet_id,
+                        race_id=command.race_id,
+                        amount_cents=command.amount_cents,
+                        balance_cents=state.balance,
+                        in_play_cents=state.in_play,
+                        reason=INSUFFICIENT_FUNDS,
+                    )
+                ]
+            return [
+                StakeReserved(
+                    wallet_id=wid,
+                    bet_id=command.bet_id,
+                    race_id=command.race_id,
+                    amount_cents=command.amount_cents,
+                    balance_cents=state.balance - command.amount_cents,
+                    in_play_cents=state.in_play + command.amount_cents,
+                )
+            ]
+        case CaptureStake():
+            stake = state.reserved.get(command.bet_id)
+            if stake is None:
+                return []
+            return [
+                StakeCaptured(
+                    wallet_id=wid,
+                    bet_id=command.bet_id,
+                    amount_cents=stake,
+                    balance_cents=state.balance,
+                    in_play_cents=state.in_play,
+                )
+            ]
+        case ReleaseStake():
+            stake = state.reserved.get(command.bet_id)
+            if stake is None:
+                return []
+            return [
+                StakeReleased(
+                    wallet_id=wid,
+                    bet_id=command.bet_id,
+                    amount_cents=stake,
+                    balance_cents=state.balance + stake,
+                    in_play_cents=state.in_play - stake,
+                    reason=command.reason,
+                )
+            ]
+        case SettleStake():
+            return _settle(state, command)
+    raise TypeError(f"not a wallet command: {command!r}")
+
+
+def _settle(state: WalletState, command: SettleStake) -> list[WalletEvent]:
+    # A bet can be settled before its capture was recorded (a refund on a scratch racing
+    # the capture, or a crash in between): the stake is then still in ``reserved``.
+    stake = state.staked.get(command.bet_id, state.reserved.get(command.bet_id))
+    if stake is None:
+        return []  # settled before (a replay), or never this wallet's
+    if command.payout_cents < 0 or command.refund_cents < 0:
+        raise _reject("bad_amount", "a settlement cannot take money")
+    wid = command.wallet_id
+    in_play = state.in_play - stake
+    if command.refund_cents:
+        return [
+            StakeRefunded(
+                wallet_id=wid,
+                bet_id=command.bet_id,
+                race_id=command.race_id,
+                amount_cents=command.refund_cents,
+                stake_cents=stake,
+                balance_cents=state.balance + command.refund_cents,
+                in_play_cents=in_play,
+                reason=command.reason,
+            )
+        ]
+    if command.payout_cents:
+        return [
+            WinningsCredited(
+                wallet_id=wid,
+                bet_id=command.bet_id,
+                race_id=command.race_id,
+                amount_cents=command.payout_cents,
+                stake_cents=stake,
+                balance_cents=state.balance + command.payout_cents,
+                in_play_cents=in_play,
+            )
+        ]
+    return [
+        StakeLost(
+            wallet_id=wid,
+            bet_id=command.bet_id,
+            race_id=command.race_id,
+            stake_cents=stake,
+            balance_cents=state.balance,
+            in_play_cents=in_play,
+        )
+    ]
+
+
+def evolve(state: WalletState, event: WalletEvent) -> WalletState:
+    """Apply ``event`` to ``state`` (in place) and return it."""
+    match event:
+        case WalletOpened():
+            state.wallet_id = event.wallet_id
+            state.opened = True
+        case Credited() | Debited():
+            state.balance = event.balance_cents
+        case StakeReserved():
+            state.reserved[event.bet_id] = event.amount_cents
+            state.balance -= event.amount_cents
+            state.in_play += event.amount_cents
+        case StakeCaptured():
+            state.staked[event.bet_id] = state.reserved.pop(event.bet_id)
+        case StakeReleased():
+            state.balance += state.reserved.pop(event.bet_id)
+            state.in_play -= event.amount_cents
+        case WinningsCredited() | StakeRefunded() | StakeLost():
+            stake = state.staked.pop(event.bet_id, None)
+            if stake is None:
+                stake = state.reserved.pop(event.bet_id)
+            state.in_play -= stake
+            state.balance += getattr(event, "amount_cents", 0)
+        case DebitRejected() | StakeRejected():
+            pass
+    return state
+
+
+def replay(events: list[WalletEvent], state: WalletState | None = None) -> WalletState:
+    """The state after ``events`` (from a snapshot ``state`` if given)."""
+    state = state or WalletState()
+    for event in events:
+        evolve(state, event)
+    return state
