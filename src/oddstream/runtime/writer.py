@@ -1,0 +1,383 @@
+"""The single writer of each aggregate: commands in, events appended to its stream.
+
+Each aggregate instance (a race, a wallet) has a queue and, while it has work, one task
+that drains it. The task takes every command waiting, decides them one after the other
+against the state in memory (so the second command of a batch sees the first), and
+appends all resulting events in one call with the stream version it expects. Many
+commands, one append: the store's group commit then merges batches of different
+aggregates into one transaction.
+
+If the append fails, the state in memory is thrown away and reloaded from the log, and
+every command of the batch gets the error: nothing is acknowledged that is not stored.
+A ``WrongExpectedVersion`` (another process wrote the stream) is retried once after a
+reload; ownership of an aggregate by one process at a time is the runtime's job in
+services mode.
+
+Aggregates with long histories (wallets) keep snapshots: every ``snapshot_every`` events
+the state is written to ``snapshot-<stream>``, and a load reads the latest snapshot and
+the events after it. Request ids are remembered for the ``request_window`` events before
+the snapshot as well, so a client's retry after a restart is still recognised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ..eventstore import (
+    ANY,
+    AppendResult,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    WrongExpectedVersion,
+)
+from ..eventstore.registry import EventRegistry
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+C = TypeVar("C")
+
+#: Metadata key of the client's request id; the answers are rebuilt from it on load.
+REQUEST_ID = "request_id"
+SNAPSHOT_EVENT = "snapshot"
+_PAGE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What a command wrote: its events and where they landed in the log.
+
+    ``repeated`` is true when the command's ``request_id`` had been executed before: the
+    answer is the original one and nothing new was written. A command that decided no
+    events (an idempotent no-op) answers the stream's current version and position.
+    """
+
+    events: tuple[msgspec.Struct, ...]
+    stream_version: int
+    first_position: int
+    last_position: int
+    repeated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateSpec(Generic[S, C]):
+    """How to run one kind of aggregate: its stream naming and its pure functions.
+
+    ``decide(state, command)`` returns events or raises a rejection (the caller's typed
+    exception); ``evolve(state, event)`` updates the state in place; ``conflict(key)`` is
+    the exception a command gets when its stream keeps being written elsewhere.
+    """
+
+    prefix: str
+    key: Callable[[C], str]
+    initial: Callable[[str], S]
+    decide: Callable[[S, C], Sequence[msgspec.Struct]]
+    evolve: Callable[[S, Any], object]
+    conflict: Callable[[str], Exception]
+    snapshot_every: int | None = None
+    to_snapshot: Callable[[S], dict[str, Any]] | None = None
+    from_snapshot: Callable[[dict[str, Any]], S] | None = None
+    request_window: int = 200
+
+    def stream(self, key: str) -> str:
+        """The stream holding the aggregate ``key``."""
+        return f"{self.prefix}{key}"
+
+
+@dataclass(slots=True)
+class _Pending(Generic[C]):
+    command: C
+    metadata: dict[str, Any]
+    future: asyncio.Future[CommandOutcome]
+    request_id: str | None
+
+
+@dataclass(slots=True)
+class _Entry(Generic[S, C]):
+    state: S | None = None
+    version: int = 0
+    position: int = 0
+    snapshot_version: int = 0
+    queue: list[_Pending[C]] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+    #: request id → the answer it got (rebuilt from the log's metadata on load)
+    answered: dict[str, CommandOutcome] = field(default_factory=dict)
+
+
+class AggregateWriter(Generic[S, C]):
+    """Executes commands of one aggregate kind; one writer per instance in this process."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        spec: AggregateSpec[S, C],
+        registry: EventRegistry,
+        *,
+        on_append: Callable[[float], None] | None = None,
+    ) -> None:
+        """``on_append(seconds)`` is told how long each append took (for metrics)."""
+        self._store = store
+        self._spec = spec
+        self._registry = registry
+        self._entries: dict[str, _Entry[S, C]] = {}
+        self._on_append = on_append
+
+    async def execute(
+        self,
+        command: C,
+        *,
+        request_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CommandOutcome:
+        """Decide and store ``command``; raises the aggregate's rejection if refused.
+
+        With a ``request_id``, a command already executed under that id is not decided
+        again: the original answer comes back with ``repeated=True``. The id is stored in
+        the events' metadata, so this holds across restarts. (A rejected command stores
+        nothing, so its retry is decided afresh.)
+        """
+        return await self._enqueue(command, request_id, metadata)
+
+    async def execute_many(
+        self, commands: Sequence[tuple[C, str | None]]
+    ) -> list[CommandOutcome | BaseException]:
+        """Execute many ``(command, request_id)`` pairs, each on its own (a refusal is
+        returned in its place, not raised). Cheaper than a gather of ``execute``: the
+        commands are queued at once, without a task each."""
+        futures = [self._enqueue(command, request_id) for command, request_id in commands]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    def _enqueue(
+        self, command: C, request_id: str | None, metadata: dict[str, Any] | None = None
+    ) -> asyncio.Future[CommandOutcome]:
+        """Queue ``command`` for its aggregate's writer task (started if idle)."""
+        key = self._spec.key(command)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
+        meta = dict(metadata or {})
+        if request_id is not None:
+            meta[REQUEST_ID] = request_id
+        future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
+        entry.queue.append(_Pending(command, meta, future, request_id))
+        if entry.worker is None:
+            entry.worker = asyncio.create_task(self._drain(key, entry))
+        return future
+
+    async def state(self, key: str) -> S:
+        """The aggregate's current state (loaded from the log if not in memory)."""
+        entry = self._entries.setdefault(key, _Entry())
+        if entry.state is None:
+            await self._load(key, entry)
+        assert entry.state is not None
+        return entry.state
+
+    def forget(self, key: str) -> None:
+        """Drop the state in memory (it is loaded again on next use)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.worker is None:
+            del self._entries[key]
+
+    # ----------------------------------------------------------------- loading
+    async def _load(self, key: str, entry: _Entry[S, C]) -> None:
+        spec = self._spec
+        stream = spec.stream(key)
+        state: S | None = None
+        snap_version = 0
+        if spec.snapshot_every and spec.from_snapshot is not None:
+            found = await self._store.read_stream(snapshot_stream(stream), backwards=True, limit=1)
+            if found:
+                data = found[0].data
+                state = spec.from_snapshot(data["state"])
+                snap_version = int(data["version"])
+        if state is None:
+            state = spec.initial(key)
+        version = snap_version
+        position = 0
+        answered: dict[str, list[Any]] = {}
+        start = max(1, snap_version - spec.request_window + 1) if snap_version else 1
+        async for recorded in self._read_from(stream, start):
+            event = self._registry.decode(recorded)
+            if recorded.version > snap_version:
+                spec.evolve(state, event)
+            version = recorded.version
+            position = recorded.position
+            request_id = recorded.metadata.get(REQUEST_ID)
+            if request_id is not None:
+                item = answered.get(request_id)
+                if item is None:
+                    answered[request_id] = [[event], recorded.version, recorded.position]
+                else:
+                    item[0].append(event)
+                    item[1] = recorded.version
+        entry.state = state
+        entry.version = version
+        entry.position = position
+        entry.snapshot_version = snap_version
+        entry.answered = {
+            rid: CommandOutcome(tuple(evs), last_version, first, first + len(evs) - 1, True)
+            for rid, (evs, last_version, first) in answered.items()
+        }
+
+    async def _read_from(self, stream: str, start: int) -> AsyncIterator[RecordedEvent]:
+        after = start - 1
+        while True:
+            page = await self._store.read_stream(stream, from_version=after + 1, limit=_PAGE)
+            for recorded in page:
+                yield recorded
+            if len(page) < _PAGE:
+                return
+            after = page[-1].version
+
+    # ----------------------------------------------------------------- writing
+    async def _drain(self, key: str, entry: _Entry[S, C]) -> None:
+        try:
+            while entry.queue:
+                batch, entry.queue = entry.queue, []
+                await self._run_batch(key, entry, batch, retry=True)
+                await self._maybe_snapshot(key, entry)
+        finally:
+            entry.worker = None
+
+    async def _run_batch(
+        self, key: str, entry: _Entry[S, C], batch: Sequence[_Pending[C]], *, retry: bool
+    ) -> None:
+        spec = self._spec
+        try:
+            if entry.state is None:
+                await self._load(key, entry)
+        except Exception as exc:
+            for p in batch:
+                _fail(p.future, exc)
+            return
+        state = entry.state
+        assert state is not None
+        accepted: list[tuple[_Pending[C], Sequence[msgspec.Struct]]] = []
+        new_events: list[NewEvent] = []
+        seen_now: dict[str, _Pending[C]] = {}
+        to_new_event = self._registry.to_new_event
+        for index, pending in enumerate(batch):
+            rid = pending.request_id
+            if rid is not None:
+                earlier = entry.answered.get(rid)
+                if earlier is not None:
+                    if not pending.future.done():
+                        pending.future.set_result(earlier)
+                    continue
+                if rid in seen_now:  # the same request twice in one batch: one answer
+                    _chain(seen_now[rid].future, pending.future)
+                    continue
+                seen_now[rid] = pending
+            try:
+                events = spec.decide(state, pending.command)
+            except Exception as exc:  # a rejection, or a bug: this command only
+                _fail(pending.future, exc)
+                continue
+            try:
+                for event in events:
+                    spec.evolve(state, event)
+                    new_events.append(to_new_event(event, metadata=pending.metadata))
+            except Exception as exc:  # the state in memory is now unknown: start over
+                entry.state = None
+                for p in [*(p for p, _ in accepted), *batch[index:]]:
+                    _fail(p.future, exc)
+                return
+            accepted.append((pending, events))
+        if not new_events:  # nothing to store: answer where the stream stands
+            for pending, _ in accepted:
+                if not pending.future.done():
+                    pending.future.set_result(
+                        CommandOutcome((), entry.version, entry.position, entry.position)
+                    )
+            return
+        expected = entry.version
+        started = time.perf_counter()
+        try:
+            result: AppendResult = await self._store.append(spec.stream(key), new_events, expected)
+            if self._on_append is not None:
+                self._on_append(time.perf_counter() - started)
+        except WrongExpectedVersion:
+            entry.state = None  # someone else wrote the stream: reload and decide again
+            if retry:
+                await self._run_batch(key, entry, [p for p, _ in accepted], retry=False)
+            else:
+                for pending, _ in accepted:
+                    _fail(pending.future, spec.conflict(key))
+            return
+        except Exception as exc:
+            entry.state = None  # what is in memory was not stored
+            for pending, _ in accepted:
+                _fail(pending.future, exc)
+            return
+        entry.version = result.version
+        entry.position = result.last_position
+        position = result.first_position
+        version = expected
+        for pending, events in accepted:
+            n = len(events)
+            if n:
+                outcome = CommandOutcome(tuple(events), version + n, position, position + n - 1)
+            else:
+                outcome = CommandOutcome((), version, position - 1, position - 1)
+            position += n
+            version += n
+            if pending.request_id is not None:
+                entry.answered[pending.request_id] = dataclasses.replace(outcome, repeated=True)
+            if not pending.future.done():
+                pending.future.set_result(outcome)
+
+    async def _maybe_snapshot(self, key: str, entry: _Entry[S, C]) -> None:
+        spec = self._spec
+        every = spec.snapshot_every
+        if not every or spec.to_snapshot is None or entry.state is None:
+            return
+        if entry.version - entry.snapshot_version < every:
+            return
+        data = {"version": entry.version, "state": spec.to_snapshot(entry.state)}
+        try:
+            await self._store.append(
+                snapshot_stream(spec.stream(key)), [NewEvent(SNAPSHOT_EVENT, data)], ANY
+            )
+        except Exception:  # a snapshot only saves time: the log is complete without it
+            log.warning("snapshot of %s failed", key, exc_info=True)
+            return
+        entry.snapshot_version = entry.version
+        if len(entry.answered) > 4 * spec.request_window:
+            # keep the answers a reload would rebuild (the window before the snapshot)
+            floor = entry.version - spec.request_window
+            entry.answered = {
+                rid: o for rid, o in entry.answered.items() if o.stream_version > floor
+            }
+
+
+def snapshot_stream(stream: str) -> str:
+    """The stream holding ``stream``'s snapshots."""
+    return f"snapshot-{stream}"
+
+
+def _chain(source: asyncio.Future[CommandOutcome], target: asyncio.Future[CommandOutcome]) -> None:
+    def copy(done: asyncio.Future[CommandOutcome]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif done.exception() is not None:
+            target.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(dataclasses.replace(done.result(), repeated=True))
+
+    source.add_done_callback(copy)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
