@@ -44,7 +44,10 @@ class PositionNotifier:
             if timeout is None:
                 await event.wait()
                 return self._position > position
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the event fires, and the cancelled subscriber never ends
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await event.wait()
             return self._position > position
         return True

@@ -149,7 +149,8 @@ class ToteView:
             if left <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._advanced.wait(), left)
+                async with asyncio.timeout(left):  # not wait_for: see eventstore/notify.py
+                    await self._advanced.wait()
         return True
 
     def races(self) -> list[RaceState]:
