@@ -1,0 +1,334 @@
+"""Money through the tote: the process manager between wallets and races.
+
+A bet that names a wallet goes through three steps, each a single-stream append by the
+single writer of that stream:
+
+1. the wallet reserves the stake (``StakeReserved``; ``StakeRejected`` if it is short);
+2. the race decides on the bet (``BetPlaced`` carrying the wallet id, or a refusal);
+3. the wallet captures the stake (the race took it) or releases it (the race refused).
+
+Later, every ``BetSettled`` of a wallet bet (payout, loss or refund — cancellation,
+scratch, abandonment, no winner) becomes a ``SettleStake`` on its wallet.
+
+Exactly once, across crashes and replays, comes from two things. The wallet's stake
+commands are idempotent by state: a bet the wallet no longer holds decides no events, so
+a settlement seen twice pays once. And this process manager follows the log (wallet
+reservations and race settlements) from a checkpoint that never passes a reservation
+still open, so after a crash it sees every unfinished bet again. A reservation left open
+(the process died between steps) is resolved by the sweep once it is ``stale_after``
+seconds old: if the race holds the bet for this wallet, capture; otherwise release. Bets
+being placed right now are never swept (``_busy``), and a retry of a bet the sweep is
+resolving is told to retry.
+
+Why not one multi-stream append of bet and stake? The race's writer decides a batch of
+bets from many wallets in one append; making it also own each wallet's balance would
+serialize every wallet behind every race (and in services mode put a wallet's balance
+in two owners' hands). Here each stream keeps one writer, and the only cost is a stake
+that is briefly reserved before the race has answered — counted as money in play.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..domain.tote.race import PlaceBet, ToteRejection
+from ..domain.wallet import (
+    CaptureStake,
+    ReleaseStake,
+    ReserveStake,
+    SettleStake,
+    WalletRejection,
+)
+from ..domain.wallet.events import StakeRejected
+from ..eventstore import EventStore, EventStoreError, RecordedEvent, StoreClosed
+from .race_writer import RaceWriter
+from .wallet_writer import WalletWriter
+from .writer import CommandOutcome
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "process-wallet-cashier"
+_RESERVED = "wallet.StakeReserved"
+_CLOSING = frozenset(
+    {
+        "wallet.StakeCaptured",
+        "wallet.StakeReleased",
+        "wallet.WinningsCredited",
+        "wallet.StakeRefunded",
+        "wallet.StakeLost",
+    }
+)
+_SETTLED = "tote.BetSettled"
+_FOLLOWED = [_RESERVED, *_CLOSING, _SETTLED]
+
+
+class InsufficientFunds(WalletRejection):
+    """The wallet's balance is short of the stake (the refusal is recorded)."""
+
+    def __init__(self, wallet_id: str, stake: int, balance: int) -> None:
+        super().__init__(
+            "insufficient_funds",
+            f"wallet {wallet_id} has {balance} cents available, the stake is {stake}",
+        )
+        self.balance = balance
+
+
+@dataclass(slots=True)
+class _Open:
+    wallet_id: str
+    race_id: str
+    position: int
+    reserved_at: float
+
+
+def wallet_bet_request_id(wallet_id: str, bet_id: str) -> str:
+    """The race request id of a wallet bet: a retry of the same bet from the same wallet
+    gets the original answer; the same bet id from another wallet is a new request."""
+    return f"wallet-bet:{wallet_id}:{bet_id}"
+
+
+class Cashier:
+    """Places wallet bets and pays their settlements into wallets, exactly once."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        races: RaceWriter,
+        wallets: WalletWriter,
+        *,
+        stale_after: float = 10.0,
+        sweep_every: float = 2.0,
+        checkpoint_every: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._races = races
+        self._wallets = wallets
+        self._stale_after = stale_after
+        self._sweep_every = sweep_every
+        self._checkpoint_every = checkpoint_every
+        self._busy: set[str] = set()
+        self._open: dict[str, _Open] = {}
+        self._position = 0
+        self._saved = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._caught_up = asyncio.Event()
+
+    @property
+    def position(self) -> int:
+        """The last log position this process manager has acted on."""
+        return self._position
+
+    @property
+    def open_reservations(self) -> int:
+        """Reservations seen in the log and not yet captured, released or settled."""
+        return len(self._open)
+
+    # ----------------------------------------------------------------- placing
+    async def place_bet(self, command: PlaceBet) -> CommandOutcome:
+        """Reserve the stake, place the bet, capture or release: the race's answer.
+
+        Raises :class:`InsufficientFunds`, the race's :class:`ToteRejection` (the stake
+        is released first), or :class:`WalletRejection` ``bet_in_progress`` when the same
+        bet is being placed or resolved right now.
+        """
+        wallet_id = command.wallet_id
+        if wallet_id is None:
+            raise ValueError("place_bet needs a bet that names a wallet")
+        bet_id = command.bet_id
+        if bet_id in self._busy:
+            raise WalletRejection("bet_in_progress", f"bet {bet_id} is being placed; retry")
+        self._busy.add(bet_id)
+        try:
+            reserved = await self._wallets.execute(
+                ReserveStake(
+                    wallet_id=wallet_id,
+                    bet_id=bet_id,
+                    race_id=command.race_id,
+                    amount_cents=command.stake_cents,
+                )
+            )
+            refused = [e for e in reserved.events if isinstance(e, StakeRejected)]
+            if refused:
+                raise InsufficientFunds(wallet_id, command.stake_cents, refused[0].balance_cents)
+            try:
+                outcome = await self._races.execute(
+                    command, request_id=wallet_bet_request_id(wallet_id, bet_id)
+                )
+            except ToteRejection as exc:
+                await self._wallets.execute(
+                    ReleaseStake(wallet_id=wallet_id, bet_id=bet_id, reason=exc.code)
+                )
+                raise
+            # Any other failure leaves the reservation open for the sweep to resolve
+            # from what the race's log says.
+            try:
+                await self._wallets.execute(CaptureStake(wallet_id=wallet_id, bet_id=bet_id))
+            except EventStoreError:
+                log.warning("capture of bet %s failed; the sweep will retry", bet_id)
+            return outcome
+        finally:
+            self._busy.discard(bet_id)
+
+    # ----------------------------------------------------------------- following
+    async def start(self) -> None:
+        """Follow the log from the checkpoint (in the background)."""
+        self._position = self._saved = await self._store.get_checkpoint(CHECKPOINT)
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="cashier-follow"),
+            asyncio.create_task(self._sweep_loop(), name="cashier-sweep"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop following; the checkpoint is saved if the store is still open."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+                await task
+        self._tasks = []
+        with contextlib.suppress(EventStoreError):
+            await self._save_checkpoint()
+
+    async def wait_caught_up(self, timeout: float) -> bool:
+        """Whether the follower reached the head of the log within ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._caught_up.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _follow(self) -> None:
+        queue: asyncio.Queue[RecordedEvent] = asyncio.Queue()
+
+        async def feed() -> None:
+            async for recorded in self._store.subscribe_all(self._position, types=_FOLLOWED):
+                queue.put_nowait(recorded)
+
+        feeder = asyncio.create_task(feed(), name="cashier-feed")
+        last_save = time.monotonic()
+        try:
+            while True:
+                if queue.empty():
+                    if not self._caught_up.is_set():
+                        head = await self._store.head_position()
+                        if head <= self._position or not await self._pending(head):
+                            self._caught_up.set()
+                    try:
+                        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow
+                        # the cancellation that stop() sends (the task never ends)
+                        async with asyncio.timeout(self._checkpoint_every):
+                            first = await queue.get()
+                    except TimeoutError:
+                        await self._save_checkpoint()
+                        continue
+                    batch = [first]
+                else:
+                    batch = []
+                while not queue.empty() and len(batch) < 2000:
+                    batch.append(queue.get_nowait())
+                await self._apply(batch)
+                if time.monotonic() - last_save >= self._checkpoint_every:
+                    await self._save_checkpoint()
+                    last_save = time.monotonic()
+        finally:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+                await feeder
+
+    async def _pending(self, head: int) -> bool:
+        """Whether events this follower wants exist between its position and ``head``."""
+        found = await self._store.read_all(self._position, 1, types=_FOLLOWED)
+        return bool(found) and found[0].position <= head
+
+    async def _apply(self, batch: Sequence[RecordedEvent]) -> None:
+        settles: list[SettleStake] = []
+        for recorded in batch:
+            kind = recorded.type
+            data: Mapping[str, Any] = recorded.data
+            if kind == _SETTLED:
+                wallet_id = data.get("wallet_id")
+                if wallet_id:
+                    settles.append(
+                        SettleStake(
+                            wallet_id=wallet_id,
+                            bet_id=data["bet_id"],
+                            race_id=data["race_id"],
+                            payout_cents=data["payout_cents"],
+                            refund_cents=data["refund_cents"],
+                            reason=data["reason"],
+                        )
+                    )
+            elif kind == _RESERVED:
+                self._open[data["bet_id"]] = _Open(
+                    data["wallet_id"],
+                    data["race_id"],
+                    recorded.position,
+                    recorded.recorded_at.timestamp(),
+                )
+            else:
+                self._open.pop(data["bet_id"], None)
+        delay = 0.05
+        while settles:
+            results = await self._wallets.execute_many([(s, None) for s in settles])
+            retry = []
+            for command, result in zip(settles, results, strict=True):
+                if isinstance(result, WalletRejection):
+                    log.error("settlement of bet %s refused: %s", command.bet_id, result)
+                elif isinstance(result, BaseException):
+                    retry.append(command)
+            if retry:
+                log.warning("%d settlements failed; retrying", len(retry))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            settles = retry
+        self._position = batch[-1].position
+
+    async def _save_checkpoint(self) -> None:
+        floor = min((o.position - 1 for o in self._open.values()), default=self._position)
+        checkpoint = min(floor, self._position)
+        if checkpoint != self._saved:
+            await self._store.save_checkpoint(CHECKPOINT, checkpoint)
+            self._saved = checkpoint
+
+    # ----------------------------------------------------------------- sweeping
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_every)
+            try:
+                await self.sweep()
+            except (EventStoreError, ToteRejection, WalletRejection):
+                log.warning("reservation sweep failed; retrying later", exc_info=True)
+
+    async def sweep(self, *, now: float | None = None) -> int:
+        """Resolve reservations open longer than ``stale_after``: capture the stake if
+        the race holds the bet for this wallet, release it otherwise. Returns how many
+        it resolved."""
+        now = time.time() if now is None else now
+        resolved = 0
+        for bet_id, item in list(self._open.items()):
+            if now - item.reserved_at < self._stale_after or bet_id in self._busy:
+                continue
+            self._busy.add(bet_id)
+            try:
+                race = await self._races.state(item.race_id)
+                bet = race.bets.get(bet_id)
+                if bet is not None and bet.wallet_id == item.wallet_id:
+                    command: CaptureStake | ReleaseStake = CaptureStake(
+                        wallet_id=item.wallet_id, bet_id=bet_id
+                    )
+                else:
+                    command = ReleaseStake(
+                        wallet_id=item.wallet_id, bet_id=bet_id, reason="not_placed"
+                    )
+                await self._wallets.execute(command)
+                resolved += 1
+            finally:
+                self._busy.discard(bet_id)
+        return resolved
