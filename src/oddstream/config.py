@@ -41,6 +41,15 @@ class Settings:
     rest_proxy_port: int = field(default_factory=lambda: int(_env("REST_PROXY_PORT", "8082")))
     #: ODDSTREAM_ADMIN_KEY: the API key for admin actions (``--demo`` makes one if unset)
     admin_key: str | None = field(default_factory=lambda: os.environ.get("ODDSTREAM_ADMIN_KEY"))
+    #: ODDSTREAM_CUSTOMER_KEYS: ``key=wallet`` pairs, comma-separated: customer API keys,
+    #: each confined to its own wallet
+    customer_keys: str | None = field(
+        default_factory=lambda: os.environ.get("ODDSTREAM_CUSTOMER_KEYS")
+    )
+    #: ODDSTREAM_API_KEYS_FILE: a JSON file of keys and roles (see docs/wallets.md)
+    api_keys_file: str | None = field(
+        default_factory=lambda: os.environ.get("ODDSTREAM_API_KEYS_FILE")
+    )
     #: ODDSTREAM_MAX_BODY_BYTES: larger request bodies answer 413
     max_body_bytes: int = field(
         default_factory=lambda: int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024)))
@@ -56,6 +65,16 @@ class Settings:
         default_factory=lambda: float(_env("DEMO_BETS_PER_SECOND", "20"))
     )
     demo_race_seconds: float = field(default_factory=lambda: float(_env("DEMO_RACE_SECONDS", "90")))
+    #: ODDSTREAM_READ_MODEL_PATH: the SQLite file of the read models (wallet balances
+    #: and transactions) when no Redis is configured; ``:memory:`` keeps them in memory
+    read_model_path: str = field(
+        default_factory=lambda: _env("READ_MODEL_PATH", "data/read_models.db")
+    )
+    #: ODDSTREAM_REDIS_URL: ``redis://host:6379/0`` puts the read models in Redis;
+    #: unset (the default) keeps them in SQLite at ``read_model_path``
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("ODDSTREAM_REDIS_URL"))
+    #: ODDSTREAM_REDIS_PREFIX: the prefix of every Redis key the read models write
+    redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", "oddstream:"))
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given non-``None`` values replaced."""

@@ -1,0 +1,176 @@
+"""What the wallet read models answer, and the port their storage adapters implement.
+
+A storage adapter keeps three things: each wallet's latest balance, each wallet's
+transactions (one per event of ``wallet-<id>``, keyed by stream version) and one
+checkpoint (the global position the stored content includes). It writes a batch of
+events and the new checkpoint atomically, and only if the stored checkpoint is the one
+the projection expects; otherwise it raises :class:`CheckpointMismatch` and writes
+nothing. The projection (``projections/wallets.py``) decides what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+import msgspec
+
+from ...eventstore import RecordedEvent
+
+WALLET_STREAM_PREFIX = "wallet-"
+
+
+class WalletBalance(msgspec.Struct, frozen=True, gc=False):
+    """A wallet's money after its last event.
+
+    ``version`` is the wallet stream's version (its last event's), ``position`` the
+    global position of that event.
+    """
+
+    wallet_id: str
+    balance_cents: int
+    in_play_cents: int
+    version: int
+    position: int
+
+
+class WalletTransaction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One event of a wallet's stream, as a line of its statement.
+
+    ``type`` is the event's class name (``Credited``, ``StakeReserved``, …);
+    ``balance_cents`` / ``in_play_cents`` are the wallet's state after it (0 / 0 for
+    ``WalletOpened``); ``stake_cents`` is set on settlements (``WinningsCredited``,
+    ``StakeRefunded``, ``StakeLost``, where ``amount_cents`` is the money credited, or
+    ``None`` for a loss); ``recorded_at`` is ISO-8601 UTC with microseconds.
+    """
+
+    version: int
+    position: int
+    type: str
+    amount_cents: int | None
+    balance_cents: int
+    in_play_cents: int
+    bet_id: str | None = None
+    race_id: str | None = None
+    reason: str | None = None
+    reference: str | None = None
+    recorded_at: str = ""
+    stake_cents: int | None = None
+
+
+class TxRow(NamedTuple):
+    """One wallet event flattened for storage (what every adapter writes)."""
+
+    wallet_id: str
+    version: int
+    position: int
+    type: str
+    amount_cents: int | None
+    balance_cents: int
+    in_play_cents: int
+    bet_id: str | None
+    race_id: str | None
+    reason: str | None
+    reference: str | None
+    recorded_at: str
+    stake_cents: int | None
+
+    def transaction(self) -> WalletTransaction:
+        return WalletTransaction(
+            version=self.version,
+            position=self.position,
+            type=self.type,
+            amount_cents=self.amount_cents,
+            balance_cents=self.balance_cents,
+            in_play_cents=self.in_play_cents,
+            bet_id=self.bet_id,
+            race_id=self.race_id,
+            reason=self.reason,
+            reference=self.reference,
+            recorded_at=self.recorded_at,
+            stake_cents=self.stake_cents,
+        )
+
+
+def tx_row(recorded: RecordedEvent, event: msgspec.Struct) -> TxRow:
+    """Flatten a decoded wallet event (``event``) stored as ``recorded``."""
+    get = getattr
+    return TxRow(
+        recorded.stream_id[len(WALLET_STREAM_PREFIX) :],
+        recorded.version,
+        recorded.position,
+        type(event).__name__,
+        get(event, "amount_cents", None),
+        get(event, "balance_cents", 0),
+        get(event, "in_play_cents", 0),
+        get(event, "bet_id", None),
+        get(event, "race_id", None),
+        get(event, "reason", None),
+        get(event, "reference", None),
+        recorded.recorded_at.isoformat(timespec="microseconds"),
+        get(event, "stake_cents", None),
+    )
+
+
+def latest_per_wallet(rows: Sequence[TxRow]) -> dict[str, TxRow]:
+    """The last row of each wallet in ``rows`` (rows are in log order)."""
+    latest: dict[str, TxRow] = {}
+    for row in rows:
+        latest[row.wallet_id] = row
+    return latest
+
+
+class CheckpointMismatch(Exception):
+    """The stored checkpoint is not the one the projection expected (``found`` is
+    ``None`` when it is missing: a flushed or replaced Redis). Nothing was written."""
+
+    def __init__(self, expected: int, found: int | None) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(f"read model checkpoint is {found}, expected {expected}")
+
+
+class ReadModelUnavailable(Exception):
+    """The read model's storage failed or is unreachable (its error is ``__cause__``).
+    For a write, the outcome is unknown: the projection re-reads the checkpoint."""
+
+
+class WalletStorage(Protocol):
+    """A storage adapter of the wallet read model (SQLite or Redis)."""
+
+    #: short name for logs and metrics ("sqlite", "redis")
+    kind: str
+
+    async def open(self) -> None:
+        """Connect / create the schema. Idempotent."""
+
+    async def close(self) -> None: ...
+
+    async def checkpoint(self) -> int | None:
+        """The stored checkpoint; ``None`` if there is none (never written, or wiped)."""
+
+    async def apply(self, rows: Sequence[TxRow], expected: int, new: int) -> None:
+        """Write ``rows`` and move the checkpoint from ``expected`` to ``new``, atomically;
+        :class:`CheckpointMismatch` (nothing written) if it is not at ``expected``. A
+        missing checkpoint counts as 0."""
+
+    async def reset(self) -> None:
+        """Delete every balance, transaction and the checkpoint (before a rebuild)."""
+
+    async def balance(self, wallet_id: str) -> WalletBalance | None: ...
+
+    async def transactions(
+        self, wallet_id: str, limit: int, before_version: int | None
+    ) -> list[WalletTransaction]: ...
+
+    def suspect(self) -> bool:
+        """True when the last look at the stored checkpoint (a read's, or
+        :meth:`checkpoint`) found it missing or behind the last one written: the
+        content was wiped or replaced, and the projection will rebuild it."""
+
+
+def check_page(limit: int, before_version: int | None) -> None:
+    if type(limit) is not int or not 1 <= limit <= 10_000:
+        raise ValueError("limit must be an integer from 1 to 10000")
+    if before_version is not None and (type(before_version) is not int or before_version < 1):
+        raise ValueError("before_version must be a positive integer")

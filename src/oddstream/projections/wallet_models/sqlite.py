@@ -1,0 +1,220 @@
+"""The wallet read model in an SQLite database of its own (the embedded default).
+
+Tables: ``wallet_balances`` (one row per wallet), ``wallet_transactions`` (one row per
+event, primary key ``(wallet_id, version)``) and ``read_model_checkpoints`` (``name`` →
+position). A batch and its checkpoint commit in one transaction.
+
+Everything runs on the event loop with the stdlib driver: a read is one indexed lookup
+(a few microseconds), far cheaper than a hand-off to a thread and back (~120 µs here).
+A write of a full batch (2,000 events) takes a few milliseconds and happens only while
+the log is moving.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from .base import (
+    CheckpointMismatch,
+    ReadModelUnavailable,
+    TxRow,
+    WalletBalance,
+    WalletTransaction,
+    check_page,
+    latest_per_wallet,
+)
+
+CHECKPOINT_NAME = "wallets"
+_MAX_VERSION = (1 << 63) - 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS wallet_balances (
+    wallet_id TEXT PRIMARY KEY,
+    balance_cents INTEGER NOT NULL,
+    in_play_cents INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wallet_transactions (
+    wallet_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    amount_cents INTEGER,
+    balance_cents INTEGER NOT NULL,
+    in_play_cents INTEGER NOT NULL,
+    bet_id TEXT,
+    race_id TEXT,
+    reason TEXT,
+    reference TEXT,
+    recorded_at TEXT NOT NULL,
+    stake_cents INTEGER,
+    PRIMARY KEY (wallet_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_model_checkpoints (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+_BALANCE = (
+    "SELECT balance_cents, in_play_cents, version, position FROM wallet_balances "
+    "WHERE wallet_id = ?"
+)
+_PAGE = (
+    "SELECT version, position, type, amount_cents, balance_cents, in_play_cents, bet_id, "
+    "race_id, reason, reference, recorded_at, stake_cents FROM wallet_transactions "
+    "WHERE wallet_id = ? AND version < ? ORDER BY version DESC LIMIT ?"
+)
+_INSERT_TX = (
+    "INSERT OR REPLACE INTO wallet_transactions (wallet_id, version, position, type, "
+    "amount_cents, balance_cents, in_play_cents, bet_id, race_id, reason, reference, "
+    "recorded_at, stake_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_BALANCE = (
+    "INSERT INTO wallet_balances (wallet_id, balance_cents, in_play_cents, version, position) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (wallet_id) DO UPDATE SET "
+    "balance_cents = excluded.balance_cents, in_play_cents = excluded.in_play_cents, "
+    "version = excluded.version, position = excluded.position"
+)
+_GET_CHECKPOINT = "SELECT position FROM read_model_checkpoints WHERE name = ?"
+_SET_CHECKPOINT = (
+    "INSERT INTO read_model_checkpoints (name, position) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+)
+
+
+class SqliteWalletStorage:
+    """Wallet balances and transactions in an SQLite file (or ``":memory:"``)."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | Path, *, checkpoint_name: str = CHECKPOINT_NAME) -> None:
+        self._path = str(path)
+        self._name = checkpoint_name
+        self._db: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        try:
+            if self._path != ":memory:" and not self._path.startswith("file:"):
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL loses the last commits on power loss, never consistency: the
+            # checkpoint commits in the same transaction as the rows, so what survives
+            # is a state some prefix of the log produced, and following resumes there.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ReadModelUnavailable(f"cannot open {self._path}: {exc}") from exc
+        self._db = db
+        self._cursor = db.cursor()
+
+    async def close(self) -> None:
+        db, self._db, self._cursor = self._db, None, None
+        if db is not None:
+            db.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ReadModelUnavailable("the wallet read model is not open")
+        return self._db
+
+    def suspect(self) -> bool:
+        return False
+
+    async def checkpoint(self) -> int | None:
+        try:
+            row = self._conn().execute(_GET_CHECKPOINT, (self._name,)).fetchone()
+        except sqlite3.Error as exc:
+            raise ReadModelUnavailable(str(exc)) from exc
+        return None if row is None else int(row[0])
+
+    async def apply(self, rows: Sequence[TxRow], expected: int, new: int) -> None:
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(_GET_CHECKPOINT, (self._name,)).fetchone()
+                found = None if row is None else int(row[0])
+                if (found or 0) != expected:
+                    raise CheckpointMismatch(expected, found)
+                if rows:
+                    db.executemany(_INSERT_TX, rows)
+                    db.executemany(
+                        _UPSERT_BALANCE,
+                        [
+                            (r.wallet_id, r.balance_cents, r.in_play_cents, r.version, r.position)
+                            for r in latest_per_wallet(rows).values()
+                        ],
+                    )
+                db.execute(_SET_CHECKPOINT, (self._name, new))
+                self._commit(db)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise ReadModelUnavailable(f"wallet read model write failed: {exc}") from exc
+
+    def _commit(self, db: sqlite3.Connection) -> None:
+        db.execute("COMMIT")
+
+    async def reset(self) -> None:
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM wallet_transactions")
+                db.execute("DELETE FROM wallet_balances")
+                db.execute("DELETE FROM read_model_checkpoints WHERE name = ?", (self._name,))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise ReadModelUnavailable(f"wallet read model reset failed: {exc}") from exc
+
+    async def balance(self, wallet_id: str) -> WalletBalance | None:
+        cursor = self._cursor
+        if cursor is None:
+            raise ReadModelUnavailable("the wallet read model is not open")
+        row = cursor.execute(_BALANCE, (wallet_id,)).fetchone()
+        if row is None:
+            return None
+        return WalletBalance(wallet_id, *row)
+
+    async def transactions(
+        self, wallet_id: str, limit: int, before_version: int | None
+    ) -> list[WalletTransaction]:
+        check_page(limit, before_version)
+        before = _MAX_VERSION if before_version is None else before_version
+        rows = self._conn().execute(_PAGE, (wallet_id, before, limit)).fetchall()
+        return [
+            WalletTransaction(
+                version=r[0],
+                position=r[1],
+                type=r[2],
+                amount_cents=r[3],
+                balance_cents=r[4],
+                in_play_cents=r[5],
+                bet_id=r[6],
+                race_id=r[7],
+                reason=r[8],
+                reference=r[9],
+                recorded_at=r[10],
+                stake_cents=r[11],
+            )
+            for r in rows
+        ]

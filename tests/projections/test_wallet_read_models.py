@@ -1,0 +1,719 @@
+"""The wallet read models (SQLite and Redis) against what the wallet writer wrote: content,
+paging, restart from the checkpoint, crashes between batches, a wiped or replaced store
+detected and rebuilt while running, reads during a rebuild, rebuild == incremental."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import pytest
+import redis as sync_redis
+
+from conftest import need_service
+from oddstream.config import Settings
+from oddstream.domain.wallet import (
+    CaptureStake,
+    Credit,
+    Debit,
+    ReleaseStake,
+    ReserveStake,
+    SettleStake,
+    WalletRejection,
+)
+from oddstream.eventstore import EventStore, NewEvent, open_store
+from oddstream.projections.wallet_models.base import TxRow
+from oddstream.projections.wallet_models.redis import RedisWalletStorage
+from oddstream.projections.wallet_models.sqlite import SqliteWalletStorage
+from oddstream.projections.wallets import (
+    CheckpointMismatch,
+    WalletBalance,
+    WalletProjection,
+    WalletStorage,
+    WalletTransaction,
+    open_wallet_read_model,
+)
+from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
+
+REDIS_URL = os.environ.get("ODDSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+WALLETS = [f"w{n}" for n in range(1, 6)]
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+async def log_store(tmp_path) -> AsyncIterator[EventStore]:
+    store = await open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        client = sync_redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except sync_redis.RedisError as exc:
+        need_service("Redis", str(exc).strip().splitlines()[0])
+    return REDIS_URL
+
+
+def _delete_prefix(url: str, prefix: str, *, keep: Callable[[bytes], bool] | None = None) -> int:
+    """Delete this test's keys (never FLUSHALL: other tests share this Redis)."""
+    client = sync_redis.Redis.from_url(url)
+    try:
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+        keys = [k for k in client.scan_iter(match=escaped + "*", count=1000)]
+        keys = [k for k in keys if keep is None or not keep(k)]
+        if keys:
+            client.delete(*keys)
+        return len(keys)
+    finally:
+        client.close()
+
+
+class Backing:
+    """Where one adapter's content lives, so several instances can share it."""
+
+    def __init__(self, kind: str, tmp_path, request: pytest.FixtureRequest) -> None:
+        self.kind = kind
+        if kind == "redis":
+            self.url = request.getfixturevalue("redis_url")
+            self.prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+        else:
+            self.path = tmp_path / "read_models.db"
+
+    def storage(self, cls: type | None = None) -> WalletStorage:
+        if self.kind == "redis":
+            return (cls or RedisWalletStorage)(self.url, prefix=self.prefix)
+        return (cls or SqliteWalletStorage)(self.path)
+
+    def wipe_behind_our_back(self) -> None:
+        """What a FLUSHALL (or a restarted Redis without persistence) does to us."""
+        if self.kind == "redis":
+            assert _delete_prefix(self.url, self.prefix) > 0
+        else:
+            with sqlite3.connect(self.path) as db:
+                db.execute("DELETE FROM wallet_transactions")
+                db.execute("DELETE FROM wallet_balances")
+                db.execute("DELETE FROM read_model_checkpoints")
+
+    def set_checkpoint_behind_our_back(self, position: int) -> None:
+        if self.kind == "redis":
+            client = sync_redis.Redis.from_url(self.url)
+            client.set(f"{self.prefix}wallets:checkpoint", position)
+            client.close()
+        else:
+            with sqlite3.connect(self.path) as db:
+                db.execute("UPDATE read_model_checkpoints SET position = ?", (position,))
+
+    def cleanup(self) -> None:
+        if self.kind == "redis":
+            _delete_prefix(self.url, self.prefix)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backing(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Backing]:
+    b = Backing(request.param, tmp_path, request)
+    yield b
+    b.cleanup()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+async def run_script(
+    writer: WalletWriter, store: EventStore, steps: int, seed: int = 7
+) -> list[Any]:
+    """A random mix of every wallet command over WALLETS, some concurrent, with other
+    streams' events interleaved. Returns the outcomes."""
+    rng = random.Random(seed)
+    reserved: dict[str, list[str]] = {w: [] for w in WALLETS}
+    captured: dict[str, list[str]] = {w: [] for w in WALLETS}
+    opened: set[str] = set()
+    outcomes: list[Any] = []
+    n = 0
+    while n < steps:
+        commands = []
+        for _ in range(rng.randint(1, 6)):
+            n += 1
+            w = rng.choice(WALLETS)
+            op = rng.random()
+            if w not in opened or op < 0.2:
+                opened.add(w)
+                commands.append(Credit(wallet_id=w, amount_cents=rng.randint(1, 5000)))
+            elif op < 0.35:
+                commands.append(
+                    Debit(wallet_id=w, amount_cents=rng.randint(1, 4000), reference=f"r{n}")
+                )
+            elif op < 0.6:
+                bet = f"b{n}"
+                reserved[w].append(bet)
+                commands.append(
+                    ReserveStake(
+                        wallet_id=w, bet_id=bet, race_id="R1", amount_cents=rng.randint(1, 3000)
+                    )
+                )
+            elif op < 0.75 and reserved[w]:
+                bet = reserved[w].pop(0)
+                if rng.random() < 0.7:
+                    captured[w].append(bet)
+                    commands.append(CaptureStake(wallet_id=w, bet_id=bet))
+                else:
+                    commands.append(ReleaseStake(wallet_id=w, bet_id=bet, reason="scratched"))
+            elif captured[w]:
+                bet = captured[w].pop(0)
+                kind = rng.choice(["win", "refund", "lose"])
+                commands.append(
+                    SettleStake(
+                        wallet_id=w,
+                        bet_id=bet,
+                        race_id="R1",
+                        payout_cents=rng.randint(1, 9000) if kind == "win" else 0,
+                        refund_cents=rng.randint(1, 100) if kind == "refund" else 0,
+                        reason=kind,
+                    )
+                )
+            else:
+                commands.append(Credit(wallet_id=w, amount_cents=rng.randint(1, 5000)))
+        results = await asyncio.gather(
+            *(writer.execute(c) for c in commands), return_exceptions=True
+        )
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, WalletRejection):
+                raise r
+        outcomes += results
+        if rng.random() < 0.3:  # other streams in between: skipped by the projection
+            await store.append(f"race-{n}", [NewEvent("tote.Other", {"n": n})])
+    return outcomes
+
+
+def expected_transactions(events: Sequence[Any]) -> list[WalletTransaction]:
+    """Newest first, built from the stored events directly (not through the adapters)."""
+    out = []
+    for e in events:
+        d = e.data
+        out.append(
+            WalletTransaction(
+                version=e.version,
+                position=e.position,
+                type=e.type.removeprefix("wallet."),
+                amount_cents=d.get("amount_cents"),
+                balance_cents=d.get("balance_cents", 0),
+                in_play_cents=d.get("in_play_cents", 0),
+                bet_id=d.get("bet_id"),
+                race_id=d.get("race_id"),
+                reason=d.get("reason"),
+                reference=d.get("reference"),
+                recorded_at=e.recorded_at.isoformat(timespec="microseconds"),
+                stake_cents=d.get("stake_cents"),
+            )
+        )
+    return out[::-1]
+
+
+async def check_matches_log(
+    projection: WalletProjection, store: EventStore, writer: WalletWriter | None = None
+) -> None:
+    for w in WALLETS:
+        events = await store.read_stream(wallet_stream(w))
+        if not events:
+            assert await projection.balance(w) is None
+            continue
+        last = events[-1]
+        balance = await projection.balance(w)
+        assert balance == WalletBalance(
+            w,
+            last.data.get("balance_cents", 0),
+            last.data.get("in_play_cents", 0),
+            last.version,
+            last.position,
+        )
+        if writer is not None:
+            state = await writer.state(w)
+            assert (balance.balance_cents, balance.in_play_cents) == (state.balance, state.in_play)
+        txs = await projection.transactions(w, limit=10_000)
+        assert txs == expected_transactions(events)
+
+
+async def eventually(condition: Callable[[], bool], step: float = 0.01) -> None:
+    """Wait (at most 10 s) until ``condition()`` holds."""
+    deadline = asyncio.get_running_loop().time() + 10
+    for _ in iter(int, 1):
+        if condition():
+            return
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(step)
+
+
+async def count_wallet_events(store: EventStore) -> int:
+    return sum([len(await store.read_stream(wallet_stream(w))) for w in WALLETS])
+
+
+async def dump(projection: WalletProjection) -> dict[str, Any]:
+    return {
+        w: (await projection.balance(w), await projection.transactions(w, limit=10_000))
+        for w in WALLETS
+    }
+
+
+async def caught_up_to(projection: WalletProjection, store: EventStore) -> None:
+    head = await store.head_position()
+    assert await projection.wait_for(head, 10)
+    assert await projection.wait_caught_up(10)
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+async def test_follows_the_writer(log_store: EventStore, backing: Backing) -> None:
+    writer = WalletWriter(log_store, snapshot_every=10)
+    await run_script(writer, log_store, 60, seed=1)
+    projection = WalletProjection(log_store, backing.storage(), batch_size=16)
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        await check_matches_log(projection, log_store, writer)
+        outcomes = await run_script(writer, log_store, 120, seed=2)  # live
+        last = max(o.last_position for o in outcomes if not isinstance(o, BaseException))
+        assert await projection.wait_for(last, 10)
+        await caught_up_to(projection, log_store)
+        await check_matches_log(projection, log_store, writer)
+        assert projection.position == await log_store.head_position()
+        assert projection.caught_up
+        assert not projection.rebuilding
+        # snapshot streams exist and were ignored
+        assert await log_store.read_stream("snapshot-wallet-w1")
+        assert await projection.balance("nobody") is None
+        assert await projection.transactions("nobody") == []
+    finally:
+        await projection.stop()
+
+
+async def test_transaction_pages(log_store: EventStore, backing: Backing) -> None:
+    writer = WalletWriter(log_store)
+    for n in range(1, 24):
+        await writer.execute(Credit(wallet_id="w1", amount_cents=n, reference=f"dep-{n}"))
+    await writer.execute(Debit(wallet_id="w1", amount_cents=10**9))  # refused, recorded
+    projection = WalletProjection(log_store, backing.storage())
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        everything = expected_transactions(await log_store.read_stream("wallet-w1"))
+        assert len(everything) == 25  # WalletOpened, 23 credits, a rejection
+        assert [t.version for t in everything] == list(range(25, 0, -1))
+        assert everything[0].type == "DebitRejected"
+        assert everything[0].reason == "insufficient_funds"
+        assert everything[-1].type == "WalletOpened"
+        assert everything[-1].amount_cents is None
+        assert everything[-1].balance_cents == 0
+        assert everything[1].reference == "dep-23"
+        assert await projection.transactions("w1") == everything  # default limit 50
+        assert await projection.transactions("w1", limit=5) == everything[:5]
+        page: list[WalletTransaction] = []
+        before = None
+        while True:
+            chunk = await projection.transactions("w1", limit=7, before_version=before)
+            if not chunk:
+                break
+            page += chunk
+            before = chunk[-1].version
+        assert page == everything
+        assert await projection.transactions("w1", limit=3, before_version=2) == everything[-1:]
+        assert await projection.transactions("w1", before_version=1) == []
+        assert everything[3].recorded_at.endswith("+00:00")
+        for bad in ({"limit": 0}, {"limit": 10_001}, {"before_version": 0}):
+            with pytest.raises(ValueError, match="must be"):
+                await projection.transactions("w1", **bad)
+    finally:
+        await projection.stop()
+
+
+class CountingStorage:
+    """Records every batch an adapter is asked to write."""
+
+    def __init__(self, inner: WalletStorage) -> None:
+        self.inner = inner
+        self.rows: list[TxRow] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def apply(self, rows: Sequence[TxRow], expected: int, new: int) -> None:
+        await self.inner.apply(rows, expected, new)
+        self.rows += rows
+
+
+async def test_restart_continues_from_the_checkpoint(
+    log_store: EventStore, backing: Backing
+) -> None:
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 80, seed=3)
+    first = CountingStorage(backing.storage())
+    projection = WalletProjection(log_store, first, batch_size=10)  # type: ignore[arg-type]
+    await projection.start()
+    await caught_up_to(projection, log_store)
+    checkpoint = projection.checkpoint
+    await projection.stop()
+    assert checkpoint == await log_store.head_position()
+
+    await run_script(writer, log_store, 80, seed=4)  # while it is down
+    second = CountingStorage(backing.storage())
+    projection = WalletProjection(log_store, second, batch_size=10)  # type: ignore[arg-type]
+    await projection.start()
+    try:
+        assert projection.checkpoint == checkpoint
+        await caught_up_to(projection, log_store)
+        await check_matches_log(projection, log_store, writer)
+        # nothing applied twice: the second run wrote exactly the events after the first
+        assert second.rows
+        assert min(r.position for r in second.rows) > checkpoint
+        applied = [(r.wallet_id, r.version) for r in first.rows + second.rows]
+        assert len(applied) == len(set(applied))
+        assert len(applied) == await count_wallet_events(log_store)
+    finally:
+        await projection.stop()
+
+
+class FailingSqlite(SqliteWalletStorage):
+    """Fails the Nth commit after writing its rows (the transaction must roll back)."""
+
+    fail_at = 3
+    calls = 0
+
+    def _commit(self, db: sqlite3.Connection) -> None:
+        type(self).calls += 1
+        if type(self).calls == self.fail_at:
+            raise RuntimeError("simulated failure before COMMIT")
+        super()._commit(db)
+
+
+async def test_failed_batch_is_retried_without_doubling(tmp_path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        writer = WalletWriter(store)
+        await run_script(writer, store, 80, seed=5)
+        storage = FailingSqlite(tmp_path / "rm.db")
+        projection = WalletProjection(store, storage, batch_size=8, check_interval=0.05)
+        await projection.start()
+        try:
+            await caught_up_to(projection, store)
+            assert FailingSqlite.calls > FailingSqlite.fail_at
+            await check_matches_log(projection, store, writer)
+        finally:
+            await projection.stop()
+    finally:
+        await store.close()
+
+
+class StallingStorage:
+    """Hangs in the Nth write before anything reaches the storage: the process 'dies'
+    there (stop() cancels it), between two committed batches."""
+
+    def __init__(self, inner: WalletStorage, stall_at: int) -> None:
+        self.inner = inner
+        self.stall_at = stall_at
+        self.calls = 0
+        self.stalled = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def apply(self, rows: Sequence[TxRow], expected: int, new: int) -> None:
+        self.calls += 1
+        if self.calls == self.stall_at:
+            self.stalled.set()
+            await asyncio.Event().wait()
+        await self.inner.apply(rows, expected, new)
+
+
+async def test_crash_between_batches_loses_nothing(log_store: EventStore, backing: Backing) -> None:
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 100, seed=6)
+    stalling = StallingStorage(backing.storage(), stall_at=4)
+    projection = WalletProjection(log_store, stalling, batch_size=9)  # type: ignore[arg-type]
+    await projection.start()
+    async with asyncio.timeout(10):
+        await stalling.stalled.wait()
+    reached = projection.checkpoint
+    assert 0 < reached < await log_store.head_position()
+    await projection.stop()  # the stuck batch never committed
+
+    projection = WalletProjection(log_store, backing.storage(), batch_size=9)
+    await projection.start()
+    try:
+        assert projection.checkpoint == reached
+        await caught_up_to(projection, log_store)
+        await check_matches_log(projection, log_store, writer)
+    finally:
+        await projection.stop()
+
+
+@pytest.mark.parametrize("write_after", [False, True], ids=["idle", "busy"])
+async def test_wiped_storage_is_detected_and_repopulated(
+    log_store: EventStore, backing: Backing, write_after: bool
+) -> None:
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 80, seed=8)
+    projection = WalletProjection(log_store, backing.storage(), batch_size=10, check_interval=0.1)
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        before = await dump(projection)
+        backing.wipe_behind_our_back()
+        if write_after:  # detected by the next batch's checkpoint check
+            await run_script(writer, log_store, 20, seed=9)
+        await eventually(lambda: projection.recoveries > 0)
+        await caught_up_to(projection, log_store)
+        assert projection.recoveries == 1
+        if not write_after:
+            assert await dump(projection) == before
+        await check_matches_log(projection, log_store, writer)
+    finally:
+        await projection.stop()
+
+
+@pytest.mark.parametrize("where", ["behind", "ahead"])
+async def test_checkpoint_mismatch_rebuilds(
+    log_store: EventStore, backing: Backing, where: str
+) -> None:
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 60, seed=10)
+    projection = WalletProjection(log_store, backing.storage(), batch_size=10, check_interval=0.1)
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        before = await dump(projection)
+        head = await log_store.head_position()
+        backing.set_checkpoint_behind_our_back(head - 5 if where == "behind" else head + 1000)
+        await eventually(lambda: projection.recoveries > 0)
+        await caught_up_to(projection, log_store)
+        assert projection.checkpoint == head
+        assert await dump(projection) == before
+    finally:
+        await projection.stop()
+
+
+async def test_a_refused_batch_writes_nothing(log_store: EventStore, backing: Backing) -> None:
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 20, seed=11)
+    projection = WalletProjection(log_store, backing.storage())
+    await projection.start()
+    await caught_up_to(projection, log_store)
+    content = await dump(projection)
+    await projection.stop()
+    storage = backing.storage()
+    await storage.open()
+    try:
+        checkpoint = await storage.checkpoint()
+        assert checkpoint is not None
+        row = TxRow(
+            "w1", 999, checkpoint + 1, "Credited", 1, 1, 0, None, None, None, None, "", None
+        )
+        with pytest.raises(CheckpointMismatch) as info:
+            await storage.apply([row], checkpoint - 1, checkpoint + 1)
+        assert info.value.found == checkpoint
+        assert await storage.checkpoint() == checkpoint
+        assert await storage.balance("w1") == content["w1"][0]
+        assert await storage.transactions("w1", 10_000, None) == content["w1"][1]
+    finally:
+        await storage.close()
+
+
+async def test_rebuild_gives_what_following_gave(log_store: EventStore, backing: Backing) -> None:
+    writer = WalletWriter(log_store, snapshot_every=7)
+    await run_script(writer, log_store, 150, seed=12)
+    projection = WalletProjection(log_store, backing.storage(), batch_size=3)
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        followed = await dump(projection)
+        seen: list[tuple[int, int]] = []
+        applied = await projection.rebuild(lambda done, total: seen.append((done, total)))
+        head = await log_store.head_position()
+        assert applied == await count_wallet_events(log_store)
+        assert seen[-1] == (head, head)
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+        assert await dump(projection) == followed
+        assert projection.checkpoint == head
+        # following goes on after a rebuild
+        await run_script(writer, log_store, 30, seed=13)
+        await caught_up_to(projection, log_store)
+        await check_matches_log(projection, log_store, writer)
+    finally:
+        await projection.stop()
+    # and a cold rebuild (the `oddstream replay` path, not following) agrees too
+    fresh = backing.storage()
+    cold = WalletProjection(log_store, fresh, batch_size=50)
+    try:
+        await cold.rebuild()
+        await check_matches_log(cold, log_store, writer)
+    finally:
+        await cold.stop()
+
+
+class YieldingStorage:
+    """Gives the loop a turn around every write, so readers interleave with a rebuild."""
+
+    def __init__(self, inner: WalletStorage) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def apply(self, rows: Sequence[TxRow], expected: int, new: int) -> None:
+        await asyncio.sleep(0)
+        await self.inner.apply(rows, expected, new)
+        await asyncio.sleep(0)
+
+    async def reset(self) -> None:
+        await asyncio.sleep(0)
+        await self.inner.reset()
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("trigger", ["rebuild", "wipe"])
+async def test_reads_during_a_rebuild_show_only_log_states(
+    log_store: EventStore, backing: Backing, trigger: str
+) -> None:
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 200, seed=14)
+    # every state the log justifies: (wallet, version) → the balance after that event
+    states: dict[tuple[str, int], WalletBalance] = {}
+    for w in WALLETS:
+        for e in await log_store.read_stream(wallet_stream(w)):
+            d = e.data
+            states[(w, e.version)] = WalletBalance(
+                w, d.get("balance_cents", 0), d.get("in_play_cents", 0), e.version, e.position
+            )
+    final = {w: max(v for (x, v) in states if x == w) for w in WALLETS}
+    storage = YieldingStorage(backing.storage())
+    projection = WalletProjection(
+        log_store,
+        storage,  # type: ignore[arg-type]
+        batch_size=7,
+        check_interval=0.05,
+    )
+    await projection.start()
+    await caught_up_to(projection, log_store)
+
+    window = {"open": False}
+    reads = {"none": 0, "partial": 0, "final": 0}
+    problems: list[str] = []
+    stop = asyncio.Event()
+
+    async def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            w = rng.choice(WALLETS)
+            during = window["open"] or projection.rebuilding
+            b = await projection.balance(w)
+            during = during or window["open"] or projection.rebuilding
+            if b is None:
+                reads["none"] += 1
+                if not during:
+                    problems.append(f"{w} missing outside a rebuild")
+            elif states.get((w, b.version)) != b:
+                problems.append(f"{b} is no state of the log")
+            else:
+                reads["final" if b.version == final[w] else "partial"] += 1
+            txs = await projection.transactions(w, limit=5)
+            if txs and b is not None and txs[0].version < b.version and not during:
+                problems.append(f"{w}: transactions behind the balance outside a rebuild")
+            for t in txs:
+                s = states.get((w, t.version))
+                if s is None or (s.balance_cents, s.position) != (t.balance_cents, t.position):
+                    problems.append(f"{t} is no transaction of the log")
+            await asyncio.sleep(0)
+
+    readers = [asyncio.create_task(reader(n)) for n in range(8)]
+    try:
+        await asyncio.sleep(0.05)
+        window["open"] = True
+        if trigger == "rebuild":
+            await projection.rebuild()
+        else:
+            backing.wipe_behind_our_back()
+            await eventually(lambda: projection.recoveries > 0 and not projection.rebuilding, 0)
+        await caught_up_to(projection, log_store)
+        window["open"] = False
+        await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)
+        await projection.stop()
+    assert problems == []
+    assert reads["partial"] > 0, reads  # the readers really did look mid-rebuild
+    assert reads["final"] > 0
+
+
+async def test_settings_choose_the_adapter(log_store: EventStore, tmp_path) -> None:
+    base = Settings()
+    assert base.read_model_path == "data/read_models.db"
+    assert base.redis_url is None
+    assert base.redis_prefix == "oddstream:"
+    sqlite_settings = base.with_overrides(read_model_path=str(tmp_path / "x" / "rm.db"))
+    projection = open_wallet_read_model(sqlite_settings, log_store)
+    assert isinstance(projection.storage, SqliteWalletStorage)
+    await projection.start()
+    await projection.stop()
+    assert (tmp_path / "x" / "rm.db").exists()
+    memory = open_wallet_read_model(base.with_overrides(read_model_path=":memory:"), log_store)
+    assert isinstance(memory.storage, SqliteWalletStorage)
+    redis_settings = base.with_overrides(redis_url=REDIS_URL, redis_prefix="p:")
+    projection = open_wallet_read_model(redis_settings, log_store)
+    assert isinstance(projection.storage, RedisWalletStorage)
+    assert projection.storage.prefix == "p:"
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODDSTREAM_READ_MODEL_PATH", "/tmp/rm.db")
+    monkeypatch.setenv("ODDSTREAM_REDIS_URL", "redis://h:1/2")
+    monkeypatch.setenv("ODDSTREAM_REDIS_PREFIX", "x:")
+    s = Settings()
+    assert (s.read_model_path, s.redis_url, s.redis_prefix) == ("/tmp/rm.db", "redis://h:1/2", "x:")
+
+
+async def test_redis_reads_are_coalesced(log_store: EventStore, redis_url: str) -> None:
+    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 40, seed=15)
+    storage = RedisWalletStorage(redis_url, prefix=prefix)
+    projection = WalletProjection(log_store, storage)
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        client = storage._redis()
+        sent: list[tuple[Any, ...]] = []
+        original = client.execute_command
+
+        async def spy(*args: Any, **kw: Any) -> Any:
+            sent.append(args)
+            return await original(*args, **kw)
+
+        client.execute_command = spy  # type: ignore[method-assign]
+        answers = await asyncio.gather(*(projection.balance(w) for w in WALLETS * 13))
+        client.execute_command = original  # type: ignore[method-assign]
+        assert len(answers) == 65
+        assert None not in answers
+        assert len([s for s in sent if s[0] == "MGET"]) == 1
+        expect = {w: await projection.balance(w) for w in WALLETS}
+        assert answers == [expect[w] for w in WALLETS * 13]
+        # a caller that gives up does not disturb the others
+        task = asyncio.create_task(projection.balance("w1"))
+        other = asyncio.create_task(projection.balance("w2"))
+        await asyncio.sleep(0)
+        task.cancel()
+        assert await other == expect["w2"]
+    finally:
+        await projection.stop()
+        _delete_prefix(redis_url, prefix)
