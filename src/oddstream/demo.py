@@ -4,6 +4,9 @@ Keeps a few races going: each is scheduled with runners and the six pools, opene
 on by simulated bettors (favourites attract more money), closed after its time, resulted
 (the winner drawn by the same hidden chances), paid, and replaced by a new race. Every
 step goes through the same commands a client would send.
+
+With a cashier, some of the bettors are the demo's customers (``DEMO_WALLETS``): their
+stakes come out of their wallets and their winnings go back in, so balances move too.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from .domain.tote.race import (
     ScheduleRace,
     ToteRejection,
 )
+from .domain.wallet import Credit, WalletRejection
+from .runtime.cashier import Cashier
 from .runtime.race_writer import RaceWriter
+from .runtime.wallet_writer import WalletWriter
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,10 @@ TAKEOUTS = {
     PoolType.TRIFECTA: 2500,
 }
 STAKES = [200, 200, 500, 500, 1000, 1000, 2000, 5000, 10000]
+#: The demo's customers; each gets a wallet with ``DEMO_FLOAT_CENTS`` to start with.
+DEMO_WALLETS = ("alice", "bob", "carol")
+DEMO_FLOAT_CENTS = 500_00
+WALLET_BET_SHARE = 0.2
 
 
 class Demo:
@@ -62,8 +72,12 @@ class Demo:
         race_seconds: float,
         races: int = 4,
         seed: int | None = None,
+        wallets: WalletWriter | None = None,
+        cashier: Cashier | None = None,
     ) -> None:
         self._writer = writer
+        self._wallets = wallets
+        self._cashier = cashier
         self._rate = max(0.1, bets_per_second)
         self._race_seconds = max(5.0, race_seconds)
         self._races = races
@@ -72,6 +86,8 @@ class Demo:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        if self._wallets is not None:
+            self._tasks.append(asyncio.create_task(self._fund(), name="demo-fund"))
         for lane in range(self._races):
             self._tasks.append(asyncio.create_task(self._lane(lane), name=f"demo-{lane}"))
 
@@ -82,6 +98,33 @@ class Demo:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+
+    async def _fund(self) -> None:
+        """Give each demo customer a float once (the request id makes it once ever)."""
+        assert self._wallets is not None
+        for wallet in DEMO_WALLETS:
+            await self._wallets.execute(
+                Credit(wallet_id=wallet, amount_cents=DEMO_FLOAT_CENTS, reference="demo float"),
+                request_id=f"demo-float:{wallet}",
+            )
+
+    async def _bet(self, command: PlaceBet) -> None:
+        rng = self._rng
+        if self._cashier is not None and rng.random() < WALLET_BET_SHARE:
+            wallet = rng.choice(DEMO_WALLETS)
+            command = PlaceBet(
+                race_id=command.race_id,
+                bet_id=command.bet_id,
+                pool=command.pool,
+                selection=command.selection,
+                stake_cents=command.stake_cents,
+                wallet_id=wallet,
+            )
+            with contextlib.suppress(ToteRejection, WalletRejection):  # e.g. out of money
+                await self._cashier.place_bet(command)
+            return
+        with contextlib.suppress(ToteRejection):
+            await self._writer.execute(command)
 
     async def _lane(self, lane: int) -> None:
         # stagger the lanes so races close one after another
@@ -133,16 +176,15 @@ class Demo:
                 pick = rng.choices(runners, weights=chances)[0]
                 if pick not in picks:
                     picks.append(pick)
-            with contextlib.suppress(ToteRejection):
-                await self._writer.execute(
-                    PlaceBet(
-                        race_id=race_id,
-                        bet_id=uuid.uuid4().hex,
-                        pool=pool,
-                        selection=tuple(picks),
-                        stake_cents=rng.choice(STAKES),
-                    )
+            await self._bet(
+                PlaceBet(
+                    race_id=race_id,
+                    bet_id=uuid.uuid4().hex,
+                    pool=pool,
+                    selection=tuple(picks),
+                    stake_cents=rng.choice(STAKES),
                 )
+            )
         await self._writer.execute(CloseBetting(race_id))
         await asyncio.sleep(3)
         order = _draw_order(rng, runners, chances)

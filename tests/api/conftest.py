@@ -16,13 +16,18 @@ import uvicorn
 from oddstream.api.app import create_app, serve_app
 from oddstream.config import Settings
 
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-admin-key-0123456789"
+CUSTOMER_KEYS = {"alice": "alice-key-0123456789", "bob": "bob-key-0123456789"}
 
 
 @dataclass
 class LiveServer:
     url: str
     admin: dict[str, str]
+
+    def customer(self, wallet: str) -> dict[str, str]:
+        """The headers of the test customer key for ``wallet``."""
+        return {"X-API-Key": CUSTOMER_KEYS[wallet]}
 
 
 def free_port() -> int:
@@ -63,6 +68,8 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     settings = Settings().with_overrides(
         store_url=f"sqlite:///{tmp_path}/api.db",
         admin_key=ADMIN_KEY,
+        customer_keys=",".join(f"{key}={wallet}" for wallet, key in CUSTOMER_KEYS.items()),
+        read_model_path=str(tmp_path / "read_models.db"),
         push_coalesce_ms=20,
         read_wait_seconds=1.0,
         max_body_bytes=4 * 1024 * 1024,

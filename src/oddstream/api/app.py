@@ -30,12 +30,16 @@ from ..compat.schema_registry import (
     schema_registry_router,
 )
 from ..config import Settings
-from ..demo import Demo
+from ..demo import DEMO_WALLETS, Demo
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..projections.tote_view import ToteView
+from ..projections.wallets import open_wallet_read_model
+from ..runtime.cashier import Cashier
 from ..runtime.poc import PocBridge
 from ..runtime.race_writer import RaceWriter
-from . import errors, push, tote_routes
+from ..runtime.wallet_writer import WalletWriter
+from . import errors, push, tote_routes, wallet_routes
+from .auth import KeyRing, Role
 from .fastlane import BetFastLane
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestContext
@@ -72,10 +76,7 @@ def create_app(
     """
     settings = settings or Settings()
     metrics = Metrics()
-    admin_key = settings.admin_key
-    if admin_key is None and demo:
-        admin_key = secrets.token_urlsafe(18)
-        print(f"demo admin key: {admin_key}", flush=True)
+    keys = KeyRing.from_settings(settings, extra=_demo_keys(settings) if demo else ())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +85,9 @@ def create_app(
         view = ToteView(the_store)
         hub = BoardHub(view, settings.push_coalesce_ms / 1000)
         writer = RaceWriter(the_store, on_append=metrics.append_latency.observe)
+        wallets = WalletWriter(the_store, on_append=metrics.append_latency.observe)
+        cashier = Cashier(the_store, writer, wallets)
+        wallet_view = open_wallet_read_model(settings, the_store)
         app.state.services = Services(
             settings=settings,
             store=the_store,
@@ -91,9 +95,14 @@ def create_app(
             view=view,
             hub=hub,
             metrics=metrics,
-            admin_key=admin_key,
+            keys=keys,
+            wallets=wallets,
+            cashier=cashier,
+            wallet_view=wallet_view,
         )
         view.start()
+        await wallet_view.start()
+        await cashier.start()
         registry = await SchemaRegistry.open(the_store)
         await ensure_poc_subjects(registry)
         topics = await EventStoreTopics.open(the_store)
@@ -117,6 +126,8 @@ def create_app(
                 writer,
                 bets_per_second=settings.demo_bets_per_second,
                 race_seconds=settings.demo_race_seconds,
+                wallets=wallets,
+                cashier=cashier,
             )
             runner.start()
         try:
@@ -129,6 +140,8 @@ def create_app(
                 with contextlib.suppress(Exception):
                     await task
             await bridge.stop()
+            await cashier.stop()
+            await wallet_view.stop()
             await view.stop()
             await hub.close()
             if own_store:
@@ -142,6 +155,7 @@ def create_app(
     )
     errors.install(app)
     app.include_router(tote_routes.router)
+    app.include_router(wallet_routes.router)
     app.include_router(push.router)
     _ops_routes(app, settings)
     if (WEB / "index.html").exists():
@@ -154,6 +168,19 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def _demo_keys(settings: Settings) -> list[tuple[str, Role, str | None]]:
+    """Keys the demo makes (an admin key unless one is configured, one per demo
+    customer), printed so that someone can use them."""
+    made: list[tuple[str, Role, str | None]] = []
+    if settings.admin_key is None:
+        made.append((secrets.token_urlsafe(18), "admin", None))
+    made += [(secrets.token_urlsafe(18), "customer", wallet) for wallet in DEMO_WALLETS]
+    for key, _role, wallet in made:
+        who = f"customer key for wallet {wallet}" if wallet else "admin key"
+        print(f"demo {who}: {key}", flush=True)
+    return made
 
 
 def serve_app(app: FastAPI, settings: Settings) -> BetFastLane:

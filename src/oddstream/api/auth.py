@@ -1,31 +1,188 @@
-"""API keys and roles. Admin actions need the admin key (``Authorization: Bearer`` or
-``X-API-Key``); keys are compared in constant time."""
+"""API keys and roles.
+
+Two roles: ``admin`` (schedule and settle races, credit any wallet, read any wallet) and
+``customer`` (one wallet: read it, withdraw from it, bet from it). A key is presented as
+``X-API-Key: …`` or ``Authorization: Bearer …``.
+
+Keys come from configuration: ``ODDSTREAM_ADMIN_KEY``, ``ODDSTREAM_CUSTOMER_KEYS``
+(``key=wallet,…``) and ``ODDSTREAM_API_KEYS_FILE``, a JSON file::
+
+    {"keys": [{"key": "…", "role": "admin"},
+              {"key_sha256": "<hex>", "role": "customer", "wallet": "alice"}]}
+
+Only SHA-256 digests of keys are kept in memory, and a presented key is looked up by
+its digest: comparing digests reveals nothing about the secret a guess was close to.
+
+Answers never reveal whether a wallet exists: no key is 401, a key that is unknown or
+may not do this is 403, before any wallet is looked at.
+"""
 
 from __future__ import annotations
 
-import hmac
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from fastapi import Request
 
+from ..config import Settings
 from .errors import ApiError
 
+Role = Literal["admin", "customer"]
+_WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+MIN_KEY_LENGTH = 16
 
-def presented_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() == "bearer" and value:
-        return value.strip()
-    return None
+
+class KeyConfigError(ValueError):
+    """The configured keys are unusable (the service refuses to start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a key belongs to: a role and, for a customer, the one wallet it may use."""
+
+    role: Role
+    wallet_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def digest(key: str) -> str:
+    """The SHA-256 hex digest a key is known by."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyRing:
+    """The configured keys, by digest."""
+
+    def __init__(self) -> None:
+        self._by_digest: dict[str, Principal] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def add(self, key: str, role: Role, wallet_id: str | None = None) -> None:
+        """Add a key in clear (at least 16 characters)."""
+        if len(key) < MIN_KEY_LENGTH or not key.isprintable() or key != key.strip():
+            raise KeyConfigError(f"API keys must be at least {MIN_KEY_LENGTH} printable characters")
+        self.add_digest(digest(key), role, wallet_id)
+
+    def add_digest(self, key_sha256: str, role: Role, wallet_id: str | None = None) -> None:
+        """Add a key by its SHA-256 hex digest."""
+        if not _HEX64.match(key_sha256):
+            raise KeyConfigError("key_sha256 must be 64 lowercase hex digits")
+        if role not in ("admin", "customer"):
+            raise KeyConfigError(f"unknown role {role!r} (admin or customer)")
+        if role == "customer":
+            if wallet_id is None or not _WALLET_ID.match(wallet_id):
+                raise KeyConfigError("a customer key needs a wallet id ([A-Za-z0-9._:-], ≤100)")
+        elif wallet_id is not None:
+            raise KeyConfigError("an admin key names no wallet")
+        if key_sha256 in self._by_digest:
+            raise KeyConfigError("the same key is configured twice")
+        self._by_digest[key_sha256] = Principal(role, wallet_id)
+
+    def lookup(self, key: str) -> Principal | None:
+        """The principal of a presented key, or ``None``."""
+        return self._by_digest.get(digest(key))
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, extra: Iterable[tuple[str, Role, str | None]] = ()
+    ) -> KeyRing:
+        """The keys ``settings`` name (and ``extra`` ones, e.g. the demo's)."""
+        ring = cls()
+        if settings.admin_key:
+            ring.add(settings.admin_key, "admin")
+        if settings.customer_keys:
+            for pair in settings.customer_keys.split(","):
+                key, sep, owner = pair.strip().partition("=")
+                if not sep:
+                    raise KeyConfigError("ODDSTREAM_CUSTOMER_KEYS takes key=wallet pairs")
+                ring.add(key, "customer", owner)
+        if settings.api_keys_file:
+            ring._load_file(Path(settings.api_keys_file))
+        for key, role, wallet in extra:
+            ring.add(key, role, wallet)
+        return ring
+
+    def _load_file(self, path: Path) -> None:
+        try:
+            entries = json.loads(path.read_text())["keys"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KeyConfigError(f"cannot read API keys from {path}: {exc}") from None
+        if not isinstance(entries, list):
+            raise KeyConfigError(f"{path}: 'keys' must be a list")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise KeyConfigError(f"{path}: each key is an object")
+            role, wallet = entry.get("role"), entry.get("wallet")
+            if role not in ("admin", "customer"):
+                raise KeyConfigError(f"{path}: unknown role {role!r} (admin or customer)")
+            if "key" in entry:
+                self.add(str(entry["key"]), role, wallet)
+            elif "key_sha256" in entry:
+                self.add_digest(str(entry["key_sha256"]), role, wallet)
+            else:
+                raise KeyConfigError(f"{path}: each entry needs 'key' or 'key_sha256'")
+
+
+def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The key presented in raw ASGI headers (``X-API-Key`` wins over ``Authorization``)."""
+    bearer = None
+    for name, value in headers:
+        if name == b"x-api-key" and value:
+            return value.decode("latin-1")
+        if name == b"authorization":
+            scheme, _, rest = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and rest.strip():
+                bearer = rest.strip()
+    return bearer
+
+
+def principal_of(keys: KeyRing, key: str | None) -> Principal | None:
+    """The principal for a presented key: ``None`` without a key; 403 for an unknown one."""
+    if key is None:
+        return None
+    principal = keys.lookup(key)
+    if principal is None:
+        raise ApiError(403, "forbidden", "this API key is not known")
+    return principal
+
+
+def request_principal(request: Request) -> Principal | None:
+    """The principal of a FastAPI request (``None`` without a key)."""
+    keys: KeyRing = request.app.state.services.keys
+    return principal_of(keys, key_from_headers(request.scope["headers"]))
 
 
 def require_admin(request: Request) -> None:
-    """FastAPI dependency: 401 without a key, 403 with a wrong one."""
-    expected: str | None = request.app.state.services.admin_key
-    key = presented_key(request)
-    if key is None:
+    """FastAPI dependency: 401 without a key, 403 with a key that is not an admin's."""
+    principal = request_principal(request)
+    if principal is None:
         raise ApiError(401, "unauthenticated", "this action needs the admin API key")
-    if expected is None or not hmac.compare_digest(key.encode(), expected.encode()):
+    if not principal.is_admin:
         raise ApiError(403, "forbidden", "this key may not perform admin actions")
+
+
+def authorize_wallet(
+    principal: Principal | None, wallet_id: str, *, admin_only: bool = False
+) -> Principal:
+    """Whether ``principal`` may use ``wallet_id``: 401 without a key, 403 for another
+    customer's wallet (the same answer whether that wallet exists or not)."""
+    if principal is None:
+        raise ApiError(401, "unauthenticated", "wallet calls need an API key")
+    if principal.is_admin:
+        return principal
+    if admin_only:
+        raise ApiError(403, "forbidden", "only an admin key may do this")
+    if principal.wallet_id != wallet_id:
+        raise ApiError(403, "forbidden", "this key may only use its own wallet")
+    return principal

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain.tote.race import ToteRejection
+from ..domain.wallet import WalletRejection
 from ..eventstore import EventStoreError, InvalidEvent, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,13 @@ REJECTION_STATUS: dict[str, int] = {
     "bad_result": 422,
     "pool_not_offered": 422,
     "not_compat": 422,
+}
+
+#: HTTP status for each wallet rejection code (409: the wallet's state refuses it).
+WALLET_REJECTION_STATUS: dict[str, int] = {
+    "wallet_not_found": 404,
+    "bad_amount": 422,
+    "balance_limit": 422,
 }
 
 
@@ -53,6 +61,9 @@ def render(exc: Exception) -> tuple[int, dict[str, object], dict[str, str]]:
         return exc.status, error_body(exc.code, exc.message, **exc.extra), {}
     if isinstance(exc, ToteRejection):
         return REJECTION_STATUS.get(exc.code, 409), error_body(exc.code, exc.message), {}
+    if isinstance(exc, WalletRejection):
+        status = WALLET_REJECTION_STATUS.get(exc.code, 409)
+        return status, error_body(exc.code, exc.message), {}
     if isinstance(exc, InvalidEvent):
         return 422, error_body("invalid", str(exc)), {}
     if isinstance(exc, StoreUnavailable):
@@ -72,7 +83,7 @@ def install(app: FastAPI) -> None:
         status, body, headers = render(exc)
         return JSONResponse(body, status, headers=headers or None)
 
-    for kind in (ApiError, ToteRejection, EventStoreError, Exception):
+    for kind in (ApiError, ToteRejection, WalletRejection, EventStoreError, Exception):
         app.add_exception_handler(kind, refusal)
 
     @app.exception_handler(RequestValidationError)

@@ -39,6 +39,20 @@ class Metrics:
             "Events in the log not yet applied by the read model",
             registry=self.registry,
         )
+        self.wallet_commands = Counter(
+            "oddstream_wallet_commands_total",
+            "Wallet credits and debits executed (refused ones included)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.wallet_bets = Counter(
+            "oddstream_wallet_bets_total", "Bets placed from wallets", registry=self.registry
+        )
+        self.wallet_lag = Gauge(
+            "oddstream_wallet_read_model_lag_events",
+            "Events in the log not yet applied by the wallet read model",
+            registry=self.registry,
+        )
         self.push_clients = Gauge(
             "oddstream_push_clients", "Live odds subscribers", registry=self.registry
         )

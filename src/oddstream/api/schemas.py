@@ -66,7 +66,11 @@ class BetIn(CommandIn):
     selection: Annotated[list[RunnerNo], Field(min_length=1, max_length=3)]
     stake_cents: Cents
     bet_id: Id | None = Field(None, description="generated when left out")
+    wallet_id: Id | None = Field(
+        None, description="pay from this wallet (a customer key's own wallet by default)"
+    )
 
 
 class BetBatchIn(CommandIn):
     bets: Annotated[list[BetIn], Field(min_length=1, max_length=10_000)]
+    wallet_id: Id | None = Field(None, description="the wallet of every bet that names none")

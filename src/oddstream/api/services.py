@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from ..config import Settings
 from ..eventstore import EventStore
 from ..projections.tote_view import ToteView
+from ..projections.wallets import WalletProjection
+from ..runtime.cashier import Cashier
 from ..runtime.race_writer import RaceWriter
+from ..runtime.wallet_writer import WalletWriter
+from .auth import KeyRing
 from .metrics import Metrics
 from .push import BoardHub
 
@@ -20,4 +24,7 @@ class Services:
     view: ToteView
     hub: BoardHub
     metrics: Metrics
-    admin_key: str | None
+    keys: KeyRing
+    wallets: WalletWriter
+    cashier: Cashier
+    wallet_view: WalletProjection

@@ -33,10 +33,11 @@ from ..domain.tote.race import (
     ScratchRunner,
     ToteRejection,
 )
+from ..domain.wallet import WalletRejection
 from ..runtime.ids import new_id
 from ..runtime.race_writer import CommandOutcome
-from .auth import require_admin
-from .errors import REJECTION_STATUS, ApiError, error_body
+from .auth import Principal, authorize_wallet, request_principal, require_admin
+from .errors import ApiError, render
 from .schemas import (
     AbandonIn,
     BetBatchIn,
@@ -220,7 +221,9 @@ async def get_bet(
 # ----------------------------------------------------------------------------- bets
 
 
-def _bet_command(race_id: str, body: BetIn | _BetBody, request_id: str | None) -> PlaceBet:
+def _bet_command(
+    race_id: str, body: BetIn | _BetBody, request_id: str | None, wallet_id: str | None
+) -> PlaceBet:
     if body.bet_id is not None:
         bet_id = body.bet_id
     elif request_id is not None:  # a retry of the request names the same bet
@@ -233,7 +236,29 @@ def _bet_command(race_id: str, body: BetIn | _BetBody, request_id: str | None) -
         pool=body.pool,
         selection=tuple(body.selection),
         stake_cents=body.stake_cents,
+        wallet_id=wallet_id,
     )
+
+
+def _bet_wallet(principal: Principal | None, named: str | None) -> str | None:
+    """The wallet a bet is paid from: the one it names (which the key must be allowed to
+    use), else a customer key's own; ``None`` for a cash bet (no key, no wallet)."""
+    if named is not None:
+        authorize_wallet(principal, named)
+        return named
+    if principal is not None and not principal.is_admin:
+        return principal.wallet_id
+    return None
+
+
+async def _execute_bet(
+    services: Services, command: PlaceBet, request_id: str | None
+) -> CommandOutcome:
+    if command.wallet_id is None:
+        return await services.writer.execute(command, request_id=request_id)
+    outcome = await services.cashier.place_bet(command)
+    services.metrics.wallet_bets.inc()
+    return outcome
 
 
 class _BetBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -248,6 +273,9 @@ class _BetBody(msgspec.Struct, forbid_unknown_fields=True):
     ) = None
     request_id: (
         Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")] | None
+    ) = None
+    wallet_id: (
+        Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] | None
     ) = None
 
 
@@ -267,21 +295,29 @@ _BET_SCHEMA.pop("$defs", None)
     },
 )
 async def place_bet(request: Request, race_id: Id) -> Response:
-    status, payload = await place_bet_json(_services(request), race_id, await request.body())
+    status, payload = await place_bet_json(
+        _services(request), race_id, await request.body(), request_principal(request)
+    )
     return Response(payload, status_code=status, media_type="application/json")
 
 
-async def place_bet_json(services: Services, race_id: str, raw: bytes) -> tuple[int, bytes]:
+async def place_bet_json(
+    services: Services, race_id: str, raw: bytes, principal: Principal | None = None
+) -> tuple[int, bytes]:
     """Place a bet from a JSON body: ``(201, answer)``, or raises a refusal. Shared by the
-    route above and the fast lane (``api/fastlane.py``) that serves it under load."""
+    route above and the fast lane (``api/fastlane.py``) that serves it under load.
+
+    Without a key the bet is a cash bet; with a customer key (or a ``wallet_id`` the key
+    may use) its stake comes from the wallet, through the cashier."""
     try:
         body = _bet_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ApiError(422, "invalid_request", f"the body is not JSON: {exc}") from None
-    command = _bet_command(race_id, body, body.request_id)
-    outcome = await services.writer.execute(command, request_id=body.request_id)
+    wallet_id = _bet_wallet(principal, body.wallet_id)
+    command = _bet_command(race_id, body, body.request_id, wallet_id)
+    outcome = await _execute_bet(services, command, body.request_id)
     services.metrics.bet_commands.inc()
     services.metrics.bets.inc()
     return 201, _json.encode(_outcome(outcome, bet_id=command.bet_id))
@@ -293,25 +329,22 @@ async def place_bet_json(services: Services, race_id: str, raw: bytes) -> tuple[
 )
 async def place_bets(request: Request, race_id: Id, body: BetBatchIn) -> JSONResponse:
     services = _services(request)
+    principal = request_principal(request)
     commands = []
     for index, bet in enumerate(body.bets):
         rid = bet.request_id or (f"{body.request_id}#{index}" if body.request_id else None)
-        commands.append((_bet_command(race_id, bet, rid), rid))
+        wallet_id = _bet_wallet(principal, bet.wallet_id or body.wallet_id)
+        commands.append((_bet_command(race_id, bet, rid, wallet_id), rid))
     outcomes = await asyncio.gather(
-        *(services.writer.execute(c, request_id=rid) for c, rid in commands),
+        *(_execute_bet(services, c, rid) for c, rid in commands),
         return_exceptions=True,
     )
     results: list[dict[str, Any]] = []
     accepted = 0
     for (command, _), outcome in zip(commands, outcomes, strict=True):
-        if isinstance(outcome, ToteRejection):
-            results.append(
-                {
-                    "bet_id": command.bet_id,
-                    "status": REJECTION_STATUS.get(outcome.code, 409),
-                    **error_body(outcome.code, outcome.message),
-                }
-            )
+        if isinstance(outcome, ToteRejection | WalletRejection):
+            status, payload, _headers = render(outcome)
+            results.append({"bet_id": command.bet_id, "status": status, **payload})
         elif isinstance(outcome, BaseException):
             raise outcome
         else:
