@@ -43,13 +43,15 @@ bench: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/tote.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/wallet.py
 
 bench-quick: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/store.py --quick
 	$(BIN)/python bench/tote.py --quick
 	$(BIN)/python bench/api.py --quick
+	$(BIN)/python bench/wallet.py --quick
 
-# bench/api.py drives the server with Debian's wrk
+# bench/api.py and bench/wallet.py drive the server with Debian's wrk
 bench-tools:
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && (apt-get install -y -q wrk >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1)) \

@@ -214,6 +214,9 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             "head_position": head,
             "read_model_position": services.view.position,
             "lag": head - services.view.position,
+            "wallet_read_model_position": services.wallet_view.position,
+            "wallet_lag": head - services.wallet_view.position,
+            "wallet_read_model_rebuilding": services.wallet_view.rebuilding,
         }
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and the store this process opened")
@@ -230,11 +233,12 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             status = await store_status(request)
         except EventStoreError as exc:
             return JSONResponse({"ready": False, "reason": str(exc)}, status_code=503)
-        if status["lag"] > settings.ready_max_lag:
+        lag = max(status["lag"], status["wallet_lag"])
+        if lag > settings.ready_max_lag:
             return JSONResponse(
                 {
                     "ready": False,
-                    "reason": f"read model lags the log by {status['lag']} events",
+                    "reason": f"read models lag the log by {lag} events",
                     "store": status,
                 },
                 status_code=503,
@@ -247,6 +251,7 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         try:
             head = await services.store.head_position()
             services.metrics.projection_lag.set(head - services.view.position)
+            services.metrics.wallet_lag.set(head - services.wallet_view.position)
         except EventStoreError:
             pass
         services.metrics.push_clients.set(services.hub.clients)

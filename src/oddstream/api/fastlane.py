@@ -159,9 +159,9 @@ class BetFastLane:
             ]
             await send({"type": "http.response.start", "status": status, "headers": raw_headers})
             await send({"type": "http.response.body", "body": body})
-            metrics = services.metrics
-            metrics.requests.labels(scope["method"], route, str(status)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - started)
+            services.metrics.observe_request(
+                scope["method"], route, status, time.perf_counter() - started
+            )
         finally:
             correlation_id.reset(token)
 

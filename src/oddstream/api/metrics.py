@@ -3,12 +3,15 @@ in one process do not collide)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "oddstream_http_requests_total",
             "HTTP requests by route and status",
@@ -56,3 +59,16 @@ class Metrics:
         self.push_clients = Gauge(
             "oddstream_push_clients", "Live odds subscribers", registry=self.registry
         )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count a request and its latency (the label children are looked up once: the
+        lookup cost more than the count on the hot paths)."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)

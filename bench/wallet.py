@@ -1,0 +1,249 @@
+"""Benchmark the wallet API, with the load coming from another process on loopback (wrk).
+
+Cases (64 concurrent connections each, one wallet per connection's key):
+  reads-redis   GET /wallet/{id}/balance served from the Redis read model
+  reads-sqlite  GET /wallet/{id}/balance served from the SQLite read model
+  writes        POST /wallet/{id}/credit and /debit alternating, durable
+                (SQLite store, synchronous=FULL: each answer is after the fsync)
+
+The server is ``oddstream serve`` itself in a fresh temporary directory; for the Redis
+case it runs with ``ODDSTREAM_REDIS_URL`` set (a key prefix of its own, deleted after).
+The wallet POC's figure, 250–350 balance reads/s, is the reference the targets are set
+against: reads ≥ 6,000 req/s (20×), writes ≥ 3,000 req/s.
+
+Run ``.venv/bin/python bench/wallet.py [--quick]``; results go to
+``bench/results/wallet.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from common import machine, write_results
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "wallet.json"
+ADMIN = "bench-admin-key-0123456789"
+WALLETS = 64
+POC_READS_PER_S = (250, 350)
+TARGETS = {"reads_per_s": 6000, "writes_per_s": 3000}
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def customer_key(n: int) -> str:
+    return f"bench-customer-{n:04d}-key"
+
+
+def start_server(workdir: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    keys = ",".join(f"{customer_key(n)}=w{n}" for n in range(WALLETS))
+    env = {
+        **os.environ,
+        "ODDSTREAM_STORE_URL": f"sqlite:///{workdir}/bench.db",
+        "ODDSTREAM_READ_MODEL_PATH": str(workdir / "read_models.db"),
+        "ODDSTREAM_ADMIN_KEY": ADMIN,
+        "ODDSTREAM_CUSTOMER_KEYS": keys,
+        "ODDSTREAM_PORT": str(port),
+        **extra_env,
+    }
+    if "ODDSTREAM_REDIS_URL" not in extra_env:  # the SQLite read model unless asked
+        env.pop("ODDSTREAM_REDIS_URL", None)
+    log = (workdir / "server.log").open("ab")
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "oddstream"), "serve"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def fund(url: str) -> int:
+    """Credit every bench wallet; the position of the last credit."""
+    last = 0
+    with httpx.Client(base_url=url, headers={"X-API-Key": ADMIN}, timeout=10) as client:
+        for n in range(WALLETS):
+            r = client.post(f"/wallet/w{n}/credit", json={"amount": 1_000_000})
+            r.raise_for_status()
+            last = r.json()["position"]
+        # wait until the read model holds them all
+        r = client.get(f"/wallet/w{WALLETS - 1}/balance?min_position={last}")
+        r.raise_for_status()
+    return last
+
+
+def wrk(workdir: Path, url: str, lua: str, seconds: int) -> dict[str, Any]:
+    """Run wrk (one thread, 64 connections) with a request script; parsed results."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        return {"error": "wrk is not installed (make bench-tools)"}
+    script = workdir / f"{uuid.uuid4().hex}.lua"
+    script.write_text(lua)
+    out = subprocess.run(
+        [binary, "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, Any] = {"tool": "wrk -t1 -c64", "seconds": seconds, "raw": out}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result["req_per_s"] = float(rate.group(1)) if rate else None
+    for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
+        match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
+        if match:
+            value, unit = float(match.group(1)), match.group(2)
+            result[key] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(errors.group(1)) if errors else 0
+    return result
+
+
+# Each connection uses its own wallet and that wallet's customer key (wrk's setup()
+# numbers the threads; with one thread, the connections share a counter).
+_KEYS_LUA = "local keys = {" + ",".join(f'"{customer_key(n)}"' for n in range(WALLETS)) + "}\n"
+
+READS_LUA = (
+    _KEYS_LUA
+    + """local n = 0
+request = function()
+  n = n + 1
+  local w = n % 64
+  return wrk.format("GET", "/wallet/w" .. w .. "/balance", {["X-API-Key"] = keys[w + 1]})
+end
+"""
+)
+
+WRITES_LUA = f"""local n = 0
+request = function()
+  n = n + 1
+  local w = n % 64
+  local op = (math.floor(n / 64) % 2 == 0) and "credit" or "debit"
+  return wrk.format("POST", "/wallet/w" .. w .. "/" .. op,
+    {{["X-API-Key"] = "{ADMIN}", ["Content-Type"] = "application/json"}}, '{{"amount": 1.5}}')
+end
+"""
+
+
+def run_case(name: str, env: dict[str, str], lua: str, seconds: int) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"oddstream-bench-wallet-{name}-"))
+    proc, url = start_server(workdir, env)
+    try:
+        fund(url)
+        result = wrk(workdir, url, lua, seconds)
+        with httpx.Client(base_url=url, headers={"X-API-Key": ADMIN}) as client:
+            result["sample"] = client.get("/wallet/w0/balance").json()
+    finally:
+        stop_server(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def clear_redis(prefix: str) -> None:
+    try:
+        import redis
+    except ImportError:
+        return
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="reads-redis,reads-sqlite,writes")
+    args = parser.parse_args()
+    seconds = 4 if args.quick else 10
+    cases = args.only.split(",")
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    results: dict[str, Any] = {}
+    try:
+        if "reads-redis" in cases:
+            console.print("[dim]balance reads from Redis, 64 connections ...[/]")
+            env = {"ODDSTREAM_REDIS_URL": REDIS_URL, "ODDSTREAM_REDIS_PREFIX": prefix}
+            results["reads_redis"] = run_case("redis", env, READS_LUA, seconds)
+        if "reads-sqlite" in cases:
+            console.print("[dim]balance reads from SQLite, 64 connections ...[/]")
+            results["reads_sqlite"] = run_case("sqlite", {}, READS_LUA, seconds)
+        if "writes" in cases:
+            console.print("[dim]credit/debit writes, durable, 64 connections ...[/]")
+            results["writes"] = run_case("writes", {}, WRITES_LUA, seconds)
+    finally:
+        clear_redis(prefix)
+
+    table = Table(title="wallet API (load: wrk, 64 connections, loopback; server: 1 process)")
+    for column in ("case", "req/s", "p50 ms", "p99 ms", "target", "vs POC"):
+        table.add_column(column)
+    for key, label, target in (
+        ("reads_redis", "balance reads, Redis read model", TARGETS["reads_per_s"]),
+        ("reads_sqlite", "balance reads, SQLite read model", TARGETS["reads_per_s"]),
+        ("writes", "credit/debit, durable", TARGETS["writes_per_s"]),
+    ):
+        r = results.get(key)
+        if r is None:
+            continue
+        rate = r.get("req_per_s") or 0
+        table.add_row(
+            label,
+            f"{rate:,.0f}",
+            str(r.get("p50_ms")),
+            str(r.get("p99_ms")),
+            f"≥ {target:,} req/s {'(met)' if rate >= target else '(NOT met)'}",
+            f"{rate / POC_READS_PER_S[1]:.0f}×" if key.startswith("reads") else "",
+        )
+    console.print(table)
+    write_results(
+        RESULTS,
+        {
+            "benchmark": "wallet",
+            "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "targets": TARGETS,
+            "poc_reads_per_s": POC_READS_PER_S,
+            "results": results,
+        },
+    )
+    console.print(f"results written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
