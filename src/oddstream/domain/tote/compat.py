@@ -8,7 +8,9 @@ takeout). oddstream keeps that stream for existing consumers; the full board
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -43,3 +45,41 @@ class CompatOddsStream:
             race_pool_amount=race_total / 100,
             odds=race_total / runner_total if runner_total else None,
         )
+
+    def apply_many(
+        self, race_id: str, runners: Iterable[int], amounts_cents: Iterable[int]
+    ) -> list[dict[str, Any]]:
+        """Add one race's bets in order; the rows :meth:`apply` would give, one by one,
+        as the topic's JSON values (``race_id, runner_id, runner_pool_amount,
+        race_pool_amount, odds``)."""
+        race_total = self.race_pools.get(race_id, 0)
+        pools = self.runner_pools
+        rows: list[dict[str, Any]] = []
+        append = rows.append
+        for runner, amount in zip(runners, amounts_cents, strict=True):
+            key = (race_id, runner)
+            runner_total = pools.get(key, 0) + amount
+            race_total += amount
+            pools[key] = runner_total
+            append(
+                {
+                    "race_id": race_id,
+                    "runner_id": runner,
+                    "runner_pool_amount": runner_total / 100,
+                    "race_pool_amount": race_total / 100,
+                    "odds": race_total / runner_total if runner_total else None,
+                }
+            )
+        self.race_pools[race_id] = race_total
+        return rows
+
+
+def row_value(row: CompatOddsRow) -> dict[str, Any]:
+    """A row as the topic's JSON value."""
+    return {
+        "race_id": row.race_id,
+        "runner_id": row.runner_id,
+        "runner_pool_amount": row.runner_pool_amount,
+        "race_pool_amount": row.race_pool_amount,
+        "odds": row.odds,
+    }

@@ -61,6 +61,21 @@ class CompatBetPlaced(msgspec.Struct, frozen=True, kw_only=True):
     amount_cents: int
 
 
+class CompatBetsPlaced(msgspec.Struct, frozen=True, kw_only=True):
+    """The bets of one batch of the POC's topic on this race, as parallel lists: bet
+    ``i`` is the record at ``offsets[i]`` of topic ``source`` (its bet id
+    ``{source}-{offset}``), on runner ``runners[i]``, for ``amounts_cents[i]`` (negative
+    withdraws). ``rejected`` holds ``(offset, code, message)`` of the batch's bets the
+    race refused, so the answer is part of the record."""
+
+    race_id: str
+    source: str
+    offsets: tuple[int, ...]
+    runners: tuple[int, ...]
+    amounts_cents: tuple[int, ...]
+    rejected: tuple[tuple[int, str, str], ...] = ()
+
+
 class BetCancelled(msgspec.Struct, frozen=True):
     race_id: str
     bet_id: str
@@ -140,6 +155,7 @@ RaceEvent = (
     | BettingOpened
     | BetPlaced
     | CompatBetPlaced
+    | CompatBetsPlaced
     | BetCancelled
     | RunnerScratched
     | BettingClosed
@@ -156,6 +172,7 @@ ALL_EVENTS: tuple[type[msgspec.Struct], ...] = (
     BettingOpened,
     BetPlaced,
     CompatBetPlaced,
+    CompatBetsPlaced,
     BetCancelled,
     RunnerScratched,
     BettingClosed,

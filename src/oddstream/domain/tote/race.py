@@ -24,6 +24,7 @@ from .events import (
     BettingOpened,
     CarryoverAdded,
     CompatBetPlaced,
+    CompatBetsPlaced,
     DividendsDeclared,
     PoolConfig,
     PoolDividends,
@@ -85,6 +86,17 @@ class PlaceCompatBet(msgspec.Struct, frozen=True, kw_only=True):
     amount_cents: int
 
 
+class PlaceCompatBets(msgspec.Struct, frozen=True, kw_only=True):
+    """Many compat bets at once (one batch of the POC's topic on one race), as parallel
+    lists; each bet is decided as :class:`PlaceCompatBet` would decide it, in order."""
+
+    race_id: str
+    source: str
+    offsets: tuple[int, ...]
+    runners: tuple[int, ...]
+    amounts_cents: tuple[int, ...]
+
+
 class CancelBet(msgspec.Struct, frozen=True):
     race_id: str
     bet_id: str
@@ -130,6 +142,7 @@ RaceCommand = (
     | OpenBetting
     | PlaceBet
     | PlaceCompatBet
+    | PlaceCompatBets
     | CancelBet
     | ScratchRunner
     | CloseBetting
@@ -364,6 +377,63 @@ def _place_compat(state: RaceState, cmd: PlaceCompatBet) -> list[RaceEvent]:
     ]
 
 
+def _place_compat_many(state: RaceState, cmd: PlaceCompatBets) -> list[RaceEvent]:
+    # The same rules as _place_compat, bet by bet, each seeing the ones before it.
+    if not state.compat:
+        raise _reject("not_compat", f"race {state.race_id} is not a compatibility race")
+    _require(state, RaceStatus.OPEN, doing="bet")
+    offsets, runners, amounts = cmd.offsets, cmd.runners, cmd.amounts_cents
+    if not offsets or not len(offsets) == len(runners) == len(amounts):
+        raise _reject("bad_batch", "offsets, runners and amounts must be as many, and some")
+    known = state.runners
+    scratched = state.scratched
+    stakes = state.pools[PoolType.WIN].stakes
+    held: dict[int, int] = {}  # runner → stake after this batch's bets so far
+    rejected: list[tuple[int, str, str]] = []
+    refused: list[int] = []
+    for index, (offset, runner, amount) in enumerate(zip(offsets, runners, amounts, strict=True)):
+        if runner not in known or runner in scratched or amount == 0:
+            if runner not in known:
+                reason = ("unknown_runner", f"runner {runner} is not in race {state.race_id}")
+            elif runner in scratched:
+                reason = ("scratched_runner", f"runner {runner} is scratched")
+            else:
+                reason = ("bad_amount", "a zero amount changes nothing")
+            rejected.append((offset, *reason))
+            refused.append(index)
+            continue
+        current = held.get(runner)
+        if current is None:
+            current = stakes.get((runner,), 0)
+        if current + amount < 0:
+            rejected.append(
+                (
+                    offset,
+                    "bad_amount",
+                    f"withdrawing {-amount} cents from runner {runner}, which holds {current}",
+                )
+            )
+            refused.append(index)
+            continue
+        held[runner] = current + amount
+    if refused:
+        skip = set(refused)
+        kept = [i for i in range(len(offsets)) if i not in skip]
+        offsets = tuple(offsets[i] for i in kept)
+        runners = tuple(runners[i] for i in kept)
+        amounts = tuple(amounts[i] for i in kept)
+    return [
+        CompatBetsPlaced(
+            race_id=state.race_id,
+            source=cmd.source,
+            offsets=offsets,
+            runners=runners,
+            amounts_cents=amounts,
+            rejected=tuple(rejected),
+        )
+    ]
+
+
 def _refunds(state: RaceState, bet_ids: Sequence[str], reason: str) -> list[RaceEvent]:
     return [
         BetSettled(
@@ -463,6 +533,8 @@ def decide(state: RaceState, command: RaceCommand) -> list[RaceEvent]:
             return _place_bet(state, command)
         case PlaceCompatBet():
             return _place_compat(state, command)
+        case PlaceCompatBets():
+            return _place_compat_many(state, command)
         case ScheduleRace():
             if state.status is not RaceStatus.UNSCHEDULED:
                 raise _reject("already_scheduled", f"race {command.race_id} exists already")
@@ -575,6 +647,13 @@ def evolve(state: RaceState, event: RaceEvent) -> RaceState:
             pool.gross += event.amount_cents
             key = (event.runner,)
             pool.stakes[key] = pool.stakes.get(key, 0) + event.amount_cents
+        case CompatBetsPlaced():
+            pool = state.pools[PoolType.WIN]
+            stakes = pool.stakes
+            for runner, amount in zip(event.runners, event.amounts_cents, strict=True):
+                key = (runner,)
+                stakes[key] = stakes.get(key, 0) + amount
+            pool.gross += sum(event.amounts_cents)
         case BetSettled():
             bet = state.bets[event.bet_id]
             bet.settled = True
