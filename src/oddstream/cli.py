@@ -222,7 +222,7 @@ def print_topic(
     store: str | None = StoreOption,
 ) -> None:
     """Print a topic's records as they arrive (like ksqlDB ``PRINT``)."""
-    from .compat.rest_proxy import TopicRecord, topic_stream
+    from .compat.rest_proxy import records_of, topic_stream
 
     settings = Settings().with_overrides(store_url=store)
 
@@ -233,11 +233,11 @@ def print_topic(
             start = 0 if from_beginning else await s.stream_version(stream)
             printed = 0
             async for event in s.subscribe_stream(stream, after_version=start):
-                record = TopicRecord.from_event(topic, event)
-                console.print_json(json.dumps(record.to_json()))
-                printed += 1
-                if limit is not None and printed >= limit:
-                    return
+                for record in records_of(topic, event):  # a batch event holds many
+                    console.print_json(json.dumps(record.to_json()))
+                    printed += 1
+                    if limit is not None and printed >= limit:
+                        return
         finally:
             await s.close()
 

@@ -163,3 +163,59 @@ def test_recursive_types_decode() -> None:
     with pytest.raises(AvroJsonError) as info:
         decode(s, {"v": 1, "next": {"Node": {"v": "x"}}})
     assert info.value.path == ["next", "Node", "v"]
+
+
+# ----------------------------------------------------------------- the flat-record fast path
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FLAT = parse_avro(
+    '{"type": "record", "name": "Flat", "fields": ['
+    '{"name": "i", "type": ["null", "int"]}, {"name": "d", "type": ["null", "double"]},'
+    '{"name": "s", "type": "string"}, {"name": "l", "type": "long"},'
+    '{"name": "f", "type": ["float", "null"]}, {"name": "b", "type": "boolean"},'
+    '{"name": "n", "type": ["null", "string"], "default": null}]}'
+)
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.floats(allow_nan=False),
+    st.text(max_size=3),
+)
+_wrapped = st.one_of(
+    _scalars,
+    st.dictionaries(st.sampled_from(["int", "double", "float", "string", "long"]), _scalars,
+                    max_size=2),
+)  # fmt: skip
+_flat_values = st.one_of(
+    st.fixed_dictionaries(
+        {"i": _wrapped, "d": _wrapped, "f": _wrapped, "s": _scalars, "l": _scalars},
+        optional={"b": _scalars, "n": _wrapped, "x": _scalars},
+    ),
+    _scalars,
+)
+
+
+def _outcome(decoder, value):
+    try:
+        return ("ok", decoder(value))
+    except AvroJsonError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_flat_values)
+def test_the_flat_record_fast_path_agrees_with_the_general_decoder(value) -> None:
+    import oddstream.compat.avro_json as module
+
+    fast = compile_decoder(FLAT)
+    assert fast.__name__ == "decode_flat_record"
+    original = module._fast_record
+    module._fast_record = lambda *a: None
+    try:
+        general = compile_decoder(FLAT)
+    finally:
+        module._fast_record = original
+    assert general.__name__ == "decode_record"
+    assert _outcome(fast, value) == _outcome(general, value)

@@ -101,8 +101,9 @@ async def test_the_poc_request_stores_records_with_offsets(stack: Stack) -> None
     assert records[0]["value_schema_id"] == 1
     assert records[0]["format"] == "avro"
     events = await stack.store.read_stream(topic_stream("tote_win_bets"))
-    assert [e.type for e in events] == ["kafka.Record"] * 4
-    assert events[0].data["value"] == {"RUNNER_ID": 1, "RACE_ID": 0, "AMOUNT": 25.0}
+    assert [e.type for e in events] == ["kafka.RecordBatch"] * 2  # one event a batch
+    assert events[0].data["values"] == [{"RUNNER_ID": 1, "RACE_ID": 0, "AMOUNT": 25.0}]
+    assert [e.data["base_offset"] for e in events] == [0, 1]
     assert [
         (t["offset"], t["value"]["RUNNER_ID"])
         for t in await stack.topics.read_topic("tote_win_bets", from_offset=2, limit=1)
@@ -126,9 +127,10 @@ async def test_a_batch_of_1000_is_one_append(stack: Stack) -> None:
     r = await post(stack.client, "tote_win_bets", {"value_schema_id": 1, "records": records})
     assert r.status_code == 200, r.text
     assert [o["offset"] for o in r.json()["offsets"]] == list(range(1, 1001))
-    assert appends == [(topic_stream("tote_win_bets"), 1000)]
-    assert await stack.store.stream_version(topic_stream("tote_win_bets")) == 1001
-    assert await stack.store.head_position() == head + 1000
+    assert appends == [(topic_stream("tote_win_bets"), 1)]  # one append of one event
+    assert await stack.store.stream_version(topic_stream("tote_win_bets")) == 2
+    assert await stack.store.head_position() == head + 1
+    assert await stack.topics.end_offset("tote_win_bets") == 1001
 
 
 # ----------------------------------------------------------------- formats

@@ -22,14 +22,19 @@ from ..avro_schema import AvroSchema, AvroSchemaError, parse_avro
 from ..errors import ConfluentError
 from ..schema_registry import SchemaRegistry
 from . import errors as err
-from .topics import PartitionNotFound, ProducedRecord, TopicHandler, TopicNotFound
+from .topics import (
+    PartitionNotFound,
+    ProducedRecord,
+    RecordError,
+    TopicHandler,
+    TopicNotFound,
+    ValueBatch,
+)
 
 _KAFKA_MEDIA_TYPE = re.compile(
     r"application/vnd\.kafka(?:\.(?P<format>[a-z0-9]+))??(?:\.(?P<version>v[0-9]+))?\+json\Z"
 )
 _INLINE_CACHE_SIZE = 256
-
-RawRecord = tuple[Any, Any, int]
 
 
 class EmbeddedFormat(enum.StrEnum):
@@ -88,19 +93,34 @@ class RestProxy:
 
         ``partition`` (from the path) overrides the records' own.
         """
-        raw = _records(body, partition)
+        keys, values, partitions = _columns(body, partition)
         key_id = value_id = None
         if fmt is EmbeddedFormat.AVRO:
-            produced, key_id, value_id = await self._avro(topic, body, raw)
+            keys, values, key_id, value_id = await self._avro(topic, body, keys, values)
         elif fmt is EmbeddedFormat.BINARY:
-            produced = [
-                ProducedRecord(_base64(v, i, "value"), _base64(k, i, "key"), p, format="binary")
-                for i, (k, v, p) in enumerate(raw)
-            ]
-        else:
-            produced = [ProducedRecord(v, k, p, format="json") for k, v, p in raw]
+            values = [_base64(v, i, "value") for i, v in enumerate(values)]
+            keys = [_base64(k, i, "key") for i, k in enumerate(keys)]
+        produce_batch = getattr(self.topics, "produce_batch", None)
         try:
-            offsets = await self.topics.produce(topic, produced)
+            if produce_batch is not None:  # EventStoreTopics: no object per record
+                bad = next((p for p in partitions if p != 0), None) if partitions else None
+                if bad is not None:
+                    raise PartitionNotFound(topic, bad)
+                part = ValueBatch(
+                    values,
+                    keys if keys.count(None) != len(keys) else None,
+                    fmt.value,
+                    key_id,
+                    value_id,
+                )
+                batch, errors = await produce_batch(topic, [part])
+                offsets = _offsets_json(batch.base_offset, batch.count, errors)
+            else:
+                produced = [
+                    ProducedRecord(v, k, p, key_id, value_id, fmt.value)
+                    for k, v, p in zip(keys, values, partitions or [0] * len(values), strict=True)
+                ]
+                offsets = [o.to_json() for o in await self.topics.produce(topic, produced)]
         except TopicNotFound:
             raise err.topic_not_found(topic) from None
         except PartitionNotFound as exc:
@@ -110,27 +130,23 @@ class RestProxy:
         return {
             "key_schema_id": key_id,
             "value_schema_id": value_id,
-            "offsets": [o.to_json() for o in offsets],
+            "offsets": offsets,
         }
 
     async def _avro(
-        self, topic: str, body: dict[str, Any], raw: list[RawRecord]
-    ) -> tuple[list[ProducedRecord], int | None, int | None]:
+        self, topic: str, body: dict[str, Any], keys: list[Any], values: list[Any]
+    ) -> tuple[list[Any], list[Any], int | None, int | None]:
         key_schema = await self._resolve(body, "key")
         value_schema = await self._resolve(body, "value")
-        if key_schema is None and any(k is not None for k, _, _ in raw):
+        if key_schema is None and keys.count(None) != len(keys):
             raise err.key_schema_missing()
-        if value_schema is None and any(v is not None for _, v, _ in raw):
+        if value_schema is None and values.count(None) != len(values):
             raise err.value_schema_missing()
-        keys = _decode_all(key_schema, [k for k, _, _ in raw], "key")
-        values = _decode_all(value_schema, [v for _, v, _ in raw], "value")
+        keys = _decode_all(key_schema, keys, "key")
+        values = _decode_all(value_schema, values, "value")
         key_id = await self._register(topic, "key", key_schema)
         value_id = await self._register(topic, "value", value_schema)
-        produced = [
-            ProducedRecord(value, key, p, key_id, value_id, "avro")
-            for key, value, (_, _, p) in zip(keys, values, raw, strict=True)
-        ]
-        return produced, key_id, value_id
+        return keys, values, key_id, value_id
 
     async def _resolve(self, body: dict[str, Any], part: str) -> _Resolved | None:
         schema_id = body.get(f"{part}_schema_id")
@@ -189,8 +205,22 @@ class RestProxy:
         return schema_id
 
 
-def _records(body: Any, partition: int | None) -> list[RawRecord]:
-    """The request's records as ``(key, value, partition)``, shape-checked."""
+def _offsets_json(base: int, count: int, errors: dict[int, RecordError]) -> list[dict[str, Any]]:
+    """The ``offsets`` of a produce answer for records at ``base ..`` (all partition 0)."""
+    out: list[dict[str, Any]] = [
+        {"partition": 0, "offset": offset, "error_code": None, "error": None}
+        for offset in range(base, base + count)
+    ]
+    for offset, e in errors.items():
+        item = out[offset - base]
+        item["error_code"] = e.error_code
+        item["error"] = e.error
+    return out
+
+
+def _columns(body: Any, partition: int | None) -> tuple[list[Any], list[Any], list[int] | None]:
+    """The request's records as columns ``(keys, values, partitions)``, shape-checked;
+    ``partitions`` is ``None`` when every record goes to partition 0."""
     if not isinstance(body, dict):
         raise err.invalid_payload("the request body must be a JSON object")
     records = body.get("records")
@@ -198,17 +228,25 @@ def _records(body: Any, partition: int | None) -> list[RawRecord]:
         raise err.records_empty()
     if not isinstance(records, list):
         raise err.invalid_payload("records must be an array")
-    out: list[RawRecord] = []
+    keys: list[Any] = []
+    values: list[Any] = []
+    partitions: list[int] | None = None
     for i, record in enumerate(records):
         if type(record) is not dict:
             raise err.invalid_payload(f"record {i} must be an object")
+        keys.append(record.get("key"))
+        values.append(record.get("value"))
         p = record.get("partition") if partition is None else partition
-        if p is None:
-            p = 0
-        elif type(p) is not int or p < 0:
+        if p is None or (p == 0 and type(p) is int):
+            if partitions is not None:
+                partitions.append(0)
+            continue
+        if type(p) is not int or p < 0:
             raise err.invalid_payload(f"record {i}: partition must be a non-negative integer")
-        out.append((record.get("key"), record.get("value"), p))
-    return out
+        if partitions is None:
+            partitions = [0] * i
+        partitions.append(p)
+    return keys, values, partitions
 
 
 def _decode_all(resolved: _Resolved | None, items: list[Any], part: str) -> list[Any]:

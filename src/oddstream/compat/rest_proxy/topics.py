@@ -1,8 +1,18 @@
 """Topics over the event store, and the pluggable produce path.
 
-A topic ``t`` is the stream ``topic-t`` with one partition (0); each record is one
-``kafka.Record`` event, and a record's offset is its 0-based index in the stream (its
-stream version − 1). A batch is one append, so its offsets are contiguous.
+A topic ``t`` is the stream ``topic-t`` with one partition (0). A produced batch is
+stored as **one** ``kafka.RecordBatch`` event (split into several only when it would
+not fit the store's 1 MiB event limit), holding its ``base_offset`` and its records'
+values (and keys); record ``base_offset + i`` is the batch's ``i``-th record. Offsets
+are per record, contiguous and never reused, exactly as Kafka clients see them: the
+stream's events tile the offsets ``0, 1, 2, …`` in version order. (Topics written
+before batches were stored as one ``kafka.Record`` event per record, offset = stream
+version − 1; such events are still read.)
+
+Offsets are assigned under an in-process lock per topic and appended with the stream
+version they were computed from, so a producer in another process (or store) makes the
+append fail with ``WrongExpectedVersion``: the tail is read again and the batch
+renumbered. Offsets are thus never handed out twice.
 
 Which topics exist is itself event-sourced: the stream ``kafka-topics`` holds one
 ``kafka.TopicCreated`` event per topic (with an event id derived from the name, so
@@ -11,12 +21,15 @@ concurrent creators write it once). With ``auto_create`` (the default, as Kafka'
 declared topics (:meth:`EventStoreTopics.declare`) accept records.
 
 The REST Proxy talks to a :class:`TopicHandler`; :class:`EventStoreTopics` is the
-default one, and runs the hooks registered per topic (:meth:`EventStoreTopics.add_hook`)
-on every batch it stored: the place where the app routes ``tote_win_bets`` into bets.
+default one, and runs the hooks registered per topic (:meth:`EventStoreTopics.add_hook`
+per record, :meth:`EventStoreTopics.add_batch_hook` per batch) on every batch it
+stored: the place where the app routes ``tote_win_bets`` into bets.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
 import re
 import time
@@ -25,17 +38,35 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from ...eventstore import ANY, EventStore, NewEvent, RecordedEvent
+import orjson
+
+from ...eventstore import (
+    ANY,
+    EventStore,
+    InvalidEvent,
+    NewEvent,
+    RecordedEvent,
+    WrongExpectedVersion,
+)
 
 log = logging.getLogger(__name__)
 
+#: The old format: one record per event (offset = stream version − 1); still read.
 RECORD_EVENT = "kafka.Record"
+#: One produced batch (or a slice of one): ``base_offset`` and the records.
+BATCH_EVENT = "kafka.RecordBatch"
+RECORD_TYPES = frozenset((RECORD_EVENT, BATCH_EVENT))
 TOPIC_CREATED = "kafka.TopicCreated"
 TOPIC_STREAM_PREFIX = "topic-"
 CATALOG_STREAM = "kafka-topics"
 #: Kafka's legal characters; the length leaves room for the stream prefix (stream ids
 #: are at most 200 characters).
 MAX_TOPIC_LENGTH = 200 - len(TOPIC_STREAM_PREFIX)
+#: A batch event's records are kept under this many bytes of JSON (the store takes
+#: events up to 1 MiB); a larger batch is stored as several events in the same append.
+MAX_BATCH_BYTES = 960 << 10
+#: Appends retried after another writer took the offsets first.
+_MAX_RENUMBER = 100
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")
 _TOPIC_IDS = uuid.UUID("6f0b8a52-8f0e-4f57-9a52-4d1f3c6c2a01")
 
@@ -85,18 +116,6 @@ class ProducedRecord(NamedTuple):
     value_schema_id: int | None = None
     format: str = "json"
 
-    def event_data(self) -> dict[str, Any]:
-        """The stored event's data (``None`` parts left out)."""
-        data: dict[str, Any] = {"partition": self.partition, "value": self.value}
-        if self.key is not None:
-            data["key"] = self.key
-        if self.key_schema_id is not None:
-            data["key_schema_id"] = self.key_schema_id
-        if self.value_schema_id is not None:
-            data["value_schema_id"] = self.value_schema_id
-        data["format"] = self.format
-        return data
-
 
 class TopicRecord(NamedTuple):
     """A stored record: where it is (topic, partition, offset) and what it holds.
@@ -116,7 +135,8 @@ class TopicRecord(NamedTuple):
 
     @classmethod
     def from_event(cls, topic: str, event: RecordedEvent) -> TopicRecord:
-        """The record an event of ``topic``'s stream holds."""
+        """The record an old-format ``kafka.Record`` event holds (for a batch event, use
+        :func:`records_of`)."""
         data = event.data
         return cls(
             topic=topic,
@@ -127,7 +147,7 @@ class TopicRecord(NamedTuple):
             key_schema_id=data.get("key_schema_id"),
             value_schema_id=data.get("value_schema_id"),
             format=str(data.get("format", "json")),
-            timestamp=int(event.recorded_at.timestamp() * 1000),
+            timestamp=_millis(event),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -143,6 +163,151 @@ class TopicRecord(NamedTuple):
             "value_schema_id": self.value_schema_id,
             "format": self.format,
         }
+
+
+def _millis(event: RecordedEvent) -> int:
+    return int(event.recorded_at.timestamp() * 1000)
+
+
+def event_span(event: RecordedEvent) -> tuple[int, int]:
+    """``(base_offset, count)`` of the records a topic stream's event holds."""
+    if event.type == BATCH_EVENT:
+        meta = event.metadata  # small: a seek decodes this, not the records
+        base = meta.get("base_offset")
+        if base is None:
+            data = event.data
+            return int(data["base_offset"]), len(data["values"])
+        return int(base), int(meta["count"])
+    if event.type == RECORD_EVENT:
+        return event.version - 1, 1
+    return event.version - 1, 0  # not a record (topic streams hold none of these)
+
+
+def records_of(topic: str, event: RecordedEvent, from_offset: int = 0) -> list[TopicRecord]:
+    """The records a topic stream's event holds, those from ``from_offset`` on.
+
+    Reads both formats: a ``kafka.RecordBatch`` (many records) and an old
+    ``kafka.Record`` (one, at offset version − 1).
+    """
+    if event.type == RECORD_EVENT:
+        return [TopicRecord.from_event(topic, event)] if event.version > from_offset else []
+    if event.type != BATCH_EVENT:
+        return []
+    data = event.data
+    base = int(data["base_offset"])
+    values = data["values"]
+    keys = data.get("keys")
+    skip = max(0, from_offset - base)
+    partition = int(data.get("partition", 0))
+    key_id = data.get("key_schema_id")
+    value_id = data.get("value_schema_id")
+    fmt = str(data.get("format", "json"))
+    ts = _millis(event)
+    return [
+        TopicRecord(
+            topic,
+            partition,
+            base + i,
+            keys[i] if keys is not None else None,
+            values[i],
+            key_id,
+            value_id,
+            fmt,
+            ts,
+        )
+        for i in range(skip, len(values))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueBatch:
+    """Records that share a format and schema ids, as columns (no object per record):
+    ``values[i]`` and ``keys[i]`` (``keys=None``: no keys) are record ``i``."""
+
+    values: Sequence[Any]
+    keys: Sequence[Any] | None = None
+    format: str = "json"
+    key_schema_id: int | None = None
+    value_schema_id: int | None = None
+
+    @classmethod
+    def runs(cls, records: Sequence[ProducedRecord], topic: str = "") -> list[ValueBatch]:
+        """``records`` cut where the format or a schema id changes (PartitionNotFound
+        for a partition other than 0)."""
+        out: list[ValueBatch] = []
+        start = 0
+        n = len(records)
+        while start < n:
+            first = records[start]
+            fmt, kid, vid = first.format, first.key_schema_id, first.value_schema_id
+            end = start + 1
+            while end < n:
+                r = records[end]
+                if r.format != fmt or r.key_schema_id != kid or r.value_schema_id != vid:
+                    break
+                end += 1
+            run = records[start:end]
+            for r in run:
+                if r.partition != 0:
+                    raise PartitionNotFound(topic, r.partition)
+            keys = [r.key for r in run]
+            out.append(
+                cls(
+                    [r.value for r in run],
+                    keys if keys.count(None) != len(keys) else None,
+                    fmt,
+                    kid,
+                    vid,
+                )
+            )
+            start = end
+        return out
+
+    def slice(self, start: int, end: int) -> ValueBatch:
+        keys = self.keys[start:end] if self.keys is not None else None
+        return ValueBatch(
+            self.values[start:end], keys, self.format, self.key_schema_id, self.value_schema_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What one produce or append stored: ``count`` records at the contiguous offsets
+    ``base_offset .. base_offset + count - 1``, held by ``parts`` in order."""
+
+    topic: str
+    base_offset: int
+    count: int
+    timestamp: int
+    parts: tuple[ValueBatch, ...]
+
+    @property
+    def end_offset(self) -> int:
+        """The offset after the batch's last record."""
+        return self.base_offset + self.count
+
+    def topic_records(self) -> list[TopicRecord]:
+        """The batch as :class:`TopicRecord` objects (one per record)."""
+        out: list[TopicRecord] = []
+        offset = self.base_offset
+        for part in self.parts:
+            keys = part.keys
+            for i, value in enumerate(part.values):
+                out.append(
+                    TopicRecord(
+                        self.topic,
+                        0,
+                        offset,
+                        keys[i] if keys is not None else None,
+                        value,
+                        part.key_schema_id,
+                        part.value_schema_id,
+                        part.format,
+                        self.timestamp,
+                    )
+                )
+                offset += 1
+        return out
 
 
 class RecordOffset(NamedTuple):
@@ -215,11 +380,49 @@ class TopicHandler(Protocol):
         ...
 
 
-#: Called with every batch a topic stored (offsets assigned). It may answer one
-#: :class:`RecordError` or ``None`` per record (or ``None`` for "all fine"); those errors
-#: go back to the producer in the ``offsets`` of the answer. An exception marks every
-#: record of the batch with error code 2.
+#: Called with every batch a topic stored (offsets assigned), one :class:`TopicRecord`
+#: per record. It may answer one :class:`RecordError` or ``None`` per record (or ``None``
+#: for "all fine"); those errors go back to the producer in the ``offsets`` of the answer.
+#: An exception marks every record of the batch with error code 2.
 ProduceHook = Callable[[str, Sequence[TopicRecord]], Awaitable[Sequence[RecordError | None] | None]]
+#: The same, given the whole :class:`StoredBatch` (no object per record).
+BatchHook = Callable[[StoredBatch], Awaitable[Sequence[RecordError | None] | None]]
+
+
+@dataclass(slots=True)
+class _Tail:
+    """Where a topic's stream ends, as this process last saw it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    version: int = -1  # -1: unknown, read it from the store
+    end: int = 0
+
+
+@dataclass(slots=True)
+class _Spans:
+    """Known ``(version, base_offset, end_offset)`` of a topic's events, sorted: seeks
+    start from these instead of from the whole stream."""
+
+    versions: list[int] = field(default_factory=list)
+    bases: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+
+    def add(self, version: int, base: int, end: int) -> None:
+        versions = self.versions
+        if versions and version > versions[-1]:
+            i = len(versions)
+        else:
+            i = bisect.bisect_left(versions, version)
+            if i < len(versions) and versions[i] == version:
+                return
+        if len(versions) >= 100_000:  # a bound, not a cache policy: start over
+            versions.clear()
+            self.bases.clear()
+            self.ends.clear()
+            i = 0
+        versions.insert(i, version)
+        self.bases.insert(i, base)
+        self.ends.insert(i, end)
 
 
 class EventStoreTopics:
@@ -238,6 +441,9 @@ class EventStoreTopics:
         self._known: set[str] = set()
         self._catalog_version = 0
         self._hooks: dict[str, list[ProduceHook]] = {}
+        self._batch_hooks: dict[str, list[BatchHook]] = {}
+        self._tails: dict[str, _Tail] = {}
+        self._spans: dict[str, _Spans] = {}
 
     @classmethod
     async def open(
@@ -258,6 +464,16 @@ class EventStoreTopics:
     def remove_hook(self, topic: str, hook: ProduceHook) -> None:
         """Stop running ``hook`` for ``topic``."""
         hooks = self._hooks.get(topic, [])
+        if hook in hooks:
+            hooks.remove(hook)
+
+    def add_batch_hook(self, topic: str, hook: BatchHook) -> None:
+        """Run ``hook`` on every :class:`StoredBatch` produced to ``topic``."""
+        self._batch_hooks.setdefault(topic, []).append(hook)
+
+    def remove_batch_hook(self, topic: str, hook: BatchHook) -> None:
+        """Stop running the batch hook ``hook`` for ``topic``."""
+        hooks = self._batch_hooks.get(topic, [])
         if hook in hooks:
             hooks.remove(hook)
 
@@ -309,17 +525,34 @@ class EventStoreTopics:
         return TopicDescription(topic) if await self.exists(topic) else None
 
     async def produce(self, topic: str, records: Sequence[ProducedRecord]) -> list[RecordOffset]:
-        """Store the batch in one append, then run the topic's hooks."""
-        stored = await self.append(topic, records, create=self.auto_create)
-        errors: list[RecordError | None] = [None] * len(stored)
-        for hook in self._hooks.get(topic, ()):
-            for i, verdict in enumerate(await _run_hook(hook, topic, stored)):
-                if verdict is not None and errors[i] is None:
-                    errors[i] = verdict
+        """Store the batch (one append), then run the topic's hooks."""
+        batch, errors = await self.produce_batch(topic, ValueBatch.runs(records, topic))
+        base = batch.base_offset
+        if not errors:
+            return [RecordOffset(0, base + i) for i in range(batch.count)]
         return [
-            RecordOffset(r.partition, r.offset, e.error_code if e else None, e.error if e else None)
-            for r, e in zip(stored, errors, strict=True)
+            RecordOffset(0, base + i, e.error_code, e.error)
+            if (e := errors.get(base + i)) is not None
+            else RecordOffset(0, base + i)
+            for i in range(batch.count)
         ]
+
+    async def produce_batch(
+        self, topic: str, parts: Sequence[ValueBatch]
+    ) -> tuple[StoredBatch, dict[int, RecordError]]:
+        """Store the records (one append), run the topic's hooks; the batch and the
+        hooks' errors by offset (usually none: no object per record on the way)."""
+        (batch,) = await self.append_value_batches(topic, [parts], create=self.auto_create)
+        errors: dict[int, RecordError] = {}
+        base, count = batch.base_offset, batch.count
+        for batch_hook in self._batch_hooks.get(topic, ()):
+            _merge(errors, base, await _run_hook(batch_hook(batch), topic, count))
+        hooks = self._hooks.get(topic)
+        if hooks:
+            stored = batch.topic_records()
+            for hook in hooks:
+                _merge(errors, base, await _run_hook(hook(topic, stored), topic, count))
+        return batch, errors
 
     # ----------------------------------------------------------------- app API
     async def append(
@@ -329,28 +562,121 @@ class EventStoreTopics:
         one append, so the batch is atomic and its offsets contiguous."""
         if not records:
             return []
-        for record in records:
-            if record.partition != 0:
-                raise PartitionNotFound(topic, record.partition)
+        return (await self.append_batch(topic, records, create=create)).topic_records()
+
+    async def append_batch(
+        self, topic: str, records: Sequence[ProducedRecord], *, create: bool = True
+    ) -> StoredBatch:
+        """Like :meth:`append`, answering the :class:`StoredBatch`."""
+        if not records:
+            raise ValueError("no records to append")
+        runs = ValueBatch.runs(records, topic)
+        (batch,) = await self.append_value_batches(topic, [runs], create=create)
+        return batch
+
+    async def append_value_batches(
+        self,
+        topic: str,
+        batches: Sequence[Sequence[ValueBatch]],
+        *,
+        create: bool = True,
+    ) -> list[StoredBatch]:
+        """Store several batches (each one or more :class:`ValueBatch` parts) in one
+        append: one event per part, unless a part must be split to fit; offsets
+        contiguous and in order. No hooks run."""
+        if not any(part.values for parts in batches for part in parts):
+            raise ValueError("no records to append")
         await self._ensure(topic, create)
-        events = [NewEvent(RECORD_EVENT, r.event_data()) for r in records]
-        result = await self.store.append(topic_stream(topic), events, ANY)
-        first = result.version - len(records)
-        now = int(time.time() * 1000)
-        return [
-            TopicRecord(
-                topic,
-                r.partition,
-                first + i,
-                r.key,
-                r.value,
-                r.key_schema_id,
-                r.value_schema_id,
-                r.format,
-                now,
-            )
-            for i, r in enumerate(records)
-        ]
+        stream = topic_stream(topic)
+        tail = self._tails.get(topic)
+        if tail is None:
+            tail = self._tails[topic] = _Tail()
+        spans = self._spans.get(topic)
+        if spans is None:
+            spans = self._spans[topic] = _Spans()
+        # One event a part: parts too big for one event are rare, and found out when
+        # the store refuses the append (then, and only then, sizes are measured).
+        pieces = [part for parts in batches for part in parts if part.values]
+        split = False
+        async with tail.lock:
+            for _ in range(_MAX_RENUMBER):
+                if tail.version < 0:
+                    tail.version, tail.end = await self._read_tail(topic)
+                base = tail.end
+                events = []
+                offset = base
+                for piece in pieces:
+                    events.append(_batch_event(piece, offset))
+                    offset += len(piece.values)
+                try:
+                    result = await self.store.append(stream, events, tail.version)
+                except WrongExpectedVersion:
+                    tail.version = -1  # another writer took these offsets: renumber
+                    continue
+                except InvalidEvent:
+                    if split:
+                        raise
+                    split = True
+                    fitted = [p for piece in pieces for p in _fit(piece)]
+                    if len(fitted) == len(pieces):
+                        raise  # not a matter of size
+                    pieces = fitted
+                    continue
+                except BaseException:
+                    tail.version = -1  # the outcome may be unknown: read the tail again
+                    raise
+                version = result.version - len(events)
+                offset = base
+                for piece in pieces:
+                    version += 1
+                    spans.add(version, offset, offset + len(piece.values))
+                    offset += len(piece.values)
+                tail.version, tail.end = result.version, offset
+                now = int(time.time() * 1000)
+                stored = []
+                offset = base
+                for parts in batches:
+                    count = sum(len(p.values) for p in parts)
+                    stored.append(StoredBatch(topic, offset, count, now, tuple(parts)))
+                    offset += count
+                return stored
+        raise WrongExpectedVersion(stream, tail.version, -1)
+
+    async def _read_tail(self, topic: str) -> tuple[int, int]:
+        """The topic stream's version and end offset, read from the store."""
+        last = await self.store.read_stream(topic_stream(topic), backwards=True, limit=1)
+        if not last:
+            return 0, 0
+        base, count = event_span(last[0])
+        return last[0].version, base + count
+
+    async def _seek(self, topic: str, offset: int) -> int | None:
+        """The version of the first event holding a record at ``offset`` or later
+        (``None``: there is none). A binary search over versions, narrowed by the spans
+        this process has seen."""
+        stream = topic_stream(topic)
+        spans = self._spans.get(topic)
+        if spans is None:
+            spans = self._spans[topic] = _Spans()
+        last = await self.store.stream_version(stream)
+        lo, hi = 1, last + 1  # the answer is in [lo, hi]; last + 1 means none
+        i = bisect.bisect_right(spans.bases, offset) - 1
+        if i >= 0:
+            if offset < spans.ends[i]:
+                return spans.versions[i]
+            lo = max(lo, spans.versions[i] + 1)
+        if i + 1 < len(spans.versions):
+            hi = min(hi, spans.versions[i + 1])
+        while lo < hi:
+            mid = (lo + hi) // 2
+            (event,) = await self.store.read_stream(stream, from_version=mid, limit=1)
+            base, count = event_span(event)
+            spans.add(mid, base, base + count)
+            if base + count <= offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo <= last else None
 
     async def read(
         self, topic: str, from_offset: int = 0, limit: int | None = None
@@ -360,10 +686,18 @@ class EventStoreTopics:
             raise TopicNotFound(topic)
         if type(from_offset) is not int or from_offset < 0:
             raise ValueError("from_offset must be a non-negative integer")
-        events = await self.store.read_stream(
-            topic_stream(topic), from_version=from_offset + 1, limit=limit
-        )
-        return [TopicRecord.from_event(topic, e) for e in events if e.type == RECORD_EVENT]
+        version = await self._seek(topic, from_offset)
+        out: list[TopicRecord] = []
+        stream = topic_stream(topic)
+        while version is not None and (limit is None or len(out) < limit):
+            events = await self.store.read_stream(stream, from_version=version, limit=32)
+            for event in events:
+                out += records_of(topic, event, from_offset)
+                if limit is not None and len(out) >= limit:
+                    del out[limit:]
+                    break
+            version = events[-1].version + 1 if len(events) == 32 else None
+        return out
 
     async def read_topic(
         self, topic: str, from_offset: int = 0, limit: int | None = None
@@ -375,25 +709,54 @@ class EventStoreTopics:
         """The offset the next record will get (the number of records)."""
         if not await self.exists(topic):
             raise TopicNotFound(topic)
-        return await self.store.stream_version(topic_stream(topic))
+        return (await self._read_tail(topic))[1]
+
+
+def _fit(piece: ValueBatch) -> list[ValueBatch]:
+    """``piece`` cut so that each part's JSON fits one event."""
+    size = len(orjson.dumps(piece.values))
+    if piece.keys is not None:
+        size += len(orjson.dumps(piece.keys))
+    n = len(piece.values)
+    if size <= MAX_BATCH_BYTES or n == 1:
+        return [piece]  # a single record too big for an event: the store refuses it
+    half = n // 2
+    return _fit(piece.slice(0, half)) + _fit(piece.slice(half, n))
+
+
+def _batch_event(piece: ValueBatch, base: int) -> NewEvent:
+    data: dict[str, Any] = {"partition": 0, "base_offset": base, "format": piece.format}
+    if piece.key_schema_id is not None:
+        data["key_schema_id"] = piece.key_schema_id
+    if piece.value_schema_id is not None:
+        data["value_schema_id"] = piece.value_schema_id
+    data["values"] = piece.values
+    if piece.keys is not None:
+        data["keys"] = piece.keys
+    return NewEvent(BATCH_EVENT, data, {"base_offset": base, "count": len(piece.values)})
+
+
+def _merge(
+    errors: dict[int, RecordError], base: int, verdicts: Sequence[RecordError | None]
+) -> None:
+    for i, verdict in enumerate(verdicts):
+        if verdict is not None and base + i not in errors:
+            errors[base + i] = verdict
 
 
 async def _run_hook(
-    hook: ProduceHook, topic: str, stored: Sequence[TopicRecord]
+    call: Awaitable[Sequence[RecordError | None] | None], topic: str, count: int
 ) -> Sequence[RecordError | None]:
     try:
-        verdicts = await hook(topic, stored)
+        verdicts = await call
     except Exception as exc:
         log.exception("produce hook for topic %r failed", topic)
-        return [RecordError(2, f"stored, but the topic's hook failed: {exc}")] * len(stored)
+        return [RecordError(2, f"stored, but the topic's hook failed: {exc}")] * count
     if verdicts is None:
-        return [None] * len(stored)
-    if len(verdicts) != len(stored):
+        return ()
+    if len(verdicts) != count:
         log.error(
-            "produce hook for %r answered %d verdicts for %d records",
-            topic,
-            len(verdicts),
-            len(stored),
+            "produce hook for %r answered %d verdicts for %d records", topic, len(verdicts), count
         )
-        return [RecordError(2, "stored, but the topic's hook answered badly")] * len(stored)
+        return [RecordError(2, "stored, but the topic's hook answered badly")] * count
     return verdicts
