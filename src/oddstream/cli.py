@@ -247,33 +247,48 @@ def print_topic(
 
 @app.command()
 def replay(store: str | None = StoreOption) -> None:
-    """Rebuild every projection from the log, with progress and the rate reached."""
+    """Rebuild every projection from the log, with progress and the rate reached: the
+    tote view (races, boards, bets) and the wallet read model (SQLite, or Redis when
+    ODDSTREAM_REDIS_URL is set)."""
     from .projections.tote_view import ToteView
+    from .projections.wallets import open_wallet_read_model
 
     settings = Settings().with_overrides(store_url=store)
+
+    async def rebuild(name: str, total: int, run: Any) -> tuple[int, float]:
+        with Progress(
+            TextColumn(f"{name:<8}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} events"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(name, total=total)
+            started = time.perf_counter()
+            applied = await run(
+                lambda done, total: progress.update(task, completed=done, total=total)
+            )
+            return applied, time.perf_counter() - started
+
+    def report(name: str, applied: int, elapsed: float, what: str) -> None:
+        rate = applied / elapsed if elapsed > 0 else 0.0
+        console.print(
+            f"{name}: replayed {applied:,} events in {elapsed:.2f}s ({rate:,.0f} events/s){what}"
+        )
 
     async def run() -> None:
         s = await open_store(settings.store_url, **settings.store_options())
         try:
+            head = await s.head_position()
             view = ToteView(s)
-            with Progress(
-                TextColumn("replaying"),
-                BarColumn(),
-                TextColumn("{task.completed:,}/{task.total:,} events"),
-                TimeRemainingColumn(),
-                console=console,
-            ) as progress:
-                task = progress.add_task("replay", total=await s.head_position())
-                started = time.perf_counter()
-                applied = await view.rebuild(
-                    lambda done, total: progress.update(task, completed=done, total=total)
-                )
-                elapsed = time.perf_counter() - started
-            rate = applied / elapsed if elapsed > 0 else 0.0
-            console.print(
-                f"replayed {applied:,} events in {elapsed:.2f}s ({rate:,.0f} events/s): "
-                f"{len(view.races())} races"
-            )
+            applied, elapsed = await rebuild("races", head, view.rebuild)
+            report("races", applied, elapsed, f": {len(view.races())} races")
+            wallets = open_wallet_read_model(settings, s)
+            try:
+                applied, elapsed = await rebuild("wallets", head, wallets.rebuild)
+            finally:
+                await wallets.stop()
+            report("wallets", applied, elapsed, "")
         finally:
             await s.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 from rich.console import Console
 from typer.testing import CliRunner
@@ -55,12 +57,27 @@ def test_replay_reports_rate(server: LiveServer, tmp_path) -> None:
         httpx.post(
             f"{server.url}/races/r1/bets", json={"selection": [1 + i], "stake_cents": 200}
         ).raise_for_status()
-    # the server's store (tmp_path/api.db), read by a second process-like client
-    result = runner.invoke(cli, ["replay", "--store", f"sqlite:///{tmp_path}/api.db"])
+    httpx.post(
+        f"{server.url}/wallet/alice/credit", json={"amount": 12.5}, headers=server.admin
+    ).raise_for_status()
+    # the server's store (tmp_path/api.db), read by a second process-like client that
+    # rebuilds the wallet read model into a file of its own
+    rebuilt = tmp_path / "rebuilt.db"
+    result = runner.invoke(
+        cli,
+        ["replay", "--store", f"sqlite:///{tmp_path}/api.db"],
+        env={"ODDSTREAM_READ_MODEL_PATH": str(rebuilt), "ODDSTREAM_REDIS_URL": ""},
+    )
     assert result.exit_code == 0, result.output
-    assert "replayed" in result.output
+    assert "races: replayed" in result.output
+    assert "wallets: replayed" in result.output
     assert "events/s" in result.output
     assert "1 races" in result.output
+    with sqlite3.connect(rebuilt) as db:
+        (balance,) = db.execute(
+            "SELECT balance_cents FROM wallet_balances WHERE wallet_id = 'alice'"
+        ).fetchone()
+    assert balance == 1_250
 
 
 def test_board_table_renders() -> None:
