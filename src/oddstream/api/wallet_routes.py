@@ -38,7 +38,7 @@ from .services import Services
 router = APIRouter(tags=["wallets"])
 
 _CENT = Decimal("0.01")
-_json = msgspec.json.Encoder(decimal_format="number")
+_json = msgspec.json.Encoder()
 MAX_PAGE = 500
 
 
@@ -68,8 +68,17 @@ class MoneyIn(BaseModel):
 
 
 def money(cents: int) -> Decimal:
-    """Cents as currency units with two decimals (what the POC's clients read)."""
+    """Cents as currency units with two decimals (for messages)."""
     return (Decimal(cents) / 100).quantize(_CENT)
+
+
+def units(cents: int) -> msgspec.Raw:
+    """Cents as a JSON number of currency units with two decimals (``1250`` → ``12.50``),
+    exact, for answers (what the POC's clients read). Formatted directly: a Decimal per
+    field cost more than the rest of the answer."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return msgspec.Raw(f"{sign}{whole}.{part:02d}".encode())
 
 
 def _cents(body: _MoneyBody) -> int:
@@ -108,9 +117,9 @@ def _answer(wallet_id: str, outcome: CommandOutcome) -> dict[str, Any]:
     if event is not None:
         body.update(
             transaction=type(event).__name__,
-            amount=money(event.amount_cents),
+            amount=units(event.amount_cents),
             amount_cents=event.amount_cents,
-            balance=money(event.balance_cents),
+            balance=units(event.balance_cents),
             balance_cents=event.balance_cents,
             in_play_cents=event.in_play_cents,
         )
@@ -192,7 +201,7 @@ async def balance_json(
     return 200, _json.encode(
         {
             "wallet_id": wallet_id,
-            "balance": money(balance),
+            "balance": units(balance),
             "balance_cents": balance,
             "in_play_cents": in_play,
             "version": version,
@@ -225,8 +234,8 @@ async def transactions_json(
     for tx in page:
         item = msgspec.to_builtins(tx)
         if tx.amount_cents is not None:
-            item["amount"] = money(tx.amount_cents)
-        item["balance"] = money(tx.balance_cents)
+            item["amount"] = units(tx.amount_cents)
+        item["balance"] = units(tx.balance_cents)
         items.append(item)
     return {
         "wallet_id": wallet_id,

@@ -81,6 +81,10 @@ class WalletReadModel(Protocol):
         """Wait until the model includes ``position``; False on timeout."""
 
 
+#: After a wake-up, how long to let commits accumulate before a pass (seconds).
+GATHER_SECONDS = 0.01
+
+
 class WalletProjection:
     """Follows the wallet streams into a :class:`WalletStorage`; a :class:`WalletReadModel`.
 
@@ -97,7 +101,10 @@ class WalletProjection:
         registry: EventRegistry | None = None,
         batch_size: int = DEFAULT_BATCH,
         check_interval: float = CHECK_INTERVAL,
+        gather: float = GATHER_SECONDS,
     ) -> None:
+        """``gather``: after being woken by a commit, wait this long for more before
+        reading, so that under load one pass takes many commits' events."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._store = store
@@ -105,6 +112,7 @@ class WalletProjection:
         self._registry = registry or default_registry
         self._batch_size = batch_size
         self._check_interval = check_interval
+        self._gather = gather
         #: what the reads include (may pass the checkpoint over non-wallet positions)
         self._position = 0
         #: the checkpoint as stored with the last batch this projection wrote
@@ -308,7 +316,11 @@ class WalletProjection:
             if loop.time() - self._checked_at >= self._check_interval or self.rebuilding:
                 await self._verify()
             left = max(0.0, self._checked_at + self._check_interval - loop.time())
-            if not await store.wait_for_position(self._position + 1, left) and store.closed:
+            if await store.wait_for_position(self._position + 1, left):
+                if self._gather:
+                    # each pass costs two log reads and a commit whatever it carries
+                    await asyncio.sleep(self._gather)
+            elif store.closed:
                 return
 
     async def _verify(self) -> None:
