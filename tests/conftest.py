@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
+import redis
 
 from oddstream.eventstore import EventStore
 from oddstream.eventstore.postgres import PostgresEventStore
 from oddstream.eventstore.sqlite import SqliteEventStore
 
 PG_URL = os.environ.get("ODDSTREAM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ODDSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE = os.environ.get("ODDSTREAM_REQUIRE_SERVICES") == "1"
 
 
@@ -27,6 +29,18 @@ def need_service(name: str, reason: str) -> None:
     if REQUIRE:
         pytest.fail(f"{message} (ODDSTREAM_REQUIRE_SERVICES=1)", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (keys under a per-test prefix; never FLUSHALL: tests share it)."""
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        need_service("Redis", str(exc).strip().splitlines()[0])
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,11 @@ paid from wallets with winnings credited back."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 import pytest
+import redis
 
 from .conftest import LiveServer
 from .test_tote_api import open_race
@@ -206,3 +208,64 @@ async def test_bets_from_a_wallet_and_winnings_back(client, server: LiveServer) 
     assert payout == 4_200
     bob_now = await balance(client, server, "bob")
     assert (bob_now["balance_cents"], bob_now["in_play_cents"]) == (9_000, 0)
+
+
+@pytest.fixture
+def redis_server(tmp_path, redis_url: str):
+    """The service with its wallet read model in Redis, under a prefix of its own."""
+    from oddstream.config import Settings
+
+    from .conftest import ADMIN_KEY, CUSTOMER_KEYS, run_server
+
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    settings = Settings().with_overrides(
+        store_url=f"sqlite:///{tmp_path}/api.db",
+        admin_key=ADMIN_KEY,
+        customer_keys=",".join(f"{key}={wallet}" for wallet, key in CUSTOMER_KEYS.items()),
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        read_wait_seconds=1.0,
+    )
+    try:
+        for server in run_server(settings):
+            yield server, prefix
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+
+
+async def test_a_flushed_redis_is_repopulated_while_serving(redis_server, redis_url) -> None:
+    server, prefix = redis_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for amount in (5, 7, 11):
+            r = await credit(client, server, "alice", amount)
+        body = await balance(client, server, "alice", r.json()["position"])
+        assert (body["balance_cents"], body["source"]) == (2_300, "read_model")
+        # flush this service's keys (FLUSHALL would hit other tests sharing this Redis)
+        redis_client = redis.Redis.from_url(redis_url)
+        prefix = body and (await client.get("/healthz")).json()  # the service is up
+        assert prefix["status"] == "ok"
+        keys = [
+            k for k in redis_client.scan_iter(match="test-*") if b"alice" in k or b"checkpoint" in k
+        ]
+        assert keys
+        redis_client.delete(*keys)
+        # every read meanwhile shows a balance the log justifies, and the model comes back
+        for _ in range(200):
+            body = await balance(client, server, "alice")
+            assert body["balance_cents"] == 2_300
+            if body["source"] == "read_model":
+                r = await client.get("/wallet/alice/transactions", headers=server.admin)
+                if r.status_code == 200 and len(r.json()["transactions"]) == 4:
+                    break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the read model was not repopulated")
+        assert [t["type"] for t in r.json()["transactions"]] == [
+            "Credited",
+            "Credited",
+            "Credited",
+            "WalletOpened",
+        ]

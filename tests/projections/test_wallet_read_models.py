@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from conftest import need_service
 from oddstream.config import Settings
 from oddstream.domain.wallet import (
     CaptureStake,
@@ -41,6 +40,8 @@ from oddstream.projections.wallets import (
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 
 REDIS_URL = os.environ.get("ODDSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
 WALLETS = [f"w{n}" for n in range(1, 6)]
 
 
@@ -54,17 +55,6 @@ async def log_store(tmp_path) -> AsyncIterator[EventStore]:
         yield store
     finally:
         await store.close()
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    try:
-        client = sync_redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-        client.ping()
-        client.close()
-    except sync_redis.RedisError as exc:
-        need_service("Redis", str(exc).strip().splitlines()[0])
-    return REDIS_URL
 
 
 def _delete_prefix(url: str, prefix: str, *, keep: Callable[[bytes], bool] | None = None) -> int:
