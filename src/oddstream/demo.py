@@ -31,7 +31,7 @@ from .domain.tote.race import (
     ToteRejection,
 )
 from .domain.wallet import Credit, WalletRejection
-from .runtime.cashier import Cashier
+from .runtime.cashier import Cashier, InsufficientFunds
 from .runtime.race_writer import RaceWriter
 from .runtime.wallet_writer import WalletWriter
 
@@ -120,8 +120,15 @@ class Demo:
                 stake_cents=command.stake_cents,
                 wallet_id=wallet,
             )
-            with contextlib.suppress(ToteRejection, WalletRejection):  # e.g. out of money
+            try:
                 await self._cashier.place_bet(command)
+            except InsufficientFunds:  # the refusal is recorded; the customer tops up
+                assert self._wallets is not None
+                await self._wallets.execute(
+                    Credit(wallet_id=wallet, amount_cents=DEMO_FLOAT_CENTS, reference="top-up")
+                )
+            except (ToteRejection, WalletRejection):
+                pass
             return
         with contextlib.suppress(ToteRejection):
             await self._writer.execute(command)
