@@ -66,10 +66,9 @@ class Settings:
     )
     demo_race_seconds: float = field(default_factory=lambda: float(_env("DEMO_RACE_SECONDS", "90")))
     #: ODDSTREAM_READ_MODEL_PATH: the SQLite file of the read models (wallet balances
-    #: and transactions) when no Redis is configured; ``:memory:`` keeps them in memory
-    read_model_path: str = field(
-        default_factory=lambda: _env("READ_MODEL_PATH", "data/read_models.db")
-    )
+    #: and transactions) when no Redis is configured; ``:memory:`` keeps them in memory;
+    #: empty (the default): beside an SQLite store's file, else ``data/read_models.db``
+    read_model_path: str = field(default_factory=lambda: _env("READ_MODEL_PATH", ""))
     #: ODDSTREAM_REDIS_URL: ``redis://host:6379/0`` puts the read models in Redis;
     #: unset (the default) keeps them in SQLite at ``read_model_path``
     redis_url: str | None = field(default_factory=lambda: os.environ.get("ODDSTREAM_REDIS_URL"))

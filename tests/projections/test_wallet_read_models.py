@@ -35,6 +35,7 @@ from oddstream.projections.wallets import (
     WalletProjection,
     WalletStorage,
     WalletTransaction,
+    default_read_model_path,
     open_wallet_read_model,
 )
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
@@ -646,9 +647,17 @@ async def test_reads_during_a_rebuild_show_only_log_states(
     assert reads["final"] > 0
 
 
+def test_the_default_read_model_lives_beside_an_sqlite_store() -> None:
+    assert default_read_model_path("sqlite:///data/oddstream.db") == (
+        "data/oddstream.read-models.db"
+    )
+    assert default_read_model_path("sqlite:////srv/tote/log.db") == "/srv/tote/log.read-models.db"
+    assert default_read_model_path("postgresql://u@h/db") == "data/read_models.db"
+
+
 async def test_settings_choose_the_adapter(log_store: EventStore, tmp_path) -> None:
     base = Settings()
-    assert base.read_model_path == "data/read_models.db"
+    assert base.read_model_path == ""  # beside the store, see the next test
     assert base.redis_url is None
     assert base.redis_prefix == "oddstream:"
     sqlite_settings = base.with_overrides(read_model_path=str(tmp_path / "x" / "rm.db"))

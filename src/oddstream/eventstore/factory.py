@@ -22,15 +22,21 @@ async def open_store(url: str, **options: Any) -> EventStore:
         from .postgres import PostgresEventStore
 
         return await PostgresEventStore.open(url, **options)
-    if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
-        path = path.removeprefix("/") if not path.startswith("//") else path[1:]
-    elif "://" in url:
+    path = sqlite_path(url)
+    if path is None:
         raise InvalidEvent(f"unsupported event store URL scheme in {url!r}")
-    else:
-        path = url
     if not path:
         raise InvalidEvent("the SQLite URL names no file")
     from .sqlite import SqliteEventStore
 
     return await SqliteEventStore.open(path, **options)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file an SQLite store URL (or bare path) names; ``None`` for another scheme."""
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        return path.removeprefix("/") if not path.startswith("//") else path[1:]
+    if "://" in url:
+        return None
+    return url

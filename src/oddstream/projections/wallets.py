@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..eventstore import EventStore, RecordedEvent, StoreClosed, StoreUnavailable
+from ..eventstore.factory import sqlite_path
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from .wallet_models.base import (
@@ -402,9 +403,20 @@ def open_wallet_read_model(settings: Settings, store: EventStore) -> WalletProje
 
         storage = RedisWalletStorage(settings.redis_url, prefix=settings.redis_prefix)
     else:
-        path = settings.read_model_path
+        path = settings.read_model_path or default_read_model_path(settings.store_url)
         storage = SqliteWalletStorage(path if path == ":memory:" else Path(path))
     return WalletProjection(store, storage)
+
+
+def default_read_model_path(store_url: str) -> str:
+    """Where the SQLite read model lives unless configured: beside an SQLite store's file
+    (``data/oddstream.db`` → ``data/oddstream.read-models.db``), else
+    ``data/read_models.db``."""
+    store_file = sqlite_path(store_url)
+    if store_file and store_file != ":memory:":
+        file = Path(store_file)
+        return str(file.with_name(f"{file.stem}.read-models.db"))
+    return "data/read_models.db"
 
 
 if TYPE_CHECKING:
