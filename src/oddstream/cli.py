@@ -64,6 +64,7 @@ def serve(
     import uvicorn
 
     from .api.app import create_app, serve_app
+    from .api.auth import KeyConfigError
     from .logs import configure
 
     settings = Settings().with_overrides(host=host, port=port, store_url=store)
@@ -73,8 +74,12 @@ def serve(
     )
     configure()
     tune_gc()
+    try:
+        app_ = create_app(settings, demo=demo, kafka_compat=kafka_compat)
+    except KeyConfigError as exc:
+        _fail(f"API keys: {exc}")
     uvicorn.run(
-        serve_app(create_app(settings, demo=demo, kafka_compat=kafka_compat), settings),
+        serve_app(app_, settings),
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -115,3 +115,13 @@ def test_board_table_renders() -> None:
     assert "3-2" in text
     assert "$2.40–$3.00" in text
     assert "position 42" in text
+
+
+def test_serve_refuses_unusable_keys_clearly(tmp_path) -> None:
+    result = runner.invoke(
+        cli,
+        ["serve", "--store", f"sqlite:///{tmp_path}/k.db"],
+        env={"ODDSTREAM_ADMIN_KEY": "short"},
+    )
+    assert result.exit_code == 1
+    assert "API keys must be at least 16" in result.output
