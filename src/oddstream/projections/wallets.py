@@ -84,6 +84,8 @@ class WalletReadModel(Protocol):
 
 #: After a wake-up, how long to let commits accumulate before a pass (seconds).
 GATHER_SECONDS = 0.01
+#: The same after a pass that found no wallet event.
+IDLE_GATHER_SECONDS = 0.1
 
 
 class WalletProjection:
@@ -103,9 +105,12 @@ class WalletProjection:
         batch_size: int = DEFAULT_BATCH,
         check_interval: float = CHECK_INTERVAL,
         gather: float = GATHER_SECONDS,
+        idle_gather: float = IDLE_GATHER_SECONDS,
     ) -> None:
         """``gather``: after being woken by a commit, wait this long for more before
-        reading, so that under load one pass takes many commits' events."""
+        reading, so that under load one pass takes many commits' events;
+        ``idle_gather`` instead when the last pass found no wallet event (the commits
+        were other streams'). A reader waiting for a position cuts either short."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._store = store
@@ -114,6 +119,8 @@ class WalletProjection:
         self._batch_size = batch_size
         self._check_interval = check_interval
         self._gather = gather
+        self._idle_gather = idle_gather
+        self._hurry = asyncio.Event()
         #: what the reads include (may pass the checkpoint over non-wallet positions)
         self._position = 0
         #: the checkpoint as stored with the last batch this projection wrote
@@ -226,6 +233,7 @@ class WalletProjection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._position < position:
+            self._hurry.set()
             left = deadline - loop.time()
             if left <= 0:
                 return False
@@ -318,9 +326,16 @@ class WalletProjection:
                 await self._verify()
             left = max(0.0, self._checked_at + self._check_interval - loop.time())
             if await store.wait_for_position(self._position + 1, left):
-                if self._gather:
-                    # each pass costs two log reads and a commit whatever it carries
-                    await asyncio.sleep(self._gather)
+                # Each pass costs two log reads (and a commit if it carries anything),
+                # woken by every commit of every stream: gather commits first, briefly
+                # while wallet events flow, longer while they do not, and not at all
+                # when a reader waits for a position (``wait_for`` hurries us).
+                pause = self._gather if events else self._idle_gather
+                if pause and not self._hurry.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(pause):
+                            await self._hurry.wait()
+                self._hurry.clear()
             elif store.closed:
                 return
 
