@@ -100,9 +100,13 @@ class Demo:
         self._tasks.clear()
 
     async def _fund(self) -> None:
-        """Give each demo customer a float once (the request id makes it once ever)."""
+        """Give each demo customer a float when its wallet is new (a request id alone
+        would not do: it is remembered for a window of events, and a restart of a busy
+        demo comes after that window)."""
         assert self._wallets is not None
         for wallet in DEMO_WALLETS:
+            if (await self._wallets.state(wallet)).opened:
+                continue
             await self._wallets.execute(
                 Credit(wallet_id=wallet, amount_cents=DEMO_FLOAT_CENTS, reference="demo float"),
                 request_id=f"demo-float:{wallet}",

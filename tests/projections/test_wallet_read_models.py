@@ -158,9 +158,11 @@ async def run_script(
                 bet = reserved[w].pop(0)
                 if rng.random() < 0.7:
                     captured[w].append(bet)
-                    commands.append(CaptureStake(wallet_id=w, bet_id=bet))
+                    commands.append(CaptureStake(wallet_id=w, bet_id=bet, race_id="R1"))
                 else:
-                    commands.append(ReleaseStake(wallet_id=w, bet_id=bet, reason="scratched"))
+                    commands.append(
+                        ReleaseStake(wallet_id=w, bet_id=bet, race_id="R1", reason="scratched")
+                    )
             elif captured[w]:
                 bet = captured[w].pop(0)
                 kind = rng.choice(["win", "refund", "lose"])

@@ -57,6 +57,13 @@ _BET_NAMESPACE = uuid.UUID("6f1f2f7e-4f3a-4a53-9a55-0d7c1b9e3a10")
 MinPosition = Query(None, ge=0, le=2**63 - 1, description="wait until reads include this")
 
 
+def client_request_id(request_id: str | None) -> str | None:
+    """A client's request id as the race writer records it: in a namespace of its own,
+    so that no client can take over the ids the runtime uses (the cashier's
+    ``wallet-bet:…``, the Kafka bridge's ``tote_win_bets:…``)."""
+    return None if request_id is None else f"client:{request_id}"
+
+
 def _services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return,unused-ignore]
 
@@ -105,7 +112,8 @@ async def _run(
     body: CommandIn | ScheduleRaceIn | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    outcome = await services.writer.execute(command, request_id=body.request_id if body else None)
+    request_id = client_request_id(body.request_id) if body else None
+    outcome = await services.writer.execute(command, request_id=request_id)
     services.metrics.commands.labels(type(command).__name__).inc()
     return _outcome(outcome, **extra)
 
@@ -211,8 +219,17 @@ async def get_dividends(
 async def get_bet(
     request: Request, bet_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
+    principal = request_principal(request)
     services = await _reader(request, min_position)
     bet = services.view.bet(bet_id)
+    # a wallet's bet is its customer's (and the operator's) business only; to anyone
+    # else it is as unknown as a bet that does not exist
+    if (
+        bet is not None
+        and bet.wallet_id is not None
+        and (principal is None or not (principal.is_admin or principal.wallet_id == bet.wallet_id))
+    ):
+        bet = None
     if bet is None:
         raise ApiError(404, "unknown_bet", f"no bet {bet_id}")
     return {"position": services.view.position, **msgspec.to_builtins(bet)}
@@ -227,7 +244,13 @@ def _bet_command(
     if body.bet_id is not None:
         bet_id = body.bet_id
     elif request_id is not None:  # a retry of the request names the same bet
-        bet_id = uuid.uuid5(_BET_NAMESPACE, f"{race_id}/{request_id}").hex
+        # (the wallet is part of it: two customers' "bet-1" are two bets)
+        scope = (
+            f"{race_id}/{request_id}"
+            if wallet_id is None
+            else f"{race_id}/{wallet_id}/{request_id}"
+        )
+        bet_id = uuid.uuid5(_BET_NAMESPACE, scope).hex
     else:
         bet_id = new_id()
     return PlaceBet(
@@ -255,7 +278,7 @@ async def _execute_bet(
     services: Services, command: PlaceBet, request_id: str | None
 ) -> CommandOutcome:
     if command.wallet_id is None:
-        return await services.writer.execute(command, request_id=request_id)
+        return await services.writer.execute(command, request_id=client_request_id(request_id))
     outcome = await services.cashier.place_bet(command)
     services.metrics.wallet_bets.inc()
     return outcome

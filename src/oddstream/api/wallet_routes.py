@@ -87,14 +87,29 @@ def _cents(body: _MoneyBody) -> int:
     if body.amount_cents is not None:
         return body.amount_cents
     assert body.amount is not None
-    if not body.amount.is_finite() or body.amount <= 0:
-        raise ApiError(422, "bad_amount", "the amount must be more than zero")
-    cents = body.amount * 100
-    if cents != cents.to_integral_value():
-        raise ApiError(422, "bad_amount", "the amount has more than two decimal places")
-    if cents > MAX_AMOUNT_CENTS:
+    return cents_of(body.amount)
+
+
+def cents_of(amount: Decimal) -> int:
+    """Exact cents of a decimal amount in currency units, or a 422 saying why not.
+
+    Done on the digits and exponent, not with decimal arithmetic, which rounds to the
+    context's 28 digits (``5.000…0001`` would pass as 5.00) and overflows on exponents
+    like ``1e999999``."""
+    if not amount.is_finite() or amount <= 0:
+        raise ApiError(422, "bad_amount", "the amount must be a number above zero")
+    if amount > MAX_AMOUNT_CENTS // 100:
         raise ApiError(422, "bad_amount", f"the amount is above {money(MAX_AMOUNT_CENTS)}")
-    return int(cents)
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    significant = list(digits)
+    while exponent < -2 and significant and significant[-1] == 0:
+        significant.pop()
+        exponent += 1
+    if exponent < -2:
+        raise ApiError(422, "bad_amount", "the amount has more than two decimal places")
+    # amount ≤ 10^10 here, so the exponent is small and the integer below is too
+    return int("".join(map(str, significant)) or "0") * 10 ** (exponent + 2)
 
 
 def _decode(raw: bytes) -> _MoneyBody:
@@ -172,14 +187,10 @@ async def balance_json(
     """A wallet's balance from the read model: ``(200, answer)`` or a refusal."""
     authorize_wallet(principal, wallet_id)
     await _wait(services, min_position)
-    view = services.wallet_view
     try:
-        found = await view.balance(wallet_id)
+        found = await services.wallet_view.balance(wallet_id)
     except ReadModelUnavailable:
         found = None
-        fallback = True
-    else:
-        fallback = view.rebuilding
     if found is not None:
         balance, in_play, version, position = (
             found.balance_cents,
@@ -188,16 +199,14 @@ async def balance_json(
             found.position,
         )
         source = "read_model"
-    elif fallback:
-        # The read model is being rebuilt (a flushed Redis) or unreachable: the wallet's
-        # writer answers from the log, the authoritative source.
-        state = await services.wallets.state(wallet_id)
+    else:
+        # Not in the read model: a new wallet it has not applied yet, a read model being
+        # rebuilt (a flushed Redis) or unreachable, or no wallet at all. The log decides.
+        state, version, position = await services.wallets.committed(wallet_id)
         if not state.opened:
             raise ApiError(404, "wallet_not_found", f"no wallet {wallet_id}")
-        balance, in_play, version, position = state.balance, state.in_play, 0, 0
+        balance, in_play = state.balance, state.in_play
         source = "log"
-    else:
-        raise ApiError(404, "wallet_not_found", f"no wallet {wallet_id}")
     return 200, _json.encode(
         {
             "wallet_id": wallet_id,
@@ -225,8 +234,13 @@ async def transactions_json(
     await _wait(services, min_position)
     view = services.wallet_view
     try:
-        if await view.balance(wallet_id) is None and not view.rebuilding:
-            raise ApiError(404, "wallet_not_found", f"no wallet {wallet_id}")
+        if await view.balance(wallet_id) is None:
+            # as for the balance: the log decides whether the wallet exists; if it does,
+            # let the read model catch up with the log as it is now (bounded)
+            state, _, position = await services.wallets.committed(wallet_id)
+            if not state.opened:
+                raise ApiError(404, "wallet_not_found", f"no wallet {wallet_id}")
+            await _wait(services, position)
         page = await view.transactions(wallet_id, limit=limit, before_version=before)
     except ReadModelUnavailable as exc:
         raise ApiError(503, "read_model_unavailable", str(exc)) from None

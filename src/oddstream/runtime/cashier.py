@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..domain.tote.events import BetPlaced
 from ..domain.tote.race import PlaceBet, ToteRejection
 from ..domain.wallet import (
     CaptureStake,
@@ -112,8 +113,10 @@ class Cashier:
         self._stale_after = stale_after
         self._sweep_every = sweep_every
         self._checkpoint_every = checkpoint_every
-        self._busy: set[str] = set()
-        self._open: dict[str, _Open] = {}
+        #: (wallet, race, bet) being placed or swept right now, in this process
+        self._busy: set[tuple[str, str, str]] = set()
+        #: (wallet, race, bet) → a reservation seen in the log, not yet resolved
+        self._open: dict[tuple[str, str, str], _Open] = {}
         self._position = 0
         self._saved = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,47 +143,70 @@ class Cashier:
         wallet_id = command.wallet_id
         if wallet_id is None:
             raise ValueError("place_bet needs a bet that names a wallet")
-        bet_id = command.bet_id
-        if bet_id in self._busy:
+        bet_id, race_id = command.bet_id, command.race_id
+        key = (wallet_id, race_id, bet_id)
+        if key in self._busy:
             raise WalletRejection("bet_in_progress", f"bet {bet_id} is being placed; retry")
-        self._busy.add(bet_id)
+        self._busy.add(key)
         try:
-            reserved = await self._wallets.execute(
-                ReserveStake(
-                    wallet_id=wallet_id,
-                    bet_id=bet_id,
-                    race_id=command.race_id,
-                    amount_cents=command.stake_cents,
+            try:
+                reserved = await self._wallets.execute(
+                    ReserveStake(
+                        wallet_id=wallet_id,
+                        bet_id=bet_id,
+                        race_id=race_id,
+                        amount_cents=command.stake_cents,
+                    )
                 )
-            )
+            except WalletRejection as exc:
+                if exc.code != "bet_settled":
+                    raise
+                # a late retry of a bet already settled: the race's original answer
+                return await self._races.execute(
+                    command, request_id=wallet_bet_request_id(wallet_id, bet_id)
+                )
             refused = [e for e in reserved.events if isinstance(e, StakeRejected)]
             if refused:
                 raise InsufficientFunds(wallet_id, command.stake_cents, refused[0].balance_cents)
+            fresh = bool(reserved.events)  # this call reserved (not a retry's earlier one)
             try:
                 outcome = await self._races.execute(
                     command, request_id=wallet_bet_request_id(wallet_id, bet_id)
                 )
+                placed = [e for e in outcome.events if isinstance(e, BetPlaced)]
+                if not placed or placed[0].wallet_id != wallet_id:
+                    raise ToteRejection("duplicate_bet", f"bet {bet_id} exists already")
             except ToteRejection as exc:
-                await self._wallets.execute(
-                    ReleaseStake(wallet_id=wallet_id, bet_id=bet_id, reason=exc.code)
-                )
+                await self._release(wallet_id, race_id, bet_id, exc.code)
                 raise
+            if outcome.repeated and fresh:
+                # The race took this bet before, paid from an earlier reservation that
+                # is settled or resolved by now: this reservation backs nothing.
+                await self._release(wallet_id, race_id, bet_id, "repeated_request")
+                return outcome
             # Any other failure leaves the reservation open for the sweep to resolve
             # from what the race's log says.
             try:
-                await self._wallets.execute(CaptureStake(wallet_id=wallet_id, bet_id=bet_id))
+                await self._wallets.execute(
+                    CaptureStake(wallet_id=wallet_id, bet_id=bet_id, race_id=race_id)
+                )
             except EventStoreError:
                 log.warning("capture of bet %s failed; the sweep will retry", bet_id)
             return outcome
         finally:
-            self._busy.discard(bet_id)
+            self._busy.discard(key)
+
+    async def _release(self, wallet_id: str, race_id: str, bet_id: str, reason: str) -> None:
+        await self._wallets.execute(
+            ReleaseStake(wallet_id=wallet_id, bet_id=bet_id, race_id=race_id, reason=reason)
+        )
 
     # ----------------------------------------------------------------- following
     async def start(self) -> None:
         """Follow the log from the checkpoint (in the background)."""
         self._position = self._saved = await self._store.get_checkpoint(CHECKPOINT)
         self._tasks = [
-            asyncio.create_task(self._follow(), name="cashier-follow"),
+            asyncio.create_task(self._follow_forever(), name="cashier-follow"),
             asyncio.create_task(self._sweep_loop(), name="cashier-sweep"),
         ]
 
@@ -189,8 +215,12 @@ class Cashier:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+            try:
                 await task
+            except (asyncio.CancelledError, StoreClosed):
+                pass
+            except Exception:  # stopping must go on: the app still has to shut down
+                log.exception("cashier task %s failed", task.get_name())
         self._tasks = []
         with contextlib.suppress(EventStoreError):
             await self._save_checkpoint()
@@ -203,6 +233,22 @@ class Cashier:
         except TimeoutError:
             return False
         return True
+
+    async def _follow_forever(self) -> None:
+        """Follow the log; a store failure (say, saving the checkpoint during an outage)
+        restarts following from the last position acted on, after a pause."""
+        delay = 0.1
+        while True:
+            try:
+                await self._follow()
+                return
+            except StoreClosed:
+                return
+            except EventStoreError as exc:
+                log.warning("cashier: the store failed (%s); following again in %.1fs", exc, delay)
+                self._caught_up.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _follow(self) -> None:
         queue: asyncio.Queue[RecordedEvent] = asyncio.Queue()
@@ -266,14 +312,14 @@ class Cashier:
                         )
                     )
             elif kind == _RESERVED:
-                self._open[data["bet_id"]] = _Open(
+                self._open[(data["wallet_id"], data["race_id"], data["bet_id"])] = _Open(
                     data["wallet_id"],
                     data["race_id"],
                     recorded.position,
                     recorded.recorded_at.timestamp(),
                 )
             else:
-                self._open.pop(data["bet_id"], None)
+                self._open.pop((data["wallet_id"], data["race_id"], data["bet_id"]), None)
         delay = 0.05
         while settles:
             results = await self._wallets.execute_many([(s, None) for s in settles])
@@ -312,23 +358,24 @@ class Cashier:
         it resolved."""
         now = time.time() if now is None else now
         resolved = 0
-        for bet_id, item in list(self._open.items()):
-            if now - item.reserved_at < self._stale_after or bet_id in self._busy:
+        for key, item in list(self._open.items()):
+            if now - item.reserved_at < self._stale_after or key in self._busy:
                 continue
-            self._busy.add(bet_id)
+            wallet_id, race_id, bet_id = key
+            self._busy.add(key)
             try:
-                race = await self._races.state(item.race_id)
+                race = await self._races.state(race_id)
                 bet = race.bets.get(bet_id)
-                if bet is not None and bet.wallet_id == item.wallet_id:
+                if bet is not None and bet.wallet_id == wallet_id:
                     command: CaptureStake | ReleaseStake = CaptureStake(
-                        wallet_id=item.wallet_id, bet_id=bet_id
+                        wallet_id=wallet_id, bet_id=bet_id, race_id=race_id
                     )
                 else:
                     command = ReleaseStake(
-                        wallet_id=item.wallet_id, bet_id=bet_id, reason="not_placed"
+                        wallet_id=wallet_id, bet_id=bet_id, race_id=race_id, reason="not_placed"
                     )
                 await self._wallets.execute(command)
                 resolved += 1
             finally:
-                self._busy.discard(bet_id)
+                self._busy.discard(key)
         return resolved

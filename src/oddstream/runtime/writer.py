@@ -181,6 +181,15 @@ class AggregateWriter(Generic[S, C]):
         assert entry.state is not None
         return entry.state
 
+    async def committed(self, key: str) -> tuple[S, int, int]:
+        """The aggregate as the log holds it — ``(state, version, position of its last
+        event)`` — read afresh, never the state in memory, which a batch changes before
+        its append is known to be stored."""
+        entry: _Entry[S, C] = _Entry()
+        await self._load(key, entry)
+        assert entry.state is not None
+        return entry.state, entry.version, entry.position
+
     def forget(self, key: str) -> None:
         """Drop the state in memory (it is loaded again on next use)."""
         entry = self._entries.get(key)

@@ -33,7 +33,7 @@ from oddstream.domain.wallet.events import (
     WalletOpened,
     WinningsCredited,
 )
-from oddstream.domain.wallet.wallet import MAX_AMOUNT_CENTS, MAX_BALANCE_CENTS
+from oddstream.domain.wallet.wallet import MAX_AMOUNT_CENTS, MAX_BALANCE_CENTS, SETTLED_MEMORY
 
 W = "w1"
 
@@ -143,9 +143,14 @@ def test_stake_reserved_captured_and_won():
             in_play_cents=300,
         )
     ]
-    assert run(state, CaptureStake(wallet_id=W, bet_id="b1")) == [
+    assert run(state, CaptureStake(wallet_id=W, bet_id="b1", race_id="r")) == [
         StakeCaptured(
-            wallet_id=W, bet_id="b1", amount_cents=300, balance_cents=700, in_play_cents=300
+            wallet_id=W,
+            bet_id="b1",
+            race_id="r",
+            amount_cents=300,
+            balance_cents=700,
+            in_play_cents=300,
         )
     ]
     settle = SettleStake(
@@ -170,7 +175,7 @@ def test_stake_lost_and_refunded():
     state = funded(1_000)
     for bet in ("lost", "refunded"):
         run(state, ReserveStake(wallet_id=W, bet_id=bet, race_id="r", amount_cents=200))
-        run(state, CaptureStake(wallet_id=W, bet_id=bet))
+        run(state, CaptureStake(wallet_id=W, bet_id=bet, race_id="r"))
     assert run(
         state,
         SettleStake(
@@ -233,10 +238,52 @@ def test_stake_commands_are_idempotent():
     reserve = ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=100)
     assert len(run(state, reserve)) == 1
     assert run(state, reserve) == []  # a retry reserves nothing twice
-    assert len(run(state, ReleaseStake(wallet_id=W, bet_id="b", reason="closed"))) == 1
-    assert run(state, ReleaseStake(wallet_id=W, bet_id="b", reason="closed")) == []
-    assert run(state, CaptureStake(wallet_id=W, bet_id="b")) == []  # released: nothing held
+    assert len(run(state, ReleaseStake(wallet_id=W, bet_id="b", race_id="r", reason="closed"))) == 1
+    assert run(state, ReleaseStake(wallet_id=W, bet_id="b", race_id="r", reason="closed")) == []
+    assert (
+        run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r")) == []
+    )  # released: nothing held
     assert state.balance == 1_000
+
+
+def test_a_bet_is_its_race_and_its_id():
+    state = funded(1_000)
+    run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r1", amount_cents=400))
+    # the same bet id on another race is another bet: it needs its own money
+    events = run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r2", amount_cents=700))
+    assert [type(e).__name__ for e in events] == ["StakeRejected"]
+    # the same bet with another stake is a client's mistake, refused unrecorded
+    with pytest.raises(WalletRejection) as mismatch:
+        decide(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r1", amount_cents=500))
+    assert mismatch.value.code == "bet_mismatch"
+
+
+def test_a_settled_bet_cannot_be_staked_again():
+    state = funded(1_000)
+    run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=400))
+    run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r"))
+    run(
+        state,
+        SettleStake(
+            wallet_id=W, bet_id="b", race_id="r", payout_cents=0, refund_cents=0, reason="lost"
+        ),
+    )
+    with pytest.raises(WalletRejection) as settled:
+        decide(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=400))
+    assert settled.value.code == "bet_settled"
+    # the memory is bounded: the oldest settled bets are forgotten first
+    for n in range(SETTLED_MEMORY):
+        key = f"x{n}"
+        run(state, ReserveStake(wallet_id=W, bet_id=key, race_id="r", amount_cents=1))
+        run(
+            state,
+            SettleStake(
+                wallet_id=W, bet_id=key, race_id="r", payout_cents=0, refund_cents=1, reason="x"
+            ),
+        )
+    assert len(state.settled) == SETTLED_MEMORY
+    assert ("r", "b") not in state.settled
+    assert WalletState.from_snapshot(state.to_snapshot()) == state
 
 
 def test_a_settlement_before_the_capture_settles_the_reserved_stake():
@@ -253,7 +300,7 @@ def test_a_settlement_before_the_capture_settles_the_reserved_stake():
             reason="scratched",
         ),
     )
-    assert run(state, CaptureStake(wallet_id=W, bet_id="b")) == []
+    assert run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r")) == []
     assert (state.balance, state.in_play) == (1_000, 0)
 
 
@@ -261,7 +308,7 @@ def test_snapshot_round_trip():
     state = funded(1_000)
     run(state, ReserveStake(wallet_id=W, bet_id="a", race_id="r", amount_cents=100))
     run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=50))
-    run(state, CaptureStake(wallet_id=W, bet_id="b"))
+    run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r"))
     assert WalletState.from_snapshot(state.to_snapshot()) == state
 
 
@@ -298,9 +345,9 @@ def test_balance_never_negative_and_money_conserved(script):
                     wallet_id=W, bet_id=f"b{args[0]}", race_id="r", amount_cents=args[1]
                 )
             case "capture":
-                command = CaptureStake(wallet_id=W, bet_id=f"b{args[0]}")
+                command = CaptureStake(wallet_id=W, bet_id=f"b{args[0]}", race_id="r")
             case "release":
-                command = ReleaseStake(wallet_id=W, bet_id=f"b{args[0]}", reason="x")
+                command = ReleaseStake(wallet_id=W, bet_id=f"b{args[0]}", race_id="r", reason="x")
             case _:
                 amount, refund = args[1], args[2]
                 command = SettleStake(
@@ -311,7 +358,12 @@ def test_balance_never_negative_and_money_conserved(script):
                     refund_cents=amount if refund else 0,
                     reason="x",
                 )
-        events = run(state, command)
+        try:
+            events = run(state, command)
+        except WalletRejection as refused:  # the same bet with another stake, or settled
+            if refused.code not in ("bet_mismatch", "bet_settled"):
+                raise
+            continue
         history.extend(events)
         for event in events:
             match event:

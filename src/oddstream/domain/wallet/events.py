@@ -74,6 +74,7 @@ class StakeReleased(msgspec.Struct, frozen=True, kw_only=True):
 
     wallet_id: str
     bet_id: str
+    race_id: str
     amount_cents: int
     balance_cents: int
     in_play_cents: int
@@ -85,6 +86,7 @@ class StakeCaptured(msgspec.Struct, frozen=True, kw_only=True):
 
     wallet_id: str
     bet_id: str
+    race_id: str
     amount_cents: int
     balance_cents: int
     in_play_cents: int

@@ -5,11 +5,14 @@ A wallet's money is in three places: the ``balance`` (free to spend or withdraw)
 bets awaiting settlement. The balance never goes negative: a debit or a stake larger than
 it is refused, and the refusal is recorded (``DebitRejected`` / ``StakeRejected``).
 
-Stake commands are keyed by bet id and idempotent by state: capturing, releasing or
-settling a bet the wallet no longer holds decides no events. That is what makes money
-through the tote exactly-once when a process manager replays race events after a crash:
-the second settlement of a bet finds nothing to settle. The maps only hold open bets, so
-the state stays small however long the history.
+Stake commands are keyed by the bet — its race and its bet id, since bet ids are unique
+only within a race — and idempotent by state: capturing, releasing or settling a bet the
+wallet no longer holds decides no events. That is what makes money through the tote
+exactly-once when a process manager replays race events after a crash: the second
+settlement of a bet finds nothing to settle. The wallet also remembers the last
+``SETTLED_MEMORY`` bets it settled and refuses to reserve a stake for one of them again
+(a late retry of a settled bet must not put money back in play). The maps hold only open
+bets and that bounded memory, so the state stays small however long the history.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ from .events import (
 MAX_AMOUNT_CENTS = 10**12
 MAX_BALANCE_CENTS = 10**15
 INSUFFICIENT_FUNDS = "insufficient_funds"
+#: How many settled bets a wallet remembers (to refuse a stake for them again).
+SETTLED_MEMORY = 1000
+
+#: A bet as wallets know it: (race id, bet id).
+BetKey = tuple[str, str]
 
 
 class WalletRejection(Exception):
@@ -88,6 +96,7 @@ class CaptureStake(msgspec.Struct, frozen=True, kw_only=True):
 
     wallet_id: str
     bet_id: str
+    race_id: str
 
 
 class ReleaseStake(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +104,7 @@ class ReleaseStake(msgspec.Struct, frozen=True, kw_only=True):
 
     wallet_id: str
     bet_id: str
+    race_id: str
     reason: str
 
 
@@ -124,11 +134,13 @@ class WalletState:
     wallet_id: str = ""
     opened: bool = False
     balance: int = 0
-    #: bet id → stake, for bets the race has not decided on yet
-    reserved: dict[str, int] = field(default_factory=dict)
-    #: bet id → stake, for bets in a pool awaiting settlement
-    staked: dict[str, int] = field(default_factory=dict)
+    #: (race, bet) → stake, for bets the race has not decided on yet
+    reserved: dict[BetKey, int] = field(default_factory=dict)
+    #: (race, bet) → stake, for bets in a pool awaiting settlement
+    staked: dict[BetKey, int] = field(default_factory=dict)
     in_play: int = 0
+    #: the last SETTLED_MEMORY bets settled, oldest first (a dict as an ordered set)
+    settled: dict[BetKey, None] = field(default_factory=dict)
 
     def to_snapshot(self) -> dict[str, Any]:
         """The state as plain JSON values (a snapshot)."""
@@ -136,15 +148,16 @@ class WalletState:
             "wallet_id": self.wallet_id,
             "opened": self.opened,
             "balance": self.balance,
-            "reserved": dict(self.reserved),
-            "staked": dict(self.staked),
+            "reserved": [[race, bet, stake] for (race, bet), stake in self.reserved.items()],
+            "staked": [[race, bet, stake] for (race, bet), stake in self.staked.items()],
+            "settled": [[race, bet] for race, bet in self.settled],
         }
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> WalletState:
         """The state a :meth:`to_snapshot` value describes."""
-        reserved = {str(k): int(v) for k, v in data["reserved"].items()}
-        staked = {str(k): int(v) for k, v in data["staked"].items()}
+        reserved = {(str(r), str(b)): int(v) for r, b, v in data["reserved"]}
+        staked = {(str(r), str(b)): int(v) for r, b, v in data["staked"]}
         return cls(
             wallet_id=str(data["wallet_id"]),
             opened=bool(data["opened"]),
@@ -152,6 +165,7 @@ class WalletState:
             reserved=reserved,
             staked=staked,
             in_play=sum(reserved.values()) + sum(staked.values()),
+            settled={(str(r), str(b)): None for r, b in data.get("settled", ())},
         )
 
 
@@ -224,8 +238,21 @@ def decide(state: WalletState, command: WalletCommand) -> list[WalletEvent]:
         case ReserveStake():
             _opened(state, wid)
             _amount(command.amount_cents, "stake")
-            if command.bet_id in state.reserved or command.bet_id in state.staked:
+            key = (command.race_id, command.bet_id)
+            held = state.reserved.get(key, state.staked.get(key))
+            if held is not None:
+                if held != command.amount_cents:
+                    raise _reject(
+                        "bet_mismatch",
+                        f"bet {command.bet_id} on race {command.race_id} holds a stake of "
+                        f"{held} cents, not {command.amount_cents}",
+                    )
                 return []  # reserved before: a retry of the same bet
+            if key in state.settled:
+                raise _reject(
+                    "bet_settled",
+                    f"bet {command.bet_id} on race {command.race_id} is already settled",
+                )
             if command.amount_cents > state.balance:
                 return [
                     StakeRejected(
@@ -249,26 +276,28 @@ def decide(state: WalletState, command: WalletCommand) -> list[WalletEvent]:
                 )
             ]
         case CaptureStake():
-            stake = state.reserved.get(command.bet_id)
+            stake = state.reserved.get((command.race_id, command.bet_id))
             if stake is None:
                 return []
             return [
                 StakeCaptured(
                     wallet_id=wid,
                     bet_id=command.bet_id,
+                    race_id=command.race_id,
                     amount_cents=stake,
                     balance_cents=state.balance,
                     in_play_cents=state.in_play,
                 )
             ]
         case ReleaseStake():
-            stake = state.reserved.get(command.bet_id)
+            stake = state.reserved.get((command.race_id, command.bet_id))
             if stake is None:
                 return []
             return [
                 StakeReleased(
                     wallet_id=wid,
                     bet_id=command.bet_id,
+                    race_id=command.race_id,
                     amount_cents=stake,
                     balance_cents=state.balance + stake,
                     in_play_cents=state.in_play - stake,
@@ -283,7 +312,8 @@ def decide(state: WalletState, command: WalletCommand) -> list[WalletEvent]:
 def _settle(state: WalletState, command: SettleStake) -> list[WalletEvent]:
     # A bet can be settled before its capture was recorded (a refund on a scratch racing
     # the capture, or a crash in between): the stake is then still in ``reserved``.
-    stake = state.staked.get(command.bet_id, state.reserved.get(command.bet_id))
+    key = (command.race_id, command.bet_id)
+    stake = state.staked.get(key, state.reserved.get(key))
     if stake is None:
         return []  # settled before (a replay), or never this wallet's
     if command.payout_cents < 0 or command.refund_cents < 0:
@@ -336,20 +366,26 @@ def evolve(state: WalletState, event: WalletEvent) -> WalletState:
         case Credited() | Debited():
             state.balance = event.balance_cents
         case StakeReserved():
-            state.reserved[event.bet_id] = event.amount_cents
+            state.reserved[(event.race_id, event.bet_id)] = event.amount_cents
             state.balance -= event.amount_cents
             state.in_play += event.amount_cents
         case StakeCaptured():
-            state.staked[event.bet_id] = state.reserved.pop(event.bet_id)
+            key = (event.race_id, event.bet_id)
+            state.staked[key] = state.reserved.pop(key)
         case StakeReleased():
-            state.balance += state.reserved.pop(event.bet_id)
+            state.balance += state.reserved.pop((event.race_id, event.bet_id))
             state.in_play -= event.amount_cents
         case WinningsCredited() | StakeRefunded() | StakeLost():
-            stake = state.staked.pop(event.bet_id, None)
+            key = (event.race_id, event.bet_id)
+            stake = state.staked.pop(key, None)
             if stake is None:
-                stake = state.reserved.pop(event.bet_id)
+                stake = state.reserved.pop(key)
             state.in_play -= stake
             state.balance += getattr(event, "amount_cents", 0)
+            settled = state.settled
+            settled[key] = None
+            if len(settled) > SETTLED_MEMORY:
+                del settled[next(iter(settled))]
         case DebitRejected() | StakeRejected():
             pass
     return state
