@@ -24,12 +24,8 @@ import argparse
 import asyncio
 import bisect
 import json
-import os
 import random
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +38,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+import common
 from common import machine, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,34 +63,8 @@ console = Console()
 # --------------------------------------------------------------------------- server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "ODDSTREAM_STORE_URL": f"sqlite:///{workdir}/bench.db",
-        "ODDSTREAM_ADMIN_KEY": ADMIN,
-        "ODDSTREAM_PORT": str(port),
-    }
-    log = (workdir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "oddstream"), "serve"], env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
+    return common.start_server(workdir, {"ODDSTREAM_ADMIN_KEY": ADMIN})
 
 
 def open_race(url: str, race_id: str) -> None:
@@ -108,9 +79,6 @@ def open_race(url: str, race_id: str) -> None:
 
 
 def case_a(url: str, seconds: int, workdir: Path) -> dict[str, Any]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return {"error": "wrk is not installed (apt-get install wrk)"}
     open_race(url, "bench-a")
     script = workdir / "bet.lua"
     script.write_text(
@@ -124,24 +92,7 @@ def case_a(url: str, seconds: int, workdir: Path) -> dict[str, Any]:
         "  return wrk.format(nil, nil, nil, body)\n"
         "end\n"
     )
-    out = subprocess.run(
-        [wrk, "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"{url}/races/bench-a/bets"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout  # fmt: skip
-    result: dict[str, Any] = {"tool": "wrk -t1 -c64", "seconds": seconds, "raw": out}
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    result["req_per_s"] = float(rate.group(1)) if rate else None
-    for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
-        match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
-        if match:
-            value, unit = float(match.group(1)), match.group(2)
-            result[key] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    result["non_2xx"] = int(errors.group(1)) if errors else 0
-    return result
+    return common.run_wrk(script, f"{url}/races/bench-a/bets", seconds)
 
 
 # --------------------------------------------------------------------------- case b
@@ -384,11 +335,7 @@ def main() -> None:
             console.print("[dim]c) SSE fan-out: 500 subscribers, 2,000 bets/s ...[/]")
             results["c"] = case_c(url, 500, 2000, seconds, workdir)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        common.stop_server(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
     table = Table(title="oddstream HTTP service (load from separate processes, loopback)")

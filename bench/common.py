@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -36,3 +42,75 @@ def write_results(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(path)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """``oddstream serve`` on a free port with ``env`` added (its store and logs in
+    ``workdir``); returns the process and its URL once /healthz answers."""
+    import httpx
+
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "ODDSTREAM_STORE_URL": f"sqlite:///{workdir}/bench.db",
+        "ODDSTREAM_PORT": str(port),
+        **env,
+    }
+    log = (workdir / "server.log").open("ab")
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "oddstream"), "serve"], env=full_env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by :func:`start_server` (SIGINT, then SIGKILL after 20 s)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_wrk(script: Path, url: str, seconds: float) -> dict[str, Any]:
+    """``wrk -t1 -c64`` with a Lua request script against ``url``: req/s, p50, p99 (ms)
+    and non-2xx count parsed from its output (which is kept as ``raw``)."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        return {"error": "wrk is not installed (make bench-tools, or apt-get install wrk)"}
+    out = subprocess.run(
+        [binary, "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, Any] = {"tool": "wrk -t1 -c64", "seconds": seconds, "raw": out}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result["req_per_s"] = float(rate.group(1)) if rate else None
+    for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
+        match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
+        if match:
+            value, unit = float(match.group(1)), match.group(2)
+            result[key] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(errors.group(1)) if errors else 0
+    return result

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +31,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+import common
 from common import machine, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,52 +45,20 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 console = Console()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def customer_key(n: int) -> str:
     return f"bench-customer-{n:04d}-key"
 
 
 def start_server(workdir: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     keys = ",".join(f"{customer_key(n)}=w{n}" for n in range(WALLETS))
     env = {
-        **os.environ,
-        "ODDSTREAM_STORE_URL": f"sqlite:///{workdir}/bench.db",
         "ODDSTREAM_READ_MODEL_PATH": str(workdir / "read_models.db"),
         "ODDSTREAM_ADMIN_KEY": ADMIN,
         "ODDSTREAM_CUSTOMER_KEYS": keys,
-        "ODDSTREAM_PORT": str(port),
+        "ODDSTREAM_REDIS_URL": "",  # the SQLite read model unless the case asks for Redis
         **extra_env,
     }
-    if "ODDSTREAM_REDIS_URL" not in extra_env:  # the SQLite read model unless asked
-        env.pop("ODDSTREAM_REDIS_URL", None)
-    log = (workdir / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "oddstream"), "serve"], env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    return common.start_server(workdir, env)
 
 
 def fund(url: str) -> int:
@@ -112,28 +77,9 @@ def fund(url: str) -> int:
 
 def wrk(workdir: Path, url: str, lua: str, seconds: int) -> dict[str, Any]:
     """Run wrk (one thread, 64 connections) with a request script; parsed results."""
-    binary = shutil.which("wrk")
-    if binary is None:
-        return {"error": "wrk is not installed (make bench-tools)"}
     script = workdir / f"{uuid.uuid4().hex}.lua"
     script.write_text(lua)
-    out = subprocess.run(
-        [binary, "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result: dict[str, Any] = {"tool": "wrk -t1 -c64", "seconds": seconds, "raw": out}
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    result["req_per_s"] = float(rate.group(1)) if rate else None
-    for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
-        match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
-        if match:
-            value, unit = float(match.group(1)), match.group(2)
-            result[key] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    result["non_2xx"] = int(errors.group(1)) if errors else 0
-    return result
+    return common.run_wrk(script, url, seconds)
 
 
 # Each connection uses its own wallet and that wallet's customer key (wrk's setup()
@@ -171,7 +117,7 @@ def run_case(name: str, env: dict[str, str], lua: str, seconds: int) -> dict[str
         with httpx.Client(base_url=url, headers={"X-API-Key": ADMIN}) as client:
             result["sample"] = client.get("/wallet/w0/balance").json()
     finally:
-        stop_server(proc)
+        common.stop_server(proc)
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 
