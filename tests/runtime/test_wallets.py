@@ -7,17 +7,12 @@ import asyncio
 
 import pytest
 
-from oddstream.domain.tote.events import PoolConfig, Runner
-from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
     AbandonRace,
     CancelBet,
     CloseBetting,
     DeclareDividends,
     DeclareResult,
-    OpenBetting,
-    PlaceBet,
-    ScheduleRace,
     ScratchRunner,
     ToteRejection,
 )
@@ -34,48 +29,9 @@ from oddstream.runtime.race_writer import RaceWriter
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 from oddstream.runtime.writer import snapshot_stream
 
-WIN = PoolType.WIN
-
-
-def schedule(race_id: str, runners: int = 4) -> ScheduleRace:
-    return ScheduleRace(
-        race_id=race_id,
-        meeting="Flemington",
-        venue="Flemington",
-        post_time="2026-11-21T15:00:00+11:00",
-        runners=tuple(Runner(n, f"Runner {n}") for n in range(1, runners + 1)),
-        pools=(PoolConfig(pool=WIN, takeout_bps=1500, profile="tabcorp"),),
-    )
-
-
-def bet(race_id: str, bet_id: str, runner: int, stake: int, wallet: str | None) -> PlaceBet:
-    return PlaceBet(
-        race_id=race_id,
-        bet_id=bet_id,
-        pool=WIN,
-        selection=(runner,),
-        stake_cents=stake,
-        wallet_id=wallet,
-    )
-
-
-async def open_race(races: RaceWriter, race_id: str) -> None:
-    await races.execute(schedule(race_id))
-    await races.execute(OpenBetting(race_id))
-
-
-async def balance(wallets: WalletWriter, wallet: str) -> tuple[int, int]:
-    state = await wallets.state(wallet)
-    return state.balance, state.in_play
-
+from .wallet_helpers import balance, bet, open_race, started, until
 
 # ----------------------------------------------------------------------------- writer
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():  # noqa: ASYNC110 - polls the store, not an event
-            await asyncio.sleep(0.01)
 
 
 async def snapshots_at(store: EventStore, versions: list[int]) -> bool:
@@ -116,7 +72,7 @@ async def test_snapshots_bound_the_load_and_keep_request_ids(store: EventStore) 
     wallets = WalletWriter(store, snapshot_every=10)
     for i in range(35):
         await wallets.execute(Credit(wallet_id="w1", amount_cents=1), request_id=f"r{i}")
-    await until(lambda: snapshots_at(store, [10, 20, 30]))
+    assert await until(lambda: snapshots_at(store, [10, 20, 30]))
     reloaded = WalletWriter(store, snapshot_every=10)
     assert await balance(reloaded, "w1") == (35, 0)
     # a retry of a request from before the latest snapshot is still recognised
@@ -129,7 +85,7 @@ async def test_a_snapshot_is_used_on_load(store: EventStore) -> None:
     wallets = WalletWriter(store, snapshot_every=5)
     for _ in range(4):  # with the opening: 5 events, a snapshot at the head
         await wallets.execute(Credit(wallet_id="w1", amount_cents=10))
-    await until(lambda: snapshots_at(store, [5]))
+    assert await until(lambda: snapshots_at(store, [5]))
     snap = (await store.read_stream(snapshot_stream(wallet_stream("w1"))))[-1]
     # a reload starts from the snapshot: tamper with it and the state follows the snapshot
     forged = {**snap.data, "state": {**snap.data["state"], "balance": 7}}
@@ -151,13 +107,6 @@ async def test_concurrent_writes_to_one_wallet_never_overdraw(store: EventStore)
 # ----------------------------------------------------------------------------- cashier
 
 
-async def started(store: EventStore, **kw) -> tuple[RaceWriter, WalletWriter, Cashier]:
-    races, wallets = RaceWriter(store), WalletWriter(store)
-    cashier = Cashier(store, races, wallets, **kw)
-    await cashier.start()
-    return races, wallets, cashier
-
-
 async def test_a_wallet_bet_reserves_captures_and_is_paid_once(store: EventStore) -> None:
     races, wallets, cashier = await started(store)
     try:
@@ -176,7 +125,7 @@ async def test_a_wallet_bet_reserves_captures_and_is_paid_once(store: EventStore
         async def paid() -> bool:
             return (await balance(wallets, "alice")) == (7_000 + won, 0)
 
-        await until(paid)
+        assert await until(paid)
         assert await balance(wallets, "bob") == (9_000, 0)
     finally:
         await cashier.stop()
@@ -259,7 +208,7 @@ async def test_refunds_on_cancel_scratch_and_abandon(store: EventStore) -> None:
         async def refunded() -> bool:
             return (await balance(wallets, "w")) == (10_000, 0)
 
-        await until(refunded)
+        assert await until(refunded)
     finally:
         await cashier.stop()
 
@@ -290,7 +239,7 @@ async def test_a_crash_after_the_reservation_is_resolved_by_the_sweep(store: Eve
         async def closed() -> bool:
             return cashier.open_reservations == 0
 
-        await until(closed)
+        assert await until(closed)
     finally:
         await cashier.stop()
     assert await store.get_checkpoint(CHECKPOINT) == await store.head_position()
@@ -309,7 +258,7 @@ async def test_the_checkpoint_never_passes_an_open_reservation(store: EventStore
         async def saved() -> bool:
             return await store.get_checkpoint(CHECKPOINT) == held.first_position - 1
 
-        await until(saved)
+        assert await until(saved)
     finally:
         await cashier.stop()
 
