@@ -1,9 +1,9 @@
 """Balance reads per second from the wallet read models: 64 concurrent readers for 5 s.
 
-    .venv/bin/python tests/projections/bench_wallet_reads.py [--seconds 5] [--readers 64]
+    .venv/bin/python bench/wallet_reads.py [--seconds 5] [--readers 64]
 
-Not a test (pytest does not collect it). It fills an SQLite event store with 1,000
-wallets, follows it into each adapter, then runs the readers on one event loop. Each
+The read models alone, without HTTP (bench/wallet.py measures the API). It fills an
+SQLite event store with 1,000 wallets, follows it into each adapter, then runs the readers on one event loop. Each
 reader yields to the loop after every read (as a request handler would), so the Redis
 adapter's coalescing has company to coalesce with. Redis keys use a unique prefix and
 are deleted afterwards.
@@ -23,12 +23,15 @@ from pathlib import Path
 
 import redis as sync_redis
 
+from common import machine, write_results
 from oddstream.domain.wallet import Credit
 from oddstream.eventstore import EventStore, open_store
 from oddstream.projections.wallet_models.redis import RedisWalletStorage
 from oddstream.projections.wallet_models.sqlite import SqliteWalletStorage
 from oddstream.projections.wallets import WalletProjection, WalletStorage
 from oddstream.runtime.wallet_writer import WalletWriter
+
+RESULTS = Path(__file__).resolve().parent / "results" / "wallet_reads.json"
 
 WALLETS = 1000
 
@@ -104,6 +107,7 @@ async def main() -> None:
             client.close()
         await store.close()
     print(json.dumps(results, indent=2))
+    write_results(RESULTS, {"benchmark": "wallet_reads", "machine": machine(), **results})
 
 
 if __name__ == "__main__":
