@@ -4,9 +4,10 @@
 
 The read models alone, without HTTP (bench/wallet.py measures the API). It fills an
 SQLite event store with 1,000 wallets, follows it into each adapter, then runs the
-readers on one event loop. Each reader yields to the loop after every read (as a request handler would), so the Redis
-adapter's coalescing has company to coalesce with. Redis keys use a unique prefix and
-are deleted afterwards.
+readers on one event loop. Each reader yields to the loop after every read (as a request
+handler would), so the Redis adapter's coalescing has company to coalesce with. Redis
+keys use a unique prefix and are deleted afterwards. Results go to
+bench/results/wallet_reads.json.
 """
 
 from __future__ import annotations
