@@ -379,10 +379,13 @@ class HttpClient:
     async def _connect(self) -> None:
         self.close()
         try:
-            self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=1 << 20),
-                self.connect_timeout,
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the
+            # cancellation that ends the run when it lands as a connect fails, and the
+            # worker then loops on for ever (seen against a refused port)
+            async with asyncio.timeout(self.connect_timeout):
+                self.reader, self.writer = await asyncio.open_connection(
+                    self.host, self.port, limit=1 << 20
+                )
         except (TimeoutError, OSError) as exc:
             raise RequestError(_error_kind(exc), connecting=True) from None
         self.connects += 1

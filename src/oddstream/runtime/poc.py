@@ -234,7 +234,8 @@ class PocBridge:
             waiter = (end, done)
             self._waiters.append(waiter)
             try:
-                await asyncio.wait_for(done, self._answer_timeout)
+                async with asyncio.timeout(self._answer_timeout):  # not wait_for (3.11)
+                    await done
             except TimeoutError:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
