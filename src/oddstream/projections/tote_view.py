@@ -20,6 +20,7 @@ from ..eventstore import EventStore, RecordedEvent, StoreClosed
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from ..runtime.race_writer import RACE_STREAM_PREFIX
+from .position import AppliedPosition
 
 RaceListener = Callable[[str, int], None]
 
@@ -57,15 +58,14 @@ class ToteView:
         self._races: dict[str, RaceState] = {}
         self._bets: dict[str, BetView] = {}
         self._dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]] = {}
-        self._position = 0
-        self._advanced = asyncio.Event()
+        self._applied = AppliedPosition()
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[RaceListener] = []
 
     @property
     def position(self) -> int:
         """The last global position applied."""
-        return self._position
+        return self._applied.value
 
     def on_race_changed(self, listener: RaceListener) -> None:
         """Call ``listener(race_id, position)`` after each event of a race is applied."""
@@ -84,7 +84,7 @@ class ToteView:
 
     async def _run(self) -> None:
         async for recorded in self._store.subscribe_all(
-            after=self._position, stream_prefix=RACE_STREAM_PREFIX
+            after=self._applied.value, stream_prefix=RACE_STREAM_PREFIX
         ):
             self.apply(recorded)
 
@@ -93,11 +93,11 @@ class ToteView:
         number of events applied. ``progress(applied, total)`` is called as it goes."""
         total = await self._store.head_position()
         applied = 0
-        async for recorded in self._store.scan_all(after=self._position):
+        async for recorded in self._store.scan_all(after=self._applied.value):
             if recorded.stream_id.startswith(RACE_STREAM_PREFIX):
                 self.apply(recorded)
             else:
-                self._position = recorded.position
+                self._applied.advance(recorded.position)
             applied += 1
             if progress is not None and applied % 1000 == 0:
                 progress(recorded.position, total)
@@ -134,24 +134,14 @@ class ToteView:
                 bet.settled_position = position
         elif isinstance(event, DividendsDeclared):
             self._dividends[race_id] = (position, event.pools)
-        self._position = position
+        self._applied.value = position
         for listener in self._listeners:
             listener(race_id, position)
-        signal, self._advanced = self._advanced, asyncio.Event()
-        signal.set()
+        self._applied.advance(position)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the view has applied ``position``; False on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._position < position:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):  # not wait_for: see eventstore/notify.py
-                    await self._advanced.wait()
-        return True
+        return await self._applied.wait_for(position, timeout)
 
     def races(self) -> list[RaceState]:
         """Every race, in the order they first appeared in the log (oldest first)."""
@@ -165,7 +155,7 @@ class ToteView:
         state = self._races.get(race_id)
         if state is None:
             return None
-        return BoardView(self._position, odds_board(state))
+        return BoardView(self._applied.value, odds_board(state))
 
     def bet(self, bet_id: str) -> BetView | None:
         return self._bets.get(bet_id)

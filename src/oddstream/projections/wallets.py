@@ -27,6 +27,7 @@ from ..eventstore import EventStore, RecordedEvent, StoreClosed, StoreUnavailabl
 from ..eventstore.factory import sqlite_path
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
+from .position import AppliedPosition
 from .wallet_models.base import (
     WALLET_STREAM_PREFIX,
     CheckpointMismatch,
@@ -122,12 +123,11 @@ class WalletProjection:
         self._idle_gather = idle_gather
         self._hurry = asyncio.Event()
         #: what the reads include (may pass the checkpoint over non-wallet positions)
-        self._position = 0
+        self._applied = AppliedPosition()
         #: the checkpoint as stored with the last batch this projection wrote
         self._committed = 0
         self._opened = False
         self._lock = asyncio.Lock()
-        self._advanced = asyncio.Event()
         self._caught_up = asyncio.Event()
         self._rebuilding = False
         self._task: asyncio.Task[None] | None = None
@@ -145,7 +145,7 @@ class WalletProjection:
     def position(self) -> int:
         """The global position the read model includes: every wallet event up to it,
         none after (positions of other streams count as passed once scanned)."""
-        return self._position
+        return self._applied.value
 
     @property
     def checkpoint(self) -> int:
@@ -230,23 +230,11 @@ class WalletProjection:
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the read model includes ``position``; False on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._position < position:
-            self._hurry.set()
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):  # not wait_for: see eventstore/notify.py
-                    await self._advanced.wait()
-        return True
+        return await self._applied.wait_for(position, timeout, nudge=self._hurry.set)
 
     # ----------------------------------------------------------------- writing
     def _advance(self, position: int) -> None:
-        self._position = position
-        signal, self._advanced = self._advanced, asyncio.Event()
-        signal.set()
+        self._applied.advance(position)
 
     def _rows(self, events: Sequence[RecordedEvent]) -> list[TxRow]:
         decode = self._registry.decode
@@ -295,7 +283,7 @@ class WalletProjection:
     async def _follow(self) -> None:
         store = self._store
         while True:
-            start = self._position
+            start = self._applied.value
             try:
                 head = await store.head_position()
                 events = await store.read_all(
@@ -311,7 +299,7 @@ class WalletProjection:
             if events:
                 rows = self._rows(events)
                 async with self._lock:
-                    if self._position != start:
+                    if self._applied.value != start:
                         continue  # a rebuild ran meanwhile: read again from its end
                     await self._write(rows, new)
             elif new > start:
@@ -325,7 +313,7 @@ class WalletProjection:
             if loop.time() - self._checked_at >= self._check_interval or self.rebuilding:
                 await self._verify()
             left = max(0.0, self._checked_at + self._check_interval - loop.time())
-            if await store.wait_for_position(self._position + 1, left):
+            if await store.wait_for_position(self._applied.value + 1, left):
                 # Each pass costs two log reads (and a commit if it carries anything),
                 # woken by every commit of every stream: gather commits first, briefly
                 # while wallet events flow, longer while they do not, and not at all
@@ -394,8 +382,8 @@ class WalletProjection:
                     applied += len(batch)
                     batch = []
                     if progress is not None:
-                        progress(self._position, total)
-            end = max(total, *_last(batch)) if batch else max(total, self._position)
+                        progress(self._applied.value, total)
+            end = max(total, *_last(batch)) if batch else max(total, self._applied.value)
             await self._write(self._rows(batch), end)
             applied += len(batch)
             if progress is not None:
