@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain.tote.pools import PoolType
@@ -12,6 +13,8 @@ Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:
 RequestId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 RunnerNo = Annotated[int, Field(ge=1, le=99)]
 Cents = Annotated[int, Field(ge=-(10**12), le=10**12)]
+#: ``?min_position=``: reads wait (bounded) until they include this log position
+MinPosition = Query(None, ge=0, le=2**63 - 1, description="wait until reads include this")
 
 
 class Strict(BaseModel):

@@ -44,17 +44,16 @@ from .schemas import (
     BetIn,
     CommandIn,
     Id,
+    MinPosition,
     ResultIn,
     ScheduleRaceIn,
     ScratchIn,
 )
-from .services import Services
+from .services import Services, await_reads, services_of
 
 router = APIRouter(tags=["tote"])
 admin = [Depends(require_admin)]
 _BET_NAMESPACE = uuid.UUID("6f1f2f7e-4f3a-4a53-9a55-0d7c1b9e3a10")
-
-MinPosition = Query(None, ge=0, le=2**63 - 1, description="wait until reads include this")
 
 
 def client_request_id(request_id: str | None) -> str | None:
@@ -64,8 +63,7 @@ def client_request_id(request_id: str | None) -> str | None:
     return None if request_id is None else f"client:{request_id}"
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return,unused-ignore]
+_services = services_of
 
 
 def _outcome(outcome: CommandOutcome, **extra: Any) -> dict[str, Any]:
@@ -94,16 +92,7 @@ def _race(services: Services, race_id: str) -> RaceState:
 
 
 async def _wait(services: Services, min_position: int | None) -> None:
-    if min_position is None:
-        return
-    if not await services.view.wait_for(min_position, services.settings.read_wait_seconds):
-        raise ApiError(
-            409,
-            "position_not_reached",
-            f"reads include position {services.view.position}, not yet {min_position}; "
-            "retry shortly",
-            position=services.view.position,
-        )
+    await await_reads(services, services.view, min_position)
 
 
 async def _run(

@@ -32,8 +32,8 @@ from ..projections.wallet_models.base import ReadModelUnavailable
 from ..runtime.writer import CommandOutcome
 from .auth import Principal, authorize_wallet, request_principal
 from .errors import ApiError
-from .schemas import Id, RequestId
-from .services import Services
+from .schemas import Id, MinPosition, RequestId
+from .services import Services, await_reads, services_of
 
 router = APIRouter(tags=["wallets"])
 
@@ -169,16 +169,7 @@ async def move_money_json(
 
 
 async def _wait(services: Services, min_position: int | None) -> None:
-    if min_position is None:
-        return
-    view = services.wallet_view
-    if not await view.wait_for(min_position, services.settings.read_wait_seconds):
-        raise ApiError(
-            409,
-            "position_not_reached",
-            f"wallet reads include position {view.position}, not yet {min_position}; retry shortly",
-            position=view.position,
-        )
+    await await_reads(services, services.wallet_view, min_position, "wallet reads")
 
 
 async def balance_json(
@@ -259,8 +250,7 @@ async def transactions_json(
     }
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return,unused-ignore]
+_services = services_of
 
 
 _MONEY_SCHEMA = MoneyIn.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -268,7 +258,6 @@ _MONEY_SCHEMA.pop("$defs", None)
 _MONEY_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": _MONEY_SCHEMA}}}
 }
-MinPosition = Query(None, ge=0, le=2**63 - 1, description="wait until reads include this")
 
 
 @router.post(
