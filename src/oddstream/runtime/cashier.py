@@ -82,8 +82,8 @@ class InsufficientFunds(WalletRejection):
 
 @dataclass(slots=True)
 class _Open:
-    wallet_id: str
-    race_id: str
+    """Where a reservation is in the log and when it was made (its key says whose)."""
+
     position: int
     reserved_at: float
 
@@ -313,10 +313,7 @@ class Cashier:
                     )
             elif kind == _RESERVED:
                 self._open[(data["wallet_id"], data["race_id"], data["bet_id"])] = _Open(
-                    data["wallet_id"],
-                    data["race_id"],
-                    recorded.position,
-                    recorded.recorded_at.timestamp(),
+                    recorded.position, recorded.recorded_at.timestamp()
                 )
             else:
                 self._open.pop((data["wallet_id"], data["race_id"], data["bet_id"]), None)
