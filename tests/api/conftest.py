@@ -63,15 +63,22 @@ def run_server(
         thread.join(timeout=10)
 
 
+def live_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """The test service's settings: a store in ``tmp_path``, the test keys, short waits."""
+    return Settings().with_overrides(
+        **{
+            "store_url": f"sqlite:///{tmp_path}/api.db",
+            "admin_key": ADMIN_KEY,
+            "customer_keys": ",".join(f"{key}={w}" for w, key in CUSTOMER_KEYS.items()),
+            "read_model_path": str(tmp_path / "read_models.db"),
+            "push_coalesce_ms": 20,
+            "read_wait_seconds": 1.0,
+            "max_body_bytes": 4 * 1024 * 1024,
+            **overrides,
+        }
+    )
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = Settings().with_overrides(
-        store_url=f"sqlite:///{tmp_path}/api.db",
-        admin_key=ADMIN_KEY,
-        customer_keys=",".join(f"{key}={wallet}" for wallet, key in CUSTOMER_KEYS.items()),
-        read_model_path=str(tmp_path / "read_models.db"),
-        push_coalesce_ms=20,
-        read_wait_seconds=1.0,
-        max_body_bytes=4 * 1024 * 1024,
-    )
-    yield from run_server(settings)
+    yield from run_server(live_settings(tmp_path))

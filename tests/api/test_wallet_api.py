@@ -213,19 +213,10 @@ async def test_bets_from_a_wallet_and_winnings_back(client, server: LiveServer) 
 @pytest.fixture
 def redis_server(tmp_path, redis_url: str):
     """The service with its wallet read model in Redis, under a prefix of its own."""
-    from oddstream.config import Settings
-
-    from .conftest import ADMIN_KEY, CUSTOMER_KEYS, run_server
+    from .conftest import live_settings, run_server
 
     prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    settings = Settings().with_overrides(
-        store_url=f"sqlite:///{tmp_path}/api.db",
-        admin_key=ADMIN_KEY,
-        customer_keys=",".join(f"{key}={wallet}" for wallet, key in CUSTOMER_KEYS.items()),
-        redis_url=redis_url,
-        redis_prefix=prefix,
-        read_wait_seconds=1.0,
-    )
+    settings = live_settings(tmp_path, redis_url=redis_url, redis_prefix=prefix)
     try:
         for server in run_server(settings):
             yield server, prefix
