@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..domain.tote.race import ToteRejection
 from ..domain.wallet import WalletRejection
 from ..eventstore import EventStoreError, InvalidEvent, StoreUnavailable
+from ..runtime.writer import RequestIdReused
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def render(exc: Exception) -> tuple[int, dict[str, object], dict[str, str]]:
     if isinstance(exc, WalletRejection):
         status = WALLET_REJECTION_STATUS.get(exc.code, 409)
         return status, error_body(exc.code, exc.message), {}
+    if isinstance(exc, RequestIdReused):
+        return 422, error_body(exc.code, str(exc)), {}
     if isinstance(exc, InvalidEvent):
         return 422, error_body("invalid", str(exc)), {}
     if isinstance(exc, StoreUnavailable):
@@ -83,7 +86,14 @@ def install(app: FastAPI) -> None:
         status, body, headers = render(exc)
         return JSONResponse(body, status, headers=headers or None)
 
-    for kind in (ApiError, ToteRejection, WalletRejection, EventStoreError, Exception):
+    for kind in (
+        ApiError,
+        ToteRejection,
+        WalletRejection,
+        RequestIdReused,
+        EventStoreError,
+        Exception,
+    ):
         app.add_exception_handler(kind, refusal)
 
     @app.exception_handler(RequestValidationError)

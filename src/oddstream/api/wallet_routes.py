@@ -32,6 +32,7 @@ from ..projections.wallet_models.base import ReadModelUnavailable
 from ..runtime.writer import CommandOutcome
 from .auth import Principal, authorize_wallet, request_principal
 from .errors import ApiError
+from .request_ids import request_key
 from .schemas import Id, MinPosition, RequestId
 from .services import Services, await_reads, services_of
 
@@ -153,7 +154,10 @@ async def move_money_json(
         if credit
         else Debit(wallet_id=wallet_id, amount_cents=cents, reference=body.reference)
     )
-    outcome = await services.wallets.execute(command, request_id=body.request_id)
+    kind = type(command).__name__
+    outcome = await services.wallets.execute(
+        command, request_id=request_key(principal, kind, body.request_id)
+    )
     services.metrics.wallet_commands.labels("credit" if credit else "debit").inc()
     answer = _answer(wallet_id, outcome)
     if outcome.events and isinstance(outcome.events[-1], DebitRejected):

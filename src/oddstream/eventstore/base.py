@@ -38,6 +38,11 @@ from .prepare import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 1000
+#: The metadata key the store indexes per stream: a command's request id (see
+#: :meth:`EventStore.read_requests`).
+REQUEST_ID = "request_id"
+#: How many request ids one :meth:`EventStore.read_requests` call may ask for.
+MAX_REQUEST_IDS = 1000
 #: How long a caught-up subscriber waits for a wake-up before it asks the database
 #: itself. Wake-ups cover this process (and LISTEN/NOTIFY on PostgreSQL); the re-check
 #: covers writers in other processes on SQLite and a lost LISTEN connection.
@@ -201,6 +206,27 @@ class EventStore(abc.ABC):
             if len(events) == limit or scanned >= head:
                 return events
             after = scanned
+
+    async def read_requests(
+        self, stream_id: str, request_ids: Sequence[str]
+    ) -> list[RecordedEvent]:
+        """The events of ``stream_id`` whose metadata ``request_id`` is one of
+        ``request_ids``, in version order (empty when none is stored).
+
+        Both adapters index this key per stream, so a writer can recognise a retried
+        command however long ago it was first executed, at the cost of one index entry
+        per event that carries a request id.
+        """
+        self._check_open()
+        validate_stream_id(stream_id)
+        ids = list(dict.fromkeys(request_ids))
+        if len(ids) > MAX_REQUEST_IDS:
+            raise InvalidEvent(f"at most {MAX_REQUEST_IDS} request ids per call, not {len(ids)}")
+        if any(type(r) is not str or not r for r in ids):
+            raise InvalidEvent("request ids must be non-empty strings")
+        if not ids:
+            return []
+        return await self._read_requests(stream_id, ids)
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's version: its number of events, 0 if it does not exist."""
@@ -401,6 +427,11 @@ class EventStore(abc.ABC):
         ``(after, scanned]`` was returned (a page may stop short of ``head`` and say so
         through ``scanned``).
         """
+
+    @abc.abstractmethod
+    async def _read_requests(
+        self, stream_id: str, request_ids: list[str]
+    ) -> list[RecordedEvent]: ...
 
     @abc.abstractmethod
     async def _stream_version(self, stream_id: str) -> int: ...

@@ -78,6 +78,8 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     recorded_at    timestamptz NOT NULL,
     UNIQUE (stream_id, version)
 );
+CREATE INDEX IF NOT EXISTS events_request ON {schema}.events (stream_id, (metadata->>'request_id'))
+    WHERE metadata ? 'request_id';
 CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
     name       text        PRIMARY KEY,
     position   bigint      NOT NULL,
@@ -426,6 +428,15 @@ class PostgresEventStore(EventStore):
             query += sql.SQL(" LIMIT %s")
             params.append(limit)
         return list(map(RecordedEvent.from_row, await self._fetch(query, params)))
+
+    async def _read_requests(self, stream_id: str, request_ids: list[str]) -> list[RecordedEvent]:
+        # ``metadata ? 'request_id'`` is the partial index's predicate, spelled out so
+        # the planner can use the index.
+        query = self._q_select + sql.SQL(
+            "WHERE stream_id = %s AND metadata ? 'request_id' "
+            "AND (metadata->>'request_id') = ANY(%s) ORDER BY version"
+        )
+        return list(map(RecordedEvent.from_row, await self._fetch(query, [stream_id, request_ids])))
 
     async def _read_page(
         self, after: int, limit: int, flt: ReadFilter

@@ -41,7 +41,9 @@ RECENT_ROWS = 20_000
 #: How long appends wait for another process to release SQLite's write lock.
 BUSY_TIMEOUT = 30.0
 
-_SCHEMA = """
+#: A command's request id in an event's metadata (indexed per stream; see read_requests).
+_REQUEST_EXPR = "json_extract(CAST(metadata AS TEXT), '$.request_id')"
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
     position       INTEGER PRIMARY KEY,
     stream_id      TEXT    NOT NULL,
@@ -55,6 +57,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (stream_id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE INDEX IF NOT EXISTS events_request ON events (stream_id, {_REQUEST_EXPR})
+    WHERE {_REQUEST_EXPR} IS NOT NULL;
 CREATE TABLE IF NOT EXISTS checkpoints (
     name       TEXT PRIMARY KEY,
     position   INTEGER NOT NULL,
@@ -351,6 +355,21 @@ class SqliteEventStore(EventStore):
         self, stream_id: str, from_version: int | None, backwards: bool, limit: int | None
     ) -> list[RecordedEvent]:
         return await self._read(self._read_stream_sync, stream_id, from_version, backwards, limit)
+
+    def _read_requests_sync(self, stream_id: str, request_ids: list[str]) -> list[RecordedEvent]:
+        # Pinned to the index: without statistics SQLite prefers (stream_id, version) and
+        # would read the whole stream.
+        marks = ", ".join("?" * len(request_ids))
+        sql = (
+            f"SELECT {_COLUMNS} FROM events INDEXED BY events_request "
+            f"WHERE stream_id = ? AND {_REQUEST_EXPR} IN ({marks}) "
+            "ORDER BY version"
+        )
+        rows = self._reader().execute(sql, (stream_id, *request_ids)).fetchall()
+        return list(map(RecordedEvent.from_row, rows))
+
+    async def _read_requests(self, stream_id: str, request_ids: list[str]) -> list[RecordedEvent]:
+        return await self._read(self._read_requests_sync, stream_id, request_ids)
 
     def _read_page_sync(
         self, after: int, limit: int, flt: ReadFilter

@@ -50,7 +50,7 @@ from ..domain.wallet.events import StakeRejected
 from ..eventstore import EventStore, EventStoreError, RecordedEvent, StoreClosed
 from .race_writer import RaceWriter
 from .wallet_writer import WalletWriter
-from .writer import CommandOutcome
+from .writer import CommandOutcome, RequestIdReused
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,13 @@ class Cashier:
         if key in self._busy:
             raise WalletRejection("bet_in_progress", f"bet {bet_id} is being placed; retry")
         self._busy.add(key)
+        request_id = wallet_bet_request_id(wallet_id, bet_id)
         try:
+            # A retry of a bet the race has taken: its answer, without reserving again
+            # (and RequestIdReused, before any money moves, if the retry differs).
+            earlier = await self._races.recall(command, request_id)
+            if earlier is not None:
+                return earlier
             try:
                 reserved = await self._wallets.execute(
                     ReserveStake(
@@ -162,21 +168,17 @@ class Cashier:
                 if exc.code != "bet_settled":
                     raise
                 # a late retry of a bet already settled: the race's original answer
-                return await self._races.execute(
-                    command, request_id=wallet_bet_request_id(wallet_id, bet_id)
-                )
+                return await self._races.execute(command, request_id=request_id)
             refused = [e for e in reserved.events if isinstance(e, StakeRejected)]
             if refused:
                 raise InsufficientFunds(wallet_id, command.stake_cents, refused[0].balance_cents)
             fresh = bool(reserved.events)  # this call reserved (not a retry's earlier one)
             try:
-                outcome = await self._races.execute(
-                    command, request_id=wallet_bet_request_id(wallet_id, bet_id)
-                )
+                outcome = await self._races.execute(command, request_id=request_id)
                 placed = [e for e in outcome.events if isinstance(e, BetPlaced)]
                 if not placed or placed[0].wallet_id != wallet_id:
                     raise ToteRejection("duplicate_bet", f"bet {bet_id} exists already")
-            except ToteRejection as exc:
+            except (ToteRejection, RequestIdReused) as exc:
                 await self._release(wallet_id, race_id, bet_id, exc.code)
                 raise
             if outcome.repeated and fresh:

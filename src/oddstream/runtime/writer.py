@@ -15,14 +15,23 @@ services mode.
 
 Aggregates with long histories (wallets) keep snapshots: every ``snapshot_every`` events
 the state is written to ``snapshot-<stream>``, and a load reads the latest snapshot and
-the events after it. Request ids are remembered for the ``request_window`` events before
-the snapshot as well, so a client's retry after a restart is still recognised.
+the events after it.
+
+Request ids: a command may carry one (the caller scopes it: who sent it and what kind of
+command it is). It is stored in the metadata of the command's events with a fingerprint
+of the command, and the store indexes it per stream, so a retry is recognised however
+long ago, and across restarts and snapshots, the first execution was: the answers of
+recent commands are kept in memory, older ones are looked up in the log (one indexed
+read per batch that holds ids not in memory). A retry answers the original outcome with
+``repeated=True`` and writes nothing; the same id with a different command is refused
+with :class:`RequestIdReused`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -39,6 +48,7 @@ from ..eventstore import (
     RecordedEvent,
     WrongExpectedVersion,
 )
+from ..eventstore.base import REQUEST_ID
 from ..eventstore.registry import EventRegistry
 
 log = logging.getLogger(__name__)
@@ -46,8 +56,8 @@ log = logging.getLogger(__name__)
 S = TypeVar("S")
 C = TypeVar("C")
 
-#: Metadata key of the client's request id; the answers are rebuilt from it on load.
-REQUEST_ID = "request_id"
+#: Metadata key of the fingerprint of the command a request id was first used for.
+REQUEST_FINGERPRINT = "request_fp"
 SNAPSHOT_EVENT = "snapshot"
 _PAGE = 5000
 
@@ -68,6 +78,38 @@ class CommandOutcome:
     repeated: bool = False
 
 
+class RequestIdReused(Exception):
+    """A request id came back with a command other than the one it was first used for.
+
+    Payment APIs answer this as an error rather than replaying the first answer: the
+    client has a bug (or two clients share ids), and neither command's sender should be
+    told the other's outcome.
+    """
+
+    code = "request_id_reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this request_id was used before for a different request; "
+            "a retry must repeat the original request exactly, a new request needs a new id"
+        )
+
+
+def fingerprint(command: object) -> str:
+    """A digest of a command's kind and every field: equal for an exact retry only."""
+    raw = type(command).__qualname__.encode() + b"\0" + msgspec.json.encode(command)
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a request id was answered, and the fingerprint of the command it was for
+    (``None`` for events stored before fingerprints were)."""
+
+    outcome: CommandOutcome
+    fingerprint: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class AggregateSpec(Generic[S, C]):
     """How to run one kind of aggregate: its stream naming and its pure functions.
@@ -86,6 +128,8 @@ class AggregateSpec(Generic[S, C]):
     snapshot_every: int | None = None
     to_snapshot: Callable[[S], dict[str, Any]] | None = None
     from_snapshot: Callable[[dict[str, Any]], S] | None = None
+    #: how many recent request ids' answers a loaded aggregate keeps in memory (older
+    #: ones are looked up in the log's request index when a retry names them)
     request_window: int = 200
 
     def stream(self, key: str) -> str:
@@ -99,6 +143,7 @@ class _Pending(Generic[C]):
     metadata: dict[str, Any]
     future: asyncio.Future[CommandOutcome]
     request_id: str | None
+    fingerprint: str | None
 
 
 @dataclass(slots=True)
@@ -110,7 +155,10 @@ class _Entry(Generic[S, C]):
     queue: list[_Pending[C]] = field(default_factory=list)
     worker: asyncio.Task[None] | None = None
     #: request id → the answer it got (rebuilt from the log's metadata on load)
-    answered: dict[str, CommandOutcome] = field(default_factory=dict)
+    answered: dict[str, _Answer] = field(default_factory=dict)
+    #: ``answered`` holds every request id of the stream's versions from this one on;
+    #: ids of earlier versions are looked up in the log
+    answered_from: int = 1
 
 
 class AggregateWriter(Generic[S, C]):
@@ -165,10 +213,13 @@ class AggregateWriter(Generic[S, C]):
         if entry is None:
             entry = self._entries[key] = _Entry()
         meta = dict(metadata or {})
+        fp = None
         if request_id is not None:
+            fp = fingerprint(command)
             meta[REQUEST_ID] = request_id
+            meta[REQUEST_FINGERPRINT] = fp
         future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
-        entry.queue.append(_Pending(command, meta, future, request_id))
+        entry.queue.append(_Pending(command, meta, future, request_id, fp))
         if entry.worker is None:
             entry.worker = asyncio.create_task(self._drain(key, entry))
         return future
@@ -189,6 +240,24 @@ class AggregateWriter(Generic[S, C]):
         await self._load(key, entry)
         assert entry.state is not None
         return entry.state, entry.version, entry.position
+
+    async def recall(self, command: C, request_id: str) -> CommandOutcome | None:
+        """The answer ``request_id`` got before (``repeated=True``), or ``None`` if it is
+        new; raises :class:`RequestIdReused` if it was used for another command.
+
+        A read only: for a caller that must know before it acts elsewhere (the cashier
+        reserves a stake before the race decides). Nothing is decided or written.
+        """
+        key = self._spec.key(command)
+        entry = self._entries.get(key)
+        answer = entry.answered.get(request_id) if entry is not None else None
+        if answer is None and (entry is None or entry.state is None or entry.answered_from > 1):
+            found = await self._look_up(key, [request_id])
+            answer = found.get(request_id)
+        if answer is None:
+            return None
+        _check_same(answer, fingerprint(command))
+        return answer.outcome
 
     def forget(self, key: str) -> None:
         """Drop the state in memory (it is loaded again on next use)."""
@@ -212,30 +281,27 @@ class AggregateWriter(Generic[S, C]):
             state = spec.initial(key)
         version = snap_version
         position = 0
-        answered: dict[str, list[Any]] = {}
         start = max(1, snap_version - spec.request_window + 1) if snap_version else 1
+        answers = _AnswerBuilder(self._registry)
         async for recorded in self._read_from(stream, start):
-            event = self._registry.decode(recorded)
+            event = answers.add(recorded)
             if recorded.version > snap_version:
                 spec.evolve(state, event)
             version = recorded.version
             position = recorded.position
-            request_id = recorded.metadata.get(REQUEST_ID)
-            if request_id is not None:
-                item = answered.get(request_id)
-                if item is None:
-                    answered[request_id] = [[event], recorded.version, recorded.position]
-                else:
-                    item[0].append(event)
-                    item[1] = recorded.version
         entry.state = state
         entry.version = version
         entry.position = position
         entry.snapshot_version = snap_version
-        entry.answered = {
-            rid: CommandOutcome(tuple(evs), last_version, first, first + len(evs) - 1, True)
-            for rid, (evs, last_version, first) in answered.items()
-        }
+        entry.answered = answers.build()
+        entry.answered_from = start
+
+    async def _look_up(self, key: str, request_ids: list[str]) -> dict[str, _Answer]:
+        """The answers the log holds for ``request_ids`` (those it holds)."""
+        answers = _AnswerBuilder(self._registry)
+        for recorded in await self._store.read_requests(self._spec.stream(key), request_ids):
+            answers.add(recorded)
+        return answers.build()
 
     async def _read_from(self, stream: str, start: int) -> AsyncIterator[RecordedEvent]:
         after = start - 1
@@ -270,6 +336,19 @@ class AggregateWriter(Generic[S, C]):
             return
         state = entry.state
         assert state is not None
+        if entry.answered_from > 1:
+            unknown = [
+                p.request_id
+                for p in batch
+                if p.request_id is not None and p.request_id not in entry.answered
+            ]
+            if unknown:
+                try:
+                    entry.answered.update(await self._look_up(key, unknown))
+                except Exception as exc:  # cannot tell a retry from a new request
+                    for p in batch:
+                        _fail(p.future, exc)
+                    return
         accepted: list[tuple[_Pending[C], Sequence[msgspec.Struct]]] = []
         new_events: list[NewEvent] = []
         seen_now: dict[str, _Pending[C]] = {}
@@ -279,11 +358,20 @@ class AggregateWriter(Generic[S, C]):
             if rid is not None:
                 earlier = entry.answered.get(rid)
                 if earlier is not None:
+                    try:
+                        _check_same(earlier, pending.fingerprint)
+                    except RequestIdReused as exc:
+                        _fail(pending.future, exc)
+                        continue
                     if not pending.future.done():
-                        pending.future.set_result(earlier)
+                        pending.future.set_result(earlier.outcome)
                     continue
-                if rid in seen_now:  # the same request twice in one batch: one answer
-                    _chain(seen_now[rid].future, pending.future)
+                first = seen_now.get(rid)
+                if first is not None:  # the same request twice in one batch: one answer
+                    if first.fingerprint != pending.fingerprint:
+                        _fail(pending.future, RequestIdReused())
+                    else:
+                        _chain(first.future, pending.future)
                     continue
                 seen_now[rid] = pending
             try:
@@ -340,7 +428,9 @@ class AggregateWriter(Generic[S, C]):
             position += n
             version += n
             if pending.request_id is not None:
-                entry.answered[pending.request_id] = dataclasses.replace(outcome, repeated=True)
+                entry.answered[pending.request_id] = _Answer(
+                    dataclasses.replace(outcome, repeated=True), pending.fingerprint
+                )
             if not pending.future.done():
                 pending.future.set_result(outcome)
 
@@ -361,11 +451,50 @@ class AggregateWriter(Generic[S, C]):
             return
         entry.snapshot_version = entry.version
         if len(entry.answered) > 4 * spec.request_window:
-            # keep the answers a reload would rebuild (the window before the snapshot)
+            # keep the answers a reload would rebuild (the window before the snapshot);
+            # older ones stay in the log's request index
             floor = entry.version - spec.request_window
             entry.answered = {
-                rid: o for rid, o in entry.answered.items() if o.stream_version > floor
+                rid: a for rid, a in entry.answered.items() if a.outcome.stream_version > floor
             }
+            entry.answered_from = max(entry.answered_from, floor + 1)
+
+
+class _AnswerBuilder:
+    """Gathers the answers of request ids from their stored events (a command's events
+    are consecutive in its stream and share its request id)."""
+
+    def __init__(self, registry: EventRegistry) -> None:
+        self._registry = registry
+        #: request id → [events, last version, first position, fingerprint]
+        self._items: dict[str, list[Any]] = {}
+
+    def add(self, recorded: RecordedEvent) -> Any:
+        """Take one stored event; returns it decoded."""
+        event = self._registry.decode(recorded)
+        request_id = recorded.metadata.get(REQUEST_ID)
+        if request_id is not None:
+            item = self._items.get(request_id)
+            if item is None:
+                fp = recorded.metadata.get(REQUEST_FINGERPRINT)
+                self._items[request_id] = [[event], recorded.version, recorded.position, fp]
+            else:
+                item[0].append(event)
+                item[1] = recorded.version
+        return event
+
+    def build(self) -> dict[str, _Answer]:
+        return {
+            rid: _Answer(
+                CommandOutcome(tuple(evs), last_version, first, first + len(evs) - 1, True), fp
+            )
+            for rid, (evs, last_version, first, fp) in self._items.items()
+        }
+
+
+def _check_same(answer: _Answer, fp: str | None) -> None:
+    if answer.fingerprint is not None and fp is not None and answer.fingerprint != fp:
+        raise RequestIdReused()
 
 
 def snapshot_stream(stream: str) -> str:
