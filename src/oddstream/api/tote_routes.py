@@ -8,7 +8,6 @@ A ``request_id`` makes a command idempotent: its retry returns the original answ
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -34,10 +33,13 @@ from ..domain.tote.race import (
     ToteRejection,
 )
 from ..domain.wallet import WalletRejection
+from ..projections.tote_view import BetView
 from ..runtime.ids import new_id
 from ..runtime.race_writer import CommandOutcome
+from ..runtime.writer import RequestIdReused
 from .auth import Principal, authorize_wallet, request_principal, require_admin
 from .errors import ApiError, render
+from .request_ids import derived_id, request_key
 from .schemas import (
     AbandonIn,
     BetBatchIn,
@@ -53,15 +55,6 @@ from .services import Services, await_reads, services_of
 
 router = APIRouter(tags=["tote"])
 admin = [Depends(require_admin)]
-_BET_NAMESPACE = uuid.UUID("6f1f2f7e-4f3a-4a53-9a55-0d7c1b9e3a10")
-
-
-def client_request_id(request_id: str | None) -> str | None:
-    """A client's request id as the race writer records it: in a namespace of its own,
-    so that no client can take over the ids the runtime uses (the cashier's
-    ``wallet-bet:…``, the Kafka bridge's ``tote_win_bets:…``)."""
-    return None if request_id is None else f"client:{request_id}"
-
 
 _services = services_of
 
@@ -96,12 +89,14 @@ async def _wait(services: Services, min_position: int | None) -> None:
 
 
 async def _run(
-    services: Services,
+    request: Request,
     command: RaceCommand,
     body: CommandIn | ScheduleRaceIn | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    request_id = client_request_id(body.request_id) if body else None
+    services = _services(request)
+    kind = type(command).__name__
+    request_id = request_key(request_principal(request), kind, body.request_id if body else None)
     outcome = await services.writer.execute(command, request_id=request_id)
     services.metrics.commands.labels(type(command).__name__).inc()
     return _outcome(outcome, **extra)
@@ -204,42 +199,72 @@ async def get_dividends(
     }
 
 
-@router.get("/bets/{bet_id}", summary="A bet: status and settlement")
-async def get_bet(
-    request: Request, bet_id: Id, min_position: int | None = MinPosition
+def _may_see(principal: Principal | None, bet: BetView) -> bool:
+    """A wallet's bet is its customer's (and the operator's) business only; to anyone
+    else it is as unknown as a bet that does not exist. Cash bets are public."""
+    if bet.wallet_id is None:
+        return True
+    return principal is not None and (principal.is_admin or principal.wallet_id == bet.wallet_id)
+
+
+def _bet_answer(services: Services, bet: BetView) -> dict[str, Any]:
+    return {"position": services.view.position, **msgspec.to_builtins(bet)}
+
+
+@router.get("/races/{race_id}/bets/{bet_id}", summary="A bet of a race: status and settlement")
+async def get_race_bet(
+    request: Request, race_id: Id, bet_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
     principal = request_principal(request)
     services = await _reader(request, min_position)
-    bet = services.view.bet(bet_id)
-    # a wallet's bet is its customer's (and the operator's) business only; to anyone
-    # else it is as unknown as a bet that does not exist
-    if (
-        bet is not None
-        and bet.wallet_id is not None
-        and (principal is None or not (principal.is_admin or principal.wallet_id == bet.wallet_id))
-    ):
-        bet = None
-    if bet is None:
+    bet = services.view.bet(race_id, bet_id)
+    if bet is None or not _may_see(principal, bet):
+        raise ApiError(404, "unknown_bet", f"no bet {bet_id} in race {race_id}")
+    return _bet_answer(services, bet)
+
+
+@router.get("/bets/{bet_id}", summary="A bet by id alone (when one race holds it)")
+async def get_bet(
+    request: Request, bet_id: Id, min_position: int | None = MinPosition
+) -> dict[str, Any]:
+    """Bet ids are unique per race only. This answers the caller's own wallet bet of
+    that id if there is exactly one, else the one bet of that id the caller may see; when
+    several races hold one, 409 ``ambiguous_bet`` names them (ask
+    ``/races/{race_id}/bets/{bet_id}``)."""
+    principal = request_principal(request)
+    services = await _reader(request, min_position)
+    visible = [b for b in services.view.bets_named(bet_id) if _may_see(principal, b)]
+    own = [b for b in visible if principal is not None and b.wallet_id == principal.wallet_id]
+    if principal is not None and principal.wallet_id is not None and len(own) == 1:
+        return _bet_answer(services, own[0])
+    if not visible:
         raise ApiError(404, "unknown_bet", f"no bet {bet_id}")
-    return {"position": services.view.position, **msgspec.to_builtins(bet)}
+    if len(visible) > 1:
+        races = [b.race_id for b in visible]
+        raise ApiError(
+            409,
+            "ambiguous_bet",
+            f"bet {bet_id} names bets in {len(races)} races; ask /races/{{race_id}}/bets/{bet_id}",
+            races=races,
+        )
+    return _bet_answer(services, visible[0])
 
 
 # ----------------------------------------------------------------------------- bets
 
 
 def _bet_command(
-    race_id: str, body: BetIn | _BetBody, request_id: str | None, wallet_id: str | None
+    race_id: str,
+    body: BetIn | _BetBody,
+    request_id: str | None,
+    wallet_id: str | None,
+    principal: Principal | None,
 ) -> PlaceBet:
     if body.bet_id is not None:
         bet_id = body.bet_id
     elif request_id is not None:  # a retry of the request names the same bet
-        # (the wallet is part of it: two customers' "bet-1" are two bets)
-        scope = (
-            f"{race_id}/{request_id}"
-            if wallet_id is None
-            else f"{race_id}/{wallet_id}/{request_id}"
-        )
-        bet_id = uuid.uuid5(_BET_NAMESPACE, scope).hex
+        # (sender and wallet are part of it: two customers' "bet-1" are two bets)
+        bet_id = derived_id(principal, f"bet/{race_id}/{wallet_id or '-'}", request_id)
     else:
         bet_id = new_id()
     return PlaceBet(
@@ -264,10 +289,13 @@ def _bet_wallet(principal: Principal | None, named: str | None) -> str | None:
 
 
 async def _execute_bet(
-    services: Services, command: PlaceBet, request_id: str | None
+    services: Services, command: PlaceBet, request_id: str | None, principal: Principal | None
 ) -> CommandOutcome:
+    """A cash bet goes to the race's writer; a wallet bet through the cashier, whose
+    request id is the bet itself (wallet, race and bet id)."""
     if command.wallet_id is None:
-        return await services.writer.execute(command, request_id=client_request_id(request_id))
+        key = request_key(principal, "PlaceBet", request_id)
+        return await services.writer.execute(command, request_id=key)
     outcome = await services.cashier.place_bet(command)
     services.metrics.wallet_bets.inc()
     return outcome
@@ -328,11 +356,11 @@ async def place_bet_json(
     except msgspec.DecodeError as exc:
         raise ApiError(422, "invalid_request", f"the body is not JSON: {exc}") from None
     wallet_id = _bet_wallet(principal, body.wallet_id)
-    command = _bet_command(race_id, body, body.request_id, wallet_id)
-    outcome = await _execute_bet(services, command, body.request_id)
+    command = _bet_command(race_id, body, body.request_id, wallet_id, principal)
+    outcome = await _execute_bet(services, command, body.request_id, principal)
     services.metrics.bet_commands.inc()
     services.metrics.bets.inc()
-    return 201, _json.encode(_outcome(outcome, bet_id=command.bet_id))
+    return 201, _json.encode(_outcome(outcome, bet_id=command.bet_id, race_id=race_id))
 
 
 @router.post(
@@ -346,15 +374,15 @@ async def place_bets(request: Request, race_id: Id, body: BetBatchIn) -> JSONRes
     for index, bet in enumerate(body.bets):
         rid = bet.request_id or (f"{body.request_id}#{index}" if body.request_id else None)
         wallet_id = _bet_wallet(principal, bet.wallet_id or body.wallet_id)
-        commands.append((_bet_command(race_id, bet, rid, wallet_id), rid))
+        commands.append((_bet_command(race_id, bet, rid, wallet_id, principal), rid))
     outcomes = await asyncio.gather(
-        *(_execute_bet(services, c, rid) for c, rid in commands),
+        *(_execute_bet(services, c, rid, principal) for c, rid in commands),
         return_exceptions=True,
     )
     results: list[dict[str, Any]] = []
     accepted = 0
     for (command, _), outcome in zip(commands, outcomes, strict=True):
-        if isinstance(outcome, ToteRejection | WalletRejection):
+        if isinstance(outcome, ToteRejection | WalletRejection | RequestIdReused):
             status, payload, _headers = render(outcome)
             results.append({"bet_id": command.bet_id, "status": status, **payload})
         elif isinstance(outcome, BaseException):
@@ -374,7 +402,12 @@ async def place_bets(request: Request, race_id: Id, body: BetBatchIn) -> JSONRes
 
 @router.post("/races", status_code=201, dependencies=admin, summary="Schedule a race (admin)")
 async def schedule_race(request: Request, body: ScheduleRaceIn) -> dict[str, Any]:
-    race_id = body.race_id or new_id()[:12]
+    if body.race_id is not None:
+        race_id = body.race_id
+    elif body.request_id is not None:  # a retry schedules the same race, not another
+        race_id = derived_id(request_principal(request), "race", body.request_id)[:12]
+    else:
+        race_id = new_id()[:12]
     command = ScheduleRace(
         race_id=race_id,
         meeting=body.meeting,
@@ -393,22 +426,22 @@ async def schedule_race(request: Request, body: ScheduleRaceIn) -> dict[str, Any
             for p in body.pools
         ),
     )
-    return await _run(_services(request), command, body, race_id=race_id)
+    return await _run(request, command, body, race_id=race_id)
 
 
 @router.post("/races/{race_id}/open", dependencies=admin, summary="Open betting (admin)")
 async def open_betting(request: Request, race_id: Id, body: CommandIn | None = None) -> Any:
-    return await _run(_services(request), OpenBetting(race_id), body)
+    return await _run(request, OpenBetting(race_id), body)
 
 
 @router.post("/races/{race_id}/close", dependencies=admin, summary="Close betting (admin)")
 async def close_betting(request: Request, race_id: Id, body: CommandIn | None = None) -> Any:
-    return await _run(_services(request), CloseBetting(race_id), body)
+    return await _run(request, CloseBetting(race_id), body)
 
 
 @router.post("/races/{race_id}/scratch", dependencies=admin, summary="Scratch a runner (admin)")
 async def scratch(request: Request, race_id: Id, body: ScratchIn) -> Any:
-    return await _run(_services(request), ScratchRunner(race_id, body.runner), body)
+    return await _run(request, ScratchRunner(race_id, body.runner), body)
 
 
 def _placings(body: ResultIn) -> tuple[tuple[int, ...], ...]:
@@ -417,20 +450,20 @@ def _placings(body: ResultIn) -> tuple[tuple[int, ...], ...]:
 
 @router.post("/races/{race_id}/result", dependencies=admin, summary="Declare the result (admin)")
 async def declare_result(request: Request, race_id: Id, body: ResultIn) -> Any:
-    return await _run(_services(request), DeclareResult(race_id, _placings(body)), body)
+    return await _run(request, DeclareResult(race_id, _placings(body)), body)
 
 
 @router.put("/races/{race_id}/result", dependencies=admin, summary="Amend the result (admin)")
 async def amend_result(request: Request, race_id: Id, body: ResultIn) -> Any:
-    return await _run(_services(request), AmendResult(race_id, _placings(body)), body)
+    return await _run(request, AmendResult(race_id, _placings(body)), body)
 
 
 @router.post("/races/{race_id}/dividends", dependencies=admin, summary="Declare dividends (admin)")
 async def declare_dividends(request: Request, race_id: Id, body: CommandIn | None = None) -> Any:
-    return await _run(_services(request), DeclareDividends(race_id), body)
+    return await _run(request, DeclareDividends(race_id), body)
 
 
 @router.post("/races/{race_id}/abandon", dependencies=admin, summary="Abandon a race (admin)")
 async def abandon(request: Request, race_id: Id, body: AbandonIn | None = None) -> Any:
     reason = body.reason if body else "abandoned"
-    return await _run(_services(request), AbandonRace(race_id, reason), body)
+    return await _run(request, AbandonRace(race_id, reason), body)
