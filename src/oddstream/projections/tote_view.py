@@ -56,7 +56,10 @@ class ToteView:
         self._store = store
         self._registry = registry or default_registry
         self._races: dict[str, RaceState] = {}
-        self._bets: dict[str, BetView] = {}
+        #: (race, bet id) → the bet: bet ids are unique per race only
+        self._bets: dict[tuple[str, str], BetView] = {}
+        #: bet id → the races holding a bet of that id
+        self._bet_races: dict[str, list[str]] = {}
         self._dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]] = {}
         self._applied = AppliedPosition()
         self._task: asyncio.Task[None] | None = None
@@ -115,7 +118,10 @@ class ToteView:
         evolve(state, event)  # type: ignore[arg-type]
         position = recorded.position
         if isinstance(event, BetPlaced):
-            self._bets[event.bet_id] = BetView(
+            races = self._bet_races.setdefault(event.bet_id, [])
+            if race_id not in races:
+                races.append(race_id)
+            self._bets[race_id, event.bet_id] = BetView(
                 bet_id=event.bet_id,
                 race_id=race_id,
                 pool=event.pool.value,
@@ -125,7 +131,7 @@ class ToteView:
                 placed_position=position,
             )
         elif isinstance(event, BetSettled):
-            bet = self._bets.get(event.bet_id)
+            bet = self._bets.get((race_id, event.bet_id))
             if bet is not None:
                 bet.status = "settled"
                 bet.payout_cents = event.payout_cents
@@ -157,8 +163,13 @@ class ToteView:
             return None
         return BoardView(self._applied.value, odds_board(state))
 
-    def bet(self, bet_id: str) -> BetView | None:
-        return self._bets.get(bet_id)
+    def bet(self, race_id: str, bet_id: str) -> BetView | None:
+        """The bet ``bet_id`` of race ``race_id``."""
+        return self._bets.get((race_id, bet_id))
+
+    def bets_named(self, bet_id: str) -> list[BetView]:
+        """Every bet called ``bet_id``, one per race at most (oldest race first)."""
+        return [self._bets[race, bet_id] for race in self._bet_races.get(bet_id, ())]
 
     def dividends(self, race_id: str) -> tuple[int, tuple[PoolDividends, ...]] | None:
         """The declared dividends of a race with the position of the declaration."""
