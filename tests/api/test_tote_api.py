@@ -255,3 +255,37 @@ async def test_race_listing_filters(client, server: LiveServer) -> None:
     bad = await client.get("/races?status=running")
     assert bad.status_code == 422
     assert "running" in bad.json()["message"]
+
+
+@pytest.fixture
+def strict_server(tmp_path):
+    """The service with readiness allowing a lag of only 5 events."""
+    from .conftest import live_settings, run_server
+
+    yield from run_server(live_settings(tmp_path, ready_max_lag=5))
+
+
+async def test_reads_and_readiness_do_not_wait_for_their_own_kind_of_event(
+    strict_server: LiveServer,
+) -> None:
+    """Issue 9 item 6: the race read model moved only on race events, so a race read
+    with ``min_position`` of a wallet write waited and answered 409, and /readyz
+    answered 503 on an idle node once enough other events had been written."""
+    server = strict_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        await open_race(client, server)
+        for _ in range(20):  # four times the allowed lag, none of them a race event
+            r = await client.post("/wallet/alice/credit", json={"amount": 1}, headers=server.admin)
+            assert r.status_code == 200, r.text
+        credited = r.json()["position"]
+        for path in ("/races/r1", "/races/r1/odds"):
+            r = await client.get(f"{path}?min_position={credited}")
+            assert r.status_code == 200, r.text
+            assert r.json()["position"] >= credited
+        # and the wallet read model over race events
+        r = await client.post("/races/r1/close", headers=server.admin)
+        closed = r.json()["position"]
+        r = await client.get(f"/wallet/alice/balance?min_position={closed}", headers=server.admin)
+        assert r.status_code == 200, r.text
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text

@@ -1,6 +1,6 @@
 """The event log everything in oddstream stands on. See ``docs/eventstore.md``."""
 
-from .base import EventStore, ReadFilter, SqlStatement
+from .base import EventStore, ReadFilter, ReadPage, SqlStatement
 from .envelope import (
     ANY,
     CAUSATION_ID,
@@ -43,6 +43,7 @@ __all__ = [
     "NewEvent",
     "ProjectionFailed",
     "ReadFilter",
+    "ReadPage",
     "RecordedEvent",
     "SqlStatement",
     "StoreClosed",

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -92,6 +93,21 @@ class ReadFilter:
             if not type_set:
                 raise InvalidEvent("an empty type filter would match nothing")
         return cls(stream_prefix, type_set)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPage:
+    """A page of the global log and how far it looked.
+
+    ``events`` are the matching events above the read's ``after``, in order; every
+    matching event in ``(after, position]`` is among them, so a follower that applied
+    them is at ``position`` even when events between did not match its filter. A full
+    page ends at its last event; a short one at the head its read saw (never an event
+    the page did not return).
+    """
+
+    events: list[RecordedEvent]
+    position: int
 
 
 class EventStore(abc.ABC):
@@ -193,18 +209,43 @@ class EventStore(abc.ABC):
         """Up to ``limit`` events of the global log with positions above ``after``.
 
         ``category="race"`` keeps streams named ``race-…``; ``stream_prefix`` any prefix;
-        ``types`` a set of event type names.
+        ``types`` a set of event type names. A follower that filters wants
+        :meth:`read_page`, which also says how far the read looked.
+        """
+        page = await self.read_page(
+            after, limit, stream_prefix=stream_prefix, category=category, types=types
+        )
+        return page.events
+
+    async def read_page(
+        self,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE,
+        *,
+        stream_prefix: str | None = None,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+    ) -> ReadPage:
+        """:meth:`read_all`'s events with the position the read covered (see
+        :class:`ReadPage`): where a filtered follower stands once it applied them.
+
+        Take a follower's next ``after`` from ``position``, never from
+        :meth:`head_position`: the head may already include a commit this page was
+        served without.
         """
         self._check_open()
         validate_position(after, "after")
         validate_limit(limit)
         flt = ReadFilter.build(stream_prefix, category, types)
         events: list[RecordedEvent] = []
+        start = after
         while True:
             page, scanned, head = await self._read_page(after, limit - len(events), flt)
             events += page
-            if len(events) == limit or scanned >= head:
-                return events
+            if len(events) == limit:
+                return ReadPage(events, events[-1].position)
+            if scanned >= head:
+                return ReadPage(events, max(start, scanned))
             after = scanned
 
     async def read_requests(
@@ -292,26 +333,62 @@ class EventStore(abc.ABC):
         """Every event above ``after``: first the history, then live, with no gap.
 
         Positions strictly increase; no event is skipped or repeated. The iterator ends
-        when the store is closed.
+        when the store is closed. A follower that filters and keeps a position wants
+        :meth:`subscribe_pages`: this says nothing about the events it passed over.
         """
         self._check_open()
         validate_position(after, "after")
         validate_limit(batch_size)
         flt = ReadFilter.build(stream_prefix, category, types)
-        position = after
+        async with contextlib.aclosing(self._pages(after, batch_size, flt)) as pages:
+            async for page in pages:
+                for event in page.events:
+                    yield event
+
+    async def subscribe_pages(
+        self,
+        after: int = 0,
+        *,
+        stream_prefix: str | None = None,
+        category: str | None = None,
+        types: Iterable[str] | None = None,
+        batch_size: int = DEFAULT_PAGE,
+    ) -> AsyncIterator[ReadPage]:
+        """:meth:`subscribe_all` in pages, each with the position it covered.
+
+        A page comes whenever the position moves, with the matching events up to it
+        (possibly none: the log moved on with events this filter leaves out), so a
+        follower is always at the last page's ``position`` once it applied its events.
+        Pages hold at most ``batch_size`` events; the iterator ends when the store is
+        closed.
+        """
+        self._check_open()
+        validate_position(after, "after")
+        validate_limit(batch_size)
+        flt = ReadFilter.build(stream_prefix, category, types)
+        async with contextlib.aclosing(self._pages(after, batch_size, flt)) as pages:
+            async for page in pages:
+                yield page
+
+    async def _pages(
+        self, position: int, batch_size: int, flt: ReadFilter
+    ) -> AsyncGenerator[ReadPage, None]:
+        """The subscription loop: pages read from ``position`` on, history then live."""
         while not self._closed:
             page = await self._read_retrying(position, batch_size, flt)
             if page is None:
                 return
             events, scanned, head = page
-            for event in events:
-                yield event
             if len(events) == batch_size:
                 position = events[-1].position
+                yield ReadPage(events, position)
                 continue
-            # A short page saw everything committed up to ``scanned``: positions commit
-            # in order, so nothing at or below it can still appear.
-            position = max(position, scanned)
+            # A short page saw everything committed up to ``scanned`` (from the same
+            # snapshot or in-memory tail as its events): positions commit in order, so
+            # nothing at or below it can still appear.
+            if events or scanned > position:
+                position = max(position, scanned)
+                yield ReadPage(events, position)
             self._notifier.advance(head)
             if position < head or self._closed:
                 continue

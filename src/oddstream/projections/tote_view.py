@@ -2,7 +2,8 @@
 
 It follows ``race-*`` streams from the start (in memory: rebuilt by replay whenever the
 process starts). Every answer comes with the global position it includes: every event
-up to that position, none after.
+up to that position, none after. The position moves over other streams' events too (the
+view has considered them), so waiting for a wallet write's position does not stall.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class ToteView:
 
     @property
     def position(self) -> int:
-        """The last global position applied."""
+        """The global position the view includes: every race event up to it, and every
+        other event up to it passed over."""
         return self._applied.value
 
     def on_race_changed(self, listener: RaceListener) -> None:
@@ -86,10 +88,15 @@ class ToteView:
             self._task = None
 
     async def _run(self) -> None:
-        async for recorded in self._store.subscribe_all(
+        async for page in self._store.subscribe_pages(
             after=self._applied.value, stream_prefix=RACE_STREAM_PREFIX
         ):
-            self.apply(recorded)
+            for recorded in page.events:
+                self.apply(recorded)
+            # the page looked up to its position: events of other streams up to there
+            # are passed, so reads waiting for them (min_position, readiness) go on
+            if page.position > self._applied.value:
+                self._applied.advance(page.position)
 
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Apply the whole log up to its current head (the replay path); returns the

@@ -285,17 +285,19 @@ class WalletProjection:
         while True:
             start = self._applied.value
             try:
-                head = await store.head_position()
-                events = await store.read_all(
+                page = await store.read_page(
                     after=start, limit=self._batch_size, stream_prefix=WALLET_STREAM_PREFIX
                 )
             except StoreUnavailable as exc:
                 log.warning("wallet projection: log read failed, retrying: %s", exc)
                 await asyncio.sleep(self._check_interval)
                 continue
+            events = page.events
             full = len(events) == self._batch_size
-            # A short page saw every wallet event up to ``head`` (read before it).
-            new = events[-1].position if full else max(head, start, *_last(events))
+            # The page holds every wallet event up to its position, from the snapshot it
+            # was served from (never the head read apart: it may include a commit the
+            # page did not, and its wallet events would be skipped).
+            new = page.position
             if events:
                 rows = self._rows(events)
                 async with self._lock:

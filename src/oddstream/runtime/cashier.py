@@ -47,7 +47,7 @@ from ..domain.wallet import (
     WalletRejection,
 )
 from ..domain.wallet.events import StakeRejected
-from ..eventstore import EventStore, EventStoreError, RecordedEvent, StoreClosed
+from ..eventstore import EventStore, EventStoreError, ReadPage, RecordedEvent, StoreClosed
 from .race_writer import RaceWriter
 from .wallet_writer import WalletWriter
 from .writer import CommandOutcome, RequestIdReused
@@ -124,7 +124,8 @@ class Cashier:
 
     @property
     def position(self) -> int:
-        """The last log position this process manager has acted on."""
+        """The log position this process manager has acted on: every reservation,
+        closing and settlement up to it, and every other event up to it passed over."""
         return self._position
 
     @property
@@ -253,11 +254,11 @@ class Cashier:
                 delay = min(delay * 2, 5.0)
 
     async def _follow(self) -> None:
-        queue: asyncio.Queue[RecordedEvent] = asyncio.Queue()
+        queue: asyncio.Queue[ReadPage] = asyncio.Queue()
 
         async def feed() -> None:
-            async for recorded in self._store.subscribe_all(self._position, types=_FOLLOWED):
-                queue.put_nowait(recorded)
+            async for page in self._store.subscribe_pages(self._position, types=_FOLLOWED):
+                queue.put_nowait(page)
 
         feeder = asyncio.create_task(feed(), name="cashier-feed")
         last_save = time.monotonic()
@@ -272,16 +273,18 @@ class Cashier:
                         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow
                         # the cancellation that stop() sends (the task never ends)
                         async with asyncio.timeout(self._checkpoint_every):
-                            first = await queue.get()
+                            page = await queue.get()
                     except TimeoutError:
                         await self._save_checkpoint()
                         continue
-                    batch = [first]
+                    batch, position = list(page.events), page.position
                 else:
-                    batch = []
+                    batch, position = [], self._position
                 while not queue.empty() and len(batch) < 2000:
-                    batch.append(queue.get_nowait())
-                await self._apply(batch)
+                    page = queue.get_nowait()
+                    batch += page.events
+                    position = page.position
+                await self._apply(batch, position)
                 if time.monotonic() - last_save >= self._checkpoint_every:
                     await self._save_checkpoint()
                     last_save = time.monotonic()
@@ -295,7 +298,8 @@ class Cashier:
         found = await self._store.read_all(self._position, 1, types=_FOLLOWED)
         return bool(found) and found[0].position <= head
 
-    async def _apply(self, batch: Sequence[RecordedEvent]) -> None:
+    async def _apply(self, batch: Sequence[RecordedEvent], position: int) -> None:
+        """Act on ``batch`` (the followed events up to ``position``), then stand there."""
         settles: list[SettleStake] = []
         for recorded in batch:
             kind = recorded.type
@@ -333,7 +337,7 @@ class Cashier:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             settles = retry
-        self._position = batch[-1].position
+        self._position = position
 
     async def _save_checkpoint(self) -> None:
         floor = min((o.position - 1 for o in self._open.values()), default=self._position)

@@ -48,7 +48,7 @@ from ..domain.tote.race import (
     ScheduleRace,
     ToteRejection,
 )
-from ..eventstore import EventStore, InvalidEvent, RecordedEvent, StoreClosed
+from ..eventstore import EventStore, InvalidEvent, ReadPage, RecordedEvent, StoreClosed
 from ..eventstore.registry import EventRegistry
 from .codec import registry as default_registry
 from .race_writer import RACE_STREAM_PREFIX, CommandOutcome, RaceWriter
@@ -257,14 +257,13 @@ class PocBridge:
     async def _bridge(self, after: int) -> None:
         """Follow the topic's stream from the checkpoint; every batch becomes bets."""
         stream = topic_stream(BETS_TOPIC)
-        queue: asyncio.Queue[RecordedEvent] = asyncio.Queue()
+        queue: asyncio.Queue[ReadPage] = asyncio.Queue()
 
         async def follow() -> None:
-            async for recorded in self._store.subscribe_all(
-                after=after, stream_prefix=stream, types=RECORD_TYPES
+            async for page in self._store.subscribe_pages(
+                after=after, stream_prefix=stream, types=RECORD_TYPES, batch_size=256
             ):
-                if recorded.stream_id == stream:
-                    queue.put_nowait(recorded)
+                queue.put_nowait(page)
 
         follower = asyncio.create_task(follow())
         try:
@@ -273,10 +272,15 @@ class PocBridge:
             if head <= after:
                 self.caught_up.set()
             while True:
-                events = [await queue.get()]
+                page = await queue.get()
+                events = [e for e in page.events if e.stream_id == stream]
                 while not queue.empty() and len(events) < 256:
-                    events.append(queue.get_nowait())
-                while True:
+                    page = queue.get_nowait()
+                    events += [e for e in page.events if e.stream_id == stream]
+                # every record up to here is in ``events``: the checkpoint may pass the
+                # rest of the log, so a restart does not rescan it
+                position = page.position
+                while events:
                     try:
                         await self._place(events)
                         break
@@ -285,8 +289,8 @@ class PocBridge:
                     except Exception:  # a bug or an outage: never skip a batch
                         log.exception("turning tote_win_bets records into bets failed")
                         await asyncio.sleep(1.0)
-                self._advance(events[-1])
-                if not self.caught_up.is_set() and events[-1].position >= head:
+                self._advance(events[-1] if events else None, position)
+                if not self.caught_up.is_set() and position >= head:
                     self.caught_up.set()
                 if time.monotonic() - self._saved_at >= self._checkpoint_seconds:
                     await self._save_checkpoint()
@@ -357,11 +361,14 @@ class PocBridge:
                     del self._errors[offset]
             self._errors.update(errors)
 
-    def _advance(self, last: RecordedEvent) -> None:
-        base, values = _values(last, self._fresh)
-        self._watermark = max(self._watermark, base + len(values))
+    def _advance(self, last: RecordedEvent | None, position: int) -> None:
+        """Everything up to ``position`` went through the bridge, ``last`` (if any)
+        being the last record among it."""
+        if last is not None:
+            base, values = _values(last, self._fresh)
+            self._watermark = max(self._watermark, base + len(values))
         if not self._stuck:
-            self._checkpoint = last.position
+            self._checkpoint = position
         watermark = self._watermark
         waiting = []
         for end, done in self._waiters:
