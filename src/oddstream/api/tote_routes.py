@@ -48,10 +48,11 @@ from .schemas import (
     ResultIn,
     ScheduleRaceIn,
     ScratchIn,
+    json_writes,
 )
 from .services import Services, await_reads, services_of
 
-router = APIRouter(tags=["tote"])
+router = APIRouter(tags=["tote"], dependencies=[Depends(json_writes)])
 admin = [Depends(require_admin)]
 _BET_NAMESPACE = uuid.UUID("6f1f2f7e-4f3a-4a53-9a55-0d7c1b9e3a10")
 
