@@ -65,6 +65,7 @@ def serve(
 
     from .api.app import create_app, serve_app
     from .api.auth import KeyConfigError
+    from .api.server import server_config
     from .logs import configure
 
     settings = Settings().with_overrides(host=host, port=port, store_url=store)
@@ -78,13 +79,10 @@ def serve(
         app_ = create_app(settings, demo=demo, kafka_compat=kafka_compat)
     except KeyConfigError as exc:
         _fail(f"API keys: {exc}")
-    uvicorn.run(
-        serve_app(app_, settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    config = server_config(
+        serve_app(app_, settings), settings, host=settings.host, port=settings.port
     )
+    uvicorn.Server(config).run()
 
 
 @app.command()

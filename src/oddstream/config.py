@@ -54,6 +54,22 @@ class Settings:
     max_body_bytes: int = field(
         default_factory=lambda: int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024)))
     )
+    #: ODDSTREAM_REQUEST_READ_TIMEOUT_SECONDS: a request's headers and body must arrive
+    #: within this many seconds of its first byte (of the connection, for the first
+    #: request), else it is answered 408 and the connection closed
+    request_read_timeout_seconds: float = field(
+        default_factory=lambda: float(_env("REQUEST_READ_TIMEOUT_SECONDS", "20"))
+    )
+    #: ODDSTREAM_MAX_CONNECTIONS: past this many open connections (live streams count)
+    #: or requests in progress, new requests are answered 503
+    max_connections: int = field(default_factory=lambda: int(_env("MAX_CONNECTIONS", "4096")))
+    #: ODDSTREAM_AUTH_FAILURE_LIMIT / ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS: a client
+    #: address that presents more unknown API keys than this within the window is answered
+    #: 429 (Retry-After) for any key until the window ends
+    auth_failure_limit: int = field(default_factory=lambda: int(_env("AUTH_FAILURE_LIMIT", "20")))
+    auth_failure_window_seconds: float = field(
+        default_factory=lambda: float(_env("AUTH_FAILURE_WINDOW_SECONDS", "60"))
+    )
     #: ODDSTREAM_READ_WAIT_SECONDS: how long ``?min_position=`` may wait
     read_wait_seconds: float = field(default_factory=lambda: float(_env("READ_WAIT_SECONDS", "2")))
     #: ODDSTREAM_PUSH_COALESCE_MS: live boards are pushed at most this often per race

@@ -17,7 +17,7 @@ from oddstream.api.app import create_app, serve_app
 from oddstream.config import Settings
 
 ADMIN_KEY = "test-admin-key-0123456789"
-CUSTOMER_KEYS = {"alice": "alice-key-0123456789", "bob": "bob-key-0123456789"}
+CUSTOMER_KEYS = {"alice": "alice-key-0123456789", "bob": "bob-key-9f3Kq7Zr2LxW"}
 
 
 @dataclass

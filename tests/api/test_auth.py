@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 
 import pytest
 
-from oddstream.api.auth import KeyConfigError, KeyRing, Principal, authorize_wallet
+from oddstream.api.auth import (
+    MIN_KEY_BITS,
+    FailureLimiter,
+    KeyConfigError,
+    KeyRing,
+    Principal,
+    authorize_wallet,
+    estimated_bits,
+    principal_of,
+)
 from oddstream.api.errors import ApiError
 from oddstream.config import Settings
 
 ADMIN = "admin-key-0123456789"
 ALICE = "alice-key-0123456789"
 BOB = "bob-key-0123456789xx"
+ADMIN_STRONG = "admin-Hq3vN8xPz2Lk7Rw"
 
 
 def test_keys_from_env_and_file(tmp_path) -> None:
@@ -70,13 +81,13 @@ def test_unusable_env_keys_are_refused(settings, problem) -> None:
         ('{"keys": {}}', "must be a list"),
         ('{"keys": ["x"]}', "each key is an object"),
         ('{"keys": [{"role": "admin"}]}', "needs 'key' or 'key_sha256'"),
-        ('{"keys": [{"key": "k-0123456789abcdef", "role": "root"}]}', "unknown role"),
+        ('{"keys": [{"key": "k-7fQ2xLp9Rw4ZtB8m", "role": "root"}]}', "unknown role"),
         ('{"keys": [{"key_sha256": "abc", "role": "admin"}]}', "64 lowercase hex"),
         (
-            '{"keys": [{"key": "k-0123456789abcdef", "role": "admin", "wallet": "w"}]}',
+            '{"keys": [{"key": "k-7fQ2xLp9Rw4ZtB8m", "role": "admin", "wallet": "w"}]}',
             "names no wallet",
         ),
-        ('{"keys": [{"key": "k-0123456789abcdef", "role": "customer"}]}', "needs a wallet"),
+        ('{"keys": [{"key": "k-7fQ2xLp9Rw4ZtB8m", "role": "customer"}]}', "needs a wallet"),
     ],
 )
 def test_unusable_key_files_are_refused(tmp_path, content, problem) -> None:
@@ -104,3 +115,92 @@ def test_wallet_authorization() -> None:
             authorize_wallet(principal, wallet, admin_only=admin_only)
         assert refused.value.status == status
         assert "bob" not in refused.value.message
+
+
+# ------------------------------------------------------------------ weak keys
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "aaaaaaaaaaaaaaaa",  # one character
+        "abcdefghijklmnopqrstuvwxyz",  # a run
+        "0123456789012345678901234567",  # runs
+        "abababababababababababababab",  # two characters
+        "zyxwvutsrqponmlkjihgfedcba",  # a run down
+        "bob-key-0123456789",  # mostly a run
+        "k-0123456789abcdef",
+    ],
+)
+def test_weak_keys_are_refused_at_start(key) -> None:
+    with pytest.raises(KeyConfigError, match=r"too weak: about \d+ bits"):
+        KeyRing.from_settings(Settings().with_overrides(admin_key=key))
+    with pytest.raises(KeyConfigError, match="too weak"):
+        KeyRing.from_settings(Settings().with_overrides(customer_keys=f"{key}=alice"))
+
+
+def test_random_keys_pass_and_digests_are_exempt(tmp_path) -> None:
+    for _ in range(500):
+        KeyRing().add(secrets.token_urlsafe(16), "admin")
+        KeyRing().add(secrets.token_hex(16), "admin")
+    path = tmp_path / "keys.json"
+    weak_digest = hashlib.sha256(b"aaaaaaaaaaaaaaaa").hexdigest()  # its key is not known here
+    path.write_text(json.dumps({"keys": [{"key_sha256": weak_digest, "role": "admin"}]}))
+    ring = KeyRing.from_settings(Settings().with_overrides(api_keys_file=str(path)))
+    assert ring.lookup("aaaaaaaaaaaaaaaa") == Principal("admin")
+
+
+def test_entropy_estimates() -> None:
+    assert estimated_bits("aaaaaaaaaaaaaaaa") == 0
+    assert estimated_bits("abcdefghijklmnop") < 10  # the first letter and the length
+    assert estimated_bits("Tr0ub4dor&3-x9Qv!Lm2") > MIN_KEY_BITS
+
+
+# ----------------------------------------------------- failed authentications
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failures_past_the_limit_are_refused_until_the_window_ends() -> None:
+    clock = Clock()
+    limiter = FailureLimiter(limit=3, window=60, clock=clock)
+    ring = KeyRing(limiter)
+    ring.add(ADMIN_STRONG, "admin")
+    client = ("10.0.0.1", 5555)
+    for _ in range(3):
+        with pytest.raises(ApiError) as refused:
+            principal_of(ring, "wrong-key-0123456789", client)
+        assert refused.value.status == 403
+    clock.now += 10
+    with pytest.raises(ApiError) as refused:
+        principal_of(ring, ADMIN_STRONG, client)  # the right key is not even looked at
+    assert (refused.value.status, refused.value.code) == (429, "too_many_failures")
+    assert refused.value.headers == {"Retry-After": "50"}
+    # another address is not concerned, nor is a request without a key
+    assert principal_of(ring, ADMIN_STRONG, ("10.0.0.2", 1)) == Principal("admin")
+    assert principal_of(ring, None, client) is None
+    clock.now += 50  # the window is over
+    assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")
+    assert len(limiter) == 0
+
+
+def test_the_failure_table_is_bounded() -> None:
+    clock = Clock()
+    limiter = FailureLimiter(limit=2, window=60, max_clients=100, clock=clock)
+    for i in range(1000):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+        clock.now += 0.01
+    assert len(limiter) == 100
+    limiter.failed("10.9.9.9")
+    limiter.failed("10.9.9.9")
+    assert limiter.retry_after("10.9.9.9") is not None
+    assert limiter.retry_after("10.0.0.0") is None  # the oldest were forgotten first
+    clock.now += 61
+    limiter.failed("10.9.9.8")  # expired entries are dropped as failures come
+    assert len(limiter) == 1

@@ -44,6 +44,7 @@ from .fastlane import BetFastLane
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestContext
 from .push import BoardHub
+from .server import server_config
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,9 @@ def create_app(
         if kafka_compat:
             side_servers = [
                 _side_server(
-                    schema_registry_app(registry), settings.host, settings.schema_registry_port
+                    schema_registry_app(registry), settings, settings.schema_registry_port
                 ),
-                _side_server(rest_proxy_app(proxy), settings.host, settings.rest_proxy_port),
+                _side_server(rest_proxy_app(proxy), settings, settings.rest_proxy_port),
             ]
         runner = None
         if demo:
@@ -196,11 +197,12 @@ class _SideServer(uvicorn.Server):
         yield
 
 
-def _side_server(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    """Serve ``app`` on ``port`` from this process and loop (the Kafka-compatible ports)."""
-    server = _SideServer(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    )
+def _side_server(
+    app: Any, settings: Settings, port: int
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve ``app`` on ``port`` from this process and loop (the Kafka-compatible ports),
+    with the main server's read timeout and connection cap."""
+    server = _SideServer(server_config(app, settings, host=settings.host, port=port))
     return server, asyncio.create_task(server.serve(), name=f"side-server-{port}")
 
 

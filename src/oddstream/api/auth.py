@@ -15,17 +15,29 @@ its digest: comparing digests reveals nothing about the secret a guess was close
 
 Answers never reveal whether a wallet exists: no key is 401, a key that is unknown or
 may not do this is 403, before any wallet is looked at.
+
+Keys given in clear must be strong: :func:`estimated_bits` at least ``MIN_KEY_BITS`` (a
+run, a repeated character or a small alphabet is refused at start). A digest's key is
+not known, so digests are taken as they are.
+
+Guessing is limited: a client address that presented more than
+``ODDSTREAM_AUTH_FAILURE_LIMIT`` unknown keys within ``ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS``
+gets 429 with ``Retry-After`` for any key until its window ends, without the key being
+looked at (:class:`FailureLimiter`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from collections.abc import Iterable
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Request
 
@@ -36,6 +48,9 @@ Role = Literal["admin", "customer"]
 _WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 MIN_KEY_LENGTH = 16
+#: the least estimated entropy of a key given in clear (``secrets.token_urlsafe(16)``
+#: has 128 bits; ``estimated_bits`` puts it near 90)
+MIN_KEY_BITS = 64
 
 
 class KeyConfigError(ValueError):
@@ -62,16 +77,25 @@ def digest(key: str) -> bytes:
 class KeyRing:
     """The configured keys, by digest."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: FailureLimiter | None = None) -> None:
         self._by_digest: dict[bytes, Principal] = {}
+        #: failed key lookups by client address
+        self.failures = failures if failures is not None else FailureLimiter()
 
     def __len__(self) -> int:
         return len(self._by_digest)
 
     def add(self, key: str, role: Role, wallet_id: str | None = None) -> None:
-        """Add a key in clear (at least 16 characters)."""
+        """Add a key in clear (at least 16 printable characters and ``MIN_KEY_BITS``)."""
         if len(key) < MIN_KEY_LENGTH or not key.isprintable() or key != key.strip():
             raise KeyConfigError(f"API keys must be at least {MIN_KEY_LENGTH} printable characters")
+        bits = estimated_bits(key)
+        if bits < MIN_KEY_BITS:
+            raise KeyConfigError(
+                f"a {role} API key is too weak: about {bits:.0f} bits of entropy, at least "
+                f"{MIN_KEY_BITS} needed (runs, repeats and small alphabets count little); "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+            )
         self.add_digest(digest(key).hex(), role, wallet_id)
 
     def add_digest(self, key_sha256: str, role: Role, wallet_id: str | None = None) -> None:
@@ -99,7 +123,9 @@ class KeyRing:
         cls, settings: Settings, *, extra: Iterable[tuple[str, Role, str | None]] = ()
     ) -> KeyRing:
         """The keys ``settings`` name (and ``extra`` ones, e.g. the demo's)."""
-        ring = cls()
+        ring = cls(
+            FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+        )
         if settings.admin_key:
             ring.add(settings.admin_key, "admin")
         if settings.customer_keys:
@@ -135,6 +161,98 @@ class KeyRing:
                 raise KeyConfigError(f"{path}: each entry needs 'key' or 'key_sha256'")
 
 
+def estimated_bits(key: str) -> float:
+    """A conservative estimate of a key's entropy in bits: the lesser of
+
+    - its structure: each character costs log2 of the alphabet its character classes
+      suggest (lower case 26, upper case 26, digits 10, other ASCII 33, anything else
+      100), except that a run of three or more characters with a constant step of -1, 0
+      or +1 (``aaaa``, ``abcd``, ``4321``) costs only its first character and its length;
+    - its letter frequencies: length × the Shannon entropy of its characters (a small
+      alphabet, however long the key, stays small).
+    """
+    if not key:
+        return 0.0
+    pool = sum(
+        size
+        for size, present in (
+            (26, any("a" <= c <= "z" for c in key)),
+            (26, any("A" <= c <= "Z" for c in key)),
+            (10, any("0" <= c <= "9" for c in key)),
+            (33, any(c.isascii() and not c.isalnum() for c in key)),
+            (100, any(not c.isascii() for c in key)),
+        )
+        if present
+    )
+    per_char = math.log2(pool)
+    structure = 0.0
+    start, n = 0, len(key)
+    while start < n:
+        end = start + 1
+        if end < n and abs(ord(key[end]) - ord(key[start])) <= 1:
+            step = ord(key[end]) - ord(key[start])
+            while end + 1 < n and ord(key[end + 1]) - ord(key[end]) == step:
+                end += 1
+            end += 1
+        length = end - start
+        structure += per_char + math.log2(length) if length >= 3 else per_char * length
+        start = end
+    counts = Counter(key).values()
+    shannon = -sum(c / n * math.log2(c / n) for c in counts) * n
+    return max(0.0, min(structure, shannon))
+
+
+class FailureLimiter:
+    """Failed authentications per client address, in fixed windows: past ``limit``
+    failures within ``window`` seconds of an address's first one, that address is
+    refused until the window ends. Memory is bounded: at most ``max_clients`` addresses
+    are tracked (the least recently failing one is forgotten first) and expired windows
+    are dropped as new failures come."""
+
+    def __init__(
+        self,
+        limit: int = 20,
+        window: float = 60.0,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self._clock = clock
+        #: address → (window start, failures in it), least recently failing first
+        self._table: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until ``client`` may try keys again, or ``None`` if it may now."""
+        entry = self._table.get(client)
+        if entry is None:
+            return None
+        started, failures = entry
+        left = started + self.window - self._clock()
+        if left <= 0:
+            del self._table[client]
+            return None
+        return left if failures >= self.limit else None
+
+    def failed(self, client: str) -> None:
+        """Count a failed authentication from ``client``."""
+        now = self._clock()
+        table = self._table
+        entry = table.pop(client, None)
+        if entry is None or entry[0] + self.window <= now:
+            entry = (now, 0)
+        table[client] = (entry[0], entry[1] + 1)
+        while table:  # the oldest entries first: drop the expired ones and any over the cap
+            oldest, (started, _) = next(iter(table.items()))
+            if len(table) <= self.max_clients and started + self.window > now:
+                break
+            del table[oldest]
+
+
 def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The key presented in raw ASGI headers (``X-API-Key`` wins over ``Authorization``)."""
     bearer = None
@@ -148,12 +266,28 @@ def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return bearer
 
 
-def principal_of(keys: KeyRing, key: str | None) -> Principal | None:
-    """The principal for a presented key: ``None`` without a key; 403 for an unknown one."""
+def principal_of(
+    keys: KeyRing, key: str | None, client: tuple[str, int] | list[Any] | None = None
+) -> Principal | None:
+    """The principal for a presented key: ``None`` without a key; 403 for an unknown one;
+    429 (the key not looked at) while ``client`` (the ASGI scope's ``client``) is over
+    its limit of failed authentications."""
     if key is None:
         return None
+    address = str(client[0]) if client else None
+    if address is not None:
+        wait = keys.failures.retry_after(address)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too_many_failures",
+                f"too many unknown API keys from {address}; try again in {math.ceil(wait)} s",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
     principal = keys.lookup(key)
     if principal is None:
+        if address is not None:
+            keys.failures.failed(address)
         raise ApiError(403, "forbidden", "this API key is not known")
     return principal
 
@@ -161,7 +295,9 @@ def principal_of(keys: KeyRing, key: str | None) -> Principal | None:
 def request_principal(request: Request) -> Principal | None:
     """The principal of a FastAPI request (``None`` without a key)."""
     keys: KeyRing = request.app.state.services.keys
-    return principal_of(keys, key_from_headers(request.scope["headers"]))
+    return principal_of(
+        keys, key_from_headers(request.scope["headers"]), request.scope.get("client")
+    )
 
 
 def require_admin(request: Request) -> None:

@@ -43,12 +43,25 @@ WALLET_REJECTION_STATUS: dict[str, int] = {
 class ApiError(Exception):
     """An answer other than success: ``status``, a stable ``code`` and a message."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ) -> None:
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
         super().__init__(message)
+
+
+#: the detail of the 400 FastAPI raises when a body fails to decode (fastapi/routing.py)
+_BODY_NOT_PARSED = "There was an error parsing the body"
 
 
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
@@ -59,7 +72,7 @@ def render(exc: Exception) -> tuple[int, dict[str, object], dict[str, str]]:
     """The answer for a refusal: status, JSON body and extra headers. Anything not a
     known refusal is a 500 that is logged (and a bug)."""
     if isinstance(exc, ApiError):
-        return exc.status, error_body(exc.code, exc.message, **exc.extra), {}
+        return exc.status, error_body(exc.code, exc.message, **exc.extra), exc.headers
     if isinstance(exc, ToteRejection):
         return REJECTION_STATUS.get(exc.code, 409), error_body(exc.code, exc.message), {}
     if isinstance(exc, WalletRejection):
@@ -108,6 +121,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _BODY_NOT_PARSED:
+            # FastAPI's answer to a JSON body it could not decode other than by a
+            # JSONDecodeError (invalid UTF-8, nesting too deep): malformed JSON is a 422
+            # here, as everywhere else
+            return JSONResponse(
+                error_body("invalid_request", "the body is not JSON (UTF-8, reasonably nested)"),
+                422,
+            )
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )

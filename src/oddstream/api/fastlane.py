@@ -27,6 +27,7 @@ from ..logs import correlation_id
 from ..runtime.ids import new_id
 from . import errors, push
 from .auth import Principal, key_from_headers, principal_of
+from .schemas import require_json
 from .tote_routes import place_bet_json
 from .wallet_routes import balance_json, move_money_json
 
@@ -144,7 +145,11 @@ class BetFastLane:
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     try:
-                        principal = principal_of(services.keys, key_from_headers(scope["headers"]))
+                        if scope["method"] == "POST":
+                            require_json(scope["headers"])
+                        principal = principal_of(
+                            services.keys, key_from_headers(scope["headers"]), scope.get("client")
+                        )
                         status, body = await handler(services, principal, key, b"".join(chunks))
                         headers = {}
                     except Exception as exc:

@@ -1,35 +1,123 @@
-"""Request bodies of the tote API (validated at the edge; money in integer cents)."""
+"""Request bodies of the tote and wallet APIs (validated at the edge; money in integer
+cents), and the checks every JSON write shares: the body's media type and free text.
+
+The models are strict, as the single bet's msgspec body is: ``true`` is not runner 1 and
+``"100"`` is not 100 (``422`` naming the field). Only enums take their JSON string values
+(a strict model would want an enum instance).
+"""
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..domain.tote.pools import PoolType
+from .errors import ApiError
+
+#: Unicode categories refused in free text: controls (Cc), format characters (Cf: the
+#: bidi overrides and isolates, zero-width joiners and spaces, the BOM), surrogates
+#: (Cs), private use (Co), unassigned code points (Cn), line and paragraph separators.
+_REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "a format character (bidi control or zero-width)",
+    "Cs": "a surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+
+
+def check_text(value: str) -> str:
+    """``value`` if it is printable text, else ``ValueError`` naming the first character
+    that is not (so a name or reference cannot reorder or hide what is shown around
+    it). The one validator of the API's free-text fields (pydantic and msgspec bodies)."""
+    for index, char in enumerate(value):
+        kind = _REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
+            raise ValueError(f"contains {kind} (U+{ord(char):04X} at {index}), which is refused")
+    return value
+
+
+#: Free text (names, reasons, references): give it a length with ``Field``
+FreeText = Annotated[str, AfterValidator(check_text)]
+
+
+def _json_media_type(value: str) -> bool:
+    media, _, params = value.partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return False
+    for param in params.split(";"):
+        name, _, arg = param.strip().partition("=")
+        if name.strip().lower() == "charset" and arg.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return False
+    return True
+
+
+def require_json(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Refuse (415) a request that carries a body whose ``Content-Type`` is not JSON
+    (``application/json`` or ``application/…+json``, charset UTF-8 if one is given).
+    A request without a body (no or zero ``Content-Length``, no ``Transfer-Encoding``)
+    passes: the routes whose body is optional take none, the others answer 422.
+    Raw ASGI headers, so the framework's routes and the fast lane share it."""
+    content_type = None
+    has_body = False
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"content-length":
+            has_body = value.strip() not in (b"0", b"")
+        elif name == b"transfer-encoding":
+            has_body = True
+    if has_body and (content_type is None or not _json_media_type(content_type)):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"the body must be JSON (Content-Type: application/json), not {content_type!r}"
+            if content_type is not None
+            else "the body must be JSON: send Content-Type: application/json",
+        )
+
+
+async def json_writes(request: Request) -> None:
+    """Router dependency: :func:`require_json` for every write (POST, PUT, PATCH)."""
+    if request.method in ("POST", "PUT", "PATCH"):
+        require_json(request.scope["headers"])
+
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
 RequestId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 RunnerNo = Annotated[int, Field(ge=1, le=99)]
+#: enums take their JSON string values (the models are strict otherwise)
+Pool = Annotated[PoolType, Field(strict=False)]
 Cents = Annotated[int, Field(ge=-(10**12), le=10**12)]
 #: ``?min_position=``: reads wait (bounded) until they include this log position
 MinPosition = Query(None, ge=0, le=2**63 - 1, description="wait until reads include this")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RunnerIn(Strict):
     number: RunnerNo
-    name: Annotated[str, Field(min_length=1, max_length=60)]
+    name: Annotated[FreeText, Field(min_length=1, max_length=60)]
 
 
 class PoolIn(Strict):
-    pool: PoolType
+    pool: Pool
     takeout_bps: Annotated[int, Field(ge=0, le=9999, description="takeout in basis points")]
-    profile: Annotated[str, Field(max_length=30)] = "us"
+    profile: Annotated[FreeText, Field(max_length=30)] = "us"
     min_stake_cents: Annotated[int, Field(ge=1, le=10**9)] = 100
     increment_cents: Annotated[int, Field(ge=1, le=10**9)] = 10
     no_winner: Annotated[str, Field(pattern="^(refund|carryover)$")] | None = None
@@ -37,9 +125,9 @@ class PoolIn(Strict):
 
 class ScheduleRaceIn(Strict):
     race_id: Id | None = Field(None, description="generated when left out")
-    meeting: Annotated[str, Field(min_length=1, max_length=80)]
-    venue: Annotated[str, Field(min_length=1, max_length=80)]
-    post_time: Annotated[str, Field(min_length=1, max_length=40)]
+    meeting: Annotated[FreeText, Field(min_length=1, max_length=80)]
+    venue: Annotated[FreeText, Field(min_length=1, max_length=80)]
+    post_time: Annotated[FreeText, Field(min_length=1, max_length=40)]
     runners: Annotated[list[RunnerIn], Field(min_length=2, max_length=40)]
     pools: Annotated[list[PoolIn], Field(min_length=1, max_length=6)]
     request_id: RequestId | None = None
@@ -61,11 +149,11 @@ class ResultIn(CommandIn):
 
 
 class AbandonIn(CommandIn):
-    reason: Annotated[str, Field(min_length=1, max_length=200)] = "abandoned"
+    reason: Annotated[FreeText, Field(min_length=1, max_length=200)] = "abandoned"
 
 
 class BetIn(CommandIn):
-    pool: PoolType = PoolType.WIN
+    pool: Pool = PoolType.WIN
     selection: Annotated[list[RunnerNo], Field(min_length=1, max_length=3)]
     stake_cents: Cents
     bet_id: Id | None = Field(None, description="generated when left out")

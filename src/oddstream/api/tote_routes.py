@@ -50,10 +50,11 @@ from .schemas import (
     ResultIn,
     ScheduleRaceIn,
     ScratchIn,
+    json_writes,
 )
 from .services import Services, await_reads, services_of
 
-router = APIRouter(tags=["tote"])
+router = APIRouter(tags=["tote"], dependencies=[Depends(json_writes)])
 admin = [Depends(require_admin)]
 
 _services = services_of

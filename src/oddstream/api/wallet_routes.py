@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from msgspec import Meta
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,10 +33,10 @@ from ..runtime.writer import CommandOutcome
 from .auth import Principal, authorize_wallet, request_principal
 from .errors import ApiError
 from .request_ids import request_key
-from .schemas import Id, MinPosition, RequestId
+from .schemas import FreeText, Id, MinPosition, RequestId, check_text, json_writes
 from .services import Services, await_reads, services_of
 
-router = APIRouter(tags=["wallets"])
+router = APIRouter(tags=["wallets"], dependencies=[Depends(json_writes)])
 
 _CENT = Decimal("0.01")
 _json = msgspec.json.Encoder()
@@ -50,6 +50,13 @@ class _MoneyBody(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")] | None
     ) = None
     reference: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference is not None:
+            try:
+                check_text(self.reference)
+            except ValueError as exc:  # msgspec reports it as a ValidationError
+                raise ValueError(f"reference: {exc}") from None
 
 
 _money_decoder = msgspec.json.Decoder(_MoneyBody)
@@ -65,7 +72,7 @@ class MoneyIn(BaseModel):
     ] = None
     amount_cents: Annotated[int | None, Field(ge=1, le=MAX_AMOUNT_CENTS)] = None
     request_id: RequestId | None = None
-    reference: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    reference: Annotated[FreeText | None, Field(min_length=1, max_length=200)] = None
 
 
 def money(cents: int) -> Decimal:

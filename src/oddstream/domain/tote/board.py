@@ -44,8 +44,10 @@ class PoolTotals(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RunnerOdds(msgspec.Struct, frozen=True, kw_only=True):
-    """One runner's line. Dividends are cents per $1 (nearest cent, approximate);
-    ranges are (low, high) cents per the profile's price base, after breakage."""
+    """One runner's line. Dividends are cents per $1 (nearest cent, approximate; at least
+    the profile's minimum dividend); ranges are (low, high) cents per the profile's price
+    base, after breakage. A runner without stakes (or scratched) has no win dividend,
+    odds or ladder (``None``)."""
 
     number: int
     name: str
@@ -103,9 +105,18 @@ def odds_board(state: RaceState) -> OddsBoard:
         w = win.stakes.get((number,), 0) if win else 0
         dividend = odds = ladder = None
         if win and w > 0 and not scratched:
-            net = win.net
-            dividend = round_half_up(Fraction(net * 100, w))
-            exact_odds = Fraction(net - w, w)
+            # what the runner pays per unit if it wins: its share of the net pool, but
+            # never below the profile's minimum dividend, as settlement pays it (and as
+            # the place/show ranges show it). A runner holding more than the net pool
+            # after takeout (a heavy favourite, the first bet of a race) showed negative
+            # odds and a dividend below its stake.
+            profile = win.profile
+            per_unit = max(
+                Fraction(win.net, w),
+                Fraction(profile.min_dividend_cents, profile.price_base_cents),
+            )
+            dividend = round_half_up(per_unit * 100)
+            exact_odds = per_unit - 1
             odds = float(exact_odds)
             ladder = ladder_odds(exact_odds)
         runners.append(

@@ -189,7 +189,8 @@ class PoolState:
 
     @property
     def takeout(self) -> int:
-        return percent_of(self.gross + self.carry_in, self.config.takeout_bps)
+        # a pool below zero (old compat withdrawals, applied as stored) has nothing to take
+        return percent_of(max(0, self.gross + self.carry_in), self.config.takeout_bps)
 
     @property
     def net(self) -> int:
