@@ -5,6 +5,9 @@ Cases (64 concurrent connections each, one wallet per connection's key):
   reads-sqlite  GET /wallet/{id}/balance served from the SQLite read model
   writes        POST /wallet/{id}/credit and /debit alternating, durable
                 (SQLite store, synchronous=FULL: each answer is after the fsync)
+  writes-ids    the same, each request with a request id of its own: what recognising
+                retries costs (the wallets are past their snapshots, so each new id is
+                looked up in the store's request index)
 
 The server is ``oddstream serve`` itself in a fresh temporary directory; for the Redis
 case it runs with ``ODDSTREAM_REDIS_URL`` set (a key prefix of its own, deleted after).
@@ -108,6 +111,12 @@ end
 """
 
 
+WRITES_IDS_LUA = WRITES_LUA.replace(
+    "'{\"amount\": 1.5}'", "'{\"amount\": 1.5, \"request_id\": \"r' .. n .. '\"}'"
+)
+assert WRITES_IDS_LUA != WRITES_LUA
+
+
 def run_case(name: str, env: dict[str, str], lua: str, seconds: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"oddstream-bench-wallet-{name}-"))
     proc, url = start_server(workdir, env)
@@ -136,7 +145,7 @@ def clear_redis(prefix: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="reads-redis,reads-sqlite,writes")
+    parser.add_argument("--only", default="reads-redis,reads-sqlite,writes,writes-ids")
     args = parser.parse_args()
     seconds = 4 if args.quick else 10
     cases = args.only.split(",")
@@ -153,6 +162,9 @@ def main() -> None:
         if "writes" in cases:
             console.print("[dim]credit/debit writes, durable, 64 connections ...[/]")
             results["writes"] = run_case("writes", {}, WRITES_LUA, seconds)
+        if "writes-ids" in cases:
+            console.print("[dim]credit/debit writes with request ids, durable ...[/]")
+            results["writes_ids"] = run_case("writes-ids", {}, WRITES_IDS_LUA, seconds)
     finally:
         clear_redis(prefix)
 
@@ -163,6 +175,7 @@ def main() -> None:
         ("reads_redis", "balance reads, Redis read model", TARGETS["reads_per_s"]),
         ("reads_sqlite", "balance reads, SQLite read model", TARGETS["reads_per_s"]),
         ("writes", "credit/debit, durable", TARGETS["writes_per_s"]),
+        ("writes_ids", "credit/debit with request ids, durable", TARGETS["writes_per_s"]),
     ):
         r = results.get(key)
         if r is None:
