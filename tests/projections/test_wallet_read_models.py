@@ -706,7 +706,7 @@ async def test_redis_reads_are_coalesced(log_store: EventStore, redis_url: str) 
         client.execute_command = original  # type: ignore[method-assign]
         assert len(answers) == 65
         assert None not in answers
-        assert len([s for s in sent if s[0] == "MGET"]) == 1
+        assert [s[0] for s in sent] == ["EVALSHA"]  # 65 reads, one script call
         expect = {w: await projection.balance(w) for w in WALLETS}
         assert answers == [expect[w] for w in WALLETS * 13]
         # a caller that gives up does not disturb the others
@@ -717,4 +717,229 @@ async def test_redis_reads_are_coalesced(log_store: EventStore, redis_url: str) 
         assert await other == expect["w2"]
     finally:
         await projection.stop()
+        _delete_prefix(redis_url, prefix)
+
+
+# ----------------------------------------------------------------------------- lost keys
+
+
+class RedisModel:
+    """A Redis read model followed from a scripted log, and a plain client to lose its
+    keys with (deleted here as an operator would, or as an eviction does)."""
+
+    def __init__(self, store: EventStore, url: str) -> None:
+        self.store = store
+        self.url = url
+        self.prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+        self.writer = WalletWriter(store)
+        self.storage = RedisWalletStorage(url, prefix=self.prefix)
+        self.projection = WalletProjection(store, self.storage, check_interval=0.05)
+        self.client = sync_redis.Redis.from_url(url)
+
+    def balance_key(self, wallet_id: str) -> str:
+        return f"{self.prefix}wallet:{wallet_id}"
+
+    def statement_key(self, wallet_id: str) -> str:
+        return f"{self.prefix}wallet-tx:{wallet_id}"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.prefix}wallets:index"
+
+    def hold_repairs(self) -> asyncio.Event:
+        """Repairs wait until the returned event is set (to look at reads meanwhile)."""
+        gate = asyncio.Event()
+        repair = getattr(self.storage, "_repair", None)
+        if repair is None:
+            return gate  # an adapter that does not repair: nothing to hold
+
+        async def held(wallet_id: str, version: int) -> None:
+            await gate.wait()
+            await repair(wallet_id, version)
+
+        self.storage._repair = held  # type: ignore[method-assign]
+        return gate
+
+    async def expected(self, wallet_id: str) -> tuple[WalletBalance, list[WalletTransaction]]:
+        events = await self.store.read_stream(wallet_stream(wallet_id))
+        last = events[-1]
+        balance = WalletBalance(
+            wallet_id,
+            last.data.get("balance_cents", 0),
+            last.data.get("in_play_cents", 0),
+            last.version,
+            last.position,
+        )
+        return balance, expected_transactions(events)
+
+
+@pytest.fixture
+async def redis_model(log_store: EventStore, redis_url: str) -> AsyncIterator[RedisModel]:
+    model = RedisModel(log_store, redis_url)
+    await run_script(model.writer, log_store, 80, seed=16)
+    await model.projection.start()
+    try:
+        await caught_up_to(model.projection, log_store)
+        yield model
+    finally:
+        await model.projection.stop()
+        model.client.close()
+        _delete_prefix(redis_url, model.prefix)
+
+
+async def test_redis_lost_statement_is_read_from_the_log_and_repaired(
+    redis_model: RedisModel,
+) -> None:
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    balance, statement = await m.expected("w1")
+    assert len(statement) > 6
+    gate = m.hold_repairs()
+    assert m.client.delete(m.statement_key("w1")) == 1
+    # meanwhile: whole pages, from the log
+    assert await projection.transactions("w1", limit=10_000) == statement
+    assert await projection.transactions("w1", limit=3) == statement[:3]
+    before = statement[2].version
+    assert await projection.transactions("w1", limit=3, before_version=before) == statement[3:6]
+    assert await projection.balance("w1") == balance
+    assert m.client.exists(m.statement_key("w1")) == 0  # the repair is held
+    assert storage.log_reads == 3
+    gate.set()
+    await eventually(lambda: storage.repairs == 1)
+    assert m.client.zcard(m.statement_key("w1")) == len(statement)
+    assert await projection.transactions("w1", limit=10_000) == statement
+    assert storage.log_reads == 3  # from Redis again
+    assert projection.recoveries == 0  # one wallet repaired, not a rebuild
+    await check_matches_log(projection, m.store, m.writer)
+
+
+async def test_redis_lost_balance_is_read_from_the_log_and_repaired(
+    redis_model: RedisModel,
+) -> None:
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    balance, statement = await m.expected("w2")
+    others = {w: await projection.balance(w) for w in WALLETS if w != "w2"}
+    gate = m.hold_repairs()
+    assert m.client.delete(m.balance_key("w2")) == 1
+    reads = await asyncio.gather(*(projection.balance(w) for w in WALLETS * 3))
+    assert reads == [balance if w == "w2" else others[w] for w in WALLETS * 3]
+    assert await projection.transactions("w2", limit=10_000) == statement
+    assert storage.log_reads >= 1
+    assert m.client.exists(m.balance_key("w2")) == 0  # the repair is held
+    gate.set()
+    await eventually(lambda: storage.repairs == 1)
+    assert m.client.exists(m.balance_key("w2")) == 1
+    served = storage.log_reads
+    assert await projection.balance("w2") == balance
+    assert storage.log_reads == served  # from Redis again
+    assert projection.recoveries == 0
+    await check_matches_log(projection, m.store, m.writer)
+
+
+async def test_redis_repair_never_overwrites_a_newer_batch(redis_model: RedisModel) -> None:
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    gate = m.hold_repairs()
+    assert m.client.delete(m.balance_key("w3"), m.statement_key("w3")) == 2
+    old, _ = await m.expected("w3")
+    assert await projection.balance("w3") == old  # from the log; repair queued, held
+    # a batch moves the wallet on before the repair runs (its rows were read at `old`)
+    outcome = await m.writer.execute(Credit(wallet_id="w3", amount_cents=777))
+    assert await projection.wait_for(outcome.last_position, 10)
+    gate.set()
+    await eventually(lambda: storage.repairs == 1)
+    new, statement = await m.expected("w3")
+    assert new.version > old.version
+    assert await projection.balance("w3") == new
+    assert await projection.transactions("w3", limit=10_000) == statement
+    assert m.client.zcard(m.statement_key("w3")) == len(statement)
+    await check_matches_log(projection, m.store, m.writer)
+
+
+async def test_redis_lost_marker_is_rewritten(redis_model: RedisModel) -> None:
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    balance, statement = await m.expected("w4")
+    assert m.client.hdel(m.index_key, "w4") == 1  # the wallet's marker
+    assert await projection.balance("w4") == balance  # its balance key is still whole
+    await eventually(lambda: storage.repairs == 1)
+    assert m.client.hget(m.index_key, "w4") == str(balance.version).encode()
+    # with its marker back, a later loss of both its keys is still noticed
+    assert m.client.delete(m.balance_key("w4"), m.statement_key("w4")) == 2
+    assert await projection.balance("w4") == balance
+    await eventually(lambda: storage.repairs == 2)
+    assert await projection.transactions("w4", limit=10_000) == statement
+    assert projection.recoveries == 0
+
+
+async def test_redis_lost_index_rebuilds_everything(redis_model: RedisModel) -> None:
+    """Without the index a wallet that lost both its keys would look like no wallet:
+    losing it counts as losing the checkpoint, and the model is rebuilt."""
+    m, projection = redis_model, redis_model.projection
+    lost_index = m.client.delete(m.index_key)
+    assert m.client.delete(m.balance_key("w5"), m.statement_key("w5")) == 2
+    await eventually(lambda: projection.recoveries > 0)
+    await caught_up_to(projection, m.store)
+    assert lost_index == 1
+    assert projection.recoveries == 1
+    assert m.client.exists(m.index_key) == 1
+    assert m.client.exists(m.balance_key("w5"), m.statement_key("w5")) == 2
+    await check_matches_log(projection, m.store, m.writer)
+
+
+@pytest.mark.parametrize(
+    ("policy", "warned"),
+    [
+        ("noeviction", False),
+        ("volatile-lru", False),
+        ("volatile-ttl", False),
+        ("allkeys-lru", True),
+        ("allkeys-lfu", True),
+        ("allkeys-random", True),
+        (None, True),  # CONFIG refused (a managed Redis)
+    ],
+)
+async def test_redis_eviction_policy_is_checked_at_open(
+    redis_url: str, caplog: pytest.LogCaptureFixture, policy: str | None, warned: bool
+) -> None:
+    import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
+
+    client = aioredis.Redis.from_url(redis_url)
+    asked: list[str] = []
+
+    async def config_get(pattern: str) -> dict[str, str]:
+        asked.append(pattern)
+        if policy is None:
+            raise ResponseError("unknown command 'CONFIG'")
+        return {pattern: policy}
+
+    client.config_get = config_get  # type: ignore[method-assign]
+    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+    storage = RedisWalletStorage(redis_url, prefix=prefix, client=client)
+    caplog.set_level("WARNING", logger="oddstream.projections.wallet_models.redis")
+    try:
+        await storage.open()
+        assert asked == ["maxmemory-policy"]
+        assert storage.eviction_policy == policy
+        messages = [r.getMessage() for r in caplog.records]
+        if not warned:
+            assert messages == []
+        elif policy is None:
+            assert any("cannot read Redis maxmemory-policy" in t for t in messages), messages
+        else:
+            assert any(f"maxmemory-policy is {policy}" in t and "EVICT" in t for t in messages)
+    finally:
+        await storage.close()
+        await client.aclose()
+        _delete_prefix(redis_url, prefix)
+
+
+async def test_redis_eviction_policy_is_the_servers(redis_url: str) -> None:
+    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+    storage = RedisWalletStorage(redis_url, prefix=prefix)
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        await storage.open()
+        assert storage.eviction_policy == client.config_get("maxmemory-policy")["maxmemory-policy"]
+    finally:
+        await storage.close()
+        client.close()
         _delete_prefix(redis_url, prefix)

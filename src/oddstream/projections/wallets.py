@@ -135,6 +135,8 @@ class WalletProjection:
         self._checked_at = 0.0
         #: rebuilds after a detected mismatch, for tests and metrics
         self.recoveries = 0
+        # a wallet whose keys the storage finds missing is read and repaired from the log
+        storage.attach_log(self._wallet_rows)
 
     # ----------------------------------------------------------------- state
     @property
@@ -239,6 +241,10 @@ class WalletProjection:
     def _rows(self, events: Sequence[RecordedEvent]) -> list[TxRow]:
         decode = self._registry.decode
         return [tx_row(recorded, decode(recorded)) for recorded in events]
+
+    async def _wallet_rows(self, wallet_id: str) -> list[TxRow]:
+        """One wallet's whole stream from the log, as rows (the storage's repairs)."""
+        return self._rows(await self._store.read_stream(WALLET_STREAM_PREFIX + wallet_id))
 
     async def _write(self, rows: Sequence[TxRow], new: int) -> None:
         """Write a batch and move the checkpoint to ``new`` (caller holds the lock).

@@ -10,7 +10,7 @@ nothing. The projection (``projections/wallets.py``) decides what to do about it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -167,6 +167,12 @@ class WalletStorage(Protocol):
         """True when the last look at the stored checkpoint (a read's, or
         :meth:`checkpoint`) found it missing or behind the last one written: the
         content was wiped or replaced, and the projection will rebuild it."""
+
+    def attach_log(self, load: Callable[[str], Awaitable[Sequence[TxRow]]]) -> None:
+        """Give the adapter ``load(wallet_id)``, the wallet's rows from the log in version
+        order, to answer reads of a wallet whose stored content it finds partly missing
+        (an evicted or deleted Redis key) and to repair it. The projection attaches it;
+        an adapter that cannot lose part of a wallet (SQLite) ignores it."""
 
 
 def check_page(limit: int, before_version: int | None) -> None:

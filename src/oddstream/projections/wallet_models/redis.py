@@ -3,27 +3,41 @@
 Keys, under a prefix (default ``oddstream:``):
 
 * ``<prefix>wallet:<id>``: a string, the JSON array ``[balance_cents, in_play_cents,
-  version, position]`` (a string, not a hash, so that many wallets are one ``MGET``);
+  version, position]`` (a string, not a hash, so that many wallets are one script call);
 * ``<prefix>wallet-tx:<id>``: a sorted set, one member per event scored by its stream
   version; the member is the transaction as a JSON array, so adding the same event
   again changes nothing;
+* ``<prefix>wallets:index``: a hash, wallet id → the stream version the model holds (the
+  wallet's *marker*), plus the field ``"\\0checkpoint"`` (no wallet id holds a control
+  character): the index exists whenever the checkpoint does;
 * ``<prefix>wallets:checkpoint``: the global position the content includes.
 
 A batch is one Lua script: it compares the stored checkpoint with the one the projection
-expects (missing counts as 0), and only then writes the balances, the transactions and
-the new checkpoint. Redis runs a script alone, so a reader sees the batch whole or not
-at all.
+expects (missing counts as 0, and so does a checkpoint without its index), and only then
+writes the balances, the transactions, the markers and the new checkpoint. Redis runs a
+script alone, so a reader sees the batch whole or not at all.
+
+Lost keys (evicted under an ``allkeys-*`` ``maxmemory-policy``, or deleted by hand) are
+noticed by the reads: a wallet is whole when its marker, its balance and a statement of
+exactly ``marker`` members are all there; a wallet with any one of them is *known*, at
+the highest version they show. A read of a known wallet that is not whole is answered
+from the log (through the loader the projection attaches) and the wallet is repaired in
+the background: its stream is read from the log and its keys rewritten by one script,
+only if the wallet is still at the version the repair read (a batch that moved it
+meanwhile wins; the next read looks again). A lost index (or checkpoint) reads as a
+missing checkpoint: the projection rebuilds everything from the log, as after a flush.
 
 Balance reads are coalesced: the reads requested during one turn of the event loop go
-out as one ``MGET`` (with the checkpoint key), and the next ones wait for its answer, so
-64 concurrent callers cost one round trip, not 64.
+out as one script call (which reads the checkpoint and checks each wallet's keys), and
+the next ones wait for its answer, so 64 concurrent callers cost one round trip, not 64.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
@@ -39,35 +53,171 @@ from .base import (
     latest_per_wallet,
 )
 
-DEFAULT_PREFIX = "oddstream:"
+log = logging.getLogger(__name__)
 
-# KEYS[1] checkpoint; then per wallet KEYS[k] balance, KEYS[k+1] transactions.
-# ARGV[1] expected checkpoint, ARGV[2] new checkpoint; then per wallet: the balance
-# value, the number n of transactions, n (score, member) pairs.
+DEFAULT_PREFIX = "oddstream:"
+#: The most balance reads one script call answers.
+_READ_BATCH = 1000
+#: The index's field that says the index is whole (a wallet id has no control character).
+INDEX_SENTINEL = b"\0checkpoint"
+#: ``maxmemory-policy`` values under which Redis may evict this model's keys (they have
+#: no TTL, so the ``volatile-*`` policies never pick them).
+EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+
+# look(index, balance key, statement key, wallet id) → k, b, whole: k is the version the
+# model holds of the wallet (0: none), b its balance value (or false), whole whether the
+# marker, the balance and a statement of exactly k members are all there.
+_LOOK = """
+local function look(index, bkey, tkey, wid)
+  local m = redis.call('HGET', index, wid)
+  local b = redis.call('GET', bkey)
+  local n = redis.call('ZCARD', tkey)
+  if m then
+    local k = tonumber(m)
+    return k, b, (b ~= false and n == k)
+  end
+  local k = 0
+  if b then k = cjson.decode(b)[3] end
+  if n > 0 then
+    local top = redis.call('ZREVRANGE', tkey, 0, 0, 'WITHSCORES')
+    k = math.max(k, tonumber(top[2]))
+  end
+  return k, b, k == 0
+end
+local function servable(b, k)
+  if b and cjson.decode(b)[3] == k then return b end
+  return false
+end
+"""
+
+# KEYS[1] checkpoint, KEYS[2] index; then per wallet KEYS[k] balance, KEYS[k+1]
+# transactions. ARGV[1] the index sentinel, ARGV[2] expected checkpoint, ARGV[3] new
+# checkpoint; then per wallet: its id, the balance value, the number n of transactions,
+# n (score, member) pairs.
 _APPLY = """
 local cp = redis.call('GET', KEYS[1])
+if cp ~= false and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  cp = false  -- a checkpoint without its index: the content cannot be trusted
+end
 if cp == false then
-  if ARGV[1] ~= '0' then return {0} end
-elseif cp ~= ARGV[1] then
+  if ARGV[2] ~= '0' then return {0} end
+elseif cp ~= ARGV[2] then
   return {0, cp}
 end
-local a = 3
-local k = 2
+local a = 4
+local k = 3
 while k <= #KEYS do
-  redis.call('SET', KEYS[k], ARGV[a])
-  local last = a + 1 + 2 * tonumber(ARGV[a + 1])
-  local i = a + 2
+  redis.call('SET', KEYS[k], ARGV[a + 1])
+  local last = a + 2 + 2 * tonumber(ARGV[a + 2])
+  local i = a + 3
   while i <= last do
     local j = math.min(i + 999, last)
     redis.call('ZADD', KEYS[k + 1], unpack(ARGV, i, j))
     i = j + 1
   end
+  redis.call('HSET', KEYS[2], ARGV[a], ARGV[last - 1])
   a = last + 1
   k = k + 2
 end
-redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[3])
 return {1}
 """
+
+# KEYS[1] checkpoint, KEYS[2] index; ARGV[1] the index sentinel, ARGV[2] the balance
+# keys' prefix, ARGV[3] the statement keys' prefix, then the wallet ids. Answers the
+# checkpoint (nil when missing or without its index), then per wallet: its balance value
+# when its balance and marker are there, nil when unknown, {k, balance value or nil} when
+# known at k but not whole. A lost statement alone is noticed by statement reads.
+# This is the hot path: one bulk MGET and HMGET, and the wallets' key names are built
+# here rather than sent (sending them doubled what a read costs the client; a Redis
+# Cluster would want them declared, but the batch script spans slots anyway).
+_READ_BALANCES = (
+    _LOOK
+    + """
+local n = #ARGV - 3
+local out = {false}
+local names = {}
+for i = 1, n do names[i] = ARGV[2] .. ARGV[i + 3] end
+local bs = redis.call('MGET', unpack(names))
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  for i = 1, n do out[i + 1] = bs[i] end
+  return out
+end
+out[1] = redis.call('GET', KEYS[1])
+local ms = redis.call('HMGET', KEYS[2], unpack(ARGV, 4, n + 3))
+for i = 1, n do
+  if bs[i] and ms[i] then
+    out[i + 1] = bs[i]
+  else
+    local k, b, whole = look(KEYS[2], names[i], ARGV[3] .. ARGV[i + 3], ARGV[i + 3])
+    if whole then out[i + 1] = b else out[i + 1] = {k, servable(b, k)} end
+  end
+end
+return out
+"""
+)
+
+# KEYS checkpoint, index, balance, transactions; ARGV the index sentinel, the wallet id,
+# the highest score (exclusive or +inf) and the page size. Answers {checkpoint (nil as
+# for balances), k when the wallet is known at k but not whole else 0, the members}.
+_READ_PAGE = (
+    _LOOK
+    + """
+local cp = false
+local lost = 0
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  cp = redis.call('GET', KEYS[1])
+  local k, b, whole = look(KEYS[2], KEYS[3], KEYS[4], ARGV[2])
+  if not whole then lost = k end
+end
+local page = redis.call('ZREVRANGEBYSCORE', KEYS[4], ARGV[3], '-inf', 'LIMIT', 0, ARGV[4])
+return {cp, lost, page}
+"""
+)
+
+# KEYS checkpoint, index, balance, transactions; ARGV the index sentinel, the wallet id,
+# the version v the repair read, the balance value, then (score, member) pairs of the
+# versions 1..v. Rewrites the wallet's keys only if the model (checkpoint and index
+# there) holds it at v and not whole. Answers {1, v} repaired, {2, v} it was whole,
+# {0, k} not written (k: the version the model holds, 0 when none or wiped).
+_REPAIR = (
+    _LOOK
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  return {0, 0}
+end
+local k, b, whole = look(KEYS[2], KEYS[3], KEYS[4], ARGV[2])
+if k ~= tonumber(ARGV[3]) then return {0, k} end
+if whole then return {2, k} end
+redis.call('SET', KEYS[3], ARGV[4])
+redis.call('DEL', KEYS[4])
+local i = 5
+while i <= #ARGV do
+  local j = math.min(i + 999, #ARGV)
+  redis.call('ZADD', KEYS[4], unpack(ARGV, i, j))
+  i = j + 1
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return {1, k}
+"""
+)
+
+# KEYS checkpoint, index; ARGV the index sentinel: the checkpoint, nil without its index.
+_CHECKPOINT = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return false end
+return redis.call('GET', KEYS[1])
+"""
+
+#: Loads one wallet's rows from the log, in version order (the projection attaches it).
+RowLoader = Callable[[str], Awaitable[Sequence[TxRow]]]
+
+
+class _Lost(NamedTuple):
+    """A balance read's answer for a wallet the model holds at ``version`` but whose
+    balance key is missing: the read is answered from the log."""
+
+    version: int
 
 
 def _glob_escape(text: str) -> str:
@@ -128,16 +278,27 @@ class RedisWalletStorage:
         self._client = client
         self._own_client = client is None
         self._checkpoint_key = f"{prefix}wallets:checkpoint".encode()
+        self._index_key = f"{prefix}wallets:index".encode()
         self._balance_prefix = f"{prefix}wallet:".encode()
         self._tx_prefix = f"{prefix}wallet-tx:".encode()
-        self._script: Any = None
+        self._scripts: dict[str, Any] = {}
         #: the checkpoint this process last wrote (reads compare it with the stored one)
         self._written = 0
         self._suspect = False
         #: bumped by reset(): a read that spans one cannot judge the checkpoint
         self._epoch = 0
-        self._pending: list[tuple[str, asyncio.Future[WalletBalance | None]]] = []
+        self._pending: list[tuple[str, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._load: RowLoader | None = None
+        #: wallets found not whole, waiting for their repair: id → version held
+        self._lost: dict[str, int] = {}
+        self._repairer: asyncio.Task[None] | None = None
+        #: the server's ``maxmemory-policy`` as read at open (None: could not be read)
+        self.eviction_policy: str | None = None
+        #: wallets whose keys were rewritten from the log (for tests and metrics)
+        self.repairs = 0
+        #: reads answered from the log because the wallet's keys were missing
+        self.log_reads = 0
 
     @property
     def prefix(self) -> str:
@@ -148,26 +309,79 @@ class RedisWalletStorage:
         the prefix's other read models)."""
         return _glob_escape(self._prefix) + "wallet*"
 
+    def attach_log(self, load: RowLoader) -> None:
+        """Answer and repair wallets whose keys are missing with ``load(wallet_id)``
+        (the wallet's rows from the log, in version order). Without it, such a wallet's
+        balance reads as ``None`` and its statement as whatever is left."""
+        self._load = load
+
     async def open(self) -> None:
         if self._client is None:
             self._client = aioredis.Redis.from_url(
                 self._url, socket_timeout=10, socket_connect_timeout=5
             )
-        if self._script is None:
-            self._script = self._client.register_script(_APPLY)
+        if not self._scripts:
+            client = self._client
+            self._scripts = {
+                name: client.register_script(text)
+                for name, text in (
+                    ("apply", _APPLY),
+                    ("balances", _READ_BALANCES),
+                    ("page", _READ_PAGE),
+                    ("repair", _REPAIR),
+                    ("checkpoint", _CHECKPOINT),
+                )
+            }
+            await self._check_eviction_policy()
             stored = await self.checkpoint()
             self._written = stored or 0
             self._suspect = False
+
+    async def _check_eviction_policy(self) -> None:
+        """Warn when the server may evict this model's keys (``allkeys-*``).
+
+        A warning, not a refusal: lost keys are detected and repaired from the log, so
+        eviction costs log reads and repairs (a full rebuild if the index goes), never
+        a wrong answer; and the policy of a shared or managed Redis is often not ours to
+        change. ``CONFIG`` may be disabled (managed services): that is a warning too."""
+        try:
+            answer = await self._redis().config_get("maxmemory-policy")
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "wallet read model: cannot read Redis maxmemory-policy (%s); make sure it "
+                "is noeviction or volatile-*: an allkeys-* policy evicts read model keys, "
+                "which are then rebuilt from the log",
+                exc,
+            )
+            self.eviction_policy = None
+            return
+        policy = answer.get("maxmemory-policy")
+        self.eviction_policy = policy
+        if policy in EVICTING_POLICIES:
+            log.warning(
+                "wallet read model: Redis maxmemory-policy is %s, so Redis may EVICT the "
+                "wallet read model's keys under memory pressure. Lost keys are detected "
+                "and rebuilt from the log, at the cost of log reads and repairs (and a full "
+                "rebuild if the index key goes). Set maxmemory-policy to noeviction (or a "
+                "volatile-* policy: these keys have no TTL) or give this prefix (%s) a "
+                "Redis of its own.",
+                policy,
+                self._prefix,
+            )
 
     async def close(self) -> None:
         flusher, self._flusher = self._flusher, None
         if flusher is not None and not flusher.done():
             flusher.cancel()
+        repairer, self._repairer = self._repairer, None
+        if repairer is not None and not repairer.done():
+            repairer.cancel()
+        self._lost.clear()
         for _, fut in self._pending:
             if not fut.done():
                 fut.set_exception(ReadModelUnavailable("the wallet read model is closed"))
         self._pending = []
-        client, self._client, self._script = self._client, None, None
+        client, self._client, self._scripts = self._client, None, {}
         if client is not None and self._own_client:
             await client.aclose()
 
@@ -175,6 +389,10 @@ class RedisWalletStorage:
         if self._client is None:
             raise ReadModelUnavailable("the wallet read model is not open")
         return self._client
+
+    def _script(self, name: str) -> Any:
+        self._redis()
+        return self._scripts[name]
 
     def suspect(self) -> bool:
         return self._suspect
@@ -189,9 +407,12 @@ class RedisWalletStorage:
         return (raw is None and written > 0) or (raw is not None and int(raw) < written)
 
     async def checkpoint(self) -> int | None:
+        """The stored checkpoint; ``None`` also when the index is missing (an evicted
+        or deleted index makes the content untrustworthy, as a flush does)."""
         epoch, written = self._epoch, self._written
+        script = self._script("checkpoint")
         try:
-            raw = await self._redis().get(self._checkpoint_key)
+            raw = await script(keys=[self._checkpoint_key, self._index_key], args=[INDEX_SENTINEL])
         except (RedisError, OSError) as exc:
             raise ReadModelUnavailable(f"redis: {exc}") from exc
         if epoch == self._epoch:
@@ -199,8 +420,8 @@ class RedisWalletStorage:
         return None if raw is None else int(raw)
 
     async def apply(self, rows: Sequence[TxRow], expected: int, new: int) -> None:
-        keys: list[bytes] = [self._checkpoint_key]
-        args: list[Any] = [str(expected), str(new)]
+        keys: list[bytes] = [self._checkpoint_key, self._index_key]
+        args: list[Any] = [INDEX_SENTINEL, str(expected), str(new)]
         by_wallet: dict[str, list[TxRow]] = {}
         for row in rows:
             by_wallet.setdefault(row.wallet_id, []).append(row)
@@ -209,17 +430,15 @@ class RedisWalletStorage:
             wid = wallet_id.encode()
             keys.append(self._balance_prefix + wid)
             keys.append(self._tx_prefix + wid)
-            last = latest[wallet_id]
-            args.append(
-                orjson.dumps([last.balance_cents, last.in_play_cents, last.version, last.position])
-            )
+            args.append(wid)
+            args.append(_balance_value(latest[wallet_id]))
             args.append(len(wallet_rows))
             for row in wallet_rows:
                 args.append(row.version)
                 args.append(_member(row))
-        self._redis()
+        script = self._script("apply")
         try:
-            answer = await self._script(keys=keys, args=args)
+            answer = await script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise ReadModelUnavailable(f"redis: {exc}") from exc
         if int(answer[0]) != 1:
@@ -230,6 +449,7 @@ class RedisWalletStorage:
     async def reset(self) -> None:
         client = self._redis()
         self._epoch += 1
+        self._lost.clear()
         try:
             await client.delete(self._checkpoint_key)
             batch: list[bytes] = []
@@ -249,24 +469,34 @@ class RedisWalletStorage:
     # ----------------------------------------------------------------- reads
     async def balance(self, wallet_id: str) -> WalletBalance | None:
         self._redis()
-        future: asyncio.Future[WalletBalance | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((wallet_id, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_reads())
-        return await future
+        found = await future
+        if type(found) is _Lost:
+            self.log_reads += 1
+            row = (await self._rows_from_log(wallet_id, found.version))[-1]
+            return WalletBalance(
+                wallet_id, row.balance_cents, row.in_play_cents, row.version, row.position
+            )
+        return found
 
     async def _flush_reads(self) -> None:
-        """Answer the pending balance reads, one MGET per round (the reads that arrive
-        during a round go in the next one)."""
+        """Answer the pending balance reads, one script call per round (the reads that
+        arrive during a round go in the next one)."""
         try:
             while self._pending:
-                pending, self._pending = self._pending, []
-                keys = [self._checkpoint_key]
-                prefix = self._balance_prefix
-                keys += [prefix + wallet_id.encode() for wallet_id, _ in pending]
+                # at most _READ_BATCH per call (Lua's unpack has a stack limit)
+                pending = self._pending[:_READ_BATCH]
+                del self._pending[:_READ_BATCH]
+                wallets = list(dict.fromkeys(wallet_id for wallet_id, _ in pending))
+                keys = [self._checkpoint_key, self._index_key]
+                args: list[Any] = [INDEX_SENTINEL, self._balance_prefix, self._tx_prefix]
+                args += [wallet_id.encode() for wallet_id in wallets]
                 epoch, written = self._epoch, self._written
                 try:
-                    values = await self._redis().execute_command("MGET", *keys)
+                    values = await self._script("balances")(keys=keys, args=args)
                 except (RedisError, OSError, ReadModelUnavailable) as exc:
                     error = ReadModelUnavailable(f"redis: {exc}")
                     error.__cause__ = exc
@@ -277,13 +507,20 @@ class RedisWalletStorage:
                 if self._saw_checkpoint(values[0], epoch, written):
                     self._suspect = True
                 loads = orjson.loads
-                for (wallet_id, fut), raw in zip(pending, values[1:], strict=True):
-                    if fut.done():
-                        continue  # the caller gave up (cancelled)
-                    if raw is None:
-                        fut.set_result(None)
-                    else:
-                        fut.set_result(WalletBalance(wallet_id, *loads(raw)))
+                answers: dict[str, Any] = {}
+                for wallet_id, raw in zip(wallets, values[1:], strict=True):
+                    if type(raw) is list:  # known but not whole
+                        version, raw = int(raw[0]), raw[1]
+                        self._report_lost(wallet_id, version)
+                        if raw is None:
+                            answers[wallet_id] = _Lost(version) if self._load else None
+                            continue
+                    answers[wallet_id] = (
+                        None if raw is None else WalletBalance(wallet_id, *loads(raw))
+                    )
+                for wallet_id, fut in pending:
+                    if not fut.done():  # else the caller gave up (cancelled)
+                        fut.set_result(answers[wallet_id])
         finally:
             self._flusher = None
 
@@ -292,16 +529,95 @@ class RedisWalletStorage:
     ) -> list[WalletTransaction]:
         check_page(limit, before_version)
         high = "+inf" if before_version is None else f"({before_version}"
+        wid = wallet_id.encode()
+        keys = [self._checkpoint_key, self._index_key, self._balance_prefix + wid]
+        keys.append(self._tx_prefix + wid)
         epoch, written = self._epoch, self._written
+        script = self._script("page")
         try:
-            async with self._redis().pipeline(transaction=False) as pipe:
-                pipe.get(self._checkpoint_key)
-                pipe.zrevrangebyscore(
-                    self._tx_prefix + wallet_id.encode(), high, "-inf", start=0, num=limit
-                )
-                checkpoint, members = await pipe.execute()
+            checkpoint, lost, members = await script(
+                keys=keys, args=[INDEX_SENTINEL, wid, high, limit]
+            )
         except (RedisError, OSError) as exc:
             raise ReadModelUnavailable(f"redis: {exc}") from exc
         if self._saw_checkpoint(checkpoint, epoch, written):
             self._suspect = True
+        if lost and self._load is not None:
+            self._report_lost(wallet_id, int(lost))
+            self.log_reads += 1
+            rows = await self._rows_from_log(wallet_id, int(lost))
+            below = int(lost) + 1 if before_version is None else before_version
+            page = [row for row in reversed(rows) if row.version < below]
+            return [row.transaction() for row in page[:limit]]
         return [_transaction(m) for m in members]
+
+    # ----------------------------------------------------------------- repairs
+    async def _rows_from_log(self, wallet_id: str, version: int) -> list[TxRow]:
+        """The wallet's rows up to ``version`` (what the model holds of it), from the log;
+        :class:`ReadModelUnavailable` if the log cannot be read or lacks them."""
+        if self._load is None:
+            raise ReadModelUnavailable(f"wallet {wallet_id}'s keys are missing")
+        try:
+            rows = [row for row in await self._load(wallet_id) if row.version <= version]
+        except Exception as exc:
+            raise ReadModelUnavailable(f"reading wallet {wallet_id} from the log: {exc}") from exc
+        if len(rows) != version or rows[-1].version != version:
+            raise ReadModelUnavailable(
+                f"the log holds {len(rows)} events of wallet {wallet_id}, the read model {version}"
+            )
+        return rows
+
+    def _report_lost(self, wallet_id: str, version: int) -> None:
+        """Queue a repair of ``wallet_id``, found not whole at ``version``."""
+        if self._load is None or version < 1:
+            return
+        self._lost[wallet_id] = version
+        if self._repairer is None:
+            self._repairer = asyncio.create_task(self._repair_lost())
+
+    async def _repair_lost(self) -> None:
+        """Repair the queued wallets one by one (a failed repair is dropped: the next
+        read that finds the wallet not whole queues it again)."""
+        try:
+            while self._lost:
+                wallet_id = next(iter(self._lost))
+                version = self._lost.pop(wallet_id)
+                try:
+                    await self._repair(wallet_id, version)
+                except Exception as exc:
+                    log.warning("wallet read model: repair of %s failed: %s", wallet_id, exc)
+        finally:
+            self._repairer = None
+
+    async def _repair(self, wallet_id: str, version: int) -> None:
+        """Rewrite a wallet's keys from the log, if the model still holds it at
+        ``version`` (else at the version it holds now, a few times at most)."""
+        wid = wallet_id.encode()
+        keys = [self._checkpoint_key, self._index_key, self._balance_prefix + wid]
+        keys.append(self._tx_prefix + wid)
+        for _ in range(3):
+            rows = await self._rows_from_log(wallet_id, version)
+            args: list[Any] = [INDEX_SENTINEL, wid, version, _balance_value(rows[-1])]
+            for row in rows:
+                args.append(row.version)
+                args.append(_member(row))
+            try:
+                done, held = await self._script("repair")(keys=keys, args=args)
+            except (RedisError, OSError) as exc:
+                raise ReadModelUnavailable(f"redis: {exc}") from exc
+            if int(done) == 1:
+                self.repairs += 1
+                log.warning(
+                    "wallet read model: wallet %s had lost keys (evicted or deleted; "
+                    "maxmemory-policy %s); rewrote them from the log up to version %d",
+                    wallet_id,
+                    self.eviction_policy or "unknown",
+                    version,
+                )
+            if int(done) != 0 or int(held) == 0:
+                return  # repaired, whole already, or wiped (the rebuild restores it)
+            version = int(held)  # a batch moved it meanwhile: repair that version
+
+
+def _balance_value(row: TxRow) -> bytes:
+    return orjson.dumps([row.balance_cents, row.in_play_cents, row.version, row.position])

@@ -13,7 +13,7 @@ the log is moving.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from .base import (
@@ -132,6 +132,10 @@ class SqliteWalletStorage:
 
     def suspect(self) -> bool:
         return False
+
+    def attach_log(self, load: Callable[[str], Awaitable[Sequence[TxRow]]]) -> None:
+        """Nothing to do: a transaction writes a wallet's rows whole, and nothing
+        evicts them."""
 
     async def checkpoint(self) -> int | None:
         try:
