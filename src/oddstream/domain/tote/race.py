@@ -353,6 +353,9 @@ def _place_bet(state: RaceState, cmd: PlaceBet) -> list[RaceEvent]:
     ]
 
 
+_COMPAT_TOO_LARGE = f"an amount is at most {MAX_STAKE_CENTS} cents either way"
+
+
 def _place_compat(state: RaceState, cmd: PlaceCompatBet) -> list[RaceEvent]:
     if not state.compat:
         raise _reject("not_compat", f"race {state.race_id} is not a compatibility race")
@@ -360,6 +363,8 @@ def _place_compat(state: RaceState, cmd: PlaceCompatBet) -> list[RaceEvent]:
     _check_runner(state, cmd.runner)
     if cmd.amount_cents == 0:
         raise _reject("bad_amount", "a zero amount changes nothing")
+    if not -MAX_STAKE_CENTS <= cmd.amount_cents <= MAX_STAKE_CENTS:
+        raise _reject("bad_amount", _COMPAT_TOO_LARGE)
     current = state.pools[PoolType.WIN].stakes.get((cmd.runner,), 0)
     if current + cmd.amount_cents < 0:
         raise _reject(
@@ -392,13 +397,20 @@ def _place_compat_many(state: RaceState, cmd: PlaceCompatBets) -> list[RaceEvent
     rejected: list[tuple[int, str, str]] = []
     refused: list[int] = []
     for index, (offset, runner, amount) in enumerate(zip(offsets, runners, amounts, strict=True)):
-        if runner not in known or runner in scratched or amount == 0:
+        if (
+            runner not in known
+            or runner in scratched
+            or amount == 0
+            or not -MAX_STAKE_CENTS <= amount <= MAX_STAKE_CENTS
+        ):
             if runner not in known:
                 reason = ("unknown_runner", f"runner {runner} is not in race {state.race_id}")
             elif runner in scratched:
                 reason = ("scratched_runner", f"runner {runner} is scratched")
-            else:
+            elif amount == 0:
                 reason = ("bad_amount", "a zero amount changes nothing")
+            else:
+                reason = ("bad_amount", _COMPAT_TOO_LARGE)
             rejected.append((offset, *reason))
             refused.append(index)
             continue
