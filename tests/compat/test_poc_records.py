@@ -27,6 +27,7 @@ from oddstream.compat.schema_registry import SchemaRegistry, ensure_poc_subjects
 from oddstream.domain.tote.events import CompatBetsPlaced
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
+    MAX_RACE_ID_LENGTH,
     MAX_STAKE_CENTS,
     PlaceCompatBet,
     PlaceCompatBets,
@@ -117,6 +118,7 @@ def test_the_parser_is_total(value: Any) -> None:
         reason = str(exc)
     else:
         assert validate_stream_id(race_stream(race_id)) == race_stream(race_id)
+        assert 0 < len(race_id) <= MAX_RACE_ID_LENGTH
         assert type(runner) is int
         assert -(2**31) <= runner < 2**31
         assert type(cents) is int
@@ -188,8 +190,9 @@ def test_huge_ids_are_refused_with_a_reason() -> None:
     for race, runner, what in cases:
         with pytest.raises(NotABet, match=f"{what} is out of range"):
             parse_bet({"RACE_ID": race, "RUNNER_ID": runner, "AMOUNT": 1.0})
-    with pytest.raises(NotABet, match="cannot be used"):
-        parse_bet({"RACE_ID": "a\x00", "RUNNER_ID": 1, "AMOUNT": 1.0})
+    for race in ("a\x00", "x" * (MAX_RACE_ID_LENGTH + 1), "\ud800", "r "):
+        with pytest.raises(NotABet, match="cannot be used"):
+            parse_bet({"RACE_ID": race, "RUNNER_ID": 1, "AMOUNT": 1.0})
 
 
 def test_the_race_refuses_compat_amounts_above_the_maximum_stake() -> None:

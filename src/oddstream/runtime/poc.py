@@ -42,6 +42,7 @@ from ..domain.tote.compat import CompatOddsStream, row_value
 from ..domain.tote.events import CompatBetsPlaced, PoolConfig, Runner
 from ..domain.tote.pools import PoolType
 from ..domain.tote.race import (
+    MAX_RACE_ID_LENGTH,
     MAX_RUNNERS,
     MAX_STAKE_CENTS,
     OpenBetting,
@@ -115,7 +116,12 @@ def parse_bet(value: Any) -> tuple[str, int, int]:
         race_id = str(race)
     else:
         race_id = race
-        try:  # the race's stream must be nameable: no control characters, not too long…
+        if len(race_id) > MAX_RACE_ID_LENGTH:
+            raise NotABet(
+                f"RACE_ID {_short(race_id)} cannot be used: "
+                f"a race id is at most {MAX_RACE_ID_LENGTH} characters"
+            )
+        try:  # the race's stream must be nameable: no control characters, no lone surrogates…
             validate_stream_id(race_stream(race_id))
         except InvalidEvent as exc:
             raise NotABet(f"RACE_ID {_short(race_id)} cannot be used: {exc}") from None

@@ -41,6 +41,7 @@ from .pools import PoolType, Selection, selection_key
 from .profiles import NoWinner, RulesProfile, profile_named
 
 MAX_RUNNERS = 40
+MAX_RACE_ID_LENGTH = 100
 MAX_STAKE_CENTS = 100_000_000_00  # $100M: far above any bet, far below overflow worries
 
 
@@ -263,8 +264,8 @@ def _check_placings(state: RaceState, placings: tuple[tuple[int, ...], ...]) -> 
 
 
 def _schedule(cmd: ScheduleRace) -> list[RaceEvent]:
-    if not cmd.race_id or len(cmd.race_id) > 100:
-        raise _reject("bad_race", "race id must be 1 to 100 characters")
+    if not cmd.race_id or len(cmd.race_id) > MAX_RACE_ID_LENGTH:
+        raise _reject("bad_race", f"race id must be 1 to {MAX_RACE_ID_LENGTH} characters")
     if not 2 <= len(cmd.runners) <= MAX_RUNNERS:
         raise _reject("bad_race", f"a race needs 2 to {MAX_RUNNERS} runners")
     numbers = [r.number for r in cmd.runners]
