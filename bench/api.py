@@ -116,6 +116,7 @@ def case_b(url: str, seconds: float, batch: int = 1000, producers: int = 4) -> d
     headers = {
         "Content-Type": "application/vnd.kafka.avro.v2+json",
         "Accept": "application/vnd.kafka.v2+json",
+        "X-API-Key": ADMIN,  # producing takes a producer (or the admin) key
     }
 
     async def run() -> tuple[int, int, float]:

@@ -112,7 +112,7 @@ end
 
 
 WRITES_IDS_LUA = WRITES_LUA.replace(
-    "'{\"amount\": 1.5}'", "'{\"amount\": 1.5, \"request_id\": \"r' .. n .. '\"}'"
+    "'{\"amount\": 1.5}'", '\'{"amount": 1.5, "request_id": "r\' .. n .. \'"}\''
 )
 assert WRITES_IDS_LUA != WRITES_LUA
 

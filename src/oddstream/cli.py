@@ -57,7 +57,9 @@ def serve(
     kafka_compat: bool = typer.Option(
         False,
         "--kafka-compat",
-        help="Also serve the Schema Registry on 8081 and the REST Proxy on 8082",
+        help="Also serve the Schema Registry on 8081 and the REST Proxy on 8082; callers"
+        " without a key may then register and produce, unless"
+        " ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS=0",
     ),
 ) -> None:
     """Run the HTTP service on the configured event store."""

@@ -16,6 +16,18 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"ODDSTREAM_{name}", default)
 
 
+def _flag(text: str) -> bool | None:
+    """``1/true/yes/on`` → True, ``0/false/no/off`` → False, empty → None (the default)."""
+    value = text.strip().lower()
+    if not value:
+        return None
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise InvalidEvent(f"a yes/no setting cannot be {text!r} (1/true/yes/on or 0/false/no/off)")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, with its environment variable in the comment."""
@@ -49,6 +61,12 @@ class Settings:
     #: ODDSTREAM_API_KEYS_FILE: a JSON file of keys and roles (see docs/wallets.md)
     api_keys_file: str | None = field(
         default_factory=lambda: os.environ.get("ODDSTREAM_API_KEYS_FILE")
+    )
+    #: ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS: ``1`` lets callers without a key register
+    #: schemas and produce on the Schema Registry / REST Proxy (the Kafka POC's scripts
+    #: send none); ``0`` never; unset: only with ``--kafka-compat`` or ``--demo``
+    compat_anonymous_producers: bool | None = field(
+        default_factory=lambda: _flag(_env("COMPAT_ANONYMOUS_PRODUCERS", ""))
     )
     #: ODDSTREAM_MAX_BODY_BYTES: larger request bodies answer 413
     max_body_bytes: int = field(

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from oddstream.cli import app as cli
 
-from .conftest import LiveServer
+from .conftest import LiveServer, live_settings, run_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The service as the POC's scripts meet it: they send no key, so anonymous
+    producers are allowed (as ``--kafka-compat`` does by default)."""
+    yield from run_server(live_settings(tmp_path, compat_anonymous_producers=True))
+
 
 AVRO = "application/vnd.kafka.avro.v2+json"
 VECTOR = [(1, 0, 25), (1, 0, 50), (1, 0, 50), (2, 0, 5), (2, 0, 10), (2, 0, 20), (2, 0, -20)]

@@ -40,6 +40,7 @@ from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from . import errors, push, tote_routes, wallet_routes
 from .auth import KeyRing, Role
+from .compat_access import compat_authorizer
 from .fastlane import BetFastLane
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestContext
@@ -73,11 +74,23 @@ def create_app(
 
     The Confluent-compatible Schema Registry and REST Proxy are always served by this
     app; ``kafka_compat`` also serves them on their own ports (8081, 8082 by default),
-    where existing clients expect them.
+    where existing clients expect them. Every port answers them under the same key
+    policy (:mod:`.compat_access`); anonymous producers are allowed as
+    ``ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS`` says (unset: with ``kafka_compat`` or
+    ``demo``, whose clients are the POC's keyless scripts).
     """
     settings = settings or Settings()
     metrics = Metrics()
     keys = KeyRing.from_settings(settings, extra=_demo_keys(settings) if demo else ())
+    anonymous_producers = settings.compat_anonymous_producers
+    if anonymous_producers is None:
+        anonymous_producers = kafka_compat or demo
+    if anonymous_producers:
+        log.warning(
+            "anyone may register schemas and produce without a key "
+            "(ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS=0 to require a producer key)"
+        )
+    authorize = compat_authorizer(keys, anonymous_producers=anonymous_producers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,16 +123,22 @@ def create_app(
         proxy = RestProxy(topics, registry)
         bridge = PocBridge(the_store, writer, topics)
         await bridge.start()
-        app.include_router(schema_registry_router(registry))
-        app.include_router(rest_proxy_router(proxy))
+        app.include_router(schema_registry_router(registry, authorize=authorize))
+        app.include_router(rest_proxy_router(proxy, authorize=authorize))
         app.openapi_schema = None  # regenerate it with the routes just added
         side_servers = []
         if kafka_compat:
             side_servers = [
                 _side_server(
-                    schema_registry_app(registry), settings, settings.schema_registry_port
+                    schema_registry_app(registry, authorize=authorize),
+                    settings,
+                    settings.schema_registry_port,
                 ),
-                _side_server(rest_proxy_app(proxy), settings, settings.rest_proxy_port),
+                _side_server(
+                    rest_proxy_app(proxy, authorize=authorize),
+                    settings,
+                    settings.rest_proxy_port,
+                ),
             ]
         runner = None
         if demo:

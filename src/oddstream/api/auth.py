@@ -1,14 +1,18 @@
 """API keys and roles.
 
-Two roles: ``admin`` (schedule and settle races, credit any wallet, read any wallet) and
-``customer`` (one wallet: read it, withdraw from it, bet from it). A key is presented as
-``X-API-Key: …`` or ``Authorization: Bearer …``.
+Three roles: ``admin`` (schedule and settle races, credit any wallet, read any wallet;
+on the Confluent-compatible surfaces, everything), ``customer`` (one wallet: read it,
+withdraw from it, bet from it) and ``producer`` (the Confluent-compatible surfaces only:
+register schemas, produce to topics; see :mod:`.compat_access`). A key is presented as
+``X-API-Key: …`` or ``Authorization: Bearer …`` (the compat surfaces also take
+``Authorization: Basic``, as Confluent clients send it).
 
 Keys come from configuration: ``ODDSTREAM_ADMIN_KEY``, ``ODDSTREAM_CUSTOMER_KEYS``
 (``key=wallet,…``) and ``ODDSTREAM_API_KEYS_FILE``, a JSON file::
 
     {"keys": [{"key": "…", "role": "admin"},
-              {"key_sha256": "<hex>", "role": "customer", "wallet": "alice"}]}
+              {"key_sha256": "<hex>", "role": "customer", "wallet": "alice"},
+              {"key": "…", "role": "producer"}]}
 
 Only SHA-256 digests of keys are kept in memory, and a presented key is looked up by
 its digest: comparing digests reveals nothing about the secret a guess was close to.
@@ -28,6 +32,8 @@ looked at (:class:`FailureLimiter`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -44,7 +50,8 @@ from fastapi import Request
 from ..config import Settings
 from .errors import ApiError
 
-Role = Literal["admin", "customer"]
+Role = Literal["admin", "customer", "producer"]
+_ROLES = ("admin", "customer", "producer")
 _WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 MIN_KEY_LENGTH = 16
@@ -102,13 +109,13 @@ class KeyRing:
         """Add a key by its SHA-256 hex digest."""
         if not _HEX64.match(key_sha256):
             raise KeyConfigError("key_sha256 must be 64 lowercase hex digits")
-        if role not in ("admin", "customer"):
-            raise KeyConfigError(f"unknown role {role!r} (admin or customer)")
+        if role not in _ROLES:
+            raise KeyConfigError(f"unknown role {role!r} (admin, customer or producer)")
         if role == "customer":
             if wallet_id is None or not _WALLET_ID.match(wallet_id):
                 raise KeyConfigError("a customer key needs a wallet id ([A-Za-z0-9._:-], ≤100)")
         elif wallet_id is not None:
-            raise KeyConfigError("an admin key names no wallet")
+            raise KeyConfigError(f"{'an' if role == 'admin' else 'a'} {role} key names no wallet")
         raw = bytes.fromhex(key_sha256)
         if raw in self._by_digest:
             raise KeyConfigError("the same key is configured twice")
@@ -151,8 +158,8 @@ class KeyRing:
             if not isinstance(entry, dict):
                 raise KeyConfigError(f"{path}: each key is an object")
             role, wallet = entry.get("role"), entry.get("wallet")
-            if role not in ("admin", "customer"):
-                raise KeyConfigError(f"{path}: unknown role {role!r} (admin or customer)")
+            if role not in _ROLES:
+                raise KeyConfigError(f"{path}: unknown role {role!r} (admin, customer or producer)")
             if "key" in entry:
                 self.add(str(entry["key"]), role, wallet)
             elif "key_sha256" in entry:
@@ -264,6 +271,25 @@ def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             if scheme.lower() == "bearer" and rest.strip():
                 bearer = rest.strip()
     return bearer
+
+
+def basic_auth_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The key in ``Authorization: Basic base64(user:password)``, as Confluent clients
+    send ``basic.auth.user.info``: the password, or the user name if the password is
+    empty. ``None`` without such a header; credentials that do not decode are ``""``,
+    which no key matches (a client that sent something is not taken as anonymous)."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, rest = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic":
+                continue
+            try:
+                pair = base64.b64decode(rest.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return ""
+            user, _, password = pair.partition(":")
+            return password or user
+    return None
 
 
 def principal_of(

@@ -8,6 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..compat.http import BodyLimitExceeded
 from ..logs import correlation_id
 from ..runtime.ids import new_id
 from .metrics import Metrics
@@ -80,8 +81,8 @@ class BodyLimit:
                 )
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BodyLimitExceeded):
+    """The body went over the limit while a route was reading it."""
 
 
 #: Read and drop at most this much of a refused body, so the client (still sending) gets

@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
+class BodyLimitExceeded(Exception):
+    """Raised from the receive channel by a body-limiting middleware in front of these
+    routes (the service's own limit): the routes let it through, so that the middleware
+    answers its 413 (and drains the body) rather than the route answering 500."""
+
+
 def json_response(content: Any, media_type: str, status: int = 200) -> Response:
     """``content`` encoded with orjson, with the surface's media type."""
     return Response(orjson.dumps(content), status_code=status, media_type=media_type)
@@ -64,7 +70,7 @@ def confluent_route_class(media_type: str, backend_error_code: int) -> type[APIR
                     log.exception("event store error")
                     message = f"Error in the backend data store: {exc}"
                     return error_response(500, backend_error_code, message, media_type)
-                except (RequestValidationError, StarletteHTTPException):
+                except (RequestValidationError, StarletteHTTPException, BodyLimitExceeded):
                     raise
                 except Exception:
                     log.exception("unexpected error in %s %s", request.method, request.url.path)

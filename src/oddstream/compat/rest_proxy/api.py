@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
+from ..access import Access, Authorizer, open_access
 from ..http import (
     confluent_route_class,
     install_json_errors,
@@ -34,13 +35,21 @@ def _partition(text: str, topic: str) -> int:
     return int(value)
 
 
-def rest_proxy_router(proxy: RestProxy, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> APIRouter:
-    """Every REST Proxy route, at Confluent's root paths."""
+def rest_proxy_router(
+    proxy: RestProxy,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    authorize: Authorizer = open_access,
+) -> APIRouter:
+    """Every REST Proxy route, at Confluent's root paths. ``authorize`` is asked before
+    producing (:attr:`Access.PRODUCE`: producing may also create the topic); reads are
+    open."""
     router = APIRouter(
         route_class=confluent_route_class(MEDIA_TYPE, err.KAFKA_ERROR), tags=["rest proxy"]
     )
 
     async def produce(topic: str, partition: int | None, request: Request) -> Response:
+        authorize(request, Access.PRODUCE)
         fmt = embedded_format(media_type_of(request))
         body = parse_json(await read_body(request, max_body_bytes), err.INVALID_PAYLOAD)
         return _ok(await proxy.produce(topic, body, fmt, partition))
@@ -87,11 +96,16 @@ def rest_proxy_router(proxy: RestProxy, *, max_body_bytes: int = DEFAULT_MAX_BOD
     return router
 
 
-def rest_proxy_app(proxy: RestProxy, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+def rest_proxy_app(
+    proxy: RestProxy,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    authorize: Authorizer = open_access,
+) -> FastAPI:
     """A FastAPI app serving only the REST Proxy (for the dedicated port 8082)."""
     app = FastAPI(title="oddstream REST proxy", docs_url=None, redoc_url=None)
     install_json_errors(app, MEDIA_TYPE, err.KAFKA_ERROR)
-    app.include_router(rest_proxy_router(proxy, max_body_bytes=max_body_bytes))
+    app.include_router(rest_proxy_router(proxy, max_body_bytes=max_body_bytes, authorize=authorize))
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
+from ..access import Access, Authorizer, open_access
 from ..errors import ConfluentError
 from ..http import (
     confluent_route_class,
@@ -60,9 +61,14 @@ def _schema_id(text: str) -> int:
 
 
 def schema_registry_router(
-    registry: SchemaRegistry, *, max_body_bytes: int = DEFAULT_MAX_BODY
+    registry: SchemaRegistry,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    authorize: Authorizer = open_access,
 ) -> APIRouter:
-    """Every Schema Registry route, at Confluent's root paths."""
+    """Every Schema Registry route, at Confluent's root paths. ``authorize`` is asked
+    before registering (:attr:`Access.PRODUCE`) and before deletes and config changes
+    (:attr:`Access.ADMIN`); reads are open."""
     router = APIRouter(
         route_class=confluent_route_class(MEDIA_TYPE, err.BACKEND_STORE_ERROR),
         tags=["schema registry"],
@@ -136,6 +142,7 @@ def schema_registry_router(
 
     @router.delete("/subjects/{subject:path}/versions/{version}", summary="Delete a version")
     async def delete_version(subject: str, version: str, request: Request) -> Response:
+        authorize(request, Access.ADMIN)
         permanent = query_flag(request, "permanent")
         number = await registry.delete_version(subject, parse_version(version), permanent=permanent)
         return _ok(number)
@@ -146,6 +153,7 @@ def schema_registry_router(
 
     @router.post("/subjects/{subject:path}/versions", summary="Register a schema")
     async def register(subject: str, request: Request) -> Response:
+        authorize(request, Access.PRODUCE)
         body = await schema_body(request)
         schema_id = await registry.register(
             subject, body.get("schema"), body.get("schemaType"), body.get("references")
@@ -166,6 +174,7 @@ def schema_registry_router(
 
     @router.delete("/subjects/{subject:path}", summary="Delete a subject")
     async def delete_subject(subject: str, request: Request) -> Response:
+        authorize(request, Access.ADMIN)
         permanent = query_flag(request, "permanent")
         return _ok(await registry.delete_subject(subject, permanent=permanent))
 
@@ -210,11 +219,13 @@ def schema_registry_router(
 
     @router.put("/config", summary="Set the global compatibility level")
     async def put_config(request: Request) -> Response:
+        authorize(request, Access.ADMIN)
         level = await registry.set_level(None, await level_body(request))
         return _ok({"compatibility": level.value})
 
     @router.delete("/config", summary="Reset the global compatibility level")
-    async def delete_config() -> Response:
+    async def delete_config(request: Request) -> Response:
+        authorize(request, Access.ADMIN)
         return _ok({"compatibilityLevel": (await registry.delete_level(None)).value})
 
     @router.get("/config/{subject:path}", summary="A subject's compatibility level")
@@ -226,23 +237,30 @@ def schema_registry_router(
 
     @router.put("/config/{subject:path}", summary="Set a subject's compatibility level")
     async def put_subject_config(subject: str, request: Request) -> Response:
+        authorize(request, Access.ADMIN)
         level = await registry.set_level(subject, await level_body(request))
         return _ok({"compatibility": level.value})
 
     @router.delete("/config/{subject:path}", summary="Drop a subject's compatibility level")
-    async def delete_subject_config(subject: str) -> Response:
+    async def delete_subject_config(subject: str, request: Request) -> Response:
+        authorize(request, Access.ADMIN)
         return _ok({"compatibilityLevel": (await registry.delete_level(subject)).value})
 
     return router
 
 
 def schema_registry_app(
-    registry: SchemaRegistry, *, max_body_bytes: int = DEFAULT_MAX_BODY
+    registry: SchemaRegistry,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    authorize: Authorizer = open_access,
 ) -> FastAPI:
     """A FastAPI app serving only the Schema Registry (for the dedicated port 8081)."""
     app = FastAPI(title="oddstream schema registry", docs_url=None, redoc_url=None)
     install_json_errors(app, MEDIA_TYPE, err.BACKEND_STORE_ERROR)
-    app.include_router(schema_registry_router(registry, max_body_bytes=max_body_bytes))
+    app.include_router(
+        schema_registry_router(registry, max_body_bytes=max_body_bytes, authorize=authorize)
+    )
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:

@@ -41,6 +41,7 @@ from .pools import PoolType, Selection, selection_key
 from .profiles import NoWinner, RulesProfile, profile_named
 
 MAX_RUNNERS = 40
+MAX_RACE_ID_LENGTH = 100
 MAX_STAKE_CENTS = 100_000_000_00  # $100M: far above any bet, far below overflow worries
 
 
@@ -264,8 +265,8 @@ def _check_placings(state: RaceState, placings: tuple[tuple[int, ...], ...]) -> 
 
 
 def _schedule(cmd: ScheduleRace) -> list[RaceEvent]:
-    if not cmd.race_id or len(cmd.race_id) > 100:
-        raise _reject("bad_race", "race id must be 1 to 100 characters")
+    if not cmd.race_id or len(cmd.race_id) > MAX_RACE_ID_LENGTH:
+        raise _reject("bad_race", f"race id must be 1 to {MAX_RACE_ID_LENGTH} characters")
     if not 2 <= len(cmd.runners) <= MAX_RUNNERS:
         raise _reject("bad_race", f"a race needs 2 to {MAX_RUNNERS} runners")
     numbers = [r.number for r in cmd.runners]
@@ -354,6 +355,9 @@ def _place_bet(state: RaceState, cmd: PlaceBet) -> list[RaceEvent]:
     ]
 
 
+_COMPAT_TOO_LARGE = f"an amount is at most {MAX_STAKE_CENTS} cents either way"
+
+
 def _place_compat(state: RaceState, cmd: PlaceCompatBet) -> list[RaceEvent]:
     if not state.compat:
         raise _reject("not_compat", f"race {state.race_id} is not a compatibility race")
@@ -361,6 +365,8 @@ def _place_compat(state: RaceState, cmd: PlaceCompatBet) -> list[RaceEvent]:
     _check_runner(state, cmd.runner)
     if cmd.amount_cents == 0:
         raise _reject("bad_amount", "a zero amount changes nothing")
+    if not -MAX_STAKE_CENTS <= cmd.amount_cents <= MAX_STAKE_CENTS:
+        raise _reject("bad_amount", _COMPAT_TOO_LARGE)
     current = state.pools[PoolType.WIN].stakes.get((cmd.runner,), 0)
     if current + cmd.amount_cents < 0:
         raise _reject(
@@ -393,13 +399,20 @@ def _place_compat_many(state: RaceState, cmd: PlaceCompatBets) -> list[RaceEvent
     rejected: list[tuple[int, str, str]] = []
     refused: list[int] = []
     for index, (offset, runner, amount) in enumerate(zip(offsets, runners, amounts, strict=True)):
-        if runner not in known or runner in scratched or amount == 0:
+        if (
+            runner not in known
+            or runner in scratched
+            or amount == 0
+            or not -MAX_STAKE_CENTS <= amount <= MAX_STAKE_CENTS
+        ):
             if runner not in known:
                 reason = ("unknown_runner", f"runner {runner} is not in race {state.race_id}")
             elif runner in scratched:
                 reason = ("scratched_runner", f"runner {runner} is scratched")
-            else:
+            elif amount == 0:
                 reason = ("bad_amount", "a zero amount changes nothing")
+            else:
+                reason = ("bad_amount", _COMPAT_TOO_LARGE)
             rejected.append((offset, *reason))
             refused.append(index)
             continue
