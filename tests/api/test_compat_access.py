@@ -64,6 +64,7 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
         schema_registry_port=sr_port,
         rest_proxy_port=rp_port,
         compat_anonymous_producers=False,
+        auth_failure_limit=10_000,  # this module tries many bad keys; the limit is tested below
     )
     for server in run_server(settings, kafka_compat=True):
         found = Ports(server.url, f"http://127.0.0.1:{sr_port}", f"http://127.0.0.1:{rp_port}")
@@ -329,3 +330,29 @@ def test_an_oversized_chunked_produce_is_413_on_every_port(ports: Ports) -> None
     assert "limit" in side.json()["message"]
     # and the service is fine afterwards
     assert _produce(ports.main, WHO["producer"], topic="big").status_code == 200
+
+
+def test_failed_keys_on_the_compat_surfaces_count_against_the_limit() -> None:
+    """Key guessing through the registry or the proxy is limited like everywhere else."""
+    from fastapi import Request
+
+    from oddstream.api.auth import FailureLimiter, KeyRing
+    from oddstream.api.compat_access import compat_authorizer
+    from oddstream.compat.access import Access
+    from oddstream.compat.errors import ConfluentError
+
+    ring = KeyRing(failures=FailureLimiter(limit=2, window=60))
+    ring.add(ADMIN_KEY, "admin")
+    authorize = compat_authorizer(ring, anonymous_producers=False)
+
+    def request(key: str) -> Request:
+        headers = [(b"x-api-key", key.encode())]
+        return Request({"type": "http", "headers": headers, "client": ("10.9.8.7", 1234)})
+
+    for guess in range(2):
+        with pytest.raises(ConfluentError) as refused:
+            authorize(request(f"guess-{guess}-0123456789abcdef"), Access.ADMIN)
+        assert refused.value.status == 403
+    with pytest.raises(ConfluentError) as limited:
+        authorize(request(ADMIN_KEY), Access.ADMIN)  # the right key is not even looked at
+    assert (limited.value.status, limited.value.error_code) == (429, 42901)
