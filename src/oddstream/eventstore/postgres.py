@@ -78,14 +78,20 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     recorded_at    timestamptz NOT NULL,
     UNIQUE (stream_id, version)
 );
-CREATE INDEX IF NOT EXISTS events_request ON {schema}.events (stream_id, (metadata->>'request_id'))
-    WHERE metadata ? 'request_id';
 CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
     name       text        PRIMARY KEY,
     position   bigint      NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 """
+
+#: Commands' request ids per stream (see read_requests). Built CONCURRENTLY, outside the
+#: DDL's transaction: on an existing log a plain CREATE INDEX would stop every node's
+#: appends for the whole build.
+_REQUEST_INDEX = (
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_request ON {schema}.events "
+    "(stream_id, (metadata->>'request_id')) WHERE metadata ? 'request_id'"
+)
 
 _SELECT = (
     "SELECT position, stream_id, version, uuid_send(event_id), type, schema_version, "
@@ -196,6 +202,7 @@ class PostgresEventStore(EventStore):
         try:
             await store._pool.open(wait=True, timeout=10.0)
             await store._create_schema()
+            await store._ensure_request_index()
             store._writer = await store._connect()
         except (psycopg.Error, Exception) as exc:
             await store._pool.close()
@@ -234,6 +241,40 @@ class PostgresEventStore(EventStore):
                 ).format(ident)
             )
             await conn.execute(sql.SQL(_APPEND_GROUP).format(schema=ident))
+
+    async def _ensure_request_index(self) -> None:
+        """Build the request index if it is missing (or left invalid by a build that
+        failed), without blocking appends: instant on a new schema, a one-time cost on
+        an existing log (reads by request id work meanwhile, by the stream's index).
+
+        One node builds it: the others find the builder's session lock taken and go on
+        (waiting for it could deadlock, since a concurrent build waits for every open
+        transaction, theirs included)."""
+        ident = sql.Identifier(self.schema)
+        key = _lock_key(self.schema, "request-index")
+        async with self._pool.connection() as conn:  # autocommit: CONCURRENTLY needs it
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if not (await cur.fetchone() or (False,))[0]:
+                return
+            try:
+                cur = await conn.execute(
+                    "SELECT i.indisvalid FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indexrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = 'events_request'",
+                    [self.schema],
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0]:
+                    return
+                if row is not None:
+                    log.warning("rebuilding the invalid index %s.events_request", self.schema)
+                    await conn.execute(
+                        sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.events_request").format(ident)
+                    )
+                await conn.execute(sql.SQL(_REQUEST_INDEX).format(schema=ident))
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", [key])
 
     # ----------------------------------------------------------------- writer side
     async def _submit(self, parts: list[PreparedPart]) -> list[AppendResult]:
