@@ -1,4 +1,4 @@
-"""Clients' request ids, scoped by who sent them and what they asked for.
+"""Clients' request ids and bet ids, scoped by who sent them and what they asked for.
 
 A client's ``request_id`` makes a command safe to retry. Two clients' ids must never meet:
 an anonymous bettor's ``close-1`` is not the admin's ``close-1``, and a customer's debit
@@ -39,3 +39,17 @@ def derived_id(principal: Principal | None, scope: str, request_id: str) -> str:
     """An id the server makes for a client's request (a bet, a race) that the client did
     not name: the same for every retry of the request, different for every sender."""
     return uuid.uuid5(_DERIVED_NAMESPACE, f"{scope}/{sender(principal)}/{request_id}").hex
+
+
+#: Joins a wallet and a client's bet id into the bet's id in the race. Neither client ids
+#: nor wallet ids may contain it, so a wallet's bets can never share an id with a cash
+#: bet or another wallet's bet.
+OWNER_SEPARATOR = "~"
+
+
+def race_bet_id(wallet_id: str | None, bet_id: str) -> str:
+    """A bet's id in its race: a cash bet's is the client's id; a wallet bet's is
+    ``<wallet>~<id>``. Bet ids are unique per race, so without the wallet anyone could
+    take a customer's bet id in a race first (a cash bet), or learn from the refusal
+    that a customer had bet under it."""
+    return bet_id if wallet_id is None else f"{wallet_id}{OWNER_SEPARATOR}{bet_id}"

@@ -96,6 +96,8 @@ async def json_writes(request: Request) -> None:
 
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+#: a bet's id as reads take it: a client's id, or a wallet bet's ``<wallet>~<id>``
+BetRef = Annotated[str, Field(min_length=1, max_length=201, pattern=r"^[A-Za-z0-9._:~-]+$")]
 RequestId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 RunnerNo = Annotated[int, Field(ge=1, le=99)]
 #: enums take their JSON string values (the models are strict otherwise)

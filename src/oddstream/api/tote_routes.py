@@ -39,11 +39,12 @@ from ..runtime.race_writer import CommandOutcome
 from ..runtime.writer import RequestIdReused
 from .auth import Principal, authorize_wallet, request_principal, require_admin
 from .errors import ApiError, render
-from .request_ids import derived_id, request_key
+from .request_ids import OWNER_SEPARATOR, derived_id, race_bet_id, request_key
 from .schemas import (
     AbandonIn,
     BetBatchIn,
     BetIn,
+    BetRef,
     CommandIn,
     Id,
     MinPosition,
@@ -212,21 +213,30 @@ def _bet_answer(services: Services, bet: BetView) -> dict[str, Any]:
     return {"position": services.view.position, **msgspec.to_builtins(bet)}
 
 
+def _named(principal: Principal | None, bet_id: str) -> list[str]:
+    """The ids in the race a caller may mean by ``bet_id``: its own wallet's bet of that
+    id first (a customer names its bets by the id it gave), then the id as given."""
+    if principal is not None and principal.wallet_id is not None and OWNER_SEPARATOR not in bet_id:
+        return [race_bet_id(principal.wallet_id, bet_id), bet_id]
+    return [bet_id]
+
+
 @router.get("/races/{race_id}/bets/{bet_id}", summary="A bet of a race: status and settlement")
 async def get_race_bet(
-    request: Request, race_id: Id, bet_id: Id, min_position: int | None = MinPosition
+    request: Request, race_id: Id, bet_id: BetRef, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
     principal = request_principal(request)
     services = await _reader(request, min_position)
-    bet = services.view.bet(race_id, bet_id)
-    if bet is None or not _may_see(principal, bet):
-        raise ApiError(404, "unknown_bet", f"no bet {bet_id} in race {race_id}")
-    return _bet_answer(services, bet)
+    for name in _named(principal, bet_id):
+        bet = services.view.bet(race_id, name)
+        if bet is not None and _may_see(principal, bet):
+            return _bet_answer(services, bet)
+    raise ApiError(404, "unknown_bet", f"no bet {bet_id} in race {race_id}")
 
 
 @router.get("/bets/{bet_id}", summary="A bet by id alone (when one race holds it)")
 async def get_bet(
-    request: Request, bet_id: Id, min_position: int | None = MinPosition
+    request: Request, bet_id: BetRef, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
     """Bet ids are unique per race only. This answers the caller's own wallet bet of
     that id if there is exactly one, else the one bet of that id the caller may see; when
@@ -234,10 +244,13 @@ async def get_bet(
     ``/races/{race_id}/bets/{bet_id}``)."""
     principal = request_principal(request)
     services = await _reader(request, min_position)
-    visible = [b for b in services.view.bets_named(bet_id) if _may_see(principal, b)]
-    own = [b for b in visible if principal is not None and b.wallet_id == principal.wallet_id]
-    if principal is not None and principal.wallet_id is not None and len(own) == 1:
+    names = _named(principal, bet_id)
+    own = services.view.bets_named(names[0]) if len(names) > 1 else []
+    if len(own) == 1:
         return _bet_answer(services, own[0])
+    visible = [
+        b for name in names for b in services.view.bets_named(name) if _may_see(principal, b)
+    ]
     if not visible:
         raise ApiError(404, "unknown_bet", f"no bet {bet_id}")
     if len(visible) > 1:
@@ -262,12 +275,13 @@ def _bet_command(
     principal: Principal | None,
 ) -> PlaceBet:
     if body.bet_id is not None:
-        bet_id = body.bet_id
+        bet_id = race_bet_id(wallet_id, body.bet_id)
     elif request_id is not None:  # a retry of the request names the same bet
         # (sender and wallet are part of it: two customers' "bet-1" are two bets)
-        bet_id = derived_id(principal, f"bet/{race_id}/{wallet_id or '-'}", request_id)
+        derived = derived_id(principal, f"bet/{race_id}/{wallet_id or '-'}", request_id)
+        bet_id = race_bet_id(wallet_id, derived)
     else:
-        bet_id = new_id()
+        bet_id = race_bet_id(wallet_id, new_id())
     return PlaceBet(
         race_id=race_id,
         bet_id=bet_id,

@@ -153,7 +153,10 @@ class Cashier:
         try:
             # A retry of a bet the race has taken: its answer, without reserving again
             # (and RequestIdReused, before any money moves, if the retry differs).
-            earlier = await self._races.recall(command, request_id)
+            try:
+                earlier = await self._races.recall(command, request_id)
+            except RequestIdReused:  # a wallet bet's identity is its bet id
+                raise RequestIdReused(f"bet {bet_id} (its bet_id or request_id)") from None
             if earlier is not None:
                 return earlier
             try:

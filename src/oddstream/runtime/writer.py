@@ -88,9 +88,9 @@ class RequestIdReused(Exception):
 
     code = "request_id_reused"
 
-    def __init__(self) -> None:
+    def __init__(self, what: str = "this request_id") -> None:
         super().__init__(
-            "this request_id was used before for a different request; "
+            f"{what} was used before for a different request; "
             "a retry must repeat the original request exactly, a new request needs a new id"
         )
 
