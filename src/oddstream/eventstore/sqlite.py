@@ -133,6 +133,8 @@ class SqliteEventStore(EventStore):
         self._committer = GroupCommitter(self._write_appends, self._write_projection)
         self._recent: list[Row] = []
         self._recent_first = 0
+        #: a reader connection used on the event loop itself (see _read_requests)
+        self._loop_conn: sqlite3.Connection | None = None
 
     @classmethod
     async def open(
@@ -356,7 +358,9 @@ class SqliteEventStore(EventStore):
     ) -> list[RecordedEvent]:
         return await self._read(self._read_stream_sync, stream_id, from_version, backwards, limit)
 
-    def _read_requests_sync(self, stream_id: str, request_ids: list[str]) -> list[RecordedEvent]:
+    def _read_requests_sync(
+        self, stream_id: str, request_ids: list[str], conn: sqlite3.Connection | None = None
+    ) -> list[RecordedEvent]:
         # Pinned to the index: without statistics SQLite prefers (stream_id, version) and
         # would read the whole stream.
         marks = ", ".join("?" * len(request_ids))
@@ -365,11 +369,27 @@ class SqliteEventStore(EventStore):
             f"WHERE stream_id = ? AND {_REQUEST_EXPR} IN ({marks}) "
             "ORDER BY version"
         )
-        rows = self._reader().execute(sql, (stream_id, *request_ids)).fetchall()
+        rows = (conn or self._reader()).execute(sql, (stream_id, *request_ids)).fetchall()
         return list(map(RecordedEvent.from_row, rows))
 
     async def _read_requests(self, stream_id: str, request_ids: list[str]) -> list[RecordedEvent]:
-        return await self._read(self._read_requests_sync, stream_id, request_ids)
+        # A point lookup in an index (tens of µs) is cheaper than the hand-off to a
+        # reader thread and back; a writer on the loop asks one for each command whose
+        # request id it does not hold. A WAL reader does not wait for the writer; if the
+        # database is busy all the same (a checkpoint's recovery), the thread path waits.
+        try:
+            return self._read_requests_sync(stream_id, request_ids, self._loop_reader())
+        except sqlite3.Error:
+            return await self._read(self._read_requests_sync, stream_id, request_ids)
+
+    def _loop_reader(self) -> sqlite3.Connection:
+        conn = self._loop_conn
+        if conn is None:
+            conn = self._loop_conn = _connect(self.path, self.synchronous, timeout=0.0)
+            conn.execute("PRAGMA query_only=ON")
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
 
     def _read_page_sync(
         self, after: int, limit: int, flt: ReadFilter
