@@ -336,11 +336,14 @@ class EventStore(abc.ABC):
         when the store is closed. A follower that filters and keeps a position wants
         :meth:`subscribe_pages`: this says nothing about the events it passed over.
         """
-        self._check_open()
-        validate_position(after, "after")
-        validate_limit(batch_size)
-        flt = ReadFilter.build(stream_prefix, category, types)
-        async with contextlib.aclosing(self._pages(after, batch_size, flt)) as pages:
+        pages = self.subscribe_pages(
+            after,
+            stream_prefix=stream_prefix,
+            category=category,
+            types=types,
+            batch_size=batch_size,
+        )
+        async with contextlib.aclosing(pages):
             async for page in pages:
                 for event in page.events:
                     yield event
@@ -353,7 +356,7 @@ class EventStore(abc.ABC):
         category: str | None = None,
         types: Iterable[str] | None = None,
         batch_size: int = DEFAULT_PAGE,
-    ) -> AsyncIterator[ReadPage]:
+    ) -> AsyncGenerator[ReadPage, None]:
         """:meth:`subscribe_all` in pages, each with the position it covered.
 
         A page comes whenever the position moves, with the matching events up to it
