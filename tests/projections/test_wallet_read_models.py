@@ -869,6 +869,101 @@ async def test_redis_lost_marker_is_rewritten(redis_model: RedisModel) -> None:
     assert projection.recoveries == 0
 
 
+def count_log_lookups(storage: RedisWalletStorage) -> list[str]:
+    """Wrap the loader the projection attached: the wallets it is asked for, in order."""
+    load = storage._load
+    assert load is not None
+    asked: list[str] = []
+
+    async def counted(wallet_id: str) -> Sequence[TxRow]:
+        asked.append(wallet_id)
+        return await load(wallet_id)
+
+    storage.attach_log(counted)
+    return asked
+
+
+async def test_redis_wallet_that_lost_all_its_keys_is_read_from_the_log_and_repaired(
+    redis_model: RedisModel,
+) -> None:
+    """Balance, statement and marker all gone (evicted one by one): the model does not
+    know the wallet, but it passed the wallet's events, so it lost it."""
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    balance, statement = await m.expected("w5")
+    assert len(statement) > 6
+    gate = m.hold_repairs()
+    assert m.client.delete(m.balance_key("w5"), m.statement_key("w5")) == 2
+    assert m.client.hdel(m.index_key, "w5") == 1
+    # meanwhile: what the model showed before, whole, from the log
+    assert await projection.balance("w5") == balance
+    assert await projection.transactions("w5", limit=10_000) == statement
+    before = statement[2].version
+    assert await projection.transactions("w5", limit=3, before_version=before) == statement[3:6]
+    assert m.client.exists(m.balance_key("w5"), m.statement_key("w5")) == 0  # repair held
+    assert storage.log_reads == 3
+    gate.set()
+    await eventually(lambda: storage.repairs == 1)
+    assert m.client.hget(m.index_key, "w5") == str(balance.version).encode()
+    assert m.client.zcard(m.statement_key("w5")) == len(statement)
+    assert await projection.transactions("w5", limit=10_000) == statement
+    assert await projection.balance("w5") == balance
+    assert storage.log_reads == 3  # from Redis again
+    assert projection.recoveries == 0  # one wallet repaired, not a rebuild
+    await check_matches_log(projection, m.store, m.writer)
+
+
+async def test_redis_unknown_wallet_costs_one_log_lookup_and_no_repair(
+    redis_model: RedisModel,
+) -> None:
+    """A wallet that does not exist (the 404 path), or whose events the model has not
+    reached yet: one lookup per read, nothing queued, nothing written."""
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    asked = count_log_lookups(storage)
+    reads = await asyncio.gather(*(projection.balance("nobody") for _ in range(5)))
+    assert reads == [None] * 5
+    assert await projection.transactions("nobody", limit=10) == []
+    assert asked == ["nobody"] * 6
+    assert (storage.log_reads, storage.repairs, storage._lost) == (0, 0, {})
+    assert m.client.hexists(m.index_key, "nobody") == 0
+    assert m.client.exists(m.balance_key("nobody"), m.statement_key("nobody")) == 0
+
+    # events past the checkpoint the read saw: not lost, just not applied yet
+    checkpoint = await storage.checkpoint()
+    assert checkpoint is not None
+    row = (await projection._wallet_rows("w1"))[0]._replace(
+        wallet_id="newcomer", position=checkpoint + 1
+    )
+
+    async def ahead(wallet_id: str) -> Sequence[TxRow]:
+        return [row] if wallet_id == "newcomer" else []
+
+    storage.attach_log(ahead)
+    assert await projection.balance("newcomer") is None
+    assert await projection.transactions("newcomer", limit=10) == []
+    assert (storage.log_reads, storage.repairs, storage._lost) == (0, 0, {})
+
+
+async def test_redis_repair_of_an_unknown_wallet_is_guarded_by_the_checkpoint(
+    redis_model: RedisModel,
+) -> None:
+    """The repair of a wallet the model does not know writes it only at the version the
+    checkpoint is at: not an older one (the model passed its next event)."""
+    m, storage = redis_model, redis_model.storage
+    balance, statement = await m.expected("w3")
+    assert balance.version > 1
+    assert m.client.delete(m.balance_key("w3"), m.statement_key("w3")) == 2
+    assert m.client.hdel(m.index_key, "w3") == 1
+    await storage._repair("w3", balance.version - 1)  # stale: refused
+    assert m.client.exists(m.balance_key("w3"), m.statement_key("w3")) == 0
+    assert m.client.hexists(m.index_key, "w3") == 0
+    assert storage.repairs == 0
+    await storage._repair("w3", balance.version)
+    assert storage.repairs == 1
+    assert await storage.balance("w3") == balance
+    assert await storage.transactions("w3", 10_000, None) == statement
+    assert storage.log_reads == 0  # whole again: served from Redis
+
+
 async def test_redis_lost_index_rebuilds_everything(redis_model: RedisModel) -> None:
     """Without the index a wallet that lost both its keys would look like no wallet:
     losing it counts as losing the checkpoint, and the model is rebuilt."""

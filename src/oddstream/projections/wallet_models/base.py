@@ -170,9 +170,10 @@ class WalletStorage(Protocol):
 
     def attach_log(self, load: Callable[[str], Awaitable[Sequence[TxRow]]]) -> None:
         """Give the adapter ``load(wallet_id)``, the wallet's rows from the log in version
-        order, to answer reads of a wallet whose stored content it finds partly missing
-        (an evicted or deleted Redis key) and to repair it. The projection attaches it;
-        an adapter that cannot lose part of a wallet (SQLite) ignores it."""
+        order, to answer reads of a wallet whose stored content it finds missing (an
+        evicted or deleted Redis key; all of it, when the log shows events the stored
+        checkpoint has passed) and to repair it. The projection attaches it; an adapter
+        that cannot lose part of a wallet (SQLite) ignores it."""
 
 
 def check_page(limit: int, before_version: int | None) -> None:

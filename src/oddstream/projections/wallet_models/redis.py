@@ -24,8 +24,13 @@ the highest version they show. A read of a known wallet that is not whole is ans
 from the log (through the loader the projection attaches) and the wallet is repaired in
 the background: its stream is read from the log and its keys rewritten by one script,
 only if the wallet is still at the version the repair read (a batch that moved it
-meanwhile wins; the next read looks again). A lost index (or checkpoint) reads as a
-missing checkpoint: the projection rebuilds everything from the log, as after a flush.
+meanwhile wins; the next read looks again). A wallet with none of the three is
+*unknown*: a read of it asks the log for the wallet's events at or before the checkpoint
+it read with the keys; if there are some, the model passed them and so has lost the
+wallet (all three keys evicted): the read is answered from them and the wallet repaired
+the same way, only if the checkpoint is still between that version's event and the
+wallet's next one. A lost index (or checkpoint) reads as a missing checkpoint: the
+projection rebuilds everything from the log, as after a flush.
 
 Balance reads are coalesced: the reads requested during one turn of the event loop go
 out as one script call (which reads the checkpoint and checks each wallet's keys), and
@@ -160,7 +165,8 @@ return out
 
 # KEYS checkpoint, index, balance, transactions; ARGV the index sentinel, the wallet id,
 # the highest score (exclusive or +inf) and the page size. Answers {checkpoint (nil as
-# for balances), k when the wallet is known at k but not whole else 0, the members}.
+# for balances), k when the wallet is known at k but not whole, -1 when it is unknown
+# (none of its keys: the log decides whether it was lost), else 0, the members}.
 _READ_PAGE = (
     _LOOK
     + """
@@ -169,7 +175,7 @@ local lost = 0
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   cp = redis.call('GET', KEYS[1])
   local k, b, whole = look(KEYS[2], KEYS[3], KEYS[4], ARGV[2])
-  if not whole then lost = k end
+  if k == 0 then lost = -1 elseif not whole then lost = k end
 end
 local page = redis.call('ZREVRANGEBYSCORE', KEYS[4], ARGV[3], '-inf', 'LIMIT', 0, ARGV[4])
 return {cp, lost, page}
@@ -177,10 +183,13 @@ return {cp, lost, page}
 )
 
 # KEYS checkpoint, index, balance, transactions; ARGV the index sentinel, the wallet id,
-# the version v the repair read, the balance value, then (score, member) pairs of the
+# the version v the repair read, the balance value, the position of v's event, the
+# position of the wallet's next event ('' if none), then (score, member) pairs of the
 # versions 1..v. Rewrites the wallet's keys only if the model (checkpoint and index
-# there) holds it at v and not whole. Answers {1, v} repaired, {2, v} it was whole,
-# {0, k} not written (k: the version the model holds, 0 when none or wiped).
+# there) holds it at v and not whole, or does not know it while its checkpoint has
+# passed v's event but not the next one (the model lost all three of its keys). Answers
+# {1, v} repaired, {2, v} it was whole, {0, k} not written (k: the version the model
+# holds, 0 when none or wiped).
 _REPAIR = (
     _LOOK
     + """
@@ -188,18 +197,27 @@ if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[2], ARGV[1])
   return {0, 0}
 end
 local k, b, whole = look(KEYS[2], KEYS[3], KEYS[4], ARGV[2])
-if k ~= tonumber(ARGV[3]) then return {0, k} end
-if whole then return {2, k} end
+local v = tonumber(ARGV[3])
+if k == 0 then
+  local cp = tonumber(redis.call('GET', KEYS[1]))
+  if cp < tonumber(ARGV[5]) or (ARGV[6] ~= '' and cp >= tonumber(ARGV[6])) then
+    return {0, 0}
+  end
+elseif k ~= v then
+  return {0, k}
+elseif whole then
+  return {2, k}
+end
 redis.call('SET', KEYS[3], ARGV[4])
 redis.call('DEL', KEYS[4])
-local i = 5
+local i = 7
 while i <= #ARGV do
   local j = math.min(i + 999, #ARGV)
   redis.call('ZADD', KEYS[4], unpack(ARGV, i, j))
   i = j + 1
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return {1, k}
+return {1, v}
 """
 )
 
@@ -218,6 +236,13 @@ class _Lost(NamedTuple):
     balance key is missing: the read is answered from the log."""
 
     version: int
+
+
+class _Unknown(NamedTuple):
+    """A balance read's answer for a wallet the model does not know (none of its keys),
+    read with the checkpoint ``checkpoint``: the log says whether the model lost it."""
+
+    checkpoint: int
 
 
 def _glob_escape(text: str) -> str:
@@ -312,7 +337,8 @@ class RedisWalletStorage:
     def attach_log(self, load: RowLoader) -> None:
         """Answer and repair wallets whose keys are missing with ``load(wallet_id)``
         (the wallet's rows from the log, in version order). Without it, such a wallet's
-        balance reads as ``None`` and its statement as whatever is left."""
+        balance reads as ``None`` and its statement as whatever is left, and a wallet
+        the model does not know is not looked up in the log."""
         self._load = load
 
     async def open(self) -> None:
@@ -480,6 +506,14 @@ class RedisWalletStorage:
             return WalletBalance(
                 wallet_id, row.balance_cents, row.in_play_cents, row.version, row.position
             )
+        if type(found) is _Unknown:
+            rows = await self._rows_passed(wallet_id, found.checkpoint)
+            if not rows:
+                return None
+            row = rows[-1]
+            return WalletBalance(
+                wallet_id, row.balance_cents, row.in_play_cents, row.version, row.position
+            )
         return found
 
     async def _flush_reads(self) -> None:
@@ -506,6 +540,13 @@ class RedisWalletStorage:
                     continue
                 if self._saw_checkpoint(values[0], epoch, written):
                     self._suspect = True
+                # a wallet the model does not know, read with a checkpoint: the log
+                # decides whether it was lost (nil checkpoint: wiped, rebuilt anyway)
+                unknown = (
+                    _Unknown(int(values[0]))
+                    if self._load is not None and values[0] is not None
+                    else None
+                )
                 loads = orjson.loads
                 answers: dict[str, Any] = {}
                 for wallet_id, raw in zip(wallets, values[1:], strict=True):
@@ -516,7 +557,7 @@ class RedisWalletStorage:
                             answers[wallet_id] = _Lost(version) if self._load else None
                             continue
                     answers[wallet_id] = (
-                        None if raw is None else WalletBalance(wallet_id, *loads(raw))
+                        unknown if raw is None else WalletBalance(wallet_id, *loads(raw))
                     )
                 for wallet_id, fut in pending:
                     if not fut.done():  # else the caller gave up (cancelled)
@@ -542,29 +583,42 @@ class RedisWalletStorage:
             raise ReadModelUnavailable(f"redis: {exc}") from exc
         if self._saw_checkpoint(checkpoint, epoch, written):
             self._suspect = True
-        if lost and self._load is not None:
-            self._report_lost(wallet_id, int(lost))
+        lost = int(lost)
+        if lost < 0 and self._load is not None and checkpoint is not None:
+            rows = await self._rows_passed(wallet_id, int(checkpoint))
+            return _page(rows, limit, before_version)
+        if lost > 0 and self._load is not None:
+            self._report_lost(wallet_id, lost)
             self.log_reads += 1
-            rows = await self._rows_from_log(wallet_id, int(lost))
-            below = int(lost) + 1 if before_version is None else before_version
-            page = [row for row in reversed(rows) if row.version < below]
-            return [row.transaction() for row in page[:limit]]
+            rows = await self._rows_from_log(wallet_id, lost)
+            return _page(rows, limit, before_version)
         return [_transaction(m) for m in members]
 
     # ----------------------------------------------------------------- repairs
-    async def _rows_from_log(self, wallet_id: str, version: int) -> list[TxRow]:
-        """The wallet's rows up to ``version`` (what the model holds of it), from the log;
-        :class:`ReadModelUnavailable` if the log cannot be read or lacks them."""
+    async def _log_rows(self, wallet_id: str) -> Sequence[TxRow]:
+        """The wallet's whole stream from the log, as rows (one lookup);
+        :class:`ReadModelUnavailable` if the log cannot be read."""
         if self._load is None:
             raise ReadModelUnavailable(f"wallet {wallet_id}'s keys are missing")
         try:
-            rows = [row for row in await self._load(wallet_id) if row.version <= version]
+            return await self._load(wallet_id)
         except Exception as exc:
             raise ReadModelUnavailable(f"reading wallet {wallet_id} from the log: {exc}") from exc
-        if len(rows) != version or rows[-1].version != version:
-            raise ReadModelUnavailable(
-                f"the log holds {len(rows)} events of wallet {wallet_id}, the read model {version}"
-            )
+
+    async def _rows_from_log(self, wallet_id: str, version: int) -> list[TxRow]:
+        """The wallet's rows up to ``version`` (what the model holds of it), from the log;
+        :class:`ReadModelUnavailable` if the log cannot be read or lacks them."""
+        return _up_to(wallet_id, await self._log_rows(wallet_id), version)
+
+    async def _rows_passed(self, wallet_id: str, checkpoint: int) -> list[TxRow]:
+        """For a wallet the model does not know, read with ``checkpoint``: its rows from
+        the log at or before it. None: the model has not reached the wallet, or there is
+        no such wallet. Some: the model passed them, so it lost the wallet (all its keys
+        went): its repair is queued and the rows are what the model would have shown."""
+        rows = [row for row in await self._log_rows(wallet_id) if row.position <= checkpoint]
+        if rows:
+            self.log_reads += 1
+            self._report_lost(wallet_id, rows[-1].version)
         return rows
 
     def _report_lost(self, wallet_id: str, version: int) -> None:
@@ -596,8 +650,11 @@ class RedisWalletStorage:
         keys = [self._checkpoint_key, self._index_key, self._balance_prefix + wid]
         keys.append(self._tx_prefix + wid)
         for _ in range(3):
-            rows = await self._rows_from_log(wallet_id, version)
+            stream = await self._log_rows(wallet_id)
+            rows = _up_to(wallet_id, stream, version)
+            after = stream[version].position if len(stream) > version else ""
             args: list[Any] = [INDEX_SENTINEL, wid, version, _balance_value(rows[-1])]
+            args += [rows[-1].position, after]
             for row in rows:
                 args.append(row.version)
                 args.append(_member(row))
@@ -617,6 +674,23 @@ class RedisWalletStorage:
             if int(done) != 0 or int(held) == 0:
                 return  # repaired, whole already, or wiped (the rebuild restores it)
             version = int(held)  # a batch moved it meanwhile: repair that version
+
+
+def _up_to(wallet_id: str, stream: Sequence[TxRow], version: int) -> list[TxRow]:
+    """The rows of versions 1..``version`` of a wallet's ``stream`` (what the model holds
+    of it); :class:`ReadModelUnavailable` if the log lacks them."""
+    rows = [row for row in stream if row.version <= version]
+    if len(rows) != version or rows[-1].version != version:
+        raise ReadModelUnavailable(
+            f"the log holds {len(rows)} events of wallet {wallet_id}, the read model {version}"
+        )
+    return rows
+
+
+def _page(rows: Sequence[TxRow], limit: int, before_version: int | None) -> list[WalletTransaction]:
+    """A statement page, newest first, of a wallet's ``rows`` from the log."""
+    page = [row for row in reversed(rows) if before_version is None or row.version < before_version]
+    return [row.transaction() for row in page[:limit]]
 
 
 def _balance_value(row: TxRow) -> bytes:
