@@ -356,3 +356,66 @@ def test_failed_keys_on_the_compat_surfaces_count_against_the_limit() -> None:
     with pytest.raises(ConfluentError) as limited:
         authorize(request(ADMIN_KEY), Access.ADMIN)  # the right key is not even looked at
     assert (limited.value.status, limited.value.error_code) == (429, 42901)
+
+
+# ----------------------------------------------------------------- topics the service writes
+ODDS = "tote_win_bet_race_runners_odds"
+FAKE_ODDS = {"records": [{"value": {"RACE_ID": 1, "RUNNER_ID": 1, "ODDS": -5.0, "FAKE": True}}] * 3}
+
+
+def test_nobody_may_produce_to_the_odds_topic_the_service_writes(ports: Ports) -> None:
+    """Not even the admin: the bridge writes the odds rows, and fake ones would reach
+    every consumer of the topic. 403/40301 saying why, alike on every port."""
+    for base in (ports.main, ports.rp):
+        answers = {}
+        for who, headers in WHO.items():
+            r = httpx.post(
+                f"{base}/topics/{ODDS}", json=FAKE_ODDS, headers={"Content-Type": JSON, **headers}
+            )
+            answers[who] = _answer(r)
+            if who in ("producer", "admin"):
+                assert "is written by the service" in r.json()["message"]
+        assert answers == {
+            "anonymous": (401, 40101),  # anonymous producers are off here
+            "customer": (403, 40301),
+            "producer": (403, 40301),
+            "admin": (403, 40301),
+        }
+        partition = httpx.post(
+            f"{base}/topics/{ODDS}/partitions/0",
+            json=FAKE_ODDS,
+            headers={"Content-Type": JSON, **WHO["admin"]},
+        )
+        assert _answer(partition) == (403, 40301)
+    assert httpx.get(f"{ports.rp}/topics/{ODDS}").status_code == 200  # reading it is open
+
+
+def test_anonymous_producers_may_not_write_the_odds_topic(tmp_path: Path) -> None:
+    """The reviewer's case: --kafka-compat, anonymous producers on by default."""
+    rp_port = free_port()
+    settings = live_settings(tmp_path, schema_registry_port=free_port(), rest_proxy_port=rp_port)
+    with TestClient(create_app(settings, kafka_compat=True)) as client:
+        r = client.post(f"/topics/{ODDS}", json=FAKE_ODDS, headers={"Content-Type": JSON})
+        assert (r.status_code, r.json()["error_code"]) == (403, 40301)
+        assert "is written by the service" in r.json()["message"]
+        deadline = time.monotonic() + 10
+        while True:  # the side port starts with the app's lifespan
+            try:
+                side = httpx.post(
+                    f"http://127.0.0.1:{rp_port}/topics/{ODDS}",
+                    json=FAKE_ODDS,
+                    headers={"Content-Type": JSON},
+                )
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the REST proxy port did not start"
+                time.sleep(0.05)
+        assert (side.status_code, side.json()) == (r.status_code, r.json())
+        # producing elsewhere stays anonymous, as configured
+        bets = {"records": [{"value": {"RACE_ID": 1, "RUNNER_ID": 1, "AMOUNT": 5.0}}]}
+        assert (
+            client.post(
+                "/topics/tote_win_bets", json=bets, headers={"Content-Type": JSON}
+            ).status_code
+            == 200
+        )
