@@ -419,3 +419,62 @@ def test_anonymous_producers_may_not_write_the_odds_topic(tmp_path: Path) -> Non
             ).status_code
             == 200
         )
+
+
+# ----------------------------------------------------------------- producer keys elsewhere
+def test_a_producer_key_is_a_key_with_no_rights_on_wallets(ports: Ports) -> None:
+    """Outside the compat routes a producer key is not "no key" (401): it is a key that
+    may use no wallet (403 saying so) and no admin route (403)."""
+    producer = WHO["producer"]
+    for method, path, body in (
+        ("GET", "/wallet/alice/balance", None),
+        ("GET", "/wallet/alice/transactions", None),
+        ("POST", "/wallet/alice/debit", {"amount_cents": 100}),
+        ("POST", "/wallet/alice/credit", {"amount_cents": 100}),
+        ("POST", "/races/p1/bets", {"selection": [1], "stake_cents": 100, "wallet_id": "alice"}),
+    ):
+        url = f"{ports.main}{path}"
+        if method == "POST":
+            assert httpx.post(url, json=body).status_code == 401
+            r = httpx.post(url, json=body, headers=producer)
+        else:
+            assert httpx.get(url).status_code == 401
+            r = httpx.get(url, headers=producer)
+        assert r.status_code == 403, (path, r.text)
+        assert r.json() == {
+            "error": "forbidden",
+            "message": "a producer key may only register schemas and produce to topics: "
+            "it has no wallet and may use none",
+        }
+    r = httpx.post(f"{ports.main}/races/p1/close", headers=producer)
+    assert (r.status_code, r.json()["error"]) == (403, "forbidden")
+
+
+def test_a_cash_bet_with_a_producer_key_has_the_producers_request_ids(ports: Ports) -> None:
+    """A bet with a producer key is a cash bet; its request id is the producer's, not an
+    anonymous bettor's: the same id from both is two bets, a retry is one."""
+    admin = WHO["admin"]
+    race = {
+        "race_id": "prod1",
+        "meeting": "m",
+        "venue": "v",
+        "post_time": "2026-11-21T15:00:00+11:00",
+        "runners": [{"number": n, "name": f"R{n}"} for n in (1, 2)],
+        "pools": [{"pool": "WIN", "takeout_bps": 1500, "profile": "us"}],
+    }
+    assert httpx.post(f"{ports.main}/races", json=race, headers=admin).status_code == 201
+    assert httpx.post(f"{ports.main}/races/prod1/open", headers=admin).status_code == 200
+    bet = {"selection": [1], "stake_cents": 200, "request_id": "same-1"}
+    url = f"{ports.main}/races/prod1/bets"
+    by_producer = httpx.post(url, json=bet, headers=WHO["producer"])
+    assert by_producer.status_code == 201, by_producer.text
+    by_anyone = httpx.post(url, json=bet)
+    assert by_anyone.status_code == 201, by_anyone.text
+    again = httpx.post(url, json=bet, headers=WHO["producer"])
+    assert again.status_code == 201, again.text
+    assert by_producer.json()["bet_id"] != by_anyone.json()["bet_id"]
+    assert not by_anyone.json()["repeated"]
+    assert again.json()["repeated"]
+    assert again.json()["bet_id"] == by_producer.json()["bet_id"]
+    shown = httpx.get(f"{url}/{by_producer.json()['bet_id']}").json()
+    assert shown["wallet_id"] is None  # a cash bet
