@@ -356,3 +356,125 @@ def test_failed_keys_on_the_compat_surfaces_count_against_the_limit() -> None:
     with pytest.raises(ConfluentError) as limited:
         authorize(request(ADMIN_KEY), Access.ADMIN)  # the right key is not even looked at
     assert (limited.value.status, limited.value.error_code) == (429, 42901)
+
+
+# ----------------------------------------------------------------- topics the service writes
+ODDS = "tote_win_bet_race_runners_odds"
+FAKE_ODDS = {"records": [{"value": {"RACE_ID": 1, "RUNNER_ID": 1, "ODDS": -5.0, "FAKE": True}}] * 3}
+
+
+def test_nobody_may_produce_to_the_odds_topic_the_service_writes(ports: Ports) -> None:
+    """Not even the admin: the bridge writes the odds rows, and fake ones would reach
+    every consumer of the topic. 403/40301 saying why, alike on every port."""
+    for base in (ports.main, ports.rp):
+        answers = {}
+        for who, headers in WHO.items():
+            r = httpx.post(
+                f"{base}/topics/{ODDS}", json=FAKE_ODDS, headers={"Content-Type": JSON, **headers}
+            )
+            answers[who] = _answer(r)
+            if who in ("producer", "admin"):
+                assert "is written by the service" in r.json()["message"]
+        assert answers == {
+            "anonymous": (401, 40101),  # anonymous producers are off here
+            "customer": (403, 40301),
+            "producer": (403, 40301),
+            "admin": (403, 40301),
+        }
+        partition = httpx.post(
+            f"{base}/topics/{ODDS}/partitions/0",
+            json=FAKE_ODDS,
+            headers={"Content-Type": JSON, **WHO["admin"]},
+        )
+        assert _answer(partition) == (403, 40301)
+    assert httpx.get(f"{ports.rp}/topics/{ODDS}").status_code == 200  # reading it is open
+
+
+def test_anonymous_producers_may_not_write_the_odds_topic(tmp_path: Path) -> None:
+    """The reviewer's case: --kafka-compat, anonymous producers on by default."""
+    rp_port = free_port()
+    settings = live_settings(tmp_path, schema_registry_port=free_port(), rest_proxy_port=rp_port)
+    with TestClient(create_app(settings, kafka_compat=True)) as client:
+        r = client.post(f"/topics/{ODDS}", json=FAKE_ODDS, headers={"Content-Type": JSON})
+        assert (r.status_code, r.json()["error_code"]) == (403, 40301)
+        assert "is written by the service" in r.json()["message"]
+        deadline = time.monotonic() + 10
+        while True:  # the side port starts with the app's lifespan
+            try:
+                side = httpx.post(
+                    f"http://127.0.0.1:{rp_port}/topics/{ODDS}",
+                    json=FAKE_ODDS,
+                    headers={"Content-Type": JSON},
+                )
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the REST proxy port did not start"
+                time.sleep(0.05)
+        assert (side.status_code, side.json()) == (r.status_code, r.json())
+        # producing elsewhere stays anonymous, as configured
+        bets = {"records": [{"value": {"RACE_ID": 1, "RUNNER_ID": 1, "AMOUNT": 5.0}}]}
+        assert (
+            client.post(
+                "/topics/tote_win_bets", json=bets, headers={"Content-Type": JSON}
+            ).status_code
+            == 200
+        )
+
+
+# ----------------------------------------------------------------- producer keys elsewhere
+def test_a_producer_key_is_a_key_with_no_rights_on_wallets(ports: Ports) -> None:
+    """Outside the compat routes a producer key is not "no key" (401): it is a key that
+    may use no wallet (403 saying so) and no admin route (403)."""
+    producer = WHO["producer"]
+    for method, path, body in (
+        ("GET", "/wallet/alice/balance", None),
+        ("GET", "/wallet/alice/transactions", None),
+        ("POST", "/wallet/alice/debit", {"amount_cents": 100}),
+        ("POST", "/wallet/alice/credit", {"amount_cents": 100}),
+        ("POST", "/races/p1/bets", {"selection": [1], "stake_cents": 100, "wallet_id": "alice"}),
+    ):
+        url = f"{ports.main}{path}"
+        if method == "POST":
+            assert httpx.post(url, json=body).status_code == 401
+            r = httpx.post(url, json=body, headers=producer)
+        else:
+            assert httpx.get(url).status_code == 401
+            r = httpx.get(url, headers=producer)
+        assert r.status_code == 403, (path, r.text)
+        assert r.json() == {
+            "error": "forbidden",
+            "message": "a producer key may only register schemas and produce to topics: "
+            "it has no wallet and may use none",
+        }
+    r = httpx.post(f"{ports.main}/races/p1/close", headers=producer)
+    assert (r.status_code, r.json()["error"]) == (403, "forbidden")
+
+
+def test_a_cash_bet_with_a_producer_key_has_the_producers_request_ids(ports: Ports) -> None:
+    """A bet with a producer key is a cash bet; its request id is the producer's, not an
+    anonymous bettor's: the same id from both is two bets, a retry is one."""
+    admin = WHO["admin"]
+    race = {
+        "race_id": "prod1",
+        "meeting": "m",
+        "venue": "v",
+        "post_time": "2026-11-21T15:00:00+11:00",
+        "runners": [{"number": n, "name": f"R{n}"} for n in (1, 2)],
+        "pools": [{"pool": "WIN", "takeout_bps": 1500, "profile": "us"}],
+    }
+    assert httpx.post(f"{ports.main}/races", json=race, headers=admin).status_code == 201
+    assert httpx.post(f"{ports.main}/races/prod1/open", headers=admin).status_code == 200
+    bet = {"selection": [1], "stake_cents": 200, "request_id": "same-1"}
+    url = f"{ports.main}/races/prod1/bets"
+    by_producer = httpx.post(url, json=bet, headers=WHO["producer"])
+    assert by_producer.status_code == 201, by_producer.text
+    by_anyone = httpx.post(url, json=bet)
+    assert by_anyone.status_code == 201, by_anyone.text
+    again = httpx.post(url, json=bet, headers=WHO["producer"])
+    assert again.status_code == 201, again.text
+    assert by_producer.json()["bet_id"] != by_anyone.json()["bet_id"]
+    assert not by_anyone.json()["repeated"]
+    assert again.json()["repeated"]
+    assert again.json()["bet_id"] == by_producer.json()["bet_id"]
+    shown = httpx.get(f"{url}/{by_producer.json()['bet_id']}").json()
+    assert shown["wallet_id"] is None  # a cash bet

@@ -23,6 +23,7 @@ from oddstream.compat.rest_proxy import (
     EventStoreTopics,
     ProducedRecord,
     RecordError,
+    records_of,
     topic_stream,
 )
 from oddstream.domain.tote.board import odds_board
@@ -384,3 +385,79 @@ async def test_a_late_bet_is_answered_as_pending_and_made_at_the_next_start(
     async with Bridge(fast_store) as b:
         await asyncio.wait_for(b.bridge.caught_up.wait(), 10)
         assert (await b.writer.state("5")).pools[WIN].stakes == {(1,): 200}
+
+
+# ----------------------------------------------------------------- the odds topic is the bridge's
+FAKE = {"RACE_ID": 1, "RUNNER_ID": 1, "ODDS": -5.0, "FAKE": True}
+
+
+async def _odds_through(store: EventStore, last: dict[str, Any]) -> list[dict[str, Any]]:
+    """The odds topic's values once ``last`` is in it (rows go in log order, so every row
+    before it has been written by then)."""
+    values: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):
+        async for event in store.subscribe_stream(topic_stream(ODDS_TOPIC)):
+            values += [r.value for r in records_of(ODDS_TOPIC, event)]
+            if last in values:
+                return values
+    raise AssertionError("the store closed")
+
+
+def _real(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [v for v in values if v != FAKE]
+
+
+async def _bet(topics: EventStoreTopics, stream: CompatOddsStream, runner: int) -> dict[str, Any]:
+    """A bet on race 1 through the topic; the odds row it must make."""
+    (offset,) = await topics.produce(BETS_TOPIC, produced([value(1, runner, 5.0)]))
+    assert offset.error_code is None
+    return row_value(stream.apply("1", runner, 500))
+
+
+async def test_foreign_records_in_the_odds_topic_never_stand_for_its_rows(
+    store: EventStore,
+) -> None:
+    """Records in the odds topic that the materializer did not write (from a log of
+    before the topic was reserved, or put in the store directly) are not its progress:
+    every real row is written once, also after a restart with more of them."""
+    topics = await EventStoreTopics.open(store)
+    await topics.append(ODDS_TOPIC, [ProducedRecord(FAKE)] * 3)
+    stream = CompatOddsStream()
+    async with Bridge(store) as b:
+        expected = [await _bet(b.topics, stream, runner) for runner in (1, 2, 3, 4)]
+        values = await _odds_through(store, expected[-1])
+        assert _real(values) == expected
+        assert len(values) == 3 + 4
+    await topics.append(ODDS_TOPIC, [ProducedRecord(FAKE)] * 3)
+    async with Bridge(store) as b:
+        expected += [await _bet(b.topics, stream, runner) for runner in (1, 2, 3, 4)]
+        values = await _odds_through(store, expected[-1])
+        assert _real(values) == expected
+        assert len(values) == 6 + 8
+
+
+async def test_an_odds_topic_from_before_the_marks_gets_the_rows_it_lacks(
+    store: EventStore,
+) -> None:
+    """The topic as the old materializer left it (it took the end offset for its own
+    count): 3 foreign records, the row of bet 1, nothing for bets 2–4. The next start
+    writes rows 2–4, and no row twice."""
+    topics = await EventStoreTopics.open(store)
+    bridge = PocBridge(store, RaceWriter(store), topics)
+    await bridge.start()
+    bridge._tasks[1].cancel()  # the bets, but no odds rows (written below, the old way)
+    stream = CompatOddsStream()
+    expected = [await _bet(topics, stream, runner) for runner in (1, 2, 3, 4)]
+    await bridge.stop()
+    await topics.append(ODDS_TOPIC, [ProducedRecord(FAKE)] * 3)
+    await topics.append(ODDS_TOPIC, [ProducedRecord(expected[0], "1")])
+    async with Bridge(store) as b:
+        expected.append(await _bet(b.topics, stream, 5))
+        values = await _odds_through(store, expected[-1])
+        assert _real(values) == expected
+        assert len(values) == 3 + 5
+        # from then on the topic's rows are marked: a restart writes only new rows
+    async with Bridge(store) as b:
+        expected.append(await _bet(b.topics, stream, 6))
+        values = await _odds_through(store, expected[-1])
+        assert _real(values) == expected

@@ -13,7 +13,9 @@ import pytest
 
 from oddstream.compat.rest_proxy import (
     EventStoreTopics,
+    ProducedRecord,
     RestProxy,
+    TopicReserved,
     rest_proxy_app,
     rest_proxy_router,
     topic_stream,
@@ -333,6 +335,35 @@ async def test_topics_that_do_not_exist(fast_store: EventStore) -> None:
         r = await post(c, "declared", {"records": [{"value": 1}]}, JSON_V2)
         assert r.json()["offsets"][0]["offset"] == 0
     assert await fast_store.stream_version(topic_stream("undeclared")) == 0
+
+
+async def test_a_topic_the_service_writes_refuses_every_produce(fast: Stack) -> None:
+    """A reserved topic is refused before anything is decoded, registered or stored;
+    the service's own appends still write it."""
+    await fast.topics.declare("derived")
+    await fast.topics.append("derived", [ProducedRecord({"row": 1})])
+    fast.topics.reserve("derived", "the test's materializer")
+    inline = {
+        "value_schema": record_schema("Row", {"name": "row", "type": "int"}),
+        "records": [{"value": {"row": 2}}],
+    }
+    for path in ("/topics/derived", "/topics/derived/partitions/0"):
+        r = await fast.client.post(
+            path, content=orjson.dumps(inline), headers={"Content-Type": AVRO_V2}
+        )
+        message = error(r, 403, 40301)
+        assert message == (
+            "Topic 'derived' is written by the service (the test's materializer): "
+            "no client may produce to it."
+        )
+    error(await post(fast.client, "derived", {"records": [{"value": 1}]}, JSON_V2), 403, 40301)
+    assert "derived-value" not in await fast.registry.subjects()
+    with pytest.raises(TopicReserved):
+        await fast.topics.produce("derived", [ProducedRecord({"row": 3})])
+    assert await fast.topics.end_offset("derived") == 1
+    await fast.topics.append("derived", [ProducedRecord({"row": 4})])
+    assert [r.value for r in await fast.topics.read("derived")] == [{"row": 1}, {"row": 4}]
+    assert (await fast.client.get("/topics/derived")).status_code == 200  # reads stay open
 
 
 @pytest.mark.parametrize("topic", ["bad%20name", "a" * 195, "sp%C3%A9cial"])

@@ -8,6 +8,12 @@
 * Deleting subjects or versions and setting or deleting compatibility levels take the
   admin key.
 
+Outside these surfaces a ``producer`` key is still a key, never "no key": a principal
+with no rights there. Admin routes refuse it (403), wallets refuse it
+(:func:`refuse_producer_wallets`, 403 saying why), and a bet placed with it is a cash
+bet whose request ids (and derived bet ids) are in the ``producer`` namespace, apart
+from anonymous bettors' (:mod:`.request_ids`).
+
 A key is taken from ``X-API-Key``, ``Authorization: Bearer`` or ``Authorization: Basic``
 (Confluent clients' ``basic.auth.user.info``; the key is the password). A key that was
 sent is always checked, also where none is needed: a wrong key is 403, never anonymous.
@@ -19,7 +25,7 @@ from fastapi import Request
 
 from ..compat.access import Access, Authorizer, forbidden, unauthenticated
 from ..compat.errors import ConfluentError
-from .auth import KeyRing, basic_auth_key, key_from_headers, principal_of
+from .auth import KeyRing, Principal, basic_auth_key, key_from_headers, principal_of
 from .errors import ApiError
 
 _MAY = {
@@ -56,4 +62,17 @@ def compat_authorizer(keys: KeyRing, *, anonymous_producers: bool) -> Authorizer
     return authorize
 
 
-__all__ = ["compat_authorizer"]
+def refuse_producer_wallets(principal: Principal | None) -> None:
+    """403 for a ``producer`` key on a wallet (its balance, transactions, money, a bet
+    from it): it has none and may use none. Called before the wallet's own check, so
+    the answer says why, and before any wallet is looked at."""
+    if principal is not None and principal.role == "producer":
+        raise ApiError(
+            403,
+            "forbidden",
+            "a producer key may only register schemas and produce to topics: "
+            "it has no wallet and may use none",
+        )
+
+
+__all__ = ["compat_authorizer", "refuse_producer_wallets"]

@@ -3,8 +3,8 @@
 A client's ``request_id`` makes a command safe to retry. Two clients' ids must never meet:
 an anonymous bettor's ``close-1`` is not the admin's ``close-1``, and a customer's debit
 cannot take the id of the admin's coming deposit. So the id a writer records is the
-client's id inside a namespace of the sender (``anonymous``, ``admin`` or
-``customer:<wallet>``) and the command's kind, under ``client:`` so that no client can
+client's id inside a namespace of the sender (``anonymous``, ``admin``, ``producer``
+or ``customer:<wallet>``) and the command's kind, under ``client:`` so that no client can
 reach the ids the runtime itself uses (the cashier's ``wallet-bet:…``, the Kafka bridge's
 ``tote_win_bets:…``). Ids are also per aggregate: the writer of a race or a wallet
 remembers the ids of its own stream (forever: the store indexes them).

@@ -38,6 +38,7 @@ from ..runtime.ids import new_id
 from ..runtime.race_writer import CommandOutcome
 from ..runtime.writer import RequestIdReused
 from .auth import Principal, authorize_wallet, request_principal, require_admin
+from .compat_access import refuse_producer_wallets
 from .errors import ApiError, render
 from .request_ids import OWNER_SEPARATOR, derived_id, race_bet_id, request_key
 from .schemas import (
@@ -294,8 +295,10 @@ def _bet_command(
 
 def _bet_wallet(principal: Principal | None, named: str | None) -> str | None:
     """The wallet a bet is paid from: the one it names (which the key must be allowed to
-    use), else a customer key's own; ``None`` for a cash bet (no key, no wallet)."""
+    use), else a customer key's own; ``None`` for a cash bet (no key, an admin or a
+    producer key, and no wallet named)."""
     if named is not None:
+        refuse_producer_wallets(principal)
         authorize_wallet(principal, named)
         return named
     if principal is not None and not principal.is_admin:

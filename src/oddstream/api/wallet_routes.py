@@ -8,7 +8,7 @@ rejected debit. ``GET /wallet/{id}/balance`` and ``GET /wallet/{id}/transactions
 waits until it includes a position a command answered.
 
 Who may: admin keys any wallet (credit only by admin); customer keys their own wallet
-(read, debit). See ``auth.py``.
+(read, debit); producer keys none. See ``auth.py`` and ``compat_access.py``.
 
 The functions ``*_json`` do the work for both the documented routes and the fast lane
 (``fastlane.py``), which serves them without the framework under load.
@@ -31,6 +31,7 @@ from ..domain.wallet.wallet import MAX_AMOUNT_CENTS
 from ..projections.wallet_models.base import ReadModelUnavailable
 from ..runtime.writer import CommandOutcome
 from .auth import Principal, authorize_wallet, request_principal
+from .compat_access import refuse_producer_wallets
 from .errors import ApiError
 from .request_ids import request_key
 from .schemas import FreeText, Id, MinPosition, RequestId, check_text, json_writes
@@ -153,6 +154,7 @@ async def move_money_json(
     services: Services, principal: Principal | None, wallet_id: str, raw: bytes, *, credit: bool
 ) -> tuple[int, bytes]:
     """Credit or debit a wallet from a JSON body: ``(200, answer)`` or a refusal."""
+    refuse_producer_wallets(principal)
     authorize_wallet(principal, wallet_id, admin_only=credit)
     body = _decode(raw)
     cents = _cents(body)
@@ -187,6 +189,7 @@ async def balance_json(
     services: Services, principal: Principal | None, wallet_id: str, min_position: int | None
 ) -> tuple[int, bytes]:
     """A wallet's balance from the read model: ``(200, answer)`` or a refusal."""
+    refuse_producer_wallets(principal)
     authorize_wallet(principal, wallet_id)
     await _wait(services, min_position)
     try:
@@ -232,6 +235,7 @@ async def transactions_json(
     min_position: int | None,
 ) -> dict[str, Any]:
     """A page of a wallet's transactions, newest first."""
+    refuse_producer_wallets(principal)
     authorize_wallet(principal, wallet_id)
     await _wait(services, min_position)
     view = services.wallet_view

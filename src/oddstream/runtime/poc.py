@@ -14,9 +14,11 @@
   checkpoint at start and makes the missing bets: nothing lost, nothing doubled.
 * ``tote_win_bet_race_runners_odds`` is materialized from the log: the rows of one
   ``CompatBetsPlaced`` (one per bet, exactly the POC's ksqlDB output) are one batch of
-  the topic. The rows are a pure function of the log, so after a restart the
-  materializer recomputes the sums, skips the rows the topic already holds and appends
-  the rest.
+  the topic. Only the service writes that topic: the bridge reserves it, so producing
+  to it is refused (403) to every client. The rows are a pure function of the log, so
+  after a restart the materializer recomputes the sums, skips the rows it wrote before
+  (by the count its own appends carry, :data:`ODDS_MARK`, never by the topic's end
+  offset, which records from elsewhere would move) and appends the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..compat.rest_proxy import (
@@ -36,6 +39,7 @@ from ..compat.rest_proxy import (
     RecordError,
     StoredBatch,
     ValueBatch,
+    records_of,
     topic_stream,
 )
 from ..domain.tote.compat import CompatOddsStream, row_value
@@ -252,6 +256,7 @@ class PocBridge:
     async def start(self) -> None:
         await self._topics.declare(BETS_TOPIC)
         await self._topics.declare(ODDS_TOPIC)
+        self._topics.reserve(ODDS_TOPIC, "the POC bridge's odds rows, derived from tote_win_bets")
         self._topics.add_batch_hook(BETS_TOPIC, self.on_bets)
         self._checkpoint = self._saved = await self._store.get_checkpoint(CHECKPOINT)
         self._tasks = [
@@ -464,8 +469,18 @@ class PocBridge:
 
     # ------------------------------------------------------------------ odds out
     async def _materialize(self) -> None:
+        """Follow the compat bets in log order and append their odds rows.
+
+        Every append carries :data:`ODDS_MARK` in its events' metadata: the number of
+        rows of the computed sequence the topic holds from then on. At start that count
+        comes from the last marked event, so rows written by anyone else (records from
+        before the topic was reserved, or written to the store directly) never count as
+        the materializer's own. A topic with no marked event at all was written before
+        marks existed: its rows are matched by content (:func:`_legacy_rows`).
+        """
         stream = CompatOddsStream()
-        written = await self._topics.end_offset(ODDS_TOPIC)
+        written, legacy = await self._odds_progress()
+        head = await self._store.head_position() if legacy is not None else 0
         seen = 0
         queue: asyncio.Queue[RecordedEvent] = asyncio.Queue()
 
@@ -493,22 +508,92 @@ class PocBridge:
                         rows = [
                             row_value(stream.apply(race_id, data["runner"], data["amount_cents"]))
                         ]
-                    if seen + len(rows) > written:  # rows the topic holds are not written again
+                    if legacy is not None and recorded.position > head:
+                        legacy = None  # bets made after the start: their rows are new
+                        written = seen
+                    if legacy is not None:
+                        fresh = [r for r in rows if not _take(legacy, race_id, r)]
+                    elif seen + len(rows) > written:  # rows the topic holds are not written again
                         fresh = rows[max(0, written - seen) :]
+                    else:
+                        fresh = []
+                    if fresh:
                         batches.append([ValueBatch(fresh, [race_id] * len(fresh))])
                     seen += len(rows)
                 if batches:
-                    stored = await self._topics.append_value_batches(ODDS_TOPIC, batches)
-                    written = stored[-1].end_offset
+                    await self._topics.append_value_batches(
+                        ODDS_TOPIC, batches, metadata={ODDS_MARK: seen}
+                    )
+                    written = seen
         finally:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError, StoreClosed):
                 await follower
 
+    async def _odds_progress(self) -> tuple[int, Counter[tuple[Any, ...]] | None]:
+        """``(rows written, None)`` from the odds topic's last marked event (0 for an
+        empty topic), or ``(0, rows)`` for a topic written before marks existed: the
+        rows it holds, by content, for :func:`_take`."""
+        odds = topic_stream(ODDS_TOPIC)
+        unmarked: list[RecordedEvent] = []
+        before: int | None = None
+        while True:
+            page = await self._store.read_stream(
+                odds, from_version=before, backwards=True, limit=64
+            )
+            for event in page:
+                mark = event.metadata.get(ODDS_MARK)
+                if type(mark) is int and mark >= 0:
+                    return mark, None
+                unmarked.append(event)
+            if len(page) < 64 or page[-1].version <= 1:
+                break
+            before = page[-1].version - 1
+        if not unmarked:
+            return 0, None
+        return 0, _legacy_rows(event for event in reversed(unmarked))
+
+
+#: The odds writer's marker in the metadata of the events it appends: how many rows of
+#: the computed sequence the topic holds once that append is stored.
+ODDS_MARK = "poc_odds_rows"
+
+
+def _row_key(key: Any, value: Any) -> tuple[Any, ...] | None:
+    """An odds row as a hashable value (``None``: not a row the materializer writes)."""
+    if type(value) is not dict:
+        return None
+    items = sorted(value.items())
+    if any(type(v) not in (str, int, float, type(None)) for _, v in items):
+        return None
+    return (key, *items)
+
+
+def _legacy_rows(events: Iterable[RecordedEvent]) -> Counter[tuple[Any, ...]]:
+    """The rows of unmarked odds events (written before marks existed, by the
+    materializer or anyone else), counted by content."""
+    rows: Counter[tuple[Any, ...]] = Counter()
+    for event in events:
+        for record in records_of(ODDS_TOPIC, event):
+            found = _row_key(record.key, record.value)
+            if found is not None:
+                rows[found] += 1
+    return rows
+
+
+def _take(rows: Counter[tuple[Any, ...]], race_id: str, value: dict[str, Any]) -> bool:
+    """Whether the topic already holds this row (then it is taken from ``rows``)."""
+    found = _row_key(race_id, value)
+    if found is None or rows[found] <= 0:
+        return False
+    rows[found] -= 1
+    return True
+
 
 __all__ = [
     "BETS_TOPIC",
     "CHECKPOINT",
+    "ODDS_MARK",
     "ODDS_TOPIC",
     "NotABet",
     "PocBridge",

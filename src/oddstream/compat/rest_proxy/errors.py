@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..access import forbidden
 from ..errors import ConfluentError
 
 TOPIC_NOT_FOUND = 40401
@@ -18,6 +19,14 @@ KAFKA_ERROR = 50002
 def topic_not_found(topic: str) -> ConfluentError:
     """404/40401: the topic does not exist."""
     return ConfluentError(404, TOPIC_NOT_FOUND, f"Topic '{topic}' not found.")
+
+
+def topic_reserved(topic: str, owner: str) -> ConfluentError:
+    """403/40301: the service writes this topic itself; no client may produce to it
+    (whatever its key: Kafka's topic authorization failure)."""
+    return forbidden(
+        f"Topic '{topic}' is written by the service ({owner}): no client may produce to it."
+    )
 
 
 def partition_not_found(topic: str, partition: object) -> ConfluentError:

@@ -28,6 +28,7 @@ from .topics import (
     RecordError,
     TopicHandler,
     TopicNotFound,
+    TopicReserved,
     ValueBatch,
 )
 
@@ -91,8 +92,14 @@ class RestProxy:
     ) -> dict[str, Any]:
         """Produce a request's records; answers the REST Proxy v2 body.
 
-        ``partition`` (from the path) overrides the records' own.
+        ``partition`` (from the path) overrides the records' own. A topic the service
+        writes itself (see :meth:`.EventStoreTopics.reserve`) is refused first (403/40301),
+        before anything is decoded or registered.
         """
+        reserved_by = getattr(self.topics, "reserved_by", None)
+        owner = reserved_by(topic) if reserved_by is not None else None
+        if owner is not None:
+            raise err.topic_reserved(topic, owner)
         keys, values, partitions = _columns(body, partition)
         key_id = value_id = None
         if fmt is EmbeddedFormat.AVRO:
@@ -123,6 +130,8 @@ class RestProxy:
                 offsets = [o.to_json() for o in await self.topics.produce(topic, produced)]
         except TopicNotFound:
             raise err.topic_not_found(topic) from None
+        except TopicReserved as exc:  # reserved while this request was decoded
+            raise err.topic_reserved(topic, exc.owner) from None
         except PartitionNotFound as exc:
             raise err.partition_not_found(topic, exc.partition) from None
         except InvalidEvent as exc:

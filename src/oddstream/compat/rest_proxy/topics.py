@@ -34,7 +34,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -77,6 +77,17 @@ class TopicNotFound(LookupError):
     def __init__(self, topic: str) -> None:
         super().__init__(f"Topic '{topic}' not found.")
         self.topic = topic
+
+
+class TopicReserved(PermissionError):
+    """The topic is written by the service itself: no client may produce to it."""
+
+    def __init__(self, topic: str, owner: str) -> None:
+        super().__init__(
+            f"Topic '{topic}' is written by the service ({owner}): no client may produce to it."
+        )
+        self.topic = topic
+        self.owner = owner
 
 
 class PartitionNotFound(LookupError):
@@ -444,6 +455,7 @@ class EventStoreTopics:
         self._batch_hooks: dict[str, list[BatchHook]] = {}
         self._tails: dict[str, _Tail] = {}
         self._spans: dict[str, _Spans] = {}
+        self._reserved: dict[str, str] = {}
 
     @classmethod
     async def open(
@@ -476,6 +488,23 @@ class EventStoreTopics:
         hooks = self._batch_hooks.get(topic, [])
         if hook in hooks:
             hooks.remove(hook)
+
+    # ----------------------------------------------------------------- reserved topics
+    def reserve(self, topic: str, owner: str) -> None:
+        """Make ``topic`` the service's own: :meth:`produce` and :meth:`produce_batch`
+        (the REST Proxy's path, whoever the client) refuse it with
+        :class:`TopicReserved`; the ``append*`` methods (the service's) still write it.
+        ``owner`` says who writes it, for the refusal's message."""
+        self._reserved[topic] = owner
+
+    def reserved_by(self, topic: str) -> str | None:
+        """Who writes ``topic`` if the service reserved it (:meth:`reserve`), else ``None``."""
+        return self._reserved.get(topic)
+
+    def _check_producible(self, topic: str) -> None:
+        owner = self._reserved.get(topic)
+        if owner is not None:
+            raise TopicReserved(topic, owner)
 
     # ----------------------------------------------------------------- catalogue
     async def _catch_up(self) -> None:
@@ -525,7 +554,9 @@ class EventStoreTopics:
         return TopicDescription(topic) if await self.exists(topic) else None
 
     async def produce(self, topic: str, records: Sequence[ProducedRecord]) -> list[RecordOffset]:
-        """Store the batch (one append), then run the topic's hooks."""
+        """Store the batch (one append), then run the topic's hooks. A reserved topic
+        (:meth:`reserve`) is refused with :class:`TopicReserved`, nothing stored."""
+        self._check_producible(topic)
         batch, errors = await self.produce_batch(topic, ValueBatch.runs(records, topic))
         base = batch.base_offset
         if not errors:
@@ -541,7 +572,9 @@ class EventStoreTopics:
         self, topic: str, parts: Sequence[ValueBatch]
     ) -> tuple[StoredBatch, dict[int, RecordError]]:
         """Store the records (one append), run the topic's hooks; the batch and the
-        hooks' errors by offset (usually none: no object per record on the way)."""
+        hooks' errors by offset (usually none: no object per record on the way).
+        :class:`TopicReserved` (nothing stored) for a reserved topic."""
+        self._check_producible(topic)
         (batch,) = await self.append_value_batches(topic, [parts], create=self.auto_create)
         errors: dict[int, RecordError] = {}
         base, count = batch.base_offset, batch.count
@@ -580,10 +613,13 @@ class EventStoreTopics:
         batches: Sequence[Sequence[ValueBatch]],
         *,
         create: bool = True,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[StoredBatch]:
         """Store several batches (each one or more :class:`ValueBatch` parts) in one
         append: one event per part, unless a part must be split to fit; offsets
-        contiguous and in order. No hooks run."""
+        contiguous and in order. No hooks run. ``metadata`` goes into every event's
+        metadata (readers of the records never see it): a writer's own marker, such as
+        how far it got, stored atomically with its records."""
         if not any(part.values for parts in batches for part in parts):
             raise ValueError("no records to append")
         await self._ensure(topic, create)
@@ -606,7 +642,7 @@ class EventStoreTopics:
                 events = []
                 offset = base
                 for piece in pieces:
-                    events.append(_batch_event(piece, offset))
+                    events.append(_batch_event(piece, offset, metadata))
                     offset += len(piece.values)
                 try:
                     result = await self.store.append(stream, events, tail.version)
@@ -724,7 +760,9 @@ def _fit(piece: ValueBatch) -> list[ValueBatch]:
     return _fit(piece.slice(0, half)) + _fit(piece.slice(half, n))
 
 
-def _batch_event(piece: ValueBatch, base: int) -> NewEvent:
+def _batch_event(
+    piece: ValueBatch, base: int, metadata: Mapping[str, Any] | None = None
+) -> NewEvent:
     data: dict[str, Any] = {"partition": 0, "base_offset": base, "format": piece.format}
     if piece.key_schema_id is not None:
         data["key_schema_id"] = piece.key_schema_id
@@ -733,7 +771,10 @@ def _batch_event(piece: ValueBatch, base: int) -> NewEvent:
     data["values"] = piece.values
     if piece.keys is not None:
         data["keys"] = piece.keys
-    return NewEvent(BATCH_EVENT, data, {"base_offset": base, "count": len(piece.values)})
+    meta = {**metadata} if metadata else {}
+    meta["base_offset"] = base  # a writer's marker never hides where the records are
+    meta["count"] = len(piece.values)
+    return NewEvent(BATCH_EVENT, data, meta)
 
 
 def _merge(
