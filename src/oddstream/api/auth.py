@@ -21,8 +21,8 @@ Answers never reveal whether a wallet exists: no key is 401, a key that is unkno
 may not do this is 403, before any wallet is looked at.
 
 Keys given in clear must be strong: :func:`estimated_bits` at least ``MIN_KEY_BITS`` (a
-run, a repeated character or a small alphabet is refused at start). A digest's key is
-not known, so digests are taken as they are.
+run, a keyboard walk, a repeated word or a small alphabet is refused at start). A
+digest's key is not known, so digests are taken as they are.
 
 Guessing is limited: a client address that presented more than
 ``ODDSTREAM_AUTH_FAILURE_LIMIT`` unknown keys within ``ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS``
@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import json
 import math
 import re
@@ -100,7 +101,8 @@ class KeyRing:
         if bits < MIN_KEY_BITS:
             raise KeyConfigError(
                 f"a {role} API key is too weak: about {bits:.0f} bits of entropy, at least "
-                f"{MIN_KEY_BITS} needed (runs, repeats and small alphabets count little); "
+                f"{MIN_KEY_BITS} needed (runs, keyboard walks, repeats and small alphabets "
+                "count little); "
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))'"
             )
         self.add_digest(digest(key).hex(), role, wallet_id)
@@ -171,10 +173,15 @@ class KeyRing:
 def estimated_bits(key: str) -> float:
     """A conservative estimate of a key's entropy in bits: the lesser of
 
-    - its structure: each character costs log2 of the alphabet its character classes
-      suggest (lower case 26, upper case 26, digits 10, other ASCII 33, anything else
-      100), except that a run of three or more characters with a constant step of -1, 0
-      or +1 (``aaaa``, ``abcd``, ``4321``) costs only its first character and its length;
+    - its structure, the cheapest parse of the key into pieces: a character costs log2
+      of the alphabet its character classes suggest (lower case 26, upper case 26,
+      digits 10, other ASCII 33, anything else 100); a run of three or more characters
+      with a constant step of -1, 0 or +1 (``aaaa``, ``abcd``, ``4321``) or a walk along
+      a keyboard row (``qwerty``, ``lkjh``, ``!@#$``) costs its first character and
+      log2 of its length; a repetition of three or more characters that appeared
+      earlier (``changeme-changeme``, ``abcabcabc``: the copy may overlap itself) costs
+      log2 of the number of earlier positions it could copy from, its length free — so
+      a unit repeated any number of times costs the unit and a few bits;
     - its letter frequencies: length × the Shannon entropy of its characters (a small
       alphabet, however long the key, stays small).
     """
@@ -191,22 +198,114 @@ def estimated_bits(key: str) -> float:
         )
         if present
     )
-    per_char = math.log2(pool)
-    structure = 0.0
-    start, n = 0, len(key)
-    while start < n:
-        end = start + 1
-        if end < n and abs(ord(key[end]) - ord(key[start])) <= 1:
-            step = ord(key[end]) - ord(key[start])
-            while end + 1 < n and ord(key[end + 1]) - ord(key[end]) == step:
-                end += 1
-            end += 1
-        length = end - start
-        structure += per_char + math.log2(length) if length >= 3 else per_char * length
-        start = end
+    n = len(key)
     counts = Counter(key).values()
     shannon = -sum(c / n * math.log2(c / n) for c in counts) * n
-    return max(0.0, min(structure, shannon))
+    return max(0.0, min(_structure_bits(key, math.log2(pool)), shannon))
+
+
+#: the shortest repetition :func:`estimated_bits` prices as a back-reference
+_MIN_REPEAT = 3
+#: earlier occurrences of a 3-gram compared when looking for the longest repetition
+#: (a bound on the work for long, repetitive keys, as in zlib's hash chains)
+_REPEAT_CANDIDATES = 32
+#: keyboard rows (US layout, then shifted): neighbours in a row make a walk
+_KEYBOARD_ROWS = (
+    "`1234567890-=",
+    "qwertyuiop[]\\",
+    "asdfghjkl;'",
+    "zxcvbnm,./",
+    "~!@#$%^&*()_+",
+    "QWERTYUIOP{}|",
+    'ASDFGHJKL:"',
+    "ZXCVBNM<>?",
+)
+_KEY_POSITION = {
+    c: (row, col) for row, keys in enumerate(_KEYBOARD_ROWS) for col, c in enumerate(keys)
+}
+
+
+def _structure_bits(key: str, per_char: float) -> float:
+    """The cost of the cheapest parse of ``key`` into characters (``per_char`` each),
+    runs and keyboard walks (``per_char`` + log2 of the length) and back-references
+    (log2 of the position: any length from ``_MIN_REPEAT`` up to the longest match)."""
+    n = len(key)
+    sequences = _sequence_lengths(key)
+    repeats = _repeat_lengths(key)
+    best = [0.0] + [math.inf] * n
+    #: back-references by the first position they may end at: (cost, last end)
+    starting: list[list[tuple[float, int]]] = [[] for _ in range(n + 1)]
+    open_refs: list[tuple[float, int]] = []  # a heap of the back-references reaching here
+    for i in range(n + 1):
+        for ref in starting[i]:
+            heapq.heappush(open_refs, ref)
+        while open_refs and open_refs[0][1] < i:
+            heapq.heappop(open_refs)
+        if open_refs:
+            best[i] = min(best[i], open_refs[0][0])
+        if i == n:
+            break
+        cost = best[i]
+        best[i + 1] = min(best[i + 1], cost + per_char)
+        length = sequences[i]
+        if length >= 3:
+            best[i + length] = min(best[i + length], cost + per_char + math.log2(length))
+        if repeats[i] >= _MIN_REPEAT:
+            starting[i + _MIN_REPEAT].append((cost + math.log2(i), i + repeats[i]))
+    return best[n]
+
+
+def _sequence_lengths(key: str) -> list[int]:
+    """For each position, the length of the longest run (a constant code-point step of
+    -1, 0 or +1) or keyboard-row walk (a constant step of one key) starting there."""
+    n = len(key)
+    lengths = [1] * n
+
+    def code_step(a: str, b: str) -> int | None:
+        step = ord(b) - ord(a)
+        return step if -1 <= step <= 1 else None
+
+    def key_step(a: str, b: str) -> int | None:
+        pa, pb = _KEY_POSITION.get(a), _KEY_POSITION.get(b)
+        if pa is None or pb is None or pa[0] != pb[0] or abs(pb[1] - pa[1]) != 1:
+            return None
+        return pb[1] - pa[1]
+
+    for step_of in (code_step, key_step):
+        steps = [step_of(key[k], key[k + 1]) for k in range(n - 1)]
+        same = 0  # how many equal steps follow from position i on
+        for i in range(n - 2, -1, -1):
+            if steps[i] is None:
+                same = 0
+            elif i + 1 < n - 1 and steps[i + 1] == steps[i]:
+                same += 1
+            else:
+                same = 1
+            lengths[i] = max(lengths[i], same + 1)
+    return lengths
+
+
+def _repeat_lengths(key: str) -> list[int]:
+    """For each position, the length of the longest earlier copy of what starts there
+    (the copy may overlap: in ``abababab`` position 2 repeats 6 characters), or 0."""
+    n = len(key)
+    lengths = [0] * n
+    seen: dict[str, list[int]] = {}
+    for i in range(n - _MIN_REPEAT + 1):
+        earlier = seen.setdefault(key[i : i + _MIN_REPEAT], [])
+        for j in reversed(earlier[-_REPEAT_CANDIDATES:]):
+            lo, hi = _MIN_REPEAT, n - i  # key[j:j+lo] == key[i:i+lo]; find the longest
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if key[j : j + mid] == key[i : i + mid]:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            lengths[i] = max(lengths[i], lo)
+            if i + lo == n:
+                break
+        earlier.append(i)
+    return lengths
 
 
 class FailureLimiter:
