@@ -22,6 +22,7 @@ from oddstream.api.auth import (
     KeyRing,
     Principal,
     authorize_wallet,
+    digest,
     estimated_bits,
     principal_of,
 )
@@ -245,7 +246,8 @@ def test_failures_past_the_limit_are_refused_until_the_window_ends() -> None:
         assert refused.value.status == 403
     clock.now += 10
     with pytest.raises(ApiError) as refused:
-        principal_of(ring, ADMIN_STRONG, client)  # the right key is not even looked at
+        # the right key, never used from this address, is not even looked at
+        principal_of(ring, ADMIN_STRONG, client)
     assert (refused.value.status, refused.value.code) == (429, "too_many_failures")
     assert refused.value.headers == {"Retry-After": "50"}
     # another address is not concerned, nor is a request without a key
@@ -270,3 +272,76 @@ def test_the_failure_table_is_bounded() -> None:
     clock.now += 61
     limiter.failed("10.9.9.8")  # expired entries are dropped as failures come
     assert len(limiter) == 1
+
+
+ALICE_STRONG = "alice-Vb7mQ2xTz9Kp4Ld"
+
+
+def _refused_with(status: int, ring: KeyRing, key: str, client: tuple[str, int]) -> None:
+    with pytest.raises(ApiError) as refused:
+        principal_of(ring, key, client)
+    assert refused.value.status == status
+
+
+def _guess(ring: KeyRing, client: tuple[str, int], times: int) -> None:
+    for guess in range(times):
+        with pytest.raises(ApiError) as refused:
+            principal_of(ring, f"guess-{guess}-Xq7vN2pLk9", client)
+        assert refused.value.status in (403, 429)
+
+
+def test_keys_that_worked_from_an_address_pass_while_guesses_lock_it_out() -> None:
+    """A guesser behind the admin's address (NAT, a proxy) does not shut the admin out:
+    a key that authenticated from the address recently still passes. A correct key
+    never used from there is refused like the guesses (the price of telling a guesser
+    nothing), and so is a key whose last success is older than ``trusted_for``."""
+    clock = Clock()
+    limiter = FailureLimiter(limit=20, window=60, clock=clock, trusted_for=3600)
+    ring = KeyRing(limiter)
+    ring.add(ADMIN_STRONG, "admin")
+    ring.add(ALICE_STRONG, "customer", "alice")
+    client = ("192.0.2.7", 40000)
+    assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")
+    for guess in range(20):
+        _refused_with(403, ring, f"guess-{guess}-Xq7vN2pLk9", client)
+    for guess in range(20, 30):  # over the limit: refused without being looked up
+        _refused_with(429, ring, f"guess-{guess}-Xq7vN2pLk9", client)
+    clock.now += 30
+    assert principal_of(ring, ADMIN_STRONG, ("192.0.2.7", 40001)) == Principal("admin")
+    # a correct key that never worked from this address: 429 until the window ends
+    _refused_with(429, ring, ALICE_STRONG, client)
+    assert principal_of(ring, ALICE_STRONG, ("192.0.2.8", 1)) == Principal("customer", "alice")
+    _refused_with(429, ring, ALICE_STRONG, client)  # a success elsewhere does not count here
+    # each success renews the trust: the admin keeps working through a long attack
+    for _ in range(100):
+        clock.now += 59
+        _guess(ring, client, 21)
+        assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")
+    # a key unused from there for longer than trusted_for is a stranger again
+    clock.now += 3601
+    _guess(ring, client, 21)
+    _refused_with(429, ring, ADMIN_STRONG, client)
+
+
+def test_the_trusted_pairs_are_bounded_and_expire() -> None:
+    clock = Clock()
+    limiter = FailureLimiter(limit=1, window=60, clock=clock, trusted_for=3600, max_trusted=100)
+    key = digest(ADMIN_STRONG)
+    for i in range(1000):
+        limiter.succeeded(f"10.0.{i // 256}.{i % 256}", key)
+        clock.now += 0.01
+    assert limiter.trusted_pairs == 100
+    oldest, newest = "10.0.0.0", "10.0.3.231"  # the 1st and the 1000th
+    for address in (oldest, newest):
+        limiter.failed(address)
+    assert limiter.refusal(oldest, key) is not None  # forgotten: the least recent first
+    assert limiter.refusal(newest, key) is None
+    assert limiter.refusal(newest, digest(ALICE_STRONG)) is not None  # per key
+    limiter.succeeded(newest, key)  # a renewed pair is not duplicated
+    assert limiter.trusted_pairs == 100
+    clock.now += 3601
+    assert limiter.refusal(newest, key) is None  # the failure window is over
+    limiter.failed(newest)
+    assert limiter.refusal(newest, key) is not None  # the trust has expired
+    limiter.succeeded("10.9.9.9", key)  # expired pairs are dropped as successes come
+    assert limiter.trusted_pairs == 1

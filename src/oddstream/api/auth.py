@@ -26,8 +26,9 @@ digest's key is not known, so digests are taken as they are.
 
 Guessing is limited: a client address that presented more than
 ``ODDSTREAM_AUTH_FAILURE_LIMIT`` unknown keys within ``ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS``
-gets 429 with ``Retry-After`` for any key until its window ends, without the key being
-looked at (:class:`FailureLimiter`).
+gets 429 with ``Retry-After`` until its window ends, without the key being looked at —
+except a key that authenticated from that address within the last 24 hours, so that
+clients already working behind a shared address keep working (:class:`FailureLimiter`).
 """
 
 from __future__ import annotations
@@ -126,6 +127,10 @@ class KeyRing:
     def lookup(self, key: str) -> Principal | None:
         """The principal of a presented key, or ``None``."""
         return self._by_digest.get(digest(key))
+
+    def lookup_digest(self, key_digest: bytes) -> Principal | None:
+        """The principal of a key by its raw SHA-256 digest (:func:`digest`), or ``None``."""
+        return self._by_digest.get(key_digest)
 
     @classmethod
     def from_settings(
@@ -313,7 +318,16 @@ class FailureLimiter:
     failures within ``window`` seconds of an address's first one, that address is
     refused until the window ends. Memory is bounded: at most ``max_clients`` addresses
     are tracked (the least recently failing one is forgotten first) and expired windows
-    are dropped as new failures come."""
+    are dropped as new failures come.
+
+    So that a guesser behind a shared address (NAT, a proxy) does not shut out the
+    clients already working from it, a key that authenticated from an address within
+    the last ``trusted_for`` seconds still passes while that address is refused
+    (:meth:`refusal`). Any other key from it is refused without being looked up, even a
+    correct one never used from there yet: the guesser's keys never succeeded, so the
+    refusal tells it nothing. The remembered (address, key digest) pairs are bounded too:
+    at most ``max_trusted``, the least recently successful forgotten first, expired ones
+    dropped as successes come."""
 
     def __init__(
         self,
@@ -321,16 +335,28 @@ class FailureLimiter:
         window: float = 60.0,
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        trusted_for: float = 86_400.0,
+        max_trusted: int = 10_000,
     ) -> None:
         self.limit = limit
         self.window = window
         self.max_clients = max_clients
+        self.trusted_for = trusted_for
+        self.max_trusted = max_trusted
         self._clock = clock
         #: address → (window start, failures in it), least recently failing first
         self._table: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        #: (address, key digest) → time of its last success, least recent first
+        self._trusted: OrderedDict[tuple[str, bytes], float] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._table)
+
+    @property
+    def trusted_pairs(self) -> int:
+        """How many (address, key digest) pairs are remembered as recently successful."""
+        return len(self._trusted)
 
     def retry_after(self, client: str) -> float | None:
         """Seconds until ``client`` may try keys again, or ``None`` if it may now."""
@@ -343,6 +369,18 @@ class FailureLimiter:
             del self._table[client]
             return None
         return left if failures >= self.limit else None
+
+    def refusal(self, client: str, key_digest: bytes) -> float | None:
+        """Seconds until the key of digest ``key_digest`` from ``client`` may be looked
+        up, or ``None`` if it may now: ``client`` is within its limit, or this key
+        authenticated from it within ``trusted_for`` seconds."""
+        wait = self.retry_after(client)
+        if wait is None:
+            return None
+        seen = self._trusted.get((client, key_digest))
+        if seen is not None and seen + self.trusted_for > self._clock():
+            return None
+        return wait
 
     def failed(self, client: str) -> None:
         """Count a failed authentication from ``client``."""
@@ -357,6 +395,19 @@ class FailureLimiter:
             if len(table) <= self.max_clients and started + self.window > now:
                 break
             del table[oldest]
+
+    def succeeded(self, client: str, key_digest: bytes) -> None:
+        """Remember that the key of digest ``key_digest`` authenticated from ``client``."""
+        now = self._clock()
+        trusted = self._trusted
+        pair = (client, key_digest)
+        trusted.pop(pair, None)
+        trusted[pair] = now
+        while True:  # the least recent first: drop the expired ones and any over the cap
+            oldest, seen = next(iter(trusted.items()))
+            if len(trusted) <= self.max_trusted and seen + self.trusted_for > now:
+                break
+            del trusted[oldest]
 
 
 def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -396,12 +447,14 @@ def principal_of(
 ) -> Principal | None:
     """The principal for a presented key: ``None`` without a key; 403 for an unknown one;
     429 (the key not looked at) while ``client`` (the ASGI scope's ``client``) is over
-    its limit of failed authentications."""
+    its limit of failed authentications, unless this key authenticated from that address
+    recently (:meth:`FailureLimiter.refusal`)."""
     if key is None:
         return None
     address = str(client[0]) if client else None
+    key_digest = digest(key)
     if address is not None:
-        wait = keys.failures.retry_after(address)
+        wait = keys.failures.refusal(address, key_digest)
         if wait is not None:
             raise ApiError(
                 429,
@@ -409,11 +462,13 @@ def principal_of(
                 f"too many unknown API keys from {address}; try again in {math.ceil(wait)} s",
                 headers={"Retry-After": str(math.ceil(wait))},
             )
-    principal = keys.lookup(key)
+    principal = keys.lookup_digest(key_digest)
     if principal is None:
         if address is not None:
             keys.failures.failed(address)
         raise ApiError(403, "forbidden", "this API key is not known")
+    if address is not None:
+        keys.failures.succeeded(address, key_digest)
     return principal
 
 
