@@ -3,24 +3,33 @@ clear refusals for unusable configurations."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import math
 import secrets
+from random import Random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oddstream.api.auth import (
     MIN_KEY_BITS,
+    MIN_KEY_LENGTH,
     FailureLimiter,
     KeyConfigError,
     KeyRing,
     Principal,
     authorize_wallet,
+    digest,
     estimated_bits,
     principal_of,
 )
 from oddstream.api.errors import ApiError
 from oddstream.config import Settings
+
+from .conftest import ADMIN_KEY, CUSTOMER_KEYS
 
 ADMIN = "admin-key-0123456789"
 ALICE = "alice-key-0123456789"
@@ -130,6 +139,10 @@ def test_wallet_authorization() -> None:
         "zyxwvutsrqponmlkjihgfedcba",  # a run down
         "bob-key-0123456789",  # mostly a run
         "k-0123456789abcdef",
+        "changeme-changeme-changeme",  # a repeated word
+        "admin-key-admin-key-admin-key",
+        "Password1Password1Password1",
+        "qwertyuiopasdfgh",  # keyboard walks
     ],
 )
 def test_weak_keys_are_refused_at_start(key) -> None:
@@ -156,6 +169,60 @@ def test_entropy_estimates() -> None:
     assert estimated_bits("Tr0ub4dor&3-x9Qv!Lm2") > MIN_KEY_BITS
 
 
+LOWER_SYMBOLS = math.log2(26 + 33)  # bits a character costs in a key of lower case and "-"
+LOWER_UPPER_DIGITS = math.log2(26 + 26 + 10)
+
+
+@pytest.mark.parametrize(
+    ("key", "bits"),
+    [
+        # the word, then a back-reference from position 9 (9 places to copy from)
+        ("changeme-changeme-changeme", 9 * LOWER_SYMBOLS + math.log2(9)),
+        ("admin-key-admin-key-admin-key", 10 * LOWER_SYMBOLS + math.log2(10)),
+        ("Password1Password1Password1", 9 * LOWER_UPPER_DIGITS + math.log2(9)),
+        # two walks along keyboard rows: a first key and a length each
+        ("qwertyuiopasdfgh", 2 * math.log2(26) + math.log2(10) + math.log2(6)),
+        ("!@#$%^&*()qwerty", math.log2(26 + 33) * 2 + math.log2(10) + math.log2(6)),
+    ],
+)
+def test_repeated_words_and_keyboard_walks_count_little(key: str, bits: float) -> None:
+    assert estimated_bits(key) == pytest.approx(bits)
+    assert estimated_bits(key) < MIN_KEY_BITS
+
+
+def test_the_test_keys_are_strong_enough() -> None:
+    """The keys the API tests start servers with pass (the nearest to the limit: ten
+    characters, then a run of ten digits)."""
+    keys = [ADMIN, ALICE, BOB, ADMIN_STRONG, ADMIN_KEY, *CUSTOMER_KEYS.values()]
+    keys += ["second-admin-0123456789", "producer-key-0123456789", "k-7fQ2xLp9Rw4ZtB8m"]
+    assert min(estimated_bits(key) for key in keys) == pytest.approx(estimated_bits(ALICE))
+    assert estimated_bits(ALICE) == pytest.approx(11 * math.log2(69) + math.log2(10))
+    assert estimated_bits(ALICE) >= MIN_KEY_BITS
+
+
+@given(
+    unit=st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=8),
+    extra=st.integers(min_value=0, max_value=200),
+)
+def test_a_repeated_unit_is_refused(unit: str, extra: int) -> None:
+    """However many times a unit of up to 8 characters is repeated (to the 16 characters
+    a key needs, or beyond), it counts as the unit and a few bits: at most
+    8 × log2(195) + log2(8) < 64."""
+    key = unit * (math.ceil(MIN_KEY_LENGTH / len(unit)) + extra)
+    assert estimated_bits(key) < MIN_KEY_BITS
+    if key.isprintable() and key == key.strip():
+        with pytest.raises(KeyConfigError, match="too weak"):
+            KeyRing().add(key, "admin")
+
+
+@given(st.randoms(use_true_random=True))
+def test_random_urlsafe_keys_pass(rnd: Random) -> None:
+    """A key made as ``secrets.token_urlsafe(16)`` makes it (over 100,000 of them the
+    least estimate was about 75 bits)."""
+    key = base64.urlsafe_b64encode(rnd.randbytes(16)).rstrip(b"=").decode()
+    assert estimated_bits(key) >= MIN_KEY_BITS
+
+
 # ----------------------------------------------------- failed authentications
 
 
@@ -179,7 +246,8 @@ def test_failures_past_the_limit_are_refused_until_the_window_ends() -> None:
         assert refused.value.status == 403
     clock.now += 10
     with pytest.raises(ApiError) as refused:
-        principal_of(ring, ADMIN_STRONG, client)  # the right key is not even looked at
+        # the right key, never used from this address, is not even looked at
+        principal_of(ring, ADMIN_STRONG, client)
     assert (refused.value.status, refused.value.code) == (429, "too_many_failures")
     assert refused.value.headers == {"Retry-After": "50"}
     # another address is not concerned, nor is a request without a key
@@ -204,3 +272,76 @@ def test_the_failure_table_is_bounded() -> None:
     clock.now += 61
     limiter.failed("10.9.9.8")  # expired entries are dropped as failures come
     assert len(limiter) == 1
+
+
+ALICE_STRONG = "alice-Vb7mQ2xTz9Kp4Ld"
+
+
+def _refused_with(status: int, ring: KeyRing, key: str, client: tuple[str, int]) -> None:
+    with pytest.raises(ApiError) as refused:
+        principal_of(ring, key, client)
+    assert refused.value.status == status
+
+
+def _guess(ring: KeyRing, client: tuple[str, int], times: int) -> None:
+    for guess in range(times):
+        with pytest.raises(ApiError) as refused:
+            principal_of(ring, f"guess-{guess}-Xq7vN2pLk9", client)
+        assert refused.value.status in (403, 429)
+
+
+def test_keys_that_worked_from_an_address_pass_while_guesses_lock_it_out() -> None:
+    """A guesser behind the admin's address (NAT, a proxy) does not shut the admin out:
+    a key that authenticated from the address recently still passes. A correct key
+    never used from there is refused like the guesses (the price of telling a guesser
+    nothing), and so is a key whose last success is older than ``trusted_for``."""
+    clock = Clock()
+    limiter = FailureLimiter(limit=20, window=60, clock=clock, trusted_for=3600)
+    ring = KeyRing(limiter)
+    ring.add(ADMIN_STRONG, "admin")
+    ring.add(ALICE_STRONG, "customer", "alice")
+    client = ("192.0.2.7", 40000)
+    assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")
+    for guess in range(20):
+        _refused_with(403, ring, f"guess-{guess}-Xq7vN2pLk9", client)
+    for guess in range(20, 30):  # over the limit: refused without being looked up
+        _refused_with(429, ring, f"guess-{guess}-Xq7vN2pLk9", client)
+    clock.now += 30
+    assert principal_of(ring, ADMIN_STRONG, ("192.0.2.7", 40001)) == Principal("admin")
+    # a correct key that never worked from this address: 429 until the window ends
+    _refused_with(429, ring, ALICE_STRONG, client)
+    assert principal_of(ring, ALICE_STRONG, ("192.0.2.8", 1)) == Principal("customer", "alice")
+    _refused_with(429, ring, ALICE_STRONG, client)  # a success elsewhere does not count here
+    # each success renews the trust: the admin keeps working through a long attack
+    for _ in range(100):
+        clock.now += 59
+        _guess(ring, client, 21)
+        assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")
+    # a key unused from there for longer than trusted_for is a stranger again
+    clock.now += 3601
+    _guess(ring, client, 21)
+    _refused_with(429, ring, ADMIN_STRONG, client)
+
+
+def test_the_trusted_pairs_are_bounded_and_expire() -> None:
+    clock = Clock()
+    limiter = FailureLimiter(limit=1, window=60, clock=clock, trusted_for=3600, max_trusted=100)
+    key = digest(ADMIN_STRONG)
+    for i in range(1000):
+        limiter.succeeded(f"10.0.{i // 256}.{i % 256}", key)
+        clock.now += 0.01
+    assert limiter.trusted_pairs == 100
+    oldest, newest = "10.0.0.0", "10.0.3.231"  # the 1st and the 1000th
+    for address in (oldest, newest):
+        limiter.failed(address)
+    assert limiter.refusal(oldest, key) is not None  # forgotten: the least recent first
+    assert limiter.refusal(newest, key) is None
+    assert limiter.refusal(newest, digest(ALICE_STRONG)) is not None  # per key
+    limiter.succeeded(newest, key)  # a renewed pair is not duplicated
+    assert limiter.trusted_pairs == 100
+    clock.now += 3601
+    assert limiter.refusal(newest, key) is None  # the failure window is over
+    limiter.failed(newest)
+    assert limiter.refusal(newest, key) is not None  # the trust has expired
+    limiter.succeeded("10.9.9.9", key)  # expired pairs are dropped as successes come
+    assert limiter.trusted_pairs == 1

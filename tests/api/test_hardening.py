@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import ADMIN_KEY, LiveServer, live_settings, run_server
+from .conftest import ADMIN_KEY, CUSTOMER_KEYS, LiveServer, live_settings, run_server
 
 RACE = {
     "meeting": "Flemington R7",
@@ -249,3 +249,43 @@ def test_failed_keys_are_rate_limited_per_address(limited: LiveServer) -> None:
             _refused(r, 429, "too_many_failures")
             assert 0 < int(r.headers["Retry-After"]) <= 60
         assert c.get("/races").status_code == 200  # requests without a key are not refused
+
+
+@pytest.fixture(scope="module")
+def limited_in_use(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = live_settings(
+        tmp_path_factory.mktemp("limited-in-use"),
+        auth_failure_limit=3,
+        auth_failure_window_seconds=60,
+    )
+    yield from run_server(settings)
+
+
+def test_keys_in_use_keep_working_while_guesses_lock_their_address(
+    limited_in_use: LiveServer,
+) -> None:
+    """Guesses from the admin's address do not shut the admin (or a customer already
+    working from there) out of any surface: the documented routes, the fast lane and
+    the Schema Registry all see that these keys authenticated from this address."""
+    alice, bob = {"X-API-Key": CUSTOMER_KEYS["alice"]}, {"X-API-Key": CUSTOMER_KEYS["bob"]}
+    compat = {"compatibility": "BACKWARD"}
+    with httpx.Client(base_url=limited_in_use.url, timeout=10) as c:
+        assert c.post("/races", json={**RACE, "race_id": "r1"}, headers=ADMIN).status_code == 201
+        r = c.post("/wallet/alice/credit", json={"amount_cents": 500}, headers=ADMIN)
+        assert r.status_code == 200, r.text  # the fast lane
+        assert c.get("/wallet/alice/balance", headers=alice).status_code == 200
+        r = c.put("/config", json=compat, headers=ADMIN)  # the Schema Registry
+        assert r.status_code == 200, r.text
+        for guess in range(3):
+            r = c.post("/races/r1/open", headers={"X-API-Key": f"guess-{guess}-0123456789"})
+            _refused(r, 403, "not known")
+        r = c.post("/races/r1/open", headers={"X-API-Key": "guess-3-0123456789"})
+        _refused(r, 429, "too_many_failures")
+        assert c.post("/races/r1/open", headers=ADMIN).status_code == 200
+        r = c.post("/wallet/alice/credit", json={"amount_cents": 500}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        r = c.get("/wallet/alice/balance", headers=alice)
+        assert (r.status_code, r.json()["balance_cents"]) == (200, 1000), r.text
+        assert c.put("/config", json=compat, headers=ADMIN).status_code == 200
+        # bob's key is right but never worked from here: refused like a guess
+        _refused(c.get("/wallet/bob/balance", headers=bob), 429, "too_many_failures")

@@ -21,13 +21,14 @@ Answers never reveal whether a wallet exists: no key is 401, a key that is unkno
 may not do this is 403, before any wallet is looked at.
 
 Keys given in clear must be strong: :func:`estimated_bits` at least ``MIN_KEY_BITS`` (a
-run, a repeated character or a small alphabet is refused at start). A digest's key is
-not known, so digests are taken as they are.
+run, a keyboard walk, a repeated word or a small alphabet is refused at start). A
+digest's key is not known, so digests are taken as they are.
 
 Guessing is limited: a client address that presented more than
 ``ODDSTREAM_AUTH_FAILURE_LIMIT`` unknown keys within ``ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS``
-gets 429 with ``Retry-After`` for any key until its window ends, without the key being
-looked at (:class:`FailureLimiter`).
+gets 429 with ``Retry-After`` until its window ends, without the key being looked at —
+except a key that authenticated from that address within the last 24 hours, so that
+clients already working behind a shared address keep working (:class:`FailureLimiter`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import json
 import math
 import re
@@ -100,7 +102,8 @@ class KeyRing:
         if bits < MIN_KEY_BITS:
             raise KeyConfigError(
                 f"a {role} API key is too weak: about {bits:.0f} bits of entropy, at least "
-                f"{MIN_KEY_BITS} needed (runs, repeats and small alphabets count little); "
+                f"{MIN_KEY_BITS} needed (runs, keyboard walks, repeats and small alphabets "
+                "count little); "
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))'"
             )
         self.add_digest(digest(key).hex(), role, wallet_id)
@@ -124,6 +127,10 @@ class KeyRing:
     def lookup(self, key: str) -> Principal | None:
         """The principal of a presented key, or ``None``."""
         return self._by_digest.get(digest(key))
+
+    def lookup_digest(self, key_digest: bytes) -> Principal | None:
+        """The principal of a key by its raw SHA-256 digest (:func:`digest`), or ``None``."""
+        return self._by_digest.get(key_digest)
 
     @classmethod
     def from_settings(
@@ -171,10 +178,15 @@ class KeyRing:
 def estimated_bits(key: str) -> float:
     """A conservative estimate of a key's entropy in bits: the lesser of
 
-    - its structure: each character costs log2 of the alphabet its character classes
-      suggest (lower case 26, upper case 26, digits 10, other ASCII 33, anything else
-      100), except that a run of three or more characters with a constant step of -1, 0
-      or +1 (``aaaa``, ``abcd``, ``4321``) costs only its first character and its length;
+    - its structure, the cheapest parse of the key into pieces: a character costs log2
+      of the alphabet its character classes suggest (lower case 26, upper case 26,
+      digits 10, other ASCII 33, anything else 100); a run of three or more characters
+      with a constant step of -1, 0 or +1 (``aaaa``, ``abcd``, ``4321``) or a walk along
+      a keyboard row (``qwerty``, ``lkjh``, ``!@#$``) costs its first character and
+      log2 of its length; a repetition of three or more characters that appeared
+      earlier (``changeme-changeme``, ``abcabcabc``: the copy may overlap itself) costs
+      log2 of the number of earlier positions it could copy from, its length free — so
+      a unit repeated any number of times costs the unit and a few bits;
     - its letter frequencies: length × the Shannon entropy of its characters (a small
       alphabet, however long the key, stays small).
     """
@@ -191,22 +203,114 @@ def estimated_bits(key: str) -> float:
         )
         if present
     )
-    per_char = math.log2(pool)
-    structure = 0.0
-    start, n = 0, len(key)
-    while start < n:
-        end = start + 1
-        if end < n and abs(ord(key[end]) - ord(key[start])) <= 1:
-            step = ord(key[end]) - ord(key[start])
-            while end + 1 < n and ord(key[end + 1]) - ord(key[end]) == step:
-                end += 1
-            end += 1
-        length = end - start
-        structure += per_char + math.log2(length) if length >= 3 else per_char * length
-        start = end
+    n = len(key)
     counts = Counter(key).values()
     shannon = -sum(c / n * math.log2(c / n) for c in counts) * n
-    return max(0.0, min(structure, shannon))
+    return max(0.0, min(_structure_bits(key, math.log2(pool)), shannon))
+
+
+#: the shortest repetition :func:`estimated_bits` prices as a back-reference
+_MIN_REPEAT = 3
+#: earlier occurrences of a 3-gram compared when looking for the longest repetition
+#: (a bound on the work for long, repetitive keys, as in zlib's hash chains)
+_REPEAT_CANDIDATES = 32
+#: keyboard rows (US layout, then shifted): neighbours in a row make a walk
+_KEYBOARD_ROWS = (
+    "`1234567890-=",
+    "qwertyuiop[]\\",
+    "asdfghjkl;'",
+    "zxcvbnm,./",
+    "~!@#$%^&*()_+",
+    "QWERTYUIOP{}|",
+    'ASDFGHJKL:"',
+    "ZXCVBNM<>?",
+)
+_KEY_POSITION = {
+    c: (row, col) for row, keys in enumerate(_KEYBOARD_ROWS) for col, c in enumerate(keys)
+}
+
+
+def _structure_bits(key: str, per_char: float) -> float:
+    """The cost of the cheapest parse of ``key`` into characters (``per_char`` each),
+    runs and keyboard walks (``per_char`` + log2 of the length) and back-references
+    (log2 of the position: any length from ``_MIN_REPEAT`` up to the longest match)."""
+    n = len(key)
+    sequences = _sequence_lengths(key)
+    repeats = _repeat_lengths(key)
+    best = [0.0] + [math.inf] * n
+    #: back-references by the first position they may end at: (cost, last end)
+    starting: list[list[tuple[float, int]]] = [[] for _ in range(n + 1)]
+    open_refs: list[tuple[float, int]] = []  # a heap of the back-references reaching here
+    for i in range(n + 1):
+        for ref in starting[i]:
+            heapq.heappush(open_refs, ref)
+        while open_refs and open_refs[0][1] < i:
+            heapq.heappop(open_refs)
+        if open_refs:
+            best[i] = min(best[i], open_refs[0][0])
+        if i == n:
+            break
+        cost = best[i]
+        best[i + 1] = min(best[i + 1], cost + per_char)
+        length = sequences[i]
+        if length >= 3:
+            best[i + length] = min(best[i + length], cost + per_char + math.log2(length))
+        if repeats[i] >= _MIN_REPEAT:
+            starting[i + _MIN_REPEAT].append((cost + math.log2(i), i + repeats[i]))
+    return best[n]
+
+
+def _sequence_lengths(key: str) -> list[int]:
+    """For each position, the length of the longest run (a constant code-point step of
+    -1, 0 or +1) or keyboard-row walk (a constant step of one key) starting there."""
+    n = len(key)
+    lengths = [1] * n
+
+    def code_step(a: str, b: str) -> int | None:
+        step = ord(b) - ord(a)
+        return step if -1 <= step <= 1 else None
+
+    def key_step(a: str, b: str) -> int | None:
+        pa, pb = _KEY_POSITION.get(a), _KEY_POSITION.get(b)
+        if pa is None or pb is None or pa[0] != pb[0] or abs(pb[1] - pa[1]) != 1:
+            return None
+        return pb[1] - pa[1]
+
+    for step_of in (code_step, key_step):
+        steps = [step_of(key[k], key[k + 1]) for k in range(n - 1)]
+        same = 0  # how many equal steps follow from position i on
+        for i in range(n - 2, -1, -1):
+            if steps[i] is None:
+                same = 0
+            elif i + 1 < n - 1 and steps[i + 1] == steps[i]:
+                same += 1
+            else:
+                same = 1
+            lengths[i] = max(lengths[i], same + 1)
+    return lengths
+
+
+def _repeat_lengths(key: str) -> list[int]:
+    """For each position, the length of the longest earlier copy of what starts there
+    (the copy may overlap: in ``abababab`` position 2 repeats 6 characters), or 0."""
+    n = len(key)
+    lengths = [0] * n
+    seen: dict[str, list[int]] = {}
+    for i in range(n - _MIN_REPEAT + 1):
+        earlier = seen.setdefault(key[i : i + _MIN_REPEAT], [])
+        for j in reversed(earlier[-_REPEAT_CANDIDATES:]):
+            lo, hi = _MIN_REPEAT, n - i  # key[j:j+lo] == key[i:i+lo]; find the longest
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if key[j : j + mid] == key[i : i + mid]:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            lengths[i] = max(lengths[i], lo)
+            if i + lo == n:
+                break
+        earlier.append(i)
+    return lengths
 
 
 class FailureLimiter:
@@ -214,7 +318,16 @@ class FailureLimiter:
     failures within ``window`` seconds of an address's first one, that address is
     refused until the window ends. Memory is bounded: at most ``max_clients`` addresses
     are tracked (the least recently failing one is forgotten first) and expired windows
-    are dropped as new failures come."""
+    are dropped as new failures come.
+
+    So that a guesser behind a shared address (NAT, a proxy) does not shut out the
+    clients already working from it, a key that authenticated from an address within
+    the last ``trusted_for`` seconds still passes while that address is refused
+    (:meth:`refusal`). Any other key from it is refused without being looked up, even a
+    correct one never used from there yet: the guesser's keys never succeeded, so the
+    refusal tells it nothing. The remembered (address, key digest) pairs are bounded too:
+    at most ``max_trusted``, the least recently successful forgotten first, expired ones
+    dropped as successes come."""
 
     def __init__(
         self,
@@ -222,16 +335,28 @@ class FailureLimiter:
         window: float = 60.0,
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        trusted_for: float = 86_400.0,
+        max_trusted: int = 10_000,
     ) -> None:
         self.limit = limit
         self.window = window
         self.max_clients = max_clients
+        self.trusted_for = trusted_for
+        self.max_trusted = max_trusted
         self._clock = clock
         #: address → (window start, failures in it), least recently failing first
         self._table: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        #: (address, key digest) → time of its last success, least recent first
+        self._trusted: OrderedDict[tuple[str, bytes], float] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._table)
+
+    @property
+    def trusted_pairs(self) -> int:
+        """How many (address, key digest) pairs are remembered as recently successful."""
+        return len(self._trusted)
 
     def retry_after(self, client: str) -> float | None:
         """Seconds until ``client`` may try keys again, or ``None`` if it may now."""
@@ -244,6 +369,18 @@ class FailureLimiter:
             del self._table[client]
             return None
         return left if failures >= self.limit else None
+
+    def refusal(self, client: str, key_digest: bytes) -> float | None:
+        """Seconds until the key of digest ``key_digest`` from ``client`` may be looked
+        up, or ``None`` if it may now: ``client`` is within its limit, or this key
+        authenticated from it within ``trusted_for`` seconds."""
+        wait = self.retry_after(client)
+        if wait is None:
+            return None
+        seen = self._trusted.get((client, key_digest))
+        if seen is not None and seen + self.trusted_for > self._clock():
+            return None
+        return wait
 
     def failed(self, client: str) -> None:
         """Count a failed authentication from ``client``."""
@@ -258,6 +395,19 @@ class FailureLimiter:
             if len(table) <= self.max_clients and started + self.window > now:
                 break
             del table[oldest]
+
+    def succeeded(self, client: str, key_digest: bytes) -> None:
+        """Remember that the key of digest ``key_digest`` authenticated from ``client``."""
+        now = self._clock()
+        trusted = self._trusted
+        pair = (client, key_digest)
+        trusted.pop(pair, None)
+        trusted[pair] = now
+        while True:  # the least recent first: drop the expired ones and any over the cap
+            oldest, seen = next(iter(trusted.items()))
+            if len(trusted) <= self.max_trusted and seen + self.trusted_for > now:
+                break
+            del trusted[oldest]
 
 
 def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -297,12 +447,14 @@ def principal_of(
 ) -> Principal | None:
     """The principal for a presented key: ``None`` without a key; 403 for an unknown one;
     429 (the key not looked at) while ``client`` (the ASGI scope's ``client``) is over
-    its limit of failed authentications."""
+    its limit of failed authentications, unless this key authenticated from that address
+    recently (:meth:`FailureLimiter.refusal`)."""
     if key is None:
         return None
     address = str(client[0]) if client else None
+    key_digest = digest(key)
     if address is not None:
-        wait = keys.failures.retry_after(address)
+        wait = keys.failures.refusal(address, key_digest)
         if wait is not None:
             raise ApiError(
                 429,
@@ -310,11 +462,13 @@ def principal_of(
                 f"too many unknown API keys from {address}; try again in {math.ceil(wait)} s",
                 headers={"Retry-After": str(math.ceil(wait))},
             )
-    principal = keys.lookup(key)
+    principal = keys.lookup_digest(key_digest)
     if principal is None:
         if address is not None:
             keys.failures.failed(address)
         raise ApiError(403, "forbidden", "this API key is not known")
+    if address is not None:
+        keys.failures.succeeded(address, key_digest)
     return principal
 
 
