@@ -57,10 +57,12 @@ class ToteView:
         self._store = store
         self._registry = registry or default_registry
         self._races: dict[str, RaceState] = {}
-        #: (race, bet id) → the bet: bet ids are unique per race only
-        self._bets: dict[tuple[str, str], BetView] = {}
-        #: bet id → the races holding a bet of that id
-        self._bet_races: dict[str, list[str]] = {}
+        #: race → bet id → the bet: bet ids are unique per race only
+        self._bets: dict[str, dict[str, BetView]] = {}
+        #: bet id → the race holding a bet of that id, or the races when several do.
+        #: Strings and tuples of strings, not a list per bet: the garbage collector
+        #: leaves those alone, and there is an entry for every bet.
+        self._bet_races: dict[str, str | tuple[str, ...]] = {}
         self._dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]] = {}
         self._applied = AppliedPosition()
         self._task: asyncio.Task[None] | None = None
@@ -125,10 +127,18 @@ class ToteView:
         evolve(state, event)  # type: ignore[arg-type]
         position = recorded.position
         if isinstance(event, BetPlaced):
-            races = self._bet_races.setdefault(event.bet_id, [])
-            if race_id not in races:
-                races.append(race_id)
-            self._bets[race_id, event.bet_id] = BetView(
+            race_bets = self._bets.get(race_id)
+            if race_bets is None:
+                race_bets = self._bets[race_id] = {}
+            held = self._bet_races.get(event.bet_id)
+            if held is None:
+                self._bet_races[event.bet_id] = race_id
+            elif isinstance(held, str):
+                if held != race_id:
+                    self._bet_races[event.bet_id] = (held, race_id)
+            elif race_id not in held:
+                self._bet_races[event.bet_id] = (*held, race_id)
+            race_bets[event.bet_id] = BetView(
                 bet_id=event.bet_id,
                 race_id=race_id,
                 pool=event.pool.value,
@@ -138,7 +148,7 @@ class ToteView:
                 placed_position=position,
             )
         elif isinstance(event, BetSettled):
-            bet = self._bets.get((race_id, event.bet_id))
+            bet = self._bets.get(race_id, {}).get(event.bet_id)
             if bet is not None:
                 bet.status = "settled"
                 bet.payout_cents = event.payout_cents
@@ -172,11 +182,13 @@ class ToteView:
 
     def bet(self, race_id: str, bet_id: str) -> BetView | None:
         """The bet ``bet_id`` of race ``race_id``."""
-        return self._bets.get((race_id, bet_id))
+        return self._bets.get(race_id, {}).get(bet_id)
 
     def bets_named(self, bet_id: str) -> list[BetView]:
         """Every bet called ``bet_id``, one per race at most (oldest race first)."""
-        return [self._bets[race, bet_id] for race in self._bet_races.get(bet_id, ())]
+        held = self._bet_races.get(bet_id, ())
+        races = (held,) if isinstance(held, str) else held
+        return [self._bets[race][bet_id] for race in races]
 
     def dividends(self, race_id: str) -> tuple[int, tuple[PoolDividends, ...]] | None:
         """The declared dividends of a race with the position of the declaration."""
