@@ -5,7 +5,8 @@ Uvicorn closes idle keep-alive connections, but has no timeout for a request bei
 received: a client that sends its headers (or its body) one byte at a time, or nothing at
 all after connecting, held its connection and its memory forever. :class:`ReadTimeoutProtocol`
 gives each request ``request_read_timeout_seconds`` from its first byte (from the
-connection's opening, for the first) to arrive whole, then answers ``408`` and closes.
+connection's opening, for the first) to arrive whole (checked once a second), then
+answers ``408`` and closes.
 The clock stops once the request is received, so answers that stream for long (SSE,
 WebSocket) are not cut, and idle keep-alive handling is uvicorn's own.
 
@@ -16,7 +17,9 @@ taking on more.
 
 from __future__ import annotations
 
-from asyncio import TimerHandle, Transport
+import asyncio
+import weakref
+from asyncio import Transport
 from typing import Any
 
 import uvicorn
@@ -35,47 +38,50 @@ _REQUEST_TIMEOUT = (
 
 class ReadTimeoutProtocol(HttpToolsProtocol):
     """Uvicorn's HTTP/1.1 protocol (httptools) with a deadline for receiving each request
-    (headers and body): armed when a connection opens and when a request's first bytes
-    arrive, disarmed when the request is complete or the connection is upgraded."""
+    (headers and body): set when a connection opens and when a request's first bytes
+    arrive, cleared when the request is complete or the connection is upgraded.
+
+    No timer per request: at thousands of requests a second, a ``call_later`` each (and
+    its cancellation) filled the loop's timer heap with cancelled handles. A deadline is
+    a number on the connection, and one sweep a second (per event loop) closes the
+    connections past theirs, so a request gets between ``read_timeout`` and one second
+    more."""
 
     #: seconds a request has to arrive; set by :func:`read_timeout_protocol`
     read_timeout: float = 20.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read_timer: TimerHandle | None = None
-
-    def _arm(self) -> None:
-        if self._read_timer is None:
-            self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
-
-    def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self._read_deadline: float | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._read_deadline = self.loop.time() + self.read_timeout
+        _sweeper(self.loop).watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._read_deadline = None
+        _sweeper(self.loop).forget(self)
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm()
+        if self._read_deadline is None:
+            self._read_deadline = self.loop.time() + self.read_timeout
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._read_deadline = None
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()
+        self._read_deadline = None
         super().handle_websocket_upgrade()
 
+    def _past_deadline(self, now: float) -> bool:
+        return self._read_deadline is not None and self._read_deadline <= now
+
     def _read_timed_out(self) -> None:
-        self._read_timer = None
+        self._read_deadline = None
         if self.transport.is_closing():
             return
         cycle = self.cycle
@@ -87,6 +93,43 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
             cycle.disconnected = True
             cycle.message_event.set()
         self.transport.close()
+
+
+class _Sweeper:
+    """Once a second, closes the connections of one event loop whose request is late."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._watched: set[ReadTimeoutProtocol] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def watch(self, protocol: ReadTimeoutProtocol) -> None:
+        self._watched.add(protocol)
+        if self._handle is None:
+            self._handle = self._loop.call_later(1.0, self._sweep)
+
+    def forget(self, protocol: ReadTimeoutProtocol) -> None:
+        self._watched.discard(protocol)
+
+    def _sweep(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        for protocol in [p for p in self._watched if p._past_deadline(now)]:
+            protocol._read_timed_out()
+        if self._watched:
+            self._handle = self._loop.call_later(1.0, self._sweep)
+
+
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sweeper(loop: asyncio.AbstractEventLoop) -> _Sweeper:
+    sweeper = _sweepers.get(loop)
+    if sweeper is None:
+        sweeper = _sweepers[loop] = _Sweeper(loop)
+    return sweeper
 
 
 def read_timeout_protocol(seconds: float) -> type[ReadTimeoutProtocol]:
