@@ -183,3 +183,43 @@ def test_serve_runs_the_limited_server(monkeypatch, tmp_path: Path) -> None:
     config = seen["config"]
     assert config.limit_concurrency == 99
     assert config.http.read_timeout == 7.0
+
+
+async def test_websocket_upgrades_leave_nothing_watched() -> None:
+    """An upgraded connection belongs to the WebSocket protocol: the HTTP protocol's
+    connection_lost never runs, so the sweeper must forget it at the upgrade."""
+    import asyncio
+
+    import websockets
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+
+    from oddstream.api import server as srv
+
+    async def hello(websocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hi")
+        await websocket.close()
+
+    port = free_port()
+    config = uvicorn.Config(
+        Starlette(routes=[WebSocketRoute("/ws", hello)]),
+        host="127.0.0.1",
+        port=port,
+        http=srv.read_timeout_protocol(30.0),
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+                await asyncio.sleep(0.02)
+            for _ in range(20):
+                async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                    assert await ws.recv() == "hi"
+        watched = srv._sweepers[asyncio.get_running_loop()]._watched
+        assert not [p for p in watched if p.transport.is_closing()], len(watched)
+    finally:
+        server.should_exit = True
+        await task

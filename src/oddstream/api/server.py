@@ -74,7 +74,9 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
+        # the connection becomes the WebSocket protocol's: this one never hears of its end
         self._read_deadline = None
+        _sweeper(self.loop).forget(self)
         super().handle_websocket_upgrade()
 
     def _past_deadline(self, now: float) -> bool:
