@@ -56,6 +56,8 @@ async def test_concurrent_opens_build_the_index_once_while_appends_go_on(
         stop.set()
         await writer
     try:
+        built = [await store.request_index_ready() for store in others]
+        assert built.count(True) >= 1  # one built it; the others found it being built
         assert _index_state(pg_url, pg_schema) == [(True,)]
         found = await others[0].read_requests("s-3", ["r5", "r7", "nope"])
         assert [e.metadata["request_id"] for e in found] == ["r5", "r7"]
@@ -67,6 +69,7 @@ async def test_concurrent_opens_build_the_index_once_while_appends_go_on(
 
 async def test_an_invalid_index_is_rebuilt(pg_url: str, pg_schema: str) -> None:
     store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    await store.request_index_ready()
     await store.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:  # as a failed build leaves it
         conn.execute(
@@ -75,5 +78,62 @@ async def test_an_invalid_index_is_rebuilt(pg_url: str, pg_schema: str) -> None:
         )
     assert _index_state(pg_url, pg_schema) == [(False,)]
     store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    assert await store.request_index_ready()
     await store.close()
     assert _index_state(pg_url, pg_schema) == [(True,)]
+
+
+async def test_a_long_transaction_elsewhere_does_not_hold_the_open(
+    pg_url: str, pg_schema: str
+) -> None:
+    """CREATE INDEX CONCURRENTLY waits for every snapshot in the database (a pg_dump's,
+    say): the store opens and serves meanwhile, and the build finishes after."""
+    first = await _log_without_index(pg_url, pg_schema)
+    await first.close()
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        blocker.execute("SELECT 1 FROM pg_class LIMIT 1")  # holds a snapshot
+        async with asyncio.timeout(10):
+            store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+            found = await store.read_requests("s-2", ["r3"])  # served without the index
+        assert [e.metadata["request_id"] for e in found] == ["r3"]
+        assert _index_state(pg_url, pg_schema) in ([], [(False,)])  # still waiting
+        blocker.rollback()
+    try:
+        async with asyncio.timeout(30):
+            assert await store.request_index_ready()
+        assert _index_state(pg_url, pg_schema) == [(True,)]
+    finally:
+        await store.close()
+
+
+async def test_a_build_that_fails_is_logged_not_fatal(
+    pg_url: str, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await _log_without_index(pg_url, pg_schema)
+    await first.close()
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        blocker.execute("SELECT 1 FROM pg_class LIMIT 1")
+        store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # cancel the build
+            async with asyncio.timeout(10):
+                while not admin.execute(  # noqa: ASYNC110 - polls the server, not an event
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'CREATE INDEX CONCURRENTLY%%events_request%%' "
+                    "AND pid <> pg_backend_pid()"
+                ).fetchall():
+                    await asyncio.sleep(0.05)
+        blocker.rollback()
+    try:
+        assert not await store.request_index_ready()
+        assert "was not built" in caplog.text
+        await store.append("after", [NewEvent("x", {})], ANY)  # the store serves on
+    finally:
+        await store.close()
+    again = await PostgresEventStore.open(pg_url, schema=pg_schema)  # a later open builds it
+    try:
+        assert await again.request_index_ready()
+        assert _index_state(pg_url, pg_schema) == [(True,)]
+    finally:
+        await again.close()

@@ -180,6 +180,7 @@ class PostgresEventStore(EventStore):
         self._writer: psycopg.AsyncConnection[Any] | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._committer: GroupCommitter | None = None
+        self._index_task: asyncio.Task[bool] | None = None
 
     @classmethod
     async def open(
@@ -202,7 +203,9 @@ class PostgresEventStore(EventStore):
         try:
             await store._pool.open(wait=True, timeout=10.0)
             await store._create_schema()
-            await store._ensure_request_index()
+            store._index_task = asyncio.create_task(
+                store._build_request_index(), name="es-request-index"
+            )
             store._writer = await store._connect()
         except (psycopg.Error, Exception) as exc:
             await store._pool.close()
@@ -242,6 +245,32 @@ class PostgresEventStore(EventStore):
             )
             await conn.execute(sql.SQL(_APPEND_GROUP).format(schema=ident))
 
+    async def request_index_ready(self) -> bool:
+        """Wait for this store's build (or check) of the request index; whether it was
+        built. Reads by request id are right either way, only slower without it."""
+        if self._index_task is None:
+            return False
+        return await asyncio.shield(self._index_task)
+
+    async def _build_request_index(self) -> bool:
+        """:meth:`_ensure_request_index` in the background of an open store: a build
+        that waits on another session's long transaction (``CREATE INDEX CONCURRENTLY``
+        waits for every snapshot in the database), is cancelled, or times out must not
+        stop the node; a later open retries it."""
+        try:
+            await self._ensure_request_index()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "the request index of %s was not built (%s); reads by request id use the "
+                "stream index until a later open builds it",
+                self.schema,
+                exc,
+            )
+            return False
+        return True
+
     async def _ensure_request_index(self) -> None:
         """Build the request index if it is missing (or left invalid by a build that
         failed), without blocking appends: instant on a new schema, a one-time cost on
@@ -257,6 +286,8 @@ class PostgresEventStore(EventStore):
             if not (await cur.fetchone() or (False,))[0]:
                 return
             try:
+                # a role's statement_timeout would cancel a long build at every open
+                await conn.execute("SET statement_timeout = 0")
                 cur = await conn.execute(
                     "SELECT i.indisvalid FROM pg_index i "
                     "JOIN pg_class c ON c.oid = i.indexrelid "
@@ -274,6 +305,7 @@ class PostgresEventStore(EventStore):
                     )
                 await conn.execute(sql.SQL(_REQUEST_INDEX).format(schema=ident))
             finally:
+                await conn.execute("RESET statement_timeout")
                 await conn.execute("SELECT pg_advisory_unlock(%s)", [key])
 
     # ----------------------------------------------------------------- writer side
@@ -534,6 +566,10 @@ class PostgresEventStore(EventStore):
 
     # ----------------------------------------------------------------- shutdown
     async def _close(self) -> None:
+        if self._index_task is not None:  # a build cut short is rebuilt at a later open
+            self._index_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._index_task
         if self._committer is not None:
             await self._committer.stop()
         if self._listener_task is not None:
