@@ -53,3 +53,28 @@ def race_bet_id(wallet_id: str | None, bet_id: str) -> str:
     take a customer's bet id in a race first (a cash bet), or learn from the refusal
     that a customer had bet under it."""
     return bet_id if wallet_id is None else f"{wallet_id}{OWNER_SEPARATOR}{bet_id}"
+
+
+# Versions before scoped ids recorded clients' ids differently. A retry sent across the
+# upgrade must still find its first answer, so these are looked up too, among events
+# stored without a fingerprint (by those versions) only.
+
+
+def legacy_ids(request_id: str | None, *, on_race: bool) -> tuple[str, ...]:
+    """The id a client's ``request_id`` was recorded under before scoping: on a race
+    ``client:<id>``, on a wallet the id itself."""
+    if request_id is None:
+        return ()
+    return (f"client:{request_id}",) if on_race else (request_id,)
+
+
+def legacy_bet_id(
+    race_id: str, wallet_id: str, bet_id: str | None, request_id: str | None
+) -> str | None:
+    """The id a wallet bet had in its race before owner-scoped bet ids: the client's, or
+    one derived from race, wallet and request id (``None``: neither was given)."""
+    if bet_id is not None:
+        return bet_id
+    if request_id is None:
+        return None
+    return uuid.uuid5(_DERIVED_NAMESPACE, f"{race_id}/{wallet_id}/{request_id}").hex

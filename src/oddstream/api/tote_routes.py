@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from msgspec import Meta
 
-from ..domain.tote.events import PoolConfig, Runner
+from ..domain.tote.events import BetPlaced, PoolConfig, Runner
 from ..domain.tote.pools import PoolType
 from ..domain.tote.race import (
     AbandonRace,
@@ -34,13 +34,21 @@ from ..domain.tote.race import (
 )
 from ..domain.wallet import WalletRejection
 from ..projections.tote_view import BetView
+from ..runtime.cashier import wallet_bet_request_id
 from ..runtime.ids import new_id
 from ..runtime.race_writer import CommandOutcome
 from ..runtime.writer import RequestIdReused
 from .auth import Principal, authorize_wallet, request_principal, require_admin
 from .compat_access import refuse_producer_wallets
 from .errors import ApiError, render
-from .request_ids import OWNER_SEPARATOR, derived_id, race_bet_id, request_key
+from .request_ids import (
+    OWNER_SEPARATOR,
+    derived_id,
+    legacy_bet_id,
+    legacy_ids,
+    race_bet_id,
+    request_key,
+)
 from .schemas import (
     AbandonIn,
     BetBatchIn,
@@ -99,8 +107,12 @@ async def _run(
 ) -> dict[str, Any]:
     services = _services(request)
     kind = type(command).__name__
-    request_id = request_key(request_principal(request), kind, body.request_id if body else None)
-    outcome = await services.writer.execute(command, request_id=request_id)
+    client_id = body.request_id if body else None
+    outcome = await services.writer.execute(
+        command,
+        request_id=request_key(request_principal(request), kind, client_id),
+        legacy_ids=legacy_ids(client_id, on_race=True),
+    )
     services.metrics.commands.labels(type(command).__name__).inc()
     return _outcome(outcome, **extra)
 
@@ -307,14 +319,23 @@ def _bet_wallet(principal: Principal | None, named: str | None) -> str | None:
 
 
 async def _execute_bet(
-    services: Services, command: PlaceBet, request_id: str | None, principal: Principal | None
+    services: Services,
+    command: PlaceBet,
+    request_id: str | None,
+    principal: Principal | None,
+    client_bet_id: str | None,
 ) -> CommandOutcome:
     """A cash bet goes to the race's writer; a wallet bet through the cashier, whose
     request id is the bet itself (wallet, race and bet id)."""
-    if command.wallet_id is None:
+    wallet_id = command.wallet_id
+    if wallet_id is None:
         key = request_key(principal, "PlaceBet", request_id)
-        return await services.writer.execute(command, request_id=key)
-    outcome = await services.cashier.place_bet(command)
+        legacy = legacy_ids(request_id, on_race=True)
+        return await services.writer.execute(command, request_id=key, legacy_ids=legacy)
+    old = legacy_bet_id(command.race_id, wallet_id, client_bet_id, request_id)
+    outcome = await services.cashier.place_bet(
+        command, legacy_ids=() if old is None else (wallet_bet_request_id(wallet_id, old),)
+    )
     services.metrics.wallet_bets.inc()
     return outcome
 
@@ -375,10 +396,20 @@ async def place_bet_json(
         raise ApiError(422, "invalid_request", f"the body is not JSON: {exc}") from None
     wallet_id = _bet_wallet(principal, body.wallet_id)
     command = _bet_command(race_id, body, body.request_id, wallet_id, principal)
-    outcome = await _execute_bet(services, command, body.request_id, principal)
+    outcome = await _execute_bet(services, command, body.request_id, principal, body.bet_id)
     services.metrics.bet_commands.inc()
     services.metrics.bets.inc()
-    return 201, _json.encode(_outcome(outcome, bet_id=command.bet_id, race_id=race_id))
+    answer = _outcome(outcome, bet_id=_placed_id(outcome, command), race_id=race_id)
+    return 201, _json.encode(answer)
+
+
+def _placed_id(outcome: CommandOutcome, command: PlaceBet) -> str:
+    """The id of the bet the outcome placed: a retry's original (it may predate the
+    current id scheme), else the command's."""
+    for event in outcome.events:
+        if isinstance(event, BetPlaced):
+            return event.bet_id
+    return command.bet_id
 
 
 @router.post(
@@ -392,14 +423,15 @@ async def place_bets(request: Request, race_id: Id, body: BetBatchIn) -> JSONRes
     for index, bet in enumerate(body.bets):
         rid = bet.request_id or (f"{body.request_id}#{index}" if body.request_id else None)
         wallet_id = _bet_wallet(principal, bet.wallet_id or body.wallet_id)
-        commands.append((_bet_command(race_id, bet, rid, wallet_id, principal), rid))
+        command = _bet_command(race_id, bet, rid, wallet_id, principal)
+        commands.append((command, rid, bet.bet_id))
     outcomes = await asyncio.gather(
-        *(_execute_bet(services, c, rid, principal) for c, rid in commands),
+        *(_execute_bet(services, c, rid, principal, named) for c, rid, named in commands),
         return_exceptions=True,
     )
     results: list[dict[str, Any]] = []
     accepted = 0
-    for (command, _), outcome in zip(commands, outcomes, strict=True):
+    for (command, _, _), outcome in zip(commands, outcomes, strict=True):
         if isinstance(outcome, ToteRejection | WalletRejection | RequestIdReused):
             status, payload, _headers = render(outcome)
             results.append({"bet_id": command.bet_id, "status": status, **payload})
@@ -407,7 +439,8 @@ async def place_bets(request: Request, race_id: Id, body: BetBatchIn) -> JSONRes
             raise outcome
         else:
             accepted += 1
-            results.append({"bet_id": command.bet_id, "status": 201, **_outcome(outcome)})
+            bet_id = _placed_id(outcome, command)
+            results.append({"bet_id": bet_id, "status": 201, **_outcome(outcome)})
     services.metrics.bets.inc(accepted)
     return JSONResponse(
         {"accepted": accepted, "rejected": len(results) - accepted, "results": results},

@@ -33,7 +33,7 @@ from ..runtime.writer import CommandOutcome
 from .auth import Principal, authorize_wallet, request_principal
 from .compat_access import refuse_producer_wallets
 from .errors import ApiError
-from .request_ids import request_key
+from .request_ids import legacy_ids, request_key
 from .schemas import FreeText, Id, MinPosition, RequestId, check_text, json_writes
 from .services import Services, await_reads, services_of
 
@@ -165,7 +165,9 @@ async def move_money_json(
     )
     kind = type(command).__name__
     outcome = await services.wallets.execute(
-        command, request_id=request_key(principal, kind, body.request_id)
+        command,
+        request_id=request_key(principal, kind, body.request_id),
+        legacy_ids=legacy_ids(body.request_id, on_race=False),
     )
     services.metrics.wallet_commands.labels("credit" if credit else "debit").inc()
     answer = _answer(wallet_id, outcome)

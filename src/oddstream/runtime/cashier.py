@@ -134,8 +134,14 @@ class Cashier:
         return len(self._open)
 
     # ----------------------------------------------------------------- placing
-    async def place_bet(self, command: PlaceBet) -> CommandOutcome:
+    async def place_bet(
+        self, command: PlaceBet, *, legacy_ids: Sequence[str] = ()
+    ) -> CommandOutcome:
         """Reserve the stake, place the bet, capture or release: the race's answer.
+
+        ``legacy_ids``: race request ids an earlier version may have placed this bet
+        under (see :meth:`AggregateWriter.execute`); a bet found under one is answered,
+        not placed again.
 
         Raises :class:`InsufficientFunds`, the race's :class:`ToteRejection` (the stake
         is released first), or :class:`WalletRejection` ``bet_in_progress`` when the same
@@ -154,7 +160,7 @@ class Cashier:
             # A retry of a bet the race has taken: its answer, without reserving again
             # (and RequestIdReused, before any money moves, if the retry differs).
             try:
-                earlier = await self._races.recall(command, request_id)
+                earlier = await self._races.recall(command, request_id, legacy_ids)
             except RequestIdReused:  # a wallet bet's identity is its bet id
                 raise RequestIdReused(f"bet {bet_id} (its bet_id or request_id)") from None
             if earlier is not None:

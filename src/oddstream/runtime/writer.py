@@ -144,6 +144,7 @@ class _Pending(Generic[C]):
     future: asyncio.Future[CommandOutcome]
     request_id: str | None
     fingerprint: str | None
+    legacy_ids: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -185,15 +186,18 @@ class AggregateWriter(Generic[S, C]):
         *,
         request_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        legacy_ids: Sequence[str] = (),
     ) -> CommandOutcome:
         """Decide and store ``command``; raises the aggregate's rejection if refused.
 
         With a ``request_id``, a command already executed under that id is not decided
         again: the original answer comes back with ``repeated=True``. The id is stored in
         the events' metadata, so this holds across restarts. (A rejected command stores
-        nothing, so its retry is decided afresh.)
+        nothing, so its retry is decided afresh.) ``legacy_ids`` are the ids an earlier
+        version recorded the same request under: a match among events stored without a
+        fingerprint (by that version) is the original answer too.
         """
-        return await self._enqueue(command, request_id, metadata)
+        return await self._enqueue(command, request_id, metadata, tuple(legacy_ids))
 
     async def execute_many(
         self, commands: Sequence[tuple[C, str | None]]
@@ -205,7 +209,11 @@ class AggregateWriter(Generic[S, C]):
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     def _enqueue(
-        self, command: C, request_id: str | None, metadata: dict[str, Any] | None = None
+        self,
+        command: C,
+        request_id: str | None,
+        metadata: dict[str, Any] | None = None,
+        legacy_ids: tuple[str, ...] = (),
     ) -> asyncio.Future[CommandOutcome]:
         """Queue ``command`` for its aggregate's writer task (started if idle)."""
         key = self._spec.key(command)
@@ -219,7 +227,7 @@ class AggregateWriter(Generic[S, C]):
             meta[REQUEST_ID] = request_id
             meta[REQUEST_FINGERPRINT] = fp
         future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
-        entry.queue.append(_Pending(command, meta, future, request_id, fp))
+        entry.queue.append(_Pending(command, meta, future, request_id, fp, legacy_ids))
         if entry.worker is None:
             entry.worker = asyncio.create_task(self._drain(key, entry))
         return future
@@ -241,19 +249,23 @@ class AggregateWriter(Generic[S, C]):
         assert entry.state is not None
         return entry.state, entry.version, entry.position
 
-    async def recall(self, command: C, request_id: str) -> CommandOutcome | None:
-        """The answer ``request_id`` got before (``repeated=True``), or ``None`` if it is
-        new; raises :class:`RequestIdReused` if it was used for another command.
+    async def recall(
+        self, command: C, request_id: str, legacy_ids: Sequence[str] = ()
+    ) -> CommandOutcome | None:
+        """The answer ``request_id`` (or one of ``legacy_ids``, see :meth:`execute`) got
+        before (``repeated=True``), or ``None`` if it is new; raises
+        :class:`RequestIdReused` if it was used for another command.
 
         A read only: for a caller that must know before it acts elsewhere (the cashier
         reserves a stake before the race decides). Nothing is decided or written.
         """
         key = self._spec.key(command)
         entry = self._entries.get(key)
-        answer = entry.answered.get(request_id) if entry is not None else None
+        known = entry.answered if entry is not None else {}
+        answer = _answer_for(known, request_id, legacy_ids)
         if answer is None and (entry is None or entry.state is None or entry.answered_from > 1):
-            found = await self._look_up(key, [request_id])
-            answer = found.get(request_id)
+            found = await self._look_up(key, [request_id, *legacy_ids])
+            answer = _answer_for(found, request_id, legacy_ids)
         if answer is None:
             return None
         _check_same(answer, fingerprint(command))
@@ -338,9 +350,10 @@ class AggregateWriter(Generic[S, C]):
         assert state is not None
         if entry.answered_from > 1:
             unknown = [
-                p.request_id
+                rid
                 for p in batch
                 if p.request_id is not None and p.request_id not in entry.answered
+                for rid in (p.request_id, *p.legacy_ids)
             ]
             if unknown:
                 try:
@@ -356,7 +369,7 @@ class AggregateWriter(Generic[S, C]):
         for index, pending in enumerate(batch):
             rid = pending.request_id
             if rid is not None:
-                earlier = entry.answered.get(rid)
+                earlier = _answer_for(entry.answered, rid, pending.legacy_ids)
                 if earlier is not None:
                     try:
                         _check_same(earlier, pending.fingerprint)
@@ -490,6 +503,20 @@ class _AnswerBuilder:
             )
             for rid, (evs, last_version, first, fp) in self._items.items()
         }
+
+
+def _answer_for(
+    answered: dict[str, _Answer], request_id: str, legacy_ids: Sequence[str]
+) -> _Answer | None:
+    """The answer of ``request_id``, else of a legacy id stored by an earlier version
+    (without a fingerprint: an id this version stored under another request is not it)."""
+    answer = answered.get(request_id)
+    if answer is None:
+        for legacy in legacy_ids:
+            found = answered.get(legacy)
+            if found is not None and found.fingerprint is None:
+                return found
+    return answer
 
 
 def _check_same(answer: _Answer, fp: str | None) -> None:
