@@ -27,6 +27,7 @@ from oddstream.api.auth import (
     principal_of,
 )
 from oddstream.api.errors import ApiError
+from oddstream.api.metrics import Metrics
 from oddstream.config import Settings
 
 from .conftest import ADMIN_KEY, CUSTOMER_KEYS
@@ -399,7 +400,9 @@ def test_keys_that_worked_from_an_address_pass_while_guesses_lock_it_out() -> No
 
 def test_the_trusted_pairs_are_bounded_and_expire() -> None:
     clock = Clock()
-    limiter = FailureLimiter(limit=1, window=60, clock=clock, trusted_for=3600, max_trusted=100)
+    limiter = FailureLimiter(
+        limit=1, window=60, clock=clock, trusted_for=3600, max_trusted=100, max_trusted_per_key=1000
+    )
     key = digest(ADMIN_STRONG)
     for i in range(1000):
         limiter.succeeded(f"10.0.{i // 256}.{i % 256}", key)
@@ -419,3 +422,56 @@ def test_the_trusted_pairs_are_bounded_and_expire() -> None:
     assert limiter.refusal(newest, key) is not None  # the trust has expired
     limiter.succeeded("10.9.9.9", key)  # expired pairs are dropped as successes come
     assert limiter.trusted_pairs == 1
+
+
+def test_one_key_from_many_addresses_does_not_push_out_the_others() -> None:
+    """One valid key used from ever new addresses (a block of IPv6 addresses) keeps only
+    its ``max_trusted_per_key`` most recent ones: alice's pair stays, and her locked
+    address still lets her through. The cap over all keys still holds."""
+    clock = Clock()
+    limiter = FailureLimiter(limit=1, window=60, clock=clock, max_trusted=20, max_trusted_per_key=4)
+    nat, alice, mallory = "203.0.113.7", digest(ALICE_STRONG), digest(ADMIN_STRONG)
+    limiter.succeeded(nat, alice)
+    limiter.failed(nat)
+    limiter.failed(nat)
+    assert limiter.refusal(nat, digest("guess-Xq7vN2pLk9Zr4T")) is not None  # locked
+    for i in range(1000):
+        clock.now += 0.01
+        limiter.succeeded(f"2001:db8::{i:x}", mallory)
+        if i == 996:
+            limiter.succeeded("2001:db8::0", mallory)  # renewed: among the 4 most recent
+    assert limiter.refusal(nat, alice) is None  # alice's pair was not pushed out
+    assert limiter.trusted_pairs == 1 + 4
+    for address, kept in [("2001:db8::0", True), ("2001:db8::3e4", False)]:
+        limiter.failed(address)
+        limiter.failed(address)
+        assert (limiter.refusal(address, mallory) is None) == kept, address
+    # many keys: the cap over all of them forgets the least recent pairs, alice's first
+    for k in range(10):
+        for i in range(4):
+            clock.now += 0.01
+            limiter.succeeded(f"198.51.100.{i}", digest(f"key-{k}-Xq7vN2pLk9Zr4T"))
+    assert limiter.trusted_pairs == 20
+    assert limiter.refusal(nat, alice) is not None
+
+
+def test_refused_keys_are_counted_by_reason() -> None:
+    """Unknown keys (403) and keys from a locked address (429) are counted, also those
+    without an address; keys that pass, trusted ones included, are not."""
+    clock = Clock()
+    limiter = FailureLimiter(limit=2, window=60, clock=clock)
+    ring = KeyRing(limiter)
+    ring.add(ADMIN_STRONG, "admin")
+    ring.add(ALICE_STRONG, "customer", "alice")
+    metrics = Metrics()
+    metrics.watch_auth(limiter)
+    client = ("192.0.2.7", 40000)
+    assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")
+    _guess(ring, client, 5)  # 2 unknown, then 3 refused unlooked
+    _refused_with(429, ring, ALICE_STRONG, client)  # right, but never used from there
+    assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")  # trusted
+    _refused_with(403, ring, "guess-Xq7vN2pLk9Zr4T", None)  # no address: not limited
+    assert limiter.refused == {"unknown_key": 3, "locked": 4}
+    sample = metrics.registry.get_sample_value
+    assert sample("oddstream_auth_refused_total", {"reason": "unknown_key"}) == 3
+    assert sample("oddstream_auth_refused_total", {"reason": "locked"}) == 4

@@ -30,6 +30,7 @@ Guessing is limited: a client address that presented more than
 gets 429 with ``Retry-After`` until its window ends, without the key being looked at —
 except a key that authenticated from that address within the last 24 hours, so that
 clients already working behind a shared address keep working (:class:`FailureLimiter`).
+Refusals are counted by reason (``oddstream_auth_refused_total``, :mod:`.metrics`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ Role = Literal["admin", "customer", "producer"]
 _ROLES = ("admin", "customer", "producer")
 _WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+RefusalReason = Literal["unknown_key", "locked"]
+#: why :func:`principal_of` refuses a key (the label of ``oddstream_auth_refused_total``)
+REFUSAL_REASONS: tuple[RefusalReason, ...] = ("unknown_key", "locked")
 MIN_KEY_LENGTH = 16
 #: the least estimated entropy of a key given in clear (``secrets.token_urlsafe(16)``
 #: has 128 bits; ``estimated_bits`` puts it near 90)
@@ -408,8 +412,13 @@ class FailureLimiter:
     (:meth:`refusal`). Any other key from it is refused without being looked up, even a
     correct one never used from there yet: the guesser's keys never succeeded, so the
     refusal tells it nothing. The remembered (address, key digest) pairs are bounded too:
-    at most ``max_trusted``, the least recently successful forgotten first, expired ones
-    dropped as successes come."""
+    at most ``max_trusted_per_key`` addresses per key and ``max_trusted`` pairs in all
+    (100,000 pairs take 40–50 MB with IPv6 addresses), the least recently successful
+    forgotten first, expired ones dropped as successes come. The bound per key is what
+    keeps one key used from many addresses (one client with a block of IPv6 addresses)
+    from pushing every other key's pairs out.
+
+    Refused authentications are counted by reason in :attr:`refused` (for metrics)."""
 
     def __init__(
         self,
@@ -419,18 +428,25 @@ class FailureLimiter:
         clock: Callable[[], float] = time.monotonic,
         *,
         trusted_for: float = 86_400.0,
-        max_trusted: int = 10_000,
+        max_trusted: int = 100_000,
+        max_trusted_per_key: int = 32,
     ) -> None:
         self.limit = limit
         self.window = window
         self.max_clients = max_clients
         self.trusted_for = trusted_for
         self.max_trusted = max_trusted
+        self.max_trusted_per_key = max_trusted_per_key
         self._clock = clock
         #: address → (window start, failures in it), least recently failing first
         self._table: OrderedDict[str, tuple[float, int]] = OrderedDict()
         #: (address, key digest) → time of its last success, least recent first
         self._trusted: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        #: key digest → its addresses in ``_trusted``, least recently successful first
+        self._addresses: dict[bytes, OrderedDict[str, None]] = {}
+        #: refused authentications since start, by reason: "unknown_key" (403) and
+        #: "locked" (429, the key not looked up)
+        self.refused: dict[RefusalReason, int] = dict.fromkeys(REFUSAL_REASONS, 0)
 
     def __len__(self) -> int:
         return len(self._table)
@@ -485,11 +501,24 @@ class FailureLimiter:
         pair = (client, key_digest)
         trusted.pop(pair, None)
         trusted[pair] = now
+        addresses = self._addresses.setdefault(key_digest, OrderedDict())
+        addresses.pop(client, None)
+        addresses[client] = None
+        if len(addresses) > self.max_trusted_per_key:  # this key's least recent address
+            self._forget((next(iter(addresses)), key_digest))
         while True:  # the least recent first: drop the expired ones and any over the cap
             oldest, seen = next(iter(trusted.items()))
             if len(trusted) <= self.max_trusted and seen + self.trusted_for > now:
                 break
-            del trusted[oldest]
+            self._forget(oldest)
+
+    def _forget(self, pair: tuple[str, bytes]) -> None:
+        del self._trusted[pair]
+        address, key_digest = pair
+        addresses = self._addresses[key_digest]
+        del addresses[address]
+        if not addresses:
+            del self._addresses[key_digest]
 
 
 def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -535,9 +564,11 @@ def principal_of(
         return None
     address = str(client[0]) if client else None
     key_digest = digest(key)
+    limiter = keys.failures
     if address is not None:
-        wait = keys.failures.refusal(address, key_digest)
+        wait = limiter.refusal(address, key_digest)
         if wait is not None:
+            limiter.refused["locked"] += 1
             raise ApiError(
                 429,
                 "too_many_failures",
@@ -546,11 +577,12 @@ def principal_of(
             )
     principal = keys.lookup_digest(key_digest)
     if principal is None:
+        limiter.refused["unknown_key"] += 1
         if address is not None:
-            keys.failures.failed(address)
+            limiter.failed(address)
         raise ApiError(403, "forbidden", "this API key is not known")
     if address is not None:
-        keys.failures.succeeded(address, key_digest)
+        limiter.succeeded(address, key_digest)
     return principal
 
 
