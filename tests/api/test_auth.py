@@ -27,6 +27,7 @@ from oddstream.api.auth import (
     principal_of,
 )
 from oddstream.api.errors import ApiError
+from oddstream.api.metrics import Metrics
 from oddstream.config import Settings
 
 from .conftest import ADMIN_KEY, CUSTOMER_KEYS
@@ -171,6 +172,9 @@ def test_entropy_estimates() -> None:
 
 LOWER_SYMBOLS = math.log2(26 + 33)  # bits a character costs in a key of lower case and "-"
 LOWER_UPPER_DIGITS = math.log2(26 + 26 + 10)
+LOWER_DIGITS = math.log2(26 + 10)
+UPPER_DIGITS = math.log2(26 + 10)
+OTHER_STEP = math.log2(12)  # a step of ±2…±5 code points or a diagonal key
 
 
 @pytest.mark.parametrize(
@@ -179,15 +183,85 @@ LOWER_UPPER_DIGITS = math.log2(26 + 26 + 10)
         # the word, then a back-reference from position 9 (9 places to copy from)
         ("changeme-changeme-changeme", 9 * LOWER_SYMBOLS + math.log2(9)),
         ("admin-key-admin-key-admin-key", 10 * LOWER_SYMBOLS + math.log2(10)),
-        ("Password1Password1Password1", 9 * LOWER_UPPER_DIGITS + math.log2(9)),
+        # the word (its "as", "sw" and "rd" are neighbouring keys: a from 9 keys next to
+        # or on a's, w from 13 next to s, d from 11 next to r in this alphabet), then a
+        # back-reference
+        (
+            "Password1Password1Password1",
+            6 * LOWER_UPPER_DIGITS + math.log2(9 * 13 * 11) + math.log2(9),
+        ),
         # two walks along keyboard rows: a first key and a length each
         ("qwertyuiopasdfgh", 2 * math.log2(26) + math.log2(10) + math.log2(6)),
         ("!@#$%^&*()qwerty", math.log2(26 + 33) * 2 + math.log2(10) + math.log2(6)),
+        # interleaved sequences: a first character each, and the length of the whole
+        ("1q2w3e4r5t6y7u8i9o0p", 2 * LOWER_DIGITS + math.log2(20)),  # two rows
+        ("1a2b3c4d5e6f7g8h9i0j", 2 * LOWER_DIGITS + math.log2(20)),  # a row and a run
+        ("1qaz2wsx3edc4rfv5tgb", 4 * LOWER_DIGITS + math.log2(20)),  # columns: four rows
+        ("qazwsxedcrfvtgbyhnujm", 3 * math.log2(26) + math.log2(21)),
+        # a walk over neighbouring keys that turns: the first key, then each key one of
+        # the 2 to 6 next to the previous one (in lower case and digits)
+        ("zaq12wsxcde34rfv", LOWER_DIGITS + math.log2(3 * 2 * 4**7 * 6**6)),
+        # constant steps of 2: a first character, the step and the length each
+        ("ACEGIKMOQSUWY13579", 2 * (UPPER_DIGITS + OTHER_STEP) + math.log2(13 * 5)),
     ],
 )
 def test_repeated_words_and_keyboard_walks_count_little(key: str, bits: float) -> None:
     assert estimated_bits(key) == pytest.approx(bits)
     assert estimated_bits(key) < MIN_KEY_BITS
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "1q2w3e4r5t6y7u8i9o0p",
+        "1qaz2wsx3edc4rfv5tgb",
+        "qazwsxedcrfvtgbyhnujm",
+        "zaq12wsxcde34rfv",
+        "1a2b3c4d5e6f7g8h9i0j",
+        "ACEGIKMOQSUWY13579",
+        "1QAZ2WSX3EDC4RFV5TGB",  # shifted or not, the keys are the same
+        "!QAZ@WSX#EDC$RFV%TGB",
+        "mju7nhy6bgt5vfr4cde3",  # the columns upwards
+        "z1x2c3v4b5n6m7q8w9e0",
+        "aceg1357ikmo9753",  # steps of ±2 and interleaved ones
+        "adgjmpsvybehknqt",  # steps of 3
+    ],
+)
+def test_keyboard_walks_in_any_direction_and_sequences_with_any_step_are_refused(
+    key: str,
+) -> None:
+    with pytest.raises(KeyConfigError, match="too weak"):
+        KeyRing().add(key, "admin")
+
+
+def test_a_walk_over_neighbouring_keys_counts_a_few_bits_a_key() -> None:
+    """However a walk turns, each key after the first is one of the few next to the
+    previous one (at most 6 in lower case and digits), not one of 36."""
+    # where the keys' centres are on a US keyboard, in key widths
+    rows = [("1234567890", 1.0), ("qwertyuiop", 1.5), ("asdfghjkl", 1.75), ("zxcvbnm", 2.25)]
+    place = {c: (r, x + i) for r, (keys, x) in enumerate(rows) for i, c in enumerate(keys)}
+    rnd = Random(7)
+    for _ in range(200):
+        walk = [rnd.choice("qwertyuiopasdfghjklzxcvbnm")]
+        while len(walk) < 20:
+            row, x = place[walk[-1]]
+            walk.append(
+                rnd.choice(
+                    [
+                        c
+                        for c, (r, y) in place.items()
+                        if (r == row and abs(y - x) == 1) or (abs(r - row) == 1 and abs(y - x) < 1)
+                    ]
+                )
+            )
+        key = "".join(walk)
+        assert estimated_bits(key) <= LOWER_DIGITS + 19 * math.log2(6) < MIN_KEY_BITS, key
+
+
+def test_random_hex_keys_pass() -> None:
+    """``secrets.token_hex(16)`` (over 100,000 of them the least was about 93 bits)."""
+    for _ in range(2000):
+        assert estimated_bits(secrets.token_hex(16)) >= MIN_KEY_BITS
 
 
 def test_the_test_keys_are_strong_enough() -> None:
@@ -218,7 +292,8 @@ def test_a_repeated_unit_is_refused(unit: str, extra: int) -> None:
 @given(st.randoms(use_true_random=True))
 def test_random_urlsafe_keys_pass(rnd: Random) -> None:
     """A key made as ``secrets.token_urlsafe(16)`` makes it (over 100,000 of them the
-    least estimate was about 75 bits)."""
+    least estimate was about 73 bits: a key with repeated characters, by its letter
+    frequencies)."""
     key = base64.urlsafe_b64encode(rnd.randbytes(16)).rstrip(b"=").decode()
     assert estimated_bits(key) >= MIN_KEY_BITS
 
@@ -325,7 +400,9 @@ def test_keys_that_worked_from_an_address_pass_while_guesses_lock_it_out() -> No
 
 def test_the_trusted_pairs_are_bounded_and_expire() -> None:
     clock = Clock()
-    limiter = FailureLimiter(limit=1, window=60, clock=clock, trusted_for=3600, max_trusted=100)
+    limiter = FailureLimiter(
+        limit=1, window=60, clock=clock, trusted_for=3600, max_trusted=100, max_trusted_per_key=1000
+    )
     key = digest(ADMIN_STRONG)
     for i in range(1000):
         limiter.succeeded(f"10.0.{i // 256}.{i % 256}", key)
@@ -345,3 +422,56 @@ def test_the_trusted_pairs_are_bounded_and_expire() -> None:
     assert limiter.refusal(newest, key) is not None  # the trust has expired
     limiter.succeeded("10.9.9.9", key)  # expired pairs are dropped as successes come
     assert limiter.trusted_pairs == 1
+
+
+def test_one_key_from_many_addresses_does_not_push_out_the_others() -> None:
+    """One valid key used from ever new addresses (a block of IPv6 addresses) keeps only
+    its ``max_trusted_per_key`` most recent ones: alice's pair stays, and her locked
+    address still lets her through. The cap over all keys still holds."""
+    clock = Clock()
+    limiter = FailureLimiter(limit=1, window=60, clock=clock, max_trusted=20, max_trusted_per_key=4)
+    nat, alice, mallory = "203.0.113.7", digest(ALICE_STRONG), digest(ADMIN_STRONG)
+    limiter.succeeded(nat, alice)
+    limiter.failed(nat)
+    limiter.failed(nat)
+    assert limiter.refusal(nat, digest("guess-Xq7vN2pLk9Zr4T")) is not None  # locked
+    for i in range(1000):
+        clock.now += 0.01
+        limiter.succeeded(f"2001:db8::{i:x}", mallory)
+        if i == 996:
+            limiter.succeeded("2001:db8::0", mallory)  # renewed: among the 4 most recent
+    assert limiter.refusal(nat, alice) is None  # alice's pair was not pushed out
+    assert limiter.trusted_pairs == 1 + 4
+    for address, kept in [("2001:db8::0", True), ("2001:db8::3e4", False)]:
+        limiter.failed(address)
+        limiter.failed(address)
+        assert (limiter.refusal(address, mallory) is None) == kept, address
+    # many keys: the cap over all of them forgets the least recent pairs, alice's first
+    for k in range(10):
+        for i in range(4):
+            clock.now += 0.01
+            limiter.succeeded(f"198.51.100.{i}", digest(f"key-{k}-Xq7vN2pLk9Zr4T"))
+    assert limiter.trusted_pairs == 20
+    assert limiter.refusal(nat, alice) is not None
+
+
+def test_refused_keys_are_counted_by_reason() -> None:
+    """Unknown keys (403) and keys from a locked address (429) are counted, also those
+    without an address; keys that pass, trusted ones included, are not."""
+    clock = Clock()
+    limiter = FailureLimiter(limit=2, window=60, clock=clock)
+    ring = KeyRing(limiter)
+    ring.add(ADMIN_STRONG, "admin")
+    ring.add(ALICE_STRONG, "customer", "alice")
+    metrics = Metrics()
+    metrics.watch_auth(limiter)
+    client = ("192.0.2.7", 40000)
+    assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")
+    _guess(ring, client, 5)  # 2 unknown, then 3 refused unlooked
+    _refused_with(429, ring, ALICE_STRONG, client)  # right, but never used from there
+    assert principal_of(ring, ADMIN_STRONG, client) == Principal("admin")  # trusted
+    _refused_with(403, ring, "guess-Xq7vN2pLk9Zr4T", None)  # no address: not limited
+    assert limiter.refused == {"unknown_key": 3, "locked": 4}
+    sample = metrics.registry.get_sample_value
+    assert sample("oddstream_auth_refused_total", {"reason": "unknown_key"}) == 3
+    assert sample("oddstream_auth_refused_total", {"reason": "locked"}) == 4

@@ -249,6 +249,10 @@ def test_failed_keys_are_rate_limited_per_address(limited: LiveServer) -> None:
             _refused(r, 429, "too_many_failures")
             assert 0 < int(r.headers["Retry-After"]) <= 60
         assert c.get("/races").status_code == 200  # requests without a key are not refused
+        # every refusal is counted, on every surface
+        metrics = c.get("/metrics").text
+        assert 'oddstream_auth_refused_total{reason="unknown_key"} 3.0' in metrics
+        assert 'oddstream_auth_refused_total{reason="locked"} 4.0' in metrics
 
 
 @pytest.fixture(scope="module")

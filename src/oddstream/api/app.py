@@ -82,6 +82,7 @@ def create_app(
     settings = settings or Settings()
     metrics = Metrics()
     keys = KeyRing.from_settings(settings, extra=_demo_keys(settings) if demo else ())
+    metrics.watch_auth(keys.failures)
     anonymous_producers = settings.compat_anonymous_producers
     if anonymous_producers is None:
         anonymous_producers = kafka_compat or demo

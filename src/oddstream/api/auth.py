@@ -21,14 +21,16 @@ Answers never reveal whether a wallet exists: no key is 401, a key that is unkno
 may not do this is 403, before any wallet is looked at.
 
 Keys given in clear must be strong: :func:`estimated_bits` at least ``MIN_KEY_BITS`` (a
-run, a keyboard walk, a repeated word or a small alphabet is refused at start). A
-digest's key is not known, so digests are taken as they are.
+run, a sequence, a keyboard walk, a repeated word or a small alphabet is refused at
+start). A digest's key is not known, so digests are taken as they are: they must come
+from a generator (128 bits or more, as ``secrets.token_urlsafe(24)`` makes).
 
 Guessing is limited: a client address that presented more than
 ``ODDSTREAM_AUTH_FAILURE_LIMIT`` unknown keys within ``ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS``
 gets 429 with ``Retry-After`` until its window ends, without the key being looked at —
 except a key that authenticated from that address within the last 24 hours, so that
 clients already working behind a shared address keep working (:class:`FailureLimiter`).
+Refusals are counted by reason (``oddstream_auth_refused_total``, :mod:`.metrics`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ Role = Literal["admin", "customer", "producer"]
 _ROLES = ("admin", "customer", "producer")
 _WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+RefusalReason = Literal["unknown_key", "locked"]
+#: why :func:`principal_of` refuses a key (the label of ``oddstream_auth_refused_total``)
+REFUSAL_REASONS: tuple[RefusalReason, ...] = ("unknown_key", "locked")
 MIN_KEY_LENGTH = 16
 #: the least estimated entropy of a key given in clear (``secrets.token_urlsafe(16)``
 #: has 128 bits; ``estimated_bits`` puts it near 90)
@@ -180,33 +185,47 @@ def estimated_bits(key: str) -> float:
 
     - its structure, the cheapest parse of the key into pieces: a character costs log2
       of the alphabet its character classes suggest (lower case 26, upper case 26,
-      digits 10, other ASCII 33, anything else 100); a run of three or more characters
-      with a constant step of -1, 0 or +1 (``aaaa``, ``abcd``, ``4321``) or a walk along
-      a keyboard row (``qwerty``, ``lkjh``, ``!@#$``) costs its first character and
-      log2 of its length; a repetition of three or more characters that appeared
-      earlier (``changeme-changeme``, ``abcabcabc``: the copy may overlap itself) costs
-      log2 of the number of earlier positions it could copy from, its length free — so
-      a unit repeated any number of times costs the unit and a few bits;
+      digits 10, other ASCII 33, anything else 100), or, on a key next to the previous
+      character's on a US keyboard (in any direction, shifted or not), log2 of the
+      number of such characters in those classes (a walk that turns: ``zaq12wsx``);
+      a pattern of 1 to 4 interleaved sequences of three or more characters, each with
+      a constant step in code points (up to ±5: ``abcd``, ``4321``, ``aaaa``, ``ACEG``)
+      or on the keyboard (one key in the same direction: ``qwerty``, ``!@#$``,
+      ``1qaz``), costs each sequence's first character and step (nothing for ±1, 0 and
+      along a row, log2(12) for the others) and log2 of the pattern's length
+      (``1a2b3c``, ``1q2w3e``, ``1qaz2wsx3edc``); a repetition of three or more
+      characters that appeared earlier (``changeme-changeme``, ``abcabcabc``: the copy
+      may overlap itself) costs log2 of the number of earlier positions it could copy
+      from, its length free — so a unit repeated any number of times costs the unit
+      and a few bits;
     - its letter frequencies: length × the Shannon entropy of its characters (a small
       alphabet, however long the key, stays small).
     """
     if not key:
         return 0.0
-    pool = sum(
-        size
-        for size, present in (
-            (26, any("a" <= c <= "z" for c in key)),
-            (26, any("A" <= c <= "Z" for c in key)),
-            (10, any("0" <= c <= "9" for c in key)),
-            (33, any(c.isascii() and not c.isalnum() for c in key)),
-            (100, any(not c.isascii() for c in key)),
-        )
-        if present
-    )
+    classes = {_char_class(c) for c in key}
+    per_char = math.log2(sum(_CLASS_SIZES[k] for k in classes))
     n = len(key)
     counts = Counter(key).values()
     shannon = -sum(c / n * math.log2(c / n) for c in counts) * n
-    return max(0.0, min(_structure_bits(key, math.log2(pool)), shannon))
+    alone = _alone_bits(key, per_char, classes)
+    return max(0.0, min(_structure_bits(key, per_char, alone), shannon))
+
+
+#: the alphabet each character class suggests: lower case, upper case, digits, other
+#: ASCII, anything else
+_CLASS_SIZES = (26, 26, 10, 33, 100)
+
+
+def _char_class(c: str) -> int:
+    """The class of ``c``: an index into ``_CLASS_SIZES``."""
+    if "a" <= c <= "z":
+        return 0
+    if "A" <= c <= "Z":
+        return 1
+    if "0" <= c <= "9":
+        return 2
+    return 3 if c.isascii() else 4
 
 
 #: the shortest repetition :func:`estimated_bits` prices as a back-reference
@@ -214,28 +233,126 @@ _MIN_REPEAT = 3
 #: earlier occurrences of a 3-gram compared when looking for the longest repetition
 #: (a bound on the work for long, repetitive keys, as in zlib's hash chains)
 _REPEAT_CANDIDATES = 32
-#: keyboard rows (US layout, then shifted): neighbours in a row make a walk
-_KEYBOARD_ROWS = (
-    "`1234567890-=",
-    "qwertyuiop[]\\",
-    "asdfghjkl;'",
-    "zxcvbnm,./",
-    "~!@#$%^&*()_+",
-    "QWERTYUIOP{}|",
-    'ASDFGHJKL:"',
-    "ZXCVBNM<>?",
+#: the most interleaved sequences a pattern may have (``1a2b3c``: 2; ``1qaz2wsx``: 4)
+_MAX_LAG = 4
+#: the largest code-point step of a sequence (``ACEG``: 2, ``adgj``: 3)
+_MAX_CODE_STEP = 5
+#: the steps a sequence may take besides the obvious ones (code-point steps of -1, 0,
+#: +1 and one key along a row): code-point steps of ±2…±5 and four diagonal keys
+_OTHER_STEP_BITS = math.log2(2 * (_MAX_CODE_STEP - 1) + 4)
+#: a US QWERTY keyboard, unshifted and shifted: (keys of a row, where its first key is
+#: in half-key units), each row half a key right of the one above, as keyboards are
+_KEYBOARD = (
+    ("`1234567890-=", "~!@#$%^&*()_+", 0),
+    ("qwertyuiop[]\\", "QWERTYUIOP{}|", 3),
+    ("asdfghjkl;'", 'ASDFGHJKL:"', 4),
+    ("zxcvbnm,./", "ZXCVBNM<>?", 5),
 )
+#: a character's key: (row, column in half keys), shifted or not
 _KEY_POSITION = {
-    c: (row, col) for row, keys in enumerate(_KEYBOARD_ROWS) for col, c in enumerate(keys)
+    c: (row, offset + 2 * col)
+    for row, (plain, shifted, offset) in enumerate(_KEYBOARD)
+    for keys in (plain, shifted)
+    for col, c in enumerate(keys)
+}
+#: from a key to a neighbour: along the row, and up or down to the two keys it touches
+_KEY_STEPS = frozenset({(0, -2), (0, 2), (-1, -1), (-1, 1), (1, -1), (1, 1)})
+_ROW_STEPS = frozenset({(0, -2), (0, 2)})
+#: the characters on the keys next to a character's, and on its own key (shift)
+_NEIGHBOURS = {
+    c: frozenset(
+        d
+        for d, (row2, col2) in _KEY_POSITION.items()
+        if (row2 - row, col2 - col) in _KEY_STEPS or ((row2, col2) == (row, col) and d != c)
+    )
+    for c, (row, col) in _KEY_POSITION.items()
 }
 
+#: a step from one character to another: ("code", code-point difference) or ("key",
+#: (rows, half keys))
+_Step = tuple[str, int | tuple[int, int]]
 
-def _structure_bits(key: str, per_char: float) -> float:
-    """The cost of the cheapest parse of ``key`` into characters (``per_char`` each),
-    runs and keyboard walks (``per_char`` + log2 of the length) and back-references
-    (log2 of the position: any length from ``_MIN_REPEAT`` up to the longest match)."""
+
+def _steps(a: str, b: str) -> tuple[_Step | None, _Step | None]:
+    """The step from ``a`` to ``b`` in code points and on the keyboard (``None`` where
+    they are too far apart for a sequence)."""
+    delta = ord(b) - ord(a)
+    code: _Step | None = ("code", delta) if abs(delta) <= _MAX_CODE_STEP else None
+    pa, pb = _KEY_POSITION.get(a), _KEY_POSITION.get(b)
+    key: _Step | None = None
+    if pa is not None and pb is not None:
+        move = (pb[0] - pa[0], pb[1] - pa[1])
+        key = ("key", move) if move in _KEY_STEPS else None
+    return code, key
+
+
+def _step_bits(step: _Step) -> float:
+    """What the choice of a sequence's step costs: nothing for -1, 0, +1 and along a
+    row (the obvious ones), else log2 of the number of other steps."""
+    kind, move = step
+    if (kind == "code" and move in (-1, 0, 1)) or (kind == "key" and move in _ROW_STEPS):
+        return 0.0
+    return _OTHER_STEP_BITS
+
+
+def _sequences(key: str, lag: int) -> list[tuple[int, float]]:
+    """For each position ``p``, the longest sequence ``key[p], key[p + lag], …`` with a
+    constant step, in code points or on the keyboard: (how many characters it has, what
+    its step costs); (1, 0) where there is none."""
     n = len(key)
-    sequences = _sequence_lengths(key)
+    found = [(1, 0.0)] * n
+    steps = [_steps(key[p], key[p + lag]) for p in range(n - lag)]
+    for space in (0, 1):
+        length = [1] * n
+        for p in range(n - lag - 1, -1, -1):
+            step = steps[p][space]
+            if step is None:
+                continue
+            after = p + lag
+            length[p] = length[after] + 1 if after < n - lag and steps[after][space] == step else 2
+            bits = _step_bits(step)
+            if length[p] > found[p][0] or (length[p] == found[p][0] and bits < found[p][1]):
+                found[p] = (length[p], bits)
+    return found
+
+
+def _patterns(key: str, per_char: float) -> list[list[tuple[int, float]]]:
+    """For each position, the patterns starting there: (length, cost). A pattern
+    interleaves ``lag`` sequences of three or more characters each (``abc``: one;
+    ``1a2b3c``: two; ``1qaz2wsx3edc``: four, along rows), and costs the first character
+    and the step of each sequence, and log2 of its length."""
+    n = len(key)
+    found: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    for lag in range(1, _MAX_LAG + 1):
+        sequences = _sequences(key, lag)
+        for i in range(n - 3 * lag + 1):
+            starts = sequences[i : i + lag]
+            length = min(n - i, *(lag * count + r for r, (count, _) in enumerate(starts)))
+            if length >= 3 * lag:
+                bits = sum(per_char + step_bits for _, step_bits in starts)
+                found[i].append((length, bits + math.log2(length)))
+    return found
+
+
+def _alone_bits(key: str, per_char: float, classes: set[int]) -> list[float]:
+    """What each character costs alone: ``per_char``, or, on a key next to the previous
+    character's (or on the same key, shifted), log2 of the number of such characters
+    in the key's classes: a walk over the keyboard that turns as it likes."""
+    bits = [per_char] * len(key)
+    for i in range(1, len(key)):
+        neighbours = _NEIGHBOURS.get(key[i - 1])
+        if neighbours is not None and key[i] in neighbours:
+            choices = sum(1 for c in neighbours if _char_class(c) in classes)
+            bits[i] = min(per_char, math.log2(choices))
+    return bits
+
+
+def _structure_bits(key: str, per_char: float, alone: list[float]) -> float:
+    """The cost of the cheapest parse of ``key`` into characters (``alone``),
+    patterns (:func:`_patterns`) and back-references (log2 of the position: any length
+    from ``_MIN_REPEAT`` up to the longest match)."""
+    n = len(key)
+    patterns = _patterns(key, per_char)
     repeats = _repeat_lengths(key)
     best = [0.0] + [math.inf] * n
     #: back-references by the first position they may end at: (cost, last end)
@@ -251,43 +368,12 @@ def _structure_bits(key: str, per_char: float) -> float:
         if i == n:
             break
         cost = best[i]
-        best[i + 1] = min(best[i + 1], cost + per_char)
-        length = sequences[i]
-        if length >= 3:
-            best[i + length] = min(best[i + length], cost + per_char + math.log2(length))
+        best[i + 1] = min(best[i + 1], cost + alone[i])
+        for length, bits in patterns[i]:
+            best[i + length] = min(best[i + length], cost + bits)
         if repeats[i] >= _MIN_REPEAT:
             starting[i + _MIN_REPEAT].append((cost + math.log2(i), i + repeats[i]))
     return best[n]
-
-
-def _sequence_lengths(key: str) -> list[int]:
-    """For each position, the length of the longest run (a constant code-point step of
-    -1, 0 or +1) or keyboard-row walk (a constant step of one key) starting there."""
-    n = len(key)
-    lengths = [1] * n
-
-    def code_step(a: str, b: str) -> int | None:
-        step = ord(b) - ord(a)
-        return step if -1 <= step <= 1 else None
-
-    def key_step(a: str, b: str) -> int | None:
-        pa, pb = _KEY_POSITION.get(a), _KEY_POSITION.get(b)
-        if pa is None or pb is None or pa[0] != pb[0] or abs(pb[1] - pa[1]) != 1:
-            return None
-        return pb[1] - pa[1]
-
-    for step_of in (code_step, key_step):
-        steps = [step_of(key[k], key[k + 1]) for k in range(n - 1)]
-        same = 0  # how many equal steps follow from position i on
-        for i in range(n - 2, -1, -1):
-            if steps[i] is None:
-                same = 0
-            elif i + 1 < n - 1 and steps[i + 1] == steps[i]:
-                same += 1
-            else:
-                same = 1
-            lengths[i] = max(lengths[i], same + 1)
-    return lengths
 
 
 def _repeat_lengths(key: str) -> list[int]:
@@ -326,8 +412,13 @@ class FailureLimiter:
     (:meth:`refusal`). Any other key from it is refused without being looked up, even a
     correct one never used from there yet: the guesser's keys never succeeded, so the
     refusal tells it nothing. The remembered (address, key digest) pairs are bounded too:
-    at most ``max_trusted``, the least recently successful forgotten first, expired ones
-    dropped as successes come."""
+    at most ``max_trusted_per_key`` addresses per key and ``max_trusted`` pairs in all
+    (100,000 pairs take 40–50 MB with IPv6 addresses), the least recently successful
+    forgotten first, expired ones dropped as successes come. The bound per key is what
+    keeps one key used from many addresses (one client with a block of IPv6 addresses)
+    from pushing every other key's pairs out.
+
+    Refused authentications are counted by reason in :attr:`refused` (for metrics)."""
 
     def __init__(
         self,
@@ -337,18 +428,25 @@ class FailureLimiter:
         clock: Callable[[], float] = time.monotonic,
         *,
         trusted_for: float = 86_400.0,
-        max_trusted: int = 10_000,
+        max_trusted: int = 100_000,
+        max_trusted_per_key: int = 32,
     ) -> None:
         self.limit = limit
         self.window = window
         self.max_clients = max_clients
         self.trusted_for = trusted_for
         self.max_trusted = max_trusted
+        self.max_trusted_per_key = max_trusted_per_key
         self._clock = clock
         #: address → (window start, failures in it), least recently failing first
         self._table: OrderedDict[str, tuple[float, int]] = OrderedDict()
         #: (address, key digest) → time of its last success, least recent first
         self._trusted: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        #: key digest → its addresses in ``_trusted``, least recently successful first
+        self._addresses: dict[bytes, OrderedDict[str, None]] = {}
+        #: refused authentications since start, by reason: "unknown_key" (403) and
+        #: "locked" (429, the key not looked up)
+        self.refused: dict[RefusalReason, int] = dict.fromkeys(REFUSAL_REASONS, 0)
 
     def __len__(self) -> int:
         return len(self._table)
@@ -403,11 +501,24 @@ class FailureLimiter:
         pair = (client, key_digest)
         trusted.pop(pair, None)
         trusted[pair] = now
+        addresses = self._addresses.setdefault(key_digest, OrderedDict())
+        addresses.pop(client, None)
+        addresses[client] = None
+        if len(addresses) > self.max_trusted_per_key:  # this key's least recent address
+            self._forget((next(iter(addresses)), key_digest))
         while True:  # the least recent first: drop the expired ones and any over the cap
             oldest, seen = next(iter(trusted.items()))
             if len(trusted) <= self.max_trusted and seen + self.trusted_for > now:
                 break
-            del trusted[oldest]
+            self._forget(oldest)
+
+    def _forget(self, pair: tuple[str, bytes]) -> None:
+        del self._trusted[pair]
+        address, key_digest = pair
+        addresses = self._addresses[key_digest]
+        del addresses[address]
+        if not addresses:
+            del self._addresses[key_digest]
 
 
 def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -453,9 +564,11 @@ def principal_of(
         return None
     address = str(client[0]) if client else None
     key_digest = digest(key)
+    limiter = keys.failures
     if address is not None:
-        wait = keys.failures.refusal(address, key_digest)
+        wait = limiter.refusal(address, key_digest)
         if wait is not None:
+            limiter.refused["locked"] += 1
             raise ApiError(
                 429,
                 "too_many_failures",
@@ -464,11 +577,12 @@ def principal_of(
             )
     principal = keys.lookup_digest(key_digest)
     if principal is None:
+        limiter.refused["unknown_key"] += 1
         if address is not None:
-            keys.failures.failed(address)
+            limiter.failed(address)
         raise ApiError(403, "forbidden", "this API key is not known")
     if address is not None:
-        keys.failures.succeeded(address, key_digest)
+        limiter.succeeded(address, key_digest)
     return principal
 
 

@@ -3,9 +3,15 @@ in one process do not collide)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .auth import FailureLimiter
 
 
 class Metrics:
@@ -72,3 +78,25 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def watch_auth(self, limiter: FailureLimiter) -> None:
+        """Export ``limiter``'s refused authentications as
+        ``oddstream_auth_refused_total{reason="unknown_key"|"locked"}`` (read at each
+        scrape: :func:`.auth.principal_of` counts them on the limiter, which every surface
+        shares, so the hot paths pay an integer increment, not a label lookup)."""
+        self.registry.register(_AuthRefusals(limiter))
+
+
+class _AuthRefusals(Collector):
+    def __init__(self, limiter: FailureLimiter) -> None:
+        self._limiter = limiter
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "oddstream_auth_refused",
+            "API keys refused: unknown (403) or from a locked address (429, not looked up)",
+            labels=["reason"],
+        )
+        for reason, count in self._limiter.refused.items():
+            family.add_metric([reason], count)
+        yield family
