@@ -916,13 +916,21 @@ async def test_redis_unknown_wallet_costs_one_log_lookup_and_no_repair(
     redis_model: RedisModel,
 ) -> None:
     """A wallet that does not exist (the 404 path), or whose events the model has not
-    reached yet: one lookup per read, nothing queued, nothing written."""
+    reached yet: one lookup however many reads (concurrent or not), nothing queued,
+    nothing written."""
     m, projection, storage = redis_model, redis_model.projection, redis_model.storage
     asked = count_log_lookups(storage)
     reads = await asyncio.gather(*(projection.balance("nobody") for _ in range(5)))
     assert reads == [None] * 5
+    assert asked == ["nobody"]  # the concurrent reads shared one lookup
+    for _ in range(5):
+        assert await projection.balance("nobody") is None
     assert await projection.transactions("nobody", limit=10) == []
-    assert asked == ["nobody"] * 6
+    # batches of other wallets move the checkpoint on: still no lookup
+    outcome = await m.writer.execute(Credit(wallet_id="w1", amount_cents=5))
+    assert await projection.wait_for(outcome.last_position, 10)
+    assert await projection.balance("nobody") is None
+    assert asked == ["nobody"]
     assert (storage.log_reads, storage.repairs, storage._lost) == (0, 0, {})
     assert m.client.hexists(m.index_key, "nobody") == 0
     assert m.client.exists(m.balance_key("nobody"), m.statement_key("nobody")) == 0
@@ -941,6 +949,99 @@ async def test_redis_unknown_wallet_costs_one_log_lookup_and_no_repair(
     assert await projection.balance("newcomer") is None
     assert await projection.transactions("newcomer", limit=10) == []
     assert (storage.log_reads, storage.repairs, storage._lost) == (0, 0, {})
+    assert storage._absent["newcomer"] == checkpoint + 1  # its first event's position
+
+
+async def test_redis_unknown_wallet_that_gets_its_first_event_is_not_hidden(
+    redis_model: RedisModel,
+) -> None:
+    """The remembered "the log has nothing of W" lasts until a batch applies W's first
+    event: W then reads from Redis, and if it later loses all its keys, the read still
+    notices (asks the log, answers from it and repairs)."""
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    asked = count_log_lookups(storage)
+    assert await projection.balance("late") is None
+    assert await projection.balance("late") is None
+    assert asked == ["late"]
+    outcome = await m.writer.execute(Credit(wallet_id="late", amount_cents=1234))
+    assert await projection.wait_for(outcome.last_position, 10)
+    balance, statement = await m.expected("late")
+    assert balance.balance_cents == 1234
+    assert await projection.balance("late") == balance  # from Redis
+    # all three of its keys lost: the log is asked again, not the forgotten answer
+    assert m.client.delete(m.balance_key("late"), m.statement_key("late")) == 2
+    assert m.client.hdel(m.index_key, "late") == 1
+    assert await projection.balance("late") == balance
+    assert asked == ["late", "late"]
+    assert storage.log_reads == 1
+    await eventually(lambda: storage.repairs == 1)
+    assert m.client.hget(m.index_key, "late") == str(balance.version).encode()
+    assert await projection.transactions("late", limit=10) == statement
+    assert storage.log_reads == 1  # whole again: from Redis
+
+
+async def test_redis_lookup_that_a_batch_overtakes_is_not_remembered(
+    redis_model: RedisModel,
+) -> None:
+    """A lookup that read the log before W's first event, and ends after a batch applied
+    it: its empty answer is right for the read that asked, but must not be remembered
+    (nor joined by later reads), or a later loss of W's keys would read as no wallet."""
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    load = storage._load
+    assert load is not None
+    gate, looked = asyncio.Event(), asyncio.Event()
+
+    async def slow(wallet_id: str) -> Sequence[TxRow]:
+        rows = await load(wallet_id)  # the log as it was before the credit below
+        looked.set()
+        await gate.wait()
+        return rows
+
+    storage.attach_log(slow)
+    first = asyncio.create_task(projection.balance("racer"))
+    try:
+        await looked.wait()
+        outcome = await m.writer.execute(Credit(wallet_id="racer", amount_cents=99))
+        assert await projection.wait_for(outcome.last_position, 10)
+        storage.attach_log(load)
+        balance, _ = await m.expected("racer")
+        assert await projection.balance("racer") == balance  # from Redis
+        assert m.client.delete(m.balance_key("racer"), m.statement_key("racer")) == 2
+        assert m.client.hdel(m.index_key, "racer") == 1
+        async with asyncio.timeout(10):  # joining the held lookup would wait for ever
+            assert await projection.balance("racer") == balance  # its own lookup: the log
+    finally:
+        gate.set()
+    assert await first is None  # right for the checkpoint it read with
+    await eventually(lambda: storage.repairs == 1)
+    assert await projection.balance("racer") == balance
+    # its old empty answer was not remembered: losing all its keys again is noticed
+    assert m.client.delete(m.balance_key("racer"), m.statement_key("racer")) == 2
+    assert m.client.hdel(m.index_key, "racer") == 1
+    assert await projection.balance("racer") == balance
+    await eventually(lambda: storage.repairs == 2)
+
+
+async def test_redis_remembered_unknown_wallets_are_bounded(
+    redis_model: RedisModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most ABSENT_MAX wallets, the least recently read forgotten first; a rebuild
+    forgets them all."""
+    from oddstream.projections.wallet_models import redis as redis_model_module
+
+    monkeypatch.setattr(redis_model_module, "ABSENT_MAX", 3)
+    projection, storage = redis_model.projection, redis_model.storage
+    asked = count_log_lookups(storage)
+    for wallet_id in ("g1", "g2", "g3", "g1", "g4"):
+        assert await projection.balance(wallet_id) is None
+    assert list(storage._absent) == ["g3", "g1", "g4"]  # g1 read again, g2 the oldest
+    assert await projection.balance("g1") is None
+    assert await projection.balance("g2") is None
+    assert asked == ["g1", "g2", "g3", "g4", "g2"]
+    await projection.rebuild()
+    assert len(storage._absent) == 0
+    assert await projection.balance("g1") is None
+    assert asked[-1] == "g1"
 
 
 async def test_redis_repair_of_an_unknown_wallet_is_guarded_by_the_checkpoint(

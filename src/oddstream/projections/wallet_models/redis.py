@@ -32,6 +32,14 @@ the same way, only if the checkpoint is still between that version's event and t
 wallet's next one. A lost index (or checkpoint) reads as a missing checkpoint: the
 projection rebuilds everything from the log, as after a flush.
 
+The log's answer for an unknown wallet it holds nothing of at or before the checkpoint
+(no such wallet yet, the common case: a 404, an empty wallet polled) is remembered, in a
+bounded LRU of wallet ids, with the position of the wallet's first event if the log had
+one: later reads of the wallet whose checkpoint is before that position answer "unknown"
+without the log. The entry goes when a batch applies an event of the wallet (only then
+can the model pass its first event) and on a reset; concurrent lookups of one wallet
+share one log read.
+
 Balance reads are coalesced: the reads requested during one turn of the event loop go
 out as one script call (which reads the checkpoint and checks each wallet's keys), and
 the next ones wait for its answer, so 64 concurrent callers cost one round trip, not 64.
@@ -41,7 +49,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -63,6 +72,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "oddstream:"
 #: The most balance reads one script call answers.
 _READ_BATCH = 1000
+#: The most wallets the model remembers the log holds nothing of (see ``_absent``).
+ABSENT_MAX = 10_000
 #: The index's field that says the index is whole (a wallet id has no control character).
 INDEX_SENTINEL = b"\0checkpoint"
 #: ``maxmemory-policy`` values under which Redis may evict this model's keys (they have
@@ -245,6 +256,20 @@ class _Unknown(NamedTuple):
     checkpoint: int
 
 
+class _Lookup:
+    """A log read of an unknown wallet's stream in flight, shared by the reads that find
+    the wallet unknown meanwhile. ``stale``: a batch applied an event of the wallet since
+    it started (its answer may predate that event: not remembered, not joined)."""
+
+    __slots__ = ("checkpoint", "epoch", "stale", "task")
+
+    def __init__(self, task: asyncio.Future[Sequence[TxRow]], checkpoint: int, epoch: int) -> None:
+        self.task = task
+        self.checkpoint = checkpoint
+        self.epoch = epoch
+        self.stale = False
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -317,6 +342,14 @@ class RedisWalletStorage:
         self._load: RowLoader | None = None
         #: wallets found not whole, waiting for their repair: id → version held
         self._lost: dict[str, int] = {}
+        #: unknown wallets the log held nothing of at or before the checkpoint of the
+        #: read that looked (LRU, at most ABSENT_MAX): id → the position of the wallet's
+        #: first event as the log had it then, None if it had none. Valid for reads with
+        #: a checkpoint before that position, until a batch applies an event of the
+        #: wallet (only a batch moves the checkpoint past its first event) or a reset.
+        self._absent: OrderedDict[str, int | None] = OrderedDict()
+        #: log reads of unknown wallets in flight (one per wallet, shared)
+        self._looking: dict[str, _Lookup] = {}
         self._repairer: asyncio.Task[None] | None = None
         #: the server's ``maxmemory-policy`` as read at open (None: could not be read)
         self.eviction_policy: str | None = None
@@ -403,6 +436,7 @@ class RedisWalletStorage:
         if repairer is not None and not repairer.done():
             repairer.cancel()
         self._lost.clear()
+        self._forget_all_absent()
         for _, fut in self._pending:
             if not fut.done():
                 fut.set_exception(ReadModelUnavailable("the wallet read model is closed"))
@@ -452,6 +486,9 @@ class RedisWalletStorage:
         for row in rows:
             by_wallet.setdefault(row.wallet_id, []).append(row)
         latest = latest_per_wallet(rows)
+        # before the write: once it lands, the model may hold (and then lose) a wallet
+        # the log had nothing of when a lookup read it
+        self._forget_absent(by_wallet)
         for wallet_id, wallet_rows in by_wallet.items():
             wid = wallet_id.encode()
             keys.append(self._balance_prefix + wid)
@@ -476,6 +513,7 @@ class RedisWalletStorage:
         client = self._redis()
         self._epoch += 1
         self._lost.clear()
+        self._forget_all_absent()
         try:
             await client.delete(self._checkpoint_key)
             batch: list[bytes] = []
@@ -613,13 +651,74 @@ class RedisWalletStorage:
     async def _rows_passed(self, wallet_id: str, checkpoint: int) -> list[TxRow]:
         """For a wallet the model does not know, read with ``checkpoint``: its rows from
         the log at or before it. None: the model has not reached the wallet, or there is
-        no such wallet. Some: the model passed them, so it lost the wallet (all its keys
-        went): its repair is queued and the rows are what the model would have shown."""
-        rows = [row for row in await self._log_rows(wallet_id) if row.position <= checkpoint]
+        no such wallet (remembered: the next reads of it do not ask the log). Some: the
+        model passed them, so it lost the wallet (all its keys went): its repair is
+        queued and the rows are what the model would have shown."""
+        absent = self._absent
+        if wallet_id in absent:
+            first = absent[wallet_id]
+            if first is None or checkpoint < first:
+                absent.move_to_end(wallet_id)
+                return []
+            del absent[wallet_id]  # the model passed its first event since
+        stream = await self._look_up(wallet_id, checkpoint)
+        rows = [row for row in stream if row.position <= checkpoint]
         if rows:
             self.log_reads += 1
             self._report_lost(wallet_id, rows[-1].version)
         return rows
+
+    async def _look_up(self, wallet_id: str, checkpoint: int) -> Sequence[TxRow]:
+        """The stream of an unknown wallet, read with ``checkpoint``, from the log: one
+        read shared by the concurrent reads of the wallet, whose answer is remembered in
+        ``_absent`` if the log had nothing of the wallet at or before ``checkpoint``."""
+        lookup = self._looking.get(wallet_id)
+        if lookup is None:
+            task = asyncio.ensure_future(self._log_rows(wallet_id))
+            lookup = _Lookup(task, checkpoint, self._epoch)
+            self._looking[wallet_id] = lookup
+            task.add_done_callback(lambda _: self._looked(wallet_id, lookup))
+        # shielded: a caller that gives up does not cancel the others' read
+        return await asyncio.shield(lookup.task)
+
+    def _looked(self, wallet_id: str, lookup: _Lookup) -> None:
+        """A lookup ended: remember a wallet the log had nothing of at or before the
+        checkpoint of the read that started it (unless a batch applied an event of the
+        wallet, or a reset ran, meanwhile)."""
+        if self._looking.get(wallet_id) is lookup:
+            del self._looking[wallet_id]
+        task = lookup.task
+        if task.cancelled() or task.exception() is not None:
+            return  # (exception() also marks it retrieved when every reader gave up)
+        if lookup.stale or lookup.epoch != self._epoch:
+            return
+        stream = task.result()
+        first = stream[0].position if stream else None
+        if first is not None and first <= lookup.checkpoint:
+            return  # lost, not absent: being repaired
+        absent = self._absent
+        absent[wallet_id] = first
+        absent.move_to_end(wallet_id)
+        while len(absent) > ABSENT_MAX:
+            absent.popitem(last=False)
+
+    def _forget_absent(self, wallet_ids: Iterable[str]) -> None:
+        """A batch applies events of ``wallet_ids``: what the log said of them no longer
+        holds (lookups in flight included)."""
+        absent, looking = self._absent, self._looking
+        if not absent and not looking:
+            return
+        for wallet_id in wallet_ids:
+            absent.pop(wallet_id, None)
+            lookup = looking.pop(wallet_id, None)
+            if lookup is not None:
+                lookup.stale = True
+
+    def _forget_all_absent(self) -> None:
+        self._absent.clear()
+        for lookup in self._looking.values():
+            lookup.stale = True
+        self._looking.clear()
 
     def _report_lost(self, wallet_id: str, version: int) -> None:
         """Queue a repair of ``wallet_id``, found not whole at ``version``."""
