@@ -212,7 +212,6 @@ class RaceState:
     bets: dict[str, BetRecord] = field(default_factory=dict)
     placings: tuple[tuple[int, ...], ...] = ()
     declared: tuple[PoolDividends, ...] = ()
-    events_applied: int = 0
 
     @property
     def live_runners(self) -> list[int]:
@@ -643,7 +642,6 @@ def decide(state: RaceState, command: RaceCommand) -> list[RaceEvent]:
 
 def evolve(state: RaceState, event: RaceEvent) -> RaceState:
     """Apply ``event`` to ``state`` (in place) and return it."""
-    state.events_applied += 1
     match event:
         case BetPlaced():
             kind = event.pool
