@@ -57,5 +57,8 @@ bench-tools:
 	  && (apt-get install -y -q wrk >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1)) \
 	  || echo "  wrk: missing (apt-get install wrk); bench/api.py case a will say so"; }
 
+# Only what the other targets regenerate: the venv, caches, build outputs. Never data/ nor
+# any *.db: data/ is the default event store, a ledger, which no make target deletes.
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build dist src/*.egg-info
+	find $(LINT_DIRS) -name __pycache__ -type d -prune -exec rm -rf {} +
