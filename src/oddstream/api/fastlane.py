@@ -9,7 +9,8 @@ load; for a stream, a generator and a task group per message). Each does exactly
 its documented route does, through the same functions (``place_bet_json``,
 ``move_money_json``, ``balance_json``; the hub's ``attach``/``messages``), the same key
 checks and the same error rendering, and keeps the service's guarantees: body size
-limit, correlation id, request metrics. Every other request passes through untouched.
+limit, and the middleware's correlation id, request metrics and log line (its
+``RequestRecord``). Every other request passes through untouched.
 """
 
 from __future__ import annotations
@@ -17,21 +18,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..logs import correlation_id
-from ..runtime.ids import new_id
 from . import errors, push
 from .auth import Principal, key_from_headers, principal_of
+from .middleware import RequestRecord
 from .schemas import require_json
 from .tote_routes import place_bet_json
 from .wallet_routes import balance_json, move_money_json
 
 _STREAM = re.compile(r"^/races/([A-Za-z0-9._:-]{1,100})/odds/stream$")
+_STREAM_ROUTE = "/races/{race_id}/odds/stream"  # the documented route's label in metrics
 _ID = r"([A-Za-z0-9._:-]{1,100})"
 
 Handler = Callable[[Any, "Principal | None", str, bytes], Awaitable[tuple[int, bytes]]]
@@ -107,21 +107,16 @@ class BetFastLane:
         handler: Handler,
         key: str,
     ) -> None:
-        started = time.perf_counter()
-        cid = None
         length = None
         for name, value in scope["headers"]:
-            if name == b"x-correlation-id":
-                text = value.decode("latin-1")[:100]
-                cid = text if text.isprintable() else None
-            elif name == b"content-length":
+            if name == b"content-length":
                 length = value
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await self.app(scope, receive, send)  # the general path answers 400/413
             return
-        cid = cid or new_id()
-        token = correlation_id.set(cid)
+        record = RequestRecord(scope)
         services = self.outer.state.services  # type: ignore[attr-defined]
+        answered = False
         try:
             chunks = []
             size = 0
@@ -156,26 +151,44 @@ class BetFastLane:
                         status, payload, headers = errors.render(exc)
                         body = json.dumps(payload).encode()
                     break
-            raw_headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-correlation-id", cid.encode()),
-                *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-            ]
+            answered = True
+            raw_headers = record.answer_headers(
+                status,
+                [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+                ],
+            )
             await send({"type": "http.response.start", "status": status, "headers": raw_headers})
             await send({"type": "http.response.body", "body": body})
-            services.metrics.observe_request(
-                scope["method"], route, status, time.perf_counter() - started
-            )
         finally:
-            correlation_id.reset(token)
+            if answered:
+                record.finish(services.metrics, scope, route)
+            else:
+                record.forget()
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, race_id: str) -> None:
+        services = self.outer.state.services  # type: ignore[attr-defined]
+        record = RequestRecord(scope)
+        try:
+            await self._serve_stream(scope, receive, send, race_id, services.hub, record)
+        finally:
+            record.finish(services.metrics, scope, _STREAM_ROUTE)
+
+    async def _serve_stream(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        race_id: str,
+        hub: push.BoardHub,
+        record: RequestRecord,
+    ) -> None:
         last_id = None
         for name, value in scope["headers"]:
             if name == b"last-event-id":
                 last_id = value.decode("latin-1")
-        hub = self.outer.state.services.hub  # type: ignore[attr-defined]
         try:
             after = push.parse_last_event_id(last_id)
             sub, first = hub.attach(race_id, after)
@@ -186,7 +199,9 @@ class BetFastLane:
                 {
                     "type": "http.response.start",
                     "status": status,
-                    "headers": [(b"content-type", b"application/json")],
+                    "headers": record.answer_headers(
+                        status, [(b"content-type", b"application/json")]
+                    ),
                 }
             )
             await send({"type": "http.response.body", "body": body})
@@ -199,7 +214,13 @@ class BetFastLane:
         watcher = asyncio.ensure_future(_until_disconnect(receive))
         watcher.add_done_callback(gone)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": record.answer_headers(200, _SSE_HEADERS),
+                }
+            )
             await send(
                 {
                     "type": "http.response.body",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -101,44 +102,45 @@ async def _drain(receive: Receive, limit: int) -> None:
             return
 
 
-class RequestContext:
-    """Correlation id (``X-Correlation-ID`` in, or a new one; echoed out), one JSON log
-    line and metrics per request."""
+def correlation_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The request's correlation id: its last printable ``X-Correlation-ID`` header (cut
+    to 100 characters), else a new id."""
+    cid = None
+    for name, value in headers:
+        if name == b"x-correlation-id":
+            text = value.decode("latin-1")[:100]
+            if text.isprintable():
+                cid = text
+    return cid or new_id()
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        cid = None
-        for name, value in scope.get("headers", ()):
-            if name == b"x-correlation-id":
-                text = value.decode("latin-1")[:100]
-                if text.isprintable():
-                    cid = text
-        cid = cid or new_id()
-        token = correlation_id.set(cid)
-        started = time.perf_counter()
-        status = 500
+class RequestRecord:
+    """What the service records of one request, from its start: the correlation id, set
+    for its logs and echoed in its answer, then its metrics and log line. The one
+    implementation behind :class:`RequestContext` and the fast lane (``fastlane.py``)."""
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-correlation-id", cid.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
+    __slots__ = ("_token", "cid", "started", "status")
 
+    def __init__(self, scope: Scope) -> None:
+        self.cid = correlation_id_of(scope.get("headers", ()))
+        self._token = correlation_id.set(self.cid)
+        self.started = time.perf_counter()
+        self.status = 500  # unless an answer starts
+
+    def answer_headers(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """Note the answer's ``status``; ``headers`` with the correlation id added."""
+        self.status = status
+        return [*headers, (b"x-correlation-id", self.cid.encode())]
+
+    def finish(self, metrics: Metrics, scope: Scope, route: str) -> None:
+        """Count the request under ``route`` with its status and latency, log it if it
+        failed or was slow (every request with debug logging), and unset its id."""
         try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = _route(scope)
-            self.metrics.observe_request(scope["method"], route, status, elapsed)
+            elapsed = time.perf_counter() - self.started
+            status = self.status
+            metrics.observe_request(scope["method"], route, status, elapsed)
             # one line per request costs ~10% of a bet's CPU at load: errors and slow
             # requests always, the rest only with debug logging on
             slow = elapsed > SLOW_SECONDS and not route.endswith(("/stream", "/ws"))
@@ -153,7 +155,39 @@ class RequestContext:
                         "ms": round(elapsed * 1000, 2),
                     },
                 )
-            correlation_id.reset(token)
+        finally:
+            correlation_id.reset(self._token)
+
+    def forget(self) -> None:
+        """Unset the id of a request left unanswered (its client went away): nothing to
+        count."""
+        correlation_id.reset(self._token)
+
+
+class RequestContext:
+    """Correlation id (``X-Correlation-ID`` in, or a new one; echoed out), one JSON log
+    line and metrics per request (:class:`RequestRecord`)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = RequestRecord(scope)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = record.answer_headers(message["status"], message.get("headers", []))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            record.finish(self.metrics, scope, _route(scope))
 
 
 def _route(scope: Scope) -> str:
