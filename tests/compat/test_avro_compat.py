@@ -82,6 +82,35 @@ CASES: list[tuple[str, AvroSchema, AvroSchema, bool, str | None]] = [
         True,
         None,
     ),
+    (
+        "unqualified alias is relative to the reader's namespace",
+        rec(f("a", "int"), name="a.S", aliases=["R"]),
+        rec(f("a", "int"), name="a.R"),
+        True,
+        None,
+    ),
+    (
+        "alias naming another namespace",
+        rec(f("a", "int"), name="a.S", aliases=["b.R"]),
+        rec(f("a", "int"), name="b.R"),
+        True,
+        None,
+    ),
+    # an alias is a full name (spec, "Aliases"): it does not match by its last part
+    (
+        "alias in the reader's namespace, writer in another",
+        rec(f("a", "int"), name="a.S", aliases=["R"]),
+        rec(f("a", "int"), name="b.R"),
+        False,
+        "NAME_MISMATCH",
+    ),
+    (
+        "alias in the reader's namespace, writer in none",
+        s({"type": "fixed", "name": "a.X", "aliases": ["Y"], "size": 1}),
+        s({"type": "fixed", "name": "Y", "size": 1}),
+        False,
+        "NAME_MISMATCH",
+    ),
     ("field renamed with alias", rec(f("b", "int", aliases=["a"])), rec(f("a", "int")), True, None),
     (
         "field renamed without alias",

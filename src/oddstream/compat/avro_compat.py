@@ -6,8 +6,9 @@ specification, "Schema Resolution"):
 * both are the same primitive, or the writer's type promotes to the reader's:
   ``int`` → ``long``/``float``/``double``, ``long`` → ``float``/``double``,
   ``float`` → ``double``, ``string`` ↔ ``bytes``;
-* both are records with the same unqualified name (or the reader lists the writer's
-  name among its aliases), every reader field is either in the writer (by name or one
+* both are records with the same unqualified name (or the writer's full name is among
+  the reader's aliases, which are full names: an unqualified alias is in the reader's
+  namespace), every reader field is either in the writer (by name or one
   of the reader field's aliases) with a readable type, or has a default; writer fields
   the reader lacks are skipped;
 * both are enums with the same name, and every writer symbol is a reader symbol unless
@@ -253,7 +254,7 @@ class _Checker:
 
 
 def _names_match(r: dict[str, Any], w: dict[str, Any]) -> bool:
-    if short_name(r["name"]) == short_name(w["name"]):
-        return True
-    aliases = r.get("aliases", ())
-    return w["name"] in aliases or short_name(w["name"]) in {short_name(a) for a in aliases}
+    # Names compare unqualified; an alias is a full name (the parser qualified it by the
+    # reader's namespace) and matches the writer's full name only, as in the spec's
+    # alias rewriting and Java's SchemaCompatibility.schemaNameEquals.
+    return short_name(r["name"]) == short_name(w["name"]) or w["name"] in r.get("aliases", ())
