@@ -7,16 +7,17 @@ import contextlib
 import json
 import time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .config import Settings
+from .config import Settings, SettingsError
 from .eventstore import open_store
 from .runtime.tuning import tune_gc
 
@@ -33,9 +34,18 @@ def _money(cents: int | None) -> str:
     return "" if cents is None else f"${cents / 100:,.2f}"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/] {message}")
     raise typer.Exit(1)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """The settings from the environment with the command's options over them; a bad
+    value ends the command with the message naming it (no traceback)."""
+    try:
+        return Settings().with_overrides(**overrides)
+    except SettingsError as exc:
+        _fail(f"bad settings:\n{escape(str(exc))}")
 
 
 def _get(url: str, path: str) -> Any:
@@ -70,7 +80,7 @@ def serve(
     from .api.server import server_config
     from .logs import configure
 
-    settings = Settings().with_overrides(host=host, port=port, store_url=store)
+    settings = _settings(host=host, port=port, store_url=store)
     console.print(
         f"oddstream serving on [bold]http://{settings.host}:{settings.port}[/] "
         f"(store: {settings.store_url})"
@@ -90,7 +100,7 @@ def serve(
 @app.command()
 def info(store: str | None = StoreOption) -> None:
     """Open the store and print its backend and head position."""
-    settings = Settings().with_overrides(store_url=store)
+    settings = _settings(store_url=store)
 
     async def run() -> None:
         s = await open_store(settings.store_url, **settings.store_options())
@@ -229,7 +239,7 @@ def print_topic(
     """Print a topic's records as they arrive (like ksqlDB ``PRINT``)."""
     from .compat.rest_proxy import records_of, topic_stream
 
-    settings = Settings().with_overrides(store_url=store)
+    settings = _settings(store_url=store)
 
     async def run() -> None:
         s = await open_store(settings.store_url, **settings.store_options())
@@ -258,7 +268,7 @@ def replay(store: str | None = StoreOption) -> None:
     from .projections.tote_view import ToteView
     from .projections.wallets import open_wallet_read_model
 
-    settings = Settings().with_overrides(store_url=store)
+    settings = _settings(store_url=store)
 
     async def rebuild(name: str, total: int, run: Any) -> tuple[int, float]:
         with Progress(

@@ -1,127 +1,189 @@
 """One settings object, read from ``ODDSTREAM_*`` environment variables.
 
-The defaults are the embedded mode: an SQLite store under ``./data/``.
+The defaults are the embedded mode: an SQLite store under ``./data/``. Every value is
+typed and checked when the settings are made: a bad one raises :class:`SettingsError`
+naming its variable and the reason (``ODDSTREAM_PORT: Input should be less than or
+equal to 65535 (got '70000')``). A variable set to the empty string counts as unset.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Collection
+from typing import Annotated, Any, Literal
 
-from .eventstore.errors import InvalidEvent
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .eventstore.factory import (
+    check_schema_name,
+    check_store_url,
+    check_synchronous,
+    is_postgres_url,
+)
+
+ENV_PREFIX = "ODDSTREAM_"
+#: Settings whose values are never repeated in an error message.
+_SECRETS = frozenset({"admin_key", "customer_keys"})
+#: Settings holding URLs, repeated in an error message without their password.
+_URLS = frozenset({"store_url", "redis_url"})
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"ODDSTREAM_{name}", default)
+class SettingsError(ValueError):
+    """A setting is unknown or has an unusable value; the message names each such
+    setting (by its environment variable when that is where the value came from) and
+    why it is refused."""
 
 
-def _flag(text: str) -> bool | None:
-    """``1/true/yes/on`` → True, ``0/false/no/off`` → False, empty → None (the default)."""
-    value = text.strip().lower()
-    if not value:
-        return None
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise InvalidEvent(f"a yes/no setting cannot be {text!r} (1/true/yes/on or 0/false/no/off)")
+def redact_url(url: str) -> str:
+    """``url`` without the password of its credentials, if it has one."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything configurable, with its environment variable in the comment."""
+def _redis_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(_REDIS_SCHEMES):
+        raise ValueError(f"a Redis URL starts with {', '.join(_REDIS_SCHEMES)}")
+    return url
 
-    #: ODDSTREAM_STORE_URL: ``sqlite:///data/oddstream.db`` or ``postgresql://…``
-    store_url: str = field(default_factory=lambda: _env("STORE_URL", "sqlite:///data/oddstream.db"))
-    #: ODDSTREAM_SQLITE_SYNCHRONOUS: FULL (default, survives power loss) or NORMAL
-    sqlite_synchronous: str = field(default_factory=lambda: _env("SQLITE_SYNCHRONOUS", "FULL"))
-    #: ODDSTREAM_SQLITE_COMMIT_THREAD: commit on a thread of its own (1, the service's
-    #: default: the loop keeps serving during the fsync) or on the event loop (0)
-    sqlite_commit_thread: bool = field(
-        default_factory=lambda: _env("SQLITE_COMMIT_THREAD", "1") not in ("0", "false", "no")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+#: A positive, finite number (a duration, a rate).
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: ``eventstore.factory.SYNCHRONOUS_MODES``, as a type (tests/test_config.py checks so).
+SynchronousMode = Annotated[Literal["FULL", "NORMAL", "EXTRA"], BeforeValidator(check_synchronous)]
+
+
+class Settings(BaseSettings):
+    """Everything configurable; each field ``x`` is read from ``ODDSTREAM_X``.
+
+    ``Settings()`` reads the environment; keyword arguments take precedence over it.
+    Settings are immutable: :meth:`with_overrides` makes a changed (and checked) copy.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
     )
-    #: ODDSTREAM_PG_SCHEMA: the PostgreSQL schema holding the store's tables
-    pg_schema: str = field(default_factory=lambda: _env("PG_SCHEMA", "oddstream"))
-    #: ODDSTREAM_HOST / ODDSTREAM_PORT: where ``oddstream serve`` listens
-    host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(_env("PORT", "8000")))
-    #: ODDSTREAM_SCHEMA_REGISTRY_PORT / ODDSTREAM_REST_PROXY_PORT: with --kafka-compat
-    schema_registry_port: int = field(
-        default_factory=lambda: int(_env("SCHEMA_REGISTRY_PORT", "8081"))
-    )
-    rest_proxy_port: int = field(default_factory=lambda: int(_env("REST_PROXY_PORT", "8082")))
-    #: ODDSTREAM_ADMIN_KEY: the API key for admin actions (``--demo`` makes one if unset)
-    admin_key: str | None = field(default_factory=lambda: os.environ.get("ODDSTREAM_ADMIN_KEY"))
-    #: ODDSTREAM_CUSTOMER_KEYS: ``key=wallet`` pairs, comma-separated: customer API keys,
-    #: each confined to its own wallet
-    customer_keys: str | None = field(
-        default_factory=lambda: os.environ.get("ODDSTREAM_CUSTOMER_KEYS")
-    )
-    #: ODDSTREAM_API_KEYS_FILE: a JSON file of keys and roles (see docs/wallets.md)
-    api_keys_file: str | None = field(
-        default_factory=lambda: os.environ.get("ODDSTREAM_API_KEYS_FILE")
-    )
-    #: ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS: ``1`` lets callers without a key register
-    #: schemas and produce on the Schema Registry / REST Proxy (the Kafka POC's scripts
-    #: send none); ``0`` never; unset: only with ``--kafka-compat`` or ``--demo``
-    compat_anonymous_producers: bool | None = field(
-        default_factory=lambda: _flag(_env("COMPAT_ANONYMOUS_PRODUCERS", ""))
-    )
-    #: ODDSTREAM_MAX_BODY_BYTES: larger request bodies answer 413
-    max_body_bytes: int = field(
-        default_factory=lambda: int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024)))
-    )
-    #: ODDSTREAM_REQUEST_READ_TIMEOUT_SECONDS: a request's headers and body must arrive
-    #: within this many seconds of its first byte (of the connection, for the first
-    #: request), else it is answered 408 and the connection closed
-    request_read_timeout_seconds: float = field(
-        default_factory=lambda: float(_env("REQUEST_READ_TIMEOUT_SECONDS", "20"))
-    )
-    #: ODDSTREAM_MAX_CONNECTIONS: past this many open connections (live streams count)
-    #: or requests in progress, new requests are answered 503
-    max_connections: int = field(default_factory=lambda: int(_env("MAX_CONNECTIONS", "4096")))
-    #: ODDSTREAM_AUTH_FAILURE_LIMIT / ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS: a client
-    #: address that presents more unknown API keys than this within the window is answered
-    #: 429 (Retry-After) for any key until the window ends
-    auth_failure_limit: int = field(default_factory=lambda: int(_env("AUTH_FAILURE_LIMIT", "20")))
-    auth_failure_window_seconds: float = field(
-        default_factory=lambda: float(_env("AUTH_FAILURE_WINDOW_SECONDS", "60"))
-    )
-    #: ODDSTREAM_READ_WAIT_SECONDS: how long ``?min_position=`` may wait
-    read_wait_seconds: float = field(default_factory=lambda: float(_env("READ_WAIT_SECONDS", "2")))
-    #: ODDSTREAM_PUSH_COALESCE_MS: live boards are pushed at most this often per race
-    push_coalesce_ms: int = field(default_factory=lambda: int(_env("PUSH_COALESCE_MS", "100")))
-    #: ODDSTREAM_READY_MAX_LAG: /readyz fails when projections lag the log by more
-    ready_max_lag: int = field(default_factory=lambda: int(_env("READY_MAX_LAG", "10000")))
-    #: ODDSTREAM_DEMO_BETS_PER_SECOND / ODDSTREAM_DEMO_RACE_SECONDS: the demo's pace
-    demo_bets_per_second: float = field(
-        default_factory=lambda: float(_env("DEMO_BETS_PER_SECOND", "20"))
-    )
-    demo_race_seconds: float = field(default_factory=lambda: float(_env("DEMO_RACE_SECONDS", "90")))
-    #: ODDSTREAM_READ_MODEL_PATH: the SQLite file of the read models (wallet balances
-    #: and transactions) when no Redis is configured; ``:memory:`` keeps them in memory;
-    #: empty (the default): beside an SQLite store's file, else ``data/read_models.db``
-    read_model_path: str = field(default_factory=lambda: _env("READ_MODEL_PATH", ""))
-    #: ODDSTREAM_REDIS_URL: ``redis://host:6379/0`` puts the read models in Redis;
-    #: unset (the default) keeps them in SQLite at ``read_model_path``
-    redis_url: str | None = field(default_factory=lambda: os.environ.get("ODDSTREAM_REDIS_URL"))
-    #: ODDSTREAM_REDIS_PREFIX: the prefix of every Redis key the read models write
-    redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", "oddstream:"))
+
+    store_url: Annotated[str, AfterValidator(check_store_url)] = "sqlite:///data/oddstream.db"
+    """ODDSTREAM_STORE_URL: ``sqlite:///data/oddstream.db``, ``sqlite:////abs/path.db``,
+    a bare file path or ``postgresql://…``"""
+    sqlite_synchronous: SynchronousMode = "FULL"
+    """ODDSTREAM_SQLITE_SYNCHRONOUS: FULL (default, survives power loss), NORMAL (survives
+    a process crash only, faster) or EXTRA; any case"""
+    sqlite_commit_thread: bool = True
+    """ODDSTREAM_SQLITE_COMMIT_THREAD: commit on a thread of its own (1, the service's
+    default: the loop keeps serving during the fsync) or on the event loop (0)"""
+    pg_schema: Annotated[str, AfterValidator(check_schema_name)] = "oddstream"
+    """ODDSTREAM_PG_SCHEMA: the PostgreSQL schema holding the store's tables"""
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    """ODDSTREAM_HOST: the address ``oddstream serve`` listens on"""
+    port: Port = 8000
+    """ODDSTREAM_PORT: the port ``oddstream serve`` listens on"""
+    schema_registry_port: Port = 8081
+    """ODDSTREAM_SCHEMA_REGISTRY_PORT: the Schema Registry's port, with --kafka-compat"""
+    rest_proxy_port: Port = 8082
+    """ODDSTREAM_REST_PROXY_PORT: the REST Proxy's port, with --kafka-compat"""
+    admin_key: str | None = None
+    """ODDSTREAM_ADMIN_KEY: the API key for admin actions (``--demo`` makes one if unset)"""
+    customer_keys: str | None = None
+    """ODDSTREAM_CUSTOMER_KEYS: ``key=wallet`` pairs, comma-separated: customer API keys,
+    each confined to its own wallet"""
+    api_keys_file: str | None = None
+    """ODDSTREAM_API_KEYS_FILE: a JSON file of keys and roles (see docs/wallets.md)"""
+    compat_anonymous_producers: bool | None = None
+    """ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS: ``1`` lets callers without a key register
+    schemas and produce on the Schema Registry / REST Proxy (the Kafka POC's scripts send
+    none); ``0`` never; unset: only with ``--kafka-compat`` or ``--demo``"""
+    max_body_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
+    """ODDSTREAM_MAX_BODY_BYTES: larger request bodies answer 413"""
+    request_read_timeout_seconds: Positive = 20.0
+    """ODDSTREAM_REQUEST_READ_TIMEOUT_SECONDS: a request's headers and body must arrive
+    within this many seconds of its first byte (of the connection, for the first
+    request), else it is answered 408 and the connection closed"""
+    max_connections: Annotated[int, Field(ge=1)] = 4096
+    """ODDSTREAM_MAX_CONNECTIONS: past this many open connections (live streams count) or
+    requests in progress, new requests are answered 503"""
+    auth_failure_limit: Annotated[int, Field(ge=1)] = 20
+    """ODDSTREAM_AUTH_FAILURE_LIMIT: a client address that presents more unknown API keys
+    than this within the window is answered 429 (Retry-After) for any key until the
+    window ends"""
+    auth_failure_window_seconds: Positive = 60.0
+    """ODDSTREAM_AUTH_FAILURE_WINDOW_SECONDS: the window of ``auth_failure_limit``"""
+    read_wait_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 2.0
+    """ODDSTREAM_READ_WAIT_SECONDS: how long ``?min_position=`` may wait (0: not at all)"""
+    push_coalesce_ms: Annotated[int, Field(ge=0)] = 100
+    """ODDSTREAM_PUSH_COALESCE_MS: live boards are pushed at most this often per race"""
+    ready_max_lag: Annotated[int, Field(ge=0)] = 10_000
+    """ODDSTREAM_READY_MAX_LAG: /readyz fails when projections lag the log by more"""
+    demo_bets_per_second: Positive = 20.0
+    """ODDSTREAM_DEMO_BETS_PER_SECOND: the demo's pace (at least 0.1 is used)"""
+    demo_race_seconds: Positive = 90.0
+    """ODDSTREAM_DEMO_RACE_SECONDS: how long a demo race is open (at least 5 is used)"""
+    read_model_path: str = ""
+    """ODDSTREAM_READ_MODEL_PATH: the SQLite file of the read models (wallet balances and
+    transactions) when no Redis is configured; ``:memory:`` keeps them in memory; empty
+    (the default): beside an SQLite store's file, else ``data/read_models.db``"""
+    redis_url: Annotated[str | None, AfterValidator(_redis_url)] = None
+    """ODDSTREAM_REDIS_URL: ``redis://host:6379/0`` puts the read models in Redis; unset
+    (the default) keeps them in SQLite at ``read_model_path``"""
+    redis_prefix: str = "oddstream:"
+    """ODDSTREAM_REDIS_PREFIX: the prefix of every Redis key the read models write"""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc.errors(), given=values.keys())) from None
 
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with the given non-``None`` values replaced."""
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
+        """A copy with the given non-``None`` values replaced, checked as the environment's
+        are (:class:`SettingsError` names the setting)."""
+        unknown = set(changes) - set(type(self).model_fields)
         if unknown:
-            raise InvalidEvent(f"unknown settings: {sorted(unknown)}")
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+            raise SettingsError(f"unknown settings: {sorted(unknown)}")
+        given = {name: value for name, value in changes.items() if value is not None}
+        # every field is passed, so nothing comes from the environment again
+        return type(self)(**{**self.model_dump(), **given})
 
     def store_options(self) -> dict[str, Any]:
         """Adapter options for :func:`oddstream.eventstore.open_store`."""
-        if self.store_url.startswith(("postgresql://", "postgres://")):
+        if is_postgres_url(self.store_url):
             return {"schema": self.pg_schema}
         return {
             "synchronous": self.sqlite_synchronous,
             "commit_thread": self.sqlite_commit_thread,
         }
+
+
+def _describe(errors: list[ErrorDetails], *, given: Collection[str]) -> str:
+    """One line per refused value: ``NAME: reason (got value)``, where NAME is the
+    environment variable unless the value was given as a keyword."""
+    lines = []
+    for error in errors:
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        from_env = field in Settings.model_fields and field not in given
+        name = f"{ENV_PREFIX}{field.upper()}" if from_env else field
+        if error["type"] in ("bool_parsing", "bool_type"):
+            reason = "Input should be a yes/no value (1/true/yes/on or 0/false/no/off)"
+        elif error["type"] == "value_error":
+            reason = error["msg"].removeprefix("Value error, ")
+        else:
+            reason = error["msg"]
+        value = error["input"]
+        if field in _URLS and isinstance(value, str):
+            value = redact_url(value)
+        if field in _SECRETS or repr(value) in reason:
+            lines.append(f"{name}: {reason}")
+        else:
+            lines.append(f"{name}: {reason} (got {value!r})")
+    return "\n".join(lines)

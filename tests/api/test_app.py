@@ -8,10 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from oddstream.api.app import _redact, create_app
+from oddstream.api.app import create_app
 from oddstream.cli import app as cli
-from oddstream.config import Settings
-from oddstream.eventstore import InvalidEvent
+from oddstream.config import Settings, SettingsError, redact_url
 
 
 def test_healthz_reports_the_store(tmp_path) -> None:
@@ -43,8 +42,8 @@ def test_demo_runs_races(tmp_path) -> None:
 
 
 def test_redact_hides_passwords() -> None:
-    assert _redact("postgresql://u:secret@h:5432/db") == "postgresql://u@h:5432/db"
-    assert _redact("sqlite:///data/x.db") == "sqlite:///data/x.db"
+    assert redact_url("postgresql://u:secret@h:5432/db") == "postgresql://u@h:5432/db"
+    assert redact_url("sqlite:///data/x.db") == "sqlite:///data/x.db"
 
 
 def test_cli_info(tmp_path) -> None:
@@ -55,5 +54,5 @@ def test_cli_info(tmp_path) -> None:
 
 
 def test_settings_reject_unknown_keys() -> None:
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(SettingsError, match="unknown settings: \\['nope'\\]"):
         Settings().with_overrides(nope=1)

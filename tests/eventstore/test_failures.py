@@ -15,7 +15,9 @@ from oddstream.eventstore import (
     EventStore,
     InvalidEvent,
     NewEvent,
+    StoreConfigError,
     StoreUnavailable,
+    open_store,
 )
 from oddstream.eventstore.postgres import PostgresEventStore
 
@@ -67,6 +69,35 @@ async def test_a_literal_backslash_u0000_is_fine(store: EventStore) -> None:
 async def test_out_of_range_arguments_are_invalid(store: EventStore, call) -> None:
     with pytest.raises(InvalidEvent):
         await call(store)
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "problem"),
+    [
+        ("mysql://u@h/db", {}, "unsupported event store URL scheme 'mysql'"),
+        ("sqlite://", {}, "names no file"),
+        ("sqlite:///x.db", {"synchronous": "OFTEN"}, "synchronous must be one of"),
+        ("sqlite:///x.db", {"synchronous": 1}, "synchronous must be one of"),
+        ("postgresql://u@127.0.0.1:1/db", {"schema": "Bad-Name"}, "schema 'Bad-Name'"),
+        ("postgresql://u@127.0.0.1:1/db", {"schema": "x" * 49}, "≤ 48 chars"),
+    ],
+)
+async def test_bad_store_configuration_is_a_config_error_not_an_invalid_event(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, url: str, options: dict, problem: str
+) -> None:
+    """A URL or option the store cannot use is refused before anything is opened, as a
+    configuration error (a ValueError), not as an event that failed validation."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreConfigError, match=problem) as refused:
+        await open_store(url, **options)
+    assert not isinstance(refused.value, InvalidEvent)
+    assert isinstance(refused.value, ValueError)
+    assert list(tmp_path.iterdir()) == []  # no SQLite file was created
+
+
+def test_a_bad_schema_name_is_refused_before_any_connection() -> None:
+    with pytest.raises(StoreConfigError, match="lower-case"):
+        PostgresEventStore("postgresql://u@127.0.0.1:1/db", schema="public; drop")
 
 
 async def _install_refusal(store: EventStore, backend: str, schema: str | None, url: str | None):

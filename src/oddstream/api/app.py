@@ -29,7 +29,7 @@ from ..compat.schema_registry import (
     schema_registry_app,
     schema_registry_router,
 )
-from ..config import Settings
+from ..config import Settings, redact_url
 from ..demo import DEMO_WALLETS, Demo
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..projections.tote_view import ToteView
@@ -50,16 +50,6 @@ from .services import Services
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent.parent / "web"
-
-
-def _redact(url: str) -> str:
-    """The store URL without a password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}"
-    return url
 
 
 def create_app(
@@ -232,7 +222,7 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         head = await services.store.head_position()
         return {
             "backend": services.store.backend,
-            "url": _redact(settings.store_url),
+            "url": redact_url(settings.store_url),
             "head_position": head,
             "read_model_position": services.view.position,
             "lag": head - services.view.position,

@@ -21,6 +21,7 @@ from .errors import (
     InvalidEvent,
     ProjectionFailed,
     StoreClosed,
+    StoreConfigError,
     StoreUnavailable,
     WrongExpectedVersion,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "RecordedEvent",
     "SqlStatement",
     "StoreClosed",
+    "StoreConfigError",
     "StoreUnavailable",
     "StreamAppend",
     "WrongExpectedVersion",

@@ -16,6 +16,11 @@ class InvalidEvent(EventStoreError, ValueError):
     """An event, stream id or argument failed validation; nothing was written."""
 
 
+class StoreConfigError(EventStoreError, ValueError):
+    """The store's configuration is unusable (an unsupported URL, a bad schema name or
+    option); nothing was opened. Not an :class:`InvalidEvent`: no event is involved."""
+
+
 class WrongExpectedVersion(EventStoreError):
     """The stream's version did not match the append's expectation; nothing was written.
 

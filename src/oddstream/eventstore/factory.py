@@ -1,11 +1,19 @@
-"""Choosing an adapter from a URL, so that callers never branch on the backend."""
+"""Choosing an adapter from a URL, so that callers never branch on the backend; and the
+checks of a store's configuration, shared by the adapters and the settings."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .base import EventStore
-from .errors import InvalidEvent
+from .errors import StoreConfigError
+
+#: SQLite's ``synchronous`` modes the SQLite store accepts (any case).
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+#: A PostgreSQL schema name the PostgreSQL store accepts.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 async def open_store(url: str, **options: Any) -> EventStore:
@@ -16,20 +24,21 @@ async def open_store(url: str, **options: Any) -> EventStore:
     * ``postgresql://user@host:port/db``: the PostgreSQL store.
 
     ``options`` go to the adapter (``synchronous`` for SQLite, ``pool_size`` for
-    PostgreSQL, ``idle_recheck`` for both).
+    PostgreSQL, ``idle_recheck`` for both). An unusable URL or option raises
+    :class:`StoreConfigError`.
     """
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(check_store_url(url)):
         from .postgres import PostgresEventStore
 
         return await PostgresEventStore.open(url, **options)
-    path = sqlite_path(url)
-    if path is None:
-        raise InvalidEvent(f"unsupported event store URL scheme in {url!r}")
-    if not path:
-        raise InvalidEvent("the SQLite URL names no file")
     from .sqlite import SqliteEventStore
 
-    return await SqliteEventStore.open(path, **options)
+    return await SqliteEventStore.open(sqlite_path(url) or "", **options)
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL store."""
+    return url.startswith(_POSTGRES_SCHEMES)
 
 
 def sqlite_path(url: str) -> str | None:
@@ -40,3 +49,38 @@ def sqlite_path(url: str) -> str | None:
     if "://" in url:
         return None
     return url
+
+
+def check_store_url(url: str) -> str:
+    """``url`` if it names a store :func:`open_store` can open, else :class:`StoreConfigError`."""
+    if is_postgres_url(url):
+        return url
+    path = sqlite_path(url)
+    if path is None:
+        scheme = url.split("://", 1)[0]
+        raise StoreConfigError(
+            f"unsupported event store URL scheme {scheme!r}"
+            " (sqlite:///path.db, postgresql://… or a bare file path)"
+        )
+    if not path:
+        raise StoreConfigError("the SQLite URL names no file")
+    return url
+
+
+def check_schema_name(schema: object) -> str:
+    """``schema`` if it is a usable PostgreSQL schema name, else :class:`StoreConfigError`."""
+    if not isinstance(schema, str) or not SCHEMA_NAME.fullmatch(schema):
+        raise StoreConfigError(
+            f"schema {schema!r} must be lower-case letters, digits and '_' (≤ 48 chars)"
+        )
+    return schema
+
+
+def check_synchronous(mode: object) -> str:
+    """``mode`` upper-cased if it is one of :data:`SYNCHRONOUS_MODES` (any case), else
+    :class:`StoreConfigError`."""
+    if not isinstance(mode, str) or mode.upper() not in SYNCHRONOUS_MODES:
+        raise StoreConfigError(
+            f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {mode!r}"
+        )
+    return mode.upper()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import zlib
 from importlib import resources
 from typing import Any
@@ -31,11 +30,11 @@ from .errors import (
     CheckpointConflict,
     DuplicateEventId,
     EventStoreError,
-    InvalidEvent,
     ProjectionFailed,
     StoreUnavailable,
     WrongExpectedVersion,
 )
+from .factory import check_schema_name
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
 from .pgarrays import BoolArray, Int4Array, Int8Array, JsonbArray, TextArray, UuidArray
 from .prepare import PreparedPart
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 #: Positions a filtered page scans at least before it reports how far it got.
 FILTER_WINDOW = 20_000
 
-SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 
 _CONNECT_OPTIONS: dict[str, Any] = {
     "autocommit": True,
@@ -154,10 +152,7 @@ class PostgresEventStore(EventStore):
         timeout: float = 30.0,
     ) -> None:
         super().__init__(idle_recheck=idle_recheck)
-        if not isinstance(schema, str) or not SCHEMA_NAME.fullmatch(schema):
-            raise InvalidEvent(
-                f"schema {schema!r} must be lower-case letters, digits and '_' (≤ 48 chars)"
-            )
+        check_schema_name(schema)
         self.url = url
         self.schema = schema
         self._timeout = timeout

@@ -26,16 +26,15 @@ from .base import DEFAULT_IDLE_RECHECK, EventStore, ReadFilter, SqlStatement
 from .envelope import AppendResult, RecordedEvent
 from .errors import (
     CheckpointConflict,
-    InvalidEvent,
     ProjectionFailed,
     StoreUnavailable,
 )
+from .factory import check_synchronous
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
 from .planner import BatchPlan, BatchState, ExistingEvent, Row, plan_batch
 from .prepare import PreparedPart
 
 SCHEMA_VERSION = 1
-SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 #: Rows of the latest commits kept in memory for live subscribers (at least this many).
 RECENT_ROWS = 20_000
 #: How long appends wait for another process to release SQLite's write lock.
@@ -153,9 +152,7 @@ class SqliteEventStore(EventStore):
         the loop keeps serving while the commit waits for the disk (what a server with
         many clients wants; ``oddstream serve`` sets it).
         """
-        if not isinstance(synchronous, str) or synchronous.upper() not in SYNCHRONOUS_MODES:
-            raise InvalidEvent(f"synchronous must be one of {SYNCHRONOUS_MODES}")
-        synchronous = synchronous.upper()
+        synchronous = check_synchronous(synchronous)
         path = Path(path)
         try:
             # in a thread: creating the schema may wait for another process's lock

@@ -1,0 +1,262 @@
+"""Settings: defaults, one environment variable per field, bad values refused with the
+variable's name and the reason, checked overrides, and the CLI's clean exit."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, get_args
+
+import pytest
+from typer.testing import CliRunner
+
+from oddstream.cli import app as cli
+from oddstream.config import Settings, SettingsError
+from oddstream.eventstore.factory import SYNCHRONOUS_MODES
+
+DEFAULTS: dict[str, Any] = {
+    "store_url": "sqlite:///data/oddstream.db",
+    "sqlite_synchronous": "FULL",
+    "sqlite_commit_thread": True,
+    "pg_schema": "oddstream",
+    "host": "127.0.0.1",
+    "port": 8000,
+    "schema_registry_port": 8081,
+    "rest_proxy_port": 8082,
+    "admin_key": None,
+    "customer_keys": None,
+    "api_keys_file": None,
+    "compat_anonymous_producers": None,
+    "max_body_bytes": 16 * 1024 * 1024,
+    "request_read_timeout_seconds": 20.0,
+    "max_connections": 4096,
+    "auth_failure_limit": 20,
+    "auth_failure_window_seconds": 60.0,
+    "read_wait_seconds": 2.0,
+    "push_coalesce_ms": 100,
+    "ready_max_lag": 10_000,
+    "demo_bets_per_second": 20.0,
+    "demo_race_seconds": 90.0,
+    "read_model_path": "",
+    "redis_url": None,
+    "redis_prefix": "oddstream:",
+}
+
+#: For each field: a text to put in its variable and the value it must read as.
+FROM_ENV: dict[str, tuple[str, Any]] = {
+    "store_url": ("postgresql://u@h:5432/db", "postgresql://u@h:5432/db"),
+    "sqlite_synchronous": ("normal", "NORMAL"),
+    "sqlite_commit_thread": ("off", False),
+    "pg_schema": ("tote_2", "tote_2"),
+    "host": ("0.0.0.0", "0.0.0.0"),
+    "port": ("9000", 9000),
+    "schema_registry_port": ("18081", 18081),
+    "rest_proxy_port": ("18082", 18082),
+    "admin_key": ("an-admin-key-0123456789", "an-admin-key-0123456789"),
+    "customer_keys": ("k=alice", "k=alice"),
+    "api_keys_file": ("/etc/keys.json", "/etc/keys.json"),
+    "compat_anonymous_producers": ("yes", True),
+    "max_body_bytes": ("1024", 1024),
+    "request_read_timeout_seconds": ("2.5", 2.5),
+    "max_connections": ("10", 10),
+    "auth_failure_limit": ("3", 3),
+    "auth_failure_window_seconds": ("0.5", 0.5),
+    "read_wait_seconds": ("0", 0.0),
+    "push_coalesce_ms": ("0", 0),
+    "ready_max_lag": ("5", 5),
+    "demo_bets_per_second": ("200", 200.0),
+    "demo_race_seconds": ("5", 5.0),
+    "read_model_path": (":memory:", ":memory:"),
+    "redis_url": ("redis://h:1/2", "redis://h:1/2"),
+    "redis_prefix": ("x:", "x:"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ODDSTREAM_* variable of the machine running the tests leaks in."""
+    for name in os.environ:
+        if name.upper().startswith("ODDSTREAM_"):
+            monkeypatch.delenv(name)
+
+
+def test_the_tables_cover_every_setting() -> None:
+    assert set(DEFAULTS) == set(FROM_ENV) == set(Settings.model_fields)
+
+
+def test_defaults() -> None:
+    assert Settings().model_dump() == DEFAULTS
+
+
+def test_every_setting_documents_its_variable() -> None:
+    for name, field in Settings.model_fields.items():
+        assert field.description, name
+        assert f"ODDSTREAM_{name.upper()}" in field.description
+
+
+@pytest.mark.parametrize("name", sorted(FROM_ENV))
+def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    text, value = FROM_ENV[name]
+    monkeypatch.setenv(f"ODDSTREAM_{name.upper()}", text)
+    settings = Settings()
+    assert getattr(settings, name) == value
+    assert settings.model_dump() == {**DEFAULTS, name: value}  # and nothing else moved
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PORT", "ADMIN_KEY", "SQLITE_COMMIT_THREAD", "COMPAT_ANONYMOUS_PRODUCERS"):
+        monkeypatch.setenv(f"ODDSTREAM_{name}", "")
+    assert Settings().model_dump() == DEFAULTS
+
+
+def test_other_oddstream_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODDSTREAM_URL", "http://127.0.0.1:8000")  # the CLI's --url
+    monkeypatch.setenv("ODDSTREAM_REQUIRE_SERVICES", "1")  # the tests'
+    assert Settings().model_dump() == DEFAULTS
+
+
+def test_the_synchronous_literal_is_the_stores_list() -> None:
+    assert get_args(Settings.model_fields["sqlite_synchronous"].annotation) == SYNCHRONOUS_MODES
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "reason"),
+    [
+        ("PORT", "70000", "less than or equal to 65535 (got '70000')"),
+        ("PORT", "0", "greater than or equal to 1 (got '0')"),
+        ("PORT", "eighty", "valid integer"),
+        ("SCHEMA_REGISTRY_PORT", "-1", "greater than or equal to 1"),
+        ("REST_PROXY_PORT", "8082.5", "valid integer"),
+        ("MAX_BODY_BYTES", "0", "greater than or equal to 1"),
+        ("MAX_CONNECTIONS", "many", "valid integer"),
+        ("AUTH_FAILURE_LIMIT", "0", "greater than or equal to 1"),
+        ("PUSH_COALESCE_MS", "-5", "greater than or equal to 0"),
+        ("READY_MAX_LAG", "1e3", "valid integer"),
+        ("REQUEST_READ_TIMEOUT_SECONDS", "0", "greater than 0"),
+        ("REQUEST_READ_TIMEOUT_SECONDS", "inf", "finite number"),
+        ("AUTH_FAILURE_WINDOW_SECONDS", "-1", "greater than 0"),
+        ("READ_WAIT_SECONDS", "nan", "finite number"),
+        ("READ_WAIT_SECONDS", "soon", "valid number"),
+        ("DEMO_BETS_PER_SECOND", "0", "greater than 0"),
+        ("DEMO_RACE_SECONDS", "-90", "greater than 0"),
+        ("SQLITE_COMMIT_THREAD", "maybe", "yes/no value (1/true/yes/on or 0/false/no/off)"),
+        ("COMPAT_ANONYMOUS_PRODUCERS", "sometimes", "yes/no value"),
+        ("SQLITE_SYNCHRONOUS", "OFF", "one of FULL, NORMAL, EXTRA, not 'OFF'"),
+        ("PG_SCHEMA", "Tote", "lower-case letters"),
+        ("PG_SCHEMA", "a-b", "lower-case letters"),
+        ("STORE_URL", "mysql://u@h/db", "unsupported event store URL scheme 'mysql'"),
+        ("STORE_URL", "sqlite://", "names no file"),
+        ("REDIS_URL", "localhost:6379", "a Redis URL starts with redis://"),
+        ("HOST", " ", None),  # blank but not empty: allowed (uvicorn decides)
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, text: str, reason: str | None
+) -> None:
+    monkeypatch.setenv(f"ODDSTREAM_{variable}", text)
+    if reason is None:
+        Settings()
+        return
+    with pytest.raises(SettingsError) as refused:
+        Settings()
+    message = str(refused.value)
+    assert message.startswith(f"ODDSTREAM_{variable}: "), message
+    assert reason in message
+    assert isinstance(refused.value, ValueError)
+
+
+def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODDSTREAM_PORT", "70000")
+    monkeypatch.setenv("ODDSTREAM_READ_WAIT_SECONDS", "-1")
+    with pytest.raises(SettingsError) as refused:
+        Settings()
+    lines = str(refused.value).splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == [
+        "ODDSTREAM_PORT",
+        "ODDSTREAM_READ_WAIT_SECONDS",
+    ]
+
+
+def test_secrets_are_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODDSTREAM_STORE_URL", "mysql://user:hunter2@h/db")
+    with pytest.raises(SettingsError) as refused:
+        Settings()
+    assert "hunter2" not in str(refused.value)
+    assert "'mysql://user@h/db'" in str(refused.value)
+    monkeypatch.delenv("ODDSTREAM_STORE_URL")
+    with pytest.raises(SettingsError) as refused:
+        Settings().with_overrides(admin_key=12345678901234567890)
+    assert str(refused.value) == "admin_key: Input should be a valid string"
+
+
+def test_overrides_replace_given_values_only() -> None:
+    base = Settings()
+    changed = base.with_overrides(port=9001, host=None, sqlite_synchronous="extra")
+    assert changed.port == 9001
+    assert changed.host == "127.0.0.1"  # None means "not given"
+    assert changed.sqlite_synchronous == "EXTRA"
+    assert base.port == 8000  # a copy: the original is unchanged
+    with pytest.raises(Exception, match="frozen"):
+        base.port = 1  # type: ignore[misc]
+
+
+def test_overrides_keep_the_environment_values_they_started_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ODDSTREAM_PORT", "9002")
+    base = Settings()
+    monkeypatch.setenv("ODDSTREAM_PORT", "9003")
+    monkeypatch.setenv("ODDSTREAM_HOST", "0.0.0.0")
+    changed = base.with_overrides(push_coalesce_ms=5)
+    assert (changed.port, changed.host, changed.push_coalesce_ms) == (9002, "127.0.0.1", 5)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"port": 70000}, "port: Input should be less than or equal to 65535 (got 70000)"),
+        ({"read_wait_seconds": -1.0}, "read_wait_seconds: Input should be greater than or equal"),
+        ({"sqlite_synchronous": "sometimes"}, "sqlite_synchronous: synchronous must be one of"),
+        ({"store_url": "ftp://h/x"}, "store_url: unsupported event store URL scheme 'ftp'"),
+        ({"compat_anonymous_producers": "maybe"}, "compat_anonymous_producers: Input should be"),
+        ({"nope": 1}, "unknown settings: ['nope']"),
+    ],
+)
+def test_overrides_are_checked(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings().with_overrides(**changes)
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+def test_store_options_follow_the_url() -> None:
+    sqlite = Settings().with_overrides(sqlite_synchronous="normal", sqlite_commit_thread=False)
+    assert sqlite.store_options() == {"synchronous": "NORMAL", "commit_thread": False}
+    pg = Settings().with_overrides(store_url="postgres://u@h/db", pg_schema="s1")
+    assert pg.store_options() == {"schema": "s1"}
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({"ODDSTREAM_PORT": "70000"}, ["serve"], "ODDSTREAM_PORT: Input should be less than"),
+        ({}, ["serve", "--port", "0"], "port: Input should be greater than or equal to 1"),
+        ({"ODDSTREAM_SQLITE_SYNCHRONOUS": "fast"}, ["info"], "ODDSTREAM_SQLITE_SYNCHRONOUS"),
+        ({}, ["replay", "--store", "mysql://h/db"], "unsupported event store URL scheme"),
+    ],
+)
+def test_the_cli_exits_cleanly_on_a_bad_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, env: dict[str, str], args: list[str], expected: str
+) -> None:
+    import uvicorn
+
+    def no_serving(self: object) -> None:
+        raise AssertionError("the bad setting was not refused: the server would start")
+
+    monkeypatch.setattr(uvicorn.Server, "run", no_serving)  # bounded even if not refused
+    monkeypatch.chdir(tmp_path)  # nor would a store be made in the working directory
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 1, result.output
+    assert "bad settings" in result.output
+    assert expected in " ".join(result.output.split())  # rich may wrap long lines
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "oddstream serving" not in result.output  # refused before anything started
