@@ -94,6 +94,9 @@ class Settings:
     push_coalesce_ms: int = field(default_factory=lambda: int(_env("PUSH_COALESCE_MS", "100")))
     #: ODDSTREAM_READY_MAX_LAG: /readyz fails when projections lag the log by more
     ready_max_lag: int = field(default_factory=lambda: int(_env("READY_MAX_LAG", "10000")))
+    #: ODDSTREAM_KEEP_FINISHED_RACES: races that are over (final, abandoned) kept in the
+    #: tote read model's memory; older ones are read from their streams when asked for
+    keep_finished_races: int = field(default_factory=lambda: int(_env("KEEP_FINISHED_RACES", "50")))
     #: ODDSTREAM_DEMO_BETS_PER_SECOND / ODDSTREAM_DEMO_RACE_SECONDS: the demo's pace
     demo_bets_per_second: float = field(
         default_factory=lambda: float(_env("DEMO_BETS_PER_SECOND", "20"))
