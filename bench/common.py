@@ -54,9 +54,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    """``oddstream serve`` on a free port with ``env`` added (its store and logs in
-    ``workdir``); returns the process and its URL once /healthz answers."""
+def start_server(
+    workdir: Path, env: dict[str, str], *, demo: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``oddstream serve`` (``--demo`` too if asked) on a free port with ``env`` added
+    (its store and logs in ``workdir``); returns the process and its URL once /healthz
+    answers."""
     import httpx
 
     port = free_port()
@@ -68,7 +71,10 @@ def start_server(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[b
     }
     log = (workdir / "server.log").open("ab")
     proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "oddstream"), "serve"], env=full_env, stdout=log, stderr=log
+        [str(ROOT / ".venv" / "bin" / "oddstream"), "serve", *(["--demo"] if demo else [])],
+        env=full_env,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     """ODDSTREAM_PUSH_COALESCE_MS: live boards are pushed at most this often per race"""
     ready_max_lag: Annotated[int, Field(ge=0)] = 10_000
     """ODDSTREAM_READY_MAX_LAG: /readyz fails when projections lag the log by more"""
+    keep_finished_races: Annotated[int, Field(ge=0)] = 50
+    """ODDSTREAM_KEEP_FINISHED_RACES: races that are over (final, abandoned) kept in the
+    tote read model's memory; older ones are read from their streams when asked for"""
     demo_bets_per_second: Positive = 20.0
     """ODDSTREAM_DEMO_BETS_PER_SECOND: the demo's pace (at least 0.1 is used)"""
     demo_race_seconds: Positive = 90.0

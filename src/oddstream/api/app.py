@@ -87,7 +87,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         the_store = store or await open_store(settings.store_url, **settings.store_options())
-        view = ToteView(the_store)
+        view = ToteView(the_store, keep_finished=settings.keep_finished_races)
         hub = BoardHub(view, settings.push_coalesce_ms / 1000)
         writer = RaceWriter(the_store, on_append=metrics.append_latency.observe)
         wallets = WalletWriter(the_store, on_append=metrics.append_latency.observe)

@@ -33,7 +33,7 @@ from ..domain.tote.race import (
     ToteRejection,
 )
 from ..domain.wallet import WalletRejection
-from ..projections.tote_view import BetView
+from ..projections.tote_view import BetView, BoardView, ToteView
 from ..runtime.cashier import wallet_bet_request_id
 from ..runtime.ids import new_id
 from ..runtime.race_writer import CommandOutcome
@@ -88,11 +88,15 @@ async def _reader(request: Request, min_position: int | None) -> Services:
     return services
 
 
-def _race(services: Services, race_id: str) -> RaceState:
-    state = services.view.race(race_id)
-    if state is None:
+async def _holding(services: Services, race_id: str) -> ToteView:
+    """The view holding ``race_id``: the live one, or for a race it has let go (over,
+    and older than the last few), one read from the race's stream."""
+    if services.view.race(race_id) is not None:
+        return services.view
+    archived = await services.view.archived(race_id)
+    if archived is None:
         raise ApiError(404, "race_not_found", f"no race {race_id}")
-    return state
+    return archived
 
 
 async def _wait(services: Services, min_position: int | None) -> None:
@@ -176,7 +180,9 @@ async def get_race(
     request: Request, race_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
     services = await _reader(request, min_position)
-    return {"position": services.view.position, **_race_summary(_race(services, race_id))}
+    state = (await _holding(services, race_id)).race(race_id)
+    assert state is not None
+    return {"position": services.view.position, **_race_summary(state)}
 
 
 @router.get("/races/{race_id}/odds", summary="The live odds board")
@@ -184,9 +190,11 @@ async def get_board(
     request: Request, race_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
     services = await _reader(request, min_position)
-    _race(services, race_id)
-    view = services.view.board(race_id)
-    return msgspec.to_builtins(view)  # type: ignore[no-any-return,unused-ignore]
+    board = (await _holding(services, race_id)).board(race_id)
+    assert board is not None
+    if board.position < services.view.position:  # a race read back: as of the live view
+        board = BoardView(services.view.position, board.board)
+    return msgspec.to_builtins(board)  # type: ignore[no-any-return,unused-ignore]
 
 
 @router.get("/races/{race_id}/dividends", summary="Declared dividends")
@@ -194,8 +202,7 @@ async def get_dividends(
     request: Request, race_id: Id, min_position: int | None = MinPosition
 ) -> dict[str, Any]:
     services = await _reader(request, min_position)
-    _race(services, race_id)
-    declared = services.view.dividends(race_id)
+    declared = (await _holding(services, race_id)).dividends(race_id)
     if declared is None:
         raise ApiError(404, "no_dividends", f"race {race_id} has no dividends declared yet")
     position, pools = declared
@@ -240,8 +247,12 @@ async def get_race_bet(
 ) -> dict[str, Any]:
     principal = request_principal(request)
     services = await _reader(request, min_position)
+    try:
+        holder = await _holding(services, race_id)
+    except ApiError:
+        raise ApiError(404, "unknown_bet", f"no bet {bet_id} in race {race_id}") from None
     for name in _named(principal, bet_id):
-        bet = services.view.bet(race_id, name)
+        bet = holder.bet(race_id, name)
         if bet is not None and _may_see(principal, bet):
             return _bet_answer(services, bet)
     raise ApiError(404, "unknown_bet", f"no bet {bet_id} in race {race_id}")

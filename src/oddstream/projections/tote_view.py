@@ -4,19 +4,25 @@ It follows ``race-*`` streams from the start (in memory: rebuilt by replay whene
 process starts). Every answer comes with the global position it includes: every event
 up to that position, none after. The position moves over other streams' events too (the
 view has considered them), so waiting for a wallet write's position does not stall.
+
+Memory stays bounded in a server that runs for months: a race that is over (final or
+abandoned) is kept for a while — the last ``keep_finished`` of them — and then let go.
+A race let go is read from its stream when asked for (:meth:`ToteView.archived`, a few
+kept), and an event that still comes for it (an amended result) is left to that path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable
 
 import msgspec
 
 from ..domain.tote.board import OddsBoard, odds_board
 from ..domain.tote.events import BetPlaced, BetSettled, DividendsDeclared, PoolDividends
-from ..domain.tote.race import RaceState, evolve
+from ..domain.tote.race import RaceState, RaceStatus, evolve
 from ..eventstore import EventStore, RecordedEvent, StoreClosed
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
@@ -24,6 +30,9 @@ from ..runtime.race_writer import RACE_STREAM_PREFIX
 from .position import AppliedPosition
 
 RaceListener = Callable[[str, int], None]
+_OVER = (RaceStatus.FINAL, RaceStatus.ABANDONED)
+#: races let go that stay readable without a log read
+_ARCHIVE_CACHE = 16
 
 
 class BoardView(msgspec.Struct, frozen=True):
@@ -53,10 +62,22 @@ class BetView(msgspec.Struct, kw_only=True, gc=False):
 class ToteView:
     """Follows the log; answers from memory, never a step behind its position."""
 
-    def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventRegistry | None = None,
+        *,
+        keep_finished: int = 50,
+    ) -> None:
+        """``keep_finished``: how many races that are over stay in memory."""
         self._store = store
         self._registry = registry or default_registry
+        self._keep_finished = keep_finished
         self._races: dict[str, RaceState] = {}
+        #: races that are over, oldest first (let go past ``keep_finished``)
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        #: races let go, read back from their streams, most recently read last
+        self._archive: OrderedDict[str, ToteView] = OrderedDict()
         #: race → bet id → the bet: bet ids are unique per race only
         self._bets: dict[str, dict[str, BetView]] = {}
         #: bet id → the race holding a bet of that id, or the races when several do.
@@ -120,12 +141,16 @@ class ToteView:
     def apply(self, recorded: RecordedEvent) -> None:
         """Apply one stored race event (in log order)."""
         race_id = recorded.stream_id[len(RACE_STREAM_PREFIX) :]
+        position = recorded.position
         state = self._races.get(race_id)
         if state is None:
+            if recorded.version > 1:  # a race let go: reads of it go to its stream
+                self._archive.pop(race_id, None)
+                self._applied.advance(position)
+                return
             state = self._races[race_id] = RaceState()
         event = self._registry.decode(recorded)
         evolve(state, event)  # type: ignore[arg-type]
-        position = recorded.position
         if isinstance(event, BetPlaced):
             race_bets = self._bets.get(race_id)
             if race_bets is None:
@@ -160,7 +185,52 @@ class ToteView:
         self._applied.value = position
         for listener in self._listeners:
             listener(race_id, position)
+        if state.status in _OVER and race_id not in self._finished:
+            self._finished[race_id] = None
+            while len(self._finished) > self._keep_finished:
+                self._let_go(self._finished.popitem(last=False)[0])
         self._applied.advance(position)
+
+    def _let_go(self, race_id: str) -> None:
+        """Forget a race that is over (it stays readable through :meth:`archived`)."""
+        self._races.pop(race_id, None)
+        self._dividends.pop(race_id, None)
+        for bet_id in self._bets.pop(race_id, {}):
+            held = self._bet_races.get(bet_id)
+            if held == race_id:
+                del self._bet_races[bet_id]
+            elif isinstance(held, tuple):
+                rest = tuple(r for r in held if r != race_id)
+                self._bet_races[bet_id] = rest[0] if len(rest) == 1 else rest
+
+    @property
+    def held(self) -> tuple[int, int]:
+        """``(races, bets)`` in memory."""
+        return len(self._races), sum(len(bets) for bets in self._bets.values())
+
+    async def archived(self, race_id: str) -> ToteView | None:
+        """A view of one race this view has let go (or never held), read from its
+        stream; ``None`` if there is no such race. Reads of it answer from this."""
+        view = self._archive.get(race_id)
+        if view is not None:
+            self._archive.move_to_end(race_id)
+            return view
+        view = ToteView(self._store, self._registry, keep_finished=1)
+        stream = f"{RACE_STREAM_PREFIX}{race_id}"
+        after = 0
+        while True:
+            page = await self._store.read_stream(stream, from_version=after + 1, limit=5000)
+            for recorded in page:
+                view.apply(recorded)
+            if len(page) < 5000:
+                break
+            after = page[-1].version
+        if view.race(race_id) is None:
+            return None
+        self._archive[race_id] = view
+        while len(self._archive) > _ARCHIVE_CACHE:
+            self._archive.popitem(last=False)
+        return view
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the view has applied ``position``; False on timeout."""

@@ -40,6 +40,8 @@ RACES: AggregateSpec[RaceState, RaceCommand] = AggregateSpec(
     decide=decide,
     evolve=evolve,
     conflict=_conflict,
+    # a race's state holds every bet of it: keep fewer than the default in memory
+    max_cached=256,
 )
 
 

@@ -131,6 +131,10 @@ class AggregateSpec(Generic[S, C]):
     #: how many recent request ids' answers a loaded aggregate keeps in memory (older
     #: ones are looked up in the log's request index when a retry names them)
     request_window: int = 200
+    #: idle aggregates kept in memory at most (the least recently used go first) and
+    #: for at most ``idle_seconds``; an evicted one is loaded again when next used
+    max_cached: int = 10_000
+    idle_seconds: float = 300.0
 
     def stream(self, key: str) -> str:
         """The stream holding the aggregate ``key``."""
@@ -149,6 +153,7 @@ class _Pending(Generic[C]):
 
 @dataclass(slots=True)
 class _Entry(Generic[S, C]):
+    used: float = 0.0
     state: S | None = None
     version: int = 0
     position: int = 0
@@ -217,9 +222,7 @@ class AggregateWriter(Generic[S, C]):
     ) -> asyncio.Future[CommandOutcome]:
         """Queue ``command`` for its aggregate's writer task (started if idle)."""
         key = self._spec.key(command)
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = _Entry()
+        entry = self._use(key)
         meta = dict(metadata or {})
         fp = None
         if request_id is not None:
@@ -232,9 +235,39 @@ class AggregateWriter(Generic[S, C]):
             entry.worker = asyncio.create_task(self._drain(key, entry))
         return future
 
+    def _use(self, key: str) -> _Entry[S, C]:
+        """The aggregate's entry, made the most recently used (created if absent)."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            entry = _Entry()
+        entry.used = time.monotonic()
+        self._entries[key] = entry
+        return entry
+
+    def _evict_idle(self) -> None:
+        """Drop idle aggregates past ``max_cached`` or idle for ``idle_seconds``, least
+        recently used first: their state and recent answers come back from the log (and
+        its request index) when they are used again."""
+        spec = self._spec
+        cutoff = time.monotonic() - spec.idle_seconds
+        excess = len(self._entries) - spec.max_cached
+        doomed: list[str] = []
+        for key, entry in self._entries.items():  # least recently used first
+            if len(doomed) >= excess and entry.used > cutoff:
+                break  # the rest were used more recently
+            if entry.worker is None and not entry.queue:
+                doomed.append(key)
+        for key in doomed:
+            del self._entries[key]
+
+    @property
+    def cached(self) -> int:
+        """How many aggregates are in memory."""
+        return len(self._entries)
+
     async def state(self, key: str) -> S:
         """The aggregate's current state (loaded from the log if not in memory)."""
-        entry = self._entries.setdefault(key, _Entry())
+        entry = self._use(key)
         if entry.state is None:
             await self._load(key, entry)
         assert entry.state is not None
@@ -332,8 +365,10 @@ class AggregateWriter(Generic[S, C]):
                 batch, entry.queue = entry.queue, []
                 await self._run_batch(key, entry, batch, retry=True)
                 await self._maybe_snapshot(key, entry)
+                _trim_answers(self._spec, entry)
         finally:
             entry.worker = None
+            self._evict_idle()
 
     async def _run_batch(
         self, key: str, entry: _Entry[S, C], batch: Sequence[_Pending[C]], *, retry: bool
@@ -463,14 +498,6 @@ class AggregateWriter(Generic[S, C]):
             log.warning("snapshot of %s failed", key, exc_info=True)
             return
         entry.snapshot_version = entry.version
-        if len(entry.answered) > 4 * spec.request_window:
-            # keep the answers a reload would rebuild (the window before the snapshot);
-            # older ones stay in the log's request index
-            floor = entry.version - spec.request_window
-            entry.answered = {
-                rid: a for rid, a in entry.answered.items() if a.outcome.stream_version > floor
-            }
-            entry.answered_from = max(entry.answered_from, floor + 1)
 
 
 class _AnswerBuilder:
@@ -503,6 +530,18 @@ class _AnswerBuilder:
             )
             for rid, (evs, last_version, first, fp) in self._items.items()
         }
+
+
+def _trim_answers(spec: AggregateSpec[Any, Any], entry: _Entry[Any, Any]) -> None:
+    """Keep the answers of the last ``request_window`` events in memory once there are
+    four times as many; older ones stay in the log's request index."""
+    if len(entry.answered) <= 4 * spec.request_window:
+        return
+    floor = entry.version - spec.request_window
+    entry.answered = {
+        rid: a for rid, a in entry.answered.items() if a.outcome.stream_version > floor
+    }
+    entry.answered_from = max(entry.answered_from, floor + 1)
 
 
 def _answer_for(
