@@ -41,14 +41,37 @@ async def test_aggregates_idle_too_long_are_let_go(store: EventStore) -> None:
 
 
 async def test_answers_are_trimmed_without_snapshots(store: EventStore) -> None:
+    wallets = _wallets(store, snapshot_every=None)
+    for n in range(1000):
+        await wallets.execute(Credit(wallet_id="w1", amount_cents=1), request_id=f"rq{n}")
+    entry = wallets._entries["w1"]
+    assert len(entry.answered) <= 4 * wallets._spec.request_window
+    retry = await wallets.execute(Credit(wallet_id="w1", amount_cents=1), request_id="rq3")
+    assert retry.repeated
+
+
+async def test_a_race_keeps_its_answers_so_new_ids_cost_no_lookup(store: EventStore) -> None:
+    """Review: trimming a busy race's answers cost an index read for every new id (two
+    for a wallet bet). A race's stream ends; its answers stay whole while it is loaded."""
     races = RaceWriter(store)
     await open_race(races, "r1")
-    for n in range(1000):
+    for n in range(900):
         await races.execute(bet("r1", f"b{n}", 1 + n % 4, 100, None), request_id=f"rq{n}")
-    entry = races._entries["r1"]
-    assert len(entry.answered) <= 4 * races._spec.request_window
-    retry = await races.execute(bet("r1", "b3", 4, 100, None), request_id="rq3")
-    assert retry.repeated
+    lookups = 0
+    read_requests = store.read_requests
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal lookups
+        lookups += 1
+        return await read_requests(*args, **kwargs)
+
+    store.read_requests = counted  # type: ignore[method-assign]
+    for n in range(900, 1000):
+        command = bet("r1", f"b{n}", 1, 100, None)
+        assert await races.recall(command, f"rq{n}") is None
+        await races.execute(command, request_id=f"rq{n}")
+    assert lookups == 0
+    assert (await races.execute(bet("r1", "b3", 4, 100, None), request_id="rq3")).repeated
 
 
 async def test_races_that_are_over_are_let_go_and_read_back(store: EventStore) -> None:
@@ -98,3 +121,42 @@ async def test_a_wallet_writer_is_bounded_by_default() -> None:
 
     assert RACES.max_cached < wallet_spec().max_cached
     assert WalletWriter
+
+
+async def test_a_race_read_back_before_it_is_over_is_not_kept(store: EventStore) -> None:
+    """Review: a race read from its stream while new (the live view not caught up yet)
+    was cached, and after it finished and was let go that early copy answered for it."""
+    races = RaceWriter(store)
+    view = ToteView(store, keep_finished=1)  # not started: it holds nothing
+    await open_race(races, "r1")
+    early = await view.archived("r1")
+    assert early is not None
+    assert early.race("r1").status.value == "open"  # type: ignore[union-attr]
+    await races.execute(bet("r1", "b1", 1, 500, None))
+    await settle(races, "r1", 1)
+    later = await view.archived("r1")
+    assert later is not None
+    assert later.race("r1").status.value == "final"  # type: ignore[union-attr]
+    assert later.dividends("r1") is not None
+    assert await view.archived("r1") is later  # over: kept
+
+
+async def test_concurrent_reads_of_an_old_race_share_one_read(store: EventStore) -> None:
+    import asyncio
+
+    races = RaceWriter(store)
+    await open_race(races, "r1")
+    await settle(races, "r1", 1)
+    view = ToteView(store)
+    reads = 0
+    read_stream = store.read_stream
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await read_stream(*args, **kwargs)
+
+    store.read_stream = counted  # type: ignore[method-assign]
+    views = await asyncio.gather(*(view.archived("r1") for _ in range(8)))
+    assert reads == 1
+    assert all(v is views[0] for v in views)

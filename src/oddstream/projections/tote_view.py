@@ -78,6 +78,8 @@ class ToteView:
         self._finished: OrderedDict[str, None] = OrderedDict()
         #: races let go, read back from their streams, most recently read last
         self._archive: OrderedDict[str, ToteView] = OrderedDict()
+        #: reads of races' streams under way, shared by concurrent readers
+        self._loading: dict[str, asyncio.Future[ToteView | None]] = {}
         #: race → bet id → the bet: bet ids are unique per race only
         self._bets: dict[str, dict[str, BetView]] = {}
         #: bet id → the race holding a bet of that id, or the races when several do.
@@ -193,6 +195,7 @@ class ToteView:
 
     def _let_go(self, race_id: str) -> None:
         """Forget a race that is over (it stays readable through :meth:`archived`)."""
+        self._archive.pop(race_id, None)
         self._races.pop(race_id, None)
         self._dividends.pop(race_id, None)
         for bet_id in self._bets.pop(race_id, {}):
@@ -209,12 +212,29 @@ class ToteView:
         return len(self._races), sum(len(bets) for bets in self._bets.values())
 
     async def archived(self, race_id: str) -> ToteView | None:
-        """A view of one race this view has let go (or never held), read from its
-        stream; ``None`` if there is no such race. Reads of it answer from this."""
+        """A view of one race this view does not hold, read from its stream; ``None``
+        if there is no such race. Races that are over (they change no more) are kept in
+        a small cache; concurrent reads of one race share one read of its stream."""
         view = self._archive.get(race_id)
         if view is not None:
             self._archive.move_to_end(race_id)
             return view
+        loading = self._loading.get(race_id)
+        if loading is None:
+            loading = self._loading[race_id] = asyncio.ensure_future(self._read_race(race_id))
+            loading.add_done_callback(lambda _: self._loading.pop(race_id, None))
+        view = await asyncio.shield(loading)
+        if view is None:
+            return None
+        state = view.race(race_id)
+        # a race not over yet may still be applied here: caching it would freeze it
+        if state is not None and state.status in _OVER and race_id not in self._races:
+            self._archive[race_id] = view
+            while len(self._archive) > _ARCHIVE_CACHE:
+                self._archive.popitem(last=False)
+        return view
+
+    async def _read_race(self, race_id: str) -> ToteView | None:
         view = ToteView(self._store, self._registry, keep_finished=1)
         stream = f"{RACE_STREAM_PREFIX}{race_id}"
         after = 0
@@ -225,12 +245,7 @@ class ToteView:
             if len(page) < 5000:
                 break
             after = page[-1].version
-        if view.race(race_id) is None:
-            return None
-        self._archive[race_id] = view
-        while len(self._archive) > _ARCHIVE_CACHE:
-            self._archive.popitem(last=False)
-        return view
+        return view if view.race(race_id) is not None else None
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the view has applied ``position``; False on timeout."""

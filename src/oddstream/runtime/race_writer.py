@@ -40,8 +40,10 @@ RACES: AggregateSpec[RaceState, RaceCommand] = AggregateSpec(
     decide=decide,
     evolve=evolve,
     conflict=_conflict,
-    # a race's state holds every bet of it: keep fewer than the default in memory
+    # a race's state holds every bet of it: keep fewer than the default in memory;
+    # a race's stream ends, so its answers are kept whole while it is loaded
     max_cached=256,
+    keep_all_answers=True,
 )
 
 

@@ -131,6 +131,9 @@ class AggregateSpec(Generic[S, C]):
     #: how many recent request ids' answers a loaded aggregate keeps in memory (older
     #: ones are looked up in the log's request index when a retry names them)
     request_window: int = 200
+    #: keep every answer while the aggregate is loaded (for aggregates whose streams end,
+    #: like races: trimming would cost an index read for every new id of a busy one)
+    keep_all_answers: bool = False
     #: idle aggregates kept in memory at most (the least recently used go first) and
     #: for at most ``idle_seconds``; an evicted one is loaded again when next used
     max_cached: int = 10_000
@@ -535,7 +538,7 @@ class _AnswerBuilder:
 def _trim_answers(spec: AggregateSpec[Any, Any], entry: _Entry[Any, Any]) -> None:
     """Keep the answers of the last ``request_window`` events in memory once there are
     four times as many; older ones stay in the log's request index."""
-    if len(entry.answered) <= 4 * spec.request_window:
+    if spec.keep_all_answers or len(entry.answered) <= 4 * spec.request_window:
         return
     floor = entry.version - spec.request_window
     entry.answered = {
