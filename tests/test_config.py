@@ -140,7 +140,7 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
         ("READ_WAIT_SECONDS", "soon", "valid number"),
         ("DEMO_BETS_PER_SECOND", "0", "greater than 0"),
         ("DEMO_RACE_SECONDS", "-90", "greater than 0"),
-        ("SQLITE_COMMIT_THREAD", "maybe", "yes/no value (1/true/yes/on or 0/false/no/off)"),
+        ("SQLITE_COMMIT_THREAD", "maybe", "yes/no value (1/true/yes/on/y/t or 0/false/no/off/n/f)"),
         ("COMPAT_ANONYMOUS_PRODUCERS", "sometimes", "yes/no value"),
         ("SQLITE_SYNCHRONOUS", "OFF", "one of FULL, NORMAL, EXTRA, not 'OFF'"),
         ("PG_SCHEMA", "Tote", "lower-case letters"),
@@ -262,3 +262,20 @@ def test_the_cli_exits_cleanly_on_a_bad_value(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     assert "oddstream serving" not in result.output  # refused before anything started
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "field", "expected"),
+    [
+        ("ODDSTREAM_SQLITE_COMMIT_THREAD", " 0 ", "sqlite_commit_thread", False),
+        ("ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS", " yes", "compat_anonymous_producers", True),
+        ("ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS", "  ", "compat_anonymous_producers", None),
+    ],
+)
+def test_yes_no_values_ignore_spaces_and_blank_is_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str, raw: str, field: str, expected: object
+) -> None:
+    """Review: the settings before pydantic-settings stripped these; a value with
+    spaces around it must not stop the service."""
+    monkeypatch.setenv(variable, raw)
+    assert getattr(Settings(), field) is expected

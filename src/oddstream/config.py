@@ -59,6 +59,18 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 SynchronousMode = Annotated[Literal["FULL", "NORMAL", "EXTRA"], BeforeValidator(check_synchronous)]
 
 
+def _yes_no(value: object) -> object:
+    """Spaces around a yes/no value are not part of it; blank is unset (``None``)."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+#: a yes/no setting: 1/true/yes/on/y/t or 0/false/no/off/n/f, any case, spaces ignored
+YesNo = Annotated[bool, BeforeValidator(_yes_no)]
+
+
 class Settings(BaseSettings):
     """Everything configurable; each field ``x`` is read from ``ODDSTREAM_X``.
 
@@ -80,7 +92,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: SynchronousMode = "FULL"
     """ODDSTREAM_SQLITE_SYNCHRONOUS: FULL (default, survives power loss), NORMAL (survives
     a process crash only, faster) or EXTRA; any case"""
-    sqlite_commit_thread: bool = True
+    sqlite_commit_thread: YesNo = True
     """ODDSTREAM_SQLITE_COMMIT_THREAD: commit on a thread of its own (1, the service's
     default: the loop keeps serving during the fsync) or on the event loop (0)"""
     pg_schema: Annotated[str, AfterValidator(check_schema_name)] = "oddstream"
@@ -100,7 +112,7 @@ class Settings(BaseSettings):
     each confined to its own wallet"""
     api_keys_file: str | None = None
     """ODDSTREAM_API_KEYS_FILE: a JSON file of keys and roles (see docs/wallets.md)"""
-    compat_anonymous_producers: bool | None = None
+    compat_anonymous_producers: Annotated[bool | None, BeforeValidator(_yes_no)] = None
     """ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS: ``1`` lets callers without a key register
     schemas and produce on the Schema Registry / REST Proxy (the Kafka POC's scripts send
     none); ``0`` never; unset: only with ``--kafka-compat`` or ``--demo``"""
@@ -177,7 +189,7 @@ def _describe(errors: list[ErrorDetails], *, given: Collection[str]) -> str:
         from_env = field in Settings.model_fields and field not in given
         name = f"{ENV_PREFIX}{field.upper()}" if from_env else field
         if error["type"] in ("bool_parsing", "bool_type"):
-            reason = "Input should be a yes/no value (1/true/yes/on or 0/false/no/off)"
+            reason = "Input should be a yes/no value (1/true/yes/on/y/t or 0/false/no/off/n/f)"
         elif error["type"] == "value_error":
             reason = error["msg"].removeprefix("Value error, ")
         else:
