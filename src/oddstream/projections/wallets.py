@@ -1,9 +1,9 @@
 """Wallet read models: each wallet's balance and its transactions, fed from the log.
 
 :class:`WalletProjection` follows the ``wallet-*`` streams and keeps a storage adapter
-(``wallet_models/``: SQLite by default, Redis in services mode) up to date. Each batch
-(every event available, up to ``batch_size``) is written together with the checkpoint in
-one atomic step that first checks the stored checkpoint is the one this projection
+(``wallet_models/``: SQLite by default, Redis when ``ODDSTREAM_REDIS_URL`` is set) up to
+date. Each batch (every event available, up to ``batch_size``) is written together with
+the checkpoint in one atomic step that first checks the stored checkpoint is the one this projection
 wrote last: a restart resumes exactly where the last batch ended, and a storage that was
 wiped or written by someone else (a FLUSHed or restarted Redis) is detected and
 rebuilt from the log while the service keeps running. See ``docs/wallets.md``.

@@ -22,9 +22,10 @@ resolving is told to retry.
 
 Why not one multi-stream append of bet and stake? The race's writer decides a batch of
 bets from many wallets in one append; making it also own each wallet's balance would
-serialize every wallet behind every race (and in services mode put a wallet's balance
-in two owners' hands). Here each stream keeps one writer, and the only cost is a stake
-that is briefly reserved before the race has answered — counted as money in play.
+serialize every wallet behind every race (and, once writers are spread over several
+processes, put a wallet's balance in two owners' hands). Here each stream keeps one
+writer, and the only cost is a stake that is briefly reserved before the race has
+answered — counted as money in play.
 """
 
 from __future__ import annotations

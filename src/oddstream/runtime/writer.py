@@ -10,8 +10,9 @@ aggregates into one transaction.
 If the append fails, the state in memory is thrown away and reloaded from the log, and
 every command of the batch gets the error: nothing is acknowledged that is not stored.
 A ``WrongExpectedVersion`` (another process wrote the stream) is retried once after a
-reload; ownership of an aggregate by one process at a time is the runtime's job in
-services mode.
+reload. Nothing yet makes one process the only owner of an aggregate: several
+processes writing one stream are kept apart by that version check alone (owning
+partitions is planned with the services deployment).
 
 Aggregates with long histories (wallets) keep snapshots: every ``snapshot_every`` events
 the state is written to ``snapshot-<stream>``, and a load reads the latest snapshot and

@@ -1,4 +1,4 @@
-"""The wallet read model in Redis (services mode: read by any number of API nodes).
+"""The wallet read model in Redis (shared: any number of processes can read it).
 
 Keys, under a prefix (default ``oddstream:``):
 
