@@ -607,11 +607,19 @@ def authorize_wallet(
     principal: Principal | None, wallet_id: str, *, admin_only: bool = False
 ) -> Principal:
     """Whether ``principal`` may use ``wallet_id``: 401 without a key, 403 for another
-    customer's wallet (the same answer whether that wallet exists or not)."""
+    customer's wallet (the same answer whether that wallet exists or not) and for a
+    producer key, which has no wallet."""
     if principal is None:
         raise ApiError(401, "unauthenticated", "wallet calls need an API key")
     if principal.is_admin:
         return principal
+    if principal.role == "producer":  # said apart, so the answer says why
+        raise ApiError(
+            403,
+            "forbidden",
+            "a producer key may only register schemas and produce to topics: "
+            "it has no wallet and may use none",
+        )
     if admin_only:
         raise ApiError(403, "forbidden", "only an admin key may do this")
     if principal.wallet_id != wallet_id:

@@ -10,7 +10,7 @@
 
 Outside these surfaces a ``producer`` key is still a key, never "no key": a principal
 with no rights there. Admin routes refuse it (403), wallets refuse it
-(:func:`refuse_producer_wallets`, 403 saying why), and a bet placed with it is a cash
+(``authorize_wallet`` answers 403 saying why), and a bet placed with it is a cash
 bet whose request ids (and derived bet ids) are in the ``producer`` namespace, apart
 from anonymous bettors' (:mod:`.request_ids`).
 
@@ -25,7 +25,7 @@ from fastapi import Request
 
 from ..compat.access import Access, Authorizer, forbidden, unauthenticated
 from ..compat.errors import ConfluentError
-from .auth import KeyRing, Principal, basic_auth_key, key_from_headers, principal_of
+from .auth import KeyRing, basic_auth_key, key_from_headers, principal_of
 from .errors import ApiError
 
 _MAY = {
@@ -62,17 +62,4 @@ def compat_authorizer(keys: KeyRing, *, anonymous_producers: bool) -> Authorizer
     return authorize
 
 
-def refuse_producer_wallets(principal: Principal | None) -> None:
-    """403 for a ``producer`` key on a wallet (its balance, transactions, money, a bet
-    from it): it has none and may use none. Called before the wallet's own check, so
-    the answer says why, and before any wallet is looked at."""
-    if principal is not None and principal.role == "producer":
-        raise ApiError(
-            403,
-            "forbidden",
-            "a producer key may only register schemas and produce to topics: "
-            "it has no wallet and may use none",
-        )
-
-
-__all__ = ["compat_authorizer", "refuse_producer_wallets"]
+__all__ = ["compat_authorizer"]

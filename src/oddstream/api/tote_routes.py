@@ -39,7 +39,6 @@ from ..runtime.ids import new_id
 from ..runtime.race_writer import CommandOutcome
 from ..runtime.writer import RequestIdReused
 from .auth import Principal, authorize_wallet, request_principal, require_admin
-from .compat_access import refuse_producer_wallets
 from .errors import ApiError, render
 from .request_ids import (
     OWNER_SEPARATOR,
@@ -321,7 +320,6 @@ def _bet_wallet(principal: Principal | None, named: str | None) -> str | None:
     use), else a customer key's own; ``None`` for a cash bet (no key, an admin or a
     producer key, and no wallet named)."""
     if named is not None:
-        refuse_producer_wallets(principal)
         authorize_wallet(principal, named)
         return named
     if principal is not None and not principal.is_admin:

@@ -31,7 +31,6 @@ from ..domain.wallet.wallet import MAX_AMOUNT_CENTS
 from ..projections.wallet_models.base import ReadModelUnavailable
 from ..runtime.writer import CommandOutcome
 from .auth import Principal, authorize_wallet, request_principal
-from .compat_access import refuse_producer_wallets
 from .errors import ApiError
 from .request_ids import legacy_ids, request_key
 from .schemas import FreeText, Id, MinPosition, RequestId, check_text, json_writes
@@ -154,7 +153,6 @@ async def move_money_json(
     services: Services, principal: Principal | None, wallet_id: str, raw: bytes, *, credit: bool
 ) -> tuple[int, bytes]:
     """Credit or debit a wallet from a JSON body: ``(200, answer)`` or a refusal."""
-    refuse_producer_wallets(principal)
     authorize_wallet(principal, wallet_id, admin_only=credit)
     body = _decode(raw)
     cents = _cents(body)
@@ -191,7 +189,6 @@ async def balance_json(
     services: Services, principal: Principal | None, wallet_id: str, min_position: int | None
 ) -> tuple[int, bytes]:
     """A wallet's balance from the read model: ``(200, answer)`` or a refusal."""
-    refuse_producer_wallets(principal)
     authorize_wallet(principal, wallet_id)
     await _wait(services, min_position)
     try:
@@ -237,7 +234,6 @@ async def transactions_json(
     min_position: int | None,
 ) -> dict[str, Any]:
     """A page of a wallet's transactions, newest first."""
-    refuse_producer_wallets(principal)
     authorize_wallet(principal, wallet_id)
     await _wait(services, min_position)
     view = services.wallet_view
