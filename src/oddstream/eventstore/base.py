@@ -369,14 +369,7 @@ class EventStore(abc.ABC):
         validate_position(after, "after")
         validate_limit(batch_size)
         flt = ReadFilter.build(stream_prefix, category, types)
-        async with contextlib.aclosing(self._pages(after, batch_size, flt)) as pages:
-            async for page in pages:
-                yield page
-
-    async def _pages(
-        self, position: int, batch_size: int, flt: ReadFilter
-    ) -> AsyncGenerator[ReadPage, None]:
-        """The subscription loop: pages read from ``position`` on, history then live."""
+        position = after
         while not self._closed:
             page = await self._read_retrying(position, batch_size, flt)
             if page is None:
