@@ -149,14 +149,14 @@ async def test_concurrent_reads_of_an_old_race_share_one_read(store: EventStore)
     await settle(races, "r1", 1)
     view = ToteView(store)
     reads = 0
-    read_stream = store.read_stream
+    read_stream = store._read_stream  # what every read of a stream comes down to
 
     async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal reads
         reads += 1
         return await read_stream(*args, **kwargs)
 
-    store.read_stream = counted  # type: ignore[method-assign]
+    store._read_stream = counted  # type: ignore[method-assign]
     views = await asyncio.gather(*(view.archived("r1") for _ in range(8)))
     assert reads == 1
     assert all(v is views[0] for v in views)

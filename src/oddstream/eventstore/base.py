@@ -296,6 +296,24 @@ class EventStore(abc.ABC):
             await self._notifier.wait_beyond(position - 1, min(left, self._idle_recheck))
 
     # ----------------------------------------------------------------- subscriptions
+    async def scan_stream(
+        self, stream_id: str, from_version: int = 1, *, batch_size: int = 5000
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event of one stream from ``from_version`` to its end, read in pages of
+        ``batch_size`` (a load of an aggregate, a race read back): the history, not live."""
+        self._check_open()
+        validate_stream_id(stream_id)
+        validate_position(from_version, "from_version")
+        validate_limit(batch_size)
+        version = from_version
+        while True:
+            page = await self._read_stream(stream_id, version, False, batch_size)
+            for event in page:
+                yield event
+            if len(page) < batch_size:
+                return
+            version = page[-1].version + 1
+
     async def scan_all(
         self,
         after: int = 0,

@@ -236,15 +236,8 @@ class ToteView:
 
     async def _read_race(self, race_id: str) -> ToteView | None:
         view = ToteView(self._store, self._registry, keep_finished=1)
-        stream = f"{RACE_STREAM_PREFIX}{race_id}"
-        after = 0
-        while True:
-            page = await self._store.read_stream(stream, from_version=after + 1, limit=5000)
-            for recorded in page:
-                view.apply(recorded)
-            if len(page) < 5000:
-                break
-            after = page[-1].version
+        async for recorded in self._store.scan_stream(f"{RACE_STREAM_PREFIX}{race_id}"):
+            view.apply(recorded)
         return view if view.race(race_id) is not None else None
 
     async def wait_for(self, position: int, timeout: float) -> bool:

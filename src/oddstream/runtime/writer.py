@@ -35,7 +35,7 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -60,7 +60,6 @@ C = TypeVar("C")
 #: Metadata key of the fingerprint of the command a request id was first used for.
 REQUEST_FINGERPRINT = "request_fp"
 SNAPSHOT_EVENT = "snapshot"
-_PAGE = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +331,7 @@ class AggregateWriter(Generic[S, C]):
         position = 0
         start = max(1, snap_version - spec.request_window + 1) if snap_version else 1
         answers = _AnswerBuilder(self._registry)
-        async for recorded in self._read_from(stream, start):
+        async for recorded in self._store.scan_stream(stream, start):
             event = answers.add(recorded)
             if recorded.version > snap_version:
                 spec.evolve(state, event)
@@ -351,16 +350,6 @@ class AggregateWriter(Generic[S, C]):
         for recorded in await self._store.read_requests(self._spec.stream(key), request_ids):
             answers.add(recorded)
         return answers.build()
-
-    async def _read_from(self, stream: str, start: int) -> AsyncIterator[RecordedEvent]:
-        after = start - 1
-        while True:
-            page = await self._store.read_stream(stream, from_version=after + 1, limit=_PAGE)
-            for recorded in page:
-                yield recorded
-            if len(page) < _PAGE:
-                return
-            after = page[-1].version
 
     # ----------------------------------------------------------------- writing
     async def _drain(self, key: str, entry: _Entry[S, C]) -> None:
