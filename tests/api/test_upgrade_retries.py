@@ -12,40 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oddstream.domain.tote.events import PoolConfig, Runner
-from oddstream.domain.tote.pools import PoolType
-from oddstream.domain.tote.race import OpenBetting, PlaceBet, ScheduleRace
+from oddstream.domain.tote.race import OpenBetting
 from oddstream.domain.wallet import CaptureStake, Credit, ReserveStake
 from oddstream.eventstore import open_store
 from oddstream.runtime.race_writer import RaceWriter
 from oddstream.runtime.wallet_writer import WalletWriter
+from runtime.wallet_helpers import bet, schedule  # tests/ is on the path (no package)
 
 from .conftest import LiveServer, live_settings, run_server
 
 #: the namespace the previous version derived bet ids in
 _OLD_BETS = uuid.UUID("6f1f2f7e-4f3a-4a53-9a55-0d7c1b9e3a10")
-
-
-def schedule(race_id: str) -> ScheduleRace:
-    return ScheduleRace(
-        race_id=race_id,
-        meeting="M",
-        venue="V",
-        post_time="2026-11-29T15:00:00Z",
-        runners=tuple(Runner(n, f"R{n}") for n in range(1, 5)),
-        pools=(PoolConfig(pool=PoolType.WIN, takeout_bps=1500, profile="tabcorp"),),
-    )
-
-
-def bet(race_id: str, bet_id: str, runner: int, stake: int, wallet: str | None) -> PlaceBet:
-    return PlaceBet(
-        race_id=race_id,
-        bet_id=bet_id,
-        pool=PoolType.WIN,
-        selection=(runner,),
-        stake_cents=stake,
-        wallet_id=wallet,
-    )
 
 
 def _old(request_id: str) -> dict[str, str]:

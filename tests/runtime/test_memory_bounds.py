@@ -5,6 +5,7 @@ back from the log when it is asked for."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from oddstream.domain.tote.events import ResultAmended
 from oddstream.domain.wallet import Credit
@@ -16,6 +17,20 @@ from oddstream.runtime.wallet_writer import WalletWriter, wallet_spec
 from oddstream.runtime.writer import AggregateWriter
 
 from .wallet_helpers import bet, open_race, settle
+
+
+class _Calls:
+    """Counts the calls of an async method of ``target`` (patched on the instance)."""
+
+    def __init__(self, target: object, name: str) -> None:
+        self.count = 0
+        method = getattr(target, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await method(*args, **kwargs)
+
+        setattr(target, name, counted)
 
 
 def _wallets(store: EventStore, **limits: float) -> AggregateWriter:
@@ -57,20 +72,12 @@ async def test_a_race_keeps_its_answers_so_new_ids_cost_no_lookup(store: EventSt
     await open_race(races, "r1")
     for n in range(900):
         await races.execute(bet("r1", f"b{n}", 1 + n % 4, 100, None), request_id=f"rq{n}")
-    lookups = 0
-    read_requests = store.read_requests
-
-    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal lookups
-        lookups += 1
-        return await read_requests(*args, **kwargs)
-
-    store.read_requests = counted  # type: ignore[method-assign]
+    lookups = _Calls(store, "read_requests")
     for n in range(900, 1000):
         command = bet("r1", f"b{n}", 1, 100, None)
         assert await races.recall(command, f"rq{n}") is None
         await races.execute(command, request_id=f"rq{n}")
-    assert lookups == 0
+    assert lookups.count == 0
     assert (await races.execute(bet("r1", "b3", 4, 100, None), request_id="rq3")).repeated
 
 
@@ -148,15 +155,7 @@ async def test_concurrent_reads_of_an_old_race_share_one_read(store: EventStore)
     await open_race(races, "r1")
     await settle(races, "r1", 1)
     view = ToteView(store)
-    reads = 0
-    read_stream = store._read_stream  # what every read of a stream comes down to
-
-    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal reads
-        reads += 1
-        return await read_stream(*args, **kwargs)
-
-    store._read_stream = counted  # type: ignore[method-assign]
+    reads = _Calls(store, "_read_stream")  # what every read of a stream comes down to
     views = await asyncio.gather(*(view.archived("r1") for _ in range(8)))
-    assert reads == 1
+    assert reads.count == 1
     assert all(v is views[0] for v in views)
