@@ -1,6 +1,6 @@
 """The event log everything in oddstream stands on. See ``docs/eventstore.md``."""
 
-from .base import EventStore, ReadFilter, ReadPage, SqlStatement
+from .base import EventStore, ReadFilter, ReadPage, Snapshot, SqlStatement
 from .envelope import (
     ANY,
     CAUSATION_ID,
@@ -46,6 +46,7 @@ __all__ = [
     "ReadFilter",
     "ReadPage",
     "RecordedEvent",
+    "Snapshot",
     "SqlStatement",
     "StoreClosed",
     "StoreConfigError",

@@ -25,7 +25,7 @@ from .envelope import (
     StreamAppend,
 )
 from .errors import InvalidEvent, StoreClosed, StoreUnavailable
-from .notify import PositionNotifier
+from .notify import Watermark
 from .prepare import (
     PreparedPart,
     prepare_append,
@@ -110,6 +110,14 @@ class ReadPage:
     position: int
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A consumer's state as of ``position`` (its own encoding), kept by the store."""
+
+    position: int
+    data: bytes
+
+
 class EventStore(abc.ABC):
     """An append-only log of streams with one global order.
 
@@ -120,7 +128,7 @@ class EventStore(abc.ABC):
     backend: str = "abstract"
 
     def __init__(self, *, idle_recheck: float = DEFAULT_IDLE_RECHECK) -> None:
-        self._notifier = PositionNotifier()
+        self._notifier = Watermark()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
         self._idle_recheck = idle_recheck
@@ -497,7 +505,34 @@ class EventStore(abc.ABC):
                 raise InvalidEvent("projection statements must be SqlStatement values")
         await self._commit_projection(name, position, list(statements), expected)
 
+    async def save_snapshot(
+        self, name: str, position: int, data: bytes, *, expected: int | None = None
+    ) -> None:
+        """Keep ``data``, the state of consumer ``name`` as of ``position``, and move its
+        checkpoint there, in one transaction (one snapshot per name: the last replaces
+        the one before). ``expected`` as in :meth:`save_checkpoint`."""
+        self._check_open()
+        validate_stream_id(name)
+        if not isinstance(data, bytes):
+            raise InvalidEvent("a snapshot's data must be bytes")
+        statement = self._snapshot_statement(name, position, data)
+        await self.commit_projection(name, position, [statement], expected=expected)
+
+    async def load_snapshot(self, name: str) -> Snapshot | None:
+        """The last snapshot :meth:`save_snapshot` kept for ``name``, or ``None``."""
+        self._check_open()
+        validate_stream_id(name)
+        found = await self._load_snapshot(name)
+        return Snapshot(*found) if found is not None else None
+
     # ----------------------------------------------------------------- adapter hooks
+    @abc.abstractmethod
+    def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
+        """The upsert of a snapshot row, in the adapter's dialect."""
+
+    @abc.abstractmethod
+    async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None: ...
+
     @abc.abstractmethod
     async def _submit(self, parts: list[PreparedPart]) -> list[AppendResult]: ...
 

@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
     position   bigint      NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS {schema}.snapshots (
+    name     text   PRIMARY KEY,
+    position bigint NOT NULL,
+    data     bytea  NOT NULL
+);
 """
 
 #: Commands' request ids per stream (see read_requests). Built CONCURRENTLY, outside the
@@ -172,6 +177,7 @@ class PostgresEventStore(EventStore):
         self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
+        self._q_snapshots = sql.SQL("{schema}.snapshots").format(schema=ident)
         self._writer: psycopg.AsyncConnection[Any] | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._committer: GroupCommitter | None = None
@@ -551,6 +557,20 @@ class PostgresEventStore(EventStore):
             sql.SQL("SELECT coalesce(max(position), 0) FROM {}").format(self._q_table)
         )
         return int(rows[0][0])
+
+    def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
+        query = sql.SQL(
+            "INSERT INTO {} (name, position, data) VALUES (%s, %s, %s) ON CONFLICT (name) "
+            "DO UPDATE SET position = excluded.position, data = excluded.data"
+        ).format(self._q_snapshots)
+        return SqlStatement(query.as_string(None), (name, position, data))
+
+    async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None:
+        rows = await self._fetch(
+            sql.SQL("SELECT position, data FROM {} WHERE name = %s").format(self._q_snapshots),
+            (name,),
+        )
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     async def _get_checkpoint(self, name: str) -> int:
         rows = await self._fetch(

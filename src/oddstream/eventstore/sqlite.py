@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     position   INTEGER NOT NULL,
     updated_us INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    name     TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    data     BLOB    NOT NULL
+) WITHOUT ROWID;
 """
 
 _COLUMNS = (
@@ -458,6 +463,25 @@ class SqliteEventStore(EventStore):
 
     async def _head(self) -> int:
         return await self._read(self._scalar_sync, "SELECT max(position) FROM events", ()) or 0
+
+    def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
+        return SqlStatement(
+            "INSERT INTO snapshots (name, position, data) VALUES (?, ?, ?) ON CONFLICT (name) "
+            "DO UPDATE SET position = excluded.position, data = excluded.data",
+            (name, position, data),
+        )
+
+    async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None:
+        def load() -> tuple[int, bytes] | None:
+            row = (
+                self._reader()
+                .execute("SELECT position, data FROM snapshots WHERE name = ?", (name,))
+                .fetchone()
+            )
+            return (row[0], bytes(row[1])) if row else None
+
+        result: tuple[int, bytes] | None = await self._read(load)
+        return result
 
     async def _get_checkpoint(self, name: str) -> int:
         value = await self._read(

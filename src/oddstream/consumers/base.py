@@ -1,0 +1,77 @@
+"""What a consumer is: a name, the events it follows, and what it does with a batch.
+
+A consumer never reads the log itself: a :class:`~oddstream.consumers.runner.ConsumerRunner`
+feeds it batches in log order and keeps its position with one of the checkpoint kinds of
+:mod:`oddstream.consumers.checkpoints`. See ``docs/consumers.md``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..eventstore import RecordedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """Which events of the log a consumer is given: a stream prefix (``"race-"``) or a
+    category (``"race"``), and/or event types. Empty: every event."""
+
+    stream_prefix: str | None = None
+    category: str | None = None
+    types: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Events for a consumer, in log order, and the positions around them.
+
+    ``events`` are every followed event in ``(after, position]``: once it handled them,
+    the consumer is at ``position`` even if other streams' events lie between.
+    ``replaying`` is true while the consumer catches up with history (at start or in a
+    rebuild) rather than following live: a consumer may skip side effects that only
+    matter live (pushing a board to clients).
+    """
+
+    events: Sequence[RecordedEvent]
+    after: int
+    position: int
+    replaying: bool = False
+
+
+class Consumer(abc.ABC):
+    """Something that follows the log. Subclasses set :attr:`name` (its checkpoint's
+    name: unique, stable across releases) and :attr:`subscription`, and implement
+    :meth:`handle`.
+
+    The runner calls :meth:`handle` with each batch (never an empty one), then records
+    the batch's position. A batch whose ``handle`` raised is given again (after a pause),
+    with at least the same events: nothing is ever skipped. With a checkpoint kept apart
+    from the consumer's writes (:class:`~oddstream.consumers.checkpoints.StoreCheckpoint`)
+    a crash between the two gives a batch again after a restart, so ``handle`` must be
+    idempotent; with :class:`~oddstream.consumers.checkpoints.SinkCheckpoint` the
+    consumer commits the position with its writes and sees each event once in effect.
+    """
+
+    name: str
+    subscription: Subscription = Subscription()
+
+    @abc.abstractmethod
+    async def handle(self, batch: Batch) -> None:
+        """Act on ``batch``. Raise to have it given again (after a pause)."""
+
+    async def reset(self) -> None:  # noqa: B027 - a consumer with nothing to forget
+        """Forget everything made from the log (before a rebuild from the start, or after
+        a checkpoint conflict). Default: nothing to forget."""
+
+    def floor(self) -> int | None:
+        """A position the saved checkpoint must not pass (work below it is unfinished
+        and must be seen again after a crash); ``None`` for no floor."""
+        return None
+
+    async def check(self) -> None:  # noqa: B027 - nothing to check by default
+        """Called about every ``check_every`` seconds: raise
+        :class:`~oddstream.eventstore.CheckpointConflict` if the consumer's storage no
+        longer holds what it wrote (a wiped sink); the runner then rebuilds it."""

@@ -1,0 +1,157 @@
+"""Where a consumer's position is kept: the four kinds.
+
+==========================  ===============================================  ================
+kind                        position kept                                    after a crash
+==========================  ===============================================  ================
+:class:`StoreCheckpoint`    the store's checkpoint table, saved every        at least once
+                            ``every`` seconds (never past the consumer's     (``handle`` is
+                            :meth:`~.Consumer.floor`)                        idempotent)
+:class:`SinkCheckpoint`     by the consumer, in the same transaction (or     exactly once in
+                            Lua script) as its own writes                    effect
+:class:`SnapshotCheckpoint` the store's snapshot table: the consumer's whole  resumes from the
+                            state with its position, every ``every`` s       last snapshot
+:class:`MemoryCheckpoint`   nowhere: every start replays the log             replays
+==========================  ===============================================  ================
+
+A checkpoint saved with an expected previous value (store and snapshot kinds) raises
+:class:`~oddstream.eventstore.CheckpointConflict` when another instance moved it; the
+runner then resets the consumer and starts again from what is stored.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Protocol
+
+from ..eventstore import EventStore
+
+if TYPE_CHECKING:
+    from .base import Consumer
+
+log = logging.getLogger(__name__)
+
+
+class Checkpoint(abc.ABC):
+    """How a runner loads and saves one consumer's position."""
+
+    #: how often a save may be due (the runner wakes at least this often when idle)
+    every: float | None = None
+
+    @abc.abstractmethod
+    async def load(self, store: EventStore, consumer: Consumer) -> int | None:
+        """The position to resume from; ``None`` when it was lost (a wiped sink): the
+        runner resets the consumer and starts from 0."""
+
+    async def save(  # noqa: B027 - kinds that keep nothing apart from the consumer
+        self, store: EventStore, consumer: Consumer, position: int, *, now: bool = False
+    ) -> None:
+        """Called after each batch (and when idle, and on stop with ``now``): save
+        ``position`` if it is due."""
+
+
+class StoreCheckpoint(Checkpoint):
+    """The position in the store's checkpoint table, under the consumer's name, saved at
+    most every ``every`` seconds and on stop; never past :meth:`~.Consumer.floor`."""
+
+    def __init__(self, *, every: float = 1.0) -> None:
+        self.every = self._every = every
+        self.saved = 0
+        self._saved_at = 0.0
+
+    async def load(self, store: EventStore, consumer: Consumer) -> int | None:
+        self.saved = await store.get_checkpoint(consumer.name)
+        self._saved_at = time.monotonic()
+        return self.saved
+
+    async def save(
+        self, store: EventStore, consumer: Consumer, position: int, *, now: bool = False
+    ) -> None:
+        if not now and time.monotonic() - self._saved_at < self._every:
+            return
+        floor = consumer.floor()
+        target = position if floor is None else min(position, floor)
+        if target != self.saved:
+            await store.save_checkpoint(consumer.name, target, expected=self.saved)
+            self.saved = target
+        self._saved_at = time.monotonic()
+
+
+class PositionedSink(Protocol):
+    """A consumer that stores its position with its writes."""
+
+    async def stored_position(self) -> int | None:
+        """The position its storage holds; ``None`` if there is none (never written, or
+        wiped)."""
+
+
+class SinkCheckpoint(Checkpoint):
+    """The consumer commits each batch's position with its writes, atomically, checking
+    that the stored position is the one it wrote last (``CheckpointConflict`` if not);
+    it tells the runner where it is through ``stored_position()``."""
+
+    async def load(self, store: EventStore, consumer: Consumer) -> int | None:
+        sink: PositionedSink = consumer  # type: ignore[assignment]
+        return await sink.stored_position()
+
+
+class SnapshotConsumer(Protocol):
+    """A consumer whose whole state can be saved and restored."""
+
+    def snapshot(self) -> bytes:
+        """The state now, encoded (taken between batches)."""
+
+    def restore(self, data: bytes) -> bool:
+        """Load a state :meth:`snapshot` made; ``False`` if it cannot be used (made by
+        an incompatible version): the runner then starts from 0."""
+
+
+class SnapshotCheckpoint(Checkpoint):
+    """The consumer's whole state, saved in the store with its position every ``every``
+    seconds once ``min_events`` positions passed since the last one, and on stop. A
+    restart restores it and follows from there instead of replaying the log.
+
+    Snapshots of a read model are interchangeable between its instances (each is a pure
+    function of a prefix of the log): the last one saved wins, without a conflict check.
+    """
+
+    def __init__(self, *, every: float = 30.0, min_events: int = 1000) -> None:
+        self.every = self._every = every
+        self.min_events = min_events
+        self.saved = 0
+        self._saved_at = 0.0
+
+    async def load(self, store: EventStore, consumer: Consumer) -> int | None:
+        self._saved_at = time.monotonic()
+        found = await store.load_snapshot(consumer.name)
+        state: SnapshotConsumer = consumer  # type: ignore[assignment]
+        if found is not None and state.restore(found.data):
+            self.saved = found.position
+            return found.position
+        if found is not None:
+            log.warning("snapshot of %s cannot be used; replaying the log", consumer.name)
+        self.saved = 0
+        return 0
+
+    async def save(
+        self, store: EventStore, consumer: Consumer, position: int, *, now: bool = False
+    ) -> None:
+        if position - self.saved < (1 if now else self.min_events):
+            return
+        if not now and time.monotonic() - self._saved_at < self._every:
+            return
+        state: SnapshotConsumer = consumer  # type: ignore[assignment]
+        data = state.snapshot()  # on the loop, between batches: a consistent state
+        await store.save_snapshot(consumer.name, position, data)
+        self.saved = position
+        self._saved_at = time.monotonic()
+        await asyncio.sleep(0)
+
+
+class MemoryCheckpoint(Checkpoint):
+    """No position kept: every start replays the log from the beginning."""
+
+    async def load(self, store: EventStore, consumer: Consumer) -> int | None:
+        return 0

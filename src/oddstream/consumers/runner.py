@@ -1,0 +1,369 @@
+"""The one runner of everything that follows the log.
+
+A :class:`ConsumerRunner` loads its consumer's position, catches up with the log and
+then follows it live (woken by commits, never polling where the store can wake it),
+batching by size and by time, saving the position as its checkpoint kind says. A store
+or consumer failure is waited out with back-off, and the batch is given again: no event
+is ever skipped. A checkpoint conflict or a wiped sink leads to a rebuild. Its position
+(``wait_for``: read-your-writes), its caught-up signal and its lag are what ``/readyz``
+and ``/metrics`` report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..eventstore import (
+    CheckpointConflict,
+    EventStore,
+    ReadPage,
+    RecordedEvent,
+    StoreClosed,
+)
+from ..eventstore.notify import Watermark
+from .base import Batch, Consumer
+from .checkpoints import Checkpoint, StoreCheckpoint
+
+log = logging.getLogger(__name__)
+
+#: ``progress(position, head)`` during a rebuild
+Progress = Callable[[int, int], None]
+
+_STOP_TIMEOUT = 5.0
+
+
+class RunnerState(enum.StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    CATCHING_UP = "catching_up"
+    LIVE = "live"
+    REBUILDING = "rebuilding"
+    RETRYING = "retrying"
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerStatus:
+    """What ``/readyz`` and ``/metrics`` say of a consumer."""
+
+    name: str
+    state: RunnerState
+    position: int
+    caught_up: bool
+    rebuilds: int
+    failures: int
+    last_error: str | None
+
+
+class ConsumerRunner:
+    """Runs one :class:`~oddstream.consumers.base.Consumer`.
+
+    ``batch_size``: at most this many events read per page (a batch may join a few
+    pages); ``linger``: after a small live batch, wait this long for more commits
+    before handling it (many commits' events in one batch under load; a reader waiting
+    for a position cuts it short); ``check_every``: how often the consumer's
+    :meth:`~.Consumer.check` runs; ``max_backoff``: the longest pause after a failure.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        consumer: Consumer,
+        checkpoint: Checkpoint | None = None,
+        *,
+        batch_size: int = 1000,
+        linger: float = 0.0,
+        check_every: float = 1.0,
+        max_backoff: float = 5.0,
+        queue_pages: int = 4,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.store = store
+        self.consumer = consumer
+        self.checkpoint = checkpoint if checkpoint is not None else StoreCheckpoint()
+        self.batch_size = batch_size
+        self.linger = linger
+        self.check_every = check_every
+        self.max_backoff = max_backoff
+        self._queue_pages = queue_pages
+        self._applied = Watermark()
+        self._caught_up = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._loaded = False
+        self._checked_at = 0.0
+        self.state = RunnerState.STOPPED
+        self.rebuilds = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    # ----------------------------------------------------------------- what it says
+    @property
+    def name(self) -> str:
+        return self.consumer.name
+
+    @property
+    def position(self) -> int:
+        """Every followed event up to here is handled (other events passed over)."""
+        return self._applied.position
+
+    @property
+    def caught_up(self) -> bool:
+        """True once the consumer reached the head of the log as it stood when it last
+        looked, and no rebuild or retry is under way."""
+        return self._caught_up.is_set()
+
+    def status(self) -> RunnerStatus:
+        return RunnerStatus(
+            self.name,
+            self.state,
+            self.position,
+            self.caught_up,
+            self.rebuilds,
+            self.failures,
+            self.last_error,
+        )
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """Wait until the consumer handled ``position``; False on timeout."""
+        return await self._applied.wait_for(position, timeout, nudge=self._hurry.set)
+
+    async def wait_caught_up(self, timeout: float) -> bool:
+        """Wait until :attr:`caught_up`; False on timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._caught_up.wait()
+        return self._caught_up.is_set()
+
+    # ----------------------------------------------------------------- lifecycle
+    async def load(self) -> int:
+        """Load the consumer's position from its checkpoint (``start`` does it); a lost
+        one resets the consumer to start from 0. Returns the position."""
+        self.state = RunnerState.STARTING
+        found = await self.checkpoint.load(self.store, self.consumer)
+        if found is None:
+            await self.consumer.reset()
+            found = 0
+        self._applied.reset(found)
+        self._loaded = True
+        return found
+
+    async def start(self) -> None:
+        """Load the position, then follow the log in a background task."""
+        if self._task is not None:
+            return
+        if not self._loaded:
+            await self.load()
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop following (a batch in flight is abandoned before its checkpoint) and save
+        the position if the store is still open."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreClosed, TimeoutError):
+                async with asyncio.timeout(_STOP_TIMEOUT):  # not wait_for (3.11)
+                    await task
+        if self._loaded and not self.store.closed:
+            try:
+                await self.checkpoint.save(self.store, self.consumer, self.position, now=True)
+            except Exception:  # stopping goes on: the log still has everything
+                log.warning("consumer %s: final checkpoint not saved", self.name, exc_info=True)
+        self._caught_up.clear()
+        self.state = RunnerState.STOPPED
+
+    async def rebuild(self, progress: Progress | None = None) -> int:
+        """Forget everything and replay the log up to its head as of now; returns the
+        number of events handled. ``progress(position, head)`` after each batch. While
+        following, the follower stops for the rebuild and then goes on from its end."""
+        following = self._task is not None
+        if following:
+            task, self._task = self._task, None
+            assert task is not None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+                await task
+        try:
+            return await self._rebuild(progress)
+        finally:
+            if following:
+                self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+
+    async def _rebuild(self, progress: Progress | None) -> int:
+        async with self._lock:
+            self.state = RunnerState.REBUILDING
+            self.rebuilds += 1
+            self._caught_up.clear()
+            await self.consumer.reset()
+            self._applied.reset(0)
+            self._loaded = True
+            head = await self.store.head_position()
+            handled = 0
+            sub = self.consumer.subscription
+            events: list[RecordedEvent] = []
+            async for recorded in self.store.scan_all(
+                0,
+                stream_prefix=sub.stream_prefix,
+                category=sub.category,
+                types=sub.types,
+                batch_size=self.batch_size,
+            ):
+                events.append(recorded)
+                if len(events) >= self.batch_size:
+                    await self._handle(events, recorded.position, replaying=True)
+                    handled += len(events)
+                    events = []
+                    if progress is not None:
+                        progress(self.position, head)
+            await self._handle(events, head, replaying=True)
+            handled += len(events)
+            await self.checkpoint.save(self.store, self.consumer, self.position, now=True)
+            if progress is not None:
+                progress(head, head)
+            return handled
+
+    # ----------------------------------------------------------------- following
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._follow()
+                return
+            except StoreClosed:
+                return
+            except CheckpointConflict as exc:
+                log.warning("consumer %s: %s; rebuilding", self.name, exc)
+                self.last_error = str(exc)
+                await self._recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.store.closed:
+                    return
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.state = RunnerState.RETRYING
+                self._caught_up.clear()
+                log.warning(
+                    "consumer %s failed at position %d (%s); retrying in %.1fs",
+                    self.name,
+                    self.position,
+                    self.last_error,
+                    backoff,
+                    exc_info=not isinstance(exc, OSError),
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+            else:  # pragma: no cover - _follow returns only when the store closed
+                return
+
+    async def _recover(self) -> None:
+        """After a conflict: forget, reload what is stored (``None``: from 0), go on."""
+        async with self._lock:
+            self.rebuilds += 1
+            self.state = RunnerState.REBUILDING
+            self._caught_up.clear()
+            await self.consumer.reset()
+            found = await self.checkpoint.load(self.store, self.consumer)
+            self._applied.reset(found or 0)
+
+    async def _follow(self) -> None:
+        sub = self.consumer.subscription
+        queue: asyncio.Queue[ReadPage | None] = asyncio.Queue(self._queue_pages)
+        start = self.position
+
+        async def feed() -> None:
+            try:
+                async for page in self.store.subscribe_pages(
+                    start,
+                    stream_prefix=sub.stream_prefix,
+                    category=sub.category,
+                    types=sub.types,
+                    batch_size=self.batch_size,
+                ):
+                    await queue.put(page)
+            finally:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+        feeder = asyncio.create_task(feed(), name=f"consumer-{self.name}-feed")
+        self.state = RunnerState.CATCHING_UP if not self.caught_up else RunnerState.LIVE
+        loop = asyncio.get_running_loop()
+        tick = min(self.check_every, self.checkpoint.every or self.check_every)
+        try:
+            while True:
+                if queue.empty():
+                    await self._idle_work(loop)
+                    try:
+                        async with asyncio.timeout(tick):
+                            page = await queue.get()
+                    except TimeoutError:
+                        if feeder.done():
+                            feeder.result()  # its error, if it failed
+                            return
+                        continue
+                else:
+                    page = queue.get_nowait()
+                if page is None:
+                    feeder.result()
+                    return
+                events = list(page.events)
+                position = page.position
+                if self.linger and self.caught_up and len(events) < self.batch_size:
+                    await self._gather()
+                while len(events) < self.batch_size and not queue.empty():
+                    more = queue.get_nowait()
+                    if more is None:
+                        queue.put_nowait(None)
+                        break
+                    events += more.events
+                    position = more.position
+                async with self._lock:
+                    await self._handle(events, position, replaying=not self.caught_up)
+                    await self.checkpoint.save(self.store, self.consumer, self.position)
+                if loop.time() - self._checked_at >= self.check_every:
+                    await self._check(loop)
+        finally:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+                await feeder
+
+    async def _handle(self, events: list[RecordedEvent], position: int, *, replaying: bool) -> None:
+        if events:
+            batch = Batch(events, self.position, position, replaying)
+            await self.consumer.handle(batch)
+        self._applied.advance(position)
+
+    async def _gather(self) -> None:
+        """Linger for more commits, unless a reader is waiting for a position."""
+        if self._hurry.is_set():
+            self._hurry.clear()
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.linger):
+                await self._hurry.wait()
+        self._hurry.clear()
+
+    async def _idle_work(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Between batches with nothing queued: note being caught up, save a checkpoint
+        that is due, run the consumer's check when due."""
+        if not self._caught_up.is_set() and self.position >= await self.store.head_position():
+            self._caught_up.set()
+            self.state = RunnerState.LIVE
+            self.last_error = None
+        async with self._lock:
+            await self.checkpoint.save(self.store, self.consumer, self.position)
+        if loop.time() - self._checked_at >= self.check_every:
+            await self._check(loop)
+
+    async def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        async with self._lock:
+            self._checked_at = loop.time()
+            await self.consumer.check()

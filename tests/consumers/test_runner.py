@@ -1,0 +1,361 @@
+"""The consumer runner against toy consumers, on every store adapter: restart, a crash
+between a batch and its checkpoint, a failed batch given again, a wiped sink rebuilt, a
+checkpoint conflict, snapshots, floors, batching and the caught-up signal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from oddstream.consumers import (
+    Batch,
+    Consumer,
+    ConsumerGroup,
+    ConsumerRunner,
+    MemoryCheckpoint,
+    RunnerState,
+    SinkCheckpoint,
+    SnapshotCheckpoint,
+    StoreCheckpoint,
+    Subscription,
+)
+from oddstream.eventstore import ANY, CheckpointConflict, EventStore, NewEvent
+
+WAIT = 10.0
+
+
+async def until(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition()`` became true within :data:`WAIT` (checked every 20 ms)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def until_async(read: Callable[[], Awaitable[int]], value: int) -> bool:
+    """Whether ``await read()`` came to ``value`` within :data:`WAIT`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while await read() != value:
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def put(store: EventStore, stream: str, n: int, kind: str = "t.Counted") -> int:
+    """Append ``n`` events to ``stream``; the last position."""
+    result = await store.append(stream, [NewEvent(kind, {"i": i}) for i in range(n)], ANY)
+    return result.last_position
+
+
+class Counter(Consumer):
+    """Counts ``count-*`` events in memory; ``fail`` makes the next handles raise."""
+
+    name = "toy-counter"
+    subscription = Subscription(stream_prefix="count-")
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.batches: list[Batch] = []
+        self.fail = 0
+        self.resets = 0
+        self.open_from: int | None = None
+
+    async def handle(self, batch: Batch) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("the sink said no")
+        assert all(batch.after < e.position <= batch.position for e in batch.events)
+        self.batches.append(batch)
+        self.seen += [e.position for e in batch.events]
+
+    async def reset(self) -> None:
+        self.resets += 1
+        self.seen = []
+
+    def floor(self) -> int | None:
+        return self.open_from
+
+    # a snapshot consumer too
+    def snapshot(self) -> bytes:
+        return json.dumps(self.seen).encode()
+
+    def restore(self, data: bytes) -> bool:
+        self.seen = json.loads(data)
+        return True
+
+
+class Sink(Consumer):
+    """Keeps its rows and its position together, as one database would (``table``);
+    ``wipe()`` is a FLUSHALL."""
+
+    name = "toy-sink"
+    subscription = Subscription(stream_prefix="count-")
+
+    def __init__(self, table: dict[str, object]) -> None:
+        self.table = table
+        self.committed = 0
+        self.crash_after_write = False
+
+    async def stored_position(self) -> int | None:
+        found = self.table.get("position")
+        self.committed = found if isinstance(found, int) else 0
+        return found if isinstance(found, int) else None
+
+    async def handle(self, batch: Batch) -> None:
+        if self.table.get("position", 0) != self.committed:
+            raise CheckpointConflict(self.name, self.committed, self.table.get("position"))  # type: ignore[arg-type]
+        rows = list(self.table.get("rows", []))  # type: ignore[call-overload]
+        rows += [e.position for e in batch.events]
+        self.table.update(rows=rows, position=batch.position)  # one atomic step
+        self.committed = batch.position
+        if self.crash_after_write:
+            raise asyncio.CancelledError  # the process dies here
+
+    async def reset(self) -> None:
+        self.table.clear()
+        self.committed = 0
+
+    async def check(self) -> None:
+        if self.table.get("position", 0) != self.committed:
+            raise CheckpointConflict(self.name, self.committed, self.table.get("position"))  # type: ignore[arg-type]
+
+
+async def test_catches_up_then_follows_live_skipping_other_streams(store: EventStore) -> None:
+    await put(store, "count-a", 5)
+    await put(store, "other-b", 3)
+    consumer = Counter()
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), batch_size=2)
+    await runner.start()
+    try:
+        assert await runner.wait_caught_up(WAIT)
+        assert consumer.seen == [1, 2, 3, 4, 5]
+        assert runner.position == 8  # passed over the other stream's events
+        assert runner.state is RunnerState.LIVE
+        last = await put(store, "count-a", 3)
+        assert await runner.wait_for(last, WAIT)
+        assert consumer.seen == [1, 2, 3, 4, 5, 9, 10, 11]
+        assert all(len(b.events) <= 4 for b in consumer.batches)  # pages of 2, joined ≤ 2
+    finally:
+        await runner.stop()
+
+
+async def test_restart_resumes_from_the_store_checkpoint(store: EventStore) -> None:
+    await put(store, "count-a", 4)
+    first = Counter()
+    runner = ConsumerRunner(store, first, StoreCheckpoint(every=60))
+    await runner.start()
+    assert await runner.wait_caught_up(WAIT)
+    await runner.stop()  # saves on stop
+    assert await store.get_checkpoint("toy-counter") == 4
+    await put(store, "count-a", 2)
+    second = Counter()
+    again = ConsumerRunner(store, second, StoreCheckpoint(every=60))
+    await again.start()
+    try:
+        assert await again.wait_for(6, WAIT)
+        assert second.seen == [5, 6]  # nothing before the checkpoint again
+    finally:
+        await again.stop()
+
+
+async def test_crash_between_batch_and_checkpoint_gives_the_batch_again(
+    store: EventStore,
+) -> None:
+    """A store checkpoint is at least once: the batch handled before a crash (its
+    checkpoint not saved) comes again after the restart, and nothing is missed."""
+    await put(store, "count-a", 3)
+    await store.save_checkpoint("toy-counter", 1)
+    first = Counter()
+    runner = ConsumerRunner(store, first, StoreCheckpoint(every=3600))
+    await runner.start()
+    assert await runner.wait_for(3, WAIT)
+    assert first.seen == [2, 3]
+    task = runner._task
+    assert task is not None
+    task.cancel()  # the process dies: no stop(), no final save
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.get_checkpoint("toy-counter") == 1
+    second = Counter()
+    again = ConsumerRunner(store, second, StoreCheckpoint(every=3600))
+    await again.start()
+    try:
+        assert await again.wait_for(3, WAIT)
+        assert second.seen == [2, 3]
+    finally:
+        await again.stop()
+
+
+async def test_sink_checkpoint_is_exactly_once_across_a_crash(store: EventStore) -> None:
+    """Rows and position in one step: a crash right after the write loses nothing and
+    the restart writes nothing twice."""
+    table: dict[str, object] = {}
+    await put(store, "count-a", 3)
+    sink = Sink(table)
+    sink.crash_after_write = True
+    runner = ConsumerRunner(store, sink, SinkCheckpoint())
+    await runner.start()
+    task = runner._task
+    assert task is not None
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert table == {"rows": [1, 2, 3], "position": 3}
+    await put(store, "count-a", 2)
+    again = ConsumerRunner(store, Sink(table), SinkCheckpoint())
+    await again.start()
+    try:
+        assert await again.wait_for(5, WAIT)
+        assert table == {"rows": [1, 2, 3, 4, 5], "position": 5}
+    finally:
+        await again.stop()
+
+
+async def test_a_failed_batch_is_given_again_and_nothing_is_skipped(store: EventStore) -> None:
+    await put(store, "count-a", 3)
+    consumer = Counter()
+    consumer.fail = 2
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), max_backoff=0.05)
+    await runner.start()
+    try:
+        assert await runner.wait_for(3, WAIT)
+        assert consumer.seen == [1, 2, 3]
+        assert runner.failures == 2
+        assert "the sink said no" in (runner.last_error or "")
+        assert await runner.wait_caught_up(WAIT)
+        assert runner.status().last_error is None  # cleared once caught up again
+    finally:
+        await runner.stop()
+
+
+async def test_a_wiped_sink_is_rebuilt_from_the_log(store: EventStore) -> None:
+    table: dict[str, object] = {}
+    await put(store, "count-a", 3)
+    sink = Sink(table)
+    runner = ConsumerRunner(store, sink, SinkCheckpoint(), check_every=0.05)
+    await runner.start()
+    try:
+        assert await runner.wait_for(3, WAIT)
+        table.clear()  # FLUSHALL
+        await put(store, "count-a", 1)
+        assert await until(lambda: table.get("position") == 4)
+        assert table["rows"] == [1, 2, 3, 4]
+        assert runner.rebuilds == 1
+    finally:
+        await runner.stop()
+
+
+async def test_a_checkpoint_conflict_reloads_from_what_is_stored(store: EventStore) -> None:
+    """Another instance moved the checkpoint: this one forgets what it holds and goes on
+    from the stored position, instead of overwriting it."""
+    await put(store, "count-a", 2)
+    consumer = Counter()
+    runner = ConsumerRunner(store, consumer, StoreCheckpoint(every=0))
+    await runner.start()
+    try:
+        assert await runner.wait_for(2, WAIT)
+        assert await until_async(lambda: store.get_checkpoint("toy-counter"), 2)
+        await store.save_checkpoint("toy-counter", 5)  # someone else, further on
+        await put(store, "count-a", 6)  # positions 3..8
+        # the conflict shows when this instance next saves (after its batch): it then
+        # forgets, and handles again from the stored position
+        assert await until(
+            lambda: runner.rebuilds == 1 and runner.position == 8 and runner.caught_up
+        )
+        assert consumer.resets == 1
+        assert consumer.seen == [6, 7, 8]
+    finally:
+        await runner.stop()
+
+
+async def test_the_store_checkpoint_never_passes_the_floor(store: EventStore) -> None:
+    await put(store, "count-a", 5)
+    consumer = Counter()
+    consumer.open_from = 2
+    runner = ConsumerRunner(store, consumer, StoreCheckpoint(every=0))
+    await runner.start()
+    assert await runner.wait_for(5, WAIT)
+    await runner.stop()
+    assert await store.get_checkpoint("toy-counter") == 2
+    consumer.open_from = None
+
+
+async def test_snapshot_restores_state_without_replaying(store: EventStore) -> None:
+    await put(store, "count-a", 3)
+    first = Counter()
+    runner = ConsumerRunner(store, first, SnapshotCheckpoint(every=3600))
+    await runner.start()
+    assert await runner.wait_caught_up(WAIT)
+    await runner.stop()  # snapshot on stop
+    snap = await store.load_snapshot("toy-counter")
+    assert snap is not None
+    assert snap.position == 3
+    await put(store, "count-a", 1)
+    second = Counter()
+    again = ConsumerRunner(store, second, SnapshotCheckpoint(every=3600))
+    await again.start()
+    try:
+        assert await again.wait_for(4, WAIT)
+        assert second.seen == [1, 2, 3, 4]  # three restored, one handled
+        assert [e.position for b in second.batches for e in b.events] == [4]
+    finally:
+        await again.stop()
+
+
+async def test_rebuild_reports_progress_and_goes_on_following(store: EventStore) -> None:
+    await put(store, "count-a", 7)
+    consumer = Counter()
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), batch_size=3)
+    await runner.start()
+    try:
+        assert await runner.wait_caught_up(WAIT)
+        seen: list[tuple[int, int]] = []
+        handled = await runner.rebuild(lambda done, head: seen.append((done, head)))
+        assert handled == 7
+        assert consumer.resets == 1
+        assert consumer.seen == list(range(1, 8))
+        assert seen[-1] == (7, 7)
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+        await put(store, "count-a", 1)
+        assert await runner.wait_for(8, WAIT)
+        assert consumer.seen[-1] == 8
+    finally:
+        await runner.stop()
+
+
+async def test_linger_joins_live_commits_and_a_reader_cuts_it_short(store: EventStore) -> None:
+    consumer = Counter()
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), linger=5.0)
+    await runner.start()
+    try:
+        assert await runner.wait_caught_up(WAIT)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        last = await put(store, "count-a", 1)
+        assert await runner.wait_for(last, WAIT)  # the waiter hurries it
+        assert loop.time() - started < 2.5
+    finally:
+        await runner.stop()
+
+
+async def test_group_starts_reports_and_refuses_a_second_name(store: EventStore) -> None:
+    group = ConsumerGroup()
+    group.add(ConsumerRunner(store, Counter(), MemoryCheckpoint()))
+    with pytest.raises(ValueError, match="toy-counter"):
+        group.add(ConsumerRunner(store, Counter(), MemoryCheckpoint()))
+    await group.start()
+    try:
+        assert await group["toy-counter"].wait_caught_up(WAIT)
+        (status,) = group.statuses()
+        assert status.name == "toy-counter"
+        assert status.caught_up
+    finally:
+        await group.stop()
+    assert group["toy-counter"].state is RunnerState.STOPPED
