@@ -20,7 +20,9 @@ def test_healthz_reports_the_store(tmp_path) -> None:
         assert body["status"] == "ok"
         assert body["store"]["backend"] == "sqlite"
         assert body["store"]["head_position"] >= 0  # the POC subject and topics are stored
-        assert body["store"]["lag"] >= 0
+        consumers = body["store"]["consumers"]
+        assert {"tote-view", "wallet-read-model", "process-wallet-cashier"} <= set(consumers)
+        assert all(c["lag"] >= 0 for c in consumers.values())
 
 
 def test_demo_runs_races(tmp_path) -> None:

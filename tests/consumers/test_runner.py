@@ -247,7 +247,7 @@ async def test_a_wiped_sink_is_rebuilt_from_the_log(store: EventStore) -> None:
         await put(store, "count-a", 1)
         assert await until(lambda: table.get("position") == 4)
         assert table["rows"] == [1, 2, 3, 4]
-        assert runner.rebuilds == 1
+        assert runner.recoveries == 1
     finally:
         await runner.stop()
 
@@ -267,7 +267,7 @@ async def test_a_checkpoint_conflict_reloads_from_what_is_stored(store: EventSto
         # the conflict shows when this instance next saves (after its batch): it then
         # forgets, and handles again from the stored position
         assert await until(
-            lambda: runner.rebuilds == 1 and runner.position == 8 and runner.caught_up
+            lambda: runner.recoveries == 1 and runner.position == 8 and runner.caught_up
         )
         assert consumer.resets == 1
         assert consumer.seen == [6, 7, 8]
@@ -330,16 +330,29 @@ async def test_rebuild_reports_progress_and_goes_on_following(store: EventStore)
         await runner.stop()
 
 
-async def test_linger_joins_live_commits_and_a_reader_cuts_it_short(store: EventStore) -> None:
+async def test_linger_only_under_load_and_a_reader_cuts_it_short(store: EventStore) -> None:
     consumer = Counter()
-    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), linger=5.0)
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), linger=0.3)
     await runner.start()
     try:
         assert await runner.wait_caught_up(WAIT)
         loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.4)
+        first = await put(store, "count-a", 1)  # after a quiet spell: handled at once
         started = loop.time()
+        assert await until(lambda: runner.position >= first)
+        assert loop.time() - started < 0.25
+        # right after it (load): the next small batch lingers for more commits...
+        await put(store, "count-a", 1)
+        await asyncio.sleep(0.05)
         last = await put(store, "count-a", 1)
-        assert await runner.wait_for(last, WAIT)  # the waiter hurries it
+        assert await until(lambda: runner.position >= last)
+        assert [len(b.events) for b in consumer.batches] == [1, 2]
+        # ...unless a reader waits for a position: it hurries the batch
+        runner.linger = 5.0
+        await put(store, "count-a", 1)
+        started = loop.time()
+        assert await runner.wait_for(last + 1, WAIT)
         assert loop.time() - started < 2.5
     finally:
         await runner.stop()

@@ -64,9 +64,7 @@ async def test_wallet_read_model_loses_no_row_under_concurrent_writers(
     in-memory tail (which did not yet hold it)."""
     store = await store_factory()
     _busy_server(store)
-    projection = WalletProjection(
-        store, SqliteWalletStorage(tmp_path / "read_models.db"), gather=0, idle_gather=0
-    )
+    projection = WalletProjection(store, SqliteWalletStorage(tmp_path / "read_models.db"), gather=0)
     await projection.start()
     try:
         writer = WalletWriter(store)
@@ -92,7 +90,7 @@ async def test_read_models_move_over_events_they_leave_out(store_factory, tmp_pa
     store = await store_factory()
     view = ToteView(store)
     wallets = WalletProjection(store, SqliteWalletStorage(tmp_path / "read_models.db"))
-    view.start()
+    await view.start()
     await wallets.start()
     try:
         races = RaceWriter(store)

@@ -84,7 +84,7 @@ async def test_a_race_keeps_its_answers_so_new_ids_cost_no_lookup(store: EventSt
 async def test_races_that_are_over_are_let_go_and_read_back(store: EventStore) -> None:
     races = RaceWriter(store)
     view = ToteView(store, keep_finished=2)
-    view.start()
+    await view.start()
     try:
         for n in range(5):
             race = f"r{n}"

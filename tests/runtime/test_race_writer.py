@@ -103,7 +103,7 @@ async def test_two_writers_on_one_race_do_not_lose_bets(store_factory) -> None:
 async def test_board_projection_is_never_a_step_behind(store: EventStore) -> None:
     writer = RaceWriter(store)
     projection = ToteView(store)
-    projection.start()
+    await projection.start()
     try:
         await writer.execute(schedule("r4"))
         await writer.execute(OpenBetting("r4"))

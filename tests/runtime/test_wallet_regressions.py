@@ -112,10 +112,10 @@ async def test_a_failed_checkpoint_save_does_not_stop_settlements(store: EventSt
     real_save = store.save_checkpoint
     failures = [StoreUnavailable("blip")]
 
-    async def flaky_save(name: str, position: int) -> None:
+    async def flaky_save(name: str, position: int, *, expected: int | None = None) -> None:
         if failures:
             raise failures.pop()
-        await real_save(name, position)
+        await real_save(name, position, expected=expected)
 
     store.save_checkpoint = flaky_save  # type: ignore[method-assign]
     races, wallets, cashier = await started(store, checkpoint_every=0.05)

@@ -30,6 +30,7 @@ from ..compat.schema_registry import (
     schema_registry_router,
 )
 from ..config import Settings, redact_url
+from ..consumers import ConsumerGroup
 from ..demo import DEMO_WALLETS, Demo
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..projections.tote_view import ToteView
@@ -93,6 +94,9 @@ def create_app(
         wallets = WalletWriter(the_store, on_append=metrics.append_latency.observe)
         cashier = Cashier(the_store, writer, wallets)
         wallet_view = open_wallet_read_model(settings, the_store)
+        consumers = ConsumerGroup()
+        for follower in (view, wallet_view, cashier):
+            consumers.add(follower.runner)
         app.state.services = Services(
             settings=settings,
             store=the_store,
@@ -104,8 +108,9 @@ def create_app(
             wallets=wallets,
             cashier=cashier,
             wallet_view=wallet_view,
+            consumers=consumers,
         )
-        view.start()
+        await view.start()
         await wallet_view.start()
         await cashier.start()
         registry = await SchemaRegistry.open(the_store)
@@ -224,10 +229,19 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             "backend": services.store.backend,
             "url": redact_url(settings.store_url),
             "head_position": head,
-            "read_model_position": services.view.position,
-            "lag": head - services.view.position,
-            "wallet_read_model_position": services.wallet_view.position,
-            "wallet_lag": head - services.wallet_view.position,
+            "consumers": {
+                status.name: {
+                    "state": status.state.value,
+                    "position": status.position,
+                    "lag": head - status.position,
+                    "caught_up": status.caught_up,
+                    "rebuilding": status.rebuilding,
+                    "failures": status.failures,
+                    "recoveries": status.recoveries,
+                    "last_error": status.last_error,
+                }
+                for status in services.consumers.statuses()
+            },
             "wallet_read_model_rebuilding": services.wallet_view.rebuilding,
         }
 
@@ -245,12 +259,17 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             status = await store_status(request)
         except EventStoreError as exc:
             return JSONResponse({"ready": False, "reason": str(exc)}, status_code=503)
-        lag = max(status["lag"], status["wallet_lag"])
-        if lag > settings.ready_max_lag:
+        behind = {
+            name: c["lag"]
+            for name, c in status["consumers"].items()
+            if c["lag"] > settings.ready_max_lag
+        }
+        if behind:
+            lags = ", ".join(f"{name} by {lag}" for name, lag in behind.items())
             return JSONResponse(
                 {
                     "ready": False,
-                    "reason": f"read models lag the log by {lag} events",
+                    "reason": f"consumers lag the log: {lags} positions",
                     "store": status,
                 },
                 status_code=503,
@@ -262,8 +281,12 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         services: Services = request.app.state.services
         try:
             head = await services.store.head_position()
-            services.metrics.projection_lag.set(head - services.view.position)
-            services.metrics.wallet_lag.set(head - services.wallet_view.position)
+            metrics = services.metrics
+            for status in services.consumers.statuses():
+                metrics.consumer_lag.labels(status.name).set(head - status.position)
+                metrics.consumer_position.labels(status.name).set(status.position)
+                metrics.consumer_failures.labels(status.name).set(status.failures)
+                metrics.consumer_recoveries.labels(status.name).set(status.recoveries)
         except EventStoreError:
             pass
         services.metrics.push_clients.set(services.hub.clients)

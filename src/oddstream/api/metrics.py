@@ -43,9 +43,28 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=self.registry,
         )
-        self.projection_lag = Gauge(
-            "oddstream_projection_lag_events",
-            "Events in the log not yet applied by the read model",
+        self.consumer_lag = Gauge(
+            "oddstream_consumer_lag_events",
+            "Positions of the log a consumer has not reached yet",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.consumer_position = Gauge(
+            "oddstream_consumer_position",
+            "The log position a consumer has handled",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.consumer_failures = Gauge(
+            "oddstream_consumer_failures",
+            "Batches a consumer failed and was given again, since the process started",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.consumer_recoveries = Gauge(
+            "oddstream_consumer_recoveries",
+            "Restarts of a consumer from what is stored after a checkpoint conflict",
+            ["consumer"],
             registry=self.registry,
         )
         self.wallet_commands = Counter(
@@ -56,11 +75,6 @@ class Metrics:
         )
         self.wallet_bets = Counter(
             "oddstream_wallet_bets_total", "Bets placed from wallets", registry=self.registry
-        )
-        self.wallet_lag = Gauge(
-            "oddstream_wallet_read_model_lag_events",
-            "Events in the log not yet applied by the wallet read model",
-            registry=self.registry,
         )
         self.push_clients = Gauge(
             "oddstream_push_clients", "Live odds subscribers", registry=self.registry

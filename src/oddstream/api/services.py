@@ -8,6 +8,7 @@ from typing import Protocol
 from fastapi import Request
 
 from ..config import Settings
+from ..consumers import ConsumerGroup
 from ..eventstore import EventStore
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletProjection
@@ -32,6 +33,8 @@ class Services:
     wallets: WalletWriter
     cashier: Cashier
     wallet_view: WalletProjection
+    #: everything in this process that follows the log (status in /readyz, /metrics)
+    consumers: ConsumerGroup
 
 
 def services_of(request: Request) -> Services:

@@ -54,7 +54,9 @@ class RunnerStatus:
     state: RunnerState
     position: int
     caught_up: bool
+    rebuilding: bool
     rebuilds: int
+    recoveries: int
     failures: int
     last_error: str | None
 
@@ -63,9 +65,10 @@ class ConsumerRunner:
     """Runs one :class:`~oddstream.consumers.base.Consumer`.
 
     ``batch_size``: at most this many events read per page (a batch may join a few
-    pages); ``linger``: after a small live batch, wait this long for more commits
-    before handling it (many commits' events in one batch under load; a reader waiting
-    for a position cuts it short); ``check_every``: how often the consumer's
+    pages); ``linger``: when a small live batch comes within this long of the last one
+    (under load), wait this long for more commits before handling it (many commits'
+    events in one batch; a reader waiting for a position cuts it short; a batch after a
+    quiet spell is handled at once); ``check_every``: how often the consumer's
     :meth:`~.Consumer.check` runs; ``max_backoff``: the longest pause after a failure.
     """
 
@@ -98,8 +101,15 @@ class ConsumerRunner:
         self._task: asyncio.Task[None] | None = None
         self._loaded = False
         self._checked_at = 0.0
+        #: when the last batch with events was handled (loop time): lingering is for load
+        self._handled_at = float("-inf")
+        self._rebuilding = False
         self.state = RunnerState.STOPPED
+        #: rebuilds asked for (``rebuild``)
         self.rebuilds = 0
+        #: starts from what is stored after a checkpoint conflict or a wiped sink
+        self.recoveries = 0
+        #: batches (or checkpoint saves) that failed and were tried again
         self.failures = 0
         self.last_error: str | None = None
 
@@ -119,13 +129,21 @@ class ConsumerRunner:
         looked, and no rebuild or retry is under way."""
         return self._caught_up.is_set()
 
+    @property
+    def rebuilding(self) -> bool:
+        """True from a reset of the consumer (a rebuild, a recovery, a lost checkpoint)
+        until it caught up again: what it shows is a prefix of the log's content."""
+        return self._rebuilding
+
     def status(self) -> RunnerStatus:
         return RunnerStatus(
             self.name,
             self.state,
             self.position,
             self.caught_up,
+            self._rebuilding,
             self.rebuilds,
+            self.recoveries,
             self.failures,
             self.last_error,
         )
@@ -149,6 +167,7 @@ class ConsumerRunner:
         found = await self.checkpoint.load(self.store, self.consumer)
         if found is None:
             await self.consumer.reset()
+            self._rebuilding = True
             found = 0
         self._applied.reset(found)
         self._loaded = True
@@ -200,6 +219,7 @@ class ConsumerRunner:
         async with self._lock:
             self.state = RunnerState.REBUILDING
             self.rebuilds += 1
+            self._rebuilding = True
             self._caught_up.clear()
             await self.consumer.reset()
             self._applied.reset(0)
@@ -225,6 +245,7 @@ class ConsumerRunner:
             await self._handle(events, head, replaying=True)
             handled += len(events)
             await self.checkpoint.save(self.store, self.consumer, self.position, now=True)
+            self._rebuilding = False
             if progress is not None:
                 progress(head, head)
             return handled
@@ -267,7 +288,8 @@ class ConsumerRunner:
     async def _recover(self) -> None:
         """After a conflict: forget, reload what is stored (``None``: from 0), go on."""
         async with self._lock:
-            self.rebuilds += 1
+            self.recoveries += 1
+            self._rebuilding = True
             self.state = RunnerState.REBUILDING
             self._caught_up.clear()
             await self.consumer.reset()
@@ -316,8 +338,13 @@ class ConsumerRunner:
                     return
                 events = list(page.events)
                 position = page.position
-                if self.linger and self.caught_up and len(events) < self.batch_size:
-                    await self._gather()
+                if (
+                    self.linger
+                    and self.caught_up
+                    and len(events) < self.batch_size
+                    and loop.time() - self._handled_at < self.linger
+                ):
+                    await self._gather()  # batches come fast: let a few commits gather
                 while len(events) < self.batch_size and not queue.empty():
                     more = queue.get_nowait()
                     if more is None:
@@ -328,6 +355,8 @@ class ConsumerRunner:
                 async with self._lock:
                     await self._handle(events, position, replaying=not self.caught_up)
                     await self.checkpoint.save(self.store, self.consumer, self.position)
+                if events:
+                    self._handled_at = loop.time()
                 if loop.time() - self._checked_at >= self.check_every:
                     await self._check(loop)
         finally:
@@ -356,6 +385,7 @@ class ConsumerRunner:
         that is due, run the consumer's check when due."""
         if not self._caught_up.is_set() and self.position >= await self.store.head_position():
             self._caught_up.set()
+            self._rebuilding = False
             self.state = RunnerState.LIVE
             self.last_error = None
         async with self._lock:

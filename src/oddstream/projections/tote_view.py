@@ -1,9 +1,13 @@
 """What people read about races, as a projection of the log: boards, bets, dividends.
 
-It follows ``race-*`` streams from the start (in memory: rebuilt by replay whenever the
-process starts). Every answer comes with the global position it includes: every event
-up to that position, none after. The position moves over other streams' events too (the
-view has considered them), so waiting for a wallet write's position does not stall.
+A consumer of ``race-*`` streams (``docs/consumers.md``), held in memory. Its whole state
+is snapshotted into the store with its position (every ``snapshot_every`` seconds and at
+stop), so a restart restores the snapshot and follows on from there rather than
+replaying the log; a snapshot made by a version whose state has another shape is not
+used (the log is replayed instead). Every answer comes with the global position it
+includes: every event up to that position, none after. The position moves over other
+streams' events too (the view has considered them), so waiting for a wallet write's
+position does not stall.
 
 Memory stays bounded in a server that runs for months: a race that is over (final or
 abandoned) is kept for a while — the last ``keep_finished`` of them — and then let go.
@@ -14,20 +18,28 @@ kept), and an event that still comes for it (an amended result) is left to that 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 
 import msgspec
 
+from ..consumers import (
+    Batch,
+    Checkpoint,
+    Consumer,
+    ConsumerRunner,
+    MemoryCheckpoint,
+    SnapshotCheckpoint,
+    Subscription,
+)
 from ..domain.tote.board import OddsBoard, odds_board
 from ..domain.tote.events import BetPlaced, BetSettled, DividendsDeclared, PoolDividends
 from ..domain.tote.race import RaceState, RaceStatus, evolve
-from ..eventstore import EventStore, RecordedEvent, StoreClosed
+from ..eventstore import EventStore, RecordedEvent
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from ..runtime.race_writer import RACE_STREAM_PREFIX
-from .position import AppliedPosition
 
 RaceListener = Callable[[str, int], None]
 _OVER = (RaceStatus.FINAL, RaceStatus.ABANDONED)
@@ -59,8 +71,28 @@ class BetView(msgspec.Struct, kw_only=True, gc=False):
     settled_position: int | None = None
 
 
-class ToteView:
+class _State(msgspec.Struct, frozen=True):
+    """A snapshot of the view (what it holds in memory, nothing it can read back)."""
+
+    races: list[RaceState]
+    finished: list[str]
+    bets: dict[str, list[BetView]]
+    dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]]
+
+
+#: A snapshot's first bytes: the shape of what it holds. A release that changes the
+#: state's types changes it, and its older snapshots are then replayed, not misread.
+_FORMAT = hashlib.sha256(msgspec.json.encode(msgspec.json.schema(_State))).hexdigest()[:16]
+_HEADER = f"tote-view:{_FORMAT}\n".encode()
+_encode = msgspec.msgpack.Encoder().encode
+_decode_state = msgspec.msgpack.Decoder(_State).decode
+
+
+class ToteView(Consumer):
     """Follows the log; answers from memory, never a step behind its position."""
+
+    name = "tote-view"
+    subscription = Subscription(stream_prefix=RACE_STREAM_PREFIX)
 
     def __init__(
         self,
@@ -68,8 +100,10 @@ class ToteView:
         registry: EventRegistry | None = None,
         *,
         keep_finished: int = 50,
+        snapshot_every: float | None = 30.0,
     ) -> None:
-        """``keep_finished``: how many races that are over stay in memory."""
+        """``keep_finished``: how many races that are over stay in memory;
+        ``snapshot_every``: seconds between snapshots (``None``: none, replay at start)."""
         self._store = store
         self._registry = registry or default_registry
         self._keep_finished = keep_finished
@@ -87,68 +121,97 @@ class ToteView:
         #: leaves those alone, and there is an entry for every bet.
         self._bet_races: dict[str, str | tuple[str, ...]] = {}
         self._dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]] = {}
-        self._applied = AppliedPosition()
-        self._task: asyncio.Task[None] | None = None
         self._listeners: list[RaceListener] = []
+        checkpoint: Checkpoint = (
+            MemoryCheckpoint()
+            if snapshot_every is None
+            else SnapshotCheckpoint(every=snapshot_every)
+        )
+        self.runner = ConsumerRunner(store, self, checkpoint)
 
     @property
     def position(self) -> int:
         """The global position the view includes: every race event up to it, and every
         other event up to it passed over."""
-        return self._applied.value
+        return self.runner.position
 
     def on_race_changed(self, listener: RaceListener) -> None:
         """Call ``listener(race_id, position)`` after each event of a race is applied."""
         self._listeners.append(listener)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="tote-view")
+    async def start(self) -> None:
+        """Restore the last snapshot (if any) and follow the log from it."""
+        await self.runner.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        async for page in self._store.subscribe_pages(
-            after=self._applied.value, stream_prefix=RACE_STREAM_PREFIX
-        ):
-            for recorded in page.events:
-                self.apply(recorded)
-            # the page looked up to its position: events of other streams up to there
-            # are passed, so reads waiting for them (min_position, readiness) go on
-            if page.position > self._applied.value:
-                self._applied.advance(page.position)
+        """Stop following and snapshot the state (a restart resumes from it)."""
+        await self.runner.stop()
 
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Apply the whole log up to its current head (the replay path); returns the
-        number of events applied. ``progress(applied, total)`` is called as it goes."""
-        total = await self._store.head_position()
-        applied = 0
-        async for recorded in self._store.scan_all(after=self._applied.value):
-            if recorded.stream_id.startswith(RACE_STREAM_PREFIX):
-                self.apply(recorded)
-            else:
-                self._applied.advance(recorded.position)
-            applied += 1
-            if progress is not None and applied % 1000 == 0:
-                progress(recorded.position, total)
-        if progress is not None:
-            progress(total, total)
-        return applied
+        """Forget everything and apply the whole log up to its current head (the replay
+        path); returns the number of race events applied. ``progress(position, head)``
+        is called as it goes."""
+        return await self.runner.rebuild(progress)
+
+    # ----------------------------------------------------------------- the consumer
+    async def handle(self, batch: Batch) -> None:
+        for recorded in batch.events:
+            self.apply(recorded)
+
+    async def reset(self) -> None:
+        self._races.clear()
+        self._finished.clear()
+        self._archive.clear()
+        self._bets.clear()
+        self._bet_races.clear()
+        self._dividends.clear()
+
+    def snapshot(self) -> bytes:
+        """The view's state, for :class:`~oddstream.consumers.SnapshotCheckpoint`."""
+        state = _State(
+            races=list(self._races.values()),
+            finished=list(self._finished),
+            bets={race: list(bets.values()) for race, bets in self._bets.items()},
+            dividends=self._dividends,
+        )
+        return _HEADER + _encode(state)
+
+    def restore(self, data: bytes) -> bool:
+        """Load a :meth:`snapshot`; ``False`` if it has another format (or is damaged)."""
+        if not data.startswith(_HEADER):
+            return False
+        try:
+            state = _decode_state(memoryview(data)[len(_HEADER) :])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        self._races = {race.race_id: race for race in state.races}
+        self._finished = OrderedDict.fromkeys(state.finished)
+        self._bets = {race: {bet.bet_id: bet for bet in bets} for race, bets in state.bets.items()}
+        self._bet_races = {}
+        for race_id, bets in self._bets.items():
+            for bet_id in bets:
+                self._hold_bet(bet_id, race_id)
+        self._dividends = dict(state.dividends)
+        return True
+
+    def _hold_bet(self, bet_id: str, race_id: str) -> None:
+        held = self._bet_races.get(bet_id)
+        if held is None:
+            self._bet_races[bet_id] = race_id
+        elif isinstance(held, str):
+            if held != race_id:
+                self._bet_races[bet_id] = (held, race_id)
+        elif race_id not in held:
+            self._bet_races[bet_id] = (*held, race_id)
 
     def apply(self, recorded: RecordedEvent) -> None:
-        """Apply one stored race event (in log order)."""
+        """Apply one stored race event (in log order; the runner moves the position)."""
         race_id = recorded.stream_id[len(RACE_STREAM_PREFIX) :]
         position = recorded.position
         state = self._races.get(race_id)
         if state is None:
             if recorded.version > 1:  # a race let go: reads of it go to its stream
                 self._archive.pop(race_id, None)
-                self._applied.advance(position)
                 return
             state = self._races[race_id] = RaceState()
         event = self._registry.decode(recorded)
@@ -157,14 +220,7 @@ class ToteView:
             race_bets = self._bets.get(race_id)
             if race_bets is None:
                 race_bets = self._bets[race_id] = {}
-            held = self._bet_races.get(event.bet_id)
-            if held is None:
-                self._bet_races[event.bet_id] = race_id
-            elif isinstance(held, str):
-                if held != race_id:
-                    self._bet_races[event.bet_id] = (held, race_id)
-            elif race_id not in held:
-                self._bet_races[event.bet_id] = (*held, race_id)
+            self._hold_bet(event.bet_id, race_id)
             race_bets[event.bet_id] = BetView(
                 bet_id=event.bet_id,
                 race_id=race_id,
@@ -184,14 +240,12 @@ class ToteView:
                 bet.settled_position = position
         elif isinstance(event, DividendsDeclared):
             self._dividends[race_id] = (position, event.pools)
-        self._applied.value = position
         for listener in self._listeners:
             listener(race_id, position)
         if state.status in _OVER and race_id not in self._finished:
             self._finished[race_id] = None
             while len(self._finished) > self._keep_finished:
                 self._let_go(self._finished.popitem(last=False)[0])
-        self._applied.advance(position)
 
     def _let_go(self, race_id: str) -> None:
         """Forget a race that is over (it stays readable through :meth:`archived`)."""
@@ -235,14 +289,14 @@ class ToteView:
         return view
 
     async def _read_race(self, race_id: str) -> ToteView | None:
-        view = ToteView(self._store, self._registry, keep_finished=1)
+        view = ToteView(self._store, self._registry, keep_finished=1, snapshot_every=None)
         async for recorded in self._store.scan_stream(f"{RACE_STREAM_PREFIX}{race_id}"):
             view.apply(recorded)
         return view if view.race(race_id) is not None else None
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the view has applied ``position``; False on timeout."""
-        return await self._applied.wait_for(position, timeout)
+        return await self.runner.wait_for(position, timeout)
 
     def races(self) -> list[RaceState]:
         """Every race, in the order they first appeared in the log (oldest first)."""
@@ -256,7 +310,7 @@ class ToteView:
         state = self._races.get(race_id)
         if state is None:
             return None
-        return BoardView(self._applied.value, odds_board(state))
+        return BoardView(self.runner.position, odds_board(state))
 
     def bet(self, race_id: str, bet_id: str) -> BetView | None:
         """The bet ``bet_id`` of race ``race_id``."""

@@ -16,21 +16,20 @@ writer). Every value shown, even then, is a state some prefix of the log produce
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..eventstore import EventStore, RecordedEvent, StoreClosed, StoreUnavailable
+from ..consumers import Batch, Consumer, ConsumerRunner, SinkCheckpoint, Subscription
+from ..eventstore import CheckpointConflict, EventStore, RecordedEvent
 from ..eventstore.factory import sqlite_path
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
-from .position import AppliedPosition
 from .wallet_models.base import (
+    CONSUMER_NAME,
     WALLET_STREAM_PREFIX,
-    CheckpointMismatch,
     ReadModelUnavailable,
     TxRow,
     WalletBalance,
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = [
-    "CheckpointMismatch",
     "ReadModelUnavailable",
     "WalletBalance",
     "WalletProjection",
@@ -60,7 +58,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH = 2000
 #: How often an idle projection checks that its storage still holds its checkpoint.
 CHECK_INTERVAL = 1.0
-_STOP_TIMEOUT = 5.0
 
 
 class WalletReadModel(Protocol):
@@ -83,19 +80,22 @@ class WalletReadModel(Protocol):
         """Wait until the model includes ``position``; False on timeout."""
 
 
-#: After a wake-up, how long to let commits accumulate before a pass (seconds).
+#: After a wake-up, how long to let commits accumulate before a batch (seconds).
 GATHER_SECONDS = 0.01
-#: The same after a pass that found no wallet event.
-IDLE_GATHER_SECONDS = 0.1
 
 
-class WalletProjection:
+class WalletProjection(Consumer):
     """Follows the wallet streams into a :class:`WalletStorage`; a :class:`WalletReadModel`.
 
-    ``await start()`` opens the storage and follows the log from its checkpoint;
-    ``await stop()`` stops and closes. ``await rebuild()`` wipes and replays from 0
-    (the ``oddstream replay`` path; it may run while following).
+    A consumer (``docs/consumers.md``) whose checkpoint is kept with its rows
+    (:class:`~oddstream.consumers.SinkCheckpoint`). ``await start()`` opens the storage
+    and follows the log from its checkpoint; ``await stop()`` stops and closes.
+    ``await rebuild()`` wipes and replays from 0 (the ``oddstream replay`` path; it may
+    run while following).
     """
+
+    name = CONSUMER_NAME
+    subscription = Subscription(stream_prefix=WALLET_STREAM_PREFIX)
 
     def __init__(
         self,
@@ -106,35 +106,25 @@ class WalletProjection:
         batch_size: int = DEFAULT_BATCH,
         check_interval: float = CHECK_INTERVAL,
         gather: float = GATHER_SECONDS,
-        idle_gather: float = IDLE_GATHER_SECONDS,
     ) -> None:
         """``gather``: after being woken by a commit, wait this long for more before
-        reading, so that under load one pass takes many commits' events;
-        ``idle_gather`` instead when the last pass found no wallet event (the commits
-        were other streams'). A reader waiting for a position cuts either short."""
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        writing, so that under load one batch takes many commits' events (a reader
+        waiting for a position cuts it short); ``check_interval``: how often the
+        storage is checked to still hold this projection's checkpoint."""
         self._store = store
         self._storage = storage
         self._registry = registry or default_registry
-        self._batch_size = batch_size
-        self._check_interval = check_interval
-        self._gather = gather
-        self._idle_gather = idle_gather
-        self._hurry = asyncio.Event()
-        #: what the reads include (may pass the checkpoint over non-wallet positions)
-        self._applied = AppliedPosition()
         #: the checkpoint as stored with the last batch this projection wrote
         self._committed = 0
         self._opened = False
-        self._lock = asyncio.Lock()
-        self._caught_up = asyncio.Event()
-        self._rebuilding = False
-        self._task: asyncio.Task[None] | None = None
-        #: when the stored checkpoint was last seen to be ours (loop time)
-        self._checked_at = 0.0
-        #: rebuilds after a detected mismatch, for tests and metrics
-        self.recoveries = 0
+        self.runner = ConsumerRunner(
+            store,
+            self,
+            SinkCheckpoint(),
+            batch_size=batch_size,
+            linger=gather,
+            check_every=check_interval,
+        )
         # a wallet whose keys the storage finds missing is read and repaired from the log
         storage.attach_log(self._wallet_rows)
 
@@ -147,7 +137,7 @@ class WalletProjection:
     def position(self) -> int:
         """The global position the read model includes: every wallet event up to it,
         none after (positions of other streams count as passed once scanned)."""
-        return self._applied.value
+        return self.runner.position
 
     @property
     def checkpoint(self) -> int:
@@ -155,29 +145,25 @@ class WalletProjection:
         return self._committed
 
     @property
+    def recoveries(self) -> int:
+        """Rebuilds after the storage was found wiped or written by someone else."""
+        return self.runner.recoveries
+
+    @property
     def rebuilding(self) -> bool:
         """True while the content is being repopulated from the log (or a read has just
         seen it wiped): a missing wallet may exist, so fall back to the wallet's writer."""
-        return self._rebuilding or self._storage.suspect()
+        return self.runner.rebuilding or self._storage.suspect()
 
     @property
     def caught_up(self) -> bool:
         """True when everything in the log as of the last look is applied (and no
         rebuild is running)."""
-        return self._caught_up.is_set() and not self.rebuilding
+        return self.runner.caught_up and not self.rebuilding
 
     async def wait_caught_up(self, timeout: float) -> bool:
         """Wait until :attr:`caught_up`; False on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self.caught_up:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, 0.05)):
-                    await self._caught_up.wait()
-        return True
+        return await self.runner.wait_caught_up(timeout) and not self.rebuilding
 
     # ----------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -185,30 +171,18 @@ class WalletProjection:
         if self._opened:
             return
         await self._storage.open()
-        stored = await self._storage.checkpoint()
-        if stored is None:
-            # Never written, or wiped (a flushed Redis): start clean from the log, so
-            # that no key left behind without its checkpoint is trusted.
-            await self._storage.reset()
-        self._committed = stored or 0
-        self._advance(self._committed)
         self._opened = True
+        await self.runner.load()
 
     async def start(self) -> None:
         """Open, then follow the log from the stored checkpoint in a task."""
         await self.open()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="wallet-projection")
+        await self.runner.start()
 
     async def stop(self) -> None:
         """Stop following (a batch in flight is abandoned: its checkpoint did not move
         unless its write completed) and close the storage."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed, TimeoutError):
-                async with asyncio.timeout(_STOP_TIMEOUT):  # not wait_for (3.11)
-                    await task
+        await self.runner.stop()
         if self._opened:
             self._opened = False
             await self._storage.close()
@@ -232,11 +206,33 @@ class WalletProjection:
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the read model includes ``position``; False on timeout."""
-        return await self._applied.wait_for(position, timeout, nudge=self._hurry.set)
+        return await self.runner.wait_for(position, timeout)
 
-    # ----------------------------------------------------------------- writing
-    def _advance(self, position: int) -> None:
-        self._applied.advance(position)
+    # ----------------------------------------------------------------- the consumer
+    async def stored_position(self) -> int | None:
+        """The checkpoint the storage holds (``None``: never written, or wiped)."""
+        stored = await self._storage.checkpoint()
+        self._committed = stored or 0
+        return stored
+
+    async def handle(self, batch: Batch) -> None:
+        await self._write(self._rows(batch.events), batch.position)
+
+    async def reset(self) -> None:
+        await self._storage.reset()
+        self._committed = 0
+
+    async def check(self) -> None:
+        """The periodic check (~1 s, busy or idle): the storage still holds our
+        checkpoint. A FLUSHed or restarted Redis does not; neither does a database
+        another process wrote."""
+        found = await self._storage.checkpoint()
+        if (found or 0) != self._committed:
+            log.warning(
+                "wallet read model (%s) lost its checkpoint; rebuilding from the log",
+                self._storage.kind,
+            )
+            raise CheckpointConflict(self.name, self._committed, found)
 
     def _rows(self, events: Sequence[RecordedEvent]) -> list[TxRow]:
         decode = self._registry.decode
@@ -247,7 +243,7 @@ class WalletProjection:
         return self._rows(await self._store.read_stream(WALLET_STREAM_PREFIX + wallet_id))
 
     async def _write(self, rows: Sequence[TxRow], new: int) -> None:
-        """Write a batch and move the checkpoint to ``new`` (caller holds the lock).
+        """Write a batch and move the checkpoint to ``new``.
 
         A write whose outcome is unknown (the storage failed mid-way) is resolved by
         reading the checkpoint back: at ``new`` it happened, at the old one it did not.
@@ -259,100 +255,9 @@ class WalletProjection:
             with contextlib.suppress(ReadModelUnavailable):
                 if await self._storage.checkpoint() == new:
                     self._committed = new
-                    self._advance(new)
                     return
             raise
         self._committed = new
-        self._checked_at = asyncio.get_running_loop().time()
-        self._advance(new)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._follow()
-                return
-            except CheckpointMismatch as exc:
-                await self._recover(exc)
-            except ReadModelUnavailable as exc:
-                log.warning("wallet read model unavailable, retrying: %s", exc)
-                self._caught_up.clear()
-                await asyncio.sleep(self._check_interval)
-            except StoreClosed:
-                return
-            except Exception:
-                # A batch that failed wrote nothing (or, if the storage says otherwise,
-                # the next write's checkpoint check finds out): stall, log, try again.
-                log.exception("wallet projection failed; retrying")
-                self._caught_up.clear()
-                await asyncio.sleep(self._check_interval)
-
-    async def _follow(self) -> None:
-        store = self._store
-        while True:
-            start = self._applied.value
-            try:
-                page = await store.read_page(
-                    after=start, limit=self._batch_size, stream_prefix=WALLET_STREAM_PREFIX
-                )
-            except StoreUnavailable as exc:
-                log.warning("wallet projection: log read failed, retrying: %s", exc)
-                await asyncio.sleep(self._check_interval)
-                continue
-            events = page.events
-            full = len(events) == self._batch_size
-            # The page holds every wallet event up to its position, from the snapshot it
-            # was served from (never the head read apart: it may include a commit the
-            # page did not, and its wallet events would be skipped).
-            new = page.position
-            if events:
-                rows = self._rows(events)
-                async with self._lock:
-                    if self._applied.value != start:
-                        continue  # a rebuild ran meanwhile: read again from its end
-                    await self._write(rows, new)
-            elif new > start:
-                self._advance(new)
-            if full:
-                self._caught_up.clear()
-                continue
-            if not self._rebuilding:
-                self._caught_up.set()
-            loop = asyncio.get_running_loop()
-            if loop.time() - self._checked_at >= self._check_interval or self.rebuilding:
-                await self._verify()
-            left = max(0.0, self._checked_at + self._check_interval - loop.time())
-            if await store.wait_for_position(self._applied.value + 1, left):
-                # Each pass costs two log reads (and a commit if it carries anything),
-                # woken by every commit of every stream: gather commits first, briefly
-                # while wallet events flow, longer while they do not, and not at all
-                # when a reader waits for a position (``wait_for`` hurries us).
-                pause = self._gather if events else self._idle_gather
-                if pause and not self._hurry.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(pause):
-                            await self._hurry.wait()
-                self._hurry.clear()
-            elif store.closed:
-                return
-
-    async def _verify(self) -> None:
-        """The periodic check (~1 s, busy or idle): the storage still holds our
-        checkpoint. A FLUSHed or restarted Redis does not; neither does a database
-        another process wrote."""
-        async with self._lock:
-            found = await self._storage.checkpoint()
-            self._checked_at = asyncio.get_running_loop().time()
-            if (found or 0) != self._committed:
-                raise CheckpointMismatch(self._committed, found)
-
-    async def _recover(self, exc: CheckpointMismatch) -> None:
-        self.recoveries += 1
-        log.warning(
-            "wallet read model (%s) lost its checkpoint (%s); rebuilding from the log",
-            self._storage.kind,
-            exc,
-        )
-        await self.rebuild()
 
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Wipe the read model and replay every wallet event up to the log's current
@@ -360,49 +265,7 @@ class WalletProjection:
         called after each batch. Reads meanwhile show states of prefixes of the log, and
         :attr:`rebuilding` is true. Safe while following."""
         await self.open()
-        attempts = 0
-        while True:
-            try:
-                async with self._lock:
-                    return await self._replay(progress)
-            except CheckpointMismatch as exc:  # wiped again while rebuilding
-                attempts += 1
-                if attempts >= 5:
-                    raise
-                log.warning("wallet read model changed during its rebuild (%s); again", exc)
-
-    async def _replay(self, progress: Callable[[int, int], None] | None) -> int:
-        self._rebuilding = True
-        self._caught_up.clear()
-        try:
-            await self._storage.reset()
-            self._committed = 0
-            self._advance(0)
-            total = await self._store.head_position()
-            applied = 0
-            batch: list[RecordedEvent] = []
-            async for recorded in self._store.scan_all(
-                after=0, stream_prefix=WALLET_STREAM_PREFIX, batch_size=self._batch_size
-            ):
-                batch.append(recorded)
-                if len(batch) >= self._batch_size:
-                    await self._write(self._rows(batch), batch[-1].position)
-                    applied += len(batch)
-                    batch = []
-                    if progress is not None:
-                        progress(self._applied.value, total)
-            end = max(total, *_last(batch)) if batch else max(total, self._applied.value)
-            await self._write(self._rows(batch), end)
-            applied += len(batch)
-            if progress is not None:
-                progress(end, end)
-            return applied
-        finally:
-            self._rebuilding = False
-
-
-def _last(events: Sequence[RecordedEvent]) -> tuple[int, ...]:
-    return (events[-1].position,) if events else ()
+        return await self.runner.rebuild(progress)
 
 
 def open_wallet_read_model(settings: Settings, store: EventStore) -> WalletProjection:

@@ -31,13 +31,13 @@ answered — counted as money in play.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..consumers import Batch, Consumer, ConsumerRunner, StoreCheckpoint, Subscription
 from ..domain.tote.events import BetPlaced
 from ..domain.tote.race import PlaceBet, ToteRejection
 from ..domain.wallet import (
@@ -48,7 +48,7 @@ from ..domain.wallet import (
     WalletRejection,
 )
 from ..domain.wallet.events import StakeRejected
-from ..eventstore import EventStore, EventStoreError, ReadPage, RecordedEvent, StoreClosed
+from ..eventstore import EventStore, EventStoreError, StoreClosed
 from .race_writer import RaceWriter
 from .wallet_writer import WalletWriter
 from .writer import CommandOutcome, RequestIdReused
@@ -95,8 +95,14 @@ def wallet_bet_request_id(wallet_id: str, bet_id: str) -> str:
     return f"wallet-bet:{wallet_id}:{bet_id}"
 
 
-class Cashier:
-    """Places wallet bets and pays their settlements into wallets, exactly once."""
+class Cashier(Consumer):
+    """Places wallet bets and pays their settlements into wallets, exactly once.
+
+    A consumer of reservations, closings and settlements (``docs/consumers.md``) with a
+    store checkpoint that never passes a reservation still open."""
+
+    name = CHECKPOINT
+    subscription = Subscription(types=frozenset(_FOLLOWED))
 
     def __init__(
         self,
@@ -118,16 +124,16 @@ class Cashier:
         self._busy: set[tuple[str, str, str]] = set()
         #: (wallet, race, bet) → a reservation seen in the log, not yet resolved
         self._open: dict[tuple[str, str, str], _Open] = {}
-        self._position = 0
-        self._saved = 0
-        self._tasks: list[asyncio.Task[None]] = []
-        self._caught_up = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.runner = ConsumerRunner(
+            store, self, StoreCheckpoint(every=checkpoint_every), batch_size=2000
+        )
 
     @property
     def position(self) -> int:
         """The log position this process manager has acted on: every reservation,
         closing and settlement up to it, and every other event up to it passed over."""
-        return self._position
+        return self.runner.position
 
     @property
     def open_reservations(self) -> int:
@@ -216,102 +222,33 @@ class Cashier:
 
     # ----------------------------------------------------------------- following
     async def start(self) -> None:
-        """Follow the log from the checkpoint (in the background)."""
-        self._position = self._saved = await self._store.get_checkpoint(CHECKPOINT)
-        self._tasks = [
-            asyncio.create_task(self._follow_forever(), name="cashier-follow"),
-            asyncio.create_task(self._sweep_loop(), name="cashier-sweep"),
-        ]
+        """Follow the log from the checkpoint, and sweep, in the background."""
+        await self.runner.start()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="cashier-sweep")
 
     async def stop(self) -> None:
-        """Stop following; the checkpoint is saved if the store is still open."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        """Stop sweeping and following; the checkpoint is saved if the store is open."""
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
             try:
-                await task
+                await sweeper
             except (asyncio.CancelledError, StoreClosed):
                 pass
             except Exception:  # stopping must go on: the app still has to shut down
-                log.exception("cashier task %s failed", task.get_name())
-        self._tasks = []
-        with contextlib.suppress(EventStoreError):
-            await self._save_checkpoint()
+                log.exception("cashier sweep failed")
+        await self.runner.stop()
 
     async def wait_caught_up(self, timeout: float) -> bool:
         """Whether the follower reached the head of the log within ``timeout``."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._caught_up.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self.runner.wait_caught_up(timeout)
 
-    async def _follow_forever(self) -> None:
-        """Follow the log; a store failure (say, saving the checkpoint during an outage)
-        restarts following from the last position acted on, after a pause."""
-        delay = 0.1
-        while True:
-            try:
-                await self._follow()
-                return
-            except StoreClosed:
-                return
-            except EventStoreError as exc:
-                log.warning("cashier: the store failed (%s); following again in %.1fs", exc, delay)
-                self._caught_up.clear()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _follow(self) -> None:
-        queue: asyncio.Queue[ReadPage] = asyncio.Queue()
-
-        async def feed() -> None:
-            async for page in self._store.subscribe_pages(self._position, types=_FOLLOWED):
-                queue.put_nowait(page)
-
-        feeder = asyncio.create_task(feed(), name="cashier-feed")
-        last_save = time.monotonic()
-        try:
-            while True:
-                if queue.empty():
-                    if not self._caught_up.is_set():
-                        head = await self._store.head_position()
-                        if head <= self._position or not await self._pending(head):
-                            self._caught_up.set()
-                    try:
-                        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow
-                        # the cancellation that stop() sends (the task never ends)
-                        async with asyncio.timeout(self._checkpoint_every):
-                            page = await queue.get()
-                    except TimeoutError:
-                        await self._save_checkpoint()
-                        continue
-                    batch, position = list(page.events), page.position
-                else:
-                    batch, position = [], self._position
-                while not queue.empty() and len(batch) < 2000:
-                    page = queue.get_nowait()
-                    batch += page.events
-                    position = page.position
-                await self._apply(batch, position)
-                if time.monotonic() - last_save >= self._checkpoint_every:
-                    await self._save_checkpoint()
-                    last_save = time.monotonic()
-        finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await feeder
-
-    async def _pending(self, head: int) -> bool:
-        """Whether events this follower wants exist between its position and ``head``."""
-        found = await self._store.read_all(self._position, 1, types=_FOLLOWED)
-        return bool(found) and found[0].position <= head
-
-    async def _apply(self, batch: Sequence[RecordedEvent], position: int) -> None:
-        """Act on ``batch`` (the followed events up to ``position``), then stand there."""
+    async def handle(self, batch: Batch) -> None:
+        """Act on reservations, closings and settlements: pay every wallet bet's
+        settlement into its wallet (idempotent by the wallet's state: a batch given
+        again pays nothing twice)."""
         settles: list[SettleStake] = []
-        for recorded in batch:
+        for recorded in batch.events:
             kind = recorded.type
             data: Mapping[str, Any] = recorded.data
             if kind == _SETTLED:
@@ -333,28 +270,25 @@ class Cashier:
                 )
             else:
                 self._open.pop((data["wallet_id"], data["race_id"], data["bet_id"]), None)
-        delay = 0.05
-        while settles:
-            results = await self._wallets.execute_many([(s, None) for s in settles])
-            retry = []
-            for command, result in zip(settles, results, strict=True):
-                if isinstance(result, WalletRejection):
-                    log.error("settlement of bet %s refused: %s", command.bet_id, result)
-                elif isinstance(result, BaseException):
-                    retry.append(command)
-            if retry:
-                log.warning("%d settlements failed; retrying", len(retry))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            settles = retry
-        self._position = position
+        if not settles:
+            return
+        results = await self._wallets.execute_many([(s, None) for s in settles])
+        failed = 0
+        for command, result in zip(settles, results, strict=True):
+            if isinstance(result, WalletRejection):
+                log.error("settlement of bet %s refused: %s", command.bet_id, result)
+            elif isinstance(result, BaseException):
+                failed += 1
+        if failed:
+            # the runner gives the batch again: the settlements already made pay nothing
+            raise EventStoreError(f"{failed} of {len(settles)} settlements failed")
 
-    async def _save_checkpoint(self) -> None:
-        floor = min((o.position - 1 for o in self._open.values()), default=self._position)
-        checkpoint = min(floor, self._position)
-        if checkpoint != self._saved:
-            await self._store.save_checkpoint(CHECKPOINT, checkpoint)
-            self._saved = checkpoint
+    async def reset(self) -> None:
+        self._open.clear()
+
+    def floor(self) -> int | None:
+        """Never past a reservation still open: after a crash it must be seen again."""
+        return min((o.position - 1 for o in self._open.values()), default=None)
 
     # ----------------------------------------------------------------- sweeping
     async def _sweep_loop(self) -> None:

@@ -1,7 +1,6 @@
 """Storage adapters of the wallet read models (see ``projections/wallets.py``)."""
 
 from .base import (
-    CheckpointMismatch,
     ReadModelUnavailable,
     TxRow,
     WalletBalance,
@@ -11,7 +10,6 @@ from .base import (
 from .sqlite import SqliteWalletStorage
 
 __all__ = [
-    "CheckpointMismatch",
     "ReadModelUnavailable",
     "SqliteWalletStorage",
     "TxRow",

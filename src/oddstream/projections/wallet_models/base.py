@@ -4,8 +4,9 @@ A storage adapter keeps three things: each wallet's latest balance, each wallet'
 transactions (one per event of ``wallet-<id>``, keyed by stream version) and one
 checkpoint (the global position the stored content includes). It writes a batch of
 events and the new checkpoint atomically, and only if the stored checkpoint is the one
-the projection expects; otherwise it raises :class:`CheckpointMismatch` and writes
-nothing. The projection (``projections/wallets.py``) decides what to do about it.
+the projection expects; otherwise it raises
+:class:`~oddstream.eventstore.CheckpointConflict` and writes nothing. The projection
+(``projections/wallets.py``) decides what to do about it.
 """
 
 from __future__ import annotations
@@ -120,14 +121,8 @@ def latest_per_wallet(rows: Sequence[TxRow]) -> dict[str, TxRow]:
     return latest
 
 
-class CheckpointMismatch(Exception):
-    """The stored checkpoint is not the one the projection expected (``found`` is
-    ``None`` when it is missing: a flushed or replaced Redis). Nothing was written."""
-
-    def __init__(self, expected: int, found: int | None) -> None:
-        self.expected = expected
-        self.found = found
-        super().__init__(f"read model checkpoint is {found}, expected {expected}")
+#: The wallet projection's name as a consumer (in a ``CheckpointConflict`` too).
+CONSUMER_NAME = "wallet-read-model"
 
 
 class ReadModelUnavailable(Exception):
@@ -151,8 +146,8 @@ class WalletStorage(Protocol):
 
     async def apply(self, rows: Sequence[TxRow], expected: int, new: int) -> None:
         """Write ``rows`` and move the checkpoint from ``expected`` to ``new``, atomically;
-        :class:`CheckpointMismatch` (nothing written) if it is not at ``expected``. A
-        missing checkpoint counts as 0."""
+        :class:`~oddstream.eventstore.CheckpointConflict` (nothing written) if it is
+        not at ``expected``. A missing checkpoint counts as 0."""
 
     async def reset(self) -> None:
         """Delete every balance, transaction and the checkpoint (before a rebuild)."""

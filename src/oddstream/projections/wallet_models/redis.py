@@ -57,8 +57,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ...eventstore import CheckpointConflict
 from .base import (
-    CheckpointMismatch,
+    CONSUMER_NAME,
     ReadModelUnavailable,
     TxRow,
     WalletBalance,
@@ -506,7 +507,7 @@ class RedisWalletStorage:
             raise ReadModelUnavailable(f"redis: {exc}") from exc
         if int(answer[0]) != 1:
             found = int(answer[1]) if len(answer) > 1 else None
-            raise CheckpointMismatch(expected, found)
+            raise CheckpointConflict(CONSUMER_NAME, expected, found)
         self._written = new
 
     async def reset(self) -> None:

@@ -16,8 +16,9 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from ...eventstore import CheckpointConflict
 from .base import (
-    CheckpointMismatch,
+    CONSUMER_NAME,
     ReadModelUnavailable,
     TxRow,
     WalletBalance,
@@ -152,7 +153,7 @@ class SqliteWalletStorage:
                 row = db.execute(_GET_CHECKPOINT, (self._name,)).fetchone()
                 found = None if row is None else int(row[0])
                 if (found or 0) != expected:
-                    raise CheckpointMismatch(expected, found)
+                    raise CheckpointConflict(CONSUMER_NAME, expected, found)
                 if rows:
                     db.executemany(_INSERT_TX, rows)
                     db.executemany(
