@@ -547,3 +547,24 @@ async def test_scan_all_stops_at_the_head_it_started_with(store: EventStore) -> 
     assert seen == list(range(3, 11))
     racing = [e.position async for e in store.scan_all(category="race", batch_size=2)]
     assert racing == [1, 2, 3, 4, 5, 6, 7, 11]
+
+
+async def test_snapshots_are_kept_with_their_checkpoint(store: EventStore) -> None:
+    assert await store.load_snapshot("view") is None
+    await store.save_snapshot("view", 3, b"\x00state at 3")
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert (found.position, found.data) == (3, b"\x00state at 3")
+    assert await store.get_checkpoint("view") == 3
+    await store.save_snapshot("view", 7, b"state at 7", expected=3)  # the last replaces
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert (found.position, found.data) == (7, b"state at 7")
+    with pytest.raises(CheckpointConflict):
+        await store.save_snapshot("view", 9, b"stale", expected=3)
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert found.position == 7  # neither the data nor the checkpoint moved
+    assert await store.get_checkpoint("view") == 7
+    with pytest.raises(InvalidEvent):
+        await store.save_snapshot("view", 9, "not bytes")  # type: ignore[arg-type]

@@ -298,6 +298,10 @@ class ToteView(Consumer):
         """Wait until the view has applied ``position``; False on timeout."""
         return await self.runner.wait_for(position, timeout)
 
+    async def wait_caught_up(self, timeout: float) -> bool:
+        """Wait until the view reached the head of the log; False on timeout."""
+        return await self.runner.wait_caught_up(timeout)
+
     def races(self) -> list[RaceState]:
         """Every race, in the order they first appeared in the log (oldest first)."""
         return list(self._races.values())
