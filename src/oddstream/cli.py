@@ -237,7 +237,7 @@ def print_topic(
     store: str | None = StoreOption,
 ) -> None:
     """Print a topic's records as they arrive (like ksqlDB ``PRINT``)."""
-    from .compat.rest_proxy import records_of, topic_stream
+    from .integrations.kafka.rest_proxy import records_of, topic_stream
 
     settings = _settings(store_url=store)
 

@@ -22,25 +22,30 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
-from ..compat.rest_proxy import EventStoreTopics, RestProxy, rest_proxy_app, rest_proxy_router
-from ..compat.schema_registry import (
+from ..config import Settings, redact_url
+from ..demo import DEMO_WALLETS, Demo
+from ..eventstore import EventStore, EventStoreError, open_store
+from ..integrations.kafka.access_policy import compat_authorizer
+from ..integrations.kafka.rest_proxy import (
+    EventStoreTopics,
+    RestProxy,
+    rest_proxy_app,
+    rest_proxy_router,
+)
+from ..integrations.kafka.schema_registry import (
     SchemaRegistry,
     ensure_poc_subjects,
     schema_registry_app,
     schema_registry_router,
 )
-from ..config import Settings, redact_url
-from ..demo import DEMO_WALLETS, Demo
-from ..eventstore import EventStore, EventStoreError, open_store
+from ..integrations.kafka.tote_bridge import PocBridge
 from ..projections.tote_view import ToteView
 from ..projections.wallets import open_wallet_read_model
 from ..runtime.cashier import Cashier
-from ..runtime.poc import PocBridge
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from . import errors, push, tote_routes, wallet_routes
 from .auth import KeyRing, Role
-from .compat_access import compat_authorizer
 from .fastlane import BetFastLane
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestContext

@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oddstream.domain.tote.board import odds_board
-from oddstream.domain.tote.compat import CompatOddsStream
 from oddstream.domain.tote.dividends import pool_outcome, scenario_price
 from oddstream.domain.tote.events import CompatBetPlaced
 from oddstream.domain.tote.money import percent_of, round_half_up
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.profiles import PROFILES
 from oddstream.domain.tote.race import PlaceCompatBet, ToteRejection, evolve
+from oddstream.integrations.kafka.odds_topic import CompatOddsStream
 
 from .helpers import Race
 

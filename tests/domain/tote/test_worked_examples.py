@@ -7,10 +7,10 @@ from fractions import Fraction
 import pytest
 
 from oddstream.domain.tote.board import ladder_odds, odds_board
-from oddstream.domain.tote.compat import CompatOddsStream
 from oddstream.domain.tote.dividends import pool_outcome
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.profiles import US
+from oddstream.integrations.kafka.odds_topic import CompatOddsStream
 
 from .helpers import Race
 

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..eventstore import EventStoreError, InvalidEvent, StoreClosed, StoreUnavailable
+from ...eventstore import EventStoreError, InvalidEvent, StoreClosed, StoreUnavailable
 from .errors import ConfluentError
 
 log = logging.getLogger(__name__)

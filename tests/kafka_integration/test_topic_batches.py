@@ -12,7 +12,8 @@ import asyncio
 
 import pytest
 
-from oddstream.compat.rest_proxy import (
+from oddstream.eventstore import ANY, EventStore, NewEvent
+from oddstream.integrations.kafka.rest_proxy import (
     BATCH_EVENT,
     RECORD_EVENT,
     EventStoreTopics,
@@ -20,8 +21,7 @@ from oddstream.compat.rest_proxy import (
     records_of,
     topic_stream,
 )
-from oddstream.compat.rest_proxy import topics as topics_module
-from oddstream.eventstore import ANY, EventStore, NewEvent
+from oddstream.integrations.kafka.rest_proxy import topics as topics_module
 
 
 def recs(start: int, n: int, **kw) -> list[ProducedRecord]:

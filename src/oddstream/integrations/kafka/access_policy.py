@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from ..compat.access import Access, Authorizer, forbidden, unauthenticated
-from ..compat.errors import ConfluentError
-from .auth import KeyRing, basic_auth_key, key_from_headers, principal_of
-from .errors import ApiError
+from ...api.auth import KeyRing, basic_auth_key, key_from_headers, principal_of
+from ...api.errors import ApiError
+from .access import Access, Authorizer, forbidden, unauthenticated
+from .errors import ConfluentError
 
 _MAY = {
     Access.PRODUCE: frozenset({"producer", "admin"}),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from oddstream.compat.avro_schema import AvroSchemaError, parse_avro, parse_avro_json
-from oddstream.compat.schema_registry import TOTE_WIN_BETS_VALUE
+from oddstream.integrations.kafka.avro_schema import AvroSchemaError, parse_avro, parse_avro_json
+from oddstream.integrations.kafka.schema_registry import TOTE_WIN_BETS_VALUE
 
 
 def canon(value: object) -> str:

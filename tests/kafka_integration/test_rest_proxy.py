@@ -11,7 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from oddstream.compat.rest_proxy import (
+from oddstream.eventstore import EventStore
+from oddstream.integrations.kafka.rest_proxy import (
     EventStoreTopics,
     ProducedRecord,
     RestProxy,
@@ -20,8 +21,7 @@ from oddstream.compat.rest_proxy import (
     rest_proxy_router,
     topic_stream,
 )
-from oddstream.compat.schema_registry import SchemaRegistry, ensure_poc_subjects
-from oddstream.eventstore import EventStore
+from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_poc_subjects
 
 from .conftest import AVRO_V2, BINARY_V2, JSON_V2, record_schema
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..avro_compat import Level
+from ..avro_compatibility import Level
 from ..avro_schema import AvroSchema, parse_avro
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Apache avro's Python package (a dev dependency) ships ``avro.compatibility``, a port
 of the Java ``SchemaCompatibility`` checker that Confluent's Schema Registry runs. For
 every reader/writer pair below both checkers must give the same verdict (can the
-reader read the writer's data?): the hand-written cases of ``test_avro_compat.py``
+reader read the writer's data?): the hand-written cases of ``test_avro_compatibility.py``
 replayed, and pairs that hypothesis generates.
 
 What the generated schemas cover: records (nested, recursive through ``["null",
@@ -44,10 +44,10 @@ from avro.schema import parse as apache_parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oddstream.compat.avro_compat import can_read
-from oddstream.compat.avro_schema import AvroSchema, parse_avro_json
+from oddstream.integrations.kafka.avro_compatibility import can_read
+from oddstream.integrations.kafka.avro_schema import AvroSchema, parse_avro_json
 
-from .test_avro_compat import CASES
+from .test_avro_compatibility import CASES
 
 PRIMITIVES = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"]
 LOGICAL = [
@@ -126,7 +126,7 @@ def test_apache_gaps_worked_around_are_still_there() -> None:
 
 
 def test_every_hand_written_case_agrees() -> None:
-    """Each reader/writer case of test_avro_compat.py, through both checkers."""
+    """Each reader/writer case of test_avro_compatibility.py, through both checkers."""
     disagreements = [
         (name, ok)
         for name, reader, writer, ok, _ in CASES

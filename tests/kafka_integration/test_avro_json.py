@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from oddstream.compat.avro_json import AvroJsonError, compile_decoder, decode
-from oddstream.compat.avro_schema import parse_avro, parse_avro_json
-from oddstream.compat.schema_registry import TOTE_WIN_BETS_VALUE
+from oddstream.integrations.kafka.avro_json import AvroJsonError, compile_decoder, decode
+from oddstream.integrations.kafka.avro_schema import parse_avro, parse_avro_json
+from oddstream.integrations.kafka.schema_registry import TOTE_WIN_BETS_VALUE
 
 POC = compile_decoder(parse_avro(TOTE_WIN_BETS_VALUE))
 
@@ -207,7 +207,7 @@ def _outcome(decoder, value):
 @settings(max_examples=400, deadline=None)
 @given(_flat_values)
 def test_the_flat_record_fast_path_agrees_with_the_general_decoder(value) -> None:
-    import oddstream.compat.avro_json as module
+    import oddstream.integrations.kafka.avro_json as module
 
     fast = compile_decoder(FLAT)
     assert fast.__name__ == "decode_flat_record"

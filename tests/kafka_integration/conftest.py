@@ -14,10 +14,10 @@ import httpx
 import orjson
 import pytest
 
-from oddstream.compat.rest_proxy import EventStoreTopics, RestProxy, rest_proxy_app
-from oddstream.compat.schema_registry import SchemaRegistry, schema_registry_app
 from oddstream.eventstore import EventStore
 from oddstream.eventstore.sqlite import SqliteEventStore
+from oddstream.integrations.kafka.rest_proxy import EventStoreTopics, RestProxy, rest_proxy_app
+from oddstream.integrations.kafka.schema_registry import SchemaRegistry, schema_registry_app
 
 SR_JSON = "application/vnd.schemaregistry.v1+json"
 AVRO_V2 = "application/vnd.kafka.avro.v2+json"

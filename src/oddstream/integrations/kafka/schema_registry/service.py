@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from ...eventstore import EventStore, NewEvent, WrongExpectedVersion
-from ..avro_compat import Level, Violation, check_compatibility
+from ....eventstore import EventStore, NewEvent, WrongExpectedVersion
+from ..avro_compatibility import Level, Violation, check_compatibility
 from ..avro_schema import AvroSchema, AvroSchemaError, parse_avro
 from ..errors import ConfluentError
 from . import errors as err

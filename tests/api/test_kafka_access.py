@@ -337,9 +337,9 @@ def test_failed_keys_on_the_compat_surfaces_count_against_the_limit() -> None:
     from fastapi import Request
 
     from oddstream.api.auth import FailureLimiter, KeyRing
-    from oddstream.api.compat_access import compat_authorizer
-    from oddstream.compat.access import Access
-    from oddstream.compat.errors import ConfluentError
+    from oddstream.integrations.kafka.access import Access
+    from oddstream.integrations.kafka.access_policy import compat_authorizer
+    from oddstream.integrations.kafka.errors import ConfluentError
 
     ring = KeyRing(failures=FailureLimiter(limit=2, window=60))
     ring.add(ADMIN_KEY, "admin")

@@ -22,12 +22,12 @@ import orjson
 import pytest
 import uvicorn
 
-from oddstream.compat.schema_registry import (
+from oddstream.eventstore.sqlite import SqliteEventStore
+from oddstream.integrations.kafka.schema_registry import (
     SchemaRegistry,
     ensure_poc_subjects,
     schema_registry_app,
 )
-from oddstream.eventstore.sqlite import SqliteEventStore
 
 confluent = pytest.importorskip("confluent_kafka.schema_registry")
 avro_serde = pytest.importorskip("confluent_kafka.schema_registry.avro")

@@ -22,8 +22,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oddstream.compat.rest_proxy import EventStoreTopics, RecordError, RestProxy, rest_proxy_app
-from oddstream.compat.schema_registry import SchemaRegistry, ensure_poc_subjects
 from oddstream.domain.tote.events import CompatBetsPlaced
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
@@ -36,11 +34,24 @@ from oddstream.domain.tote.race import (
 )
 from oddstream.eventstore import EventStore
 from oddstream.eventstore.prepare import validate_stream_id
+from oddstream.integrations.kafka.rest_proxy import (
+    EventStoreTopics,
+    RecordError,
+    RestProxy,
+    rest_proxy_app,
+)
+from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_poc_subjects
+from oddstream.integrations.kafka.tote_bridge import (
+    BETS_TOPIC,
+    CHECKPOINT,
+    NotABet,
+    compat_commands,
+    parse_bet,
+)
 from oddstream.runtime.codec import registry as codec
-from oddstream.runtime.poc import BETS_TOPIC, CHECKPOINT, NotABet, compat_commands, parse_bet
 from oddstream.runtime.race_writer import RaceWriter, race_stream
 
-from .test_poc_bridge import Bridge, compat_race, produced
+from .test_tote_bridge import Bridge, compat_race, produced
 
 WIN_RACE = compat_race("1")
 
@@ -276,7 +287,7 @@ async def test_a_record_that_breaks_the_parser_is_refused_not_retried(
 ) -> None:
     """Defence in depth: should the parser ever raise something else, that record is
     refused (it would fail the same way forever) and the bridge goes on."""
-    import oddstream.runtime.poc as poc_module
+    import oddstream.integrations.kafka.tote_bridge as poc_module
 
     real = poc_module.parse_bet
 

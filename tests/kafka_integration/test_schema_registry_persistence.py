@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from oddstream.compat.avro_compat import Level
-from oddstream.compat.errors import ConfluentError
-from oddstream.compat.schema_registry import DEFAULT_STREAM, LATEST, SchemaRegistry
 from oddstream.eventstore import EventStore, NewEvent, WrongExpectedVersion
+from oddstream.integrations.kafka.avro_compatibility import Level
+from oddstream.integrations.kafka.errors import ConfluentError
+from oddstream.integrations.kafka.schema_registry import DEFAULT_STREAM, LATEST, SchemaRegistry
 
 from .conftest import record_schema
 

@@ -7,11 +7,10 @@ Usage::
     app.include_router(schema_registry_router(registry))
     # or a dedicated port: uvicorn.run(schema_registry_app(registry), port=8081)
 
-See ``docs/compat.md``.
+See ``docs/kafka.md``.
 """
 
 from .api import MEDIA_TYPE, schema_registry_app, schema_registry_router
-from .poc import POC_SUBJECTS, TOTE_WIN_BETS_VALUE, ensure_poc_subjects
 from .service import (
     DEFAULT_STREAM,
     LATEST,
@@ -22,6 +21,7 @@ from .service import (
     parse_version,
 )
 from .state import StoredSchema
+from .tote_subjects import POC_SUBJECTS, TOTE_WIN_BETS_VALUE, ensure_poc_subjects
 
 __all__ = [
     "DEFAULT_STREAM",

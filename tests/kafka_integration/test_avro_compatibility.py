@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from oddstream.compat.avro_compat import (
+from oddstream.integrations.kafka.avro_compatibility import (
     Level,
     can_read,
     check_compatibility,
     incompatibilities,
 )
-from oddstream.compat.avro_schema import AvroSchema, parse_avro_json
+from oddstream.integrations.kafka.avro_schema import AvroSchema, parse_avro_json
 
 
 def s(value: Any) -> AvroSchema:

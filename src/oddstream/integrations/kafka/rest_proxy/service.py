@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ...eventstore import InvalidEvent
+from ....eventstore import InvalidEvent
 from ..avro_json import AvroJsonError, Decoder, compile_decoder
 from ..avro_schema import AvroSchema, AvroSchemaError, parse_avro
 from ..errors import ConfluentError

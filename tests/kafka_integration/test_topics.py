@@ -8,7 +8,8 @@ import httpx
 import orjson
 import pytest
 
-from oddstream.compat.rest_proxy import (
+from oddstream.eventstore import EventStore
+from oddstream.integrations.kafka.rest_proxy import (
     CATALOG_STREAM,
     EventStoreTopics,
     PartitionNotFound,
@@ -22,8 +23,7 @@ from oddstream.compat.rest_proxy import (
     topic_stream,
     valid_topic_name,
 )
-from oddstream.compat.schema_registry import SchemaRegistry, ensure_poc_subjects
-from oddstream.eventstore import EventStore
+from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_poc_subjects
 
 from .conftest import AVRO_V2
 

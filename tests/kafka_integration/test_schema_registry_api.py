@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from oddstream.compat.schema_registry import (
+from oddstream.integrations.kafka.schema_registry import (
     SchemaRegistry,
     ensure_poc_subjects,
     schema_registry_router,

@@ -19,15 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oddstream.compat.rest_proxy import (
-    EventStoreTopics,
-    ProducedRecord,
-    RecordError,
-    records_of,
-    topic_stream,
-)
 from oddstream.domain.tote.board import odds_board
-from oddstream.domain.tote.compat import CompatOddsStream, row_value
 from oddstream.domain.tote.events import CompatBetsPlaced, PoolConfig, Runner
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
@@ -42,8 +34,15 @@ from oddstream.domain.tote.race import (
     evolve,
 )
 from oddstream.eventstore import EventStore
-from oddstream.projections.tote_view import ToteView
-from oddstream.runtime.poc import (
+from oddstream.integrations.kafka.odds_topic import CompatOddsStream, row_value
+from oddstream.integrations.kafka.rest_proxy import (
+    EventStoreTopics,
+    ProducedRecord,
+    RecordError,
+    records_of,
+    topic_stream,
+)
+from oddstream.integrations.kafka.tote_bridge import (
     BETS_TOPIC,
     CHECKPOINT,
     ODDS_TOPIC,
@@ -51,6 +50,7 @@ from oddstream.runtime.poc import (
     compat_commands,
     parse_bet,
 )
+from oddstream.projections.tote_view import ToteView
 from oddstream.runtime.race_writer import RaceWriter, race_stream
 
 WIN = PoolType.WIN

@@ -32,7 +32,24 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..compat.rest_proxy import (
+from ...domain.tote.events import CompatBetsPlaced, PoolConfig, Runner
+from ...domain.tote.pools import PoolType
+from ...domain.tote.race import (
+    MAX_RACE_ID_LENGTH,
+    MAX_RUNNERS,
+    MAX_STAKE_CENTS,
+    OpenBetting,
+    PlaceCompatBets,
+    ScheduleRace,
+    ToteRejection,
+)
+from ...eventstore import EventStore, InvalidEvent, ReadPage, RecordedEvent, StoreClosed
+from ...eventstore.prepare import validate_stream_id
+from ...eventstore.registry import EventRegistry
+from ...runtime.codec import registry as default_registry
+from ...runtime.race_writer import RACE_STREAM_PREFIX, CommandOutcome, RaceWriter, race_stream
+from .odds_topic import CompatOddsStream, row_value
+from .rest_proxy import (
     BATCH_EVENT,
     RECORD_TYPES,
     EventStoreTopics,
@@ -42,23 +59,6 @@ from ..compat.rest_proxy import (
     records_of,
     topic_stream,
 )
-from ..domain.tote.compat import CompatOddsStream, row_value
-from ..domain.tote.events import CompatBetsPlaced, PoolConfig, Runner
-from ..domain.tote.pools import PoolType
-from ..domain.tote.race import (
-    MAX_RACE_ID_LENGTH,
-    MAX_RUNNERS,
-    MAX_STAKE_CENTS,
-    OpenBetting,
-    PlaceCompatBets,
-    ScheduleRace,
-    ToteRejection,
-)
-from ..eventstore import EventStore, InvalidEvent, ReadPage, RecordedEvent, StoreClosed
-from ..eventstore.prepare import validate_stream_id
-from ..eventstore.registry import EventRegistry
-from .codec import registry as default_registry
-from .race_writer import RACE_STREAM_PREFIX, CommandOutcome, RaceWriter, race_stream
 
 log = logging.getLogger(__name__)
 

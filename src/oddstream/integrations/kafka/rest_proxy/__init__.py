@@ -11,7 +11,7 @@ Usage::
     await topics.read_topic("tote_win_bets", from_offset=0, limit=100)
     await topics.append("tote_win_bet_race_runners_odds", [ProducedRecord(row)])
 
-Topic ``t`` is the stream ``topic-t``; see :mod:`.topics` and ``docs/compat.md``.
+Topic ``t`` is the stream ``topic-t``; see :mod:`.topics` and ``docs/kafka.md``.
 """
 
 from .api import MEDIA_TYPE, rest_proxy_app, rest_proxy_router

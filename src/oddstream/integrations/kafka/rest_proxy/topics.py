@@ -40,7 +40,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import orjson
 
-from ...eventstore import (
+from ....eventstore import (
     ANY,
     EventStore,
     InvalidEvent,
