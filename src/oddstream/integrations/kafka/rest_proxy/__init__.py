@@ -15,15 +15,13 @@ Topic ``t`` is the stream ``topic-t``; see :mod:`.topics` and ``docs/kafka.md``.
 """
 
 from .api import MEDIA_TYPE, rest_proxy_app, rest_proxy_router
-from .service import EmbeddedFormat, RestProxy, embedded_format
-from .topics import (
+from .records import (
     BATCH_EVENT,
     CATALOG_STREAM,
     RECORD_EVENT,
     RECORD_TYPES,
     TOPIC_CREATED,
     BatchHook,
-    EventStoreTopics,
     PartitionNotFound,
     ProducedRecord,
     ProduceHook,
@@ -37,10 +35,13 @@ from .topics import (
     TopicReserved,
     ValueBatch,
     event_span,
+    print_line,
     records_of,
     topic_stream,
     valid_topic_name,
 )
+from .service import EmbeddedFormat, RestProxy, embedded_format
+from .topics import EventStoreTopics
 
 __all__ = [
     "BATCH_EVENT",
@@ -67,6 +68,7 @@ __all__ = [
     "ValueBatch",
     "embedded_format",
     "event_span",
+    "print_line",
     "records_of",
     "rest_proxy_app",
     "rest_proxy_router",

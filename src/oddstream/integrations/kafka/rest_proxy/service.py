@@ -22,7 +22,7 @@ from ..avro_schema import AvroSchema, AvroSchemaError, parse_avro
 from ..errors import ConfluentError
 from ..schema_registry import SchemaRegistry
 from . import errors as err
-from .topics import (
+from .records import (
     PartitionNotFound,
     ProducedRecord,
     RecordError,
