@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from oddstream.api.app import create_app
 from oddstream.api.auth import KeyConfigError, KeyRing, basic_auth_key
-from oddstream.config import Settings
+from oddstream.config import Settings, SettingsError
 
 from .conftest import ADMIN_KEY, CUSTOMER_KEYS, free_port, live_settings, run_server
 
@@ -63,7 +63,7 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
         api_keys_file=_keys_file(tmp),
         schema_registry_port=sr_port,
         rest_proxy_port=rp_port,
-        compat_anonymous_producers=False,
+        kafka_anonymous_producers=False,
         auth_failure_limit=10_000,  # this module tries many bad keys; the limit is tested below
     )
     for server in run_server(settings, kafka_compat=True):
@@ -234,14 +234,14 @@ def test_confluents_client_authenticates_with_basic_auth(ports: Ports) -> None:
 
 
 # ----------------------------------------------------------------- the anonymous setting
-def _anonymous_produce(tmp_path: Path, kafka_compat: bool, **overrides: object) -> int:
+def _anonymous_produce(tmp_path: Path, **overrides: object) -> int:
     settings = live_settings(
         tmp_path,
         schema_registry_port=free_port(),
         rest_proxy_port=free_port(),
         **overrides,
     )
-    with TestClient(create_app(settings, kafka_compat=kafka_compat)) as client:
+    with TestClient(create_app(settings, kafka_compat=True)) as client:
         answer = client.post(
             "/topics/anon",
             json={"records": [{"value": {"x": 1}}]},
@@ -252,15 +252,44 @@ def _anonymous_produce(tmp_path: Path, kafka_compat: bool, **overrides: object) 
         return answer.status_code
 
 
-def test_anonymous_producers_by_default_only_in_compat_mode(tmp_path: Path) -> None:
-    assert _anonymous_produce(tmp_path / "a", kafka_compat=False) == 401
-    assert _anonymous_produce(tmp_path / "b", kafka_compat=True) == 200
+def test_anonymous_producers_by_default_with_the_integration(tmp_path: Path) -> None:
+    assert _anonymous_produce(tmp_path / "a") == 200
 
 
 def test_the_setting_decides_when_given(tmp_path: Path) -> None:
-    on, off = {"compat_anonymous_producers": True}, {"compat_anonymous_producers": False}
-    assert _anonymous_produce(tmp_path / "a", kafka_compat=False, **on) == 200
-    assert _anonymous_produce(tmp_path / "b", kafka_compat=True, **off) == 401
+    assert _anonymous_produce(tmp_path / "a", kafka_anonymous_producers=True) == 200
+    assert _anonymous_produce(tmp_path / "b", kafka_anonymous_producers=False) == 401
+
+
+def test_the_old_variable_is_refused_with_the_new_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a renamed variable left in a deployment must not be ignored silently: "0" there
+    # meant "keys required"
+    monkeypatch.setenv("ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS", "0")
+    with pytest.raises(SettingsError, match="ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS"):
+        Settings()
+
+
+def test_without_the_integration_nothing_of_it_runs(tmp_path: Path) -> None:
+    """Off (the default): no route, no Schema Registry opened or subject written, no
+    topic declared, no bridge following the log."""
+    settings = live_settings(
+        tmp_path, schema_registry_port=free_port(), rest_proxy_port=free_port()
+    )
+    assert settings.kafka_compat is False
+    with TestClient(create_app(settings)) as client:
+        for method, path in [
+            ("GET", "/subjects"),
+            ("GET", "/topics"),
+            ("POST", "/topics/tote_win_bets"),
+            ("POST", "/subjects/tote_win_bets-value/versions"),
+        ]:
+            assert client.request(method, path, json={}).status_code in (404, 405), path
+        paths = client.get("/openapi.json").json()["paths"]
+        assert not [p for p in paths if p.startswith(("/subjects", "/topics", "/schemas"))]
+        store = client.app.state.services.store  # type: ignore[attr-defined]
+        for stream in ("schema-registry", "kafka-topics", "topic-tote_win_bets"):
+            assert client.portal.call(store.read_stream, stream) == [], stream  # type: ignore[union-attr]
+        assert client.portal.call(store.get_checkpoint, "poc-bets") == 0  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -269,14 +298,14 @@ def test_the_setting_decides_when_given(tmp_path: Path) -> None:
 def test_the_anonymous_producers_variable(
     monkeypatch: pytest.MonkeyPatch, text: str, value: bool | None
 ) -> None:
-    monkeypatch.setenv("ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS", text)
-    assert Settings().compat_anonymous_producers is value
+    monkeypatch.setenv("ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS", text)
+    assert Settings().kafka_anonymous_producers is value
 
 
 def test_the_anonymous_producers_variable_refuses_nonsense(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS", "maybe")
+    monkeypatch.setenv("ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS", "maybe")
     with pytest.raises(ValueError, match="yes/no"):
         Settings()
 
@@ -338,12 +367,12 @@ def test_failed_keys_on_the_compat_surfaces_count_against_the_limit() -> None:
 
     from oddstream.api.auth import FailureLimiter, KeyRing
     from oddstream.integrations.kafka.access import Access
-    from oddstream.integrations.kafka.access_policy import compat_authorizer
+    from oddstream.integrations.kafka.access_policy import kafka_authorizer
     from oddstream.integrations.kafka.errors import ConfluentError
 
     ring = KeyRing(failures=FailureLimiter(limit=2, window=60))
     ring.add(ADMIN_KEY, "admin")
-    authorize = compat_authorizer(ring, anonymous_producers=False)
+    authorize = kafka_authorizer(ring, anonymous_producers=False)
 
     def request(key: str) -> Request:
         headers = [(b"x-api-key", key.encode())]

@@ -25,7 +25,7 @@ import uvicorn
 from oddstream.eventstore.sqlite import SqliteEventStore
 from oddstream.integrations.kafka.schema_registry import (
     SchemaRegistry,
-    ensure_poc_subjects,
+    ensure_tote_subjects,
     schema_registry_app,
 )
 
@@ -63,7 +63,7 @@ class ServerThread:
         store = await SqliteEventStore.open(self.db, synchronous="NORMAL")
         try:
             registry = await SchemaRegistry.open(store)
-            await ensure_poc_subjects(registry)
+            await ensure_tote_subjects(registry)
             config = uvicorn.Config(
                 schema_registry_app(registry), log_level="warning", lifespan="off"
             )

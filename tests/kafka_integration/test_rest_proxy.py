@@ -21,7 +21,7 @@ from oddstream.integrations.kafka.rest_proxy import (
     rest_proxy_router,
     topic_stream,
 )
-from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_poc_subjects
+from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_tote_subjects
 
 from .conftest import AVRO_V2, BINARY_V2, JSON_V2, record_schema
 
@@ -58,7 +58,7 @@ class Stack:
 
     async def __aenter__(self) -> Stack:
         self.registry = await SchemaRegistry.open(self.store)
-        await ensure_poc_subjects(self.registry)
+        await ensure_tote_subjects(self.registry)
         self.topics = await EventStoreTopics.open(self.store)
         self.proxy = RestProxy(self.topics, self.registry)
         transport = httpx.ASGITransport(app=rest_proxy_app(self.proxy))

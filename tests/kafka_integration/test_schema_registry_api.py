@@ -11,7 +11,7 @@ import pytest
 
 from oddstream.integrations.kafka.schema_registry import (
     SchemaRegistry,
-    ensure_poc_subjects,
+    ensure_tote_subjects,
     schema_registry_router,
 )
 
@@ -41,8 +41,8 @@ def error(r: httpx.Response, status: int, code: int) -> str:
 async def test_poc_subject_is_id_1_on_a_fresh_store(
     registry: SchemaRegistry, sr: httpx.AsyncClient
 ) -> None:
-    assert await ensure_poc_subjects(registry) == {"tote_win_bets-value": 1}
-    assert await ensure_poc_subjects(registry) == {"tote_win_bets-value": 1}
+    assert await ensure_tote_subjects(registry) == {"tote_win_bets-value": 1}
+    assert await ensure_tote_subjects(registry) == {"tote_win_bets-value": 1}
     assert registry.version == 1, "the second call wrote nothing"
     r = await sr.get("/subjects/tote_win_bets-value/versions/latest")
     assert r.status_code == 200

@@ -23,7 +23,7 @@ from oddstream.integrations.kafka.rest_proxy import (
     topic_stream,
     valid_topic_name,
 )
-from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_poc_subjects
+from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_tote_subjects
 
 from .conftest import AVRO_V2
 
@@ -127,7 +127,7 @@ class FakeBets:
 
 async def test_the_hook_gets_decoded_records_and_can_flag_them(fast_store: EventStore) -> None:
     registry = await SchemaRegistry.open(fast_store)
-    await ensure_poc_subjects(registry)
+    await ensure_tote_subjects(registry)
     topics = await EventStoreTopics.open(fast_store)
     bets = FakeBets()
     topics.add_hook("tote_win_bets", bets)

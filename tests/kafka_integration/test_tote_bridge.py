@@ -1,9 +1,9 @@
 """The POC's topics on the tote, batch by batch.
 
-* ``PlaceCompatBets`` decides each bet as ``PlaceCompatBet`` would (a property over
+* ``AddContributions`` decides each bet as ``PlaceCompatBet`` would (a property over
   random record sequences: same race states, boards, odds rows and verdicts);
-* the bridge answers per-record verdicts in a batch, makes one ``CompatBetsPlaced`` per
-  race per batch, and one odds batch per ``CompatBetsPlaced``;
+* the bridge answers per-record verdicts in a batch, makes one ``ContributionsAdded`` per
+  race per batch, and one odds batch per ``ContributionsAdded``;
 * the crash gap: records stored with no bridge running become bets exactly once when a
   bridge starts, also when some of them had been turned into bets already;
 * the tote view replays the new event into the right boards.
@@ -20,12 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oddstream.domain.tote.board import odds_board
-from oddstream.domain.tote.events import CompatBetsPlaced, PoolConfig, Runner
+from oddstream.domain.tote.events import ContributionsAdded, PoolConfig, Runner
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
+    AddContributions,
     OpenBetting,
-    PlaceCompatBet,
-    PlaceCompatBets,
     RaceState,
     ScheduleRace,
     ScratchRunner,
@@ -34,7 +33,7 @@ from oddstream.domain.tote.race import (
     evolve,
 )
 from oddstream.eventstore import EventStore
-from oddstream.integrations.kafka.odds_topic import CompatOddsStream, row_value
+from oddstream.integrations.kafka.odds_topic import OddsTopicStream, race_id_value, row_value
 from oddstream.integrations.kafka.rest_proxy import (
     EventStoreTopics,
     ProducedRecord,
@@ -42,12 +41,11 @@ from oddstream.integrations.kafka.rest_proxy import (
     records_of,
     topic_stream,
 )
-from oddstream.integrations.kafka.tote_bridge import (
+from oddstream.integrations.kafka.tote_bridge import CHECKPOINT, TotePoolBridge
+from oddstream.integrations.kafka.tote_records import (
     BETS_TOPIC,
-    CHECKPOINT,
     ODDS_TOPIC,
-    PocBridge,
-    compat_commands,
+    contribution_commands,
     parse_bet,
 )
 from oddstream.projections.tote_view import ToteView
@@ -60,7 +58,8 @@ def value(race: Any, runner: Any, amount: Any) -> dict[str, Any]:
     return {"RUNNER_ID": runner, "RACE_ID": race, "AMOUNT": amount}
 
 
-def compat_race(race_id: str, scratched: tuple[int, ...] = ()) -> RaceState:
+def compat_race(race_id: str, scratched: tuple[int, ...] = (), source: str = "t") -> RaceState:
+    """A race scheduled as the bridge schedules them, taking contributions from ``source``."""
     state = RaceState()
     command = ScheduleRace(
         race_id=race_id,
@@ -69,7 +68,7 @@ def compat_race(race_id: str, scratched: tuple[int, ...] = ()) -> RaceState:
         post_time="",
         runners=tuple(Runner(n, f"Runner {n}") for n in range(1, 41)),
         pools=(PoolConfig(pool=WIN, takeout_bps=0, min_stake_cents=1, increment_cents=1),),
-        compat=True,
+        contributions_from=source,
     )
     for c in (command, OpenBetting(race_id), *(ScratchRunner(race_id, r) for r in scratched)):
         for event in decide(state, c):  # type: ignore[arg-type]
@@ -95,8 +94,8 @@ records_strategy = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(records=records_strategy, cuts=st.lists(st.integers(0, 60), max_size=8))
 def test_batches_decide_like_single_bets(records: list[Any], cuts: list[int]) -> None:
-    """Random POC records through the per-record path (``PlaceCompatBet`` each) and the
-    batched path (random batches, ``PlaceCompatBets`` per race per batch): the same race
+    """Random POC records through the per-record path (one ``AddContributions`` each) and the
+    batched path (random batches, ``AddContributions`` per race per batch): the same race
     states and boards, the same odds rows per race, the same verdict for every record."""
 
     def fresh() -> dict[str, RaceState]:
@@ -104,7 +103,7 @@ def test_batches_decide_like_single_bets(records: list[Any], cuts: list[int]) ->
 
     # per record
     single = fresh()
-    single_odds = CompatOddsStream()
+    single_odds = OddsTopicStream()
     single_rows: list[dict[str, Any]] = []
     single_verdicts: dict[int, str | None] = {}
     for offset, record in enumerate(records):
@@ -117,12 +116,20 @@ def test_batches_decide_like_single_bets(records: list[Any], cuts: list[int]) ->
         try:
             events = decide(
                 state,
-                PlaceCompatBet(
-                    race_id=race_id, bet_id=f"t-{offset}", runner=runner, amount_cents=cents
+                AddContributions(
+                    race_id=race_id,
+                    source="t",
+                    refs=(offset,),
+                    runners=(runner,),
+                    amounts_cents=(cents,),
                 ),
             )
         except ToteRejection as exc:
             single_verdicts[offset] = f"{exc.code}: {exc.message}"
+            continue
+        if events[0].rejected:  # type: ignore[union-attr]
+            ((_, code, message),) = events[0].rejected  # type: ignore[union-attr]
+            single_verdicts[offset] = f"{code}: {message}"
             continue
         single_verdicts[offset] = None
         for event in events:
@@ -131,17 +138,17 @@ def test_batches_decide_like_single_bets(records: list[Any], cuts: list[int]) ->
 
     # batched
     batched = fresh()
-    batched_odds = CompatOddsStream()
+    batched_odds = OddsTopicStream()
     batched_rows: list[dict[str, Any]] = []
     batched_verdicts: dict[int, str | None] = dict.fromkeys(range(len(records)))
     bounds = sorted({0, len(records), *(c for c in cuts if c < len(records))})
     compat_events = 0
     for start, end in itertools.pairwise(bounds):
         errors: dict[int, RecordError] = {}
-        for command in compat_commands("t", start, records[start:end], errors):
+        for command in contribution_commands("t", start, records[start:end], errors):
             state = batched[command.race_id]
             (event,) = decide(state, command)
-            assert isinstance(event, CompatBetsPlaced)
+            assert isinstance(event, ContributionsAdded)
             evolve(state, event)
             compat_events += 1
             for offset, code, message in event.rejected:
@@ -160,30 +167,35 @@ def test_batches_decide_like_single_bets(records: list[Any], cuts: list[int]) ->
         assert odds_board(a) == odds_board(b)
         # per race the odds rows are the same, in bet order (a batch groups its rows by
         # race, so only the interleaving of different races can differ)
-        assert [r for r in single_rows if r["race_id"] == race_id] == [
-            r for r in batched_rows if r["race_id"] == race_id
+        shown = race_id_value(race_id)
+        assert [r for r in single_rows if r["race_id"] == shown] == [
+            r for r in batched_rows if r["race_id"] == shown
         ]
     assert len(single_rows) == len(batched_rows)
 
 
 def test_a_batch_refuses_bets_one_by_one_and_whole_batches_at_once() -> None:
     state = compat_race("r", scratched=(7,))
-    command = PlaceCompatBets(
+    command = AddContributions(
         race_id="r",
         source="t",
-        offsets=(10, 11, 12, 13, 14, 15, 16),
+        refs=(10, 11, 12, 13, 14, 15, 16),
         runners=(1, 41, 7, 1, 2, 1, 1),
         amounts_cents=(500, 100, 100, -400, -1, -101, 0),
     )
     (event,) = decide(state, command)
-    assert isinstance(event, CompatBetsPlaced)
-    assert (event.offsets, event.runners, event.amounts_cents) == ((10, 13), (1, 1), (500, -400))
+    assert isinstance(event, ContributionsAdded)
+    # zero is accepted (the POC's close-off records): recorded, changing nothing
+    assert (event.refs, event.runners, event.amounts_cents) == (
+        (10, 13, 16),
+        (1, 1, 1),
+        (500, -400, 0),
+    )
     assert [(o, code) for o, code, _ in event.rejected] == [
         (11, "unknown_runner"),
         (12, "scratched_runner"),
         (14, "bad_amount"),
         (15, "bad_amount"),
-        (16, "bad_amount"),
     ]
     assert "which holds 100" in event.rejected[3][2]  # it saw the batch's own bets
     evolve(state, event)
@@ -191,18 +203,18 @@ def test_a_batch_refuses_bets_one_by_one_and_whole_batches_at_once() -> None:
     assert state.pools[WIN].gross == 100
 
     plain = RaceState()
-    for e in decide(plain, ScheduleRace(**{**_schedule_fields("p"), "compat": False})):
+    for e in decide(plain, ScheduleRace(**{**_schedule_fields("p"), "contributions_from": None})):
         evolve(plain, e)
     for bad in (plain, RaceState(race_id="x")):
         with pytest.raises(ToteRejection) as refused:
             decide(bad, command)
-        assert refused.value.code == "not_compat"
+        assert refused.value.code == "no_contributions"
     closed = compat_race("c")
     closed.status = closed.status.CLOSED
     with pytest.raises(ToteRejection) as refused:
         decide(closed, command)
     assert refused.value.code == "betting_closed"
-    ragged = PlaceCompatBets(race_id="r", source="t", offsets=(1,), runners=(), amounts_cents=())
+    ragged = AddContributions(race_id="r", source="t", refs=(1,), runners=(), amounts_cents=())
     with pytest.raises(ToteRejection) as refused:
         decide(state, ragged)
     assert refused.value.code == "bad_batch"
@@ -229,7 +241,7 @@ class Bridge:
     async def __aenter__(self) -> Bridge:
         self.topics = await EventStoreTopics.open(self.store)
         self.writer = RaceWriter(self.store)
-        self.bridge = PocBridge(self.store, self.writer, self.topics, checkpoint_seconds=0)
+        self.bridge = TotePoolBridge(self.store, self.writer, self.topics, checkpoint_seconds=0)
         await self.bridge.start()
         return self
 
@@ -271,29 +283,30 @@ async def test_per_record_verdicts_in_one_batch(fast_store: EventStore) -> None:
             ),
         )
         assert [o.offset for o in offsets] == list(range(7))
-        verdicts = [(o.error_code, (o.error or "").split(":")[0]) for o in offsets]
+        # every record is stored, so none is reported as not produced; the tote's
+        # refusals are logged and kept by the bridge, with their reasons
+        assert [o.error_code for o in offsets] == [None] * 7
+        verdicts = [(offset, reason.split(":")[0]) for offset, reason in b.bridge.refusals]
         assert verdicts == [
-            (None, ""),
-            (2, "not a bet"),
+            (1, "not a bet"),
             (2, "unknown_runner"),
-            (2, "bad_amount"),
-            (None, ""),
-            (2, "not_compat"),
-            (None, ""),
+            (3, "bad_amount"),
+            (5, "no_contributions"),
         ]
         assert (await b.writer.state("1")).pools[WIN].stakes == {(1,): 2000}
         assert (await b.writer.state("2")).pools[WIN].stakes == {(3,): 150}
         # one event per race per batch
         race1 = await fast_store.read_stream(race_stream("1"))
-        assert [e.type for e in race1][-1] == "tote.CompatBetsPlaced"
-        assert sum(e.type == "tote.CompatBetsPlaced" for e in race1) == 1
+        assert [e.type for e in race1][-1] == "tote.ContributionsAdded"
+        assert sum(e.type == "tote.ContributionsAdded" for e in race1) == 1
         rows = await b.odds_rows(3)
+        # RACE_ID is an Avro int: the rows give it as the same int, as ksqlDB did
         assert [(r["race_id"], r["runner_id"], r["runner_pool_amount"]) for r in rows] == [
-            ("1", 1, 25.0),
-            ("1", 1, 20.0),
-            ("2", 3, 1.5),
+            (1, 1, 25.0),
+            (1, 1, 20.0),
+            (2, 3, 1.5),
         ]
-        # one odds batch per CompatBetsPlaced
+        # one odds batch per ContributionsAdded
         odds_events = await fast_store.read_stream(topic_stream(ODDS_TOPIC))
         assert [len(e.data["values"]) for e in odds_events] == [2, 1]
         # race ids no race can have are refused record by record; the bridge goes on
@@ -301,8 +314,9 @@ async def test_per_record_verdicts_in_one_batch(fast_store: EventStore) -> None:
             BETS_TOPIC,
             produced([value("x" * 250, 1, 1.0), value("a\x01", 1, 1.0), value(1, 2, 1.0)]),
         )
-        assert [(o.offset, o.error_code) for o in odd] == [(7, 2), (8, 2), (9, None)]
-        assert "cannot be used" in (odd[0].error or "")
+        assert [(o.offset, o.error_code) for o in odd] == [(7, None), (8, None), (9, None)]
+        assert [offset for offset, _ in b.bridge.refusals][-2:] == [7, 8]
+        assert "cannot be used" in b.bridge.refusals[-2][1]
         assert (await b.writer.state("1")).pools[WIN].stakes == {(1,): 2000, (2,): 100}
 
 
@@ -311,7 +325,7 @@ async def test_the_crash_gap_is_closed_by_the_checkpointed_bridge(store: EventSt
     become bets when a bridge starts; a restart from an older checkpoint (some batches
     done, their answers in the log) makes no bet twice."""
     topics = await EventStoreTopics.open(store)
-    stream = CompatOddsStream()
+    stream = OddsTopicStream()
     expected_rows = []
     batches = [
         [value(7, 1, 10.0), value(8, 2, 4.0), value(7, 2, 6.0)],
@@ -331,7 +345,7 @@ async def test_the_crash_gap_is_closed_by_the_checkpointed_bridge(store: EventSt
         assert (await b.writer.state("8")).pools[WIN].stakes == expected_8
         for race_id, batches_with_race in (("7", 2), ("8", 2)):
             events = await store.read_stream(race_stream(race_id))
-            assert sum(e.type == "tote.CompatBetsPlaced" for e in events) == batches_with_race
+            assert sum(e.type == "tote.ContributionsAdded" for e in events) == batches_with_race
         rows = await b.odds_rows(len(expected_rows))
         assert sorted(map(_canon, rows)) == sorted(map(_canon, expected_rows))
         assert len(rows) == len(expected_rows)
@@ -362,7 +376,7 @@ async def test_the_tote_view_replays_batched_compat_bets(fast_store: EventStore)
     for race_id, state in live.items():
         replayed = view.race(race_id)
         assert replayed is not None
-        assert replayed.compat
+        assert replayed.contributions_from == BETS_TOPIC
         assert replayed.pools[WIN].stakes == state.pools[WIN].stakes
         board = view.board(race_id)
         assert board is not None
@@ -371,16 +385,16 @@ async def test_the_tote_view_replays_batched_compat_bets(fast_store: EventStore)
     assert sum(r.pools[WIN].gross for r in view.races()) == stakes
 
 
-async def test_a_late_bet_is_answered_as_pending_and_made_at_the_next_start(
+async def test_a_late_bet_is_answered_as_stored_and_made_at_the_next_start(
     fast_store: EventStore,
 ) -> None:
     topics = await EventStoreTopics.open(fast_store)
-    bridge = PocBridge(fast_store, RaceWriter(fast_store), topics, answer_timeout=0.2)
+    bridge = TotePoolBridge(fast_store, RaceWriter(fast_store), topics, answer_timeout=0.2)
     await bridge.start()
     bridge._tasks[0].cancel()  # the bets step is down (stuck, or the process about to die)
     offsets = await topics.produce(BETS_TOPIC, produced([value(5, 1, 2.0)]))
-    assert offsets[0].error_code == 2  # not retriable: sending it again would bet twice
-    assert "it will be" in (offsets[0].error or "")
+    # stored, so produced: the producer must not send it again (that would bet twice)
+    assert offsets[0].error_code is None
     await bridge.stop()
     async with Bridge(fast_store) as b:
         await asyncio.wait_for(b.bridge.caught_up.wait(), 10)
@@ -407,7 +421,7 @@ def _real(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [v for v in values if v != FAKE]
 
 
-async def _bet(topics: EventStoreTopics, stream: CompatOddsStream, runner: int) -> dict[str, Any]:
+async def _bet(topics: EventStoreTopics, stream: OddsTopicStream, runner: int) -> dict[str, Any]:
     """A bet on race 1 through the topic; the odds row it must make."""
     (offset,) = await topics.produce(BETS_TOPIC, produced([value(1, runner, 5.0)]))
     assert offset.error_code is None
@@ -422,7 +436,7 @@ async def test_foreign_records_in_the_odds_topic_never_stand_for_its_rows(
     every real row is written once, also after a restart with more of them."""
     topics = await EventStoreTopics.open(store)
     await topics.append(ODDS_TOPIC, [ProducedRecord(FAKE)] * 3)
-    stream = CompatOddsStream()
+    stream = OddsTopicStream()
     async with Bridge(store) as b:
         expected = [await _bet(b.topics, stream, runner) for runner in (1, 2, 3, 4)]
         values = await _odds_through(store, expected[-1])
@@ -443,10 +457,10 @@ async def test_an_odds_topic_from_before_the_marks_gets_the_rows_it_lacks(
     count): 3 foreign records, the row of bet 1, nothing for bets 2–4. The next start
     writes rows 2–4, and no row twice."""
     topics = await EventStoreTopics.open(store)
-    bridge = PocBridge(store, RaceWriter(store), topics)
+    bridge = TotePoolBridge(store, RaceWriter(store), topics)
     await bridge.start()
     bridge._tasks[1].cancel()  # the bets, but no odds rows (written below, the old way)
-    stream = CompatOddsStream()
+    stream = OddsTopicStream()
     expected = [await _bet(topics, stream, runner) for runner in (1, 2, 3, 4)]
     await bridge.stop()
     await topics.append(ODDS_TOPIC, [ProducedRecord(FAKE)] * 3)

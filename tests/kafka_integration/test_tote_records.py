@@ -22,13 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oddstream.domain.tote.events import CompatBetsPlaced
+from oddstream.domain.tote.events import ContributionsAdded
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
     MAX_RACE_ID_LENGTH,
     MAX_STAKE_CENTS,
-    PlaceCompatBet,
-    PlaceCompatBets,
+    AddContributions,
     ToteRejection,
     decide,
 )
@@ -40,12 +39,12 @@ from oddstream.integrations.kafka.rest_proxy import (
     RestProxy,
     rest_proxy_app,
 )
-from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_poc_subjects
-from oddstream.integrations.kafka.tote_bridge import (
+from oddstream.integrations.kafka.schema_registry import SchemaRegistry, ensure_tote_subjects
+from oddstream.integrations.kafka.tote_bridge import CHECKPOINT, TotePoolBridge
+from oddstream.integrations.kafka.tote_records import (
     BETS_TOPIC,
-    CHECKPOINT,
     NotABet,
-    compat_commands,
+    contribution_commands,
     parse_bet,
 )
 from oddstream.runtime.codec import registry as codec
@@ -53,7 +52,7 @@ from oddstream.runtime.race_writer import RaceWriter, race_stream
 
 from .test_tote_bridge import Bridge, compat_race, produced
 
-WIN_RACE = compat_race("1")
+WIN_RACE = compat_race("1", source=BETS_TOPIC)
 
 # ----------------------------------------------------------------- arbitrary JSON values
 _NASTY = [
@@ -133,7 +132,7 @@ def test_the_parser_is_total(value: Any) -> None:
         assert type(runner) is int
         assert -(2**31) <= runner < 2**31
         assert type(cents) is int
-        assert 0 < abs(cents) <= MAX_STAKE_CENTS
+        assert abs(cents) <= MAX_STAKE_CENTS  # zero included: the POC's close-off records
         return
     assert reason  # a refusal always says why
 
@@ -142,8 +141,8 @@ def test_the_parser_is_total(value: Any) -> None:
 @given(values=st.lists(records, max_size=12), base=st.integers(0, 10**6))
 def test_each_record_is_a_bet_or_a_refusal_with_a_reason(values: list[Any], base: int) -> None:
     errors: dict[int, RecordError] = {}
-    commands = compat_commands(BETS_TOPIC, base, values, errors)
-    in_commands = [o for c in commands for o in c.offsets]
+    commands = contribution_commands(BETS_TOPIC, base, values, errors)
+    in_commands = [o for c in commands for o in c.refs]
     assert sorted(in_commands + list(errors)) == list(range(base, base + len(values)))
     assert all(e.error_code == 2 and e.error.startswith("not a bet: ") for e in errors.values())
     for command in commands:
@@ -153,11 +152,11 @@ def test_each_record_is_a_bet_or_a_refusal_with_a_reason(values: list[Any], base
         except ToteRejection:
             continue
         for event in events:
-            assert isinstance(event, CompatBetsPlaced)
+            assert isinstance(event, ContributionsAdded)
             orjson.dumps(codec.to_new_event(event).data)
 
 
-def _fields(command: PlaceCompatBets) -> dict[str, Any]:
+def _fields(command: AddContributions) -> dict[str, Any]:
     return {f: getattr(command, f) for f in command.__struct_fields__}
 
 
@@ -176,10 +175,9 @@ def test_deep_nesting_and_odd_keys_are_refusals() -> None:
         (10**5000, "out of range"),
         (float("nan"), "finite"),
         (float("inf"), "finite"),
-        (-0.0, "zero"),
         (MAX_STAKE_CENTS / 100 + 0.01, "out of range"),
     ],
-    ids=["1e308", "2**70", "2.0**70", "10**5000", "nan", "inf", "-0.0", "max+1c"],
+    ids=["1e308", "2**70", "2.0**70", "10**5000", "nan", "inf", "max+1c"],
 )
 def test_amounts_no_bet_can_have_are_refused_with_a_reason(amount: Any, reason: str) -> None:
     with pytest.raises(NotABet, match=reason):
@@ -206,26 +204,20 @@ def test_huge_ids_are_refused_with_a_reason() -> None:
             parse_bet({"RACE_ID": race, "RUNNER_ID": 1, "AMOUNT": 1.0})
 
 
-def test_the_race_refuses_compat_amounts_above_the_maximum_stake() -> None:
+def test_the_race_refuses_contributions_above_the_maximum_stake() -> None:
     too_much = MAX_STAKE_CENTS + 1
-    with pytest.raises(ToteRejection) as refused:
-        decide(
-            WIN_RACE,
-            PlaceCompatBet(race_id="1", bet_id="b", runner=1, amount_cents=too_much),
-        )
-    assert refused.value.code == "bad_amount"
     (event,) = decide(
         WIN_RACE,
-        PlaceCompatBets(
+        AddContributions(
             race_id="1",
-            source="t",
-            offsets=(0, 1, 2),
+            source=BETS_TOPIC,
+            refs=(0, 1, 2),
             runners=(1, 1, 1),
             amounts_cents=(too_much, 100, -too_much),
         ),
     )
-    assert isinstance(event, CompatBetsPlaced)
-    assert event.offsets == (1,)
+    assert isinstance(event, ContributionsAdded)
+    assert event.refs == (1,)
     assert [(o, code) for o, code, _ in event.rejected] == [(0, "bad_amount"), (2, "bad_amount")]
 
 
@@ -233,7 +225,7 @@ def test_the_race_refuses_compat_amounts_above_the_maximum_stake() -> None:
 @pytest.fixture
 async def poc(fast_store: EventStore) -> AsyncIterator[tuple[httpx.AsyncClient, Bridge]]:
     registry = await SchemaRegistry.open(fast_store)
-    await ensure_poc_subjects(registry)
+    await ensure_tote_subjects(registry)
     async with Bridge(fast_store) as b:
         app = rest_proxy_app(RestProxy(b.topics, registry))
         transport = httpx.ASGITransport(app=app)
@@ -263,11 +255,14 @@ async def test_records_that_overflow_are_refused_once_and_the_bridge_goes_on(
     assert response.status_code == 200, response.text
     offsets = response.json()["offsets"]
     assert [o["offset"] for o in offsets] == [0, 1, 2, 3, 4]
-    assert [o["error_code"] for o in offsets] == [2, 2, 2, 2, None]
-    assert "AMOUNT is out of range" in offsets[0]["error"]
-    assert "AMOUNT is out of range" in offsets[1]["error"]
-    assert "RACE_ID" in offsets[2]["error"]
-    assert "zero" in offsets[3]["error"]
+    # all stored, so all produced; the three that are no bet are refused downstream,
+    # with their reasons, and -0.0 is a zero bet (a close-off record)
+    assert [o["error_code"] for o in offsets] == [None] * 5
+    reasons = dict(b.bridge.refusals)
+    assert sorted(reasons) == [0, 1, 2]
+    assert "AMOUNT is out of range" in reasons[0]
+    assert "AMOUNT is out of range" in reasons[1]
+    assert "RACE_ID" in reasons[2]
     # the checkpoint passed the batch: a restart does not meet it again
     head = (await fast_store.read_stream(f"topic-{BETS_TOPIC}", backwards=True, limit=1))[0]
     async with asyncio.timeout(10):
@@ -279,7 +274,9 @@ async def test_records_that_overflow_are_refused_once_and_the_bridge_goes_on(
     async with asyncio.timeout(10):
         again = await client.post(f"/topics/{BETS_TOPIC}", content=json.dumps(good), headers=JSON)
     assert again.json()["offsets"][0]["error_code"] is None
-    assert (await b.writer.state("1")).pools[PoolType.WIN].stakes == {(2,): 350, (3,): 100}
+    # the zero bet is on runner 1's line, with nothing staked
+    stakes = (await b.writer.state("1")).pools[PoolType.WIN].stakes
+    assert stakes == {(1,): 0, (2,): 350, (3,): 100}
 
 
 async def test_a_record_that_breaks_the_parser_is_refused_not_retried(
@@ -287,26 +284,26 @@ async def test_a_record_that_breaks_the_parser_is_refused_not_retried(
 ) -> None:
     """Defence in depth: should the parser ever raise something else, that record is
     refused (it would fail the same way forever) and the bridge goes on."""
-    import oddstream.integrations.kafka.tote_bridge as poc_module
+    import oddstream.integrations.kafka.tote_records as records_module
 
-    real = poc_module.parse_bet
+    real = records_module.parse_bet
 
     def buggy(value: Any) -> tuple[str, int, int]:
         if isinstance(value, dict) and value.get("boom"):
             raise OverflowError("a bug")
         return real(value)
 
-    monkeypatch.setattr(poc_module, "parse_bet", buggy)
+    monkeypatch.setattr(records_module, "parse_bet", buggy)
     writer = RaceWriter(fast_store)
     topics = await EventStoreTopics.open(fast_store)
-    bridge = poc_module.PocBridge(fast_store, writer, topics, checkpoint_seconds=0)
+    bridge = TotePoolBridge(fast_store, writer, topics, checkpoint_seconds=0)
     await bridge.start()
     try:
         async with asyncio.timeout(10):
             offsets = await topics.produce(
                 BETS_TOPIC, produced([{"boom": 1}, {"RACE_ID": 4, "RUNNER_ID": 1, "AMOUNT": 2}])
             )
-        assert [o.error_code for o in offsets] == [2, None]
-        assert offsets[0].error == "not a bet: the record could not be read"
+        assert [o.error_code for o in offsets] == [None, None]
+        assert list(bridge.refusals) == [(0, "not a bet: the record could not be read")]
     finally:
         await bridge.stop()

@@ -2,7 +2,7 @@
 
 The routers know three kinds of call and nothing about keys; whoever mounts them
 passes an :data:`Authorizer` that decides (the service's is
-:func:`.access_policy.compat_authorizer`). Refusals are Confluent-shaped:
+:func:`.access_policy.kafka_authorizer`). Refusals are Confluent-shaped:
 401/40101 without credentials, 403/40301 with credentials that may not do this.
 """
 

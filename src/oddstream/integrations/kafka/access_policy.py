@@ -4,7 +4,7 @@
   are open.
 * Registering schemas and producing (which may create a topic) take a ``producer`` or
   ``admin`` key, or nothing when anonymous producers are allowed
-  (``ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS``).
+  (``ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS``).
 * Deleting subjects or versions and setting or deleting compatibility levels take the
   admin key.
 
@@ -12,7 +12,7 @@ Outside these surfaces a ``producer`` key is still a key, never "no key": a prin
 with no rights there. Admin routes refuse it (403), wallets refuse it
 (``authorize_wallet`` answers 403 saying why), and a bet placed with it is a cash
 bet whose request ids (and derived bet ids) are in the ``producer`` namespace, apart
-from anonymous bettors' (:mod:`.request_ids`).
+from anonymous bettors' (:mod:`oddstream.api.request_ids`).
 
 A key is taken from ``X-API-Key``, ``Authorization: Bearer`` or ``Authorization: Basic``
 (Confluent clients' ``basic.auth.user.info``; the key is the password). A key that was
@@ -38,7 +38,7 @@ _NEEDS = {
 }
 
 
-def compat_authorizer(keys: KeyRing, *, anonymous_producers: bool) -> Authorizer:
+def kafka_authorizer(keys: KeyRing, *, anonymous_producers: bool) -> Authorizer:
     """The authorizer the service passes to both routers, on every port it serves them."""
 
     def authorize(request: Request, access: Access) -> None:
@@ -62,4 +62,4 @@ def compat_authorizer(keys: KeyRing, *, anonymous_producers: bool) -> Authorizer
     return authorize
 
 
-__all__ = ["compat_authorizer"]
+__all__ = ["kafka_authorizer"]

@@ -1,24 +1,32 @@
-"""The Kafka POC's topics on the tote.
+"""The bridge between the ``tote_win_bets`` topic and the tote, both ways.
 
-* Records produced to ``tote_win_bets`` (Avro ``RUNNER_ID``, ``RACE_ID``, ``AMOUNT``,
-  field names in any case) become bets through the compatibility path: a race id not yet
-  scheduled is created on the fly as a compatibility race (a win pool with no takeout,
-  runners 1–40), as the POC assumed, and a negative amount withdraws stake.
+* **Records in → contributions.** Records produced to ``tote_win_bets`` (the Kafka POC's
+  bets: :mod:`.tote_records`) become contributions to the win pool of the race they
+  name. A race id not yet scheduled is scheduled on the fly for the topic (a win pool
+  with no takeout, runners 1–40, ``contributions_from="tote_win_bets"``), as the POC
+  assumed. The step is driven by a **checkpointed subscription** to the topic's stream,
+  not by the request: each stored batch becomes one ``AddContributions`` per race
+  (request id ``tote_win_bets:<first offset>``, so a batch done twice is answered from
+  the log, not made twice), in topic order. The produce request waits (at most
+  :data:`ANSWER_TIMEOUT`) until its batch went through, so that what it produced is on
+  the boards and in the odds topic when it is answered; its answer never carries an
+  error for a record, which is stored whatever the tote makes of it (a Kafka REST
+  Proxy reports only whether a record was produced). Records the tote refuses are
+  logged, and the race's refusals are part of its ``ContributionsAdded`` event. After
+  a crash between "records stored" and "contributions stored", the bridge resumes from
+  its checkpoint at start: nothing lost, nothing doubled.
+* **Odds out.** ``tote_win_bet_race_runners_odds`` is materialized from the log: the
+  rows of one ``ContributionsAdded`` (one per item, exactly the POC's ksqlDB output:
+  :mod:`.odds_topic`) are one batch of the topic. Only the service writes that topic:
+  the bridge reserves it, so producing to it is refused (403) to every client. The rows
+  are a pure function of the log, so after a restart the materializer recomputes the
+  sums, skips the rows it wrote before (by the count its own appends carry,
+  :data:`ODDS_MARK`, never by the topic's end offset, which records from elsewhere
+  would move) and appends the rest.
 
-  The step from records to bets is driven by a **checkpointed subscription** to the
-  topic's stream, not by the request: each stored batch becomes one
-  ``PlaceCompatBets`` per race (request id ``tote_win_bets:<first offset>``, so a batch
-  done twice is answered from the log, not placed twice), in topic order. The produce
-  request waits until its batch went through and answers each record's verdict. After a
-  crash between "records stored" and "bets stored", the bridge resumes from its
-  checkpoint at start and makes the missing bets: nothing lost, nothing doubled.
-* ``tote_win_bet_race_runners_odds`` is materialized from the log: the rows of one
-  ``CompatBetsPlaced`` (one per bet, exactly the POC's ksqlDB output) are one batch of
-  the topic. Only the service writes that topic: the bridge reserves it, so producing
-  to it is refused (403) to every client. The rows are a pure function of the log, so
-  after a restart the materializer recomputes the sums, skips the rows it wrote before
-  (by the count its own appends carry, :data:`ODDS_MARK`, never by the topic's end
-  offset, which records from elsewhere would move) and appends the rest.
+The two follow loops (:meth:`TotePoolBridge._bridge`, :meth:`TotePoolBridge._materialize`)
+are kept together here, apart from the record parsing, so that they can move onto a
+common consumer runtime as they are.
 """
 
 from __future__ import annotations
@@ -26,29 +34,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ...domain.tote.events import CompatBetsPlaced, PoolConfig, Runner
+from ...domain.tote.events import ContributionsAdded, PoolConfig, Runner
 from ...domain.tote.pools import PoolType
 from ...domain.tote.race import (
-    MAX_RACE_ID_LENGTH,
     MAX_RUNNERS,
-    MAX_STAKE_CENTS,
+    AddContributions,
     OpenBetting,
-    PlaceCompatBets,
     ScheduleRace,
     ToteRejection,
 )
 from ...eventstore import EventStore, InvalidEvent, ReadPage, RecordedEvent, StoreClosed
-from ...eventstore.prepare import validate_stream_id
 from ...eventstore.registry import EventRegistry
 from ...runtime.codec import registry as default_registry
-from ...runtime.race_writer import RACE_STREAM_PREFIX, CommandOutcome, RaceWriter, race_stream
-from .odds_topic import CompatOddsStream, row_value
+from ...runtime.race_writer import RACE_STREAM_PREFIX, CommandOutcome, RaceWriter
+from .legacy_events import OLD_BET, OLD_BETS
+from .odds_topic import OddsTopicStream, race_id_value, row_value
 from .rest_proxy import (
     BATCH_EVENT,
     RECORD_TYPES,
@@ -59,91 +64,20 @@ from .rest_proxy import (
     records_of,
     topic_stream,
 )
+from .tote_records import BETS_TOPIC, ODDS_TOPIC, contribution_commands
 
 log = logging.getLogger(__name__)
 
-BETS_TOPIC = "tote_win_bets"
-ODDS_TOPIC = "tote_win_bet_race_runners_odds"
-#: The checkpoint (global position) of the last ``tote_win_bets`` event turned into bets.
+#: The checkpoint (global position) of the last ``tote_win_bets`` event made into
+#: contributions (a stored name: it stays what the first version called it).
 CHECKPOINT = "poc-bets"
-_COMPAT_BET_TYPE = "tote.CompatBetPlaced"
-_COMPAT_BETS_TYPE = "tote.CompatBetsPlaced"
-#: A race's bets of one batch go in commands of at most this many (events stay small).
-MAX_BETS_PER_COMMAND = 4096
-#: How long a produce request waits for its bets before answering "retriable".
+_CONTRIBUTIONS_TYPE = "tote.ContributionsAdded"
+#: How long a produce request waits for its batch to reach the tote before answering
+#: (the records are stored either way; the answer then only comes before the odds).
 ANSWER_TIMEOUT = 30.0
 _RETRIES = 5
-#: The answer when a stored record's bet is late: not retriable, since the record is
-#: stored and its bet will be made (at the latest when the bridge next starts); sending
-#: it again would bet twice.
-_PENDING = RecordError(
-    2, "stored at this offset, but its bet is not made yet; it will be: do not send it again"
-)
-
-
-class NotABet(ValueError):
-    """A record that can never become a bet; the message says why."""
-
-
-#: Beyond these no record names a race (a 64-bit id) or a runner (a 32-bit number).
-_RACE_INT_LIMIT = 2**63
-_RUNNER_LIMIT = 2**31
-#: The largest amount a record may carry, either way (the tote's maximum stake).
-_MAX_AMOUNT = MAX_STAKE_CENTS / 100
-
-
-def _field(value: dict[Any, Any], name: str) -> Any:
-    for key, item in value.items():
-        if isinstance(key, str) and key.lower() == name:
-            return item
-    return None
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 40 else text[:40] + "…")
-
-
-def parse_bet(value: Any) -> tuple[str, int, int]:
-    """``(race_id, runner, amount_cents)`` from a POC record, or :class:`NotABet` saying
-    why not. Total on any value: nothing else is ever raised, whatever a client sent."""
-    if not isinstance(value, dict):
-        raise NotABet("the record's value is not an object")
-    if len(value) == 3 and "RACE_ID" in value and "RUNNER_ID" in value and "AMOUNT" in value:
-        race, runner, amount = value["RACE_ID"], value["RUNNER_ID"], value["AMOUNT"]
-    else:
-        race, runner, amount = (_field(value, n) for n in ("race_id", "runner_id", "amount"))
-    if isinstance(race, bool) or not isinstance(race, int | str) or race == "":
-        raise NotABet("RACE_ID is missing or not an int")
-    if isinstance(race, int):
-        if not -_RACE_INT_LIMIT <= race < _RACE_INT_LIMIT:
-            raise NotABet("RACE_ID is out of range (a 64-bit integer)")
-        race_id = str(race)
-    else:
-        race_id = race
-        if len(race_id) > MAX_RACE_ID_LENGTH:
-            raise NotABet(
-                f"RACE_ID {_short(race_id)} cannot be used: "
-                f"a race id is at most {MAX_RACE_ID_LENGTH} characters"
-            )
-        try:  # the race's stream must be nameable: no control characters, no lone surrogates…
-            validate_stream_id(race_stream(race_id))
-        except InvalidEvent as exc:
-            raise NotABet(f"RACE_ID {_short(race_id)} cannot be used: {exc}") from None
-    if isinstance(runner, bool) or not isinstance(runner, int):
-        raise NotABet("RUNNER_ID is missing or not an int")
-    if not -_RUNNER_LIMIT <= runner < _RUNNER_LIMIT:
-        raise NotABet("RUNNER_ID is out of range (a 32-bit integer)")
-    if isinstance(amount, bool) or not isinstance(amount, int | float):
-        raise NotABet("AMOUNT is missing or not a number")
-    if isinstance(amount, float) and not math.isfinite(amount):
-        raise NotABet("AMOUNT is not a finite number")
-    # compared before any arithmetic: 1e308 × 100 is infinite, and round(inf) raises
-    if not -_MAX_AMOUNT <= amount <= _MAX_AMOUNT:
-        raise NotABet(f"AMOUNT is out of range (at most {_MAX_AMOUNT:.0f} either way)")
-    cents = round(amount * 100)
-    if cents == 0:
-        raise NotABet("AMOUNT is zero (the POC's flush bets are not needed here)")
-    return race_id, runner, cents
+#: how many of the latest refused records :attr:`TotePoolBridge.refusals` keeps
+_KEEP_REFUSALS = 1000
 
 
 def _values(
@@ -163,64 +97,9 @@ def _values(
     return event.version - 1, [data.get("value")]
 
 
-def compat_commands(
-    source: str, base: int, values: Sequence[Any], errors: dict[int, RecordError]
-) -> list[PlaceCompatBets]:
-    """The commands one stored batch makes: per race, in record order, at most
-    :data:`MAX_BETS_PER_COMMAND` bets each. Records that are not bets go to ``errors``."""
-    races: dict[str, tuple[list[int], list[int], list[int]]] = {}
-    names: dict[int, str] = {}  # race ids as text, made once per batch
-    for i, value in enumerate(values):
-        # The POC's own records (upper-case fields, int ids, a double amount) take the
-        # short way; anything else goes through parse_bet, which says what is wrong.
-        if (
-            type(value) is dict
-            and len(value) == 3
-            and type(race := value.get("RACE_ID")) is int
-            and -_RACE_INT_LIMIT <= race < _RACE_INT_LIMIT
-            and type(runner := value.get("RUNNER_ID")) is int
-            and -_RUNNER_LIMIT <= runner < _RUNNER_LIMIT
-            and type(amount := value.get("AMOUNT")) is float
-            and -_MAX_AMOUNT <= amount <= _MAX_AMOUNT
-            and (cents := round(amount * 100))
-        ):
-            race_id = names.get(race)
-            if race_id is None:
-                race_id = names[race] = str(race)
-        else:
-            try:
-                race_id, runner, cents = parse_bet(value)
-            except NotABet as exc:
-                errors[base + i] = RecordError(2, f"not a bet: {exc}")
-                continue
-            except Exception:  # a bug, never a reason to stop: this record fails alike forever
-                log.exception("reading tote_win_bets record %d failed", base + i)
-                errors[base + i] = RecordError(2, "not a bet: the record could not be read")
-                continue
-        lists = races.get(race_id)
-        if lists is None:
-            lists = races[race_id] = ([], [], [])
-        lists[0].append(base + i)
-        lists[1].append(runner)
-        lists[2].append(cents)
-    out = []
-    step = MAX_BETS_PER_COMMAND
-    for race_id, (offsets, runners, amounts) in races.items():
-        for k in range(0, len(offsets), step):
-            out.append(
-                PlaceCompatBets(
-                    race_id=race_id,
-                    source=source,
-                    offsets=tuple(offsets[k : k + step]),
-                    runners=tuple(runners[k : k + step]),
-                    amounts_cents=tuple(amounts[k : k + step]),
-                )
-            )
-    return out
-
-
-class PocBridge:
-    """Turns ``tote_win_bets`` into compat bets and keeps the odds topic up to date."""
+class TotePoolBridge:
+    """Makes ``tote_win_bets`` records into pool contributions on the tote and keeps the
+    odds topic up to date."""
 
     def __init__(
         self,
@@ -243,8 +122,8 @@ class PocBridge:
         #: every record below this offset went through the bridge (in this process)
         self._watermark = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        #: verdicts of records not yet collected by their producer (errors only)
-        self._errors: dict[int, RecordError] = {}
+        #: the latest records the tote refused, ``(offset, reason)``, oldest first
+        self.refusals: deque[tuple[int, str]] = deque(maxlen=_KEEP_REFUSALS)
         #: batches whose producers are waiting, by base offset (their values in memory)
         self._fresh: dict[int, StoredBatch] = {}
         self._checkpoint = 0
@@ -277,8 +156,10 @@ class PocBridge:
 
     # ------------------------------------------------------------------ bets in
     async def on_bets(self, batch: StoredBatch) -> list[RecordError | None] | None:
-        """The produce hook: wait until the bridge turned the batch into bets, then
-        answer each record's verdict."""
+        """The produce hook: wait until the bridge made the batch into contributions (at
+        most the answer timeout), so that the answer comes after the boards and the odds
+        topic have them. Never an error: every record of the batch is stored, whatever
+        the tote makes of it (refusals are logged and kept in :attr:`refusals`)."""
         end = batch.end_offset
         if self._watermark < end:
             self._fresh[batch.base_offset] = batch
@@ -291,23 +172,18 @@ class PocBridge:
             except TimeoutError:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
-                return [_PENDING] * batch.count
+                log.warning(
+                    "tote_win_bets records %d..%d are stored but not on the tote yet "
+                    "(they will be, at the latest when the bridge next starts)",
+                    batch.base_offset,
+                    end - 1,
+                )
             finally:
                 self._fresh.pop(batch.base_offset, None)
-        errors = self._errors
-        if not errors:
-            return None
-        base = batch.base_offset
-        if len(errors) <= end - base:
-            found = {o: errors.pop(o) for o in [o for o in errors if base <= o < end]}
-        else:
-            found = {o: e for o in range(base, end) if (e := errors.pop(o, None)) is not None}
-        if not found:
-            return None
-        return [found.get(o) for o in range(base, end)]
+        return None
 
     async def _bridge(self, after: int) -> None:
-        """Follow the topic's stream from the checkpoint; every batch becomes bets."""
+        """Follow the topic's stream from the checkpoint; every batch becomes contributions."""
         stream = topic_stream(BETS_TOPIC)
         queue: asyncio.Queue[ReadPage] = asyncio.Queue()
 
@@ -352,12 +228,12 @@ class PocBridge:
                 await follower
 
     async def _place(self, events: Sequence[RecordedEvent]) -> None:
-        """Make the bets of ``events`` (in order); verdicts go to ``self._errors``."""
+        """Make the contributions of ``events`` (in order); refusals are logged."""
         errors: dict[int, RecordError] = {}
-        commands: list[PlaceCompatBets] = []
+        commands: list[AddContributions] = []
         for event in events:
             base, values = _values(event, self._fresh)
-            commands += compat_commands(BETS_TOPIC, base, values, errors)
+            commands += contribution_commands(BETS_TOPIC, base, values, errors)
         unusable: set[str] = set()
         for race_id in dict.fromkeys(c.race_id for c in commands):
             try:
@@ -367,20 +243,20 @@ class PocBridge:
                 verdict = RecordError(2, f"not a bet: RACE_ID {race_id!r} cannot be used: {exc}")
                 for command in commands:
                     if command.race_id == race_id:
-                        for offset in command.offsets:
+                        for offset in command.refs:
                             errors[offset] = verdict
         if unusable:
             commands = [c for c in commands if c.race_id not in unusable]
         attempt = 0
         while commands:
             outcomes = await self._writer.execute_many(
-                [(c, f"{c.source}:{c.offsets[0]}") for c in commands]
+                [(c, f"{c.source}:{c.refs[0]}") for c in commands]
             )
-            failed: list[tuple[PlaceCompatBets, BaseException]] = []
+            failed: list[tuple[AddContributions, BaseException]] = []
             for command, outcome in zip(commands, outcomes, strict=True):
                 if isinstance(outcome, CommandOutcome):
                     for placed in outcome.events:
-                        if isinstance(placed, CompatBetsPlaced):
+                        if isinstance(placed, ContributionsAdded):
                             for offset, code, message in placed.rejected:
                                 errors[offset] = RecordError(2, f"{code}: {message}")
                 elif isinstance(outcome, ToteRejection | InvalidEvent):  # decided: no retry
@@ -390,7 +266,7 @@ class PocBridge:
                         else f"not a bet: {outcome}"
                     )
                     verdict = RecordError(2, reason)
-                    for offset in command.offsets:
+                    for offset in command.refs:
                         errors[offset] = verdict
                 else:
                     failed.append((command, outcome))
@@ -400,18 +276,20 @@ class PocBridge:
             attempt += 1
             if attempt >= _RETRIES or self._store.closed:
                 self._stuck = True  # the checkpoint stays before these: a restart redoes them
-                log.error("compat bets not stored after %d tries: %s", attempt, failed[0][1])
-                for command, _ in failed:
-                    for offset in command.offsets:
-                        errors[offset] = _PENDING
+                log.error("contributions not stored after %d tries: %s", attempt, failed[0][1])
                 break
-            log.warning("compat bets not stored, retrying: %s", failed[0][1])
+            log.warning("contributions not stored, retrying: %s", failed[0][1])
             await asyncio.sleep(0.05 * 2**attempt)
         if errors:
-            if len(self._errors) > 200_000:  # verdicts nobody waited for (other processes)
-                for offset in list(self._errors)[:100_000]:
-                    del self._errors[offset]
-            self._errors.update(errors)
+            first = min(errors)
+            log.warning(
+                "%d tote_win_bets record(s) stored but not made into contributions; "
+                "the first, at offset %d: %s",
+                len(errors),
+                first,
+                errors[first].error,
+            )
+            self.refusals.extend((offset, errors[offset].error) for offset in sorted(errors))
 
     def _advance(self, last: RecordedEvent | None, position: int) -> None:
         """Everything up to ``position`` went through the bridge, ``last`` (if any)
@@ -460,7 +338,7 @@ class PocBridge:
                                 increment_cents=1,
                             ),
                         ),
-                        compat=True,
+                        contributions_from=BETS_TOPIC,
                     ),
                     request_id=f"poc-schedule:{race_id}",
                 )
@@ -469,7 +347,7 @@ class PocBridge:
 
     # ------------------------------------------------------------------ odds out
     async def _materialize(self) -> None:
-        """Follow the compat bets in log order and append their odds rows.
+        """Follow the topic's contributions in log order and append their odds rows.
 
         Every append carries :data:`ODDS_MARK` in its events' metadata: the number of
         rows of the computed sequence the topic holds from then on. At start that count
@@ -478,7 +356,7 @@ class PocBridge:
         the materializer's own. A topic with no marked event at all was written before
         marks existed: its rows are matched by content (:func:`_legacy_rows`).
         """
-        stream = CompatOddsStream()
+        stream = OddsTopicStream()
         written, legacy = await self._odds_progress()
         head = await self._store.head_position() if legacy is not None else 0
         seen = 0
@@ -486,7 +364,7 @@ class PocBridge:
 
         async def follow() -> None:
             async for recorded in self._store.subscribe_all(
-                stream_prefix=RACE_STREAM_PREFIX, types=[_COMPAT_BET_TYPE, _COMPAT_BETS_TYPE]
+                stream_prefix=RACE_STREAM_PREFIX, types=[_CONTRIBUTIONS_TYPE, OLD_BETS, OLD_BET]
             ):
                 queue.put_nowait(recorded)
 
@@ -501,8 +379,10 @@ class PocBridge:
                     # The fields are read from the stored JSON directly: a typed decode
                     # per event would cost more than the rows.
                     data = recorded.data
+                    if data.get("source", BETS_TOPIC) != BETS_TOPIC:
+                        continue  # another source's contributions: not the POC's rows
                     race_id = data["race_id"]
-                    if recorded.type == _COMPAT_BETS_TYPE:
+                    if recorded.type != OLD_BET:
                         rows = stream.apply_many(race_id, data["runners"], data["amounts_cents"])
                     else:
                         rows = [
@@ -518,7 +398,8 @@ class PocBridge:
                     else:
                         fresh = []
                     if fresh:
-                        batches.append([ValueBatch(fresh, [race_id] * len(fresh))])
+                        key = race_id_value(race_id)
+                        batches.append([ValueBatch(fresh, [key] * len(fresh))])
                     seen += len(rows)
                 if batches:
                     await self._topics.append_value_batches(
@@ -560,13 +441,16 @@ ODDS_MARK = "poc_odds_rows"
 
 
 def _row_key(key: Any, value: Any) -> tuple[Any, ...] | None:
-    """An odds row as a hashable value (``None``: not a row the materializer writes)."""
+    """An odds row as a hashable value (``None``: not a row the materializer writes).
+    Race ids compare as text: rows written before they were numbers hold ``"0"``."""
     if type(value) is not dict:
         return None
-    items = sorted(value.items())
+    items = sorted(
+        (name, str(v) if name == "race_id" and type(v) is int else v) for name, v in value.items()
+    )
     if any(type(v) not in (str, int, float, type(None)) for _, v in items):
         return None
-    return (key, *items)
+    return (str(key) if type(key) is int else key, *items)
 
 
 def _legacy_rows(events: Iterable[RecordedEvent]) -> Counter[tuple[Any, ...]]:
@@ -591,12 +475,10 @@ def _take(rows: Counter[tuple[Any, ...]], race_id: str, value: dict[str, Any]) -
 
 
 __all__ = [
+    "ANSWER_TIMEOUT",
     "BETS_TOPIC",
     "CHECKPOINT",
     "ODDS_MARK",
     "ODDS_TOPIC",
-    "NotABet",
-    "PocBridge",
-    "compat_commands",
-    "parse_bet",
+    "TotePoolBridge",
 ]

@@ -3,7 +3,7 @@
 Usage::
 
     registry = await SchemaRegistry.open(store)      # rebuilds state from its stream
-    await ensure_poc_subjects(registry)              # tote_win_bets-value → id 1
+    await ensure_tote_subjects(registry)              # tote_win_bets-value → id 1
     app.include_router(schema_registry_router(registry))
     # or a dedicated port: uvicorn.run(schema_registry_app(registry), port=8081)
 
@@ -21,20 +21,20 @@ from .service import (
     parse_version,
 )
 from .state import StoredSchema
-from .tote_subjects import POC_SUBJECTS, TOTE_WIN_BETS_VALUE, ensure_poc_subjects
+from .tote_subjects import TOTE_SUBJECTS, TOTE_WIN_BETS_VALUE, ensure_tote_subjects
 
 __all__ = [
     "DEFAULT_STREAM",
     "LATEST",
     "MEDIA_TYPE",
-    "POC_SUBJECTS",
     "SUPPORTED_TYPES",
+    "TOTE_SUBJECTS",
     "TOTE_WIN_BETS_VALUE",
     "CompatibilityResult",
     "SchemaRegistry",
     "StoredSchema",
     "SubjectVersion",
-    "ensure_poc_subjects",
+    "ensure_tote_subjects",
     "parse_version",
     "schema_registry_app",
     "schema_registry_router",

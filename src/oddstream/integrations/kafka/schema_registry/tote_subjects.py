@@ -1,4 +1,4 @@
-"""The subjects the original Kafka POC registered, so its scripts find them."""
+"""The subject the Kafka POC's ``tote_win_bets`` topic uses, so its scripts find it."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ TOTE_WIN_BETS_VALUE = orjson.dumps(
     }
 ).decode()
 
-POC_SUBJECTS: dict[str, str] = {"tote_win_bets-value": TOTE_WIN_BETS_VALUE}
+TOTE_SUBJECTS: dict[str, str] = {"tote_win_bets-value": TOTE_WIN_BETS_VALUE}
 
 
-async def ensure_poc_subjects(registry: SchemaRegistry) -> dict[str, int]:
-    """Register the POC's subjects if they are not there yet; answers their ids.
+async def ensure_tote_subjects(registry: SchemaRegistry) -> dict[str, int]:
+    """Register the tote subjects if they are not there yet; answers their ids.
 
     Idempotent: a schema already live in its subject writes nothing. On a fresh store
     ``tote_win_bets-value`` gets id 1.
     """
     return {
-        subject: await registry.register(subject, text) for subject, text in POC_SUBJECTS.items()
+        subject: await registry.register(subject, text) for subject, text in TOTE_SUBJECTS.items()
     }
