@@ -64,7 +64,15 @@ console = Console()
 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    return common.start_server(workdir, {"ODDSTREAM_ADMIN_KEY": ADMIN})
+    env = {
+        "ODDSTREAM_ADMIN_KEY": ADMIN,
+        # case b goes through the REST Proxy: the Kafka integration is on (its own ports
+        # are not used here, only kept free of clashes)
+        "ODDSTREAM_KAFKA_COMPAT": "1",
+        "ODDSTREAM_SCHEMA_REGISTRY_PORT": str(common.free_port()),
+        "ODDSTREAM_REST_PROXY_PORT": str(common.free_port()),
+    }
+    return common.start_server(workdir, env)
 
 
 def open_race(url: str, race_id: str) -> None:

@@ -20,12 +20,13 @@ DEFAULTS: dict[str, Any] = {
     "pg_schema": "oddstream",
     "host": "127.0.0.1",
     "port": 8000,
+    "kafka_compat": False,
     "schema_registry_port": 8081,
     "rest_proxy_port": 8082,
     "admin_key": None,
     "customer_keys": None,
     "api_keys_file": None,
-    "compat_anonymous_producers": None,
+    "kafka_anonymous_producers": None,
     "max_body_bytes": 16 * 1024 * 1024,
     "request_read_timeout_seconds": 20.0,
     "max_connections": 4096,
@@ -50,12 +51,13 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "pg_schema": ("tote_2", "tote_2"),
     "host": ("0.0.0.0", "0.0.0.0"),
     "port": ("9000", 9000),
+    "kafka_compat": ("on", True),
     "schema_registry_port": ("18081", 18081),
     "rest_proxy_port": ("18082", 18082),
     "admin_key": ("an-admin-key-0123456789", "an-admin-key-0123456789"),
     "customer_keys": ("k=alice", "k=alice"),
     "api_keys_file": ("/etc/keys.json", "/etc/keys.json"),
-    "compat_anonymous_producers": ("yes", True),
+    "kafka_anonymous_producers": ("yes", True),
     "max_body_bytes": ("1024", 1024),
     "request_read_timeout_seconds": ("2.5", 2.5),
     "max_connections": ("10", 10),
@@ -105,7 +107,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch, name: str) -> No
 
 
 def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PORT", "ADMIN_KEY", "SQLITE_COMMIT_THREAD", "COMPAT_ANONYMOUS_PRODUCERS"):
+    for name in ("PORT", "ADMIN_KEY", "SQLITE_COMMIT_THREAD", "KAFKA_ANONYMOUS_PRODUCERS"):
         monkeypatch.setenv(f"ODDSTREAM_{name}", "")
     assert Settings().model_dump() == DEFAULTS
 
@@ -141,7 +143,7 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
         ("DEMO_BETS_PER_SECOND", "0", "greater than 0"),
         ("DEMO_RACE_SECONDS", "-90", "greater than 0"),
         ("SQLITE_COMMIT_THREAD", "maybe", "yes/no value (1/true/yes/on/y/t or 0/false/no/off/n/f)"),
-        ("COMPAT_ANONYMOUS_PRODUCERS", "sometimes", "yes/no value"),
+        ("KAFKA_ANONYMOUS_PRODUCERS", "sometimes", "yes/no value"),
         ("SQLITE_SYNCHRONOUS", "OFF", "one of FULL, NORMAL, EXTRA, not 'OFF'"),
         ("PG_SCHEMA", "Tote", "lower-case letters"),
         ("PG_SCHEMA", "a-b", "lower-case letters"),
@@ -219,7 +221,7 @@ def test_overrides_keep_the_environment_values_they_started_from(
         ({"read_wait_seconds": -1.0}, "read_wait_seconds: Input should be greater than or equal"),
         ({"sqlite_synchronous": "sometimes"}, "sqlite_synchronous: synchronous must be one of"),
         ({"store_url": "ftp://h/x"}, "store_url: unsupported event store URL scheme 'ftp'"),
-        ({"compat_anonymous_producers": "maybe"}, "compat_anonymous_producers: Input should be"),
+        ({"kafka_anonymous_producers": "maybe"}, "kafka_anonymous_producers: Input should be"),
         ({"nope": 1}, "unknown settings: ['nope']"),
     ],
 )
@@ -268,8 +270,8 @@ def test_the_cli_exits_cleanly_on_a_bad_value(
     ("variable", "raw", "field", "expected"),
     [
         ("ODDSTREAM_SQLITE_COMMIT_THREAD", " 0 ", "sqlite_commit_thread", False),
-        ("ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS", " yes", "compat_anonymous_producers", True),
-        ("ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS", "  ", "compat_anonymous_producers", None),
+        ("ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS", " yes", "kafka_anonymous_producers", True),
+        ("ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS", "  ", "kafka_anonymous_producers", None),
     ],
 )
 def test_yes_no_values_ignore_spaces_and_blank_is_unset(

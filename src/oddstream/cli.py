@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
@@ -67,9 +68,10 @@ def serve(
     kafka_compat: bool = typer.Option(
         False,
         "--kafka-compat",
-        help="Also serve the Schema Registry on 8081 and the REST Proxy on 8082; callers"
-        " without a key may then register and produce, unless"
-        " ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS=0",
+        help="Switch the Kafka integration on [env ODDSTREAM_KAFKA_COMPAT]: the Schema"
+        " Registry (also on 8081) and REST Proxy (also on 8082), the tote_win_bets bridge"
+        " and its odds topic; callers without a key may then register and produce, unless"
+        " ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS=0",
     ),
 ) -> None:
     """Run the HTTP service on the configured event store."""
@@ -80,7 +82,9 @@ def serve(
     from .api.server import server_config
     from .logs import configure
 
-    settings = _settings(host=host, port=port, store_url=store)
+    settings = _settings(
+        host=host, port=port, store_url=store, kafka_compat=True if kafka_compat else None
+    )
     console.print(
         f"oddstream serving on [bold]http://{settings.host}:{settings.port}[/] "
         f"(store: {settings.store_url})"
@@ -88,7 +92,7 @@ def serve(
     configure()
     tune_gc()
     try:
-        app_ = create_app(settings, demo=demo, kafka_compat=kafka_compat)
+        app_ = create_app(settings, demo=demo)
     except KeyConfigError as exc:
         _fail(f"API keys: {exc}")
     config = server_config(
@@ -234,10 +238,14 @@ def print_topic(
     topic: str = typer.Argument(..., help="Topic name, e.g. tote_win_bet_race_runners_odds"),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at offset 0"),
     limit: int | None = typer.Option(None, help="Stop after this many records"),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per record (topic, offset, key, value…)"
+    ),
     store: str | None = StoreOption,
 ) -> None:
-    """Print a topic's records as they arrive (like ksqlDB ``PRINT``)."""
-    from .compat.rest_proxy import records_of, topic_stream
+    """Print a topic's records as they arrive, one line each, as ksqlDB ``PRINT`` does
+    (``rowtime: …, key: …, value: …, partition: 0``), or as JSON with ``--json``."""
+    from .integrations.kafka.rest_proxy import print_line, records_of, topic_stream
 
     settings = _settings(store_url=store)
 
@@ -249,7 +257,12 @@ def print_topic(
             printed = 0
             async for event in s.subscribe_stream(stream, after_version=start):
                 for record in records_of(topic, event):  # a batch event holds many
-                    console.print_json(json.dumps(record.to_json()))
+                    if as_json:
+                        line = json.dumps(record.to_json(), separators=(",", ":"))
+                    else:
+                        line = print_line(record)
+                    sys.stdout.write(line + "\n")
+                    sys.stdout.flush()
                     printed += 1
                     if limit is not None and printed >= limit:
                         return

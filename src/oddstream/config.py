@@ -8,6 +8,7 @@ equal to 65535 (got '70000')``). A variable set to the empty string counts as un
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
@@ -71,6 +72,10 @@ def _yes_no(value: object) -> object:
 YesNo = Annotated[bool, BeforeValidator(_yes_no)]
 
 
+#: variables of settings that were renamed → their new names
+RENAMED = {"ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS": "ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS"}
+
+
 class Settings(BaseSettings):
     """Everything configurable; each field ``x`` is read from ``ODDSTREAM_X``.
 
@@ -101,6 +106,10 @@ class Settings(BaseSettings):
     """ODDSTREAM_HOST: the address ``oddstream serve`` listens on"""
     port: Port = 8000
     """ODDSTREAM_PORT: the port ``oddstream serve`` listens on"""
+    kafka_compat: YesNo = False
+    """ODDSTREAM_KAFKA_COMPAT: ``1`` switches the Kafka integration on (as ``serve
+    --kafka-compat`` does): the Schema Registry and REST Proxy (on the main port and their
+    own), the ``tote_win_bets`` bridge and its odds topic; ``0`` (the default): none of it"""
     schema_registry_port: Port = 8081
     """ODDSTREAM_SCHEMA_REGISTRY_PORT: the Schema Registry's port, with --kafka-compat"""
     rest_proxy_port: Port = 8082
@@ -112,10 +121,10 @@ class Settings(BaseSettings):
     each confined to its own wallet"""
     api_keys_file: str | None = None
     """ODDSTREAM_API_KEYS_FILE: a JSON file of keys and roles (see docs/wallets.md)"""
-    compat_anonymous_producers: Annotated[bool | None, BeforeValidator(_yes_no)] = None
-    """ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS: ``1`` lets callers without a key register
-    schemas and produce on the Schema Registry / REST Proxy (the Kafka POC's scripts send
-    none); ``0`` never; unset: only with ``--kafka-compat`` or ``--demo``"""
+    kafka_anonymous_producers: Annotated[bool | None, BeforeValidator(_yes_no)] = None
+    """ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS: with the Kafka integration on, ``1`` lets
+    callers without a key register schemas and produce (the Kafka POC's scripts send
+    none); ``0`` never; unset: ``1``"""
     max_body_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
     """ODDSTREAM_MAX_BODY_BYTES: larger request bodies answer 413"""
     request_read_timeout_seconds: Positive = 20.0
@@ -155,6 +164,9 @@ class Settings(BaseSettings):
     """ODDSTREAM_REDIS_PREFIX: the prefix of every Redis key the read models write"""
 
     def __init__(self, **values: Any) -> None:
+        for old, new in RENAMED.items():  # an old name is refused, never silently ignored
+            if os.environ.get(old, "").strip():
+                raise SettingsError(f"{old} is now {new}: set that instead")
         try:
             super().__init__(**values)
         except ValidationError as exc:

@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 def run_server(
-    settings: Settings, demo: bool = False, kafka_compat: bool = False
+    settings: Settings, demo: bool = False, kafka_compat: bool | None = None
 ) -> Iterator[LiveServer]:
     port = free_port()
     app = serve_app(create_app(settings, demo=demo, kafka_compat=kafka_compat), settings)

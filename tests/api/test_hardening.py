@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import ADMIN_KEY, CUSTOMER_KEYS, LiveServer, live_settings, run_server
+from .conftest import (
+    ADMIN_KEY,
+    CUSTOMER_KEYS,
+    LiveServer,
+    free_port,
+    live_settings,
+    run_server,
+)
 
 RACE = {
     "meeting": "Flemington R7",
@@ -261,8 +268,11 @@ def limited_in_use(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
         tmp_path_factory.mktemp("limited-in-use"),
         auth_failure_limit=3,
         auth_failure_window_seconds=60,
+        schema_registry_port=free_port(),
+        rest_proxy_port=free_port(),
     )
-    yield from run_server(settings)
+    # with the Kafka integration on: its Schema Registry is one of the surfaces checked
+    yield from run_server(settings, kafka_compat=True)
 
 
 def test_keys_in_use_keep_working_while_guesses_lock_their_address(

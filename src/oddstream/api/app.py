@@ -22,13 +22,6 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
-from ..compat.rest_proxy import EventStoreTopics, RestProxy, rest_proxy_app, rest_proxy_router
-from ..compat.schema_registry import (
-    SchemaRegistry,
-    ensure_poc_subjects,
-    schema_registry_app,
-    schema_registry_router,
-)
 from ..config import Settings, redact_url
 from ..consumers import ConsumerGroup
 from ..demo import DEMO_WALLETS, Demo
@@ -36,12 +29,10 @@ from ..eventstore import EventStore, EventStoreError, open_store
 from ..projections.tote_view import ToteView
 from ..projections.wallets import open_wallet_read_model
 from ..runtime.cashier import Cashier
-from ..runtime.poc import PocBridge
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from . import errors, push, tote_routes, wallet_routes
 from .auth import KeyRing, Role
-from .compat_access import compat_authorizer
 from .fastlane import BetFastLane
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestContext
@@ -58,31 +49,23 @@ def create_app(
     *,
     demo: bool = False,
     store: EventStore | None = None,
-    kafka_compat: bool = False,
+    kafka_compat: bool | None = None,
 ) -> FastAPI:
     """Build the app. The store is opened at startup (or ``store`` is used as given and
     left open) and everything is stopped in order at shutdown.
 
-    The Confluent-compatible Schema Registry and REST Proxy are always served by this
-    app; ``kafka_compat`` also serves them on their own ports (8081, 8082 by default),
-    where existing clients expect them. Every port answers them under the same key
-    policy (:mod:`.compat_access`); anonymous producers are allowed as
-    ``ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS`` says (unset: with ``kafka_compat`` or
-    ``demo``, whose clients are the POC's keyless scripts).
+    ``kafka_compat`` (default: ``settings.kafka_compat``) switches the Kafka integration
+    on (:mod:`oddstream.integrations.kafka`): the Schema Registry and REST Proxy on this
+    app and on their own ports (8081, 8082 by default), where existing clients expect
+    them, under one key policy; anonymous producers are allowed as
+    ``ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS`` says (unset: yes, as the POC's scripts send
+    no key). Off, none of it exists: no registry, no topics, no bridge, no routes.
     """
     settings = settings or Settings()
     metrics = Metrics()
     keys = KeyRing.from_settings(settings, extra=_demo_keys(settings) if demo else ())
     metrics.watch_auth(keys.failures)
-    anonymous_producers = settings.compat_anonymous_producers
-    if anonymous_producers is None:
-        anonymous_producers = kafka_compat or demo
-    if anonymous_producers:
-        log.warning(
-            "anyone may register schemas and produce without a key "
-            "(ODDSTREAM_COMPAT_ANONYMOUS_PRODUCERS=0 to require a producer key)"
-        )
-    authorize = compat_authorizer(keys, anonymous_producers=anonymous_producers)
+    kafka_on = settings.kafka_compat if kafka_compat is None else kafka_compat
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,28 +96,19 @@ def create_app(
         await view.start()
         await wallet_view.start()
         await cashier.start()
-        registry = await SchemaRegistry.open(the_store)
-        await ensure_poc_subjects(registry)
-        topics = await EventStoreTopics.open(the_store)
-        proxy = RestProxy(topics, registry)
-        bridge = PocBridge(the_store, writer, topics)
-        await bridge.start()
-        app.include_router(schema_registry_router(registry, authorize=authorize))
-        app.include_router(rest_proxy_router(proxy, authorize=authorize))
-        app.openapi_schema = None  # regenerate it with the routes just added
+        kafka = None
         side_servers = []
-        if kafka_compat:
+        if kafka_on:
+            from ..integrations.kafka.service import KafkaIntegration
+
+            authorize = _kafka_authorizer(settings, keys)
+            kafka = await KafkaIntegration.start(the_store, writer, authorize=authorize)
+            for router in kafka.routers():
+                app.include_router(router)
+            app.openapi_schema = None  # regenerate it with the routes just added
             side_servers = [
-                _side_server(
-                    schema_registry_app(registry, authorize=authorize),
-                    settings,
-                    settings.schema_registry_port,
-                ),
-                _side_server(
-                    rest_proxy_app(proxy, authorize=authorize),
-                    settings,
-                    settings.rest_proxy_port,
-                ),
+                _side_server(kafka.schema_registry_app(), settings, settings.schema_registry_port),
+                _side_server(kafka.rest_proxy_app(), settings, settings.rest_proxy_port),
             ]
         runner = None
         if demo:
@@ -155,7 +129,8 @@ def create_app(
                 server.should_exit = True
                 with contextlib.suppress(Exception):
                     await task
-            await bridge.stop()
+            if kafka is not None:
+                await kafka.stop()
             await cashier.stop()
             await wallet_view.stop()
             await view.stop()
@@ -184,6 +159,21 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def _kafka_authorizer(settings: Settings, keys: KeyRing) -> Any:
+    """The key policy of the Kafka integration's routes, on every port."""
+    from ..integrations.kafka.access_policy import kafka_authorizer
+
+    anonymous_producers = settings.kafka_anonymous_producers
+    if anonymous_producers is None:
+        anonymous_producers = True
+    if anonymous_producers:
+        log.warning(
+            "anyone may register schemas and produce without a key "
+            "(ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS=0 to require a producer key)"
+        )
+    return kafka_authorizer(keys, anonymous_producers=anonymous_producers)
 
 
 def _demo_keys(settings: Settings) -> list[tuple[str, Role, str | None]]:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..compat.http import BodyLimitExceeded
+from ..integrations.kafka.http import BodyLimitExceeded
 from ..logs import correlation_id
 from ..runtime.ids import new_id
 from .metrics import Metrics

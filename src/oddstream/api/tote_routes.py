@@ -127,7 +127,7 @@ def _race_summary(state: RaceState) -> dict[str, Any]:
         "venue": state.venue,
         "post_time": state.post_time,
         "status": state.status.value,
-        "compat": state.compat,
+        "compat": state.contributions_from is not None,
         "runners": [
             {"number": n, "name": name, "scratched": n in state.scratched}
             for n, name in state.runners.items()

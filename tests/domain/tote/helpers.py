@@ -33,7 +33,7 @@ class Race:
         race_id: str = "r1",
         no_winner: str | None = None,
         open_betting: bool = True,
-        compat: bool = False,
+        contributions_from: str | None = None,
     ) -> None:
         self.state = RaceState()
         self.events: list = []
@@ -57,7 +57,7 @@ class Race:
                     )
                     for p in pools
                 ),
-                compat=compat,
+                contributions_from=contributions_from,
             )
         )
         if open_betting:

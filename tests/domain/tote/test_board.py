@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oddstream.domain.tote.board import odds_board
-from oddstream.domain.tote.compat import CompatOddsStream
 from oddstream.domain.tote.dividends import pool_outcome, scenario_price
-from oddstream.domain.tote.events import CompatBetPlaced
+from oddstream.domain.tote.events import ContributionsAdded
 from oddstream.domain.tote.money import percent_of, round_half_up
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.profiles import PROFILES
-from oddstream.domain.tote.race import PlaceCompatBet, ToteRejection, evolve
+from oddstream.domain.tote.race import AddContributions, evolve
+from oddstream.integrations.kafka.odds_topic import OddsTopicStream
 
 from .helpers import Race
 
@@ -80,28 +80,34 @@ def test_a_runner_holding_more_than_the_net_pool_shows_the_minimum_dividend() ->
     assert _line(board, 2) == (850, 7.5, "7-1")  # 8,500 / 1,000: unchanged
 
 
-def test_a_compat_race_with_a_runner_below_zero_shows_no_negative_odds() -> None:
-    # Old per-bet CompatBetPlaced events are applied as stored: one that withdrew more
-    # than its runner held (the decider refuses that now) left runner 2 at -3.00 and the
-    # pool below runner 1's stake. Runner 1 showed odds of -0.3.
-    race = Race(runners=4, pools=(PoolType.WIN,), profile="us", compat=True)
-    for bet_id, runner, amount in [("a", 1, 1_000), ("b", 2, 500), ("c", 2, -800)]:
-        evolve(
-            race.state,
-            CompatBetPlaced(race_id="r1", bet_id=bet_id, runner=runner, amount_cents=amount),
-        )
+def _added(runner: int, amount: int) -> ContributionsAdded:
+    return ContributionsAdded(
+        race_id="r1", source="t", refs=(0,), runners=(runner,), amounts_cents=(amount,)
+    )
+
+
+def test_a_race_with_a_runner_below_zero_shows_no_negative_odds() -> None:
+    # Old per-bet events (now read as contributions) are applied as stored: one that
+    # withdrew more than its runner held (the decider refuses that now) left runner 2 at
+    # -3.00 and the pool below runner 1's stake. Runner 1 showed odds of -0.3.
+    race = Race(runners=4, pools=(PoolType.WIN,), profile="us", contributions_from="t")
+    for runner, amount in [(1, 1_000), (2, 500), (2, -800)]:
+        evolve(race.state, _added(runner, amount))
     board = odds_board(race.state)
     assert _line(board, 1) == (105, 0.05, "1-9")
     assert _line(board, 2) == (None, None, None)
     # a pool below zero altogether: the board still answers (it raised ValueError)
-    evolve(race.state, CompatBetPlaced(race_id="r1", bet_id="e", runner=3, amount_cents=-2_000))
+    evolve(race.state, _added(3, -2_000))
     board = odds_board(race.state)
     assert board.pools[0].net_cents == -1_300
     assert _line(board, 1) == (105, 0.05, "1-9")
-    with pytest.raises(ToteRejection, match="withdrawing"):
-        race.do(PlaceCompatBet(race_id="r1", bet_id="d", runner=1, amount_cents=-1_001))
+    refused = race.do(
+        AddContributions(race_id="r1", source="t", refs=(9,), runners=(1,), amounts_cents=(-1_001,))
+    )
+    assert refused[0].refs == ()
+    assert "withdrawing" in refused[0].rejected[0][2]
     # the POC's odds rows are left as the POC emitted them (race pool / runner pool)
-    stream = CompatOddsStream()
+    stream = OddsTopicStream()
     rows = [
         stream.apply("r1", runner, amount) for runner, amount in [(1, 1_000), (2, 500), (2, -800)]
     ]
@@ -130,14 +136,11 @@ def test_board_odds_are_never_negative(compat, profile, takeout, bets) -> None:
         takeout_bps=0 if compat else takeout,
         min_stake=1,
         increment=1,
-        compat=compat,
+        contributions_from="t" if compat else None,
     )
-    for index, (runner, amount) in enumerate(bets):
+    for runner, amount in bets:
         if compat:  # applied as stored, negative amounts and all (old logs)
-            event = CompatBetPlaced(
-                race_id="r1", bet_id=f"c{index}", runner=runner, amount_cents=amount
-            )
-            evolve(race.state, event)
+            evolve(race.state, _added(runner, amount))
         else:
             race.bet(PoolType.WIN, runner, abs(amount))
     rules = PROFILES[profile]

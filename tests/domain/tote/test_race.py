@@ -13,6 +13,7 @@ from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
     AbandonRace,
     AddCarryover,
+    AddContributions,
     AmendResult,
     CancelBet,
     CloseBetting,
@@ -20,7 +21,6 @@ from oddstream.domain.tote.race import (
     DeclareResult,
     OpenBetting,
     PlaceBet,
-    PlaceCompatBet,
     RaceState,
     RaceStatus,
     ScheduleRace,
@@ -330,16 +330,27 @@ def test_nothing_backed_in_win_pays_next_finishers_backers() -> None:
     assert dict(race.declared(WIN).dividends) == {(2,): 400}
 
 
-def test_compat_race_accepts_signed_amounts() -> None:
-    race = Race(runners=2, pools=(WIN,), min_stake=1, increment=1, compat=True)
-    for amount in (2_500, -1_000):
-        race.do(PlaceCompatBet(race_id="r1", bet_id="p", runner=1, amount_cents=amount))
+def _give(runner: int, amount: int, source: str = "feed") -> AddContributions:
+    return AddContributions(
+        race_id="r1", source=source, refs=(0,), runners=(runner,), amounts_cents=(amount,)
+    )
+
+
+def test_a_race_taking_contributions_accepts_signed_and_zero_amounts() -> None:
+    race = Race(runners=2, pools=(WIN,), min_stake=1, increment=1, contributions_from="feed")
+    for amount in (2_500, -1_000, 0):
+        race.do(_give(1, amount))
     assert race.state.pools[WIN].stakes[(1,)] == 1_500
-    with pytest.raises(ToteRejection, match="withdrawing"):
-        decide(race.state, PlaceCompatBet(race_id="r1", bet_id="p", runner=1, amount_cents=-9_999))
+    assert race.state.pools[WIN].gross == 1_500
+    zero = race.events[-1]
+    assert zero.amounts_cents == (0,)
+    assert not zero.rejected
+    refused = decide(race.state, _give(1, -9_999))[0]
+    assert refused.refs == ()
+    assert "withdrawing" in refused.rejected[0][2]
     race.do(CloseBetting("r1"))
     assert rejected(race, DeclareResult("r1", ((1,),))) == "not_resultable"
     plain = Race(runners=2, pools=(WIN,))
-    assert rejected(plain, PlaceCompatBet(race_id="r1", bet_id="p", runner=1, amount_cents=1)) == (
-        "not_compat"
-    )
+    assert rejected(plain, _give(1, 1)) == "no_contributions"
+    other = Race(runners=2, pools=(WIN,), contributions_from="feed", race_id="r1")
+    assert rejected(other, _give(1, 1, source="elsewhere")) == "no_contributions"

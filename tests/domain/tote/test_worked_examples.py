@@ -7,10 +7,10 @@ from fractions import Fraction
 import pytest
 
 from oddstream.domain.tote.board import ladder_odds, odds_board
-from oddstream.domain.tote.compat import CompatOddsStream
 from oddstream.domain.tote.dividends import pool_outcome
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.profiles import US
+from oddstream.integrations.kafka.odds_topic import OddsTopicStream
 
 from .helpers import Race
 
@@ -56,7 +56,7 @@ def test_us_show_example_through_settlement() -> None:
 
 
 def test_poc_compat_vector() -> None:
-    stream = CompatOddsStream()
+    stream = OddsTopicStream()
     bets = [(1, 25), (1, 50), (1, 50), (2, 5), (2, 10), (2, 20), (2, -20)]
     rows = [stream.apply("0", runner, dollars * DOLLAR) for runner, dollars in bets]
     assert [r.race_pool_amount for r in rows] == [25, 75, 125, 130, 140, 160, 140]

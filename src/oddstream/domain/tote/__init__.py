@@ -4,7 +4,6 @@ See ``docs/tote.md``.
 """
 
 from .board import OddsBoard, odds_board
-from .compat import CompatOddsRow, CompatOddsStream
 from .dividends import PoolOutcome, pool_outcome
 from .pools import PoolType
 from .profiles import PROFILES, RulesProfile
@@ -12,8 +11,6 @@ from .race import RaceState, RaceStatus, ToteRejection, decide, evolve, replay
 
 __all__ = [
     "PROFILES",
-    "CompatOddsRow",
-    "CompatOddsStream",
     "OddsBoard",
     "PoolOutcome",
     "PoolType",

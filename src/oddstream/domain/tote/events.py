@@ -35,8 +35,9 @@ class RaceScheduled(msgspec.Struct, frozen=True, kw_only=True):
     post_time: str
     runners: tuple[Runner, ...]
     pools: tuple[PoolConfig, ...]
-    #: a race created for the Kafka POC's topic: win pool, no takeout, signed amounts
-    compat: bool = False
+    #: the one outside source whose pool contributions the race takes (stored since v2;
+    #: a v1 event's ``compat`` flag is upcast to it by the codec)
+    contributions_from: str | None = None
 
 
 class BettingOpened(msgspec.Struct, frozen=True):
@@ -52,25 +53,17 @@ class BetPlaced(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     wallet_id: str | None = None
 
 
-class CompatBetPlaced(msgspec.Struct, frozen=True, kw_only=True):
-    """A bet from the POC's ``tote_win_bets`` topic: a negative amount withdraws stake."""
-
-    race_id: str
-    bet_id: str
-    runner: int
-    amount_cents: int
-
-
-class CompatBetsPlaced(msgspec.Struct, frozen=True, kw_only=True):
-    """The bets of one batch of the POC's topic on this race, as parallel lists: bet
-    ``i`` is the record at ``offsets[i]`` of topic ``source`` (its bet id
-    ``{source}-{offset}``), on runner ``runners[i]``, for ``amounts_cents[i]`` (negative
-    withdraws). ``rejected`` holds ``(offset, code, message)`` of the batch's bets the
-    race refused, so the answer is part of the record."""
+class ContributionsAdded(msgspec.Struct, frozen=True, kw_only=True):
+    """Stakes from the outside source ``source`` added to the win pool, as parallel
+    lists: item ``i`` is the source's entry ``refs[i]``, ``amounts_cents[i]`` on runner
+    ``runners[i]`` (negative withdraws, zero changes nothing). ``rejected`` holds
+    ``(ref, code, message)`` of the items the race refused, so the answer is part of
+    the record. No bet of the house stands behind a contribution: nothing is settled
+    for it."""
 
     race_id: str
     source: str
-    offsets: tuple[int, ...]
+    refs: tuple[int, ...]
     runners: tuple[int, ...]
     amounts_cents: tuple[int, ...]
     rejected: tuple[tuple[int, str, str], ...] = ()
@@ -154,8 +147,7 @@ RaceEvent = (
     RaceScheduled
     | BettingOpened
     | BetPlaced
-    | CompatBetPlaced
-    | CompatBetsPlaced
+    | ContributionsAdded
     | BetCancelled
     | RunnerScratched
     | BettingClosed
@@ -171,8 +163,7 @@ ALL_EVENTS: tuple[type[msgspec.Struct], ...] = (
     RaceScheduled,
     BettingOpened,
     BetPlaced,
-    CompatBetPlaced,
-    CompatBetsPlaced,
+    ContributionsAdded,
     BetCancelled,
     RunnerScratched,
     BettingClosed,

@@ -1,4 +1,5 @@
-"""The race aggregate: commands, state, ``decide()`` and ``evolve()``.
+"""The race aggregate: state, ``decide()`` and ``evolve()`` (its commands are in
+:mod:`.commands`, re-exported here).
 
 ``decide(state, command)`` returns the events a command causes or raises
 :class:`ToteRejection` with a precise reason; it never changes ``state``.
@@ -15,6 +16,21 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from .commands import (
+    AbandonRace,
+    AddCarryover,
+    AddContributions,
+    AmendResult,
+    CancelBet,
+    CloseBetting,
+    DeclareDividends,
+    DeclareResult,
+    OpenBetting,
+    PlaceBet,
+    RaceCommand,
+    ScheduleRace,
+    ScratchRunner,
+)
 from .dividends import PoolOutcome, pool_outcome
 from .events import (
     BetCancelled,
@@ -23,8 +39,7 @@ from .events import (
     BettingClosed,
     BettingOpened,
     CarryoverAdded,
-    CompatBetPlaced,
-    CompatBetsPlaced,
+    ContributionsAdded,
     DividendsDeclared,
     PoolConfig,
     PoolDividends,
@@ -33,7 +48,6 @@ from .events import (
     RaceScheduled,
     ResultAmended,
     ResultDeclared,
-    Runner,
     RunnerScratched,
 )
 from .money import percent_of
@@ -52,107 +66,6 @@ class ToteRejection(Exception):
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")
-
-
-# ----------------------------------------------------------------------------- commands
-
-
-class ScheduleRace(msgspec.Struct, frozen=True, kw_only=True):
-    race_id: str
-    meeting: str
-    venue: str
-    post_time: str
-    runners: tuple[Runner, ...]
-    pools: tuple[PoolConfig, ...]
-    compat: bool = False
-
-
-class OpenBetting(msgspec.Struct, frozen=True):
-    race_id: str
-
-
-class PlaceBet(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    race_id: str
-    bet_id: str
-    pool: PoolType
-    selection: tuple[int, ...]
-    stake_cents: int
-    wallet_id: str | None = None
-
-
-class PlaceCompatBet(msgspec.Struct, frozen=True, kw_only=True):
-    race_id: str
-    bet_id: str
-    runner: int
-    amount_cents: int
-
-
-class PlaceCompatBets(msgspec.Struct, frozen=True, kw_only=True):
-    """Many compat bets at once (one batch of the POC's topic on one race), as parallel
-    lists; each bet is decided as :class:`PlaceCompatBet` would decide it, in order."""
-
-    race_id: str
-    source: str
-    offsets: tuple[int, ...]
-    runners: tuple[int, ...]
-    amounts_cents: tuple[int, ...]
-
-
-class CancelBet(msgspec.Struct, frozen=True):
-    race_id: str
-    bet_id: str
-
-
-class ScratchRunner(msgspec.Struct, frozen=True):
-    race_id: str
-    runner: int
-
-
-class CloseBetting(msgspec.Struct, frozen=True):
-    race_id: str
-
-
-class DeclareResult(msgspec.Struct, frozen=True):
-    race_id: str
-    placings: tuple[tuple[int, ...], ...]
-
-
-class AmendResult(msgspec.Struct, frozen=True):
-    race_id: str
-    placings: tuple[tuple[int, ...], ...]
-
-
-class AddCarryover(msgspec.Struct, frozen=True, kw_only=True):
-    race_id: str
-    pool: PoolType
-    amount_cents: int
-    from_race: str
-
-
-class DeclareDividends(msgspec.Struct, frozen=True):
-    race_id: str
-
-
-class AbandonRace(msgspec.Struct, frozen=True):
-    race_id: str
-    reason: str
-
-
-RaceCommand = (
-    ScheduleRace
-    | OpenBetting
-    | PlaceBet
-    | PlaceCompatBet
-    | PlaceCompatBets
-    | CancelBet
-    | ScratchRunner
-    | CloseBetting
-    | DeclareResult
-    | AmendResult
-    | AddCarryover
-    | DeclareDividends
-    | AbandonRace
-)
 
 
 # ----------------------------------------------------------------------------- state
@@ -190,7 +103,7 @@ class PoolState:
 
     @property
     def takeout(self) -> int:
-        # a pool below zero (old compat withdrawals, applied as stored) has nothing to take
+        # a pool below zero (old per-bet withdrawals, applied as stored) has nothing to take
         return percent_of(max(0, self.gross + self.carry_in), self.config.takeout_bps)
 
     @property
@@ -205,7 +118,8 @@ class RaceState:
     meeting: str = ""
     venue: str = ""
     post_time: str = ""
-    compat: bool = False
+    #: the one outside source whose contributions the race takes (``None``: none)
+    contributions_from: str | None = None
     runners: dict[int, str] = field(default_factory=dict)
     scratched: set[int] = field(default_factory=set)
     pools: dict[PoolType, PoolState] = field(default_factory=dict)
@@ -297,7 +211,7 @@ def _schedule(cmd: ScheduleRace) -> list[RaceEvent]:
             post_time=cmd.post_time,
             runners=cmd.runners,
             pools=cmd.pools,
-            compat=cmd.compat,
+            contributions_from=cmd.contributions_from,
         )
     ]
 
@@ -354,65 +268,38 @@ def _place_bet(state: RaceState, cmd: PlaceBet) -> list[RaceEvent]:
     ]
 
 
-_COMPAT_TOO_LARGE = f"an amount is at most {MAX_STAKE_CENTS} cents either way"
+_CONTRIBUTION_TOO_LARGE = f"a contribution is at most {MAX_STAKE_CENTS} cents either way"
 
 
-def _place_compat(state: RaceState, cmd: PlaceCompatBet) -> list[RaceEvent]:
-    if not state.compat:
-        raise _reject("not_compat", f"race {state.race_id} is not a compatibility race")
-    _require(state, RaceStatus.OPEN, doing="bet")
-    _check_runner(state, cmd.runner)
-    if cmd.amount_cents == 0:
-        raise _reject("bad_amount", "a zero amount changes nothing")
-    if not -MAX_STAKE_CENTS <= cmd.amount_cents <= MAX_STAKE_CENTS:
-        raise _reject("bad_amount", _COMPAT_TOO_LARGE)
-    current = state.pools[PoolType.WIN].stakes.get((cmd.runner,), 0)
-    if current + cmd.amount_cents < 0:
+def _add_contributions(state: RaceState, cmd: AddContributions) -> list[RaceEvent]:
+    # Item by item, each seeing the ones before it; refused items are recorded, not raised.
+    if state.contributions_from is None or cmd.source != state.contributions_from:
         raise _reject(
-            "bad_amount",
-            f"withdrawing {-cmd.amount_cents} cents from runner {cmd.runner}, "
-            f"which holds {current}",
+            "no_contributions", f"race {state.race_id} takes no contributions from {cmd.source}"
         )
-    return [
-        CompatBetPlaced(
-            race_id=state.race_id,
-            bet_id=cmd.bet_id,
-            runner=cmd.runner,
-            amount_cents=cmd.amount_cents,
-        )
-    ]
-
-
-def _place_compat_many(state: RaceState, cmd: PlaceCompatBets) -> list[RaceEvent]:
-    # The same rules as _place_compat, bet by bet, each seeing the ones before it.
-    if not state.compat:
-        raise _reject("not_compat", f"race {state.race_id} is not a compatibility race")
     _require(state, RaceStatus.OPEN, doing="bet")
-    offsets, runners, amounts = cmd.offsets, cmd.runners, cmd.amounts_cents
-    if not offsets or not len(offsets) == len(runners) == len(amounts):
-        raise _reject("bad_batch", "offsets, runners and amounts must be as many, and some")
+    refs, runners, amounts = cmd.refs, cmd.runners, cmd.amounts_cents
+    if not refs or not len(refs) == len(runners) == len(amounts):
+        raise _reject("bad_batch", "refs, runners and amounts must be as many, and some")
     known = state.runners
     scratched = state.scratched
     stakes = state.pools[PoolType.WIN].stakes
-    held: dict[int, int] = {}  # runner → stake after this batch's bets so far
+    held: dict[int, int] = {}  # runner → stake after this command's items so far
     rejected: list[tuple[int, str, str]] = []
     refused: list[int] = []
-    for index, (offset, runner, amount) in enumerate(zip(offsets, runners, amounts, strict=True)):
+    for index, (ref, runner, amount) in enumerate(zip(refs, runners, amounts, strict=True)):
         if (
             runner not in known
             or runner in scratched
-            or amount == 0
             or not -MAX_STAKE_CENTS <= amount <= MAX_STAKE_CENTS
         ):
             if runner not in known:
                 reason = ("unknown_runner", f"runner {runner} is not in race {state.race_id}")
             elif runner in scratched:
                 reason = ("scratched_runner", f"runner {runner} is scratched")
-            elif amount == 0:
-                reason = ("bad_amount", "a zero amount changes nothing")
             else:
-                reason = ("bad_amount", _COMPAT_TOO_LARGE)
-            rejected.append((offset, *reason))
+                reason = ("bad_amount", _CONTRIBUTION_TOO_LARGE)
+            rejected.append((ref, *reason))
             refused.append(index)
             continue
         current = held.get(runner)
@@ -421,7 +308,7 @@ def _place_compat_many(state: RaceState, cmd: PlaceCompatBets) -> list[RaceEvent
         if current + amount < 0:
             rejected.append(
                 (
-                    offset,
+                    ref,
                     "bad_amount",
                     f"withdrawing {-amount} cents from runner {runner}, which holds {current}",
                 )
@@ -431,15 +318,15 @@ def _place_compat_many(state: RaceState, cmd: PlaceCompatBets) -> list[RaceEvent
         held[runner] = current + amount
     if refused:
         skip = set(refused)
-        kept = [i for i in range(len(offsets)) if i not in skip]
-        offsets = tuple(offsets[i] for i in kept)
+        kept = [i for i in range(len(refs)) if i not in skip]
+        refs = tuple(refs[i] for i in kept)
         runners = tuple(runners[i] for i in kept)
         amounts = tuple(amounts[i] for i in kept)
     return [
-        CompatBetsPlaced(
+        ContributionsAdded(
             race_id=state.race_id,
             source=cmd.source,
-            offsets=offsets,
+            refs=refs,
             runners=runners,
             amounts_cents=amounts,
             rejected=tuple(rejected),
@@ -544,10 +431,8 @@ def decide(state: RaceState, command: RaceCommand) -> list[RaceEvent]:
     match command:
         case PlaceBet():
             return _place_bet(state, command)
-        case PlaceCompatBet():
-            return _place_compat(state, command)
-        case PlaceCompatBets():
-            return _place_compat_many(state, command)
+        case AddContributions():
+            return _add_contributions(state, command)
         case ScheduleRace():
             if state.status is not RaceStatus.UNSCHEDULED:
                 raise _reject("already_scheduled", f"race {command.race_id} exists already")
@@ -591,8 +476,10 @@ def decide(state: RaceState, command: RaceCommand) -> list[RaceEvent]:
             return [BettingClosed(state.race_id)]
         case DeclareResult():
             _require(state, RaceStatus.CLOSED, doing="declare a result for")
-            if state.compat:
-                raise _reject("not_resultable", "compatibility races carry odds only")
+            if state.contributions_from is not None:
+                # its pool holds contributions, money the house does not hold: paying
+                # dividends from it would pay out what was never staked here
+                raise _reject("not_resultable", "a race taking contributions carries odds only")
             _check_placings(state, command.placings)
             return [ResultDeclared(state.race_id, command.placings)]
         case AmendResult():
@@ -654,12 +541,7 @@ def evolve(state: RaceState, event: RaceEvent) -> RaceState:
             stakes = pool.stakes
             stakes[key] = stakes.get(key, 0) + stake
             state.bets[event.bet_id] = BetRecord(kind, key, stake, event.wallet_id)
-        case CompatBetPlaced():
-            pool = state.pools[PoolType.WIN]
-            pool.gross += event.amount_cents
-            key = (event.runner,)
-            pool.stakes[key] = pool.stakes.get(key, 0) + event.amount_cents
-        case CompatBetsPlaced():
+        case ContributionsAdded():
             pool = state.pools[PoolType.WIN]
             stakes = pool.stakes
             for runner, amount in zip(event.runners, event.amounts_cents, strict=True):
@@ -680,7 +562,7 @@ def evolve(state: RaceState, event: RaceEvent) -> RaceState:
             state.meeting = event.meeting
             state.venue = event.venue
             state.post_time = event.post_time
-            state.compat = event.compat
+            state.contributions_from = event.contributions_from
             state.runners = {r.number: r.name for r in event.runners}
             state.pools = {p.pool: PoolState(p, profile_named(p.profile)) for p in event.pools}
         case BettingOpened():
@@ -710,3 +592,31 @@ def replay(events: Sequence[RaceEvent], state: RaceState | None = None) -> RaceS
     for event in events:
         evolve(state, event)
     return state
+
+
+__all__ = [
+    "MAX_RACE_ID_LENGTH",
+    "MAX_RUNNERS",
+    "MAX_STAKE_CENTS",
+    "AbandonRace",
+    "AddCarryover",
+    "AddContributions",
+    "AmendResult",
+    "BetRecord",
+    "CancelBet",
+    "CloseBetting",
+    "DeclareDividends",
+    "DeclareResult",
+    "OpenBetting",
+    "PlaceBet",
+    "PoolState",
+    "RaceCommand",
+    "RaceState",
+    "RaceStatus",
+    "ScheduleRace",
+    "ScratchRunner",
+    "ToteRejection",
+    "decide",
+    "evolve",
+    "replay",
+]

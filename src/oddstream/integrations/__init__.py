@@ -1,0 +1,6 @@
+"""Optional integrations with outside systems; each is switched on by a setting.
+
+* :mod:`.kafka`: the Kafka/Confluent integration (``serve --kafka-compat``): a Schema
+  Registry, a REST Proxy, Avro, and the bridge from the ``tote_win_bets`` topic to the
+  tote and back to an odds topic. See ``docs/kafka.md``.
+"""
