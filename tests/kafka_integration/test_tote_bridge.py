@@ -340,7 +340,7 @@ async def test_the_crash_gap_is_closed_by_the_checkpointed_bridge(store: EventSt
     expected_8 = {(2,): 650}
 
     async def check(b: Bridge) -> None:
-        await asyncio.wait_for(b.bridge.caught_up.wait(), 10)
+        assert await b.bridge.wait_caught_up(10)
         assert (await b.writer.state("7")).pools[WIN].stakes == expected_7
         assert (await b.writer.state("8")).pools[WIN].stakes == expected_8
         for race_id, batches_with_race in (("7", 2), ("8", 2)):
@@ -391,13 +391,15 @@ async def test_a_late_bet_is_answered_as_stored_and_made_at_the_next_start(
     topics = await EventStoreTopics.open(fast_store)
     bridge = TotePoolBridge(fast_store, RaceWriter(fast_store), topics, answer_timeout=0.2)
     await bridge.start()
-    bridge._tasks[0].cancel()  # the bets step is down (stuck, or the process about to die)
+    task = bridge.runners[0]._task  # the bets step is down (stuck, or the process about to die)
+    assert task is not None
+    task.cancel()
     offsets = await topics.produce(BETS_TOPIC, produced([value(5, 1, 2.0)]))
     # stored, so produced: the producer must not send it again (that would bet twice)
     assert offsets[0].error_code is None
     await bridge.stop()
     async with Bridge(fast_store) as b:
-        await asyncio.wait_for(b.bridge.caught_up.wait(), 10)
+        assert await b.bridge.wait_caught_up(10)
         assert (await b.writer.state("5")).pools[WIN].stakes == {(1,): 200}
 
 
@@ -459,7 +461,7 @@ async def test_an_odds_topic_from_before_the_marks_gets_the_rows_it_lacks(
     topics = await EventStoreTopics.open(store)
     bridge = TotePoolBridge(store, RaceWriter(store), topics)
     await bridge.start()
-    bridge._tasks[1].cancel()  # the bets, but no odds rows (written below, the old way)
+    await bridge.runners[1].stop()  # the bets, but no odds rows (written below, the old way)
     stream = OddsTopicStream()
     expected = [await _bet(topics, stream, runner) for runner in (1, 2, 3, 4)]
     await bridge.stop()

@@ -78,8 +78,8 @@ def create_app(
         cashier = Cashier(the_store, writer, wallets)
         wallet_view = open_wallet_read_model(settings, the_store)
         consumers = ConsumerGroup()
-        for follower in (view, wallet_view, cashier):
-            consumers.add(follower.runner)
+        for follower in (view.runner, wallet_view.runner, cashier.runner):
+            consumers.add(follower)
         app.state.services = Services(
             settings=settings,
             store=the_store,
@@ -103,6 +103,8 @@ def create_app(
 
             authorize = _kafka_authorizer(settings, keys)
             kafka = await KafkaIntegration.start(the_store, writer, authorize=authorize)
+            for follower in kafka.bridge.runners:
+                consumers.add(follower)
             for router in kafka.routers():
                 app.include_router(router)
             app.openapi_schema = None  # regenerate it with the routes just added

@@ -24,9 +24,10 @@
   :data:`ODDS_MARK`, never by the topic's end offset, which records from elsewhere
   would move) and appends the rest.
 
-The two follow loops (:meth:`TotePoolBridge._bridge`, :meth:`TotePoolBridge._materialize`)
-are kept together here, apart from the record parsing, so that they can move onto a
-common consumer runtime as they are.
+Both directions are consumers on the one runner (``docs/consumers.md``): records in
+(:class:`RecordsToContributions`, a store checkpoint: at least once, and idempotent by
+request id) and odds out (:class:`OddsTopicWriter`, no checkpoint: it recomputes the sums
+from the log at each start and writes only the rows the topic lacks).
 """
 
 from __future__ import annotations
@@ -34,11 +35,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ...consumers import (
+    Batch,
+    Consumer,
+    ConsumerRunner,
+    MemoryCheckpoint,
+    StoreCheckpoint,
+    Subscription,
+)
 from ...domain.tote.events import ContributionsAdded, PoolConfig, Runner
 from ...domain.tote.pools import PoolType
 from ...domain.tote.race import (
@@ -48,7 +57,7 @@ from ...domain.tote.race import (
     ScheduleRace,
     ToteRejection,
 )
-from ...eventstore import EventStore, InvalidEvent, ReadPage, RecordedEvent, StoreClosed
+from ...eventstore import EventStore, InvalidEvent, RecordedEvent
 from ...eventstore.registry import EventRegistry
 from ...runtime.codec import registry as default_registry
 from ...runtime.race_writer import RACE_STREAM_PREFIX, CommandOutcome, RaceWriter
@@ -99,7 +108,7 @@ def _values(
 
 class TotePoolBridge:
     """Makes ``tote_win_bets`` records into pool contributions on the tote and keeps the
-    odds topic up to date."""
+    odds topic up to date: the two consumers, started and stopped together."""
 
     def __init__(
         self,
@@ -111,14 +120,65 @@ class TotePoolBridge:
         checkpoint_seconds: float = 1.0,
         answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
+        self._topics = topics
+        self.records = RecordsToContributions(
+            store, writer, registry=registry, answer_timeout=answer_timeout
+        )
+        self.odds = OddsTopicWriter(store, topics)
+        self.runners = (
+            ConsumerRunner(
+                store, self.records, StoreCheckpoint(every=checkpoint_seconds), batch_size=256
+            ),
+            ConsumerRunner(store, self.odds, MemoryCheckpoint(), batch_size=256),
+        )
+
+    @property
+    def refusals(self) -> deque[tuple[int, str]]:
+        """The latest records the tote refused, ``(offset, reason)``, oldest first."""
+        return self.records.refusals
+
+    async def wait_caught_up(self, timeout: float) -> bool:
+        """Whether both consumers reached the head of the log within ``timeout``."""
+        results = [await runner.wait_caught_up(timeout) for runner in self.runners]
+        return all(results)
+
+    async def start(self) -> None:
+        await self._topics.declare(BETS_TOPIC)
+        await self._topics.declare(ODDS_TOPIC)
+        self._topics.reserve(ODDS_TOPIC, "the POC bridge's odds rows, derived from tote_win_bets")
+        self._topics.add_batch_hook(BETS_TOPIC, self.records.on_bets)
+        await self.odds.prepare()
+        for runner in self.runners:
+            await runner.start()
+
+    async def stop(self) -> None:
+        self._topics.remove_batch_hook(BETS_TOPIC, self.records.on_bets)
+        for runner in self.runners:
+            await runner.stop()
+
+
+class RecordsToContributions(Consumer):
+    """``tote_win_bets`` records in, contributions to the tote's pools out."""
+
+    name = CHECKPOINT
+    subscription = Subscription(
+        stream_prefix=topic_stream(BETS_TOPIC), types=frozenset(RECORD_TYPES)
+    )
+
+    def __init__(
+        self,
+        store: EventStore,
+        writer: RaceWriter,
+        *,
+        registry: EventRegistry | None = None,
+        answer_timeout: float = ANSWER_TIMEOUT,
+    ) -> None:
         self._store = store
         self._writer = writer
-        self._topics = topics
         self._registry = registry or default_registry
-        self._checkpoint_seconds = checkpoint_seconds
         self._answer_timeout = answer_timeout
+        self._stream = topic_stream(BETS_TOPIC)
         self._known_races: set[str] = set()
-        self._tasks: list[asyncio.Task[None]] = []
         #: every record below this offset went through the bridge (in this process)
         self._watermark = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -126,35 +186,7 @@ class TotePoolBridge:
         self.refusals: deque[tuple[int, str]] = deque(maxlen=_KEEP_REFUSALS)
         #: batches whose producers are waiting, by base offset (their values in memory)
         self._fresh: dict[int, StoredBatch] = {}
-        self._checkpoint = 0
-        self._saved = 0
-        self._saved_at = 0.0
-        self._stuck = False
-        self.caught_up = asyncio.Event()
 
-    async def start(self) -> None:
-        await self._topics.declare(BETS_TOPIC)
-        await self._topics.declare(ODDS_TOPIC)
-        self._topics.reserve(ODDS_TOPIC, "the POC bridge's odds rows, derived from tote_win_bets")
-        self._topics.add_batch_hook(BETS_TOPIC, self.on_bets)
-        self._checkpoint = self._saved = await self._store.get_checkpoint(CHECKPOINT)
-        self._tasks = [
-            asyncio.create_task(self._bridge(self._checkpoint), name="poc-bets"),
-            asyncio.create_task(self._materialize(), name="poc-odds"),
-        ]
-
-    async def stop(self) -> None:
-        self._topics.remove_batch_hook(BETS_TOPIC, self.on_bets)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await task
-        self._tasks = []
-        with contextlib.suppress(Exception):
-            await self._save_checkpoint()
-
-    # ------------------------------------------------------------------ bets in
     async def on_bets(self, batch: StoredBatch) -> list[RecordError | None] | None:
         """The produce hook: wait until the bridge made the batch into contributions (at
         most the answer timeout), so that the answer comes after the boards and the odds
@@ -182,50 +214,24 @@ class TotePoolBridge:
                 self._fresh.pop(batch.base_offset, None)
         return None
 
-    async def _bridge(self, after: int) -> None:
-        """Follow the topic's stream from the checkpoint; every batch becomes contributions."""
-        stream = topic_stream(BETS_TOPIC)
-        queue: asyncio.Queue[ReadPage] = asyncio.Queue()
-
-        async def follow() -> None:
-            async for page in self._store.subscribe_pages(
-                after=after, stream_prefix=stream, types=RECORD_TYPES, batch_size=256
-            ):
-                queue.put_nowait(page)
-
-        follower = asyncio.create_task(follow())
-        try:
-            last = await self._store.read_stream(stream, backwards=True, limit=1)
-            head = last[0].position if last else 0
-            if head <= after:
-                self.caught_up.set()
-            while True:
-                page = await queue.get()
-                events = [e for e in page.events if e.stream_id == stream]
-                while not queue.empty() and len(events) < 256:
-                    page = queue.get_nowait()
-                    events += [e for e in page.events if e.stream_id == stream]
-                # every record up to here is in ``events``: the checkpoint may pass the
-                # rest of the log, so a restart does not rescan it
-                position = page.position
-                while events:
-                    try:
-                        await self._place(events)
-                        break
-                    except (asyncio.CancelledError, StoreClosed):
-                        raise
-                    except Exception:  # a bug or an outage: never skip a batch
-                        log.exception("turning tote_win_bets records into bets failed")
-                        await asyncio.sleep(1.0)
-                self._advance(events[-1] if events else None, position)
-                if not self.caught_up.is_set() and position >= head:
-                    self.caught_up.set()
-                if time.monotonic() - self._saved_at >= self._checkpoint_seconds:
-                    await self._save_checkpoint()
-        finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await follower
+    async def handle(self, batch: Batch) -> None:
+        """Make the batch's records into contributions; a failure raises, and the runner
+        gives the batch again (each command's request id makes a repeat a no-op)."""
+        events = [e for e in batch.events if e.stream_id == self._stream]
+        if not events:
+            return
+        await self._place(events)
+        base, values = _values(events[-1], self._fresh)
+        self._watermark = max(self._watermark, base + len(values))
+        watermark = self._watermark
+        waiting = []
+        for end, done in self._waiters:
+            if end <= watermark:
+                if not done.done():
+                    done.set_result(None)
+            else:
+                waiting.append((end, done))
+        self._waiters = waiting
 
     async def _place(self, events: Sequence[RecordedEvent]) -> None:
         """Make the contributions of ``events`` (in order); refusals are logged."""
@@ -275,9 +281,8 @@ class TotePoolBridge:
                 break
             attempt += 1
             if attempt >= _RETRIES or self._store.closed:
-                self._stuck = True  # the checkpoint stays before these: a restart redoes them
-                log.error("contributions not stored after %d tries: %s", attempt, failed[0][1])
-                break
+                # the runner gives the batch again later: nothing is skipped
+                raise failed[0][1]
             log.warning("contributions not stored, retrying: %s", failed[0][1])
             await asyncio.sleep(0.05 * 2**attempt)
         if errors:
@@ -290,31 +295,6 @@ class TotePoolBridge:
                 errors[first].error,
             )
             self.refusals.extend((offset, errors[offset].error) for offset in sorted(errors))
-
-    def _advance(self, last: RecordedEvent | None, position: int) -> None:
-        """Everything up to ``position`` went through the bridge, ``last`` (if any)
-        being the last record among it."""
-        if last is not None:
-            base, values = _values(last, self._fresh)
-            self._watermark = max(self._watermark, base + len(values))
-        if not self._stuck:
-            self._checkpoint = position
-        watermark = self._watermark
-        waiting = []
-        for end, done in self._waiters:
-            if end <= watermark:
-                if not done.done():
-                    done.set_result(None)
-            else:
-                waiting.append((end, done))
-        self._waiters = waiting
-
-    async def _save_checkpoint(self) -> None:
-        self._saved_at = time.monotonic()
-        if self._checkpoint > self._saved:
-            position = self._checkpoint
-            await self._store.save_checkpoint(CHECKPOINT, position)
-            self._saved = position
 
     async def _ensure_race(self, race_id: str) -> None:
         if race_id in self._known_races:
@@ -345,71 +325,80 @@ class TotePoolBridge:
                 await self._writer.execute(OpenBetting(race_id), request_id=f"poc-open:{race_id}")
         self._known_races.add(race_id)
 
-    # ------------------------------------------------------------------ odds out
-    async def _materialize(self) -> None:
-        """Follow the topic's contributions in log order and append their odds rows.
 
-        Every append carries :data:`ODDS_MARK` in its events' metadata: the number of
-        rows of the computed sequence the topic holds from then on. At start that count
-        comes from the last marked event, so rows written by anyone else (records from
-        before the topic was reserved, or written to the store directly) never count as
-        the materializer's own. A topic with no marked event at all was written before
-        marks existed: its rows are matched by content (:func:`_legacy_rows`).
-        """
-        stream = OddsTopicStream()
+class OddsTopicWriter(Consumer):
+    """Follows the topic's contributions in log order and appends their odds rows.
+
+    Every append carries :data:`ODDS_MARK` in its events' metadata: the number of rows
+    of the computed sequence the topic holds from then on. At start that count comes
+    from the last marked event, so rows written by anyone else (records from before the
+    topic was reserved, or written to the store directly) never count as the writer's
+    own. A topic with no marked event at all was written before marks existed: its rows
+    are matched by content (:func:`_legacy_rows`).
+    """
+
+    name = "kafka-odds-topic"
+    subscription = Subscription(
+        stream_prefix=RACE_STREAM_PREFIX,
+        types=frozenset({_CONTRIBUTIONS_TYPE, OLD_BETS, OLD_BET}),
+    )
+
+    def __init__(self, store: EventStore, topics: EventStoreTopics) -> None:
+        self._store = store
+        self._topics = topics
+        self._progress: _OddsProgress | None = None
+
+    async def prepare(self) -> None:
+        """Read how far the topic is (before following: the head now separates the
+        rows a legacy topic holds from rows still to write)."""
         written, legacy = await self._odds_progress()
         head = await self._store.head_position() if legacy is not None else 0
-        seen = 0
-        queue: asyncio.Queue[RecordedEvent] = asyncio.Queue()
+        self._progress = _OddsProgress(OddsTopicStream(), written, legacy, head)
 
-        async def follow() -> None:
-            async for recorded in self._store.subscribe_all(
-                stream_prefix=RACE_STREAM_PREFIX, types=[_CONTRIBUTIONS_TYPE, OLD_BETS, OLD_BET]
-            ):
-                queue.put_nowait(recorded)
+    async def reset(self) -> None:
+        self._progress = None  # recomputed from the log by the next batch
 
-        follower = asyncio.create_task(follow())
-        try:
-            while True:
-                events = [await queue.get()]
-                while not queue.empty() and len(events) < 256:
-                    events.append(queue.get_nowait())
-                batches: list[list[ValueBatch]] = []
-                for recorded in events:
-                    # The fields are read from the stored JSON directly: a typed decode
-                    # per event would cost more than the rows.
-                    data = recorded.data
-                    if data.get("source", BETS_TOPIC) != BETS_TOPIC:
-                        continue  # another source's contributions: not the POC's rows
-                    race_id = data["race_id"]
-                    if recorded.type != OLD_BET:
-                        rows = stream.apply_many(race_id, data["runners"], data["amounts_cents"])
-                    else:
-                        rows = [
-                            row_value(stream.apply(race_id, data["runner"], data["amount_cents"]))
-                        ]
-                    if legacy is not None and recorded.position > head:
-                        legacy = None  # bets made after the start: their rows are new
-                        written = seen
-                    if legacy is not None:
-                        fresh = [r for r in rows if not _take(legacy, race_id, r)]
-                    elif seen + len(rows) > written:  # rows the topic holds are not written again
-                        fresh = rows[max(0, written - seen) :]
-                    else:
-                        fresh = []
-                    if fresh:
-                        key = race_id_value(race_id)
-                        batches.append([ValueBatch(fresh, [key] * len(fresh))])
-                    seen += len(rows)
-                if batches:
-                    await self._topics.append_value_batches(
-                        ODDS_TOPIC, batches, metadata={ODDS_MARK: seen}
-                    )
-                    written = seen
-        finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await follower
+    async def handle(self, batch: Batch) -> None:
+        if self._progress is None:
+            await self.prepare()
+        progress = self._progress
+        assert progress is not None
+        stream = progress.stream
+        batches: list[list[ValueBatch]] = []
+        for recorded in batch.events:
+            # The fields are read from the stored JSON directly: a typed decode per
+            # event would cost more than the rows.
+            data = recorded.data
+            if data.get("source", BETS_TOPIC) != BETS_TOPIC:
+                continue  # another source's contributions: not the POC's rows
+            race_id = data["race_id"]
+            if recorded.type != OLD_BET:
+                rows = stream.apply_many(race_id, data["runners"], data["amounts_cents"])
+            else:
+                rows = [row_value(stream.apply(race_id, data["runner"], data["amount_cents"]))]
+            if progress.legacy is not None and recorded.position > progress.head:
+                progress.legacy = None  # bets made after the start: their rows are new
+                progress.written = progress.seen
+            if progress.legacy is not None:
+                fresh = [r for r in rows if not _take(progress.legacy, race_id, r)]
+            elif progress.seen + len(rows) > progress.written:
+                # rows the topic holds are not written again
+                fresh = rows[max(0, progress.written - progress.seen) :]
+            else:
+                fresh = []
+            if fresh:
+                key = race_id_value(race_id)
+                batches.append([ValueBatch(fresh, [key] * len(fresh))])
+            progress.seen += len(rows)
+        if batches:
+            try:
+                await self._topics.append_value_batches(
+                    ODDS_TOPIC, batches, metadata={ODDS_MARK: progress.seen}
+                )
+            except BaseException:
+                self._progress = None  # the sums moved on: recompute them from the log
+                raise
+            progress.written = progress.seen
 
     async def _odds_progress(self) -> tuple[int, Counter[tuple[Any, ...]] | None]:
         """``(rows written, None)`` from the odds topic's last marked event (0 for an
@@ -433,6 +422,17 @@ class TotePoolBridge:
         if not unmarked:
             return 0, None
         return 0, _legacy_rows(event for event in reversed(unmarked))
+
+
+@dataclass(slots=True)
+class _OddsProgress:
+    """The odds writer's sums and how many rows of their sequence the topic holds."""
+
+    stream: OddsTopicStream
+    written: int
+    legacy: Counter[tuple[Any, ...]] | None
+    head: int
+    seen: int = 0
 
 
 #: The odds writer's marker in the metadata of the events it appends: how many rows of
