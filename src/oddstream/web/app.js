@@ -14,6 +14,8 @@
  *   admin.js      the race control panel
  *   format.js     labels, amounts, prices, times
  *   dom.js        building nodes, flashing changes
+ * race-list.js, board.js and admin.js import select() and refreshNow() back from here:
+ * the cycle is harmless, as nothing calls them before this module has run.
  *
  * Everything that comes from the API reaches the page through textContent / createElement
  * only, never innerHTML: a runner called "<img onerror=…>" is shown as exactly that text.

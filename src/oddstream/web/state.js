@@ -8,7 +8,7 @@ export const LIVE = new Set(["scheduled", "open", "closed", "resulted"]);
 export const FINISHED = new Set(["final", "abandoned"]);
 
 export const races = new Map(); // race_id -> latest summary from GET /races
-export const finishedAt = new Map(); // race_id -> when we saw it finish (for LINGER_MS)
+export const finishedAt = new Map(); // race_id -> when we saw it finish (board.js: LINGER_MS)
 /** The page's scalar state (in one object: importers cannot assign a module's `let`). */
 export const view = {
   selectedId: readHash(),
