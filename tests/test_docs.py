@@ -25,7 +25,7 @@ NOT_SETTINGS = {
     "ODDSTREAM_TEST_REDIS_URL",
     # read by bench/store.py: the PostgreSQL the store benchmark uses
     "ODDSTREAM_BENCH_PG_URL",
-    # the client commands' --url (a typer envvar in cli.py, not a server setting)
+    # the client commands' --url (a typer envvar in cli/client.py, not a server setting)
     "ODDSTREAM_URL",
 }
 #: what no document may point into: the workspace around the repository

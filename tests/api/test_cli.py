@@ -8,8 +8,8 @@ import httpx
 from rich.console import Console
 from typer.testing import CliRunner
 
-from oddstream.cli import _board_table
 from oddstream.cli import app as cli
+from oddstream.cli.client import _board_table
 
 from .conftest import LiveServer
 from .test_tote_api import RACE

@@ -1,0 +1,5 @@
+"""``python -m oddstream.cli``: the ``oddstream`` command."""
+
+from . import app
+
+app()
