@@ -372,3 +372,43 @@ async def test_group_starts_reports_and_refuses_a_second_name(store: EventStore)
     finally:
         await group.stop()
     assert group["toy-counter"].state is RunnerState.STOPPED
+
+
+class Slow(Counter):
+    """A batch takes a while (a remote sink): it is never interrupted half-way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+        self.finished = 0
+        self.interrupted = 0
+
+    async def handle(self, batch: Batch) -> None:
+        self.started.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            self.interrupted += 1
+            raise
+        await super().handle(batch)
+        self.finished += 1
+
+
+async def test_a_rebuild_waits_for_the_batch_in_flight(store: EventStore) -> None:
+    """Review: rebuild() cancelled the follower mid-batch (a Redis script in flight
+    hung the cancellation, and a sink without transactions would keep half a batch);
+    now it waits for the batch, and the follower reads again from the rebuild's end."""
+    consumer = Slow()
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint())
+    await runner.start()
+    try:
+        await put(store, "count-a", 3)
+        await consumer.started.wait()
+        await runner.rebuild()
+        assert consumer.interrupted == 0
+        assert consumer.seen == [1, 2, 3]  # the rebuild's, after the batch in flight
+        await put(store, "count-a", 1)
+        assert await runner.wait_for(4, WAIT)
+        assert consumer.seen == [1, 2, 3, 4]  # nothing twice: the stale page was dropped
+    finally:
+        await runner.stop()

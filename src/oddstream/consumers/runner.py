@@ -37,6 +37,10 @@ Progress = Callable[[int, int], None]
 _STOP_TIMEOUT = 5.0
 
 
+class _Restart(Exception):
+    """A rebuild ran while the follower waited: its pages are stale."""
+
+
 class RunnerState(enum.StrEnum):
     STOPPED = "stopped"
     STARTING = "starting"
@@ -103,6 +107,8 @@ class ConsumerRunner:
         self._checked_at = 0.0
         #: when the last batch with events was handled (loop time): lingering is for load
         self._handled_at = float("-inf")
+        #: moved by a rebuild: a follower whose pages were read before it starts over
+        self._epoch = 0
         self._rebuilding = False
         self.state = RunnerState.STOPPED
         #: rebuilds asked for (``rebuild``)
@@ -201,22 +207,13 @@ class ConsumerRunner:
     async def rebuild(self, progress: Progress | None = None) -> int:
         """Forget everything and replay the log up to its head as of now; returns the
         number of events handled. ``progress(position, head)`` after each batch. While
-        following, the follower stops for the rebuild and then goes on from its end."""
-        following = self._task is not None
-        if following:
-            task, self._task = self._task, None
-            assert task is not None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await task
-        try:
-            return await self._rebuild(progress)
-        finally:
-            if following:
-                self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+        following, the follower waits for the rebuild (it holds the lock between
+        batches, never mid-batch) and then goes on from its end."""
+        return await self._rebuild(progress)
 
     async def _rebuild(self, progress: Progress | None) -> int:
         async with self._lock:
+            self._epoch += 1  # a follower's pages from before are stale: it reads again
             self.state = RunnerState.REBUILDING
             self.rebuilds += 1
             self._rebuilding = True
@@ -246,6 +243,7 @@ class ConsumerRunner:
             handled += len(events)
             await self.checkpoint.save(self.store, self.consumer, self.position, now=True)
             self._rebuilding = False
+            self.state = RunnerState.CATCHING_UP if self._task else RunnerState.STOPPED
             if progress is not None:
                 progress(head, head)
             return handled
@@ -257,6 +255,8 @@ class ConsumerRunner:
             try:
                 await self._follow()
                 return
+            except _Restart:
+                continue  # a rebuild ran: follow on from where it ended
             except StoreClosed:
                 return
             except CheckpointConflict as exc:
@@ -316,6 +316,7 @@ class ConsumerRunner:
                     queue.put_nowait(None)
 
         feeder = asyncio.create_task(feed(), name=f"consumer-{self.name}-feed")
+        epoch = self._epoch
         self.state = RunnerState.CATCHING_UP if not self.caught_up else RunnerState.LIVE
         loop = asyncio.get_running_loop()
         tick = min(self.check_every, self.checkpoint.every or self.check_every)
@@ -353,6 +354,8 @@ class ConsumerRunner:
                     events += more.events
                     position = more.position
                 async with self._lock:
+                    if self._epoch != epoch:
+                        raise _Restart
                     await self._handle(events, position, replaying=not self.caught_up)
                     await self.checkpoint.save(self.store, self.consumer, self.position)
                 if events:
@@ -383,6 +386,8 @@ class ConsumerRunner:
     async def _idle_work(self, loop: asyncio.AbstractEventLoop) -> None:
         """Between batches with nothing queued: note being caught up, save a checkpoint
         that is due, run the consumer's check when due."""
+        if self._rebuilding and self.state is RunnerState.REBUILDING:
+            return  # a rebuild is under way (it holds the lock)
         if not self._caught_up.is_set() and self.position >= await self.store.head_position():
             self._caught_up.set()
             self._rebuilding = False
