@@ -39,6 +39,7 @@ REFUSALS: dict[int, str] = {
     422: "the request is invalid: the message says what and where",
     429: "too many unknown keys from this address (see Retry-After)",
     503: "the event store is unavailable (see Retry-After)",
+    500: "an error in the backend data store (clients retry)",
 }
 
 
@@ -112,7 +113,103 @@ def document(app: FastAPI, lean: LeanRoutes) -> None:
             for path, operations in lean.openapi_paths().items():
                 schema["paths"].setdefault(path, {}).update(operations)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(COMPONENTS)
+            document_refusals(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+#: the refusals of the framework's routes that check keys: (method, path) → statuses
+_KEYED: dict[tuple[str, str], tuple[int, ...]] = {
+    ("get", "/races/{race_id}/bets/{bet_id}"): (403, 429),
+    ("get", "/bets/{bet_id}"): (403, 429),
+    ("post", "/races/{race_id}/bets/batch"): (401, 403, 429),
+    ("get", "/wallet/{wallet_id}/transactions"): (401, 403, 429),
+}
+_OPS = {
+    "/healthz": "application/json",
+    "/readyz": "application/json",
+    "/metrics": "text/plain; version=0.0.4; charset=utf-8",
+}
+#: the Confluent-compatible surfaces: their media type, and their error body
+_CONFLUENT = {
+    "schema registry": "application/vnd.schemaregistry.v1+json",
+    "rest proxy": "application/vnd.kafka.v2+json",
+}
+CONFLUENT_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "ConfluentError",
+    "type": "object",
+    "required": ["error_code", "message"],
+    "properties": {"error_code": {"type": "integer"}, "message": {"type": "string"}},
+}
+
+
+def document_refusals(schema: dict[str, Any]) -> None:
+    """Complete the framework's operations with what they can answer besides success:
+    every refusal status with its JSON error body, and the media types they really
+    answer with (the operations' own declarations are kept)."""
+    schemas = schema["components"]["schemas"]
+    schemas["ConfluentError"] = CONFLUENT_ERROR_SCHEMA
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            tags = operation.get("tags") or []
+            surface = next((_CONFLUENT[t] for t in tags if t in _CONFLUENT), None)
+            if surface is not None:
+                _document_confluent(responses, surface, "requestBody" in operation)
+            elif path in _OPS:
+                _document_ops(path, responses)
+            else:
+                _document_api(method, path, operation, responses)
+
+
+def _document_api(
+    method: str, path: str, operation: dict[str, Any], responses: dict[str, Any]
+) -> None:
+    params = operation.get("parameters") or []
+    statuses = {503}
+    if params or "requestBody" in operation:
+        statuses.add(422)
+    if any(p.get("in") == "path" for p in params):
+        statuses.add(404)
+    if any(p.get("name") == "min_position" for p in params) or method != "get":
+        statuses.add(409)
+    if method != "get":
+        statuses |= {413, 415}
+        if path == "/races" or "/bets" not in path:  # the admin commands
+            statuses |= {401, 403, 429}
+    statuses |= set(_KEYED.get((method, path), ()))
+    for status, response in error_responses(*sorted(statuses)).items():
+        responses.setdefault(status, response)
+    for status, response in responses.items():
+        if status.startswith("4") or status.startswith("5"):
+            response["content"] = {"application/json": {"schema": ERROR_REF}}
+
+
+def _document_ops(path: str, responses: dict[str, Any]) -> None:
+    media = _OPS[path]
+    ok = responses.setdefault("200", {"description": "OK"})
+    ok["content"] = {
+        media: {"schema": {"type": "string" if media.startswith("text/") else "object"}}
+    }
+    if path != "/metrics":
+        responses["503"] = {
+            "description": "the store is unreachable, or (readyz) the read models lag",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+
+
+def _document_confluent(responses: dict[str, Any], media: str, has_body: bool) -> None:
+    for status, response in responses.items():
+        if status.startswith("2"):
+            content = response.get("content") or {"application/json": {"schema": {}}}
+            body = next(iter(content.values()))
+            response["content"] = {media: body, "application/json": body}
+    error = {"schema": {"$ref": "#/components/schemas/ConfluentError"}}
+    refusals = [401, 403, 404, 409, 422, 429, 500] + ([413, 415] if has_body else [])
+    for refusal in refusals:
+        responses[str(refusal)] = {
+            "description": REFUSALS[refusal],
+            "content": {media: error, "application/json": error},
+        }
