@@ -20,14 +20,13 @@ from oddstream.api.auth import (
     FailureLimiter,
     KeyConfigError,
     KeyRing,
-    Principal,
-    authorize_wallet,
     digest,
     estimated_bits,
     principal_of,
 )
-from oddstream.api.errors import ApiError
 from oddstream.api.metrics import Metrics
+from oddstream.application.access import Principal, authorize_wallet
+from oddstream.application.errors import ApiError
 from oddstream.config import Settings
 
 from .conftest import ADMIN_KEY, CUSTOMER_KEYS

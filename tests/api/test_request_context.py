@@ -1,6 +1,6 @@
-"""Every request carries a correlation id and is counted on ``/metrics``: the ones the
-fast lane serves at the ASGI level (bets, wallet, the SSE stream) exactly as the
-middleware does the others (issue 10: the SSE stream had neither)."""
+"""Every request carries a correlation id and is counted on ``/metrics``: the lean
+routes' (bets, wallet, the SSE stream) exactly as the framework's, and the ones the body
+limit refuses (issue 10: the SSE stream had neither, and a 413 had no correlation id)."""
 
 from __future__ import annotations
 
@@ -80,9 +80,7 @@ async def test_a_refused_sse_stream_has_the_correlation_id_and_is_counted(client
     await _until_counted(client, "GET", STREAM, 422, 1)
 
 
-async def test_the_fast_lanes_bets_and_wallet_routes_do_the_same(
-    client, server: LiveServer
-) -> None:
+async def test_the_lean_bets_and_wallet_routes_do_the_same(client, server: LiveServer) -> None:
     await open_race(client, server, "r1")
     calls = [
         ("POST", "/races/r1/bets", "/races/{race_id}/bets", 201, None),
@@ -105,3 +103,33 @@ async def test_the_fast_lanes_bets_and_wallet_routes_do_the_same(
             else:
                 assert answer.headers["x-correlation-id"] == cid
         await _until_counted(client, method, route, status, 2)
+
+
+async def test_a_body_over_the_limit_has_the_correlation_id_and_is_counted(client) -> None:
+    """The body limit and the request record are one middleware: a 413 by
+    Content-Length echoes the correlation id and is counted (it had neither)."""
+    big = b"x" * (4 * 1024 * 1024 + 1)  # the test service's limit is 4 MiB
+    for path in ("/races/r1/bets", "/races"):  # a lean route's path and a framework's
+        answer = await client.post(
+            path,
+            content=big,
+            headers={"Content-Type": "application/json", "X-Correlation-ID": "big-1"},
+        )
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["error"] == "too_large"
+        assert answer.headers["x-correlation-id"] == "big-1"
+    await _until_counted(client, "POST", "unmatched", 413, 2)
+
+
+async def test_a_lean_routes_path_with_another_method_is_405_with_allow(client) -> None:
+    for method, path, allow in (
+        ("GET", "/races/r1/bets", "POST"),
+        ("DELETE", "/wallet/alice/credit", "POST"),
+        ("POST", "/wallet/alice/balance", "GET"),
+        ("PUT", "/races/r1/odds/stream", "GET"),
+    ):
+        answer = await client.request(method, path, headers={"X-Correlation-ID": "m-1"})
+        assert answer.status_code == 405, (method, path, answer.text)
+        assert answer.headers["allow"] == allow
+        assert answer.json()["error"] == "method_not_allowed"
+        assert answer.headers["x-correlation-id"] == "m-1"

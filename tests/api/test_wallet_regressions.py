@@ -9,8 +9,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from oddstream.api.errors import ApiError
-from oddstream.api.wallet_routes import _cents, _decode
+from oddstream.application.bodies import decode
+from oddstream.application.errors import ApiError
+from oddstream.application.wallets import cents_in, money_decoder
 
 from .conftest import LiveServer
 from .test_tote_api import open_race as open_race_http
@@ -29,7 +30,7 @@ def test_amounts_with_more_than_two_decimals_are_refused_beyond_28_digits(raw: b
     """``amount * 100`` runs in the default decimal context (28 digits): the sub-cent
     part is rounded away before the two-decimals check."""
     with pytest.raises(ApiError) as refused:
-        _cents(_decode(raw))
+        cents_in(decode(money_decoder, raw))
     assert refused.value.status == 422
 
 

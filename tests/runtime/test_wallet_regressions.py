@@ -14,7 +14,7 @@ import types
 
 import pytest
 
-from oddstream.api.wallet_routes import balance_json
+from oddstream.application.wallets import balance as read_balance
 from oddstream.config import Settings
 from oddstream.demo import DEMO_FLOAT_CENTS, Demo
 from oddstream.domain.wallet import Credit, ReserveStake, WalletRejection
@@ -161,7 +161,7 @@ async def test_the_demo_float_is_credited_once_across_restarts(store: EventStore
 
 
 def _fallback_services(store: EventStore, wallets: WalletWriter) -> types.SimpleNamespace:
-    """Services whose read model is unreachable: balance_json answers from the writer."""
+    """Services whose read model is unreachable: read_balance answers from the writer."""
 
     class Down:
         rebuilding = False
@@ -179,7 +179,7 @@ def _fallback_services(store: EventStore, wallets: WalletWriter) -> types.Simple
 
 
 async def test_the_fallback_balance_shows_only_what_the_log_holds(store: EventStore) -> None:
-    """With the read model down, balance_json reads the writer's state in memory, which
+    """With the read model down, read_balance reads the writer's state in memory, which
     a batch changes before its append: a debit whose append then fails is shown."""
     wallets = WalletWriter(store)
     await wallets.execute(Credit(wallet_id="alice", amount_cents=5_000))
@@ -198,15 +198,13 @@ async def test_the_fallback_balance_shows_only_what_the_log_holds(store: EventSt
     debit = asyncio.ensure_future(wallets.execute(Debit(wallet_id="alice", amount_cents=4_000)))
     await entered.wait()
     try:
-        _, body = await balance_json(services, _admin(), "alice", None)
+        answer = await read_balance(services, _admin(), "alice", None)
     finally:
         release.set()
         with contextlib.suppress(StoreUnavailable):
             await debit
         store.append = real_append  # type: ignore[method-assign]
-    import json
-
-    assert json.loads(body)["balance_cents"] == 5_000  # the debit never reached the log
+    assert answer["balance_cents"] == 5_000  # the debit never reached the log
 
 
 async def test_the_fallback_balance_gives_the_wallets_version_and_position(
@@ -215,14 +213,11 @@ async def test_the_fallback_balance_gives_the_wallets_version_and_position(
     """The fallback answers version 0 and position 0 for a wallet at version 2."""
     wallets = WalletWriter(store)
     outcome = await wallets.execute(Credit(wallet_id="alice", amount_cents=5_000))
-    _, body = await balance_json(_fallback_services(store, wallets), _admin(), "alice", None)
-    import json
-
-    answer = json.loads(body)
+    answer = await read_balance(_fallback_services(store, wallets), _admin(), "alice", None)
     assert (answer["version"], answer["position"]) == (2, outcome.last_position)
 
 
 def _admin():
-    from oddstream.api.auth import Principal
+    from oddstream.application.access import Principal
 
     return Principal("admin")

@@ -31,11 +31,12 @@ from ..projections.wallets import open_wallet_read_model
 from ..runtime.cashier import Cashier
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
-from . import errors, push, tote_routes, wallet_routes
+from . import bet_routes, errors, push, race_admin, race_routes, wallet_routes
 from .auth import KeyRing, Role
-from .fastlane import BetFastLane
+from .lean import LeanRoutes
 from .metrics import Metrics
-from .middleware import BodyLimit, RequestContext
+from .middleware import App
+from .openapi import document
 from .push import BoardHub
 from .server import server_config
 from .services import Services
@@ -140,14 +141,17 @@ def create_app(
             if own_store:
                 await the_store.close()
 
-    app = FastAPI(
+    app = App(
         title="oddstream",
         version=__version__,
         lifespan=lifespan,
         description="Event-sourced tote: races, bets, live odds. Money is integer cents.",
     )
     errors.install(app)
-    app.include_router(tote_routes.router)
+    lean = LeanRoutes([*bet_routes.lean, *wallet_routes.lean, push.lean])
+    app.include_router(race_routes.router)
+    app.include_router(bet_routes.router)
+    app.include_router(race_admin.router)
     app.include_router(wallet_routes.router)
     app.include_router(push.router)
     _ops_routes(app, settings)
@@ -158,8 +162,8 @@ def create_app(
         async def index() -> FileResponse:
             return FileResponse(WEB / "index.html")
 
-    app.add_middleware(RequestContext, metrics=metrics)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.install_edge(metrics, settings.max_body_bytes, lean)
+    document(app, lean)
     return app
 
 
@@ -191,9 +195,10 @@ def _demo_keys(settings: Settings) -> list[tuple[str, Role, str | None]]:
     return made
 
 
-def serve_app(app: FastAPI, settings: Settings) -> BetFastLane:
-    """The ASGI callable to serve: ``app`` behind the bets fast lane."""
-    return BetFastLane(app, app, settings.max_body_bytes)
+def serve_app(app: FastAPI, settings: Settings) -> FastAPI:
+    """The ASGI callable to serve: the app itself (every route, the lean ones included,
+    is inside it)."""
+    return app
 
 
 class _SideServer(uvicorn.Server):

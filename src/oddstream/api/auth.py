@@ -3,8 +3,9 @@
 Three roles: ``admin`` (schedule and settle races, credit any wallet, read any wallet;
 on the Confluent-compatible surfaces, everything), ``customer`` (one wallet: read it,
 withdraw from it, bet from it) and ``producer`` (the Confluent-compatible surfaces only:
-register schemas, produce to topics; see :mod:`.compat_access`). A key is presented as
-``X-API-Key: …`` or ``Authorization: Bearer …`` (the compat surfaces also take
+register schemas, produce to topics; see
+:mod:`oddstream.integrations.kafka.access_policy`). A key is presented as ``X-API-Key:
+…`` or ``Authorization: Bearer …`` (the compat surfaces also take
 ``Authorization: Basic``, as Confluent clients send it).
 
 Keys come from configuration: ``ODDSTREAM_ADMIN_KEY``, ``ODDSTREAM_CUSTOMER_KEYS``
@@ -45,16 +46,15 @@ import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Request
 
+from ..application.access import Principal, Role
+from ..application.errors import ApiError
 from ..config import Settings
-from .errors import ApiError
 
-Role = Literal["admin", "customer", "producer"]
 _ROLES = ("admin", "customer", "producer")
 _WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
@@ -69,18 +69,6 @@ MIN_KEY_BITS = 64
 
 class KeyConfigError(ValueError):
     """The configured keys are unusable (the service refuses to start)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who a key belongs to: a role and, for a customer, the one wallet it may use."""
-
-    role: Role
-    wallet_id: str | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 def digest(key: str) -> bytes:
@@ -601,27 +589,3 @@ def require_admin(request: Request) -> None:
         raise ApiError(401, "unauthenticated", "this action needs the admin API key")
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "this key may not perform admin actions")
-
-
-def authorize_wallet(
-    principal: Principal | None, wallet_id: str, *, admin_only: bool = False
-) -> Principal:
-    """Whether ``principal`` may use ``wallet_id``: 401 without a key, 403 for another
-    customer's wallet (the same answer whether that wallet exists or not) and for a
-    producer key, which has no wallet."""
-    if principal is None:
-        raise ApiError(401, "unauthenticated", "wallet calls need an API key")
-    if principal.is_admin:
-        return principal
-    if principal.role == "producer":  # said apart, so the answer says why
-        raise ApiError(
-            403,
-            "forbidden",
-            "a producer key may only register schemas and produce to topics: "
-            "it has no wallet and may use none",
-        )
-    if admin_only:
-        raise ApiError(403, "forbidden", "only an admin key may do this")
-    if principal.wallet_id != wallet_id:
-        raise ApiError(403, "forbidden", "this key may only use its own wallet")
-    return principal

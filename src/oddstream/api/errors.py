@@ -2,94 +2,22 @@
 
 from __future__ import annotations
 
-import logging
+import functools
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..application.errors import ApiError, error_body, render
 from ..domain.tote.race import ToteRejection
 from ..domain.wallet import WalletRejection
-from ..eventstore import EventStoreError, InvalidEvent, StoreUnavailable
+from ..eventstore import EventStoreError
 from ..runtime.writer import RequestIdReused
-
-log = logging.getLogger(__name__)
-
-#: HTTP status for each rejection code: 404 for what does not exist, 422 for a command
-#: that can never succeed as sent, 409 for one the race's current state refuses.
-REJECTION_STATUS: dict[str, int] = {
-    "race_not_found": 404,
-    "unknown_bet": 404,
-    "bad_race": 422,
-    "bad_amount": 422,
-    "below_minimum": 422,
-    "bad_increment": 422,
-    "bad_selection": 422,
-    "unknown_runner": 422,
-    "bad_result": 422,
-    "pool_not_offered": 422,
-    "not_compat": 422,
-}
-
-#: HTTP status for each wallet rejection code (409: the wallet's state refuses it).
-WALLET_REJECTION_STATUS: dict[str, int] = {
-    "wallet_not_found": 404,
-    "bad_amount": 422,
-    "balance_limit": 422,
-}
-
-
-class ApiError(Exception):
-    """An answer other than success: ``status``, a stable ``code`` and a message."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: object,
-    ) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-        super().__init__(message)
-
 
 #: the detail of the 400 FastAPI raises when a body fails to decode (fastapi/routing.py)
 _BODY_NOT_PARSED = "There was an error parsing the body"
-
-
-def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
-    return {"error": code, "message": message, **extra}
-
-
-def render(exc: Exception) -> tuple[int, dict[str, object], dict[str, str]]:
-    """The answer for a refusal: status, JSON body and extra headers. Anything not a
-    known refusal is a 500 that is logged (and a bug)."""
-    if isinstance(exc, ApiError):
-        return exc.status, error_body(exc.code, exc.message, **exc.extra), exc.headers
-    if isinstance(exc, ToteRejection):
-        return REJECTION_STATUS.get(exc.code, 409), error_body(exc.code, exc.message), {}
-    if isinstance(exc, WalletRejection):
-        status = WALLET_REJECTION_STATUS.get(exc.code, 409)
-        return status, error_body(exc.code, exc.message), {}
-    if isinstance(exc, RequestIdReused):
-        return 422, error_body(exc.code, str(exc)), {}
-    if isinstance(exc, InvalidEvent):
-        return 422, error_body("invalid", str(exc)), {}
-    if isinstance(exc, StoreUnavailable):
-        log.warning("store unavailable: %s", exc)
-        body = error_body("store_unavailable", str(exc), outcome_unknown=exc.outcome_unknown)
-        return 503, body, {"Retry-After": "1"}
-    if isinstance(exc, EventStoreError):
-        return 409, error_body("conflict", str(exc)), {}
-    log.error("unhandled error", exc_info=exc)
-    return 500, error_body("internal", "an unexpected error; it was logged"), {}
 
 
 def install(app: FastAPI) -> None:
@@ -120,7 +48,7 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_request", message, details=details), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _BODY_NOT_PARSED:
             # FastAPI's answer to a JSON body it could not decode other than by a
             # JSONDecodeError (invalid UTF-8, nesting too deep): malformed JSON is a 422
@@ -132,4 +60,25 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # the router names the methods of the first route of that path only; a path
+            # served by several routes (POST and PUT /races/{id}/result) takes them all
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document declares at the request's path (what clients
+    are told, and what the routes take)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if _template(template).fullmatch(path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
+@functools.lru_cache(maxsize=512)
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)))

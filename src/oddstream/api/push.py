@@ -13,14 +13,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import msgspec
-from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
 
+from ..application.errors import ApiError, render
 from ..projections.tote_view import ToteView
-from .errors import ApiError
-from .schemas import Id
+from .lean import LeanRoute, encoder, send_json
+from .openapi import error_responses, path_id
+
+if TYPE_CHECKING:
+    from ..application.services import Services
+    from .middleware import RequestRecord
 
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE = b": keep-alive\n\n"
@@ -168,8 +174,8 @@ class BoardHub:
 router = APIRouter(tags=["live"])
 
 
-def _hub(request: Request | WebSocket) -> BoardHub:
-    return request.app.state.services.hub  # type: ignore[no-any-return,unused-ignore]
+def _hub(websocket: WebSocket) -> BoardHub:
+    return websocket.app.state.services.hub  # type: ignore[no-any-return,unused-ignore]
 
 
 def parse_last_event_id(value: str | None) -> int | None:
@@ -182,29 +188,100 @@ def parse_last_event_id(value: str | None) -> int | None:
     return int(digits)
 
 
-@router.get(
-    "/races/{race_id}/odds/stream",
-    summary="Live board (Server-Sent Events; resume with Last-Event-ID)",
-    response_class=StreamingResponse,
-)
 async def odds_stream(
-    request: Request,
-    race_id: Id,
-    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
-) -> StreamingResponse:
-    hub = _hub(request)
-    boards = hub.follow(race_id, parse_last_event_id(last_event_id))
-    first = await anext(boards)  # raises a clean 404 before the stream starts
+    services: Services,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    record: RequestRecord,
+    race_id: str,
+) -> None:
+    """``GET /races/{race_id}/odds/stream``, a lean route (:mod:`.lean`): the live board
+    as Server-Sent Events, resumed after ``Last-Event-ID``; a refusal (unknown race, a
+    ``Last-Event-ID`` that is not a position) is a JSON error before the stream starts."""
+    hub = services.hub
+    last_id = None
+    for name, value in scope["headers"]:
+        if name == b"last-event-id":
+            last_id = value.decode("latin-1")
+    try:
+        after = parse_last_event_id(last_id)
+        sub, first = hub.attach(race_id, after)
+    except Exception as exc:
+        status, payload, headers = render(exc)
+        await send_json(send, record, status, encoder.encode(payload), headers)
+        return
 
-    async def events() -> AsyncIterator[bytes]:
-        try:
-            yield KEEPALIVE if first is None else first.sse
-            async for message in boards:
-                yield KEEPALIVE if message is None else message.sse
-        finally:
-            await boards.aclose()
+    def gone(_: object) -> None:
+        sub.closed = True
+        sub.wake()
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    watcher = asyncio.ensure_future(_until_disconnect(receive))
+    watcher.add_done_callback(gone)
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": record.answer_headers(200, _SSE_HEADERS),
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": KEEPALIVE if first is None else first.sse,
+                "more_body": True,
+            }
+        )
+        last = first.position if first is not None else (after or 0)
+        async for message in hub.messages(sub, last):
+            frame = KEEPALIVE if message is None else message.sse
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+    except OSError:
+        pass  # the client went away mid-write
+    finally:
+        hub.detach(race_id, sub)
+        watcher.cancel()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    *((k.lower().encode(), v.encode()) for k, v in SSE_HEADERS.items()),
+]
+
+lean = LeanRoute(
+    "GET",
+    "/races/{race_id}/odds/stream",
+    stream=odds_stream,
+    operation={
+        "tags": ["live"],
+        "summary": "Live board (Server-Sent Events; resume with Last-Event-ID)",
+        "operationId": "odds_stream",
+        "parameters": [
+            path_id("race_id"),
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "the position of the last board received",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "One `board` event per change (coalesced), its `id` the "
+                "position it includes; a comment line as keep-alive",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **error_responses(404, 422),
+        },
+    },
+)
 
 
 @router.websocket("/races/{race_id}/odds/ws")

@@ -8,40 +8,15 @@ The models are strict, as the single bet's msgspec body is: ``true`` is not runn
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..application.bodies import check_text
+from ..application.errors import ApiError
 from ..domain.tote.pools import PoolType
-from .errors import ApiError
-
-#: Unicode categories refused in free text: controls (Cc), format characters (Cf: the
-#: bidi overrides and isolates, zero-width joiners and spaces, the BOM), surrogates
-#: (Cs), private use (Co), unassigned code points (Cn), line and paragraph separators.
-_REFUSED_CATEGORIES = {
-    "Cc": "a control character",
-    "Cf": "a format character (bidi control or zero-width)",
-    "Cs": "a surrogate",
-    "Co": "a private-use character",
-    "Cn": "an unassigned code point",
-    "Zl": "a line separator",
-    "Zp": "a paragraph separator",
-}
-
-
-def check_text(value: str) -> str:
-    """``value`` if it is printable text, else ``ValueError`` naming the first character
-    that is not (so a name or reference cannot reorder or hide what is shown around
-    it). The one validator of the API's free-text fields (pydantic and msgspec bodies)."""
-    for index, char in enumerate(value):
-        kind = _REFUSED_CATEGORIES.get(unicodedata.category(char))
-        if kind is not None:
-            raise ValueError(f"contains {kind} (U+{ord(char):04X} at {index}), which is refused")
-    return value
-
 
 #: Free text (names, reasons, references): give it a length with ``Field``
 FreeText = Annotated[str, AfterValidator(check_text)]
@@ -152,18 +127,3 @@ class ResultIn(CommandIn):
 
 class AbandonIn(CommandIn):
     reason: Annotated[FreeText, Field(min_length=1, max_length=200)] = "abandoned"
-
-
-class BetIn(CommandIn):
-    pool: Pool = PoolType.WIN
-    selection: Annotated[list[RunnerNo], Field(min_length=1, max_length=3)]
-    stake_cents: Cents
-    bet_id: Id | None = Field(None, description="generated when left out")
-    wallet_id: Id | None = Field(
-        None, description="pay from this wallet (a customer key's own wallet by default)"
-    )
-
-
-class BetBatchIn(CommandIn):
-    bets: Annotated[list[BetIn], Field(min_length=1, max_length=10_000)]
-    wallet_id: Id | None = Field(None, description="the wallet of every bet that names none")

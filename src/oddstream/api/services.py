@@ -1,65 +1,12 @@
-"""What the HTTP layer talks to, assembled once per app at startup."""
+"""The services of the app serving a request (:class:`~oddstream.application.services.Services`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 from fastapi import Request
 
-from ..config import Settings
-from ..consumers import ConsumerGroup
-from ..eventstore import EventStore
-from ..projections.tote_view import ToteView
-from ..projections.wallets import WalletProjection
-from ..runtime.cashier import Cashier
-from ..runtime.race_writer import RaceWriter
-from ..runtime.wallet_writer import WalletWriter
-from .auth import KeyRing
-from .errors import ApiError
-from .metrics import Metrics
-from .push import BoardHub
-
-
-@dataclass
-class Services:
-    settings: Settings
-    store: EventStore
-    writer: RaceWriter
-    view: ToteView
-    hub: BoardHub
-    metrics: Metrics
-    keys: KeyRing
-    wallets: WalletWriter
-    cashier: Cashier
-    wallet_view: WalletProjection
-    #: everything in this process that follows the log (status in /readyz, /metrics)
-    consumers: ConsumerGroup
+from ..application.services import Services
 
 
 def services_of(request: Request) -> Services:
     """The services of the app serving ``request``."""
     return request.app.state.services  # type: ignore[no-any-return,unused-ignore]
-
-
-class _Readable(Protocol):
-    @property
-    def position(self) -> int: ...
-
-    async def wait_for(self, position: int, timeout: float) -> bool: ...
-
-
-async def await_reads(
-    services: Services, view: _Readable, min_position: int | None, what: str = "reads"
-) -> None:
-    """Read-your-writes: wait (bounded) until ``view`` includes ``min_position``, else
-    409 ``position_not_reached`` with the position it has reached."""
-    if min_position is None:
-        return
-    if not await view.wait_for(min_position, services.settings.read_wait_seconds):
-        raise ApiError(
-            409,
-            "position_not_reached",
-            f"{what} include position {view.position}, not yet {min_position}; retry shortly",
-            position=view.position,
-        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 
-from .auth import Principal
+from .access import Principal
 
 _DERIVED_NAMESPACE = uuid.UUID("6f1f2f7e-4f3a-4a53-9a55-0d7c1b9e3a10")
 

@@ -1,0 +1,61 @@
+"""What the use cases talk to, assembled once per app at startup, and the
+read-your-writes wait they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import Settings
+from ..consumers import ConsumerGroup
+from ..eventstore import EventStore
+from ..projections.tote_view import ToteView
+from ..projections.wallets import WalletProjection
+from ..runtime.cashier import Cashier
+from ..runtime.race_writer import RaceWriter
+from ..runtime.wallet_writer import WalletWriter
+from .errors import ApiError
+
+if TYPE_CHECKING:  # the HTTP layer's own parts, which it hands in
+    from ..api.auth import KeyRing
+    from ..api.metrics import Metrics
+    from ..api.push import BoardHub
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: EventStore
+    writer: RaceWriter
+    view: ToteView
+    hub: BoardHub
+    metrics: Metrics
+    keys: KeyRing
+    wallets: WalletWriter
+    cashier: Cashier
+    wallet_view: WalletProjection
+    #: everything in this process that follows the log (status in /readyz, /metrics)
+    consumers: ConsumerGroup
+
+
+class _Readable(Protocol):
+    @property
+    def position(self) -> int: ...
+
+    async def wait_for(self, position: int, timeout: float) -> bool: ...
+
+
+async def await_reads(
+    services: Services, view: _Readable, min_position: int | None, what: str = "reads"
+) -> None:
+    """Read-your-writes: wait (bounded) until ``view`` includes ``min_position``, else
+    409 ``position_not_reached`` with the position it has reached."""
+    if min_position is None:
+        return
+    if not await view.wait_for(min_position, services.settings.read_wait_seconds):
+        raise ApiError(
+            409,
+            "position_not_reached",
+            f"{what} include position {view.position}, not yet {min_position}; retry shortly",
+            position=view.position,
+        )
