@@ -44,12 +44,14 @@ bench: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/tote.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/wallet.py
+	$(BIN)/python bench/restart.py
 
 bench-quick: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/store.py --quick
 	$(BIN)/python bench/tote.py --quick
 	$(BIN)/python bench/api.py --quick
 	$(BIN)/python bench/wallet.py --quick
+	$(BIN)/python bench/restart.py --quick
 
 # bench/api.py and bench/wallet.py drive the server with Debian's wrk
 bench-tools:
