@@ -76,3 +76,31 @@ async def test_a_snapshot_of_another_format_is_replayed(store: EventStore) -> No
         assert len(view.bets_named("b0")) == 1
     finally:
         await view.stop()
+
+
+async def test_a_restart_with_fewer_finished_races_kept_lets_the_oldest_go(
+    store: EventStore,
+) -> None:
+    """Review: restore() kept every finished race of the snapshot, more than the
+    restarted process's ``keep_finished`` (a replay would have let them go)."""
+    races = RaceWriter(store)
+    names = ["r1", "r2", "r3"]
+    await write_races(races, names)
+    for race in names:
+        await settle(races, race, 1)
+    first = ToteView(store, keep_finished=3)
+    await first.start()
+    assert await first.wait_for(await store.head_position(), 5)
+    await first.stop()
+    assert [r.race_id for r in first.races()] == names
+    second = ToteView(store, keep_finished=1)
+    await second.start()
+    try:
+        assert await second.wait_caught_up(5)
+        replayed = ToteView(store, keep_finished=1, snapshot_every=None)
+        await replayed.rebuild()
+        assert [r.race_id for r in second.races()] == ["r3"]
+        assert picture(second) == picture(replayed)
+        assert await second.archived("r1") is not None  # still readable from its stream
+    finally:
+        await second.stop()

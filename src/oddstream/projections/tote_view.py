@@ -192,6 +192,9 @@ class ToteView(Consumer):
             for bet_id in bets:
                 self._hold_bet(bet_id, race_id)
         self._dividends = dict(state.dividends)
+        # a restart may keep fewer finished races than the process that took it
+        while len(self._finished) > self._keep_finished:
+            self._let_go(self._finished.popitem(last=False)[0])
         return True
 
     def _hold_bet(self, bet_id: str, race_id: str) -> None:
