@@ -477,3 +477,27 @@ async def test_an_odds_topic_from_before_the_marks_gets_the_rows_it_lacks(
         expected.append(await _bet(b.topics, stream, 6))
         values = await _odds_through(store, expected[-1])
         assert _real(values) == expected
+
+
+async def test_an_odds_append_that_fails_once_leaves_the_rows_right(fast_store: EventStore) -> None:
+    """The odds writer's append fails once (a store blip): the runner gives the batch
+    again, and the rows written from then on are still the sums over the whole log,
+    each row once (the writer dropped its sums on the failure, and the batch given
+    again is only the failed one, not the log before it)."""
+    stream = OddsTopicStream()
+    async with Bridge(fast_store) as b:
+        b.bridge.runners[1].max_backoff = 0.05
+        expected = [await _bet(b.topics, stream, runner) for runner in (1, 2)]
+        await _odds_through(fast_store, expected[-1])
+        real = b.topics.append_value_batches
+        failures = [ConnectionError("blip")]
+
+        async def flaky(topic: str, *args: Any, **kwargs: Any) -> Any:
+            if failures and topic == ODDS_TOPIC:
+                raise failures.pop()
+            return await real(topic, *args, **kwargs)
+
+        b.topics.append_value_batches = flaky  # type: ignore[method-assign]
+        expected += [await _bet(b.topics, stream, runner) for runner in (3, 1, 2)]
+        values = await _odds_through(fast_store, expected[-1])
+        assert values == expected
