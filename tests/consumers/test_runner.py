@@ -257,7 +257,7 @@ async def test_a_checkpoint_conflict_reloads_from_what_is_stored(store: EventSto
     from the stored position, instead of overwriting it."""
     await put(store, "count-a", 2)
     consumer = Counter()
-    runner = ConsumerRunner(store, consumer, StoreCheckpoint(every=0))
+    runner = ConsumerRunner(store, consumer, StoreCheckpoint(every=0, fenced=True))
     await runner.start()
     try:
         assert await runner.wait_for(2, WAIT)

@@ -93,7 +93,9 @@ async def test_a_recovery_that_fails_is_retried_not_the_end_of_the_follower(
     tried again with back-off, not end the follower silently for good."""
     await put(store, "count-a", 2)
     consumer = Recorder()
-    runner = ConsumerRunner(store, consumer, StoreCheckpoint(every=0), max_backoff=0.05)
+    runner = ConsumerRunner(
+        store, consumer, StoreCheckpoint(every=0, fenced=True), max_backoff=0.05
+    )
     await runner.start()
     try:
         assert await runner.wait_for(2, WAIT)

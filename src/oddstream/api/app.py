@@ -256,17 +256,24 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             status = await store_status(request)
         except EventStoreError as exc:
             return JSONResponse({"ready": False, "reason": str(exc)}, status_code=503)
+        consumers = status["consumers"]
+        rebuilding = [name for name, c in consumers.items() if c["rebuilding"]]
+        if status["wallet_read_model_rebuilding"] and "wallet-read-model" not in rebuilding:
+            rebuilding.append("wallet-read-model")  # its storage was found wiped
         behind = {
-            name: c["lag"]
-            for name, c in status["consumers"].items()
-            if c["lag"] > settings.ready_max_lag
+            name: c["lag"] for name, c in consumers.items() if c["lag"] > settings.ready_max_lag
         }
-        if behind:
-            lags = ", ".join(f"{name} by {lag}" for name, lag in behind.items())
+        if rebuilding or behind:
+            reasons = []
+            if rebuilding:
+                reasons.append(f"rebuilding: {', '.join(rebuilding)}")
+            if behind:
+                lags = ", ".join(f"{name} by {lag}" for name, lag in behind.items())
+                reasons.append(f"consumers lag the log: {lags} positions")
             return JSONResponse(
                 {
                     "ready": False,
-                    "reason": f"consumers lag the log: {lags} positions",
+                    "reason": "; ".join(reasons),
                     "store": status,
                 },
                 status_code=503,

@@ -5,7 +5,7 @@ where its position is kept (:mod:`.checkpoints`), and run it with a
 :class:`ConsumerRunner`. See ``docs/consumers.md``.
 """
 
-from .base import Batch, Consumer, Subscription
+from .base import Batch, Consumer, StartOver, Subscription
 from .checkpoints import (
     Checkpoint,
     MemoryCheckpoint,
@@ -27,6 +27,7 @@ __all__ = [
     "RunnerStatus",
     "SinkCheckpoint",
     "SnapshotCheckpoint",
+    "StartOver",
     "StoreCheckpoint",
     "Subscription",
 ]

@@ -41,6 +41,12 @@ class Batch:
     replaying: bool = False
 
 
+class StartOver(Exception):
+    """Raised by a consumer whose state can no longer follow on (say, its own sums moved
+    past a write that failed): the runner resets it and starts it again from its
+    checkpoint, as after a checkpoint conflict."""
+
+
 class Consumer(abc.ABC):
     """Something that follows the log. Subclasses set :attr:`name` (its checkpoint's
     name: unique, stable across releases) and :attr:`subscription`, and implement

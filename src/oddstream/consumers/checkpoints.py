@@ -54,10 +54,16 @@ class Checkpoint(abc.ABC):
 
 class StoreCheckpoint(Checkpoint):
     """The position in the store's checkpoint table, under the consumer's name, saved at
-    most every ``every`` seconds and on stop; never past :meth:`~.Consumer.floor`."""
+    most every ``every`` seconds and on stop; never past :meth:`~.Consumer.floor`.
 
-    def __init__(self, *, every: float = 1.0) -> None:
+    ``fenced=True`` saves only over the position this instance loaded or saved last
+    (``CheckpointConflict`` otherwise): for a consumer that must have one instance at a
+    time. Unfenced (the default), the last save wins: instances of an idempotent
+    consumer may run side by side (two processes on one store), each at least once."""
+
+    def __init__(self, *, every: float = 1.0, fenced: bool = False) -> None:
         self.every = self._every = every
+        self.fenced = fenced
         self.saved = 0
         self._saved_at = 0.0
 
@@ -74,7 +80,8 @@ class StoreCheckpoint(Checkpoint):
         floor = consumer.floor()
         target = position if floor is None else min(position, floor)
         if target != self.saved:
-            await store.save_checkpoint(consumer.name, target, expected=self.saved)
+            expected = self.saved if self.fenced else None
+            await store.save_checkpoint(consumer.name, target, expected=expected)
             self.saved = target
         self._saved_at = time.monotonic()
 

@@ -26,7 +26,7 @@ from ..eventstore import (
     StoreClosed,
 )
 from ..eventstore.notify import Watermark
-from .base import Batch, Consumer
+from .base import Batch, Consumer, StartOver
 from .checkpoints import Checkpoint, StoreCheckpoint
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,10 @@ class ConsumerRunner:
                     events = []
                     if progress is not None:
                         progress(self.position, head)
-            await self._handle(events, head, replaying=True)
+            # scan_all read to the head as it found it, which may be past ``head``: the
+            # position is never before an event handled
+            end = max(head, events[-1].position if events else self.position)
+            await self._handle(events, end, replaying=True)
             handled += len(events)
             await self.checkpoint.save(self.store, self.consumer, self.position, now=True)
             self._rebuilding = False
@@ -251,18 +254,22 @@ class ConsumerRunner:
     # ----------------------------------------------------------------- following
     async def _run(self) -> None:
         backoff = 0.1
+        recover = False
         while True:
             try:
+                if recover:
+                    await self._recover()
+                    recover = False
                 await self._follow()
                 return
             except _Restart:
                 continue  # a rebuild ran: follow on from where it ended
             except StoreClosed:
                 return
-            except CheckpointConflict as exc:
-                log.warning("consumer %s: %s; rebuilding", self.name, exc)
+            except (CheckpointConflict, StartOver) as exc:
+                log.warning("consumer %s: %s; starting over", self.name, exc)
                 self.last_error = str(exc)
-                await self._recover()
+                recover = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -280,10 +287,8 @@ class ConsumerRunner:
                     backoff,
                     exc_info=not isinstance(exc, OSError),
                 )
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(backoff)  # a failed recovery is tried again too
                 backoff = min(backoff * 2, self.max_backoff)
-            else:  # pragma: no cover - _follow returns only when the store closed
-                return
 
     async def _recover(self) -> None:
         """After a conflict: forget, reload what is stored (``None``: from 0), go on."""

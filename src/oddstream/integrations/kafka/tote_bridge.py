@@ -45,6 +45,7 @@ from ...consumers import (
     Consumer,
     ConsumerRunner,
     MemoryCheckpoint,
+    StartOver,
     StoreCheckpoint,
     Subscription,
 )
@@ -395,9 +396,10 @@ class OddsTopicWriter(Consumer):
                 await self._topics.append_value_batches(
                     ODDS_TOPIC, batches, metadata={ODDS_MARK: progress.seen}
                 )
-            except BaseException:
-                self._progress = None  # the sums moved on: recompute them from the log
-                raise
+            except Exception as exc:
+                # the sums moved past rows that were not written: recompute them from the
+                # log (the runner starts this consumer over; the marks skip what is there)
+                raise StartOver(f"odds rows not written: {exc}") from exc
             progress.written = progress.seen
 
     async def _odds_progress(self) -> tuple[int, Counter[tuple[Any, ...]] | None]:
