@@ -4,6 +4,7 @@ recovery that fails, a stop during a rebuild, two instances sharing one checkpoi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from oddstream.consumers import (
     Batch,
@@ -162,3 +163,47 @@ async def test_two_instances_sharing_a_store_checkpoint_do_not_recover_forever(
     finally:
         for runner in runners:
             await runner.stop()
+
+
+class Swallower(Recorder):
+    """Its ``check`` loses a cancellation, as ``asyncio.wait_for`` does on 3.11 when the
+    awaited call completes as the cancellation arrives (redis-py's commands use it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checking = asyncio.Event()
+
+    async def check(self) -> None:
+        self.checking.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+
+
+async def test_rebuild_does_not_wait_for_ever_for_a_follower_that_lost_its_cancel(
+    store: EventStore,
+) -> None:
+    """rebuild() cancels the follower and waits for it: a cancellation lost inside the
+    consumer's storage client must not leave the follower running and the rebuild
+    waiting for ever (tests/projections' redis-rebuild case hung this way)."""
+    await put(store, "count-a", 3)
+    consumer = Swallower()
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), check_every=0.05)
+    await runner.start()
+    rebuilding: asyncio.Task[int] | None = None
+    try:
+        assert await runner.wait_caught_up(WAIT)
+        consumer.checking.clear()
+        async with asyncio.timeout(WAIT):
+            await consumer.checking.wait()
+        rebuilding = asyncio.create_task(runner.rebuild())
+        done, _ = await asyncio.wait({rebuilding}, timeout=3)
+        assert rebuilding in done, "rebuild() still waits for the follower"
+        assert rebuilding.result() == 3
+        assert consumer.seen == [1, 2, 3]
+    finally:
+        if rebuilding is not None and not rebuilding.done():  # a hung rebuild: free it
+            for task in asyncio.all_tasks():
+                if task.get_name() == "consumer-toy-recorder":
+                    task.cancel()
+            await asyncio.wait({rebuilding}, timeout=WAIT)
+        await runner.stop()
