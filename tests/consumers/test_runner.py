@@ -19,6 +19,7 @@ from oddstream.consumers import (
     RunnerState,
     SinkCheckpoint,
     SnapshotCheckpoint,
+    StartOver,
     StoreCheckpoint,
     Subscription,
 )
@@ -410,5 +411,33 @@ async def test_a_rebuild_waits_for_the_batch_in_flight(store: EventStore) -> Non
         await put(store, "count-a", 1)
         assert await runner.wait_for(4, WAIT)
         assert consumer.seen == [1, 2, 3, 4]  # nothing twice: the stale page was dropped
+    finally:
+        await runner.stop()
+
+
+class Stuck(Counter):
+    """Its state can never follow on: every batch asks to start over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def handle(self, batch: Batch) -> None:
+        self.calls += 1
+        raise StartOver("the sums moved past a failed write")
+
+
+async def test_a_consumer_that_keeps_starting_over_backs_off(store: EventStore) -> None:
+    """Review: StartOver (like a conflict) restarted at once, so a write that keeps
+    failing spun the runner on the log from 0 without a pause."""
+    await put(store, "count-a", 2)
+    consumer = Stuck()
+    runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), max_backoff=0.4)
+    await runner.start()
+    try:
+        await asyncio.sleep(1.0)
+        assert 2 <= consumer.calls <= 8, consumer.calls
+        assert runner.recoveries >= 2
+        assert "sums moved" in (runner.last_error or "")
     finally:
         await runner.stop()

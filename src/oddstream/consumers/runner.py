@@ -255,7 +255,10 @@ class ConsumerRunner:
     async def _run(self) -> None:
         backoff = 0.1
         recover = False
+        failed_at = -1
         while True:
+            if self.position != failed_at:
+                backoff = 0.1  # it moved on since the last failure: start the back-off again
             try:
                 if recover:
                     await self._recover()
@@ -269,6 +272,10 @@ class ConsumerRunner:
             except (CheckpointConflict, StartOver) as exc:
                 log.warning("consumer %s: %s; starting over", self.name, exc)
                 self.last_error = str(exc)
+                if recover or failed_at == self.position:
+                    await asyncio.sleep(backoff)  # again with no progress: do not spin
+                    backoff = min(backoff * 2, self.max_backoff)
+                failed_at = self.position
                 recover = True
             except asyncio.CancelledError:
                 raise
@@ -287,6 +294,7 @@ class ConsumerRunner:
                     backoff,
                     exc_info=not isinstance(exc, OSError),
                 )
+                failed_at = self.position
                 await asyncio.sleep(backoff)  # a failed recovery is tried again too
                 backoff = min(backoff * 2, self.max_backoff)
 
@@ -325,8 +333,13 @@ class ConsumerRunner:
         self.state = RunnerState.CATCHING_UP if not self.caught_up else RunnerState.LIVE
         loop = asyncio.get_running_loop()
         tick = min(self.check_every, self.checkpoint.every or self.check_every)
+        me = asyncio.current_task()
         try:
             while True:
+                if me is not None and me.cancelling():
+                    # a cancellation swallowed on the way (asyncio.wait_for in a client
+                    # library on 3.11): without this, stop() would wait for ever
+                    raise asyncio.CancelledError
                 if queue.empty():
                     await self._idle_work(loop)
                     try:
