@@ -72,7 +72,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         the_store = store or await open_store(settings.store_url, **settings.store_options())
-        view = ToteView(the_store, keep_finished=settings.keep_finished_races)
+        view = ToteView(
+            the_store,
+            keep_finished=settings.keep_finished_races,
+            snapshot_every=settings.snapshot_seconds or None,
+        )
         hub = BoardHub(view, settings.push_coalesce_ms / 1000)
         writer = RaceWriter(the_store, on_append=metrics.append_latency.observe)
         wallets = WalletWriter(the_store, on_append=metrics.append_latency.observe)
