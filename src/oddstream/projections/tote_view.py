@@ -4,10 +4,10 @@ A consumer of ``race-*`` streams (``docs/consumers.md``), held in memory. Its wh
 is snapshotted into the store with its position (every ``snapshot_every`` seconds, 5
 minutes by default, and at stop), so a restart restores the snapshot and follows on
 from there rather than replaying the log; a snapshot made by a version whose state has
-another shape is not used (the log is replayed instead). Every answer comes with the global position it
-includes: every event up to that position, none after. The position moves over other
-streams' events too (the view has considered them), so waiting for a wallet write's
-position does not stall.
+another shape is not used (the log is replayed instead). Every answer comes with the
+global position it includes: every event up to that position, none after. The position
+moves over other streams' events too (the view has considered them), so waiting for a
+wallet write's position does not stall.
 
 Memory stays bounded in a server that runs for months: a race that is over (final or
 abandoned) is kept for a while — the last ``keep_finished`` of them — and then let go.
