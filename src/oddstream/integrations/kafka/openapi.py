@@ -51,13 +51,12 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "partition": {"type": "integer", "minimum": 0, "description": "a partition number"},
 }
 
-_NULLABLE_STRING = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 SCHEMA_REQUEST: dict[str, Any] = {
     "title": "SchemaRequest",
     "type": "object",
     "required": ["schema"],
     "properties": {
-        "schema": {"type": "string", "description": "an Avro schema as JSON text"},
+        "schema": {"type": "string", "minLength": 1, "description": "an Avro schema as JSON text"},
         "schemaType": {
             "anyOf": [{"type": "string", "pattern": f"^{_any_case('avro')}$"}, {"type": "null"}],
             "description": "AVRO (the default; any case): the one type supported",
@@ -121,9 +120,15 @@ _BASE64 = {
 }
 _BINARY_RECORDS = _records(_BASE64)
 _AVRO_RECORDS = _records({"description": "the record's key or value as Avro's JSON encoding"})
+#: an Avro schema as JSON text, or (leniently) as the JSON itself; unread when the
+#: part's schema id is given
+_SCHEMA_TEXT = {
+    "anyOf": [{"type": "string"}, {"type": "object"}, {"type": "array"}, {"type": "null"}],
+    "description": "an Avro schema as JSON text (or as JSON); the id wins when both are given",
+}
 _AVRO_RECORDS["properties"] |= {
-    "key_schema": _NULLABLE_STRING,
-    "value_schema": _NULLABLE_STRING,
+    "key_schema": _SCHEMA_TEXT,
+    "value_schema": _SCHEMA_TEXT,
     "key_schema_id": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
     "value_schema_id": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
 }
