@@ -67,7 +67,7 @@ def _refused(r: httpx.Response, status: int, *words: str) -> None:
     [
         ("/races/r1/scratch", {"runner": True}, "body.runner"),
         ("/races/r1/scratch", {"runner": "1"}, "body.runner"),
-        ("/races/r1/scratch", {"runner": 1.0}, "body.runner"),
+        ("/races/r1/scratch", {"runner": 1.5}, "body.runner"),  # (1.0 is 1)
         ("/races/r1/result", {"placings": [[True], [2]]}, "body.placings.0.0"),
         ("/races/r1/abandon", {"reason": 5}, "body.reason"),
         ("/races/r1/open", {"request_id": 12345}, "body.request_id"),
@@ -89,7 +89,7 @@ def _refused(r: httpx.Response, status: int, *words: str) -> None:
         ),
         (
             "/races/r1/bets/batch",
-            {"bets": [{"selection": [1], "stake_cents": 100.0}]},
+            {"bets": [{"selection": [1], "stake_cents": 100.5}]},
             "stake_cents",
         ),
     ],

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from ..application.bodies import schema_of
+from ..application.bodies import FREE_TEXT_MARK, schema_of, text_pattern
+from ..integrations.kafka.openapi import complete as confluent_operation
 
 if TYPE_CHECKING:
     from .lean import LeanRoutes
@@ -58,10 +59,15 @@ def error_responses(*statuses: int) -> dict[str, Any]:
 COMPONENTS: dict[str, Any] = {"Error": ERROR_SCHEMA}
 
 
-def json_body(kind: Any) -> dict[str, Any]:
+def json_body(kind: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``requestBody`` of a msgspec body type (its components noted in
-    :data:`COMPONENTS`)."""
+    :data:`COMPONENTS`); ``extra`` says more of it than its fields' types can (its
+    ``properties`` replace those of the same name, its other keys are added)."""
     schema, components = schema_of(kind)
+    if extra:
+        own = components[kind.__name__]
+        own["properties"].update(extra.get("properties", {}))
+        own.update({k: v for k, v in extra.items() if k != "properties"})
     COMPONENTS.update(components)
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
@@ -114,10 +120,23 @@ def document(app: FastAPI, lean: LeanRoutes) -> None:
                 schema["paths"].setdefault(path, {}).update(operations)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(COMPONENTS)
             document_refusals(schema)
+            _free_text(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _free_text(node: Any) -> None:
+    """Give every schema marked as free text the pattern of the text it takes."""
+    if isinstance(node, dict):
+        if node.pop(FREE_TEXT_MARK, False):
+            node["pattern"] = text_pattern()
+        for value in node.values():
+            _free_text(value)
+    elif isinstance(node, list):
+        for value in node:
+            _free_text(value)
 
 
 #: the refusals of the framework's routes that check keys: (method, path) → statuses
@@ -157,6 +176,7 @@ def document_refusals(schema: dict[str, Any]) -> None:
             tags = operation.get("tags") or []
             surface = next((_CONFLUENT[t] for t in tags if t in _CONFLUENT), None)
             if surface is not None:
+                confluent_operation(method, path, operation)
                 _document_confluent(responses, surface, "requestBody" in operation)
             elif path in _OPS:
                 _document_ops(path, responses)
@@ -213,3 +233,8 @@ def _document_confluent(responses: dict[str, Any], media: str, has_body: bool) -
             "description": REFUSALS[refusal],
             "content": {media: error, "application/json": error},
         }
+    if has_body:
+        # over the service's limit the app's edge answers, before any route, with its
+        # own body; over the surface's own (smaller) limit the route answers
+        either = {"schema": {"anyOf": [error["schema"], ERROR_REF]}}
+        responses["413"]["content"] = {media: either, "application/json": either}

@@ -26,10 +26,23 @@ from ..domain.tote.race import (
 )
 from ..runtime.ids import new_id
 from .auth import request_principal, require_admin
-from .schemas import AbandonIn, CommandIn, Id, ResultIn, ScheduleRaceIn, ScratchIn, json_writes
+from .schemas import (
+    AbandonIn,
+    CommandIn,
+    Id,
+    JsonRoute,
+    ResultIn,
+    ScheduleRaceIn,
+    ScratchIn,
+    json_writes,
+)
 from .services import services_of
 
-router = APIRouter(tags=["tote"], dependencies=[Depends(json_writes), Depends(require_admin)])
+router = APIRouter(
+    tags=["tote"],
+    dependencies=[Depends(json_writes), Depends(require_admin)],
+    route_class=JsonRoute,
+)
 
 
 async def _run(

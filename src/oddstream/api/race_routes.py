@@ -80,20 +80,29 @@ def _race_summary(state: RaceState) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- reads
 
+_STATUS = "(?:" + "|".join(s.value for s in RaceStatus) + ")"
+#: ``?status=``: race statuses separated by commas (blanks around them and empty items
+#: are ignored), as the document's pattern says
+STATUS_LIST = f"^[ \\t]*{_STATUS}?[ \\t]*(?:,[ \\t]*{_STATUS}?[ \\t]*)*$"
+
 
 @router.get("/races", summary="Races with status and pool totals, oldest first")
 async def list_races(
     request: Request,
     min_position: int | None = MinPosition,
     status: str | None = Query(
-        None, max_length=200, description="comma-separated statuses, e.g. open,closed"
+        None,
+        max_length=200,
+        json_schema_extra={"pattern": STATUS_LIST},  # checked below, naming what is wrong
+        description="comma-separated statuses, e.g. open,closed: "
+        + ", ".join(s.value for s in RaceStatus),
     ),
     limit: int | None = Query(None, ge=1, le=10_000, description="only the latest N races"),
 ) -> dict[str, Any]:
     services = await _reader(request, min_position)
     races = services.view.races()
     if status is not None:
-        wanted = {s.strip() for s in status.split(",") if s.strip()}
+        wanted = {s.strip(" \t") for s in status.split(",") if s.strip(" \t")}
         unknown = wanted - {s.value for s in RaceStatus}
         if unknown:
             raise ApiError(422, "invalid_request", f"unknown status: {sorted(unknown)}")

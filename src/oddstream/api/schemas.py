@@ -8,18 +8,24 @@ The models are strict, as the single bet's msgspec body is: ``true`` is not runn
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.types import Message
 
-from ..application.bodies import check_text
+from ..application.bodies import FREE_TEXT_MARK, check_text, integral_numbers
 from ..application.errors import ApiError
 from ..domain.tote.pools import PoolType
+from ..domain.tote.profiles import PROFILES
 
 #: Free text (names, reasons, references): give it a length with ``Field``
-FreeText = Annotated[str, AfterValidator(check_text)]
+FreeText = Annotated[
+    str, AfterValidator(check_text), Field(json_schema_extra={FREE_TEXT_MARK: True})
+]
 
 
 def _json_media_type(value: str) -> bool:
@@ -70,6 +76,41 @@ async def json_writes(request: Request) -> None:
         require_json(request.scope["headers"])
 
 
+def _float_for_int(exc: RequestValidationError) -> bool:
+    return any(
+        e.get("type") == "int_type" and isinstance(e.get("input"), float) for e in exc.errors()
+    )
+
+
+class JsonRoute(APIRoute):
+    """A route whose JSON body's integer fields take integral numbers written with a
+    fraction or exponent (``5.0``), as the msgspec bodies do
+    (:func:`~oddstream.application.bodies.integral_numbers`): JSON Schema counts them as
+    integers. Only a body refused for it is read again, rewritten; nothing has run then
+    (the body is checked before the endpoint)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await inner(request)
+            except RequestValidationError as exc:
+                if not _float_for_int(exc):
+                    raise
+                raw = await request.body()
+                fixed = integral_numbers(raw)
+                if fixed == raw:
+                    raise
+
+                async def receive() -> Message:
+                    return {"type": "http.request", "body": fixed, "more_body": False}
+
+                return await inner(Request(request.scope, receive))
+
+        return handler
+
+
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
 #: a bet's id as reads take it: a client's id, or a wallet bet's ``<wallet>~<id>``
 BetRef = Annotated[str, Field(min_length=1, max_length=201, pattern=r"^[A-Za-z0-9._:~-]+$")]
@@ -94,7 +135,9 @@ class RunnerIn(Strict):
 class PoolIn(Strict):
     pool: Pool
     takeout_bps: Annotated[int, Field(ge=0, le=9999, description="takeout in basis points")]
-    profile: Annotated[FreeText, Field(max_length=30)] = "us"
+    profile: Annotated[
+        str, Field(json_schema_extra={"enum": sorted(PROFILES)}, description="rules profile")
+    ] = "us"
     min_stake_cents: Annotated[int, Field(ge=1, le=10**9)] = 100
     increment_cents: Annotated[int, Field(ge=1, le=10**9)] = 10
     no_winner: Annotated[str, Field(pattern="^(refund|carryover)$")] | None = None
@@ -105,8 +148,19 @@ class ScheduleRaceIn(Strict):
     meeting: Annotated[FreeText, Field(min_length=1, max_length=80)]
     venue: Annotated[FreeText, Field(min_length=1, max_length=80)]
     post_time: Annotated[FreeText, Field(min_length=1, max_length=40)]
-    runners: Annotated[list[RunnerIn], Field(min_length=2, max_length=40)]
-    pools: Annotated[list[PoolIn], Field(min_length=1, max_length=6)]
+    runners: Annotated[
+        list[RunnerIn],
+        Field(min_length=2, max_length=40, description="distinct runner numbers (else 422)"),
+    ]
+    pools: Annotated[
+        list[PoolIn],
+        Field(
+            min_length=1,
+            max_length=6,
+            description="distinct pool types, each with no more runners per selection than"
+            " the race has (else 422)",
+        ),
+    ]
     request_id: RequestId | None = None
 
 

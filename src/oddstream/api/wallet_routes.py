@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ..application import wallets
-from ..application.wallets import MAX_PAGE, MoneyBody
+from ..application.wallets import MAX_PAGE, MONEY_SCHEMA, MoneyBody
 from .auth import request_principal
 from .lean import Call, LeanRoute, encoder
 from .openapi import MIN_POSITION, error_responses, json_answer, json_body, path_id
@@ -44,7 +44,7 @@ def _money_operation(summary: str, operation_id: str) -> dict[str, Any]:
         "summary": summary,
         "operationId": operation_id,
         "parameters": [path_id("wallet_id")],
-        "requestBody": json_body(MoneyBody),
+        "requestBody": json_body(MoneyBody, MONEY_SCHEMA),
         "responses": {
             "200": json_answer("The transaction, the balance after it and its position"),
             **error_responses(401, 403, 409, 413, 415, 422, 429, 503),

@@ -11,11 +11,12 @@ Who may: admin keys any wallet (credit only by admin); customer keys their own w
 
 from __future__ import annotations
 
-from decimal import Decimal
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from ..domain.wallet import Credit, Debit
 from ..domain.wallet.events import DebitRejected
@@ -23,7 +24,7 @@ from ..domain.wallet.wallet import MAX_AMOUNT_CENTS
 from ..projections.wallet_models.base import ReadModelUnavailable
 from ..runtime.writer import CommandOutcome
 from .access import Principal, authorize_wallet
-from .bodies import RequestId, check_text, decode
+from .bodies import FREE_TEXT_MARK, RequestId, check_text, decode
 from .errors import ApiError
 from .request_ids import legacy_ids, request_key
 from .services import Services, await_reads
@@ -32,19 +33,27 @@ _CENT = Decimal("0.01")
 MAX_PAGE = 500
 
 
-class MoneyBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A credit or a debit: exactly one of ``amount`` and ``amount_cents``."""
+#: an amount given as a string: currency units above 0 with at most two decimals, up to
+#: the largest amount (no leading zeros, no exponent, no blanks)
+AMOUNT_TEXT = (
+    r"^(?:[1-9][0-9]{0,9}(?:\.[0-9]{1,2})?|0\.(?:[1-9][0-9]?|0[1-9])|10000000000(?:\.00?)?)$"
+)
+_AMOUNT_TEXT = re.compile(AMOUNT_TEXT.replace("$", r"\Z"))
 
-    amount: (
-        Annotated[
-            Decimal,
-            Meta(description="currency units above 0 with at most two decimals (5 is 5.00)"),
-        ]
+
+class MoneyBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A credit or a debit: exactly one of ``amount`` and ``amount_cents`` (neither may
+    be null: leave the other out)."""
+
+    #: a JSON number, or a string of digits with at most two decimals (read exactly,
+    #: from the text: :func:`amount_of`)
+    amount: msgspec.Raw | UnsetType = UNSET
+    amount_cents: Annotated[int, Meta(ge=1, le=MAX_AMOUNT_CENTS)] | UnsetType = UNSET
+    request_id: RequestId | None = None
+    reference: (
+        Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema={FREE_TEXT_MARK: True})]
         | None
     ) = None
-    amount_cents: Annotated[int, Meta(ge=1, le=MAX_AMOUNT_CENTS)] | None = None
-    request_id: RequestId | None = None
-    reference: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
     def __post_init__(self) -> None:
         if self.reference is not None:
@@ -52,6 +61,53 @@ class MoneyBody(msgspec.Struct, forbid_unknown_fields=True):
                 check_text(self.reference)
             except ValueError as exc:  # msgspec reports it as a ValidationError
                 raise ValueError(f"reference: {exc}") from None
+
+
+#: what the OpenAPI document says of a :class:`MoneyBody` beyond its fields' types:
+#: ``amount`` exactly, and "exactly one of the two"
+MONEY_SCHEMA: dict[str, Any] = {
+    "properties": {
+        "amount": {
+            "description": "currency units above 0 with at most two decimals (5 is 5.00)",
+            "anyOf": [
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_AMOUNT_CENTS // 100,
+                    "multipleOf": 0.01,
+                },
+                {"type": "string", "pattern": AMOUNT_TEXT},
+            ],
+        },
+    },
+    "oneOf": [{"required": ["amount"]}, {"required": ["amount_cents"]}],
+}
+
+
+def amount_of(raw: msgspec.Raw) -> Decimal:
+    """The amount a body gives, exactly as written: a JSON number, or a string as
+    :data:`AMOUNT_TEXT` says; else a 422."""
+    text = bytes(raw).strip()
+    if text[:1] == b'"':
+        value = msgspec.json.decode(text)
+        if not isinstance(value, str) or _AMOUNT_TEXT.match(value) is None:
+            try:
+                Decimal(value)
+            except (InvalidOperation, TypeError):
+                raise ApiError(422, "invalid_request", "amount: not a number") from None
+            raise ApiError(
+                422,
+                "bad_amount",
+                "a string amount is above 0, at most 10000000000, written as digits with"
+                " at most two decimals",
+            )
+        return Decimal(value)
+    if _NUMBER.match(text) is None:
+        raise ApiError(422, "invalid_request", "amount: should be a number or a string")
+    return Decimal(text.decode("ascii"))
+
+
+_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 
 
 money_decoder = msgspec.json.Decoder(MoneyBody)
@@ -73,12 +129,12 @@ def units(cents: int) -> msgspec.Raw:
 
 def cents_in(body: MoneyBody) -> int:
     """The body's amount in cents, or a 422 unless it gives exactly one of the two."""
-    if (body.amount is None) == (body.amount_cents is None):
+    if (body.amount is UNSET) == (body.amount_cents is UNSET):
         raise ApiError(422, "invalid_request", "give exactly one of amount and amount_cents")
-    if body.amount_cents is not None:
+    if not isinstance(body.amount, msgspec.Raw):
+        assert isinstance(body.amount_cents, int)
         return body.amount_cents
-    assert body.amount is not None
-    return cents_of(body.amount)
+    return cents_of(amount_of(body.amount))
 
 
 def cents_of(amount: Decimal) -> int:

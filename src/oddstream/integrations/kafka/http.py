@@ -9,7 +9,9 @@ only understand 404 as "not there").
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...eventstore import EventStoreError, InvalidEvent, StoreClosed, StoreUnavailable
@@ -43,6 +46,48 @@ def error_response(status: int, error_code: int, message: str, media_type: str) 
     return json_response({"error_code": error_code, "message": message}, media_type, status)
 
 
+class SubjectConvertor(Convertor[str]):
+    """``{subject:subject}``: a subject, which may hold ``/`` (sent as ``%2F``, which the
+    server decodes) and any other character, newlines included (Starlette's ``path``
+    stops at a newline), so that the route answers for it: 42208 on writes, 404 on
+    reads, as Confluent does."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("subject", SubjectConvertor())
+
+
+@functools.lru_cache(maxsize=256)
+def _segments(path_format: str) -> re.Pattern[str]:
+    """A route's template matching one segment per parameter, on the raw (still
+    percent-encoded) path."""
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path_format)) + "$")
+
+
+def _meant_for_another_route(route: APIRoute, request: Request) -> bool:
+    """Whether a request matched ``route`` only because its subject took in a ``/`` the
+    client sent as a separator: ``POST /subjects/s/versions/1`` is the path of
+    ``/subjects/{subject}/versions/{version}`` (which takes GET and DELETE), not a
+    lookup in subject ``s/versions/1``. A ``/`` inside a subject arrives as ``%2F``."""
+    raw = request.scope.get("raw_path")
+    if not raw or b"%2f" in raw.lower():
+        # a client that encodes a subject's "/" meant it as one (the router, which sees
+        # the decoded path, cannot tell "s%2Fversions" from "s/versions": see kafka.md)
+        return False
+    path = raw.decode("latin-1")
+    if _segments(route.path_format).match(path):
+        return False
+    paths = request.app.openapi()["paths"]  # every route's template (made once)
+    return any(_segments(template).match(path) for template in paths)
+
+
 def confluent_route_class(media_type: str, backend_error_code: int) -> type[APIRoute]:
     """A route class whose handlers turn every failure into a Confluent JSON error.
 
@@ -56,6 +101,8 @@ def confluent_route_class(media_type: str, backend_error_code: int) -> type[APIR
             inner = super().get_route_handler()
 
             async def handler(request: Request) -> Response:
+                if ":subject}" in self.path and _meant_for_another_route(self, request):
+                    raise StarletteHTTPException(405)
                 try:
                     return await inner(request)
                 except ConfluentError as exc:

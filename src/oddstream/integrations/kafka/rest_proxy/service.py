@@ -246,6 +246,8 @@ def _columns(body: Any, partition: int | None) -> tuple[list[Any], list[Any], li
         keys.append(record.get("key"))
         values.append(record.get("value"))
         p = record.get("partition") if partition is None else partition
+        if type(p) is float and p.is_integer():  # 1.0 is an integer in JSON (Schema)
+            p = int(p)
         if p is None or (p == 0 and type(p) is int):
             if partitions is not None:
                 partitions.append(0)

@@ -118,7 +118,7 @@ def schema_registry_router(
         )
         return _ok(names)
 
-    @router.get("/subjects/{subject:path}/versions/{version}/schema", summary="A version's text")
+    @router.get("/subjects/{subject:subject}/versions/{version}/schema", summary="A version's text")
     async def version_schema(subject: str, version: str, request: Request) -> Response:
         found = await registry.get_version(
             subject, parse_version(version), deleted=deleted(request)
@@ -126,32 +126,32 @@ def schema_registry_router(
         return Response(found.schema, media_type=MEDIA_TYPE)
 
     @router.get(
-        "/subjects/{subject:path}/versions/{version}/referencedby",
+        "/subjects/{subject:subject}/versions/{version}/referencedby",
         summary="Schemas referencing a version (none: references are not supported)",
     )
     async def referenced_by(subject: str, version: str, request: Request) -> Response:
         await registry.get_version(subject, parse_version(version), deleted=deleted(request))
         return _ok([])
 
-    @router.get("/subjects/{subject:path}/versions/{version}", summary="One version")
+    @router.get("/subjects/{subject:subject}/versions/{version}", summary="One version")
     async def get_version(subject: str, version: str, request: Request) -> Response:
         found = await registry.get_version(
             subject, parse_version(version), deleted=deleted(request)
         )
         return _ok(found.to_json())
 
-    @router.delete("/subjects/{subject:path}/versions/{version}", summary="Delete a version")
+    @router.delete("/subjects/{subject:subject}/versions/{version}", summary="Delete a version")
     async def delete_version(subject: str, version: str, request: Request) -> Response:
         authorize(request, Access.ADMIN)
         permanent = query_flag(request, "permanent")
         number = await registry.delete_version(subject, parse_version(version), permanent=permanent)
         return _ok(number)
 
-    @router.get("/subjects/{subject:path}/versions", summary="A subject's versions")
+    @router.get("/subjects/{subject:subject}/versions", summary="A subject's versions")
     async def versions(subject: str, request: Request) -> Response:
         return _ok(await registry.versions(subject, deleted=deleted(request)))
 
-    @router.post("/subjects/{subject:path}/versions", summary="Register a schema")
+    @router.post("/subjects/{subject:subject}/versions", summary="Register a schema")
     async def register(subject: str, request: Request) -> Response:
         authorize(request, Access.PRODUCE)
         body = await schema_body(request)
@@ -160,7 +160,7 @@ def schema_registry_router(
         )
         return _ok({"id": schema_id})
 
-    @router.post("/subjects/{subject:path}", summary="Look a schema up in a subject")
+    @router.post("/subjects/{subject:subject}", summary="Look a schema up in a subject")
     async def lookup(subject: str, request: Request) -> Response:
         body = await schema_body(request)
         found = await registry.lookup(
@@ -172,7 +172,7 @@ def schema_registry_router(
         )
         return _ok(found.to_json())
 
-    @router.delete("/subjects/{subject:path}", summary="Delete a subject")
+    @router.delete("/subjects/{subject:subject}", summary="Delete a subject")
     async def delete_subject(subject: str, request: Request) -> Response:
         authorize(request, Access.ADMIN)
         permanent = query_flag(request, "permanent")
@@ -194,7 +194,7 @@ def schema_registry_router(
         return _ok(answer)
 
     @router.post(
-        "/compatibility/subjects/{subject:path}/versions/{version}",
+        "/compatibility/subjects/{subject:subject}/versions/{version}",
         summary="Test compatibility with one version",
     )
     async def compatibility_version(subject: str, version: str, request: Request) -> Response:
@@ -202,7 +202,7 @@ def schema_registry_router(
         return await compatibility(subject, ref, request)
 
     @router.post(
-        "/compatibility/subjects/{subject:path}/versions",
+        "/compatibility/subjects/{subject:subject}/versions",
         summary="Test compatibility as registering would",
     )
     async def compatibility_all(subject: str, request: Request) -> Response:
@@ -228,20 +228,20 @@ def schema_registry_router(
         authorize(request, Access.ADMIN)
         return _ok({"compatibilityLevel": (await registry.delete_level(None)).value})
 
-    @router.get("/config/{subject:path}", summary="A subject's compatibility level")
+    @router.get("/config/{subject:subject}", summary="A subject's compatibility level")
     async def get_subject_config(subject: str, request: Request) -> Response:
         level = await registry.get_level(
             subject, default_to_global=query_flag(request, "defaultToGlobal")
         )
         return _ok({"compatibilityLevel": level.value})
 
-    @router.put("/config/{subject:path}", summary="Set a subject's compatibility level")
+    @router.put("/config/{subject:subject}", summary="Set a subject's compatibility level")
     async def put_subject_config(subject: str, request: Request) -> Response:
         authorize(request, Access.ADMIN)
         level = await registry.set_level(subject, await level_body(request))
         return _ok({"compatibility": level.value})
 
-    @router.delete("/config/{subject:path}", summary="Drop a subject's compatibility level")
+    @router.delete("/config/{subject:subject}", summary="Drop a subject's compatibility level")
     async def delete_subject_config(subject: str, request: Request) -> Response:
         authorize(request, Access.ADMIN)
         return _ok({"compatibilityLevel": (await registry.delete_level(subject)).value})

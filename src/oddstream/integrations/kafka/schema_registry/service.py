@@ -40,7 +40,7 @@ LATEST: Literal["latest"] = "latest"
 VersionRef = int | Literal["latest"]
 
 _MAX_ATTEMPTS = 50
-_DIGITS = re.compile(r"[0-9]{1,12}\Z")
+_DIGITS = re.compile(r"[0-9]+\Z")
 _BAD_SUBJECT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 T = TypeVar("T")
@@ -84,9 +84,9 @@ def parse_version(text: str) -> VersionRef:
     if value.lower() == LATEST or value == "-1":
         return LATEST
     if _DIGITS.match(value):
-        number = int(value)
-        if 1 <= number <= err.MAX_VERSION:
-            return number
+        digits = value.lstrip("0")  # leading zeros are allowed, as Integer.parseInt does
+        if 0 < len(digits) <= 10 and 1 <= int(digits) <= err.MAX_VERSION:
+            return int(digits)
     raise err.invalid_version(text)
 
 
