@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
 ) WITHOUT ROWID;
 """
 
+_SNAPSHOT_UPSERT = (
+    "INSERT INTO snapshots (name, position, data) VALUES (?, ?, ?) ON CONFLICT (name) "
+    "DO UPDATE SET position = excluded.position, data = excluded.data"
+)
 _COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_us"
 )
@@ -316,6 +320,10 @@ class SqliteEventStore(EventStore):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if any(st.sql is _SNAPSHOT_UPSERT for st in job.statements):
+            # A snapshot's pages fill the writer's page cache (up to 64 MB) with a blob
+            # no append reads: let them go, or the process keeps that memory for good.
+            conn.execute("PRAGMA shrink_memory")
         job.settle(None)
 
     # ----------------------------------------------------------------- reader side
@@ -465,19 +473,15 @@ class SqliteEventStore(EventStore):
         return await self._read(self._scalar_sync, "SELECT max(position) FROM events", ()) or 0
 
     def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
-        return SqlStatement(
-            "INSERT INTO snapshots (name, position, data) VALUES (?, ?, ?) ON CONFLICT (name) "
-            "DO UPDATE SET position = excluded.position, data = excluded.data",
-            (name, position, data),
-        )
+        return SqlStatement(_SNAPSHOT_UPSERT, (name, position, data))
 
     async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None:
         def load() -> tuple[int, bytes] | None:
-            row = (
-                self._reader()
-                .execute("SELECT position, data FROM snapshots WHERE name = ?", (name,))
-                .fetchone()
-            )
+            conn = self._reader()
+            row = conn.execute(
+                "SELECT position, data FROM snapshots WHERE name = ?", (name,)
+            ).fetchone()
+            conn.execute("PRAGMA shrink_memory")  # the blob's pages: read once, at start
             return (row[0], bytes(row[1])) if row else None
 
         result: tuple[int, bytes] | None = await self._read(load)
