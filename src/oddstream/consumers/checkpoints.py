@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import time
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +34,25 @@ if TYPE_CHECKING:
     from .base import Consumer
 
 log = logging.getLogger(__name__)
+
+
+def _malloc_trim() -> object:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the memory freed after a snapshot (tens of MB of blob, encoded and copied by
+    the database driver) back to the OS. glibc keeps freed heap memory for reuse, so
+    without this every snapshot larger than the last raised the process's resident
+    memory for good (measured: +64 MB per 70 MB snapshot written, +135 MB read)."""
+    if callable(_TRIM):
+        _TRIM(0)
 
 
 class Checkpoint(abc.ABC):
@@ -134,13 +155,14 @@ class SnapshotCheckpoint(Checkpoint):
         self._saved_at = time.monotonic()
         found = await store.load_snapshot(consumer.name)
         state: SnapshotConsumer = consumer  # type: ignore[assignment]
-        if found is not None and state.restore(found.data):
-            self.saved = found.position
-            return found.position
-        if found is not None:
+        restored = found is not None and state.restore(found.data)
+        position = found.position if found is not None and restored else 0
+        if found is not None and not restored:
             log.warning("snapshot of %s cannot be used; replaying the log", consumer.name)
-        self.saved = 0
-        return 0
+        del found
+        release_free_memory()
+        self.saved = position
+        return position
 
     async def save(
         self, store: EventStore, consumer: Consumer, position: int, *, now: bool = False
@@ -152,6 +174,8 @@ class SnapshotCheckpoint(Checkpoint):
         state: SnapshotConsumer = consumer  # type: ignore[assignment]
         data = state.snapshot()  # on the loop, between batches: a consistent state
         await store.save_snapshot(consumer.name, position, data)
+        del data
+        release_free_memory()
         self.saved = position
         self._saved_at = time.monotonic()
         await asyncio.sleep(0)

@@ -513,10 +513,12 @@ class EventStore(abc.ABC):
         the one before). ``expected`` as in :meth:`save_checkpoint`."""
         self._check_open()
         validate_stream_id(name)
+        validate_position(position)
+        if expected is not None:
+            validate_position(expected, "expected")
         if not isinstance(data, bytes):
             raise InvalidEvent("a snapshot's data must be bytes")
-        statement = self._snapshot_statement(name, position, data)
-        await self.commit_projection(name, position, [statement], expected=expected)
+        await self._save_snapshot(name, position, data, expected)
 
     async def load_snapshot(self, name: str) -> Snapshot | None:
         """The last snapshot :meth:`save_snapshot` kept for ``name``, or ``None``."""
@@ -526,6 +528,14 @@ class EventStore(abc.ABC):
         return Snapshot(*found) if found is not None else None
 
     # ----------------------------------------------------------------- adapter hooks
+    async def _save_snapshot(
+        self, name: str, position: int, data: bytes, expected: int | None
+    ) -> None:
+        """The snapshot row and the checkpoint, as one projection write (an adapter may
+        do it otherwise)."""
+        statement = self._snapshot_statement(name, position, data)
+        await self._commit_projection(name, position, [statement], expected)
+
     @abc.abstractmethod
     def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
         """The upsert of a snapshot row, in the adapter's dialect."""
