@@ -75,7 +75,7 @@ def create_app(
         view = ToteView(
             the_store,
             keep_finished=settings.keep_finished_races,
-            snapshot_every=settings.snapshot_seconds or None,
+            snapshot_every=settings.snapshot_seconds,
         )
         hub = BoardHub(view, settings.push_coalesce_ms / 1000)
         writer = RaceWriter(the_store, on_append=metrics.append_latency.observe)

@@ -138,7 +138,8 @@ class SnapshotConsumer(Protocol):
 
 class SnapshotCheckpoint(Checkpoint):
     """The consumer's whole state, saved in the store with its position every ``every``
-    seconds once ``min_events`` positions passed since the last one, and on stop. A
+    seconds once ``min_events`` positions passed since the last one (``every=0``: never
+    on the way), and on stop. A
     restart restores it and follows from there instead of replaying the log.
 
     Snapshots of a read model are interchangeable between its instances (each is a pure
@@ -169,8 +170,8 @@ class SnapshotCheckpoint(Checkpoint):
     ) -> None:
         if position - self.saved < (1 if now else self.min_events):
             return
-        if not now and time.monotonic() - self._saved_at < self._every:
-            return
+        if not now and (self._every <= 0 or time.monotonic() - self._saved_at < self._every):
+            return  # every=0: only at stop
         state: SnapshotConsumer = consumer  # type: ignore[assignment]
         data = state.snapshot()  # on the loop, between batches: a consistent state
         await store.save_snapshot(consumer.name, position, data)

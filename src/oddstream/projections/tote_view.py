@@ -1,8 +1,8 @@
 """What people read about races, as a projection of the log: boards, bets, dividends.
 
 A consumer of ``race-*`` streams (``docs/consumers.md``), held in memory. Its whole state
-is snapshotted into the store with its position (every ``snapshot_every`` seconds, 5
-minutes by default, and at stop), so a restart restores the snapshot and follows on
+is snapshotted into the store with its position (at stop, and every ``snapshot_every``
+seconds if asked), so a restart restores the snapshot and follows on
 from there rather than replaying the log; a snapshot made by a version whose state has
 another shape is not used (the log is replayed instead). Every answer comes with the
 global position it includes: every event up to that position, none after. The position
@@ -100,10 +100,11 @@ class ToteView(Consumer):
         registry: EventRegistry | None = None,
         *,
         keep_finished: int = 50,
-        snapshot_every: float | None = 300.0,
+        snapshot_every: float | None = 0.0,
     ) -> None:
         """``keep_finished``: how many races that are over stay in memory;
-        ``snapshot_every``: seconds between snapshots (``None``: none, replay at start)."""
+        ``snapshot_every``: seconds between snapshots while running (0: only at stop;
+        ``None``: none at all, the log is replayed at every start)."""
         self._store = store
         self._registry = registry or default_registry
         self._keep_finished = keep_finished
