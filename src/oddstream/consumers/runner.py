@@ -209,9 +209,6 @@ class ConsumerRunner:
         number of events handled. ``progress(position, head)`` after each batch. While
         following, the follower waits for the rebuild (it holds the lock between
         batches, never mid-batch) and then goes on from its end."""
-        return await self._rebuild(progress)
-
-    async def _rebuild(self, progress: Progress | None) -> int:
         async with self._lock:
             self._epoch += 1  # a follower's pages from before are stale: it reads again
             self.state = RunnerState.REBUILDING

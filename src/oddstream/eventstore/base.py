@@ -528,17 +528,11 @@ class EventStore(abc.ABC):
         return Snapshot(*found) if found is not None else None
 
     # ----------------------------------------------------------------- adapter hooks
+    @abc.abstractmethod
     async def _save_snapshot(
         self, name: str, position: int, data: bytes, expected: int | None
     ) -> None:
-        """The snapshot row and the checkpoint, as one projection write (an adapter may
-        do it otherwise)."""
-        statement = self._snapshot_statement(name, position, data)
-        await self._commit_projection(name, position, [statement], expected)
-
-    @abc.abstractmethod
-    def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
-        """The upsert of a snapshot row, in the adapter's dialect."""
+        """Store the snapshot row and move the checkpoint, in one transaction."""
 
     @abc.abstractmethod
     async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None: ...

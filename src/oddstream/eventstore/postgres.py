@@ -558,12 +558,15 @@ class PostgresEventStore(EventStore):
         )
         return int(rows[0][0])
 
-    def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
+    async def _save_snapshot(
+        self, name: str, position: int, data: bytes, expected: int | None
+    ) -> None:
         query = sql.SQL(
             "INSERT INTO {} (name, position, data) VALUES (%s, %s, %s) ON CONFLICT (name) "
             "DO UPDATE SET position = excluded.position, data = excluded.data"
         ).format(self._q_snapshots)
-        return SqlStatement(query.as_string(None), (name, position, data))
+        statement = SqlStatement(query.as_string(None), (name, position, data))
+        await self._commit_projection(name, position, [statement], expected)
 
     async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None:
         rows = await self._fetch(

@@ -468,14 +468,6 @@ class SqliteEventStore(EventStore):
     async def _head(self) -> int:
         return await self._read(self._scalar_sync, "SELECT max(position) FROM events", ()) or 0
 
-    def _snapshot_statement(self, name: str, position: int, data: bytes) -> SqlStatement:
-        return SqlStatement(_SNAPSHOT_UPSERT, (name, position, data))
-
-    # A snapshot (tens of MB) goes through a connection of its own, closed at once: the
-    # sqlite3 module keeps a statement's bound blob (and SQLite the pages it read or
-    # wrote) for as long as the connection lives, and the writer and readers live as long
-    # as the store (measured: +180 MB resident for good after one 70 MB snapshot). It
-    # takes the write lock like any writer; the appends' writer waits it out (BUSY).
     async def _save_snapshot(
         self, name: str, position: int, data: bytes, expected: int | None
     ) -> None:
