@@ -16,6 +16,7 @@ writer). Every value shown, even then, is a state some prefix of the log produce
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
@@ -239,8 +240,7 @@ class WalletProjection(Consumer):
         return [tx_row(recorded, decode(recorded)) for recorded in events]
 
     async def _wallet_rows(self, wallet_id: str) -> list[TxRow]:
-        """One wallet's whole stream from the log, as rows (the storage's repairs)."""
-        return self._rows(await self._store.read_stream(WALLET_STREAM_PREFIX + wallet_id))
+        return await wallet_rows(self._store, self._registry, wallet_id)
 
     async def _write(self, rows: Sequence[TxRow], new: int) -> None:
         """Write a batch and move the checkpoint to ``new``.
@@ -268,18 +268,110 @@ class WalletProjection(Consumer):
         return await self.runner.rebuild(progress)
 
 
-def open_wallet_read_model(settings: Settings, store: EventStore) -> WalletProjection:
-    """The wallet projection the settings ask for: Redis when ``redis_url`` is set, else
-    SQLite at ``read_model_path``. Not started: ``await projection.start()``."""
-    storage: WalletStorage
+class WalletReader:
+    """The wallet read model as a process that does not write it reads it (an API
+    process in services mode, where one worker runs the :class:`WalletProjection`).
+
+    Reads go to the shared storage; a wallet it has lost is repaired from the log as the
+    projection's own reads would be. Its position is the storage's checkpoint, looked at
+    again while a read waits for a position (``min_position``)."""
+
+    name = CONSUMER_NAME
+
+    def __init__(
+        self,
+        store: EventStore,
+        storage: WalletStorage,
+        *,
+        registry: EventRegistry | None = None,
+        poll: float = 0.005,
+    ) -> None:
+        self._store = store
+        self._storage = storage
+        self._registry = registry or default_registry
+        self._poll = poll
+        self._position = 0
+        storage.attach_log(self._wallet_rows)
+
+    @property
+    def storage(self) -> WalletStorage:
+        return self._storage
+
+    @property
+    def position(self) -> int:
+        """The storage's checkpoint when last looked at."""
+        return self._position
+
+    @property
+    def rebuilding(self) -> bool:
+        """True while the storage was last seen without its content (a flushed Redis
+        being rebuilt by its writer): a missing wallet may exist."""
+        return self._storage.suspect()
+
+    async def start(self) -> None:
+        await self._storage.open()
+        with contextlib.suppress(ReadModelUnavailable):
+            await self._look()
+
+    async def stop(self) -> None:
+        await self._storage.close()
+
+    async def _look(self) -> int:
+        self._position = max(self._position, await self._storage.checkpoint() or 0)
+        return self._position
+
+    async def balance(self, wallet_id: str) -> WalletBalance | None:
+        return await self._storage.balance(wallet_id)
+
+    async def transactions(
+        self, wallet_id: str, *, limit: int = 50, before_version: int | None = None
+    ) -> list[WalletTransaction]:
+        check_page(limit, before_version)
+        return await self._storage.transactions(wallet_id, limit, before_version)
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """Wait until the storage's checkpoint reaches ``position``; False on timeout
+        (or while the storage cannot be reached)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        pause = self._poll
+        while True:
+            try:
+                if await self._look() >= position:
+                    return True
+            except ReadModelUnavailable:
+                pass
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.1)
+
+    async def _wallet_rows(self, wallet_id: str) -> list[TxRow]:
+        return await wallet_rows(self._store, self._registry, wallet_id)
+
+
+async def wallet_rows(store: EventStore, registry: EventRegistry, wallet_id: str) -> list[TxRow]:
+    """One wallet's whole stream from the log, as rows (the storages' repairs)."""
+    decode = registry.decode
+    events = await store.read_stream(WALLET_STREAM_PREFIX + wallet_id)
+    return [tx_row(recorded, decode(recorded)) for recorded in events]
+
+
+def wallet_storage(settings: Settings) -> WalletStorage:
+    """The storage the settings ask for: Redis when ``redis_url`` is set, else SQLite at
+    ``read_model_path``."""
     if settings.redis_url:
         from .wallet_models.redis import RedisWalletStorage
 
-        storage = RedisWalletStorage(settings.redis_url, prefix=settings.redis_prefix)
-    else:
-        path = settings.read_model_path or default_read_model_path(settings.store_url)
-        storage = SqliteWalletStorage(path if path == ":memory:" else Path(path))
-    return WalletProjection(store, storage)
+        return RedisWalletStorage(settings.redis_url, prefix=settings.redis_prefix)
+    path = settings.read_model_path or default_read_model_path(settings.store_url)
+    return SqliteWalletStorage(path if path == ":memory:" else Path(path))
+
+
+def open_wallet_read_model(settings: Settings, store: EventStore) -> WalletProjection:
+    """The wallet projection the settings ask for: Redis when ``redis_url`` is set, else
+    SQLite at ``read_model_path``. Not started: ``await projection.start()``."""
+    return WalletProjection(store, wallet_storage(settings))
 
 
 def default_read_model_path(store_url: str) -> str:
@@ -297,3 +389,6 @@ if TYPE_CHECKING:
 
     def _is_a_read_model(projection: WalletProjection) -> WalletReadModel:
         return projection  # mypy checks that the projection fulfils the protocol
+
+    def _reader_is_a_read_model(reader: WalletReader) -> WalletReadModel:
+        return reader

@@ -58,3 +58,11 @@ class RaceWriter(AggregateWriter[RaceState, RaceCommand]):
         on_append: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(store, RACES, registry or default_registry, on_append=on_append)
+
+    async def bet_wallet(self, race_id: str, bet_id: str) -> str | None:
+        """The wallet the race holds bet ``bet_id`` for (``""`` for a cash bet), or
+        ``None`` if it holds no such bet."""
+        bet = (await self.state(race_id)).bets.get(bet_id)
+        if bet is None:
+            return None
+        return bet.wallet_id or ""

@@ -313,6 +313,18 @@ class AggregateWriter(Generic[S, C]):
         if entry is not None and entry.worker is None:
             del self._entries[key]
 
+    def forget_where(self, chosen: Callable[[str], bool]) -> int:
+        """Drop the idle states in memory whose key ``chosen`` picks (a worker giving up
+        a partition); returns how many."""
+        doomed = [
+            key
+            for key, entry in self._entries.items()
+            if entry.worker is None and not entry.queue and chosen(key)
+        ]
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
+
     # ----------------------------------------------------------------- loading
     async def _load(self, key: str, entry: _Entry[S, C]) -> None:
         spec = self._spec
