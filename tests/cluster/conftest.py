@@ -54,7 +54,7 @@ class Proc:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
-    url: str | None = None
+    url: str = ""
 
     def alive(self) -> bool:
         return self.popen.poll() is None

@@ -1,0 +1,174 @@
+"""Faults in services mode, on loopback, each bounded in time: a worker SIGKILLed under
+load, NATS and PostgreSQL restarted under load, Redis flushed while serving, an API
+process killed under a live stream.
+
+What every one of them must leave true: each acknowledged bet is in the log exactly
+once; a retry with the same request id answers ``repeated`` and writes nothing; an
+answer in the outage is a 201 or a clear 503 with ``Retry-After``, never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import time
+from typing import Any
+
+import httpx
+
+from oddstream.eventstore.postgres import PostgresEventStore
+
+from .conftest import ADMIN, Cluster, customer
+from .load import Sent, bettors, retry
+from .test_services import schedule
+
+RACES = [f"f{i}" for i in range(8)]
+
+
+async def prepare(url: str, *, wallets: tuple[str, ...] = ()) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+        for race in RACES:
+            await schedule(client, race)
+        for wallet in wallets:
+            r = await client.post(
+                f"/wallet/{wallet}/credit", json={"amount_cents": 10_000_000}, headers=ADMIN
+            )
+            assert r.status_code == 200, r.text
+
+
+async def placed_bets(pg_url: str, schema: str) -> collections.Counter[str]:
+    """How many times each bet id was placed, from the log."""
+    store = await PostgresEventStore.open(pg_url, schema=schema)
+    try:
+        counts: collections.Counter[str] = collections.Counter()
+        for race in RACES:
+            for event in await store.read_stream(f"race-{race}"):
+                if event.type == "tote.BetPlaced":
+                    counts[event.data["bet_id"]] += 1
+        return counts
+    finally:
+        await store.close()
+
+
+def headers_for(sent: Sent) -> dict[str, str]:
+    return customer(sent.wallet) if sent.wallet else {}
+
+
+async def settle_exactly_once(
+    url: str, sent: list[Sent], pg_url: str, schema: str
+) -> dict[str, Any]:
+    """Retry every request that was not acknowledged (same request id) until it is,
+    retry every acknowledged one (must answer ``repeated``), then check the log holds
+    each acknowledged bet exactly once. Returns a summary."""
+    acked = {s.request_id: s for s in sent if s.status == 201}
+    unknown = [s for s in sent if s.status != 201 and s.request_id not in acked]
+    bad = [s for s in sent if isinstance(s.status, int) and s.status >= 500 and s.status != 503]
+    assert bad == [], [(s.status, s.body) for s in bad[:5]]
+    no_retry_after = [s for s in sent if s.status == 503 and not s.retry_after]
+    assert no_retry_after == [], [s.body for s in no_retry_after[:5]]
+    bet_ids = {rid: s.body["bet_id"] for rid, s in acked.items()}
+    for s in unknown:  # their outcome may be unknown: the retry tells
+        r = await retry(url, s, headers_for(s))
+        assert r.status_code == 201, r.text
+        bet_ids[s.request_id] = r.json()["bet_id"]
+    before = await placed_bets(pg_url, schema)
+    sample = list(acked.values())[:: max(1, len(acked) // 50)]
+    for s in sample:
+        r = await retry(url, s, headers_for(s))
+        assert r.status_code == 201, r.text
+        assert r.json()["repeated"] is True
+        assert r.json()["bet_id"] == s.body["bet_id"]
+    after = await placed_bets(pg_url, schema)
+    assert after == before  # the retries wrote nothing
+    assert set(bet_ids.values()) <= set(after)
+    assert all(count == 1 for count in after.values())
+    assert len(after) == len(set(bet_ids.values()))  # nothing placed that was not asked for
+    return {"acked": len(acked), "retried_unknown": len(unknown), "bets": len(after)}
+
+
+async def test_sigkill_a_worker_under_load(cluster: Cluster, pg_url: str) -> None:
+    w0 = cluster.worker("w0")
+    cluster.worker("w1")
+    api_a, api_b = cluster.api(), cluster.api()
+    await prepare(api_a.url, wallets=("alice", "bob"))
+    stop = asyncio.Event()
+    load = asyncio.create_task(
+        bettors(
+            [api_a.url, api_b.url],
+            RACES,
+            stop,
+            headers_of={"alice": customer("alice"), "bob": customer("bob")},
+        )
+    )
+    await asyncio.sleep(2.0)
+    killed_at = time.monotonic()
+    await asyncio.to_thread(cluster.kill, w0)
+    await asyncio.sleep(4.0)
+    stop.set()
+    sent = await load
+    # failover: the longest any bet waited because of the kill (in flight at the kill or
+    # sent after it, answered)
+    waits = [
+        s.ended - max(s.started, killed_at)
+        for s in sent
+        if s.ended >= killed_at and s.status == 201
+    ]
+    failover = max(waits)
+    after_kill = [s for s in sent if s.started >= killed_at + 1.5]
+    assert after_kill
+    assert all(s.status == 201 for s in after_kill), collections.Counter(
+        str(s.status) for s in after_kill
+    )
+    schema = cluster.env["ODDSTREAM_PG_SCHEMA"]
+    summary = await settle_exactly_once(api_b.url, sent, pg_url, schema)
+    print(json.dumps({"failover_s": round(failover, 3), **summary}))
+    assert failover <= 5.0
+    await no_bet_paid_twice(api_b.url, pg_url, schema, ("alice", "bob"))
+
+
+SETTLEMENTS = {"wallet.WinningsCredited", "wallet.StakeLost", "wallet.StakeRefunded"}
+
+
+async def no_bet_paid_twice(
+    url: str, pg_url: str, schema: str, wallets: tuple[str, ...], timeout: float = 60.0
+) -> None:
+    """Run every race to its dividends, then wait (bounded) until each wallet bet the
+    races hold is settled in its wallet exactly once and nothing is left in play."""
+    async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+        for race in RACES:
+            for step, body in [
+                ("close", None),
+                ("result", {"placings": [[1], [2], [3]]}),
+                ("dividends", None),
+            ]:
+                r = await client.post(f"/races/{race}/{step}", json=body, headers=ADMIN)
+                assert r.status_code == 200, r.text
+    store = await PostgresEventStore.open(pg_url, schema=schema)
+    try:
+        placed: dict[str, str] = {}
+        for race in RACES:
+            for event in await store.read_stream(f"race-{race}"):
+                if event.type == "tote.BetPlaced" and event.data.get("wallet_id"):
+                    placed[event.data["bet_id"]] = event.data["wallet_id"]
+        assert placed  # the load did bet from wallets
+        deadline = time.monotonic() + timeout
+        while True:
+            settled: collections.Counter[str] = collections.Counter()
+            in_play = 0
+            for wallet in wallets:
+                for event in await store.read_stream(f"wallet-{wallet}"):
+                    if event.type in SETTLEMENTS:
+                        settled[event.data["bet_id"]] += 1
+                async with httpx.AsyncClient(timeout=15) as client:
+                    r = await client.get(f"{url}/wallet/{wallet}/balance", headers=customer(wallet))
+                in_play += r.json()["in_play_cents"]
+            assert all(n == 1 for n in settled.values()), settled.most_common(3)
+            assert set(settled) <= set(placed)
+            if set(settled) == set(placed) and in_play == 0:
+                return
+            if time.monotonic() > deadline:
+                missing = set(placed) - set(settled)
+                raise AssertionError(f"{len(missing)} bets unsettled, {in_play} cents in play")
+            await asyncio.sleep(0.5)
+    finally:
+        await store.close()
