@@ -15,9 +15,11 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from oddstream.eventstore.postgres import PostgresEventStore
 
+from . import engines
 from .conftest import ADMIN, Cluster, customer
 from .load import Sent, bettors, retry
 from .test_services import schedule
@@ -172,3 +174,164 @@ async def no_bet_paid_twice(
             await asyncio.sleep(0.5)
     finally:
         await store.close()
+
+
+async def run_outage(cluster: Cluster, stop_engine, start_engine, outage: float):  # type: ignore[no-untyped-def]
+    """Bet through two API processes while an engine is stopped for ``outage`` seconds
+    and started again; the requests and how long the engine was away."""
+    cluster.worker("w0")
+    cluster.worker("w1")
+    api_a, api_b = cluster.api(), cluster.api()
+    await prepare(api_a.url, wallets=("alice",))
+    stop = asyncio.Event()
+    load = asyncio.create_task(
+        bettors([api_a.url, api_b.url], RACES, stop, headers_of={"alice": customer("alice")})
+    )
+    await asyncio.sleep(1.5)
+    down_at = time.monotonic()
+    try:
+        await asyncio.to_thread(stop_engine)
+        await asyncio.sleep(outage)
+    finally:
+        await asyncio.to_thread(start_engine)
+    up_at = time.monotonic()
+    # the deployment comes back by itself: every API process ready again, bets go through
+    for api in (api_a, api_b):
+        cluster.wait_ready(api, timeout=60)
+    await asyncio.sleep(3.0)
+    stop.set()
+    sent = await load
+    late = [s for s in sent if s.started >= time.monotonic() - 2.0]
+    return sent, down_at, up_at, api_b.url, late
+
+
+async def test_nats_restarted_under_load(cluster: Cluster, pg_url: str) -> None:
+    sent, down_at, up_at, url, late = await run_outage(
+        cluster, engines.stop_nats, engines.start_nats, outage=3.0
+    )
+    during = [s for s in sent if down_at <= s.started <= up_at]
+    assert during  # the load went on through the outage
+    assert all(s.status in (201, 503) for s in during), collections.Counter(
+        str(s.status) for s in during
+    )
+    assert late
+    assert all(s.status == 201 for s in late)  # and afterwards it serves again
+    summary = await settle_exactly_once(url, sent, pg_url, cluster.env["ODDSTREAM_PG_SCHEMA"])
+    print(json.dumps({"outage": "nats", **summary}))
+
+
+async def test_redis_flushed_while_serving(cluster: Cluster, redis_url: str) -> None:
+    """Every read that waits for the credit just made shows exactly the balance the log
+    holds, before, during and after the read model's keys vanish (this deployment's
+    keys: the test Redis is shared, so no FLUSHALL) and are rebuilt from the log."""
+    import redis.asyncio as aioredis
+
+    cluster.worker("w0")
+    api_a, api_b = cluster.api(), cluster.api()
+    r = aioredis.Redis.from_url(redis_url)
+    expected = 0
+    sources: collections.Counter[str] = collections.Counter()
+    async with (
+        httpx.AsyncClient(base_url=api_a.url, timeout=15) as ca,
+        httpx.AsyncClient(base_url=api_b.url, timeout=15) as cb,
+    ):
+        for i in range(60):
+            if i in (20, 40):
+                keys = [k async for k in r.scan_iter(match=f"{cluster.redis_prefix}*")]
+                assert keys
+                await r.delete(*keys)
+            credit = await ca.post(
+                "/wallet/alice/credit", json={"amount_cents": 100 + i}, headers=ADMIN
+            )
+            assert credit.status_code == 200, credit.text
+            expected += 100 + i
+            for client in (ca, cb):
+                read = await client.get(
+                    f"/wallet/alice/balance?min_position={credit.json()['position']}",
+                    headers=customer("alice"),
+                )
+                assert read.status_code == 200, read.text
+                assert read.json()["balance_cents"] == expected, (i, read.json())
+                sources[read.json()["source"]] += 1
+        # rebuilt: the read model answers again, with every transaction
+        for _ in range(100):
+            read = await cb.get("/wallet/alice/balance", headers=customer("alice"))
+            if read.json()["source"] == "read_model":
+                break
+            await asyncio.sleep(0.1)
+        assert read.json() | {"source": "read_model"} == read.json()
+        page = await cb.get("/wallet/alice/transactions?limit=100", headers=customer("alice"))
+        versions = [t["version"] for t in page.json()["transactions"]]
+        assert versions == list(range(61, 0, -1))  # opened, then the 60 credits
+    await r.aclose()
+    print(json.dumps({"reads_by_source": sources}))
+
+
+async def next_event(lines: Any) -> tuple[int, dict[str, Any]]:
+    """The next SSE event's id and data."""
+    event_id, data = None, None
+    async for line in lines:
+        if line.startswith("id: "):
+            event_id = int(line.removeprefix("id: "))
+        elif line.startswith("data: "):
+            data = json.loads(line.removeprefix("data: "))
+        elif line == "" and data is not None:
+            assert event_id is not None
+            return event_id, data
+    raise EOFError("the stream ended")
+
+
+async def test_an_api_process_killed_under_a_live_stream(cluster: Cluster) -> None:
+    """The client of a killed API process reconnects to another with ``Last-Event-ID``;
+    its next board is the whole state, with every bet taken meanwhile."""
+    cluster.worker("w0")
+    api_a, api_b = cluster.api(), cluster.api()
+    await prepare(api_b.url)
+    race = RACES[0]
+    async with httpx.AsyncClient(timeout=15) as client:
+        r = await client.post(
+            f"{api_b.url}/races/{race}/bets", json={"selection": [1], "stake_cents": 300}
+        )
+        async with client.stream("GET", f"{api_a.url}/races/{race}/odds/stream") as stream:
+            lines = stream.aiter_lines()
+            last_id, _ = await asyncio.wait_for(next_event(lines), 10)
+            await asyncio.to_thread(cluster.kill, api_a)
+            with pytest.raises((httpx.HTTPError, EOFError)):
+                await asyncio.wait_for(next_event(lines), 10)
+        # bets while the client was away, taken by the other API process
+        stakes = 300
+        for runner in (2, 3, 2):
+            r = await client.post(
+                f"{api_b.url}/races/{race}/bets",
+                json={"selection": [runner], "stake_cents": 500},
+            )
+            assert r.status_code == 201, r.text
+            stakes += 500
+        wanted = r.json()["position"]
+        async with client.stream(
+            "GET",
+            f"{api_b.url}/races/{race}/odds/stream",
+            headers={"Last-Event-ID": str(last_id)},
+        ) as stream:
+            lines = stream.aiter_lines()
+            event_id, board = await asyncio.wait_for(next_event(lines), 10)
+            while event_id < wanted:
+                event_id, board = await asyncio.wait_for(next_event(lines), 10)
+    assert event_id > last_id
+    win = next(p for p in board["board"]["pools"] if p["pool"] == "WIN")
+    assert win["gross_cents"] == stakes  # the whole state: nothing missed
+
+
+async def test_postgres_restarted_under_load(cluster: Cluster, pg_url: str) -> None:
+    sent, down_at, up_at, url, late = await run_outage(
+        cluster, engines.stop_postgres, engines.start_postgres, outage=3.0
+    )
+    during = [s for s in sent if down_at <= s.started <= up_at]
+    assert during
+    assert all(s.status in (201, 503) for s in during), collections.Counter(
+        str(s.status) for s in during
+    )
+    assert late
+    assert all(s.status == 201 for s in late)  # and afterwards it serves again
+    summary = await settle_exactly_once(url, sent, pg_url, cluster.env["ODDSTREAM_PG_SCHEMA"])
+    print(json.dumps({"outage": "postgres", **summary}))

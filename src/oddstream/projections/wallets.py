@@ -317,7 +317,9 @@ class WalletReader:
         await self._storage.close()
 
     async def _look(self) -> int:
-        self._position = max(self._position, await self._storage.checkpoint() or 0)
+        # not the highest ever seen: a wiped storage being rebuilt is behind again, and
+        # a read waiting for a position must wait for the rebuild to pass it
+        self._position = await self._storage.checkpoint() or 0
         return self._position
 
     async def balance(self, wallet_id: str) -> WalletBalance | None:
