@@ -1,0 +1,96 @@
+"""``oddstream up``: one command brings up a local services deployment, prints its URLs,
+and Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import Cluster, free_port
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_up_serves_and_ctrl_c_stops_everything(cluster: Cluster, tmp_path: Path) -> None:
+    port = free_port()
+    second = port + 1
+    env = {k: v for k, v in cluster.env.items() if k != "ODDSTREAM_CUSTOMER_KEYS"}
+    env.pop("ODDSTREAM_ADMIN_KEY")  # up makes the keys and prints them
+    log = tmp_path / "up.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oddstream.cli", "up", "--api", "2", "--workers", "1",
+         "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "Ctrl-C stops everything" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        text = log.read_text()
+        assert f"http://127.0.0.1:{port}" in text
+        assert f"http://127.0.0.1:{second}" in text
+        admin = re.search(r"admin key: (\S+)", text)
+        assert admin is not None
+        children = children_of(proc.pid)
+        assert len(children) == 3  # two API processes and a worker
+        for url in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{second}"):
+            assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        # the demo runs on the first: its races show on the second too
+        deadline = time.monotonic() + 30
+        while not httpx.get(f"http://127.0.0.1:{second}/races", timeout=5).json()["races"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+        assert not [pid for pid in children if running(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # it stops its children on the way out
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize("bad", [["--api", "0"], ["--workers", "99"]])
+def test_up_refuses_bad_counts(bad: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "oddstream.cli", "up", *bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "Invalid value" in out.stderr
