@@ -136,3 +136,33 @@ async def test_a_bet_on_one_api_is_streamed_by_the_other(cluster: Cluster) -> No
             assert board["position"] > first["position"]
             win = next(p for p in board["board"]["pools"] if p["pool"] == "WIN")
             assert win["gross_cents"] == 700
+
+
+async def test_readiness_says_whether_commands_can_be_taken(cluster: Cluster) -> None:
+    """An API process is ready only while a worker owns every partition and its bus is
+    connected; /healthz says how many workers and owners there are."""
+    worker = cluster.worker("w0")
+    api = cluster.api()
+    async with httpx.AsyncClient(base_url=api.url, timeout=15) as client:
+        health = (await client.get("/healthz")).json()["services"]
+        assert health["bus"] == "connected"
+        assert health["workers"] == 1
+        assert health["partitions_owned"] == health["partitions"] == 16
+        cluster.kill(worker)
+        for _ in range(100):
+            ready = await client.get("/readyz")
+            if ready.status_code == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert ready.status_code == 503
+        assert ready.headers["retry-after"] == "1"
+        assert "no worker is running" in ready.json()["reason"]
+        # a command meanwhile: a clear 503 once its deadline passes, not a 500
+        r = await client.post("/races", json={**RACE, "race_id": "x"}, headers=ADMIN)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"] == "store_unavailable"
+        cluster.worker("w1")
+        cluster.wait_ready(api, timeout=30)
+        r = await client.post("/races", json={**RACE, "race_id": "x"}, headers=ADMIN)
+        assert r.status_code == 201, r.text

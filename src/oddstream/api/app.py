@@ -14,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -43,6 +43,9 @@ from .openapi import document
 from .push import BoardHub
 from .server import server_config
 from .services import Services
+
+if TYPE_CHECKING:
+    from ..cluster.status import ClusterStatus
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -113,6 +116,7 @@ def create_app(
                 cashier=parts.bets,
                 wallet_view=parts.wallet_view,
                 consumers=consumers,
+                cluster=parts.cluster,
             )
             await view.start()
             stack.push_async_callback(view.stop)
@@ -167,6 +171,7 @@ class _Parts:
     wallet_view: WalletView
     start: Callable[[], Awaitable[None]]
     writer: RaceWriter | None = None
+    cluster: ClusterStatus | None = None
 
 
 async def _local_parts(
@@ -201,6 +206,7 @@ async def _remote_parts(
     import nats
 
     from ..cluster.router import Router
+    from ..cluster.status import ClusterStatus
     from ..cluster.worker import subject_prefix
 
     if not settings.nats_url or not settings.redis_url:
@@ -220,12 +226,14 @@ async def _remote_parts(
         reader=WalletWriter(store),
     )
     reader = WalletReader(store, wallet_storage(settings))
+    status = ClusterStatus(router, nc, dsn=settings.store_url, schema=settings.pg_schema)
+    stack.push_async_callback(status.close)
 
     async def start() -> None:
         await reader.start()
         stack.push_async_callback(reader.stop)
 
-    return _Parts(router.races, router.wallets, router.bets, reader, start)
+    return _Parts(router.races, router.wallets, router.bets, reader, start, cluster=status)
 
 
 async def _start_kafka(
@@ -340,13 +348,21 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             "wallet_read_model_rebuilding": services.wallet_view.rebuilding,
         }
 
+    async def cluster_status(request: Request) -> dict[str, Any] | None:
+        services: Services = request.app.state.services
+        return None if services.cluster is None else await services.cluster.report()
+
     @app.get("/healthz", tags=["ops"], summary="Liveness and the store this process opened")
     async def healthz(request: Request) -> JSONResponse:
         try:
             status = await store_status(request)
         except EventStoreError as exc:
             return JSONResponse({"status": "error", "reason": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", "version": __version__, "store": status})
+        answer = {"status": "ok", "version": __version__, "store": status}
+        cluster = await cluster_status(request)
+        if cluster is not None:
+            answer["services"] = cluster
+        return JSONResponse(answer)
 
     @app.get("/readyz", tags=["ops"], summary="Store reachable and read model caught up")
     async def readyz(request: Request) -> JSONResponse:
@@ -361,8 +377,10 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         behind = {
             name: c["lag"] for name, c in consumers.items() if c["lag"] > settings.ready_max_lag
         }
-        if rebuilding or behind:
-            reasons = []
+        cluster = await cluster_status(request)
+        problems = cluster["problems"] if cluster is not None else []
+        if rebuilding or behind or problems:
+            reasons = list(problems)
             if rebuilding:
                 reasons.append(f"rebuilding: {', '.join(rebuilding)}")
             if behind:
@@ -373,10 +391,15 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
                     "ready": False,
                     "reason": "; ".join(reasons),
                     "store": status,
+                    **({"services": cluster} if cluster is not None else {}),
                 },
                 status_code=503,
+                headers={"Retry-After": "1"},
             )
-        return JSONResponse({"ready": True, "store": status})
+        ready: dict[str, Any] = {"ready": True, "store": status}
+        if cluster is not None:
+            ready["services"] = cluster
+        return JSONResponse(ready)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics_endpoint(request: Request) -> Response:

@@ -4,7 +4,7 @@ read-your-writes wait they share."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import Settings
 from ..consumers import ConsumerGroup
@@ -46,6 +46,12 @@ class Services:
     wallet_view: WalletView
     #: everything in this process that follows the log (status in /readyz, /metrics)
     consumers: ConsumerGroup
+    #: services mode: the deployment as this API process sees it (bus, workers, owners)
+    cluster: ClusterReport | None = None
+
+
+class ClusterReport(Protocol):
+    async def report(self) -> dict[str, Any]: ...
 
 
 class _Readable(Protocol):

@@ -68,6 +68,33 @@ class Holdings:
 OnChange = Callable[[str, Any], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """The locks of a deployment granted right now: member slots (one per live worker),
+    partitions owned, consumer locks held."""
+
+    members: frozenset[int]
+    partitions: frozenset[int]
+    consumers: frozenset[int]
+
+
+async def ownership(conn: psycopg.AsyncConnection[Any], schema: str) -> Ownership:
+    """What ``pg_locks`` says of a deployment's locks now (one query)."""
+    namespaces = [_namespace(schema, kind) for kind in ("member", "partition", "consumer")]
+    cursor = await conn.execute(
+        "SELECT classid::bigint, objid::bigint FROM pg_locks "
+        "WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid::bigint = ANY(%s)",
+        (namespaces,),
+    )
+    found: dict[int, set[int]] = {ns: set() for ns in namespaces}
+    for ns, number in await cursor.fetchall():
+        found[int(ns)].add(int(number))
+    members, partitions, consumers = (frozenset(found[ns]) for ns in namespaces)
+    return Ownership(members, partitions, consumers)
+
+
 class Leases:
     """Takes and gives up partitions and consumers for one worker (see the module's
     docstring).
@@ -97,6 +124,7 @@ class Leases:
         self._on_gain = on_gain
         self._on_lose = on_lose
         self._name = name
+        self._schema = schema
         self._ns_member = _namespace(schema, "member")
         self._ns_partition = _namespace(schema, "partition")
         self._ns_consumer = _namespace(schema, "consumer")
@@ -152,14 +180,14 @@ class Leases:
         worker's share. A lost connection deposes this worker from everything."""
         try:
             conn = await self._connection()
-            taken = await self._taken(conn)
-            self.members = max(1, len(taken[self._ns_member]))
+            taken = await ownership(conn, self._schema)
+            self.members = max(1, len(taken.members))
             await self._balance(
                 conn,
                 "partition",
                 range(self._partitions),
                 self.held.partitions,
-                taken[self._ns_partition],
+                taken.partitions,
                 self._ns_partition,
             )
             await self._balance(
@@ -167,7 +195,7 @@ class Leases:
                 "consumer",
                 self._consumers,
                 self.held.consumers,
-                taken[self._ns_consumer],
+                taken.consumers,
                 self._ns_consumer,
             )
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
@@ -182,31 +210,12 @@ class Leases:
             self._dsn, autocommit=True, application_name=self._name, connect_timeout=3
         )
         self._conn = conn
-        taken = await self._taken(conn)
-        used = set(taken[self._ns_member])
+        used = (await ownership(conn, self._schema)).members
         for slot in range(MAX_MEMBERS):
             if slot not in used and await self._try(conn, self._ns_member, slot):
                 self.held.member = slot
                 return conn
         raise psycopg.OperationalError(f"more than {MAX_MEMBERS} workers")
-
-    async def _taken(self, conn: psycopg.AsyncConnection[Any]) -> dict[int, set[int]]:
-        """Every granted lock of this deployment's namespaces, by namespace."""
-        found: dict[int, set[int]] = {
-            self._ns_member: set(),
-            self._ns_partition: set(),
-            self._ns_consumer: set(),
-        }
-        cursor = await conn.execute(
-            "SELECT classid::bigint, objid::bigint FROM pg_locks "
-            "WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND classid::bigint = ANY(%s)",
-            (list(found),),
-        )
-        for ns, number in await cursor.fetchall():
-            found[int(ns)].add(int(number))
-        return found
 
     async def _try(self, conn: psycopg.AsyncConnection[Any], ns: int, number: int) -> bool:
         cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (ns, number))
@@ -219,7 +228,7 @@ class Leases:
         kind: str,
         every: Iterable[Any],
         held: set[Any],
-        taken: set[int],
+        taken: frozenset[int],
         ns: int,
     ) -> None:
         items = list(every)
