@@ -1,0 +1,100 @@
+"""A worker giving a partition up, in one process (the worker's own event loop), with
+its requests on the wire: every request the old owner received is answered (``not_owner``
+when it was not executed, so the router asks the next owner), none is left without an
+answer until the caller's deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from nats.errors import TimeoutError as NatsTimeout
+
+from oddstream.cluster import wire
+from oddstream.cluster.partitions import race_partition
+from oddstream.cluster.router import command_subject
+from oddstream.cluster.worker import Worker
+from oddstream.config import Settings
+
+PARTITIONS = 4
+
+
+def race_in(partition: int) -> str:
+    """A race id whose stream is in ``partition``."""
+    return next(
+        f"r{i}" for i in range(10_000) if race_partition(f"r{i}", PARTITIONS) == partition
+    )
+
+
+@pytest.fixture
+async def worker(pg_url: str, pg_schema: str, redis_url: str, nats_url: str) -> AsyncIterator[Worker]:
+    settings = Settings(
+        store_url=pg_url,
+        pg_schema=pg_schema,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        redis_prefix=f"t{uuid.uuid4().hex[:10]}:",
+        partitions=PARTITIONS,
+        rebalance_seconds=60,  # no rebalancing of its own during the test
+    )
+    the_worker = Worker(settings, name="w-handover")
+    await the_worker.start()
+    try:
+        yield the_worker
+    finally:
+        await the_worker.stop()
+
+
+def send_requests(url: str, subject: str, payload: bytes, count: int, sent: threading.Event):
+    """From a thread of its own (another event loop, another connection): ``count``
+    requests; sets ``sent`` once the server has them; returns each reply or error."""
+
+    async def main() -> list[object]:
+        nc = await nats.connect(url)
+        try:
+            asks = [
+                asyncio.create_task(nc.request(subject, payload, timeout=3.0))
+                for _ in range(count)
+            ]
+            await asyncio.sleep(0)
+            await nc.flush()  # the server has every request (and routed it to the owner)
+            sent.set()
+            return list(await asyncio.gather(*asks, return_exceptions=True))
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+async def test_requests_on_their_way_when_a_partition_is_given_up_are_answered(
+    worker: Worker, nats_url: str
+) -> None:
+    partition = 1
+    assert worker.owns(partition)
+    race = race_in(partition)
+    req = wire.request(wire.Op.BET_WALLET, partition, 30.0, args=(race, "b1"))
+    subject = command_subject(worker.prefix, partition)
+    sent = threading.Event()
+    result: list[list[object]] = []
+    thread = threading.Thread(
+        target=lambda: result.append(
+            send_requests(nats_url, subject, wire.encode(req), 50, sent)
+        )
+    )
+    thread.start()
+    # the worker's loop is busy (blocked here) while the requests reach its socket: the
+    # moment a loaded worker gives a partition up with messages not yet read
+    assert sent.wait(10)
+    time.sleep(0.3)
+    await worker._give_up_partition(partition)
+    await asyncio.to_thread(thread.join, 10)
+    replies = result[0]
+    unanswered = [r for r in replies if isinstance(r, NatsTimeout)]
+    assert unanswered == [], f"{len(unanswered)} of {len(replies)} requests got no answer"
+    codes = {wire.decode_reply(r.data).error.code for r in replies}  # type: ignore[attr-defined]
+    assert codes == {wire.NOT_OWNER}  # not executed: the router asks the next owner
