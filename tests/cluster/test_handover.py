@@ -26,13 +26,13 @@ PARTITIONS = 4
 
 def race_in(partition: int) -> str:
     """A race id whose stream is in ``partition``."""
-    return next(
-        f"r{i}" for i in range(10_000) if race_partition(f"r{i}", PARTITIONS) == partition
-    )
+    return next(f"r{i}" for i in range(10_000) if race_partition(f"r{i}", PARTITIONS) == partition)
 
 
 @pytest.fixture
-async def worker(pg_url: str, pg_schema: str, redis_url: str, nats_url: str) -> AsyncIterator[Worker]:
+async def worker(
+    pg_url: str, pg_schema: str, redis_url: str, nats_url: str
+) -> AsyncIterator[Worker]:
     settings = Settings(
         store_url=pg_url,
         pg_schema=pg_schema,
@@ -58,8 +58,7 @@ def send_requests(url: str, subject: str, payload: bytes, count: int, sent: thre
         nc = await nats.connect(url)
         try:
             asks = [
-                asyncio.create_task(nc.request(subject, payload, timeout=3.0))
-                for _ in range(count)
+                asyncio.create_task(nc.request(subject, payload, timeout=3.0)) for _ in range(count)
             ]
             await asyncio.sleep(0)
             await nc.flush()  # the server has every request (and routed it to the owner)
@@ -82,15 +81,13 @@ async def test_requests_on_their_way_when_a_partition_is_given_up_are_answered(
     sent = threading.Event()
     result: list[list[object]] = []
     thread = threading.Thread(
-        target=lambda: result.append(
-            send_requests(nats_url, subject, wire.encode(req), 50, sent)
-        )
+        target=lambda: result.append(send_requests(nats_url, subject, wire.encode(req), 50, sent))
     )
     thread.start()
     # the worker's loop is busy (blocked here) while the requests reach its socket: the
     # moment a loaded worker gives a partition up with messages not yet read
     assert sent.wait(10)
-    time.sleep(0.3)
+    time.sleep(0.3)  # noqa: ASYNC251 - blocking the loop on purpose
     await worker._give_up_partition(partition)
     await asyncio.to_thread(thread.join, 10)
     replies = result[0]
@@ -98,3 +95,30 @@ async def test_requests_on_their_way_when_a_partition_is_given_up_are_answered(
     assert unanswered == [], f"{len(unanswered)} of {len(replies)} requests got no answer"
     codes = {wire.decode_reply(r.data).error.code for r in replies}  # type: ignore[attr-defined]
     assert codes == {wire.NOT_OWNER}  # not executed: the router asks the next owner
+
+
+async def test_a_drain_that_gets_no_answer_still_removes_the_subscription(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drain cut short (no PONG: NATS went away meanwhile) must not leave the
+    subscription with the client: a reconnection would subscribe it again, and this
+    worker would answer (``not_owner``) for a partition it gave up, for good."""
+    partition = 2
+    state = worker._partitions[partition]
+    sub = state.subscription
+    assert sub is not None
+
+    async def no_answer() -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(sub, "drain", no_answer)
+    monkeypatch.setattr("oddstream.cluster.worker._UNSUBSCRIBE_SECONDS", 0.2)
+    await worker._give_up_partition(partition)
+    assert sub._id not in worker._nc._subs  # not restored by a reconnection
+    nc = await nats.connect(worker.settings.nats_url)
+    try:
+        req = wire.request(wire.Op.BET_WALLET, partition, 5.0, args=(race_in(partition), "b"))
+        with pytest.raises(nats.errors.NoRespondersError):
+            await nc.request(command_subject(worker.prefix, partition), wire.encode(req), 2.0)
+    finally:
+        await nc.close()

@@ -7,7 +7,8 @@ cashier for the wallets it owns, and whichever of the deployment's run-once cons
 was given (the cashier's follower, which pays settlements into wallets and sweeps stale
 reservations; the wallet read model in Redis).
 
-Giving a partition up (another worker joined, or this one stops): unsubscribe, let the
+Giving a partition up (another worker joined, or this one stops): unsubscribe (a drain:
+requests already on their way are answered ``not_owner``, none is dropped), let the
 commands in flight finish, forget the states in memory, then release the lock. A
 partition lost with the lock connection is dropped at once; anything still in flight
 there is fenced by the store's version check (see :mod:`.leases`).
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: how long giving a partition up waits for its commands in flight
 _DRAIN_SECONDS = 10.0
+#: how long giving a partition up waits for the server to confirm its unsubscription
+_UNSUBSCRIBE_SECONDS = 2.0
 
 
 def subject_prefix(settings: Settings) -> str:
@@ -185,8 +188,7 @@ class Worker:
         if state is None:
             return
         if state.subscription is not None:
-            with contextlib.suppress(Exception):
-                await state.subscription.unsubscribe()
+            await self._close_subscription(state.subscription)
         if state.in_flight:
             state.idle = asyncio.Event()
             with contextlib.suppress(TimeoutError):
@@ -197,6 +199,35 @@ class Worker:
         self.races.forget_where(lambda key: race_partition(key, count) == partition)
         self.wallets.forget_where(lambda key: wallet_partition(key, count) == partition)
         log.info("%s gave up partition %d", self.name, partition)
+
+    async def _close_subscription(self, subscription: Subscription) -> None:
+        """Stop taking a partition's commands without dropping any already on their way.
+
+        nats-py's ``unsubscribe`` discards the messages the server sent before it saw the
+        UNSUB (in the socket, or queued): those requests would get no answer at all and
+        their callers would wait out their deadline (503 ``outcome_unknown``). A drain
+        sends UNSUB, waits for the server's PONG and hands every message received until
+        then to the callback, which answers ``not_owner`` (the partition is no longer
+        owned): the router asks the next owner at once. Without a connection (NATS
+        restarting) there is nothing on its way: the subscription is just removed."""
+        nc = self._nc
+        if nc.is_connected:
+            try:
+                async with asyncio.timeout(_UNSUBSCRIBE_SECONDS):
+                    await subscription.drain()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the connection went meanwhile, or no PONG in time
+                log.warning("draining a partition's subscription failed (%s)", exc)
+        # as unsubscribe does, also after a drain cut short (which marked it closed): no
+        # more messages to the callback, and not restored by a reconnection
+        with contextlib.suppress(Exception):
+            subscription._stop_processing()
+            nc._remove_sub(subscription._id)
+        with contextlib.suppress(Exception):
+            if not nc.is_reconnecting and not nc.is_closed:
+                await nc._send_unsubscribe(subscription._id)
 
     async def _start_consumer(self, name: str) -> None:
         if name == CASHIER:
