@@ -122,3 +122,21 @@ async def test_a_drain_that_gets_no_answer_still_removes_the_subscription(
             await nc.request(command_subject(worker.prefix, partition), wire.encode(req), 2.0)
     finally:
         await nc.close()
+
+
+async def test_a_partition_whose_taking_failed_is_not_served_half(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed subscription leaves no half-taken partition behind: the worker must not
+    run its commands locally (its own router's shortcut) while nobody else can reach
+    it, and the partition is free to be taken again."""
+    partition = 3
+    await worker._give_up_partition(partition)
+
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise nats.errors.ConnectionClosedError
+
+    monkeypatch.setattr(worker._nc, "subscribe", refused)
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        await worker._gain("partition", partition)
+    assert not worker.owns(partition)

@@ -6,6 +6,7 @@ loss)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -141,3 +142,44 @@ async def test_owners_never_overlap_under_churn(pg_url: str, pg_schema: str) -> 
         await worker.stop()
     assert timeline.overlaps == []
     assert len(timeline.events) > 3 * PARTITIONS  # it did churn
+
+
+async def test_a_failed_gain_lets_the_lock_go_and_is_tried_again(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Taking a consumer (or a partition) can fail — the cashier's follower reads its
+    checkpoint from a store that is not back yet, the read model's Redis is down. The
+    lock must not stay taken without an owner: it would count as held by this worker
+    for every worker (``pg_locks``) and nobody would ever run that consumer again."""
+    timeline = Timeline()
+    hooks = timeline.hooks("a")
+    failures = {"cashier": 1, 3: 1}  # the first gain of each fails
+
+    async def gain(kind: str, what: Any) -> None:
+        if failures.get(what, 0) > 0:
+            failures[what] -= 1
+            raise RuntimeError(f"{kind} {what} cannot start yet")
+        await hooks["on_gain"](kind, what)
+
+    a = Leases(
+        pg_url,
+        schema=pg_schema,
+        partitions=PARTITIONS,
+        consumers=CONSUMERS,
+        every=0.05,
+        name="a",
+        on_gain=gain,
+        on_lose=hooks["on_lose"],
+    )
+    b = leases(pg_url, pg_schema, timeline, "b")
+    try:
+        for _ in range(3):
+            with contextlib.suppress(RuntimeError):  # a failed gain may be raised
+                await a.tick()
+        await settle(a, b)
+        assert failures == {"cashier": 0, 3: 0}  # both failed once
+        assert_split(a, b)  # and were taken afterwards, by one worker or the other
+    finally:
+        await a.stop()
+        await b.stop()
+    assert timeline.overlaps == []
