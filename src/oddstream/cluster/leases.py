@@ -74,8 +74,10 @@ class Leases:
 
     ``on_gain(kind, what)`` is awaited after a lock is taken (``kind`` is
     ``"partition"`` with a number, or ``"consumer"`` with a name) and before it counts
-    as held; ``on_lose(kind, what)`` before a lock is given up, or after it was lost
-    with the connection. Both must not raise.
+    as held; if it raises, the lock is released at once (and taken again at a later
+    look, by this worker or another), so it must leave nothing half-taken.
+    ``on_lose(kind, what)`` is awaited before a lock is given up, or after it was lost
+    with the connection; it must not raise.
     """
 
     def __init__(
@@ -242,7 +244,14 @@ class Leases:
             if item in held or number in taken:
                 continue
             if await self._try(conn, ns, number):
-                await self._on_gain(kind, item)
+                try:
+                    await self._on_gain(kind, item)
+                except Exception:
+                    # not taken after all: let the lock go, or it would count as held
+                    # (by this worker, for every worker) with nobody serving it, for good
+                    await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (ns, number))
+                    log.warning("could not take %s %s; trying again later", kind, item)
+                    continue
                 held.add(item)
 
     def _number(self, kind: str, item: Any) -> int:

@@ -157,6 +157,8 @@ class Worker:
         await self.store.close()
 
     async def _gain(self, kind: str, what: Any) -> None:
+        """Take a partition or start a consumer; on failure leave nothing half-taken
+        (the leases then release the lock, and it is tried again later)."""
         try:
             if kind == "partition":
                 await self._take_partition(int(what))
@@ -164,6 +166,10 @@ class Worker:
                 await self._start_consumer(str(what))
         except Exception:
             log.exception("taking %s %s failed", kind, what)
+            if kind == "partition":
+                state = self._partitions.pop(int(what), None)
+                if state is not None and state.subscription is not None:
+                    await self._close_subscription(state.subscription)
             raise
 
     async def _lose(self, kind: str, what: Any) -> None:
@@ -235,7 +241,12 @@ class Worker:
             self._consumers[name] = self.cashier
         elif name == WALLET_READ_MODEL:
             view = open_wallet_read_model(self.settings, self.store)
-            await view.start()
+            try:
+                await view.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await view.stop()  # its storage's connections
+                raise
             self.wallet_view = view
             self._consumers[name] = view
         log.info("%s runs consumer %s", self.name, name)
