@@ -140,3 +140,34 @@ async def test_a_partition_whose_taking_failed_is_not_served_half(
     with pytest.raises(nats.errors.ConnectionClosedError):
         await worker._gain("partition", partition)
     assert not worker.owns(partition)
+
+
+async def test_a_command_for_another_partition_is_refused(worker: Worker, nats_url: str) -> None:
+    """A request names its partition; the command it carries must be for a stream of
+    that partition. A sender with another ``ODDSTREAM_PARTITIONS`` sends commands to
+    the wrong owner: executed, they would give a stream two writers (each with its own
+    state in memory, the cashier's bets in progress on the wrong worker). Refused, the
+    misconfiguration shows at once and nothing is written."""
+    from oddstream.domain.tote.events import PoolConfig, Runner
+    from oddstream.domain.tote.pools import PoolType
+    from oddstream.domain.tote.race import ScheduleRace
+
+    race = race_in(2)
+    command = ScheduleRace(
+        race_id=race,
+        meeting="M",
+        venue="V",
+        post_time="2026-11-29T15:00:00Z",
+        runners=(Runner(1, "One"), Runner(2, "Two")),
+        pools=(PoolConfig(pool=PoolType.WIN, takeout_bps=1500),),
+    )
+    req = wire.request(wire.Op.RACE, 1, 5.0, command, request_id="x1")
+    nc = await nats.connect(nats_url)
+    try:
+        msg = await nc.request(command_subject(worker.prefix, 1), wire.encode(req), 5.0)
+    finally:
+        await nc.close()
+    reply = wire.decode_reply(msg.data)
+    assert reply.error is not None, reply
+    assert reply.error.code == "wrong_partition"
+    assert await worker.store.read_stream(f"race-{race}") == []
