@@ -189,6 +189,11 @@ def error_reply(exc: BaseException) -> Reply:
     return Reply(error=error)
 
 
+class WrongPartition(Exception):
+    """A request's command is not for the partition the request names (its sender
+    hashes with another number of partitions)."""
+
+
 class RemoteError(Exception):
     """A command failed on its owner in a way that is not a refusal (a bug there)."""
 

@@ -294,7 +294,10 @@ class Worker:
                     )
                 )
             try:
+                self._check_partition(req)
                 reply = await self._execute(req)
+            except wire.WrongPartition as exc:
+                reply = wire.Reply(error=wire.WireError("internal", "wrong_partition", str(exc)))
             except Exception as exc:
                 if not isinstance(exc, wire.WireFormatError):
                     reply = wire.error_reply(exc)
@@ -304,6 +307,40 @@ class Worker:
                     reply = wire.Reply(error=wire.WireError("internal", "bad_request", str(exc)))
             self.answered += 1
             return reply
+
+    def _check_partition(self, req: wire.Request) -> None:
+        """Refuse a request whose stream is not in the partition it names: its sender
+        hashes with another number of partitions (``ODDSTREAM_PARTITIONS`` differs
+        between processes). Executed, the stream would have two writers."""
+        count = self.settings.partitions
+        op = req.op
+        if op in (wire.Op.RACE, wire.Op.RECALL):
+            found = race_partition(wire.command_of(req).race_id, count)
+        elif op in (wire.Op.WALLET, wire.Op.WALLET_BET):
+            command = wire.command_of(req)
+            wallet_id = command.wallet_id
+            if not isinstance(wallet_id, str):
+                raise wire.WireFormatError("a wallet bet that names no wallet")
+            found = wallet_partition(wallet_id, count)
+        elif op is wire.Op.BET_WALLET and len(req.args) == 2:
+            found = race_partition(req.args[0], count)
+        elif op is wire.Op.RESOLVE and len(req.args) == 3:
+            found = wallet_partition(req.args[0], count)
+        else:
+            raise wire.WireFormatError(f"bad {op} request")
+        if found != req.partition:
+            log.error(
+                "a %s request for partition %d carries a stream of partition %d (of %d): "
+                "ODDSTREAM_PARTITIONS must be the same in every process",
+                op,
+                req.partition,
+                found,
+                count,
+            )
+            raise wire.WrongPartition(
+                f"the command is for partition {found} of {count}, not {req.partition}: "
+                "ODDSTREAM_PARTITIONS differs between processes"
+            )
 
     async def _execute(self, req: wire.Request) -> wire.Reply:
         op = req.op
