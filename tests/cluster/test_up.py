@@ -3,6 +3,7 @@ and Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -94,3 +95,52 @@ def test_up_refuses_bad_counts(bad: list[str]) -> None:
     )
     assert out.returncode == 2
     assert "Invalid value" in out.stderr
+
+
+def start_up(cluster: Cluster, tmp_path: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """``oddstream up`` with one API process and one worker, once it serves; its
+    children."""
+    log = tmp_path / "up.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oddstream.cli", "up", "--api", "1", "--workers", "1",
+         "--port", str(free_port()), "--no-demo"],
+        env=cluster.env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while "Ctrl-C stops everything" not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    children = children_of(proc.pid)
+    assert len(children) == 2
+    return proc, children
+
+
+def gone(pids: list[int], timeout: float) -> list[int]:
+    """The processes of ``pids`` still running after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(running(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if running(pid)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL])
+def test_up_ended_by_a_hangup_or_killed_leaves_no_process_behind(
+    cluster: Cluster, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The terminal closed (SIGHUP) or ``up`` killed: its API processes and workers run
+    in sessions of their own (so that Ctrl-C reaches ``up`` alone, which stops them in
+    order), so nothing else would stop them — they would hold their ports and
+    partitions with nobody to stop them."""
+    proc, children = start_up(cluster, tmp_path)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=40)
+        left = gone(children, 30)
+        assert left == [], f"still running after up ended: {left}"
+    finally:
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
