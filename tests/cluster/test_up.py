@@ -144,3 +144,32 @@ def test_up_ended_by_a_hangup_or_killed_leaves_no_process_behind(
         for pid in children:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "nats_url",
+    [
+        "nats://oddstream:s3cret-pass@127.0.0.1:4222",
+        "nats://s3cret-token@127.0.0.1:4222",  # NATS's token form: the token is the user
+        "nats://a:s3cret-pass@h1:4222,nats://a:s3cret-pass@h2:4222",
+    ],
+)
+def test_up_prints_no_nats_secret(nats_url: str) -> None:
+    """``up`` prints where its engines are: never the NATS password or token."""
+    from oddstream.cluster.supervisor import Deployment
+    from oddstream.config import Settings, redact_url
+
+    assert "s3cret" not in redact_url(nats_url)  # what a settings error repeats too
+
+    deployment = Deployment(
+        Settings(nats_url=nats_url, admin_key="k" * 24),
+        apis=1,
+        workers=1,
+        port=8000,
+        demo=False,
+        local_store="postgresql://127.0.0.1:5432/postgres",
+        local_nats="nats://127.0.0.1:4222",
+        local_redis="redis://127.0.0.1:6379/0",
+    )
+    assert "s3cret" not in deployment.summary
+    assert "h2:4222" in deployment.summary or "h1" not in nats_url
