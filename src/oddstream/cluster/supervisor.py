@@ -117,7 +117,7 @@ class Deployment:
                 argv.append("--demo")
             self.apis.append(_Process(f"api-{i}", argv, url=f"http://{settings.host}:{port + i}"))
         self.summary = (
-            f"store {redact_url(store)}, NATS {self.env['ODDSTREAM_NATS_URL']}, "
+            f"store {redact_url(store)}, NATS {redact_url(self.env['ODDSTREAM_NATS_URL'])}, "
             f"Redis {redact_url(self.env['ODDSTREAM_REDIS_URL'])}"
         )
 
