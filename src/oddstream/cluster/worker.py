@@ -240,7 +240,7 @@ class Worker:
             await self.cashier.start()
             self._consumers[name] = self.cashier
         elif name == WALLET_READ_MODEL:
-            view = open_wallet_read_model(self.settings, self.store)
+            view = open_wallet_read_model(self.settings, self.store, shared=True)
             try:
                 await view.start()
             except BaseException:
