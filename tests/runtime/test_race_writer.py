@@ -142,3 +142,35 @@ async def test_execute_many_answers_each_command(store: EventStore) -> None:
     assert outcomes[51].repeated
     assert outcomes[51].first_position == outcomes[0].first_position
     assert (await writer.state("r5")).pools[WIN].gross == 50 * 500
+
+
+async def test_a_state_forgotten_while_busy_is_not_served_stale_later(store: EventStore) -> None:
+    """A worker gives a partition up while one of its races is still appending (its
+    commands outlived the drain, or the store was slow): ``forget_where`` cannot drop
+    that state then. It must be dropped once idle, or the worker, given the partition
+    back later, would answer from the state it had — blind to the bets the other owner
+    placed meanwhile (``bet_wallet`` is what the sweep captures or releases a stake on)."""
+    old, new = RaceWriter(store), RaceWriter(store)
+    await old.execute(schedule("r1"))
+    await old.execute(OpenBetting("r1"))
+    release = asyncio.Event()
+    append = store.append
+
+    async def slow_append(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await release.wait()
+        return await append(*args, **kwargs)
+
+    store.append = slow_append  # type: ignore[method-assign]
+    busy = asyncio.create_task(old.execute(bet("r1", "b1", 1)))
+    await asyncio.sleep(0.05)
+    assert old.forget_where(lambda key: True) == 0  # busy: kept for now
+    release.set()
+    await busy
+    store.append = append  # type: ignore[method-assign]
+    # the next owner places a wallet bet
+    placed = PlaceBet(
+        race_id="r1", bet_id="b2", pool=WIN, selection=(2,), stake_cents=500, wallet_id="w1"
+    )
+    await new.execute(placed)
+    # the partition comes back to the first owner
+    assert await old.bet_wallet("r1", "b2") == "w1"
