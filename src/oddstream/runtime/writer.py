@@ -168,6 +168,8 @@ class _Entry(Generic[S, C]):
     #: ``answered`` holds every request id of the stream's versions from this one on;
     #: ids of earlier versions are looked up in the log
     answered_from: int = 1
+    #: dropped from memory once its worker is done (``forget_where`` found it busy)
+    forget_when_idle: bool = False
 
 
 class AggregateWriter(Generic[S, C]):
@@ -314,13 +316,18 @@ class AggregateWriter(Generic[S, C]):
             del self._entries[key]
 
     def forget_where(self, chosen: Callable[[str], bool]) -> int:
-        """Drop the idle states in memory whose key ``chosen`` picks (a worker giving up
-        a partition); returns how many."""
-        doomed = [
-            key
-            for key, entry in self._entries.items()
-            if entry.worker is None and not entry.queue and chosen(key)
-        ]
+        """Drop the states in memory whose key ``chosen`` picks (a worker giving up a
+        partition): the idle ones now (returns how many), the busy ones as soon as
+        their commands are done — never kept to be used again once another process may
+        have written their streams."""
+        doomed = []
+        for key, entry in self._entries.items():
+            if not chosen(key):
+                continue
+            if entry.worker is None and not entry.queue:
+                doomed.append(key)
+            else:
+                entry.forget_when_idle = True
         for key in doomed:
             del self._entries[key]
         return len(doomed)
@@ -373,6 +380,8 @@ class AggregateWriter(Generic[S, C]):
                 _trim_answers(self._spec, entry)
         finally:
             entry.worker = None
+            if entry.forget_when_idle and not entry.queue and self._entries.get(key) is entry:
+                del self._entries[key]
             self._evict_idle()
 
     async def _run_batch(
