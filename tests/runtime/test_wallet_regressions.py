@@ -265,3 +265,38 @@ async def test_the_sweep_goes_on_after_an_unexpected_failure(store: EventStore) 
         assert owner.failures == 0
     finally:
         await cashier.stop()
+
+
+async def test_a_reservation_that_cannot_be_resolved_does_not_hold_up_the_others(
+    store: EventStore,
+) -> None:
+    """The sweep resolves reservations in log order: one whose resolution keeps failing
+    (its wallet's owner unreachable) ended each sweep before the rest were looked at."""
+    races, wallets = RaceWriter(store), WalletWriter(store)
+    await open_race(races, "r1")
+    for wallet in ("alice", "bob"):
+        await wallets.execute(Credit(wallet_id=wallet, amount_cents=5_000))
+        await wallets.execute(
+            ReserveStake(wallet_id=wallet, bet_id="x", race_id="r1", amount_cents=1_000)
+        )
+
+    class Owners:
+        """alice's owner cannot be reached; bob's answers."""
+
+        async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+            if wallet_id == "alice":
+                raise StoreUnavailable("alice's owner does not answer")
+            return await cashier.resolve(wallet_id, race_id, bet_id)
+
+        async def place_bet(self, command: Any, *, legacy_ids: Any = ()) -> Any:
+            raise AssertionError("not used")
+
+    cashier = Cashier(store, races, wallets, resolver=Owners(), stale_after=0.0)
+    await cashier.start()
+    try:
+        assert await cashier.wait_caught_up(5)
+        assert await cashier.sweep() == 1  # bob's, despite alice's
+        assert await balance(WalletWriter(store), "bob") == (5_000, 0)
+        assert await balance(WalletWriter(store), "alice") == (4_000, 1_000)  # left open
+    finally:
+        await cashier.stop()
