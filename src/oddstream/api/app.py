@@ -214,7 +214,7 @@ async def _remote_parts(
     stack.push_async_callback(nc.close)
     router = Router(
         nc,
-        prefix=subject_prefix(settings),
+        prefix=await subject_prefix(settings, store),
         partitions=settings.partitions,
         deadline=settings.command_deadline_seconds,
         reader=WalletWriter(store),

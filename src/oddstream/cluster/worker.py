@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ..config import Settings
-from ..eventstore import EventStore, open_store
+from ..eventstore import CheckpointConflict, EventStore, open_store
 from ..eventstore.factory import is_postgres_url
 from ..projections.wallet_models.base import CONSUMER_NAME as WALLET_READ_MODEL
 from ..projections.wallets import WalletProjection, open_wallet_read_model
@@ -50,10 +51,31 @@ _DRAIN_SECONDS = 10.0
 _UNSUBSCRIBE_SECONDS = 2.0
 
 
-def subject_prefix(settings: Settings) -> str:
-    """The NATS subject prefix of a deployment: one per PostgreSQL schema, so two
-    deployments on one NATS server never take each other's commands."""
-    return f"oddstream.{settings.pg_schema}"
+#: the store checkpoint holding a deployment's identity (see :func:`subject_prefix`)
+DEPLOYMENT_ID = "services-deployment-id"
+
+
+async def deployment_id(store: EventStore) -> int:
+    """A random number kept in the store (the first process of a deployment draws it):
+    the same for every process on one log, different for two logs — also two databases
+    (or servers) with the same schema name."""
+    found = await store.get_checkpoint(DEPLOYMENT_ID)
+    if found:
+        return found
+    drawn = secrets.randbits(62) + 1
+    try:
+        await store.save_checkpoint(DEPLOYMENT_ID, drawn, expected=0)
+    except CheckpointConflict:  # another process drew first
+        return await store.get_checkpoint(DEPLOYMENT_ID)
+    return drawn
+
+
+async def subject_prefix(settings: Settings, store: EventStore) -> str:
+    """The NATS subject prefix of the deployment whose log ``store`` holds: its schema
+    and its :func:`deployment_id`, so two deployments on one NATS server never take each
+    other's commands (a schema name alone is the same, ``oddstream``, for any two
+    deployments left at the default)."""
+    return f"oddstream.{settings.pg_schema}.{await deployment_id(store):x}"
 
 
 @dataclass
@@ -75,7 +97,8 @@ class Worker:
             raise ValueError("a worker needs Redis for the read models (ODDSTREAM_REDIS_URL)")
         self.settings = settings
         self.name = name
-        self.prefix = subject_prefix(settings)
+        #: the NATS subject prefix (known once started: :func:`subject_prefix`)
+        self.prefix = ""
         self._partitions: dict[int, _Partition] = {}
         self._consumers: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,6 +135,7 @@ class Worker:
     async def start(self) -> None:
         settings = self.settings
         self.store = await open_store(settings.store_url, **settings.store_options())
+        self.prefix = await subject_prefix(settings, self.store)
         self.races = RaceWriter(self.store)
         self.wallets = WalletWriter(self.store)
         assert settings.nats_url is not None  # checked in __init__
