@@ -170,6 +170,8 @@ class _Entry(Generic[S, C]):
     answered_from: int = 1
     #: dropped from memory once its worker is done (``forget_where`` found it busy)
     forget_when_idle: bool = False
+    #: the batch being decided and stored right now
+    running: Sequence[_Pending[C]] = ()
 
 
 class AggregateWriter(Generic[S, C]):
@@ -309,6 +311,18 @@ class AggregateWriter(Generic[S, C]):
         _check_same(answer, fingerprint(command))
         return answer.outcome
 
+    async def settled(self, key: str) -> None:
+        """Wait until every command of ``key`` taken so far is decided and stored, or
+        has failed: then the state in memory holds what the log holds of them (a state
+        read before may show a decision whose append is still under way, and may yet
+        fail). Commands taken meanwhile are not waited for."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        futures = [p.future for p in (*entry.running, *entry.queue)]
+        if futures:
+            await asyncio.wait(futures)  # never cancels them
+
     def forget(self, key: str) -> None:
         """Drop the state in memory (it is loaded again on next use)."""
         entry = self._entries.get(key)
@@ -375,7 +389,11 @@ class AggregateWriter(Generic[S, C]):
         try:
             while entry.queue:
                 batch, entry.queue = entry.queue, []
-                await self._run_batch(key, entry, batch, retry=True)
+                entry.running = batch
+                try:
+                    await self._run_batch(key, entry, batch, retry=True)
+                finally:
+                    entry.running = ()
                 await self._maybe_snapshot(key, entry)
                 _trim_answers(self._spec, entry)
         finally:
