@@ -171,3 +171,27 @@ async def test_a_command_for_another_partition_is_refused(worker: Worker, nats_u
     assert reply.error is not None, reply
     assert reply.error.code == "wrong_partition"
     assert await worker.store.read_stream(f"race-{race}") == []
+
+
+async def test_the_sweep_waits_longer_than_any_command_may_travel(
+    pg_url: str, pg_schema: str, redis_url: str, nats_url: str
+) -> None:
+    """A wallet bet's race command may reach the race's owner until its deadline
+    (``ODDSTREAM_COMMAND_DEADLINE_SECONDS``) even when the wallet's owner that sent it
+    died meanwhile: a reservation must not count as stale before then, or the sweep
+    releases the stake of a bet the race then takes (a free bet)."""
+    settings = Settings(
+        store_url=pg_url,
+        pg_schema=pg_schema,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        redis_prefix=f"t{uuid.uuid4().hex[:10]}:",
+        partitions=PARTITIONS,
+        command_deadline_seconds=30,
+    )
+    worker = Worker(settings, name="w-slow")
+    await worker.start()
+    try:
+        assert worker.cashier._stale_after > settings.command_deadline_seconds
+    finally:
+        await worker.stop()
