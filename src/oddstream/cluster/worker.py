@@ -51,6 +51,18 @@ _DRAIN_SECONDS = 10.0
 _UNSUBSCRIBE_SECONDS = 2.0
 
 
+#: a reservation counts as stale after at least this long (the cashier's default)
+_STALE_AFTER = 10.0
+
+
+def stale_after(settings: Settings) -> float:
+    """How old an open reservation must be before the sweep resolves it: longer than a
+    race command of a wallet bet may travel (its deadline), twice over, since the
+    wallet's owner that sent it may have died and the race's owner may take it until
+    then (a stake released before would back a bet placed after: a free bet)."""
+    return max(_STALE_AFTER, 2 * settings.command_deadline_seconds)
+
+
 #: the store checkpoint holding a deployment's identity (see :func:`subject_prefix`)
 DEPLOYMENT_ID = "services-deployment-id"
 
@@ -155,7 +167,11 @@ class Worker:
             local=self,
         )
         self.cashier = Cashier(
-            self.store, self.router.races, self.router.wallets, resolver=self.router.bets
+            self.store,
+            self.router.races,
+            self.router.wallets,
+            resolver=self.router.bets,
+            stale_after=stale_after(settings),
         )
         self.leases = Leases(
             settings.store_url,
