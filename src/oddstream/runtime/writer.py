@@ -10,9 +10,10 @@ aggregates into one transaction.
 If the append fails, the state in memory is thrown away and reloaded from the log, and
 every command of the batch gets the error: nothing is acknowledged that is not stored.
 A ``WrongExpectedVersion`` (another process wrote the stream) is retried once after a
-reload. Nothing yet makes one process the only owner of an aggregate: several
-processes writing one stream are kept apart by that version check alone (owning
-partitions is planned with the services deployment).
+reload. In services mode one worker owns each aggregate's partition
+(:mod:`oddstream.cluster.leases`); that version check is the fence for the moments two
+processes believe they own it (and all there is between embedded processes on one
+store).
 
 Aggregates with long histories (wallets) keep snapshots: every ``snapshot_every`` events
 the state is written to ``snapshot-<stream>``, and a load reads the latest snapshot and
