@@ -195,3 +195,69 @@ async def test_the_sweep_waits_longer_than_any_command_may_travel(
         assert worker.cashier._stale_after > settings.command_deadline_seconds
     finally:
         await worker.stop()
+
+
+async def test_a_big_answer_comes_back_whole(worker: Worker) -> None:
+    """The dividends of a race answer one ``BetSettled`` per bet: past ~7,000 bets the
+    reply is larger than NATS's max_payload (1 MB by default). The owner could not send
+    it (the error was swallowed) and the API answered 503 ``outcome_unknown`` at the
+    deadline — and again for every retry, though the dividends were declared."""
+    from oddstream.domain.tote.events import BetSettled, PoolConfig, Runner
+    from oddstream.domain.tote.pools import PoolType
+    from oddstream.domain.tote.race import (
+        CloseBetting,
+        DeclareDividends,
+        DeclareResult,
+        OpenBetting,
+        PlaceBet,
+        ScheduleRace,
+    )
+
+    race = race_in(0)
+    races = worker.races
+    await races.execute(
+        ScheduleRace(
+            race_id=race,
+            meeting="M",
+            venue="V",
+            post_time="2026-11-29T15:00:00Z",
+            runners=(Runner(1, "One"), Runner(2, "Two")),
+            pools=(PoolConfig(pool=PoolType.WIN, takeout_bps=1500),),
+        )
+    )
+    await races.execute(OpenBetting(race))
+    bets = 9_000
+    for start in range(0, bets, 1_000):
+        answers = await races.execute_many(
+            [
+                (
+                    PlaceBet(
+                        race_id=race,
+                        bet_id=f"alice~{i:032x}",
+                        pool=PoolType.WIN,
+                        selection=(1 + i % 2,),
+                        stake_cents=100,
+                        wallet_id="alice",
+                    ),
+                    None,
+                )
+                for i in range(start, start + 1_000)
+            ]
+        )
+        assert not [a for a in answers if isinstance(a, BaseException)]
+    await races.execute(CloseBetting(race))
+    await races.execute(DeclareResult(race, ((1,), (2,))))
+    partition = race_partition(race, PARTITIONS)
+    router = worker.router
+    router.deadline = 5.0
+
+    def req(left: float) -> wire.Request:
+        return wire.request(wire.Op.RACE, partition, left, DeclareDividends(race), request_id="d")
+
+    outcome = await router.outcome(req, partition)  # over NATS, as an API process asks
+    settled = [e for e in outcome.events if isinstance(e, BetSettled)]
+    assert len(settled) == bets
+    assert outcome.last_position - outcome.first_position + 1 == len(outcome.events)
+    again = await router.outcome(req, partition)
+    assert again.repeated
+    assert again.events == outcome.events
