@@ -217,6 +217,7 @@ async def _remote_parts(
         prefix=await subject_prefix(settings, store),
         partitions=settings.partitions,
         deadline=settings.command_deadline_seconds,
+        store=store,
         reader=WalletWriter(store),
     )
     reader = WalletReader(store, wallet_storage(settings))

@@ -163,6 +163,7 @@ class Worker:
             prefix=self.prefix,
             partitions=settings.partitions,
             deadline=settings.command_deadline_seconds,
+            store=self.store,
             reader=self.wallets,
             local=self,
         )
@@ -307,6 +308,7 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, msg: Msg) -> None:
+        req: wire.Request | None = None
         try:
             req = wire.decode_request(msg.data)
         except wire.WireFormatError as exc:
@@ -315,8 +317,14 @@ class Worker:
         else:
             reply = await self.handle(req)
         if msg.reply:
+            data = wire.encode(reply)
+            limit = self._nc.max_payload
+            if len(data) > limit and req is not None:
+                # too large for one message: its events are left for the asker to read
+                # from the log (a race's dividends: one event per bet)
+                data = wire.fit(reply, data, limit, req)
             with contextlib.suppress(Exception):  # the asker may have gone
-                await msg.respond(wire.encode(reply))
+                await msg.respond(data)
 
     async def handle(self, req: wire.Request) -> wire.Reply:
         """Execute a request for a partition this worker owns."""
