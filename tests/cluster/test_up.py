@@ -173,3 +173,36 @@ def test_up_prints_no_nats_secret(nats_url: str) -> None:
     )
     assert "s3cret" not in deployment.summary
     assert "h2:4222" in deployment.summary or "h1" not in nats_url
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"ODDSTREAM_STORE_URL": "sqlite:///{tmp}/events.db"}, "PostgreSQL"),
+        ({"ODDSTREAM_NATS_URL": None}, "ODDSTREAM_NATS_URL"),
+        ({"ODDSTREAM_REDIS_URL": None}, "ODDSTREAM_REDIS_URL"),
+    ],
+)
+def test_an_api_process_refuses_settings_it_cannot_serve_with(
+    cluster: Cluster, tmp_path: Path, change: dict[str, str | None], named: str
+) -> None:
+    """An API process of services mode reads the workers' log: with an SQLite store it
+    would serve boards and reads of a log of its own (empty) while its commands went to
+    the workers' — it started, and served that. Refused, like a missing NATS or Redis,
+    at once with the setting named (not a traceback from the app's startup)."""
+    env = dict(cluster.env)
+    for key, value in change.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value.format(tmp=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "oddstream.cli", "api", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0, out.stdout[-2000:]
+    assert named in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
