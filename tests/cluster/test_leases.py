@@ -183,3 +183,39 @@ async def test_a_failed_gain_lets_the_lock_go_and_is_tried_again(
         await a.stop()
         await b.stop()
     assert timeline.overlaps == []
+
+
+async def test_a_lock_connection_that_stops_answering_deposes_the_worker(
+    pg_url: str, pg_schema: str
+) -> None:
+    """A lost host or a cut network ends no connection: nothing comes back, and the
+    TCP connection looks alive on both sides for hours (the kernel's keepalive default
+    is 2 h). PostgreSQL must be told to probe this session (server-side keepalives: it
+    then frees the locks of a host that is gone within seconds), and the worker must not
+    wait for ever on a look that gets no answer: it deposes itself, as for a lost
+    connection."""
+    timeline = Timeline()
+    a = leases(pg_url, pg_schema, timeline, "a")
+    await a.tick()
+    assert a.held.partitions == set(range(PARTITIONS))
+    conn = await a._connection()
+    settings = {}
+    for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"):
+        row = await (await conn.execute(f"SHOW {name}")).fetchone()
+        assert row is not None
+        settings[name] = int(row[0])
+    assert 0 < settings["tcp_keepalives_idle"] <= 10, settings
+    assert 0 < settings["tcp_keepalives_interval"] <= 5, settings
+    # the next look gets no answer (the network is cut)
+    execute = conn.execute
+
+    async def no_answer(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(3600)
+        return await execute(*args, **kwargs)
+
+    conn.execute = no_answer  # type: ignore[method-assign]
+    async with asyncio.timeout(30):
+        await a.tick()
+    assert a.losses == 1
+    assert a.held.partitions == set()
+    await a.stop()
