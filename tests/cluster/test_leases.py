@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import psycopg
+import pytest
 
 from oddstream.cluster.leases import Leases
 
@@ -186,7 +187,7 @@ async def test_a_failed_gain_lets_the_lock_go_and_is_tried_again(
 
 
 async def test_a_lock_connection_that_stops_answering_deposes_the_worker(
-    pg_url: str, pg_schema: str
+    pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A lost host or a cut network ends no connection: nothing comes back, and the
     TCP connection looks alive on both sides for hours (the kernel's keepalive default
@@ -214,6 +215,7 @@ async def test_a_lock_connection_that_stops_answering_deposes_the_worker(
         return await execute(*args, **kwargs)
 
     conn.execute = no_answer  # type: ignore[method-assign]
+    monkeypatch.setattr("oddstream.cluster.leases.QUERY_SECONDS", 0.5)
     async with asyncio.timeout(30):
         await a.tick()
     assert a.losses == 1
