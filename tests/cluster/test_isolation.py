@@ -81,3 +81,24 @@ async def test_two_databases_with_one_schema_name_are_two_deployments(
             await b.stop()
     finally:
         await a.stop()
+
+
+async def test_processes_starting_together_agree_on_the_deployment(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The first processes of a deployment start at once: each may draw an id, one
+    keeps it, all use that one."""
+    import asyncio
+
+    from oddstream.cluster.worker import deployment_id
+    from oddstream.eventstore.postgres import PostgresEventStore
+
+    stores = [await PostgresEventStore.open(pg_url, schema=pg_schema) for _ in range(4)]
+    try:
+        ids = await asyncio.gather(*(deployment_id(store) for store in stores))
+        assert len(set(ids)) == 1
+        assert ids[0] > 0
+        assert await deployment_id(stores[0]) == ids[0]  # and keep it
+    finally:
+        for store in stores:
+            await store.close()
