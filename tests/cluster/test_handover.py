@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import nats
+import psycopg
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 
@@ -261,3 +262,59 @@ async def test_a_big_answer_comes_back_whole(worker: Worker) -> None:
     again = await router.outcome(req, partition)
     assert again.repeated
     assert again.events == outcome.events
+
+
+async def test_a_command_is_executed_once_while_two_workers_believe_they_own_its_partition(
+    pg_url: str, pg_schema: str, redis_url: str, nats_url: str
+) -> None:
+    """The fence's moment: PostgreSQL freed a worker's locks (its lock connection ended),
+    another took the partition and subscribed, the first has not looked yet and is still
+    subscribed. NATS gives a request to every subscriber: both executed it. The version
+    check refuses the second append — and the writer decides again on the fresh state,
+    so a command without a request id (a credit) was applied twice."""
+    from oddstream.cluster.partitions import wallet_partition
+    from oddstream.domain.wallet import Credit
+
+    def settings() -> Settings:
+        return Settings(
+            store_url=pg_url,
+            pg_schema=pg_schema,
+            nats_url=nats_url,
+            redis_url=redis_url,
+            redis_prefix=f"t{uuid.uuid4().hex[:10]}:",
+            partitions=PARTITIONS,
+            rebalance_seconds=60,  # the test says when each looks
+        )
+
+    a, b = Worker(settings(), name="fa"), Worker(settings(), name="fb")
+    await a.start()
+    await b.start()
+    nc = await nats.connect(nats_url)
+    try:
+        assert b.leases.held.partitions == set()  # a holds everything
+        # a's lock connection ends (a restart, a cut): PostgreSQL frees its locks
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'oddstream-fa'"
+            )
+        deadline = time.monotonic() + 5
+        while len(b.leases.held.partitions) < PARTITIONS and time.monotonic() < deadline:
+            await b.leases.tick()  # b takes them; a has not looked yet
+        assert b.leases.held.partitions == set(range(PARTITIONS))
+        partition = wallet_partition("alice", PARTITIONS)
+        assert a.owns(partition)  # a still believes it owns it: the moment
+        credits = 10
+        for _ in range(credits):
+            req = wire.request(
+                wire.Op.WALLET, partition, 5.0, Credit(wallet_id="alice", amount_cents=100)
+            )
+            msg = await nc.request(command_subject(b.prefix, partition), wire.encode(req), 5.0)
+            assert wire.decode_reply(msg.data).error is None
+        await asyncio.sleep(0.5)  # any second execution lands
+        stored = await b.store.read_stream("wallet-alice")
+        assert [e.type for e in stored].count("wallet.Credited") == credits
+    finally:
+        await nc.close()
+        await b.stop()
+        await a.stop()
