@@ -45,6 +45,8 @@ from .router import Router, command_subject
 
 log = logging.getLogger(__name__)
 
+#: the NATS queue group of a partition's subscribers (one of them gets each request)
+OWNERS = "owner"
 #: how long giving a partition up waits for its commands in flight
 _DRAIN_SECONDS = 10.0
 #: how long giving a partition up waits for the server to confirm its unsubscription
@@ -225,8 +227,13 @@ class Worker:
     async def _take_partition(self, partition: int) -> None:
         state = _Partition()
         self._partitions[partition] = state
+        # a queue group: NATS gives each request to one subscriber. While two workers
+        # believe they own the partition (the fence's moment) both are subscribed, and a
+        # plain subscription gave every request to both: the version check refuses the
+        # second append, but the writer then decides the command again on the fresh
+        # state — a command without a request id (a credit) was applied twice
         state.subscription = await self._nc.subscribe(
-            command_subject(self.prefix, partition), cb=self._on_message
+            command_subject(self.prefix, partition), queue=OWNERS, cb=self._on_message
         )
         log.info("%s owns partition %d", self.name, partition)
 
