@@ -349,8 +349,8 @@ class Worker:
                     )
                 )
             try:
-                self._check_partition(req)
-                reply = await self._execute(req)
+                command = self._check_partition(req)
+                reply = await self._execute(req, command)
             except wire.WrongPartition as exc:
                 reply = wire.Reply(error=wire.WireError("internal", "wrong_partition", str(exc)))
             except Exception as exc:
@@ -363,14 +363,17 @@ class Worker:
             self.answered += 1
             return reply
 
-    def _check_partition(self, req: wire.Request) -> None:
-        """Refuse a request whose stream is not in the partition it names: its sender
+    def _check_partition(self, req: wire.Request) -> Any:
+        """The request's command (``None`` for an operation that carries none), once
+        checked to be for a stream of the partition the request names: a sender that
         hashes with another number of partitions (``ODDSTREAM_PARTITIONS`` differs
-        between processes). Executed, the stream would have two writers."""
+        between processes) is refused, or the stream would have two writers."""
         count = self.settings.partitions
         op = req.op
+        command: Any = None
         if op in (wire.Op.RACE, wire.Op.RECALL):
-            found = race_partition(wire.command_of(req).race_id, count)
+            command = wire.command_of(req)
+            found = race_partition(command.race_id, count)
         elif op in (wire.Op.WALLET, wire.Op.WALLET_BET):
             command = wire.command_of(req)
             wallet_id = command.wallet_id
@@ -396,23 +399,24 @@ class Worker:
                 f"the command is for partition {found} of {count}, not {req.partition}: "
                 "ODDSTREAM_PARTITIONS differs between processes"
             )
+        return command
 
-    async def _execute(self, req: wire.Request) -> wire.Reply:
+    async def _execute(self, req: wire.Request, command: Any) -> wire.Reply:
         op = req.op
         if op is wire.Op.RACE:
             outcome = await self.races.execute(
-                wire.command_of(req), request_id=req.request_id, legacy_ids=req.legacy_ids
+                command, request_id=req.request_id, legacy_ids=req.legacy_ids
             )
         elif op is wire.Op.WALLET:
             outcome = await self.wallets.execute(
-                wire.command_of(req), request_id=req.request_id, legacy_ids=req.legacy_ids
+                command, request_id=req.request_id, legacy_ids=req.legacy_ids
             )
         elif op is wire.Op.WALLET_BET:
-            outcome = await self.cashier.place_bet(wire.command_of(req), legacy_ids=req.legacy_ids)
+            outcome = await self.cashier.place_bet(command, legacy_ids=req.legacy_ids)
         elif op is wire.Op.RECALL:
             if req.request_id is None:
                 raise wire.WireFormatError("recall without a request id")
-            found = await self.races.recall(wire.command_of(req), req.request_id, req.legacy_ids)
+            found = await self.races.recall(command, req.request_id, req.legacy_ids)
             return wire.Reply() if found is None else wire.outcome_reply(found)
         elif op is wire.Op.BET_WALLET:
             race_id, bet_id = req.args
