@@ -37,12 +37,20 @@ class SettingsError(ValueError):
     why it is refused."""
 
 
+_NATS_SCHEMES = ("nats://", "tls://")
+
+
 def redact_url(url: str) -> str:
-    """``url`` without the password of its credentials, if it has one."""
+    """``url`` without the password of its credentials, if it has one (a NATS URL:
+    each of a comma-separated list, and a token — ``nats://TOKEN@host`` — too)."""
+    if url.startswith(_NATS_SCHEMES) and "," in url:
+        return ",".join(redact_url(part.strip()) for part in url.split(","))
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
+        user, password, _ = creds.partition(":")
+        if not password and url.startswith(_NATS_SCHEMES):
+            user = "***"  # NATS's token form: the one field is the secret
         return f"{scheme}://{user}@{host}"
     return url
 
@@ -55,7 +63,7 @@ def _redis_url(url: str | None) -> str | None:
 
 def _nats_url(url: str | None) -> str | None:
     if url is not None and not all(
-        part.strip().startswith(("nats://", "tls://")) for part in url.split(",")
+        part.strip().startswith(_NATS_SCHEMES) for part in url.split(",")
     ):
         raise ValueError("a NATS URL starts with nats:// or tls:// (several: comma-separated)")
     return url

@@ -335,3 +335,42 @@ async def test_postgres_restarted_under_load(cluster: Cluster, pg_url: str) -> N
     assert all(s.status == 201 for s in late)  # and afterwards it serves again
     summary = await settle_exactly_once(url, sent, pg_url, cluster.env["ODDSTREAM_PG_SCHEMA"])
     print(json.dumps({"outage": "postgres", **summary}))
+
+
+async def test_a_worker_joining_under_load_takes_its_share_without_a_stall(
+    cluster: Cluster, pg_url: str
+) -> None:
+    """A third worker joins a loaded deployment: the two others give it partitions
+    (unsubscribe, finish what is in flight, release), it takes them. No request may be
+    left unanswered on the way (each one the old owner received is answered or
+    refused ``not_owner``, and asked again of the next owner): every bet is a 201,
+    none waits out the deadline, and none is ``outcome_unknown``."""
+    cluster.worker("w0")
+    cluster.worker("w1")
+    api_a, api_b = cluster.api(), cluster.api()
+    await prepare(api_a.url, wallets=("alice", "bob"))
+    stop = asyncio.Event()
+    load = asyncio.create_task(
+        bettors(
+            [api_a.url, api_b.url],
+            RACES,
+            stop,
+            tasks=12,
+            pause=0.002,
+            headers_of={"alice": customer("alice"), "bob": customer("bob")},
+        )
+    )
+    await asyncio.sleep(1.5)
+    for name in ("w2", "w3"):  # two joins: two rounds of handovers
+        await asyncio.to_thread(cluster.worker, name)
+        await asyncio.sleep(2.0)
+    stop.set()
+    sent = await load
+    slow = max(s.ended - s.started for s in sent)
+    failed = collections.Counter(str(s.status) for s in sent if s.status != 201)
+    print(json.dumps({"bets": len(sent), "slowest_s": round(slow, 3), "failed": failed}))
+    assert failed == {}, [s.body for s in sent if s.status != 201][:3]
+    assert slow < 3.0  # the deadline is 10 s here
+    schema = cluster.env["ODDSTREAM_PG_SCHEMA"]
+    await settle_exactly_once(api_b.url, sent, pg_url, schema)
+    await no_bet_paid_twice(api_b.url, pg_url, schema, ("alice", "bob"))

@@ -6,10 +6,12 @@ loss)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 import psycopg
+import pytest
 
 from oddstream.cluster.leases import Leases
 
@@ -141,3 +143,81 @@ async def test_owners_never_overlap_under_churn(pg_url: str, pg_schema: str) -> 
         await worker.stop()
     assert timeline.overlaps == []
     assert len(timeline.events) > 3 * PARTITIONS  # it did churn
+
+
+async def test_a_failed_gain_lets_the_lock_go_and_is_tried_again(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Taking a consumer (or a partition) can fail — the cashier's follower reads its
+    checkpoint from a store that is not back yet, the read model's Redis is down. The
+    lock must not stay taken without an owner: it would count as held by this worker
+    for every worker (``pg_locks``) and nobody would ever run that consumer again."""
+    timeline = Timeline()
+    hooks = timeline.hooks("a")
+    failures = {"cashier": 1, 3: 1}  # the first gain of each fails
+
+    async def gain(kind: str, what: Any) -> None:
+        if failures.get(what, 0) > 0:
+            failures[what] -= 1
+            raise RuntimeError(f"{kind} {what} cannot start yet")
+        await hooks["on_gain"](kind, what)
+
+    a = Leases(
+        pg_url,
+        schema=pg_schema,
+        partitions=PARTITIONS,
+        consumers=CONSUMERS,
+        every=0.05,
+        name="a",
+        on_gain=gain,
+        on_lose=hooks["on_lose"],
+    )
+    b = leases(pg_url, pg_schema, timeline, "b")
+    try:
+        for _ in range(3):
+            with contextlib.suppress(RuntimeError):  # a failed gain may be raised
+                await a.tick()
+        await settle(a, b)
+        assert failures == {"cashier": 0, 3: 0}  # both failed once
+        assert_split(a, b)  # and were taken afterwards, by one worker or the other
+    finally:
+        await a.stop()
+        await b.stop()
+    assert timeline.overlaps == []
+
+
+async def test_a_lock_connection_that_stops_answering_deposes_the_worker(
+    pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost host or a cut network ends no connection: nothing comes back, and the
+    TCP connection looks alive on both sides for hours (the kernel's keepalive default
+    is 2 h). PostgreSQL must be told to probe this session (server-side keepalives: it
+    then frees the locks of a host that is gone within seconds), and the worker must not
+    wait for ever on a look that gets no answer: it deposes itself, as for a lost
+    connection."""
+    timeline = Timeline()
+    a = leases(pg_url, pg_schema, timeline, "a")
+    await a.tick()
+    assert a.held.partitions == set(range(PARTITIONS))
+    conn = await a._connection()
+    settings = {}
+    for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"):
+        row = await (await conn.execute(f"SHOW {name}")).fetchone()
+        assert row is not None
+        settings[name] = int(row[0])
+    assert 0 < settings["tcp_keepalives_idle"] <= 10, settings
+    assert 0 < settings["tcp_keepalives_interval"] <= 5, settings
+    # the next look gets no answer (the network is cut)
+    execute = conn.execute
+
+    async def no_answer(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(3600)
+        return await execute(*args, **kwargs)
+
+    conn.execute = no_answer  # type: ignore[method-assign]
+    monkeypatch.setattr("oddstream.cluster.leases.QUERY_SECONDS", 0.5)
+    async with asyncio.timeout(30):
+        await a.tick()
+    assert a.losses == 1
+    assert a.held.partitions == set()
+    await a.stop()

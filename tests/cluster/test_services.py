@@ -166,3 +166,34 @@ async def test_readiness_says_whether_commands_can_be_taken(cluster: Cluster) ->
         cluster.wait_ready(api, timeout=30)
         r = await client.post("/races", json={**RACE, "race_id": "x"}, headers=ADMIN)
         assert r.status_code == 201, r.text
+
+
+async def test_a_wallet_read_waits_for_no_wallet_event_that_is_not_there(
+    cluster: Cluster,
+) -> None:
+    """``min_position`` from a race's answer (a cash bet, the dividends) on a wallet
+    read: the read model includes every wallet event up to it once it has passed the
+    wallet events before it — as the embedded one answers at once. Its checkpoint in
+    Redis only moves with wallet events, so without them the read waited out
+    ``ODDSTREAM_READ_WAIT_SECONDS`` and answered 409 ``position_not_reached``."""
+    cluster.worker("w0")
+    api = cluster.api()
+    async with httpx.AsyncClient(base_url=api.url, timeout=15) as client:
+        r = await client.post("/wallet/alice/credit", json={"amount_cents": 500}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        await schedule(client, "quiet")
+        bet = await client.post("/races/quiet/bets", json={"selection": [1], "stake_cents": 200})
+        assert bet.status_code == 201, bet.text
+        later = bet.json()["position"]
+        started = asyncio.get_running_loop().time()
+        r = await client.get(
+            f"/wallet/alice/balance?min_position={later}", headers=customer("alice")
+        )
+        waited = asyncio.get_running_loop().time() - started
+        assert r.status_code == 200, r.text
+        assert r.json()["balance_cents"] == 500
+        assert waited < 2.0  # not the read wait (5 s here)
+        r = await client.get(
+            f"/wallet/alice/transactions?min_position={later}", headers=customer("alice")
+        )
+        assert r.status_code == 200, r.text

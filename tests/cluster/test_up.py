@@ -3,6 +3,7 @@ and Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -94,3 +95,114 @@ def test_up_refuses_bad_counts(bad: list[str]) -> None:
     )
     assert out.returncode == 2
     assert "Invalid value" in out.stderr
+
+
+def start_up(cluster: Cluster, tmp_path: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """``oddstream up`` with one API process and one worker, once it serves; its
+    children."""
+    log = tmp_path / "up.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oddstream.cli", "up", "--api", "1", "--workers", "1",
+         "--port", str(free_port()), "--no-demo"],
+        env=cluster.env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while "Ctrl-C stops everything" not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    children = children_of(proc.pid)
+    assert len(children) == 2
+    return proc, children
+
+
+def gone(pids: list[int], timeout: float) -> list[int]:
+    """The processes of ``pids`` still running after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(running(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if running(pid)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL])
+def test_up_ended_by_a_hangup_or_killed_leaves_no_process_behind(
+    cluster: Cluster, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The terminal closed (SIGHUP) or ``up`` killed: its API processes and workers run
+    in sessions of their own (so that Ctrl-C reaches ``up`` alone, which stops them in
+    order), so nothing else would stop them — they would hold their ports and
+    partitions with nobody to stop them."""
+    proc, children = start_up(cluster, tmp_path)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=40)
+        left = gone(children, 30)
+        assert left == [], f"still running after up ended: {left}"
+    finally:
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "nats_url",
+    [
+        "nats://oddstream:s3cret-pass@127.0.0.1:4222",
+        "nats://s3cret-token@127.0.0.1:4222",  # NATS's token form: the token is the user
+        "nats://a:s3cret-pass@h1:4222,nats://a:s3cret-pass@h2:4222",
+    ],
+)
+def test_up_prints_no_nats_secret(nats_url: str) -> None:
+    """``up`` prints where its engines are: never the NATS password or token."""
+    from oddstream.cluster.supervisor import Deployment
+    from oddstream.config import Settings, redact_url
+
+    assert "s3cret" not in redact_url(nats_url)  # what a settings error repeats too
+
+    deployment = Deployment(
+        Settings(nats_url=nats_url, admin_key="k" * 24),
+        apis=1,
+        workers=1,
+        port=8000,
+        demo=False,
+        local_store="postgresql://127.0.0.1:5432/postgres",
+        local_nats="nats://127.0.0.1:4222",
+        local_redis="redis://127.0.0.1:6379/0",
+    )
+    assert "s3cret" not in deployment.summary
+    assert "h2:4222" in deployment.summary or "h1" not in nats_url
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"ODDSTREAM_STORE_URL": "sqlite:///{tmp}/events.db"}, "PostgreSQL"),
+        ({"ODDSTREAM_NATS_URL": None}, "ODDSTREAM_NATS_URL"),
+        ({"ODDSTREAM_REDIS_URL": None}, "ODDSTREAM_REDIS_URL"),
+    ],
+)
+def test_an_api_process_refuses_settings_it_cannot_serve_with(
+    cluster: Cluster, tmp_path: Path, change: dict[str, str | None], named: str
+) -> None:
+    """An API process of services mode reads the workers' log: with an SQLite store it
+    would serve boards and reads of a log of its own (empty) while its commands went to
+    the workers' — it started, and served that. Refused, like a missing NATS or Redis,
+    at once with the setting named (not a traceback from the app's startup)."""
+    env = dict(cluster.env)
+    for key, value in change.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value.format(tmp=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "oddstream.cli", "api", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0, out.stdout[-2000:]
+    assert named in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr

@@ -28,6 +28,7 @@ from ..config import Settings, redact_url
 from ..consumers import ConsumerGroup
 from ..demo import DEMO_WALLETS, Demo
 from ..eventstore import EventStore, EventStoreError, open_store
+from ..eventstore.factory import is_postgres_url
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_storage
 from ..runtime.cashier import Cashier
@@ -80,8 +81,10 @@ def create_app(
     keys = KeyRing.from_settings(settings, extra=_demo_keys(settings) if demo else ())
     metrics.watch_auth(keys.failures)
     kafka_on = settings.kafka_compat if kafka_compat is None else kafka_compat
-    if role == "api" and kafka_on:
-        raise ValueError("the Kafka integration runs in the embedded mode only (for now)")
+    if role == "api":
+        _check_api_settings(settings, store)
+        if kafka_on:
+            raise ValueError("the Kafka integration runs in the embedded mode only (for now)")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,6 +201,20 @@ async def _local_parts(
     return _Parts(writer, wallets, cashier, wallet_view, start, writer=writer)
 
 
+def _check_api_settings(settings: Settings, store: EventStore | None) -> None:
+    """What an API process of services mode cannot serve without: the workers' log
+    (PostgreSQL: an SQLite file would be a log of its own), NATS and Redis."""
+    if store is None and not is_postgres_url(settings.store_url):
+        raise ValueError(
+            "an API process reads the workers' log: ODDSTREAM_STORE_URL must be the "
+            "deployment's PostgreSQL store"
+        )
+    if not settings.nats_url:
+        raise ValueError("an API process needs NATS (ODDSTREAM_NATS_URL)")
+    if not settings.redis_url:
+        raise ValueError("an API process needs Redis for the wallets (ODDSTREAM_REDIS_URL)")
+
+
 async def _remote_parts(
     settings: Settings, store: EventStore, stack: contextlib.AsyncExitStack
 ) -> _Parts:
@@ -209,8 +226,7 @@ async def _remote_parts(
     from ..cluster.status import ClusterStatus
     from ..cluster.worker import subject_prefix
 
-    if not settings.nats_url or not settings.redis_url:
-        raise ValueError("an API process needs ODDSTREAM_NATS_URL and ODDSTREAM_REDIS_URL")
+    assert settings.nats_url is not None  # _check_api_settings
     nc = await nats.connect(
         settings.nats_url,
         name="oddstream-api",
@@ -220,9 +236,10 @@ async def _remote_parts(
     stack.push_async_callback(nc.close)
     router = Router(
         nc,
-        prefix=subject_prefix(settings),
+        prefix=await subject_prefix(settings, store),
         partitions=settings.partitions,
         deadline=settings.command_deadline_seconds,
+        store=store,
         reader=WalletWriter(store),
     )
     reader = WalletReader(store, wallet_storage(settings))

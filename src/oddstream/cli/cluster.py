@@ -24,9 +24,11 @@ def worker(
 ) -> None:
     """Run a worker of services mode: own a share of the partitions (their races' and
     wallets' writers) and run the consumers given to it; stops on SIGINT/SIGTERM."""
+    from ..cluster.supervisor import follow_supervisor
     from ..cluster.worker import Worker
     from ..logs import configure
 
+    follow_supervisor()
     settings = _settings(store_url=store)
     configure()
     tune_gc()
@@ -63,8 +65,10 @@ def api(
     from ..api.app import create_app, serve_app
     from ..api.auth import KeyConfigError
     from ..api.server import server_config
+    from ..cluster.supervisor import follow_supervisor
     from ..logs import configure
 
+    follow_supervisor()
     settings = _settings(host=host, port=port, store_url=store)
     configure()
     tune_gc()

@@ -2,10 +2,13 @@
 
 Why advisory locks rather than a JetStream key-value lease: the log already lives in
 PostgreSQL, and a session-level advisory lock lives exactly as long as the connection
-that took it. A worker that dies (SIGKILL, a crash, a lost host) loses its connection,
-and PostgreSQL frees its locks at once — no time-to-live to wait out, no renewals to
-send while busy, no clock to trust. Failover then takes one rebalance tick of another
-worker (``ODDSTREAM_REBALANCE_SECONDS``), not a lease period.
+that took it. A worker that dies (SIGKILL, a crash) loses its connection, and
+PostgreSQL frees its locks at once — no time-to-live to wait out, no renewals to send
+while busy, no clock to trust. Failover then takes one rebalance tick of another worker
+(``ODDSTREAM_REBALANCE_SECONDS``), not a lease period. A host that is gone ends no
+connection: the lock connection asks PostgreSQL for keepalive probes (:data:`KEEPALIVE`),
+so that it frees such a worker's locks within seconds, and a look that gets no answer
+(:data:`QUERY_SECONDS`) counts as a lost connection here.
 
 Three kinds of lock, each a pair of 32-bit keys (a namespace derived from the
 deployment's schema and the kind, and a number):
@@ -44,6 +47,13 @@ log = logging.getLogger(__name__)
 
 #: workers a deployment may have at once (member slots)
 MAX_MEMBERS = 1024
+#: TCP keepalive of the lock connection, both ends: idle seconds, seconds between
+#: probes, probes. PostgreSQL frees a session's locks only once it knows the session
+#: is gone; a host that is gone (power, network) ends no connection, and the kernel's
+#: default (7200 s, then 9 probes 75 s apart) would keep its locks for over two hours.
+KEEPALIVE = (5, 2, 3)
+#: how long one look at the locks may take before the connection counts as lost
+QUERY_SECONDS = 10.0
 
 
 def _namespace(schema: str, kind: str) -> int:
@@ -101,8 +111,10 @@ class Leases:
 
     ``on_gain(kind, what)`` is awaited after a lock is taken (``kind`` is
     ``"partition"`` with a number, or ``"consumer"`` with a name) and before it counts
-    as held; ``on_lose(kind, what)`` before a lock is given up, or after it was lost
-    with the connection. Both must not raise.
+    as held; if it raises, the lock is released at once (and taken again at a later
+    look, by this worker or another), so it must leave nothing half-taken.
+    ``on_lose(kind, what)`` is awaited before a lock is given up, or after it was lost
+    with the connection; it must not raise.
     """
 
     def __init__(
@@ -180,7 +192,7 @@ class Leases:
         worker's share. A lost connection deposes this worker from everything."""
         try:
             conn = await self._connection()
-            taken = await ownership(conn, self._schema)
+            taken = await self._ownership(conn)
             self.members = max(1, len(taken.members))
             await self._balance(
                 conn,
@@ -206,21 +218,62 @@ class Leases:
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is not None and not self._conn.closed:
             return self._conn
+        idle, interval, count = KEEPALIVE
         conn = await psycopg.AsyncConnection.connect(
-            self._dsn, autocommit=True, application_name=self._name, connect_timeout=3
+            self._dsn,
+            autocommit=True,
+            application_name=self._name,
+            connect_timeout=3,
+            # this end: notice a peer that is gone
+            keepalives=1,
+            keepalives_idle=idle,
+            keepalives_interval=interval,
+            keepalives_count=count,
+            # PostgreSQL's end: free the locks of a worker whose host is gone
+            options=(
+                f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} "
+                f"-c tcp_keepalives_count={count}"
+            ),
         )
         self._conn = conn
-        used = (await ownership(conn, self._schema)).members
+        used = (await self._ownership(conn)).members
         for slot in range(MAX_MEMBERS):
             if slot not in used and await self._try(conn, self._ns_member, slot):
                 self.held.member = slot
                 return conn
         raise psycopg.OperationalError(f"more than {MAX_MEMBERS} workers")
 
+    async def _ownership(self, conn: psycopg.AsyncConnection[Any]) -> Ownership:
+        """:func:`ownership`, bounded as :meth:`_query` is."""
+        try:
+            async with asyncio.timeout(QUERY_SECONDS):
+                return await ownership(conn, self._schema)
+        except TimeoutError:
+            raise psycopg.OperationalError(
+                f"the lock connection did not answer within {QUERY_SECONDS:.0f} s"
+            ) from None
+
+    async def _query(
+        self, conn: psycopg.AsyncConnection[Any], query: str, params: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        """Run ``query`` on the lock connection; one that gets no answer in
+        :data:`QUERY_SECONDS` (a host or network gone, no connection ended) counts as a
+        lost connection."""
+        try:
+            async with asyncio.timeout(QUERY_SECONDS):
+                cursor = await conn.execute(query, params)
+                return await cursor.fetchall() if cursor.description else []
+        except TimeoutError:
+            raise psycopg.OperationalError(
+                f"the lock connection did not answer within {QUERY_SECONDS:.0f} s"
+            ) from None
+
     async def _try(self, conn: psycopg.AsyncConnection[Any], ns: int, number: int) -> bool:
-        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (ns, number))
-        row = await cursor.fetchone()
-        return bool(row and row[0])
+        rows = await self._query(conn, "SELECT pg_try_advisory_lock(%s, %s)", (ns, number))
+        return bool(rows and rows[0][0])
+
+    async def _unlock(self, conn: psycopg.AsyncConnection[Any], ns: int, number: int) -> None:
+        await self._query(conn, "SELECT pg_advisory_unlock(%s, %s)", (ns, number))
 
     async def _balance(
         self,
@@ -251,7 +304,14 @@ class Leases:
             if item in held or number in taken:
                 continue
             if await self._try(conn, ns, number):
-                await self._on_gain(kind, item)
+                try:
+                    await self._on_gain(kind, item)
+                except Exception:
+                    # not taken after all: let the lock go, or it would count as held
+                    # (by this worker, for every worker) with nobody serving it, for good
+                    await self._unlock(conn, ns, number)
+                    log.warning("could not take %s %s; trying again later", kind, item)
+                    continue
                 held.add(item)
 
     def _number(self, kind: str, item: Any) -> int:
@@ -264,7 +324,7 @@ class Leases:
         ns = self._ns_partition if kind == "partition" else self._ns_consumer
         conn = self._conn
         if conn is not None and not conn.closed:
-            await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (ns, self._number(kind, item)))
+            await self._unlock(conn, ns, self._number(kind, item))
 
     async def _drop(self, *, lost: bool) -> None:
         """Close the lock connection; everything still held is lost with it."""

@@ -4,8 +4,9 @@ The hash must be the same in every process and every release (Python's ``hash()`
 string is salted per process): BLAKE2b of the stream id, its first 8 bytes as an
 unsigned integer, modulo the number of partitions. Changing the number of partitions
 moves streams between partitions, so every process of a deployment must agree on it
-(``ODDSTREAM_PARTITIONS``); ownership stays correct even if they do not (the store's
-version check fences every append), but commands would go to the wrong owner.
+(``ODDSTREAM_PARTITIONS``): a command hashed with another number would go to the wrong
+owner, so a worker refuses a command whose stream is not in the partition its request
+names (``wrong_partition``) rather than give the stream a second writer.
 """
 
 from __future__ import annotations

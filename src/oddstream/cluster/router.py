@@ -32,7 +32,8 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from ..domain.tote.race import PlaceBet, RaceCommand
 from ..domain.wallet import WalletCommand, WalletState
-from ..eventstore import StoreUnavailable
+from ..eventstore import EventStore, StoreUnavailable
+from ..runtime.codec import registry
 from ..runtime.writer import CommandOutcome
 from . import wire
 from .partitions import race_partition, wallet_partition
@@ -84,12 +85,16 @@ class Router:
         prefix: str,
         partitions: int,
         deadline: float,
+        store: EventStore,
         reader: WalletWriter,
         local: LocalOwner | None = None,
     ) -> None:
-        """``reader`` answers :meth:`RemoteWallets.committed` from the log (a read any
-        process may make); ``local``: the worker this router is in, if any."""
+        """``store``: the log, for the events of an answer too large for a NATS message
+        (:func:`.wire.fit`); ``reader`` answers :meth:`RemoteWallets.committed` from the
+        log (a read any process may make); ``local``: the worker this router is in, if
+        any."""
         self._nc = nc
+        self._store = store
         self.prefix = prefix
         self.partitions = partitions
         self.deadline = deadline
@@ -148,7 +153,28 @@ class Router:
             wire.raise_error(reply.error)
         if reply.outcome is None:
             raise wire.WireFormatError("a command's reply without an outcome")
-        return wire.outcome_of(reply.outcome)
+        return await self.outcome_of(reply.outcome)
+
+    async def outcome_of(self, outcome: wire.WireOutcome) -> CommandOutcome:
+        """The outcome of a reply, its events read from the log when they were left
+        out of it (too many for a NATS message)."""
+        count = outcome.elided
+        if not count:
+            return wire.outcome_of(outcome)
+        first = outcome.stream_version - count + 1
+        recorded = await self._store.read_stream(outcome.stream, from_version=first, limit=count)
+        if len(recorded) != count:
+            raise wire.WireFormatError(
+                f"{outcome.stream} holds {len(recorded)} events from version {first}, "
+                f"the answer {count}"
+            )
+        return CommandOutcome(
+            events=tuple(registry.decode(r) for r in recorded),
+            stream_version=outcome.stream_version,
+            first_position=outcome.first_position,
+            last_position=outcome.last_position,
+            repeated=outcome.repeated,
+        )
 
     async def value(self, req_of: Any, partition: int) -> str | bool | None:
         reply = await self.call(req_of, partition)
@@ -212,7 +238,7 @@ class RemoteRaces:
         reply = await router.call(req, partition)
         if reply.error is not None:
             wire.raise_error(reply.error)
-        return None if reply.outcome is None else wire.outcome_of(reply.outcome)
+        return None if reply.outcome is None else await router.outcome_of(reply.outcome)
 
     async def bet_wallet(self, race_id: str, bet_id: str) -> str | None:
         router = self._router

@@ -3,18 +3,22 @@
 Each process is ``python -m oddstream.cli`` ``worker`` or ``api`` with the same
 environment: the store (PostgreSQL), NATS and Redis of the environment, else the local
 ones; the same keys (made here unless configured, and printed). The first API process
-runs the demo when asked. Ctrl-C (or SIGTERM) stops the API processes, then the workers,
-each given time to finish, then killed.
+runs the demo when asked. Ctrl-C (or SIGTERM, or SIGHUP) stops the API processes, then
+the workers, each given time to finish, then killed; if ``up`` itself is killed, each
+process stops by itself (:func:`follow_supervisor`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +33,37 @@ from ..eventstore.factory import is_postgres_url
 STOP_SECONDS = 15.0
 #: how long an API process has to answer /readyz after it starts
 READY_SECONDS = 90.0
+#: tells a process started by ``oddstream up`` the supervisor's pid (see
+#: :func:`follow_supervisor`)
+SUPERVISOR_PID = "ODDSTREAM_SUPERVISOR_PID"
+#: prctl(2)'s option asking for a signal when the parent ends (Linux)
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_supervisor() -> None:
+    """In a process ``oddstream up`` started: stop (SIGTERM to itself, as Ctrl-C's stop
+    would send) when ``up`` ends without stopping it — killed, or a crash. Its processes
+    run in sessions of their own, so nothing else would: they would keep their ports
+    and partitions. Linux asks the kernel (``PR_SET_PDEATHSIG``); elsewhere a thread
+    looks at the parent every second. Nothing outside ``oddstream up``."""
+    expected = os.environ.get(SUPERVISOR_PID)
+    if not expected or not expected.isdigit():
+        return
+    parent = int(expected)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            if os.getppid() != parent:  # ended before the request took effect
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="follow-supervisor", daemon=True).start()
 
 
 @dataclass
@@ -56,6 +91,7 @@ class Deployment:
         local_redis: str,
     ) -> None:
         self.env = dict(os.environ)
+        self.env[SUPERVISOR_PID] = str(os.getpid())
         store = settings.store_url if is_postgres_url(settings.store_url) else local_store
         self.env["ODDSTREAM_STORE_URL"] = store
         self.env["ODDSTREAM_NATS_URL"] = settings.nats_url or local_nats
@@ -81,7 +117,7 @@ class Deployment:
                 argv.append("--demo")
             self.apis.append(_Process(f"api-{i}", argv, url=f"http://{settings.host}:{port + i}"))
         self.summary = (
-            f"store {redact_url(store)}, NATS {self.env['ODDSTREAM_NATS_URL']}, "
+            f"store {redact_url(store)}, NATS {redact_url(self.env['ODDSTREAM_NATS_URL'])}, "
             f"Redis {redact_url(self.env['ODDSTREAM_REDIS_URL'])}"
         )
 
@@ -92,7 +128,9 @@ class Deployment:
         say(f"oddstream services: {counts} on {self.summary}")
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal closed; the processes, in sessions of their own, would
+        # not get it
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         try:
             for process in self.workers + self.apis:

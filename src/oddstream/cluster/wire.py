@@ -22,6 +22,8 @@ from ..domain.wallet import WalletCommand, WalletRejection
 from ..domain.wallet.events import ALL_EVENTS as WALLET_EVENTS
 from ..eventstore import EventStoreError, StoreUnavailable
 from ..runtime.cashier import InsufficientFunds
+from ..runtime.race_writer import race_stream
+from ..runtime.wallet_writer import wallet_stream
 from ..runtime.writer import CommandOutcome, RequestIdReused
 
 
@@ -54,6 +56,10 @@ class WireOutcome(msgspec.Struct, array_like=True, frozen=True):
     first_position: int
     last_position: int
     repeated: bool
+    #: how many events were left out (the reply would not fit in a NATS message): the
+    #: receiver reads them from ``stream``'s log, the versions up to ``stream_version``
+    elided: int = 0
+    stream: str = ""
 
 
 class WireError(msgspec.Struct, array_like=True, frozen=True):
@@ -155,7 +161,32 @@ def outcome_reply(outcome: CommandOutcome) -> Reply:
     )
 
 
+def stream_of(req: Request) -> str:
+    """The stream whose events a request's outcome holds."""
+    if req.op in (Op.RACE, Op.RECALL, Op.WALLET_BET):
+        return race_stream(command_of(req).race_id)
+    if req.op is Op.WALLET:
+        return wallet_stream(command_of(req).wallet_id)
+    raise WireFormatError(f"{req.op} answers no events")
+
+
+def fit(reply: Reply, data: bytes, limit: int, req: Request) -> bytes:
+    """``data`` (``reply`` encoded) if it fits in ``limit`` bytes, else ``reply`` with its
+    events left out for the receiver to read from the log (a race's dividends: one event
+    per bet, ~145 bytes each, past NATS's 1 MB default beyond ~7,000 bets)."""
+    outcome = reply.outcome
+    if len(data) <= limit or outcome is None or not outcome.events:
+        return data
+    slim = msgspec.structs.replace(
+        outcome, events=[], elided=len(outcome.events), stream=stream_of(req)
+    )
+    return encode(msgspec.structs.replace(reply, outcome=slim))
+
+
 def outcome_of(wire: WireOutcome) -> CommandOutcome:
+    """The outcome a reply carries (its events with it: see :func:`fit`)."""
+    if wire.elided:
+        raise WireFormatError("an outcome whose events are in the log: read them there")
     return CommandOutcome(
         events=tuple(
             msgspec.msgpack.decode(data, type=_EVENTS[name]) for name, data in wire.events
@@ -187,6 +218,11 @@ def error_reply(exc: BaseException) -> Reply:
     else:
         error = WireError("internal", "internal", f"{type(exc).__name__}: {exc}")
     return Reply(error=error)
+
+
+class WrongPartition(Exception):
+    """A request's command is not for the partition the request names (its sender
+    hashes with another number of partitions)."""
 
 
 class RemoteError(Exception):

@@ -7,7 +7,8 @@ cashier for the wallets it owns, and whichever of the deployment's run-once cons
 was given (the cashier's follower, which pays settlements into wallets and sweeps stale
 reservations; the wallet read model in Redis).
 
-Giving a partition up (another worker joined, or this one stops): unsubscribe, let the
+Giving a partition up (another worker joined, or this one stops): unsubscribe (a drain:
+requests already on their way are answered ``not_owner``, none is dropped), let the
 commands in flight finish, forget the states in memory, then release the lock. A
 partition lost with the lock connection is dropped at once; anything still in flight
 there is fenced by the store's version check (see :mod:`.leases`).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ..config import Settings
-from ..eventstore import EventStore, open_store
+from ..eventstore import CheckpointConflict, EventStore, open_store
 from ..eventstore.factory import is_postgres_url
 from ..projections.wallet_models.base import CONSUMER_NAME as WALLET_READ_MODEL
 from ..projections.wallets import WalletProjection, open_wallet_read_model
@@ -43,14 +45,51 @@ from .router import Router, command_subject
 
 log = logging.getLogger(__name__)
 
+#: the NATS queue group of a partition's subscribers (one of them gets each request)
+OWNERS = "owner"
 #: how long giving a partition up waits for its commands in flight
 _DRAIN_SECONDS = 10.0
+#: how long giving a partition up waits for the server to confirm its unsubscription
+_UNSUBSCRIBE_SECONDS = 2.0
 
 
-def subject_prefix(settings: Settings) -> str:
-    """The NATS subject prefix of a deployment: one per PostgreSQL schema, so two
-    deployments on one NATS server never take each other's commands."""
-    return f"oddstream.{settings.pg_schema}"
+#: a reservation counts as stale after at least this long (the cashier's default)
+_STALE_AFTER = 10.0
+
+
+def stale_after(settings: Settings) -> float:
+    """How old an open reservation must be before the sweep resolves it: longer than a
+    race command of a wallet bet may travel (its deadline), twice over, since the
+    wallet's owner that sent it may have died and the race's owner may take it until
+    then (a stake released before would back a bet placed after: a free bet)."""
+    return max(_STALE_AFTER, 2 * settings.command_deadline_seconds)
+
+
+#: the store checkpoint holding a deployment's identity (see :func:`subject_prefix`)
+DEPLOYMENT_ID = "services-deployment-id"
+
+
+async def deployment_id(store: EventStore) -> int:
+    """A random number kept in the store (the first process of a deployment draws it):
+    the same for every process on one log, different for two logs — also two databases
+    (or servers) with the same schema name."""
+    found = await store.get_checkpoint(DEPLOYMENT_ID)
+    if found:
+        return found
+    drawn = secrets.randbits(62) + 1
+    try:
+        await store.save_checkpoint(DEPLOYMENT_ID, drawn, expected=0)
+    except CheckpointConflict:  # another process drew first
+        return await store.get_checkpoint(DEPLOYMENT_ID)
+    return drawn
+
+
+async def subject_prefix(settings: Settings, store: EventStore) -> str:
+    """The NATS subject prefix of the deployment whose log ``store`` holds: its schema
+    and its :func:`deployment_id`, so two deployments on one NATS server never take each
+    other's commands (a schema name alone is the same, ``oddstream``, for any two
+    deployments left at the default)."""
+    return f"oddstream.{settings.pg_schema}.{await deployment_id(store):x}"
 
 
 @dataclass
@@ -72,7 +111,8 @@ class Worker:
             raise ValueError("a worker needs Redis for the read models (ODDSTREAM_REDIS_URL)")
         self.settings = settings
         self.name = name
-        self.prefix = subject_prefix(settings)
+        #: the NATS subject prefix (known once started: :func:`subject_prefix`)
+        self.prefix = ""
         self._partitions: dict[int, _Partition] = {}
         self._consumers: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -109,6 +149,7 @@ class Worker:
     async def start(self) -> None:
         settings = self.settings
         self.store = await open_store(settings.store_url, **settings.store_options())
+        self.prefix = await subject_prefix(settings, self.store)
         self.races = RaceWriter(self.store)
         self.wallets = WalletWriter(self.store)
         assert settings.nats_url is not None  # checked in __init__
@@ -124,11 +165,16 @@ class Worker:
             prefix=self.prefix,
             partitions=settings.partitions,
             deadline=settings.command_deadline_seconds,
+            store=self.store,
             reader=self.wallets,
             local=self,
         )
         self.cashier = Cashier(
-            self.store, self.router.races, self.router.wallets, resolver=self.router.bets
+            self.store,
+            self.router.races,
+            self.router.wallets,
+            resolver=self.router.bets,
+            stale_after=stale_after(settings),
         )
         self.leases = Leases(
             settings.store_url,
@@ -154,6 +200,8 @@ class Worker:
         await self.store.close()
 
     async def _gain(self, kind: str, what: Any) -> None:
+        """Take a partition or start a consumer; on failure leave nothing half-taken
+        (the leases then release the lock, and it is tried again later)."""
         try:
             if kind == "partition":
                 await self._take_partition(int(what))
@@ -161,6 +209,10 @@ class Worker:
                 await self._start_consumer(str(what))
         except Exception:
             log.exception("taking %s %s failed", kind, what)
+            if kind == "partition":
+                state = self._partitions.pop(int(what), None)
+                if state is not None and state.subscription is not None:
+                    await self._close_subscription(state.subscription)
             raise
 
     async def _lose(self, kind: str, what: Any) -> None:
@@ -175,8 +227,13 @@ class Worker:
     async def _take_partition(self, partition: int) -> None:
         state = _Partition()
         self._partitions[partition] = state
+        # a queue group: NATS gives each request to one subscriber. While two workers
+        # believe they own the partition (the fence's moment) both are subscribed, and a
+        # plain subscription gave every request to both: the version check refuses the
+        # second append, but the writer then decides the command again on the fresh
+        # state — a command without a request id (a credit) was applied twice
         state.subscription = await self._nc.subscribe(
-            command_subject(self.prefix, partition), cb=self._on_message
+            command_subject(self.prefix, partition), queue=OWNERS, cb=self._on_message
         )
         log.info("%s owns partition %d", self.name, partition)
 
@@ -185,8 +242,7 @@ class Worker:
         if state is None:
             return
         if state.subscription is not None:
-            with contextlib.suppress(Exception):
-                await state.subscription.unsubscribe()
+            await self._close_subscription(state.subscription)
         if state.in_flight:
             state.idle = asyncio.Event()
             with contextlib.suppress(TimeoutError):
@@ -198,13 +254,47 @@ class Worker:
         self.wallets.forget_where(lambda key: wallet_partition(key, count) == partition)
         log.info("%s gave up partition %d", self.name, partition)
 
+    async def _close_subscription(self, subscription: Subscription) -> None:
+        """Stop taking a partition's commands without dropping any already on their way.
+
+        nats-py's ``unsubscribe`` discards the messages the server sent before it saw the
+        UNSUB (in the socket, or queued): those requests would get no answer at all and
+        their callers would wait out their deadline (503 ``outcome_unknown``). A drain
+        sends UNSUB, waits for the server's PONG and hands every message received until
+        then to the callback, which answers ``not_owner`` (the partition is no longer
+        owned): the router asks the next owner at once. Without a connection (NATS
+        restarting) there is nothing on its way: the subscription is just removed."""
+        nc = self._nc
+        if nc.is_connected:
+            try:
+                async with asyncio.timeout(_UNSUBSCRIBE_SECONDS):
+                    await subscription.drain()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the connection went meanwhile, or no PONG in time
+                log.warning("draining a partition's subscription failed (%s)", exc)
+        # as unsubscribe does, also after a drain cut short (which marked it closed): no
+        # more messages to the callback, and not restored by a reconnection
+        with contextlib.suppress(Exception):
+            subscription._stop_processing()
+            nc._remove_sub(subscription._id)
+        with contextlib.suppress(Exception):
+            if not nc.is_reconnecting and not nc.is_closed:
+                await nc._send_unsubscribe(subscription._id)
+
     async def _start_consumer(self, name: str) -> None:
         if name == CASHIER:
             await self.cashier.start()
             self._consumers[name] = self.cashier
         elif name == WALLET_READ_MODEL:
-            view = open_wallet_read_model(self.settings, self.store)
-            await view.start()
+            view = open_wallet_read_model(self.settings, self.store, shared=True)
+            try:
+                await view.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await view.stop()  # its storage's connections
+                raise
             self.wallet_view = view
             self._consumers[name] = view
         log.info("%s runs consumer %s", self.name, name)
@@ -225,6 +315,7 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, msg: Msg) -> None:
+        req: wire.Request | None = None
         try:
             req = wire.decode_request(msg.data)
         except wire.WireFormatError as exc:
@@ -233,8 +324,14 @@ class Worker:
         else:
             reply = await self.handle(req)
         if msg.reply:
+            data = wire.encode(reply)
+            limit = self._nc.max_payload
+            if len(data) > limit and req is not None:
+                # too large for one message: its events are left for the asker to read
+                # from the log (a race's dividends: one event per bet)
+                data = wire.fit(reply, data, limit, req)
             with contextlib.suppress(Exception):  # the asker may have gone
-                await msg.respond(wire.encode(reply))
+                await msg.respond(data)
 
     async def handle(self, req: wire.Request) -> wire.Reply:
         """Execute a request for a partition this worker owns."""
@@ -252,7 +349,10 @@ class Worker:
                     )
                 )
             try:
-                reply = await self._execute(req)
+                command = self._check_partition(req)
+                reply = await self._execute(req, command)
+            except wire.WrongPartition as exc:
+                reply = wire.Reply(error=wire.WireError("internal", "wrong_partition", str(exc)))
             except Exception as exc:
                 if not isinstance(exc, wire.WireFormatError):
                     reply = wire.error_reply(exc)
@@ -263,22 +363,60 @@ class Worker:
             self.answered += 1
             return reply
 
-    async def _execute(self, req: wire.Request) -> wire.Reply:
+    def _check_partition(self, req: wire.Request) -> Any:
+        """The request's command (``None`` for an operation that carries none), once
+        checked to be for a stream of the partition the request names: a sender that
+        hashes with another number of partitions (``ODDSTREAM_PARTITIONS`` differs
+        between processes) is refused, or the stream would have two writers."""
+        count = self.settings.partitions
+        op = req.op
+        command: Any = None
+        if op in (wire.Op.RACE, wire.Op.RECALL):
+            command = wire.command_of(req)
+            found = race_partition(command.race_id, count)
+        elif op in (wire.Op.WALLET, wire.Op.WALLET_BET):
+            command = wire.command_of(req)
+            wallet_id = command.wallet_id
+            if not isinstance(wallet_id, str):
+                raise wire.WireFormatError("a wallet bet that names no wallet")
+            found = wallet_partition(wallet_id, count)
+        elif op is wire.Op.BET_WALLET and len(req.args) == 2:
+            found = race_partition(req.args[0], count)
+        elif op is wire.Op.RESOLVE and len(req.args) == 3:
+            found = wallet_partition(req.args[0], count)
+        else:
+            raise wire.WireFormatError(f"bad {op} request")
+        if found != req.partition:
+            log.error(
+                "a %s request for partition %d carries a stream of partition %d (of %d): "
+                "ODDSTREAM_PARTITIONS must be the same in every process",
+                op,
+                req.partition,
+                found,
+                count,
+            )
+            raise wire.WrongPartition(
+                f"the command is for partition {found} of {count}, not {req.partition}: "
+                "ODDSTREAM_PARTITIONS differs between processes"
+            )
+        return command
+
+    async def _execute(self, req: wire.Request, command: Any) -> wire.Reply:
         op = req.op
         if op is wire.Op.RACE:
             outcome = await self.races.execute(
-                wire.command_of(req), request_id=req.request_id, legacy_ids=req.legacy_ids
+                command, request_id=req.request_id, legacy_ids=req.legacy_ids
             )
         elif op is wire.Op.WALLET:
             outcome = await self.wallets.execute(
-                wire.command_of(req), request_id=req.request_id, legacy_ids=req.legacy_ids
+                command, request_id=req.request_id, legacy_ids=req.legacy_ids
             )
         elif op is wire.Op.WALLET_BET:
-            outcome = await self.cashier.place_bet(wire.command_of(req), legacy_ids=req.legacy_ids)
+            outcome = await self.cashier.place_bet(command, legacy_ids=req.legacy_ids)
         elif op is wire.Op.RECALL:
             if req.request_id is None:
                 raise wire.WireFormatError("recall without a request id")
-            found = await self.races.recall(wire.command_of(req), req.request_id, req.legacy_ids)
+            found = await self.races.recall(command, req.request_id, req.legacy_ids)
             return wire.Reply() if found is None else wire.outcome_reply(found)
         elif op is wire.Op.BET_WALLET:
             race_id, bet_id = req.args

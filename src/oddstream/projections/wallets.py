@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -85,6 +86,30 @@ class WalletReadModel(Protocol):
 GATHER_SECONDS = 0.01
 
 
+class _AdvancingCheckpoint(SinkCheckpoint):
+    """A sink checkpoint that the projection also moves over positions without a wallet
+    event (at most every ``every`` seconds, and at stop): for a read model other
+    processes read (Redis in services mode), whose readers know its position only from
+    the stored checkpoint. Without it a read waiting for a position a race's answer gave
+    (``min_position``) would wait for the next wallet event, however long."""
+
+    def __init__(self, every: float) -> None:
+        #: the runner wakes at least this often when idle
+        self.every = self._every = every
+        self._moved_at = 0.0
+
+    async def save(
+        self, store: EventStore, consumer: Consumer, position: int, *, now: bool = False
+    ) -> None:
+        projection: WalletProjection = consumer  # type: ignore[assignment]
+        if position <= projection.checkpoint:
+            return
+        if not now and time.monotonic() - self._moved_at < self._every:
+            return
+        await projection.advance(position)
+        self._moved_at = time.monotonic()
+
+
 class WalletProjection(Consumer):
     """Follows the wallet streams into a :class:`WalletStorage`; a :class:`WalletReadModel`.
 
@@ -107,11 +132,16 @@ class WalletProjection(Consumer):
         batch_size: int = DEFAULT_BATCH,
         check_interval: float = CHECK_INTERVAL,
         gather: float = GATHER_SECONDS,
+        advance_every: float | None = None,
     ) -> None:
         """``gather``: after being woken by a commit, wait this long for more before
         writing, so that under load one batch takes many commits' events (a reader
         waiting for a position cuts it short); ``check_interval``: how often the
-        storage is checked to still hold this projection's checkpoint."""
+        storage is checked to still hold this projection's checkpoint;
+        ``advance_every``: for a storage other processes read, move the stored
+        checkpoint over positions without a wallet event at most this often (seconds;
+        ``None``: only with wallet events, as a reader in this process follows
+        :attr:`position`)."""
         self._store = store
         self._storage = storage
         self._registry = registry or default_registry
@@ -121,7 +151,7 @@ class WalletProjection(Consumer):
         self.runner = ConsumerRunner(
             store,
             self,
-            SinkCheckpoint(),
+            SinkCheckpoint() if advance_every is None else _AdvancingCheckpoint(advance_every),
             batch_size=batch_size,
             linger=gather,
             check_every=check_interval,
@@ -259,6 +289,12 @@ class WalletProjection(Consumer):
             raise
         self._committed = new
 
+    async def advance(self, position: int) -> None:
+        """Move the stored checkpoint to ``position``, past events that are not wallet
+        events (the runner has scanned up to it): nothing else is written."""
+        if position > self._committed:
+            await self._write((), position)
+
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Wipe the read model and replay every wallet event up to the log's current
         head; returns the number of events applied. ``progress(position, head)`` is
@@ -370,10 +406,21 @@ def wallet_storage(settings: Settings) -> WalletStorage:
     return SqliteWalletStorage(path if path == ":memory:" else Path(path))
 
 
-def open_wallet_read_model(settings: Settings, store: EventStore) -> WalletProjection:
+#: how often a read model other processes read moves its checkpoint over positions
+#: without a wallet event (see :class:`_AdvancingCheckpoint`)
+SHARED_ADVANCE_SECONDS = 0.05
+
+
+def open_wallet_read_model(
+    settings: Settings, store: EventStore, *, shared: bool = False
+) -> WalletProjection:
     """The wallet projection the settings ask for: Redis when ``redis_url`` is set, else
-    SQLite at ``read_model_path``. Not started: ``await projection.start()``."""
-    return WalletProjection(store, wallet_storage(settings))
+    SQLite at ``read_model_path``. Not started: ``await projection.start()``.
+
+    ``shared``: other processes read it (services mode's worker): its stored checkpoint
+    also moves over positions without a wallet event, as they know no other."""
+    advance = SHARED_ADVANCE_SECONDS if shared else None
+    return WalletProjection(store, wallet_storage(settings), advance_every=advance)
 
 
 def default_read_model_path(store_url: str) -> str:

@@ -306,17 +306,25 @@ class Cashier(Consumer):
                 await self.sweep()
             except (EventStoreError, ToteRejection, WalletRejection):
                 log.warning("reservation sweep failed; retrying later", exc_info=True)
+            except Exception:  # anything else (in services mode, the owner's failure over
+                # NATS): the sweep is the only thing that resolves what a crash left open
+                log.exception("reservation sweep failed unexpectedly; retrying later")
 
     async def sweep(self, *, now: float | None = None) -> int:
         """Resolve reservations open longer than ``stale_after`` (:meth:`resolve`, on
-        the wallet's owner). Returns how many were resolved."""
+        the wallet's owner). Returns how many were resolved. One that cannot be
+        resolved now (its owner unreachable) is left for the next sweep and does not
+        hold up the others."""
         now = time.time() if now is None else now
         resolved = 0
         for key, item in list(self._open.items()):
             if now - item.reserved_at < self._stale_after or key in self._busy:
                 continue
-            if await self._resolver.resolve(*key):
-                resolved += 1
+            try:
+                if await self._resolver.resolve(*key):
+                    resolved += 1
+            except (EventStoreError, ToteRejection, WalletRejection) as exc:
+                log.warning("reservation of bet %s not resolved yet: %s", key[2], exc)
         return resolved
 
     async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:

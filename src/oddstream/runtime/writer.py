@@ -10,9 +10,10 @@ aggregates into one transaction.
 If the append fails, the state in memory is thrown away and reloaded from the log, and
 every command of the batch gets the error: nothing is acknowledged that is not stored.
 A ``WrongExpectedVersion`` (another process wrote the stream) is retried once after a
-reload. Nothing yet makes one process the only owner of an aggregate: several
-processes writing one stream are kept apart by that version check alone (owning
-partitions is planned with the services deployment).
+reload. In services mode one worker owns each aggregate's partition
+(:mod:`oddstream.cluster.leases`); that version check is the fence for the moments two
+processes believe they own it (and all there is between embedded processes on one
+store).
 
 Aggregates with long histories (wallets) keep snapshots: every ``snapshot_every`` events
 the state is written to ``snapshot-<stream>``, and a load reads the latest snapshot and
@@ -168,6 +169,10 @@ class _Entry(Generic[S, C]):
     #: ``answered`` holds every request id of the stream's versions from this one on;
     #: ids of earlier versions are looked up in the log
     answered_from: int = 1
+    #: dropped from memory once its worker is done (``forget_where`` found it busy)
+    forget_when_idle: bool = False
+    #: the batch being decided and stored right now
+    running: Sequence[_Pending[C]] = ()
 
 
 class AggregateWriter(Generic[S, C]):
@@ -307,6 +312,18 @@ class AggregateWriter(Generic[S, C]):
         _check_same(answer, fingerprint(command))
         return answer.outcome
 
+    async def settled(self, key: str) -> None:
+        """Wait until every command of ``key`` taken so far is decided and stored, or
+        has failed: then the state in memory holds what the log holds of them (a state
+        read before may show a decision whose append is still under way, and may yet
+        fail). Commands taken meanwhile are not waited for."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        futures = [p.future for p in (*entry.running, *entry.queue)]
+        if futures:
+            await asyncio.wait(futures)  # never cancels them
+
     def forget(self, key: str) -> None:
         """Drop the state in memory (it is loaded again on next use)."""
         entry = self._entries.get(key)
@@ -314,13 +331,18 @@ class AggregateWriter(Generic[S, C]):
             del self._entries[key]
 
     def forget_where(self, chosen: Callable[[str], bool]) -> int:
-        """Drop the idle states in memory whose key ``chosen`` picks (a worker giving up
-        a partition); returns how many."""
-        doomed = [
-            key
-            for key, entry in self._entries.items()
-            if entry.worker is None and not entry.queue and chosen(key)
-        ]
+        """Drop the states in memory whose key ``chosen`` picks (a worker giving up a
+        partition): the idle ones now (returns how many), the busy ones as soon as
+        their commands are done — never kept to be used again once another process may
+        have written their streams."""
+        doomed = []
+        for key, entry in self._entries.items():
+            if not chosen(key):
+                continue
+            if entry.worker is None and not entry.queue:
+                doomed.append(key)
+            else:
+                entry.forget_when_idle = True
         for key in doomed:
             del self._entries[key]
         return len(doomed)
@@ -368,11 +390,17 @@ class AggregateWriter(Generic[S, C]):
         try:
             while entry.queue:
                 batch, entry.queue = entry.queue, []
-                await self._run_batch(key, entry, batch, retry=True)
+                entry.running = batch
+                try:
+                    await self._run_batch(key, entry, batch, retry=True)
+                finally:
+                    entry.running = ()
                 await self._maybe_snapshot(key, entry)
                 _trim_answers(self._spec, entry)
         finally:
             entry.worker = None
+            if entry.forget_when_idle and not entry.queue and self._entries.get(key) is entry:
+                del self._entries[key]
             self._evict_idle()
 
     async def _run_batch(
