@@ -102,6 +102,12 @@ _SELECT = (
     "FROM {schema}.events "
 )
 
+#: a page of a subscription with the head it was read at (see ``_read_page``)
+_PAGE_START = (
+    "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
+    "LEFT JOIN LATERAL ("
+)
+
 _EXPECTED_CODES = {
     ExpectedVersion.ANY: -1,
     ExpectedVersion.NO_STREAM: -2,
@@ -168,12 +174,13 @@ class PostgresEventStore(EventStore):
             open=False,
             kwargs=dict(_CONNECT_OPTIONS),
             configure=_configure,
-            check=AsyncConnectionPool.check_connection,
         )
         ident = sql.Identifier(schema)
         self._channel = f"{schema}_events"
         self._lock = _lock_key(schema, "append")
         self._q_select = sql.SQL(_SELECT).format(schema=ident)
+        self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident) + self._q_select
+        self._q_page_end = sql.SQL(" ORDER BY position LIMIT %s) e ON true")
         self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
@@ -478,14 +485,27 @@ class PostgresEventStore(EventStore):
 
     # ----------------------------------------------------------------- reader side
     async def _fetch(self, query: Any, params: Any = ()) -> list[tuple[Any, ...]]:
-        try:
-            async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
-                cur = await conn.execute(query, params, binary=True)
-                return await cur.fetchall()
-        except TimeoutError as exc:
-            raise StoreUnavailable(f"PostgreSQL did not answer within {self._timeout}s") from exc
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        """A read on a pooled connection. The pool does not check a connection before
+        lending it (a round trip per read: a third of a follower's reads); a read that
+        finds its connection broken (PostgreSQL restarted since it was last used) has the
+        pool check all of its idle ones, and is made once more."""
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
+                    cur = await conn.execute(query, params, binary=True)
+                    return await cur.fetchall()
+            except TimeoutError as exc:
+                raise StoreUnavailable(
+                    f"PostgreSQL did not answer within {self._timeout}s"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+                with contextlib.suppress(psycopg.Error, PoolTimeout, OSError):
+                    await self._pool.check()
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     async def _read_stream(
         self, stream_id: str, from_version: int | None, backwards: bool, limit: int | None
@@ -521,25 +541,26 @@ class PostgresEventStore(EventStore):
         # are dense (assigned from the maximum under the append lock), so an unfiltered
         # page of ``limit`` events is the range (after, after + limit]; a filtered page
         # scans a wider window and reports how far it got.
-        head = await self._head()
+        # One round trip: the head, and the events of the page up to it (the head comes
+        # in a last column; with no events there is one row of NULLs and the head).
         window = (
             limit
             if flt.stream_prefix is None and flt.types is None
             else max(limit * 4, FILTER_WINDOW)
         )
-        upto = min(head, after + window)
-        query = self._q_select + sql.SQL("WHERE position > %s AND position <= %s")
-        params: list[Any] = [after, upto]
+        where: sql.Composable = sql.SQL("WHERE position > %s AND position <= least(h.head, %s)")
+        params: list[Any] = [after, after + window]
         if flt.stream_prefix is not None:
-            query += sql.SQL(" AND left(stream_id, %s) = %s")
+            where += sql.SQL(" AND left(stream_id, %s) = %s")
             params += [len(flt.stream_prefix), flt.stream_prefix]
         if flt.types is not None:
-            query += sql.SQL(" AND type = ANY(%s)")
+            where += sql.SQL(" AND type = ANY(%s)")
             params.append(sorted(flt.types))
-        query += sql.SQL(" ORDER BY position LIMIT %s")
         params.append(limit)
-        rows = await self._fetch(query, params)
-        events = list(map(RecordedEvent.from_row, rows))
+        rows = await self._fetch(self._q_page_start + where + self._q_page_end, params)
+        head = int(rows[0][-1])
+        events = [] if rows[0][0] is None else list(map(RecordedEvent.from_row, rows))
+        upto = min(head, after + window)
         scanned = events[-1].position if len(events) == limit else upto
         return events, scanned, head
 
