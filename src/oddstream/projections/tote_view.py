@@ -80,7 +80,7 @@ class BetView(msgspec.Struct, kw_only=True, gc=False):
     settled_position: int | None = None
 
 
-#: Bets (and pool selections) per snapshot part: about 1 MB of encoded state.
+#: Bets (and pool selections) per snapshot part: 1-2 MB of encoded state.
 PART_BETS = 4096
 
 
