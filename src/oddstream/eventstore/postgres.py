@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 from uuid import UUID
@@ -85,6 +86,12 @@ CREATE TABLE IF NOT EXISTS {schema}.snapshots (
     name     text   PRIMARY KEY,
     position bigint NOT NULL,
     data     bytea  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.snapshot_parts (
+    name text    NOT NULL,
+    part integer NOT NULL,
+    data bytea   NOT NULL,
+    PRIMARY KEY (name, part)
 );
 """
 
@@ -185,6 +192,7 @@ class PostgresEventStore(EventStore):
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
         self._q_snapshots = sql.SQL("{schema}.snapshots").format(schema=ident)
+        self._q_snapshot_parts = sql.SQL("{schema}.snapshot_parts").format(schema=ident)
         self._writer: psycopg.AsyncConnection[Any] | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._committer: GroupCommitter | None = None
@@ -580,21 +588,94 @@ class PostgresEventStore(EventStore):
         return int(rows[0][0])
 
     async def _save_snapshot(
-        self, name: str, position: int, data: bytes, expected: int | None
+        self, name: str, position: int, parts: Iterator[bytes], expected: int | None
     ) -> None:
-        query = sql.SQL(
-            "INSERT INTO {} (name, position, data) VALUES (%s, %s, %s) ON CONFLICT (name) "
-            "DO UPDATE SET position = excluded.position, data = excluded.data"
-        ).format(self._q_snapshots)
-        statement = SqlStatement(query.as_string(None), (name, position, data))
-        await self._commit_projection(name, position, [statement], expected)
+        # On a pooled connection, not the writer's: appends go on meanwhile. Each part is
+        # sent as a statement of its own, so libpq's buffers (which grow to twice the
+        # largest message and never shrink while the connection lives) stay at a part's
+        # size. A row of ``snapshots`` whose ``data`` is not empty was written whole by an
+        # earlier release; ours are empty, the state is in ``snapshot_parts``.
+        async def run(
+            query: sql.Composed | sql.SQL, params: tuple[Any, ...]
+        ) -> psycopg.AsyncCursor[Any]:
+            async with asyncio.timeout(self._timeout):
+                return await conn.execute(query, params)
 
-    async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None:
-        rows = await self._fetch(
-            sql.SQL("SELECT position, data FROM {} WHERE name = %s").format(self._q_snapshots),
-            (name,),
-        )
-        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                # one writer of a name's snapshot at a time: the parts of two never mix
+                await run(
+                    sql.SQL("SELECT pg_advisory_xact_lock(%s)"),
+                    (_lock_key(self.schema, "checkpoint", name),),
+                )
+                if expected is not None:
+                    cur = await run(
+                        sql.SQL("SELECT position FROM {} WHERE name = %s").format(
+                            self._q_checkpoints
+                        ),
+                        (name,),
+                    )
+                    row = await cur.fetchone()
+                    actual = row[0] if row else 0
+                    if actual != expected:
+                        raise CheckpointConflict(name, expected, actual)
+                await run(
+                    sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q_snapshot_parts),
+                    (name,),
+                )
+                insert = sql.SQL("INSERT INTO {} (name, part, data) VALUES (%s, %s, %b)").format(
+                    self._q_snapshot_parts
+                )
+                for number, part in enumerate(parts):
+                    await run(insert, (name, number, part))
+                    del part
+                await run(
+                    sql.SQL(
+                        "INSERT INTO {} (name, position, data) VALUES (%s, %s, '') "
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                        "data = excluded.data"
+                    ).format(self._q_snapshots),
+                    (name, position),
+                )
+                await run(
+                    sql.SQL(
+                        "INSERT INTO {} (name, position, updated_at) VALUES (%s, %s, now()) "
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                        "updated_at = excluded.updated_at"
+                    ).format(self._q_checkpoints),
+                    (name, position),
+                )
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL did not answer a snapshot write within {self._timeout}s"
+            ) from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL snapshot write failed: {exc}") from exc
+
+    async def _load_snapshot(self, name: str) -> tuple[int, list[bytes]] | None:
+        query = sql.SQL(
+            "SELECT s.position, s.data, p.data FROM {} s LEFT JOIN {} p ON p.name = s.name "
+            "WHERE s.name = %s ORDER BY p.part"
+        ).format(self._q_snapshots, self._q_snapshot_parts)
+        position: int | None = None
+        whole: bytes | None = None
+        parts: list[bytes] = []
+        try:
+            async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
+                # a row at a time (libpq's input buffer grows to the largest row it took)
+                async for row in conn.cursor(binary=True).stream(query, (name,)):
+                    position, data, part = row
+                    if data and whole is None:  # written whole by an earlier release
+                        whole = bytes(data)
+                    if part is not None:
+                        parts.append(bytes(part))
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"PostgreSQL did not answer within {self._timeout}s") from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        if position is None:
+            return None
+        return int(position), [whole] if whole is not None else parts
 
     async def _get_checkpoint(self, name: str) -> int:
         rows = await self._fetch(
