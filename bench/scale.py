@@ -871,35 +871,38 @@ def case_ready(engines: Engines, events: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- output
 
 
-def summarise(measurements: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One line per configuration: the figures the issue asks for, and their parts."""
+def _median(values: list[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
+    return round(statistics.median(found), 3) if found else None
+
+
+#: each figure of a configuration's line: the measurement it comes from and how
+FIGURES: dict[str, tuple[str, Any]] = {
+    "bets_per_s": ("bets", lambda m: m["wrk"].get("ok_per_s")),
+    "credits_per_s": ("credits", lambda m: m["wrk"].get("ok_per_s")),
+    "cpu_us_per_bet": ("bets", lambda m: m.get("cpu_us_per_event")),
+    "p50_ms_light": ("light", lambda m: m["light"]["p50_ms"]),
+    "p99_ms_light": ("light", lambda m: m["light"]["p99_ms"]),
+    "cpu_us_per_bet_own_pg": ("bets", lambda m: m.get("cpu_us_per_event_own_pg")),
+    "cpu_us_per_credit": ("credits", lambda m: m.get("cpu_us_per_event")),
+    "bets_p50_ms": ("bets", lambda m: m["wrk"].get("p50_ms")),
+    "bets_p99_ms": ("bets", lambda m: m["wrk"].get("p99_ms")),
+    "credits_p99_ms": ("credits", lambda m: m["wrk"].get("p99_ms")),
+    "load_generator_cpu_s_bets": ("bets", lambda m: m["wrk"].get("load_cpu_s")),
+}
+
+
+def summarise(measurements: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One line per configuration: each figure the median over the repetitions, and
+    every measurement."""
     lines = []
     for config, by_kind in measurements.items():
-        bets, credits, light = (by_kind.get(k) for k in MEASURES)
-
-        def ok_rate(m: dict[str, Any] | None) -> float | None:
-            return m["wrk"].get("ok_per_s") if m and "wrk" in m else None
-
-        lines.append(
-            {
-                "config": config,
-                "bets_per_s": ok_rate(bets),
-                "credits_per_s": ok_rate(credits),
-                "cpu_us_per_bet": bets.get("cpu_us_per_event") if bets else None,
-                "p50_ms_light": light["light"]["p50_ms"] if light and "light" in light else None,
-                "p99_ms_light": light["light"]["p99_ms"] if light and "light" in light else None,
-                "cpu_us_per_bet_own_pg": bets.get("cpu_us_per_event_own_pg") if bets else None,
-                "cpu_us_per_credit": credits.get("cpu_us_per_event") if credits else None,
-                "bets_p99_ms": bets["wrk"].get("p99_ms") if bets and "wrk" in bets else None,
-                "credits_p99_ms": (
-                    credits["wrk"].get("p99_ms") if credits and "wrk" in credits else None
-                ),
-                "load_generator_cpu_s_bets": (
-                    bets["wrk"].get("load_cpu_s") if bets and "wrk" in bets else None
-                ),
-                "measurements": by_kind,
-            }
-        )
+        line: dict[str, Any] = {"config": config}
+        for figure, (kind, get) in FIGURES.items():
+            line[figure] = _median([get(m) for m in by_kind.get(kind, [])])
+            line[figure + "_all"] = [get(m) for m in by_kind.get(kind, [])]
+        line["measurements"] = by_kind
+        lines.append(line)
     return lines
 
 
@@ -910,7 +913,10 @@ def ratio(a: float | None, b: float | None, digits: int = 2) -> float | None:
 def render(
     cases: list[dict[str, Any]], extra: list[dict[str, Any]], derived: dict[str, Any]
 ) -> None:
-    table = Table(title="services mode vs embedded (one machine, load generator on the same cores)")
+    table = Table(
+        title="services mode vs embedded (one machine, load generator on the same cores; "
+        "medians of the runs)"
+    )
     cols = ("config", "bets/s", "credits/s", "CPU µs/bet", "(own PG)", "p50 ms light",
             "p99 ms light", "bets p99 ms", "CPU ÷ embedded")  # fmt: skip
     for col in cols:
@@ -946,6 +952,9 @@ def main(argv: list[str] | None = None) -> int:
         help="configurations (default all: " + ",".join((*CONFIGS, *EXTRA_CONFIGS)) + ")",
     )
     parser.add_argument("--measure", default=",".join(MEASURES), help="bets,credits,light")
+    parser.add_argument(
+        "--reps", type=int, default=1, help="runs of every measurement (figures: medians)"
+    )
     parser.add_argument("--case", choices=["ready"], help="only the new-API readiness case")
     parser.add_argument("--seconds", type=float, help="timed seconds per run (default 12)")
     parser.add_argument(
@@ -991,31 +1000,32 @@ def main(argv: list[str] | None = None) -> int:
         light_seconds=5.0 if args.quick else 10.0,
     )
     meter = CpuMeter(engines.pg_url)
-    measurements: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in configs}
+    measurements: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in configs}
     problems: list[str] = []
     try:
         # measurement by measurement, the configurations in turn: what is compared runs
         # close together in time
-        for kind in kinds:
-            for config in configs:
-                console.print(f"[dim]{kind}: {config} …[/]")
-                try:
-                    m = measure(config, kind, engines, meter, s)
-                except Exception as exc:
-                    problems.append(f"{config} {kind}: not run: {type(exc).__name__}: {exc}")
-                    console.print(f"[red]{config} {kind} failed:[/] {exc}")
-                    continue
-                measurements[config][kind] = m
-                for p in m["problems"]:
-                    problems.append(f"{config} {kind}: {p}")
-                for line in m["log_errors"]:
-                    problems.append(f"{config} {kind}: log: {line}")
-                shown = m.get("wrk", m.get("light", {}))
-                console.print(
-                    f"  {shown.get('ok_per_s', '')} ok/s p50 {shown.get('p50_ms')} ms "
-                    f"p99 {shown.get('p99_ms')} ms; CPU µs/event {m.get('cpu_us_per_event')} "
-                    f"{m['cpu_s']}"
-                )
+        for rep, kind, config in (
+            (r, k, c) for r in range(args.reps) for k in kinds for c in configs
+        ):
+            console.print(f"[dim]{kind}: {config} (run {rep + 1}/{args.reps}) …[/]")
+            try:
+                m = measure(config, kind, engines, meter, s)
+            except Exception as exc:
+                problems.append(f"{config} {kind}: not run: {type(exc).__name__}: {exc}")
+                console.print(f"[red]{config} {kind} failed:[/] {exc}")
+                continue
+            measurements[config].setdefault(kind, []).append(m)
+            for p in m["problems"]:
+                problems.append(f"{config} {kind}: {p}")
+            for line in m["log_errors"]:
+                problems.append(f"{config} {kind}: log: {line}")
+            shown = m.get("wrk", m.get("light", {}))
+            console.print(
+                f"  {shown.get('ok_per_s', '')} ok/s p50 {shown.get('p50_ms')} ms "
+                f"p99 {shown.get('p99_ms')} ms; CPU µs/event {m.get('cpu_us_per_event')} "
+                f"{m['cpu_s']}"
+            )
     finally:
         meter.close()
 
@@ -1034,6 +1044,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             derived[f"{name}: CPU per bet ÷ embedded (target ≤ {TARGETS['cpu_ratio']})"] = ratio(
                 other.get("cpu_us_per_bet"), emb.get("cpu_us_per_bet")
+            )
+            derived[f"{name}: CPU per bet ÷ embedded, own PostgreSQL backends only"] = ratio(
+                other.get("cpu_us_per_bet_own_pg"), emb.get("cpu_us_per_bet_own_pg")
             )
             derived[f"{name}: bets/s ÷ embedded"] = ratio(
                 other.get("bets_per_s"), emb.get("bets_per_s")
@@ -1066,6 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
             "light_rate": LIGHT_RATE,
             "connections": CONNECTIONS,
             "wrk_threads": s.threads,
+            "reps": args.reps,
             "races": RACES,
             "wallets": WALLETS,
             "partitions": PARTITIONS,
