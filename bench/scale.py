@@ -156,6 +156,7 @@ class CpuSample:
 
     ours: dict[int, int]
     postgres: dict[int, int]  # utime+stime; the postmaster's with its reaped children
+    postmaster: int | None
     postmaster_self: int  # the postmaster's own time, without its children's
     own_backends: set[int]
     aux: set[int]
@@ -164,36 +165,46 @@ class CpuSample:
     at: float
 
 
+#: the PostgreSQL server's own writers (their titles), counted with a deployment's backends
+_AUX_TITLES = ("checkpointer", "background writer", "walwriter")
+
+
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 class CpuMeter:
     """Samples the CPU of a deployment's processes and the shared engines."""
 
     def __init__(self, pg_url: str) -> None:
         self._pg_url = pg_url
-        self._conn = psycopg.connect(pg_url, autocommit=True)
-        self._aux: set[int] = set()
-        rows = self._conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type IN "
-            "('checkpointer', 'background writer', 'walwriter')"
-        ).fetchall()
-        self._aux = {int(r[0]) for r in rows}
 
     def close(self) -> None:
-        self._conn.close()
+        """Nothing held between samples (other work may restart the shared engines)."""
 
     def _backends(self, ours: list[int]) -> set[int]:
         ports = _pg_client_ports(ours)
         if not ports:
             return set()
-        rows = self._conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s) "
-            "AND client_addr IN ('127.0.0.1', '::1')",
-            (sorted(ports),),
-        ).fetchall()
+        try:
+            with psycopg.connect(self._pg_url, autocommit=True, connect_timeout=5) as conn:
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s) "
+                    "AND client_addr IN ('127.0.0.1', '::1')",
+                    (sorted(ports),),
+                ).fetchall()
+        except psycopg.Error:
+            return set()
         return {int(r[0]) for r in rows}
 
     def sample(self, ours: list[int]) -> CpuSample:
         postgres: dict[int, int] = {}
+        postmaster = None
         postmaster_self = 0
+        aux = set()
         pg = _pids_named("postgres")
         pg_pids = {pid for pid, _ in pg}
         for pid, ppid in pg:
@@ -201,10 +212,13 @@ class CpuMeter:
             if stat is None:
                 continue
             if ppid not in pg_pids:  # the postmaster: its exited children count too
+                postmaster = pid
                 postmaster_self = stat[0]
                 postgres[pid] = stat[0] + stat[1]
             else:
                 postgres[pid] = stat[0]
+                if any(title in _title(pid) for title in _AUX_TITLES):
+                    aux.add(pid)
         own = self._backends(ours)
 
         def ticks(pids: list[int]) -> dict[int, int]:
@@ -218,13 +232,27 @@ class CpuMeter:
         return CpuSample(
             ours=ticks(ours),
             postgres=postgres,
+            postmaster=postmaster,
             postmaster_self=postmaster_self,
             own_backends=own,
-            aux=set(self._aux),
+            aux=aux,
             nats=ticks([p for p, _ in _pids_named("nats-server")]),
             redis=ticks([p for p, _ in _pids_named("redis-server")]),
             at=time.monotonic(),
         )
+
+    @staticmethod
+    def restarted(before: CpuSample, after: CpuSample) -> list[str]:
+        """The shared engines that were restarted between two samples (by other work on
+        the machine): their CPU cannot be compared."""
+        found = []
+        if before.postmaster != after.postmaster:
+            found.append("PostgreSQL")
+        if set(before.nats) != set(after.nats):
+            found.append("NATS")
+        if set(before.redis) != set(after.redis):
+            found.append("Redis")
+        return found
 
     @staticmethod
     def delta(before: CpuSample, after: CpuSample) -> dict[str, float]:
@@ -233,7 +261,7 @@ class CpuMeter:
         def total(a: dict[int, int], b: dict[int, int]) -> float:
             return (sum(b.values()) - sum(a.values())) / CLK
 
-        own_pids = before.own_backends | after.own_backends | before.aux
+        own_pids = before.own_backends | after.own_backends | before.aux | after.aux
         own = after.postmaster_self - before.postmaster_self
         for pid in own_pids:
             if pid in after.postgres:
@@ -735,6 +763,13 @@ def measure(
             for pid in names
         }
         result["problems"] = problems_in(dep, result)
+        restarted = CpuMeter.restarted(before, after)
+        if restarted:
+            result["engines_restarted"] = restarted
+            result["problems"].append(
+                f"{', '.join(restarted)} restarted during the run (by other work on the "
+                "machine): its figures are not counted"
+            )
     except BaseException:
         dep.stop()
         kept = Path(tempfile.gettempdir()) / f"oddstream-scale-failed-{config}-{kind}"
@@ -748,6 +783,8 @@ def measure(
         result["log_errors"] = log_errors(dep)
         cleanup(dep, engines)
         shutil.rmtree(workdir, ignore_errors=True)
+    if result.get("engines_restarted"):
+        return result
     cpu = result["cpu_s"]
     counted = sum(cpu[k if k != "postgres" else "postgres_all"] for k in dep.uses)
     result["cpu_counted_s"] = round(counted, 3)
@@ -899,8 +936,10 @@ def summarise(measurements: dict[str, dict[str, list[dict[str, Any]]]]) -> list[
     for config, by_kind in measurements.items():
         line: dict[str, Any] = {"config": config}
         for figure, (kind, get) in FIGURES.items():
-            line[figure] = _median([get(m) for m in by_kind.get(kind, [])])
-            line[figure + "_all"] = [get(m) for m in by_kind.get(kind, [])]
+            # a run during which another's work restarted an engine does not count
+            valid = [m for m in by_kind.get(kind, []) if not m.get("engines_restarted")]
+            line[figure] = _median([get(m) for m in valid])
+            line[figure + "_all"] = [get(m) for m in valid]
         line["measurements"] = by_kind
         lines.append(line)
     return lines
