@@ -970,6 +970,28 @@ FIGURES: dict[str, tuple[str, Any]] = {
 }
 
 
+def _breakdown(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """CPU µs per bet by part (API processes, workers, the embedded server, PostgreSQL,
+    NATS, Redis) in the run with the median CPU per bet."""
+    runs = [m for m in runs if m.get("cpu_us_per_event") and m.get("accepted")]
+    if not runs:
+        return None
+    runs.sort(key=lambda m: m["cpu_us_per_event"])
+    run = runs[(len(runs) - 1) // 2]
+    per = 1e6 / run["accepted"]
+    parts: dict[str, float] = {}
+    for name, seconds in run["cpu_s_by_process"].items():
+        role = "api" if name.startswith("api") else "serve" if name == "serve" else "workers"
+        parts[role] = parts.get(role, 0.0) + seconds
+    for engine in ("postgres", "nats", "redis"):
+        if engine in run["uses"]:
+            parts[engine] = run["cpu_s"]["postgres_all" if engine == "postgres" else engine]
+    return {
+        "run_cpu_us_per_bet": run["cpu_us_per_event"],
+        **{k: round(v * per, 1) for k, v in parts.items()},
+    }
+
+
 def summarise(measurements: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """One line per configuration: each figure the median over the repetitions, and
     every measurement."""
@@ -981,6 +1003,9 @@ def summarise(measurements: dict[str, dict[str, list[dict[str, Any]]]]) -> list[
             valid = [m for m in by_kind.get(kind, []) if not m.get("engines_restarted")]
             line[figure] = _median([get(m) for m in valid])
             line[figure + "_all"] = [get(m) for m in valid]
+        line["cpu_us_per_bet_by_part"] = _breakdown(
+            [m for m in by_kind.get("bets", []) if not m.get("engines_restarted")]
+        )
         line["measurements"] = by_kind
         lines.append(line)
     return lines
@@ -1132,6 +1157,8 @@ def main(argv: list[str] | None = None) -> int:
                 other.get("bets_per_s"), emb.get("bets_per_s")
             )
     render(cases, extra, derived)
+    for line in lines:
+        console.print(f"{line['config']}: CPU µs per bet by part: {line['cpu_us_per_bet_by_part']}")
     for p in problems:
         console.print(f"[red]problem:[/red] {p}")
 
