@@ -6,8 +6,9 @@ Cases (64 concurrent connections each, one wallet per connection's key):
   writes        POST /wallet/{id}/credit and /debit alternating, durable
                 (SQLite store, synchronous=FULL: each answer is after the fsync)
   writes-ids    the same, each request with a request id of its own: what recognising
-                retries costs (the wallets are past their snapshots, so each new id is
-                looked up in the store's request index)
+                retries costs (a fingerprint and the id stored with every event; the
+                wallets were loaded when new, so the answers of all their ids are in
+                memory and none is looked up in the store's request index)
 
 The server is ``oddstream serve`` itself in a fresh temporary directory; for the Redis
 case it runs with ``ODDSTREAM_REDIS_URL`` set (a key prefix of its own, deleted after).
@@ -207,7 +208,7 @@ def compare(other_src: Path, cases: list[str], runs: int, seconds: int) -> None:
         {
             "benchmark": "wallet-writes-compare",
             "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
+            "machine": machine(load_average_at_end=os.getloadavg()),
             "this": str(sides["this"]),
             "other": str(sides["other"]),
             "runs": runs,
@@ -283,7 +284,7 @@ def main() -> None:
         {
             "benchmark": "wallet",
             "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
+            "machine": machine(load_average_at_end=os.getloadavg()),
             "targets": TARGETS,
             "poc_reads_per_s": POC_READS_PER_S,
             "results": results,
