@@ -437,6 +437,9 @@ class AggregateWriter(Generic[S, C]):
     async def _write(
         self, batches: list[_Batch[S, C]], held: dict[str, _Entry[S, C]], *, retry: bool
     ) -> None:
+        """Load, look up, decide and append ``batches`` (a round's, or with ``retry=False``
+        those that met a conflict, again), answer every command, and let each aggregate
+        go (``_release``) as soon as the round is done with it."""
         spec = self._spec
         # Aggregates not in memory are loaded (together, when there are several).
         loading = [b for b in batches if b.entry.state is None]
