@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 LINT_DIRS := $(wildcard src tests bench)
 
-.PHONY: run test lint format services bench bench-quick bench-tools clean
+.PHONY: run run-services test lint format services bench bench-quick bench-tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(BENCH_STAMP): $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/oddstream serve --demo
+
+# Services mode on the local PostgreSQL, NATS and Redis (started if stopped).
+run-services: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(BIN)/oddstream up --api 2 --workers 2
 
 test: $(STAMP) services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -6,6 +6,8 @@ Cases
      for sampled bets, the delay from "bet accepted" (the bettor got its 201) to "a board
      containing it received" (the first board whose position covers the bet's), at
      every subscriber; p50/p99 over all pairs.
+  d) as c across processes: services mode (PostgreSQL, NATS, Redis; one worker, two API
+     processes), the bets through API process A, the subscribers on B;
   b) REST Proxy: batches of 1,000 Avro records to ``tote_win_bets`` (the POC's topic),
      4 concurrent producers; each answer comes after the records are stored and turned
      into bets (durable): bets/s.
@@ -24,17 +26,20 @@ import argparse
 import asyncio
 import bisect
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -42,6 +47,9 @@ import common
 from common import machine, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("ODDSTREAM_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = "nats://127.0.0.1:4222"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULTS = ROOT / "bench" / "results" / "api.json"
 ADMIN = "bench-admin-key-0123456789"  # API keys are at least 16 characters
 RACE = {
@@ -252,13 +260,20 @@ async def _bettor(url: str, race_id: str, rate: float, seconds: float, path_out:
 
 
 def case_c(
-    url: str, subscribers: int, rate: float, seconds: float, workdir: Path
+    url: str,
+    subscribers: int,
+    rate: float,
+    seconds: float,
+    workdir: Path,
+    subs_url: str | None = None,
 ) -> dict[str, Any]:
+    """Bets through ``url``; the subscribers on ``subs_url`` (another API process, in
+    services mode), else on ``url`` too."""
     open_race(url, "bench-c")
     subs_file, bets_file = workdir / "subs.json", workdir / "bets.json"
     me = [sys.executable, __file__]
     subs = subprocess.Popen(
-        [*me, "--role", "subscribers", "--url", url, "--count", str(subscribers),
+        [*me, "--role", "subscribers", "--url", subs_url or url, "--count", str(subscribers),
          "--seconds", str(seconds + 3), "--out", str(subs_file)]
     )  # fmt: skip
     time.sleep(2.0)  # let the subscribers connect
@@ -306,14 +321,37 @@ def case_c(
     }
 
 
+def case_d(seconds: float, workdir: Path) -> dict[str, Any]:
+    """Case c across processes: services mode (PostgreSQL log, NATS, Redis; one worker
+    and two API processes), bets through API process A, the 500 subscribers on B."""
+    schema = f"bench_sse_{uuid.uuid4().hex[:8]}"
+    env = {
+        "ODDSTREAM_STORE_URL": PG_URL,
+        "ODDSTREAM_PG_SCHEMA": schema,
+        "ODDSTREAM_NATS_URL": NATS_URL,
+        "ODDSTREAM_REDIS_URL": REDIS_URL,
+        "ODDSTREAM_REDIS_PREFIX": f"{schema}:",
+        "ODDSTREAM_ADMIN_KEY": ADMIN,
+    }
+    procs, urls = common.start_services(workdir, env, apis=2, workers=1)
+    try:
+        result = case_c(urls[0], 500, 2000, seconds, workdir, subs_url=urls[1])
+    finally:
+        for proc in reversed(procs):
+            common.stop_server(proc)
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return {**result, "deployment": "1 worker + 2 API processes; bets on A, subscribers on B"}
+
+
 # --------------------------------------------------------------------------- main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="a,b,c", help="cases to run, e.g. a,b")
-    parser.add_argument("--case", choices=["a", "b", "c"], help="run just this case")
+    parser.add_argument("--only", default="a,b,c,d", help="cases to run, e.g. a,b")
+    parser.add_argument("--case", choices=["a", "b", "c", "d"], help="run just this case")
     parser.add_argument("--role", choices=["subscribers", "bettor"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=500, help=argparse.SUPPRESS)
@@ -343,6 +381,9 @@ def main() -> None:
         if "c" in cases:
             console.print("[dim]c) SSE fan-out: 500 subscribers, 2,000 bets/s ...[/]")
             results["c"] = case_c(url, 500, 2000, seconds, workdir)
+        if "d" in cases:
+            console.print("[dim]d) SSE fan-out across processes (services mode) ...[/]")
+            results["d"] = case_d(seconds, workdir)
     finally:
         common.stop_server(proc)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -377,13 +418,22 @@ def main() -> None:
             str(c.get("p99_ms")),
             f"p99 < {TARGETS['c_p99_ms']} ms (accepted → board received)",
         )
+    if "d" in results:
+        d = results["d"]
+        table.add_row(
+            f"d) as c, across processes: bets on A, {d.get('subscribers_receiving')} on B",
+            f"{d.get('bets_per_s', 0):,.0f} bets/s",
+            str(d.get("p50_ms")),
+            str(d.get("p99_ms")),
+            f"p99 < {TARGETS['c_p99_ms']} ms",
+        )
     console.print(table)
     results.pop("raw", None)
     if "a" in results:
         results["a"].pop("raw", None)
     for case in results.values():
         case["when"] = datetime.now(UTC).isoformat(timespec="seconds")
-    if cases != {"a", "b", "c"} and RESULTS.exists():
+    if cases != {"a", "b", "c", "d"} and RESULTS.exists():
         # a partial run keeps the other cases' last figures
         results = {**json.loads(RESULTS.read_text()).get("cases", {}), **results}
     write_results(

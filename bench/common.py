@@ -88,6 +88,50 @@ def start_server(
     raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
 
 
+def start_services(
+    workdir: Path, env: dict[str, str], *, apis: int, workers: int
+) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """A services deployment (``oddstream worker`` × ``workers``, then ``oddstream api``
+    × ``apis`` on free ports) with ``env`` added — its store, NATS and Redis settings;
+    returns the processes (workers first) and the API processes' URLs once each answers
+    /readyz."""
+    import httpx
+
+    binary = str(ROOT / ".venv" / "bin" / "oddstream")
+    full_env = {**os.environ, **env}
+    procs: list[subprocess.Popen[bytes]] = []
+    log = (workdir / "services.log").open("ab")
+    for i in range(workers):
+        procs.append(
+            subprocess.Popen(
+                [binary, "worker", "--name", f"w{i}"], env=full_env, stdout=log, stderr=log
+            )
+        )
+    urls = []
+    for _ in range(apis):
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [binary, "api", "--port", str(port)], env=full_env, stdout=log, stderr=log
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    for url in urls:
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                for proc in procs:
+                    proc.kill()
+                raise RuntimeError(f"services did not start; see {workdir / 'services.log'}")
+            time.sleep(0.1)
+    return procs, urls
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     """Stop a server started by :func:`start_server` (SIGINT, then SIGKILL after 20 s)."""
     proc.send_signal(signal.SIGINT)

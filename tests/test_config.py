@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "read_model_path": "",
     "redis_url": None,
     "redis_prefix": "oddstream:",
+    "nats_url": None,
+    "partitions": 64,
+    "command_deadline_seconds": 5.0,
+    "rebalance_seconds": 0.5,
 }
 
 #: For each field: a text to put in its variable and the value it must read as.
@@ -74,6 +78,10 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "read_model_path": (":memory:", ":memory:"),
     "redis_url": ("redis://h:1/2", "redis://h:1/2"),
     "redis_prefix": ("x:", "x:"),
+    "nats_url": ("nats://h:4222, nats://g:4222", "nats://h:4222, nats://g:4222"),
+    "partitions": ("16", 16),
+    "command_deadline_seconds": ("2.5", 2.5),
+    "rebalance_seconds": ("0.1", 0.1),
 }
 
 
@@ -152,6 +160,12 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
         ("STORE_URL", "mysql://u@h/db", "unsupported event store URL scheme 'mysql'"),
         ("STORE_URL", "sqlite://", "names no file"),
         ("REDIS_URL", "localhost:6379", "a Redis URL starts with redis://"),
+        ("NATS_URL", "127.0.0.1:4222", "a NATS URL starts with nats:// or tls://"),
+        ("NATS_URL", "nats://a:4222,b:4222", "a NATS URL starts with nats://"),
+        ("PARTITIONS", "0", "greater than or equal to 1"),
+        ("PARTITIONS", "5000", "less than or equal to 4096"),
+        ("COMMAND_DEADLINE_SECONDS", "0", "greater than 0"),
+        ("REBALANCE_SECONDS", "inf", "finite number"),
         ("HOST", " ", None),  # blank but not empty: allowed (uvicorn decides)
     ],
 )

@@ -23,6 +23,7 @@ NOT_SETTINGS = {
     # read by tests/conftest.py and the read-model tests: the services the tests use
     "ODDSTREAM_TEST_PG_URL",
     "ODDSTREAM_TEST_REDIS_URL",
+    "ODDSTREAM_TEST_NATS_URL",  # tests/cluster/conftest.py
     # read by bench/store.py: the PostgreSQL the store benchmark uses
     "ODDSTREAM_BENCH_PG_URL",
     # the client commands' --url (a typer envvar in cli/client.py, not a server setting)

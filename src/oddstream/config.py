@@ -27,7 +27,7 @@ ENV_PREFIX = "ODDSTREAM_"
 #: Settings whose values are never repeated in an error message.
 _SECRETS = frozenset({"admin_key", "customer_keys"})
 #: Settings holding URLs, repeated in an error message without their password.
-_URLS = frozenset({"store_url", "redis_url"})
+_URLS = frozenset({"store_url", "redis_url", "nats_url"})
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -37,12 +37,20 @@ class SettingsError(ValueError):
     why it is refused."""
 
 
+_NATS_SCHEMES = ("nats://", "tls://")
+
+
 def redact_url(url: str) -> str:
-    """``url`` without the password of its credentials, if it has one."""
+    """``url`` without the password of its credentials, if it has one (a NATS URL:
+    each of a comma-separated list, and a token — ``nats://TOKEN@host`` — too)."""
+    if url.startswith(_NATS_SCHEMES) and "," in url:
+        return ",".join(redact_url(part.strip()) for part in url.split(","))
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
+        user, password, _ = creds.partition(":")
+        if not password and url.startswith(_NATS_SCHEMES):
+            user = "***"  # NATS's token form: the one field is the secret
         return f"{scheme}://{user}@{host}"
     return url
 
@@ -50,6 +58,14 @@ def redact_url(url: str) -> str:
 def _redis_url(url: str | None) -> str | None:
     if url is not None and not url.startswith(_REDIS_SCHEMES):
         raise ValueError(f"a Redis URL starts with {', '.join(_REDIS_SCHEMES)}")
+    return url
+
+
+def _nats_url(url: str | None) -> str | None:
+    if url is not None and not all(
+        part.strip().startswith(_NATS_SCHEMES) for part in url.split(",")
+    ):
+        raise ValueError("a NATS URL starts with nats:// or tls:// (several: comma-separated)")
     return url
 
 
@@ -165,6 +181,19 @@ class Settings(BaseSettings):
     (the default) keeps them in SQLite at ``read_model_path``"""
     redis_prefix: str = "oddstream:"
     """ODDSTREAM_REDIS_PREFIX: the prefix of every Redis key the read models write"""
+    nats_url: Annotated[str | None, AfterValidator(_nats_url)] = None
+    """ODDSTREAM_NATS_URL: ``nats://127.0.0.1:4222``: services mode's bus (``oddstream
+    api`` / ``worker`` / ``up``); unset for the embedded ``serve``"""
+    partitions: Annotated[int, Field(ge=1, le=4096)] = 64
+    """ODDSTREAM_PARTITIONS: services mode: races and wallets are spread over this many
+    partitions by a stable hash of their stream; every process of a deployment must
+    agree on it"""
+    command_deadline_seconds: Positive = 5.0
+    """ODDSTREAM_COMMAND_DEADLINE_SECONDS: services mode: how long an API process keeps
+    trying to reach the owner of a command's partition before answering 503"""
+    rebalance_seconds: Positive = 0.5
+    """ODDSTREAM_REBALANCE_SECONDS: services mode: how often a worker checks who is alive
+    and takes or gives up partitions"""
 
     def __init__(self, **values: Any) -> None:
         for old, new in RENAMED.items():  # an old name is refused, never silently ignored

@@ -31,9 +31,8 @@ from .domain.tote.race import (
     ToteRejection,
 )
 from .domain.wallet import Credit, WalletRejection
-from .runtime.cashier import Cashier, InsufficientFunds
-from .runtime.race_writer import RaceWriter
-from .runtime.wallet_writer import WalletWriter
+from .runtime.cashier import InsufficientFunds
+from .runtime.ports import Races, WalletBets, Wallets
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +65,14 @@ class Demo:
 
     def __init__(
         self,
-        writer: RaceWriter,
+        writer: Races,
         *,
         bets_per_second: float,
         race_seconds: float,
         races: int = 4,
         seed: int | None = None,
-        wallets: WalletWriter | None = None,
-        cashier: Cashier | None = None,
+        wallets: Wallets | None = None,
+        cashier: WalletBets | None = None,
     ) -> None:
         self._writer = writer
         self._wallets = wallets
@@ -105,7 +104,7 @@ class Demo:
         demo comes after that window)."""
         assert self._wallets is not None
         for wallet in DEMO_WALLETS:
-            if (await self._wallets.state(wallet)).opened:
+            if (await self._wallets.committed(wallet))[0].opened:
                 continue
             await self._wallets.execute(
                 Credit(wallet_id=wallet, amount_cents=DEMO_FLOAT_CENTS, reference="demo float"),

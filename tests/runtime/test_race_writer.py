@@ -142,3 +142,92 @@ async def test_execute_many_answers_each_command(store: EventStore) -> None:
     assert outcomes[51].repeated
     assert outcomes[51].first_position == outcomes[0].first_position
     assert (await writer.state("r5")).pools[WIN].gross == 50 * 500
+
+
+async def test_a_state_forgotten_while_busy_is_not_served_stale_later(store: EventStore) -> None:
+    """A worker gives a partition up while one of its races is still appending (its
+    commands outlived the drain, or the store was slow): ``forget_where`` cannot drop
+    that state then. It must be dropped once idle, or the worker, given the partition
+    back later, would answer from the state it had — blind to the bets the other owner
+    placed meanwhile (``bet_wallet`` is what the sweep captures or releases a stake on)."""
+    old, new = RaceWriter(store), RaceWriter(store)
+    await old.execute(schedule("r1"))
+    await old.execute(OpenBetting("r1"))
+    release = asyncio.Event()
+    append = store.append_many  # the writer appends through it
+
+    async def slow_append(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await release.wait()
+        return await append(*args, **kwargs)
+
+    store.append_many = slow_append  # type: ignore[method-assign]
+    busy = asyncio.create_task(old.execute(bet("r1", "b1", 1)))
+    await asyncio.sleep(0.05)
+    assert old.forget_where(lambda key: True) == 0  # busy: kept for now
+    release.set()
+    await busy
+    store.append_many = append  # type: ignore[method-assign]
+    # the next owner places a wallet bet
+    placed = PlaceBet(
+        race_id="r1", bet_id="b2", pool=WIN, selection=(2,), stake_cents=500, wallet_id="w1"
+    )
+    await new.execute(placed)
+    # the partition comes back to the first owner
+    assert await old.bet_wallet("r1", "b2") == "w1"
+
+
+def wallet_bet(race_id: str, bet_id: str, wallet: str) -> PlaceBet:
+    return PlaceBet(
+        race_id=race_id, bet_id=bet_id, pool=WIN, selection=(1,), stake_cents=500, wallet_id=wallet
+    )
+
+
+async def test_bet_wallet_answers_what_is_stored_not_a_decision_still_appending(
+    store: EventStore,
+) -> None:
+    """``bet_wallet`` is what the sweep captures or releases a stale reservation on. In
+    services mode the wallet's owner stops waiting for the race's answer at its deadline
+    (and the bet is no longer "being placed" there) while the race's owner may still be
+    appending it: the answer must be what the log holds once that append is over — not
+    the decision in memory (captured, the stake of a bet whose append then failed
+    would be lost), nor the state before a bet still queued (released, the bet placed
+    next would be free)."""
+    from oddstream.eventstore import StoreUnavailable
+
+    writer = RaceWriter(store)
+    await writer.execute(schedule("r1"))
+    await writer.execute(OpenBetting("r1"))
+    append = store.append_many  # the writer appends through it
+    gate = asyncio.Event()
+    outcome: dict[str, bool] = {"fail": True}
+
+    async def stalled(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await gate.wait()
+        if outcome["fail"]:
+            raise StoreUnavailable("the append was lost", outcome_unknown=True)
+        return await append(*args, **kwargs)
+
+    store.append_many = stalled  # type: ignore[method-assign]
+    # a decision in memory whose append then fails
+    placing = asyncio.create_task(writer.execute(wallet_bet("r1", "b1", "w1")))
+    await asyncio.sleep(0.05)
+    asking = asyncio.create_task(writer.bet_wallet("r1", "b1"))
+    await asyncio.sleep(0.05)
+    gate.set()
+    with pytest.raises(StoreUnavailable):
+        await placing
+    assert await asking is None  # never stored
+    # a bet queued behind an append in progress, stored afterwards
+    gate.clear()
+    outcome["fail"] = False
+    first = asyncio.create_task(writer.execute(bet("r1", "cash", 2)))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(writer.execute(wallet_bet("r1", "b2", "w2")))
+    await asyncio.sleep(0.05)
+    asking = asyncio.create_task(writer.bet_wallet("r1", "b2"))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await first
+    await queued
+    assert await asking == "w2"
+    store.append_many = append  # type: ignore[method-assign]

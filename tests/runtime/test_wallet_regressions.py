@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import types
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,81 @@ def _admin():
     from oddstream.application.access import Principal
 
     return Principal("admin")
+
+
+async def test_the_sweep_goes_on_after_an_unexpected_failure(store: EventStore) -> None:
+    """In services mode the sweep resolves each stale reservation on the wallet's owner,
+    over NATS: a refusal other than the store's or the domain's (the owner's bug, a
+    ``wrong_partition``, a reply it cannot read) killed the sweep task for good, and
+    every reservation left open from then on stayed in play for ever."""
+    from oddstream.cluster.wire import RemoteError
+
+    races, wallets = RaceWriter(store), WalletWriter(store)
+    await open_race(races, "r1")
+    await wallets.execute(Credit(wallet_id="alice", amount_cents=5_000))
+    # a worker died right after the reservation (never sent to the race)
+    await wallets.execute(
+        ReserveStake(wallet_id="alice", bet_id="x", race_id="r1", amount_cents=1_000)
+    )
+
+    class Owner:
+        """The wallet's owner, over the wire: its first answer is a failure."""
+
+        failures = 1
+
+        async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+            if self.failures:
+                self.failures -= 1
+                raise RemoteError("the owner failed")
+            return await cashier.resolve(wallet_id, race_id, bet_id)
+
+        async def place_bet(self, command: Any, *, legacy_ids: Any = ()) -> Any:
+            raise AssertionError("not used")
+
+    owner = Owner()
+    cashier = Cashier(store, races, wallets, resolver=owner, stale_after=0.0, sweep_every=0.05)
+    await cashier.start()
+    try:
+
+        async def released() -> bool:
+            return await balance(WalletWriter(store), "alice") == (5_000, 0)
+
+        assert await until(released, 3.0), "the reservation was never resolved"
+        assert owner.failures == 0
+    finally:
+        await cashier.stop()
+
+
+async def test_a_reservation_that_cannot_be_resolved_does_not_hold_up_the_others(
+    store: EventStore,
+) -> None:
+    """The sweep resolves reservations in log order: one whose resolution keeps failing
+    (its wallet's owner unreachable) ended each sweep before the rest were looked at."""
+    races, wallets = RaceWriter(store), WalletWriter(store)
+    await open_race(races, "r1")
+    for wallet in ("alice", "bob"):
+        await wallets.execute(Credit(wallet_id=wallet, amount_cents=5_000))
+        await wallets.execute(
+            ReserveStake(wallet_id=wallet, bet_id="x", race_id="r1", amount_cents=1_000)
+        )
+
+    class Owners:
+        """alice's owner cannot be reached; bob's answers."""
+
+        async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+            if wallet_id == "alice":
+                raise StoreUnavailable("alice's owner does not answer")
+            return await cashier.resolve(wallet_id, race_id, bet_id)
+
+        async def place_bet(self, command: Any, *, legacy_ids: Any = ()) -> Any:
+            raise AssertionError("not used")
+
+    cashier = Cashier(store, races, wallets, resolver=Owners(), stale_after=0.0)
+    await cashier.start()
+    try:
+        assert await cashier.wait_caught_up(5)
+        assert await cashier.sweep() == 1  # bob's, despite alice's
+        assert await balance(WalletWriter(store), "bob") == (5_000, 0)
+        assert await balance(WalletWriter(store), "alice") == (4_000, 1_000)  # left open
+    finally:
+        await cashier.stop()

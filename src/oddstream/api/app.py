@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -22,13 +23,16 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
+from ..application.services import WalletView
 from ..config import Settings, redact_url
 from ..consumers import ConsumerGroup
 from ..demo import DEMO_WALLETS, Demo
 from ..eventstore import EventStore, EventStoreError, open_store
+from ..eventstore.factory import is_postgres_url
 from ..projections.tote_view import ToteView
-from ..projections.wallets import open_wallet_read_model
+from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_storage
 from ..runtime.cashier import Cashier
+from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from . import bet_routes, errors, push, race_admin, race_routes, wallet_routes
@@ -41,6 +45,9 @@ from .push import BoardHub
 from .server import server_config
 from .services import Services
 
+if TYPE_CHECKING:
+    from ..cluster.status import ClusterStatus
+
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent.parent / "web"
 
@@ -51,6 +58,7 @@ def create_app(
     demo: bool = False,
     store: EventStore | None = None,
     kafka_compat: bool | None = None,
+    role: Literal["embedded", "api"] = "embedded",
 ) -> FastAPI:
     """Build the app. The store is opened at startup (or ``store`` is used as given and
     left open) and everything is stopped in order at shutdown.
@@ -61,89 +69,74 @@ def create_app(
     them, under one key policy; anonymous producers are allowed as
     ``ODDSTREAM_KAFKA_ANONYMOUS_PRODUCERS`` says (unset: yes, as the POC's scripts send
     no key). Off, none of it exists: no registry, no topics, no bridge, no routes.
+
+    ``role``: ``embedded`` (``oddstream serve``) runs the writers, the cashier and every
+    consumer here; ``api`` (services mode, ``oddstream api``) sends commands over NATS
+    to the workers owning their partitions, reads wallets from the shared Redis read
+    model and follows the log (PostgreSQL) for its own live boards.
     """
+
     settings = settings or Settings()
     metrics = Metrics()
     keys = KeyRing.from_settings(settings, extra=_demo_keys(settings) if demo else ())
     metrics.watch_auth(keys.failures)
     kafka_on = settings.kafka_compat if kafka_compat is None else kafka_compat
+    if role == "api":
+        _check_api_settings(settings, store)
+        if kafka_on:
+            raise ValueError("the Kafka integration runs in the embedded mode only (for now)")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_store = store is None
-        the_store = store or await open_store(settings.store_url, **settings.store_options())
-        view = ToteView(
-            the_store,
-            keep_finished=settings.keep_finished_races,
-            snapshot_every=settings.snapshot_seconds,
-        )
-        hub = BoardHub(view, settings.push_coalesce_ms / 1000)
-        writer = RaceWriter(the_store, on_append=metrics.append_latency.observe)
-        wallets = WalletWriter(the_store, on_append=metrics.append_latency.observe)
-        cashier = Cashier(the_store, writer, wallets)
-        wallet_view = open_wallet_read_model(settings, the_store)
-        consumers = ConsumerGroup()
-        for follower in (view.runner, wallet_view.runner, cashier.runner):
-            consumers.add(follower)
-        app.state.services = Services(
-            settings=settings,
-            store=the_store,
-            writer=writer,
-            view=view,
-            hub=hub,
-            metrics=metrics,
-            keys=keys,
-            wallets=wallets,
-            cashier=cashier,
-            wallet_view=wallet_view,
-            consumers=consumers,
-        )
-        await view.start()
-        await wallet_view.start()
-        await cashier.start()
-        kafka = None
-        side_servers = []
-        if kafka_on:
-            from ..integrations.kafka.service import KafkaIntegration
-
-            authorize = _kafka_authorizer(settings, keys)
-            kafka = await KafkaIntegration.start(the_store, writer, authorize=authorize)
-            for follower in kafka.bridge.runners:
-                consumers.add(follower)
-            for router in kafka.routers():
-                app.include_router(router)
-            app.openapi_schema = None  # regenerate it with the routes just added
-            side_servers = [
-                _side_server(kafka.schema_registry_app(), settings, settings.schema_registry_port),
-                _side_server(kafka.rest_proxy_app(), settings, settings.rest_proxy_port),
-            ]
-        runner = None
-        if demo:
-            runner = Demo(
-                writer,
-                bets_per_second=settings.demo_bets_per_second,
-                race_seconds=settings.demo_race_seconds,
-                wallets=wallets,
-                cashier=cashier,
+        async with contextlib.AsyncExitStack() as stack:
+            if store is None:
+                the_store = await open_store(settings.store_url, **settings.store_options())
+                stack.push_async_callback(the_store.close)
+            else:
+                the_store = store
+            view = ToteView(
+                the_store,
+                keep_finished=settings.keep_finished_races,
+                snapshot_every=settings.snapshot_seconds,
             )
-            runner.start()
-        try:
+            hub = BoardHub(view, settings.push_coalesce_ms / 1000)
+            stack.push_async_callback(hub.close)
+            consumers = ConsumerGroup()
+            consumers.add(view.runner)
+            if role == "api":
+                parts = await _remote_parts(settings, the_store, stack)
+            else:
+                parts = await _local_parts(settings, the_store, metrics, consumers, stack)
+            app.state.services = Services(
+                settings=settings,
+                store=the_store,
+                writer=parts.races,
+                view=view,
+                hub=hub,
+                metrics=metrics,
+                keys=keys,
+                wallets=parts.wallets,
+                cashier=parts.bets,
+                wallet_view=parts.wallet_view,
+                consumers=consumers,
+                cluster=parts.cluster,
+            )
+            await view.start()
+            stack.push_async_callback(view.stop)
+            await parts.start()
+            if kafka_on:
+                await _start_kafka(app, settings, keys, the_store, parts, consumers, stack)
+            if demo:
+                runner = Demo(
+                    parts.races,
+                    bets_per_second=settings.demo_bets_per_second,
+                    race_seconds=settings.demo_race_seconds,
+                    wallets=parts.wallets,
+                    cashier=parts.bets,
+                )
+                runner.start()
+                stack.push_async_callback(runner.stop)
             yield
-        finally:
-            if runner is not None:
-                await runner.stop()
-            for server, task in side_servers:
-                server.should_exit = True
-                with contextlib.suppress(Exception):
-                    await task
-            if kafka is not None:
-                await kafka.stop()
-            await cashier.stop()
-            await wallet_view.stop()
-            await view.stop()
-            await hub.close()
-            if own_store:
-                await the_store.close()
 
     app = App(
         title="oddstream",
@@ -171,6 +164,130 @@ def create_app(
     return app
 
 
+@dataclass
+class _Parts:
+    """What commands go through and wallets are read from, and how to start it."""
+
+    races: Races
+    wallets: Wallets
+    bets: WalletBets
+    wallet_view: WalletView
+    start: Callable[[], Awaitable[None]]
+    writer: RaceWriter | None = None
+    cluster: ClusterStatus | None = None
+
+
+async def _local_parts(
+    settings: Settings,
+    store: EventStore,
+    metrics: Metrics,
+    consumers: ConsumerGroup,
+    stack: contextlib.AsyncExitStack,
+) -> _Parts:
+    """Embedded: the writers, the cashier and the wallet projection, in this process."""
+    writer = RaceWriter(store, on_append=metrics.append_latency.observe)
+    wallets = WalletWriter(store, on_append=metrics.append_latency.observe)
+    cashier = Cashier(store, writer, wallets)
+    wallet_view = open_wallet_read_model(settings, store)
+    consumers.add(wallet_view.runner)
+    consumers.add(cashier.runner)
+
+    async def start() -> None:
+        await wallet_view.start()
+        stack.push_async_callback(wallet_view.stop)
+        await cashier.start()
+        stack.push_async_callback(cashier.stop)
+
+    return _Parts(writer, wallets, cashier, wallet_view, start, writer=writer)
+
+
+def _check_api_settings(settings: Settings, store: EventStore | None) -> None:
+    """What an API process of services mode cannot serve without: the workers' log
+    (PostgreSQL: an SQLite file would be a log of its own), NATS and Redis."""
+    if store is None and not is_postgres_url(settings.store_url):
+        raise ValueError(
+            "an API process reads the workers' log: ODDSTREAM_STORE_URL must be the "
+            "deployment's PostgreSQL store"
+        )
+    if not settings.nats_url:
+        raise ValueError("an API process needs NATS (ODDSTREAM_NATS_URL)")
+    if not settings.redis_url:
+        raise ValueError("an API process needs Redis for the wallets (ODDSTREAM_REDIS_URL)")
+
+
+async def _remote_parts(
+    settings: Settings, store: EventStore, stack: contextlib.AsyncExitStack
+) -> _Parts:
+    """Services mode's API process: commands to the workers over NATS, wallets read from
+    the shared read model."""
+    import nats
+
+    from ..cluster.router import Router
+    from ..cluster.status import ClusterStatus
+    from ..cluster.worker import subject_prefix
+
+    assert settings.nats_url is not None  # _check_api_settings
+    nc = await nats.connect(
+        settings.nats_url,
+        name="oddstream-api",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+    )
+    stack.push_async_callback(nc.close)
+    router = Router(
+        nc,
+        prefix=await subject_prefix(settings, store),
+        partitions=settings.partitions,
+        deadline=settings.command_deadline_seconds,
+        store=store,
+        reader=WalletWriter(store),
+    )
+    reader = WalletReader(store, wallet_storage(settings))
+    status = ClusterStatus(router, nc, dsn=settings.store_url, schema=settings.pg_schema)
+    stack.push_async_callback(status.close)
+
+    async def start() -> None:
+        await reader.start()
+        stack.push_async_callback(reader.stop)
+
+    return _Parts(router.races, router.wallets, router.bets, reader, start, cluster=status)
+
+
+async def _start_kafka(
+    app: FastAPI,
+    settings: Settings,
+    keys: KeyRing,
+    store: EventStore,
+    parts: _Parts,
+    consumers: ConsumerGroup,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """The Kafka integration (embedded only): its routes here, its own ports beside."""
+    from ..integrations.kafka.service import KafkaIntegration
+
+    assert parts.writer is not None
+    authorize = _kafka_authorizer(settings, keys)
+    kafka = await KafkaIntegration.start(store, parts.writer, authorize=authorize)
+    stack.push_async_callback(kafka.stop)
+    for follower in kafka.bridge.runners:
+        consumers.add(follower)
+    for router in kafka.routers():
+        app.include_router(router)
+    app.openapi_schema = None  # regenerate it with the routes just added
+    for side_app, port in (
+        (kafka.schema_registry_app(), settings.schema_registry_port),
+        (kafka.rest_proxy_app(), settings.rest_proxy_port),
+    ):
+        server, task = _side_server(side_app, settings, port)
+        stack.push_async_callback(_stop_side_server, server, task)
+
+
+async def _stop_side_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await task
+
+
 def _kafka_authorizer(settings: Settings, keys: KeyRing) -> Any:
     """The key policy of the Kafka integration's routes, on every port."""
     from ..integrations.kafka.access_policy import kafka_authorizer
@@ -192,6 +309,8 @@ def _demo_keys(settings: Settings) -> list[tuple[str, Role, str | None]]:
     made: list[tuple[str, Role, str | None]] = []
     if settings.admin_key is None:
         made.append((secrets.token_urlsafe(18), "admin", None))
+    if settings.customer_keys:  # configured (``oddstream up`` gives every process the same)
+        return made
     made += [(secrets.token_urlsafe(18), "customer", wallet) for wallet in DEMO_WALLETS]
     for key, _role, wallet in made:
         who = f"customer key for wallet {wallet}" if wallet else "admin key"
@@ -246,13 +365,21 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             "wallet_read_model_rebuilding": services.wallet_view.rebuilding,
         }
 
+    async def cluster_status(request: Request) -> dict[str, Any] | None:
+        services: Services = request.app.state.services
+        return None if services.cluster is None else await services.cluster.report()
+
     @app.get("/healthz", tags=["ops"], summary="Liveness and the store this process opened")
     async def healthz(request: Request) -> JSONResponse:
         try:
             status = await store_status(request)
         except EventStoreError as exc:
             return JSONResponse({"status": "error", "reason": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", "version": __version__, "store": status})
+        answer = {"status": "ok", "version": __version__, "store": status}
+        cluster = await cluster_status(request)
+        if cluster is not None:
+            answer["services"] = cluster
+        return JSONResponse(answer)
 
     @app.get("/readyz", tags=["ops"], summary="Store reachable and read model caught up")
     async def readyz(request: Request) -> JSONResponse:
@@ -267,8 +394,10 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         behind = {
             name: c["lag"] for name, c in consumers.items() if c["lag"] > settings.ready_max_lag
         }
-        if rebuilding or behind:
-            reasons = []
+        cluster = await cluster_status(request)
+        problems = cluster["problems"] if cluster is not None else []
+        if rebuilding or behind or problems:
+            reasons = list(problems)
             if rebuilding:
                 reasons.append(f"rebuilding: {', '.join(rebuilding)}")
             if behind:
@@ -279,10 +408,15 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
                     "ready": False,
                     "reason": "; ".join(reasons),
                     "store": status,
+                    **({"services": cluster} if cluster is not None else {}),
                 },
                 status_code=503,
+                headers={"Retry-After": "1"},
             )
-        return JSONResponse({"ready": True, "store": status})
+        ready: dict[str, Any] = {"ready": True, "store": status}
+        if cluster is not None:
+            ready["services"] = cluster
+        return JSONResponse(ready)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics_endpoint(request: Request) -> Response:

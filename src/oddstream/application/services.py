@@ -4,16 +4,14 @@ read-your-writes wait they share."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import Settings
 from ..consumers import ConsumerGroup
 from ..eventstore import EventStore
 from ..projections.tote_view import ToteView
-from ..projections.wallets import WalletProjection
-from ..runtime.cashier import Cashier
-from ..runtime.race_writer import RaceWriter
-from ..runtime.wallet_writer import WalletWriter
+from ..projections.wallets import WalletReadModel
+from ..runtime.ports import Races, WalletBets, Wallets
 from .errors import ApiError
 
 if TYPE_CHECKING:  # the HTTP layer's own parts, which it hands in
@@ -22,20 +20,38 @@ if TYPE_CHECKING:  # the HTTP layer's own parts, which it hands in
     from ..api.push import BoardHub
 
 
+class WalletView(WalletReadModel, Protocol):
+    """The wallet read model as the use cases see it (the projection embedded, a reader
+    of the shared storage in an API process of services mode)."""
+
+    @property
+    def rebuilding(self) -> bool: ...
+
+
 @dataclass
 class Services:
+    """Embedded, ``writer``, ``wallets`` and ``cashier`` are the writers and the cashier
+    of this process; in an API process of services mode they are the router's ports
+    (:mod:`oddstream.cluster.router`), which reach the owner of each command's partition."""
+
     settings: Settings
     store: EventStore
-    writer: RaceWriter
+    writer: Races
     view: ToteView
     hub: BoardHub
     metrics: Metrics
     keys: KeyRing
-    wallets: WalletWriter
-    cashier: Cashier
-    wallet_view: WalletProjection
+    wallets: Wallets
+    cashier: WalletBets
+    wallet_view: WalletView
     #: everything in this process that follows the log (status in /readyz, /metrics)
     consumers: ConsumerGroup
+    #: services mode: the deployment as this API process sees it (bus, workers, owners)
+    cluster: ClusterReport | None = None
+
+
+class ClusterReport(Protocol):
+    async def report(self) -> dict[str, Any]: ...
 
 
 class _Readable(Protocol):

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 from typer.models import CommandInfo
 
-from . import client, load, serve, store  # noqa: F401  importing registers their commands
+from . import client, cluster, load, serve, store  # noqa: F401  importing registers them
 from .common import app
 
 __all__ = ["app"]
 
 # --help lists the commands in the order they were registered, which is the modules'
 # import order; keep the order they had as one module. A command not named here follows.
-_ORDER = ("serve", "info", "races", "bet", "watch", "print", "replay", "load")
+_ORDER = (
+    "serve",
+    "up",
+    "api",
+    "worker",
+    "info",
+    "races",
+    "bet",
+    "watch",
+    "print",
+    "replay",
+    "load",
+)
 
 
 def _position(command: CommandInfo) -> int:

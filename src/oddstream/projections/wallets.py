@@ -16,8 +16,10 @@ writer). Every value shown, even then, is a state some prefix of the log produce
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -84,6 +86,30 @@ class WalletReadModel(Protocol):
 GATHER_SECONDS = 0.01
 
 
+class _AdvancingCheckpoint(SinkCheckpoint):
+    """A sink checkpoint that the projection also moves over positions without a wallet
+    event (at most every ``every`` seconds, and at stop): for a read model other
+    processes read (Redis in services mode), whose readers know its position only from
+    the stored checkpoint. Without it a read waiting for a position a race's answer gave
+    (``min_position``) would wait for the next wallet event, however long."""
+
+    def __init__(self, every: float) -> None:
+        #: the runner wakes at least this often when idle
+        self.every = self._every = every
+        self._moved_at = 0.0
+
+    async def save(
+        self, store: EventStore, consumer: Consumer, position: int, *, now: bool = False
+    ) -> None:
+        projection: WalletProjection = consumer  # type: ignore[assignment]
+        if position <= projection.checkpoint:
+            return
+        if not now and time.monotonic() - self._moved_at < self._every:
+            return
+        await projection.advance(position)
+        self._moved_at = time.monotonic()
+
+
 class WalletProjection(Consumer):
     """Follows the wallet streams into a :class:`WalletStorage`; a :class:`WalletReadModel`.
 
@@ -106,11 +132,16 @@ class WalletProjection(Consumer):
         batch_size: int = DEFAULT_BATCH,
         check_interval: float = CHECK_INTERVAL,
         gather: float = GATHER_SECONDS,
+        advance_every: float | None = None,
     ) -> None:
         """``gather``: after being woken by a commit, wait this long for more before
         writing, so that under load one batch takes many commits' events (a reader
         waiting for a position cuts it short); ``check_interval``: how often the
-        storage is checked to still hold this projection's checkpoint."""
+        storage is checked to still hold this projection's checkpoint;
+        ``advance_every``: for a storage other processes read, move the stored
+        checkpoint over positions without a wallet event at most this often (seconds;
+        ``None``: only with wallet events, as a reader in this process follows
+        :attr:`position`)."""
         self._store = store
         self._storage = storage
         self._registry = registry or default_registry
@@ -120,7 +151,7 @@ class WalletProjection(Consumer):
         self.runner = ConsumerRunner(
             store,
             self,
-            SinkCheckpoint(),
+            SinkCheckpoint() if advance_every is None else _AdvancingCheckpoint(advance_every),
             batch_size=batch_size,
             linger=gather,
             check_every=check_interval,
@@ -239,8 +270,7 @@ class WalletProjection(Consumer):
         return [tx_row(recorded, decode(recorded)) for recorded in events]
 
     async def _wallet_rows(self, wallet_id: str) -> list[TxRow]:
-        """One wallet's whole stream from the log, as rows (the storage's repairs)."""
-        return self._rows(await self._store.read_stream(WALLET_STREAM_PREFIX + wallet_id))
+        return await wallet_rows(self._store, self._registry, wallet_id)
 
     async def _write(self, rows: Sequence[TxRow], new: int) -> None:
         """Write a batch and move the checkpoint to ``new``.
@@ -259,6 +289,12 @@ class WalletProjection(Consumer):
             raise
         self._committed = new
 
+    async def advance(self, position: int) -> None:
+        """Move the stored checkpoint to ``position``, past events that are not wallet
+        events (the runner has scanned up to it): nothing else is written."""
+        if position > self._committed:
+            await self._write((), position)
+
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Wipe the read model and replay every wallet event up to the log's current
         head; returns the number of events applied. ``progress(position, head)`` is
@@ -268,18 +304,123 @@ class WalletProjection(Consumer):
         return await self.runner.rebuild(progress)
 
 
-def open_wallet_read_model(settings: Settings, store: EventStore) -> WalletProjection:
-    """The wallet projection the settings ask for: Redis when ``redis_url`` is set, else
-    SQLite at ``read_model_path``. Not started: ``await projection.start()``."""
-    storage: WalletStorage
+class WalletReader:
+    """The wallet read model as a process that does not write it reads it (an API
+    process in services mode, where one worker runs the :class:`WalletProjection`).
+
+    Reads go to the shared storage; a wallet it has lost is repaired from the log as the
+    projection's own reads would be. Its position is the storage's checkpoint, looked at
+    again while a read waits for a position (``min_position``)."""
+
+    name = CONSUMER_NAME
+
+    def __init__(
+        self,
+        store: EventStore,
+        storage: WalletStorage,
+        *,
+        registry: EventRegistry | None = None,
+        poll: float = 0.005,
+    ) -> None:
+        self._store = store
+        self._storage = storage
+        self._registry = registry or default_registry
+        self._poll = poll
+        self._position = 0
+        storage.attach_log(self._wallet_rows)
+
+    @property
+    def storage(self) -> WalletStorage:
+        return self._storage
+
+    @property
+    def position(self) -> int:
+        """The storage's checkpoint when last looked at."""
+        return self._position
+
+    @property
+    def rebuilding(self) -> bool:
+        """True while the storage was last seen without its content (a flushed Redis
+        being rebuilt by its writer): a missing wallet may exist."""
+        return self._storage.suspect()
+
+    async def start(self) -> None:
+        await self._storage.open()
+        with contextlib.suppress(ReadModelUnavailable):
+            await self._look()
+
+    async def stop(self) -> None:
+        await self._storage.close()
+
+    async def _look(self) -> int:
+        # not the highest ever seen: a wiped storage being rebuilt is behind again, and
+        # a read waiting for a position must wait for the rebuild to pass it
+        self._position = await self._storage.checkpoint() or 0
+        return self._position
+
+    async def balance(self, wallet_id: str) -> WalletBalance | None:
+        return await self._storage.balance(wallet_id)
+
+    async def transactions(
+        self, wallet_id: str, *, limit: int = 50, before_version: int | None = None
+    ) -> list[WalletTransaction]:
+        check_page(limit, before_version)
+        return await self._storage.transactions(wallet_id, limit, before_version)
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """Wait until the storage's checkpoint reaches ``position``; False on timeout
+        (or while the storage cannot be reached)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        pause = self._poll
+        while True:
+            try:
+                if await self._look() >= position:
+                    return True
+            except ReadModelUnavailable:
+                pass
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.1)
+
+    async def _wallet_rows(self, wallet_id: str) -> list[TxRow]:
+        return await wallet_rows(self._store, self._registry, wallet_id)
+
+
+async def wallet_rows(store: EventStore, registry: EventRegistry, wallet_id: str) -> list[TxRow]:
+    """One wallet's whole stream from the log, as rows (the storages' repairs)."""
+    decode = registry.decode
+    events = await store.read_stream(WALLET_STREAM_PREFIX + wallet_id)
+    return [tx_row(recorded, decode(recorded)) for recorded in events]
+
+
+def wallet_storage(settings: Settings) -> WalletStorage:
+    """The storage the settings ask for: Redis when ``redis_url`` is set, else SQLite at
+    ``read_model_path``."""
     if settings.redis_url:
         from .wallet_models.redis import RedisWalletStorage
 
-        storage = RedisWalletStorage(settings.redis_url, prefix=settings.redis_prefix)
-    else:
-        path = settings.read_model_path or default_read_model_path(settings.store_url)
-        storage = SqliteWalletStorage(path if path == ":memory:" else Path(path))
-    return WalletProjection(store, storage)
+        return RedisWalletStorage(settings.redis_url, prefix=settings.redis_prefix)
+    path = settings.read_model_path or default_read_model_path(settings.store_url)
+    return SqliteWalletStorage(path if path == ":memory:" else Path(path))
+
+
+#: how often a read model other processes read moves its checkpoint over positions
+#: without a wallet event (see :class:`_AdvancingCheckpoint`)
+SHARED_ADVANCE_SECONDS = 0.05
+
+
+def open_wallet_read_model(
+    settings: Settings, store: EventStore, *, shared: bool = False
+) -> WalletProjection:
+    """The wallet projection the settings ask for: Redis when ``redis_url`` is set, else
+    SQLite at ``read_model_path``. Not started: ``await projection.start()``.
+
+    ``shared``: other processes read it (services mode's worker): its stored checkpoint
+    also moves over positions without a wallet event, as they know no other."""
+    advance = SHARED_ADVANCE_SECONDS if shared else None
+    return WalletProjection(store, wallet_storage(settings), advance_every=advance)
 
 
 def default_read_model_path(store_url: str) -> str:
@@ -297,3 +438,6 @@ if TYPE_CHECKING:
 
     def _is_a_read_model(projection: WalletProjection) -> WalletReadModel:
         return projection  # mypy checks that the projection fulfils the protocol
+
+    def _reader_is_a_read_model(reader: WalletReader) -> WalletReadModel:
+        return reader

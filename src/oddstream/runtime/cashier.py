@@ -49,8 +49,7 @@ from ..domain.wallet import (
 )
 from ..domain.wallet.events import StakeRejected
 from ..eventstore import EventStore, EventStoreError, StoreClosed
-from .race_writer import RaceWriter
-from .wallet_writer import WalletWriter
+from .ports import Races, WalletBets, Wallets
 from .writer import CommandOutcome, RequestIdReused
 
 log = logging.getLogger(__name__)
@@ -107,9 +106,10 @@ class Cashier(Consumer):
     def __init__(
         self,
         store: EventStore,
-        races: RaceWriter,
-        wallets: WalletWriter,
+        races: Races,
+        wallets: Wallets,
         *,
+        resolver: WalletBets | None = None,
         stale_after: float = 10.0,
         sweep_every: float = 2.0,
         checkpoint_every: float = 1.0,
@@ -117,6 +117,9 @@ class Cashier(Consumer):
         self._store = store
         self._races = races
         self._wallets = wallets
+        # who resolves a stale reservation: this cashier (embedded), or, in services
+        # mode, the cashier of the worker owning the wallet, which knows what is busy
+        self._resolver: WalletBets = resolver or self
         self._stale_after = stale_after
         self._sweep_every = sweep_every
         self._checkpoint_every = checkpoint_every
@@ -222,7 +225,12 @@ class Cashier(Consumer):
 
     # ----------------------------------------------------------------- following
     async def start(self) -> None:
-        """Follow the log from the checkpoint, and sweep, in the background."""
+        """Follow the log from the stored checkpoint, and sweep, in the background.
+
+        Starting again after :meth:`stop` (a worker given this follower back) reloads the
+        checkpoint: another process may have moved it meanwhile."""
+        await self.reset()
+        await self.runner.load()
         await self.runner.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="cashier-sweep")
 
@@ -298,31 +306,45 @@ class Cashier(Consumer):
                 await self.sweep()
             except (EventStoreError, ToteRejection, WalletRejection):
                 log.warning("reservation sweep failed; retrying later", exc_info=True)
+            except Exception:  # anything else (in services mode, the owner's failure over
+                # NATS): the sweep is the only thing that resolves what a crash left open
+                log.exception("reservation sweep failed unexpectedly; retrying later")
 
     async def sweep(self, *, now: float | None = None) -> int:
-        """Resolve reservations open longer than ``stale_after``: capture the stake if
-        the race holds the bet for this wallet, release it otherwise. Returns how many
-        it resolved."""
+        """Resolve reservations open longer than ``stale_after`` (:meth:`resolve`, on
+        the wallet's owner). Returns how many were resolved. One that cannot be
+        resolved now (its owner unreachable) is left for the next sweep and does not
+        hold up the others."""
         now = time.time() if now is None else now
         resolved = 0
         for key, item in list(self._open.items()):
             if now - item.reserved_at < self._stale_after or key in self._busy:
                 continue
-            wallet_id, race_id, bet_id = key
-            self._busy.add(key)
             try:
-                race = await self._races.state(race_id)
-                bet = race.bets.get(bet_id)
-                if bet is not None and bet.wallet_id == wallet_id:
-                    command: CaptureStake | ReleaseStake = CaptureStake(
-                        wallet_id=wallet_id, bet_id=bet_id, race_id=race_id
-                    )
-                else:
-                    command = ReleaseStake(
-                        wallet_id=wallet_id, bet_id=bet_id, race_id=race_id, reason="not_placed"
-                    )
-                await self._wallets.execute(command)
-                resolved += 1
-            finally:
-                self._busy.discard(key)
+                if await self._resolver.resolve(*key):
+                    resolved += 1
+            except (EventStoreError, ToteRejection, WalletRejection) as exc:
+                log.warning("reservation of bet %s not resolved yet: %s", key[2], exc)
         return resolved
+
+    async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+        """Capture the stake if the race holds the bet for this wallet, release it
+        otherwise (idempotent: a reservation already closed is left as it is). False,
+        doing nothing, while the bet is being placed in this process."""
+        key = (wallet_id, race_id, bet_id)
+        if key in self._busy:
+            return False
+        self._busy.add(key)
+        try:
+            if await self._races.bet_wallet(race_id, bet_id) == wallet_id:
+                command: CaptureStake | ReleaseStake = CaptureStake(
+                    wallet_id=wallet_id, bet_id=bet_id, race_id=race_id
+                )
+            else:
+                command = ReleaseStake(
+                    wallet_id=wallet_id, bet_id=bet_id, race_id=race_id, reason="not_placed"
+                )
+            await self._wallets.execute(command)
+            return True
+        finally:
+            self._busy.discard(key)

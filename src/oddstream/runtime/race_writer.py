@@ -58,3 +58,15 @@ class RaceWriter(AggregateWriter[RaceState, RaceCommand]):
         on_append: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(store, RACES, registry or default_registry, on_append=on_append)
+
+    async def bet_wallet(self, race_id: str, bet_id: str) -> str | None:
+        """The wallet the race holds bet ``bet_id`` for (``""`` for a cash bet), or
+        ``None`` if it holds no such bet — as stored: once the race's commands taken so
+        far are decided and stored (or failed). The sweep captures or releases a stake
+        on this answer; in services mode the wallet's owner may have stopped waiting
+        for the bet (its deadline) while it is still being appended, or queued."""
+        await self.settled(race_id)
+        bet = (await self.state(race_id)).bets.get(bet_id)
+        if bet is None:
+            return None
+        return bet.wallet_id or ""

@@ -21,9 +21,10 @@ If an append fails, that aggregate's state in memory is thrown away and reloaded
 log, and every command of its batch gets the error: nothing is acknowledged that is not
 stored. A ``WrongExpectedVersion`` (another process wrote the stream) is retried once
 after a reload, for that aggregate alone: the other batches of the round are answered
-as they were stored. Nothing yet makes one process the only owner of an aggregate:
-several processes writing one stream are kept apart by that version check alone
-(owning partitions is planned with the services deployment).
+as they were stored. In services mode one worker owns each aggregate's partition
+(:mod:`oddstream.cluster.leases`); that version check is the fence for the moments two
+processes believe they own it (and all there is between embedded processes on one
+store).
 
 Aggregates with long histories (wallets) keep snapshots: every ``snapshot_every`` events
 the state is written to ``snapshot-<stream>``, and a load reads the latest snapshot and
@@ -192,6 +193,10 @@ class _Entry(Generic[S, C]):
     #: ``answered`` holds every request id of the stream's versions from this one on;
     #: ids of earlier versions are looked up in the log
     answered_from: int = 1
+    #: dropped from memory once the rounds are done with it (``forget_where`` found it busy)
+    forget_when_idle: bool = False
+    #: the batch being decided and stored right now
+    running: Sequence[_Pending[C]] = ()
 
 
 class AggregateWriter(Generic[S, C]):
@@ -347,11 +352,40 @@ class AggregateWriter(Generic[S, C]):
         _check_same(answer, fingerprint(command))
         return answer.outcome
 
+    async def settled(self, key: str) -> None:
+        """Wait until every command of ``key`` taken so far is decided and stored, or
+        has failed: then the state in memory holds what the log holds of them (a state
+        read before may show a decision whose append is still under way, and may yet
+        fail). Commands taken meanwhile are not waited for."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        futures = [p.future for p in (*entry.running, *entry.queue)]
+        if futures:
+            await asyncio.wait(futures)  # never cancels them
+
     def forget(self, key: str) -> None:
         """Drop the state in memory (it is loaded again on next use)."""
         entry = self._entries.get(key)
         if entry is not None and not entry.busy:
             del self._entries[key]
+
+    def forget_where(self, chosen: Callable[[str], bool]) -> int:
+        """Drop the states in memory whose key ``chosen`` picks (a worker giving up a
+        partition): the idle ones now (returns how many), the busy ones as soon as
+        their commands are done — never kept to be used again once another process may
+        have written their streams."""
+        doomed = []
+        for key, entry in self._entries.items():
+            if not chosen(key):
+                continue
+            if not entry.busy and not entry.queue:
+                doomed.append(key)
+            else:
+                entry.forget_when_idle = True
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
 
     # ----------------------------------------------------------------- loading
     async def _load(self, key: str, entry: _Entry[S, C]) -> None:
@@ -399,6 +433,7 @@ class AggregateWriter(Generic[S, C]):
         batches: list[_Batch[S, C]] = []
         for key, entry in ready.items():
             batch, entry.queue = entry.queue, []
+            entry.running = batch
             batches.append(_Batch(key, entry, batch))
         held = dict(ready)
         try:
@@ -421,12 +456,15 @@ class AggregateWriter(Generic[S, C]):
         """The round is done with this aggregate: its next batch goes in a later round."""
         if held.pop(key, None) is None:
             return
+        entry.running = ()
         _trim_answers(self._spec, entry)
         if entry.queue:
             self._ready[key] = entry
             self._schedule()
-        else:
-            entry.busy = False
+            return
+        entry.busy = False
+        if entry.forget_when_idle and self._entries.get(key) is entry:
+            del self._entries[key]
 
     def _drop(self, b: _Batch[S, C], exc: BaseException, held: dict[str, _Entry[S, C]]) -> None:
         """Fail every command of ``b`` still unanswered and let its aggregate go."""

@@ -1,0 +1,338 @@
+"""Commands to the owner of their partition, over NATS request/reply.
+
+:class:`Router` gives the ports of :mod:`oddstream.runtime.ports` — ``races``,
+``wallets`` and ``bets`` — that the use cases (in an API process) and the cashier (in a
+worker) send commands through. Each command goes to the subject of its stream's
+partition (``<prefix>.cmd.<partition>``), which only that partition's owner subscribes
+to; the answer carries the outcome and its position, or a typed refusal.
+
+While a partition has no owner (a worker died and another has not taken over yet, or
+ownership is moving) NATS answers "no responders" at once, or the old owner answers
+``not_owner``: the command was not executed, so it is sent again after a short pause
+until its deadline (``ODDSTREAM_COMMAND_DEADLINE_SECONDS``). Past the deadline, or with
+NATS unreachable, the caller gets :class:`CommandsUnavailable` (HTTP 503 with
+``Retry-After``). A request that was sent but not answered in time may have been
+executed (``outcome_unknown``): a retry with the same request id answers ``repeated``.
+
+In a worker, a command for a partition the worker owns itself does not leave the
+process (:class:`LocalOwner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nats.errors import ConnectionClosedError, NoRespondersError, OutboundBufferLimitError
+from nats.errors import TimeoutError as NatsTimeout
+
+from ..domain.tote.race import PlaceBet, RaceCommand
+from ..domain.wallet import WalletCommand, WalletState
+from ..eventstore import EventStore, StoreUnavailable
+from ..runtime.codec import registry
+from ..runtime.writer import CommandOutcome
+from . import wire
+from .partitions import race_partition, wallet_partition
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
+
+    from ..runtime.cashier import Cashier
+    from ..runtime.race_writer import RaceWriter
+    from ..runtime.wallet_writer import WalletWriter
+
+log = logging.getLogger(__name__)
+
+#: pause between attempts while a partition has no owner
+_RETRY_PAUSE = 0.05
+
+
+class CommandsUnavailable(StoreUnavailable):
+    """No owner of the command's partition answered before the deadline, or the bus is
+    unreachable (HTTP 503 with ``Retry-After``)."""
+
+
+def command_subject(prefix: str, partition: int) -> str:
+    """The NATS subject a partition's owner takes its commands on."""
+    return f"{prefix}.cmd.{partition}"
+
+
+class LocalOwner(Protocol):
+    """A worker, as its own router sees it: commands for partitions it owns run here."""
+
+    races: RaceWriter
+    wallets: WalletWriter
+    cashier: Cashier
+
+    def owns(self, partition: int) -> bool: ...
+
+    def serving(self, partition: int) -> contextlib.AbstractAsyncContextManager[bool]:
+        """Count a command in flight on ``partition``; yields False if not owned."""
+        ...
+
+
+class Router:
+    """Sends each command to its partition's owner (see the module's docstring)."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        prefix: str,
+        partitions: int,
+        deadline: float,
+        store: EventStore,
+        reader: WalletWriter,
+        local: LocalOwner | None = None,
+    ) -> None:
+        """``store``: the log, for the events of an answer too large for a NATS message
+        (:func:`.wire.fit`); ``reader`` answers :meth:`RemoteWallets.committed` from the
+        log (a read any process may make); ``local``: the worker this router is in, if
+        any."""
+        self._nc = nc
+        self._store = store
+        self.prefix = prefix
+        self.partitions = partitions
+        self.deadline = deadline
+        self._local = local
+        self.races = RemoteRaces(self)
+        self.wallets = RemoteWallets(self, reader)
+        self.bets = RemoteWalletBets(self)
+        #: requests sent again because their partition had no owner for a moment
+        self.retries = 0
+
+    @contextlib.asynccontextmanager
+    async def _locally(self, partition: int) -> AsyncIterator[LocalOwner | None]:
+        """The local owner, holding ``partition`` for the call, or None: go remote."""
+        local = self._local
+        if local is None or not local.owns(partition):
+            yield None
+            return
+        async with local.serving(partition) as owned:
+            yield local if owned else None
+
+    async def call(self, req_of: Any, partition: int) -> wire.Reply:
+        """Send the request ``req_of(timeout_left)`` makes to ``partition``'s owner, again
+        while it has none, until the deadline; the reply (a refusal not yet raised)."""
+        subject = command_subject(self.prefix, partition)
+        give_up = time.monotonic() + self.deadline
+        while True:
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise CommandsUnavailable(
+                    f"partition {partition} has no owner answering; retry shortly"
+                )
+            req: wire.Request = req_of(left)
+            try:
+                msg = await self._nc.request(subject, wire.encode(req), timeout=left)
+            except NoRespondersError:
+                self.retries += 1
+                await asyncio.sleep(min(_RETRY_PAUSE, max(left, 0)))
+                continue
+            except NatsTimeout:
+                raise CommandsUnavailable(
+                    f"no answer from partition {partition}'s owner within the deadline",
+                    outcome_unknown=True,
+                ) from None
+            except (ConnectionClosedError, OutboundBufferLimitError, OSError) as exc:
+                raise CommandsUnavailable(f"the bus is unreachable: {exc}") from None
+            reply = wire.decode_reply(msg.data)
+            if reply.error is not None and reply.error.code == wire.NOT_OWNER:
+                self.retries += 1
+                await asyncio.sleep(min(_RETRY_PAUSE, max(left, 0)))
+                continue
+            return reply
+
+    async def outcome(self, req_of: Any, partition: int) -> CommandOutcome:
+        reply = await self.call(req_of, partition)
+        if reply.error is not None:
+            wire.raise_error(reply.error)
+        if reply.outcome is None:
+            raise wire.WireFormatError("a command's reply without an outcome")
+        return await self.outcome_of(reply.outcome)
+
+    async def outcome_of(self, outcome: wire.WireOutcome) -> CommandOutcome:
+        """The outcome of a reply, its events read from the log when they were left
+        out of it (too many for a NATS message)."""
+        count = outcome.elided
+        if not count:
+            return wire.outcome_of(outcome)
+        first = outcome.stream_version - count + 1
+        recorded = await self._store.read_stream(outcome.stream, from_version=first, limit=count)
+        if len(recorded) != count:
+            raise wire.WireFormatError(
+                f"{outcome.stream} holds {len(recorded)} events from version {first}, "
+                f"the answer {count}"
+            )
+        return CommandOutcome(
+            events=tuple(registry.decode(r) for r in recorded),
+            stream_version=outcome.stream_version,
+            first_position=outcome.first_position,
+            last_position=outcome.last_position,
+            repeated=outcome.repeated,
+        )
+
+    async def value(self, req_of: Any, partition: int) -> str | bool | None:
+        reply = await self.call(req_of, partition)
+        if reply.error is not None:
+            wire.raise_error(reply.error)
+        return reply.value
+
+
+class RemoteRaces:
+    """:class:`oddstream.runtime.ports.Races` through the router."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    async def execute(
+        self,
+        command: RaceCommand,
+        *,
+        request_id: str | None = None,
+        legacy_ids: Sequence[str] = (),
+    ) -> CommandOutcome:
+        router = self._router
+        partition = race_partition(command.race_id, router.partitions)
+        async with router._locally(partition) as local:
+            if local is not None:
+                return await local.races.execute(
+                    command, request_id=request_id, legacy_ids=legacy_ids
+                )
+
+        def req(left: float) -> wire.Request:
+            return wire.request(
+                wire.Op.RACE,
+                partition,
+                left,
+                command,
+                request_id=request_id,
+                legacy_ids=legacy_ids,
+            )
+
+        return await router.outcome(req, partition)
+
+    async def recall(
+        self, command: RaceCommand, request_id: str, legacy_ids: Sequence[str] = ()
+    ) -> CommandOutcome | None:
+        router = self._router
+        partition = race_partition(command.race_id, router.partitions)
+        async with router._locally(partition) as local:
+            if local is not None:
+                return await local.races.recall(command, request_id, legacy_ids)
+
+        def req(left: float) -> wire.Request:
+            return wire.request(
+                wire.Op.RECALL,
+                partition,
+                left,
+                command,
+                request_id=request_id,
+                legacy_ids=legacy_ids,
+            )
+
+        reply = await router.call(req, partition)
+        if reply.error is not None:
+            wire.raise_error(reply.error)
+        return None if reply.outcome is None else await router.outcome_of(reply.outcome)
+
+    async def bet_wallet(self, race_id: str, bet_id: str) -> str | None:
+        router = self._router
+        partition = race_partition(race_id, router.partitions)
+        async with router._locally(partition) as local:
+            if local is not None:
+                return await local.races.bet_wallet(race_id, bet_id)
+
+        def req(left: float) -> wire.Request:
+            return wire.request(wire.Op.BET_WALLET, partition, left, args=(race_id, bet_id))
+
+        found = await router.value(req, partition)
+        return found if isinstance(found, str) else None
+
+
+class RemoteWallets:
+    """:class:`oddstream.runtime.ports.Wallets` through the router."""
+
+    def __init__(self, router: Router, reader: WalletWriter) -> None:
+        self._router = router
+        self._reader = reader
+
+    async def execute(
+        self,
+        command: WalletCommand,
+        *,
+        request_id: str | None = None,
+        legacy_ids: Sequence[str] = (),
+    ) -> CommandOutcome:
+        router = self._router
+        partition = wallet_partition(command.wallet_id, router.partitions)
+        async with router._locally(partition) as local:
+            if local is not None:
+                return await local.wallets.execute(
+                    command, request_id=request_id, legacy_ids=legacy_ids
+                )
+
+        def req(left: float) -> wire.Request:
+            return wire.request(
+                wire.Op.WALLET,
+                partition,
+                left,
+                command,
+                request_id=request_id,
+                legacy_ids=legacy_ids,
+            )
+
+        return await router.outcome(req, partition)
+
+    async def execute_many(
+        self, commands: Sequence[tuple[WalletCommand, str | None]]
+    ) -> list[CommandOutcome | BaseException]:
+        return list(
+            await asyncio.gather(
+                *(self.execute(command, request_id=rid) for command, rid in commands),
+                return_exceptions=True,
+            )
+        )
+
+    async def committed(self, key: str) -> tuple[WalletState, int, int]:
+        """Read from the log, here: any process may."""
+        return await self._reader.committed(key)
+
+
+class RemoteWalletBets:
+    """:class:`oddstream.runtime.ports.WalletBets`: the cashier of the wallet's owner."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    async def place_bet(
+        self, command: PlaceBet, *, legacy_ids: Sequence[str] = ()
+    ) -> CommandOutcome:
+        router = self._router
+        if command.wallet_id is None:
+            raise ValueError("place_bet needs a bet that names a wallet")
+        partition = wallet_partition(command.wallet_id, router.partitions)
+        async with router._locally(partition) as local:
+            if local is not None:
+                return await local.cashier.place_bet(command, legacy_ids=legacy_ids)
+
+        def req(left: float) -> wire.Request:
+            return wire.request(wire.Op.WALLET_BET, partition, left, command, legacy_ids=legacy_ids)
+
+        return await router.outcome(req, partition)
+
+    async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+        router = self._router
+        partition = wallet_partition(wallet_id, router.partitions)
+        async with router._locally(partition) as local:
+            if local is not None:
+                return await local.cashier.resolve(wallet_id, race_id, bet_id)
+
+        def req(left: float) -> wire.Request:
+            return wire.request(wire.Op.RESOLVE, partition, left, args=(wallet_id, race_id, bet_id))
+
+        return bool(await router.value(req, partition))

@@ -1,0 +1,251 @@
+"""Commands, answers and refusals as they travel on NATS (MessagePack, via msgspec).
+
+A :class:`Request` names an operation, the partition it is for, the command (its class
+name and its fields), the request id and an absolute deadline; a :class:`Reply` carries
+the outcome (its events and positions), a small value, or a refusal. Refusals come back
+as the same typed exceptions the writers raise in process (:func:`raise_error`), so the
+use cases and the HTTP layer cannot tell a remote writer from a local one.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import typing
+from typing import Any
+
+import msgspec
+
+from ..domain.tote.events import ALL_EVENTS as TOTE_EVENTS
+from ..domain.tote.race import RaceCommand, ToteRejection
+from ..domain.wallet import WalletCommand, WalletRejection
+from ..domain.wallet.events import ALL_EVENTS as WALLET_EVENTS
+from ..eventstore import EventStoreError, StoreUnavailable
+from ..runtime.cashier import InsufficientFunds
+from ..runtime.race_writer import race_stream
+from ..runtime.wallet_writer import wallet_stream
+from ..runtime.writer import CommandOutcome, RequestIdReused
+
+
+class Op(enum.StrEnum):
+    """What a request asks of the partition's owner."""
+
+    RACE = "race"  #: execute a race command
+    RECALL = "recall"  #: the answer a race request id got before, if any
+    BET_WALLET = "bet_wallet"  #: whose wallet a race holds a bet for
+    WALLET = "wallet"  #: execute a wallet command
+    WALLET_BET = "wallet_bet"  #: place a bet paid from a wallet (the wallet's cashier)
+    RESOLVE = "resolve"  #: resolve a stale stake reservation (the wallet's cashier)
+
+
+class Request(msgspec.Struct, array_like=True, frozen=True):
+    op: Op
+    partition: int
+    #: unix time after which the sender has given up (the owner then does nothing)
+    deadline: float
+    kind: str = ""
+    command: bytes = b""
+    request_id: str | None = None
+    legacy_ids: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+class WireOutcome(msgspec.Struct, array_like=True, frozen=True):
+    events: list[tuple[str, bytes]]
+    stream_version: int
+    first_position: int
+    last_position: int
+    repeated: bool
+    #: how many events were left out (the reply would not fit in a NATS message): the
+    #: receiver reads them from ``stream``'s log, the versions up to ``stream_version``
+    elided: int = 0
+    stream: str = ""
+
+
+class WireError(msgspec.Struct, array_like=True, frozen=True):
+    kind: str
+    code: str
+    message: str
+    balance: int = 0
+    outcome_unknown: bool = False
+
+
+class Reply(msgspec.Struct, array_like=True, frozen=True):
+    outcome: WireOutcome | None = None
+    error: WireError | None = None
+    value: str | bool | None = None
+
+
+#: the refusal of a request that reached a process not owning its partition (any more)
+NOT_OWNER = "not_owner"
+
+_COMMANDS: dict[str, type[msgspec.Struct]] = {
+    cls.__name__: cls for cls in (*typing.get_args(RaceCommand), *typing.get_args(WalletCommand))
+}
+_EVENTS: dict[str, type[msgspec.Struct]] = {
+    f"{domain}.{cls.__name__}": cls
+    for domain, events in (("tote", TOTE_EVENTS), ("wallet", WALLET_EVENTS))
+    for cls in events
+}
+_EVENT_NAMES: dict[type[msgspec.Struct], str] = {cls: name for name, cls in _EVENTS.items()}
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_reply_decoder = msgspec.msgpack.Decoder(Reply)
+
+
+class WireFormatError(Exception):
+    """A message that is not a request or reply of this version of oddstream."""
+
+
+def request(
+    op: Op,
+    partition: int,
+    timeout: float,
+    command: msgspec.Struct | None = None,
+    *,
+    request_id: str | None = None,
+    legacy_ids: typing.Sequence[str] = (),
+    args: tuple[str, ...] = (),
+) -> Request:
+    """A request that the owner may act on for ``timeout`` seconds from now."""
+    return Request(
+        op=op,
+        partition=partition,
+        deadline=time.time() + timeout,
+        kind="" if command is None else type(command).__name__,
+        command=b"" if command is None else _encoder.encode(command),
+        request_id=request_id,
+        legacy_ids=tuple(legacy_ids),
+        args=args,
+    )
+
+
+def encode(message: Request | Reply) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_request(data: bytes) -> Request:
+    try:
+        return _request_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise WireFormatError(f"not a request: {exc}") from None
+
+
+def decode_reply(data: bytes) -> Reply:
+    try:
+        return _reply_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise WireFormatError(f"not a reply: {exc}") from None
+
+
+def command_of(req: Request) -> Any:
+    """The command a request carries, as its domain class."""
+    cls = _COMMANDS.get(req.kind)
+    if cls is None:
+        raise WireFormatError(f"unknown command {req.kind!r}")
+    try:
+        return msgspec.msgpack.decode(req.command, type=cls)
+    except msgspec.DecodeError as exc:
+        raise WireFormatError(f"bad {req.kind}: {exc}") from None
+
+
+def outcome_reply(outcome: CommandOutcome) -> Reply:
+    return Reply(
+        outcome=WireOutcome(
+            events=[(_EVENT_NAMES[type(e)], _encoder.encode(e)) for e in outcome.events],
+            stream_version=outcome.stream_version,
+            first_position=outcome.first_position,
+            last_position=outcome.last_position,
+            repeated=outcome.repeated,
+        )
+    )
+
+
+def stream_of(req: Request) -> str:
+    """The stream whose events a request's outcome holds."""
+    if req.op in (Op.RACE, Op.RECALL, Op.WALLET_BET):
+        return race_stream(command_of(req).race_id)
+    if req.op is Op.WALLET:
+        return wallet_stream(command_of(req).wallet_id)
+    raise WireFormatError(f"{req.op} answers no events")
+
+
+def fit(reply: Reply, data: bytes, limit: int, req: Request) -> bytes:
+    """``data`` (``reply`` encoded) if it fits in ``limit`` bytes, else ``reply`` with its
+    events left out for the receiver to read from the log (a race's dividends: one event
+    per bet, ~145 bytes each, past NATS's 1 MB default beyond ~7,000 bets)."""
+    outcome = reply.outcome
+    if len(data) <= limit or outcome is None or not outcome.events:
+        return data
+    slim = msgspec.structs.replace(
+        outcome, events=[], elided=len(outcome.events), stream=stream_of(req)
+    )
+    return encode(msgspec.structs.replace(reply, outcome=slim))
+
+
+def outcome_of(wire: WireOutcome) -> CommandOutcome:
+    """The outcome a reply carries (its events with it: see :func:`fit`)."""
+    if wire.elided:
+        raise WireFormatError("an outcome whose events are in the log: read them there")
+    return CommandOutcome(
+        events=tuple(
+            msgspec.msgpack.decode(data, type=_EVENTS[name]) for name, data in wire.events
+        ),
+        stream_version=wire.stream_version,
+        first_position=wire.first_position,
+        last_position=wire.last_position,
+        repeated=wire.repeated,
+    )
+
+
+def error_reply(exc: BaseException) -> Reply:
+    """The refusal to send back for ``exc``: every typed refusal keeps its type; anything
+    else is ``internal`` (the owner logs it)."""
+    if isinstance(exc, InsufficientFunds):
+        error = WireError("funds", exc.code, exc.message, balance=exc.balance)
+    elif isinstance(exc, ToteRejection):
+        error = WireError("tote", exc.code, exc.message)
+    elif isinstance(exc, WalletRejection):
+        error = WireError("wallet", exc.code, exc.message)
+    elif isinstance(exc, RequestIdReused):
+        error = WireError("reused", exc.code, str(exc))
+    elif isinstance(exc, StoreUnavailable):
+        error = WireError(
+            "unavailable", "store_unavailable", str(exc), outcome_unknown=exc.outcome_unknown
+        )
+    elif isinstance(exc, EventStoreError):
+        error = WireError("store", "conflict", str(exc))
+    else:
+        error = WireError("internal", "internal", f"{type(exc).__name__}: {exc}")
+    return Reply(error=error)
+
+
+class WrongPartition(Exception):
+    """A request's command is not for the partition the request names (its sender
+    hashes with another number of partitions)."""
+
+
+class RemoteError(Exception):
+    """A command failed on its owner in a way that is not a refusal (a bug there)."""
+
+
+def raise_error(error: WireError) -> typing.NoReturn:
+    """Raise the exception a refusal stands for."""
+    if error.kind == "funds":
+        exc: Exception = InsufficientFunds.__new__(InsufficientFunds)
+        WalletRejection.__init__(exc, error.code, error.message)  # type: ignore[arg-type]
+        exc.balance = error.balance  # type: ignore[attr-defined]
+        raise exc
+    if error.kind == "tote":
+        raise ToteRejection(error.code, error.message)
+    if error.kind == "wallet":
+        raise WalletRejection(error.code, error.message)
+    if error.kind == "reused":
+        reused = RequestIdReused()
+        reused.args = (error.message,)
+        raise reused
+    if error.kind == "unavailable":
+        raise StoreUnavailable(error.message, outcome_unknown=error.outcome_unknown)
+    if error.kind == "store":
+        raise EventStoreError(error.message)
+    raise RemoteError(error.message)

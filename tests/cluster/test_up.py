@@ -1,0 +1,208 @@
+"""``oddstream up``: one command brings up a local services deployment, prints its URLs,
+and Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import Cluster, free_port
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_up_serves_and_ctrl_c_stops_everything(cluster: Cluster, tmp_path: Path) -> None:
+    port = free_port()
+    second = port + 1
+    env = {k: v for k, v in cluster.env.items() if k != "ODDSTREAM_CUSTOMER_KEYS"}
+    env.pop("ODDSTREAM_ADMIN_KEY")  # up makes the keys and prints them
+    log = tmp_path / "up.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oddstream.cli", "up", "--api", "2", "--workers", "1",
+         "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "Ctrl-C stops everything" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        text = log.read_text()
+        assert f"http://127.0.0.1:{port}" in text
+        assert f"http://127.0.0.1:{second}" in text
+        admin = re.search(r"admin key: (\S+)", text)
+        assert admin is not None
+        children = children_of(proc.pid)
+        assert len(children) == 3  # two API processes and a worker
+        for url in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{second}"):
+            assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        # the demo runs on the first: its races show on the second too
+        deadline = time.monotonic() + 30
+        while not httpx.get(f"http://127.0.0.1:{second}/races", timeout=5).json()["races"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+        assert not [pid for pid in children if running(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # it stops its children on the way out
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize("bad", [["--api", "0"], ["--workers", "99"]])
+def test_up_refuses_bad_counts(bad: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "oddstream.cli", "up", *bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "Invalid value" in out.stderr
+
+
+def start_up(cluster: Cluster, tmp_path: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """``oddstream up`` with one API process and one worker, once it serves; its
+    children."""
+    log = tmp_path / "up.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oddstream.cli", "up", "--api", "1", "--workers", "1",
+         "--port", str(free_port()), "--no-demo"],
+        env=cluster.env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while "Ctrl-C stops everything" not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    children = children_of(proc.pid)
+    assert len(children) == 2
+    return proc, children
+
+
+def gone(pids: list[int], timeout: float) -> list[int]:
+    """The processes of ``pids`` still running after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(running(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if running(pid)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL])
+def test_up_ended_by_a_hangup_or_killed_leaves_no_process_behind(
+    cluster: Cluster, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The terminal closed (SIGHUP) or ``up`` killed: its API processes and workers run
+    in sessions of their own (so that Ctrl-C reaches ``up`` alone, which stops them in
+    order), so nothing else would stop them — they would hold their ports and
+    partitions with nobody to stop them."""
+    proc, children = start_up(cluster, tmp_path)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=40)
+        left = gone(children, 30)
+        assert left == [], f"still running after up ended: {left}"
+    finally:
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "nats_url",
+    [
+        "nats://oddstream:s3cret-pass@127.0.0.1:4222",
+        "nats://s3cret-token@127.0.0.1:4222",  # NATS's token form: the token is the user
+        "nats://a:s3cret-pass@h1:4222,nats://a:s3cret-pass@h2:4222",
+    ],
+)
+def test_up_prints_no_nats_secret(nats_url: str) -> None:
+    """``up`` prints where its engines are: never the NATS password or token."""
+    from oddstream.cluster.supervisor import Deployment
+    from oddstream.config import Settings, redact_url
+
+    assert "s3cret" not in redact_url(nats_url)  # what a settings error repeats too
+
+    deployment = Deployment(
+        Settings(nats_url=nats_url, admin_key="k" * 24),
+        apis=1,
+        workers=1,
+        port=8000,
+        demo=False,
+        local_store="postgresql://127.0.0.1:5432/postgres",
+        local_nats="nats://127.0.0.1:4222",
+        local_redis="redis://127.0.0.1:6379/0",
+    )
+    assert "s3cret" not in deployment.summary
+    assert "h2:4222" in deployment.summary or "h1" not in nats_url
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"ODDSTREAM_STORE_URL": "sqlite:///{tmp}/events.db"}, "PostgreSQL"),
+        ({"ODDSTREAM_NATS_URL": None}, "ODDSTREAM_NATS_URL"),
+        ({"ODDSTREAM_REDIS_URL": None}, "ODDSTREAM_REDIS_URL"),
+    ],
+)
+def test_an_api_process_refuses_settings_it_cannot_serve_with(
+    cluster: Cluster, tmp_path: Path, change: dict[str, str | None], named: str
+) -> None:
+    """An API process of services mode reads the workers' log: with an SQLite store it
+    would serve boards and reads of a log of its own (empty) while its commands went to
+    the workers' — it started, and served that. Refused, like a missing NATS or Redis,
+    at once with the setting named (not a traceback from the app's startup)."""
+    env = dict(cluster.env)
+    for key, value in change.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value.format(tmp=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "oddstream.cli", "api", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0, out.stdout[-2000:]
+    assert named in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
