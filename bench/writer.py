@@ -102,7 +102,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from common import machine, write_results
+    from common import checkout, machine, write_results
 
     console = Console()
     sides = {"this": ROOT / "src"}
@@ -140,7 +140,9 @@ def main() -> None:
             "benchmark": "writer",
             "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(load_average_at_end=os.getloadavg()),
-            "sides": {side: str(src) for side, src in sides.items()},
+            "sides": {
+                side: {"src": str(src), "commit": checkout(src)} for side, src in sides.items()
+            },
             "runs": runs,
             "seconds": args.seconds,
             "medians": medians,
