@@ -100,6 +100,8 @@ STAKES = [200, 200, 500, 500, 1000, 1000, 2000, 5000, 10000]
 WALLET_BET_SHARE = 0.2
 WALLETS = 2000
 APPEND_EVENTS = 1000  # events per append while building
+#: a snapshot as the store keeps it: its parts, in order
+Parts = tuple[bytes, ...]
 
 
 # --------------------------------------------------------------------------- the log
@@ -360,6 +362,7 @@ class Backend:
     snapshot_write_s: list[float] = field(default_factory=list)
     snapshot_encode_s: float | None = None
     snapshot_bytes: int | None = None
+    snapshot_parts: int | None = None
     tail_snapshot_bytes: int | None = None
     snapshot_position: int = 0
     tail_snapshot_position: int = 0
@@ -379,6 +382,7 @@ class Backend:
             "snapshot_s": _rounded(self.times["snapshot"]),
             "snapshot_plus_10k_s": _rounded(self.times["snapshot_plus_tail"]),
             "snapshot_bytes": self.snapshot_bytes,
+            "snapshot_parts": self.snapshot_parts,
             "snapshot_write_s": round(statistics.median(write), 4) if write else None,
             "snapshot_write_samples_s": _rounded(write),
             "snapshot_encode_s": _round(self.snapshot_encode_s),
@@ -456,7 +460,7 @@ async def timed_start(
 
 async def build(
     backend: Backend, plan: LogPlan, tail: int, console: Console
-) -> tuple[bytes, bytes]:
+) -> tuple[Parts, Parts]:
     """Write the log and make the two snapshots: one ``tail`` events before the head
     (``SnapshotCheckpoint`` at stop of a view caught up then) and one at the head.
     Returns both snapshots' data."""
@@ -477,9 +481,9 @@ async def build(
         found = await store.load_snapshot(view.name)
         if found is None:
             raise RuntimeError("stop() wrote no snapshot")
-        before_tail = found.data
+        before_tail = found.parts
         backend.tail_snapshot_position = found.position
-        backend.tail_snapshot_bytes = len(found.data)
+        backend.tail_snapshot_bytes = found.size
         started = time.perf_counter()
         await append_events(store, events, tail)
         stats.seconds += time.perf_counter() - started
@@ -497,20 +501,22 @@ async def build(
         found = await store.load_snapshot(view.name)
         if found is None or found.position != head:
             raise RuntimeError(f"stop() wrote no snapshot at the head ({head}): {found}")
-        backend.snapshot_bytes = len(found.data)
-    return before_tail, found.data
+        backend.snapshot_bytes = found.size
+        backend.snapshot_parts = len(found.parts)
+    return before_tail, found.parts
 
 
 def _encode_seconds(view: ToteView) -> float:
     started = time.perf_counter()
-    view.snapshot()
+    for _part in view.snapshot():  # encoded part by part as they are drawn
+        pass
     return time.perf_counter() - started
 
 
 async def run_case(
     backend: Backend,
     case: str,
-    snapshots: dict[str, tuple[int, bytes]],
+    snapshots: dict[str, tuple[int, Parts]],
     want: dict[str, Any] | None,
     problems: list[str],
 ) -> dict[str, Any]:

@@ -6,7 +6,9 @@ scheduled, bet on, settled and let go many times over. Resident memory (VmRSS of
 server process) is sampled every few seconds. After ``--warmup`` the read model holds
 its full complement of finished races and the writers their idle window, so from then on
 memory must stay flat: ``growth_pct`` compares the last minute's mean to the mean of the
-minute after warm-up.
+minute after warm-up. The tote read model snapshots itself every
+``--snapshot-seconds`` (the server's ``ODDSTREAM_SNAPSHOT_SECONDS``; its default when not
+given), so the figures include what periodic snapshots cost.
 
 Run ``.venv/bin/python bench/soak.py`` (12 minutes by default; ``--quick`` for 3);
 results go to ``bench/results/soak.json``.
@@ -15,6 +17,7 @@ results go to ``bench/results/soak.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -29,6 +32,7 @@ from rich.table import Table
 
 import common
 from common import machine, write_results
+from oddstream.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "soak.json"
@@ -65,6 +69,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=250.0, help="demo bets per second")
     parser.add_argument("--race-seconds", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=None,
+        help="ODDSTREAM_SNAPSHOT_SECONDS of the server (default: its own default)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 minutes, 1 of warm-up")
     args = parser.parse_args()
     if args.quick:
@@ -74,6 +84,16 @@ def main() -> None:
         "ODDSTREAM_DEMO_BETS_PER_SECOND": str(args.rate),
         "ODDSTREAM_DEMO_RACE_SECONDS": str(args.race_seconds),
     }
+    if args.snapshot_seconds is not None:
+        env["ODDSTREAM_SNAPSHOT_SECONDS"] = str(args.snapshot_seconds)
+    snapshot_seconds = (
+        args.snapshot_seconds
+        if args.snapshot_seconds is not None
+        else float(
+            os.environ.get("ODDSTREAM_SNAPSHOT_SECONDS")
+            or Settings.model_fields["snapshot_seconds"].default
+        )
+    )
     proc, _url = common.start_server(workdir, env, demo=True)
     samples: list[tuple[float, int]] = []
     started = time.monotonic()
@@ -103,6 +123,7 @@ def main() -> None:
             "warmup_minutes": args.warmup,
             "demo_bets_per_second": args.rate,
             "demo_race_seconds": args.race_seconds,
+            "snapshot_seconds": snapshot_seconds,
         },
         "samples": [[t, rss] for t, rss in samples],
         "bets": bets,
@@ -110,13 +131,16 @@ def main() -> None:
         "warm_rss_bytes": round(warm),
         "final_rss_bytes": round(final),
         "growth_pct": round(growth, 2),
+        "peak_after_warmup_bytes": max((rss for t, rss in samples if t >= warm_start), default=0),
         "target_growth_pct": TARGET_GROWTH_PCT,
     }
     table = Table(title="soak: the demo, resident memory of the server process")
-    for column in ("minutes", "bets", "bets/s", "RSS after warm-up", "RSS at the end", "growth"):
+    columns = ("minutes", "snapshots", "bets", "bets/s", "RSS after warm-up", "RSS at the end")
+    for column in (*columns, "growth"):
         table.add_column(column)
     table.add_row(
         f"{args.minutes:.0f} ({args.warmup:.0f} warm-up)",
+        f"every {snapshot_seconds:.0f} s" if snapshot_seconds else "at stop",
         f"{bets:,}",
         f"{bets / total:,.0f}",
         f"{warm / 2**20:.1f} MiB",

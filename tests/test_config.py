@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "push_coalesce_ms": 100,
     "ready_max_lag": 10_000,
     "keep_finished_races": 50,
-    "snapshot_seconds": 0.0,
+    "snapshot_seconds": 60.0,
     "demo_bets_per_second": 20.0,
     "demo_race_seconds": 90.0,
     "read_model_path": "",

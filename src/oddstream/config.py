@@ -165,9 +165,10 @@ class Settings(BaseSettings):
     keep_finished_races: Annotated[int, Field(ge=0)] = 50
     """ODDSTREAM_KEEP_FINISHED_RACES: races that are over (final, abandoned) kept in the
     tote read model's memory; older ones are read from their streams when asked for"""
-    snapshot_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    snapshot_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 60.0
     """ODDSTREAM_SNAPSHOT_SECONDS: seconds between snapshots of the tote read model into
-    the store while running; 0 (the default): one at stop only"""
+    the store while running (and one at stop), so a restart, even after a crash, resumes
+    from a recent one; 0: at stop only"""
     demo_bets_per_second: Positive = 20.0
     """ODDSTREAM_DEMO_BETS_PER_SECOND: the demo's pace (at least 0.1 is used)"""
     demo_race_seconds: Positive = 90.0

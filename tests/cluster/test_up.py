@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,19 @@ import httpx
 import pytest
 
 from .conftest import Cluster, free_port
+
+
+def free_pair() -> int:
+    """A free port whose next one is free too (``up`` takes consecutive ports)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
 
 
 def children_of(pid: int) -> list[int]:
@@ -40,7 +54,7 @@ def running(pid: int) -> bool:
 
 
 def test_up_serves_and_ctrl_c_stops_everything(cluster: Cluster, tmp_path: Path) -> None:
-    port = free_port()
+    port = free_pair()
     second = port + 1
     env = {k: v for k, v in cluster.env.items() if k != "ODDSTREAM_CUSTOMER_KEYS"}
     env.pop("ODDSTREAM_ADMIN_KEY")  # up makes the keys and prints them

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 
@@ -88,8 +88,8 @@ class Counter(Consumer):
     def snapshot(self) -> bytes:
         return json.dumps(self.seen).encode()
 
-    def restore(self, data: bytes) -> bool:
-        self.seen = json.loads(data)
+    def restore(self, parts: Sequence[bytes]) -> bool:
+        self.seen = json.loads(b"".join(parts))
         return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -692,3 +693,82 @@ async def test_snapshots_are_kept_with_their_checkpoint(store: EventStore) -> No
     assert await store.get_checkpoint("view") == 7
     with pytest.raises(InvalidEvent):
         await store.save_snapshot("view", 9, "not bytes")  # type: ignore[arg-type]
+
+
+async def test_snapshots_are_kept_in_parts(store: EventStore) -> None:
+    parts = [bytes([n]) * (1000 + n) for n in range(5)]
+    drawn: list[int] = []
+
+    def lazily() -> Iterator[bytes]:
+        for n, part in enumerate(parts):
+            drawn.append(n)
+            yield part
+
+    await store.save_snapshot("view", 4, lazily())
+    assert drawn == [0, 1, 2, 3, 4]
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert (found.position, found.parts) == (4, tuple(parts))
+    assert found.data == b"".join(parts)
+    assert found.size == len(found.data)
+    await store.save_snapshot("view", 5, iter([b"a", b"b"]))  # fewer parts: all replaced
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert (found.position, found.parts) == (5, (b"a", b"b"))
+    await store.save_snapshot("view", 6, [])  # no parts reads back as one empty part
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert (found.position, found.parts) == (6, (b"",))
+
+
+async def test_a_snapshot_whose_parts_fail_keeps_the_last(store: EventStore) -> None:
+    await store.save_snapshot("view", 3, [b"one", b"two"])
+
+    def failing() -> Iterator[bytes]:
+        yield b"new one"
+        raise RuntimeError("the state could not be encoded")
+
+    with pytest.raises(RuntimeError, match="encoded"):
+        await store.save_snapshot("view", 8, failing())
+    with pytest.raises(InvalidEvent):
+        await store.save_snapshot("view", 8, [b"new one", "not bytes"])  # type: ignore[list-item]
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert (found.position, found.parts) == (3, (b"one", b"two"))
+    assert await store.get_checkpoint("view") == 3
+    await store.save_snapshot("view", 9, [b"after"])  # nothing was left locked
+    assert await store.get_checkpoint("view") == 9
+
+
+async def test_concurrent_snapshots_never_mix_their_parts(store_factory) -> None:
+    first, second = await store_factory(), await store_factory()
+    try:
+        for round_ in range(3):
+            await asyncio.gather(
+                first.save_snapshot("view", 10 + round_, [b"a%d" % n for n in range(40)]),
+                second.save_snapshot("view", 20 + round_, [b"b%d" % n for n in range(25)]),
+            )
+            found = await first.load_snapshot("view")
+            assert found is not None
+            letter = b"a" if found.position < 20 else b"b"
+            count = 40 if letter == b"a" else 25
+            assert found.parts == tuple(letter + b"%d" % n for n in range(count))
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_snapshot_written_whole_by_an_earlier_release_is_one_part(
+    store: EventStore,
+) -> None:
+    await store.save_snapshot("view", 2, [b"stale", b"parts"])
+    # what releases before parts wrote: the whole state in the snapshot row
+    if store.backend == "postgres":
+        table = f'"{store.schema}".snapshots'  # type: ignore[attr-defined]
+        sql = f"UPDATE {table} SET position = %s, data = %s WHERE name = %s"
+    else:
+        sql = "UPDATE snapshots SET position = ?, data = ? WHERE name = ?"
+    await store.commit_projection("other", 1, [SqlStatement(sql, (4, b"whole state", "view"))])
+    found = await store.load_snapshot("view")
+    assert found is not None
+    assert (found.position, found.parts) == (4, (b"whole state",))

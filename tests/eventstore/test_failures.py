@@ -16,6 +16,7 @@ from oddstream.eventstore import (
     EventStore,
     InvalidEvent,
     NewEvent,
+    ReadFilter,
     StoreConfigError,
     StoreUnavailable,
     StreamAppend,
@@ -250,5 +251,35 @@ async def test_postgres_append_times_out_with_outcome_unknown(pg_url: str, pg_sc
         result = await store.append("s-1", [event])
         assert result.version == 1
         assert [e.event_id for e in await store.read_stream("s-1")] == [event.event_id]
+    finally:
+        await store.close()
+
+
+async def test_postgres_reads_on_connections_the_server_dropped_are_made_again(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The pool lends connections without a round trip to check them; a read that finds
+    its connection dropped (a restart, an idle timeout) is made again on a fresh one
+    rather than failing with ``StoreUnavailable``."""
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    try:
+        await store.append("s-1", [NewEvent("T", {"n": 1})])
+        assert len(await store.read_stream("s-1")) == 1
+        pids = []
+        async with store._pool.connection() as conn:
+            pids.append(conn.info.backend_pid)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", (pids,))
+            for _ in range(100):
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+                ).fetchone()
+                if row is not None and row[0] == 0:
+                    break
+                await asyncio.sleep(0.02)
+        assert len(await store.read_stream("s-1")) == 1
+        page, _, head = await store._read_page(0, 10, ReadFilter())
+        assert [e.position for e in page] == [1]
+        assert head == 1
     finally:
         await store.close()

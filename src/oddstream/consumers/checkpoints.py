@@ -26,6 +26,7 @@ import ctypes
 import ctypes.util
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..eventstore import EventStore
@@ -47,12 +48,21 @@ _TRIM = _malloc_trim()
 
 
 def release_free_memory() -> None:
-    """Hand the memory freed after a snapshot (tens of MB of blob, encoded and copied by
-    the database driver) back to the OS. glibc keeps freed heap memory for reuse, so
-    without this every snapshot larger than the last raised the process's resident
-    memory for good (measured: +64 MB per 70 MB snapshot written, +135 MB read)."""
+    """Hand the heap memory freed since the last call back to the OS (``malloc_trim``;
+    nothing on a C library without it). glibc keeps what is freed for reuse, in pages
+    the process keeps resident: a server's ordinary churn (pages of events read,
+    requests answered, a snapshot's parts) leaves tens of MB of them between two
+    snapshots (measured in the soak: 100-200 MB of free heap without a trim)."""
     if callable(_TRIM):
         _TRIM(0)
+
+
+async def _release_free_memory() -> None:
+    # Yield first: the loop's handle that resumed this task holds the future of the
+    # last await, whose result (a snapshot's parts, when loading) is freed only once
+    # the loop lets that handle go.
+    await asyncio.sleep(0)
+    release_free_memory()
 
 
 class Checkpoint(abc.ABC):
@@ -128,12 +138,16 @@ class SinkCheckpoint(Checkpoint):
 class SnapshotConsumer(Protocol):
     """A consumer whose whole state can be saved and restored."""
 
-    def snapshot(self) -> bytes:
-        """The state now, encoded (taken between batches)."""
+    def snapshot(self) -> bytes | Iterable[bytes]:
+        """The state now, encoded: one value, or parts (best a generator encoding one
+        part at a time, so the state is never held whole in encoded form). Taken
+        between batches; the parts are drawn while the snapshot is written, and the
+        runner handles no batch until that is done."""
 
-    def restore(self, data: bytes) -> bool:
-        """Load a state :meth:`snapshot` made; ``False`` if it cannot be used (made by
-        an incompatible version): the runner then starts from 0."""
+    def restore(self, parts: Sequence[bytes]) -> bool:
+        """Load a state :meth:`snapshot` made, from its parts (one part when it was
+        one value); ``False`` if it cannot be used (made by an incompatible version):
+        the runner then starts from 0."""
 
 
 class SnapshotCheckpoint(Checkpoint):
@@ -156,12 +170,12 @@ class SnapshotCheckpoint(Checkpoint):
         self._saved_at = time.monotonic()
         found = await store.load_snapshot(consumer.name)
         state: SnapshotConsumer = consumer  # type: ignore[assignment]
-        restored = found is not None and state.restore(found.data)
+        restored = found is not None and state.restore(found.parts)
         position = found.position if found is not None and restored else 0
         if found is not None and not restored:
             log.warning("snapshot of %s cannot be used; replaying the log", consumer.name)
         del found
-        release_free_memory()
+        await _release_free_memory()
         self.saved = position
         return position
 
@@ -173,13 +187,12 @@ class SnapshotCheckpoint(Checkpoint):
         if not now and (self._every <= 0 or time.monotonic() - self._saved_at < self._every):
             return  # every=0: only at stop
         state: SnapshotConsumer = consumer  # type: ignore[assignment]
-        data = state.snapshot()  # on the loop, between batches: a consistent state
-        await store.save_snapshot(consumer.name, position, data)
-        del data
-        release_free_memory()
+        # between batches, under the runner's lock: the state holds still while its parts
+        # are drawn (encoded) one by one and written
+        await store.save_snapshot(consumer.name, position, state.snapshot())
         self.saved = position
         self._saved_at = time.monotonic()
-        await asyncio.sleep(0)
+        await _release_free_memory()
 
 
 class MemoryCheckpoint(Checkpoint):

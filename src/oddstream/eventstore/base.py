@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -112,10 +112,31 @@ class ReadPage:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A consumer's state as of ``position`` (its own encoding), kept by the store."""
+    """A consumer's state as of ``position`` (its own encoding), kept by the store in
+    the ``parts`` it was saved in, in order (a snapshot saved as one ``bytes`` value, or
+    as no parts, reads back as one part)."""
 
     position: int
-    data: bytes
+    parts: tuple[bytes, ...]
+
+    @property
+    def data(self) -> bytes:
+        """The parts joined: one copy of the whole state, for small snapshots (a large
+        one is better read part by part)."""
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+    @property
+    def size(self) -> int:
+        """Bytes in all parts."""
+        return sum(map(len, self.parts))
+
+
+def _checked_parts(parts: Iterable[bytes]) -> Iterator[bytes]:
+    """The parts of a snapshot, each checked to be ``bytes`` as it is drawn."""
+    for part in parts:
+        if not isinstance(part, bytes):
+            raise InvalidEvent("a snapshot's parts must be bytes")
+        yield part
 
 
 class EventStore(abc.ABC):
@@ -570,36 +591,58 @@ class EventStore(abc.ABC):
         await self._commit_projection(name, position, list(statements), expected)
 
     async def save_snapshot(
-        self, name: str, position: int, data: bytes, *, expected: int | None = None
+        self,
+        name: str,
+        position: int,
+        data: bytes | Iterable[bytes],
+        *,
+        expected: int | None = None,
     ) -> None:
         """Keep ``data``, the state of consumer ``name`` as of ``position``, and move its
         checkpoint there, in one transaction (one snapshot per name: the last replaces
-        the one before). ``expected`` as in :meth:`save_checkpoint`."""
+        the one before, all its parts). ``expected`` as in :meth:`save_checkpoint`.
+
+        ``data`` is one ``bytes`` value or an iterable of parts (``bytes`` each), kept
+        in order as rows of their own. The parts are drawn one at a time, on the event
+        loop, while earlier ones are being written, and none is kept once written: a
+        consumer that encodes its state part by part (a generator) never holds it
+        whole in memory, nor does the database driver (a large single value costs
+        several copies of itself, and PostgreSQL's client library keeps a buffer of
+        twice its size for as long as the connection lives). The state must not change
+        until this returns (the consumer runner holds its lock meanwhile). If drawing a
+        part raises, nothing is kept and the error propagates."""
         self._check_open()
         validate_stream_id(name)
         validate_position(position)
         if expected is not None:
             validate_position(expected, "expected")
-        if not isinstance(data, bytes):
-            raise InvalidEvent("a snapshot's data must be bytes")
-        await self._save_snapshot(name, position, data, expected)
+        if isinstance(data, str | bytearray | memoryview) or not isinstance(data, Iterable):
+            raise InvalidEvent("a snapshot's data must be bytes or an iterable of bytes")
+        parts: Iterable[bytes] = (data,) if isinstance(data, bytes) else data
+        await self._save_snapshot(name, position, _checked_parts(parts), expected)
 
     async def load_snapshot(self, name: str) -> Snapshot | None:
         """The last snapshot :meth:`save_snapshot` kept for ``name``, or ``None``."""
         self._check_open()
         validate_stream_id(name)
         found = await self._load_snapshot(name)
-        return Snapshot(*found) if found is not None else None
+        if found is None:
+            return None
+        position, parts = found
+        return Snapshot(position, tuple(parts) or (b"",))
 
     # ----------------------------------------------------------------- adapter hooks
     @abc.abstractmethod
     async def _save_snapshot(
-        self, name: str, position: int, data: bytes, expected: int | None
+        self, name: str, position: int, parts: Iterator[bytes], expected: int | None
     ) -> None:
-        """Store the snapshot row and move the checkpoint, in one transaction."""
+        """Store the snapshot's parts (drawn one at a time, on the loop: see
+        :meth:`save_snapshot`) in place of the last ones and move the checkpoint, in
+        one transaction; nothing is kept if drawing a part raises."""
 
     @abc.abstractmethod
-    async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None: ...
+    async def _load_snapshot(self, name: str) -> tuple[int, list[bytes]] | None:
+        """The snapshot's position and parts, in order."""
 
     @abc.abstractmethod
     async def _submit(self, parts: list[PreparedPart]) -> list[AppendResult]: ...

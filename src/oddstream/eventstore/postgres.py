@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 from uuid import UUID
@@ -86,6 +87,12 @@ CREATE TABLE IF NOT EXISTS {schema}.snapshots (
     position bigint NOT NULL,
     data     bytea  NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {schema}.snapshot_parts (
+    name text    NOT NULL,
+    part integer NOT NULL,
+    data bytea   NOT NULL,
+    PRIMARY KEY (name, part)
+);
 """
 
 #: Commands' request ids per stream (see read_requests). Built CONCURRENTLY, outside the
@@ -100,6 +107,12 @@ _SELECT = (
     "SELECT position, stream_id, version, uuid_send(event_id), type, schema_version, "
     "data::text, metadata::text, (extract(epoch FROM recorded_at) * 1000000)::int8 "
     "FROM {schema}.events "
+)
+
+#: a page of a subscription with the head it was read at (see ``_read_page``)
+_PAGE_START = (
+    "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
+    "LEFT JOIN LATERAL ("
 )
 
 _EXPECTED_CODES = {
@@ -168,16 +181,18 @@ class PostgresEventStore(EventStore):
             open=False,
             kwargs=dict(_CONNECT_OPTIONS),
             configure=_configure,
-            check=AsyncConnectionPool.check_connection,
         )
         ident = sql.Identifier(schema)
         self._channel = f"{schema}_events"
         self._lock = _lock_key(schema, "append")
         self._q_select = sql.SQL(_SELECT).format(schema=ident)
+        self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident) + self._q_select
+        self._q_page_end = sql.SQL(" ORDER BY position LIMIT %s) e ON true")
         self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
         self._q_snapshots = sql.SQL("{schema}.snapshots").format(schema=ident)
+        self._q_snapshot_parts = sql.SQL("{schema}.snapshot_parts").format(schema=ident)
         self._writer: psycopg.AsyncConnection[Any] | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._committer: GroupCommitter | None = None
@@ -484,14 +499,27 @@ class PostgresEventStore(EventStore):
 
     # ----------------------------------------------------------------- reader side
     async def _fetch(self, query: Any, params: Any = ()) -> list[tuple[Any, ...]]:
-        try:
-            async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
-                cur = await conn.execute(query, params, binary=True)
-                return await cur.fetchall()
-        except TimeoutError as exc:
-            raise StoreUnavailable(f"PostgreSQL did not answer within {self._timeout}s") from exc
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        """A read on a pooled connection. The pool does not check a connection before
+        lending it (a round trip per read: a third of a follower's reads); a read that
+        finds its connection broken (PostgreSQL restarted since it was last used) has the
+        pool check all of its idle ones, and is made once more."""
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
+                    cur = await conn.execute(query, params, binary=True)
+                    return await cur.fetchall()
+            except TimeoutError as exc:
+                raise StoreUnavailable(
+                    f"PostgreSQL did not answer within {self._timeout}s"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+                with contextlib.suppress(psycopg.Error, PoolTimeout, OSError):
+                    await self._pool.check()
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     async def _read_stream(
         self, stream_id: str, from_version: int | None, backwards: bool, limit: int | None
@@ -548,25 +576,26 @@ class PostgresEventStore(EventStore):
         # are dense (assigned from the maximum under the append lock), so an unfiltered
         # page of ``limit`` events is the range (after, after + limit]; a filtered page
         # scans a wider window and reports how far it got.
-        head = await self._head()
+        # One round trip: the head, and the events of the page up to it (the head comes
+        # in a last column; with no events there is one row of NULLs and the head).
         window = (
             limit
             if flt.stream_prefix is None and flt.types is None
             else max(limit * 4, FILTER_WINDOW)
         )
-        upto = min(head, after + window)
-        query = self._q_select + sql.SQL("WHERE position > %s AND position <= %s")
-        params: list[Any] = [after, upto]
+        where: sql.Composable = sql.SQL("WHERE position > %s AND position <= least(h.head, %s)")
+        params: list[Any] = [after, after + window]
         if flt.stream_prefix is not None:
-            query += sql.SQL(" AND left(stream_id, %s) = %s")
+            where += sql.SQL(" AND left(stream_id, %s) = %s")
             params += [len(flt.stream_prefix), flt.stream_prefix]
         if flt.types is not None:
-            query += sql.SQL(" AND type = ANY(%s)")
+            where += sql.SQL(" AND type = ANY(%s)")
             params.append(sorted(flt.types))
-        query += sql.SQL(" ORDER BY position LIMIT %s")
         params.append(limit)
-        rows = await self._fetch(query, params)
-        events = list(map(RecordedEvent.from_row, rows))
+        rows = await self._fetch(self._q_page_start + where + self._q_page_end, params)
+        head = int(rows[0][-1])
+        events = [] if rows[0][0] is None else list(map(RecordedEvent.from_row, rows))
+        upto = min(head, after + window)
         scanned = events[-1].position if len(events) == limit else upto
         return events, scanned, head
 
@@ -586,21 +615,94 @@ class PostgresEventStore(EventStore):
         return int(rows[0][0])
 
     async def _save_snapshot(
-        self, name: str, position: int, data: bytes, expected: int | None
+        self, name: str, position: int, parts: Iterator[bytes], expected: int | None
     ) -> None:
-        query = sql.SQL(
-            "INSERT INTO {} (name, position, data) VALUES (%s, %s, %s) ON CONFLICT (name) "
-            "DO UPDATE SET position = excluded.position, data = excluded.data"
-        ).format(self._q_snapshots)
-        statement = SqlStatement(query.as_string(None), (name, position, data))
-        await self._commit_projection(name, position, [statement], expected)
+        # On a pooled connection, not the writer's: appends go on meanwhile. Each part is
+        # sent as a statement of its own, so libpq's buffers (which grow to twice the
+        # largest message and never shrink while the connection lives) stay at a part's
+        # size. A row of ``snapshots`` whose ``data`` is not empty was written whole by an
+        # earlier release; ours are empty, the state is in ``snapshot_parts``.
+        async def run(
+            query: sql.Composed | sql.SQL, params: tuple[Any, ...]
+        ) -> psycopg.AsyncCursor[Any]:
+            async with asyncio.timeout(self._timeout):
+                return await conn.execute(query, params)
 
-    async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None:
-        rows = await self._fetch(
-            sql.SQL("SELECT position, data FROM {} WHERE name = %s").format(self._q_snapshots),
-            (name,),
-        )
-        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                # one writer of a name's snapshot at a time: the parts of two never mix
+                await run(
+                    sql.SQL("SELECT pg_advisory_xact_lock(%s)"),
+                    (_lock_key(self.schema, "checkpoint", name),),
+                )
+                if expected is not None:
+                    cur = await run(
+                        sql.SQL("SELECT position FROM {} WHERE name = %s").format(
+                            self._q_checkpoints
+                        ),
+                        (name,),
+                    )
+                    row = await cur.fetchone()
+                    actual = row[0] if row else 0
+                    if actual != expected:
+                        raise CheckpointConflict(name, expected, actual)
+                await run(
+                    sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q_snapshot_parts),
+                    (name,),
+                )
+                insert = sql.SQL("INSERT INTO {} (name, part, data) VALUES (%s, %s, %b)").format(
+                    self._q_snapshot_parts
+                )
+                for number, part in enumerate(parts):
+                    await run(insert, (name, number, part))
+                    del part
+                await run(
+                    sql.SQL(
+                        "INSERT INTO {} (name, position, data) VALUES (%s, %s, '') "
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                        "data = excluded.data"
+                    ).format(self._q_snapshots),
+                    (name, position),
+                )
+                await run(
+                    sql.SQL(
+                        "INSERT INTO {} (name, position, updated_at) VALUES (%s, %s, now()) "
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                        "updated_at = excluded.updated_at"
+                    ).format(self._q_checkpoints),
+                    (name, position),
+                )
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL did not answer a snapshot write within {self._timeout}s"
+            ) from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL snapshot write failed: {exc}") from exc
+
+    async def _load_snapshot(self, name: str) -> tuple[int, list[bytes]] | None:
+        query = sql.SQL(
+            "SELECT s.position, s.data, p.data FROM {} s LEFT JOIN {} p ON p.name = s.name "
+            "WHERE s.name = %s ORDER BY p.part"
+        ).format(self._q_snapshots, self._q_snapshot_parts)
+        position: int | None = None
+        whole: bytes | None = None
+        parts: list[bytes] = []
+        try:
+            async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
+                # a row at a time (libpq's input buffer grows to the largest row it took)
+                async for row in conn.cursor(binary=True).stream(query, (name,)):
+                    position, data, part = row
+                    if data and whole is None:  # written whole by an earlier release
+                        whole = bytes(data)
+                    if part is not None:
+                        parts.append(bytes(part))
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"PostgreSQL did not answer within {self._timeout}s") from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        if position is None:
+            return None
+        return int(position), [whole] if whole is not None else parts
 
     async def _get_checkpoint(self, name: str) -> int:
         rows = await self._fetch(

@@ -18,6 +18,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,30 @@ CREATE TABLE IF NOT EXISTS snapshots (
     position INTEGER NOT NULL,
     data     BLOB    NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshot_parts (
+    name TEXT    NOT NULL,
+    part INTEGER NOT NULL,
+    data BLOB    NOT NULL,
+    PRIMARY KEY (name, part)
+);
 """
 
+# A snapshot is its row in ``snapshots`` (position; ``data`` empty) and its parts in
+# ``snapshot_parts``. A row whose ``data`` is not empty was written whole by an earlier
+# release: that value is the snapshot's one part.
 _SNAPSHOT_UPSERT = (
-    "INSERT INTO snapshots (name, position, data) VALUES (?, ?, ?) ON CONFLICT (name) "
+    "INSERT INTO snapshots (name, position, data) VALUES (?, ?, x'') ON CONFLICT (name) "
     "DO UPDATE SET position = excluded.position, data = excluded.data"
 )
+_SNAPSHOT_PART = "INSERT INTO snapshot_parts (name, part, data) VALUES (?, ?, ?)"
+_SNAPSHOT_SELECT = (
+    "SELECT s.position, s.data, p.data FROM snapshots s "
+    "LEFT JOIN snapshot_parts p ON p.name = s.name WHERE s.name = ? ORDER BY p.part"
+)
+#: The page cache (KiB) of the connections a snapshot is written and read on: its pages
+#: are written once and read once, so they pass through a small cache (spilling to the
+#: WAL as they come) instead of filling a large one until the commit.
+_SNAPSHOT_CACHE_KIB = 2048
 _COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_us"
 )
@@ -93,6 +112,16 @@ def _open_writer(path: Path, synchronous: str) -> sqlite3.Connection:
     # asynchronously instead (see _retry_busy).
     conn.execute("PRAGMA busy_timeout=0")
     return conn
+
+
+def _close_quietly(opened: list[sqlite3.Connection]) -> None:
+    """Close a snapshot's connection (rolling back what it did not commit)."""
+    for conn in opened:
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
 
 async def _done(value: Any) -> Any:
@@ -474,55 +503,84 @@ class SqliteEventStore(EventStore):
         return await self._read(self._scalar_sync, "SELECT max(position) FROM events", ()) or 0
 
     async def _save_snapshot(
-        self, name: str, position: int, data: bytes, expected: int | None
+        self, name: str, position: int, parts: Iterator[bytes], expected: int | None
     ) -> None:
-        await asyncio.to_thread(self._save_snapshot_sync, name, position, data, expected)
+        # On a connection of its own (a long-lived one's cached statement would keep the
+        # last part bound), driven from the loop: each part is drawn (encoded) here while
+        # the one before is being written, so about two parts exist at a time. One
+        # thread runs the connection's calls in order, the clean-up last.
+        worker = ThreadPoolExecutor(1, thread_name_prefix="es-snapshot")
+        opened: list[sqlite3.Connection] = []
 
-    def _save_snapshot_sync(
-        self, name: str, position: int, data: bytes, expected: int | None
-    ) -> None:
+        def run(fn: Any, *args: Any) -> asyncio.Future[Any]:
+            return self._loop.run_in_executor(worker, fn, *args)
+
         try:
-            conn = _connect(self.path, self.synchronous, timeout=BUSY_TIMEOUT)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite snapshot write failed: {exc}") from exc
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if expected is not None:
-                    row = conn.execute(
-                        "SELECT position FROM checkpoints WHERE name = ?", (name,)
-                    ).fetchone()
-                    actual = row[0] if row else 0
-                    if actual != expected:
-                        raise CheckpointConflict(name, expected, actual)
-                conn.execute(_SNAPSHOT_UPSERT, (name, position, data))
-                conn.execute(
-                    "INSERT INTO checkpoints (name, position, updated_us) VALUES (?, ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-                    "updated_us = excluded.updated_us",
-                    (name, position, time.time_ns() // 1000),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            await run(self._begin_snapshot_sync, opened, name, expected)
+            conn = opened[0]
+            writing: asyncio.Future[Any] | None = None
+            for number, part in enumerate(parts):
+                if writing is not None:
+                    await writing
+                writing = run(conn.execute, _SNAPSHOT_PART, (name, number, part))
+                del part
+            if writing is not None:
+                await writing
+            await run(self._commit_snapshot_sync, conn, name, position)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite snapshot write failed: {exc}") from exc
         finally:
-            conn.close()
+            worker.submit(_close_quietly, opened)  # after the calls queued before it
+            worker.shutdown(wait=False)
 
-    async def _load_snapshot(self, name: str) -> tuple[int, bytes] | None:
-        def load() -> tuple[int, bytes] | None:
-            conn = _connect(self.path, self.synchronous)
+    def _snapshot_connect(self, timeout: float) -> sqlite3.Connection:
+        conn = _connect(self.path, self.synchronous, timeout=timeout)
+        conn.execute(f"PRAGMA cache_size=-{_SNAPSHOT_CACHE_KIB}")
+        return conn
+
+    def _begin_snapshot_sync(
+        self, opened: list[sqlite3.Connection], name: str, expected: int | None
+    ) -> None:
+        conn = self._snapshot_connect(BUSY_TIMEOUT)
+        opened.append(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        if expected is not None:
+            row = conn.execute(
+                "SELECT position FROM checkpoints WHERE name = ?", (name,)
+            ).fetchone()
+            actual = row[0] if row else 0
+            if actual != expected:
+                raise CheckpointConflict(name, expected, actual)
+        conn.execute("DELETE FROM snapshot_parts WHERE name = ?", (name,))
+
+    def _commit_snapshot_sync(self, conn: sqlite3.Connection, name: str, position: int) -> None:
+        conn.execute(_SNAPSHOT_UPSERT, (name, position))
+        conn.execute(
+            "INSERT INTO checkpoints (name, position, updated_us) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+            "updated_us = excluded.updated_us",
+            (name, position, time.time_ns() // 1000),
+        )
+        conn.execute("COMMIT")
+
+    async def _load_snapshot(self, name: str) -> tuple[int, list[bytes]] | None:
+        def load() -> tuple[int, list[bytes]] | None:
+            conn = self._snapshot_connect(30.0)  # of its own, as for writes
             try:
-                row = conn.execute(
-                    "SELECT position, data FROM snapshots WHERE name = ?", (name,)
-                ).fetchone()
+                rows = conn.execute(_SNAPSHOT_SELECT, (name,))
+                first = rows.fetchone()
+                if first is None:
+                    return None
+                position, whole, part = first
+                if whole:  # written whole by an earlier release
+                    return position, [whole]
+                parts = [] if part is None else [part]
+                parts += (row[2] for row in rows)
+                return position, parts
             finally:
                 conn.close()
-            return (row[0], bytes(row[1])) if row else None
 
-        result: tuple[int, bytes] | None = await self._read(load)
+        result: tuple[int, list[bytes]] | None = await self._read(load)
         return result
 
     async def _get_checkpoint(self, name: str) -> int:

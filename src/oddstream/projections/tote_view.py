@@ -18,9 +18,11 @@ kept), and an event that still comes for it (an amended result) is left to that 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 
 import msgspec
 
@@ -35,13 +37,20 @@ from ..consumers import (
 )
 from ..domain.tote.board import OddsBoard, odds_board
 from ..domain.tote.events import BetPlaced, BetSettled, DividendsDeclared, PoolDividends
-from ..domain.tote.race import RaceState, RaceStatus, evolve
+from ..domain.tote.race import BetRecord, RaceState, RaceStatus, evolve
 from ..eventstore import EventStore, RecordedEvent
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from ..runtime.race_writer import RACE_STREAM_PREFIX
 
 RaceListener = Callable[[str, int], None]
+#: what a snapshot restores: races, finished races, bets by race, dividends by race
+_Loaded = tuple[
+    dict[str, RaceState],
+    list[str],
+    dict[str, dict[str, "BetView"]],
+    dict[str, tuple[int, tuple[PoolDividends, ...]]],
+]
 _OVER = (RaceStatus.FINAL, RaceStatus.ABANDONED)
 #: races let go that stay readable without a log read
 _ARCHIVE_CACHE = 16
@@ -71,6 +80,44 @@ class BetView(msgspec.Struct, kw_only=True, gc=False):
     settled_position: int | None = None
 
 
+#: Bets (and pool selections) per snapshot part: 1-2 MB of encoded state.
+PART_BETS = 4096
+
+
+class _Head(msgspec.Struct, frozen=True):
+    """A snapshot's first part (after the header): what is not per race, and how many
+    races and bets the parts after it hold (a snapshot cut short is not used)."""
+
+    finished: list[str]
+    races: int
+    bets: int
+
+
+class _Piece(msgspec.Struct, frozen=True, array_like=True):
+    """A race's state in a snapshot: its first piece carries the race (its bets left
+    out) and dividends, and every piece up to :data:`PART_BETS` of its bets."""
+
+    race_id: str
+    race: RaceState | None = None
+    dividends: tuple[int, tuple[PoolDividends, ...]] | None = None
+    records: dict[str, BetRecord] = msgspec.field(default_factory=dict)
+    views: list[BetView] = msgspec.field(default_factory=list)
+
+
+#: A snapshot's first bytes: the shape of what it holds. A release that changes the
+#: state's types changes it, and its older snapshots are then replayed, not misread.
+_FORMAT = hashlib.sha256(
+    msgspec.json.encode(msgspec.json.schema(tuple[_Head, list[_Piece]]))
+).hexdigest()[:16]
+_HEADER = f"tote-view:parts:{_FORMAT}\n".encode()
+_encode = msgspec.msgpack.Encoder().encode
+_decode_head = msgspec.msgpack.Decoder(_Head).decode
+_decode_pieces = msgspec.msgpack.Decoder(list[_Piece]).decode
+
+
+# A snapshot as releases before parts wrote it, in one value: still read, so an upgrade
+# resumes from the snapshot its predecessor left at stop. The class's docstring is part
+# of its schema and so of the fingerprint those releases wrote: leave it as it is.
 class _State(msgspec.Struct, frozen=True):
     """A snapshot of the view (what it holds in memory, nothing it can read back)."""
 
@@ -80,11 +127,11 @@ class _State(msgspec.Struct, frozen=True):
     dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]]
 
 
-#: A snapshot's first bytes: the shape of what it holds. A release that changes the
-#: state's types changes it, and its older snapshots are then replayed, not misread.
-_FORMAT = hashlib.sha256(msgspec.json.encode(msgspec.json.schema(_State))).hexdigest()[:16]
-_HEADER = f"tote-view:{_FORMAT}\n".encode()
-_encode = msgspec.msgpack.Encoder().encode
+_WHOLE_HEADER = (
+    "tote-view:"
+    + hashlib.sha256(msgspec.json.encode(msgspec.json.schema(_State))).hexdigest()[:16]
+    + "\n"
+).encode()
 _decode_state = msgspec.msgpack.Decoder(_State).decode
 
 
@@ -167,36 +214,112 @@ class ToteView(Consumer):
         self._bet_races.clear()
         self._dividends.clear()
 
-    def snapshot(self) -> bytes:
-        """The view's state, for :class:`~oddstream.consumers.SnapshotCheckpoint`."""
-        state = _State(
-            races=list(self._races.values()),
-            finished=list(self._finished),
-            bets={race: list(bets.values()) for race, bets in self._bets.items()},
-            dividends=self._dividends,
+    def snapshot(self) -> Iterator[bytes]:
+        """The view's state in parts of about :data:`PART_BETS` bets each, encoded one
+        at a time as they are drawn (for :class:`~oddstream.consumers.SnapshotCheckpoint`:
+        the state must not change until the last is drawn)."""
+        yield _HEADER + _encode(
+            _Head(
+                finished=list(self._finished),
+                races=len(self._races),
+                bets=sum(len(race.bets) for race in self._races.values()),
+            )
         )
-        return _HEADER + _encode(state)
+        pieces: list[_Piece] = []
+        size = 0
+        for race_id, race in self._races.items():
+            records = iter(race.bets.items())
+            views = iter(self._bets.get(race_id, {}).values())
+            piece = _Piece(
+                race_id,
+                race=dataclasses.replace(race, bets={}),
+                dividends=self._dividends.get(race_id),
+                records=dict(islice(records, PART_BETS)),
+                views=list(islice(views, PART_BETS)),
+            )
+            size += 1 + sum(len(pool.stakes) for pool in race.pools.values())
+            while True:
+                pieces.append(piece)
+                taken = max(len(piece.records), len(piece.views))
+                size += taken
+                if size >= PART_BETS:
+                    yield _encode(pieces)
+                    pieces = []
+                    size = 0
+                if taken < PART_BETS:
+                    break
+                piece = _Piece(
+                    race_id,
+                    records=dict(islice(records, PART_BETS)),
+                    views=list(islice(views, PART_BETS)),
+                )
+        if pieces:
+            yield _encode(pieces)
 
-    def restore(self, data: bytes) -> bool:
-        """Load a :meth:`snapshot`; ``False`` if it has another format (or is damaged)."""
-        if not data.startswith(_HEADER):
+    def restore(self, parts: Sequence[bytes]) -> bool:
+        """Load a :meth:`snapshot` from its parts; ``False`` if it has another format
+        (or is damaged)."""
+        if not parts:
             return False
         try:
-            state = _decode_state(memoryview(data)[len(_HEADER) :])
+            if parts[0].startswith(_HEADER):
+                loaded = self._load_parts(parts)
+            elif parts[0].startswith(_WHOLE_HEADER) and len(parts) == 1:
+                loaded = self._load_whole(parts[0])
+            else:
+                return False
         except (msgspec.DecodeError, msgspec.ValidationError):
             return False
-        self._races = {race.race_id: race for race in state.races}
-        self._finished = OrderedDict.fromkeys(state.finished)
-        self._bets = {race: {bet.bet_id: bet for bet in bets} for race, bets in state.bets.items()}
+        if loaded is None:
+            return False
+        self._races, finished, self._bets, self._dividends = loaded
+        self._finished = OrderedDict.fromkeys(finished)
         self._bet_races = {}
         for race_id, bets in self._bets.items():
             for bet_id in bets:
                 self._hold_bet(bet_id, race_id)
-        self._dividends = dict(state.dividends)
         # a restart may keep fewer finished races than the process that took it
         while len(self._finished) > self._keep_finished:
             self._let_go(self._finished.popitem(last=False)[0])
         return True
+
+    @staticmethod
+    def _load_parts(parts: Sequence[bytes]) -> _Loaded | None:
+        head = _decode_head(memoryview(parts[0])[len(_HEADER) :])
+        races: dict[str, RaceState] = {}
+        bets: dict[str, dict[str, BetView]] = {}
+        dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]] = {}
+        for part in islice(parts, 1, None):
+            for piece in _decode_pieces(part):
+                if piece.race is not None:
+                    if piece.race_id in races:
+                        return None  # a race twice: not a snapshot this view made
+                    races[piece.race_id] = piece.race
+                    if piece.dividends is not None:
+                        dividends[piece.race_id] = piece.dividends
+                race = races.get(piece.race_id)
+                if race is None:
+                    return None  # bets of a race not (yet) there: damaged
+                race.bets.update(piece.records)
+                if piece.views:
+                    held = bets.get(piece.race_id)
+                    if held is None:
+                        held = bets[piece.race_id] = {}
+                    for view in piece.views:
+                        held[view.bet_id] = view
+        if len(races) != head.races or sum(len(r.bets) for r in races.values()) != head.bets:
+            return None  # parts missing
+        return races, head.finished, bets, dividends
+
+    @staticmethod
+    def _load_whole(data: bytes) -> _Loaded:
+        state = _decode_state(memoryview(data)[len(_WHOLE_HEADER) :])
+        return (
+            {race.race_id: race for race in state.races},
+            state.finished,
+            {race: {bet.bet_id: bet for bet in bets} for race, bets in state.bets.items()},
+            dict(state.dividends),
+        )
 
     def _hold_bet(self, bet_id: str, race_id: str) -> None:
         held = self._bet_races.get(bet_id)
