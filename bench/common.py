@@ -161,6 +161,36 @@ def run_wrk(script: Path, url: str, seconds: float) -> dict[str, Any]:
         if match:
             value, unit = float(match.group(1)), match.group(2)
             result[key] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    done = re.search(r"(\d+) requests in", out)
+    result["requests"] = int(done.group(1)) if done else None
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["non_2xx"] = int(errors.group(1)) if errors else 0
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far, from
+    ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def checkout(src: Path) -> str:
+    """The commit of the git checkout holding ``src`` (``+dirty`` if its tracked files
+    differ from it), or ``"unknown"``."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")

@@ -6,8 +6,9 @@ Cases (64 concurrent connections each, one wallet per connection's key):
   writes        POST /wallet/{id}/credit and /debit alternating, durable
                 (SQLite store, synchronous=FULL: each answer is after the fsync)
   writes-ids    the same, each request with a request id of its own: what recognising
-                retries costs (the wallets are past their snapshots, so each new id is
-                looked up in the store's request index)
+                retries costs (a fingerprint and the id stored with every event; the
+                wallets were loaded when new, so the answers of all their ids are in
+                memory and none is looked up in the store's request index)
 
 The server is ``oddstream serve`` itself in a fresh temporary directory; for the Redis
 case it runs with ``ODDSTREAM_REDIS_URL`` set (a key prefix of its own, deleted after).
@@ -15,7 +16,13 @@ The wallet POC's figure, 250–350 balance reads/s, is the reference the targets
 against: reads ≥ 6,000 req/s (20×), writes ≥ 3,000 req/s.
 
 Run ``.venv/bin/python bench/wallet.py [--quick]``; results go to
-``bench/results/wallet.json``.
+``bench/results/wallet.json``. Each case also reports the server's CPU time per request
+(user + system, all its threads, from ``/proc`` around the wrk run).
+
+``--compare OTHER_SRC`` runs the write cases against this checkout's ``src`` and another
+one's (an older commit in a worktree), ``--runs`` times each, interleaved (each side first
+in turn), and reports medians and ratios (this / other); results go to
+``bench/results/wallet_compare.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import uuid
@@ -39,6 +47,7 @@ from common import machine, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "wallet.json"
+COMPARE_RESULTS = ROOT / "bench" / "results" / "wallet_compare.json"
 ADMIN = "bench-admin-key-0123456789"
 WALLETS = 64
 POC_READS_PER_S = (250, 350)
@@ -122,7 +131,11 @@ def run_case(name: str, env: dict[str, str], lua: str, seconds: int) -> dict[str
     proc, url = start_server(workdir, env)
     try:
         fund(url)
+        cpu = common.cpu_seconds(proc.pid)
         result = wrk(workdir, url, lua, seconds)
+        cpu = common.cpu_seconds(proc.pid) - cpu
+        if result.get("requests"):
+            result["server_cpu_us_per_req"] = round(cpu / result["requests"] * 1e6, 1)
         with httpx.Client(base_url=url, headers={"X-API-Key": ADMIN}) as client:
             result["sample"] = client.get("/wallet/w0/balance").json()
     finally:
@@ -142,13 +155,88 @@ def clear_redis(prefix: str) -> None:
         client.delete(*keys[start : start + 500])
 
 
+WRITE_CASES = {
+    "writes": ("credit/debit, durable", WRITES_LUA),
+    "writes-ids": ("credit/debit with request ids, durable", WRITES_IDS_LUA),
+}
+
+
+def compare(other_src: Path, cases: list[str], runs: int, seconds: int) -> None:
+    """The write cases against this checkout and ``other_src``, interleaved."""
+    sides = {"this": ROOT / "src", "other": other_src.resolve()}
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {
+        case: {side: [] for side in sides} for case in cases
+    }
+    for run in range(runs):
+        order = list(sides) if run % 2 == 0 else list(reversed(sides))
+        for case in cases:
+            for side in order:
+                console.print(f"[dim]run {run + 1}/{runs}: {case}, {side} ({sides[side]}) ...[/]")
+                env = {"PYTHONPATH": str(sides[side])}
+                result = run_case(case, env, WRITE_CASES[case][1], seconds)
+                result.pop("raw", None)
+                raw[case][side].append(result)
+
+    def median(case: str, side: str, key: str) -> float:
+        values = [r[key] for r in raw[case][side] if r.get(key) is not None]
+        return statistics.median(values) if values else float("nan")
+
+    table = Table(
+        title=f"wallet writes: this checkout / {other_src} "
+        f"(medians of {runs} interleaved runs, wrk 64 connections)"
+    )
+    for column in ("case", "", "this", "other", "this / other"):
+        table.add_column(column)
+    summary: dict[str, Any] = {}
+    for case in cases:
+        summary[case] = {}
+        for key, label in (
+            ("req_per_s", "req/s"),
+            ("server_cpu_us_per_req", "server CPU µs/req"),
+            ("p50_ms", "p50 ms"),
+            ("p99_ms", "p99 ms"),
+        ):
+            this, other = median(case, "this", key), median(case, "other", key)
+            ratio = this / other if other else float("nan")
+            summary[case][key] = {"this": this, "other": other, "ratio": round(ratio, 3)}
+            table.add_row(
+                WRITE_CASES[case][0], label, f"{this:,.1f}", f"{other:,.1f}", f"{ratio:.2f}"
+            )
+    console.print(table)
+    write_results(
+        COMPARE_RESULTS,
+        {
+            "benchmark": "wallet-writes-compare",
+            "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(load_average_at_end=os.getloadavg()),
+            "this": {"src": str(sides["this"]), "commit": common.checkout(sides["this"])},
+            "other": {"src": str(sides["other"]), "commit": common.checkout(sides["other"])},
+            "runs": runs,
+            "seconds": seconds,
+            "medians": summary,
+            "results": raw,
+        },
+    )
+    console.print(f"results written to {COMPARE_RESULTS.relative_to(ROOT)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="reads-redis,reads-sqlite,writes,writes-ids")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OTHER_SRC",
+        help="run the write cases against this checkout's src and OTHER_SRC, interleaved",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per side with --compare")
     args = parser.parse_args()
     seconds = 4 if args.quick else 10
     cases = args.only.split(",")
+    if args.compare is not None:
+        compare(args.compare, [c for c in cases if c in WRITE_CASES], args.runs, seconds)
+        return
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     results: dict[str, Any] = {}
     try:
@@ -169,7 +257,7 @@ def main() -> None:
         clear_redis(prefix)
 
     table = Table(title="wallet API (load: wrk, 64 connections, loopback; server: 1 process)")
-    for column in ("case", "req/s", "p50 ms", "p99 ms", "target", "vs POC"):
+    for column in ("case", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "target", "vs POC"):
         table.add_column(column)
     for key, label, target in (
         ("reads_redis", "balance reads, Redis read model", TARGETS["reads_per_s"]),
@@ -186,6 +274,7 @@ def main() -> None:
             f"{rate:,.0f}",
             str(r.get("p50_ms")),
             str(r.get("p99_ms")),
+            str(r.get("server_cpu_us_per_req")),
             f"≥ {target:,} req/s {'(met)' if rate >= target else '(NOT met)'}",
             f"{rate / POC_READS_PER_S[1]:.0f}×" if key.startswith("reads") else "",
         )
@@ -195,7 +284,7 @@ def main() -> None:
         {
             "benchmark": "wallet",
             "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
+            "machine": machine(load_average_at_end=os.getloadavg()),
             "targets": TARGETS,
             "poc_reads_per_s": POC_READS_PER_S,
             "results": results,

@@ -41,9 +41,11 @@ async def stores(pg_url: str, pg_schema: str):  # type: ignore[no-untyped-def]
 
 
 def count_refused_appends(store: PostgresEventStore) -> list[str]:
-    """Record every append the store refuses for its expected version (the fence)."""
+    """Record every append the store refuses for its expected version (the fence),
+    whether it came alone or in an ``append_many`` call (the writers' way)."""
     refused: list[str] = []
     append = store.append
+    append_many = store.append_many
 
     async def watched(stream_id, events, expected=ExpectedVersion.ANY):  # type: ignore[no-untyped-def]
         try:
@@ -52,7 +54,17 @@ def count_refused_appends(store: PostgresEventStore) -> list[str]:
             refused.append(stream_id)
             raise
 
+    async def watched_many(appends):  # type: ignore[no-untyped-def]
+        outcomes = await append_many(appends)
+        refused.extend(
+            a.stream_id
+            for a, o in zip(appends, outcomes, strict=True)
+            if isinstance(o, WrongExpectedVersion)
+        )
+        return outcomes
+
     store.append = watched  # type: ignore[method-assign]
+    store.append_many = watched_many  # type: ignore[method-assign]
     return refused
 
 

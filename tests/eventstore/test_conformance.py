@@ -13,6 +13,7 @@ from oddstream.eventstore import (
     ANY,
     NO_STREAM,
     STREAM_EXISTS,
+    AppendResult,
     CheckpointConflict,
     DuplicateEventId,
     EventStore,
@@ -268,6 +269,129 @@ async def test_group_members_fail_on_their_own(store: EventStore) -> None:
     assert outcomes[3].actual == 2
     positions = await store.read_all()
     assert [e.position for e in positions] == [1, 2, 3, 4]
+
+
+# ----------------------------------------------------------------------------- many appends
+
+
+async def test_append_many_appends_each_on_its_own(store: EventStore) -> None:
+    """A conflict, a duplicate id and bad input fail their own append only; the others
+    are stored exactly once, in the order given, and answered as if appended alone."""
+    await store.append("s-1", evs(2))
+    taken = uuid.uuid4()
+    await store.append("x-1", [ev(0, event_id=taken)])
+    outcomes = await store.append_many(
+        [
+            StreamAppend("s-2", evs(2), NO_STREAM),
+            StreamAppend("s-1", evs(1), 1),  # stale: s-1 is at 2
+            StreamAppend("s-3", [ev(5, event_id=taken)]),  # the id is stored in x-1
+            StreamAppend("s-4", [NewEvent("", {})]),  # invalid
+            StreamAppend("s-1", evs(1, start=10), 2),
+        ]
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "AppendResult",
+        "WrongExpectedVersion",
+        "DuplicateEventId",
+        "InvalidEvent",
+        "AppendResult",
+    ]
+    first, stale, _, _, last = outcomes
+    assert isinstance(first, AppendResult)
+    assert isinstance(last, AppendResult)
+    assert (first.stream_id, first.version, first.first_position, first.last_position) == (
+        "s-2",
+        2,
+        4,
+        5,
+    )
+    assert (last.stream_id, last.version, last.first_position) == ("s-1", 3, 6)
+    assert isinstance(stale, WrongExpectedVersion)
+    assert stale.actual == 2
+    stored = await store.read_all()
+    assert [(e.stream_id, e.version, e.position) for e in stored[3:]] == [
+        ("s-2", 1, 4),
+        ("s-2", 2, 5),
+        ("s-1", 3, 6),
+    ]
+    assert [e.data["n"] for e in stored[3:]] == [0, 1, 10]
+    assert await store.stream_version("s-3") == 0
+    assert await store.stream_version("s-4") == 0
+
+
+async def test_append_many_sees_its_own_earlier_appends(store: EventStore) -> None:
+    """Two appends to one stream in one call: the second is checked against the first."""
+    outcomes = await store.append_many(
+        [
+            StreamAppend("s-1", evs(1), NO_STREAM),
+            StreamAppend("s-1", evs(1), NO_STREAM),  # loses to the first
+            StreamAppend("s-1", evs(2), 1),
+        ]
+    )
+    assert isinstance(outcomes[0], AppendResult)
+    assert isinstance(outcomes[1], WrongExpectedVersion)
+    assert outcomes[1].actual == 1
+    assert isinstance(outcomes[2], AppendResult)
+    assert outcomes[2].version == 3
+    assert await store.head_position() == 3
+
+
+async def test_append_many_retries_are_idempotent_per_append(store: EventStore) -> None:
+    a = StreamAppend("a-1", [ev(1, event_id=uuid.uuid4())], NO_STREAM)
+    b = StreamAppend("b-1", [ev(2, event_id=uuid.uuid4())], NO_STREAM)
+    (first,) = await store.append_many([a])
+    again = await store.append_many([a, b])
+    assert isinstance(again[0], AppendResult)
+    assert again[0].idempotent_retry
+    assert again[0].first_position == first.first_position  # type: ignore[union-attr]
+    assert isinstance(again[1], AppendResult)
+    assert not again[1].idempotent_retry
+    assert await store.head_position() == 2
+
+
+async def test_append_many_shares_groups_with_other_appends(store: EventStore) -> None:
+    """Concurrent with single appends: positions stay dense and every answer matches
+    what is stored."""
+    calls = [
+        store.append_many([StreamAppend(f"m{c}-{i}", evs(2)) for i in range(20)]) for c in range(3)
+    ]
+    singles = [store.append(f"one-{i}", evs(1)) for i in range(10)]
+    *many, _ = await asyncio.gather(*calls, asyncio.gather(*singles))
+    stored = {(e.stream_id, e.version): e.position for e in await store.read_all(limit=10_000)}
+    assert sorted(stored.values()) == list(range(1, 131))
+    for outcomes in many:
+        for result in outcomes:
+            assert isinstance(result, AppendResult)
+            assert stored[(result.stream_id, 1)] == result.first_position
+            assert stored[(result.stream_id, 2)] == result.last_position
+
+
+async def test_append_many_of_nothing_and_on_a_closed_store(store_factory) -> None:
+    s = await store_factory()
+    assert await s.append_many([]) == []
+    await s.close()
+    with pytest.raises(StoreClosed):
+        await s.append_many([StreamAppend("s-1", evs(1))])
+
+
+async def test_read_requests_many_answers_each_stream(store: EventStore) -> None:
+    def tagged(rid: str, n: int) -> NewEvent:
+        return NewEvent("T", {"n": n}, metadata={"request_id": rid})
+
+    await store.append("w-1", [tagged("a", 1), tagged("a", 2), tagged("b", 3)])
+    await store.append("w-2", [tagged("a", 4), tagged("c", 5)])
+    await store.append("w-3", [tagged("z", 6)])
+    found = await store.read_requests_many({"w-1": ["a", "x"], "w-2": ["c", "a"], "w-3": ["q"]})
+    assert sorted(found) == ["w-1", "w-2"]  # w-3 holds none of its ids
+    assert [e.data["n"] for e in found["w-1"]] == [1, 2]  # in version order
+    assert [e.data["n"] for e in found["w-2"]] == [4, 5]
+    assert found["w-1"] == await store.read_requests("w-1", ["a", "x"])
+    assert await store.read_requests_many({}) == {}
+    assert await store.read_requests_many({"w-1": []}) == {}
+    with pytest.raises(InvalidEvent):
+        await store.read_requests_many({"w-1": [""]})
+    with pytest.raises(InvalidEvent):
+        await store.read_requests_many({"": ["a"]})
 
 
 # ----------------------------------------------------------------------------- reads

@@ -12,12 +12,14 @@ import pytest
 
 from oddstream.eventstore import (
     ANY,
+    AppendResult,
     EventStore,
     InvalidEvent,
     NewEvent,
     ReadFilter,
     StoreConfigError,
     StoreUnavailable,
+    StreamAppend,
     open_store,
 )
 from oddstream.eventstore.postgres import PostgresEventStore
@@ -143,6 +145,29 @@ async def test_an_append_the_database_refuses_fails_alone(
     assert "refused by trigger" in str(outcomes[1])
     assert not isinstance(outcomes[2], BaseException)
     assert [e.stream_id for e in await store.read_all()] == ["a-1", "c-1"]
+
+
+async def test_one_of_many_appends_the_database_refuses_fails_alone(
+    store: EventStore, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """append_many: the group is refused as a whole, then committed one append at a
+    time, so the refused append fails and the others are stored once."""
+    schema = request.getfixturevalue("pg_schema") if backend == "postgres" else None
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    await _install_refusal(store, backend, schema, url)
+    outcomes = await store.append_many(
+        [
+            StreamAppend("a-1", [NewEvent("Fine", {})]),
+            StreamAppend("b-1", [NewEvent("Refused", {})]),
+            StreamAppend("c-1", [NewEvent("Fine", {})]),
+        ]
+    )
+    assert isinstance(outcomes[0], AppendResult)
+    assert isinstance(outcomes[1], StoreUnavailable)
+    assert "refused by trigger" in str(outcomes[1])
+    assert isinstance(outcomes[2], AppendResult)
+    assert [e.stream_id for e in await store.read_all()] == ["a-1", "c-1"]
+    assert [outcomes[0].first_position, outcomes[2].first_position] == [1, 2]
 
 
 async def test_concurrent_closes_both_wait(store_factory) -> None:

@@ -154,19 +154,19 @@ async def test_a_state_forgotten_while_busy_is_not_served_stale_later(store: Eve
     await old.execute(schedule("r1"))
     await old.execute(OpenBetting("r1"))
     release = asyncio.Event()
-    append = store.append
+    append = store.append_many  # the writer appends through it
 
     async def slow_append(*args, **kwargs):  # type: ignore[no-untyped-def]
         await release.wait()
         return await append(*args, **kwargs)
 
-    store.append = slow_append  # type: ignore[method-assign]
+    store.append_many = slow_append  # type: ignore[method-assign]
     busy = asyncio.create_task(old.execute(bet("r1", "b1", 1)))
     await asyncio.sleep(0.05)
     assert old.forget_where(lambda key: True) == 0  # busy: kept for now
     release.set()
     await busy
-    store.append = append  # type: ignore[method-assign]
+    store.append_many = append  # type: ignore[method-assign]
     # the next owner places a wallet bet
     placed = PlaceBet(
         race_id="r1", bet_id="b2", pool=WIN, selection=(2,), stake_cents=500, wallet_id="w1"
@@ -197,7 +197,7 @@ async def test_bet_wallet_answers_what_is_stored_not_a_decision_still_appending(
     writer = RaceWriter(store)
     await writer.execute(schedule("r1"))
     await writer.execute(OpenBetting("r1"))
-    append = store.append
+    append = store.append_many  # the writer appends through it
     gate = asyncio.Event()
     outcome: dict[str, bool] = {"fail": True}
 
@@ -207,7 +207,7 @@ async def test_bet_wallet_answers_what_is_stored_not_a_decision_still_appending(
             raise StoreUnavailable("the append was lost", outcome_unknown=True)
         return await append(*args, **kwargs)
 
-    store.append = stalled  # type: ignore[method-assign]
+    store.append_many = stalled  # type: ignore[method-assign]
     # a decision in memory whose append then fails
     placing = asyncio.create_task(writer.execute(wallet_bet("r1", "b1", "w1")))
     await asyncio.sleep(0.05)
@@ -230,4 +230,4 @@ async def test_bet_wallet_answers_what_is_stored_not_a_decision_still_appending(
     await first
     await queued
     assert await asking == "w2"
-    store.append = append  # type: ignore[method-assign]
+    store.append_many = append  # type: ignore[method-assign]

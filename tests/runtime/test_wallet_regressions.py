@@ -185,7 +185,7 @@ async def test_the_fallback_balance_shows_only_what_the_log_holds(store: EventSt
     wallets = WalletWriter(store)
     await wallets.execute(Credit(wallet_id="alice", amount_cents=5_000))
     services = _fallback_services(store, wallets)
-    real_append = store.append
+    real_append = store.append_many
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def slow_failing_append(*args, **kw):
@@ -193,7 +193,7 @@ async def test_the_fallback_balance_shows_only_what_the_log_holds(store: EventSt
         await release.wait()
         raise StoreUnavailable("lost the connection before the commit")
 
-    store.append = slow_failing_append  # type: ignore[method-assign]
+    store.append_many = slow_failing_append  # type: ignore[method-assign]
     from oddstream.domain.wallet import Debit
 
     debit = asyncio.ensure_future(wallets.execute(Debit(wallet_id="alice", amount_cents=4_000)))
@@ -204,7 +204,7 @@ async def test_the_fallback_balance_shows_only_what_the_log_holds(store: EventSt
         release.set()
         with contextlib.suppress(StoreUnavailable):
             await debit
-        store.append = real_append  # type: ignore[method-assign]
+        store.append_many = real_append  # type: ignore[method-assign]
     assert answer["balance_cents"] == 5_000  # the debit never reached the log
 
 

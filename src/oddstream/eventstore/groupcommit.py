@@ -3,8 +3,10 @@
 Callers queue jobs and await their futures. One task takes whatever has queued up and
 hands it to the adapter as one group: appends that arrive while a commit is running share
 the next transaction (and so its fsync), and each still succeeds or fails on its own.
-Projection writes go through the same queue, one transaction each, so they keep their
-order relative to appends.
+:meth:`GroupCommitter.append_many` queues several such appends at once behind one future
+(a caller with many streams to write pays for one wait, not one per stream). Projection
+writes go through the same queue, one transaction each, so they keep their order
+relative to appends.
 """
 
 from __future__ import annotations
@@ -25,14 +27,56 @@ MAX_GROUP_EVENTS = 50_000
 MAX_GROUP_BYTES = 64 << 20
 
 
+#: An append's outcome: its results, one a part, or the error it failed with.
+Outcome = list[AppendResult] | BaseException
+_UNSETTLED: Any = object()
+
+
+class _Many:
+    """The outcomes of the appends of one :meth:`GroupCommitter.append_many` call,
+    answered together once the last of them is settled."""
+
+    __slots__ = ("future", "left", "outcomes")
+
+    def __init__(self, future: asyncio.Future[list[Outcome]], n: int) -> None:
+        self.future = future
+        self.outcomes: list[Outcome] = [_UNSETTLED] * n
+        self.left = n
+
+    def settle(self, index: int, outcome: Outcome) -> None:
+        if self.outcomes[index] is not _UNSETTLED:
+            return
+        self.outcomes[index] = outcome
+        self.left -= 1
+        if not self.left and not self.future.done():
+            self.future.set_result(self.outcomes)
+
+
 @dataclass(slots=True)
 class AppendJob:
+    """One append (one or more parts, all or nothing), answered through its own future
+    or as one of the appends of an :meth:`GroupCommitter.append_many` call."""
+
     parts: list[PreparedPart]
-    future: asyncio.Future[list[AppendResult]]
+    future: asyncio.Future[list[AppendResult]] | None
     n_events: int
     n_bytes: int
+    many: _Many | None = None
+    index: int = 0
 
-    def settle(self, outcome: list[AppendResult] | BaseException) -> None:
+    @property
+    def done(self) -> bool:
+        """Whether this job has its outcome (or its caller stopped waiting)."""
+        if self.many is not None:
+            return self.many.outcomes[self.index] is not _UNSETTLED or self.many.future.done()
+        assert self.future is not None
+        return self.future.done()
+
+    def settle(self, outcome: Outcome) -> None:
+        if self.many is not None:
+            self.many.settle(self.index, outcome)
+            return
+        assert self.future is not None
         if self.future.done():
             return
         if isinstance(outcome, BaseException):
@@ -88,10 +132,21 @@ class GroupCommitter:
 
     async def append(self, parts: list[PreparedPart]) -> list[AppendResult]:
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
-        n_bytes = sum(
-            len(d) + len(m) for p in parts for d, m in zip(p.data, p.metadata, strict=True)
-        )
-        self._jobs.append(AppendJob(parts, future, sum(len(p) for p in parts), n_bytes))
+        self._jobs.append(AppendJob(parts, future, *_size(parts)))
+        self._wake.set()
+        return await future
+
+    async def append_many(self, requests: list[list[PreparedPart]]) -> list[Outcome]:
+        """Queue every request as an append of its own (each all or nothing, each
+        succeeding or failing alone, as if queued one after the other) and wait for all
+        of them: their outcomes in the order given."""
+        if not requests:
+            return []
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        many = _Many(future, len(requests))
+        jobs = self._jobs
+        for index, parts in enumerate(requests):
+            jobs.append(AppendJob(parts, None, *_size(parts), many, index))
         self._wake.set()
         return await future
 
@@ -149,7 +204,7 @@ class GroupCommitter:
             for job in group:
                 job.settle(exc)
         except Exception as exc:
-            pending = [job for job in group if not job.future.done()]
+            pending = [job for job in group if not job.done]
             if len(pending) > 1:
                 for job in pending:
                     await self._append_group([job])
@@ -164,3 +219,12 @@ class GroupCommitter:
         except Exception as exc:  # a bug or driver failure must not strand callers
             for job in group:
                 job.settle(exc)
+
+
+def _size(parts: list[PreparedPart]) -> tuple[int, int]:
+    """An append's events and encoded bytes (what bounds a group)."""
+    n_bytes = 0
+    for p in parts:
+        for d, m in zip(p.data, p.metadata, strict=True):
+            n_bytes += len(d) + len(m)
+    return sum(len(p) for p in parts), n_bytes

@@ -329,6 +329,12 @@ class PostgresEventStore(EventStore):
         assert self._committer is not None
         return await self._committer.append(parts)
 
+    async def _submit_many(
+        self, requests: list[list[PreparedPart]]
+    ) -> list[list[AppendResult] | BaseException]:
+        assert self._committer is not None
+        return await self._committer.append_many(requests)
+
     async def _commit_projection(
         self, name: str, position: int, statements: list[SqlStatement], expected: int | None
     ) -> None:
@@ -539,6 +545,27 @@ class PostgresEventStore(EventStore):
             "AND (metadata->>'request_id') = ANY(%s) ORDER BY version"
         )
         return list(map(RecordedEvent.from_row, await self._fetch(query, [stream_id, request_ids])))
+
+    async def _read_requests_many(
+        self, requests: dict[str, list[str]]
+    ) -> dict[str, list[RecordedEvent]]:
+        # One round trip for every stream: a lateral join probes the request index once
+        # per (stream, id) pair, whatever the planner thinks of the arrays' sizes.
+        streams = [s for s, ids in requests.items() for _ in ids]
+        ids = [i for found in requests.values() for i in found]
+        query = (
+            sql.SQL("SELECT e.* FROM unnest(%s::text[], %s::text[]) AS r(s, id), LATERAL (")
+            + self._q_select
+            + sql.SQL(
+                "WHERE stream_id = r.s AND metadata ? 'request_id' "
+                "AND (metadata->>'request_id') = r.id) AS e ORDER BY e.stream_id, e.version"
+            )
+        )
+        found: dict[str, list[RecordedEvent]] = {}
+        for row in await self._fetch(query, [streams, ids]):
+            event = RecordedEvent.from_row(row)
+            found.setdefault(event.stream_id, []).append(event)
+        return found
 
     async def _read_page(
         self, after: int, limit: int, flt: ReadFilter

@@ -212,6 +212,11 @@ class SqliteEventStore(EventStore):
     async def _submit(self, parts: list[PreparedPart]) -> list[AppendResult]:
         return await self._committer.append(parts)
 
+    async def _submit_many(
+        self, requests: list[list[PreparedPart]]
+    ) -> list[list[AppendResult] | BaseException]:
+        return await self._committer.append_many(requests)
+
     async def _commit_projection(
         self, name: str, position: int, statements: list[SqlStatement], expected: int | None
     ) -> None:

@@ -1,16 +1,27 @@
 """The single writer of each aggregate: commands in, events appended to its stream.
 
-Each aggregate instance (a race, a wallet) has a queue and, while it has work, one task
-that drains it. The task takes every command waiting, decides them one after the other
-against the state in memory (so the second command of a batch sees the first), and
-appends all resulting events in one call with the stream version it expects. Many
-commands, one append: the store's group commit then merges batches of different
-aggregates into one transaction.
+Each aggregate instance (a race, a wallet) has a queue, and at most one batch of its
+commands being decided or stored at a time. Every command waiting for an aggregate goes
+into its next batch, decided one after the other against the state in memory (so the
+second command of a batch sees the first), and all the batch's events are appended with
+the stream version it expects.
 
-If the append fails, the state in memory is thrown away and reloaded from the log, and
-every command of the batch gets the error: nothing is acknowledged that is not stored.
-A ``WrongExpectedVersion`` (another process wrote the stream) is retried once after a
-reload. In services mode one worker owns each aggregate's partition
+The batches of many aggregates are written together: in one turn of the event loop, one
+task (a *round*) takes every aggregate with commands waiting and no batch in flight,
+decides each one's batch, and hands them all to the store as one
+:meth:`~oddstream.eventstore.EventStore.append_many` call, where each stream keeps its
+own expected version and succeeds or fails on its own. Commands that arrive meanwhile
+wait for the next round, which may start before this one's commit is answered (a busy
+aggregate simply sits it out). Many commands of one aggregate make one append; many
+aggregates with one command each make one call and one wait, not a task and an append
+call each; the store's group commit then puts what every round (and every other writer)
+queued into one transaction.
+
+If an append fails, that aggregate's state in memory is thrown away and reloaded from the
+log, and every command of its batch gets the error: nothing is acknowledged that is not
+stored. A ``WrongExpectedVersion`` (another process wrote the stream) is retried once
+after a reload, for that aggregate alone: the other batches of the round are answered
+as they were stored. In services mode one worker owns each aggregate's partition
 (:mod:`oddstream.cluster.leases`); that version check is the fence for the moments two
 processes believe they own it (and all there is between embedded processes on one
 store).
@@ -23,10 +34,10 @@ Request ids: a command may carry one (the caller scopes it: who sent it and what
 command it is). It is stored in the metadata of the command's events with a fingerprint
 of the command, and the store indexes it per stream, so a retry is recognised however
 long ago, and across restarts and snapshots, the first execution was: the answers of
-recent commands are kept in memory, older ones are looked up in the log (one indexed
-read per batch that holds ids not in memory). A retry answers the original outcome with
-``repeated=True`` and writes nothing; the same id with a different command is refused
-with :class:`RequestIdReused`.
+recent commands are kept in memory, older ones are looked up in the log's request index
+(one call per round, for the batches that hold ids not in memory). A retry answers the
+original outcome with ``repeated=True`` and writes nothing; the same id with a different
+command is refused with :class:`RequestIdReused`.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ from ..eventstore import (
     EventStore,
     NewEvent,
     RecordedEvent,
+    StreamAppend,
     WrongExpectedVersion,
 )
 from ..eventstore.base import REQUEST_ID
@@ -156,6 +168,17 @@ class _Pending(Generic[C]):
 
 
 @dataclass(slots=True)
+class _Batch(Generic[S, C]):
+    """One aggregate's batch in a round: its commands, then what they decided."""
+
+    key: str
+    entry: _Entry[S, C]
+    pending: list[_Pending[C]]
+    accepted: list[tuple[_Pending[C], Sequence[msgspec.Struct]]] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Entry(Generic[S, C]):
     used: float = 0.0
     state: S | None = None
@@ -163,13 +186,14 @@ class _Entry(Generic[S, C]):
     position: int = 0
     snapshot_version: int = 0
     queue: list[_Pending[C]] = field(default_factory=list)
-    worker: asyncio.Task[None] | None = None
+    #: a round holds the aggregate (its batch is being decided or stored), or will
+    busy: bool = False
     #: request id → the answer it got (rebuilt from the log's metadata on load)
     answered: dict[str, _Answer] = field(default_factory=dict)
     #: ``answered`` holds every request id of the stream's versions from this one on;
     #: ids of earlier versions are looked up in the log
     answered_from: int = 1
-    #: dropped from memory once its worker is done (``forget_where`` found it busy)
+    #: dropped from memory once the rounds are done with it (``forget_where`` found it busy)
     forget_when_idle: bool = False
     #: the batch being decided and stored right now
     running: Sequence[_Pending[C]] = ()
@@ -186,12 +210,17 @@ class AggregateWriter(Generic[S, C]):
         *,
         on_append: Callable[[float], None] | None = None,
     ) -> None:
-        """``on_append(seconds)`` is told how long each append took (for metrics)."""
+        """``on_append(seconds)`` is told, for each batch stored, how long the append
+        that stored it took (for metrics; the batches of a round share one)."""
         self._store = store
         self._spec = spec
         self._registry = registry
         self._entries: dict[str, _Entry[S, C]] = {}
         self._on_append = on_append
+        #: aggregates with commands waiting for the next round, in the order they came
+        self._ready: dict[str, _Entry[S, C]] = {}
+        self._round_due = False
+        self._rounds: set[asyncio.Task[None]] = set()
 
     async def execute(
         self,
@@ -228,7 +257,7 @@ class AggregateWriter(Generic[S, C]):
         metadata: dict[str, Any] | None = None,
         legacy_ids: tuple[str, ...] = (),
     ) -> asyncio.Future[CommandOutcome]:
-        """Queue ``command`` for its aggregate's writer task (started if idle)."""
+        """Queue ``command`` for its aggregate (in the next round if it is idle)."""
         key = self._spec.key(command)
         entry = self._use(key)
         meta = dict(metadata or {})
@@ -239,9 +268,20 @@ class AggregateWriter(Generic[S, C]):
             meta[REQUEST_FINGERPRINT] = fp
         future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
         entry.queue.append(_Pending(command, meta, future, request_id, fp, legacy_ids))
-        if entry.worker is None:
-            entry.worker = asyncio.create_task(self._drain(key, entry))
+        if not entry.busy:
+            entry.busy = True
+            self._ready[key] = entry
+            self._schedule()
         return future
+
+    def _schedule(self) -> None:
+        """Make sure a round will take the aggregates now ready (one task per round)."""
+        if self._round_due:
+            return
+        self._round_due = True
+        task = asyncio.get_running_loop().create_task(self._round())
+        self._rounds.add(task)
+        task.add_done_callback(self._rounds.discard)
 
     def _use(self, key: str) -> _Entry[S, C]:
         """The aggregate's entry, made the most recently used (created if absent)."""
@@ -263,7 +303,7 @@ class AggregateWriter(Generic[S, C]):
         for key, entry in self._entries.items():  # least recently used first
             if len(doomed) >= excess and entry.used > cutoff:
                 break  # the rest were used more recently
-            if entry.worker is None and not entry.queue:
+            if not entry.busy and not entry.queue:
                 doomed.append(key)
         for key in doomed:
             del self._entries[key]
@@ -327,7 +367,7 @@ class AggregateWriter(Generic[S, C]):
     def forget(self, key: str) -> None:
         """Drop the state in memory (it is loaded again on next use)."""
         entry = self._entries.get(key)
-        if entry is not None and entry.worker is None:
+        if entry is not None and not entry.busy:
             del self._entries[key]
 
     def forget_where(self, chosen: Callable[[str], bool]) -> int:
@@ -339,7 +379,7 @@ class AggregateWriter(Generic[S, C]):
         for key, entry in self._entries.items():
             if not chosen(key):
                 continue
-            if entry.worker is None and not entry.queue:
+            if not entry.busy and not entry.queue:
                 doomed.append(key)
             else:
                 entry.forget_when_idle = True
@@ -386,52 +426,164 @@ class AggregateWriter(Generic[S, C]):
         return answers.build()
 
     # ----------------------------------------------------------------- writing
-    async def _drain(self, key: str, entry: _Entry[S, C]) -> None:
+    async def _round(self) -> None:
+        """Write the batch of every aggregate ready now, in one append call."""
+        self._round_due = False
+        ready, self._ready = self._ready, {}
+        batches: list[_Batch[S, C]] = []
+        for key, entry in ready.items():
+            batch, entry.queue = entry.queue, []
+            entry.running = batch
+            batches.append(_Batch(key, entry, batch))
+        held = dict(ready)
         try:
-            while entry.queue:
-                batch, entry.queue = entry.queue, []
-                entry.running = batch
-                try:
-                    await self._run_batch(key, entry, batch, retry=True)
-                finally:
-                    entry.running = ()
-                await self._maybe_snapshot(key, entry)
-                _trim_answers(self._spec, entry)
+            await self._write(batches, held, retry=True)
+        except BaseException as exc:  # a bug, or the loop shutting down: no caller hangs
+            for b in batches:
+                if b.key in held:
+                    b.entry.state = None
+                    for p in b.pending:
+                        _abandon(p.future, exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("a round of the %s writer failed", self._spec.prefix)
         finally:
-            entry.worker = None
-            if entry.forget_when_idle and not entry.queue and self._entries.get(key) is entry:
-                del self._entries[key]
+            for key, entry in list(held.items()):
+                self._release(key, entry, held)
             self._evict_idle()
 
-    async def _run_batch(
-        self, key: str, entry: _Entry[S, C], batch: Sequence[_Pending[C]], *, retry: bool
-    ) -> None:
-        spec = self._spec
-        try:
-            if entry.state is None:
-                await self._load(key, entry)
-        except Exception as exc:
-            for p in batch:
-                _fail(p.future, exc)
+    def _release(self, key: str, entry: _Entry[S, C], held: dict[str, _Entry[S, C]]) -> None:
+        """The round is done with this aggregate: its next batch goes in a later round."""
+        if held.pop(key, None) is None:
             return
+        entry.running = ()
+        _trim_answers(self._spec, entry)
+        if entry.queue:
+            self._ready[key] = entry
+            self._schedule()
+            return
+        entry.busy = False
+        if entry.forget_when_idle and self._entries.get(key) is entry:
+            del self._entries[key]
+
+    def _drop(self, b: _Batch[S, C], exc: BaseException, held: dict[str, _Entry[S, C]]) -> None:
+        """Fail every command of ``b`` still unanswered and let its aggregate go."""
+        for p in b.pending:
+            _fail(p.future, exc)
+        self._release(b.key, b.entry, held)
+
+    async def _write(
+        self, batches: list[_Batch[S, C]], held: dict[str, _Entry[S, C]], *, retry: bool
+    ) -> None:
+        """Load, look up, decide and append ``batches`` (a round's, or with ``retry=False``
+        those that met a conflict, again), answer every command, and let each aggregate
+        go (``_release``) as soon as the round is done with it."""
+        spec = self._spec
+        # Aggregates not in memory are loaded (together, when there are several).
+        loading = [b for b in batches if b.entry.state is None]
+        if loading:
+            loads = [self._load(b.key, b.entry) for b in loading]
+            loaded: list[Any] = (
+                await asyncio.gather(*loads, return_exceptions=True)
+                if len(loads) > 1
+                else [await _outcome_of(loads[0])]
+            )
+            for b, outcome in zip(loading, loaded, strict=True):
+                if isinstance(outcome, BaseException):
+                    self._drop(b, outcome, held)
+            batches = [b for b in batches if b.key in held]
+        # Request ids older than the answers in memory: one lookup for the round.
+        asking: dict[str, list[str]] = {}
+        for b in batches:
+            entry = b.entry
+            if entry.answered_from > 1:
+                unknown = [
+                    rid
+                    for p in b.pending
+                    if p.request_id is not None and p.request_id not in entry.answered
+                    for rid in (p.request_id, *p.legacy_ids)
+                ]
+                if unknown:
+                    asking[spec.stream(b.key)] = unknown
+        if asking:
+            found = await self._look_up_many(asking)
+            for b in batches:
+                stream = spec.stream(b.key)
+                if stream not in asking:
+                    continue
+                answers = found[stream]
+                if isinstance(answers, BaseException):  # cannot tell a retry from a new one
+                    self._drop(b, answers, held)
+                else:
+                    b.entry.answered.update(answers)
+            batches = [b for b in batches if b.key in held]
+        # Each batch decided on its own; those with events to store are appended together.
+        storing: list[_Batch[S, C]] = []
+        for b in batches:
+            if not self._decide(b):
+                self._release(b.key, b.entry, held)
+            elif not b.events:  # nothing to store: answer where the stream stands
+                entry = b.entry
+                for pending, _ in b.accepted:
+                    if not pending.future.done():
+                        pending.future.set_result(
+                            CommandOutcome((), entry.version, entry.position, entry.position)
+                        )
+                self._release(b.key, entry, held)
+            else:
+                storing.append(b)
+        if not storing:
+            return
+        appends = [StreamAppend(spec.stream(b.key), b.events, b.entry.version) for b in storing]
+        started = time.perf_counter()
+        outcomes: Sequence[AppendResult | BaseException]
+        try:
+            outcomes = await self._store.append_many(appends)
+        except Exception as exc:  # the store is closed, or worse: none is known stored
+            outcomes = [exc] * len(storing)
+        elapsed = time.perf_counter() - started
+        conflicted: list[_Batch[S, C]] = []
+        snapshots: list[tuple[_Batch[S, C], dict[str, Any]]] = []
+        for b, outcome in zip(storing, outcomes, strict=True):
+            entry = b.entry
+            if isinstance(outcome, AppendResult):
+                if self._on_append is not None:
+                    self._on_append(elapsed)
+                _answer(entry, b.accepted, outcome)
+                snapshot = self._snapshot_due(entry)
+                if snapshot is None:
+                    self._release(b.key, entry, held)
+                else:
+                    snapshots.append((b, snapshot))
+                continue
+            entry.state = None  # what is in memory was not stored
+            accepted = [p for p, _ in b.accepted]
+            if isinstance(outcome, WrongExpectedVersion) and retry:
+                # someone else wrote the stream: this one alone reloads and decides again
+                conflicted.append(_Batch(b.key, entry, accepted))
+                continue
+            error = spec.conflict(b.key) if isinstance(outcome, WrongExpectedVersion) else outcome
+            for p in accepted:
+                _fail(p.future, error)
+            self._release(b.key, entry, held)
+        if snapshots:
+            await self._store_snapshots(snapshots)
+            for b, _ in snapshots:
+                self._release(b.key, b.entry, held)
+        if conflicted:
+            await self._write(conflicted, held, retry=False)
+
+    def _decide(self, b: _Batch[S, C]) -> bool:
+        """Decide the batch's commands against the state in memory, answering at once
+        those that need no append (retries, refusals); ``False`` if the state had to be
+        dropped (every command then has its answer)."""
+        spec = self._spec
+        entry = b.entry
         state = entry.state
         assert state is not None
-        if entry.answered_from > 1:
-            unknown = [
-                rid
-                for p in batch
-                if p.request_id is not None and p.request_id not in entry.answered
-                for rid in (p.request_id, *p.legacy_ids)
-            ]
-            if unknown:
-                try:
-                    entry.answered.update(await self._look_up(key, unknown))
-                except Exception as exc:  # cannot tell a retry from a new request
-                    for p in batch:
-                        _fail(p.future, exc)
-                    return
-        accepted: list[tuple[_Pending[C], Sequence[msgspec.Struct]]] = []
-        new_events: list[NewEvent] = []
+        batch = b.pending
+        accepted = b.accepted
+        new_events = b.events
         seen_now: dict[str, _Pending[C]] = {}
         to_new_event = self._registry.to_new_event
         for index, pending in enumerate(batch):
@@ -468,69 +620,98 @@ class AggregateWriter(Generic[S, C]):
                 entry.state = None
                 for p in [*(p for p, _ in accepted), *batch[index:]]:
                     _fail(p.future, exc)
-                return
+                return False
             accepted.append((pending, events))
-        if not new_events:  # nothing to store: answer where the stream stands
-            for pending, _ in accepted:
-                if not pending.future.done():
-                    pending.future.set_result(
-                        CommandOutcome((), entry.version, entry.position, entry.position)
-                    )
-            return
-        expected = entry.version
-        started = time.perf_counter()
-        try:
-            result: AppendResult = await self._store.append(spec.stream(key), new_events, expected)
-            if self._on_append is not None:
-                self._on_append(time.perf_counter() - started)
-        except WrongExpectedVersion:
-            entry.state = None  # someone else wrote the stream: reload and decide again
-            if retry:
-                await self._run_batch(key, entry, [p for p, _ in accepted], retry=False)
-            else:
-                for pending, _ in accepted:
-                    _fail(pending.future, spec.conflict(key))
-            return
-        except Exception as exc:
-            entry.state = None  # what is in memory was not stored
-            for pending, _ in accepted:
-                _fail(pending.future, exc)
-            return
-        entry.version = result.version
-        entry.position = result.last_position
-        position = result.first_position
-        version = expected
-        for pending, events in accepted:
-            n = len(events)
-            if n:
-                outcome = CommandOutcome(tuple(events), version + n, position, position + n - 1)
-            else:
-                outcome = CommandOutcome((), version, position - 1, position - 1)
-            position += n
-            version += n
-            if pending.request_id is not None:
-                entry.answered[pending.request_id] = _Answer(
-                    dataclasses.replace(outcome, repeated=True), pending.fingerprint
-                )
-            if not pending.future.done():
-                pending.future.set_result(outcome)
+        return True
 
-    async def _maybe_snapshot(self, key: str, entry: _Entry[S, C]) -> None:
+    async def _look_up_many(
+        self, asking: dict[str, list[str]]
+    ) -> dict[str, dict[str, _Answer] | BaseException]:
+        """The answers the log holds for the request ids of each stream. If the one
+        call fails, each stream is asked on its own, so that only one at fault fails."""
+        try:
+            found = await self._store.read_requests_many(asking)
+        except Exception as exc:
+            if len(asking) == 1:
+                return {stream: exc for stream in asking}
+            answers: dict[str, dict[str, _Answer] | BaseException] = {}
+            for stream, ids in asking.items():
+                try:
+                    answers[stream] = self._answers(await self._store.read_requests(stream, ids))
+                except Exception as one:
+                    answers[stream] = one
+            return answers
+        return {stream: self._answers(found.get(stream, ())) for stream in asking}
+
+    def _answers(self, recorded: Sequence[RecordedEvent]) -> dict[str, _Answer]:
+        answers = _AnswerBuilder(self._registry)
+        for event in recorded:
+            answers.add(event)
+        return answers.build()
+
+    def _snapshot_due(self, entry: _Entry[S, C]) -> dict[str, Any] | None:
+        """The snapshot to store now (the state just stored), if one is due."""
         spec = self._spec
         every = spec.snapshot_every
         if not every or spec.to_snapshot is None or entry.state is None:
-            return
+            return None
         if entry.version - entry.snapshot_version < every:
-            return
-        data = {"version": entry.version, "state": spec.to_snapshot(entry.state)}
+            return None
+        return {"version": entry.version, "state": spec.to_snapshot(entry.state)}
+
+    async def _store_snapshots(self, due: list[tuple[_Batch[S, C], dict[str, Any]]]) -> None:
+        """Store the round's snapshots in one call (a failed one is only logged: a
+        snapshot saves time, the log is complete without it)."""
+        stream = self._spec.stream
+        appends = [
+            StreamAppend(snapshot_stream(stream(b.key)), [NewEvent(SNAPSHOT_EVENT, data)], ANY)
+            for b, data in due
+        ]
+        outcomes: Sequence[AppendResult | BaseException]
         try:
-            await self._store.append(
-                snapshot_stream(spec.stream(key)), [NewEvent(SNAPSHOT_EVENT, data)], ANY
+            outcomes = await self._store.append_many(appends)
+        except Exception as exc:
+            outcomes = [exc] * len(due)
+        for (b, data), outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("snapshot of %s failed", b.key, exc_info=outcome)
+            else:
+                b.entry.snapshot_version = data["version"]
+
+
+def _answer(
+    entry: _Entry[Any, Any],
+    accepted: list[tuple[_Pending[Any], Sequence[msgspec.Struct]]],
+    result: AppendResult,
+) -> None:
+    """Answer the commands of a stored batch, each with its own events' place."""
+    version = entry.version
+    entry.version = result.version
+    entry.position = result.last_position
+    position = result.first_position
+    for pending, events in accepted:
+        n = len(events)
+        if n:
+            outcome = CommandOutcome(tuple(events), version + n, position, position + n - 1)
+        else:
+            outcome = CommandOutcome((), version, position - 1, position - 1)
+        position += n
+        version += n
+        if pending.request_id is not None:
+            entry.answered[pending.request_id] = _Answer(
+                dataclasses.replace(outcome, repeated=True), pending.fingerprint
             )
-        except Exception:  # a snapshot only saves time: the log is complete without it
-            log.warning("snapshot of %s failed", key, exc_info=True)
-            return
-        entry.snapshot_version = entry.version
+        if not pending.future.done():
+            pending.future.set_result(outcome)
+
+
+async def _outcome_of(awaitable: Any) -> Any:
+    """What ``awaitable`` returns, or the exception it raises (as ``gather`` would give
+    with ``return_exceptions``), without a task."""
+    try:
+        return await awaitable
+    except Exception as exc:
+        return exc
 
 
 class _AnswerBuilder:
@@ -617,4 +798,14 @@ def _chain(source: asyncio.Future[CommandOutcome], target: asyncio.Future[Comman
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
+        future.set_exception(exc)
+
+
+def _abandon(future: asyncio.Future[Any], exc: BaseException) -> None:
+    """Fail ``future`` with ``exc``, or cancel it if ``exc`` is a cancellation."""
+    if future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        future.cancel()
+    else:
         future.set_exception(exc)
