@@ -547,10 +547,17 @@ class AggregateWriter(Generic[S, C]):
         for b, outcome in zip(storing, outcomes, strict=True):
             entry = b.entry
             if isinstance(outcome, AppendResult):
-                if self._on_append is not None:
-                    self._on_append(elapsed)
                 _answer(entry, b.accepted, outcome)
-                snapshot = self._snapshot_due(entry)
+                if self._on_append is not None:
+                    try:
+                        self._on_append(elapsed)
+                    except Exception:  # a metric only counts: the batch is stored
+                        log.exception("on_append of the %s writer failed", spec.prefix)
+                try:
+                    snapshot = self._snapshot_due(entry)
+                except Exception:  # a snapshot only saves time: this one is skipped
+                    log.exception("snapshot of %s could not be made", b.key)
+                    snapshot = None
                 if snapshot is None:
                     self._release(b.key, entry, held)
                 else:

@@ -1,0 +1,79 @@
+"""Review of the writer's rounds: what goes wrong for one aggregate of a round after the
+round's ``append_many`` has stored its batch (a snapshot that cannot be made, a metrics
+callback that raises) stays with that aggregate. Every other batch of the round was
+stored and is answered as stored, and the aggregate at fault is answered as stored too:
+a snapshot only saves time, a metric only counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from oddstream.domain.wallet import Credit, WalletState
+from oddstream.eventstore import EventStore
+from oddstream.runtime.codec import registry
+from oddstream.runtime.wallet_writer import wallet_spec, wallet_stream
+from oddstream.runtime.writer import AggregateWriter, CommandOutcome
+
+WALLETS = [f"w{n}" for n in range(4)]
+
+
+def _outcomes_as_stored(outcomes: list[Any]) -> None:
+    for outcome in outcomes:
+        assert isinstance(outcome, CommandOutcome), outcome
+        assert not outcome.repeated
+
+
+async def _check_log(store: EventStore, outcomes: list[Any]) -> None:
+    for wallet, outcome in zip(WALLETS, outcomes, strict=True):
+        stored = await store.read_stream(wallet_stream(wallet))
+        # stored once: the wallet's opening and the credit, both under the request id
+        assert [e.metadata.get("request_id") for e in stored] == [f"c-{wallet}"] * 2
+        assert stored[0].position == outcome.first_position
+        assert stored[-1].position == outcome.last_position
+        assert stored[-1].version == outcome.stream_version == 2
+
+
+async def test_a_snapshot_that_cannot_be_made_does_not_fail_the_round(
+    store: EventStore,
+) -> None:
+    def to_snapshot(state: WalletState) -> dict[str, Any]:
+        if state.wallet_id == "w1":
+            raise RuntimeError("cannot encode this one")
+        return WalletState.to_snapshot(state)
+
+    spec = dataclasses.replace(wallet_spec(1), to_snapshot=to_snapshot)
+    writer = AggregateWriter(store, spec, registry)
+    commands = [(Credit(wallet_id=w, amount_cents=100), f"c-{w}") for w in WALLETS]
+    outcomes = await writer.execute_many(commands)  # one round, a snapshot due for each
+    _outcomes_as_stored(outcomes)
+    await _check_log(store, outcomes)
+    # the others got their snapshots (stored after the answers: the round's end is
+    # waited for); the state in memory is the stored one
+    await asyncio.gather(*writer._rounds)
+    for wallet in WALLETS:
+        snaps = await store.read_stream(f"snapshot-{wallet_stream(wallet)}")
+        assert len(snaps) == (0 if wallet == "w1" else 1)
+        assert (await writer.state(wallet)).balance == 100
+
+
+async def test_a_metrics_callback_that_raises_does_not_fail_the_round(
+    store: EventStore,
+) -> None:
+    calls: list[float] = []
+
+    def on_append(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) == 2:
+            raise RuntimeError("metrics broke")
+
+    writer = AggregateWriter(store, wallet_spec(), registry, on_append=on_append)
+    commands = [(Credit(wallet_id=w, amount_cents=100), f"c-{w}") for w in WALLETS]
+    outcomes = await writer.execute_many(commands)
+    _outcomes_as_stored(outcomes)
+    await _check_log(store, outcomes)
+    # a retry of each is answered from the stored outcome, nothing written again
+    again = await writer.execute_many(commands)
+    assert again == [dataclasses.replace(o, repeated=True) for o in outcomes]
