@@ -77,3 +77,24 @@ async def test_a_metrics_callback_that_raises_does_not_fail_the_round(
     # a retry of each is answered from the stored outcome, nothing written again
     again = await writer.execute_many(commands)
     assert again == [dataclasses.replace(o, repeated=True) for o in outcomes]
+
+
+async def test_a_retry_of_a_command_cut_by_the_loaded_window_answers_all_its_events(
+    store: EventStore,
+) -> None:
+    """A load from a snapshot reads the request ids of the last ``request_window``
+    versions only: a command whose events begin before that window must not be
+    answered from the part of it inside (it is looked up in the request index)."""
+    spec = dataclasses.replace(wallet_spec(3), request_window=2)
+    first = AggregateWriter(store, spec, registry)
+    opened = Credit(wallet_id="w0", amount_cents=100)  # opens the wallet: versions 1-2
+    original = await first.execute(opened, request_id="a")
+    assert original.stream_version == 2
+    assert len(original.events) == 2
+    await first.execute(Credit(wallet_id="w0", amount_cents=5), request_id="b")  # 3
+    await asyncio.gather(*first._rounds)  # the snapshot at version 3 is stored
+    assert len(await store.read_stream(f"snapshot-{wallet_stream('w0')}")) == 1
+    later = AggregateWriter(store, spec, registry)  # loads from the snapshot: versions 2-3
+    again = await later.execute(opened, request_id="a")
+    assert again == dataclasses.replace(original, repeated=True)
+    assert await later.recall(opened, "a") == dataclasses.replace(original, repeated=True)

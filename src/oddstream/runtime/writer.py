@@ -405,7 +405,12 @@ class AggregateWriter(Generic[S, C]):
         position = 0
         start = max(1, snap_version - spec.request_window + 1) if snap_version else 1
         answers = _AnswerBuilder(self._registry)
+        #: the request id of the first event read, when the read starts mid-stream: its
+        #: command may have begun before ``start``, so its answer here may be partial
+        cut: str | None = None
         async for recorded in self._store.scan_stream(stream, start):
+            if start > 1 and recorded.version == start:
+                cut = recorded.metadata.get(REQUEST_ID)
             event = answers.add(recorded)
             if recorded.version > snap_version:
                 spec.evolve(state, event)
@@ -416,6 +421,8 @@ class AggregateWriter(Generic[S, C]):
         entry.position = position
         entry.snapshot_version = snap_version
         entry.answered = answers.build()
+        if cut is not None:  # looked up in the request index, whole, when asked for
+            del entry.answered[cut]
         entry.answered_from = start
 
     async def _look_up(self, key: str, request_ids: list[str]) -> dict[str, _Answer]:
