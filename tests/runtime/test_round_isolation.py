@@ -1,8 +1,11 @@
-"""Review of the writer's rounds: what goes wrong for one aggregate of a round after the
-round's ``append_many`` has stored its batch (a snapshot that cannot be made, a metrics
-callback that raises) stays with that aggregate. Every other batch of the round was
-stored and is answered as stored, and the aggregate at fault is answered as stored too:
-a snapshot only saves time, a metric only counts.
+"""Review of the writer's rounds (issue 11).
+
+What goes wrong for one aggregate of a round after the round's ``append_many`` has
+stored its batch (a snapshot that cannot be made, a metrics callback that raises) stays
+with that aggregate: every other batch of the round is answered as stored, and the one at
+fault too (a snapshot only saves time, a metric only counts). A retry is answered with
+every event of its command, even when a load from a snapshot cut it. A round cancelled
+before it starts does not leave its commands, and the writer, waiting forever.
 """
 
 from __future__ import annotations
@@ -98,3 +101,23 @@ async def test_a_retry_of_a_command_cut_by_the_loaded_window_answers_all_its_eve
     again = await later.execute(opened, request_id="a")
     assert again == dataclasses.replace(original, repeated=True)
     assert await later.recall(opened, "a") == dataclasses.replace(original, repeated=True)
+
+
+async def test_a_round_cancelled_before_it_starts_does_not_stop_the_writer(
+    store: EventStore,
+) -> None:
+    """A round task cancelled before its first step (a shutdown that cancels every
+    task) took nothing: its commands are cancelled with it, and the next command
+    schedules a round of its own instead of waiting forever behind it."""
+    writer = AggregateWriter(store, wallet_spec(), registry)
+    commands = [(Credit(wallet_id=w, amount_cents=100), f"c-{w}") for w in WALLETS]
+    futures = [writer._enqueue(command, rid) for command, rid in commands]
+    (due,) = writer._rounds
+    due.cancel()
+    done, _ = await asyncio.wait(futures, timeout=5)
+    assert len(done) == len(futures)
+    assert all(f.cancelled() for f in futures)
+    assert await store.read_stream(wallet_stream("w0")) == []
+    outcomes = await asyncio.wait_for(writer.execute_many(commands), 5)
+    _outcomes_as_stored(outcomes)
+    await _check_log(store, outcomes)

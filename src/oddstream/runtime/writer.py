@@ -220,6 +220,8 @@ class AggregateWriter(Generic[S, C]):
         #: aggregates with commands waiting for the next round, in the order they came
         self._ready: dict[str, _Entry[S, C]] = {}
         self._round_due = False
+        #: the round scheduled and not yet started (it takes ``_ready`` when it starts)
+        self._due: asyncio.Task[None] | None = None
         self._rounds: set[asyncio.Task[None]] = set()
 
     async def execute(
@@ -280,8 +282,26 @@ class AggregateWriter(Generic[S, C]):
             return
         self._round_due = True
         task = asyncio.get_running_loop().create_task(self._round())
+        self._due = task
         self._rounds.add(task)
-        task.add_done_callback(self._rounds.discard)
+        task.add_done_callback(self._round_done)
+
+    def _round_done(self, task: asyncio.Task[None]) -> None:
+        self._rounds.discard(task)
+        if task is not self._due:
+            return
+        # Cancelled before it started: no round would ever be scheduled again, and the
+        # commands it was to take would wait forever. They are cancelled with it.
+        self._due = None
+        self._round_due = False
+        ready, self._ready = self._ready, {}
+        for key, entry in ready.items():
+            for p in entry.queue:
+                _abandon(p.future, asyncio.CancelledError())
+            entry.queue = []
+            entry.busy = False
+            if entry.forget_when_idle and self._entries.get(key) is entry:
+                del self._entries[key]
 
     def _use(self, key: str) -> _Entry[S, C]:
         """The aggregate's entry, made the most recently used (created if absent)."""
@@ -436,6 +456,7 @@ class AggregateWriter(Generic[S, C]):
     async def _round(self) -> None:
         """Write the batch of every aggregate ready now, in one append call."""
         self._round_due = False
+        self._due = None
         ready, self._ready = self._ready, {}
         batches: list[_Batch[S, C]] = []
         for key, entry in ready.items():
