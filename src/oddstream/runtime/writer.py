@@ -220,6 +220,8 @@ class AggregateWriter(Generic[S, C]):
         #: aggregates with commands waiting for the next round, in the order they came
         self._ready: dict[str, _Entry[S, C]] = {}
         self._round_due = False
+        #: the round scheduled and not yet started (it takes ``_ready`` when it starts)
+        self._due: asyncio.Task[None] | None = None
         self._rounds: set[asyncio.Task[None]] = set()
 
     async def execute(
@@ -280,8 +282,26 @@ class AggregateWriter(Generic[S, C]):
             return
         self._round_due = True
         task = asyncio.get_running_loop().create_task(self._round())
+        self._due = task
         self._rounds.add(task)
-        task.add_done_callback(self._rounds.discard)
+        task.add_done_callback(self._round_done)
+
+    def _round_done(self, task: asyncio.Task[None]) -> None:
+        self._rounds.discard(task)
+        if task is not self._due:
+            return
+        # Cancelled before it started: no round would ever be scheduled again, and the
+        # commands it was to take would wait forever. They are cancelled with it.
+        self._due = None
+        self._round_due = False
+        ready, self._ready = self._ready, {}
+        for key, entry in ready.items():
+            for p in entry.queue:
+                _abandon(p.future, asyncio.CancelledError())
+            entry.queue = []
+            entry.busy = False
+            if entry.forget_when_idle and self._entries.get(key) is entry:
+                del self._entries[key]
 
     def _use(self, key: str) -> _Entry[S, C]:
         """The aggregate's entry, made the most recently used (created if absent)."""
@@ -405,7 +425,12 @@ class AggregateWriter(Generic[S, C]):
         position = 0
         start = max(1, snap_version - spec.request_window + 1) if snap_version else 1
         answers = _AnswerBuilder(self._registry)
+        #: the request id of the first event read, when the read starts mid-stream: its
+        #: command may have begun before ``start``, so its answer here may be partial
+        cut: str | None = None
         async for recorded in self._store.scan_stream(stream, start):
+            if start > 1 and recorded.version == start:
+                cut = recorded.metadata.get(REQUEST_ID)
             event = answers.add(recorded)
             if recorded.version > snap_version:
                 spec.evolve(state, event)
@@ -416,6 +441,8 @@ class AggregateWriter(Generic[S, C]):
         entry.position = position
         entry.snapshot_version = snap_version
         entry.answered = answers.build()
+        if cut is not None:  # looked up in the request index, whole, when asked for
+            del entry.answered[cut]
         entry.answered_from = start
 
     async def _look_up(self, key: str, request_ids: list[str]) -> dict[str, _Answer]:
@@ -429,6 +456,7 @@ class AggregateWriter(Generic[S, C]):
     async def _round(self) -> None:
         """Write the batch of every aggregate ready now, in one append call."""
         self._round_due = False
+        self._due = None
         ready, self._ready = self._ready, {}
         batches: list[_Batch[S, C]] = []
         for key, entry in ready.items():
@@ -547,10 +575,17 @@ class AggregateWriter(Generic[S, C]):
         for b, outcome in zip(storing, outcomes, strict=True):
             entry = b.entry
             if isinstance(outcome, AppendResult):
-                if self._on_append is not None:
-                    self._on_append(elapsed)
                 _answer(entry, b.accepted, outcome)
-                snapshot = self._snapshot_due(entry)
+                if self._on_append is not None:
+                    try:
+                        self._on_append(elapsed)
+                    except Exception:  # a metric only counts: the batch is stored
+                        log.exception("on_append of the %s writer failed", spec.prefix)
+                try:
+                    snapshot = self._snapshot_due(entry)
+                except Exception:  # a snapshot only saves time: this one is skipped
+                    log.exception("snapshot of %s could not be made", b.key)
+                    snapshot = None
                 if snapshot is None:
                     self._release(b.key, entry, held)
                 else:
