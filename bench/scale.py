@@ -970,6 +970,11 @@ FIGURES: dict[str, tuple[str, Any]] = {
 }
 
 
+def _clean(m: dict[str, Any]) -> bool:
+    """A run without problems, warnings in the logs or an engine restarted."""
+    return not (m.get("problems") or m.get("log_errors") or m.get("engines_restarted"))
+
+
 def _breakdown(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """CPU µs per bet by part (API processes, workers, the embedded server, PostgreSQL,
     NATS, Redis) in the run with the median CPU per bet."""
@@ -999,13 +1004,17 @@ def summarise(measurements: dict[str, dict[str, list[dict[str, Any]]]]) -> list[
     for config, by_kind in measurements.items():
         line: dict[str, Any] = {"config": config}
         for figure, (kind, get) in FIGURES.items():
-            # a run during which another's work restarted an engine does not count
-            valid = [m for m in by_kind.get(kind, []) if not m.get("engines_restarted")]
+            # a run with a problem (another's work restarted or cut an engine) does not
+            # count; its problems are listed
+            valid = [m for m in by_kind.get(kind, []) if _clean(m)]
             line[figure] = _median([get(m) for m in valid])
             line[figure + "_all"] = [get(m) for m in valid]
         line["cpu_us_per_bet_by_part"] = _breakdown(
-            [m for m in by_kind.get("bets", []) if not m.get("engines_restarted")]
+            [m for m in by_kind.get("bets", []) if _clean(m)]
         )
+        line["runs_not_counted"] = {
+            kind: sum(1 for m in runs if not _clean(m)) for kind, runs in by_kind.items()
+        }
         line["measurements"] = by_kind
         lines.append(line)
     return lines
@@ -1060,6 +1069,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reps", type=int, default=1, help="runs of every measurement (figures: medians)"
     )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="runs of a measurement made again when one had a problem (not counted)",
+    )
     parser.add_argument("--case", choices=["ready"], help="only the new-API readiness case")
     parser.add_argument("--seconds", type=float, help="timed seconds per run (default 12)")
     parser.add_argument(
@@ -1113,24 +1128,31 @@ def main(argv: list[str] | None = None) -> int:
         for rep, kind, config in (
             (r, k, c) for r in range(args.reps) for k in kinds for c in configs
         ):
-            console.print(f"[dim]{kind}: {config} (run {rep + 1}/{args.reps}) …[/]")
-            try:
-                m = measure(config, kind, engines, meter, s)
-            except Exception as exc:
-                problems.append(f"{config} {kind}: not run: {type(exc).__name__}: {exc}")
-                console.print(f"[red]{config} {kind} failed:[/] {exc}")
-                continue
-            measurements[config].setdefault(kind, []).append(m)
-            for p in m["problems"]:
-                problems.append(f"{config} {kind}: {p}")
-            for line in m["log_errors"]:
-                problems.append(f"{config} {kind}: log: {line}")
-            shown = m.get("wrk", m.get("light", {}))
-            console.print(
-                f"  {shown.get('ok_per_s', '')} ok/s p50 {shown.get('p50_ms')} ms "
-                f"p99 {shown.get('p99_ms')} ms; CPU µs/event {m.get('cpu_us_per_event')} "
-                f"{m['cpu_s']}"
-            )
+            for attempt in range(1 + args.retries):
+                console.print(
+                    f"[dim]{kind}: {config} (run {rep + 1}/{args.reps}"
+                    + (f", again: {attempt + 1}" if attempt else "")
+                    + ") …[/]"
+                )
+                try:
+                    m = measure(config, kind, engines, meter, s)
+                except Exception as exc:
+                    problems.append(f"{config} {kind}: not run: {type(exc).__name__}: {exc}")
+                    console.print(f"[red]{config} {kind} failed:[/] {exc}")
+                    continue
+                measurements[config].setdefault(kind, []).append(m)
+                for p in m["problems"]:
+                    problems.append(f"{config} {kind}: {p}")
+                for line in m["log_errors"]:
+                    problems.append(f"{config} {kind}: log: {line}")
+                shown = m.get("wrk", m.get("light", {}))
+                console.print(
+                    f"  {shown.get('ok_per_s', '')} ok/s p50 {shown.get('p50_ms')} ms "
+                    f"p99 {shown.get('p99_ms')} ms; CPU µs/event {m.get('cpu_us_per_event')} "
+                    f"{m['cpu_s']}"
+                )
+                if _clean(m):
+                    break
     finally:
         meter.close()
 
@@ -1187,6 +1209,7 @@ def main(argv: list[str] | None = None) -> int:
             "connections": CONNECTIONS,
             "wrk_threads": s.threads,
             "reps": args.reps,
+            "retries": args.retries,
             "races": RACES,
             "wallets": WALLETS,
             "partitions": PARTITIONS,
