@@ -838,18 +838,41 @@ def log_errors(dep: Deployment) -> list[str]:
 
 async def fill_log(pg_url: str, schema: str, events: int) -> dict[str, Any]:
     """``events`` events into a new schema, in bulk (bench/restart.py's log: races run
-    to the end, open races, wallet moves), about 1,000 per transaction."""
+    to the end, open races, wallet moves), about 1,000 per transaction; an append cut
+    by other work on the shared PostgreSQL is made again (same event ids: idempotent)."""
+    from oddstream.eventstore import StoreUnavailable, StreamAppend
     from oddstream.eventstore.postgres import PostgresEventStore
-    from restart import LogPlan, LogStats, append_events, log_events
+    from restart import APPEND_EVENTS, LogPlan, LogStats, log_events
 
     stats = LogStats()
     plan = LogPlan(events=events, open_races=20, seed=20240611)
     store = await PostgresEventStore.open(pg_url, schema=schema)
     started = time.perf_counter()
+    source = log_events(plan, stats)
+    done = 0
     try:
-        stats.events = await append_events(store, log_events(plan, stats), events)
+        while done < events:
+            parts: dict[str, list[Any]] = {}
+            taken = 0
+            for stream, event in source:
+                parts.setdefault(stream, []).append(event)
+                taken += 1
+                if taken == APPEND_EVENTS or done + taken == events:
+                    break
+            if not taken:
+                break
+            for attempt in range(10):
+                try:
+                    await store.append_multi([StreamAppend(s, e) for s, e in parts.items()])
+                    break
+                except StoreUnavailable:
+                    if attempt == 9:
+                        raise
+                    await asyncio.sleep(1.0)
+            done += taken
     finally:
         await store.close()
+    stats.events = done
     stats.seconds = time.perf_counter() - started
     return stats.as_json()
 
