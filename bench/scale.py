@@ -1267,10 +1267,21 @@ def main(argv: list[str] | None = None) -> int:
             wrk=_wrk_version(),
             postgres=_pg_version(engines.pg_url),
         ),
+        "code": _git_head(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_results(args.out, doc)
     return 1 if problems else 0
+
+
+def _git_head() -> str | None:
+    """The commit the measured code is at (with ``-dirty`` if changed)."""
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or None
 
 
 def _wrk_version() -> str | None:
