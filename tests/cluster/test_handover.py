@@ -252,14 +252,13 @@ async def test_a_big_answer_comes_back_whole(worker: Worker) -> None:
     router = worker.router
     router.deadline = 5.0
 
-    def req(left: float) -> wire.Request:
-        return wire.request(wire.Op.RACE, partition, left, DeclareDividends(race), request_id="d")
-
-    outcome = await router.outcome(req, partition)  # over NATS, as an API process asks
+    dividends = DeclareDividends(race)
+    # over NATS, as an API process asks
+    outcome = await router.outcome(wire.Op.RACE, partition, dividends, request_id="d")
     settled = [e for e in outcome.events if isinstance(e, BetSettled)]
     assert len(settled) == bets
     assert outcome.last_position - outcome.first_position + 1 == len(outcome.events)
-    again = await router.outcome(req, partition)
+    again = await router.outcome(wire.Op.RACE, partition, dividends, request_id="d")
     assert again.repeated
     assert again.events == outcome.events
 

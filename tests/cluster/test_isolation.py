@@ -67,11 +67,8 @@ async def test_two_databases_with_one_schema_name_are_two_deployments(
             )
             partition = race_partition(race, PARTITIONS)
 
-            def req(left: float) -> wire.Request:
-                return wire.request(wire.Op.RACE, partition, left, command, request_id="x")
-
             # deployment a's command, over NATS (as an API process of a sends it)
-            await a.router.outcome(req, partition)
+            await a.router.outcome(wire.Op.RACE, partition, command, request_id="x")
             assert [e.type for e in await a.store.read_stream(f"race-{race}")] == [
                 "tote.RaceScheduled"
             ]

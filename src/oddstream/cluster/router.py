@@ -115,9 +115,19 @@ class Router:
         async with local.serving(partition) as owned:
             yield local if owned else None
 
-    async def call(self, req_of: Any, partition: int) -> wire.Reply:
-        """Send the request ``req_of(timeout_left)`` makes to ``partition``'s owner, again
-        while it has none, until the deadline; the reply (a refusal not yet raised)."""
+    async def call(
+        self,
+        op: wire.Op,
+        partition: int,
+        command: Any = None,
+        *,
+        request_id: str | None = None,
+        legacy_ids: Sequence[str] = (),
+        args: tuple[str, ...] = (),
+    ) -> wire.Reply:
+        """Send ``op`` to ``partition``'s owner, again while it has none, until the
+        deadline (each attempt carries the time left); the reply (a refusal not yet
+        raised)."""
         subject = command_subject(self.prefix, partition)
         give_up = time.monotonic() + self.deadline
         while True:
@@ -126,7 +136,15 @@ class Router:
                 raise CommandsUnavailable(
                     f"partition {partition} has no owner answering; retry shortly"
                 )
-            req: wire.Request = req_of(left)
+            req = wire.request(
+                op,
+                partition,
+                left,
+                command,
+                request_id=request_id,
+                legacy_ids=legacy_ids,
+                args=args,
+            )
             try:
                 msg = await self._nc.request(subject, wire.encode(req), timeout=left)
             except NoRespondersError:
@@ -147,8 +165,19 @@ class Router:
                 continue
             return reply
 
-    async def outcome(self, req_of: Any, partition: int) -> CommandOutcome:
-        reply = await self.call(req_of, partition)
+    async def outcome(
+        self,
+        op: wire.Op,
+        partition: int,
+        command: Any,
+        *,
+        request_id: str | None = None,
+        legacy_ids: Sequence[str] = (),
+    ) -> CommandOutcome:
+        """:meth:`call` for a command: its outcome, or its refusal raised."""
+        reply = await self.call(
+            op, partition, command, request_id=request_id, legacy_ids=legacy_ids
+        )
         if reply.error is not None:
             wire.raise_error(reply.error)
         if reply.outcome is None:
@@ -176,8 +205,9 @@ class Router:
             repeated=outcome.repeated,
         )
 
-    async def value(self, req_of: Any, partition: int) -> str | bool | None:
-        reply = await self.call(req_of, partition)
+    async def value(self, op: wire.Op, partition: int, *args: str) -> str | bool | None:
+        """:meth:`call` for a read: its value, or its refusal raised."""
+        reply = await self.call(op, partition, args=args)
         if reply.error is not None:
             wire.raise_error(reply.error)
         return reply.value
@@ -204,17 +234,9 @@ class RemoteRaces:
                     command, request_id=request_id, legacy_ids=legacy_ids
                 )
 
-        def req(left: float) -> wire.Request:
-            return wire.request(
-                wire.Op.RACE,
-                partition,
-                left,
-                command,
-                request_id=request_id,
-                legacy_ids=legacy_ids,
-            )
-
-        return await router.outcome(req, partition)
+        return await router.outcome(
+            wire.Op.RACE, partition, command, request_id=request_id, legacy_ids=legacy_ids
+        )
 
     async def recall(
         self, command: RaceCommand, request_id: str, legacy_ids: Sequence[str] = ()
@@ -225,17 +247,9 @@ class RemoteRaces:
             if local is not None:
                 return await local.races.recall(command, request_id, legacy_ids)
 
-        def req(left: float) -> wire.Request:
-            return wire.request(
-                wire.Op.RECALL,
-                partition,
-                left,
-                command,
-                request_id=request_id,
-                legacy_ids=legacy_ids,
-            )
-
-        reply = await router.call(req, partition)
+        reply = await router.call(
+            wire.Op.RECALL, partition, command, request_id=request_id, legacy_ids=legacy_ids
+        )
         if reply.error is not None:
             wire.raise_error(reply.error)
         return None if reply.outcome is None else await router.outcome_of(reply.outcome)
@@ -247,10 +261,7 @@ class RemoteRaces:
             if local is not None:
                 return await local.races.bet_wallet(race_id, bet_id)
 
-        def req(left: float) -> wire.Request:
-            return wire.request(wire.Op.BET_WALLET, partition, left, args=(race_id, bet_id))
-
-        found = await router.value(req, partition)
+        found = await router.value(wire.Op.BET_WALLET, partition, race_id, bet_id)
         return found if isinstance(found, str) else None
 
 
@@ -276,17 +287,9 @@ class RemoteWallets:
                     command, request_id=request_id, legacy_ids=legacy_ids
                 )
 
-        def req(left: float) -> wire.Request:
-            return wire.request(
-                wire.Op.WALLET,
-                partition,
-                left,
-                command,
-                request_id=request_id,
-                legacy_ids=legacy_ids,
-            )
-
-        return await router.outcome(req, partition)
+        return await router.outcome(
+            wire.Op.WALLET, partition, command, request_id=request_id, legacy_ids=legacy_ids
+        )
 
     async def execute_many(
         self, commands: Sequence[tuple[WalletCommand, str | None]]
@@ -320,10 +323,7 @@ class RemoteWalletBets:
             if local is not None:
                 return await local.cashier.place_bet(command, legacy_ids=legacy_ids)
 
-        def req(left: float) -> wire.Request:
-            return wire.request(wire.Op.WALLET_BET, partition, left, command, legacy_ids=legacy_ids)
-
-        return await router.outcome(req, partition)
+        return await router.outcome(wire.Op.WALLET_BET, partition, command, legacy_ids=legacy_ids)
 
     async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
         router = self._router
@@ -332,7 +332,4 @@ class RemoteWalletBets:
             if local is not None:
                 return await local.cashier.resolve(wallet_id, race_id, bet_id)
 
-        def req(left: float) -> wire.Request:
-            return wire.request(wire.Op.RESOLVE, partition, left, args=(wallet_id, race_id, bet_id))
-
-        return bool(await router.value(req, partition))
+        return bool(await router.value(wire.Op.RESOLVE, partition, wallet_id, race_id, bet_id))
