@@ -273,8 +273,10 @@ def case_c(
     subs_file, bets_file = workdir / "subs.json", workdir / "bets.json"
     me = [sys.executable, __file__]
     subs = subprocess.Popen(
+        # they stay a few seconds past the last bet: a bet's board arriving after they
+        # left would count as missed, not as late
         [*me, "--role", "subscribers", "--url", subs_url or url, "--count", str(subscribers),
-         "--seconds", str(seconds + 3), "--out", str(subs_file)]
+         "--seconds", str(seconds + 6), "--out", str(subs_file)]
     )  # fmt: skip
     time.sleep(2.0)  # let the subscribers connect
     bets = subprocess.run(

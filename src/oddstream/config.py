@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     keep_finished_races: Annotated[int, Field(ge=0)] = 50
     """ODDSTREAM_KEEP_FINISHED_RACES: races that are over (final, abandoned) kept in the
     tote read model's memory; older ones are read from their streams when asked for"""
+    follow_pace_ms: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 10.0
+    """ODDSTREAM_FOLLOW_PACE_MS: a caught-up follower of the log (a read model, a consumer)
+    reads it at most this often, so that under load the commits of this long come in
+    one read rather than one read per commit in every process; after a quiet spell it
+    reads at once, and a request waiting for a position (``min_position``) hurries its
+    own process's follower. 0: a read per wake-up"""
     snapshot_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 60.0
     """ODDSTREAM_SNAPSHOT_SECONDS: seconds between snapshots of the tote read model into
     the store while running (and one at stop), so a restart, even after a crash, resumes
@@ -217,11 +223,13 @@ class Settings(BaseSettings):
 
     def store_options(self) -> dict[str, Any]:
         """Adapter options for :func:`oddstream.eventstore.open_store`."""
+        pace = self.follow_pace_ms / 1000
         if is_postgres_url(self.store_url):
-            return {"schema": self.pg_schema}
+            return {"schema": self.pg_schema, "follow_pace": pace}
         return {
             "synchronous": self.sqlite_synchronous,
             "commit_thread": self.sqlite_commit_thread,
+            "follow_pace": pace,
         }
 
 

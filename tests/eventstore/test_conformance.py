@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -526,6 +527,75 @@ async def test_subscribe_all_with_filter_skips_other_events(store: EventStore) -
         await store.append(f"race-{i % 2}", [ev(i, type="BetPlaced" if i % 3 == 0 else "X")])
     got = await reader
     assert [e.data["n"] for e in got] == [0, 3, 6]
+
+
+async def _pages(sub, stop_at: int, out: list[tuple[float, int]]) -> None:
+    loop = asyncio.get_running_loop()
+    async for page in sub:
+        out.append((loop.time(), page.position))
+        if page.position >= stop_at:
+            return
+
+
+async def test_a_paced_follower_reads_many_commits_in_one_page(store_factory) -> None:
+    """Under a stream of commits a follower with a pace reads a page per pace, not per
+    commit; nothing is skipped (the last page reaches the last commit)."""
+    s = await store_factory(follow_pace=0.2)
+    try:
+        pages: list[tuple[float, int]] = []
+        reader = asyncio.create_task(_pages(s.subscribe_pages(), 40, pages))
+        await asyncio.sleep(0.05)  # caught up at 0
+        for i in range(40):
+            await s.append(f"s-{i}", [ev(i)])
+            await asyncio.sleep(0.005)
+        await asyncio.wait_for(reader, 10)
+        assert pages[-1][1] == 40
+        # 40 commits over >= 0.2 s: one page at once, then one per 0.2 s
+        assert len(pages) <= 5, pages
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(pages)]
+        assert all(gap >= 0.15 for gap in gaps), gaps
+    finally:
+        await s.close()
+
+
+async def test_a_paced_follower_reads_at_once_after_a_quiet_spell(store_factory) -> None:
+    s = await store_factory(follow_pace=0.5)
+    try:
+        loop = asyncio.get_running_loop()
+        pages: list[tuple[float, int]] = []
+        reader = asyncio.create_task(_pages(s.subscribe_pages(), 1, pages))
+        await asyncio.sleep(0.6)  # longer than the pace since its first (empty) read
+        appended = loop.time()
+        await s.append("s-1", [ev()])
+        await asyncio.wait_for(reader, 5)
+        assert pages[-1][0] - appended < 0.3  # well inside the pace
+    finally:
+        await s.close()
+
+
+async def test_hurry_cuts_a_paced_wait_short(store_factory) -> None:
+    s = await store_factory(follow_pace=1.0)
+    try:
+        loop = asyncio.get_running_loop()
+        hurry = asyncio.Event()
+        pages: list[tuple[float, int]] = []
+        reader = asyncio.create_task(_pages(s.subscribe_pages(hurry=hurry), 2, pages))
+        await asyncio.sleep(0.05)
+        await s.append("s-1", [ev()])  # read at once (its last read was at the start)...
+        await asyncio.sleep(0.05)
+        await s.append("s-2", [ev()])  # ...this one would wait for the pace
+        asked = loop.time()
+        hurry.set()
+        await asyncio.wait_for(reader, 5)
+        assert pages[-1][1] == 2
+        assert pages[-1][0] - asked < 0.5
+    finally:
+        await s.close()
+
+
+async def test_follow_pace_out_of_range_is_refused(store_factory) -> None:
+    with pytest.raises(ValueError, match="follow_pace"):
+        await store_factory(follow_pace=-1)
 
 
 async def test_subscribe_stream_sees_only_its_stream(store: EventStore) -> None:

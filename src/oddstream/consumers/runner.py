@@ -101,6 +101,8 @@ class ConsumerRunner:
         self._applied = Watermark()
         self._caught_up = asyncio.Event()
         self._hurry = asyncio.Event()
+        #: the same for the store's paced reads (see ``EventStore.subscribe_pages``)
+        self._hurry_read = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._loaded = False
@@ -156,7 +158,11 @@ class ConsumerRunner:
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the consumer handled ``position``; False on timeout."""
-        return await self._applied.wait_for(position, timeout, nudge=self._hurry.set)
+        return await self._applied.wait_for(position, timeout, nudge=self._nudge)
+
+    def _nudge(self) -> None:
+        self._hurry.set()
+        self._hurry_read.set()
 
     async def wait_caught_up(self, timeout: float) -> bool:
         """Wait until :attr:`caught_up`; False on timeout."""
@@ -319,6 +325,7 @@ class ConsumerRunner:
                     category=sub.category,
                     types=sub.types,
                     batch_size=self.batch_size,
+                    hurry=self._hurry_read,
                 ):
                     await queue.put(page)
             finally:

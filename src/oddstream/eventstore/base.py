@@ -48,6 +48,16 @@ MAX_REQUEST_IDS = 1000
 #: itself. Wake-ups cover this process (and LISTEN/NOTIFY on PostgreSQL); the re-check
 #: covers writers in other processes on SQLite and a lost LISTEN connection.
 DEFAULT_IDLE_RECHECK = 2.0
+#: A caught-up subscriber reads at most once per this many seconds (see
+#: :meth:`EventStore.subscribe_pages`).
+DEFAULT_FOLLOW_PACE = 0.01
+
+
+def check_follow_pace(pace: float) -> float:
+    """``pace`` if it is a usable follow pace (0 to 1 s), else ``ValueError``."""
+    if not 0.0 <= pace <= 1.0:
+        raise ValueError(f"follow_pace must be between 0 and 1 second, not {pace!r}")
+    return pace
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +158,17 @@ class EventStore(abc.ABC):
 
     backend: str = "abstract"
 
-    def __init__(self, *, idle_recheck: float = DEFAULT_IDLE_RECHECK) -> None:
+    def __init__(
+        self,
+        *,
+        idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        follow_pace: float = DEFAULT_FOLLOW_PACE,
+    ) -> None:
         self._notifier = Watermark()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
         self._idle_recheck = idle_recheck
+        self._follow_pace = check_follow_pace(follow_pace)
 
     # ----------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Self:
@@ -467,6 +483,8 @@ class EventStore(abc.ABC):
         category: str | None = None,
         types: Iterable[str] | None = None,
         batch_size: int = DEFAULT_PAGE,
+        pace: float | None = None,
+        hurry: asyncio.Event | None = None,
     ) -> AsyncGenerator[ReadPage, None]:
         """:meth:`subscribe_all` in pages, each with the position it covered.
 
@@ -475,19 +493,35 @@ class EventStore(abc.ABC):
         follower is always at the last page's ``position`` once it applied its events.
         Pages hold at most ``batch_size`` events; the iterator ends when the store is
         closed.
+
+        ``pace``: once caught up, read at most once per this many seconds (default: the
+        store's ``follow_pace``, 10 ms unless set otherwise). Under load
+        every commit wakes every follower of every process; without a pace each one
+        reads a page per commit, so the reads grow with processes × commits. With it, the
+        commits of a pace's time come in one page, and a follower woken after a quiet
+        spell still reads at once. ``hurry`` (an event someone waiting for a position
+        sets) cuts a paced wait short; it is cleared when used.
         """
         self._check_open()
         validate_position(after, "after")
         validate_limit(batch_size)
         flt = ReadFilter.build(stream_prefix, category, types)
         position = after
+        loop = asyncio.get_running_loop()
+        read_at = float("-inf")  # when the last caught-up read was made (loop time)
+        if pace is None:
+            pace = self._follow_pace
         while not self._closed:
+            if pace > 0.0:
+                await self._pace(read_at + pace - loop.time(), hurry)
+                read_at = loop.time()
             page = await self._read_retrying(position, batch_size, flt)
             if page is None:
                 return
             events, scanned, head = page
             if len(events) == batch_size:
                 position = events[-1].position
+                read_at = float("-inf")  # catching up: the next page at once
                 yield ReadPage(events, position)
                 continue
             # A short page saw everything committed up to ``scanned`` (from the same
@@ -500,6 +534,20 @@ class EventStore(abc.ABC):
             if position < head or self._closed:
                 continue
             await self._notifier.wait_beyond(position, self._idle_recheck)
+
+    @staticmethod
+    async def _pace(delay: float, hurry: asyncio.Event | None) -> None:
+        """Wait ``delay`` seconds (none if it is not positive) or until ``hurry`` is set."""
+        if delay <= 0.0:
+            return
+        if hurry is None:
+            await asyncio.sleep(delay)
+            return
+        if not hurry.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await hurry.wait()
+        hurry.clear()
 
     async def subscribe_stream(
         self, stream_id: str, after_version: int = 0, *, batch_size: int = DEFAULT_PAGE

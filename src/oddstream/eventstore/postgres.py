@@ -25,7 +25,14 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import pgarrays
-from .base import DEFAULT_IDLE_RECHECK, EventStore, ReadFilter, SqlStatement
+from .base import (
+    DEFAULT_FOLLOW_PACE,
+    DEFAULT_IDLE_RECHECK,
+    EventStore,
+    ReadFilter,
+    SqlStatement,
+    check_follow_pace,
+)
 from .envelope import AppendResult, ExpectedVersion, RecordedEvent
 from .errors import (
     CheckpointConflict,
@@ -167,9 +174,10 @@ class PostgresEventStore(EventStore):
         schema: str = "oddstream",
         pool_size: int = 8,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        follow_pace: float = DEFAULT_FOLLOW_PACE,
         timeout: float = 30.0,
     ) -> None:
-        super().__init__(idle_recheck=idle_recheck)
+        super().__init__(idle_recheck=idle_recheck, follow_pace=follow_pace)
         check_schema_name(schema)
         self.url = url
         self.schema = schema
@@ -206,6 +214,7 @@ class PostgresEventStore(EventStore):
         schema: str = "oddstream",
         pool_size: int = 8,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        follow_pace: float = DEFAULT_FOLLOW_PACE,
         timeout: float = 30.0,
     ) -> PostgresEventStore:
         """Connect, create the schema if needed, and start listening for commits.
@@ -213,8 +222,14 @@ class PostgresEventStore(EventStore):
         ``timeout`` bounds every call to the database: an append that gets no answer in
         time fails with ``StoreUnavailable(outcome_unknown=True)``.
         """
+        check_follow_pace(follow_pace)
         store = cls(
-            url, schema=schema, pool_size=pool_size, idle_recheck=idle_recheck, timeout=timeout
+            url,
+            schema=schema,
+            pool_size=pool_size,
+            idle_recheck=idle_recheck,
+            follow_pace=follow_pace,
+            timeout=timeout,
         )
         try:
             await store._pool.open(wait=True, timeout=10.0)

@@ -23,7 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .base import DEFAULT_IDLE_RECHECK, EventStore, ReadFilter, SqlStatement
+from .base import (
+    DEFAULT_FOLLOW_PACE,
+    DEFAULT_IDLE_RECHECK,
+    EventStore,
+    ReadFilter,
+    SqlStatement,
+    check_follow_pace,
+)
 from .envelope import AppendResult, RecordedEvent
 from .errors import (
     CheckpointConflict,
@@ -150,10 +157,11 @@ class SqliteEventStore(EventStore):
         synchronous: str,
         readers: int = 4,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        follow_pace: float = DEFAULT_FOLLOW_PACE,
         commit_thread: bool = False,
     ) -> None:
         """Use :meth:`open`; this takes an already prepared writer connection."""
-        super().__init__(idle_recheck=idle_recheck)
+        super().__init__(idle_recheck=idle_recheck, follow_pace=follow_pace)
         self.path = path
         self.synchronous = synchronous
         self._loop = asyncio.get_running_loop()
@@ -181,6 +189,7 @@ class SqliteEventStore(EventStore):
         synchronous: str = "FULL",
         readers: int = 4,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
+        follow_pace: float = DEFAULT_FOLLOW_PACE,
         commit_thread: bool = False,
     ) -> SqliteEventStore:
         """Open (creating if needed) the store in the SQLite file at ``path``.
@@ -191,6 +200,7 @@ class SqliteEventStore(EventStore):
         many clients wants; ``oddstream serve`` sets it).
         """
         synchronous = check_synchronous(synchronous)
+        check_follow_pace(follow_pace)
         path = Path(path)
         try:
             # in a thread: creating the schema may wait for another process's lock
@@ -203,6 +213,7 @@ class SqliteEventStore(EventStore):
             synchronous=synchronous,
             readers=readers,
             idle_recheck=idle_recheck,
+            follow_pace=follow_pace,
             commit_thread=commit_thread,
         )
         await store.head_position()
