@@ -425,6 +425,24 @@ def test_bad_value(message, path):
     assert (error.reason, error.path) == ("bad_value", path)
 
 
+@pytest.mark.parametrize(
+    ("message", "path"),
+    [
+        (_with(updated(), "pl\ud800", "products", 0, "name"), "products[0].name"),
+        (_with(started(), {"\udfff": 1}, "contact", "notes"), "contact.notes"),
+        (_with(started(), ["\ud83d"], "contact", "notes"), "contact.notes[0]"),
+        (_with(started(), "\ud800", "contact", "industry", 0, "id"), "contact.industry[0].id"),
+    ],
+)
+def test_a_lone_surrogate_is_not_text(message, path):
+    # JSON may spell one ("\ud800"); no UTF-8 writer (ours or a database's) can store it
+    raw = json.dumps(message, default=float).encode()  # ensure_ascii: "\\udXXX" escapes
+    assert b"\\ud" in raw
+    for form in (message, raw):
+        error = refused(form)
+        assert (error.reason, error.path) == ("bad_value", path)
+
+
 def test_duplicate_key():
     data = updated()
     data["products"][1]["id"] = data["products"][0]["id"]

@@ -64,6 +64,8 @@ MAX_EVENT_BYTES = 1024 * 1024
 #: The longest JSON number token accepted, in characters.
 MAX_NUMBER_CHARS = 100
 
+#: Lifts one version's ``data`` (the wire dict, numbers as ``int``/``Decimal``) to the
+#: next's; returns a new dict and leaves its argument as it was.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 #: Upcasters by (event type, the version they lift from): none while every event is v1.

@@ -65,12 +65,27 @@ def json_type(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def check_text(value: str, path: str) -> str:
+    """``value``, unless it holds a lone surrogate (``"\\ud800"`` in JSON): not Unicode
+    text, so no UTF-8 encoder — ours, or a database's — could write it back."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidQuoteEvent(
+                BAD_VALUE, path, "holds a lone UTF-16 surrogate, which is not text"
+            ) from None
+    return value
+
+
 def free(value: Any, path: str, depth: int) -> Any:
     """A free-form JSON value, normalised: numbers exact (``int`` or finite ``Decimal``),
     arrays as lists, objects as dicts with string keys."""
     if depth > MAX_DEPTH:
         raise InvalidQuoteEvent(TOO_BIG, path, f"nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        return check_text(value, path)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         value = Decimal(repr(value))
@@ -85,6 +100,7 @@ def free(value: Any, path: str, depth: int) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidQuoteEvent(WRONG_TYPE, path, f"key {key!r} is not a string")
+            check_text(key, path)
             out[key] = free(item, join(path, key), depth + 1)
         return out
     raise InvalidQuoteEvent(WRONG_TYPE, path, f"{json_type(value)} is not a JSON value")
@@ -114,7 +130,7 @@ class _Str(_Kind):
             raise InvalidQuoteEvent(WRONG_TYPE, path, f"expected a string, got {json_type(value)}")
         if self.non_empty and not value.strip():
             raise InvalidQuoteEvent(BAD_VALUE, path, "must not be empty")
-        return value
+        return check_text(value, path)
 
 
 class _Bool(_Kind):
@@ -143,7 +159,7 @@ class _IntOrStr(_Kind):
             raise InvalidQuoteEvent(
                 WRONG_TYPE, path, f"expected a string or a whole number, got {json_type(value)}"
             )
-        return value
+        return check_text(value, path) if isinstance(value, str) else value
 
 
 class _Money(_Kind):
