@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from oddstream.domain.quotes import (
@@ -478,6 +479,19 @@ def test_too_big():
     assert error.reason == "too_big"
     error = refused(b'{"quoteId": "q", "products": [], "n": 1.' + b"0" * 200 + b"}")
     assert error.reason == "too_big"
+
+
+@pytest.mark.parametrize(
+    "number", ["1e999999999999999999999", "1E-999999999999999999999", "0e999999999999999999999"]
+)
+def test_a_short_number_past_the_decimal_range_is_too_big(number):
+    # valid JSON (the grammar bounds no exponent) that no Decimal holds: too_big, saying why
+    error = refused(f'{{"quoteId": "q", "products": [], "n": {number}}}')
+    assert (error.reason, error.path) == ("too_big", "$")
+    assert number in error.message
+    data = updated()
+    data["products"][0]["total"] = msgspec.Raw(number.encode())
+    assert refused(to_json(data)).reason == "too_big"
 
 
 def test_every_reason_is_covered_here():

@@ -85,7 +85,12 @@ def _json_number_int(token: str) -> int:
 def _json_number_decimal(token: str) -> Decimal:
     if len(token) > MAX_NUMBER_CHARS:
         raise _TooBig(f"a number of {len(token)} characters")
-    return Decimal(token)
+    try:
+        return Decimal(token)
+    except InvalidOperation:
+        # the scanner passed valid JSON number syntax, so only the exponent can be past
+        # what a Decimal holds (|exponent| > 999999999999999999)
+        raise _TooBig(f"the number {token} is out of range") from None
 
 
 def _json_constant(token: str) -> Any:
@@ -176,7 +181,7 @@ class QuoteCodec:
             raise InvalidQuoteEvent(TOO_BIG, "$", str(exc)) from None
         except RecursionError:
             raise InvalidQuoteEvent(TOO_BIG, "$", "nested too deeply") from None
-        except (ValueError, InvalidOperation) as exc:
+        except ValueError as exc:
             raise InvalidQuoteEvent(INVALID_JSON, "$", str(exc)) from None
 
     def _unwrap(self, message: Any) -> tuple[str, int, dict[str, Any]]:
