@@ -86,3 +86,23 @@ def test_release_must_name_personal_fields():
         analyst_view(sample(), release=["turnover"])
     with pytest.raises(TypeError):
         analyst_view(sample(), release="email")
+
+
+def test_unknown_fields_of_an_industry_entry_are_left_out_of_the_view():
+    # an industry entry is part of the contact: a field nobody has looked at (a free-text
+    # note, the person who picked it) is personal until decided otherwise, as in the contact
+    raw = QUOTE_STARTED.replace(
+        '"label": "Bakeries"}',
+        '"label": "Bakeries", "note": "Priya Shah, sole trader", "pickedBy": "priya@home"}',
+    )
+    event = decode_quote_event(raw)
+    assert isinstance(event, QuoteStarted)
+    assert event.contact.industry[0].extra == {
+        "note": "Priya Shah, sole trader",
+        "pickedBy": "priya@home",
+    }  # kept in the event itself
+    view = analyst_view(event)
+    assert view.industry == (Industry(id=5611, value="bakery", text="Bakery", label="Bakeries"),)
+    text = msgspec.json.encode(view).decode()
+    assert "Priya" not in text
+    assert "priya@home" not in text

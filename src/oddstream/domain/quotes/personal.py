@@ -9,7 +9,8 @@ until someone decides otherwise, since nobody has looked at it.
 
 :func:`analyst_view` is what an analysts' table gets: the quote's reporting fields and
 no personal field unless it is released by name. Top-level fields of the event that
-this code does not know (``QuoteStarted.extra``) are not in the view at all.
+this code does not know (``QuoteStarted.extra``) are not in the view at all, nor are the
+unknown fields of an ``industry`` entry (``Industry.extra``).
 
 ``QuoteProductsUpdated`` has no contact, but its rates' free-form ``ratingInputs`` and
 ``ratingAttributes`` may echo what the customer typed; a sink that copies them should
@@ -90,7 +91,7 @@ def analyst_view(event: QuoteStarted, *, release: Iterable[str] = ()) -> Analyst
         started_at=event.timestamp,
         is_first_quote=event.is_first_quote,
         business_type=contact.business_type,
-        industry=contact.industry,
+        industry=tuple(_known_industry(entry) for entry in contact.industry),
         turnover_pence=contact.turnover_pence,
         employee_count=contact.employee_count,
         effective_date=contact.effective_date,
@@ -98,6 +99,12 @@ def analyst_view(event: QuoteStarted, *, release: Iterable[str] = ()) -> Analyst
             name: value for name in names if (value := _contact_field(contact, name)) is not None
         },
     )
+
+
+def _known_industry(entry: Industry) -> Industry:
+    """The entry without the fields this code does not know: part of the contact, so
+    personal until someone decides otherwise, like the contact's own unknown fields."""
+    return msgspec.structs.replace(entry, extra={}) if entry.extra else entry
 
 
 def _contact_field(contact: Contact, name: str) -> Any:
