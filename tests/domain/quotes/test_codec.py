@@ -514,3 +514,11 @@ def test_every_reason_is_covered_here():
 def test_only_mappings_and_text_are_messages():
     with pytest.raises(TypeError):
         decode_quote_event(42)  # type: ignore[arg-type]
+
+
+def test_a_timestamp_past_microseconds_is_cut_to_microseconds():
+    # as docs/analytics.md says: .NET writes 7 digits; a datetime holds 6, so the 7th goes
+    raw = QUOTE_STARTED.replace("2024-03-14T09:26:53.589Z", "2024-03-14T09:26:53.5891239Z")
+    event = decode_quote_event(raw)
+    assert isinstance(event, QuoteStarted)
+    assert event.timestamp == datetime(2024, 3, 14, 9, 26, 53, 589123, tzinfo=UTC)
