@@ -3,14 +3,20 @@ places, refused for every one with a non-zero third place, through the decoder t
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from oddstream.domain.quotes import QuoteProductsUpdated, decode_quote_event
+from oddstream.domain.quotes import (
+    InvalidQuoteEvent,
+    QuoteEvent,
+    QuoteProductsUpdated,
+    decode_quote_event,
+)
 from oddstream.domain.quotes.money import (
     MAX_MONEY_PENCE,
     MoneyError,
@@ -135,3 +141,64 @@ def test_the_decoder_reads_the_number_text_exactly(value, zeros):
     event = decode_quote_event(raw)
     assert isinstance(event, QuoteProductsUpdated)
     assert Fraction(event.products[0].total_pence, 100) == Fraction(value)
+
+
+#: any JSON number text: sign, integer part, fraction, exponent (of any size)
+NUMBER = r"(-?)(0|[1-9][0-9]{0,24})(?:\.([0-9]{1,25}))?(?:[eE]([+-]?[0-9]{1,25}))?"
+
+
+def _pence_of(text: str) -> int | None:
+    """The number's exact value in pence when it is whole pence, else None; by integer
+    arithmetic on its parts, bounded whatever the exponent."""
+    match = re.fullmatch(NUMBER, text)
+    assert match
+    sign, whole, fraction, exponent = match.groups()
+    coefficient = int(whole + (fraction or ""))
+    shift = int(exponent or 0) - len(fraction or "") + 2  # pence = coefficient × 10**shift
+    if coefficient == 0:
+        return 0
+    if shift > 30:
+        return None  # at least 10**30 pence: past any limit
+    if shift >= 0:
+        pence = coefficient * 10**shift
+    elif -shift > 50:
+        return None  # coefficient < 10**50 cannot be a multiple of 10**-shift
+    else:
+        pence, rest = divmod(coefficient, 10**-shift)
+        if rest:
+            return None
+    return -pence if sign else pence
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(NUMBER, fullmatch=True))
+def test_any_json_number_as_money_is_exact_pence_or_refused_as_money(text):
+    raw = (
+        '{"quoteId": "q", "products": [{"id": "p", "key": "k", "name": "n", '
+        f'"total": {text}, "ipt": 0, "rates": []}}]}}'
+    )
+    pence = _pence_of(text)
+    acceptable = pence is not None and 0 <= pence <= MAX_MONEY_PENCE
+    match = re.fullmatch(NUMBER, text)
+    assert match
+    exponent = match.group(4)
+    outcome = _outcome(raw)
+    if isinstance(outcome, InvalidQuoteEvent):
+        if outcome.reason == "too_big":  # only past what a Decimal's exponent holds
+            assert exponent is not None, text
+            assert abs(int(exponent)) > 10**17, (text, outcome)
+        else:
+            assert outcome.reason == "bad_money", (text, outcome)
+            assert not acceptable, (text, outcome)
+        return
+    assert isinstance(outcome, QuoteProductsUpdated)
+    assert acceptable, text
+    assert outcome.products[0].total_pence == pence
+
+
+def _outcome(raw: str) -> QuoteEvent | InvalidQuoteEvent:
+    """The event, or the refusal: anything else raised fails the test."""
+    try:
+        return decode_quote_event(raw)
+    except InvalidQuoteEvent as error:
+        return error
