@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "push_coalesce_ms": 100,
     "ready_max_lag": 10_000,
     "keep_finished_races": 50,
+    "follow_pace_ms": 10.0,
     "snapshot_seconds": 60.0,
     "demo_bets_per_second": 20.0,
     "demo_race_seconds": 90.0,
@@ -72,6 +73,7 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "push_coalesce_ms": ("0", 0),
     "ready_max_lag": ("5", 5),
     "keep_finished_races": ("7", 7),
+    "follow_pace_ms": ("2.5", 2.5),
     "snapshot_seconds": ("300", 300.0),
     "demo_bets_per_second": ("200", 200.0),
     "demo_race_seconds": ("5", 5.0),
@@ -166,6 +168,8 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
         ("PARTITIONS", "5000", "less than or equal to 4096"),
         ("COMMAND_DEADLINE_SECONDS", "0", "greater than 0"),
         ("REBALANCE_SECONDS", "inf", "finite number"),
+        ("FOLLOW_PACE_MS", "-1", "greater than or equal to 0"),
+        ("FOLLOW_PACE_MS", "1001", "less than or equal to 1000"),
         ("HOST", " ", None),  # blank but not empty: allowed (uvicorn decides)
     ],
 )
@@ -249,9 +253,13 @@ def test_overrides_are_checked(changes: dict[str, Any], message: str) -> None:
 
 def test_store_options_follow_the_url() -> None:
     sqlite = Settings().with_overrides(sqlite_synchronous="normal", sqlite_commit_thread=False)
-    assert sqlite.store_options() == {"synchronous": "NORMAL", "commit_thread": False}
-    pg = Settings().with_overrides(store_url="postgres://u@h/db", pg_schema="s1")
-    assert pg.store_options() == {"schema": "s1"}
+    assert sqlite.store_options() == {
+        "synchronous": "NORMAL",
+        "commit_thread": False,
+        "follow_pace": 0.01,
+    }
+    pg = Settings().with_overrides(store_url="postgres://u@h/db", pg_schema="s1", follow_pace_ms=0)
+    assert pg.store_options() == {"schema": "s1", "follow_pace": 0.0}
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,10 @@ async def open_race(client: httpx.AsyncClient, server: LiveServer, race_id: str 
     assert r.status_code == 201, r.text
     r = await client.post(f"/races/{race_id}/open", headers=server.admin)
     assert r.status_code == 200, r.text
+    # the read model follows the log a few ms behind (it lets the answer go out first):
+    # tests that count boards start from the open race
+    seen = await client.get(f"/races/{race_id}", params={"min_position": r.json()["position"]})
+    assert seen.status_code == 200, seen.text
 
 
 @pytest.fixture

@@ -495,12 +495,13 @@ class EventStore(abc.ABC):
         closed.
 
         ``pace``: once caught up, read at most once per this many seconds (default: the
-        store's ``follow_pace``, 10 ms unless set otherwise). Under load
-        every commit wakes every follower of every process; without a pace each one
-        reads a page per commit, so the reads grow with processes × commits. With it, the
-        commits of a pace's time come in one page, and a follower woken after a quiet
-        spell still reads at once. ``hurry`` (an event someone waiting for a position
-        sets) cuts a paced wait short; it is cleared when used.
+        store's ``follow_pace``, 10 ms unless set otherwise; 0 reads on every wake-up).
+        Under load every commit wakes every follower of every process; without a pace
+        each one reads a page per commit, so the reads grow with processes × commits.
+        With it, the commits of a pace's time come in one page, and a follower woken
+        after a quiet spell still reads at once (a client reading right after its write
+        finds it, as before). ``hurry`` (an event someone waiting for a position sets)
+        cuts a paced wait short; it is cleared when used.
         """
         self._check_open()
         validate_position(after, "after")
