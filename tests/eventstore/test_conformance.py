@@ -538,15 +538,17 @@ async def _pages(sub, stop_at: int, out: list[tuple[float, int]]) -> None:
 
 
 async def test_a_paced_follower_reads_many_commits_in_one_page(store_factory) -> None:
-    """Under a stream of commits a follower with a pace reads a page per pace, not per
-    commit; nothing is skipped (the last page reaches the last commit)."""
-    s = await store_factory(follow_pace=0.2)
+    """Under a stream of another process's commits a follower with a pace reads a page
+    per pace, not per commit; nothing is skipped (the last page reaches the last
+    commit). (SQLite has no wake-ups across processes: a short re-check stands in.)"""
+    s = await store_factory(follow_pace=0.2, idle_recheck=0.005)
+    other = await store_factory()
     try:
         pages: list[tuple[float, int]] = []
         reader = asyncio.create_task(_pages(s.subscribe_pages(), 40, pages))
         await asyncio.sleep(0.05)  # caught up at 0
         for i in range(40):
-            await s.append(f"s-{i}", [ev(i)])
+            await other.append(f"s-{i}", [ev(i)])
             await asyncio.sleep(0.005)
         await asyncio.wait_for(reader, 10)
         assert pages[-1][1] == 40
@@ -555,43 +557,68 @@ async def test_a_paced_follower_reads_many_commits_in_one_page(store_factory) ->
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(pages)]
         assert all(gap >= 0.15 for gap in gaps), gaps
     finally:
+        await other.close()
+        await s.close()
+
+
+async def test_a_paced_follower_reads_its_own_process_commits_at_once(store_factory) -> None:
+    """A commit of the follower's own process is read at once, even right after a
+    read: a client reading right after its write finds it."""
+    s = await store_factory(follow_pace=1.0)
+    try:
+        loop = asyncio.get_running_loop()
+        pages: list[tuple[float, int]] = []
+        reader = asyncio.create_task(_pages(s.subscribe_pages(), 3, pages))
+        started = loop.time()
+        for i in range(3):
+            await s.append(f"s-{i}", [ev(i)])
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(reader, 5)
+        assert pages[-1][1] == 3
+        assert pages[-1][0] - started < 0.5  # three reads inside one pace
+    finally:
         await s.close()
 
 
 async def test_a_paced_follower_reads_at_once_after_a_quiet_spell(store_factory) -> None:
-    """After a quiet spell a woken follower reads at once, not a pace later: a client
-    reading right after its write finds it, as without a pace."""
-    s = await store_factory(follow_pace=0.5)
+    """After a quiet spell a follower woken by another process's commit reads at once,
+    not a pace later."""
+    s = await store_factory(follow_pace=0.5, idle_recheck=0.005)
+    other = await store_factory()
     try:
         loop = asyncio.get_running_loop()
         pages: list[tuple[float, int]] = []
         reader = asyncio.create_task(_pages(s.subscribe_pages(), 1, pages))
-        await asyncio.sleep(0.6)  # longer than the pace since its first (empty) read
+        await asyncio.sleep(0.6)  # longer than the pace since its last read
         appended = loop.time()
-        await s.append("s-1", [ev()])
+        await other.append("s-1", [ev()])
         await asyncio.wait_for(reader, 5)
         waited = pages[-1][0] - appended
         assert waited < 0.25, waited  # well inside the pace
     finally:
+        await other.close()
         await s.close()
 
 
-async def test_hurry_cuts_a_paced_wait_short(store_factory) -> None:
-    s = await store_factory(follow_pace=1.0)
+async def test_hurry_followers_cuts_a_paced_wait_short(store_factory) -> None:
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
     try:
         loop = asyncio.get_running_loop()
-        hurry = asyncio.Event()
         pages: list[tuple[float, int]] = []
-        reader = asyncio.create_task(_pages(s.subscribe_pages(hurry=hurry), 2, pages))
-        await asyncio.sleep(0.05)  # its first read, at the start, found nothing
-        await s.append("s-1", [ev()])
-        await s.append("s-2", [ev()])  # unhurried, read a pace (1 s) after the first read
+        reader = asyncio.create_task(_pages(s.subscribe_pages(), 2, pages))
+        await other.append("s-1", [ev()])
+        while not pages:  # read at once: the first read that found something
+            await asyncio.sleep(0.005)
+        await other.append("s-2", [ev()])  # unhurried, read a pace (1 s) after that one
+        await asyncio.sleep(0.05)
         asked = loop.time()
-        hurry.set()
+        s.hurry_followers()
         await asyncio.wait_for(reader, 5)
         assert pages[-1][1] == 2
         assert pages[-1][0] - asked < 0.5
     finally:
+        await other.close()
         await s.close()
 
 

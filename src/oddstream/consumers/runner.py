@@ -101,8 +101,6 @@ class ConsumerRunner:
         self._applied = Watermark()
         self._caught_up = asyncio.Event()
         self._hurry = asyncio.Event()
-        #: the same for the store's paced reads (see ``EventStore.subscribe_pages``)
-        self._hurry_read = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._loaded = False
@@ -162,7 +160,7 @@ class ConsumerRunner:
 
     def _nudge(self) -> None:
         self._hurry.set()
-        self._hurry_read.set()
+        self.store.hurry_followers()  # the store's paced reads (``subscribe_pages``)
 
     async def wait_caught_up(self, timeout: float) -> bool:
         """Wait until :attr:`caught_up`; False on timeout."""
@@ -325,7 +323,6 @@ class ConsumerRunner:
                     category=sub.category,
                     types=sub.types,
                     batch_size=self.batch_size,
-                    hurry=self._hurry_read,
                 ):
                     await queue.put(page)
             finally:

@@ -169,6 +169,10 @@ class EventStore(abc.ABC):
         self._closing: asyncio.Future[None] | None = None
         self._idle_recheck = idle_recheck
         self._follow_pace = check_follow_pace(follow_pace)
+        #: the last position this process's own appends committed (see subscribe_pages)
+        self._local_head = 0
+        #: poked to end every paced wait at once (own commits, hurry_followers)
+        self._unpace = Watermark()
 
     # ----------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Self:
@@ -484,7 +488,6 @@ class EventStore(abc.ABC):
         types: Iterable[str] | None = None,
         batch_size: int = DEFAULT_PAGE,
         pace: float | None = None,
-        hurry: asyncio.Event | None = None,
     ) -> AsyncGenerator[ReadPage, None]:
         """:meth:`subscribe_all` in pages, each with the position it covered.
 
@@ -494,14 +497,16 @@ class EventStore(abc.ABC):
         Pages hold at most ``batch_size`` events; the iterator ends when the store is
         closed.
 
-        ``pace``: once caught up, read at most once per this many seconds (default: the
-        store's ``follow_pace``, 10 ms unless set otherwise; 0 reads on every wake-up).
-        Under load every commit wakes every follower of every process; without a pace
-        each one reads a page per commit, so the reads grow with processes × commits.
-        With it, the commits of a pace's time come in one page, and a follower woken
-        after a quiet spell still reads at once (a client reading right after its write
-        finds it, as before). ``hurry`` (an event someone waiting for a position sets)
-        cuts a paced wait short; it is cleared when used.
+        ``pace``: once caught up and woken by other processes' commits, read at most
+        once per this many seconds (default: the store's ``follow_pace``, 10 ms unless
+        set otherwise; 0 reads on every wake-up). Under load every commit wakes every
+        follower of every process; without a pace each one reads a page per commit, so
+        the reads grow with processes × commits. With it, the commits of a pace's time
+        come in one page. A follower woken after a quiet spell still reads at once, and
+        so does one woken by this process's own appends: a client that reads right
+        after its write to this process finds it, as without a pace (across processes
+        that takes ``min_position``, pace or not). :meth:`hurry_followers` (for someone
+        waiting for a position) cuts every paced wait short.
         """
         self._check_open()
         validate_position(after, "after")
@@ -509,13 +514,13 @@ class EventStore(abc.ABC):
         flt = ReadFilter.build(stream_prefix, category, types)
         position = after
         loop = asyncio.get_running_loop()
-        read_at = float("-inf")  # when the last caught-up read was made (loop time)
+        read_at = float("-inf")  # when the last caught-up read that found more began
         if pace is None:
             pace = self._follow_pace
         while not self._closed:
-            if pace > 0.0:
-                await self._pace(read_at + pace - loop.time(), hurry)
-                read_at = loop.time()
+            if pace > 0.0 and self._notifier.position > self._local_head:  # others' commits
+                await self._pace(read_at + pace - loop.time())
+            began = loop.time()
             page = await self._read_retrying(position, batch_size, flt)
             if page is None:
                 return
@@ -530,25 +535,30 @@ class EventStore(abc.ABC):
             # nothing at or below it can still appear.
             if events or scanned > position:
                 position = max(position, scanned)
+                read_at = began  # a re-check that found nothing does not count
                 yield ReadPage(events, position)
             self._notifier.advance(head)
             if position < head or self._closed:
                 continue
             await self._notifier.wait_beyond(position, self._idle_recheck)
 
-    @staticmethod
-    async def _pace(delay: float, hurry: asyncio.Event | None) -> None:
-        """Wait ``delay`` seconds (none if it is not positive) or until ``hurry`` is set."""
-        if delay <= 0.0:
-            return
-        if hurry is None:
-            await asyncio.sleep(delay)
-            return
-        if not hurry.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await hurry.wait()
-        hurry.clear()
+    def _committed_here(self, position: int) -> None:
+        """Adapters call this when this process's own appends committed up to
+        ``position``: its followers are woken, and read at once (not paced)."""
+        self._local_head = max(self._local_head, position)
+        self._notifier.advance(position)
+        self._unpace.poke()
+
+    def hurry_followers(self) -> None:
+        """End every paced wait of this store's subscriptions now (someone is waiting
+        for a position)."""
+        self._unpace.poke()
+
+    async def _pace(self, delay: float) -> None:
+        """Wait ``delay`` seconds (none if it is not positive), or less if this process
+        commits or :meth:`hurry_followers` is called meanwhile."""
+        if delay > 0.0:
+            await self._unpace.wait_beyond(1 << 62, delay)
 
     async def subscribe_stream(
         self, stream_id: str, after_version: int = 0, *, batch_size: int = DEFAULT_PAGE

@@ -394,7 +394,7 @@ class PostgresEventStore(EventStore):
                 last = max(last, *(r.last_position for r in outcome))
             job.settle(outcome)
         if last:
-            self._notifier.advance(last)
+            self._committed_here(last)
 
     async def _call_append_group(self, group: list[AppendJob]) -> list[tuple[Any, ...]]:
         """Send the whole group as one call of ``append_group`` (one round trip)."""

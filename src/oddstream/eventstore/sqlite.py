@@ -310,7 +310,7 @@ class SqliteEventStore(EventStore):
             job.settle(outcome)
         if result.rows:
             self._remember(result.rows)
-            self._notifier.advance(result.last_position)
+            self._committed_here(result.last_position)
 
     @staticmethod
     def _batch_state(conn: sqlite3.Connection, group: list[AppendJob]) -> BatchState:
