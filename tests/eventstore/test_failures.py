@@ -12,6 +12,7 @@ import pytest
 
 from oddstream.eventstore import (
     ANY,
+    NO_STREAM,
     AppendResult,
     EventStore,
     InvalidEvent,
@@ -22,7 +23,7 @@ from oddstream.eventstore import (
     StreamAppend,
     open_store,
 )
-from oddstream.eventstore.postgres import PostgresEventStore
+from oddstream.eventstore.postgres import PostgresEventStore, _lock_key
 
 
 @pytest.mark.parametrize(
@@ -204,8 +205,41 @@ async def test_postgres_serializable_default_does_not_break_appends(
             await s.close()
 
 
+def _named(pg_url: str) -> tuple[str, str]:
+    """``pg_url`` naming its connections (``application_name``) uniquely, and the name:
+    a test ends its own store's connections, never another test's (sessions share the
+    database)."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    return pg_url + ("&" if "?" in pg_url else "?") + f"application_name={name}", name
+
+
+async def _end_backends(pg_url: str, *, name: str | None = None, pids: list[int] = ()) -> int:
+    """End, as a server restart would, the backends of connections named ``name`` (or
+    these ``pids``), and wait until they are gone; how many there were."""
+    where = "application_name = %s" if name is not None else "pid = ANY(%s)"
+    arg: object = name if name is not None else list(pids)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        ended = admin.execute(
+            f"SELECT pid FROM pg_stat_activity WHERE {where} AND pid <> pg_backend_pid()",
+            (arg,),
+        ).fetchall()
+        ended_pids = [row[0] for row in ended]
+        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", (ended_pids,))
+        for _ in range(250):
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (ended_pids,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError(f"backends {ended_pids} still there")
+    return len(ended_pids)
+
+
 async def test_postgres_subscription_survives_lost_connections(pg_url: str, pg_schema: str) -> None:
-    store = await PostgresEventStore.open(pg_url, schema=pg_schema, idle_recheck=0.2)
+    url, name = _named(pg_url)
+    store = await PostgresEventStore.open(url, schema=pg_schema, idle_recheck=0.2)
     try:
         await store.append("s-1", [NewEvent("T", {"n": 1})])
         seen: list[int] = []
@@ -218,22 +252,147 @@ async def test_postgres_subscription_survives_lost_connections(pg_url: str, pg_s
 
         task = asyncio.create_task(follow())
         await asyncio.sleep(0.2)
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND backend_type = 'client backend'"
-            )
-        second = NewEvent("T", {"n": 2}, event_id=uuid.uuid4())
-        for _ in range(20):  # the writer's connection died too: retry like a client would
-            try:
-                await store.append("s-1", [second], ANY)
-                break
-            except StoreUnavailable:
-                await asyncio.sleep(0.1)
+        assert await _end_backends(pg_url, name=name) >= 2  # the listener's, the writer's
+        # the writer's connection died too: the append makes a new one by itself
+        await store.append("s-1", [NewEvent("T", {"n": 2}, event_id=uuid.uuid4())], ANY)
         async with asyncio.timeout(10):
             await task
         assert seen == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_postgres_writes_after_the_server_ended_every_connection(
+    pg_url: str, pg_schema: str
+) -> None:
+    """A restart (here: every connection of the store ended by ``pg_terminate_backend``)
+    used to fail the next append and the next projection write with
+    ``StoreUnavailable`` (a 503 per process after each blip; a stopping process lost its
+    last snapshot): each finds its connection ended and makes a new one first."""
+    url, name = _named(pg_url)
+    store = await PostgresEventStore.open(url, schema=pg_schema)
+    try:
+        await store.append("s-1", [NewEvent("T", {"n": 1})], NO_STREAM)
+        await store.save_checkpoint("c", 1)
+        assert store._writer is not None
+        writer_pid = store._writer.info.backend_pid
+        assert await _end_backends(pg_url, name=name) >= 3  # writer, listener, pool
+        result = await store.append("s-1", [NewEvent("T", {"n": 2})], 1)
+        assert (result.version, result.first_position, result.idempotent_retry) == (2, 2, False)
+        assert store._writer.info.backend_pid != writer_pid
+
+        await _end_backends(pg_url, name=name)
+        await store.commit_projection("c", 2, [], expected=1)
+        assert await store.get_checkpoint("c") == 2
+
+        await _end_backends(pg_url, name=name)
+        await store.save_snapshot("snap", 2, [b"part-1", b"part-2"], expected=None)
+        snapshot = await store.load_snapshot("snap")
+        assert snapshot is not None
+        assert (snapshot.position, snapshot.parts) == (2, (b"part-1", b"part-2"))
+        assert [e.data["n"] for e in await store.read_stream("s-1")] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def _waiting_for_lock(pg_url: str, pid: int) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        for _ in range(250):
+            row = admin.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row is not None and row[0] == "Lock":
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+async def test_postgres_writes_whose_connection_ends_during_the_call_are_made_again(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The connection ends while the append (then the projection write) runs, before
+    it committed: it is made once more on a new connection, written once."""
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    try:
+        await store.append("s-1", [NewEvent("T", {"n": 1})])
+        with psycopg.connect(pg_url, autocommit=True) as blocker:
+            blocker.execute("SELECT pg_advisory_lock(%s)", (store._lock,))
+            task = asyncio.create_task(store.append("s-1", [NewEvent("T", {"n": 2})], 1))
+            assert store._writer is not None
+            pid = store._writer.info.backend_pid
+            await _waiting_for_lock(pg_url, pid)
+            await _end_backends(pg_url, pids=[pid])
+            blocker.execute("SELECT pg_advisory_unlock(%s)", (store._lock,))
+        async with asyncio.timeout(10):
+            result = await task
+        assert (result.version, result.idempotent_retry) == (2, False)
+        assert [e.data["n"] for e in await store.read_stream("s-1")] == [1, 2]
+
+        key = _lock_key(pg_schema, "checkpoint", "c")
+        with psycopg.connect(pg_url, autocommit=True) as blocker:
+            blocker.execute("SELECT pg_advisory_lock(%s)", (key,))
+            task2 = asyncio.create_task(store.commit_projection("c", 2, [], expected=0))
+            pid = store._writer.info.backend_pid
+            await _waiting_for_lock(pg_url, pid)
+            await _end_backends(pg_url, pids=[pid])
+            blocker.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        async with asyncio.timeout(10):
+            await task2
+        assert await store.get_checkpoint("c") == 2
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("supplied", [False, True])
+async def test_postgres_an_append_whose_answer_was_lost_is_not_written_twice(
+    pg_url: str, pg_schema: str, supplied: bool
+) -> None:
+    """The append committed but its connection broke before the answer came: the
+    second attempt finds its events stored and answers the same versions and positions
+    (no second copy, no false WrongExpectedVersion). With ids the store made, that is
+    the call's own success; with ids the caller supplied, an idempotent retry."""
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    real = store._call_append_group
+    calls: list[bool] = []
+
+    async def lose_first_answer(conn, group, *, check_ids):  # type: ignore[no-untyped-def]
+        calls.append(check_ids)
+        rows = await real(conn, group, check_ids=check_ids)
+        if len(calls) == 1:
+            await conn.close()
+            raise psycopg.OperationalError("the connection broke before the answer came")
+        return rows
+
+    try:
+        await store.append("s-1", [NewEvent("T", {"n": 1})])
+        store._call_append_group = lose_first_answer  # type: ignore[method-assign]
+        event = NewEvent("T", {"n": 2}, event_id=uuid.uuid4() if supplied else None)
+        result = await store.append("s-1", [event], 1)
+        assert calls == [False, True]
+        assert (result.version, result.first_position, result.last_position) == (2, 2, 2)
+        assert result.idempotent_retry is supplied
+        assert [e.data["n"] for e in await store.read_stream("s-1")] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_postgres_an_append_that_fails_twice_has_an_unknown_outcome(
+    pg_url: str, pg_schema: str
+) -> None:
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    real = store._call_append_group
+
+    async def commit_then_break(conn, group, *, check_ids):  # type: ignore[no-untyped-def]
+        await real(conn, group, check_ids=check_ids)
+        await conn.close()
+        raise psycopg.OperationalError("the connection broke before the answer came")
+
+    try:
+        store._call_append_group = commit_then_break  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailable) as info:
+            await store.append("s-1", [NewEvent("T", {})])
+        assert info.value.outcome_unknown
+        assert len(await store.read_stream("s-1")) == 1  # written once all the same
     finally:
         await store.close()
 
