@@ -160,6 +160,46 @@ def test_up_ended_by_a_hangup_or_killed_leaves_no_process_behind(
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_up_stops_everything_and_fails_when_a_process_dies(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A process that dies (here the worker, SIGKILLed) stops the rest, and ``up``
+    exits non-zero naming it (it exited 0, so a process manager would not restart the
+    deployment)."""
+    proc, children = start_up(cluster, tmp_path)
+    try:
+        worker = next(
+            pid for pid in children if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+        os.kill(worker, signal.SIGKILL)
+        assert proc.wait(timeout=60) == 1
+        left = gone(children, 30)
+        assert left == [], f"still running after up ended: {left}"
+        text = (tmp_path / "up.log").read_text(errors="replace")
+        assert "worker-0 killed by SIGKILL (exit code -9)" in text
+        assert "unexpectedly" in text
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_process_exit_reads_as_its_status() -> None:
+    from oddstream.cluster.supervisor import ProcessDied, exit_status
+
+    assert exit_status(3) == "exited with 3"
+    assert exit_status(-9) == "killed by SIGKILL (exit code -9)"
+    assert exit_status(-200) == "killed by signal 200 (exit code -200)"
+    assert str(ProcessDied("api-1", 0)) == "api-1 exited with 0 unexpectedly: the rest were stopped"
+
+
 @pytest.mark.parametrize(
     "nats_url",
     [
