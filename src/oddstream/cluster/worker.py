@@ -318,6 +318,9 @@ class Worker:
         req: wire.Request | None = None
         try:
             req = wire.decode_request(msg.data)
+        except wire.WireVersionError as exc:
+            log.warning("refused a request on %s: %s", msg.subject, exc)
+            reply = wire.version_refusal(exc)
         except wire.WireFormatError as exc:
             log.warning("refused a message on %s: %s", msg.subject, exc)
             reply = wire.Reply(error=wire.WireError("internal", "bad_request", str(exc)))
