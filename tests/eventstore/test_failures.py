@@ -376,6 +376,45 @@ async def test_postgres_an_append_whose_answer_was_lost_is_not_written_twice(
         await store.close()
 
 
+@pytest.mark.parametrize("shape", ["one stream, some ids supplied", "two streams, one supplied"])
+async def test_postgres_a_lost_answer_with_some_store_made_ids_is_the_calls_own_write(
+    pg_url: str, pg_schema: str, shape: str
+) -> None:
+    """An append with some ids the caller supplied and some the store made, whose answer
+    was lost after it committed: the ids the store made are new to this call, so no
+    earlier call can have stored them: the second attempt's find is this call's own
+    write (``idempotent_retry=False``), not an idempotent retry."""
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    real = store._call_append_group
+    calls: list[bool] = []
+
+    async def lose_first_answer(conn, group, *, check_ids):  # type: ignore[no-untyped-def]
+        calls.append(check_ids)
+        rows = await real(conn, group, check_ids=check_ids)
+        if len(calls) == 1:
+            await conn.close()
+            raise psycopg.OperationalError("the connection broke before the answer came")
+        return rows
+
+    try:
+        store._call_append_group = lose_first_answer  # type: ignore[method-assign]
+        if shape == "one stream, some ids supplied":
+            events = [NewEvent("T", {"n": 1}, event_id=uuid.uuid4()), NewEvent("T", {"n": 2})]
+            results = [await store.append("s-1", events, NO_STREAM)]
+        else:
+            results = await store.append_multi(
+                [
+                    StreamAppend("s-1", [NewEvent("T", {"n": 1}, event_id=uuid.uuid4())]),
+                    StreamAppend("s-2", [NewEvent("T", {"n": 2})]),
+                ]
+            )
+        assert calls == [False, True]
+        assert [r.idempotent_retry for r in results] == [False] * len(results)
+        assert len(await store.read_all()) == 2  # written once
+    finally:
+        await store.close()
+
+
 async def test_postgres_an_append_that_fails_twice_has_an_unknown_outcome(
     pg_url: str, pg_schema: str
 ) -> None:

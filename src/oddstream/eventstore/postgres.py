@@ -134,7 +134,8 @@ def _outcome(
 
     ``resent``: the rows answer the store's own second attempt (see ``_write_appends``);
     an append found stored then was stored by the first attempt, and if the store made
-    all its ids, by no earlier call of the caller's: it is this call's own success."""
+    any of its ids (new to this call, so no earlier call can have stored them), by no
+    earlier call of the caller's: it is this call's own success."""
     for part, (status, _v, _f, _l, actual, detail) in zip(parts, rows, strict=True):
         if status == 2:
             return WrongExpectedVersion(part.stream_id, part.expected, actual)
@@ -143,7 +144,7 @@ def _outcome(
             raw = next((e for e, s in zip(part.event_ids, supplied, strict=False) if s), None)
             return DuplicateEventId(part.stream_id, UUID(bytes=raw) if raw else None, detail)
     retry = rows[0][0] == 1
-    if retry and resent and all(part.supplied is None for part in parts):
+    if retry and resent and not all(part.supplied and all(part.supplied) for part in parts):
         retry = False
     return [
         AppendResult(part.stream_id, version, first, last, idempotent_retry=retry)
