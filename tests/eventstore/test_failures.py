@@ -4,6 +4,9 @@ a group, lost connections, a stuck lock, races with close()."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 import sqlite3
 import uuid
 
@@ -21,6 +24,7 @@ from oddstream.eventstore import (
     StoreConfigError,
     StoreUnavailable,
     StreamAppend,
+    WrongExpectedVersion,
     open_store,
 )
 from oddstream.eventstore.postgres import PostgresEventStore, _lock_key
@@ -413,6 +417,148 @@ async def test_postgres_a_lost_answer_with_some_store_made_ids_is_the_calls_own_
         assert len(await store.read_all()) == 2  # written once
     finally:
         await store.close()
+
+
+async def test_postgres_a_second_attempt_refused_leaves_the_outcome_unknown(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The first attempt committed, then its connection broke; the second attempt is
+    refused (any database error that is not a lost connection). The first attempt's
+    outcome is unknown: not "nothing written" (the append is stored), and not handed
+    to the committer's one-by-one retry, which looks up only supplied ids."""
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    real = store._call_append_group
+    calls: list[bool] = []
+
+    async def commit_break_then_refuse(conn, group, *, check_ids):  # type: ignore[no-untyped-def]
+        calls.append(check_ids)
+        if len(calls) == 1:
+            await real(conn, group, check_ids=check_ids)
+            await conn.close()
+            raise psycopg.OperationalError("the connection broke before the answer came")
+        raise psycopg.errors.RaiseException("refused")
+
+    try:
+        store._call_append_group = commit_break_then_refuse  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailable) as info:
+            await store.append("s-1", [NewEvent("T", {})])
+        assert info.value.outcome_unknown
+        assert calls == [False, True]
+        assert len(await store.read_stream("s-1")) == 1
+    finally:
+        await store.close()
+
+
+class _CuttingProxy:
+    """A TCP proxy to PostgreSQL that can cut one client's side only, as a network cut
+    or a proxy's restart does: the next bytes that client sends are held (in flight)
+    and its socket is reset, while the connection to the server stays open and its
+    backend alive; :meth:`deliver` then hands the held bytes to that backend."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.listen_port = 0
+        self._server: asyncio.Server | None = None
+        self._cut_port: int | None = None
+        self._held: tuple[bytes, asyncio.StreamWriter, asyncio.Task[bytes]] | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.listen_port = self._server.sockets[0].getsockname()[1]
+
+    def cut(self, client_port: int) -> None:
+        """Cut the client whose local port is ``client_port`` at its next write."""
+        self._cut_port = client_port
+
+    async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        s_reader, s_writer = await asyncio.open_connection(self.host, self.port)
+        client_port = c_writer.get_extra_info("peername")[1]
+        held: list[bytes] = []
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    if up and client_port == self._cut_port:
+                        self._cut_port = None
+                        held.append(data)
+                        c_writer.transport.abort()  # the client sees its connection reset
+                        return
+                    dst.write(data)
+                    await dst.drain()
+                dst.close()
+
+        down = asyncio.ensure_future(pump(s_reader, c_writer, False))
+        self._tasks.add(down)
+        await pump(c_reader, s_writer, True)
+        if held:
+            down.cancel()
+
+            async def answer() -> bytes:
+                """What the server answers once the client is gone: up to its
+                ReadyForQuery (the call ended), or the end of the stream."""
+                got = b""
+                with contextlib.suppress(OSError, ConnectionError):
+                    while data := await s_reader.read(65536):
+                        got += data
+                        if b"Z\x00\x00\x00\x05" in got:
+                            break
+                return got
+
+            self._held = (held[0], s_writer, asyncio.ensure_future(answer()))
+
+    async def deliver(self) -> bytes:
+        """Send the held bytes to the server at last; what it answered (b"" if it had
+        ended that backend)."""
+        assert self._held is not None
+        data, s_writer, answer = self._held
+        with contextlib.suppress(OSError, ConnectionError):
+            s_writer.write(data)
+            await s_writer.drain()
+        async with asyncio.timeout(10):
+            return await answer
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._held is not None:
+            self._held[2].cancel()
+            self._held[1].close()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_postgres_an_append_in_flight_on_a_cut_connection_cannot_commit_after_its_retry(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Only the client's side of the writer's connection broke (a network cut, a proxy
+    restarted): its backend lives on and the append may still reach it. The second
+    attempt answered WrongExpectedVersion (the stream was empty); another writer then
+    brought the stream to the version the append expected, and the first attempt,
+    delivered late, wrote it: an append reported refused was stored. The second attempt
+    must first end the first's backend, so that nothing of it can still commit."""
+    info = psycopg.conninfo.conninfo_to_dict(pg_url)
+    proxy = _CuttingProxy(str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432))
+    await proxy.start()
+    via_proxy = psycopg.conninfo.make_conninfo(
+        pg_url, host="127.0.0.1", port=str(proxy.listen_port)
+    )
+    store = await PostgresEventStore.open(via_proxy, schema=pg_schema)
+    other = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    try:
+        await store.append("warm-up", [NewEvent("T", {})])
+        assert store._writer is not None
+        with socket.socket(fileno=os.dup(store._writer.pgconn.socket)) as sock:
+            proxy.cut(sock.getsockname()[1])
+        with pytest.raises(WrongExpectedVersion):
+            await store.append("s-1", [NewEvent("T", {"n": "late"})], 2)
+        await other.append("s-1", [NewEvent("T", {"n": 1}), NewEvent("T", {"n": 2})], NO_STREAM)
+        await proxy.deliver()
+        assert [e.data["n"] for e in await other.read_stream("s-1")] == [1, 2]
+    finally:
+        await other.close()
+        await store.close()
+        await proxy.close()
 
 
 async def test_postgres_an_append_that_fails_twice_has_an_unknown_outcome(

@@ -423,6 +423,7 @@ class PostgresEventStore(EventStore):
         append the first attempt stored answers as stored (the same versions and
         positions) rather than being written twice or refused as a conflict."""
         conn = await self._writer_conn()
+        pid = conn.info.backend_pid
         try:
             return await self._call_append_group(conn, group, check_ids=False), False
         except psycopg.OperationalError as exc:
@@ -431,9 +432,36 @@ class PostgresEventStore(EventStore):
             log.warning("the event store's writer lost its connection (%s); appending again", exc)
         try:
             conn = await self._writer_conn()
+            await self._end_backend(conn, pid)
             return await self._call_append_group(conn, group, check_ids=True), True
-        except (psycopg.OperationalError, StoreUnavailable) as exc:
+        except (psycopg.Error, StoreUnavailable) as exc:
+            # any failure now, even a refusal, leaves the first attempt's outcome unknown:
+            # the committer's one-by-one retry (which checks only supplied ids) must not
+            # run on appends the first attempt may have stored
             raise StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=True) from exc
+
+    async def _end_backend(self, conn: psycopg.AsyncConnection[Any], pid: int) -> None:
+        """End the backend ``pid`` of a connection that broke under a write and wait
+        until it is gone. If only the client's side broke (a network cut, a proxy's
+        restart), that backend lives on and may still run the write, or receive it
+        late (in flight), and commit it after a second attempt looked: an append
+        answered as refused, or stored only once a stream's version matched. Once it is
+        gone, nothing of the first attempt can still commit. Only a backend of this
+        store's role and database is looked for (a pid the server has since reused for
+        another client is not ended); ``StoreUnavailable`` if it would not end."""
+        wait_ms = max(int(self._timeout * 1000), 1)
+        cur = await conn.execute(
+            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
+            "WHERE pid = %s AND datname = current_database() AND usename = current_user",
+            (wait_ms, pid),
+        )
+        row = await cur.fetchone()
+        if row is None or row[0]:
+            return
+        # false: it ended between the look-up and the signal, or did not end in time
+        cur = await conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+        if await cur.fetchone() is not None:
+            raise StoreUnavailable(f"the backend {pid} of the writer's lost connection lives on")
 
     async def _call_append_group(
         self, conn: psycopg.AsyncConnection[Any], group: list[AppendJob], *, check_ids: bool
