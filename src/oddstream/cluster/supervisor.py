@@ -172,6 +172,11 @@ class Deployment:
             watched.append(waiter)
             finished, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
+            if stop.is_set():
+                # a stop asked for, though a process exited meanwhile: a process manager
+                # signals every process of the deployment at once (systemd's
+                # KillMode=control-group), and the loop may see an exit with the signal
+                return
             died = [
                 (process.name, process.done.result())
                 for process in self.workers + self.apis
