@@ -460,6 +460,7 @@ class _CuttingProxy:
         self.listen_port = 0
         self._server: asyncio.Server | None = None
         self._cut_port: int | None = None
+        self._cut_after = 0
         self._held: tuple[bytes, asyncio.StreamWriter, asyncio.Task[bytes]] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -467,9 +468,11 @@ class _CuttingProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.listen_port = self._server.sockets[0].getsockname()[1]
 
-    def cut(self, client_port: int) -> None:
-        """Cut the client whose local port is ``client_port`` at its next write."""
+    def cut(self, client_port: int, *, after: int = 0) -> None:
+        """Cut the client whose local port is ``client_port`` at its next write, or
+        after passing on ``after`` more writes."""
         self._cut_port = client_port
+        self._cut_after = after
 
     async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         s_reader, s_writer = await asyncio.open_connection(self.host, self.port)
@@ -479,7 +482,9 @@ class _CuttingProxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
             with contextlib.suppress(OSError, ConnectionError):
                 while data := await src.read(65536):
-                    if up and client_port == self._cut_port:
+                    if up and client_port == self._cut_port and self._cut_after > 0:
+                        self._cut_after -= 1
+                    elif up and client_port == self._cut_port:
                         self._cut_port = None
                         held.append(data)
                         c_writer.transport.abort()  # the client sees its connection reset
@@ -557,6 +562,35 @@ async def test_postgres_an_append_in_flight_on_a_cut_connection_cannot_commit_af
         assert [e.data["n"] for e in await other.read_stream("s-1")] == [1, 2]
     finally:
         await other.close()
+        await store.close()
+        await proxy.close()
+
+
+async def test_postgres_a_projection_write_cut_on_the_clients_side_is_made_again(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The writer's connection is cut on the client's side only, in a projection write
+    holding its checkpoint's lock: the backend lives on, idle in its transaction (its
+    COMMIT never came), holding the lock. The second attempt ends that backend first;
+    it used to wait for its lock until the server found the client gone (with a silent
+    cut, its TCP keepalive: two hours by default), and every append of the process with
+    it."""
+    info = psycopg.conninfo.conninfo_to_dict(pg_url)
+    proxy = _CuttingProxy(str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432))
+    await proxy.start()
+    via_proxy = psycopg.conninfo.make_conninfo(
+        pg_url, host="127.0.0.1", port=str(proxy.listen_port)
+    )
+    store = await PostgresEventStore.open(via_proxy, schema=pg_schema)
+    try:
+        await store.save_checkpoint("c", 1)
+        assert store._writer is not None
+        with socket.socket(fileno=os.dup(store._writer.pgconn.socket)) as sock:
+            proxy.cut(sock.getsockname()[1], after=2)  # BEGIN, the lock; cut at the read
+        async with asyncio.timeout(10):
+            await store.commit_projection("c", 2, [], expected=1)
+        assert await store.get_checkpoint("c") == 2
+    finally:
         await store.close()
         await proxy.close()
 

@@ -512,12 +512,24 @@ class PostgresEventStore(EventStore):
 
     async def _write_projection(self, job: ProjectionJob) -> None:
         """One transaction; made once more on a new connection if the connection broke
-        before its COMMIT was sent (nothing of it was then kept). A break during the
-        COMMIT leaves its outcome unknown."""
+        before its COMMIT was sent (nothing of it was then kept), once the first
+        attempt's backend is gone (see :meth:`_end_backend`: one that lives on, idle in
+        its transaction, holds its locks). A break during the COMMIT leaves its outcome
+        unknown."""
+        pid = 0
         for attempt in (1, 2):
             conn = await self._writer_conn()
             committing = False
             try:
+                if attempt == 1:
+                    pid = conn.info.backend_pid
+                else:  # free the locks the first attempt's backend may still hold
+                    try:
+                        await self._end_backend(conn, pid)
+                    except psycopg.OperationalError:
+                        raise
+                    except psycopg.Error as exc:
+                        raise StoreUnavailable(f"PostgreSQL failed: {exc}") from exc
                 async with conn.transaction():
                     await self._project_in(conn, job)
                     committing = True
