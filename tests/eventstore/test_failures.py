@@ -595,6 +595,38 @@ async def test_postgres_a_projection_write_cut_on_the_clients_side_is_made_again
         await proxy.close()
 
 
+async def test_postgres_an_empty_snapshot_whose_commit_broke_is_not_made_again(
+    pg_url: str, pg_schema: str
+) -> None:
+    """A snapshot of no parts draws none, so "no part drawn" did not tell that its COMMIT
+    was not sent: one whose connection broke during the COMMIT, after it committed,
+    was made again and refused as a CheckpointConflict with itself. Its outcome is
+    unknown."""
+    from oddstream.eventstore.postgres import _SnapshotFailed
+
+    store = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    real = store._snapshot_in
+    calls: list[int] = []
+
+    async def commit_then_break(name, position, parts, expected):  # type: ignore[no-untyped-def]
+        calls.append(position)
+        await real(name, position, parts, expected)
+        if len(calls) == 1:
+            lost = psycopg.OperationalError("the connection broke during the COMMIT")
+            raise _SnapshotFailed(lost, committing=True)
+
+    try:
+        await store.save_checkpoint("snap", 4)
+        store._snapshot_in = commit_then_break  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailable) as info:
+            await store.save_snapshot("snap", 5, [], expected=4)
+        assert info.value.outcome_unknown
+        assert calls == [5]
+        assert await store.get_checkpoint("snap") == 5
+    finally:
+        await store.close()
+
+
 async def test_postgres_an_append_that_fails_twice_has_an_unknown_outcome(
     pg_url: str, pg_schema: str
 ) -> None:

@@ -758,7 +758,10 @@ class PostgresEventStore(EventStore):
                 raise StoreUnavailable(
                     f"PostgreSQL did not answer a snapshot write within {self._timeout}s"
                 ) from exc
-            if attempt == 1 and not drawn and isinstance(exc, psycopg.OperationalError):
+            # "no part drawn" alone does not tell the COMMIT was not sent: a snapshot
+            # of no parts draws none
+            retry = not drawn and not committing
+            if attempt == 1 and retry and isinstance(exc, psycopg.OperationalError):
                 log.warning("a snapshot write found its connection dropped (%s): again", exc)
                 with contextlib.suppress(psycopg.Error, PoolTimeout, OSError):
                     await self._pool.check()
