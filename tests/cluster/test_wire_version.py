@@ -17,6 +17,7 @@ from oddstream.cluster import wire
 from oddstream.cluster.router import CommandsUnavailable, Router, command_subject
 from oddstream.cluster.worker import Worker
 from oddstream.config import Settings
+from oddstream.eventstore import StoreUnavailable
 
 PARTITIONS = 2
 
@@ -52,9 +53,50 @@ def test_a_request_of_another_version_is_refused_naming_both(data: bytes, named:
     message = str(info.value)
     assert named in message
     assert f"this worker speaks version {wire.WIRE_VERSION}" in message
-    reply = wire.version_refusal(info.value)
+    refusal = wire.version_refusal(info.value)
+    if info.value.theirs == 0:  # in the format of a release before versions: see below
+        unknown, message = _as_a_release_before_versions(refusal)
+        assert not unknown
+        assert named in message
+    else:
+        with pytest.raises(wire.WireVersionError) as refused:
+            wire.decode_reply(refusal)
+        assert refused.value.refused
+        assert named in str(refused.value)
+
+
+class _ReplyBeforeVersions(msgspec.Struct, array_like=True, frozen=True):
+    """A reply as a release before versions decodes it (its ``wire.Reply``)."""
+
+    outcome: wire.WireOutcome | None = None
+    error: wire.WireError | None = None
+    value: str | bool | None = None
+
+
+def _as_a_release_before_versions(data: bytes) -> tuple[bool, str]:
+    """What a router of a release before versions makes of reply ``data``: the
+    StoreUnavailable it raises (HTTP 503 with Retry-After), as (outcome_unknown,
+    message)."""
+    reply = msgspec.msgpack.decode(data, type=_ReplyBeforeVersions)
     assert reply.error is not None
-    assert reply.error.code == wire.WRONG_VERSION
+    assert reply.outcome is None
+    with pytest.raises(StoreUnavailable) as info:
+        wire.raise_error(reply.error)
+    return info.value.outcome_unknown, str(info.value)
+
+
+def test_a_release_before_versions_reads_the_refusal_of_its_request() -> None:
+    """A worker's refusal of a request of a release before versions (a rolling upgrade,
+    workers first) used to be a version-1 reply, which that release cannot decode: its
+    router failed the command as an internal error (HTTP 500), not knowing that nothing
+    was done. It gets a refusal in its own format, a store that did nothing: HTTP 503
+    with Retry-After."""
+    old = msgspec.msgpack.encode(["bet_wallet", 0, 1e12, "", b"", None, [], ["r", "b"]])
+    with pytest.raises(wire.WireVersionError) as info:
+        wire.decode_request(old)
+    unknown, message = _as_a_release_before_versions(wire.version_refusal(info.value))
+    assert not unknown
+    assert f"this worker speaks version {wire.WIRE_VERSION}" in message
 
 
 def test_a_reply_of_another_version_or_a_refusal_is_a_version_error() -> None:
@@ -69,6 +111,11 @@ def test_a_reply_of_another_version_or_a_refusal_is_a_version_error() -> None:
     with pytest.raises(wire.WireVersionError) as info:
         wire.decode_reply(legacy)
     assert "version 0 (before versions)" in str(info.value)
+    # it decodes no request of ours: its bad_request refusal did nothing
+    assert info.value.refused
+    success = msgspec.msgpack.encode([[[], 1, 1, 1, False], None, None])
+    with pytest.raises(wire.WireVersionError) as info:
+        wire.decode_reply(success)
     assert not info.value.refused
 
     same_shape = wire.encode(msgspec.structs.replace(wire.Reply(value="w"), v=7))
@@ -98,8 +145,9 @@ def _settings(pg_url: str, pg_schema: str, redis_url: str, nats_url: str) -> Set
     )
 
 
-async def _ask(nc: Any, subject: str, data: bytes) -> wire.Reply:
-    """``data`` to ``subject``'s owner, once it has one; its reply as it came."""
+async def _ask(nc: Any, subject: str, data: bytes, *, raw: bool = False) -> Any:
+    """``data`` to ``subject``'s owner, once it has one; its reply as it came (its
+    bytes if ``raw``)."""
     async with asyncio.timeout(30):
         while True:
             try:
@@ -107,7 +155,7 @@ async def _ask(nc: Any, subject: str, data: bytes) -> wire.Reply:
             except NoRespondersError:
                 await asyncio.sleep(0.05)
                 continue
-            return msgspec.msgpack.decode(msg.data, type=wire.Reply)
+            return msg.data if raw else msgspec.msgpack.decode(msg.data, type=wire.Reply)
 
 
 async def test_a_worker_refuses_a_request_of_another_version_and_keeps_serving(
@@ -119,14 +167,16 @@ async def test_a_worker_refuses_a_request_of_another_version_and_keeps_serving(
         nc = await nats.connect(nats_url)
         try:
             subject = command_subject(worker.prefix, 0)
-            for data in (
-                _raw_request(wire.WIRE_VERSION + 1),
-                msgspec.msgpack.encode(["bet_wallet", 0, 1e12, "", b"", None, [], ["r", "b"]]),
-            ):
-                reply = await _ask(nc, subject, data)
-                assert reply.error is not None
-                assert (reply.error.kind, reply.error.code) == ("version", wire.WRONG_VERSION)
-                assert f"this worker speaks version {wire.WIRE_VERSION}" in reply.error.message
+            reply = await _ask(nc, subject, _raw_request(wire.WIRE_VERSION + 1))
+            assert reply.error is not None
+            assert (reply.error.kind, reply.error.code) == ("version", wire.WRONG_VERSION)
+            assert f"this worker speaks version {wire.WIRE_VERSION}" in reply.error.message
+            # a release before versions gets the refusal in its own format
+            before = msgspec.msgpack.encode(["bet_wallet", 0, 1e12, "", b"", None, [], ["r", "b"]])
+            raw = await _ask(nc, subject, before, raw=True)
+            unknown, message = _as_a_release_before_versions(raw)
+            assert not unknown
+            assert f"this worker speaks version {wire.WIRE_VERSION}" in message
             # and a request of its own version is served as ever
             reply = await _ask(nc, subject, _raw_request(wire.WIRE_VERSION))
             assert reply.error is None

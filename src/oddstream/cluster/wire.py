@@ -9,7 +9,8 @@ use cases and the HTTP layer cannot tell a remote writer from a local one.
 Both carry the wire format's version (:data:`WIRE_VERSION`) as their first element, so
 that processes of two releases (a rolling upgrade) find out they do not speak the same
 format instead of misreading each other: a worker answers a request of another version
-with a version refusal (:func:`version_refusal`), and a reply of another version, or
+with a version refusal (:func:`version_refusal`; to a release before versions, in its
+own format, as a store refusal that did nothing), and a reply of another version, or
 such a refusal, is :class:`WireVersionError` (the router's ``CommandsUnavailable``,
 HTTP 503). Whatever else changes, every version keeps the version first and a version
 refusal's shape (``[version, None, [kind "version", code, message, ...]]``).
@@ -148,13 +149,33 @@ def _version_of(data: bytes) -> int | None:
     return v if isinstance(v, int) else 0
 
 
-def _version_error(what: str, theirs: int) -> WireVersionError:
+class _LegacyReply(msgspec.Struct, array_like=True, frozen=True):
+    """A reply as the releases before versions write and read it: no version first."""
+
+    outcome: Any = None
+    error: WireError | None = None
+    value: Any = None
+
+
+def _legacy_refusal(data: bytes) -> bool:
+    """Whether ``data``, a reply of a release before versions, refuses a request it
+    could not decode (``bad_request``): such a release decodes no request of ours, so
+    it did nothing."""
+    try:
+        error = msgspec.msgpack.decode(data, type=_LegacyReply).error
+    except msgspec.DecodeError:
+        return False
+    return error is not None and (error.kind, error.code) == ("internal", "bad_request")
+
+
+def _version_error(what: str, theirs: int, *, refused: bool = False) -> WireVersionError:
     shown = "0 (before versions)" if theirs == 0 else repr(theirs)
     who = "this worker" if what == "request" else "this process"
     return WireVersionError(
         f"a {what} of wire format version {shown}; {who} speaks version {WIRE_VERSION} "
         "(processes of two releases that cannot talk: finish the upgrade)",
         theirs=theirs,
+        refused=refused,
     )
 
 
@@ -208,7 +229,8 @@ def decode_reply(data: bytes) -> Reply:
     except msgspec.DecodeError as exc:
         theirs = _version_of(data)
         if theirs is not None and theirs != WIRE_VERSION:
-            raise _version_error("reply", theirs) from None
+            refused = theirs == 0 and _legacy_refusal(data)
+            raise _version_error("reply", theirs, refused=refused) from None
         raise WireFormatError(f"not a reply: {exc}") from None
     error = reply.error
     if error is not None and error.kind == "version":  # the same shape in every version
@@ -218,9 +240,17 @@ def decode_reply(data: bytes) -> Reply:
     return reply
 
 
-def version_refusal(exc: WireVersionError) -> Reply:
-    """A worker's answer to a request of a version it does not speak."""
-    return Reply(error=WireError("version", WRONG_VERSION, str(exc)))
+def version_refusal(exc: WireVersionError) -> bytes:
+    """A worker's answer (encoded) to a request of a version it does not speak.
+
+    A release before versions reads no reply of ours (it would fail the request as an
+    internal error, HTTP 500, not knowing that nothing was done): it gets its own
+    format's refusal of a store that did nothing, which it answers as HTTP 503 with
+    ``Retry-After``, as for a worker that cannot reach the store."""
+    if exc.theirs == 0:
+        error = WireError("unavailable", "store_unavailable", str(exc))
+        return msgspec.msgpack.encode(_LegacyReply(error=error))
+    return encode(Reply(error=WireError("version", WRONG_VERSION, str(exc))))
 
 
 def command_of(req: Request) -> Any:
