@@ -164,7 +164,8 @@ def _ended(conn: psycopg.AsyncConnection[Any]) -> bool:
     its FATAL message then the end of the stream, is there as soon as it ended it. One
     read takes the message, a second finds the end (libpq then marks the connection
     bad); on a live idle connection both find nothing (two system calls, no round
-    trip)."""
+    trip). Only for a connection that does not LISTEN (the writer's): a notification
+    read here waits in libpq's buffer, unseen by ``notifies()`` until more comes."""
     if conn.closed or conn.broken:
         return True
     pgconn = conn.pgconn
