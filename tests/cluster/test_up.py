@@ -160,6 +160,46 @@ def test_up_ended_by_a_hangup_or_killed_leaves_no_process_behind(
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_up_stops_everything_and_fails_when_a_process_dies(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A process that dies (here the worker, SIGKILLed) stops the rest, and ``up``
+    exits non-zero naming it (it exited 0, so a process manager would not restart the
+    deployment)."""
+    proc, children = start_up(cluster, tmp_path)
+    try:
+        worker = next(
+            pid for pid in children if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+        os.kill(worker, signal.SIGKILL)
+        assert proc.wait(timeout=60) == 1
+        left = gone(children, 30)
+        assert left == [], f"still running after up ended: {left}"
+        text = (tmp_path / "up.log").read_text(errors="replace")
+        assert "worker-0 killed by SIGKILL (exit code -9)" in text
+        assert "unexpectedly" in text
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_process_exit_reads_as_its_status() -> None:
+    from oddstream.cluster.supervisor import ProcessDied, exit_status
+
+    assert exit_status(3) == "exited with 3"
+    assert exit_status(-9) == "killed by SIGKILL (exit code -9)"
+    assert exit_status(-200) == "killed by signal 200 (exit code -200)"
+    assert str(ProcessDied("api-1", 0)) == "api-1 exited with 0 unexpectedly: the rest were stopped"
+
+
 @pytest.mark.parametrize(
     "nats_url",
     [
@@ -220,3 +260,50 @@ def test_an_api_process_refuses_settings_it_cannot_serve_with(
     assert out.returncode != 0, out.stdout[-2000:]
     assert named in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("signalled_first", [True, False])
+async def test_up_stopped_as_a_process_exits_is_a_requested_stop(
+    monkeypatch: pytest.MonkeyPatch, signalled_first: bool
+) -> None:
+    """A stop asked for (a signal to ``up``) and a process exiting at the same moment (a
+    process manager signals every process of the deployment at once, systemd's
+    KillMode=control-group) is the stop that was asked for, not a process dying by
+    itself: ``up`` returns (exit 0), whichever the event loop saw first."""
+    import asyncio
+
+    from oddstream.cluster.supervisor import Deployment, _Process
+    from oddstream.config import Settings
+
+    deployment = Deployment(
+        Settings(),
+        apis=1,
+        workers=1,
+        port=free_pair(),
+        demo=False,
+        local_store="postgresql://127.0.0.1/none",
+        local_nats="nats://127.0.0.1:1",
+        local_redis="redis://127.0.0.1:1",
+    )
+    loop = asyncio.get_running_loop()
+
+    async def spawn(process: _Process) -> None:
+        process.done = loop.create_future()
+
+    async def ready(stop: asyncio.Event) -> None:
+        worker = deployment.workers[0].done
+        assert worker is not None
+        # both land before run() looks: the signal's handler and the worker's exit
+        if signalled_first:
+            loop.call_soon(stop.set)
+            loop.call_soon(worker.set_result, -signal.SIGTERM)
+        else:
+            loop.call_soon(worker.set_result, -signal.SIGTERM)
+            loop.call_soon(stop.set)
+
+    monkeypatch.setattr(deployment, "_spawn", spawn)
+    monkeypatch.setattr(deployment, "_ready", ready)
+    said: list[str] = []
+    async with asyncio.timeout(10):
+        await deployment.run(said.append)
+    assert not any("unexpectedly" in line or "killed by" in line for line in said), said

@@ -13,6 +13,8 @@ until its deadline (``ODDSTREAM_COMMAND_DEADLINE_SECONDS``). Past the deadline, 
 NATS unreachable, the caller gets :class:`CommandsUnavailable` (HTTP 503 with
 ``Retry-After``). A request that was sent but not answered in time may have been
 executed (``outcome_unknown``): a retry with the same request id answers ``repeated``.
+An owner that speaks another wire format version (:mod:`.wire`; a rolling upgrade) is
+``CommandsUnavailable`` too: at once, ``outcome_unknown`` unless it refused the request.
 
 In a worker, a command for a partition the worker owns itself does not leave the
 process (:class:`LocalOwner`).
@@ -158,7 +160,15 @@ class Router:
                 ) from None
             except (ConnectionClosedError, OutboundBufferLimitError, OSError) as exc:
                 raise CommandsUnavailable(f"the bus is unreachable: {exc}") from None
-            reply = wire.decode_reply(msg.data)
+            try:
+                reply = wire.decode_reply(msg.data)
+            except wire.WireVersionError as exc:
+                # a rolling upgrade across a format change: not this caller's fault
+                raise CommandsUnavailable(
+                    f"partition {partition}'s owner does not speak this process's wire "
+                    f"format: {exc}",
+                    outcome_unknown=not exc.refused,
+                ) from None
             if reply.error is not None and reply.error.code == wire.NOT_OWNER:
                 self.retries += 1
                 await asyncio.sleep(min(_RETRY_PAUSE, max(left, 0)))

@@ -4,8 +4,10 @@ Each process is ``python -m oddstream.cli`` ``worker`` or ``api`` with the same
 environment: the store (PostgreSQL), NATS and Redis of the environment, else the local
 ones; the same keys (made here unless configured, and printed). The first API process
 runs the demo when asked. Ctrl-C (or SIGTERM, or SIGHUP) stops the API processes, then
-the workers, each given time to finish, then killed; if ``up`` itself is killed, each
-process stops by itself (:func:`follow_supervisor`).
+the workers, each given time to finish, then killed, and ``up`` exits 0. A process that
+exits by itself (a crash, killed) stops the rest the same way and ``up`` exits non-zero,
+naming it and its exit status, so that a process manager restarts the deployment. If
+``up`` itself is killed, each process stops by itself (:func:`follow_supervisor`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,24 @@ def follow_supervisor() -> None:
     threading.Thread(target=watch, name="follow-supervisor", daemon=True).start()
 
 
+def exit_status(code: int) -> str:
+    """A child's exit as a person reads it: ``exited with 3``, ``killed by SIGKILL``."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name} (exit code {code})"
+        return f"killed by signal {-code} (exit code {code})"
+    return f"exited with {code}"
+
+
+class ProcessDied(RuntimeError):
+    """A process of the deployment exited by itself (not stopped by ``up``)."""
+
+    def __init__(self, name: str, code: int) -> None:
+        self.name = name
+        self.code = code
+        super().__init__(f"{name} {exit_status(code)} unexpectedly: the rest were stopped")
+
+
 @dataclass
 class _Process:
     name: str
@@ -122,8 +142,10 @@ class Deployment:
         )
 
     async def run(self, say: Callable[[str], object]) -> None:
-        """Start everything, say where it is, and wait for Ctrl-C (or a process to die,
-        which stops the rest)."""
+        """Start everything, say where it is, and wait for Ctrl-C (returns once all is
+        stopped). A process that exits by itself stops the rest, then raises
+        :class:`ProcessDied` (``up`` then exits non-zero, for a process manager to
+        restart the deployment); one that exits while starting raises RuntimeError."""
         counts = f"{len(self.apis)} API + {len(self.workers)} workers"
         say(f"oddstream services: {counts} on {self.summary}")
         loop = asyncio.get_running_loop()
@@ -150,9 +172,20 @@ class Deployment:
             watched.append(waiter)
             finished, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-            for process in self.workers + self.apis:
-                if process.done is not None and process.done in finished:
-                    say(f"{process.name} exited with {process.done.result()}: stopping the rest")
+            if stop.is_set():
+                # a stop asked for, though a process exited meanwhile: a process manager
+                # signals every process of the deployment at once (systemd's
+                # KillMode=control-group), and the loop may see an exit with the signal
+                return
+            died = [
+                (process.name, process.done.result())
+                for process in self.workers + self.apis
+                if process.done is not None and process.done in finished
+            ]
+            for name, code in died:
+                say(f"{name} {exit_status(code)}: stopping the rest")
+            if died:
+                raise ProcessDied(*died[0])
         finally:
             say("stopping…")
             await self._stop(self.apis)
@@ -173,7 +206,8 @@ class Deployment:
                 while not stop.is_set():
                     for other in self.workers + self.apis:
                         if other.done is not None and other.done.done():
-                            raise RuntimeError(f"{other.name} exited with {other.done.result()}")
+                            status = exit_status(other.done.result())
+                            raise RuntimeError(f"{other.name} {status} while starting")
                     with contextlib.suppress(httpx.HTTPError):
                         if (await client.get(f"{process.url}/readyz")).status_code == 200:
                             break

@@ -5,6 +5,15 @@ name and its fields), the request id and an absolute deadline; a :class:`Reply` 
 the outcome (its events and positions), a small value, or a refusal. Refusals come back
 as the same typed exceptions the writers raise in process (:func:`raise_error`), so the
 use cases and the HTTP layer cannot tell a remote writer from a local one.
+
+Both carry the wire format's version (:data:`WIRE_VERSION`) as their first element, so
+that processes of two releases (a rolling upgrade) find out they do not speak the same
+format instead of misreading each other: a worker answers a request of another version
+with a version refusal (:func:`version_refusal`; to a release before versions, in its
+own format, as a store refusal that did nothing), and a reply of another version, or
+such a refusal, is :class:`WireVersionError` (the router's ``CommandsUnavailable``,
+HTTP 503). Whatever else changes, every version keeps the version first and a version
+refusal's shape (``[version, None, [kind "version", code, message, ...]]``).
 """
 
 from __future__ import annotations
@@ -38,7 +47,22 @@ class Op(enum.StrEnum):
     RESOLVE = "resolve"  #: resolve a stale stake reservation (the wallet's cashier)
 
 
-class Request(msgspec.Struct, array_like=True, frozen=True):
+#: The version of the format below. Raise it with any change that a process of the
+#: previous release would misread (a field added, removed, moved or retyped).
+WIRE_VERSION = 1
+
+
+class _Head(msgspec.Struct, array_like=True):
+    """A message's first element, whatever the rest is (extra elements are ignored):
+    its version; in a message of a release before versions, a request's operation (a
+    string) or a reply's outcome (nil or an array)."""
+
+    v: int | str | list[Any] | None
+
+
+class Request(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    #: the wire format's version (first, so that any release can read it)
+    v: int = WIRE_VERSION
     op: Op
     partition: int
     #: unix time after which the sender has given up (the owner then does nothing)
@@ -71,6 +95,8 @@ class WireError(msgspec.Struct, array_like=True, frozen=True):
 
 
 class Reply(msgspec.Struct, array_like=True, frozen=True):
+    #: the wire format's version (first, so that any release can read it)
+    v: int = WIRE_VERSION
     outcome: WireOutcome | None = None
     error: WireError | None = None
     value: str | bool | None = None
@@ -95,6 +121,62 @@ _reply_decoder = msgspec.msgpack.Decoder(Reply)
 
 class WireFormatError(Exception):
     """A message that is not a request or reply of this version of oddstream."""
+
+
+class WireVersionError(WireFormatError):
+    """A request or reply of a wire format version this process does not speak (or a
+    peer's refusal of ours): processes of two releases that cannot talk (a rolling
+    upgrade across a format change). ``refused``: the peer refused the request, so it
+    did nothing; otherwise (a reply we cannot read) the command may have been executed."""
+
+    def __init__(self, message: str, *, theirs: int, refused: bool = False) -> None:
+        super().__init__(message)
+        self.theirs = theirs
+        self.refused = refused
+
+
+#: the code of a version refusal (kind ``version``)
+WRONG_VERSION = "wire_version"
+
+
+def _version_of(data: bytes) -> int | None:
+    """The version a message says it is of: ``0`` for one of the releases before
+    versions (see :class:`_Head`), None if it is no message of ours at all."""
+    try:
+        v = msgspec.msgpack.decode(data, type=_Head).v
+    except msgspec.DecodeError:
+        return None
+    return v if isinstance(v, int) else 0
+
+
+class _LegacyReply(msgspec.Struct, array_like=True, frozen=True):
+    """A reply as the releases before versions write and read it: no version first."""
+
+    outcome: Any = None
+    error: WireError | None = None
+    value: Any = None
+
+
+def _legacy_refusal(data: bytes) -> bool:
+    """Whether ``data``, a reply of a release before versions, refuses a request it
+    could not decode (``bad_request``): such a release decodes no request of ours, so
+    it did nothing."""
+    try:
+        error = msgspec.msgpack.decode(data, type=_LegacyReply).error
+    except msgspec.DecodeError:
+        return False
+    return error is not None and (error.kind, error.code) == ("internal", "bad_request")
+
+
+def _version_error(what: str, theirs: int, *, refused: bool = False) -> WireVersionError:
+    shown = "0 (before versions)" if theirs == 0 else repr(theirs)
+    who = "this worker" if what == "request" else "this process"
+    return WireVersionError(
+        f"a {what} of wire format version {shown}; {who} speaks version {WIRE_VERSION} "
+        "(processes of two releases that cannot talk: finish the upgrade)",
+        theirs=theirs,
+        refused=refused,
+    )
 
 
 def request(
@@ -125,17 +207,50 @@ def encode(message: Request | Reply) -> bytes:
 
 
 def decode_request(data: bytes) -> Request:
+    """The request ``data`` holds; :class:`WireVersionError` if it is of another
+    version (answer it with :func:`version_refusal`)."""
     try:
-        return _request_decoder.decode(data)
+        req = _request_decoder.decode(data)
     except msgspec.DecodeError as exc:
+        theirs = _version_of(data)
+        if theirs is not None and theirs != WIRE_VERSION:
+            raise _version_error("request", theirs) from None
         raise WireFormatError(f"not a request: {exc}") from None
+    if req.v != WIRE_VERSION:  # read as ours by chance: nothing of it can be trusted
+        raise _version_error("request", req.v)
+    return req
 
 
 def decode_reply(data: bytes) -> Reply:
+    """The reply ``data`` holds; :class:`WireVersionError` if it is of another version
+    or refuses ours (``refused``: then the request did nothing)."""
     try:
-        return _reply_decoder.decode(data)
+        reply = _reply_decoder.decode(data)
     except msgspec.DecodeError as exc:
+        theirs = _version_of(data)
+        if theirs is not None and theirs != WIRE_VERSION:
+            refused = theirs == 0 and _legacy_refusal(data)
+            raise _version_error("reply", theirs, refused=refused) from None
         raise WireFormatError(f"not a reply: {exc}") from None
+    error = reply.error
+    if error is not None and error.kind == "version":  # the same shape in every version
+        raise WireVersionError(error.message, theirs=reply.v, refused=True)
+    if reply.v != WIRE_VERSION:
+        raise _version_error("reply", reply.v)
+    return reply
+
+
+def version_refusal(exc: WireVersionError) -> bytes:
+    """A worker's answer (encoded) to a request of a version it does not speak.
+
+    A release before versions reads no reply of ours (it would fail the request as an
+    internal error, HTTP 500, not knowing that nothing was done): it gets its own
+    format's refusal of a store that did nothing, which it answers as HTTP 503 with
+    ``Retry-After``, as for a worker that cannot reach the store."""
+    if exc.theirs == 0:
+        error = WireError("unavailable", "store_unavailable", str(exc))
+        return msgspec.msgpack.encode(_LegacyReply(error=error))
+    return encode(Reply(error=WireError("version", WRONG_VERSION, str(exc))))
 
 
 def command_of(req: Request) -> Any:

@@ -316,15 +316,20 @@ class Worker:
 
     async def _answer(self, msg: Msg) -> None:
         req: wire.Request | None = None
+        refusal: bytes | None = None
         try:
             req = wire.decode_request(msg.data)
+        except wire.WireVersionError as exc:
+            log.warning("refused a request on %s: %s", msg.subject, exc)
+            refusal = wire.version_refusal(exc)  # in a format the asker reads
+            reply = wire.Reply()
         except wire.WireFormatError as exc:
             log.warning("refused a message on %s: %s", msg.subject, exc)
             reply = wire.Reply(error=wire.WireError("internal", "bad_request", str(exc)))
         else:
             reply = await self.handle(req)
         if msg.reply:
-            data = wire.encode(reply)
+            data = wire.encode(reply) if refusal is None else refusal
             limit = self._nc.max_payload
             if len(data) > limit and req is not None:
                 # too large for one message: its events are left for the asker to read

@@ -135,9 +135,14 @@ _APPEND_CALL = (
 
 
 def _outcome(
-    parts: list[PreparedPart], rows: list[tuple[Any, ...]]
+    parts: list[PreparedPart], rows: list[tuple[Any, ...]], *, resent: bool = False
 ) -> list[AppendResult] | EventStoreError:
-    """Turn ``append_group``'s rows for one request into its result or error."""
+    """Turn ``append_group``'s rows for one request into its result or error.
+
+    ``resent``: the rows answer the store's own second attempt (see ``_write_appends``);
+    an append found stored then was stored by the first attempt, and if the store made
+    any of its ids (new to this call, so no earlier call can have stored them), by no
+    earlier call of the caller's: it is this call's own success."""
     for part, (status, _v, _f, _l, actual, detail) in zip(parts, rows, strict=True):
         if status == 2:
             return WrongExpectedVersion(part.stream_id, part.expected, actual)
@@ -146,6 +151,8 @@ def _outcome(
             raw = next((e for e, s in zip(part.event_ids, supplied, strict=False) if s), None)
             return DuplicateEventId(part.stream_id, UUID(bytes=raw) if raw else None, detail)
     retry = rows[0][0] == 1
+    if retry and resent and not all(part.supplied and all(part.supplied) for part in parts):
+        retry = False
     return [
         AppendResult(part.stream_id, version, first, last, idempotent_retry=retry)
         for part, (_s, version, first, last, _a, _d) in zip(parts, rows, strict=True)
@@ -156,6 +163,34 @@ def _lock_key(*parts: str) -> int:
     """A signed 64-bit advisory-lock key for these names."""
     raw = zlib.crc32("\x00".join(parts).encode()) | (zlib.adler32(parts[0].encode()) << 32)
     return raw - (1 << 64) if raw >= 1 << 63 else raw
+
+
+def _ended(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the server has ended this idle connection. Reads what is waiting on its
+    socket without blocking (libpq's sockets are non-blocking): the server's goodbye,
+    its FATAL message then the end of the stream, is there as soon as it ended it. One
+    read takes the message, a second finds the end (libpq then marks the connection
+    bad); on a live idle connection both find nothing (two system calls, no round
+    trip). Only for a connection that does not LISTEN (the writer's): a notification
+    read here waits in libpq's buffer, unseen by ``notifies()`` until more comes."""
+    if conn.closed or conn.broken:
+        return True
+    pgconn = conn.pgconn
+    try:
+        pgconn.consume_input()
+        pgconn.consume_input()
+    except psycopg.OperationalError:
+        return True
+    return pgconn.status != psycopg.pq.ConnStatus.OK
+
+
+class _SnapshotFailed(Exception):
+    """A snapshot write's database failure, and whether it came during its COMMIT."""
+
+    def __init__(self, cause: BaseException, committing: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.committing = committing
 
 
 class PostgresEventStore(EventStore):
@@ -357,7 +392,13 @@ class PostgresEventStore(EventStore):
         await self._committer.project(name, position, statements, expected)
 
     async def _writer_conn(self) -> psycopg.AsyncConnection[Any]:
-        if self._writer is None or self._writer.closed or self._writer.broken:
+        """The writer's connection, a new one if the server ended the last (a restart,
+        ``pg_terminate_backend``, an idle timeout): found out here, before anything is
+        sent on it, so that the write's outcome stays known."""
+        if self._writer is not None and _ended(self._writer):
+            log.info("the server ended the event store's writer connection: a new one")
+            await self._drop_writer()
+        if self._writer is None:
             try:
                 self._writer = await self._connect()
             except psycopg.Error as exc:
@@ -365,9 +406,10 @@ class PostgresEventStore(EventStore):
         return self._writer
 
     async def _write_appends(self, group: list[AppendJob]) -> None:
+        resent = False
         try:
             async with asyncio.timeout(self._timeout):
-                rows = await self._call_append_group(group)
+                rows, resent = await self._append_rows(group)
         except TimeoutError:
             await self._drop_writer()  # its state is unknown after a cancelled call
             error = StoreUnavailable(
@@ -377,27 +419,71 @@ class PostgresEventStore(EventStore):
             for job in group:
                 job.settle(error)
             return
-        except psycopg.OperationalError as exc:
-            # Retrying with the same event ids is safe either way (idempotent appends).
-            unknown = self._writer is None or self._writer.broken or self._writer.closed
-            error = StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=unknown)
-            for job in group:
-                job.settle(error)
-            return
         # Other errors (a constraint, a value PostgreSQL refuses) rolled the whole call
         # back and propagate: the committer then retries the appends one by one.
         results = iter(rows)
         last = 0
         for job in group:
-            outcome = _outcome(job.parts, [next(results) for _ in job.parts])
+            outcome = _outcome(job.parts, [next(results) for _ in job.parts], resent=resent)
             if isinstance(outcome, list) and not outcome[0].idempotent_retry:
                 last = max(last, *(r.last_position for r in outcome))
             job.settle(outcome)
         if last:
             self._committed_here(last)
 
-    async def _call_append_group(self, group: list[AppendJob]) -> list[tuple[Any, ...]]:
-        """Send the whole group as one call of ``append_group`` (one round trip)."""
+    async def _append_rows(self, group: list[AppendJob]) -> tuple[list[tuple[Any, ...]], bool]:
+        """``append_group``'s rows for the group, and whether they answer a second
+        attempt. A call whose connection broke under it (the server ended it after the
+        check of :meth:`_writer_conn`, or while the call ran) may have committed or not:
+        it is made once more on a new connection with every event id checked, so an
+        append the first attempt stored answers as stored (the same versions and
+        positions) rather than being written twice or refused as a conflict."""
+        conn = await self._writer_conn()
+        pid = conn.info.backend_pid
+        try:
+            return await self._call_append_group(conn, group, check_ids=False), False
+        except psycopg.OperationalError as exc:
+            if not (conn.broken or conn.closed):  # refused, rolled back: nothing written
+                raise StoreUnavailable(f"PostgreSQL failed: {exc}") from exc
+            log.warning("the event store's writer lost its connection (%s); appending again", exc)
+        try:
+            conn = await self._writer_conn()
+            await self._end_backend(conn, pid)
+            return await self._call_append_group(conn, group, check_ids=True), True
+        except (psycopg.Error, StoreUnavailable) as exc:
+            # any failure now, even a refusal, leaves the first attempt's outcome unknown:
+            # the committer's one-by-one retry (which checks only supplied ids) must not
+            # run on appends the first attempt may have stored
+            raise StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=True) from exc
+
+    async def _end_backend(self, conn: psycopg.AsyncConnection[Any], pid: int) -> None:
+        """End the backend ``pid`` of a connection that broke under a write and wait
+        until it is gone. If only the client's side broke (a network cut, a proxy's
+        restart), that backend lives on and may still run the write, or receive it
+        late (in flight), and commit it after a second attempt looked: an append
+        answered as refused, or stored only once a stream's version matched. Once it is
+        gone, nothing of the first attempt can still commit. Only a backend of this
+        store's role and database is looked for (a pid the server has since reused for
+        another client is not ended); ``StoreUnavailable`` if it would not end."""
+        wait_ms = max(int(self._timeout * 1000), 1)
+        cur = await conn.execute(
+            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
+            "WHERE pid = %s AND datname = current_database() AND usename = current_user",
+            (wait_ms, pid),
+        )
+        row = await cur.fetchone()
+        if row is None or row[0]:
+            return
+        # false: it ended between the look-up and the signal, or did not end in time
+        cur = await conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+        if await cur.fetchone() is not None:
+            raise StoreUnavailable(f"the backend {pid} of the writer's lost connection lives on")
+
+    async def _call_append_group(
+        self, conn: psycopg.AsyncConnection[Any], group: list[AppendJob], *, check_ids: bool
+    ) -> list[tuple[Any, ...]]:
+        """Send the whole group as one call of ``append_group`` (one round trip);
+        ``check_ids``: look every event id up, not only the ones callers supplied."""
         req: list[int] = []
         streams: list[str] = []
         expected: list[int] = []
@@ -415,13 +501,12 @@ class PostgresEventStore(EventStore):
                 exp = part.expected
                 expected.append(exp if isinstance(exp, int) else _EXPECTED_CODES[exp])
                 counts.append(len(part))
-                check.append(part.supplied is not None)
+                check.append(check_ids or part.supplied is not None)
                 ids += part.event_ids
                 types += part.types
                 svs += part.schema_versions
                 data += part.data
                 meta += part.metadata
-        conn = await self._writer_conn()
         cur = await conn.execute(
             self._q_append,
             (
@@ -442,46 +527,77 @@ class PostgresEventStore(EventStore):
         return await cur.fetchall()
 
     async def _write_projection(self, job: ProjectionJob) -> None:
-        conn = await self._writer_conn()
+        """One transaction; made once more on a new connection if the connection broke
+        before its COMMIT was sent (nothing of it was then kept), once the first
+        attempt's backend is gone (see :meth:`_end_backend`: one that lives on, idle in
+        its transaction, holds its locks). A break during the COMMIT leaves its outcome
+        unknown."""
+        pid = 0
+        for attempt in (1, 2):
+            conn = await self._writer_conn()
+            committing = False
+            try:
+                if attempt == 1:
+                    pid = conn.info.backend_pid
+                else:  # free the locks the first attempt's backend may still hold
+                    try:
+                        await self._end_backend(conn, pid)
+                    except psycopg.OperationalError:
+                        raise
+                    except psycopg.Error as exc:
+                        raise StoreUnavailable(f"PostgreSQL failed: {exc}") from exc
+                async with conn.transaction():
+                    await self._project_in(conn, job)
+                    committing = True
+            except psycopg.OperationalError as exc:
+                broken = conn.broken or conn.closed
+                if broken and not committing and attempt == 1:
+                    log.warning(
+                        "the event store's writer lost its connection (%s); writing %r again",
+                        exc,
+                        job.name,
+                    )
+                    continue
+                raise StoreUnavailable(
+                    f"PostgreSQL failed: {exc}", outcome_unknown=committing
+                ) from exc
+            job.settle(None)
+            return
+
+    async def _project_in(self, conn: psycopg.AsyncConnection[Any], job: ProjectionJob) -> None:
+        """A projection write's statements, in the transaction ``conn`` holds open."""
+        if job.expected is not None:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s)",
+                (_lock_key(self.schema, "checkpoint", job.name),),
+            )
+            cur = await conn.execute(
+                sql.SQL("SELECT position FROM {} WHERE name = %s").format(self._q_checkpoints),
+                (job.name,),
+            )
+            row = await cur.fetchone()
+            actual = row[0] if row else 0
+            if actual != job.expected:
+                raise CheckpointConflict(job.name, job.expected, actual)
         try:
-            async with conn.transaction():
-                if job.expected is not None:
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s)",
-                        (_lock_key(self.schema, "checkpoint", job.name),),
-                    )
-                    cur = await conn.execute(
-                        sql.SQL("SELECT position FROM {} WHERE name = %s").format(
-                            self._q_checkpoints
-                        ),
-                        (job.name,),
-                    )
-                    row = await cur.fetchone()
-                    actual = row[0] if row else 0
-                    if actual != job.expected:
-                        raise CheckpointConflict(job.name, job.expected, actual)
-                try:
-                    async with conn.cursor() as cur:
-                        for st in job.statements:
-                            if st.many:
-                                await cur.executemany(st.sql, st.params)
-                            else:
-                                await cur.execute(st.sql, st.params)
-                except psycopg.OperationalError:
-                    raise
-                except (psycopg.Error, ValueError, TypeError) as exc:
-                    raise ProjectionFailed(f"projection {job.name!r}: {exc}") from exc
-                await conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (name, position, updated_at) VALUES (%s, %s, now()) "
-                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-                        "updated_at = excluded.updated_at"
-                    ).format(self._q_checkpoints),
-                    (job.name, job.position),
-                )
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"PostgreSQL failed: {exc}", outcome_unknown=True) from exc
-        job.settle(None)
+            async with conn.cursor() as cur:
+                for st in job.statements:
+                    if st.many:
+                        await cur.executemany(st.sql, st.params)
+                    else:
+                        await cur.execute(st.sql, st.params)
+        except psycopg.OperationalError:
+            raise
+        except (psycopg.Error, ValueError, TypeError) as exc:
+            raise ProjectionFailed(f"projection {job.name!r}: {exc}") from exc
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (name, position, updated_at) VALUES (%s, %s, now()) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                "updated_at = excluded.updated_at"
+            ).format(self._q_checkpoints),
+            (job.name, job.position),
+        )
 
     # ----------------------------------------------------------------- live wake-ups
     async def _listen(self, ready: asyncio.Future[None]) -> None:
@@ -637,12 +753,52 @@ class PostgresEventStore(EventStore):
         # largest message and never shrink while the connection lives) stay at a part's
         # size. A row of ``snapshots`` whose ``data`` is not empty was written whole by an
         # earlier release; ours are empty, the state is in ``snapshot_parts``.
+        # A connection the server dropped while it was idle in the pool (a restart)
+        # fails the first statement, before any part is drawn: the pool then checks its
+        # connections and the write is made once more (the parts cannot be drawn twice).
+        drawn = False
+
+        def draw() -> Iterator[bytes]:
+            nonlocal drawn
+            for part in parts:
+                drawn = True
+                yield part
+
+        for attempt in (1, 2):
+            try:
+                await self._snapshot_in(name, position, draw(), expected)
+                return
+            except _SnapshotFailed as failed:
+                exc, committing = failed.cause, failed.committing
+            if isinstance(exc, TimeoutError):  # a statement's, so not the COMMIT's
+                raise StoreUnavailable(
+                    f"PostgreSQL did not answer a snapshot write within {self._timeout}s"
+                ) from exc
+            # "no part drawn" alone does not tell the COMMIT was not sent: a snapshot
+            # of no parts draws none
+            retry = not drawn and not committing
+            if attempt == 1 and retry and isinstance(exc, psycopg.OperationalError):
+                log.warning("a snapshot write found its connection dropped (%s): again", exc)
+                with contextlib.suppress(psycopg.Error, PoolTimeout, OSError):
+                    await self._pool.check()
+                continue
+            raise StoreUnavailable(
+                f"PostgreSQL snapshot write failed: {exc}", outcome_unknown=committing
+            ) from exc
+
+    async def _snapshot_in(
+        self, name: str, position: int, parts: Iterator[bytes], expected: int | None
+    ) -> None:
+        """One attempt of :meth:`_save_snapshot`; a database failure comes as
+        :class:`_SnapshotFailed`, saying whether it came during the COMMIT."""
+
         async def run(
             query: sql.Composed | sql.SQL, params: tuple[Any, ...]
         ) -> psycopg.AsyncCursor[Any]:
             async with asyncio.timeout(self._timeout):
                 return await conn.execute(query, params)
 
+        committing = False
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 # one writer of a name's snapshot at a time: the parts of two never mix
@@ -687,12 +843,9 @@ class PostgresEventStore(EventStore):
                     ).format(self._q_checkpoints),
                     (name, position),
                 )
-        except TimeoutError as exc:
-            raise StoreUnavailable(
-                f"PostgreSQL did not answer a snapshot write within {self._timeout}s"
-            ) from exc
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreUnavailable(f"PostgreSQL snapshot write failed: {exc}") from exc
+                committing = True
+        except (TimeoutError, psycopg.Error, PoolTimeout) as exc:
+            raise _SnapshotFailed(exc, committing) from exc
 
     async def _load_snapshot(self, name: str) -> tuple[int, list[bytes]] | None:
         query = sql.SQL(
