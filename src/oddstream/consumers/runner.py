@@ -4,7 +4,9 @@ A :class:`ConsumerRunner` loads its consumer's position, catches up with the log
 then follows it live (woken by commits, never polling where the store can wake it),
 batching by size and by time, saving the position as its checkpoint kind says. A store
 or consumer failure is waited out with back-off, and the batch is given again: no event
-is ever skipped. A checkpoint conflict or a wiped sink leads to a rebuild. Its position
+is ever skipped. A checkpoint another writer moved forward is followed on from (when the
+consumer can: :meth:`~.Consumer.resume_from`); a wiped sink, a checkpoint moved back or
+past the log's head, or a consumer that cannot resume, leads to a rebuild. Its position
 (``wait_for``: read-your-writes), its caught-up signal and its lag are what ``/readyz``
 and ``/metrics`` report.
 """
@@ -63,6 +65,7 @@ class RunnerStatus:
     recoveries: int
     failures: int
     last_error: str | None
+    resumes: int = 0
 
 
 class ConsumerRunner:
@@ -113,8 +116,11 @@ class ConsumerRunner:
         self.state = RunnerState.STOPPED
         #: rebuilds asked for (``rebuild``)
         self.rebuilds = 0
-        #: starts from what is stored after a checkpoint conflict or a wiped sink
+        #: resets and starts from what is stored after a checkpoint conflict or a wiped
+        #: sink (a rebuild from 0 for a sink)
         self.recoveries = 0
+        #: follow-ons from a checkpoint another writer moved forward (no reset)
+        self.resumes = 0
         #: batches (or checkpoint saves) that failed and were tried again
         self.failures = 0
         self.last_error: str | None = None
@@ -152,6 +158,7 @@ class ConsumerRunner:
             self.recoveries,
             self.failures,
             self.last_error,
+            self.resumes,
         )
 
     async def wait_for(self, position: int, timeout: float) -> bool:
@@ -251,15 +258,15 @@ class ConsumerRunner:
     # ----------------------------------------------------------------- following
     async def _run(self) -> None:
         backoff = 0.1
-        recover = False
+        recover: Exception | None = None  # the conflict (or StartOver) to recover from
         failed_at = -1
         while True:
             if self.position != failed_at:
                 backoff = 0.1  # it moved on since the last failure: start the back-off again
             try:
-                if recover:
-                    await self._recover()
-                    recover = False
+                if recover is not None:
+                    await self._recover(recover)
+                    recover = None
                 await self._follow()
                 return
             except _Restart:
@@ -267,13 +274,13 @@ class ConsumerRunner:
             except StoreClosed:
                 return
             except (CheckpointConflict, StartOver) as exc:
-                log.warning("consumer %s: %s; starting over", self.name, exc)
+                log.warning("consumer %s at %d: %s", self.name, self.position, exc)
                 self.last_error = str(exc)
-                if recover or failed_at == self.position:
+                if recover is not None or failed_at == self.position:
                     await asyncio.sleep(backoff)  # again with no progress: do not spin
                     backoff = min(backoff * 2, self.max_backoff)
                 failed_at = self.position
-                recover = True
+                recover = exc
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -295,9 +302,14 @@ class ConsumerRunner:
                 await asyncio.sleep(backoff)  # a failed recovery is tried again too
                 backoff = min(backoff * 2, self.max_backoff)
 
-    async def _recover(self) -> None:
-        """After a conflict: forget, reload what is stored (``None``: from 0), go on."""
+    async def _recover(self, cause: Exception) -> None:
+        """After a conflict: follow on from a checkpoint another writer moved forward if
+        the consumer can (:meth:`_resume`); else forget, reload what is stored (``None``:
+        from 0) and go on."""
         async with self._lock:
+            if isinstance(cause, CheckpointConflict) and await self._resume(cause):
+                return
+            log.warning("consumer %s: starting over from what is stored", self.name)
             self.recoveries += 1
             self._rebuilding = True
             self.state = RunnerState.REBUILDING
@@ -305,6 +317,32 @@ class ConsumerRunner:
             await self.consumer.reset()
             found = await self.checkpoint.load(self.store, self.consumer)
             self._applied.reset(found or 0)
+
+    async def _resume(self, conflict: CheckpointConflict) -> bool:
+        """Reload the checkpoint; if it moved forward from where the consumer expected it
+        (to a position the log holds: another writer of the same consumer, following the
+        same log, put it there) and the consumer takes it (:meth:`~.Consumer.resume_from`),
+        go on from it without a reset and return True. A checkpoint gone (a wiped sink),
+        moved back (a sink restored or rebuilt by someone) or past the log's head (not
+        this log's) returns False: the caller starts over."""
+        expected = conflict.expected
+        if expected is None:
+            return False
+        found = await self.checkpoint.load(self.store, self.consumer)
+        if found is None or found < expected or found > await self.store.head_position():
+            return False
+        if not await self.consumer.resume_from(found):
+            return False
+        self.resumes += 1
+        self._applied.reset(found)
+        self.last_error = None  # nothing went wrong: someone else did the work
+        log.info(
+            "consumer %s: another writer moved its checkpoint from %d to %d; following on",
+            self.name,
+            expected,
+            found,
+        )
+        return True
 
     async def _follow(self) -> None:
         sub = self.consumer.subscription
