@@ -5,6 +5,7 @@ checkpoint conflict, snapshots, floors, batching and the caught-up signal."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -548,4 +549,46 @@ async def test_a_checkpoint_moved_forward_is_followed_on_from(store: EventStore)
         assert sink.resumed == [5]
         assert (runner.recoveries, sink.resets) == (0, 0)
     finally:
+        await runner.stop()
+
+
+async def test_a_conflict_while_the_feeder_loses_its_cancel_does_not_stall_the_runner(
+    store: EventStore,
+) -> None:
+    """Review: after a conflict (here, another writer moving the sink's checkpoint
+    forward) the follower cancels its page feeder and waited for it. A store client that
+    swallows the cancellation of a read in flight (psycopg turns it into a query error
+    that is retried; ``asyncio.wait_for`` on 3.11 loses it) left the feeder reading on:
+    blocked on the full page queue, or idle until the next commit. The runner waited for
+    it for ever: the consumer never followed on (seen flaky in the two-writers test on
+    PostgreSQL, a permanent stall of the wallet read model's new owner)."""
+    table: dict[str, object] = {}
+    await put(store, "count-a", 3)
+    sink = SharedSink(table)
+    runner = ConsumerRunner(store, sink, SinkCheckpoint(), check_every=0.02)
+    await runner.start()
+    real_read = store._read_page  # type: ignore[attr-defined]
+    slow = {"reads": 0}
+
+    async def a_read_that_swallows_its_cancel(*args: object, **kwargs: object) -> object:
+        if slow["reads"]:
+            slow["reads"] -= 1
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.3)  # the follower is cancelled meanwhile
+        return await real_read(*args, **kwargs)
+
+    try:
+        assert await runner.wait_for(3, WAIT)
+        store._read_page = a_read_that_swallows_its_cancel  # type: ignore[attr-defined]
+        slow["reads"] = 1
+        await put(store, "count-a", 1)  # 4: the feeder's read of it is slow...
+        await asyncio.sleep(0.05)
+        table.update(rows=[1, 2, 3, 4], position=4)  # ...and another writer lands it
+        assert await runner.wait_for(4, WAIT)
+        await put(store, "count-a", 1)
+        assert await runner.wait_for(5, WAIT)  # the follower follows on
+        assert table["rows"] == [1, 2, 3, 4, 5]
+        assert runner.resumes == 1
+    finally:
+        del store._read_page  # type: ignore[attr-defined]
         await runner.stop()

@@ -39,6 +39,26 @@ Progress = Callable[[int, int], None]
 _STOP_TIMEOUT = 5.0
 
 
+#: how long a follower waits for its cancelled page feeder before cancelling it again
+_FEEDER_RECANCEL = 0.1
+
+
+async def _stop_feeder(feeder: asyncio.Task[None]) -> None:
+    """Cancel a follower's page feeder and wait until it has ended; its error, if it
+    failed (not a cancellation or a closed store), is raised.
+
+    A store client may swallow the cancellation of a read in flight (psycopg turns it
+    into a query error that the store retries; ``asyncio.wait_for`` loses it on 3.11):
+    the feeder would then read on, blocked on the full page queue or waiting for the
+    next commit, and the follower waiting for it would never follow on again. So it is
+    cancelled again until it ends: a cancellation reaches it at its next wait."""
+    while not feeder.done():
+        feeder.cancel()
+        await asyncio.wait({feeder}, timeout=_FEEDER_RECANCEL)
+    with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+        feeder.result()
+
+
 class _Restart(Exception):
     """A rebuild ran while the follower waited: its pages are stale."""
 
@@ -416,9 +436,7 @@ class ConsumerRunner:
                 if loop.time() - self._checked_at >= self.check_every:
                     await self._check(loop)
         finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await feeder
+            await _stop_feeder(feeder)
 
     async def _handle(self, events: list[RecordedEvent], position: int, *, replaying: bool) -> None:
         if events:
