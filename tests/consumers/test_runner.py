@@ -592,3 +592,58 @@ async def test_a_conflict_while_the_feeder_loses_its_cancel_does_not_stall_the_r
     finally:
         del store._read_page  # type: ignore[attr-defined]
         await runner.stop()
+
+
+class Conflicted(Counter):
+    """A snapshot consumer whose ``check`` raises one conflict when told to; logs the
+    restores and resets it is given, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.conflict = False
+
+    async def reset(self) -> None:
+        self.calls.append("reset")
+        await super().reset()
+
+    def restore(self, parts: Sequence[bytes]) -> bool:
+        self.calls.append("restore")
+        return super().restore(parts)
+
+    async def check(self) -> None:
+        if self.conflict:
+            self.conflict = False
+            raise CheckpointConflict(self.name, 0, 3)
+
+
+async def test_a_consumer_that_cannot_resume_is_not_reloaded_before_its_reset(
+    store: EventStore,
+) -> None:
+    """Review: after a conflict the runner reloaded the checkpoint to offer
+    ``resume_from`` even to a consumer that does not implement it (the default says
+    no): for a snapshot checkpoint that restored the snapshot into the live consumer
+    before resetting it and restoring it again (twice the snapshot read, a restore over
+    a state not reset). A consumer that cannot resume recovers exactly as before the
+    hook: reset, then one load."""
+    await put(store, "count-a", 3)
+    first = Counter()
+    runner = ConsumerRunner(store, first, SnapshotCheckpoint(every=3600))
+    await runner.start()
+    assert await runner.wait_caught_up(WAIT)
+    await runner.stop()  # a snapshot at 3
+    consumer = Conflicted()
+    runner = ConsumerRunner(store, consumer, SnapshotCheckpoint(every=3600), check_every=0.02)
+    await runner.start()
+    try:
+        assert await runner.wait_caught_up(WAIT)
+        assert consumer.calls == ["restore"]
+        consumer.conflict = True
+        assert await until(lambda: runner.recoveries == 1)
+        await put(store, "count-a", 1)
+        assert await runner.wait_for(4, WAIT)
+        assert consumer.calls == ["restore", "reset", "restore"]
+        assert consumer.seen == [1, 2, 3, 4]
+        assert runner.resumes == 0
+    finally:
+        await runner.stop()

@@ -85,7 +85,9 @@ class Consumer(abc.ABC):
         with its position: nothing, or what it caches of the sink); the runner then
         goes on from ``position`` with no reset. ``False`` (the default: state the
         other writer's batches did not update, such as the consumer's memory): the
-        runner resets the consumer and starts it again from what is stored."""
+        runner resets the consumer and starts it again from what is stored. A consumer
+        that does not override this method is not offered it: the runner resets it
+        without reloading the checkpoint first."""
         return False
 
     def floor(self) -> int | None:

@@ -346,7 +346,9 @@ class ConsumerRunner:
         moved back (a sink restored or rebuilt by someone) or past the log's head (not
         this log's) returns False: the caller starts over."""
         expected = conflict.expected
-        if expected is None:
+        if expected is None or type(self.consumer).resume_from is Consumer.resume_from:
+            # it cannot resume (the default): recover as ever, with no load before the
+            # reset (a snapshot's would be restored into the live consumer, then again)
             return False
         found = await self.checkpoint.load(self.store, self.consumer)
         if found is None or found < expected or found > await self.store.head_position():
