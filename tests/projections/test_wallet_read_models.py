@@ -474,10 +474,12 @@ async def test_wiped_storage_is_detected_and_repopulated(
         await projection.stop()
 
 
-@pytest.mark.parametrize("where", ["behind", "ahead"])
+@pytest.mark.parametrize("where", ["behind", "past-the-head"])
 async def test_checkpoint_mismatch_rebuilds(
     log_store: EventStore, backing: Backing, where: str
 ) -> None:
+    """A checkpoint moved back, or past the log's head (no writer of this log put it
+    there), is not followed on from: the model is rebuilt to the same content."""
     writer = WalletWriter(log_store)
     await run_script(writer, log_store, 60, seed=10)
     projection = WalletProjection(log_store, backing.storage(), batch_size=10, check_interval=0.1)
@@ -488,11 +490,92 @@ async def test_checkpoint_mismatch_rebuilds(
         head = await log_store.head_position()
         backing.set_checkpoint_behind_our_back(head - 5 if where == "behind" else head + 1000)
         await eventually(lambda: projection.recoveries > 0)
+        assert projection.resumes == 0
         await caught_up_to(projection, log_store)
         assert projection.checkpoint == head
         assert await dump(projection) == before
     finally:
         await projection.stop()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared"])
+async def test_two_writers_overlapping_follow_on_from_each_other_without_a_rebuild(
+    log_store: EventStore, backing: Backing, shared: bool
+) -> None:
+    """Review (services mode's hand-over of the wallet read model): while the old owner
+    still runs, the new one's first write found the checkpoint the old one had moved
+    since it loaded it; it took that for a wiped storage, deleted every key and
+    rebuilt from position 0 (and its reset made the old owner's next write conflict
+    too). Now only one of two racing batches lands and the loser follows on from the
+    stored checkpoint: nothing is deleted, no reader sees the model go back, and the
+    content is exactly what a replay of the log gives."""
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 60, seed=21)
+    advance = 0.02 if shared else None  # the worker's mode: the checkpoint moves alone too
+
+    def projection() -> WalletProjection:
+        return WalletProjection(
+            log_store, backing.storage(), batch_size=4, check_interval=0.02, advance_every=advance
+        )
+
+    old, new = projection(), projection()
+    await old.start()
+    await caught_up_to(old, log_store)
+    watcher = backing.storage()  # a reader of the shared storage, as an API process
+    await watcher.open()
+    problems: list[str] = []
+    looks = {"n": 0}
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        highest = 0
+        known: dict[str, int] = {}
+        while not stop.is_set():
+            checkpoint = await watcher.checkpoint()
+            if checkpoint is None or checkpoint < highest:
+                problems.append(f"checkpoint {checkpoint} after {highest}")
+            highest = max(highest, checkpoint or 0)
+            for w in WALLETS:
+                b = await watcher.balance(w)
+                if w in known and (b is None or b.version < known[w]):
+                    problems.append(f"{w} went from version {known[w]} to {b}")
+                if b is not None:
+                    known[w] = b.version
+            looks["n"] += 1
+            await asyncio.sleep(0.001)
+
+    watching = asyncio.create_task(watch())
+    try:
+        await new.open()  # the new owner loads the checkpoint...
+        await run_script(writer, log_store, 40, seed=22)  # ...the old one moves it on
+        await new.start()  # both follow now, racing for every batch
+        await run_script(writer, log_store, 120, seed=23)
+        await caught_up_to(old, log_store)
+        await caught_up_to(new, log_store)
+        await old.stop()  # the old owner notices it was deposed
+        await run_script(writer, log_store, 30, seed=24)
+        await caught_up_to(new, log_store)
+        await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await watching
+        await watcher.close()
+        await old.stop()
+    try:
+        assert problems == []
+        assert looks["n"] > 10
+        assert (old.recoveries, new.recoveries) == (0, 0)  # no reset, no rebuild from 0
+        assert new.resumes >= 1  # its first write lost to the old owner's
+        assert not new.rebuilding
+        await check_matches_log(new, log_store, writer)
+        replay = WalletProjection(log_store, SqliteWalletStorage(":memory:"))
+        try:
+            await replay.rebuild()
+            assert await dump(new) == await dump(replay)
+        finally:
+            await replay.stop()
+    finally:
+        await new.stop()
 
 
 async def test_a_refused_batch_writes_nothing(log_store: EventStore, backing: Backing) -> None:
@@ -980,6 +1063,36 @@ async def test_redis_unknown_wallet_that_gets_its_first_event_is_not_hidden(
     assert m.client.hget(m.index_key, "late") == str(balance.version).encode()
     assert await projection.transactions("late", limit=10) == statement
     assert storage.log_reads == 1  # whole again: from Redis
+
+
+async def test_redis_resume_forgets_the_wallets_the_log_held_nothing_of(
+    redis_model: RedisModel,
+) -> None:
+    """Review: "the log has nothing of W" is forgotten when a batch of this process
+    applies W's first event; a batch another writer applied (two owners for a moment)
+    never told it, so after following on from that writer's checkpoint (without having
+    tried a batch with W: its check saw the checkpoint move first) a later loss of all
+    W's keys read as no wallet. Following on forgets what it remembered."""
+    m, projection, storage = redis_model, redis_model.projection, redis_model.storage
+    asked = count_log_lookups(storage)
+    assert await projection.balance("late") is None
+    assert asked == ["late"]
+    await projection.runner.stop()  # this owner pauses; the other one writes W
+    outcome = await m.writer.execute(Credit(wallet_id="late", amount_cents=1234))
+    other = WalletProjection(m.store, RedisWalletStorage(m.url, prefix=m.prefix))
+    await other.start()
+    assert await other.wait_for(outcome.last_position, 10)
+    await other.stop()
+    stored = await storage.checkpoint()
+    assert stored is not None
+    assert stored > projection.checkpoint
+    assert await projection.resume_from(stored)  # what the runner's check leads to
+    assert projection.checkpoint == stored
+    balance, _ = await m.expected("late")
+    assert m.client.delete(m.balance_key("late"), m.statement_key("late")) == 2
+    assert m.client.hdel(m.index_key, "late") == 1
+    assert await projection.balance("late") == balance  # the log is asked again
+    assert asked == ["late", "late"]
 
 
 async def test_redis_lookup_that_a_batch_overtakes_is_not_remembered(

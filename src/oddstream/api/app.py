@@ -358,6 +358,7 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
                     "rebuilding": status.rebuilding,
                     "failures": status.failures,
                     "recoveries": status.recoveries,
+                    "resumes": status.resumes,
                     "last_error": status.last_error,
                 }
                 for status in services.consumers.statuses()
@@ -429,6 +430,7 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
                 metrics.consumer_position.labels(status.name).set(status.position)
                 metrics.consumer_failures.labels(status.name).set(status.failures)
                 metrics.consumer_recoveries.labels(status.name).set(status.recoveries)
+                metrics.consumer_resumes.labels(status.name).set(status.resumes)
         except EventStoreError:
             pass
         services.metrics.push_clients.set(services.hub.clients)

@@ -63,7 +63,14 @@ class Metrics:
         )
         self.consumer_recoveries = Gauge(
             "oddstream_consumer_recoveries",
-            "Restarts of a consumer from what is stored after a checkpoint conflict",
+            "Resets of a consumer and restarts from what is stored after a checkpoint "
+            "conflict or a wiped sink",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.consumer_resumes = Gauge(
+            "oddstream_consumer_resumes",
+            "Follow-ons of a consumer from a checkpoint another writer moved forward",
             ["consumer"],
             registry=self.registry,
         )

@@ -44,7 +44,7 @@ class Batch:
 class StartOver(Exception):
     """Raised by a consumer whose state can no longer follow on (say, its own sums moved
     past a write that failed): the runner resets it and starts it again from its
-    checkpoint, as after a checkpoint conflict."""
+    checkpoint, as after a checkpoint conflict it cannot resume from."""
 
 
 class Consumer(abc.ABC):
@@ -70,7 +70,25 @@ class Consumer(abc.ABC):
 
     async def reset(self) -> None:  # noqa: B027 - a consumer with nothing to forget
         """Forget everything made from the log (before a rebuild from the start, or after
-        a checkpoint conflict). Default: nothing to forget."""
+        a checkpoint conflict it cannot follow on from). Default: nothing to forget."""
+
+    async def resume_from(self, position: int) -> bool:
+        """Another writer moved this consumer's checkpoint forward to ``position``, within
+        the log (a second instance for a moment, during a hand-over), writing what this
+        consumer would have written: follow on from there instead of starting over.
+
+        Called after a :class:`~oddstream.eventstore.CheckpointConflict`, once the
+        runner has reloaded the checkpoint (so a sink's ``stored_position()`` has just
+        run) and found it at or past the one the consumer expected and not past the
+        log's head. Return ``True`` once the consumer holds what it needs to handle
+        the batches after ``position`` (a consumer whose whole state is in the sink
+        with its position: nothing, or what it caches of the sink); the runner then
+        goes on from ``position`` with no reset. ``False`` (the default: state the
+        other writer's batches did not update, such as the consumer's memory): the
+        runner resets the consumer and starts it again from what is stored. A consumer
+        that does not override this method is not offered it: the runner resets it
+        without reloading the checkpoint first."""
+        return False
 
     def floor(self) -> int | None:
         """A position the saved checkpoint must not pass (work below it is unfinished
@@ -80,4 +98,5 @@ class Consumer(abc.ABC):
     async def check(self) -> None:  # noqa: B027 - nothing to check by default
         """Called about every ``check_every`` seconds: raise
         :class:`~oddstream.eventstore.CheckpointConflict` if the consumer's storage no
-        longer holds what it wrote (a wiped sink); the runner then rebuilds it."""
+        longer holds what it wrote: a wiped sink (the runner rebuilds it) or one another
+        writer moved on (the runner offers :meth:`resume_from`)."""

@@ -13,9 +13,12 @@ kind                        position kept                                    aft
 :class:`MemoryCheckpoint`   nowhere: every start replays the log             replays
 ==========================  ===============================================  ================
 
-A checkpoint saved with an expected previous value (store and snapshot kinds) raises
-:class:`~oddstream.eventstore.CheckpointConflict` when another instance moved it; the
-runner then resets the consumer and starts again from what is stored.
+A checkpoint saved with an expected previous value (a fenced store checkpoint, a sink's
+write) raises :class:`~oddstream.eventstore.CheckpointConflict` when another instance
+moved it. The runner then reloads it: moved forward within the log, a consumer that can
+(:meth:`~.Consumer.resume_from`: a sink whose rows the other instance wrote with the
+position) follows on from it; otherwise, or when it is gone or went back, the runner
+resets the consumer and starts again from what is stored.
 """
 
 from __future__ import annotations
@@ -128,7 +131,9 @@ class PositionedSink(Protocol):
 class SinkCheckpoint(Checkpoint):
     """The consumer commits each batch's position with its writes, atomically, checking
     that the stored position is the one it wrote last (``CheckpointConflict`` if not);
-    it tells the runner where it is through ``stored_position()``."""
+    it tells the runner where it is through ``stored_position()``. A consumer whose
+    state is all in the sink implements :meth:`~.Consumer.resume_from` to follow on from
+    a position another instance of it moved forward (two writers for a moment)."""
 
     async def load(self, store: EventStore, consumer: Consumer) -> int | None:
         sink: PositionedSink = consumer  # type: ignore[assignment]

@@ -4,7 +4,9 @@ A :class:`ConsumerRunner` loads its consumer's position, catches up with the log
 then follows it live (woken by commits, never polling where the store can wake it),
 batching by size and by time, saving the position as its checkpoint kind says. A store
 or consumer failure is waited out with back-off, and the batch is given again: no event
-is ever skipped. A checkpoint conflict or a wiped sink leads to a rebuild. Its position
+is ever skipped. A checkpoint another writer moved forward is followed on from (when the
+consumer can: :meth:`~.Consumer.resume_from`); a wiped sink, a checkpoint moved back or
+past the log's head, or a consumer that cannot resume, leads to a rebuild. Its position
 (``wait_for``: read-your-writes), its caught-up signal and its lag are what ``/readyz``
 and ``/metrics`` report.
 """
@@ -37,6 +39,26 @@ Progress = Callable[[int, int], None]
 _STOP_TIMEOUT = 5.0
 
 
+#: how long a follower waits for its cancelled page feeder before cancelling it again
+_FEEDER_RECANCEL = 0.1
+
+
+async def _stop_feeder(feeder: asyncio.Task[None]) -> None:
+    """Cancel a follower's page feeder and wait until it has ended; its error, if it
+    failed (not a cancellation or a closed store), is raised.
+
+    A store client may swallow the cancellation of a read in flight (psycopg turns it
+    into a query error that the store retries; ``asyncio.wait_for`` loses it on 3.11):
+    the feeder would then read on, blocked on the full page queue or waiting for the
+    next commit, and the follower waiting for it would never follow on again. So it is
+    cancelled again until it ends: a cancellation reaches it at its next wait."""
+    while not feeder.done():
+        feeder.cancel()
+        await asyncio.wait({feeder}, timeout=_FEEDER_RECANCEL)
+    with contextlib.suppress(asyncio.CancelledError, StoreClosed):
+        feeder.result()
+
+
 class _Restart(Exception):
     """A rebuild ran while the follower waited: its pages are stale."""
 
@@ -63,6 +85,7 @@ class RunnerStatus:
     recoveries: int
     failures: int
     last_error: str | None
+    resumes: int = 0
 
 
 class ConsumerRunner:
@@ -113,8 +136,11 @@ class ConsumerRunner:
         self.state = RunnerState.STOPPED
         #: rebuilds asked for (``rebuild``)
         self.rebuilds = 0
-        #: starts from what is stored after a checkpoint conflict or a wiped sink
+        #: resets and starts from what is stored after a checkpoint conflict or a wiped
+        #: sink (a rebuild from 0 for a sink)
         self.recoveries = 0
+        #: follow-ons from a checkpoint another writer moved forward (no reset)
+        self.resumes = 0
         #: batches (or checkpoint saves) that failed and were tried again
         self.failures = 0
         self.last_error: str | None = None
@@ -152,6 +178,7 @@ class ConsumerRunner:
             self.recoveries,
             self.failures,
             self.last_error,
+            self.resumes,
         )
 
     async def wait_for(self, position: int, timeout: float) -> bool:
@@ -255,15 +282,15 @@ class ConsumerRunner:
     # ----------------------------------------------------------------- following
     async def _run(self) -> None:
         backoff = 0.1
-        recover = False
+        recover: Exception | None = None  # the conflict (or StartOver) to recover from
         failed_at = -1
         while True:
             if self.position != failed_at:
                 backoff = 0.1  # it moved on since the last failure: start the back-off again
             try:
-                if recover:
-                    await self._recover()
-                    recover = False
+                if recover is not None:
+                    await self._recover(recover)
+                    recover = None
                 await self._follow()
                 return
             except _Restart:
@@ -271,13 +298,13 @@ class ConsumerRunner:
             except StoreClosed:
                 return
             except (CheckpointConflict, StartOver) as exc:
-                log.warning("consumer %s: %s; starting over", self.name, exc)
+                log.warning("consumer %s at %d: %s", self.name, self.position, exc)
                 self.last_error = str(exc)
-                if recover or failed_at == self.position:
+                if recover is not None or failed_at == self.position:
                     await asyncio.sleep(backoff)  # again with no progress: do not spin
                     backoff = min(backoff * 2, self.max_backoff)
                 failed_at = self.position
-                recover = True
+                recover = exc
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -299,9 +326,14 @@ class ConsumerRunner:
                 await asyncio.sleep(backoff)  # a failed recovery is tried again too
                 backoff = min(backoff * 2, self.max_backoff)
 
-    async def _recover(self) -> None:
-        """After a conflict: forget, reload what is stored (``None``: from 0), go on."""
+    async def _recover(self, cause: Exception) -> None:
+        """After a conflict: follow on from a checkpoint another writer moved forward if
+        the consumer can (:meth:`_resume`); else forget, reload what is stored (``None``:
+        from 0) and go on."""
         async with self._lock:
+            if isinstance(cause, CheckpointConflict) and await self._resume(cause):
+                return
+            log.warning("consumer %s: starting over from what is stored", self.name)
             self.recoveries += 1
             self._rebuilding = True
             self.state = RunnerState.REBUILDING
@@ -309,6 +341,34 @@ class ConsumerRunner:
             await self.consumer.reset()
             found = await self.checkpoint.load(self.store, self.consumer)
             self._applied.reset(found or 0)
+
+    async def _resume(self, conflict: CheckpointConflict) -> bool:
+        """Reload the checkpoint; if it moved forward from where the consumer expected it
+        (to a position the log holds: another writer of the same consumer, following the
+        same log, put it there) and the consumer takes it (:meth:`~.Consumer.resume_from`),
+        go on from it without a reset and return True. A checkpoint gone (a wiped sink),
+        moved back (a sink restored or rebuilt by someone) or past the log's head (not
+        this log's) returns False: the caller starts over."""
+        expected = conflict.expected
+        if expected is None or type(self.consumer).resume_from is Consumer.resume_from:
+            # it cannot resume (the default): recover as ever, with no load before the
+            # reset (a snapshot's would be restored into the live consumer, then again)
+            return False
+        found = await self.checkpoint.load(self.store, self.consumer)
+        if found is None or found < expected or found > await self.store.head_position():
+            return False
+        if not await self.consumer.resume_from(found):
+            return False
+        self.resumes += 1
+        self._applied.reset(found)
+        self.last_error = None  # nothing went wrong: someone else did the work
+        log.info(
+            "consumer %s: another writer moved its checkpoint from %d to %d; following on",
+            self.name,
+            expected,
+            found,
+        )
+        return True
 
     async def _follow(self) -> None:
         sub = self.consumer.subscription
@@ -382,9 +442,7 @@ class ConsumerRunner:
                 if loop.time() - self._checked_at >= self.check_every:
                     await self._check(loop)
         finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreClosed):
-                await feeder
+            await _stop_feeder(feeder)
 
     async def _handle(self, events: list[RecordedEvent], position: int, *, replaying: bool) -> None:
         if events:

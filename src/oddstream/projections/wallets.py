@@ -4,9 +4,11 @@
 (``wallet_models/``: SQLite by default, Redis when ``ODDSTREAM_REDIS_URL`` is set) up to
 date. Each batch (every event available, up to ``batch_size``) is written together with
 the checkpoint in one atomic step that first checks the stored checkpoint is the one this projection
-wrote last: a restart resumes exactly where the last batch ended, and a storage that was
-wiped or written by someone else (a FLUSHed or restarted Redis) is detected and
-rebuilt from the log while the service keeps running. See ``docs/wallets.md``.
+wrote last: a restart resumes exactly where the last batch ended; a checkpoint another
+writer of this read model moved forward (two workers for a moment during a hand-over:
+only one of two racing batches lands) is followed on from, with nothing wiped; a storage
+that was wiped or moved back (a FLUSHed or restarted Redis) is detected and rebuilt from
+the log while the service keeps running. See ``docs/wallets.md``.
 
 Reads answer from the adapter. While :attr:`WalletProjection.rebuilding` is true, a
 wallet the read model does not have may still exist (it is not repopulated yet): callers
@@ -177,8 +179,15 @@ class WalletProjection(Consumer):
 
     @property
     def recoveries(self) -> int:
-        """Rebuilds after the storage was found wiped or written by someone else."""
+        """Rebuilds after the storage was found wiped, or its checkpoint moved back (or
+        past the log's head)."""
         return self.runner.recoveries
+
+    @property
+    def resumes(self) -> int:
+        """Follow-ons from a checkpoint another writer of this read model moved forward
+        (no wipe, no rebuild)."""
+        return self.runner.resumes
 
     @property
     def rebuilding(self) -> bool:
@@ -253,15 +262,29 @@ class WalletProjection(Consumer):
         await self._storage.reset()
         self._committed = 0
 
+    async def resume_from(self, position: int) -> bool:
+        """Another writer of this read model (the previous or next owner, for a moment)
+        moved the stored checkpoint forward to ``position``: the storage holds this
+        projection's content up to it (each batch is written only over the checkpoint it
+        was read after, so the stored content is one chain of batches whoever wrote
+        them, and the projection of a log prefix is the same whoever computes it).
+        Nothing of it lives in this process but the checkpoint: take it and follow on."""
+        self._committed = position
+        self._storage.resume_at(position)
+        return True
+
     async def check(self) -> None:
         """The periodic check (~1 s, busy or idle): the storage still holds our
-        checkpoint. A FLUSHed or restarted Redis does not; neither does a database
-        another process wrote."""
+        checkpoint. A FLUSHed or restarted Redis does not (the runner rebuilds it);
+        neither does one another writer of this model moved on (the runner follows on
+        from it, :meth:`resume_from`)."""
         found = await self._storage.checkpoint()
         if (found or 0) != self._committed:
             log.warning(
-                "wallet read model (%s) lost its checkpoint; rebuilding from the log",
+                "wallet read model (%s): stored checkpoint %s, this projection wrote %d",
                 self._storage.kind,
+                found,
+                self._committed,
             )
             raise CheckpointConflict(self.name, self._committed, found)
 

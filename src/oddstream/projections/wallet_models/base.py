@@ -152,6 +152,12 @@ class WalletStorage(Protocol):
     async def reset(self) -> None:
         """Delete every balance, transaction and the checkpoint (before a rebuild)."""
 
+    def resume_at(self, checkpoint: int) -> None:
+        """Another writer of this read model stored ``checkpoint`` with batches this
+        process did not write (the projection follows on from it): take it as the last
+        checkpoint written, and forget what this process knew that those batches may
+        have made stale."""
+
     async def balance(self, wallet_id: str) -> WalletBalance | None: ...
 
     async def transactions(

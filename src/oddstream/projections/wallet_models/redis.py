@@ -458,6 +458,15 @@ class RedisWalletStorage:
     def suspect(self) -> bool:
         return self._suspect
 
+    def resume_at(self, checkpoint: int) -> None:
+        """Another writer of this model stored ``checkpoint``: the reads compare the
+        stored one with it from now on (one behind it is a wipe). Its batches may have
+        applied events of wallets this process remembers the log held nothing of (an
+        entry forgotten only when a batch of this process applies one): forget them all,
+        and the lookups in flight."""
+        self._written = checkpoint
+        self._forget_all_absent()
+
     def _saw_checkpoint(self, raw: Any, epoch: int, written: int) -> bool:
         """Whether the stored checkpoint ``raw`` disagrees with ``written``, the last
         one this process had written when it sent the read (in ``epoch``). It can be

@@ -134,6 +134,9 @@ class SqliteWalletStorage:
     def suspect(self) -> bool:
         return False
 
+    def resume_at(self, checkpoint: int) -> None:
+        """Nothing to do: every read is answered from the file as it is now."""
+
     def attach_log(self, load: Callable[[str], Awaitable[Sequence[TxRow]]]) -> None:
         """Nothing to do: a transaction writes a wallet's rows whole, and nothing
         evicts them."""
