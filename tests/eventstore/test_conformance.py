@@ -529,10 +529,14 @@ async def test_subscribe_all_with_filter_skips_other_events(store: EventStore) -
     assert [e.data["n"] for e in got] == [0, 3, 6]
 
 
-async def _pages(sub, stop_at: int, out: list[tuple[float, int]]) -> None:
+async def _pages(
+    sub, stop_at: int, out: list[tuple[float, int]], got: asyncio.Event | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     async for page in sub:
         out.append((loop.time(), page.position))
+        if got is not None:
+            got.set()
         if page.position >= stop_at:
             return
 
@@ -606,10 +610,10 @@ async def test_hurry_followers_cuts_a_paced_wait_short(store_factory) -> None:
     try:
         loop = asyncio.get_running_loop()
         pages: list[tuple[float, int]] = []
-        reader = asyncio.create_task(_pages(s.subscribe_pages(), 2, pages))
+        got = asyncio.Event()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(), 2, pages, got))
         await other.append("s-1", [ev()])
-        while not pages:  # read at once: the first read that found something
-            await asyncio.sleep(0.005)
+        await asyncio.wait_for(got.wait(), 5)  # read at once: the first that found one
         await other.append("s-2", [ev()])  # unhurried, read a pace (1 s) after that one
         await asyncio.sleep(0.05)
         asked = loop.time()
