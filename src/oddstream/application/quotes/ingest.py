@@ -1,0 +1,383 @@
+"""The quote ingest: each valid quote event into its quote's stream in the log, each
+invalid message into the dead-letter store, in the order given; nothing dropped.
+
+- **Streams and types.** A quote's events go to ``quote-<quote id>`` as
+  ``quotes.QuoteStarted`` / ``quotes.QuoteProductsUpdated`` at the codec's current
+  version, the wire data kept as exact JSON text (``domain/quotes/stored.py``).
+- **Repeats** are answered ``repeated`` and written nowhere. With a client id (a
+  top-level ``eventId``, 1–200 printable characters), a repeat is an event of the quote
+  stored under that id (``request_id`` ``event:<id>`` in its metadata, which the store
+  indexes); the same id with another event is dead-lettered ``event_id_reused``.
+  Without one, the source sends no id, so the content decides: a ``QuoteStarted`` equal
+  to the quote's start, or a ``QuoteProductsUpdated`` equal to the quote's latest event
+  (equal: the same SHA-256 of the decoded event's envelope JSON, so spelling —
+  bare or enveloped, ``12.5`` or ``12.50``, key order — does not matter). An update equal
+  to an older one but not to the latest is a change back and is stored.
+- **Order.** A quote's stream begins with its ``QuoteStarted``; an update for a quote
+  with none is dead-lettered ``unknown_quote`` (replay it once the quote has started),
+  and a second, different ``QuoteStarted`` ``already_started``.
+- **Concurrency.** Each quote's new events are appended with the stream version they
+  were decided against; another writer in between makes the append fail and that
+  quote's events are decided again (a few times, then :class:`IngestConflict`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+import orjson
+
+from ...domain.quotes import DEFAULT_CODEC, InvalidQuoteEvent, QuoteEvent, QuoteStarted
+from ...domain.quotes.errors import BAD_VALUE, INVALID_JSON, TOO_BIG, WRONG_TYPE
+from ...domain.quotes.stored import StoredQuoteEvent, quote_id_of, stream_of, to_stored
+from ...eventstore import (
+    EventStore,
+    EventStoreError,
+    InvalidEvent,
+    NewEvent,
+    StreamAppend,
+    WrongExpectedVersion,
+)
+from ...eventstore.prepare import MAX_EVENT_BYTES, validate_stream_id
+from ...runtime.codec import registry
+from ...runtime.deadletters import DeadLetterStore, Refusal, ReplayAnswer, now_iso
+from .messages import Message
+from .outcomes import (
+    ALREADY_STARTED,
+    DEAD_LETTERED,
+    EVENT_ID_REUSED,
+    REPEATED,
+    STORE_REFUSED,
+    STORED,
+    UNKNOWN_QUOTE,
+    Outcome,
+)
+
+#: the dead-letter source of the quote ingest (stream ``deadletter-quotes``)
+SOURCE = "quotes"
+#: the most a client's ``eventId`` may be
+MAX_EVENT_ID = 200
+#: room left for the metadata of a stored event within the log's event limit
+_METADATA_ROOM = 1024
+_ATTEMPTS = 5
+
+
+class IngestConflict(EventStoreError):
+    """A quote's stream kept changing under the ingest: other writers won every try."""
+
+
+class _ClientId(msgspec.Struct):
+    event_id: str | None = msgspec.field(default=None, name="eventId")
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A message that decoded to a quote event, ready to be decided."""
+
+    at: int  # its place in the call
+    message: Message
+    event: QuoteEvent
+    quote_id: str
+    stream: str
+    digest: str
+    client_id: str | None
+    stored: StoredQuoteEvent
+
+    @property
+    def is_start(self) -> bool:
+        return isinstance(self.event, QuoteStarted)
+
+    @property
+    def event_type(self) -> str:
+        return type(self.event).__name__
+
+
+@dataclass(slots=True)
+class _Quote:
+    """What the log holds of a quote, as far as deciding needs it."""
+
+    version: int = 0
+    start: tuple[str, int] | None = None  # digest and position of its QuoteStarted
+    latest: tuple[str, int] | None = None  # of its latest event
+    ids: dict[str, tuple[str, int]] = field(default_factory=dict)  # client id → same
+
+
+class QuoteIngest:
+    """Takes quote messages into the log (see the module's docstring)."""
+
+    def __init__(self, store: EventStore, dead_letters: DeadLetterStore | None = None) -> None:
+        self.store = store
+        self.dead_letters = dead_letters or DeadLetterStore(store)
+
+    async def ingest(self, messages: Sequence[Message], *, via: str = "http") -> list[Outcome]:
+        """Each message's outcome, in order. Raises only what the log raises when it
+        is unavailable (:class:`~oddstream.eventstore.StoreUnavailable`), or
+        :class:`IngestConflict`; what was written before stays, and a retry of the
+        same messages answers it ``repeated``."""
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        refused: list[tuple[int, Refusal, dict[str, str]]] = []
+        candidates: list[_Candidate] = []
+        for at, message in enumerate(messages):
+            checked = self._check(at, message)
+            if isinstance(checked, _Candidate):
+                candidates.append(checked)
+            else:
+                refused.append((at, *checked))
+        received_at = now_iso()
+        for candidate, decision in await self._store_all(candidates, via, received_at):
+            if isinstance(decision, Refusal):
+                context = {"event_type": candidate.event_type, "quote_id": candidate.quote_id}
+                refused.append((candidate.at, decision, context))
+            else:
+                outcomes[candidate.at] = decision
+        if refused:
+            refused.sort(key=lambda r: r[0])
+            appends = [
+                self.dead_letters.letter(
+                    SOURCE,
+                    messages[at].raw,
+                    refusal,
+                    received_at=received_at,
+                    context={**context, "via": via},
+                )
+                for at, refusal, context in refused
+            ]
+            results = await self.store.append_many(appends)
+            for (at, refusal, context), append, result in zip(
+                refused, appends, results, strict=True
+            ):
+                if isinstance(result, EventStoreError):
+                    raise result
+                recorded = self.dead_letters.recorded(append, result)
+                message = messages[at]
+                outcomes[at] = Outcome(
+                    message.index,
+                    DEAD_LETTERED,
+                    line=message.line,
+                    event_type=context.get("event_type"),
+                    quote_id=context.get("quote_id"),
+                    reason=refusal.reason,
+                    path=refusal.path,
+                    message=refusal.message,
+                    letter_id=recorded.letter_id,
+                )
+        return [o for o in outcomes if o is not None]
+
+    async def replay(self, raw: bytes) -> ReplayAnswer:
+        """Take one payload in again for the dead-letter store, which records the
+        answer itself (nothing is dead-lettered anew here)."""
+        message = Message(0, raw)
+        checked = self._check(0, message)
+        if not isinstance(checked, _Candidate):
+            return ReplayAnswer("refused", refusal=checked[0])
+        ((candidate, decision),) = await self._store_all([checked], "replay", now_iso())
+        if isinstance(decision, Refusal):
+            return ReplayAnswer("refused", refusal=decision)
+        target = f"{candidate.stream}@{decision.position}" if decision.position else None
+        return ReplayAnswer(decision.status, target=target)
+
+    # -- checking one message
+
+    def _check(self, at: int, message: Message) -> _Candidate | tuple[Refusal, dict[str, str]]:
+        if message.problem is not None:
+            return Refusal(INVALID_JSON, "$", message.problem), {}
+        try:
+            event = DEFAULT_CODEC.decode(message.raw)
+        except InvalidQuoteEvent as exc:
+            context = {"event_type": exc.event_type} if exc.event_type else {}
+            if exc.version is not None:
+                context["version"] = str(exc.version)
+            return Refusal(exc.reason, exc.path, exc.message), context
+        quote_id = quote_id_of(event)
+        context = {"event_type": type(event).__name__, "quote_id": quote_id}
+        id_field = "id" if isinstance(event, QuoteStarted) else "quoteId"
+        stream = stream_of(quote_id)
+        try:
+            validate_stream_id(stream)
+        except InvalidEvent as exc:
+            return Refusal(BAD_VALUE, id_field, f"cannot name the quote's stream: {exc}"), context
+        client_id = _client_id(message.raw)
+        if isinstance(client_id, Refusal):
+            return client_id, context
+        stored = to_stored(event)
+        size = len(orjson.dumps(msgspec.to_builtins(stored)))
+        if size > MAX_EVENT_BYTES - _METADATA_ROOM:
+            return Refusal(
+                TOO_BIG, "$", f"stored, the event takes {size} bytes: over the log's limit"
+            ), context
+        digest = hashlib.sha256(DEFAULT_CODEC.encode(event)).hexdigest()
+        return _Candidate(at, message, event, quote_id, stream, digest, client_id, stored)
+
+    # -- deciding and appending
+
+    async def _store_all(
+        self, candidates: list[_Candidate], via: str, received_at: str
+    ) -> list[tuple[_Candidate, Outcome | Refusal]]:
+        decided: list[tuple[_Candidate, Outcome | Refusal]] = []
+        pending = candidates
+        for _ in range(_ATTEMPTS):
+            if not pending:
+                break
+            quotes = await self._load(pending)
+            # the versions decided against: what the appends expect
+            expected = {stream: quote.version for stream, quote in quotes.items()}
+            decisions = [(c, _decide(c, quotes[c.stream])) for c in pending]
+            by_stream: dict[str, list[_Candidate]] = {}
+            for candidate, decision in decisions:
+                if decision == STORED:
+                    by_stream.setdefault(candidate.stream, []).append(candidate)
+            appends = [
+                StreamAppend(
+                    stream,
+                    [self._new_event(c, via, received_at) for c in members],
+                    expected[stream],
+                )
+                for stream, members in by_stream.items()
+            ]
+            results = dict(
+                zip(
+                    by_stream, await self.store.append_many(appends) if appends else [], strict=True
+                )
+            )
+            retry: set[str] = set()
+            for stream, result in results.items():
+                if isinstance(result, WrongExpectedVersion):
+                    retry.add(stream)
+                elif isinstance(result, InvalidEvent):
+                    continue  # decided below as refused
+                elif isinstance(result, EventStoreError):
+                    raise result
+            for candidate, decision in decisions:
+                if candidate.stream in retry:
+                    continue
+                if not isinstance(decision, str):
+                    decided.append((candidate, decision))
+                    continue
+                result = results[candidate.stream]
+                if isinstance(result, InvalidEvent):
+                    decided.append((candidate, Refusal(STORE_REFUSED, "$", str(result))))
+                    continue
+                assert not isinstance(result, EventStoreError)
+                offset = by_stream[candidate.stream].index(candidate)
+                decided.append(
+                    (
+                        candidate,
+                        _outcome(candidate, STORED, result.first_position + offset),
+                    )
+                )
+            pending = [c for c, _ in decisions if c.stream in retry]
+        if pending:
+            raise IngestConflict(
+                "quote streams kept changing under the ingest: "
+                f"{sorted({c.stream for c in pending})}"
+            )
+        decided.sort(key=lambda d: d[0].at)
+        return decided
+
+    def _new_event(self, candidate: _Candidate, via: str, received_at: str) -> NewEvent:
+        metadata = {"digest": candidate.digest, "via": via, "received_at": received_at}
+        if candidate.client_id is not None:
+            metadata["request_id"] = f"event:{candidate.client_id}"
+        return registry.to_new_event(candidate.stored, metadata=metadata)
+
+    async def _load(self, candidates: list[_Candidate]) -> dict[str, _Quote]:
+        """What the log holds of each quote the candidates name."""
+        quotes: dict[str, _Quote] = {}
+        for candidate in candidates:
+            stream = candidate.stream
+            if stream in quotes:
+                continue
+            quote = quotes[stream] = _Quote()
+            latest = await self.store.read_stream(stream, backwards=True, limit=1)
+            if latest:
+                last = latest[0]
+                quote.version = last.version
+                quote.latest = (str(last.metadata.get("digest")), last.position)
+                first = last if last.version == 1 else None
+                if first is None:
+                    (first,) = await self.store.read_stream(stream, from_version=1, limit=1)
+                quote.start = (str(first.metadata.get("digest")), first.position)
+            ids = sorted(
+                {f"event:{c.client_id}" for c in candidates if c.stream == stream and c.client_id}
+            )
+            for i in range(0, len(ids), 1000):
+                for found in await self.store.read_requests(stream, ids[i : i + 1000]):
+                    key = str(found.metadata["request_id"]).removeprefix("event:")
+                    quote.ids[key] = (str(found.metadata.get("digest")), found.position)
+        return quotes
+
+
+def _decide(candidate: _Candidate, quote: _Quote) -> str | Outcome | Refusal:
+    """``STORED`` (to be appended), a ``repeated`` outcome or a refusal; ``quote`` is
+    updated as if the candidate were stored, for the candidates after it."""
+    d = candidate.digest
+    if candidate.client_id is not None and candidate.client_id in quote.ids:
+        seen, position = quote.ids[candidate.client_id]
+        if seen == d:
+            return _outcome(candidate, REPEATED, position or None)
+        return Refusal(
+            EVENT_ID_REUSED,
+            "eventId",
+            f"event id {candidate.client_id!r} is stored for this quote with another event",
+        )
+    if candidate.is_start:
+        if quote.start is None:
+            pass
+        elif quote.start[0] == d and candidate.client_id is None:
+            return _outcome(candidate, REPEATED, quote.start[1] or None)
+        else:
+            return Refusal(
+                ALREADY_STARTED,
+                "id",
+                f"quote {candidate.quote_id!r} started already with another QuoteStarted",
+            )
+    else:
+        if quote.start is None:
+            return Refusal(
+                UNKNOWN_QUOTE,
+                "quoteId",
+                f"no QuoteStarted for quote {candidate.quote_id!r}: "
+                "replay this once it has started",
+            )
+        if quote.latest is not None and quote.latest[0] == d and candidate.client_id is None:
+            return _outcome(candidate, REPEATED, quote.latest[1] or None)
+    # stored: later candidates of this call see it (position 0: not known yet)
+    quote.version += 1
+    quote.latest = (d, 0)
+    if candidate.is_start:
+        quote.start = (d, 0)
+    if candidate.client_id is not None:
+        quote.ids[candidate.client_id] = (d, 0)
+    return STORED
+
+
+def _outcome(candidate: _Candidate, status: str, position: int | None) -> Outcome:
+    return Outcome(
+        candidate.message.index,
+        status,
+        line=candidate.message.line,
+        event_type=candidate.event_type,
+        quote_id=candidate.quote_id,
+        stream=candidate.stream,
+        position=position,
+    )
+
+
+def _client_id(raw: bytes) -> str | Refusal | None:
+    """The message's top-level ``eventId``, if it has one."""
+    if b'"eventId"' not in raw:
+        return None
+    try:
+        found = msgspec.json.decode(raw, type=_ClientId).event_id
+    except msgspec.ValidationError:
+        return Refusal(WRONG_TYPE, "eventId", "expected a string")
+    except msgspec.DecodeError:  # the codec read it: a number msgspec cannot hold
+        return None
+    if found is None:
+        return None
+    if not 1 <= len(found) <= MAX_EVENT_ID or not found.isprintable():
+        return Refusal(BAD_VALUE, "eventId", f"must be 1 to {MAX_EVENT_ID} printable characters")
+    return found
