@@ -23,7 +23,9 @@ invalid message into the dead-letter store, in the order given; nothing dropped.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -62,7 +64,8 @@ SOURCE = "quotes"
 MAX_EVENT_ID = 200
 #: room left for the metadata of a stored event within the log's event limit
 _METADATA_ROOM = 1024
-_ATTEMPTS = 5
+#: rounds of deciding a quote's events again after another writer appended first
+_ATTEMPTS = 50
 
 
 class IngestConflict(EventStoreError):
@@ -218,9 +221,11 @@ class QuoteIngest:
     ) -> list[tuple[_Candidate, Outcome | Refusal]]:
         decided: list[tuple[_Candidate, Outcome | Refusal]] = []
         pending = candidates
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             if not pending:
                 break
+            if attempt:  # another writer won: let the contenders spread out
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
             quotes = await self._load(pending)
             # the versions decided against: what the appends expect
             expected = {stream: quote.version for stream, quote in quotes.items()}

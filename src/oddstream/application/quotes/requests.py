@@ -1,7 +1,8 @@
 """``POST /quotes/events`` without the web framework: the body's media type decides how
 it splits into messages; each message is answered on its own. Only a request that is
-unusable as a whole is refused: a media type that is neither JSON nor NDJSON (415), no
-message at all or more than :data:`MAX_EVENTS_PER_REQUEST` (422); the body limit (413)
+unusable as a whole is refused: a media type that is neither JSON nor NDJSON (415), an
+empty JSON body or more than :data:`MAX_EVENTS_PER_REQUEST` messages (422). An empty
+batch (``[]``, or NDJSON of blank lines) is answered with no outcome; the body limit (413)
 is the app's edge's."""
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ def messages_of(content_type: str | None, body: bytes) -> list[Message]:
                 "or load a file with `oddstream import quotes`",
             )
         messages.append(message)
-    if not messages:
-        raise ApiError(422, "no_events", "the body holds no event")
+    if kind == "json" and not body.strip():
+        raise ApiError(422, "empty_body", "a JSON body holds an event or an array of them")
     return messages
 
 
