@@ -82,3 +82,12 @@ def test_a_request_unusable_as_a_whole_is_a_4xx(quotes_server: LiveServer):
     none = post(quotes_server, b"[]")
     assert none.status_code == 200
     assert none.json()["results"] == []
+
+
+def test_an_ingest_key_may_do_nothing_else(quotes_server: LiveServer):
+    key = {"X-API-Key": INGEST_KEY}
+    balance = httpx.get(f"{quotes_server.url}/wallet/alice/balance", headers=key)
+    assert balance.status_code == 403
+    assert "ingest key" in balance.json()["message"]
+    admin = httpx.post(f"{quotes_server.url}/races/r1/open", headers=key)
+    assert admin.status_code == 403
