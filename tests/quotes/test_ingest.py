@@ -18,7 +18,7 @@ from oddstream.domain.deadletters import restore
 from oddstream.domain.quotes import decode_quote_event
 from oddstream.domain.quotes.stored import from_stored
 from oddstream.eventstore import EventStore
-from oddstream.runtime.deadletters import DeadLetterStore
+from oddstream.runtime.deadletters import DeadLetterStore, Refusal
 
 START = QUOTE_STARTED.encode()
 UPDATE = PRODUCTS_UPDATED.encode()
@@ -244,3 +244,24 @@ async def test_concurrent_ingests_of_one_quote_store_each_event_once(store: Even
     # no two consecutive events are one and the same
     assert all(a != b for a, b in itertools.pairwise(digests))
     assert len(set(digests)) == 8
+
+
+async def test_a_nul_in_a_quote_id_is_dead_lettered_not_a_failure_of_the_batch(store: EventStore):
+    # the id cannot name a stream, and the letter's context quotes it: the log holds no
+    # NUL, so the letter must escape it rather than fail the batch after "ok" was stored
+    bad = json.dumps({**json.loads(QUOTE_STARTED), "id": "q\u0000x"}).encode()
+    outcomes = await ingest_batch(store, started("ok"), bad)
+    assert [(o.status, o.reason) for o in outcomes] == [
+        ("stored", None),
+        ("dead_lettered", "bad_value"),
+    ]
+    (letter,) = await DeadLetterStore(store).letters("quotes")
+    assert restore(letter.letter.payload, letter.letter.payload_encoding) == bad
+    assert letter.letter.context["quote_id"] == "q\\x00x"
+    # any source's refusal text is kept escaped, never refused by the log
+    letters = DeadLetterStore(store)
+    other = await letters.record(
+        "quotes", b"x", Refusal("r", "a\ud800", "m\x00"), context={"k\x00": "\udfff"}
+    )
+    kept = (await letters.get(other.letter_id)).letter
+    assert (kept.path, kept.message, kept.context) == ("a\\ud800", "m\\x00", {"k\\x00": "\\udfff"})

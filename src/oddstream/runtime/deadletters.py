@@ -87,6 +87,17 @@ def letter_id(source: str, payload_sha256: str) -> uuid.UUID:
     return uuid.uuid5(LETTER_IDS, f"{source}\n{payload_sha256}")
 
 
+def _text(text: str, limit: int) -> str:
+    """``text`` as a log event can hold it, at most ``limit`` characters: a source's
+    message, path or context may quote what it was sent, and the log refuses a NUL and
+    a lone surrogate (refusing the letter would lose the message), so they are escaped
+    (``\\x00``, ``\\ud800``). The payload is kept exactly, by :func:`keep`."""
+    if text.isascii() and "\x00" not in text:
+        return text[:limit]
+    escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped.replace("\x00", "\\x00")[:limit]
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -147,16 +158,16 @@ class DeadLetterStore:
         event = DeadLettered(
             letter_id=str(lid),
             source=source,
-            reason=refusal.reason,
-            message=refusal.message[:_MAX_MESSAGE],
-            path=refusal.path[:_MAX_PATH],
+            reason=_text(refusal.reason, _MAX_PATH),
+            message=_text(refusal.message, _MAX_MESSAGE),
+            path=_text(refusal.path, _MAX_PATH),
             payload=kept.text,
             payload_encoding=kept.encoding,
             payload_bytes=kept.size,
             payload_sha256=kept.sha256,
             payload_truncated=kept.truncated,
             received_at=received_at or now_iso(),
-            context={k: v[:_MAX_PATH] for k, v in (context or {}).items()},
+            context={_text(k, _MAX_PATH): _text(v, _MAX_PATH) for k, v in (context or {}).items()},
         )
         return StreamAppend(stream_of(source), [registry.to_new_event(event, event_id=lid)], ANY)
 
@@ -259,9 +270,9 @@ class DeadLetterStore:
             kept = keep(raw) if fixed else None
             event = ReplayFailed(
                 letter_id=letter.letter_id,
-                reason=answer.refusal.reason,
-                message=answer.refusal.message[:_MAX_MESSAGE],
-                path=answer.refusal.path[:_MAX_PATH],
+                reason=_text(answer.refusal.reason, _MAX_PATH),
+                message=_text(answer.refusal.message, _MAX_MESSAGE),
+                path=_text(answer.refusal.path, _MAX_PATH),
                 fixed=fixed,
                 payload=kept.text if kept else None,
                 payload_encoding=kept.encoding if kept else None,
