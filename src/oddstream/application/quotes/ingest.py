@@ -291,10 +291,12 @@ class QuoteIngest:
     async def _load(self, candidates: list[_Candidate]) -> dict[str, _Quote]:
         """What the log holds of each quote the candidates name."""
         quotes: dict[str, _Quote] = {}
+        client_ids: dict[str, set[str]] = {}
         for candidate in candidates:
-            stream = candidate.stream
-            if stream in quotes:
-                continue
+            ids_of = client_ids.setdefault(candidate.stream, set())
+            if candidate.client_id:
+                ids_of.add(f"event:{candidate.client_id}")
+        for stream, ids_of in client_ids.items():
             quote = quotes[stream] = _Quote()
             latest = await self.store.read_stream(stream, backwards=True, limit=1)
             if latest:
@@ -305,9 +307,7 @@ class QuoteIngest:
                 if first is None:
                     (first,) = await self.store.read_stream(stream, from_version=1, limit=1)
                 quote.start = (str(first.metadata.get("digest")), first.position)
-            ids = sorted(
-                {f"event:{c.client_id}" for c in candidates if c.stream == stream and c.client_id}
-            )
+            ids = sorted(ids_of)
             for i in range(0, len(ids), 1000):
                 for found in await self.store.read_requests(stream, ids[i : i + 1000]):
                     key = str(found.metadata["request_id"]).removeprefix("event:")
