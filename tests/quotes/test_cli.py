@@ -88,3 +88,20 @@ def test_import_then_list_show_and_replay_dead_letters(tmp_path: Path):
     missing = runner.invoke(cli, ["dlq", "show", "ffffffff", "--store", url])
     assert missing.exit_code == 1
     assert "no dead letter" in missing.output
+
+
+def test_importing_again_stores_nothing_when_a_quotes_events_span_chunks(
+    tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr("oddstream.cli.quotes.CHUNK_LINES", 2)
+    start, update = json.loads(QUOTE_STARTED), json.loads(PRODUCTS_UPDATED)
+    a = json.dumps({**update, "quoteId": "s", "products": []})
+    b = json.dumps({**update, "quoteId": "s"})
+    data = tmp_path / "quotes.ndjson"
+    # chunks: [start, a] [b, a] [b]: each update is a change of the quote
+    data.write_text("\n".join([json.dumps({**start, "id": "s"}), a, b, a, b]) + "\n")
+    url = f"sqlite:///{tmp_path}/cli.db"
+    first = runner.invoke(cli, ["import", "quotes", str(data), "--store", url])
+    assert "stored 5, repeated 0, dead-lettered 0" in first.output, first.output
+    again = runner.invoke(cli, ["import", "quotes", str(data), "--store", url])
+    assert "stored 0, repeated 5, dead-lettered 0" in again.output, again.output

@@ -265,3 +265,42 @@ async def test_a_nul_in_a_quote_id_is_dead_lettered_not_a_failure_of_the_batch(s
     )
     kept = (await letters.get(other.letter_id)).letter
     assert (kept.path, kept.message, kept.context) == ("a\\ud800", "m\\x00", {"k\\x00": "\\udfff"})
+
+
+async def test_a_batch_sent_again_is_repeated_whole_with_several_updates_of_a_quote(
+    store: EventStore,
+):
+    # a client whose answer was lost (or a 503 after some appends) sends the same
+    # request again: its runs of a quote's updates are the end of the quote's stream,
+    # not changes back, and must not be stored a second time
+    a, b, c = updated("w", []), updated("w"), updated("w", [json.loads(UPDATE)["products"][0]])
+    first = await ingest_batch(store, started("w"), a, b)
+    assert [o.status for o in first] == ["stored"] * 3
+    again = await ingest_batch(store, started("w"), a, b)
+    assert [o.status for o in again] == ["repeated"] * 3
+    assert [o.position for o in again] == [o.position for o in first]
+    # without the start too, and with an event the first request did not store
+    more = await ingest_batch(store, a, b, c)
+    assert [o.status for o in more] == ["repeated", "repeated", "stored"]
+    # the in-call repeat of [S, a, a, b, a] is the same sequence sent again
+    seq = [started("v"), a.replace(b'"w"', b'"v"'), a.replace(b'"w"', b'"v"')]
+    seq += [b.replace(b'"w"', b'"v"'), a.replace(b'"w"', b'"v"')]
+    assert [o.status for o in await ingest_batch(store, *seq)] == [
+        "stored", "stored", "repeated", "stored", "stored",
+    ]  # fmt: skip
+    assert [o.status for o in await ingest_batch(store, *seq)] == ["repeated"] * 5
+    assert await store.stream_version("quote-w") == 4
+    assert await store.stream_version("quote-v") == 4
+    # a lone change back is still a change, stored
+    (back,) = await ingest_batch(store, b)
+    assert back.status == "stored"
+
+
+async def test_a_batch_half_stored_then_sent_again_stores_only_the_rest(store: EventStore):
+    a, b = updated("h", []), updated("h")
+    await ingest_batch(store, started("h"), a)  # what the failed request had stored
+    again = await ingest_batch(store, started("h"), a, b)
+    assert [o.status for o in again] == ["repeated", "repeated", "stored"]
+    (late,) = await ingest_batch(store, b)
+    assert late.status == "repeated"
+    assert await store.stream_version("quote-h") == 3

@@ -8,11 +8,17 @@ invalid message into the dead-letter store, in the order given; nothing dropped.
   top-level ``eventId``, 1–200 printable characters), a repeat is an event of the quote
   stored under that id (``request_id`` ``event:<id>`` in its metadata, which the store
   indexes); the same id with another event is dead-lettered ``event_id_reused``.
-  Without one, the source sends no id, so the content decides: a ``QuoteStarted`` equal
-  to the quote's start, or a ``QuoteProductsUpdated`` equal to the quote's latest event
-  (equal: the same SHA-256 of the decoded event's envelope JSON, so spelling —
-  bare or enveloped, ``12.5`` or ``12.50``, key order — does not matter). An update equal
-  to an older one but not to the latest is a change back and is stored.
+  Without one, the source sends no id, so the content decides (equal: the same SHA-256
+  of the decoded event's envelope JSON, so spelling — bare or enveloped, ``12.5`` or
+  ``12.50``, key order — does not matter). A ``QuoteStarted`` equal to the quote's start
+  is a repeat. A quote's updates are read as a run: a call's run repeats the stream
+  where it lines up with it — after the quote's start when the call sent the start
+  again, after the event the previous call of this ingest left the quote at (an
+  import's chunks), else where the run's first events are the stream's last ones —
+  and each update equal to the stream's next event there, to the one it is at, or to
+  the latest is a repeat; the rest is stored. So a request or a file sent again
+  repeats whole, while a lone update equal to an older event but not to the latest is
+  a change back and is stored.
 - **Order.** A quote's stream begins with its ``QuoteStarted``; an update for a quote
   with none is dead-lettered ``unknown_quote`` (replay it once the quote has started),
   and a second, different ``QuoteStarted`` ``already_started``.
@@ -40,6 +46,7 @@ from ...eventstore import (
     EventStoreError,
     InvalidEvent,
     NewEvent,
+    RecordedEvent,
     StreamAppend,
     WrongExpectedVersion,
 )
@@ -66,6 +73,10 @@ MAX_EVENT_ID = 200
 _METADATA_ROOM = 1024
 #: rounds of deciding a quote's events again after another writer appended first
 _ATTEMPTS = 50
+#: events read at a time while lining a run up with its stream (only digests are kept)
+_PAGE = 64
+#: quotes whose place in its stream an ingest remembers from one call to the next
+_CURSORS = 100_000
 
 
 class IngestConflict(EventStoreError):
@@ -103,9 +114,16 @@ class _Quote:
     """What the log holds of a quote, as far as deciding needs it."""
 
     version: int = 0
-    start: tuple[str, int] | None = None  # digest and position of its QuoteStarted
-    latest: tuple[str, int] | None = None  # of its latest event
+    #: digest and position by version, of the versions read or decided in this call
+    #: (position 0: stored by this call, not known yet)
+    log: dict[int, tuple[str, int]] = field(default_factory=dict)
+    #: the version the call's run of this quote is at (``None``: not lined up yet)
+    cursor: int | None = None
     ids: dict[str, tuple[str, int]] = field(default_factory=dict)  # client id → same
+
+    def keep(self, events: Sequence[RecordedEvent]) -> None:
+        for event in events:
+            self.log[event.version] = (str(event.metadata.get("digest")), event.position)
 
 
 class QuoteIngest:
@@ -114,6 +132,8 @@ class QuoteIngest:
     def __init__(self, store: EventStore, dead_letters: DeadLetterStore | None = None) -> None:
         self.store = store
         self.dead_letters = dead_letters or DeadLetterStore(store)
+        # by stream: the version the last call left each quote's run at (bounded)
+        self._cursors: dict[str, int] = {}
 
     async def ingest(self, messages: Sequence[Message], *, via: str = "http") -> list[Outcome]:
         """Each message's outcome, in order. Raises only what the log raises when it
@@ -229,7 +249,17 @@ class QuoteIngest:
             quotes = await self._load(pending)
             # the versions decided against: what the appends expect
             expected = {stream: quote.version for stream, quote in quotes.items()}
-            decisions = [(c, _decide(c, quotes[c.stream])) for c in pending]
+            runs: dict[str, list[str]] = {}  # each quote's updates decided by content
+            for c in pending:
+                if not c.is_start and c.client_id is None:
+                    runs.setdefault(c.stream, []).append(c.digest)
+            seen: dict[str, int] = {}
+            decisions: list[tuple[_Candidate, str | Outcome | Refusal]] = []
+            for c in pending:
+                at = seen.get(c.stream, 0)
+                if not c.is_start and c.client_id is None:
+                    seen[c.stream] = at + 1
+                decisions.append((c, _decide(c, quotes[c.stream], runs.get(c.stream, []), at)))
             by_stream: dict[str, list[_Candidate]] = {}
             for candidate, decision in decisions:
                 if decision == STORED:
@@ -273,6 +303,9 @@ class QuoteIngest:
                         _outcome(candidate, STORED, result.first_position + offset),
                     )
                 )
+            for stream, quote in quotes.items():
+                if stream not in retry and quote.cursor is not None:
+                    self._remember(stream, quote.cursor)
             pending = [c for c, _ in decisions if c.stream in retry]
         if pending:
             raise IngestConflict(
@@ -288,36 +321,68 @@ class QuoteIngest:
             metadata["request_id"] = f"event:{candidate.client_id}"
         return registry.to_new_event(candidate.stored, metadata=metadata)
 
+    def _remember(self, stream: str, cursor: int) -> None:
+        self._cursors.pop(stream, None)
+        self._cursors[stream] = cursor
+        if len(self._cursors) > _CURSORS:  # the quote least recently seen goes
+            del self._cursors[next(iter(self._cursors))]
+
     async def _load(self, candidates: list[_Candidate]) -> dict[str, _Quote]:
-        """What the log holds of each quote the candidates name."""
-        quotes: dict[str, _Quote] = {}
-        client_ids: dict[str, set[str]] = {}
+        """What the log holds of each quote the candidates name: its version, and the
+        digests of the versions its run may line up with (the last ``k``, the first
+        ``k + 1`` when the start is sent again, ``k + 1`` from the remembered cursor;
+        ``k``: the quote's candidates), read a page at a time."""
+        by_stream: dict[str, list[_Candidate]] = {}
         for candidate in candidates:
-            ids_of = client_ids.setdefault(candidate.stream, set())
-            if candidate.client_id:
-                ids_of.add(f"event:{candidate.client_id}")
-        for stream, ids_of in client_ids.items():
+            by_stream.setdefault(candidate.stream, []).append(candidate)
+        quotes: dict[str, _Quote] = {}
+        for stream, members in by_stream.items():
             quote = quotes[stream] = _Quote()
-            latest = await self.store.read_stream(stream, backwards=True, limit=1)
-            if latest:
-                last = latest[0]
-                quote.version = last.version
-                quote.latest = (str(last.metadata.get("digest")), last.position)
-                first = last if last.version == 1 else None
-                if first is None:
-                    (first,) = await self.store.read_stream(stream, from_version=1, limit=1)
-                quote.start = (str(first.metadata.get("digest")), first.position)
-            ids = sorted(ids_of)
+            k = len(members)
+            last = await self.store.read_stream(stream, backwards=True, limit=min(k + 1, _PAGE))
+            quote.keep(last)
+            if last:
+                n = quote.version = last[0].version
+                cursor = self._cursors.get(stream)
+                if cursor is not None and 1 <= cursor <= n:
+                    quote.cursor = cursor
+                wanted = [(max(1, n - k), n)]
+                if any(m.is_start for m in members):
+                    wanted.append((1, min(n, k + 1)))
+                if quote.cursor is not None:
+                    wanted.append((quote.cursor, min(n, quote.cursor + k)))
+                for lo, hi in wanted:
+                    await self._read_versions(stream, quote, lo, hi)
+            ids = sorted({f"event:{m.client_id}" for m in members if m.client_id})
             for i in range(0, len(ids), 1000):
                 for found in await self.store.read_requests(stream, ids[i : i + 1000]):
                     key = str(found.metadata["request_id"]).removeprefix("event:")
                     quote.ids[key] = (str(found.metadata.get("digest")), found.position)
         return quotes
 
+    async def _read_versions(self, stream: str, quote: _Quote, lo: int, hi: int) -> None:
+        """Keep the digests of versions ``lo``..``hi`` not read yet."""
+        version = lo
+        while version <= hi:
+            if version in quote.log:
+                version += 1
+                continue
+            page = await self.store.read_stream(
+                stream, from_version=version, limit=min(_PAGE, hi - version + 1)
+            )
+            if not page:
+                return
+            quote.keep(page)
+            version = page[-1].version + 1
 
-def _decide(candidate: _Candidate, quote: _Quote) -> str | Outcome | Refusal:
+
+def _decide(
+    candidate: _Candidate, quote: _Quote, run: list[str], at: int
+) -> str | Outcome | Refusal:
     """``STORED`` (to be appended), a ``repeated`` outcome or a refusal; ``quote`` is
-    updated as if the candidate were stored, for the candidates after it."""
+    updated as if the candidate were stored, for the candidates after it. ``run`` is
+    the digests of the quote's updates in this call decided by content, and ``at`` the
+    candidate's place in it."""
     d = candidate.digest
     if candidate.client_id is not None and candidate.client_id in quote.ids:
         seen, position = quote.ids[candidate.client_id]
@@ -329,10 +394,12 @@ def _decide(candidate: _Candidate, quote: _Quote) -> str | Outcome | Refusal:
             f"event id {candidate.client_id!r} is stored for this quote with another event",
         )
     if candidate.is_start:
-        if quote.start is None:
+        start = quote.log.get(1) if quote.version else None
+        if quote.version == 0:
             pass
-        elif quote.start[0] == d and candidate.client_id is None:
-            return _outcome(candidate, REPEATED, quote.start[1] or None)
+        elif start is not None and start[0] == d and candidate.client_id is None:
+            quote.cursor = 1
+            return _outcome(candidate, REPEATED, start[1] or None)
         else:
             return Refusal(
                 ALREADY_STARTED,
@@ -340,23 +407,46 @@ def _decide(candidate: _Candidate, quote: _Quote) -> str | Outcome | Refusal:
                 f"quote {candidate.quote_id!r} started already with another QuoteStarted",
             )
     else:
-        if quote.start is None:
+        if quote.version == 0:
             return Refusal(
                 UNKNOWN_QUOTE,
                 "quoteId",
                 f"no QuoteStarted for quote {candidate.quote_id!r}: "
                 "replay this once it has started",
             )
-        if quote.latest is not None and quote.latest[0] == d and candidate.client_id is None:
-            return _outcome(candidate, REPEATED, quote.latest[1] or None)
+        if candidate.client_id is None:
+            if quote.cursor is None:
+                quote.cursor = _line_up(quote, run, at)
+            for version in (quote.cursor + 1, quote.cursor, quote.version):
+                found = quote.log.get(version)
+                if found is not None and found[0] == d:
+                    quote.cursor = version
+                    return _outcome(candidate, REPEATED, found[1] or None)
     # stored: later candidates of this call see it (position 0: not known yet)
     quote.version += 1
-    quote.latest = (d, 0)
-    if candidate.is_start:
-        quote.start = (d, 0)
+    quote.log[quote.version] = (d, 0)
+    quote.cursor = quote.version
     if candidate.client_id is not None:
         quote.ids[candidate.client_id] = (d, 0)
     return STORED
+
+
+def _line_up(quote: _Quote, run: list[str], at: int) -> int:
+    """Where a run of updates (``run[at:]``) meets a stream that no start or earlier
+    call placed it in: just before the longest start of the run that is the end of the
+    stream (sent again), else at the stream's end."""
+    n = quote.version
+    best = 0
+    for j in range(1, min(len(run) - at, n - 1) + 1):
+        first = quote.log.get(n - j + 1)
+        if first is None or first[0] != run[at]:
+            continue
+        if all(
+            (found := quote.log.get(n - j + 1 + t)) is not None and found[0] == run[at + t]
+            for t in range(j)
+        ):
+            best = j
+    return n - best
 
 
 def _outcome(candidate: _Candidate, status: str, position: int | None) -> Outcome:
