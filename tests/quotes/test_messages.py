@@ -62,3 +62,25 @@ def test_the_dead_letter_domain_does_no_io():
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imported.add(node.module or "")
     assert imported - allowed == set()
+
+
+def test_a_byte_order_mark_at_the_start_is_no_part_of_a_message():
+    # RFC 8259 lets a parser ignore one; Windows tools write it: unskipped, it made a
+    # whole batch one invalid_json letter, and an import's first line another
+    bom = b"\xef\xbb\xbf"
+    assert raws(bom + b'[{"a": 1}, 2]') == [(b'{"a": 1}', None), (b"2", None)]
+    assert raws(bom + b' {"a": 1}') == [(b' {"a": 1}', None)]
+    lines = [(m.line, m.raw) for m in ndjson_lines(bom + b'{"a":1}\n{"b":2}')]
+    assert lines == [(1, b'{"a":1}'), (2, b'{"b":2}')]
+    # only at the start of the data: a later chunk of a file is not its start
+    assert [m.raw for m in ndjson_lines(bom + b"1", first_line=501)] == [bom + b"1"]
+
+
+def test_an_element_left_open_says_so_rather_than_that_the_array_is_not_closed():
+    for body in (b'[{"a": 1, {"b": 2}, {"c": 3}]', b'[1, {"a": [2}, 3]', b'[1, "open]'):
+        problem = raws(body)[-1][1]
+        assert problem is not None, body
+        assert problem.startswith("an element leaves"), body
+    assert raws(b"[1, 2")[-1] == (b"2", "the array is not closed")
+    # brackets of the wrong kind that balance in number end the element where they do
+    assert raws(b'[{"a": [}], 2]') == [(b'{"a": [}]', None), (b"2", None)]

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _WS = b" \t\r\n"
+#: a UTF-8 byte order mark, which some tools write at the start of a file
+BOM = b"\xef\xbb\xbf"
 #: outside strings: what changes nesting, starts a string or ends an element
 _STRUCTURE = re.compile(rb'[\[\]{}",]')
 #: inside a string: its end or an escape
@@ -33,7 +35,10 @@ class Message:
 
 def ndjson_lines(data: bytes, *, first_line: int = 1, first_index: int = 0) -> Iterator[Message]:
     """One message per line of NDJSON (``\\n`` ends a line; a ``\\r`` before it is part
-    of the line ending). Blank lines (white space only) are no messages."""
+    of the line ending). Blank lines (white space only) are no messages; a byte order
+    mark before the first line (``first_line`` 1) is skipped."""
+    if first_line == 1:
+        data = data.removeprefix(BOM)
     index = first_index
     for number, line in enumerate(data.split(b"\n"), start=first_line):
         if line.endswith(b"\r"):
@@ -45,7 +50,9 @@ def ndjson_lines(data: bytes, *, first_line: int = 1, first_index: int = 0) -> I
 
 
 def json_messages(body: bytes) -> Iterator[Message]:
-    """A JSON array's elements (a batch), else the whole body as one message."""
+    """A JSON array's elements (a batch), else the whole body as one message (a byte
+    order mark before it skipped, as RFC 8259 allows)."""
+    body = body.removeprefix(BOM)
     start = _skip(body, 0)
     if start < len(body) and body[start : start + 1] == b"[":
         yield from _array(body, start)
@@ -74,6 +81,9 @@ def _array(body: bytes, opened: int) -> Iterator[Message]:
         if closer is None:  # the array never closes: the element may be cut short
             yield Message(index, raw, problem="the array is not closed")
             return
+        if closer == _OPEN:
+            yield Message(index, raw, problem=_LEFT_OPEN)
+            return
         yield Message(index, raw)
         index += 1
         i = _skip(body, end + 1)
@@ -83,38 +93,51 @@ def _array(body: bytes, opened: int) -> Iterator[Message]:
             return
 
 
+#: the element leaves a bracket or a string open: where it ends cannot be told
+_OPEN = b"{"
+_LEFT_OPEN = (
+    "an element leaves a bracket or a string open (or closes one with the other kind), "
+    "so where it ends cannot be told: the rest of the array is this one message"
+)
+_OPENER = {b"]": ord("["), b"}": ord("{")}
+
+
 def _element_end(body: bytes, i: int) -> tuple[int, bytes | None]:
     """Where the element starting at ``i`` ends: the index of the ``,`` or ``]`` at
-    the array's level after it, and which; ``(len(body), None)`` if neither comes."""
-    depth = 0
+    the array's level after it, and which; if neither comes, ``(len(body), None)``, or
+    ``(len(body), _OPEN)`` when the element's brackets or quotes do not balance."""
+    opened = bytearray()  # the brackets open in the element, a byte each
+    broken = False  # a bracket closed by the other kind
     while True:
         found = _STRUCTURE.search(body, i)
         if found is None:
-            return len(body), None
+            return len(body), (_OPEN if opened or broken else None)
         char = found.group()
         at = found.start()
         if char == b'"':
             i = _string_end(body, at + 1)
+            if i > len(body):  # the string never ends
+                return len(body), _OPEN
             continue
         if char in (b"[", b"{"):
-            depth += 1
+            opened.append(char[0])
         elif char in (b"]", b"}"):
-            if depth == 0:
-                if char == b"]":
-                    return at, b"]"
-            else:
-                depth -= 1
-        elif depth == 0:  # a comma at the array's level
+            if opened:
+                broken |= opened.pop() != _OPENER[char]
+            elif char == b"]":
+                return at, b"]"
+        elif not opened:  # a comma at the array's level
             return at, b","
         i = at + 1
 
 
 def _string_end(body: bytes, i: int) -> int:
-    """The index just past the string whose contents start at ``i``."""
+    """The index just past the string whose contents start at ``i`` (past the end of
+    ``body`` when it never ends)."""
     while True:
         found = _IN_STRING.search(body, i)
         if found is None:
-            return len(body)
+            return len(body) + 1
         if found.group() == b"\\":
             i = found.start() + 2
             continue
