@@ -77,6 +77,8 @@ _ATTEMPTS = 50
 _PAGE = 64
 #: quotes whose place in its stream an ingest remembers from one call to the next
 _CURSORS = 100_000
+#: calls of at most this many messages are decoded on the event loop (no thread hop)
+_INLINE = 16
 
 
 class IngestConflict(EventStoreError):
@@ -143,8 +145,14 @@ class QuoteIngest:
         outcomes: list[Outcome | None] = [None] * len(messages)
         refused: list[tuple[int, Refusal, dict[str, str]]] = []
         candidates: list[_Candidate] = []
-        for at, message in enumerate(messages):
-            checked = self._check(at, message)
+        # decoding is CPU work in proportion to the call: a large call's runs in a
+        # thread, so the event loop serves other requests meanwhile
+        all_checked = (
+            await asyncio.to_thread(self._check_all, messages)
+            if len(messages) > _INLINE
+            else self._check_all(messages)
+        )
+        for at, checked in enumerate(all_checked):
             if isinstance(checked, _Candidate):
                 candidates.append(checked)
             else:
@@ -203,6 +211,11 @@ class QuoteIngest:
         return ReplayAnswer(decision.status, target=target)
 
     # -- checking one message
+
+    def _check_all(
+        self, messages: Sequence[Message]
+    ) -> list[_Candidate | tuple[Refusal, dict[str, str]]]:
+        return [self._check(at, message) for at, message in enumerate(messages)]
 
     def _check(self, at: int, message: Message) -> _Candidate | tuple[Refusal, dict[str, str]]:
         if message.problem is not None:

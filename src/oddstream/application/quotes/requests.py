@@ -7,6 +7,7 @@ is the app's edge's."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..errors import ApiError
@@ -17,6 +18,8 @@ from .outcomes import Summary
 #: the most messages one request may hold (a larger load: ``oddstream import quotes``)
 MAX_EVENTS_PER_REQUEST = 10_000
 JSON = "application/json"
+#: bodies up to this size are split on the event loop (no thread hop)
+_INLINE_BYTES = 64 * 1024
 NDJSON = "application/x-ndjson"
 _NDJSON_TYPES = frozenset({NDJSON, "application/ndjson", "application/jsonl"})
 
@@ -67,7 +70,14 @@ def messages_of(content_type: str | None, body: bytes) -> list[Message]:
 
 async def post_events(ingest: QuoteIngest, content_type: str | None, body: bytes) -> dict[str, Any]:
     """The answer to ``POST /quotes/events``: each message's outcome, and the counts."""
-    outcomes = await ingest.ingest(messages_of(content_type, body), via="http")
+    # splitting walks the body byte by byte where it nests: up to seconds for a body at
+    # the size limit, in a thread so that the event loop is not held meanwhile
+    messages = (
+        await asyncio.to_thread(messages_of, content_type, body)
+        if len(body) > _INLINE_BYTES
+        else messages_of(content_type, body)
+    )
+    outcomes = await ingest.ingest(messages, via="http")
     return {
         **Summary.of(outcomes).to_json(),
         "results": [outcome.to_json() for outcome in outcomes],
