@@ -14,13 +14,23 @@ from api.conftest import LiveServer, live_settings, run_server
 from domain.quotes.samples import PRODUCTS_UPDATED, QUOTE_ID, QUOTE_STARTED
 
 INGEST_KEY = "ingest-key-Xq83LpZr29VwKt4N"
+PRODUCER_KEY = "producer-key-Hy62MnQe71BcRs5D"
 URL = "/quotes/events"
 
 
 @pytest.fixture
 def quotes_server(tmp_path: Path) -> Iterator[LiveServer]:
     keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"keys": [{"key": INGEST_KEY, "role": "ingest"}]}))
+    keys.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {"key": INGEST_KEY, "role": "ingest"},
+                    {"key": PRODUCER_KEY, "role": "producer"},
+                ]
+            }
+        )
+    )
     settings = live_settings(tmp_path, api_keys_file=str(keys), max_body_bytes=64 * 1024)
     yield from run_server(settings)
 
@@ -61,6 +71,8 @@ def test_an_admin_key_may_post_and_others_may_not(quotes_server: LiveServer):
     assert admin.status_code == 200
     customer = post(quotes_server, b"{}", headers=quotes_server.customer("alice"))
     assert (customer.status_code, customer.json()["error"]) == (403, "forbidden")
+    producer = post(quotes_server, b"{}", headers={"X-API-Key": PRODUCER_KEY})
+    assert (producer.status_code, producer.json()["error"]) == (403, "forbidden")
     anonymous = httpx.post(
         f"{quotes_server.url}{URL}", content=b"{}", headers={"Content-Type": "application/json"}
     )
