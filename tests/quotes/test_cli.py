@@ -105,3 +105,22 @@ def test_importing_again_stores_nothing_when_a_quotes_events_span_chunks(
     assert "stored 5, repeated 0, dead-lettered 0" in first.output, first.output
     again = runner.invoke(cli, ["import", "quotes", str(data), "--store", url])
     assert "stored 0, repeated 5, dead-lettered 0" in again.output, again.output
+
+
+def test_a_line_too_long_is_read_only_in_part_and_dead_lettered(tmp_path: Path, monkeypatch):
+    # a file is no request: no body limit bounded its lines, and one line without a
+    # newline was read whole (a multi-gigabyte export, into memory at once)
+    monkeypatch.setattr("oddstream.cli.quotes.MAX_LINE", 256 * 1024)
+    start, update = json.loads(QUOTE_STARTED), json.loads(PRODUCTS_UPDATED)
+    huge = '{"quoteId": "t", "pad": "' + "x" * (3 << 20) + '"}'
+    lines = [json.dumps({**start, "id": "t"}), huge, json.dumps({**update, "quoteId": "t"})]
+    data = tmp_path / "quotes.ndjson"
+    data.write_text("\n".join(lines) + "\n")
+    url = f"sqlite:///{tmp_path}/cli.db"
+    done = runner.invoke(cli, ["import", "quotes", str(data), "--store", url])
+    assert "stored 2, repeated 0, dead-lettered 1" in done.output, done.output
+    assert "too_big: 1" in done.output
+    (letter,) = _letters(url)
+    assert letter.letter.payload_bytes == 256 * 1024  # what was read of it
+    assert (letter.reason, letter.path) == ("too_big", "$")
+    assert "only its first 262,144 bytes were read" in letter.message

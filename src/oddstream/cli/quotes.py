@@ -14,8 +14,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..application.quotes import SOURCE, QuoteIngest, Summary, ndjson_lines
+from ..application.quotes import SOURCE, Message, QuoteIngest, Summary, ndjson_lines
 from ..domain.deadletters import DeadLetter, PayloadError, Resolved, restore
+from ..domain.quotes.errors import TOO_BIG
 from ..eventstore import EventStore, open_store
 from ..runtime.deadletters import DeadLetterError, DeadLetterStore
 from .common import StoreOption, _fail, _settings, app, console
@@ -30,6 +31,12 @@ _PAYLOAD = typer.Option(None, exists=True, dir_okay=False, help="Replay this fix
 
 #: lines read and ingested at a time (one pass of reads and one group commit each)
 CHUNK_LINES = 500
+#: a chunk ends early once its lines take this many bytes (memory: a file may hold
+#: lines near the log's 1 MiB event limit)
+CHUNK_BYTES = 8 * 1024 * 1024
+#: the most of one line that is read (the service's default body limit): a longer line
+#: can be no event; the rest of it is skipped and the line dead-lettered ``too_big``
+MAX_LINE = 16 * 1024 * 1024
 
 
 async def _open(store: str | None) -> EventStore:
@@ -65,15 +72,14 @@ def import_quotes(
                 task = progress.add_task("import", total=size, events=0)
                 line_no, index, done = 1, 0, 0
                 while True:
-                    lines = _chunk(handle)
+                    lines, read = _chunk(handle)
                     if not lines:
                         break
-                    data = b"".join(lines)
-                    messages = list(ndjson_lines(data, first_line=line_no, first_index=index))
+                    messages = _messages(lines, line_no, index)
                     line_no += len(lines)
                     outcomes = await ingest.ingest(messages, via="import") if messages else []
                     index += len(messages)
-                    done += len(data)
+                    done += read
                     total = total.add(Summary.of(outcomes))
                     progress.update(task, completed=done, events=index)
         finally:
@@ -91,13 +97,47 @@ def import_quotes(
         console.print(f"see them with: oddstream dlq list --source {SOURCE}")
 
 
-def _chunk(handle: Any) -> list[bytes]:
+def _chunk(handle: Any) -> tuple[list[bytes], int]:
+    """The next lines (at most :data:`CHUNK_LINES`, and about :data:`CHUNK_BYTES`) and
+    how many bytes were read for them: of a line longer than :data:`MAX_LINE`, only
+    its first ``MAX_LINE + 1`` bytes are kept (no newline at their end says so)."""
     lines: list[bytes] = []
-    for line in handle:
-        lines.append(line)
-        if len(lines) == CHUNK_LINES:
+    read = taken = 0
+    while len(lines) < CHUNK_LINES and taken < CHUNK_BYTES:
+        line = handle.readline(MAX_LINE + 1)
+        if not line:
             break
-    return lines
+        read += len(line)
+        if _cut(line):
+            while True:  # skip the rest of it, a piece at a time
+                rest = handle.readline(1 << 20)
+                read += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        taken += len(line)
+        lines.append(line)
+    return lines, read
+
+
+def _cut(line: bytes) -> bool:
+    return len(line) > MAX_LINE and not line.endswith(b"\n")
+
+
+def _messages(lines: list[bytes], line_no: int, index: int) -> list[Message]:
+    """The messages of a chunk's lines, numbered from ``line_no`` and ``index``."""
+    messages: list[Message] = []
+    for number, line in enumerate(lines, start=line_no):
+        if _cut(line):
+            problem = (
+                f"the line is longer than {MAX_LINE:,} bytes: only its first {MAX_LINE:,} "
+                "bytes were read"
+            )
+            found = [Message(index, line[:MAX_LINE], number, problem, TOO_BIG)]
+        else:
+            found = list(ndjson_lines(line, first_line=number, first_index=index))
+        messages += found
+        index += len(found)
+    return messages
 
 
 @dlq_app.command("list")

@@ -219,7 +219,7 @@ class QuoteIngest:
 
     def _check(self, at: int, message: Message) -> _Candidate | tuple[Refusal, dict[str, str]]:
         if message.problem is not None:
-            return Refusal(INVALID_JSON, "$", message.problem), {}
+            return Refusal(message.reason or INVALID_JSON, "$", message.problem), {}
         try:
             event = DEFAULT_CODEC.decode(message.raw)
         except InvalidQuoteEvent as exc:

@@ -25,12 +25,14 @@ class Message:
     """One message's bytes and where it was: ``index`` (0-based, in the request or
     file) and ``line`` (1-based, NDJSON only). ``problem`` is set for bytes that can be
     no element (an array left open, text after it): they are dead-lettered as
-    ``invalid_json`` with it."""
+    ``invalid_json`` (or ``reason``) with it."""
 
     index: int
     raw: bytes
     line: int | None = None
     problem: str | None = None
+    #: the dead-letter reason of ``problem`` (``None``: ``invalid_json``)
+    reason: str | None = None
 
 
 def ndjson_lines(data: bytes, *, first_line: int = 1, first_index: int = 0) -> Iterator[Message]:
