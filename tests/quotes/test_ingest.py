@@ -304,3 +304,25 @@ async def test_a_batch_half_stored_then_sent_again_stores_only_the_rest(store: E
     (late,) = await ingest_batch(store, b)
     assert late.status == "repeated"
     assert await store.stream_version("quote-h") == 3
+
+
+async def test_listing_letters_holds_no_payloads_and_get_gives_the_whole_letter(
+    store: EventStore,
+):
+    # `dlq list` folded every letter with its payload (up to 512 KiB each) in memory
+    raws = [b'{"quoteId": "p%d", "pad": "%s"}' % (i, b"y" * 200_000) for i in range(20)]
+    outcomes = await ingest_batch(store, *raws)
+    letters = DeadLetterStore(store)
+    await letters.replay(
+        await letters.get(outcomes[0].letter_id),
+        {"quotes": QuoteIngest(store, letters).replay},
+        b'{"quoteId": "p0", "products": 5}',
+    )
+    listed = await letters.letters(payloads=False)
+    assert [x.letter_id for x in listed] == [o.letter_id for o in outcomes]
+    assert all(x.letter.payload == "" for x in listed)
+    assert listed[0].attempts[0].payload is None  # the fixed payload tried, too
+    assert (listed[0].reason, listed[1].letter.payload_bytes) == ("wrong_type", len(raws[1]))
+    whole = await letters.get(outcomes[0].letter_id[:8])
+    assert restore(whole.letter.payload, whole.letter.payload_encoding) == raws[0]
+    assert whole.attempts[0].payload == '{"quoteId": "p0", "products": 5}'

@@ -151,7 +151,7 @@ def dlq_list(
     async def run() -> list[DeadLetter]:
         s = await _open(store)
         try:
-            return await DeadLetterStore(s).letters(source)
+            return await DeadLetterStore(s).letters(source, payloads=False)
         finally:
             await s.close()
 

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
+
 from ..domain.deadletters import (
     DeadLetter,
     DeadLettered,
@@ -47,6 +49,8 @@ STREAM_CATEGORY = "deadletter"
 LETTER_IDS = uuid.UUID("4d2b7c1e-9a0f-4e55-8b3a-6c1d2e7f9a44")
 _SOURCE = re.compile(r"[a-z0-9][a-z0-9._]{0,63}\Z")
 _MAX_MESSAGE = 2000
+#: events read at a time while folding letters (a letter's event takes up to ~1 MiB)
+_PAGE = 16
 _MAX_PATH = 500
 
 
@@ -193,34 +197,48 @@ class DeadLetterStore:
 
     # -- reading
 
-    async def letters(self, source: str | None = None) -> list[DeadLetter]:
-        """Every letter (of ``source``, or of all sources), oldest first."""
+    async def letters(
+        self, source: str | None = None, *, payloads: bool = True, only: str | None = None
+    ) -> list[DeadLetter]:
+        """Every letter (of ``source``, or of all sources), oldest first, read a page
+        at a time. Without ``payloads`` the letters' payloads (and fixed ones tried)
+        are left out, so that listing many big letters holds only their details;
+        ``only``: the letter of that id alone."""
         events: list[tuple[int, DeadLetterEvent]] = []
         if source is None:
-            found = self.store.scan_all(category=STREAM_CATEGORY)
+            found = self.store.scan_all(category=STREAM_CATEGORY, batch_size=_PAGE)
         else:
-            found = self.store.scan_stream(stream_of(source))
+            found = self.store.scan_stream(stream_of(source), batch_size=_PAGE)
         async for recorded in found:
-            if recorded.type in registry:
-                typed = registry.decode(recorded)
-                if isinstance(typed, DeadLettered | ReplayFailed | Resolved):
-                    events.append((recorded.position, typed))
+            if recorded.type not in registry:
+                continue
+            typed = registry.decode(recorded)
+            if not isinstance(typed, DeadLettered | ReplayFailed | Resolved):
+                continue
+            if only is not None and typed.letter_id != only:
+                continue
+            if not payloads and isinstance(typed, DeadLettered):
+                typed = msgspec.structs.replace(typed, payload="")
+            elif not payloads and isinstance(typed, ReplayFailed) and typed.payload:
+                typed = msgspec.structs.replace(typed, payload=None)
+            events.append((recorded.position, typed))
         return sorted(fold(events).values(), key=lambda letter: letter.position)
 
     async def get(self, letter_id: str, source: str | None = None) -> DeadLetter:
         """The letter of this id, or of the one id starting with it (at least 6
-        characters); :class:`UnknownLetter` / :class:`AmbiguousLetter` otherwise."""
+        characters), with its payload; :class:`UnknownLetter` /
+        :class:`AmbiguousLetter` otherwise."""
         wanted = letter_id.strip().lower()
-        letters = await self.letters(source)
-        exact = [x for x in letters if x.letter_id == wanted]
-        if exact:
-            return exact[0]
-        found = [x for x in letters if len(wanted) >= 6 and x.letter_id.startswith(wanted)]
+        letters = await self.letters(source, payloads=False)
+        found = [x for x in letters if x.letter_id == wanted]
+        if not found:
+            found = [x for x in letters if len(wanted) >= 6 and x.letter_id.startswith(wanted)]
         if not found:
             raise UnknownLetter(f"no dead letter {letter_id!r}")
         if len(found) > 1:
             raise AmbiguousLetter(f"{letter_id!r} names {len(found)} dead letters: give more of it")
-        return found[0]
+        (letter,) = await self.letters(found[0].source, only=found[0].letter_id)
+        return letter
 
     # -- replaying
 
