@@ -35,7 +35,7 @@ from ..runtime.cashier import Cashier
 from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
-from . import bet_routes, errors, push, race_admin, race_routes, wallet_routes
+from . import bet_routes, errors, push, quote_routes, race_admin, race_routes, wallet_routes
 from .auth import KeyRing, Role
 from .lean import LeanRoutes
 from .metrics import Metrics
@@ -151,6 +151,7 @@ def create_app(
     app.include_router(race_admin.router)
     app.include_router(wallet_routes.router)
     app.include_router(push.router)
+    app.include_router(quote_routes.router)
     _ops_routes(app, settings)
     if (WEB / "index.html").exists():
         app.mount("/static", StaticFiles(directory=WEB), name="static")

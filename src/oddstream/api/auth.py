@@ -1,10 +1,12 @@
 """API keys and roles.
 
-Three roles: ``admin`` (schedule and settle races, credit any wallet, read any wallet;
-on the Confluent-compatible surfaces, everything), ``customer`` (one wallet: read it,
-withdraw from it, bet from it) and ``producer`` (the Confluent-compatible surfaces only:
-register schemas, produce to topics; see
-:mod:`oddstream.integrations.kafka.access_policy`). A key is presented as ``X-API-Key:
+Four roles: ``admin`` (schedule and settle races, credit any wallet, read any wallet;
+on the Confluent-compatible surfaces, everything; post quote events), ``customer`` (one
+wallet: read it, withdraw from it, bet from it), ``producer`` (the Confluent-compatible
+surfaces only: register schemas, produce to topics; see
+:mod:`oddstream.integrations.kafka.access_policy`) and ``ingest`` (post quote events,
+``POST /quotes/events``, and nothing else but what needs no key: a feed's key, which
+cannot run races or move money). A key is presented as ``X-API-Key:
 …`` or ``Authorization: Bearer …`` (the compat surfaces also take
 ``Authorization: Basic``, as Confluent clients send it).
 
@@ -13,7 +15,8 @@ Keys come from configuration: ``ODDSTREAM_ADMIN_KEY``, ``ODDSTREAM_CUSTOMER_KEYS
 
     {"keys": [{"key": "…", "role": "admin"},
               {"key_sha256": "<hex>", "role": "customer", "wallet": "alice"},
-              {"key": "…", "role": "producer"}]}
+              {"key": "…", "role": "producer"},
+              {"key": "…", "role": "ingest"}]}
 
 Only SHA-256 digests of keys are kept in memory, and a presented key is looked up by
 its digest: comparing digests reveals nothing about the secret a guess was close to.
@@ -55,7 +58,7 @@ from ..application.access import Principal, Role
 from ..application.errors import ApiError
 from ..config import Settings
 
-_ROLES = ("admin", "customer", "producer")
+_ROLES = ("admin", "customer", "producer", "ingest")
 _WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 RefusalReason = Literal["unknown_key", "locked"]
@@ -106,12 +109,14 @@ class KeyRing:
         if not _HEX64.match(key_sha256):
             raise KeyConfigError("key_sha256 must be 64 lowercase hex digits")
         if role not in _ROLES:
-            raise KeyConfigError(f"unknown role {role!r} (admin, customer or producer)")
+            raise KeyConfigError(f"unknown role {role!r} (admin, customer, producer or ingest)")
         if role == "customer":
             if wallet_id is None or not _WALLET_ID.match(wallet_id):
                 raise KeyConfigError("a customer key needs a wallet id ([A-Za-z0-9._:-], ≤100)")
         elif wallet_id is not None:
-            raise KeyConfigError(f"{'an' if role == 'admin' else 'a'} {role} key names no wallet")
+            raise KeyConfigError(
+                f"{'an' if role in ('admin', 'ingest') else 'a'} {role} key names no wallet"
+            )
         raw = bytes.fromhex(key_sha256)
         if raw in self._by_digest:
             raise KeyConfigError("the same key is configured twice")
@@ -159,7 +164,9 @@ class KeyRing:
                 raise KeyConfigError(f"{path}: each key is an object")
             role, wallet = entry.get("role"), entry.get("wallet")
             if role not in _ROLES:
-                raise KeyConfigError(f"{path}: unknown role {role!r} (admin, customer or producer)")
+                raise KeyConfigError(
+                    f"{path}: unknown role {role!r} (admin, customer, producer or ingest)"
+                )
             if "key" in entry:
                 self.add(str(entry["key"]), role, wallet)
             elif "key_sha256" in entry:
@@ -580,6 +587,16 @@ def request_principal(request: Request) -> Principal | None:
     return principal_of(
         keys, key_from_headers(request.scope["headers"]), request.scope.get("client")
     )
+
+
+def require_ingest(request: Request) -> None:
+    """FastAPI dependency: 401 without a key, 403 with a key that is neither an ingest
+    nor an admin key."""
+    principal = request_principal(request)
+    if principal is None:
+        raise ApiError(401, "unauthenticated", "posting quote events needs an ingest or admin key")
+    if not principal.may_ingest:
+        raise ApiError(403, "forbidden", "only an ingest or admin key may post quote events")
 
 
 def require_admin(request: Request) -> None:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from .errors import ApiError
 
-Role = Literal["admin", "customer", "producer"]
+Role = Literal["admin", "customer", "producer", "ingest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def may_ingest(self) -> bool:
+        """Whether the key may post quote events (an ingest or an admin key)."""
+        return self.role in ("ingest", "admin")
 
 
 def authorize_wallet(
@@ -39,6 +44,10 @@ def authorize_wallet(
             "forbidden",
             "a producer key may only register schemas and produce to topics: "
             "it has no wallet and may use none",
+        )
+    if principal.role == "ingest":
+        raise ApiError(
+            403, "forbidden", "an ingest key may only post quote events: it may use no wallet"
         )
     if admin_only:
         raise ApiError(403, "forbidden", "only an admin key may do this")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from ..domain.deadletters import ALL_EVENTS as DEAD_LETTER_EVENTS
+from ..domain.quotes import CURRENT_VERSIONS as QUOTE_VERSIONS
+from ..domain.quotes.stored import STORED_CLASSES as QUOTE_EVENTS
 from ..domain.tote.events import ALL_EVENTS as TOTE_EVENTS
 from ..domain.tote.events import RaceScheduled
 from ..domain.wallet.events import ALL_EVENTS as WALLET_EVENTS
@@ -20,5 +23,11 @@ for _cls in TOTE_EVENTS:
     registry.register(_cls, name=f"tote.{_cls.__name__}", version=_VERSIONS.get(_cls, 1))
 for _cls in WALLET_EVENTS:
     registry.register(_cls, name=f"wallet.{_cls.__name__}", version=1)
+for _cls in DEAD_LETTER_EVENTS:
+    registry.register(_cls, name=f"deadletter.{_cls.__name__}", version=1)
+# quote events: data is the exact wire text (domain/quotes/stored.py); the version is
+# the quote codec's, whose upcasters lift older ones (read them with ``from_stored``)
+for _name, _stored in QUOTE_EVENTS.items():
+    registry.register(_stored, name=_name, version=QUOTE_VERSIONS[_name.removeprefix("quotes.")])
 
 __all__ = ["registry"]

@@ -1,0 +1,110 @@
+"""How a quote event sits in the log: its type and version, and its data kept as the
+exact JSON text of the wire form. Pure.
+
+The log's JSON is read back through binary floats (``orjson``), which would round the
+free-form numbers a quote event may carry (``ratingInputs``, unknown fields) and could
+not hold a ``Decimal`` at all; so the event's wire ``data`` (camelCase names, money in
+pounds as exact decimal numbers, :meth:`~.codec.QuoteCodec.to_wire`) is stored as JSON
+*text* beside the quote's id::
+
+    type "quotes.QuoteStarted", schema_version 1,
+    data {"quote_id": "q-1", "data_json": "{\\"id\\":\\"q-1\\",…}"}
+
+:func:`from_stored` rebuilds the envelope and decodes it with the quote codec, so an
+event stored at an older version is lifted by the codec's upcasters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from .codec import DEFAULT_CODEC, QuoteCodec
+from .events import EVENT_CLASSES, QuoteEvent, QuoteProductsUpdated, QuoteStarted
+
+#: the log's type of each event, by the name it is sent under
+STORED_TYPES: dict[str, str] = {name: f"quotes.{name}" for name in EVENT_CLASSES}
+_NAMES = {stored: name for name, stored in STORED_TYPES.items()}
+#: the category of the quotes' streams: ``quote-<quote id>``
+STREAM_CATEGORY = "quote"
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+class StoredQuoteEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """The data of a stored quote event (either type): the quote's id and the event's
+    wire data as exact JSON text."""
+
+    quote_id: str
+    data_json: str
+
+
+class StoredQuoteStarted(StoredQuoteEvent, frozen=True, kw_only=True):
+    """``quotes.QuoteStarted`` as stored."""
+
+
+class StoredQuoteProductsUpdated(StoredQuoteEvent, frozen=True, kw_only=True):
+    """``quotes.QuoteProductsUpdated`` as stored."""
+
+
+#: the stored classes, by the log's type (registered in ``runtime/codec.py``)
+STORED_CLASSES: dict[str, type[StoredQuoteEvent]] = {
+    STORED_TYPES["QuoteStarted"]: StoredQuoteStarted,
+    STORED_TYPES["QuoteProductsUpdated"]: StoredQuoteProductsUpdated,
+}
+
+
+def quote_id_of(event: QuoteEvent) -> str:
+    return event.id if isinstance(event, QuoteStarted) else event.quote_id
+
+
+def stream_of(quote_id: str) -> str:
+    """The stream of a quote's events."""
+    return f"{STREAM_CATEGORY}-{quote_id}"
+
+
+def to_stored(event: QuoteEvent, codec: QuoteCodec = DEFAULT_CODEC) -> StoredQuoteEvent:
+    """``event`` as stored (its wire data, exactly, as JSON text)."""
+    wire = codec.to_wire(event)
+    cls = STORED_CLASSES[STORED_TYPES[wire["type"]]]
+    return cls(quote_id=quote_id_of(event), data_json=_ENCODER.encode(wire["data"]).decode())
+
+
+def from_stored(
+    stored_type: str,
+    schema_version: int,
+    data: Mapping[str, Any],
+    codec: QuoteCodec = DEFAULT_CODEC,
+) -> QuoteEvent:
+    """The quote event of a stored one, exactly, lifted to the current version."""
+    name = _NAMES.get(stored_type)
+    if name is None:
+        raise ValueError(f"{stored_type!r} is not a stored quote event type")
+    text = data["data_json"]
+    envelope = (
+        b'{"type":"'
+        + name.encode()
+        + b'","version":'
+        + str(int(schema_version)).encode()
+        + b',"data":'
+        + text.encode("utf-8")
+        + b"}"
+    )
+    return codec.decode(envelope)
+
+
+__all__ = [
+    "STORED_CLASSES",
+    "STORED_TYPES",
+    "STREAM_CATEGORY",
+    "QuoteProductsUpdated",
+    "StoredQuoteEvent",
+    "StoredQuoteProductsUpdated",
+    "StoredQuoteStarted",
+    "from_stored",
+    "quote_id_of",
+    "stream_of",
+    "to_stored",
+]

@@ -1,0 +1,320 @@
+"""The dead-letter store: one facility, in the log, for every source that must refuse a
+message without losing it (the quote ingest; the SQL sinks' dead-letter topics).
+
+A source ``s`` writes to the stream ``deadletter-s``: a ``deadletter.DeadLettered``
+event per refused message, then ``deadletter.ReplayFailed`` / ``deadletter.Resolved``
+as an operator replays it. Letters survive restarts (they are the log) and are listed
+by folding the stream (:func:`oddstream.domain.deadletters.fold`).
+
+A letter's id is derived from its source and the SHA-256 of its payload, and is its
+event's id: the same bytes refused twice by one source are one letter (the store's
+idempotent append answers the second with the first), so a client retrying a request
+does not fill the queue.
+
+Replaying is the source's: :meth:`DeadLetterStore.replay` hands the payload (the
+letter's own, or a fixed one) to a :data:`Replayer` and records what it answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+
+from ..domain.deadletters import (
+    DeadLetter,
+    DeadLettered,
+    DeadLetterEvent,
+    ReplayFailed,
+    Resolved,
+    fold,
+    keep,
+    restore,
+)
+from ..eventstore import (
+    ANY,
+    AppendResult,
+    EventStore,
+    StreamAppend,
+)
+from .codec import registry
+
+STREAM_CATEGORY = "deadletter"
+#: the namespace of letter ids (uuid5 of ``<source>\n<payload sha256>``)
+LETTER_IDS = uuid.UUID("4d2b7c1e-9a0f-4e55-8b3a-6c1d2e7f9a44")
+_SOURCE = re.compile(r"[a-z0-9][a-z0-9._]{0,63}\Z")
+_MAX_MESSAGE = 2000
+#: events read at a time while folding letters (a letter's event takes up to ~1 MiB)
+_PAGE = 16
+_MAX_PATH = 500
+
+
+class DeadLetterError(Exception):
+    """Base of the dead-letter store's refusals."""
+
+
+class UnknownLetter(DeadLetterError, LookupError):
+    """No letter has this id (or id prefix)."""
+
+
+class AmbiguousLetter(DeadLetterError, LookupError):
+    """An id prefix that names more than one letter."""
+
+
+class LetterResolved(DeadLetterError):
+    """The letter was resolved already: there is nothing to replay."""
+
+
+class UnknownSource(DeadLetterError, LookupError):
+    """No replayer is known for the letter's source."""
+
+
+def check_source(source: str) -> str:
+    """``source`` if it can name a dead-letter stream (``[a-z0-9._]``, ≤ 64)."""
+    if not _SOURCE.match(source):
+        raise ValueError(f"a dead-letter source is [a-z0-9._], 1 to 64 characters: {source!r}")
+    return source
+
+
+def stream_of(source: str) -> str:
+    """The stream of ``source``'s dead letters."""
+    return f"{STREAM_CATEGORY}-{check_source(source)}"
+
+
+def letter_id(source: str, payload_sha256: str) -> uuid.UUID:
+    """The id of ``source``'s letter for a payload of this digest."""
+    return uuid.uuid5(LETTER_IDS, f"{source}\n{payload_sha256}")
+
+
+def _text(text: str, limit: int) -> str:
+    """``text`` as a log event can hold it, at most ``limit`` characters: a source's
+    message, path or context may quote what it was sent, and the log refuses a NUL and
+    a lone surrogate (refusing the letter would lose the message), so they are escaped
+    (``\\x00``, ``\\ud800``). The payload is kept exactly, by :func:`keep`."""
+    if text.isascii() and "\x00" not in text:
+        return text[:limit]
+    escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped.replace("\x00", "\\x00")[:limit]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a source refused a message: a stable reason code, the field, a message."""
+
+    reason: str
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayAnswer:
+    """What a source answered a replayed payload: taken in (``outcome`` such as
+    ``stored`` or ``repeated``, and where) or refused again (``refusal``)."""
+
+    outcome: str
+    target: str | None = None
+    refusal: Refusal | None = None
+
+
+#: A source's way to take a payload in again, without dead-lettering it itself.
+Replayer = Callable[[bytes], Awaitable[ReplayAnswer]]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A letter as written: its id and whether it was there already (same bytes)."""
+
+    letter_id: str
+    repeated: bool
+
+
+class DeadLetterStore:
+    """Dead letters of every source, in ``store``."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    # -- writing
+
+    def letter(
+        self,
+        source: str,
+        payload: bytes,
+        refusal: Refusal,
+        *,
+        received_at: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> StreamAppend:
+        """The append that dead-letters ``payload`` (for a caller batching it with its
+        own appends in :meth:`EventStore.append_many`); :meth:`recorded` reads its
+        result."""
+        kept = keep(payload)
+        lid = letter_id(source, kept.sha256)
+        event = DeadLettered(
+            letter_id=str(lid),
+            source=source,
+            reason=_text(refusal.reason, _MAX_PATH),
+            message=_text(refusal.message, _MAX_MESSAGE),
+            path=_text(refusal.path, _MAX_PATH),
+            payload=kept.text,
+            payload_encoding=kept.encoding,
+            payload_bytes=kept.size,
+            payload_sha256=kept.sha256,
+            payload_truncated=kept.truncated,
+            received_at=received_at or now_iso(),
+            context={_text(k, _MAX_PATH): _text(v, _MAX_PATH) for k, v in (context or {}).items()},
+        )
+        return StreamAppend(stream_of(source), [registry.to_new_event(event, event_id=lid)], ANY)
+
+    @staticmethod
+    def recorded(append: StreamAppend, result: AppendResult) -> Recorded:
+        """What :meth:`letter`'s append wrote."""
+        event_id = append.events[0].event_id
+        return Recorded(str(event_id), result.idempotent_retry)
+
+    async def record(
+        self,
+        source: str,
+        payload: bytes,
+        refusal: Refusal,
+        *,
+        received_at: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> Recorded:
+        """Dead-letter one payload."""
+        append = self.letter(source, payload, refusal, received_at=received_at, context=context)
+        result = await self.store.append(append.stream_id, append.events, ANY)
+        return self.recorded(append, result)
+
+    # -- reading
+
+    async def letters(
+        self, source: str | None = None, *, payloads: bool = True, only: str | None = None
+    ) -> list[DeadLetter]:
+        """Every letter (of ``source``, or of all sources), oldest first, read a page
+        at a time. Without ``payloads`` the letters' payloads (and fixed ones tried)
+        are left out, so that listing many big letters holds only their details;
+        ``only``: the letter of that id alone."""
+        events: list[tuple[int, DeadLetterEvent]] = []
+        if source is None:
+            found = self.store.scan_all(category=STREAM_CATEGORY, batch_size=_PAGE)
+        else:
+            found = self.store.scan_stream(stream_of(source), batch_size=_PAGE)
+        async for recorded in found:
+            if recorded.type not in registry:
+                continue
+            typed = registry.decode(recorded)
+            if not isinstance(typed, DeadLettered | ReplayFailed | Resolved):
+                continue
+            if only is not None and typed.letter_id != only:
+                continue
+            if not payloads and isinstance(typed, DeadLettered):
+                typed = msgspec.structs.replace(typed, payload="")
+            elif not payloads and isinstance(typed, ReplayFailed) and typed.payload:
+                typed = msgspec.structs.replace(typed, payload=None)
+            events.append((recorded.position, typed))
+        return sorted(fold(events).values(), key=lambda letter: letter.position)
+
+    async def get(self, letter_id: str, source: str | None = None) -> DeadLetter:
+        """The letter of this id, or of the one id starting with it (at least 6
+        characters), with its payload; :class:`UnknownLetter` /
+        :class:`AmbiguousLetter` otherwise."""
+        wanted = letter_id.strip().lower()
+        letters = await self.letters(source, payloads=False)
+        found = [x for x in letters if x.letter_id == wanted]
+        if not found:
+            found = [x for x in letters if len(wanted) >= 6 and x.letter_id.startswith(wanted)]
+        if not found:
+            raise UnknownLetter(f"no dead letter {letter_id!r}")
+        if len(found) > 1:
+            raise AmbiguousLetter(f"{letter_id!r} names {len(found)} dead letters: give more of it")
+        (letter,) = await self.letters(found[0].source, only=found[0].letter_id)
+        return letter
+
+    # -- replaying
+
+    async def replay(
+        self,
+        letter: DeadLetter,
+        replayers: Mapping[str, Replayer],
+        payload: bytes | None = None,
+    ) -> DeadLetter:
+        """Take ``letter``'s payload (or the fixed ``payload``) in again through its
+        source's replayer: a success resolves the letter, a refusal keeps it open with
+        the new reason. Returns the letter as it now stands."""
+        if letter.status != "open":
+            raise LetterResolved(f"dead letter {letter.letter_id} is resolved already")
+        replayer = replayers.get(letter.source)
+        if replayer is None:
+            raise UnknownSource(f"no replay is known for source {letter.source!r}")
+        fixed = payload is not None
+        raw = (
+            payload
+            if payload is not None
+            else restore(letter.letter.payload, letter.letter.payload_encoding)
+        )
+        if not fixed and letter.letter.payload_truncated:
+            answer = ReplayAnswer(
+                "refused",
+                refusal=Refusal(
+                    letter.reason,
+                    letter.path,
+                    "only a prefix of this payload was kept: replay it with a fixed payload",
+                ),
+            )
+        else:
+            answer = await replayer(raw)
+        digest = hashlib.sha256(raw).hexdigest()
+        event: ReplayFailed | Resolved
+        if answer.refusal is None:
+            event = Resolved(
+                letter_id=letter.letter_id,
+                outcome=answer.outcome,
+                fixed=fixed,
+                payload_sha256=digest,
+                target=answer.target,
+                resolved_at=now_iso(),
+            )
+        else:
+            kept = keep(raw) if fixed else None
+            event = ReplayFailed(
+                letter_id=letter.letter_id,
+                reason=_text(answer.refusal.reason, _MAX_PATH),
+                message=_text(answer.refusal.message, _MAX_MESSAGE),
+                path=_text(answer.refusal.path, _MAX_PATH),
+                fixed=fixed,
+                payload=kept.text if kept else None,
+                payload_encoding=kept.encoding if kept else None,
+                payload_sha256=digest,
+                replayed_at=now_iso(),
+            )
+        await self.store.append(stream_of(letter.source), [registry.to_new_event(event)], ANY)
+        return letter.evolve(event)
+
+
+__all__ = [
+    "LETTER_IDS",
+    "STREAM_CATEGORY",
+    "AmbiguousLetter",
+    "DeadLetterError",
+    "DeadLetterStore",
+    "LetterResolved",
+    "Recorded",
+    "Refusal",
+    "ReplayAnswer",
+    "Replayer",
+    "UnknownLetter",
+    "UnknownSource",
+    "check_source",
+    "letter_id",
+    "stream_of",
+]
