@@ -375,7 +375,7 @@ def _connect_text(value: Any) -> str:
 
 
 _FIELD_ALIASES = {
-    f.alias for f in JdbcSinkConfig.model_fields.values() if f.alias and not f.alias[0] == "_"
+    f.alias for f in JdbcSinkConfig.model_fields.values() if f.alias and f.alias[0] != "_"
 }
 
 

@@ -414,9 +414,7 @@ class SqliteDialect(Dialect):
     def upsert(self, cur: Any, table: str, columns: Sequence[Column], rows: list[Row]) -> None:
         keys = ", ".join(self.quote(c.name) for c in columns if c.key)
         sets = ", ".join(
-            f"{self.quote(c.name)} = excluded.{self.quote(c.name)}"
-            for c in columns
-            if not c.key
+            f"{self.quote(c.name)} = excluded.{self.quote(c.name)}" for c in columns if not c.key
         )
         action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
         cur.executemany(
@@ -474,16 +472,17 @@ class PostgresDialect(Dialect):
     def connect(self, url: ConnectionUrl) -> Any:
         import psycopg
 
-        params = dict(url.params)
-        return psycopg.connect(
+        # the URL's other parameters (sslmode, connect_timeout, …) are libpq's own
+        conninfo = psycopg.conninfo.make_conninfo(
+            "",
             host=url.host,
             port=url.port,
             dbname=url.database,
             user=url.user,
             password=url.password,
-            autocommit=False,
-            **params,
+            **url.params,
         )
+        return psycopg.connect(conninfo, autocommit=False)
 
     def existing_columns(self, cur: Any, table: str) -> list[str] | None:
         schema, name = self.split_table(table)
@@ -525,9 +524,7 @@ class PostgresDialect(Dialect):
         names = self._names(columns)
         keys = ", ".join(self.quote(c.name) for c in columns if c.key)
         sets = ", ".join(
-            f"{self.quote(c.name)} = EXCLUDED.{self.quote(c.name)}"
-            for c in columns
-            if not c.key
+            f"{self.quote(c.name)} = EXCLUDED.{self.quote(c.name)}" for c in columns if not c.key
         )
         action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
         cur.execute(

@@ -158,7 +158,7 @@ def _avro_field(name: str, schema: Any, default: Any) -> FieldSchema:
         return FieldSchema(name, "int32", optional, "Time", default=_default(default))
     if logical in ("timestamp-millis", "timestamp-micros") and avro_type == "long":
         return FieldSchema(name, "int64", optional, "Timestamp", default=_default(default))
-    if avro_type not in _AVRO_PRIMITIVES:
+    if not isinstance(avro_type, str) or avro_type not in _AVRO_PRIMITIVES:
         raise UnsupportedSchema(f"field {name!r}: Avro type {avro_type!r} does not map to a column")
     primitive = _AVRO_PRIMITIVES[avro_type]
     connect_type = schema.get("connect.type")
@@ -199,7 +199,7 @@ def _connect_field(spec: Mapping[str, Any], name: str) -> FieldSchema:
     scale = 0
     if logical == "Decimal":
         scale = int((spec.get("parameters") or {}).get("scale", 0))
-    default = spec["default"] if "default" in spec else NO_DEFAULT
+    default = spec.get("default", NO_DEFAULT)
     return FieldSchema(name, ctype, bool(spec.get("optional", False)), logical, scale, default)
 
 

@@ -76,7 +76,7 @@ def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], Row]:
 
     def get(m: Mapping[str, Any]) -> Row:
         try:
-            return fast(m)  # type: ignore[no-any-return]
+            return fast(m)
         except KeyError:
             return tuple(m.get(n) for n in names)
 
@@ -256,7 +256,9 @@ class JdbcSink:
         value_columns = tuple(Column(f.name, f, key=False) for f in others)
         columns = key_columns + value_columns
         adapters = [
-            (i, a) for i, c in enumerate(columns) if (a := self.dialect.adapter(c.field)) is not None
+            (i, a)
+            for i, c in enumerate(columns)
+            if (a := self.dialect.adapter(c.field)) is not None
         ]
         if mode == "record_key":
             assert key_of is not None
@@ -475,5 +477,3 @@ class _Run:
 
     def batch(self) -> list[Row]:
         return self.rows if self.kind == "insert" else list(self.by_key.values())
-
-
