@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
 )
 
@@ -275,6 +276,10 @@ class JdbcSinkConfig(BaseModel):
     def _connection_url(cls, value: str) -> str:
         parse_connection_url(value.strip())
         return value.strip()
+
+    @field_serializer("connection_url")
+    def _dump_url(self, value: str) -> str:
+        return redact_jdbc_url(value)
 
     @field_validator("db_timezone")
     @classmethod
