@@ -55,6 +55,8 @@ def _timestamp(tz: ZoneInfo) -> Adapter:
     Confluent's sink writes it; a naive datetime is taken as UTC, an int as epoch ms."""
 
     def adapt(value: Any) -> Any:
+        if value.__class__ is dt.datetime and value.tzinfo is not None:  # the usual case
+            return value.astimezone(tz).replace(tzinfo=None)
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
@@ -124,6 +126,10 @@ class Dialect(abc.ABC):
     #: PyMySQL and psycopg read ``%`` as a placeholder's start in a statement with
     #: parameters: a ``%`` inside an identifier is written twice there.
     percent_escapes: ClassVar[bool]
+    #: Whether a run of upserts or updates is one statement that may not touch a row
+    #: twice (PostgreSQL's ON CONFLICT, UPDATE … FROM): the writer then keeps the last
+    #: write of each key. Elsewhere the rows go in log order and a key's last one wins.
+    unique_keys_per_statement: ClassVar[bool] = False
     #: Whether DDL commits by itself (MariaDB): the writer then runs it before the
     #: batch's transaction, never inside it.
     ddl_commits: ClassVar[bool] = False
@@ -380,8 +386,17 @@ class SqliteDialect(Dialect):
 
     def adapter(self, field: FieldSchema) -> Adapter | None:
         base = super().adapter(field)
-        if field.logical == "Timestamp" and base is not None:
-            return _chain(base, lambda v: v.isoformat(sep=" ", timespec="milliseconds"))
+        if field.logical == "Timestamp":
+            tz = self.timezone
+
+            def timestamp(value: Any) -> Any:
+                if value.__class__ is dt.datetime and value.tzinfo is not None:
+                    local = value.astimezone(tz).replace(tzinfo=None)
+                    return local.isoformat(sep=" ", timespec="milliseconds")
+                value = _timestamp(tz)(value)  # the rarer forms: naive, epoch ms, None
+                return None if value is None else value.isoformat(sep=" ", timespec="milliseconds")
+
+            return timestamp
         if field.logical == "Decimal" and base is not None:
             return _chain(base, str)
         if field.logical in ("Date", "Time") and base is not None:
@@ -433,6 +448,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     quote_char = '"'
     max_identifier = 63
+    unique_keys_per_statement = True
     driver_placeholder = "%s"
     percent_escapes = True
 

@@ -288,8 +288,30 @@ class JdbcSink:
         skipped = 0
         mode: Kind = self.config.insert_mode
         last: _Run | None = None
+        # records of one topic and schemas in a row (the usual batch) reuse the last
+        # record's layout and run: the per-record work is then the row itself
+        seen: tuple[str, Any, Any] | None = None
+        rows: list[Row] = []
+        row_of: Callable[[SinkRecord], Row] | None = None
+        n_key = 0
         for index, record in enumerate(records):
             try:
+                if (
+                    seen is not None
+                    and row_of is not None
+                    and record.value is not None
+                    and record.value_schema is seen[2]
+                    and record.key_schema is seen[1]
+                    and record.topic == seen[0]
+                ):
+                    row = row_of(record)
+                    if n_key < 0:
+                        rows.append(row)
+                    else:
+                        assert last is not None
+                        last.add(row, row[:n_key])
+                    continue
+                seen = None
                 table = self.table_for(record.topic)
                 if record.value is None:
                     if not self.config.delete_enabled:
@@ -309,12 +331,22 @@ class JdbcSink:
                 if last is None or not last.same(mode, table, layout):
                     last = _Run(mode, table, layout.columns, layout)
                     runs.append(last)
-                key = row[: len(layout.key_columns)] if mode != "insert" else None
-                last.add(row, key)
+                if mode == "insert" or not self.dialect.unique_keys_per_statement:
+                    n_key = -1  # in log order: the database applies a key's writes in turn
+                    rows = last.rows
+                    rows.append(row)
+                else:
+                    n_key = len(layout.key_columns)
+                    last.add(row, row[:n_key])
+                seen = (record.topic, record.key_schema, record.value_schema)
+                row_of = layout.row_of
             except RecordError as exc:
                 if exc.index is None:
                     exc.index = index
                 raise
+        for run in runs:
+            if not run.by_key:
+                run.count = len(run.rows)
         return runs, skipped
 
     # --- tables ----------------------------------------------------------------------
@@ -442,8 +474,9 @@ class JdbcSink:
 
 
 class _Run:
-    """Consecutive writes of one kind to one table with one set of columns. Upserts,
-    updates and deletes keep one row per key (the last: what the key ends as)."""
+    """Consecutive writes of one kind to one table with one set of columns, in log
+    order; deletes, and upserts and updates where the dialect writes a run in one
+    statement (PostgreSQL), keep one row per key (the last: what the key ends as)."""
 
     __slots__ = ("by_key", "columns", "count", "kind", "layout", "rows", "skip", "table")
 
@@ -476,4 +509,4 @@ class _Run:
             self.by_key[key] = row
 
     def batch(self) -> list[Row]:
-        return self.rows if self.kind == "insert" else list(self.by_key.values())
+        return list(self.by_key.values()) if self.by_key else self.rows
