@@ -274,6 +274,24 @@ def test_position_moves_with_the_rows_and_a_batch_is_never_written_twice(
     assert [r[0] for r in target.rows(t)] == [0, 1, 2, 3, 4]
 
 
+def test_two_instances_of_one_sink_never_both_write(target: Target) -> None:
+    t = target.table()
+    name = target.sink_name()
+    config = target.config(t, auto_create="true")
+    with JdbcSink(name, config) as first, JdbcSink(name, config) as second:
+        assert first.stored_position() is None
+        assert second.stored_position() is None
+        first.write([rec(t, {"id": 1, "name": "a"})], after=0, position=1)
+        first.write([rec(t, {"id": 2, "name": "b"})], after=1, position=2)
+        # the second still believes the target is at 0: its (0, 1] is already there,
+        # and (1, 3] no longer starts where the target stands
+        assert second.write([rec(t, {"id": 1, "name": "a"})], after=0, position=1).already_written
+        with pytest.raises(PositionConflict) as err:
+            second.write([rec(t, {"id": 9, "name": "z"})], after=1, position=3)
+        assert (err.value.expected, err.value.stored) == (1, 2)
+    assert [r[0] for r in target.rows(t)] == [1, 2]
+
+
 class Crash(BaseException):
     """Stands for the process dying between the rows and the commit."""
 

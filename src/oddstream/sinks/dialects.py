@@ -277,12 +277,14 @@ class Dialect(abc.ABC):
     def rollback(self, conn: Any) -> None:
         conn.rollback()
 
-    def lock_position(self, cur: Any, name: str) -> int | None:
-        """The stored position of sink ``name``, locked until the transaction ends."""
+    def lock_position(self, cur: Any, name: str, *, lock: bool = True) -> int | None:
+        """The stored position of sink ``name`` (``None``: none), locked until the
+        transaction ends unless ``lock`` is false."""
         cur.execute(
             self.p(
                 f"SELECT {self.quote('position')} FROM {self.quote(OFFSETS_TABLE)} "
-                f"WHERE {self.quote('name')} = {self.placeholder}{self.for_update}"
+                f"WHERE {self.quote('name')} = {self.placeholder}"
+                + (self.for_update if lock else "")
             ),
             (name,),
         )

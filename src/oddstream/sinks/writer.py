@@ -158,13 +158,10 @@ class JdbcSink:
         """The position committed with the last batch, ``None`` if the target holds none
         (the sink starts from the beginning)."""
         conn = self.connection
-        cur = conn.cursor()
-        self.dialect.begin(conn)
-        try:
-            position = self.dialect.lock_position(cur, self.name)
+        try:  # a plain read: no write lock (SQLite) nor row lock taken
+            return self.dialect.lock_position(conn.cursor(), self.name, lock=False)
         finally:
             self.dialect.rollback(conn)
-        return position
 
     # --- records to rows ------------------------------------------------------------
 
@@ -399,7 +396,6 @@ class JdbcSink:
             self._reflect(cur, run.table)
 
     def _reflect(self, cur: Any, table: str) -> list[str] | None:
-        self.dialect.begin(self.connection)
         try:
             have = self.dialect.existing_columns(cur, table)
         finally:
