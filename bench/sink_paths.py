@@ -13,8 +13,9 @@ batch, by:
 - ``sqlalchemy``: SQLAlchemy Core's ``insert()`` (and its dialects' upsert constructs)
   executed with the list of rows (its "insertmanyvalues" / executemany).
 
-Rows per second is the best of ``--repeat`` runs. Needs the local PostgreSQL and MariaDB
-(``make services``); SQLAlchemy is a benchmark-only dependency (``.[bench]``).
+Rows per second is the best of ``--repeat`` rounds, the paths taking turns in each.
+Needs the local PostgreSQL and MariaDB (``make services``); SQLAlchemy is a
+benchmark-only dependency (``.[bench]``). Results: ``bench/results/sink_paths.json``.
 
     python bench/sink_paths.py [--rows 20000] [--batch 3000] [--repeat 3]
 """
@@ -363,21 +364,28 @@ PATHS: dict[str, Callable[[Db, str, list[SinkRecord], int, bool], None]] = {
 }
 
 
-def measure(db: Db, path: str, mode: str, rows: int, batch: int, repeat: int) -> float:
-    best = 0.0
+def measure_once(db: Db, path: str, mode: str, rows: int, batch: int) -> float:
+    table = f"bench_sink_{uuid.uuid4().hex[:10]}"
+    recs = records(rows, table)
+    db.create(table)
+    try:
+        if mode == "upsert":  # half the keys already there
+            limit(db, table, recs[: rows // 2], batch, upsert=False)
+        start = time.perf_counter()
+        PATHS[path](db, table, recs, batch, mode == "upsert")
+        elapsed = time.perf_counter() - start
+    finally:
+        db.drop(table)
+    return rows / elapsed
+
+
+def measure(db: Db, mode: str, rows: int, batch: int, repeat: int) -> dict[str, float]:
+    """The best rows/s of each path; the paths take turns in each round, so that other
+    work on the machine (it is shared) weighs on all of them alike."""
+    best = dict.fromkeys(PATHS, 0.0)
     for _ in range(repeat):
-        table = f"bench_sink_{uuid.uuid4().hex[:10]}"
-        recs = records(rows, table)
-        db.create(table)
-        try:
-            if mode == "upsert":  # half the keys already there
-                limit(db, table, recs[: rows // 2], batch, upsert=False)
-            start = time.perf_counter()
-            PATHS[path](db, table, recs, batch, mode == "upsert")
-            elapsed = time.perf_counter() - start
-        finally:
-            db.drop(table)
-        best = max(best, rows / elapsed)
+        for path in PATHS:
+            best[path] = max(best[path], measure_once(db, path, mode, rows, batch))
     return best
 
 
@@ -396,7 +404,7 @@ def main() -> None:
         print("{:9} {:7} {:>9} {:>9} {:>6} {:>11} {:>6}".format(*head))
         for db in dbs:
             for mode in ("insert", "upsert"):
-                got = {p: measure(db, p, mode, args.rows, args.batch, args.repeat) for p in PATHS}
+                got = measure(db, mode, args.rows, args.batch, args.repeat)
                 case = {
                     "db": db.name,
                     "mode": mode,
