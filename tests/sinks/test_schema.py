@@ -162,3 +162,19 @@ def test_percent_in_identifiers_survives_parameters() -> None:
     sql = f"SELECT {d.quote('100%')} WHERE x = {d.placeholder}"
     assert d.p(sql) == 'SELECT "100%%" WHERE x = %s'
     assert SqliteDialect().p(f"SELECT {SqliteDialect().placeholder}") == "SELECT ?"
+
+
+def test_jdbc_postgres_parameters_to_libpq() -> None:
+    from oddstream.sinks.dialects import libpq_params
+
+    got = libpq_params(
+        {"currentSchema": "analytics", "ssl": "true", "loginTimeout": "5",
+         "ApplicationName": "sink", "prepareThreshold": "0", "sslrootcert": "/ca.pem"}
+    )  # fmt: skip
+    assert got == {
+        "options": "-c search_path=analytics",
+        "sslmode": "require",
+        "connect_timeout": "5",
+        "application_name": "sink",
+        "sslrootcert": "/ca.pem",
+    }

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from oddstream.sinks import (
     InvalidIdentifier,
     JdbcSink,
     PositionConflict,
+    RecordError,
     RecordSchema,
     SchemaMismatch,
     SinkRecord,
     TableMissing,
     from_avro,
+    parse_config,
 )
 
 from .conftest import Target
@@ -529,3 +532,42 @@ def test_several_topics_one_batch_one_transaction(target: Target) -> None:
             write(sink, [rec(a, {"id": 3, "name": "a"}), rec(b, {"id": 4, "name": "b"})])
         assert sink.stored_position() == 2
     assert (target.count(a), target.count(b)) == (1, 1)
+
+
+def test_record_key_mode_refuses_a_null_key_naming_the_record(target: Target) -> None:
+    t = target.table()
+    key_schema = FieldSchema("", "int64")
+    value = RecordSchema((FieldSchema("name", "string"),))
+    config = target.config(t, auto_create="true", pk_mode="record_key", pk_fields="id")
+    with JdbcSink(target.sink_name(), config) as sink:
+        batch = [
+            SinkRecord(t, {"name": "a"}, value, 1, key_schema),
+            SinkRecord(t, {"name": "b"}, value, None, key_schema),
+        ]
+        with pytest.raises(RecordError, match="null") as err:
+            write(sink, batch)
+        assert err.value.index == 1
+        assert sink.stored_position() is None
+
+
+def test_postgres_current_schema_from_the_url(pg_url: str) -> None:
+    """``?currentSchema=`` (pgJDBC's) puts the tables and the offsets in that schema."""
+    schema = f"sink_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        host = pg_url.split("@", 1)[1]
+        url = f"jdbc:postgresql://{host}?user=postgres&currentSchema={schema}"
+        config = parse_config(
+            {"connector.class": "JdbcSinkConnector", "connection.url": url, "topics": "bets",
+             "auto.create": "true"}
+        )  # fmt: skip
+        with JdbcSink("sink-schema", config) as sink:
+            sink.write([rec("bets", {"id": 1, "name": "a"})], after=0, position=1)
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute(f'SELECT id, name FROM "{schema}".bets').fetchall() == [(1, "a")]
+            offsets = conn.execute(f'SELECT name, position FROM "{schema}".oddstream_sink_offsets')
+            assert offsets.fetchall() == [("sink-schema", 1)]
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -14,7 +14,7 @@ import abc
 import datetime as dt
 import sqlite3
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -490,7 +490,6 @@ class PostgresDialect(Dialect):
     def connect(self, url: ConnectionUrl) -> Any:
         import psycopg
 
-        # the URL's other parameters (sslmode, connect_timeout, …) are libpq's own
         conninfo = psycopg.conninfo.make_conninfo(
             "",
             host=url.host,
@@ -498,7 +497,7 @@ class PostgresDialect(Dialect):
             dbname=url.database,
             user=url.user,
             password=url.password,
-            **url.params,
+            **libpq_params(url.params),
         )
         return psycopg.connect(conninfo, autocommit=False)
 
@@ -567,6 +566,45 @@ class PostgresDialect(Dialect):
         stage = self._stage(cur, table, keys, rows)
         where = " AND ".join(f"t.{self.quote(c.name)} = s.{self.quote(c.name)}" for c in keys)
         cur.execute(f"DELETE FROM {self.table_ref(table)} AS t USING {stage} AS s WHERE {where}")
+
+
+#: PostgreSQL JDBC URL parameters with a libpq equivalent; others (driver tuning such as
+#: ``prepareThreshold``) mean nothing to libpq and are left out.
+_LIBPQ_SAME = frozenset(
+    {
+        "sslmode",
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "sslpassword",
+        "connect_timeout",
+        "application_name",
+        "options",
+        "target_session_attrs",
+    }
+)
+
+
+def libpq_params(params: Mapping[str, str]) -> dict[str, str]:
+    """The libpq connection parameters of a ``jdbc:postgresql:`` URL's parameters:
+    libpq's own names pass; ``currentSchema``, ``ApplicationName``, ``loginTimeout``,
+    ``connectTimeout``, ``ssl=true`` and ``targetServerType`` are translated."""
+    out = {k: v for k, v in params.items() if k in _LIBPQ_SAME}
+    if "currentSchema" in params:
+        # libpq's options value: a backslash escapes a space or a backslash
+        schema = params["currentSchema"].replace("\\", "\\\\").replace(" ", "\\ ")
+        out["options"] = (out.get("options", "") + f" -c search_path={schema}").strip()
+    if "ApplicationName" in params:
+        out.setdefault("application_name", params["ApplicationName"])
+    for timeout in ("loginTimeout", "connectTimeout"):
+        if timeout in params:
+            out.setdefault("connect_timeout", params[timeout])
+    if params.get("ssl", "").lower() == "true":
+        out.setdefault("sslmode", "require")
+    server = params.get("targetServerType", "").lower()
+    if server in ("primary", "master"):
+        out.setdefault("target_session_attrs", "read-write")
+    return out
 
 
 class MysqlDialect(Dialect):

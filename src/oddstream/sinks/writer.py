@@ -15,8 +15,8 @@ Tables are created (``auto.create``) and evolved (``auto.evolve``: ADD COLUMN, n
 drop) before the batch's transaction: the DDL only ever adds, so running it again is
 harmless, and MariaDB's DDL commits by itself anyway.
 
-The writer is synchronous (each driver's DB-API connection); a consumer runs it on a
-thread. It keeps one connection.
+The writer is synchronous (each driver's DB-API connection) and used by one thread at a
+time; a consumer runs it on a thread. It keeps one connection.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ from .errors import PositionConflict, RecordError, SchemaMismatch, TableMissing
 from .schema import FieldSchema, KeySchema, SinkRecord
 
 Kind = Literal["insert", "upsert", "update", "delete"]
+#: Layouts are cached by the identity of the schemas (a registry's parsed schema is one
+#: object); at most this many, so schemas made anew for every record cost no memory.
+_CACHED_LAYOUTS = 256
 
 
 @dataclass(frozen=True)
@@ -192,11 +195,13 @@ class JdbcSink:
                 pk_fields[0], key_schema.type, False, key_schema.logical, key_schema.scale
             )
             columns: tuple[Column, ...] = (Column(pk_fields[0], field, key=True),)
-            adapt = self.dialect.adapter(field)
-            if adapt is None:
-                key_of: Any = lambda record: (record.key,)  # noqa: E731
-            else:
-                key_of = lambda record: (adapt(record.key),)  # noqa: E731
+            adapt = self.dialect.adapter(field) or (lambda value: value)
+
+            def key_of(record: SinkRecord) -> Row:
+                if record.key is None:
+                    raise RecordError("pk.mode is record_key but the record's key is null")
+                return (adapt(record.key),)
+
         else:
             names = list(pk_fields) or list(key_schema.names)
             missing = [n for n in names if n not in key_schema]
@@ -216,6 +221,8 @@ class JdbcSink:
                     raise RecordError("the record key is not a struct as its schema says")
                 return key_get(record.key)
 
+        if len(self._key_layouts) >= _CACHED_LAYOUTS:
+            self._key_layouts.clear()
         self._key_layouts[id(key_schema)] = (key_schema, (columns, key_of))
         return columns, key_of
 
@@ -275,6 +282,8 @@ class JdbcSink:
                 return get(record.value)
 
         layout = _Layout(columns, row_of, key_columns, key_of)
+        if len(self._layouts) >= _CACHED_LAYOUTS:
+            self._layouts.clear()  # schemas made anew for each record: keep memory bounded
         self._layouts[cache_key] = (key_schema, value_schema, layout)
         return layout
 
