@@ -409,6 +409,9 @@ class SqliteDialect(Dialect):
         path = url.path or ":memory:"
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
+        if path != ":memory:":
+            # analysts read the file while the sink writes: WAL lets them both go on
+            conn.execute("PRAGMA journal_mode = WAL")
         return conn
 
     def begin(self, conn: Any) -> None:
