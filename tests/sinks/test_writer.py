@@ -33,6 +33,7 @@ from oddstream.sinks import (
     from_avro,
     parse_config,
 )
+from oddstream.sinks.config import parse_connection_url
 
 from .conftest import Target
 
@@ -571,3 +572,96 @@ def test_postgres_current_schema_from_the_url(pg_url: str) -> None:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# --- review: the offsets row, reserved tables, defaults, identifiers ----------------------
+
+
+def test_sink_names_differing_in_case_accent_or_trailing_space_are_distinct(
+    target: Target,
+) -> None:
+    """Connector names are compared exactly: on MariaDB the default collation made
+    ``Sales`` and ``sales`` one offsets row, so the second sink's batch was taken as
+    already written and its rows were never written."""
+    t = target.table()
+    config = target.config(t, auto_create="true")
+    base = target.sink_name()
+    names = [base + "-Sales", base + "-sales", base + "-sales ", base + "-salés"]
+    target.sinks.extend(names)
+    for i, name in enumerate(names):
+        with JdbcSink(name, config) as sink:
+            assert sink.stored_position() is None
+            result = sink.write([rec(t, {"id": i, "name": name})], after=0, position=1)
+            assert not result.already_written
+            assert result.rows == 1
+    assert target.count(t) == len(names)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "oddstream_sink_offsets",
+        "ODDSTREAM_SINK_OFFSETS",
+        "other.oddstream_sink_offsets",
+        "oddstream_stage_1",
+        "Oddstream_Stage_7",
+    ],
+)
+def test_the_sinks_own_tables_are_never_targets(target: Target, table: str) -> None:
+    """A topic (or table.name.format) naming the offsets table would let records set any
+    sink's position; a staging table's name is hidden by PostgreSQL's temporary table."""
+    schema = RecordSchema((FieldSchema("name", "string"), FieldSchema("position", "int64")))
+    config = target.config(
+        "t",
+        auto_create="true",
+        insert_mode="upsert",
+        pk_mode="record_value",
+        pk_fields="name",
+        extra={"table.name.format": table},
+    )
+    victim = target.sink_name()
+    with JdbcSink(target.sink_name(), config) as sink:
+        with pytest.raises(InvalidIdentifier, match="reserved"):
+            sink.write([SinkRecord("t", {"name": victim, "position": 10**6}, schema)], after=0,
+                       position=1)  # fmt: skip
+        assert sink.stored_position() is None
+    with JdbcSink(victim, target.config("t")) as sink:
+        assert sink.stored_position() is None
+
+
+def test_mariadb_offsets_table_of_an_earlier_version_made_exact(mariadb_url: str) -> None:
+    """An offsets table created with a text ``name`` (the database's case- and
+    accent-insensitive collation) is made binary when a sink opens: its rows are kept and
+    names differing only in case are two sinks."""
+    url = parse_connection_url(mariadb_url)
+    db = f"sinkdb_{uuid.uuid4().hex[:10]}"
+    admin = pymysql.connect(
+        host=url.host, port=url.port or 3306, user=url.user or "root",
+        password=url.password or "", autocommit=True,
+    )  # fmt: skip
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+            cur.execute(
+                f"CREATE TABLE `{db}`.oddstream_sink_offsets (name VARCHAR(255) NOT NULL "
+                "PRIMARY KEY, position BIGINT NOT NULL) ENGINE=InnoDB"
+            )
+            cur.execute(f"INSERT INTO `{db}`.oddstream_sink_offsets VALUES ('Sales', 5)")
+        jdbc = f"jdbc:mysql://{url.host}:{url.port}/{db}?user={url.user or 'root'}"
+        config = parse_config(
+            {"connector.class": "JdbcSinkConnector", "connection.url": jdbc, "topics": "bets",
+             "auto.create": "true"}
+        )  # fmt: skip
+        with JdbcSink("Sales", config) as sales:
+            assert sales.stored_position() == 5
+        with JdbcSink("sales", config) as other:
+            assert other.stored_position() is None
+            result = other.write([rec("bets", {"id": 1, "name": "a"})], after=0, position=1)
+            assert (result.rows, result.already_written) == (1, False)
+        with admin.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM `{db}`.bets")
+            assert cur.fetchone() == (1,)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        admin.close()

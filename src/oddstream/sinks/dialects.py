@@ -24,6 +24,8 @@ from .errors import InvalidIdentifier
 from .schema import FieldSchema
 
 OFFSETS_TABLE = "oddstream_sink_offsets"
+#: PostgreSQL's staging tables for a run: ``oddstream_stage_<n>``, temporary.
+STAGE_PREFIX = "oddstream_stage_"
 
 Row = tuple[Any, ...]
 Adapter = Callable[[Any], Any]
@@ -172,6 +174,19 @@ class Dialect(abc.ABC):
             return self.check_identifier(parts[0]), self.check_identifier(parts[1])
         raise InvalidIdentifier(f"table name {table!r}: at most one dot (schema.table)")
 
+    def check_table(self, table: str) -> None:
+        """Refuse a target table that is the sink's own: the offsets table (records
+        written there would move any sink's position) or a name of PostgreSQL's staging
+        tables (a temporary table hides a table of the same name). Compared ignoring
+        case and schema, so no database's folding lets one through."""
+        _schema, name = self.split_table(table)
+        low = name.lower()
+        if low == OFFSETS_TABLE or low.startswith(STAGE_PREFIX):
+            raise InvalidIdentifier(
+                f"table {table!r} is reserved for the sink's own bookkeeping "
+                f"({OFFSETS_TABLE}, {STAGE_PREFIX}*)"
+            )
+
     def table_ref(self, table: str) -> str:
         schema, name = self.split_table(table)
         return self.quote(name) if schema is None else f"{self.quote(schema)}.{self.quote(name)}"
@@ -261,12 +276,20 @@ class Dialect(abc.ABC):
     def connect(self, url: ConnectionUrl) -> Any:
         """A DB-API connection, not in autocommit: the writer commits."""
 
+    #: The offsets table's ``name`` column: compared exactly (case, accents and trailing
+    #: spaces count), as Connect's connector names are.
+    offsets_name_type: ClassVar[str] = "VARCHAR(255)"
+
     def offsets_ddl(self) -> str:
         return (
             f"CREATE TABLE IF NOT EXISTS {self.quote(OFFSETS_TABLE)} ("
-            f"{self.quote('name')} VARCHAR(255) NOT NULL PRIMARY KEY, "
+            f"{self.quote('name')} {self.offsets_name_type} NOT NULL PRIMARY KEY, "
             f"{self.quote('position')} BIGINT NOT NULL){self.table_options}"
         )
+
+    def ensure_offsets(self, cur: Any) -> None:
+        """Create the offsets table if it does not exist."""
+        cur.execute(self.offsets_ddl())
 
     def begin(self, conn: Any) -> None:  # noqa: B027 - psycopg and PyMySQL begin implicitly
         """Start the batch's transaction."""
@@ -623,6 +646,24 @@ class MysqlDialect(Dialect):
     ddl_commits = True
     table_options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     _backslash = "\\\\"
+    # the database's default collation (utf8mb4_general_ci) would make "Sales", "sales"
+    # and "sales " one sink; bytes compare exactly (255 characters of 4 bytes)
+    offsets_name_type = "VARBINARY(1020)"
+
+    def ensure_offsets(self, cur: Any) -> None:
+        """Create the offsets table, or make an older one's ``name`` column binary."""
+        super().ensure_offsets(cur)
+        cur.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = DATABASE() "
+            "AND table_name = %s AND column_name = 'name'",
+            (OFFSETS_TABLE,),
+        )
+        row = cur.fetchone()
+        if row is not None and str(row[0]).lower() != "varbinary":
+            cur.execute(
+                f"ALTER TABLE {self.quote(OFFSETS_TABLE)} MODIFY {self.quote('name')} "
+                f"{self.offsets_name_type} NOT NULL"
+            )
 
     _TYPES: ClassVar[dict[str, str]] = {
         "int8": "TINYINT",

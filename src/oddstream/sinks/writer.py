@@ -126,7 +126,7 @@ class JdbcSink:
         cur = self._conn.cursor()
         try:
             self.dialect.begin(self._conn)
-            cur.execute(self.dialect.offsets_ddl())
+            self.dialect.ensure_offsets(cur)
             self.dialect.commit(self._conn)
         except BaseException:
             self.close()
@@ -173,7 +173,7 @@ class JdbcSink:
         table = self._tables.get(topic)
         if table is None:
             table = self.config.table_name(topic)
-            self.dialect.split_table(table)  # refuses a name unfit to be an identifier
+            self.dialect.check_table(table)  # unfit as an identifier, or the sink's own
             self._tables[topic] = table
         return table
 
