@@ -30,6 +30,7 @@ from oddstream.sinks import (
     SchemaMismatch,
     SinkRecord,
     TableMissing,
+    UnsupportedSchema,
     from_avro,
     parse_config,
 )
@@ -627,6 +628,83 @@ def test_the_sinks_own_tables_are_never_targets(target: Target, table: str) -> N
         assert sink.stored_position() is None
     with JdbcSink(victim, target.config("t")) as sink:
         assert sink.stored_position() is None
+
+
+ODD_DEFAULT = "it's a \\ back\\slash \\' and \\\\ ; --"
+
+
+def test_defaults_are_literals_of_each_database(target: Target) -> None:
+    """Booleans, numbers and strings (quotes, backslashes) as defaults: the table is
+    created and evolved, and a row that leaves the columns out reads the defaults back."""
+    t = target.table()
+    schema = RecordSchema(
+        (
+            FieldSchema("id", "int64"),
+            FieldSchema("yes", "boolean", default=True),
+            FieldSchema("no", "boolean", default=False),
+            FieldSchema("n", "int32", default=-7),
+            FieldSchema("x", "float64", default=2.5),
+            FieldSchema("s", "string", default=ODD_DEFAULT),
+        )
+    )
+    wider = RecordSchema((*schema.fields, FieldSchema("s2", "string", default=ODD_DEFAULT)))
+    config = target.config(t, auto_create="true", auto_evolve="true")
+    with JdbcSink(target.sink_name(), config) as sink:
+        value = {"id": 1, "yes": True, "no": False, "n": 1, "x": 1.0, "s": "v"}
+        write(sink, [rec(t, value, schema)])
+        write(sink, [rec(t, {**value, "id": 2, "s2": "w"}, wider)])
+    q = target.dialect.quote
+    cur = target.conn.cursor()
+    target.dialect.begin(target.conn)
+    cur.execute(f"INSERT INTO {q(t)} ({q('id')}) VALUES (3)")
+    target.dialect.commit(target.conn)
+    row = target.query(
+        f"SELECT {q('yes')}, {q('no')}, {q('n')}, {q('x')}, {q('s')}, {q('s2')} FROM {q(t)} "
+        f"WHERE {q('id')} = 3"
+    )[0]
+    assert (bool(row[0]), bool(row[1]), row[2], row[3]) == (True, False, -7, 2.5)
+    assert row[4] == ODD_DEFAULT
+    assert row[5] == ODD_DEFAULT
+    assert target.rows(t)[1][6] == "w"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), b"\x00", [1]])
+def test_a_default_with_no_sql_literal_is_refused(target: Target, bad: Any) -> None:
+    t = target.table()
+    schema = RecordSchema((FieldSchema("id", "int64"), FieldSchema("f", "float64", default=bad)))
+    with JdbcSink(target.sink_name(), target.config(t, auto_create="true")) as sink:
+        with pytest.raises(UnsupportedSchema):
+            write(sink, [rec(t, {"id": 1, "f": 1.0}, schema)])
+        assert sink.stored_position() is None
+
+
+def test_postgres_default_cannot_end_its_literal_without_standard_strings(pg_url: str) -> None:
+    """With standard_conforming_strings off (a database or role may set it), a backslash
+    in '…' escapes the quote that follows: a default from a producer's schema then ended
+    the literal and ran its own SQL. E'…' with the backslash doubled never ends early."""
+    suffix = uuid.uuid4().hex[:10]
+    table, pwned = f"dflt_{suffix}", f"pwned_{suffix}"
+    host = pg_url.split("@", 1)[1]
+    url = f"jdbc:postgresql://{host}?user=postgres&options=-c%20standard_conforming_strings%3Doff"
+    evil = f"a\\' NOT NULL); CREATE TABLE {pwned} (a int); --"
+    schema = RecordSchema((FieldSchema("id", "int64"), FieldSchema("s", "string", default=evil)))
+    config = parse_config(
+        {"connector.class": "JdbcSinkConnector", "connection.url": url, "topics": "t",
+         "table.name.format": table, "auto.create": "true"}
+    )  # fmt: skip
+    name = f"sink-{suffix}"
+    try:
+        with JdbcSink(name, config) as sink:
+            sink.write([SinkRecord("t", {"id": 1, "s": "v"}, schema)], after=0, position=1)
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT to_regclass(%s)", (pwned,)).fetchone() == (None,)
+            conn.execute(f'INSERT INTO "{table}" (id) VALUES (2)')
+            got = conn.execute(f'SELECT s FROM "{table}" WHERE id = 2').fetchone()
+            assert got == (evil,)
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}", "{pwned}"')
+            conn.execute("DELETE FROM oddstream_sink_offsets WHERE name = %s", (name,))
 
 
 def test_mariadb_offsets_table_of_an_earlier_version_made_exact(mariadb_url: str) -> None:

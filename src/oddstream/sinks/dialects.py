@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import math
 import sqlite3
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from .config import ConnectionUrl
-from .errors import InvalidIdentifier
+from .errors import InvalidIdentifier, UnsupportedSchema
 from .schema import FieldSchema
 
 OFFSETS_TABLE = "oddstream_sink_offsets"
@@ -218,20 +219,28 @@ class Dialect(abc.ABC):
         return None
 
     def literal(self, value: Any) -> str:
-        """A column default as an SQL literal (numbers, booleans, strings only)."""
+        """A column default as an SQL literal (finite numbers, booleans, strings only;
+        anything else is :class:`UnsupportedSchema`)."""
         if isinstance(value, bool):
-            return "1" if value else "0"
-        if isinstance(value, int | Decimal):
+            return self._true if value else self._false
+        if isinstance(value, int):
             return str(value)
-        if isinstance(value, float):
-            return repr(value)
+        if isinstance(value, float | Decimal):
+            if not math.isfinite(value):
+                raise UnsupportedSchema(f"a default of {value!r} has no SQL literal")
+            return repr(value) if isinstance(value, float) else str(value)
         if isinstance(value, str):
             if "\x00" in value:
                 raise InvalidIdentifier("a default holds a NUL character")
-            return "'" + value.replace("'", "''").replace("\\", self._backslash) + "'"
-        raise TypeError(f"no SQL literal for a default of type {type(value).__name__}")
+            quoted = value.replace("'", "''").replace("\\", self._backslash)
+            return f"{self._string_prefix}'{quoted}'"
+        raise UnsupportedSchema(f"no SQL literal for a default of type {type(value).__name__}")
 
+    #: How a backslash is written inside a string literal, and the literal's prefix.
     _backslash: ClassVar[str] = "\\"
+    _string_prefix: ClassVar[str] = ""
+    _true: ClassVar[str] = "1"
+    _false: ClassVar[str] = "0"
 
     # DDL ----------------------------------------------------------------------------
 
@@ -479,6 +488,12 @@ class PostgresDialect(Dialect):
     unique_keys_per_statement = True
     driver_placeholder = "%s"
     percent_escapes = True
+    # E'…' reads a backslash as an escape whatever standard_conforming_strings says: with
+    # the backslash doubled, no default can end the literal early
+    _backslash = "\\\\"
+    _string_prefix = "E"
+    _true = "TRUE"
+    _false = "FALSE"
 
     _TYPES: ClassVar[dict[str, str]] = {
         "int8": "SMALLINT",
