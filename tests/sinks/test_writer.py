@@ -35,6 +35,7 @@ from oddstream.sinks import (
     parse_config,
 )
 from oddstream.sinks.config import parse_connection_url
+from oddstream.sinks.dialects import MysqlDialect, PostgresDialect
 
 from .conftest import Target
 
@@ -705,6 +706,15 @@ def test_postgres_default_cannot_end_its_literal_without_standard_strings(pg_url
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f'DROP TABLE IF EXISTS "{table}", "{pwned}"')
             conn.execute("DELETE FROM oddstream_sink_offsets WHERE name = %s", (name,))
+
+
+def test_mariadb_identifiers_beyond_the_bmp_refused_before_any_sql() -> None:
+    """MariaDB identifiers hold Basic Multilingual Plane characters only: refused as
+    InvalidIdentifier, not a driver error half way through."""
+    with pytest.raises(InvalidIdentifier, match="U\\+FFFF"):
+        MysqlDialect().quote("bets_🎲")
+    assert MysqlDialect().quote("bets_é") == "`bets_é`"
+    assert PostgresDialect().quote("bets_🎲") == '"bets_🎲"'
 
 
 def test_mariadb_offsets_table_of_an_earlier_version_made_exact(mariadb_url: str) -> None:

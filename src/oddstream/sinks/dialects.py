@@ -696,6 +696,9 @@ class MysqlDialect(Dialect):
         super().check_identifier(name)
         if len(name) > 64:
             raise InvalidIdentifier(f"identifier {name[:40]!r}… is longer than 64 characters")
+        if any(ord(ch) > 0xFFFF for ch in name):
+            # MariaDB/MySQL identifiers are of the Basic Multilingual Plane only
+            raise InvalidIdentifier(f"identifier {name!r} holds a character beyond U+FFFF")
         return name
 
     def sql_type(self, field: FieldSchema, key: bool = False) -> str:
