@@ -243,3 +243,52 @@ def test_connection_urls(url: str, expected: tuple[Any, ...]) -> None:
 def test_connection_user_overrides_url() -> None:
     c = parse_config({**BASE, "connection.url": "jdbc:mysql://a:b@h/db", "connection.user": "c"})
     assert (c.connection.user, c.connection.password) == ("c", "b")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "jdbc:mysql://address=(host=db.example)(port=3306)(user=u)(password=S3cret)/test",
+        "jdbc:mysql://(host=db.example,port=3306,user=u,password=S3cret)/test",
+        "jdbc:mariadb://db1.example,db2.example/test?password=S3cret",
+        "jdbc:postgresql://db1.example,db2.example/test?password=S3cret",
+    ],
+)
+def test_address_forms_refused_never_repeating_the_password(url: str) -> None:
+    """Connector/J's key-value host forms carry the password inside the host: taken as a
+    host name, it was shown by redacted(), model_dump() and the driver's connect error."""
+    with pytest.raises(SinkConfigError) as err:
+        parse_config({**BASE, "connection.url": url})
+    assert err.value.problems[0].setting == "connection.url"
+    assert "S3cret" not in str(err.value)
+    assert "db.example" not in str(err.value)
+
+
+@pytest.mark.parametrize("host", ["db.example", "127.0.0.1", "[::1]", "my_host-2"])
+def test_plain_hosts_still_accepted(host: str) -> None:
+    assert parse_connection_url(f"jdbc:mysql://{host}:3307/test").port == 3307
+
+
+def test_tokens_and_credentials_hidden() -> None:
+    """A registry's bearer token (``bearer.auth.token``) and credentials are secrets too."""
+    c = parse_config(
+        {
+            **BASE,
+            "value.converter.bearer.auth.token": "T0ken-value",
+            "key.converter.bearer.auth.token": "T0ken-value",
+            "some.api.credentials": "T0ken-value",
+            "oauth.token": "T0ken-value",
+        }
+    )
+    for shown in (c.redacted(), c.unknown, repr(c), str(c), c.model_dump_json()):
+        assert "T0ken-value" not in str(shown)
+    assert c.redacted()["value.converter.bearer.auth.token"] == HIDDEN
+
+
+def test_url_parameters_not_in_the_parsed_urls_repr() -> None:
+    c = parse_config(
+        {**BASE, "connection.url": "jdbc:postgresql://db/x?sslpassword=S3cret&password=S3cret"}
+    )
+    assert c.connection.params["sslpassword"] == "S3cret"
+    assert "S3cret" not in repr(c.connection)
+    assert "S3cret" not in repr(c)

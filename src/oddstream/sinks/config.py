@@ -105,10 +105,10 @@ class ConnectionUrl:
     path: str | None = None  # SQLite: the file (``:memory:`` for an in-memory database)
     user: str | None = None
     password: str | None = field(default=None, repr=False)
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
 
 
-_SECRET_PARAM = re.compile(r"(password|secret|user\.info|jaas)", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"(password|secret|user\.info|jaas|token|credential)", re.IGNORECASE)
 
 
 def _is_secret(name: str) -> bool:
@@ -130,6 +130,10 @@ _NETWORK_URL = re.compile(
     r"(?P<host>\[[^\]]+\]|[^:/?;]*)(?::(?P<port>\d+))?"
     r"(?:/(?P<database>[^?;]*))?(?:[?;](?P<params>.*))?$"
 )
+
+
+#: One host: a name or IPv4 address, or an IPv6 address in brackets.
+_HOST = re.compile(r"^(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?\])$")
 
 
 def parse_connection_url(url: str) -> ConnectionUrl:
@@ -157,6 +161,13 @@ def parse_connection_url(url: str) -> ConnectionUrl:
     m = _NETWORK_URL.match(tail[2:])
     if m is None or not m.group("host"):
         raise ValueError(f"expected jdbc:{subprotocol}://host[:port]/database")
+    if not _HOST.match(m.group("host")):
+        # Connector/J's address=(…)(password=…) and (host=…,password=…) forms, host lists:
+        # not supported, and never repeated (they may hold the password)
+        raise ValueError(
+            f"expected jdbc:{subprotocol}://host[:port]/database with one host name or "
+            "address (address=(…) forms and host lists are not supported)"
+        )
     sep = "&" if dialect == "postgresql" or ";" not in (m.group("params") or "") else ";"
     params = dict(parse_qsl(m.group("params") or "", separator=sep))
     user = params.pop("user", None) or (unquote(m.group("user")) if m.group("user") else None)
