@@ -178,3 +178,20 @@ def test_jdbc_postgres_parameters_to_libpq() -> None:
         "application_name": "sink",
         "sslrootcert": "/ca.pem",
     }
+
+
+def test_avro_micros_stay_int64_as_confluents_avrodata_leaves_them() -> None:
+    """Connect's Timestamp is epoch milliseconds: a timestamp-micros field taken as one had
+    its integers read as milliseconds (a date 1000 times too far, or a ValueError)."""
+    s = from_avro(
+        {
+            "type": "record",
+            "name": "r",
+            "fields": [
+                {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+                {"name": "t", "type": {"type": "long", "logicalType": "time-micros"}},
+            ],
+        }
+    )
+    assert [(f.type, f.logical) for f in s.fields] == [("int64", None), ("int64", None)]
+    assert PostgresDialect().sql_type(s["ts"]) == "BIGINT"

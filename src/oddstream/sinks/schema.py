@@ -156,7 +156,10 @@ def _avro_field(name: str, schema: Any, default: Any) -> FieldSchema:
         return FieldSchema(name, "int32", optional, "Date", default=_default(default))
     if logical == "time-millis" and avro_type == "int":
         return FieldSchema(name, "int32", optional, "Time", default=_default(default))
-    if logical in ("timestamp-millis", "timestamp-micros") and avro_type == "long":
+    # timestamp-micros (like time-micros) stays a plain int64, as Confluent's AvroData
+    # leaves it: Connect's Timestamp is milliseconds, and a micros value read as one is
+    # 1000 times too far in the future
+    if logical == "timestamp-millis" and avro_type == "long":
         return FieldSchema(name, "int64", optional, "Timestamp", default=_default(default))
     if not isinstance(avro_type, str) or avro_type not in _AVRO_PRIMITIVES:
         raise UnsupportedSchema(f"field {name!r}: Avro type {avro_type!r} does not map to a column")
@@ -179,7 +182,8 @@ def from_avro(schema: Mapping[str, Any]) -> RecordSchema:
     AvroConverter makes it: ``int``→int32 (int8/int16 with ``connect.type``), ``long``→
     int64, ``float``/``double``→float32/64, ``bytes``/``fixed``→bytes, ``enum``→string,
     ``["null", T]``→optional T, and the decimal / date / time-millis / timestamp-millis
-    logical types. Nested records, arrays and maps are refused (they map to no column)."""
+    logical types (``time-micros`` and ``timestamp-micros`` stay int64, as Confluent's).
+    Nested records, arrays and maps are refused (they map to no column)."""
     if not isinstance(schema, Mapping) or schema.get("type") != "record":
         raise UnsupportedSchema("a sink's value schema is an Avro record")
     fields = tuple(
