@@ -292,3 +292,18 @@ def test_url_parameters_not_in_the_parsed_urls_repr() -> None:
     assert c.connection.params["sslpassword"] == "S3cret"
     assert "S3cret" not in repr(c.connection)
     assert "S3cret" not in repr(c)
+
+
+def test_pretty_printers_show_the_redacted_view() -> None:
+    """rich (a dependency: the CLI, tracebacks with locals) and devtools print a pydantic
+    model from ``__repr_args__``, which listed connection_url with its password."""
+    import rich.pretty
+
+    c = parse_config(
+        {**BASE, "connection.url": "jdbc:postgresql://db/x?password=S3cret",
+         "connection.password": "S3cret2"}
+    )  # fmt: skip
+    shown = rich.pretty.pretty_repr(c)
+    assert "S3cret" not in shown
+    assert "connection.url" in shown
+    assert "S3cret" not in str(list(c.__repr_args__()))

@@ -12,7 +12,7 @@ appear in plain text: not in :meth:`JdbcSinkConfig.redacted`, ``repr`` or error 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote
@@ -371,6 +371,11 @@ class JdbcSinkConfig(BaseModel):
 
     def __repr__(self) -> str:
         return f"JdbcSinkConfig({self.redacted()!r})"
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # what rich's and devtools' pretty printers (and rich tracebacks' locals) show:
+        # pydantic's own would list connection_url with its password
+        yield from self.redacted().items()
 
     __str__ = __repr__
 
