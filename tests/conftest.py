@@ -11,14 +11,19 @@ import uuid
 from collections.abc import AsyncIterator
 
 import psycopg
+import pymysql
 import pytest
 import redis
 
 from oddstream.eventstore import EventStore
 from oddstream.eventstore.postgres import PostgresEventStore
 from oddstream.eventstore.sqlite import SqliteEventStore
+from oddstream.sinks.config import parse_connection_url
 
 PG_URL = os.environ.get("ODDSTREAM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get(
+    "ODDSTREAM_TEST_MARIADB_URL", "jdbc:mariadb://127.0.0.1:3306/test?user=root"
+)
 REDIS_URL = os.environ.get("ODDSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE = os.environ.get("ODDSTREAM_REQUIRE_SERVICES") == "1"
 
@@ -51,6 +56,25 @@ def pg_url() -> str:
     except psycopg.Error as exc:
         need_service("PostgreSQL", str(exc).strip().splitlines()[0])
     return PG_URL
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """The test MariaDB, as a JDBC URL (tables under unique names: other tests share it)."""
+    url = parse_connection_url(MARIADB_URL)
+    try:
+        conn = pymysql.connect(
+            host=url.host,
+            port=url.port or 3306,
+            user=url.user or "root",
+            password=url.password or "",
+            database=url.database,
+            connect_timeout=3,
+        )
+        conn.close()
+    except pymysql.MySQLError as exc:
+        need_service("MariaDB", str(exc).strip().splitlines()[0])
+    return MARIADB_URL
 
 
 @pytest.fixture

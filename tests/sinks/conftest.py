@@ -1,0 +1,160 @@
+"""A target database of each kind for the sink tests: SQLite in a temporary file, the
+local PostgreSQL and MariaDB (unique table names, dropped after each test)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oddstream.sinks import JdbcSinkConfig, parse_config
+from oddstream.sinks.config import parse_connection_url
+from oddstream.sinks.dialects import OFFSETS_TABLE, Dialect, dialect_for
+
+TARGETS = ["sqlite", "postgres", "mariadb"]
+
+
+class Target:
+    """One target database: makes unique table and sink names, reads what was written,
+    and drops it all afterwards."""
+
+    def __init__(self, kind: str, url: str) -> None:
+        self.kind = kind
+        self.url = url
+        self.dialect: Dialect = dialect_for(parse_connection_url(url))
+        self.conn: Any = self.dialect.connect(parse_connection_url(url))
+        self.tables: list[str] = []
+        self.sinks: list[str] = []
+
+    def table(self, prefix: str = "t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.tables.append(name)
+        return name
+
+    def sink_name(self) -> str:
+        name = f"sink-{uuid.uuid4().hex[:10]}"
+        self.sinks.append(name)
+        return name
+
+    def config(self, topic: str, **settings: Any) -> JdbcSinkConfig:
+        """A connector config for ``topic``; settings by Connect name (``pk_mode`` →
+        ``pk.mode``) or as a dict under ``extra``."""
+        extra = settings.pop("extra", {})
+        config = {
+            "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+            "connection.url": self.url,
+            "topics": topic,
+            **{k.replace("_", "."): v for k, v in settings.items()},
+            **extra,
+        }
+        return parse_config(config)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        self.dialect.begin(self.conn)
+        try:
+            if params:
+                cur.execute(self.dialect.p(sql), params)
+            else:
+                cur.execute(sql)
+            return [tuple(row) for row in cur.fetchall()]
+        finally:
+            self.dialect.rollback(self.conn)
+
+    def rows(self, table: str, order_by: str = "id") -> list[tuple[Any, ...]]:
+        q = self.dialect.quote
+        return self.query(f"SELECT * FROM {q(table)} ORDER BY {q(order_by)}")
+
+    def count(self, table: str) -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {self.dialect.quote(table)}")[0][0])
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name → declared type, upper case, as the database reports it."""
+        if self.kind == "sqlite":
+            rows = self.query("SELECT name, type FROM pragma_table_info(\x00)", (table,))
+        elif self.kind == "postgres":
+            rows = self.query(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = \x00",
+                (table,),
+            )
+        else:
+            rows = self.query(
+                "SELECT column_name, column_type FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND table_name = \x00",
+                (table,),
+            )
+        return {name: str(kind).upper() for name, kind in rows}
+
+    def nullable(self, table: str) -> dict[str, bool]:
+        if self.kind == "sqlite":
+            rows = self.query('SELECT name, "notnull" = 0 FROM pragma_table_info(\x00)', (table,))
+            return {name: bool(flag) for name, flag in rows}
+        schema = "current_schema()" if self.kind == "postgres" else "DATABASE()"
+        rows = self.query(
+            "SELECT column_name, is_nullable FROM information_schema.columns "
+            f"WHERE table_schema = {schema} AND table_name = \x00",
+            (table,),
+        )
+        return {name: flag == "YES" for name, flag in rows}
+
+    def primary_key(self, table: str) -> list[str]:
+        if self.kind == "sqlite":
+            rows = self.query("SELECT name, pk FROM pragma_table_info(\x00) WHERE pk > 0", (table,))
+            return [name for name, _ in sorted(rows, key=lambda r: r[1])]
+        schema = "current_schema()" if self.kind == "postgres" else "DATABASE()"
+        rows = self.query(
+            "SELECT k.column_name FROM information_schema.table_constraints c "
+            "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
+            "AND k.table_schema = c.table_schema AND k.table_name = c.table_name "
+            f"WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = {schema} "
+            "AND c.table_name = \x00 ORDER BY k.ordinal_position",
+            (table,),
+        )
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        cur = self.conn.cursor()
+        self.dialect.rollback(self.conn)
+        for table in self.tables:
+            self.dialect.begin(self.conn)
+            cur.execute(f"DROP TABLE IF EXISTS {self.dialect.quote(table)}")
+            self.dialect.commit(self.conn)
+        if self.sinks:
+            self.dialect.begin(self.conn)
+            cur.execute(self.dialect.offsets_ddl())
+            for name in self.sinks:
+                cur.execute(
+                    self.dialect.p(
+                        f"DELETE FROM {self.dialect.quote(OFFSETS_TABLE)} WHERE "
+                        f"{self.dialect.quote('name')} = {self.dialect.placeholder}"
+                    ),
+                    (name,),
+                )
+            self.dialect.commit(self.conn)
+        self.conn.close()
+
+
+def target_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"jdbc:sqlite:{tmp_path / 'analytics.db'}"
+    if kind == "postgres":
+        pg = request.getfixturevalue("pg_url")  # postgresql://user@host:port/db
+        return (
+            "jdbc:"
+            + pg.replace("postgresql://postgres@", "postgresql://")
+            + ("?user=postgres" if "postgres@" in pg else "")
+        )
+    return str(request.getfixturevalue("mariadb_url"))
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    t = Target(request.param, target_url(request.param, request, tmp_path))
+    try:
+        yield t
+    finally:
+        t.close()
