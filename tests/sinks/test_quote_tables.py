@@ -283,6 +283,14 @@ SAMPLE_FIRST_QUOTES = {
     "q001": (1, 1), "q002": (2, 2), "q003": (2, 2), "q004": (2, 2),
     "q005": (3, 4), "q006": (2, 2), "q007": (1, 1), "q008": (0, 1),
 }  # fmt: skip
+#: q005 over time: (changed at, products active from then on)
+SAMPLE_Q005_STEPS = [("09:28:51.313", 3), ("09:33:36.111", 4), ("09:35:32.055", 3)]
+
+
+def steps_of(over_time: dict[tuple[str, dt.datetime], int], quote: str) -> list[tuple[str, int]]:
+    return sorted(
+        (at.strftime("%H:%M:%S.%f")[:-3], n) for (q, at), n in over_time.items() if q == quote
+    )
 
 
 def test_the_sample_is_deterministic_and_the_model_gives_the_docs_answer():
@@ -296,6 +304,7 @@ def test_the_sample_is_deterministic_and_the_model_gives_the_docs_answer():
         most[quote] = max(most[quote], n)
     assert dict(sorted(Counter(most.values()).items())) == SAMPLE_MAX_ACTIVE
     assert {q: (at_1030[q], most[q]) for q in SAMPLE_FIRST_QUOTES} == SAMPLE_FIRST_QUOTES
+    assert steps_of(model_over_time(), "q005") == SAMPLE_Q005_STEPS
     # what the sample exercises: removals, re-adds, re-pricing, rate-less products,
     # zero-length intervals (two updates in one millisecond)
     intervals = [i for quote in MODEL.values() for i in quote]
@@ -386,6 +395,7 @@ def test_the_sample_through_the_sink_answers_as_the_model(target: Target) -> Non
         assert {q: int(n) for q, n in answer.items()} == expected, at
     over_time = {(q, as_time(at)): int(n) for q, at, n in qt.query(ACTIVE_PRODUCTS_OVER_TIME)}
     assert over_time == model_over_time()
+    assert steps_of(over_time, "q005") == SAMPLE_Q005_STEPS
     most = {q: int(n) for q, n in qt.query(MAX_ACTIVE_PRODUCTS)}
     assert dict(sorted(Counter(most.values()).items())) == SAMPLE_MAX_ACTIVE
     at_1030 = {q: int(n) for q, n in qt.query(ACTIVE_PRODUCTS_AT, time_parameter(SAMPLE_AT))}
