@@ -37,6 +37,7 @@ from oddstream.sinks.quote_tables import (
     QUOTES,
     LoggedQuoteEvent,
     QuoteMappingError,
+    QuoteReplayError,
     QuoteTables,
     render,
     sink_settings,
@@ -212,6 +213,47 @@ def test_a_stored_event_the_code_cannot_read_is_a_typed_error():
         QuoteTables().map(newer)
     assert info.value.position == 9
     assert info.value.cause.reason == "unsupported_version"
+
+
+def test_mapping_an_event_again_is_refused_not_answered_with_no_rows():
+    # a write that failed must be retried with the records mapped the first time:
+    # mapping the same events again found them in the state already, and gave the
+    # quote's row without its history and items rows, which were then never written
+    journey = worked_journey()
+    tables = QuoteTables()
+    tables.map_batch(journey[:1])
+    first = tables.map_batch(journey[1:2])
+    assert {r.topic for r in first} == {QUOTES, QUOTE_ITEMS, QUOTE_ITEM_HISTORY}
+    with pytest.raises(QuoteReplayError) as info:
+        tables.map_batch(journey[1:2])
+    assert (info.value.position, info.value.last) == (11, 11)
+    with pytest.raises(QuoteReplayError):
+        tables.map(journey[0])
+    # refused without a change: the next events map as on a mapping that saw each once
+    reference = QuoteTables()
+    reference.map_batch(journey[:2])
+    assert tables.map_batch(journey[2:]) == reference.map_batch(journey[2:])
+
+
+def test_a_batch_that_cannot_be_mapped_leaves_the_state_as_before():
+    journey = worked_journey()
+    unreadable = LoggedQuoteEvent(17, minute(3), journey[1].type, 99, journey[1].data)
+    tables = QuoteTables()
+    tables.map_batch(journey[:2])
+    with pytest.raises(QuoteMappingError):
+        tables.map_batch([journey[2], journey[3], unreadable])
+    assert tables.last_position == 11
+    with pytest.raises(QuoteMappingError):  # a quote the mapping had not seen before
+        QuoteTables().map_batch([journey[0], journey[1], unreadable])
+    # the bad event set aside, the batch maps as if the failed attempt never happened
+    reference = QuoteTables()
+    reference.map_batch(journey[:2])
+    assert tables.map_batch(journey[2:]) == reference.map_batch(journey[2:])
+    other = QuoteTables()
+    with pytest.raises(QuoteMappingError):
+        other.map_batch([journey[0], journey[1], unreadable])
+    assert other.quote_count == 0
+    assert other.map_batch(journey) == QuoteTables().map_batch(journey)
 
 
 def test_queries_render_for_each_driver_and_refuse_odd_names():

@@ -14,6 +14,12 @@ log's order wins). Within one time, the log position orders events.
 
 **Restart.** The state is rebuilt by mapping the quote events up to the sink's stored
 position and dropping the records (the same calls give the same state).
+
+**Each event once.** Mapping an event changes the state, so mapping it again would find
+nothing changed and give no history rows: a write that failed is retried with the
+records already mapped, never by mapping the events again. An event at or before the
+last position mapped is refused (:class:`QuoteReplayError`), and :meth:`QuoteTables.map_batch`
+is all or nothing: when one event cannot be mapped, the state is as before the batch.
 """
 
 from __future__ import annotations
@@ -102,6 +108,20 @@ class QuoteMappingError(SinkError):
         self.cause = cause
 
 
+class QuoteReplayError(SinkError):
+    """A quote event at or before the last log position the mapping followed: mapping it
+    again would lose its rows (the state has it already). Retry a failed write with the
+    records mapped the first time, or rebuild the mapping (:class:`QuoteTables`)."""
+
+    def __init__(self, position: int, last: int) -> None:
+        super().__init__(
+            f"the quote event at log position {position} is not after the last one "
+            f"mapped ({last}): map each event once, retry a write with its records"
+        )
+        self.position = position
+        self.last = last
+
+
 def to_millisecond(at: datetime) -> datetime:
     """``at`` in UTC, cut to the millisecond (a naive time is taken as UTC)."""
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
@@ -112,6 +132,14 @@ def to_millisecond(at: datetime) -> datetime:
 class _Quote:
     timeline: ItemTimeline[LogTime] = field(default_factory=ItemTimeline)
     view: AnalystQuote | None = None
+
+    def copy(self) -> _Quote:
+        """A copy whose changes leave this one as it is (intervals and views are
+        immutable; the timeline's open intervals are not)."""
+        timeline: ItemTimeline[LogTime] = ItemTimeline(self.timeline.quote_id)
+        timeline.open = dict(self.timeline.open)
+        timeline.last_at = self.timeline.last_at
+        return _Quote(timeline, self.view)
 
 
 class QuoteTables:
@@ -128,6 +156,8 @@ class QuoteTables:
         self._quotes: dict[str, _Quote] = {}
         #: log events of other types passed to :meth:`map` (ignored)
         self.ignored = 0
+        #: the log position of the last quote event mapped (None before the first)
+        self.last_position: int | None = None
 
     @property
     def quote_count(self) -> int:
@@ -136,16 +166,28 @@ class QuoteTables:
 
     def map(self, logged: LoggedEvent) -> list[SinkRecord]:
         """The records of one logged event, in the order to write them; none for an
-        event that is not a quote event."""
+        event that is not a quote event. Each quote event once, in log order
+        (:class:`QuoteReplayError` otherwise); on an error the state is unchanged."""
+        return self._map(logged, None)
+
+    def _map(self, logged: LoggedEvent, saved: dict[str, _Quote | None] | None) -> list[SinkRecord]:
+        """:meth:`map`; with ``saved``, a quote's state is copied before its first
+        change and the original kept there, so that the batch can be undone."""
         if logged.type not in _STORED:
             self.ignored += 1
             return []
+        if self.last_position is not None and logged.position <= self.last_position:
+            raise QuoteReplayError(logged.position, self.last_position)
         try:
             event = from_stored(logged.type, logged.schema_version, logged.data)
         except InvalidQuoteEvent as exc:
             raise QuoteMappingError(logged.position, exc) from exc
         quote_id = event.id if isinstance(event, QuoteStarted) else event.quote_id
         state = self._quotes.get(quote_id)
+        if saved is not None and quote_id not in saved:
+            saved[quote_id] = state
+            if state is not None:
+                state = self._quotes[quote_id] = state.copy()
         if state is None:
             state = self._quotes[quote_id] = _Quote(ItemTimeline(quote_id))
         at = to_millisecond(logged.recorded_at)
@@ -169,6 +211,7 @@ class QuoteTables:
         if state.view is not None:
             # an update without a start (the ingest dead-letters those) has no row here
             records.append(self._quote_row(state.view, state.timeline, when))
+        self.last_position = logged.position
         return records
 
     def map_batch(self, logged: Iterable[LoggedEvent]) -> list[SinkRecord]:
@@ -176,9 +219,22 @@ class QuoteTables:
         log order, so a key's last write wins): fewer, larger statements per batch. The
         tables share no constraint, so the grouping changes no outcome."""
         by_topic: dict[str, list[SinkRecord]] = {topic: [] for topic in TOPICS}
-        for event in logged:
-            for record in self.map(event):
-                by_topic[record.topic].append(record)
+        saved: dict[str, _Quote | None] = {}
+        last_position, ignored = self.last_position, self.ignored
+        try:
+            for event in logged:
+                for record in self._map(event, saved):
+                    by_topic[record.topic].append(record)
+        except BaseException:
+            # all or nothing: the caller may set the bad event aside and map the batch
+            # again, which must find the state as it was
+            for quote_id, state in saved.items():
+                if state is None:
+                    del self._quotes[quote_id]
+                else:
+                    self._quotes[quote_id] = state
+            self.last_position, self.ignored = last_position, ignored
+            raise
         return [record for topic in TOPICS for record in by_topic[topic]]
 
     def _quote_row(
