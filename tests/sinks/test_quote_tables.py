@@ -512,3 +512,28 @@ def test_personal_fields_absent_unless_released(target: Target) -> None:
         for e in events
         if e.type == STORED_TYPES["QuoteStarted"]
     }
+
+
+def test_keys_differing_only_in_case_are_different_rows(target: Target) -> None:
+    # MariaDB's default collation (utf8mb4_general_ci) made "1m" and "1M", or quotes
+    # "qa" and "QA", one key: an upsert overwrote the other item's or quote's row
+    upper = dict(msgspec.json.decode(QUOTE_STARTED), id="QA")
+    lower = dict(upper, id="qa", reference="QTE-lower")
+    rates = ("pl", [("1m", 100.0), ("1M", 250.0)])
+    events = [
+        logged(1, T0, msgspec.json.encode(upper).decode()),
+        logged(2, T0, msgspec.json.encode(lower).decode()),
+        logged(3, minute(1), wire_update(rates, quote_id="QA")),
+        logged(4, minute(1), wire_update(("pl", [("1m", 100.0)]), quote_id="qa")),
+    ]
+    qt = QuoteTarget(target)
+    with qt.sink() as sink:
+        qt.write_all(sink, QuoteTables(), events)
+    q = target.dialect.quote
+    items = target.query(f"SELECT quote_id, rate_key, total_pence FROM {q(qt.names[QUOTE_ITEMS])}")
+    assert sorted(items) == [("QA", "1M", 25000), ("QA", "1m", 10000), ("qa", "1m", 10000)]
+    assert target.count(qt.names[QUOTE_ITEM_HISTORY]) == 3
+    quotes = target.query(f"SELECT quote_id, reference FROM {q(qt.names[QUOTES])}")
+    assert sorted(quotes) == [("QA", upper["reference"]), ("qa", "QTE-lower")]
+    active = dict(qt.query(ACTIVE_PRODUCTS_AT, time_parameter(minute(2))))
+    assert {k: int(v) for k, v in active.items()} == {"QA": 1, "qa": 1}
