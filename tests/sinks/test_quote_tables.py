@@ -273,6 +273,11 @@ def test_the_sink_settings_parse():
     assert [config.table_name(t) for t in (QUOTES, QUOTE_ITEMS, QUOTE_ITEM_HISTORY)] == [
         "a_quotes", "a_quote_items", "a_quote_item_history",
     ]  # fmt: skip
+    # local times would step back at a daylight-saving change and not match :t (UTC)
+    with pytest.raises(ValueError, match="UTC"):
+        sink_settings("jdbc:sqlite:/tmp/x.db", overrides={"db.timezone": "Europe/London"})
+    overridden = sink_settings("jdbc:sqlite:/tmp/x.db", overrides={"db.timezone": "UTC"})
+    assert overridden["db.timezone"] == "UTC"
 
 
 # --- the pure model of the sample, to compare the databases with ------------------------

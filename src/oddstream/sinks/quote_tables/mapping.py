@@ -350,7 +350,13 @@ def sink_settings(
 ) -> dict[str, str]:
     """A JDBC sink configuration (Connect names) for the quote tables: the three topics,
     upserts keyed by each record's key, tables created and evolved, times in UTC.
-    ``overrides`` adds or replaces settings by Connect name (``connection.user`` …)."""
+    ``overrides`` adds or replaces settings by Connect name (``connection.user`` …),
+    except ``db.timezone``: the tables hold UTC, as the queries' ``:t`` is, and local
+    times would go back at a daylight-saving change (MariaDB's DATETIME and SQLite's
+    text keep no offset), misordering the intervals."""
+    timezone = (overrides or {}).get("db.timezone", "UTC")
+    if timezone != "UTC":
+        raise ValueError(f"the quote tables hold UTC times, not db.timezone={timezone!r}")
     config = {
         "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
         "connection.url": connection_url,
