@@ -174,6 +174,23 @@ def test_the_quotes_row_has_no_personal_field_unless_released():
         QuoteTables(release="email")
 
 
+def test_rating_inputs_and_unknown_fields_stay_out_of_the_item_rows():
+    update = msgspec.json.decode(wire_update(("pl", [("1m", 100.0)]), quote_id=QID))
+    rate = update["products"][0]["rates"][0]
+    rate["ratingInputs"] = {"email": "typed@secret.example", "dob": "1984-02-29"}
+    rate["ratingAttributes"] = {"postcode": "SW1A 1AA"}
+    rate["errors"] = [{"message": "phone 07700 900123 invalid"}]
+    rate["holderName"] = "Priya Shah"  # a field the code does not know
+    update["products"][0]["policyHolder"] = {"name": "Priya Shah"}
+    tables = QuoteTables()
+    tables.map(logged(1, T0, QUOTE_STARTED))
+    records = tables.map(logged(2, minute(1), msgspec.json.encode(update).decode()))
+    assert {r.topic for r in records} == {QUOTES, QUOTE_ITEMS, QUOTE_ITEM_HISTORY}
+    text = repr([(r.key, r.value) for r in records])
+    for secret in ("typed@secret", "1984", "SW1A", "07700", "Priya", "Shah"):
+        assert secret not in text
+
+
 def test_a_clock_going_back_keeps_the_log_order():
     tables = QuoteTables()
     tables.map(logged(1, T0, QUOTE_STARTED))
