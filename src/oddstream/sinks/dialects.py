@@ -649,9 +649,10 @@ def libpq_params(params: Mapping[str, str]) -> dict[str, str]:
 
 
 class MysqlDialect(Dialect):
-    """MariaDB / MySQL: Confluent's types (a string in a key is VARCHAR(256), TEXT
-    elsewhere); InnoDB tables, so rows and position commit together; multi-row INSERT
-    (PyMySQL's executemany) for inserts and ``ON DUPLICATE KEY UPDATE`` upserts."""
+    """MariaDB / MySQL: Confluent's types (a string in a key is VARCHAR(256), compared
+    by ``utf8mb4_bin``, TEXT elsewhere); InnoDB tables, so rows and position commit
+    together; multi-row INSERT (PyMySQL's executemany) for inserts and ``ON DUPLICATE
+    KEY UPDATE`` upserts."""
 
     name = "mysql"
     quote_char = "`"
@@ -711,7 +712,9 @@ class MysqlDialect(Dialect):
         if field.logical == "Timestamp":
             return "DATETIME(3)"
         if field.type == "string" and key:
-            return "VARCHAR(256)"
+            # the default collation (utf8mb4_general_ci) would make keys differing in
+            # case or accents ("1m", "1M") one row, an upsert overwriting the other's
+            return "VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         return self._TYPES[field.type]
 
     def connect(self, url: ConnectionUrl) -> Any:
