@@ -365,3 +365,69 @@ async def test_manager_lifecycle_and_persistence(store: Any, target: Target) -> 
 async def _task_state(manager: ConnectorManager, name: str, state: str) -> bool:
     status = await manager.status(name)
     return bool(status.tasks) and status.tasks[0].state == state
+
+
+async def _halt_then_change_topics(
+    store: Any,
+    target: Target,
+    first: list[tuple[str, list[ProducedRecord]]],
+    before: str,
+    after: str,
+) -> tuple[str, list[int]]:
+    """Append ``first`` (topic, records) events, run a sink on topics ``before`` until it
+    FAILED on a duplicate key, then run it again on topics ``after`` with
+    ``errors.tolerance=all``; answers the table and the ids written."""
+    table, name = target.table(), target.sink_name()
+    topics = await EventStoreTopics.open(store)
+    for topic, records in first:
+        await topics.append(topic, records)
+    base = {**settings(target, before, table), "table.name.format": table}
+    async with Running(store, name, parse_config(base)) as run:
+        await eventually(lambda: run.runner.state is RunnerState.FAILED)
+        assert run.consumer.cursor[1] == 2  # two records of the event written
+    fixed = {
+        **base,
+        "topics": after,
+        "errors.tolerance": "all",
+        "errors.deadletterqueue.topic.name": f"dlq-{name}",
+    }
+    async with Running(store, name, parse_config(fixed)) as run:
+        assert await run.runner.wait_caught_up(10)
+        assert run.runner.state is RunnerState.LIVE
+    return table, sorted(ids(target, table))
+
+
+async def test_a_topic_dropped_after_a_partial_event_loses_no_record_of_the_others(
+    store: Any, target: Target
+) -> None:
+    """The cursor's ``k`` counts records of one event: dropping that event's topic must
+    not make it skip the first ``k`` records of another topic's next event."""
+    a, b = f"a{uuid.uuid4().hex[:8]}", f"b{uuid.uuid4().hex[:8]}"
+    _, written = await _halt_then_change_topics(
+        store,
+        target,
+        [(a, [record(1), record(2), record(1, "dup"), record(3)]), (b, [record(10), record(11)])],
+        before=f"{a},{b}",
+        after=b,
+    )
+    assert written == [1, 2, 10, 11]
+
+
+async def test_a_topic_added_after_a_partial_event_neither_skips_nor_repeats(
+    store: Any, target: Target
+) -> None:
+    """A topic added while the sink stands inside an event: the new topic's earlier
+    events are before the position (not taken, as for any event before it), and the
+    partial event goes on after its ``k`` records."""
+    a, b = f"a{uuid.uuid4().hex[:8]}", f"b{uuid.uuid4().hex[:8]}"
+    _, written = await _halt_then_change_topics(
+        store,
+        target,
+        [
+            (b, [record(10), record(11), record(12)]),
+            (a, [record(1), record(2), record(1, "d"), record(3)]),
+        ],
+        before=a,
+        after=f"{a},{b}",
+    )
+    assert written == [1, 2, 3]

@@ -12,8 +12,10 @@ target holds.
 batch that fails because of one record is split until the record is found, the good
 parts committed. So the position stored in the target is finer than the log's: the
 cursor ``P << 20 | k`` means "every event up to log position ``P`` is written, and the
-first ``k`` records of the next event that has records for this sink". A whole batch
-ends at ``k = 0``; the cursors only grow, which is all :meth:`JdbcSink.write` needs.
+first ``k`` records of the event at ``P + 1``". A whole batch ends at ``k = 0``; an
+event written in part is named by its own position (``P + 1``), not as "the next event
+with records", which would name another event once ``topics`` changed. The cursors
+only grow, which is all :meth:`JdbcSink.write` needs.
 
 **Failures.** A write that fails because the target is unavailable
 (:func:`~oddstream.sinks.failures.is_transient`) raises :class:`TargetUnavailable`: the
@@ -172,7 +174,8 @@ class SinkConsumer(Consumer):
 
     @property
     def cursor(self) -> tuple[int, int]:
-        """``(log position, records of the next event)`` the target holds, as last seen."""
+        """``(P, k)`` the target holds, as last seen: every event up to log position
+        ``P`` written, and the first ``k`` records of the event at ``P + 1``."""
         return decode_cursor(self._cursor)
 
     async def resume_from(self, position: int) -> bool:
@@ -193,8 +196,6 @@ class SinkConsumer(Consumer):
     async def handle(self, batch: Batch) -> None:
         position, done = decode_cursor(self._cursor)
         items: list[_Item] = []
-        complete = position  # the cursor's position before the event at hand
-        skip = done
         for event in batch.events:
             if event.position <= position:
                 continue  # written before (a batch given again after a partial write)
@@ -206,16 +207,17 @@ class SinkConsumer(Consumer):
                     f"event at {event.position} holds {len(found)} records; a sink takes "
                     f"at most {MAX_RECORDS_PER_EVENT} from one event"
                 )
+            # the records written of this very event (``done`` names the event at
+            # ``position + 1`` only: another event's records are all to write)
+            skip = done if event.position == position + 1 else 0
             last = len(found) - 1
             for index in range(skip, len(found)):
                 cursor = (
                     encode_cursor(event.position)
                     if index == last
-                    else encode_cursor(complete, index + 1)
+                    else encode_cursor(event.position - 1, index + 1)
                 )
                 items.append(_Item(found[index], cursor))
-            complete = event.position
-            skip = 0
         if not items:
             return  # nothing for this sink: the cursor stays (a restart reads past it again)
         items[-1].cursor = max(items[-1].cursor, encode_cursor(batch.position))
