@@ -22,7 +22,13 @@ from oddstream.eventstore.sqlite import SqliteEventStore
 from oddstream.integrations.kafka.rest_proxy import EventStoreTopics, ProducedRecord
 from oddstream.integrations.kafka.sink_source import TopicSource
 from oddstream.runtime.deadletters import DeadLetterStore
-from oddstream.sinks import ConnectorManager, ConnectorNotFound, SinkConsumer, parse_config
+from oddstream.sinks import (
+    ConnectorManager,
+    ConnectorNotFound,
+    JdbcSink,
+    SinkConsumer,
+    parse_config,
+)
 from oddstream.sinks.config import JdbcSinkConfig, parse_connection_url
 from oddstream.sinks.consumer import decode_cursor, encode_cursor
 
@@ -431,3 +437,45 @@ async def test_a_topic_added_after_a_partial_event_neither_skips_nor_repeats(
         after=f"{a},{b}",
     )
     assert written == [1, 2, 3]
+
+
+async def test_a_read_only_transaction_on_mariadb_is_waited_out_not_dead_lettered(
+    store: Any, mariadb_url: str
+) -> None:
+    """MariaDB refusing writes in a read-only transaction (1792: an operator's
+    ``transaction_read_only``) while reads go on is the server's state, not the record's:
+    the probe's read succeeds, yet the record must not be dead-lettered."""
+    target = Target("mariadb", mariadb_url)
+    try:
+        topic, table, name = f"t{uuid.uuid4().hex[:8]}", target.table(), target.sink_name()
+        topics = await EventStoreTopics.open(store)
+        await topics.append(topic, [record(1)])
+        config = parse_config(
+            settings(
+                target,
+                topic,
+                table,
+                **{"errors.tolerance": "all", "errors.deadletterqueue.topic.name": f"d-{name}"},
+            )
+        )
+
+        class ReadOnlyAtFirst(JdbcSink):
+            opened = 0
+
+            def open(self) -> None:
+                if self._conn is not None:
+                    return
+                super().open()
+                ReadOnlyAtFirst.opened += 1
+                if ReadOnlyAtFirst.opened == 1:  # the first session only
+                    self._conn.cursor().execute("SET SESSION TRANSACTION READ ONLY")
+
+        run = Running(store, name, config)
+        run.consumer.sink = ReadOnlyAtFirst(name, config)
+        async with run:
+            await eventually(lambda: target.table_exists(table) and target.count(table) == 1)
+            assert run.consumer.dead_lettered == 0
+            assert run.runner.failures >= 1  # it was retried
+        assert await DeadLetterStore(store).letters(f"d-{name}") == []
+    finally:
+        target.close()

@@ -37,21 +37,35 @@ class TargetUnavailable(SinkError):
 #: invalid transaction state (25: a read-only standby), authorization (28), catalog
 #: (3D: no such database), transaction rollback (40: deadlock, serialization),
 #: resources (53), object state (55: lock not available), operator intervention (57),
-#: system (58), internal (XX).
-_PG_TRANSIENT_CLASSES = frozenset({"08", "25", "28", "3D", "40", "53", "55", "57", "58", "XX"})
+#: system (58), snapshot too old (72), configuration file (F0), internal (XX).
+_PG_TRANSIENT_CLASSES = frozenset(
+    {"08", "25", "28", "3D", "40", "53", "55", "57", "58", "72", "F0", "XX"}
+)
 _PG_TRANSIENT_CODES = frozenset({"42501"})  # insufficient privilege: an operator fixes it
 
-#: MariaDB / MySQL server errors about the environment: connections (1040, 1053, 1927,
-#: 4031), access (1044, 1045, 1142, 1143), unknown database (1049), full disk or table
-#: (1021, 1114), lock wait and deadlock (1205, 1213), read-only (1290, 1836), query
-#: interrupted or timed out (1317, 3024). Client errors (2000-2999) are all transient.
+#: MariaDB / MySQL server errors about the environment. What matters most are those a
+#: write meets while a plain read (the consumer's probe) still succeeds: taken for the
+#: record's, they would dead-letter good data.
 _MYSQL_TRANSIENT = frozenset(
-    {1021, 1040, 1044, 1045, 1049, 1053, 1114, 1142, 1143, 1205, 1213, 1290, 1317, 1836}
-    | {1927, 3024, 4031}
+    # connections and threads: too many, per user, refused, killed, aborted, idle
+    {1040, 1043, 1053, 1129, 1130, 1135, 1152, 1184, 1203, 1226, 1927, 4031}
+    # the network between client and server (read/write errors and timeouts)
+    | {1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161}
+    # access and a missing database: an operator fixes them
+    | {1044, 1045, 1049, 1142, 1143}
+    # memory, a full disk or table
+    | {1021, 1037, 1038, 1041, 1114}
+    # other transactions: lock wait, deadlock, lock NOWAIT, a row changed since read,
+    # a table's definition changed, too many transactions, commit/rollback failed
+    | {1020, 1205, 1213, 1412, 1615, 1637, 3572, 1180, 1181}
+    # read-only server, table or transaction (an operator's maintenance)
+    | {1036, 1223, 1290, 1792, 1836}
+    # query interrupted or timed out (KILL QUERY, max_statement_time, max_execution_time)
+    | {1317, 1969, 3024}
 )
 #: SQLite primary result codes about the environment: PERM, BUSY, LOCKED, NOMEM,
-#: READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, AUTH, NOTADB.
-_SQLITE_TRANSIENT = frozenset({3, 5, 6, 7, 8, 10, 11, 13, 14, 15, 23, 26})
+#: READONLY, INTERRUPT, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, SCHEMA, AUTH, NOTADB.
+_SQLITE_TRANSIENT = frozenset({3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 23, 26})
 _SQLITE_TOOBIG = 18
 _SQLITE_CONSTRAINT = 19
 
