@@ -31,8 +31,9 @@ from oddstream.sinks import (
 )
 from oddstream.sinks.config import JdbcSinkConfig, parse_connection_url
 from oddstream.sinks.consumer import decode_cursor, encode_cursor
+from oddstream.sinks.dialects import OFFSETS_TABLE
 
-from .conftest import Target
+from .conftest import Target, target_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -478,4 +479,65 @@ async def test_a_read_only_transaction_on_mariadb_is_waited_out_not_dead_lettere
             assert run.runner.failures >= 1  # it was retried
         assert await DeadLetterStore(store).letters(f"d-{name}") == []
     finally:
+        target.close()
+
+
+async def test_a_record_failing_because_another_writer_moved_the_cursor_is_not_poison(
+    store: Any, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Two writers of one sink on a fresh PostgreSQL target (a late write of a stopped
+    runner's thread, a second instance): both find no offsets row, the second's INSERT
+    of it fails with a unique violation once the first commits. That is not the
+    record's fault: the sink must follow the other writer, not dead-letter the record."""
+    target = Target("postgres", target_url("postgres", request, tmp_path))
+    other = target.dialect.connect(parse_connection_url(target.url))
+    watch = target.dialect.connect(parse_connection_url(target.url))
+    try:
+        topic, table, name = f"t{uuid.uuid4().hex[:8]}", target.table(), target.sink_name()
+        topics = await EventStoreTopics.open(store)
+        await topics.append(topic, [record(1)])
+        head = await store.head_position()
+        dlq = f"d-{name}"
+        config = parse_config(
+            settings(
+                target,
+                topic,
+                table,
+                **{"errors.tolerance": "all", "errors.deadletterqueue.topic.name": dlq},
+            )
+        )
+        q = target.dialect.quote
+        cur = other.cursor()
+        cur.execute(target.dialect.offsets_ddl())
+        other.commit()
+        # the other writer's transaction: its offsets row, not committed yet
+        cur.execute(
+            f"INSERT INTO {q(OFFSETS_TABLE)} ({q('name')}, {q('position')}) VALUES (%s, %s)",
+            (name, encode_cursor(head)),
+        )
+        (other_pid,) = cur.execute("SELECT pg_backend_pid()").fetchone()
+
+        def blocked() -> bool:
+            row = (
+                watch.cursor()
+                .execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    (other_pid,),
+                )
+                .fetchone()
+            )
+            watch.rollback()
+            return bool(row and row[0])
+
+        async with Running(store, name, config) as run:
+            await eventually(blocked)  # the sink's INSERT of its offsets row waits
+            other.commit()
+            assert await run.runner.wait_caught_up(10)
+            assert run.consumer.cursor == (head, 0)
+            assert run.consumer.dead_lettered == 0
+            assert run.runner.state is RunnerState.LIVE
+        assert await DeadLetterStore(store).letters(dlq) == []
+    finally:
+        other.close()
+        watch.close()
         target.close()

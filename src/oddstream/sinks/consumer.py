@@ -295,15 +295,23 @@ class SinkConsumer(Consumer):
         return result
 
     async def _probe(self, failure: BaseException) -> None:
-        """A record failed alone: make sure the target is there (else it was not the
-        record's fault)."""
+        """A record failed alone: make sure the target is there and still holds this
+        sink's cursor (else it was not the record's fault: the target is unavailable,
+        or another writer of the sink moved the cursor, and the write failed on that —
+        a unique violation of the offsets row two writers inserted on a fresh target)."""
         try:
-            await self._call(self.sink.stored_position)
+            stored = await self._call(self.sink.stored_position)
         except Exception as exc:
             await self._drop_connection()
             self.last_unavailable = describe(exc)
             raise TargetUnavailable(
                 f"target unavailable: {describe(exc)} (after {describe(failure)})"
+            ) from failure
+        if (stored or 0) != self._cursor:
+            raise CheckpointConflict(
+                self.name,
+                decode_cursor(self._cursor)[0],
+                None if stored is None else decode_cursor(stored)[0],
             ) from failure
 
     async def _poison(
