@@ -4,6 +4,7 @@ consumer's own retry delays, and a first load retried instead of failing ``start
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,34 @@ async def test_first_load_retried_and_consumer_delays_used(tmp_path: Path) -> No
         await runner.stop()
     finally:
         await store.close()
+
+
+async def test_start_after_a_halt_tries_the_batch_again(tmp_path: Path) -> None:
+    """Halt's promise: starting the runner again (no stop needed) gives the batch again."""
+    store = await SqliteEventStore.open(tmp_path / "e.db")
+    try:
+        await store.append("s-1", [NewEvent("E", {}), NewEvent("E", {"bad": True})])
+        consumer = Halting()
+        runner = ConsumerRunner(store, consumer, MemoryCheckpoint(), batch_size=1)
+        await runner.start()
+        for _ in range(100):
+            if runner.state is RunnerState.FAILED:
+                break
+            await asyncio.sleep(0.02)
+        assert runner.state is RunnerState.FAILED
+        assert consumer.seen == [1]
+        consumer.handle = _taking(consumer)  # type: ignore[method-assign]  # fixed
+        await runner.start()
+        assert await runner.wait_for(2, 5)
+        assert consumer.seen == [1, 2]
+        assert runner.state is not RunnerState.FAILED
+        await runner.stop()
+    finally:
+        await store.close()
+
+
+def _taking(consumer: Halting) -> Callable[[Batch], Awaitable[None]]:
+    async def handle(batch: Batch) -> None:
+        consumer.seen += [e.position for e in batch.events]
+
+    return handle

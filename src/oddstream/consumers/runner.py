@@ -220,8 +220,10 @@ class ConsumerRunner:
         return found
 
     async def start(self) -> None:
-        """Load the position, then follow the log in a background task."""
-        if self._task is not None:
+        """Load the position, then follow the log in a background task. A runner whose
+        follower ended (``failed`` after a :class:`~.base.Halt`) follows again from its
+        position."""
+        if self._task is not None and not self._task.done():
             return
         if not self._loaded:
             try:
