@@ -541,3 +541,30 @@ async def test_a_record_failing_because_another_writer_moved_the_cursor_is_not_p
         other.close()
         watch.close()
         target.close()
+
+
+async def test_writes_hold_at_most_batch_size_records(store: Any, tmp_path: Path) -> None:
+    """A page of the log is ``batch.size`` events, each of many records: the sink writes
+    them ``batch.size`` records a transaction, not the page's records at once."""
+    target = Target("sqlite", f"jdbc:sqlite:{tmp_path / 'a.db'}")
+    try:
+        topic, table, name = f"t{uuid.uuid4().hex[:8]}", target.table(), target.sink_name()
+        topics = await EventStoreTopics.open(store)
+        for e in range(6):
+            await topics.append(topic, [record(e * 40 + i) for i in range(40)])
+        config = parse_config(settings(target, topic, table, **{"batch.size": "25"}))
+        sizes: list[int] = []
+
+        class Counting(JdbcSink):
+            def write(self, records: Any, *, after: int, position: int) -> Any:
+                sizes.append(len(records))
+                return super().write(records, after=after, position=position)
+
+        run = Running(store, name, config)
+        run.consumer.sink = Counting(name, config)
+        async with run:
+            await eventually(lambda: target.table_exists(table) and target.count(table) == 240)
+        assert sorted(ids(target, table)) == list(range(240))
+        assert max(sizes) <= 25
+    finally:
+        target.close()

@@ -196,6 +196,10 @@ class SinkConsumer(Consumer):
     async def handle(self, batch: Batch) -> None:
         position, done = decode_cursor(self._cursor)
         items: list[_Item] = []
+        # a page of the log is ``batch.size`` *events*, and one REST Proxy event holds
+        # up to ~1 MiB of records: written (and bisected) ``batch.size`` records at a
+        # time, so that the records made, the rows and the transaction stay bounded
+        limit = self.config.batch_size
         for event in batch.events:
             if event.position <= position:
                 continue  # written before (a batch given again after a partial write)
@@ -218,6 +222,9 @@ class SinkConsumer(Consumer):
                     else encode_cursor(event.position - 1, index + 1)
                 )
                 items.append(_Item(found[index], cursor))
+                if len(items) >= limit:
+                    await self._write_items(items)
+                    items = []
         if not items:
             return  # nothing for this sink: the cursor stays (a restart reads past it again)
         items[-1].cursor = max(items[-1].cursor, encode_cursor(batch.position))
