@@ -68,6 +68,13 @@ class Target:
         q = self.dialect.quote
         return self.query(f"SELECT * FROM {q(table)} ORDER BY {q(order_by)}")
 
+    def table_exists(self, table: str) -> bool:
+        try:
+            self.count(table)
+        except Exception:
+            return False
+        return True
+
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT COUNT(*) FROM {self.dialect.quote(table)}")[0][0])
 

@@ -5,7 +5,7 @@ where its position is kept (:mod:`.checkpoints`), and run it with a
 :class:`ConsumerRunner`. See ``docs/consumers.md``.
 """
 
-from .base import Batch, Consumer, StartOver, Subscription
+from .base import Batch, Consumer, Halt, StartOver, Subscription
 from .checkpoints import (
     Checkpoint,
     MemoryCheckpoint,
@@ -22,6 +22,7 @@ __all__ = [
     "Consumer",
     "ConsumerGroup",
     "ConsumerRunner",
+    "Halt",
     "MemoryCheckpoint",
     "RunnerState",
     "RunnerStatus",

@@ -47,6 +47,14 @@ class StartOver(Exception):
     checkpoint, as after a checkpoint conflict it cannot resume from."""
 
 
+class Halt(Exception):
+    """Raised by a consumer that must not go on until someone acts (a sink told to stop
+    at a record it cannot write, ``errors.tolerance=none``): the runner stops following,
+    keeps the position of the last batch handled and reports the state ``failed`` with
+    the message as its last error. Starting the runner again (a restart) tries the batch
+    again."""
+
+
 class Consumer(abc.ABC):
     """Something that follows the log. Subclasses set :attr:`name` (its checkpoint's
     name: unique, stable across releases) and :attr:`subscription`, and implement
@@ -89,6 +97,12 @@ class Consumer(abc.ABC):
         that does not override this method is not offered it: the runner resets it
         without reloading the checkpoint first."""
         return False
+
+    def retry_delay(self, failures: int) -> float | None:
+        """How long to wait before giving a failed batch again, after ``failures``
+        failures in a row at one position (1 for the first); ``None`` (the default):
+        the runner's own back-off (0.1 s doubling up to ``max_backoff``)."""
+        return None
 
     def floor(self) -> int | None:
         """A position the saved checkpoint must not pass (work below it is unfinished

@@ -28,7 +28,7 @@ from ..eventstore import (
     StoreClosed,
 )
 from ..eventstore.notify import Watermark
-from .base import Batch, Consumer, StartOver
+from .base import Batch, Consumer, Halt, StartOver
 from .checkpoints import Checkpoint, StoreCheckpoint
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ class RunnerState(enum.StrEnum):
     LIVE = "live"
     REBUILDING = "rebuilding"
     RETRYING = "retrying"
+    #: stopped by the consumer (:class:`~.base.Halt`) until started again
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,10 @@ class ConsumerRunner:
     (under load), wait this long for more commits before handling it (many commits'
     events in one batch; a reader waiting for a position cuts it short; a batch after a
     quiet spell is handled at once); ``check_every``: how often the consumer's
-    :meth:`~.Consumer.check` runs; ``max_backoff``: the longest pause after a failure.
+    :meth:`~.Consumer.check` runs; ``max_backoff``: the longest pause after a failure
+    (a consumer's :meth:`~.Consumer.retry_delay` may choose its own); ``retry_load``: a
+    checkpoint that cannot be loaded at :meth:`start` (a sink's database unreachable)
+    does not fail ``start`` but is loaded by the follower, retried like a failed batch.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class ConsumerRunner:
         check_every: float = 1.0,
         max_backoff: float = 5.0,
         queue_pages: int = 4,
+        retry_load: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -121,6 +127,9 @@ class ConsumerRunner:
         self.check_every = check_every
         self.max_backoff = max_backoff
         self._queue_pages = queue_pages
+        #: a failed first load (a sink's database unreachable at start) is retried by
+        #: the follower with the back-off instead of failing ``start``
+        self._retry_load = retry_load
         self._applied = Watermark()
         self._caught_up = asyncio.Event()
         self._hurry = asyncio.Event()
@@ -211,11 +220,18 @@ class ConsumerRunner:
         return found
 
     async def start(self) -> None:
-        """Load the position, then follow the log in a background task."""
-        if self._task is not None:
+        """Load the position, then follow the log in a background task. A runner whose
+        follower ended (``failed`` after a :class:`~.base.Halt`) follows again from its
+        position."""
+        if self._task is not None and not self._task.done():
             return
         if not self._loaded:
-            await self.load()
+            try:
+                await self.load()
+            except Exception as exc:
+                if not self._retry_load or self.store.closed:
+                    raise
+                self._note_failure(exc)  # the follower loads it again, backing off
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
 
     async def stop(self) -> None:
@@ -284,10 +300,18 @@ class ConsumerRunner:
         backoff = 0.1
         recover: Exception | None = None  # the conflict (or StartOver) to recover from
         failed_at = -1
+        streak = 0  # failures in a row at one position
+        if not self._loaded:  # the load at start failed: waited out like a batch
+            failed_at, streak = self.position, 1
+            await asyncio.sleep(self._delay(streak, backoff))
+            backoff = min(backoff * 2, self.max_backoff)
         while True:
             if self.position != failed_at:
                 backoff = 0.1  # it moved on since the last failure: start the back-off again
+                streak = 0
             try:
+                if not self._loaded:
+                    await self.load()
                 if recover is not None:
                     await self._recover(recover)
                     recover = None
@@ -296,6 +320,12 @@ class ConsumerRunner:
             except _Restart:
                 continue  # a rebuild ran: follow on from where it ended
             except StoreClosed:
+                return
+            except Halt as exc:
+                log.error("consumer %s stopped at position %d: %s", self.name, self.position, exc)
+                self.last_error = str(exc)
+                self.state = RunnerState.FAILED
+                self._caught_up.clear()
                 return
             except (CheckpointConflict, StartOver) as exc:
                 log.warning("consumer %s at %d: %s", self.name, self.position, exc)
@@ -310,21 +340,32 @@ class ConsumerRunner:
             except Exception as exc:
                 if self.store.closed:
                     return
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.state = RunnerState.RETRYING
-                self._caught_up.clear()
+                streak += 1
+                delay = self._delay(streak, backoff)
+                self._note_failure(exc)
                 log.warning(
                     "consumer %s failed at position %d (%s); retrying in %.1fs",
                     self.name,
                     self.position,
                     self.last_error,
-                    backoff,
+                    delay,
                     exc_info=not isinstance(exc, OSError),
                 )
                 failed_at = self.position
-                await asyncio.sleep(backoff)  # a failed recovery is tried again too
+                await asyncio.sleep(delay)  # a failed recovery is tried again too
                 backoff = min(backoff * 2, self.max_backoff)
+
+    def _note_failure(self, exc: Exception) -> None:
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.state = RunnerState.RETRYING
+        self._caught_up.clear()
+
+    def _delay(self, streak: int, backoff: float) -> float:
+        """The pause after the ``streak``-th failure in a row: the consumer's choice, or
+        the runner's back-off."""
+        chosen = self.consumer.retry_delay(streak)
+        return backoff if chosen is None else max(0.0, chosen)
 
     async def _recover(self, cause: Exception) -> None:
         """After a conflict: follow on from a checkpoint another writer moved forward if

@@ -47,7 +47,9 @@ from .codec import registry
 STREAM_CATEGORY = "deadletter"
 #: the namespace of letter ids (uuid5 of ``<source>\n<payload sha256>``)
 LETTER_IDS = uuid.UUID("4d2b7c1e-9a0f-4e55-8b3a-6c1d2e7f9a44")
-_SOURCE = re.compile(r"[a-z0-9][a-z0-9._]{0,63}\Z")
+#: a source names a stream: Kafka's topic characters (a sink's dead-letter topic is a
+#: source), at most what a stream id leaves after ``deadletter-``; not ``.`` or ``..``
+_SOURCE = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._-]{1,189}\Z")
 _MAX_MESSAGE = 2000
 #: events read at a time while folding letters (a letter's event takes up to ~1 MiB)
 _PAGE = 16
@@ -75,9 +77,10 @@ class UnknownSource(DeadLetterError, LookupError):
 
 
 def check_source(source: str) -> str:
-    """``source`` if it can name a dead-letter stream (``[a-z0-9._]``, ≤ 64)."""
+    """``source`` if it can name a dead-letter stream (a Kafka topic name:
+    ``[A-Za-z0-9._-]``, at most 189 characters, not ``.`` or ``..``)."""
     if not _SOURCE.match(source):
-        raise ValueError(f"a dead-letter source is [a-z0-9._], 1 to 64 characters: {source!r}")
+        raise ValueError(f"a dead-letter source is [A-Za-z0-9._-], 1 to 189 characters: {source!r}")
     return source
 
 

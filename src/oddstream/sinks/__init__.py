@@ -5,11 +5,25 @@
 - :mod:`.dialects`: SQLite, PostgreSQL and MariaDB/MySQL: identifiers, types, DDL, writes.
 - :mod:`.writer`: :class:`JdbcSink`, each batch written with its position in one
   transaction of the target database.
+- :mod:`.consumer`: :class:`SinkConsumer`, a sink run on the consumer runner (retries,
+  dead letters, the bisection of a failed batch).
+- :mod:`.connectors`: :class:`ConnectorManager`, connectors as events in the log.
 
 See ``docs/analytics.md`` ("SQL sinks").
 """
 
 from .config import ConfigProblem, JdbcSinkConfig, SinkConfigError, parse_config
+from .connectors import (
+    ConnectorConflict,
+    ConnectorError,
+    ConnectorExists,
+    ConnectorInfo,
+    ConnectorManager,
+    ConnectorNotFound,
+    ConnectorStatus,
+    InvalidConnectorName,
+)
+from .consumer import RecordSource, SinkConsumer, SourceItem
 from .dialects import MysqlDialect, PostgresDialect, SqliteDialect, dialect_for
 from .errors import (
     InvalidIdentifier,
@@ -20,12 +34,21 @@ from .errors import (
     TableMissing,
     UnsupportedSchema,
 )
+from .failures import TargetUnavailable
 from .schema import FieldSchema, RecordSchema, SinkRecord, from_avro, from_connect_json
 from .writer import JdbcSink, WriteResult
 
 __all__ = [
     "ConfigProblem",
+    "ConnectorConflict",
+    "ConnectorError",
+    "ConnectorExists",
+    "ConnectorInfo",
+    "ConnectorManager",
+    "ConnectorNotFound",
+    "ConnectorStatus",
     "FieldSchema",
+    "InvalidConnectorName",
     "InvalidIdentifier",
     "JdbcSink",
     "JdbcSinkConfig",
@@ -34,12 +57,16 @@ __all__ = [
     "PostgresDialect",
     "RecordError",
     "RecordSchema",
+    "RecordSource",
     "SchemaMismatch",
     "SinkConfigError",
+    "SinkConsumer",
     "SinkError",
     "SinkRecord",
+    "SourceItem",
     "SqliteDialect",
     "TableMissing",
+    "TargetUnavailable",
     "UnsupportedSchema",
     "WriteResult",
     "dialect_for",

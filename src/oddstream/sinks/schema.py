@@ -217,3 +217,11 @@ def from_connect_json(schema: Mapping[str, Any]) -> KeySchema:
             name=schema.get("name"),
         )
     return _connect_field(schema, "")
+
+
+def from_avro_key(schema: Any) -> KeySchema:
+    """A record key's schema from Avro: a record is a struct key (:func:`from_avro`),
+    anything else a primitive key (a :class:`FieldSchema` with no name)."""
+    if isinstance(schema, Mapping) and schema.get("type") == "record":
+        return from_avro(schema)
+    return _avro_field("", schema, _MISSING)

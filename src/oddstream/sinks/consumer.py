@@ -1,0 +1,360 @@
+"""A JDBC sink run as a consumer of the log: records in batches, rows and position in one
+transaction of the target, failures told apart.
+
+:class:`SinkConsumer` follows what a :class:`RecordSource` reads from the log (the REST
+Proxy's topics: ``integrations/kafka/sink_source.py``), turns each event into records and
+writes them with :class:`~oddstream.sinks.writer.JdbcSink` on a thread of its own (the
+writer is synchronous). Its position lives in the target's offsets table: it is a
+:class:`~oddstream.consumers.SinkCheckpoint` consumer, and a start resumes from what the
+target holds.
+
+**The cursor.** One event of the log may hold many records (a REST Proxy batch), and a
+batch that fails because of one record is split until the record is found, the good
+parts committed. So the position stored in the target is finer than the log's: the
+cursor ``P << 20 | k`` means "every event up to log position ``P`` is written, and the
+first ``k`` records of the event at ``P + 1``". A whole batch ends at ``k = 0``; an
+event written in part is named by its own position (``P + 1``), not as "the next event
+with records", which would name another event once ``topics`` changed. The cursors
+only grow, which is all :meth:`JdbcSink.write` needs.
+
+**Failures.** A write that fails because the target is unavailable
+(:func:`~oddstream.sinks.failures.is_transient`) raises :class:`TargetUnavailable`: the
+runner gives the batch again after :meth:`SinkConsumer.retry_delay` (``max.retries``
+tries ``retry.backoff.ms`` apart, then doubling up to a minute, for ever), from what the
+target holds. Any other failure is a record's: the batch is bisected (good halves
+written) down to the record, the target probed (unreachable now: transient after all),
+and the record is dead-lettered (``errors.tolerance=all``) or the sink stops
+(:class:`~oddstream.consumers.Halt`, ``none``) with the trace in :attr:`failure_trace`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from ..consumers import Batch, Consumer, Halt, Subscription
+from ..eventstore import CheckpointConflict, RecordedEvent
+from ..runtime.deadletters import DeadLetterStore, Refusal
+from .config import JdbcSinkConfig
+from .errors import PositionConflict, RecordError, SinkError
+from .failures import TargetUnavailable, describe, is_transient, reason_of
+from .schema import SinkRecord
+from .writer import JdbcSink, WriteResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CURSOR_BITS = 20
+#: the most records one event may hold for a sink (a log event is at most 1 MiB)
+MAX_RECORDS_PER_EVENT = (1 << CURSOR_BITS) - 1
+#: where the doubling back-off stops once ``max.retries`` quick tries are spent
+MAX_RETRY_DELAY = 60.0
+#: the dead-letter source of a sink with ``errors.tolerance=all`` and no DLQ topic
+DEFAULT_DLQ_SOURCE = "sinks"
+
+
+def encode_cursor(position: int, done: int = 0) -> int:
+    """The target's stored value for "events up to ``position`` written, and ``done``
+    records of the next"."""
+    if not 0 <= done <= MAX_RECORDS_PER_EVENT:
+        raise ValueError(f"records written of an event: 0..{MAX_RECORDS_PER_EVENT}")
+    return (position << CURSOR_BITS) | done
+
+
+def decode_cursor(cursor: int) -> tuple[int, int]:
+    """``(position, done)`` of a stored cursor."""
+    return cursor >> CURSOR_BITS, cursor & MAX_RECORDS_PER_EVENT
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """One record an event holds for the sink, or why it cannot be one (``refusal``,
+    with ``record`` ``None``). ``payload`` is the record as stored, for a dead letter;
+    ``context`` says where it was (topic, offset, log position)."""
+
+    record: SinkRecord | None
+    payload: bytes
+    context: Mapping[str, str] = field(default_factory=dict)
+    refusal: Refusal | None = None
+
+
+class RecordSource(Protocol):
+    """What a sink reads from the log: which events (``subscription``) and the records
+    each holds for this sink (``[]`` for an event of a topic it does not follow)."""
+
+    subscription: Subscription
+
+    async def items(self, event: RecordedEvent) -> Sequence[SourceItem]:
+        """The event's records for the sink, in order."""
+        ...
+
+
+@dataclass(slots=True)
+class _Item:
+    source: SourceItem
+    cursor: int  # the target's cursor once this record is written
+
+
+class SinkConsumer(Consumer):
+    """Runs a :class:`JdbcSink` (the connector ``connector``) on the consumer runner.
+
+    Use it with :class:`~oddstream.consumers.SinkCheckpoint` and
+    ``ConsumerRunner(..., batch_size=config.batch_size, retry_load=True)`` (the target
+    may be down at start). ``dead_letters`` is needed with ``errors.tolerance=all``.
+    Call :meth:`close` after the runner stopped.
+    """
+
+    def __init__(
+        self,
+        connector: str,
+        config: JdbcSinkConfig,
+        source: RecordSource,
+        dead_letters: DeadLetterStore | None = None,
+        *,
+        sink: JdbcSink | None = None,
+    ) -> None:
+        if config.errors_tolerance == "all" and dead_letters is None:
+            raise ValueError("errors.tolerance=all needs a dead-letter store")
+        self.connector = connector
+        self.name = f"sink-{connector}"
+        self.config = config
+        self.source = source
+        self.subscription = source.subscription
+        self.dead_letters = dead_letters
+        self.dlq_source = config.dlq_topic or DEFAULT_DLQ_SOURCE
+        self.sink = sink or JdbcSink(connector, config)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sink-{connector}"[:30])
+        self._cursor = 0  # what the target holds, as last read or written
+        #: rows written (inserted, upserted, updated) and deleted since started
+        self.rows_written = 0
+        self.rows_deleted = 0
+        #: records dead-lettered since started
+        self.dead_lettered = 0
+        #: why the sink stopped (``errors.tolerance=none``): summary and trace
+        self.failure_trace: str | None = None
+        #: the last time the target was unavailable: what the driver said
+        self.last_unavailable: str | None = None
+
+    # ----------------------------------------------------------------- the thread
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def close(self) -> None:
+        """Close the connection to the target (after the runner stopped)."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self._call(self.sink.close)
+        self._executor.shutdown(wait=False)
+
+    async def _drop_connection(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._call(self.sink.close)
+
+    # ----------------------------------------------------------------- position
+    async def stored_position(self) -> int | None:
+        """The log position the target holds (:class:`SinkCheckpoint`); ``None`` when it
+        holds none (the sink starts from the beginning)."""
+        try:
+            raw = await self._call(self.sink.stored_position)
+        except Exception as exc:
+            if is_transient(exc):
+                await self._drop_connection()
+                self.last_unavailable = describe(exc)
+                raise TargetUnavailable(f"target unavailable: {describe(exc)}") from exc
+            raise
+        self._cursor = raw or 0
+        return None if raw is None else decode_cursor(raw)[0]
+
+    @property
+    def cursor(self) -> tuple[int, int]:
+        """``(P, k)`` the target holds, as last seen: every event up to log position
+        ``P`` written, and the first ``k`` records of the event at ``P + 1``."""
+        return decode_cursor(self._cursor)
+
+    async def resume_from(self, position: int) -> bool:
+        # the runner has just reloaded the cursor (stored_position): everything is in
+        # the target, nothing to reload
+        return True
+
+    def retry_delay(self, failures: int) -> float | None:
+        """``max.retries`` tries ``retry.backoff.ms`` apart, then doubling up to a
+        minute: an unavailable target is waited for, never given up on."""
+        base = self.config.retry_backoff_ms / 1000
+        if failures <= self.config.max_retries:
+            return base
+        grown = max(base, 0.1) * 2 ** min(failures - self.config.max_retries, 16)
+        return min(grown, max(base, MAX_RETRY_DELAY))
+
+    # ----------------------------------------------------------------- batches
+    async def handle(self, batch: Batch) -> None:
+        position, done = decode_cursor(self._cursor)
+        items: list[_Item] = []
+        # a page of the log is ``batch.size`` *events*, and one REST Proxy event holds
+        # up to ~1 MiB of records: written (and bisected) ``batch.size`` records at a
+        # time, so that the records made, the rows and the transaction stay bounded
+        limit = self.config.batch_size
+        for event in batch.events:
+            if event.position <= position:
+                continue  # written before (a batch given again after a partial write)
+            found = await self.source.items(event)
+            if not found:
+                continue
+            if len(found) > MAX_RECORDS_PER_EVENT:
+                raise SinkError(
+                    f"event at {event.position} holds {len(found)} records; a sink takes "
+                    f"at most {MAX_RECORDS_PER_EVENT} from one event"
+                )
+            # the records written of this very event (``done`` names the event at
+            # ``position + 1`` only: another event's records are all to write)
+            skip = done if event.position == position + 1 else 0
+            last = len(found) - 1
+            for index in range(skip, len(found)):
+                cursor = (
+                    encode_cursor(event.position)
+                    if index == last
+                    else encode_cursor(event.position - 1, index + 1)
+                )
+                items.append(_Item(found[index], cursor))
+                if len(items) >= limit:
+                    await self._write_items(items)
+                    items = []
+        if not items:
+            return  # nothing for this sink: the cursor stays (a restart reads past it again)
+        items[-1].cursor = max(items[-1].cursor, encode_cursor(batch.position))
+        await self._write_items(items)
+
+    async def _write_items(self, items: list[_Item]) -> None:
+        good: list[_Item] = []
+        for item in items:
+            if item.source.refusal is not None:
+                if good:
+                    await self._span(good)
+                    good = []
+                await self._poison(item, item.source.refusal, None)
+            else:
+                good.append(item)
+        if good:
+            await self._span(good)
+        end = items[-1].cursor
+        if self._cursor < end:  # the last records were dead-lettered: move past them
+            await self._write([], end)
+
+    async def _span(self, items: list[_Item]) -> None:
+        """Write ``items``; on a record's failure, find it (bisecting) and write the
+        rest."""
+        records = [i.source.record for i in items if i.source.record is not None]
+        try:
+            await self._write(records, items[-1].cursor)
+            return
+        except (TargetUnavailable, CheckpointConflict):
+            raise
+        except Exception as exc:
+            failure = exc
+        if len(items) == 1:
+            await self._probe(failure)
+            await self._poison(items[0], None, failure)
+            return
+        index = failure.index if isinstance(failure, RecordError) else None
+        if index is not None and 0 <= index < len(items):
+            # the writer named the record (found while making rows, before any SQL)
+            if index:
+                await self._span(items[:index])
+            await self._poison(items[index], None, failure)
+            if index + 1 < len(items):
+                await self._span(items[index + 1 :])
+            return
+        middle = len(items) // 2
+        await self._span(items[:middle])
+        await self._span(items[middle:])
+
+    async def _write(self, records: Sequence[SinkRecord], end: int) -> WriteResult:
+        after = self._cursor
+        try:
+            result = await self._call(lambda: self.sink.write(records, after=after, position=end))
+        except PositionConflict as exc:
+            raise CheckpointConflict(
+                self.name,
+                decode_cursor(exc.expected)[0],
+                None if exc.stored is None else decode_cursor(exc.stored)[0],
+            ) from exc
+        except Exception as exc:
+            if is_transient(exc):
+                await self._drop_connection()
+                self.last_unavailable = describe(exc)
+                raise TargetUnavailable(f"target unavailable: {describe(exc)}") from exc
+            raise
+        if result.already_written and result.position > end:
+            # another instance wrote past this batch: follow on from what it wrote
+            raise CheckpointConflict(
+                self.name, decode_cursor(end)[0], decode_cursor(result.position)[0]
+            )
+        self._cursor = end
+        self.rows_written += result.rows
+        self.rows_deleted += result.deleted
+        self.last_unavailable = None
+        return result
+
+    async def _probe(self, failure: BaseException) -> None:
+        """A record failed alone: make sure the target is there and still holds this
+        sink's cursor (else it was not the record's fault: the target is unavailable,
+        or another writer of the sink moved the cursor, and the write failed on that —
+        a unique violation of the offsets row two writers inserted on a fresh target)."""
+        try:
+            stored = await self._call(self.sink.stored_position)
+        except Exception as exc:
+            await self._drop_connection()
+            self.last_unavailable = describe(exc)
+            raise TargetUnavailable(
+                f"target unavailable: {describe(exc)} (after {describe(failure)})"
+            ) from failure
+        if (stored or 0) != self._cursor:
+            raise CheckpointConflict(
+                self.name,
+                decode_cursor(self._cursor)[0],
+                None if stored is None else decode_cursor(stored)[0],
+            ) from failure
+
+    async def _poison(
+        self, item: _Item, refusal: Refusal | None, exc: BaseException | None
+    ) -> None:
+        """A record that can never be written: dead-letter it, or stop the sink."""
+        if refusal is None:
+            assert exc is not None
+            refusal = Refusal(reason_of(exc), "", describe(exc))
+        where = ", ".join(f"{k}={v}" for k, v in item.source.context.items())
+        summary = f"record ({where}) cannot be written: {refusal.reason}: {refusal.message}"
+        if self.config.errors_tolerance != "all":
+            trace = "".join(traceback.format_exception(exc)) if exc is not None else ""
+            self.failure_trace = f"{summary}\n{trace}".rstrip()
+            raise Halt(summary)
+        assert self.dead_letters is not None
+        context = {
+            **item.source.context,
+            "connector": self.connector,
+            "error": type(exc).__name__ if exc is not None else refusal.reason,
+        }
+        await self.dead_letters.record(
+            self.dlq_source, item.source.payload, refusal, context=context
+        )
+        self.dead_lettered += 1
+        log.warning("sink %s: dead-lettered to %s: %s", self.connector, self.dlq_source, summary)
+
+
+__all__ = [
+    "CURSOR_BITS",
+    "DEFAULT_DLQ_SOURCE",
+    "MAX_RECORDS_PER_EVENT",
+    "RecordSource",
+    "SinkConsumer",
+    "SourceItem",
+    "TargetUnavailable",
+    "decode_cursor",
+    "encode_cursor",
+]
