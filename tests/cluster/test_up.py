@@ -81,6 +81,11 @@ def test_up_serves_and_ctrl_c_stops_everything(cluster: Cluster, tmp_path: Path)
         assert len(children) == 3  # two API processes and a worker
         for url in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{second}"):
             assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        # the worker's health port, printed with its URLs
+        health = re.search(r"worker-0 health: (http://127\.0\.0\.1:\d+)/healthz", text)
+        assert health is not None, text
+        assert httpx.get(f"{health[1]}/readyz", timeout=5).status_code == 200
+        assert httpx.get(f"{health[1]}/healthz", timeout=5).json()["name"] == "worker-0"
         # the demo runs on the first: its races show on the second too
         deadline = time.monotonic() + 30
         while not httpx.get(f"http://127.0.0.1:{second}/races", timeout=5).json()["races"]:
