@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 from typing import Any
 
 import httpx
 
-from oddstream.cluster.health import LoopMonitor, health_app
+from oddstream.cluster.health import HealthServer, LoopMonitor, health_app
+from oddstream.config import Settings
 from oddstream.consumers import RunnerState, RunnerStatus
 
-from .conftest import Cluster
+from .conftest import Cluster, free_port
 
 
 def _until(check: Any, timeout: float, what: str) -> Any:
@@ -160,3 +162,37 @@ async def test_the_loop_monitor_sees_a_blocked_loop_then_forgets_it() -> None:
         assert monitor.problem() is None
     finally:
         await monitor.stop()
+
+
+class _BigWorker(_FakeWorker):
+    """A worker whose ``/healthz`` is large (about 100 kB), so unread answers fill the
+    socket's buffers quickly."""
+
+    def partitions(self) -> list[int]:
+        return list(range(20_000))
+
+
+async def test_stopping_does_not_wait_for_a_client_that_reads_nothing() -> None:
+    # a client that sends requests (pipelined) and never reads the answers: its
+    # connection stays busy for good, and uvicorn's graceful shutdown waited for it
+    # without end, so a worker given SIGTERM never exited
+    port = free_port()
+    server = HealthServer(_BigWorker(), Settings(), host="127.0.0.1", port=port)
+    await server.start()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+        client.send(b"GET /healthz HTTP/1.1\r\nhost: w\r\n\r\n" * 200)
+        await asyncio.sleep(1.0)  # the server answers until the buffers are full
+        began = time.monotonic()
+        async with asyncio.timeout(15):
+            await server.stop()
+        assert time.monotonic() - began < 8
+    finally:
+        client.close()
+    # the port is free again: a restarted worker can have it
+    again = HealthServer(_FakeWorker(), Settings(), host="127.0.0.1", port=port)
+    await again.start()
+    await again.stop()

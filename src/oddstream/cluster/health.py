@@ -49,6 +49,10 @@ LOOP_LAG_LIMIT = 1.0
 LOOP_LAG_HOLD = 5.0
 #: the longest ``/healthz`` waits for the store's head position (for the consumers' lag)
 _HEAD_SECONDS = 2.0
+#: the longest stopping waits for requests in progress (more than :data:`_HEAD_SECONDS`,
+#: so a ``/healthz`` reading the head still gets its answer); then their connections are
+#: cut
+_STOP_SECONDS = 3.0
 
 
 class HealthPortError(OSError):
@@ -259,7 +263,14 @@ class HealthServer:
         self.host = host
         self.port = port
         config = server_config(
-            health_app(worker, self.monitor), settings, host=host, port=port, lifespan="off"
+            health_app(worker, self.monitor),
+            settings,
+            host=host,
+            port=port,
+            lifespan="off",
+            # uvicorn's graceful shutdown otherwise waits without end for a connection
+            # whose answer cannot be written (a client that sends and never reads)
+            timeout_graceful_shutdown=_STOP_SECONDS,
         )
         self._server = _InLoopServer(config)
         self._task: asyncio.Task[None] | None = None
@@ -280,11 +291,18 @@ class HealthServer:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
+        """Stop serving and release the port, within about :data:`_STOP_SECONDS`: a
+        connection still busy then (its client reads nothing) is cut."""
         self._server.should_exit = True
         task, self._task = self._task, None
         if task is not None:
             with contextlib.suppress(Exception):
                 await task
+        # uvicorn gave up on them, but left them open
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
         if self._socket is not None:
             self._socket.close()
         await self.monitor.stop()
