@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from oddstream.cluster.health import HealthServer, LoopMonitor, health_app
+from oddstream.cluster.health import HealthServer, LoopMonitor, Watched, health_app
+from oddstream.cluster.worker import Worker
 from oddstream.config import Settings
 from oddstream.consumers import RunnerState, RunnerStatus
 
@@ -113,7 +114,7 @@ class _FakeWorker:
         return 2
 
 
-async def _ask(worker: _FakeWorker, path: str) -> httpx.Response:
+async def _ask(worker: Watched, path: str) -> httpx.Response:
     monitor = LoopMonitor()
     monitor.start()
     try:
@@ -196,3 +197,22 @@ async def test_stopping_does_not_wait_for_a_client_that_reads_nothing() -> None:
     again = HealthServer(_FakeWorker(), Settings(), host="127.0.0.1", port=port)
     await again.start()
     await again.stop()
+
+
+async def test_a_worker_not_started_yet_answers_not_ready() -> None:
+    # the health port is up before the worker connects to anything (docs/services.md)
+    settings = Settings(
+        store_url="postgresql://127.0.0.1:5432/test",
+        nats_url="nats://127.0.0.1:4222",
+        redis_url="redis://127.0.0.1:6379/0",
+    )
+    worker = Worker(settings, name="early")
+    seen = (await _ask(worker, "/healthz")).json()
+    assert seen["nats"] == "not_started"
+    assert seen["lock_connection"] is False
+    assert seen["partitions"] == {"count": 0, "owned": []}
+    assert seen["consumers"] == {}
+    assert "the worker is starting" in seen["problems"]
+    ready = await _ask(worker, "/readyz")
+    assert ready.status_code == 503
+    assert "the worker is starting" in ready.json()["reason"]
