@@ -312,3 +312,41 @@ async def test_up_stopped_as_a_process_exits_is_a_requested_stop(
     async with asyncio.timeout(10):
         await deployment.run(said.append)
     assert not any("unexpectedly" in line or "killed by" in line for line in said), said
+
+
+def test_up_gives_workers_health_urls_on_an_ipv6_host() -> None:
+    """A worker's health URL on an IPv6 address has it in brackets (and its port was
+    picked on that address, not on an IPv4 one)."""
+    from oddstream.cluster.supervisor import Deployment
+    from oddstream.config import Settings
+
+    deployment = Deployment(
+        Settings(worker_health_host="::1", admin_key="k" * 24),
+        apis=1,
+        workers=2,
+        port=8000,
+        demo=False,
+        local_store="postgresql://127.0.0.1:5432/postgres",
+        local_nats="nats://127.0.0.1:4222",
+        local_redis="redis://127.0.0.1:6379/0",
+    )
+    for worker in deployment.workers:
+        assert worker.url is not None
+        assert re.fullmatch(r"http://\[::1\]:\d+", worker.url), worker.url
+        assert httpx.URL(worker.url).host == "::1"
+
+
+def test_up_refuses_a_worker_health_host_it_cannot_listen_on() -> None:
+    """A health host that does not resolve ends ``up`` with the error, before it starts
+    anything (it was a traceback)."""
+    env = {**os.environ, "ODDSTREAM_WORKER_HEALTH_HOST": "no-such-host.invalid"}
+    out = subprocess.run(
+        [sys.executable, "-m", "oddstream.cli", "up", "--api", "1", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "no-such-host.invalid" in out.stdout

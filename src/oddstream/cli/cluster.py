@@ -32,7 +32,7 @@ def worker(
     """Run a worker of services mode: own a share of the partitions (their races' and
     wallets' writers) and run the consumers given to it; stops on SIGINT/SIGTERM."""
     from ..cluster.health import HealthPortError, HealthServer
-    from ..cluster.supervisor import follow_supervisor
+    from ..cluster.supervisor import follow_supervisor, http_url
     from ..cluster.worker import Worker
     from ..logs import configure
 
@@ -64,7 +64,7 @@ def worker(
             # before the locks are taken: a port in use stops the worker with nothing
             # taken, and /readyz says "starting" meanwhile
             await health.start()
-            url = f"http://{health.host}:{health.port}"
+            url = http_url(health.host, health.port)
             console.print(f"{name} health on {url}/healthz and {url}/readyz")
         try:
             await the_worker.start()
@@ -127,16 +127,19 @@ def up(
     from ..cluster.supervisor import Deployment
 
     settings = _settings(store_url=store)
-    deployment = Deployment(
-        settings,
-        apis=apis,
-        workers=workers,
-        port=port,
-        demo=demo,
-        local_store=LOCAL_STORE,
-        local_nats=LOCAL_NATS,
-        local_redis=LOCAL_REDIS,
-    )
+    try:
+        deployment = Deployment(
+            settings,
+            apis=apis,
+            workers=workers,
+            port=port,
+            demo=demo,
+            local_store=LOCAL_STORE,
+            local_nats=LOCAL_NATS,
+            local_redis=LOCAL_REDIS,
+        )
+    except OSError as exc:  # no port for the workers' health (a bad health host)
+        _fail(f"worker health port: {exc}")
     try:
         asyncio.run(deployment.run(console.print))
     except KeyboardInterrupt:

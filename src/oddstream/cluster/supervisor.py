@@ -71,10 +71,23 @@ def follow_supervisor() -> None:
 
 def free_port(host: str) -> int:
     """A port free on ``host`` now (the system's pick; another process may take it
-    before the one it is meant for binds it, which then fails to start)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    before the one it is meant for binds it, which then fails to start). ``host`` is
+    resolved as the process meant for it resolves it (an IPv6 address too);
+    :class:`OSError` if it cannot be listened on."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.bind(address)
+            return int(sock.getsockname()[1])
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}: {exc}") from None
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def exit_status(code: int) -> str:
@@ -141,13 +154,13 @@ class Deployment:
         for i in range(workers):
             health = free_port(health_host)
             argv = [*python, "worker", "--name", f"worker-{i}", "--health-port", str(health)]
-            self.workers.append(_Process(f"worker-{i}", argv, url=f"http://{health_host}:{health}"))
+            self.workers.append(_Process(f"worker-{i}", argv, url=http_url(health_host, health)))
         self.apis = []
         for i in range(apis):
             argv = [*python, "api", "--port", str(port + i)]
             if demo and i == 0:
                 argv.append("--demo")
-            self.apis.append(_Process(f"api-{i}", argv, url=f"http://{settings.host}:{port + i}"))
+            self.apis.append(_Process(f"api-{i}", argv, url=http_url(settings.host, port + i)))
         self.summary = (
             f"store {redact_url(store)}, NATS {redact_url(self.env['ODDSTREAM_NATS_URL'])}, "
             f"Redis {redact_url(self.env['ODDSTREAM_REDIS_URL'])}"
