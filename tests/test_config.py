@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "partitions": 64,
     "command_deadline_seconds": 5.0,
     "rebalance_seconds": 0.5,
+    "worker_health_host": "127.0.0.1",
+    "worker_health_port": 0,
 }
 
 #: For each field: a text to put in its variable and the value it must read as.
@@ -84,6 +86,8 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "partitions": ("16", 16),
     "command_deadline_seconds": ("2.5", 2.5),
     "rebalance_seconds": ("0.1", 0.1),
+    "worker_health_host": ("0.0.0.0", "0.0.0.0"),
+    "worker_health_port": ("9100", 9100),
 }
 
 
@@ -168,6 +172,8 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
         ("PARTITIONS", "5000", "less than or equal to 4096"),
         ("COMMAND_DEADLINE_SECONDS", "0", "greater than 0"),
         ("REBALANCE_SECONDS", "inf", "finite number"),
+        ("WORKER_HEALTH_PORT", "-1", "greater than or equal to 0"),
+        ("WORKER_HEALTH_PORT", "65536", "less than or equal to 65535"),
         ("FOLLOW_PACE_MS", "-1", "greater than or equal to 0"),
         ("FOLLOW_PACE_MS", "1001", "less than or equal to 1000"),
         ("HOST", " ", None),  # blank but not empty: allowed (uvicorn decides)

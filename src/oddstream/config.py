@@ -201,6 +201,12 @@ class Settings(BaseSettings):
     rebalance_seconds: Positive = 0.5
     """ODDSTREAM_REBALANCE_SECONDS: services mode: how often a worker checks who is alive
     and takes or gives up partitions"""
+    worker_health_host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    """ODDSTREAM_WORKER_HEALTH_HOST: services mode: the address a worker's health port
+    listens on"""
+    worker_health_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """ODDSTREAM_WORKER_HEALTH_PORT: services mode: the port of a worker's ``/healthz``
+    and ``/readyz`` (``oddstream worker --health-port``); 0 (the default): none"""
 
     def __init__(self, **values: Any) -> None:
         for old, new in RENAMED.items():  # an old name is refused, never silently ignored

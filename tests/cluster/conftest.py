@@ -84,8 +84,16 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def worker(self, name: str, *, wait: bool = True) -> Proc:
-        proc = self._spawn(name, ["worker", "--name", name])
+    def worker(self, name: str, *, wait: bool = True, health: bool = False) -> Proc:
+        """A worker process; ``health``: with a health port (its URL in ``url``)."""
+        args = ["worker", "--name", name]
+        port = 0
+        if health:
+            port = free_port()
+            args += ["--health-port", str(port)]
+        proc = self._spawn(name, args)
+        if port:
+            proc.url = f"http://127.0.0.1:{port}"
         if wait:
             self._await(proc, lambda: f"{name} ready" in proc.output())
         return proc

@@ -81,6 +81,11 @@ def test_up_serves_and_ctrl_c_stops_everything(cluster: Cluster, tmp_path: Path)
         assert len(children) == 3  # two API processes and a worker
         for url in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{second}"):
             assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        # the worker's health port, printed with its URLs
+        health = re.search(r"worker-0 health: (http://127\.0\.0\.1:\d+)/healthz", text)
+        assert health is not None, text
+        assert httpx.get(f"{health[1]}/readyz", timeout=5).status_code == 200
+        assert httpx.get(f"{health[1]}/healthz", timeout=5).json()["name"] == "worker-0"
         # the demo runs on the first: its races show on the second too
         deadline = time.monotonic() + 30
         while not httpx.get(f"http://127.0.0.1:{second}/races", timeout=5).json()["races"]:
@@ -307,3 +312,41 @@ async def test_up_stopped_as_a_process_exits_is_a_requested_stop(
     async with asyncio.timeout(10):
         await deployment.run(said.append)
     assert not any("unexpectedly" in line or "killed by" in line for line in said), said
+
+
+def test_up_gives_workers_health_urls_on_an_ipv6_host() -> None:
+    """A worker's health URL on an IPv6 address has it in brackets (and its port was
+    picked on that address, not on an IPv4 one)."""
+    from oddstream.cluster.supervisor import Deployment
+    from oddstream.config import Settings
+
+    deployment = Deployment(
+        Settings(worker_health_host="::1", admin_key="k" * 24),
+        apis=1,
+        workers=2,
+        port=8000,
+        demo=False,
+        local_store="postgresql://127.0.0.1:5432/postgres",
+        local_nats="nats://127.0.0.1:4222",
+        local_redis="redis://127.0.0.1:6379/0",
+    )
+    for worker in deployment.workers:
+        assert worker.url is not None
+        assert re.fullmatch(r"http://\[::1\]:\d+", worker.url), worker.url
+        assert httpx.URL(worker.url).host == "::1"
+
+
+def test_up_refuses_a_worker_health_host_it_cannot_listen_on() -> None:
+    """A health host that does not resolve ends ``up`` with the error, before it starts
+    anything (it was a traceback)."""
+    env = {**os.environ, "ODDSTREAM_WORKER_HEALTH_HOST": "no-such-host.invalid"}
+    out = subprocess.run(
+        [sys.executable, "-m", "oddstream.cli", "up", "--api", "1", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "no-such-host.invalid" in out.stdout

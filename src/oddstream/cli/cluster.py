@@ -21,34 +21,65 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 def worker(
     store: str | None = StoreOption,
     name: str = typer.Option("worker", help="This worker's name in logs and NATS"),
+    health_host: str | None = typer.Option(
+        None, help="The health port's address [env ODDSTREAM_WORKER_HEALTH_HOST]"
+    ),
+    health_port: int | None = typer.Option(
+        None,
+        help="Serve /healthz and /readyz on this port; 0: none [env ODDSTREAM_WORKER_HEALTH_PORT]",
+    ),
 ) -> None:
     """Run a worker of services mode: own a share of the partitions (their races' and
     wallets' writers) and run the consumers given to it; stops on SIGINT/SIGTERM."""
-    from ..cluster.supervisor import follow_supervisor
+    from ..cluster.health import HealthPortError, HealthServer
+    from ..cluster.supervisor import follow_supervisor, http_url
     from ..cluster.worker import Worker
     from ..logs import configure
 
     follow_supervisor()
-    settings = _settings(store_url=store)
+    settings = _settings(
+        store_url=store, worker_health_host=health_host, worker_health_port=health_port
+    )
     configure()
     tune_gc()
     try:
         the_worker = Worker(settings, name=name)
     except ValueError as exc:
         _fail(str(exc))
+    health: HealthServer | None = None
+    if settings.worker_health_port:
+        health = HealthServer(
+            the_worker,
+            settings,
+            host=settings.worker_health_host,
+            port=settings.worker_health_port,
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await the_worker.start()
-        console.print(f"{name} ready (pid {__import__('os').getpid()})")
-        await stop.wait()
-        await the_worker.stop()
+        if health is not None:
+            # before the locks are taken: a port in use stops the worker with nothing
+            # taken, and /readyz says "starting" meanwhile
+            await health.start()
+            url = http_url(health.host, health.port)
+            console.print(f"{name} health on {url}/healthz and {url}/readyz")
+        try:
+            await the_worker.start()
+            console.print(f"{name} ready (pid {__import__('os').getpid()})")
+            await stop.wait()
+            await the_worker.stop()
+        finally:
+            if health is not None:
+                await health.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except HealthPortError as exc:
+            _fail(str(exc))
 
 
 @app.command()
@@ -96,16 +127,19 @@ def up(
     from ..cluster.supervisor import Deployment
 
     settings = _settings(store_url=store)
-    deployment = Deployment(
-        settings,
-        apis=apis,
-        workers=workers,
-        port=port,
-        demo=demo,
-        local_store=LOCAL_STORE,
-        local_nats=LOCAL_NATS,
-        local_redis=LOCAL_REDIS,
-    )
+    try:
+        deployment = Deployment(
+            settings,
+            apis=apis,
+            workers=workers,
+            port=port,
+            demo=demo,
+            local_store=LOCAL_STORE,
+            local_nats=LOCAL_NATS,
+            local_redis=LOCAL_REDIS,
+        )
+    except OSError as exc:  # no port for the workers' health (a bad health host)
+        _fail(f"worker health port: {exc}")
     try:
         asyncio.run(deployment.run(console.print))
     except KeyboardInterrupt:

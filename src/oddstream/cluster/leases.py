@@ -169,6 +169,12 @@ class Leases:
                 await self._give_up("consumer", name)
         await self._drop(lost=False)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the lock connection is open (as of the last look: one that stopped
+        answering counts as lost after :data:`QUERY_SECONDS`)."""
+        return self._conn is not None and not self._conn.closed
+
     def kick(self) -> None:
         """Rebalance now rather than at the next tick."""
         self._kick.set()

@@ -14,6 +14,11 @@ from .leases import ownership
 from .router import Router
 
 
+def bus_state(nc: Any) -> str:
+    """A NATS client's state: ``connected``, ``reconnecting`` or ``closed``."""
+    return "connected" if nc.is_connected else "closed" if nc.is_closed else "reconnecting"
+
+
 class ClusterStatus:
     """The deployment as one API process sees it."""
 
@@ -31,8 +36,7 @@ class ClusterStatus:
         ``partitions_owned``, ``retries`` (commands sent again while a partition had no
         owner) and ``problems`` (why this process cannot take commands now, if it
         cannot)."""
-        nc = self._nc
-        bus = "connected" if nc.is_connected else "closed" if nc.is_closed else "reconnecting"
+        bus = bus_state(self._nc)
         if time.monotonic() - self._seen_at > 1.0:
             self._seen = await self._look()
             self._seen_at = time.monotonic()

@@ -18,6 +18,7 @@ import ctypes
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ from ..eventstore.factory import is_postgres_url
 
 #: how long a process has to stop on SIGTERM before it is killed
 STOP_SECONDS = 15.0
-#: how long an API process has to answer /readyz after it starts
+#: how long the processes have to answer /readyz after they start
 READY_SECONDS = 90.0
 #: tells a process started by ``oddstream up`` the supervisor's pid (see
 #: :func:`follow_supervisor`)
@@ -66,6 +67,27 @@ def follow_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="follow-supervisor", daemon=True).start()
+
+
+def free_port(host: str) -> int:
+    """A port free on ``host`` now (the system's pick; another process may take it
+    before the one it is meant for binds it, which then fails to start). ``host`` is
+    resolved as the process meant for it resolves it (an IPv6 address too);
+    :class:`OSError` if it cannot be listened on."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.bind(address)
+            return int(sock.getsockname()[1])
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}: {exc}") from None
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def exit_status(code: int) -> str:
@@ -126,16 +148,19 @@ class Deployment:
             self.env["ODDSTREAM_CUSTOMER_KEYS"] = ",".join(f"{k}={w}" for k, w in pairs)
             self.keys += [f"customer key for wallet {w}: {k}" for k, w in pairs]
         python = [sys.executable, "-m", "oddstream.cli"]
-        self.workers = [
-            _Process(f"worker-{i}", [*python, "worker", "--name", f"worker-{i}"])
-            for i in range(workers)
-        ]
+        # each worker's /healthz and /readyz on a free port of its own
+        health_host = settings.worker_health_host
+        self.workers = []
+        for i in range(workers):
+            health = free_port(health_host)
+            argv = [*python, "worker", "--name", f"worker-{i}", "--health-port", str(health)]
+            self.workers.append(_Process(f"worker-{i}", argv, url=http_url(health_host, health)))
         self.apis = []
         for i in range(apis):
             argv = [*python, "api", "--port", str(port + i)]
             if demo and i == 0:
                 argv.append("--demo")
-            self.apis.append(_Process(f"api-{i}", argv, url=f"http://{settings.host}:{port + i}"))
+            self.apis.append(_Process(f"api-{i}", argv, url=http_url(settings.host, port + i)))
         self.summary = (
             f"store {redact_url(store)}, NATS {redact_url(self.env['ODDSTREAM_NATS_URL'])}, "
             f"Redis {redact_url(self.env['ODDSTREAM_REDIS_URL'])}"
@@ -164,6 +189,8 @@ class Deployment:
                 say(line)
             for process in self.apis:
                 say(f"{process.name}: {process.url}  (board: {process.url}/)")
+            for process in self.workers:
+                say(f"{process.name} health: {process.url}/healthz  {process.url}/readyz")
             say("Ctrl-C stops everything")
             watched: list[asyncio.Future[Any]] = [
                 p.done for p in self.workers + self.apis if p.done is not None
@@ -198,11 +225,11 @@ class Deployment:
         process.done = asyncio.ensure_future(process.proc.wait())
 
     async def _ready(self, stop: asyncio.Event) -> None:
-        """Wait until every API process answers /readyz (a process that exits first
-        fails the start)."""
+        """Wait until every worker and API process answers /readyz (a process that
+        exits first fails the start)."""
         deadline = asyncio.get_running_loop().time() + READY_SECONDS
         async with httpx.AsyncClient(timeout=2.0) as client:
-            for process in self.apis:
+            for process in self.workers + self.apis:
                 while not stop.is_set():
                     for other in self.workers + self.apis:
                         if other.done is not None and other.done.done():

@@ -30,6 +30,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ..config import Settings
+from ..consumers import RunnerStatus
 from ..eventstore import CheckpointConflict, EventStore, open_store
 from ..eventstore.factory import is_postgres_url
 from ..projections.wallet_models.base import CONSUMER_NAME as WALLET_READ_MODEL
@@ -42,6 +43,7 @@ from . import wire
 from .leases import Leases
 from .partitions import race_partition, wallet_partition
 from .router import Router, command_subject
+from .status import bus_state
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,29 @@ class Worker:
         self._nc: Any = None
         #: commands answered, by partition owners in this process
         self.answered = 0
+        #: ``starting`` until :meth:`start` is done, ``running``, then ``stopping``
+        self.state = "starting"
+
+    # ----------------------------------------------------------------- health
+    def partitions(self) -> list[int]:
+        """The partitions this worker serves now, in order."""
+        return sorted(self._partitions)
+
+    def consumer_statuses(self) -> list[RunnerStatus]:
+        """The runner status of each run-once consumer this worker runs now."""
+        return [consumer.runner.status() for consumer in self._consumers.values()]
+
+    def bus_state(self) -> str:
+        """NATS: ``connected``, ``reconnecting``, ``closed`` (or ``not_started``)."""
+        return "not_started" if self._nc is None else bus_state(self._nc)
+
+    def lock_connection_alive(self) -> bool:
+        """Whether the connection holding this worker's advisory locks is open."""
+        return hasattr(self, "leases") and self.leases.connected
+
+    def members(self) -> int:
+        """The workers of the deployment as this worker's last look counted them."""
+        return self.leases.members if hasattr(self, "leases") else 0
 
     # ----------------------------------------------------------------- ownership
     def owns(self, partition: int) -> bool:
@@ -187,9 +212,11 @@ class Worker:
             name=f"oddstream-{self.name}",
         )
         await self.leases.start()
+        self.state = "running"
 
     async def stop(self) -> None:
         """Give everything up in order (so the others take over at once), then close."""
+        self.state = "stopping"
         await self.leases.stop()
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
