@@ -352,7 +352,7 @@ def test_sinks_in_health_readiness_and_metrics(client: TestClient, tmp_path: Pat
     assert health["sinks"][good]["rows_written"] == 2
     assert health["sinks"][good]["lag"] >= 0
     assert health["sinks"][failing]["task"] == "FAILED"
-    assert "no_schema" in health["sinks"][failing]["trace"]
+    assert "trace" not in health["sinks"][failing]  # open answers carry no sink text
     ready = client.get("/readyz")
     assert ready.status_code == 200  # a FAILED sink does not take the API out of service
     assert ready.json()["warnings"] == [f"sink {failing} FAILED"]
@@ -366,6 +366,45 @@ def test_sinks_in_health_readiness_and_metrics(client: TestClient, tmp_path: Pat
     client.delete(f"/connectors/{failing}", headers=ADMIN).raise_for_status()
     assert failing not in client.get("/metrics").text
     assert "warnings" not in client.get("/readyz").json()
+
+
+def test_open_health_answers_carry_no_text_from_a_sink(client: TestClient, tmp_path: Path) -> None:
+    """/healthz, /readyz and /metrics take no key: a sink's errors (the target's host
+    and driver messages) and its trace (a refused record's values) stay behind the
+    admin key."""
+    db = tmp_path / "h.db"
+    unreachable, topic, table = names()
+    config = sink_config("jdbc:postgresql://127.0.0.1:1/test?user=analyst_h", topic, table)
+    body = {"name": unreachable, "config": config}
+    client.post("/connectors", json=body, headers=ADMIN).raise_for_status()
+    failing = f"{unreachable}-strict"
+    strict = sink_config(f"jdbc:sqlite:{db}", f"{topic}-raw", f"{table}_raw")
+    client.post(
+        "/connectors", json={"name": failing, "config": strict}, headers=ADMIN
+    ).raise_for_status()
+    client.post(
+        f"/topics/{topic}-raw",
+        json={"records": [{"value": "AAE="}]},
+        headers={"Content-Type": "application/vnd.kafka.binary.v2+json"},
+    ).raise_for_status()
+    produce(client, topic, [1])
+
+    def details(name: str) -> dict[str, Any]:
+        answer = client.get(f"/connectors/{name}/status?details=true", headers=ADMIN).json()
+        return dict(answer)
+
+    eventually(lambda: details(unreachable)["details"]["target_unavailable"] is not None)
+    eventually(lambda: details(failing)["tasks"][0]["state"] == "FAILED")
+    assert "port 1" in details(unreachable)["details"]["last_error"]  # for the admin
+    assert "no_schema" in details(failing)["tasks"][0]["trace"]
+    for path in ("/healthz", "/readyz", "/metrics"):
+        text = client.get(path).text
+        for secret in ("port 1", "127.0.0.1:1", "no_schema", "Traceback", "OperationalError"):
+            assert secret not in text, (path, secret)
+    sinks = client.get("/healthz").json()["sinks"]
+    assert sinks[unreachable]["target_unavailable"] is True
+    assert sinks[failing]["task"] == "FAILED"
+    assert sinks[failing]["target_unavailable"] is False
 
 
 def test_a_lagging_sink_is_reported_not_unready(tmp_path: Path) -> None:

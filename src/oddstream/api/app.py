@@ -450,7 +450,13 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
 
     async def sinks_status(request: Request) -> dict[str, Any] | None:
         """Each connector's states (Connect's names) and its sink's figures; ``None``
-        where no connectors run (services mode)."""
+        where no connectors run (services mode).
+
+        Figures only, no text from the sink: these answers are open, and a sink's
+        errors and traces carry the target's host, user and driver messages, and a
+        refused record's values (the reason the connector routes take the admin key);
+        ``target_unavailable`` is whether the target is unreachable now, the message
+        is in ``GET /connectors/{name}/status?details=true``."""
         connectors = services_of(request).connectors
         if connectors is None:
             return None
@@ -471,16 +477,12 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
                         "position",
                         "lag",
                         "failures",
-                        "last_error",
-                        "target_unavailable",
                         "rows_written",
                         "dead_lettered",
                     )
                 },
+                "target_unavailable": bool(status.details.get("target_unavailable")),
             }
-            trace = status.trace or (task.trace if task is not None else None)
-            if trace is not None:
-                entry["trace"] = trace
             out[name] = entry
         return out
 
