@@ -4,7 +4,9 @@ pause, resume, restart, delete, and the refusals printed as errors."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +80,50 @@ def test_connectors_commands(server: LiveServer, tmp_path: Path) -> None:
     )
     assert no_key.exit_code == 1
     assert "401" in no_key.output
+
+
+def test_answers_that_are_not_connects_end_the_command_with_a_message(tmp_path: Path) -> None:
+    """A --url that is not oddstream (a proxy's JSON error of another shape, a page that
+    is not JSON) or a file that is not JSON: a message and exit code 1, no traceback;
+    brackets in the URL are printed, not taken as markup."""
+    answers = iter(
+        [(502, b'["not", "a", "message"]'), (200, b"<html>hello</html>"), (200, b"<html>")]
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = next(answers)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    runner = CliRunner()
+    try:
+        for args, expected in (
+            (["list"], '502: ["not", "a", "message"]'),
+            (["list"], "did not answer JSON"),
+            (["config", "x"], "did not answer JSON"),
+        ):
+            result = runner.invoke(cli, ["connectors", *args, "--url", url, "--key", ADMIN_KEY])
+            assert result.exit_code == 1, result.output
+            assert not isinstance(result.exception, AttributeError | ValueError)
+            assert expected in result.output
+    finally:
+        server.shutdown()
+        server.server_close()
+    closed = runner.invoke(cli, ["connectors", "list", "--url", "http://127.0.0.1:1/[b]"])
+    assert closed.exit_code == 1
+    assert "cannot reach http://127.0.0.1:1/[b]" in closed.output
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    broken = runner.invoke(cli, ["connectors", "create", str(bad), "--url", url])
+    assert broken.exit_code == 1
+    assert "bad.json" in broken.output

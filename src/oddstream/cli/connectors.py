@@ -36,14 +36,31 @@ def _call(method: str, url: str, path: str, key: str | None, body: Any = None) -
     try:
         response = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach {url}: {exc}")
+        _fail(f"cannot reach {escape(url)}: {escape(str(exc))}")
     if response.status_code >= 400:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        _fail(f"{response.status_code}: {escape(str(message))}")
+        _fail(f"{response.status_code}: {escape(_message(response))}")
     return response
+
+
+def _message(response: httpx.Response) -> str:
+    """A refusal's message: Connect's ``message``, else the body as it came (a proxy's
+    page, a JSON body of another shape)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if isinstance(body, dict) and "message" in body:
+        return str(body["message"])
+    return response.text
+
+
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON (an answer that is not JSON ends the command, e.g. a ``--url``
+    that is not oddstream)."""
+    try:
+        return response.json()
+    except ValueError:
+        _fail(f"{escape(str(response.url))} did not answer JSON (is it oddstream?)")
 
 
 def _path(name: str) -> str:
@@ -53,14 +70,14 @@ def _path(name: str) -> str:
 @connectors_app.command("list")
 def list_connectors(url: str = UrlOption, key: str | None = KeyOption) -> None:
     """The connectors with their connector and task states, lag and rows written."""
-    data = _call("GET", url, "/connectors?expand=status", key).json()
+    data = _json(_call("GET", url, "/connectors?expand=status", key))
     table = Table(title="connectors")
     for column in ("name", "connector", "task", "lag", "rows", "dead letters"):
         table.add_column(column)
     for name, entry in sorted(data.items()):
         status = entry["status"]
         tasks = status["tasks"]
-        details = _call("GET", url, f"{_path(name)}/status?details=true", key).json()
+        details = _json(_call("GET", url, f"{_path(name)}/status?details=true", key))
         figures = details.get("details", {})
         table.add_row(
             escape(name),
@@ -83,10 +100,10 @@ def create(file: Path = _FILE, url: str = UrlOption, key: str | None = KeyOption
     try:
         body = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        _fail(f"{file}: {exc}")
-    answer = _call("POST", url, "/connectors", key, body).json()
+        _fail(f"{escape(str(file))}: {escape(str(exc))}")
+    answer = _json(_call("POST", url, "/connectors", key, body))
     console.print(f"connector {escape(answer['name'])} created")
-    status = _call("GET", url, f"{_path(answer['name'])}/status?details=true", key).json()
+    status = _json(_call("GET", url, f"{_path(answer['name'])}/status?details=true", key))
     for line in status.get("details", {}).get("config_report", []):
         console.print(f"[yellow]note:[/] {escape(line)}")
 
@@ -94,7 +111,7 @@ def create(file: Path = _FILE, url: str = UrlOption, key: str | None = KeyOption
 @connectors_app.command("status")
 def status(name: str = _NAME, url: str = UrlOption, key: str | None = KeyOption) -> None:
     """The connector's and its task's states, the sink's figures, the trace if FAILED."""
-    data = _call("GET", url, f"{_path(name)}/status?details=true", key).json()
+    data = _json(_call("GET", url, f"{_path(name)}/status?details=true", key))
     console.print(f"connector {escape(name)}: {data['connector']['state']}")
     for task in data["tasks"]:
         console.print(f"task {task['id']}: {task['state']}")
@@ -113,7 +130,7 @@ def status(name: str = _NAME, url: str = UrlOption, key: str | None = KeyOption)
 @connectors_app.command("config")
 def config(name: str = _NAME, url: str = UrlOption, key: str | None = KeyOption) -> None:
     """The connector's config as JSON (passwords hidden)."""
-    data = _call("GET", url, f"{_path(name)}/config", key).json()
+    data = _json(_call("GET", url, f"{_path(name)}/config", key))
     console.print_json(json.dumps(data))
 
 
