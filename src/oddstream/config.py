@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     """ODDSTREAM_SCHEMA_REGISTRY_PORT: the Schema Registry's port, with --kafka-compat"""
     rest_proxy_port: Port = 8082
     """ODDSTREAM_REST_PROXY_PORT: the REST Proxy's port, with --kafka-compat"""
+    kafka_connect_port: Port = 8083
+    """ODDSTREAM_KAFKA_CONNECT_PORT: Kafka Connect's REST API (the SQL sinks'
+    connectors), with --kafka-compat"""
     admin_key: str | None = None
     """ODDSTREAM_ADMIN_KEY: the API key for admin actions (``--demo`` makes one if unset)"""
     customer_keys: str | None = None

@@ -74,6 +74,8 @@ def live_settings(tmp_path: Path, **overrides: object) -> Settings:
             "push_coalesce_ms": 20,
             "read_wait_seconds": 1.0,
             "max_body_bytes": 4 * 1024 * 1024,
+            # with --kafka-compat Kafka Connect's API has a port of its own: never 8083 here
+            "kafka_connect_port": free_port(),
             **overrides,
         }
     )

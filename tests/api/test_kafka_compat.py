@@ -155,6 +155,7 @@ def test_kafka_compat_ports(tmp_path) -> None:
         admin_key=ADMIN_KEY,
         schema_registry_port=sr_port,
         rest_proxy_port=rp_port,
+        kafka_connect_port=free_port(),
     )
     for _ in run_server(settings, kafka_compat=True):
         deadline = time.monotonic() + 10

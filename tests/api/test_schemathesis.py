@@ -6,7 +6,9 @@ input is refused; undeclared methods are 405 with ``Allow``."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +69,25 @@ def _avro_records(case: Any) -> Any:
     return case
 
 
+def _connector_config(case: Any) -> Any:
+    """A connector's config is one the JDBC sink takes (its settings' values are checked
+    by the route: 400 naming each refused one)."""
+    config = {
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "connection.url": f"jdbc:sqlite:{SINK_DB}",
+        "topics": "schemathesis-sink",
+    }
+    if case.operation.path == "/connectors":
+        case.body["config"] = config
+    else:
+        case.body = config
+    return case
+
+
+#: the SQLite file the connectors schemathesis creates write to (none of their topics
+#: gets a record)
+SINK_DB = Path(tempfile.gettempdir()) / f"oddstream-schemathesis-{os.getpid()}.db"
+
 VALID = {
     "POST /races": _race_rules,
     "POST /subjects/{subject}/versions": _avro_schema,
@@ -75,6 +96,8 @@ VALID = {
     "POST /compatibility/subjects/{subject}/versions/{version}": _avro_schema,
     "POST /topics/{topic}": _avro_records,
     "POST /topics/{topic}/partitions/{partition}": _avro_records,
+    "POST /connectors": _connector_config,
+    "PUT /connectors/{name}/config": _connector_config,
 }
 
 

@@ -29,12 +29,14 @@ from ..consumers import ConsumerGroup
 from ..demo import DEMO_WALLETS, Demo
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..eventstore.factory import is_postgres_url
+from ..integrations.kafka.connect_api import connect_authorizer, connect_router
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_storage
 from ..runtime.cashier import Cashier
 from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
+from ..sinks.connectors import ConnectorNotFound
 from . import bet_routes, errors, push, quote_routes, race_admin, race_routes, wallet_routes
 from .auth import KeyRing, Role
 from .lean import LeanRoutes
@@ -43,10 +45,12 @@ from .middleware import App
 from .openapi import document
 from .push import BoardHub
 from .server import server_config
-from .services import Services
+from .services import Services, services_of
 
 if TYPE_CHECKING:
     from ..cluster.status import ClusterStatus
+    from ..integrations.kafka.service import KafkaIntegration
+    from ..sinks.connectors import ConnectorManager
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -74,6 +78,12 @@ def create_app(
     consumer here; ``api`` (services mode, ``oddstream api``) sends commands over NATS
     to the workers owning their partitions, reads wallets from the shared Redis read
     model and follows the log (PostgreSQL) for its own live boards.
+
+    Embedded, the SQL sinks' connectors (:class:`~oddstream.sinks.ConnectorManager`)
+    run here too, started after the store and the Kafka integration and stopped before
+    them, with Kafka Connect's REST API on this app (and on its own port, 8083, with the
+    Kafka integration on). An API process of services mode runs no connectors (for
+    now): a sink writes from one process, and the workers own no such thing yet.
     """
 
     settings = settings or Settings()
@@ -124,8 +134,13 @@ def create_app(
             await view.start()
             stack.push_async_callback(view.stop)
             await parts.start()
+            kafka = None
             if kafka_on:
-                await _start_kafka(app, settings, keys, the_store, parts, consumers, stack)
+                kafka = await _start_kafka(app, settings, keys, the_store, parts, consumers, stack)
+            if role == "embedded":
+                app.state.services.connectors = await _start_connectors(
+                    settings, keys, the_store, kafka, stack
+                )
             if demo:
                 runner = Demo(
                     parts.races,
@@ -152,6 +167,8 @@ def create_app(
     app.include_router(wallet_routes.router)
     app.include_router(push.router)
     app.include_router(quote_routes.router)
+    if role == "embedded":
+        app.include_router(connect_router(_connectors_of, connect_authorizer(keys)))
     _ops_routes(app, settings)
     if (WEB / "index.html").exists():
         app.mount("/static", StaticFiles(directory=WEB), name="static")
@@ -262,7 +279,7 @@ async def _start_kafka(
     parts: _Parts,
     consumers: ConsumerGroup,
     stack: contextlib.AsyncExitStack,
-) -> None:
+) -> KafkaIntegration:
     """The Kafka integration (embedded only): its routes here, its own ports beside."""
     from ..integrations.kafka.service import KafkaIntegration
 
@@ -281,6 +298,48 @@ async def _start_kafka(
     ):
         server, task = _side_server(side_app, settings, port)
         stack.push_async_callback(_stop_side_server, server, task)
+    return kafka
+
+
+def _connectors_of(request: Request) -> ConnectorManager:
+    connectors = services_of(request).connectors
+    assert connectors is not None  # the routes exist in the embedded mode only
+    return connectors
+
+
+async def _start_connectors(
+    settings: Settings,
+    keys: KeyRing,
+    store: EventStore,
+    kafka: KafkaIntegration | None,
+    stack: contextlib.AsyncExitStack,
+) -> ConnectorManager:
+    """The SQL sinks' connectors: replayed from the log, every RUNNING one's sink
+    started (a target that cannot be reached is retried, never fatal); with the Kafka
+    integration on, Kafka Connect's REST API on its own port too.
+
+    Sinks read the REST Proxy's topics, whose Avro schemas are in the Schema Registry:
+    the integration's registry when it is on, else one opened read-only on the log (the
+    topics a previous run with it wrote are still there)."""
+    from ..integrations.kafka.connect_api import connect_app
+    from ..integrations.kafka.schema_registry import SchemaRegistry
+    from ..integrations.kafka.sink_source import TopicSource
+    from ..sinks.config import JdbcSinkConfig
+    from ..sinks.connectors import ConnectorManager
+
+    registry = kafka.registry if kafka is not None else await SchemaRegistry.open(store)
+
+    def source_for(config: JdbcSinkConfig) -> TopicSource:
+        return TopicSource(config, registry)
+
+    manager = ConnectorManager(store, source_for, worker_id=f"{settings.host}:{settings.port}")
+    await manager.start()
+    stack.push_async_callback(manager.stop)
+    if kafka is not None:
+        side = connect_app(manager, connect_authorizer(keys))
+        server, task = _side_server(side, settings, settings.kafka_connect_port)
+        stack.push_async_callback(_stop_side_server, server, task)
+    return manager
 
 
 async def _stop_side_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
@@ -342,6 +401,28 @@ def _side_server(
     return server, asyncio.create_task(server.serve(), name=f"side-server-{port}")
 
 
+_TASK_STATES = ("RUNNING", "PAUSED", "FAILED", "UNASSIGNED")
+
+
+def _sink_metrics(metrics: Metrics, sinks: dict[str, Any] | None) -> None:
+    """The sinks' gauges, from scratch (a deleted connector's series go)."""
+    for gauge in (
+        metrics.sink_lag,
+        metrics.sink_state,
+        metrics.sink_dead_lettered,
+        metrics.sink_rows_written,
+    ):
+        gauge.clear()
+    for name, sink in (sinks or {}).items():
+        state = sink["task"] or sink["connector"]
+        for known in _TASK_STATES:
+            metrics.sink_state.labels(name, known).set(1 if known == state else 0)
+        if sink["lag"] is not None:
+            metrics.sink_lag.labels(name).set(sink["lag"])
+            metrics.sink_dead_lettered.labels(name).set(sink["dead_lettered"] or 0)
+            metrics.sink_rows_written.labels(name).set(sink["rows_written"] or 0)
+
+
 def _ops_routes(app: FastAPI, settings: Settings) -> None:
     async def store_status(request: Request) -> dict[str, Any]:
         services: Services = request.app.state.services
@@ -367,6 +448,55 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
             "wallet_read_model_rebuilding": services.wallet_view.rebuilding,
         }
 
+    async def sinks_status(request: Request) -> dict[str, Any] | None:
+        """Each connector's states (Connect's names) and its sink's figures; ``None``
+        where no connectors run (services mode).
+
+        Figures only, no text from the sink: these answers are open, and a sink's
+        errors and traces carry the target's host, user and driver messages, and a
+        refused record's values (the reason the connector routes take the admin key);
+        ``target_unavailable`` is whether the target is unreachable now, the message
+        is in ``GET /connectors/{name}/status?details=true``."""
+        connectors = services_of(request).connectors
+        if connectors is None:
+            return None
+        out: dict[str, Any] = {}
+        for name in connectors.list():
+            try:
+                status = await connectors.status(name)
+            except ConnectorNotFound:
+                continue  # deleted meanwhile
+            task = status.tasks[0] if status.tasks else None
+            entry: dict[str, Any] = {
+                "connector": status.state,
+                "task": task.state if task is not None else None,
+                **{
+                    key: status.details.get(key)
+                    for key in (
+                        "state",
+                        "position",
+                        "lag",
+                        "failures",
+                        "rows_written",
+                        "dead_lettered",
+                    )
+                },
+                "target_unavailable": bool(status.details.get("target_unavailable")),
+            }
+            out[name] = entry
+        return out
+
+    def sink_warnings(sinks: dict[str, Any] | None) -> list[str]:
+        """What readyz says of the sinks without failing: a sink never makes the node
+        unready (readiness gates the API's traffic, which no sink's state changes)."""
+        warnings: list[str] = []
+        for name, sink in (sinks or {}).items():
+            if sink["connector"] == "FAILED" or sink["task"] == "FAILED":
+                warnings.append(f"sink {name} FAILED")
+            elif (sink["lag"] or 0) > settings.ready_max_lag:
+                warnings.append(f"sink {name} lags the log by {sink['lag']} positions")
+        return warnings
+
     async def cluster_status(request: Request) -> dict[str, Any] | None:
         services: Services = request.app.state.services
         return None if services.cluster is None else await services.cluster.report()
@@ -378,6 +508,9 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         except EventStoreError as exc:
             return JSONResponse({"status": "error", "reason": str(exc)}, status_code=503)
         answer = {"status": "ok", "version": __version__, "store": status}
+        sinks = await sinks_status(request)
+        if sinks is not None:
+            answer["sinks"] = sinks
         cluster = await cluster_status(request)
         if cluster is not None:
             answer["services"] = cluster
@@ -398,6 +531,10 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         }
         cluster = await cluster_status(request)
         problems = cluster["problems"] if cluster is not None else []
+        sinks = await sinks_status(request)
+        noted: dict[str, Any] = {"sinks": sinks} if sinks is not None else {}
+        if warnings := sink_warnings(sinks):
+            noted["warnings"] = warnings
         if rebuilding or behind or problems:
             reasons = list(problems)
             if rebuilding:
@@ -410,12 +547,13 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
                     "ready": False,
                     "reason": "; ".join(reasons),
                     "store": status,
+                    **noted,
                     **({"services": cluster} if cluster is not None else {}),
                 },
                 status_code=503,
                 headers={"Retry-After": "1"},
             )
-        ready: dict[str, Any] = {"ready": True, "store": status}
+        ready: dict[str, Any] = {"ready": True, "store": status, **noted}
         if cluster is not None:
             ready["services"] = cluster
         return JSONResponse(ready)
@@ -432,6 +570,7 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
                 metrics.consumer_failures.labels(status.name).set(status.failures)
                 metrics.consumer_recoveries.labels(status.name).set(status.recoveries)
                 metrics.consumer_resumes.labels(status.name).set(status.resumes)
+            _sink_metrics(metrics, await sinks_status(request))
         except EventStoreError:
             pass
         services.metrics.push_clients.set(services.hub.clients)

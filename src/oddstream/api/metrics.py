@@ -83,6 +83,30 @@ class Metrics:
         self.wallet_bets = Counter(
             "oddstream_wallet_bets_total", "Bets placed from wallets", registry=self.registry
         )
+        self.sink_lag = Gauge(
+            "oddstream_sink_lag_events",
+            "How far a SQL sink's position is behind the log's head",
+            ["connector"],
+            registry=self.registry,
+        )
+        self.sink_state = Gauge(
+            "oddstream_sink_state",
+            "A SQL sink's task state as Kafka Connect names it (1 for the current one)",
+            ["connector", "state"],
+            registry=self.registry,
+        )
+        self.sink_dead_lettered = Gauge(
+            "oddstream_sink_dead_lettered",
+            "Records a SQL sink dead-lettered since this process started it",
+            ["connector"],
+            registry=self.registry,
+        )
+        self.sink_rows_written = Gauge(
+            "oddstream_sink_rows_written",
+            "Rows a SQL sink wrote since this process started it",
+            ["connector"],
+            registry=self.registry,
+        )
         self.push_clients = Gauge(
             "oddstream_push_clients", "Live odds subscribers", registry=self.registry
         )

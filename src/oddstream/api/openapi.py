@@ -155,6 +155,7 @@ _OPS = {
 _CONFLUENT = {
     "schema registry": "application/vnd.schemaregistry.v1+json",
     "rest proxy": "application/vnd.kafka.v2+json",
+    "kafka connect": "application/json",
 }
 CONFLUENT_ERROR_SCHEMA: dict[str, Any] = {
     "title": "ConfluentError",
@@ -177,7 +178,9 @@ def document_refusals(schema: dict[str, Any]) -> None:
             surface = next((_CONFLUENT[t] for t in tags if t in _CONFLUENT), None)
             if surface is not None:
                 confluent_operation(method, path, operation)
-                _document_confluent(responses, surface, "requestBody" in operation)
+                _document_confluent(
+                    responses, surface, "requestBody" in operation, connect="kafka connect" in tags
+                )
             elif path in _OPS:
                 _document_ops(path, responses)
             else:
@@ -220,14 +223,20 @@ def _document_ops(path: str, responses: dict[str, Any]) -> None:
         }
 
 
-def _document_confluent(responses: dict[str, Any], media: str, has_body: bool) -> None:
+def _document_confluent(
+    responses: dict[str, Any], media: str, has_body: bool, *, connect: bool = False
+) -> None:
     for status, response in responses.items():
+        if connect and not response.get("content"):
+            continue  # pause, resume, restart, delete: answers without a body
         if status.startswith("2"):
             content = response.get("content") or {"application/json": {"schema": {}}}
             body = next(iter(content.values()))
             response["content"] = {media: body, "application/json": body}
     error = {"schema": {"$ref": "#/components/schemas/ConfluentError"}}
     refusals = [401, 403, 404, 409, 422, 429, 500] + ([413, 415] if has_body else [])
+    if connect:  # Kafka Connect answers 400 for what it cannot take
+        refusals.insert(0, 400)
     for refusal in refusals:
         responses[str(refusal)] = {
             "description": REFUSALS[refusal],

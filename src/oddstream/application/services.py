@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the HTTP layer's own parts, which it hands in
     from ..api.auth import KeyRing
     from ..api.metrics import Metrics
     from ..api.push import BoardHub
+    from ..sinks.connectors import ConnectorManager
 
 
 class WalletView(WalletReadModel, Protocol):
@@ -48,6 +49,8 @@ class Services:
     consumers: ConsumerGroup
     #: services mode: the deployment as this API process sees it (bus, workers, owners)
     cluster: ClusterReport | None = None
+    #: embedded mode: the SQL sinks' connectors (Kafka Connect's REST API, health)
+    connectors: ConnectorManager | None = None
 
 
 class ClusterReport(Protocol):

@@ -63,6 +63,8 @@ DELETED = "connect.ConnectorDeleted"
 #: dead-letter sources that belong to something else (the quote ingest's letters are
 #: replayed into the ingest): a sink's dead-letter topic may not be one
 RESERVED_DLQ_SOURCES = frozenset({"quotes"})
+#: the longest name a connector may have (its stream's id holds it)
+MAX_NAME_LENGTH = MAX_STREAM_ID_LENGTH - len(CATEGORY) - 1
 
 State = Literal["RUNNING", "PAUSED", "FAILED", "UNASSIGNED"]
 #: how a connector's records are read: its config → the source (the REST Proxy's topics)
@@ -108,10 +110,8 @@ def check_name(name: object) -> str:
     """``name`` if it can name a connector (and its stream)."""
     if not isinstance(name, str) or not name:
         raise InvalidConnectorName("a connector's name is a non-empty string")
-    if len(stream_of(name)) > MAX_STREAM_ID_LENGTH:
-        raise InvalidConnectorName(
-            f"a connector's name is at most {MAX_STREAM_ID_LENGTH - len(CATEGORY) - 1} characters"
-        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidConnectorName(f"a connector's name is at most {MAX_NAME_LENGTH} characters")
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
         raise InvalidConnectorName("a connector's name holds no control characters")
     if name != name.strip():
@@ -519,6 +519,7 @@ def _keep_hidden(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[st
 
 __all__ = [
     "CATEGORY",
+    "MAX_NAME_LENGTH",
     "ConnectorConflict",
     "ConnectorError",
     "ConnectorExists",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...sinks.connectors import MAX_NAME_LENGTH
 from .avro_compatibility import Level
 from .rest_proxy.records import MAX_TOPIC_LENGTH
 
@@ -31,6 +32,16 @@ VERSION_PATTERN = rf"^\s*(?:{_any_case('latest')}|-1|{_VERSION_NUMBER})\s*$"
 SUBJECT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 LEVEL_PATTERN = r"^\s*(?:" + "|".join(_any_case(level.value) for level in Level) + r")\s*$"
 
+#: what a connector's name may not hold anywhere (control characters, line separators,
+#: ``/``), and at its ends (white space): :func:`oddstream.sinks.connectors.check_name`
+_NAME_BAD = r"\x00-\x1f\x7f-\x9f\u2028\u2029/"
+_NAME_CORE = rf"[^\s{_NAME_BAD}](?:[^{_NAME_BAD}]*[^\s{_NAME_BAD}])?"
+#: a connector's name in a path: as it is
+CONNECTOR_NAME_PATTERN = rf"^{_NAME_CORE}$"
+#: a connector's name in ``POST /connectors``: white space at its ends is trimmed, as
+#: Connect trims it
+CONNECTOR_BODY_NAME_PATTERN = rf"^\s*{_NAME_CORE}\s*$"
+
 PARAMETERS: dict[str, dict[str, Any]] = {
     "subject": {
         "type": "string",
@@ -49,6 +60,13 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "a topic name (Kafka's characters)",
     },
     "partition": {"type": "integer", "minimum": 0, "description": "a partition number"},
+    "name": {
+        "type": "string",
+        "pattern": CONNECTOR_NAME_PATTERN,
+        "maxLength": MAX_NAME_LENGTH,
+        "description": "a connector's name (no control characters, no `/`, no white space "
+        "at either end)",
+    },
 }
 
 SCHEMA_REQUEST: dict[str, Any] = {
@@ -152,6 +170,38 @@ def _registry_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {m: {"schema": schema} for m in _REGISTRY_MEDIA}}
 
 
+_SETTING = {
+    "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+    "description": "a setting's value (Connect's are strings; numbers and booleans are read "
+    "as they are)",
+}
+CONNECTOR_CONFIG: dict[str, Any] = {
+    "title": "ConnectorConfig",
+    "type": "object",
+    "additionalProperties": _SETTING,
+    "description": "a JDBC sink connector's configuration as Confluent documents it "
+    "(`connector.class`, `connection.url`, `topics` …; see docs/analytics.md); a `name` must "
+    "be the connector's; an invalid one is 400 naming every refused setting",
+}
+CREATE_CONNECTOR: dict[str, Any] = {
+    "title": "CreateConnectorRequest",
+    "type": "object",
+    "required": ["name", "config"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": CONNECTOR_BODY_NAME_PATTERN,
+            "maxLength": MAX_NAME_LENGTH,
+        },
+        "config": CONNECTOR_CONFIG,
+    },
+}
+
+
+def _connect_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 #: (method, path) → the operation's request body
 REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/subjects/{subject}/versions"): _registry_body(SCHEMA_REQUEST),
@@ -164,6 +214,8 @@ REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("put", "/config/{subject}"): _registry_body(CONFIG_REQUEST),
     ("post", "/topics/{topic}"): PRODUCE_REQUEST,
     ("post", "/topics/{topic}/partitions/{partition}"): PRODUCE_REQUEST,
+    ("post", "/connectors"): _connect_body(CREATE_CONNECTOR),
+    ("put", "/connectors/{name}/config"): _connect_body(CONNECTOR_CONFIG),
 }
 
 
