@@ -16,7 +16,6 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,23 +28,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from domain.quotes.samples import QUOTE_STARTED  # noqa: E402
 from oddstream.application.quotes import QuoteIngest, ndjson_lines  # noqa: E402
-from oddstream.eventstore import AppendResult, StreamAppend  # noqa: E402
+from quotes.stubs import EmptyLog  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 SIZES = (1_000, 5_000, 10_000)
-
-
-class _Log:
-    """A log with no quote in it that takes every append."""
-
-    async def read_stream(self, *_: Any, **__: Any) -> list[Any]:
-        return []
-
-    async def read_requests(self, *_: Any, **__: Any) -> list[Any]:
-        return []
-
-    async def append_many(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
-        return [AppendResult(a.stream_id, 1, i + 1, i + 1) for i, a in enumerate(appends)]
 
 
 def _bodies(n: int) -> dict[str, bytes]:
@@ -61,7 +47,7 @@ async def _time(body: bytes) -> float:
     best = float("inf")
     for _ in range(3):
         began = time.perf_counter()
-        await QuoteIngest(_Log()).ingest(messages)  # type: ignore[arg-type]
+        await QuoteIngest(EmptyLog()).ingest(messages)  # type: ignore[arg-type]
         best = min(best, time.perf_counter() - began)
     return best
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,20 +16,8 @@ from domain.quotes.samples import QUOTE_STARTED
 from oddstream.application.quotes import QuoteIngest, ndjson_lines
 from oddstream.application.quotes import requests as quote_requests
 from oddstream.application.quotes.requests import JSON, post_events
-from oddstream.eventstore import AppendResult, StreamAppend
 
-
-class _EmptyLog:
-    """A log with no quote in it that takes every append (as an event store does)."""
-
-    async def read_stream(self, *_: Any, **__: Any) -> list[Any]:
-        return []
-
-    async def read_requests(self, *_: Any, **__: Any) -> list[Any]:
-        return []
-
-    async def append_many(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
-        return [AppendResult(a.stream_id, 1, i + 1, i + 1) for i, a in enumerate(appends)]
+from .stubs import EmptyLog
 
 
 def _spy(calls: list[int], work: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,8 +38,8 @@ async def test_splitting_a_large_body_runs_off_the_event_loop(
     calls: list[int] = []
     monkeypatch.setattr(quote_requests, "messages_of", _spy(calls, quote_requests.messages_of))
     loop_thread = threading.get_ident()
-    await post_events(QuoteIngest(_EmptyLog()), JSON, b"[" + b"{" * (1 << 20))  # type: ignore[arg-type]
-    await post_events(QuoteIngest(_EmptyLog()), JSON, b"[]")  # type: ignore[arg-type]
+    await post_events(QuoteIngest(EmptyLog()), JSON, b"[" + b"{" * (1 << 20))  # type: ignore[arg-type]
+    await post_events(QuoteIngest(EmptyLog()), JSON, b"[]")  # type: ignore[arg-type]
     assert calls[0] != loop_thread  # the large body: on a worker thread
     assert calls[1] == loop_thread  # a small one inline (a thread costs more than it)
 
@@ -65,9 +53,9 @@ async def test_decoding_a_large_call_runs_off_the_event_loop(
     loop_thread = threading.get_ident()
     start = json.loads(QUOTE_STARTED)
     body = b"\n".join(json.dumps({**start, "id": f"s{i}"}).encode() for i in range(1000))
-    outcomes = await QuoteIngest(_EmptyLog()).ingest(list(ndjson_lines(body)))  # type: ignore[arg-type]
+    outcomes = await QuoteIngest(EmptyLog()).ingest(list(ndjson_lines(body)))  # type: ignore[arg-type]
     assert [o.status for o in outcomes] == ["stored"] * 1000
     one = json.dumps(start).encode()
-    await QuoteIngest(_EmptyLog()).ingest(list(ndjson_lines(one)))  # type: ignore[arg-type]
+    await QuoteIngest(EmptyLog()).ingest(list(ndjson_lines(one)))  # type: ignore[arg-type]
     assert calls[0] != loop_thread
     assert calls[1] == loop_thread
