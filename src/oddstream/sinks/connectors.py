@@ -364,13 +364,18 @@ class ConnectorManager:
         async with self._lock:
             if name in self._connectors:
                 raise ConnectorExists(name)
-            parsed = self._check(name, config)
-            connector = _Connector(name, dict(config), await self._version(name), parsed=parsed)
-            await self._append(connector, CREATED, {"config": dict(config)})
-            self._connectors[name] = connector
-            if self._started:
-                await self._start_sink(connector)
-            return self._info(connector)
+            return self._info(await self._create(name, config))
+
+    async def _create(self, name: str, config: Mapping[str, Any]) -> _Connector:
+        """Check, record and (once the manager runs) start a new connector; the caller
+        holds the lock and knows the name is free."""
+        parsed = self._check(name, config)
+        connector = _Connector(name, dict(config), await self._version(name), parsed=parsed)
+        await self._append(connector, CREATED, {"config": dict(config)})
+        self._connectors[name] = connector
+        if self._started:
+            await self._start_sink(connector)
+        return connector
 
     async def update_config(
         self, name: str, config: Mapping[str, Any]
@@ -382,13 +387,7 @@ class ConnectorManager:
         async with self._lock:
             connector = self._connectors.get(name)
             if connector is None:
-                parsed = self._check(name, config)
-                connector = _Connector(name, dict(config), await self._version(name), parsed=parsed)
-                await self._append(connector, CREATED, {"config": dict(config)})
-                self._connectors[name] = connector
-                if self._started:
-                    await self._start_sink(connector)
-                return self._info(connector), True
+                return self._info(await self._create(name, config)), True
             merged = _keep_hidden(connector.config, config)
             parsed = self._check(name, merged)
             await self._append(connector, CONFIG_UPDATED, {"config": merged})

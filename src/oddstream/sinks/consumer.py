@@ -157,6 +157,15 @@ class SinkConsumer(Consumer):
         with contextlib.suppress(Exception):
             await self._call(self.sink.close)
 
+    async def _raise_if_unavailable(self, exc: Exception) -> None:
+        """A transient failure of the target (down, unreachable, restarting) becomes
+        :class:`TargetUnavailable` (the runner backs off and retries), after dropping
+        the connection it broke; any other error is left to the caller."""
+        if is_transient(exc):
+            await self._drop_connection()
+            self.last_unavailable = describe(exc)
+            raise TargetUnavailable(f"target unavailable: {describe(exc)}") from exc
+
     # ----------------------------------------------------------------- position
     async def stored_position(self) -> int | None:
         """The log position the target holds (:class:`SinkCheckpoint`); ``None`` when it
@@ -164,10 +173,7 @@ class SinkConsumer(Consumer):
         try:
             raw = await self._call(self.sink.stored_position)
         except Exception as exc:
-            if is_transient(exc):
-                await self._drop_connection()
-                self.last_unavailable = describe(exc)
-                raise TargetUnavailable(f"target unavailable: {describe(exc)}") from exc
+            await self._raise_if_unavailable(exc)
             raise
         self._cursor = raw or 0
         return None if raw is None else decode_cursor(raw)[0]
@@ -285,10 +291,7 @@ class SinkConsumer(Consumer):
                 None if exc.stored is None else decode_cursor(exc.stored)[0],
             ) from exc
         except Exception as exc:
-            if is_transient(exc):
-                await self._drop_connection()
-                self.last_unavailable = describe(exc)
-                raise TargetUnavailable(f"target unavailable: {describe(exc)}") from exc
+            await self._raise_if_unavailable(exc)
             raise
         if result.already_written and result.position > end:
             # another instance wrote past this batch: follow on from what it wrote
