@@ -40,7 +40,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -67,7 +66,7 @@ from oddstream.sinks import SinkConsumer, parse_config
 from oddstream.sinks.config import parse_connection_url
 from oddstream.sinks.dialects import Column, dialect_for
 from oddstream.sinks.schema import RecordSchema, from_connect_json
-from sink_paths import Db, Mariadb, Postgres, Sqlite
+from sink_paths import Closer, Db, Loader, Mariadb, Postgres, Sqlite
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sink.json"
 TOPIC = "bench_sink_bets"
@@ -163,74 +162,8 @@ def decode(value: Any, *, text: bool) -> Row:
     )
 
 
-Loader = Callable[[list[Row]], None]
-
-
-def sqlite_loader(db: Sqlite, table: str, upsert: bool) -> tuple[Loader, Callable[[], None]]:
-    conn = sqlite3.connect(db.path, isolation_level=None)
-    sql = f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(COLS))})'
-    if upsert:
-        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in COLS[1:])
-        sql += f' ON CONFLICT ("id") DO UPDATE SET {sets}'
-
-    def load(rows: list[Row]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, rows)
-        conn.execute("COMMIT")
-
-    return load, conn.close
-
-
-def postgres_loader(db: Postgres, table: str, upsert: bool) -> tuple[Loader, Callable[[], None]]:
-    conn = db.connect()
-    cols = ", ".join(f'"{c}"' for c in COLS)
-    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in COLS[1:])
-
-    def load(rows: list[Row]) -> None:
-        with conn.cursor() as cur:
-            target = f'"{table}"'
-            if upsert:
-                target = "stage"
-                cur.execute(
-                    f'CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT * FROM "{table}" '
-                    "WITH NO DATA"
-                )
-            with cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            if upsert:
-                cur.execute(
-                    f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM stage '
-                    f'ON CONFLICT ("id") DO UPDATE SET {sets}'
-                )
-        conn.commit()
-
-    return load, conn.close
-
-
-def mariadb_loader(db: Mariadb, table: str, upsert: bool) -> tuple[Loader, Callable[[], None]]:
-    conn = db.connect()
-    cols = ", ".join(f"`{c}`" for c in COLS)
-    sql = f"INSERT INTO `{table}` ({cols}) VALUES ({', '.join(['%s'] * len(COLS))})"
-    if upsert:
-        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"`{c}` = VALUES(`{c}`)" for c in COLS[1:])
-    cur = conn.cursor()
-
-    def load(rows: list[Row]) -> None:
-        conn.begin()
-        cur.executemany(sql, rows)  # PyMySQL sends one multi-row INSERT per ~1 MB
-        conn.commit()
-
-    return load, conn.close
-
-
-def loader(db: Db, table: str, upsert: bool) -> tuple[Loader, Callable[[], None]]:
-    if isinstance(db, Sqlite):
-        return sqlite_loader(db, table, upsert)
-    if isinstance(db, Postgres):
-        return postgres_loader(db, table, upsert)
-    assert isinstance(db, Mariadb)
-    return mariadb_loader(db, table, upsert)
+def loader(db: Db, table: str, upsert: bool) -> tuple[Loader, Closer]:
+    return db.plain_loader(table, COLS, upsert)
 
 
 async def limit(store: EventStore, head: int, db: Db, table: str, batch: int, upsert: bool) -> int:

@@ -62,6 +62,9 @@ SCHEMA = from_avro(
     }
 )
 COLS = list(SCHEMA.names)
+#: a plain bulk load of row tuples (one transaction), and what closes its connection
+Loader = Callable[[list[tuple[Any, ...]]], None]
+Closer = Callable[[], None]
 
 
 def records(n: int, topic: str) -> list[SinkRecord]:
@@ -101,6 +104,15 @@ class Db:
 
     def connect(self) -> Any: ...
     def ddl(self, table: str) -> str: ...
+    def plain_loader(self, table: str, cols: list[str], upsert: bool) -> tuple[Loader, Closer]:
+        """The driver's fastest plain bulk load of row tuples (``cols`` in order), one
+        transaction per call: the limit both sink benchmarks compare with."""
+        raise NotImplementedError
+
+    def row(self, value: dict[str, Any]) -> tuple[Any, ...]:
+        """A record value of :func:`records` as this database's plain load takes it."""
+        return (*(value[c] for c in COLS[:-1]), naive_utc(value["placed_at"]))
+
     def quote(self, name: str) -> str:
         return f'"{name}"'
 
@@ -140,30 +152,23 @@ class Sqlite(Db):
             '"customer" TEXT NULL, "placed_at" NUMERIC NOT NULL, PRIMARY KEY ("id"))'
         )
 
-    def limit(self, table: str, recs: list[SinkRecord], batch: int, upsert: bool) -> None:
+    def plain_loader(self, table: str, cols: list[str], upsert: bool) -> tuple[Loader, Closer]:
         conn = sqlite3.connect(self.path, isolation_level=None)
-        sql = f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?, ?, ?)'
+        sql = f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(cols))})'
         if upsert:
-            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in COLS[1:])
+            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
             sql += f' ON CONFLICT ("id") DO UPDATE SET {sets}'
-        for part in chunks(recs, batch):
-            rows = [
-                (
-                    v["id"],
-                    v["race"],
-                    v["runner"],
-                    v["stake_cents"],
-                    v["odds"],
-                    v["customer"],
-                    naive_utc(v["placed_at"]).isoformat(sep=" ", timespec="milliseconds"),
-                )
-                for v in (r.value for r in part)
-                if v is not None
-            ]
+
+        def load(rows: list[tuple[Any, ...]]) -> None:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
-        conn.close()
+
+        return load, conn.close
+
+    def row(self, value: dict[str, Any]) -> tuple[Any, ...]:
+        placed = naive_utc(value["placed_at"]).isoformat(sep=" ", timespec="milliseconds")
+        return (*(value[c] for c in COLS[:-1]), placed)
 
     def sqlalchemy_url(self) -> str:
         return f"sqlite:///{self.path}"
@@ -184,10 +189,12 @@ class Postgres(Db):
             '"placed_at" TIMESTAMP NOT NULL, PRIMARY KEY ("id"))'
         )
 
-    def limit(self, table: str, recs: list[SinkRecord], batch: int, upsert: bool) -> None:
-        conn = psycopg.connect(**PG)
-        cols = ", ".join(f'"{c}"' for c in COLS)
-        for part in chunks(recs, batch):
+    def plain_loader(self, table: str, cols: list[str], upsert: bool) -> tuple[Loader, Closer]:
+        conn = self.connect()
+        names = ", ".join(f'"{c}"' for c in cols)
+        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in cols[1:])
+
+        def load(rows: list[tuple[Any, ...]]) -> None:
             with conn.cursor() as cur:
                 target = f'"{table}"'
                 if upsert:
@@ -196,29 +203,17 @@ class Postgres(Db):
                         f'CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT * FROM "{table}" '
                         "WITH NO DATA"
                     )
-                with cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
-                    for r in part:
-                        v = r.value
-                        assert v is not None
-                        copy.write_row(
-                            (
-                                v["id"],
-                                v["race"],
-                                v["runner"],
-                                v["stake_cents"],
-                                v["odds"],
-                                v["customer"],
-                                naive_utc(v["placed_at"]),
-                            )
-                        )
+                with cur.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
                 if upsert:
-                    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in COLS[1:])
                     cur.execute(
-                        f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM stage '
+                        f'INSERT INTO "{table}" ({names}) SELECT {names} FROM stage '
                         f'ON CONFLICT ("id") DO UPDATE SET {sets}'
                     )
             conn.commit()
-        conn.close()
+
+        return load, conn.close
 
     def sqlalchemy_url(self) -> str:
         return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -242,33 +237,22 @@ class Mariadb(Db):
             "ENGINE=InnoDB"
         )
 
-    def limit(self, table: str, recs: list[SinkRecord], batch: int, upsert: bool) -> None:
-        conn = pymysql.connect(**MY)
-        cols = ", ".join(f"`{c}`" for c in COLS)
-        sql = f"INSERT INTO `{table}` ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    def plain_loader(self, table: str, cols: list[str], upsert: bool) -> tuple[Loader, Closer]:
+        conn = self.connect()
+        names = ", ".join(f"`{c}`" for c in cols)
+        sql = f"INSERT INTO `{table}` ({names}) VALUES ({', '.join(['%s'] * len(cols))})"
         if upsert:
             sql += " ON DUPLICATE KEY UPDATE " + ", ".join(
-                f"`{c}` = VALUES(`{c}`)" for c in COLS[1:]
+                f"`{c}` = VALUES(`{c}`)" for c in cols[1:]
             )
-        with conn.cursor() as cur:
-            for part in chunks(recs, batch):
-                rows = [
-                    (
-                        v["id"],
-                        v["race"],
-                        v["runner"],
-                        v["stake_cents"],
-                        v["odds"],
-                        v["customer"],
-                        naive_utc(v["placed_at"]),
-                    )
-                    for v in (r.value for r in part)
-                    if v is not None
-                ]
-                conn.begin()
-                cur.executemany(sql, rows)  # PyMySQL sends one multi-row INSERT per ~1 MB
-                conn.commit()
-        conn.close()
+        cur = conn.cursor()
+
+        def load(rows: list[tuple[Any, ...]]) -> None:
+            conn.begin()
+            cur.executemany(sql, rows)  # PyMySQL sends one multi-row INSERT per ~1 MB
+            conn.commit()
+
+        return load, conn.close
 
     def sqlalchemy_url(self) -> str:
         return "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -354,7 +338,10 @@ def sqlalchemy_path(db: Db, table: str, recs: list[SinkRecord], batch: int, upse
 
 
 def limit(db: Db, table: str, recs: list[SinkRecord], batch: int, upsert: bool) -> None:
-    db.limit(table, recs, batch, upsert)  # type: ignore[attr-defined]
+    load, close = db.plain_loader(table, COLS, upsert)
+    for part in chunks(recs, batch):
+        load([db.row(r.value) for r in part if r.value is not None])
+    close()
 
 
 PATHS: dict[str, Callable[[Db, str, list[SinkRecord], int, bool], None]] = {
