@@ -223,3 +223,17 @@ async def test_websocket_upgrades_leave_nothing_watched() -> None:
     finally:
         server.should_exit = True
         await task
+
+
+def test_a_client_still_sending_after_its_408_reads_the_408_not_a_reset(url: str) -> None:
+    """Regression: the server closed a timed-out connection at once; bytes the client
+    sent after that were answered with a reset, which destroyed the unread 408."""
+    with _connect(url) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        # keep sending well past the deadline and the sweep, reading nothing meanwhile
+        while time.monotonic() - started < TIMEOUT + 1.5:
+            sock.send(b"a")
+            time.sleep(0.01)
+        data, _ = _read_until_closed(sock, TIMEOUT + 5)
+        assert data.startswith(b"HTTP/1.1 408 "), data

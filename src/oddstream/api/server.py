@@ -6,7 +6,10 @@ received: a client that sends its headers (or its body) one byte at a time, or n
 all after connecting, held its connection and its memory forever. :class:`ReadTimeoutProtocol`
 gives each request ``request_read_timeout_seconds`` from its first byte (from the
 connection's opening, for the first) to arrive whole (checked once a second), then
-answers ``408`` and closes.
+answers ``408`` and closes. The close lingers, as nginx's ``lingering_close`` does: the
+server half-closes after the 408 and discards what the client still sends for up to
+``LINGER_SECONDS``; closing at once with unread input makes the kernel answer with a
+reset, which can destroy the 408 before the client has read it.
 The clock stops once the request is received, so answers that stream for long (SSE,
 WebSocket) are not cut, and idle keep-alive handling is uvicorn's own.
 
@@ -36,6 +39,10 @@ _REQUEST_TIMEOUT = (
 )
 
 
+#: how long a timed-out connection keeps discarding input after its 408 before closing
+LINGER_SECONDS = 2.0
+
+
 class ReadTimeoutProtocol(HttpToolsProtocol):
     """Uvicorn's HTTP/1.1 protocol (httptools) with a deadline for receiving each request
     (headers and body): set when a connection opens and when a request's first bytes
@@ -53,6 +60,7 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_deadline: float | None = None
+        self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -62,7 +70,15 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._read_deadline = None
         _sweeper(self.loop).forget(self)
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._linger is not None:  # answered 408: the rest of the request is dropped
+            return
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -94,7 +110,17 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
                 self.transport.write(_REQUEST_TIMEOUT)
             cycle.disconnected = True
             cycle.message_event.set()
-        self.transport.close()
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Half-close (the client reads the 408, then end of stream), drop further input,
+        and close for good after :data:`LINGER_SECONDS` or when the client closes."""
+        transport = self.transport
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._linger = self.loop.call_later(LINGER_SECONDS, transport.close)
 
 
 class _Sweeper:
