@@ -99,6 +99,7 @@ def test_implied_probability_and_the_book():
     assert percent_str(overround(vig), 2) == "4.76"
     assert overround([Odds(2, 1), Odds(2, 1)]) == 0
     # a book below 100 % (an arbitrage): the overround is negative
+    assert percent_str(book_percentage([Odds.from_decimal("2.10")] * 2)) == "95.2"
     assert percent_str(overround([Odds.from_decimal("2.10")] * 2)) == "-4.8"
 
 
