@@ -1,5 +1,5 @@
 """Market lifecycle, every refusal, the acceptance rule, liability and limits, and the
-settlement examples documented in docs/fixedodds.md."""
+settlement examples documented in docs/fixed-odds.md."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Fixed-odds markets: a money line per game, exact odds in every format, bets at a
 price, liability and limits, settlement. Pure.
 
-See ``docs/fixedodds.md``.
+See ``docs/fixed-odds.md``.
 """
 
 from .commands import (

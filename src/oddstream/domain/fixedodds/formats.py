@@ -1,6 +1,6 @@
 """Odds in the formats people read: fractional, American, implied probability, and a
 book's overround. Exact (``Fraction``) wherever the format allows; every display rounding
-is named here and in ``docs/fixedodds.md``.
+is named here and in ``docs/fixed-odds.md``.
 
 Display roundings, one rule each:
 

@@ -4,7 +4,7 @@
 ``decide(state, command)`` returns the events a command causes or raises
 :class:`FixedOddsRejection` with a stable code; it never changes ``state``.
 ``evolve(state, event)`` applies one event in place and returns the state, as the tote's
-race does. See ``docs/fixedodds.md`` for the lifecycle and every rule.
+race does. See ``docs/fixed-odds.md`` for the lifecycle and every rule.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ decimal form. In ten-thousandths they would be stored as 1.6154, and a winning �
 at 8/13 would pay £21.0002 instead of the £21 the customer was quoted. As a fraction
 every published price — decimal (2.10 is 21/10), fractional (8/13 is 21/13 decimal),
 American (-110 is 21/11 decimal) — is held exactly and converts back to what was
-published. See ``docs/fixedodds.md``.
+published. See ``docs/fixed-odds.md``.
 """
 
 from __future__ import annotations
