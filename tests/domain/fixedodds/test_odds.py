@@ -123,6 +123,12 @@ def test_display_ties_follow_their_rules():
         (Odds.from_decimal, Decimal("0.99"), "odds_too_low"),
         (Odds.from_decimal, Decimal("1E-999999"), "odds_too_low"),
         (Odds.from_decimal, Decimal("1E+999999"), "odds_too_high"),
+        # at or below 1.0 is too low however large its exponent (a JSON number read as a
+        # Decimal): not "too high" because the exponent is checked before the sign
+        (Odds.from_decimal, Decimal("-1E+6"), "odds_too_low"),
+        (Odds.from_decimal, Decimal("-5E+999999"), "odds_too_low"),
+        (Odds.from_decimal, Decimal("0E+10"), "odds_too_low"),
+        (Odds.from_decimal, Decimal("-1E-999999"), "odds_too_low"),
         (Odds.from_decimal, "10001.01", "odds_too_high"),
         (Odds.from_decimal, "-2.0", "bad_odds"),
         (Odds.from_decimal, "2,10", "bad_odds"),

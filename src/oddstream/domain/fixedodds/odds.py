@@ -95,8 +95,10 @@ class Odds(msgspec.Struct, frozen=True):
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise _bad("odds must be a finite number")
-            # checked before the exact conversion, which would build 10**exponent
-            if value.adjusted() < 0:
+            # checked before the exact conversion, which would build 10**exponent; the
+            # comparison first (cheap at any exponent), so that zero and negative odds are
+            # too low whatever their exponent
+            if value <= 1 or value.adjusted() < 0:
                 raise FixedOddsRejection("odds_too_low", "decimal odds must be above 1.0")
             if value.adjusted() > len(str(MAX_DECIMAL_ODDS)):
                 raise FixedOddsRejection(
