@@ -162,6 +162,16 @@ def _create(**changes):
             "bad_limits",
         ),
         (_create(limits=MarketLimits(max_stake_cents=10, max_liability_cents=0)), "bad_limits"),
+        # limits are whole cents: a float or a bool never reaches MarketCreated
+        (
+            _create(limits=MarketLimits(max_stake_cents=1000.5, max_liability_cents=10**6)),
+            "bad_limits",
+        ),
+        (_create(limits=MarketLimits(max_stake_cents=1000, max_liability_cents=1e6)), "bad_limits"),
+        (
+            _create(limits=MarketLimits(max_stake_cents=True, max_liability_cents=True)),
+            "bad_limits",
+        ),
         (update(), "market_not_found"),
         (bet(), "market_not_found"),
     ],

@@ -121,6 +121,9 @@ def _create(cmd: CreateMarket) -> list[MarketEvent]:
     _check_id(cmd.game_id, "the game id")
     _check_id(cmd.provider, "the provider")
     limits = cmd.limits
+    amounts = (limits.min_stake_cents, limits.max_stake_cents, limits.max_liability_cents)
+    if any(type(amount) is not int for amount in amounts):
+        raise _reject("bad_limits", "limits are whole numbers of cents")
     if not 1 <= limits.min_stake_cents <= limits.max_stake_cents <= MAX_STAKE_CENTS:
         raise _reject(
             "bad_limits",
