@@ -386,3 +386,14 @@ def test_void_returns_every_stake():
     ]
     assert refunds == [("b1", 1000, 0, "void", "alice"), ("b2", 250, 0, "void", "bob")]
     assert market.state.status is MarketStatus.VOIDED
+
+
+def test_a_price_worse_refusal_never_shows_the_two_prices_alike():
+    # 8/13 is decimal 1.615384…, displayed (to the nearest hundredth) as 1.62. A customer
+    # who asks for the 1.62 they were shown is rightly refused — 1.62 is better than the
+    # price — but the reason must not read "away is 1.62 now, below the 1.62 asked".
+    market = Market(money_line=MoneyLine(home=odds("2"), away=Odds.from_fractional("8/13")))
+    with pytest.raises(FixedOddsRejection) as info:
+        decide(market.state, bet(AWAY, price="1.62"))
+    assert info.value.code == "price_worse"
+    assert info.value.message == "away is 1.6153… (8/13) now, below the 1.62 asked"

@@ -23,6 +23,7 @@ from oddstream.domain.fixedodds.formats import (
     american_str,
     book_percentage,
     decimal_str,
+    exact_str,
     fair_odds,
     fractional,
     fractional_str,
@@ -268,3 +269,25 @@ def test_percentages_round_to_the_nearest_halves_away_from_zero(value, places):
     if error == Fraction(1, 2 * 10**places):
         assert abs(shown) > abs(value)
     assert math.copysign(1, shown) == math.copysign(1, value) or shown == 0
+
+
+@settings(max_examples=500)
+@given(prices)
+def test_exact_text_names_the_price_exactly(price):
+    # read back from the text alone: the decimal when it terminates, else the fraction
+    text = exact_str(price)
+    if "…" in text:
+        shown, _, fraction = text.partition("… (")
+        assert Odds.from_fractional(fraction.removesuffix(")")) == price
+        # the decimals shown are the price's own, cut (not rounded)
+        assert Fraction(shown) <= price.value < Fraction(shown) + Fraction(1, 10**4)
+    else:
+        assert Odds.from_decimal(text) == price
+
+
+def test_exact_text_examples():
+    assert exact_str(Odds.from_fractional("8/13")) == "1.6153… (8/13)"
+    assert exact_str(Odds.from_fractional("1/3")) == "1.3333… (1/3)"
+    assert exact_str(Odds.from_american(-110)) == "1.9090… (10/11)"
+    assert exact_str(Odds.from_decimal("1.62")) == "1.62"
+    assert exact_str(Odds.from_decimal("1.905")) == "1.905"

@@ -61,6 +61,19 @@ def decimal_str(odds: Odds, places: int = 2) -> str:
     return _digits(odds.value, places)
 
 
+def exact_str(odds: Odds) -> str:
+    """The price as text that never shows two prices alike (for messages and logs): the
+    decimal when it terminates (``"2.10"``, ``"1.905"``), else its first four decimals,
+    cut, an ellipsis and the exact fractional odds (8/13 → ``"1.6153… (8/13)"``).
+
+    :func:`decimal_str` rounds 8/13 to ``"1.62"``, which is also the text of the better
+    price 1.62: a refusal quoting both would read "1.62 now, below the 1.62 asked"."""
+    if _terminates(odds.value):
+        return decimal_str(odds)
+    cut = math.floor(odds.value * 10**4)
+    return f"{cut // 10**4}.{cut % 10**4:04d}… ({fractional_str(odds)})"
+
+
 def implied_probability(odds: Odds) -> Fraction:
     """The probability the price implies, ``1 / d``, exact (1.91 → 100/191)."""
     return 1 / odds.value
@@ -100,10 +113,8 @@ def percent_str(value: Fraction, places: int = 1) -> str:
     return f"{sign}{whole}.{part:0{places}d}" if places else f"{sign}{whole}"
 
 
-def _digits(value: Fraction, places: int) -> str:
-    """Non-negative ``value`` with every digit if it terminates, else rounded to
-    ``places`` (nearest; a non-terminating value has no ties)."""
-    den = value.denominator
+def _twos_fives(den: int) -> tuple[int, int, int]:
+    """``den`` as ``2**twos × 5**fives × rest``: ``(twos, fives, rest)``."""
     twos = fives = 0
     while den % 2 == 0:
         den //= 2
@@ -111,7 +122,18 @@ def _digits(value: Fraction, places: int) -> str:
     while den % 5 == 0:
         den //= 5
         fives += 1
-    if den == 1:
+    return twos, fives, den
+
+
+def _terminates(value: Fraction) -> bool:
+    return _twos_fives(value.denominator)[2] == 1
+
+
+def _digits(value: Fraction, places: int) -> str:
+    """Non-negative ``value`` with every digit if it terminates, else rounded to
+    ``places`` (nearest; a non-terminating value has no ties)."""
+    twos, fives, rest = _twos_fives(value.denominator)
+    if rest == 1:
         places = max(places, twos, fives)
         scaled = int(value * 10**places)
     else:

@@ -45,7 +45,7 @@ from .events import (
     Outcome,
     PricesUpdated,
 )
-from .formats import decimal_str
+from .formats import exact_str
 from .odds import Odds
 from .settlement import SettleReason, dead_heat_payout, win_payout
 
@@ -180,8 +180,7 @@ def _place_bet(state: MarketState, cmd: PlaceBet) -> list[MarketEvent]:
     if current.value < cmd.price.value:
         raise _reject(
             "price_worse",
-            f"{cmd.outcome} is {decimal_str(current)} now, below the "
-            f"{decimal_str(cmd.price)} asked",
+            f"{cmd.outcome} is {exact_str(current)} now, below the {exact_str(cmd.price)} asked",
         )
     liability = state.liability.get(cmd.outcome, 0) + win_payout(cmd.stake_cents, current)
     if liability > state.limits.max_liability_cents:
