@@ -291,3 +291,14 @@ def test_exact_text_examples():
     assert exact_str(Odds.from_american(-110)) == "1.9090… (10/11)"
     assert exact_str(Odds.from_decimal("1.62")) == "1.62"
     assert exact_str(Odds.from_decimal("1.905")) == "1.905"
+
+
+@pytest.mark.parametrize("places", [-1, 1.5, True])
+def test_display_places_are_a_whole_number(places):
+    # a negative count made 10**places a float (money-style rounding of a float)
+    for show in (
+        lambda: decimal_str(Odds(21, 13), places),
+        lambda: percent_str(Fraction(1, 3), places),
+    ):
+        with pytest.raises(ValueError, match="places"):
+            show()

@@ -106,11 +106,17 @@ def probability_percent(odds: Odds) -> Fraction:
 def percent_str(value: Fraction, places: int = 1) -> str:
     """A percentage as text, to the nearest ``places`` digits, halves away from zero
     (104.712… → ``"104.7"``)."""
+    _check_places(places)
     scale = 10**places
     magnitude = round_half_up(abs(value) * scale)
     sign = "-" if value < 0 and magnitude else ""
     whole, part = divmod(magnitude, scale)
     return f"{sign}{whole}.{part:0{places}d}" if places else f"{sign}{whole}"
+
+
+def _check_places(places: int) -> None:
+    if type(places) is not int or places < 0:
+        raise ValueError(f"places is a whole number, 0 or more (got {places!r})")
 
 
 def _twos_fives(den: int) -> tuple[int, int, int]:
@@ -132,6 +138,7 @@ def _terminates(value: Fraction) -> bool:
 def _digits(value: Fraction, places: int) -> str:
     """Non-negative ``value`` with every digit if it terminates, else rounded to
     ``places`` (nearest; a non-terminating value has no ties)."""
+    _check_places(places)
     twos, fives, rest = _twos_fives(value.denominator)
     if rest == 1:
         places = max(places, twos, fives)
