@@ -13,7 +13,7 @@ a result (one winner or a dead heat) or a void.
 
 from __future__ import annotations
 
-import math
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from fractions import Fraction
 
 from hypothesis import event as note
@@ -38,6 +38,7 @@ from oddstream.domain.fixedodds.events import (
     Outcome,
     PricesUpdated,
 )
+from oddstream.domain.fixedodds.formats import fractional
 from oddstream.domain.fixedodds.odds import Odds
 from oddstream.domain.fixedodds.settlement import (
     dead_heat_payout,
@@ -46,6 +47,22 @@ from oddstream.domain.fixedodds.settlement import (
 )
 
 from .helpers import PROVIDER, Market
+
+
+def floor_return(stake_cents: int, price: Odds, tied: int = 1) -> int:
+    """The oracle, not the implementation's arithmetic: the stake's share returned plus
+    its profit at the fractional odds, ``(stake + stake × (d − 1)) / tied``, as one
+    correctly rounded 60-digit decimal division, floored. (An integer result is exact;
+    any other is at least ``1 / (den × tied)`` from an integer, far more than 60 digits
+    can blur.)"""
+    profit = fractional(price)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        returned = Decimal(stake_cents * profit.denominator)
+        won = Decimal(stake_cents * profit.numerator)
+        total = (returned + won) / Decimal(profit.denominator * tied)
+        return int(total.to_integral_value(rounding=ROUND_FLOOR))
+
 
 odds = st.integers(1, 100).flatmap(
     lambda den: st.integers(den + 1, 50 * den).map(lambda num: Odds.exact(Fraction(num, den)))
@@ -136,7 +153,7 @@ def test_settlement_pays_the_accepted_prices_and_conserves_money(params):
             assert event.price == current[event.outcome]
             assert event.price.value >= event.requested.value
             assert 1 <= event.stake_cents <= 150_000
-            liability[event.outcome] += math.floor(exact_return(event.stake_cents, event.price))
+            liability[event.outcome] += floor_return(event.stake_cents, event.price)
             assert liability[event.outcome] <= 2_000_000
     assert market.state.liability == liability
 
@@ -164,8 +181,8 @@ def test_settlement_pays_the_accepted_prices_and_conserves_money(params):
             continue
         assert event.refund_cents == 0
         if bet.outcome in winners:
-            undivided = math.floor(Fraction(bet.stake_cents) * bet.price.value)
-            expected = math.floor(Fraction(bet.stake_cents, len(winners)) * bet.price.value)
+            undivided = floor_return(bet.stake_cents, bet.price)
+            expected = floor_return(bet.stake_cents, bet.price, len(winners))
             assert event.payout_cents == expected
             assert event.payout_cents <= undivided
         else:
@@ -189,5 +206,5 @@ def test_dead_heat_payout_never_exceeds_the_undivided_payout(stake, price, tied)
     assert divided <= whole
     # one rounding, down: the same cents as dividing the rounded undivided payout
     assert divided == whole // tied
-    assert divided == math.floor(exact_return(stake, price, tied))
+    assert divided == floor_return(stake, price, tied)
     assert exact_return(stake, price, tied) - divided < 1
