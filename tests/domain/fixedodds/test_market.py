@@ -397,3 +397,22 @@ def test_a_price_worse_refusal_never_shows_the_two_prices_alike():
         decide(market.state, bet(AWAY, price="1.62"))
     assert info.value.code == "price_worse"
     assert info.value.message == "away is 1.6153… (8/13) now, below the 1.62 asked"
+
+
+def test_stake_limits_are_inclusive_at_both_ends():
+    market = Market(min_stake=100, max_stake=5000)
+    assert rejected(market, bet(stake=99)) == "below_minimum"
+    assert rejected(market, bet(stake=5001)) == "stake_limit"
+    low = market.do(bet(stake=100, bet_id="low"))[0]
+    high = market.do(bet(stake=5000, bet_id="high"))[0]
+    assert (low.stake_cents, high.stake_cents) == (100, 5000)
+    # the liability counted is the payout settlement will make: 5000 × 2.10 and 100 × 2.10
+    assert market.state.liability[HOME] == 10_500 + 210
+
+
+def test_liability_limit_counts_the_rounded_down_payout():
+    # 524 at 1.91 returns 1000.84, paid as 1000: it fits a 1000-cent limit exactly
+    market = Market(money_line=line("1.91", "1.91", None), max_liability=1000)
+    assert rejected(market, bet(stake=525, price="1.91")) == "liability_limit"  # 1002.75
+    market.do(bet(stake=524, price="1.91"))
+    assert market.state.liability[HOME] == 1000
