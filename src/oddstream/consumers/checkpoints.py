@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..eventstore import EventStore
+from .base import Halt
 
 if TYPE_CHECKING:
     from .base import Consumer
@@ -136,8 +137,23 @@ class SinkCheckpoint(Checkpoint):
     a position another instance of it moved forward (two writers for a moment)."""
 
     async def load(self, store: EventStore, consumer: Consumer) -> int | None:
+        """The sink's stored position; :class:`~.base.Halt` (the runner FAILED, not
+        following) when it is beyond the log's head: the target was written from
+        another log (a database reused, a log reset), and following this one from there
+        would silently skip every event appended until the log reaches it."""
         sink: PositionedSink = consumer  # type: ignore[assignment]
-        return await sink.stored_position()
+        found = await sink.stored_position()
+        if found is not None:
+            head = await store.head_position()
+            if found > head:
+                raise Halt(
+                    f"{consumer.name}: the target holds position {found}, beyond this log's "
+                    f"head {head}: it was written from another log (a reused database, a "
+                    "log reset); refusing to skip the events up to it. Remove the sink's "
+                    "row from its offsets table (or use another name) to write this log "
+                    "from its beginning"
+                )
+        return found
 
 
 class SnapshotConsumer(Protocol):

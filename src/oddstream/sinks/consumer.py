@@ -141,6 +141,10 @@ class SinkConsumer(Consumer):
         self.failure_trace: str | None = None
         #: the last time the target was unavailable: what the driver said
         self.last_unavailable: str | None = None
+        #: the log position the target held when this sink first read it (``None``:
+        #: none, it started from the beginning; a re-created connector's earlier life)
+        self.started_from: int | None = None
+        self._read_start = False
 
     # ----------------------------------------------------------------- the thread
     async def _call(self, fn: Callable[[], T]) -> T:
@@ -176,7 +180,10 @@ class SinkConsumer(Consumer):
             await self._raise_if_unavailable(exc)
             raise
         self._cursor = raw or 0
-        return None if raw is None else decode_cursor(raw)[0]
+        found = None if raw is None else decode_cursor(raw)[0]
+        if not self._read_start:
+            self.started_from, self._read_start = found, True
+        return found
 
     @property
     def cursor(self) -> tuple[int, int]:
