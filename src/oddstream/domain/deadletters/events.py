@@ -51,6 +51,17 @@ class ReplayFailed(msgspec.Struct, frozen=True, kw_only=True):
     replayed_at: str
 
 
+class ReplayClaimed(msgspec.Struct, frozen=True, kw_only=True):
+    """A replay of the letter began (``claim_id`` names it): appended against the
+    stream's version, so of two replays of one letter at a time one claims it and the
+    other is refused; the claim ends with the replay's ``ReplayFailed`` or
+    ``Resolved``, or lapses (a process that died mid-replay) after a while."""
+
+    letter_id: str
+    claim_id: str
+    claimed_at: str
+
+
 class Resolved(msgspec.Struct, frozen=True, kw_only=True):
     """A replay went through: the letter is closed. ``outcome`` is the source's
     (``stored``, ``repeated``); ``fixed`` when a corrected payload was used."""
@@ -64,6 +75,6 @@ class Resolved(msgspec.Struct, frozen=True, kw_only=True):
     resolved_at: str
 
 
-DeadLetterEvent = DeadLettered | ReplayFailed | Resolved
+DeadLetterEvent = DeadLettered | ReplayFailed | ReplayClaimed | Resolved
 
-ALL_EVENTS: tuple[type[msgspec.Struct], ...] = (DeadLettered, ReplayFailed, Resolved)
+ALL_EVENTS: tuple[type[msgspec.Struct], ...] = (DeadLettered, ReplayFailed, Resolved, ReplayClaimed)
