@@ -42,7 +42,7 @@ from ..consumers import Batch, Consumer, Halt, Subscription
 from ..eventstore import CheckpointConflict, RecordedEvent
 from ..runtime.deadletters import DeadLetterStore, Refusal
 from .config import JdbcSinkConfig
-from .errors import PositionConflict, RecordError, SinkError
+from .errors import NotTransactional, PositionConflict, RecordError, SinkError
 from .failures import TargetUnavailable, describe, is_transient, reason_of
 from .schema import SinkRecord
 from .writer import JdbcSink, WriteResult
@@ -176,6 +176,8 @@ class SinkConsumer(Consumer):
         holds none (the sink starts from the beginning)."""
         try:
             raw = await self._call(self.sink.stored_position)
+        except NotTransactional as exc:
+            raise Halt(f"sink {self.connector}: {exc}") from exc
         except Exception as exc:
             await self._raise_if_unavailable(exc)
             raise
@@ -268,6 +270,8 @@ class SinkConsumer(Consumer):
             return
         except (TargetUnavailable, CheckpointConflict):
             raise
+        except NotTransactional as exc:  # the table's fault, not a record's
+            raise Halt(f"sink {self.connector}: {exc}") from exc
         except Exception as exc:
             failure = exc
         if len(items) == 1:
