@@ -550,6 +550,20 @@ def _topics_added(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
     )
 
 
+async def stored_config(store: EventStore, name: str) -> JdbcSinkConfig:
+    """Connector ``name``'s config as its stream holds it now, without a manager (a
+    replay of one of its dead letters from the CLI): :class:`ConnectorNotFound` when it
+    does not exist (never did, or deleted), :class:`SinkConfigError` when this release
+    refuses it."""
+    found: dict[str, _Connector] = {}
+    async for event in store.scan_stream(stream_of(name)):
+        ConnectorManager._apply(found, name, event.type, event.data, event.version)
+    connector = found.get(name)
+    if connector is None:
+        raise ConnectorNotFound(name)
+    return ConnectorManager._check(name, connector.config)
+
+
 def _redacted(config: Mapping[str, Any]) -> dict[str, str]:
     from .config import _redact_value
 
@@ -583,5 +597,6 @@ __all__ = [
     "SourceFactory",
     "TaskStatus",
     "check_name",
+    "stored_config",
     "stream_of",
 ]
