@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from .config import ConnectionUrl
-from .errors import InvalidIdentifier, NotTransactional, UnsupportedSchema
+from .errors import InvalidIdentifier, NotTransactional, SchemaMismatch, UnsupportedSchema
 from .schema import FieldSchema
 
 OFFSETS_TABLE = "oddstream_sink_offsets"
@@ -516,6 +516,8 @@ class PostgresDialect(Dialect):
     def __init__(self, timezone: ZoneInfo | None = None) -> None:
         super().__init__(timezone)
         self._staged = 0
+        #: the schema of tables named without one: the connection's current schema
+        self.default_schema: str | None = None
 
     def sql_type(self, field: FieldSchema, key: bool = False) -> str:
         if field.logical is not None:
@@ -540,7 +542,32 @@ class PostgresDialect(Dialect):
             password=url.password,
             **libpq_params(url.params),
         )
-        return psycopg.connect(conninfo, autocommit=False)
+        conn = psycopg.connect(conninfo, autocommit=False)
+        try:
+            row = conn.execute("SELECT current_schema()").fetchone()
+            conn.rollback()
+        except BaseException:
+            conn.close()
+            raise
+        if row is None or row[0] is None:
+            conn.close()
+            raise SchemaMismatch(
+                "the connection's search_path names no schema that exists: a table without "
+                "a schema in table.name.format has nowhere to be"
+            )
+        self.default_schema = str(row[0])
+        return conn
+
+    def table_ref(self, table: str) -> str:
+        """Qualified always: a bare name is in the connection's current schema (the
+        first of its ``search_path`` that exists, ``currentSchema`` in the URL), never
+        resolved through ``pg_catalog`` (searched first: a table named ``pg_class``
+        would be the catalog's) or ``pg_temp``."""
+        schema, name = self.split_table(table)
+        schema = schema if schema is not None else self.default_schema
+        if schema is None:  # not connected: the SQL is not sent (tests print it)
+            return self.quote(name)
+        return f"{self.quote(schema)}.{self.quote(name)}"
 
     def existing_columns(self, cur: Any, table: str) -> list[str] | None:
         schema, name = self.split_table(table)
