@@ -316,7 +316,8 @@ class ConnectorManager:
         )
         options = {"max_backoff": 60.0, **self.runner_options}
         options["batch_size"] = connector.parsed.batch_size
-        runner = ConsumerRunner(self.store, consumer, SinkCheckpoint(), retry_load=True, **options)
+        checkpoint = SinkCheckpoint(refuse_beyond_head=True)  # analysts' tables: never wiped
+        runner = ConsumerRunner(self.store, consumer, checkpoint, retry_load=True, **options)
         connector.consumer, connector.runner = consumer, runner
         await runner.start()
 
