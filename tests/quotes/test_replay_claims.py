@@ -122,3 +122,51 @@ async def test_a_replay_that_raises_ends_its_claim_and_a_lapsed_claim_is_taken_o
     monkeypatch.setattr(dl, "CLAIM_LAPSES_AFTER", 0)
     done = await letters.replay(after, {"quotes": QuoteIngest(store, letters).replay})
     assert done.status == "resolved"
+
+
+async def test_a_lapsed_replay_ending_late_does_not_end_the_claim_that_took_over(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """Review: A's replay outlives its claim (a target slow for 15 minutes), B claims the
+    letter and is under way; then A ends (refused). A's ReplayFailed ended *any* claim,
+    so B's was gone and a third replay C claimed the letter and took it in while B was
+    still at it. An ending event ends its own claim only."""
+    letter = await letter_for_update(store, "lapsed")
+    letters = DeadLetterStore(store)
+    gate_a, gate_b = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    def slow(who: str, gate: asyncio.Event, answer: ReplayAnswer) -> Any:
+        async def replay(raw: bytes) -> ReplayAnswer:
+            calls.append(who)
+            await gate.wait()
+            return answer
+
+        return replay
+
+    refused = ReplayAnswer("refused", refusal=dl.Refusal("still_bad", "", "A's answer"))
+    a = asyncio.create_task(letters.replay(letter, {"quotes": slow("A", gate_a, refused)}))
+    await _until(lambda: calls == ["A"])
+    monkeypatch.setattr(dl, "CLAIM_LAPSES_AFTER", 0)  # A's claim lapses: B takes over
+    b = asyncio.create_task(
+        letters.replay(letter, {"quotes": slow("B", gate_b, ReplayAnswer("stored"))})
+    )
+    await _until(lambda: calls == ["A", "B"])
+    monkeypatch.setattr(dl, "CLAIM_LAPSES_AFTER", 900)
+    gate_a.set()
+    assert (await a).status == "open"  # A's refusal is recorded...
+    now = await letters.get(letter.letter_id)
+    assert now.reason == "still_bad"
+    assert now.claim is not None  # ...but B's claim stands
+    with pytest.raises(LetterBusy):
+        await letters.replay(now, {"quotes": slow("C", asyncio.Event(), ReplayAnswer("stored"))})
+    assert calls == ["A", "B"]
+    gate_b.set()
+    assert (await b).status == "resolved"
+    assert (await letters.get(letter.letter_id)).claim is None
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.01)

@@ -280,6 +280,8 @@ class DeadLetterStore:
         if replayer is None:
             raise UnknownSource(f"no replay is known for source {letter.source!r}")
         letter = dataclasses.replace(await self._claim(letter), letter=letter.letter)
+        assert letter.claim is not None
+        claim_id = letter.claim.claim_id
         fixed = payload is not None
         raw = (
             payload
@@ -301,7 +303,7 @@ class DeadLetterStore:
             except Exception as exc:
                 error = Refusal("replay_error", "", f"{type(exc).__name__}: {exc}")
                 with contextlib.suppress(Exception):  # the claim lapses anyway
-                    await self._failed(letter, error, raw, fixed=fixed)
+                    await self._failed(letter, error, raw, fixed=fixed, claim_id=claim_id)
                 raise
         digest = hashlib.sha256(raw).hexdigest()
         event: ReplayFailed | Resolved
@@ -313,6 +315,7 @@ class DeadLetterStore:
                 payload_sha256=digest,
                 target=answer.target,
                 resolved_at=now_iso(),
+                claim_id=claim_id,
             )
         else:
             kept = keep(raw) if fixed else None
@@ -326,12 +329,13 @@ class DeadLetterStore:
                 payload_encoding=kept.encoding if kept else None,
                 payload_sha256=digest,
                 replayed_at=now_iso(),
+                claim_id=claim_id,
             )
         await self.store.append(stream_of(letter.source), [registry.to_new_event(event)], ANY)
         return letter.evolve(event)
 
     async def _failed(
-        self, letter: DeadLetter, refusal: Refusal, raw: bytes, *, fixed: bool
+        self, letter: DeadLetter, refusal: Refusal, raw: bytes, *, fixed: bool, claim_id: str
     ) -> None:
         kept = keep(raw) if fixed else None
         event = ReplayFailed(
@@ -344,6 +348,7 @@ class DeadLetterStore:
             payload_encoding=kept.encoding if kept else None,
             payload_sha256=hashlib.sha256(raw).hexdigest(),
             replayed_at=now_iso(),
+            claim_id=claim_id,
         )
         await self.store.append(stream_of(letter.source), [registry.to_new_event(event)], ANY)
 

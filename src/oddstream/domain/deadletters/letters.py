@@ -49,11 +49,24 @@ class DeadLetter:
                 message=event.message,
                 path=event.path,
                 attempts=(*self.attempts, event),
-                claim=None,
+                claim=self._claim_after(event),
             )
         if isinstance(event, Resolved):
-            return replace(self, status=RESOLVED, attempts=(*self.attempts, event), claim=None)
+            return replace(
+                self,
+                status=RESOLVED,
+                attempts=(*self.attempts, event),
+                claim=self._claim_after(event),
+            )
         return self
+
+    def _claim_after(self, end: ReplayFailed | Resolved) -> ReplayClaimed | None:
+        """The claim left after a replay's end: the end of a replay whose claim lapsed
+        and was taken over by another replay leaves the other's; an end without a
+        claim id (written before claims) ends any."""
+        if self.claim is not None and end.claim_id not in (None, self.claim.claim_id):
+            return self.claim
+        return None
 
 
 def fold(events: list[tuple[int, DeadLetterEvent]]) -> dict[str, DeadLetter]:
