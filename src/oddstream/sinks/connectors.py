@@ -506,7 +506,13 @@ class ConnectorManager:
             "dead_lettered": consumer.dead_lettered,
             "dead_letter_source": consumer.dlq_source,
             "started_from": consumer.started_from,
-            "warnings": list(connector.warnings),
+            "warnings": [
+                w
+                for w in connector.warnings
+                # re-created, but its target held no position for it: it starts from 0
+                if not (w == RECREATED_WARNING and consumer.start_known)
+                or consumer.started_from is not None
+            ],
         }
         if status.state is RunnerState.FAILED:
             trace = consumer.failure_trace or status.last_error

@@ -188,6 +188,11 @@ class SinkConsumer(Consumer):
         return found
 
     @property
+    def start_known(self) -> bool:
+        """Whether :attr:`started_from` is known (the target was read once)."""
+        return self._read_start
+
+    @property
     def cursor(self) -> tuple[int, int]:
         """``(P, k)`` the target holds, as last seen: every event up to log position
         ``P`` written, and the first ``k`` records of the event at ``P + 1``."""
