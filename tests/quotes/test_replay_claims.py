@@ -135,10 +135,12 @@ async def test_a_lapsed_replay_ending_late_does_not_end_the_claim_that_took_over
     letters = DeadLetterStore(store)
     gate_a, gate_b = asyncio.Event(), asyncio.Event()
     calls: list[str] = []
+    entered = {who: asyncio.Event() for who in "ABC"}
 
     def slow(who: str, gate: asyncio.Event, answer: ReplayAnswer) -> Any:
         async def replay(raw: bytes) -> ReplayAnswer:
             calls.append(who)
+            entered[who].set()
             await gate.wait()
             return answer
 
@@ -146,12 +148,12 @@ async def test_a_lapsed_replay_ending_late_does_not_end_the_claim_that_took_over
 
     refused = ReplayAnswer("refused", refusal=dl.Refusal("still_bad", "", "A's answer"))
     a = asyncio.create_task(letters.replay(letter, {"quotes": slow("A", gate_a, refused)}))
-    await _until(lambda: calls == ["A"])
+    await asyncio.wait_for(entered["A"].wait(), 5)
     monkeypatch.setattr(dl, "CLAIM_LAPSES_AFTER", 0)  # A's claim lapses: B takes over
     b = asyncio.create_task(
         letters.replay(letter, {"quotes": slow("B", gate_b, ReplayAnswer("stored"))})
     )
-    await _until(lambda: calls == ["A", "B"])
+    await asyncio.wait_for(entered["B"].wait(), 5)
     monkeypatch.setattr(dl, "CLAIM_LAPSES_AFTER", 900)
     gate_a.set()
     assert (await a).status == "open"  # A's refusal is recorded...
@@ -164,9 +166,3 @@ async def test_a_lapsed_replay_ending_late_does_not_end_the_claim_that_took_over
     gate_b.set()
     assert (await b).status == "resolved"
     assert (await letters.get(letter.letter_id)).claim is None
-
-
-async def _until(condition: Any) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.01)
