@@ -64,6 +64,17 @@ class Target:
         finally:
             self.dialect.rollback(self.conn)
 
+    def query_commit(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Run one statement (``\x00`` for each parameter) and commit it."""
+        cur = self.conn.cursor()
+        self.dialect.begin(self.conn)
+        try:
+            cur.execute(self.dialect.p(sql), params)
+            self.dialect.commit(self.conn)
+        except BaseException:
+            self.dialect.rollback(self.conn)
+            raise
+
     def rows(self, table: str, order_by: str = "id") -> list[tuple[Any, ...]]:
         q = self.dialect.quote
         return self.query(f"SELECT * FROM {q(table)} ORDER BY {q(order_by)}")

@@ -95,7 +95,7 @@ class Running:
         self.runner = ConsumerRunner(
             store,
             self.consumer,
-            SinkCheckpoint(),
+            SinkCheckpoint(refuse_beyond_head=True),  # as the connector manager runs it
             batch_size=config.batch_size,
             retry_load=True,
             max_backoff=0.2,

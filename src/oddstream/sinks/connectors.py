@@ -190,6 +190,9 @@ class _Connector:
     config_error: str | None = None
     runner: ConsumerRunner | None = None
     consumer: SinkConsumer | None = None
+    #: what the connector will not write that a user might expect it to (its stream's
+    #: history: created again after a delete, topics added), for its status
+    warnings: list[str] = field(default_factory=list)
 
 
 class ConnectorManager:
@@ -248,13 +251,20 @@ class ConnectorManager:
     ) -> None:
         current = found.get(name)
         if kind == CREATED:
-            found[name] = _Connector(name, dict(data.get("config") or {}), version)
+            created = _Connector(name, dict(data.get("config") or {}), version)
+            if version > 1:  # its stream holds an earlier life
+                created.warnings.append(RECREATED_WARNING)
+            found[name] = created
             return
         if current is None:
             return  # a deleted connector's later events (none are written)
         current.version = version
         if kind == CONFIG_UPDATED:
-            current.config = dict(data.get("config") or {})
+            new = dict(data.get("config") or {})
+            added = _topics_added(current.config, new)
+            if added is not None:
+                current.warnings.append(added)
+            current.config = new
         elif kind == PAUSED:
             current.paused = True
         elif kind == RESUMED:
@@ -306,7 +316,8 @@ class ConnectorManager:
         )
         options = {"max_backoff": 60.0, **self.runner_options}
         options["batch_size"] = connector.parsed.batch_size
-        runner = ConsumerRunner(self.store, consumer, SinkCheckpoint(), retry_load=True, **options)
+        checkpoint = SinkCheckpoint(refuse_beyond_head=True)  # analysts' tables: never wiped
+        runner = ConsumerRunner(self.store, consumer, checkpoint, retry_load=True, **options)
         connector.consumer, connector.runner = consumer, runner
         await runner.start()
 
@@ -372,6 +383,8 @@ class ConnectorManager:
         parsed = self._check(name, config)
         connector = _Connector(name, dict(config), await self._version(name), parsed=parsed)
         await self._append(connector, CREATED, {"config": dict(config)})
+        if connector.version > 1:
+            connector.warnings.append(RECREATED_WARNING)
         self._connectors[name] = connector
         if self._started:
             await self._start_sink(connector)
@@ -391,6 +404,10 @@ class ConnectorManager:
             merged = _keep_hidden(connector.config, config)
             parsed = self._check(name, merged)
             await self._append(connector, CONFIG_UPDATED, {"config": merged})
+            added = _topics_added(connector.config, merged)
+            if added is not None:
+                connector.warnings.append(added)
+                log.warning("connector %s: %s", name, added)
             await self._stop_sink(connector)
             connector.config, connector.parsed, connector.config_error = merged, parsed, None
             if self._started and not connector.paused:
@@ -488,6 +505,14 @@ class ConnectorManager:
             "rows_deleted": consumer.rows_deleted,
             "dead_lettered": consumer.dead_lettered,
             "dead_letter_source": consumer.dlq_source,
+            "started_from": consumer.started_from,
+            "warnings": [
+                w
+                for w in connector.warnings
+                # re-created, but its target held no position for it: it starts from 0
+                if not (w == RECREATED_WARNING and consumer.start_known)
+                or consumer.started_from is not None
+            ],
         }
         if status.state is RunnerState.FAILED:
             trace = consumer.failure_trace or status.last_error
@@ -495,6 +520,55 @@ class ConnectorManager:
         else:
             task = TaskStatus(0, "RUNNING", worker)
         return ConnectorStatus(name, "RUNNING", worker, [task], details=details)
+
+
+RECREATED_WARNING = (
+    "created again after a delete: it follows on from the position its earlier life left "
+    "in the target's oddstream_sink_offsets (as Kafka Connect keeps a deleted connector's "
+    "offsets; see started_from). To write the log from its beginning, delete that row "
+    "before creating it, or use a new name"
+)
+
+
+def _topics_added(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The warning for a config change that makes the connector follow topics it did
+    not: the sink keeps one position for all its topics, so a topic added is followed
+    from where the sink stands, its earlier records not written (Kafka Connect would
+    read them from the topic's beginning)."""
+    try:
+        before, after = parse_config(old), parse_config(new)
+    except SinkConfigError:
+        return None
+    remedy = (
+        "their records before the position the sink stood at when this config was applied "
+        "are not written (one position for all topics). To write them, follow such a topic "
+        "with a connector of its own (a new name starts from the log's beginning)"
+    )
+    if after.topics_regex is None:
+        if before.topics_regex is not None:
+            return f"topics.regex replaced by topics {', '.join(after.topics)}: {remedy}"
+        gained = [t for t in after.topics if t not in before.topics]
+        return f"topics added: {', '.join(gained)}: {remedy}" if gained else None
+    if before.topics_regex == after.topics_regex:
+        return None
+    return (
+        f"topics.regex is now {after.topics_regex!r}: for the topics it matches that "
+        f"the earlier config did not, {remedy}"
+    )
+
+
+async def stored_config(store: EventStore, name: str) -> JdbcSinkConfig:
+    """Connector ``name``'s config as its stream holds it now, without a manager (a
+    replay of one of its dead letters from the CLI): :class:`ConnectorNotFound` when it
+    does not exist (never did, or deleted), :class:`SinkConfigError` when this release
+    refuses it."""
+    found: dict[str, _Connector] = {}
+    async for event in store.scan_stream(stream_of(name)):
+        ConnectorManager._apply(found, name, event.type, event.data, event.version)
+    connector = found.get(name)
+    if connector is None:
+        raise ConnectorNotFound(name)
+    return ConnectorManager._check(name, connector.config)
 
 
 def _redacted(config: Mapping[str, Any]) -> dict[str, str]:
@@ -530,5 +604,6 @@ __all__ = [
     "SourceFactory",
     "TaskStatus",
     "check_name",
+    "stored_config",
     "stream_of",
 ]

@@ -42,7 +42,7 @@ from ..consumers import Batch, Consumer, Halt, Subscription
 from ..eventstore import CheckpointConflict, RecordedEvent
 from ..runtime.deadletters import DeadLetterStore, Refusal
 from .config import JdbcSinkConfig
-from .errors import PositionConflict, RecordError, SinkError
+from .errors import NotTransactional, PositionConflict, RecordError, SinkError
 from .failures import TargetUnavailable, describe, is_transient, reason_of
 from .schema import SinkRecord
 from .writer import JdbcSink, WriteResult
@@ -141,6 +141,10 @@ class SinkConsumer(Consumer):
         self.failure_trace: str | None = None
         #: the last time the target was unavailable: what the driver said
         self.last_unavailable: str | None = None
+        #: the log position the target held when this sink first read it (``None``:
+        #: none, it started from the beginning; a re-created connector's earlier life)
+        self.started_from: int | None = None
+        self._read_start = False
 
     # ----------------------------------------------------------------- the thread
     async def _call(self, fn: Callable[[], T]) -> T:
@@ -172,11 +176,21 @@ class SinkConsumer(Consumer):
         holds none (the sink starts from the beginning)."""
         try:
             raw = await self._call(self.sink.stored_position)
+        except NotTransactional as exc:
+            raise Halt(f"sink {self.connector}: {exc}") from exc
         except Exception as exc:
             await self._raise_if_unavailable(exc)
             raise
         self._cursor = raw or 0
-        return None if raw is None else decode_cursor(raw)[0]
+        found = None if raw is None else decode_cursor(raw)[0]
+        if not self._read_start:
+            self.started_from, self._read_start = found, True
+        return found
+
+    @property
+    def start_known(self) -> bool:
+        """Whether :attr:`started_from` is known (the target was read once)."""
+        return self._read_start
 
     @property
     def cursor(self) -> tuple[int, int]:
@@ -261,6 +275,8 @@ class SinkConsumer(Consumer):
             return
         except (TargetUnavailable, CheckpointConflict):
             raise
+        except NotTransactional as exc:  # the table's fault, not a record's
+            raise Halt(f"sink {self.connector}: {exc}") from exc
         except Exception as exc:
             failure = exc
         if len(items) == 1:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from .config import ConnectionUrl
-from .errors import InvalidIdentifier, UnsupportedSchema
+from .errors import InvalidIdentifier, NotTransactional, SchemaMismatch, UnsupportedSchema
 from .schema import FieldSchema
 
 OFFSETS_TABLE = "oddstream_sink_offsets"
@@ -516,6 +516,8 @@ class PostgresDialect(Dialect):
     def __init__(self, timezone: ZoneInfo | None = None) -> None:
         super().__init__(timezone)
         self._staged = 0
+        #: the schema of tables named without one: the connection's current schema
+        self.default_schema: str | None = None
 
     def sql_type(self, field: FieldSchema, key: bool = False) -> str:
         if field.logical is not None:
@@ -540,7 +542,32 @@ class PostgresDialect(Dialect):
             password=url.password,
             **libpq_params(url.params),
         )
-        return psycopg.connect(conninfo, autocommit=False)
+        conn = psycopg.connect(conninfo, autocommit=False)
+        try:
+            row = conn.execute("SELECT current_schema()").fetchone()
+            conn.rollback()
+        except BaseException:
+            conn.close()
+            raise
+        if row is None or row[0] is None:
+            conn.close()
+            raise SchemaMismatch(
+                "the connection's search_path names no schema that exists: a table without "
+                "a schema in table.name.format has nowhere to be"
+            )
+        self.default_schema = str(row[0])
+        return conn
+
+    def table_ref(self, table: str) -> str:
+        """Qualified always: a bare name is in the connection's current schema (the
+        first of its ``search_path`` that exists, ``currentSchema`` in the URL), never
+        resolved through ``pg_catalog`` (searched first: a table named ``pg_class``
+        would be the catalog's) or ``pg_temp``."""
+        schema, name = self.split_table(table)
+        schema = schema if schema is not None else self.default_schema
+        if schema is None:  # not connected: the SQL is not sent (tests print it)
+            return self.quote(name)
+        return f"{self.quote(schema)}.{self.quote(name)}"
 
     def existing_columns(self, cur: Any, table: str) -> list[str] | None:
         schema, name = self.split_table(table)
@@ -667,8 +694,10 @@ class MysqlDialect(Dialect):
     offsets_name_type = "VARBINARY(1020)"
 
     def ensure_offsets(self, cur: Any) -> None:
-        """Create the offsets table, or make an older one's ``name`` column binary."""
+        """Create the offsets table, or make an older one's ``name`` column binary;
+        :class:`NotTransactional` if it is of an engine without transactions."""
         super().ensure_offsets(cur)
+        self._check_engine(cur, None, OFFSETS_TABLE)
         cur.execute(
             "SELECT data_type FROM information_schema.columns WHERE table_schema = DATABASE() "
             "AND table_name = %s AND column_name = 'name'",
@@ -731,6 +760,9 @@ class MysqlDialect(Dialect):
         )
 
     def existing_columns(self, cur: Any, table: str) -> list[str] | None:
+        """The table's columns (``None``: no such table); :class:`NotTransactional` if
+        it is of an engine without transactions (MyISAM: a rolled-back batch would leave
+        its rows, and the sink would write them again)."""
         schema, name = self.split_table(table)
         cur.execute(
             "SELECT column_name FROM information_schema.columns "
@@ -739,7 +771,25 @@ class MysqlDialect(Dialect):
             (schema, name),
         )
         names = [row[0] for row in cur.fetchall()]
+        if names:
+            self._check_engine(cur, schema, name)
         return names or None
+
+    def _check_engine(self, cur: Any, schema: str | None, name: str) -> None:
+        cur.execute(
+            "SELECT t.engine, e.transactions FROM information_schema.tables t "
+            "LEFT JOIN information_schema.engines e ON e.engine = t.engine "
+            "WHERE t.table_schema = COALESCE(%s, DATABASE()) AND t.table_name = %s",
+            (schema, name),
+        )
+        row = cur.fetchone()
+        # a view has no engine (its base tables' are checked where they are written)
+        if row is not None and row[0] is not None and str(row[1]).upper() != "YES":
+            where = name if schema is None else f"{schema}.{name}"
+            raise NotTransactional(
+                f"table {where!r} is {row[0]}, an engine without transactions: rows and "
+                f"position cannot commit together (convert it: ALTER TABLE … ENGINE=InnoDB)"
+            )
 
     def begin(self, conn: Any) -> None:
         conn.begin()
