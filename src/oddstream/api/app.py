@@ -320,21 +320,40 @@ async def _start_connectors(
 
     Sinks read the REST Proxy's topics, whose Avro schemas are in the Schema Registry:
     the integration's registry when it is on, else one opened read-only on the log (the
-    topics a previous run with it wrote are still there)."""
+    topics a previous run with it wrote are still there); a connector of the class
+    ``oddstream.QuoteTablesSinkConnector`` reads the quote streams instead. With
+    ``ODDSTREAM_QUOTE_TABLES_URL`` set, the connector ``quote-tables`` of that class is
+    made (or pointed at that URL) here."""
     from ..integrations.kafka.connect_api import connect_app
     from ..integrations.kafka.schema_registry import SchemaRegistry
     from ..integrations.kafka.sink_source import TopicSource
     from ..sinks.config import JdbcSinkConfig
     from ..sinks.connectors import ConnectorManager
+    from ..sinks.quote_tables.connector import (
+        QUOTE_TABLES_CONNECTOR,
+        quote_tables_connector,
+        quote_tables_plugin,
+    )
 
     registry = kafka.registry if kafka is not None else await SchemaRegistry.open(store)
 
     def source_for(config: JdbcSinkConfig) -> TopicSource:
         return TopicSource(config, registry)
 
-    manager = ConnectorManager(store, source_for, worker_id=f"{settings.host}:{settings.port}")
+    manager = ConnectorManager(
+        store,
+        source_for,
+        worker_id=f"{settings.host}:{settings.port}",
+        plugins=[quote_tables_plugin(store)],
+    )
     await manager.start()
     stack.push_async_callback(manager.stop)
+    if settings.quote_tables_url:
+        # the setting owns this connector: made, or pointed at the URL, at each start
+        done = await manager.ensure(
+            QUOTE_TABLES_CONNECTOR, quote_tables_connector(settings.quote_tables_url)
+        )
+        log.info("quote tables connector %s: %s", QUOTE_TABLES_CONNECTOR, done)
     if kafka is not None:
         side = connect_app(manager, connect_authorizer(keys))
         server, task = _side_server(side, settings, settings.kafka_connect_port)
