@@ -288,6 +288,57 @@ async def test_a_restart_mid_stream_rebuilds_only_the_quotes_it_meets(
         assert source.rebuilt_events < half
 
 
+async def test_stored_events_the_code_cannot_read_are_dead_lettered_and_the_rest_flows_on(
+    log_file: Path, target: Target
+) -> None:
+    """Stored quote events of a shape this code cannot read (a newer version stored
+    another way, a mistyped field, a quote id that is not the event's, an event in
+    another quote's stream) each go to the dead letters, never stalling the sink; a
+    rebuild passes over them as the sink did, so the tables are those of the others."""
+    half = len(SAMPLE) // 2
+    await log_events(log_file, SAMPLE[:half])
+    first = SAMPLE[0].data["quote_id"]
+    other = next(e.data["quote_id"] for e in SAMPLE if e.data["quote_id"] != first)
+    update = next(e for e in SAMPLE if e.type.endswith("Updated") and e.data["quote_id"] == other)
+    bad = [
+        ("quotes.QuoteProductsUpdated", 99, {"quote_id": first, "products": []}),
+        ("quotes.QuoteProductsUpdated", 1, {"quote_id": first}),
+        ("quotes.QuoteProductsUpdated", 1, {"quote_id": first, "data_json": 5}),
+        ("quotes.QuoteProductsUpdated", 1, {**update.data, "quote_id": first}),  # under first
+        ("quotes.QuoteProductsUpdated", 1, dict(update.data)),  # quote other's, in first's
+    ]
+    refused: set[int] = set()
+    async with opened(log_file) as store:
+        for kind, version, data in bad:
+            result = await store.append(
+                stream_of(first), [NewEvent(kind, data, schema_version=version)]
+            )
+            refused.add(result.last_position)
+    await log_events(log_file, SAMPLE[half:])
+    running, direct = QuoteTarget(target), QuoteTarget(target)
+    async with opened(log_file) as store:
+        events = await logged(store)
+        reference(direct, [e for e in events if e.position not in refused])
+        config = quote_config(running, **{"errors.tolerance": "all"})
+        source = QuoteSource(store, max_quotes=1)
+        dead_letters = DeadLetterStore(store)
+        consumer = QuoteTablesSink(target.sink_name(), config, source, dead_letters)
+        runner = ConsumerRunner(
+            store, consumer, SinkCheckpoint(), batch_size=config.batch_size, max_backoff=0.05
+        )
+        await runner.start()
+        try:
+            head = await store.head_position()
+            await eventually(lambda: runner.status().position >= head, timeout=20)
+            status = runner.status()
+        finally:
+            await runner.stop()
+            await consumer.close()
+    assert (status.failures, status.last_error) == (0, None)
+    assert consumer.dead_lettered == len(bad)
+    assert running.dump() == direct.dump()
+
+
 async def test_the_connector_class_through_the_manager(log_file: Path, target: Target) -> None:
     await log_events(log_file, SAMPLE)
     async with opened(log_file) as store:

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from ...consumers import Batch, Subscription
+from ...domain.quotes.errors import BAD_VALUE
 from ...domain.quotes.stored import STORED_TYPES, STREAM_CATEGORY, stream_of
 from ...eventstore import EventStore, RecordedEvent
 from ...runtime.deadletters import DeadLetterStore, Refusal
@@ -86,6 +87,17 @@ class QuoteSource:
         if found is not None:
             return found  # given again: the records of the first time
         quote_id = event.data.get("quote_id")
+        if isinstance(quote_id, str) and event.stream_id != stream_of(quote_id):
+            # its quote's stream is another: rebuilding from this one would be wrong
+            refusal = Refusal(
+                BAD_VALUE,
+                "$.quote_id",
+                f"the quote event at log position {event.position} is of quote "
+                f"{quote_id!r}, stored in stream {event.stream_id!r}",
+            )
+            items = [SourceItem(None, _event_payload(event), _event_context(event), refusal)]
+            self._mapped[event.position] = items
+            return items
         if isinstance(quote_id, str) and not self.tables.holds(quote_id):
             await self._rebuild(quote_id, event)
         try:
@@ -114,10 +126,11 @@ class QuoteSource:
             for earlier in page:
                 if earlier.position >= event.position:
                     break
-                # one the code cannot read was dead-lettered when it came (or the sink
-                # stopped at it): passed over here too
-                with contextlib.suppress(QuoteMappingError):
-                    rebuilt.apply(earlier)
+                # one the code cannot read, or of another quote, was dead-lettered when
+                # it came (or the sink stopped at it): passed over here too
+                if earlier.data.get("quote_id") == quote_id:
+                    with contextlib.suppress(QuoteMappingError):
+                        rebuilt.apply(earlier)
                 self.rebuilt_events += 1
             version = page[-1].version + 1
         self.tables.restore(rebuilt)
