@@ -200,7 +200,12 @@ def test_a_bad_value_names_its_variable(
 
 
 @pytest.mark.parametrize(
-    "url", ["jdbc:oracle://u:s3cr3t@h/db", "jdbc:oracle://h/db?password=s3cr3t"]
+    "url",
+    [
+        "jdbc:oracle://u:s3cr3t@h/db",
+        "jdbc:oracle://h/db?password=s3cr3t",
+        "jdbc:oracle:thin:scott/s3cr3t@oracle:1521/orcl",  # Oracle's own form
+    ],
 )
 def test_a_bad_quote_tables_url_is_named_without_its_password(
     monkeypatch: pytest.MonkeyPatch, url: str
