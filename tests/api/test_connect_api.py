@@ -534,3 +534,18 @@ def test_the_quote_tables_setting_runs_its_connector(tmp_path: Path) -> None:
         assert config["connection.url"] == f"jdbc:sqlite:{other}"
         assert config["quote.tables.max.quotes"] == "50"  # what an admin set stays
         eventually(lambda: other.exists())
+
+
+def test_the_quote_tables_setting_is_refused_in_services_mode() -> None:
+    """An API process of services mode runs no connectors: the setting is refused by
+    name there, not left silently unused."""
+    services = {
+        "store_url": "postgresql://postgres@127.0.0.1:5432/test",
+        "nats_url": "nats://127.0.0.1:4222",
+        "redis_url": "redis://127.0.0.1:6379/0",
+    }
+    url = "jdbc:mysql://analyst:s3cr3t@db.example/analytics"
+    with pytest.raises(ValueError, match="ODDSTREAM_QUOTE_TABLES_URL") as refused:
+        create_app(Settings(**services, quote_tables_url=url), role="api")
+    assert "s3cr3t" not in str(refused.value)
+    create_app(Settings(**services), role="api")  # without it, the same settings are fine

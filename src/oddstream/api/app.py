@@ -95,6 +95,12 @@ def create_app(
         _check_api_settings(settings, store)
         if kafka_on:
             raise ValueError("the Kafka integration runs in the embedded mode only (for now)")
+        if settings.quote_tables_url:
+            # no process of services mode runs connectors: refused, not silently unused
+            raise ValueError(
+                "ODDSTREAM_QUOTE_TABLES_URL: the quote tables' connector runs in the "
+                "embedded mode only (oddstream serve), for now"
+            )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
