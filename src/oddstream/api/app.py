@@ -26,7 +26,7 @@ from .. import __version__
 from ..application.services import WalletView
 from ..config import Settings, redact_url
 from ..consumers import ConsumerGroup
-from ..demo import DEMO_WALLETS, Demo
+from ..demo import DEMO_WALLETS, Demo, post_sample_quotes
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..eventstore.factory import is_postgres_url
 from ..integrations.kafka.connect_api import connect_authorizer, connect_router
@@ -147,6 +147,9 @@ def create_app(
                 app.state.services.connectors = await _start_connectors(
                     settings, keys, the_store, kafka, stack
                 )
+            if demo and role == "embedded" and settings.quote_tables_url:
+                counts = await post_sample_quotes(the_store)
+                log.info("demo: the sample quote journeys posted: %s", counts)
             if demo:
                 runner = Demo(
                     parts.races,

@@ -73,6 +73,27 @@ def to_stored(event: QuoteEvent, codec: QuoteCodec = DEFAULT_CODEC) -> StoredQuo
     return cls(quote_id=quote_id_of(event), data_json=_ENCODER.encode(wire["data"]).decode())
 
 
+def _envelope(name: str, version: int, data_json: str) -> bytes:
+    return (
+        b'{"type":"'
+        + name.encode()
+        + b'","version":'
+        + str(version).encode()
+        + b',"data":'
+        + data_json.encode("utf-8", "surrogatepass")  # not UTF-8: refused by the codec
+        + b"}"
+    )
+
+
+def wire_of_stored(stored_type: str, schema_version: int, data: Mapping[str, Any]) -> bytes:
+    """A stored quote event as the wire envelope it was sent as (``{"type", "version",
+    "data"}`` JSON, its data exactly as stored): what a client would post again."""
+    name = _NAMES.get(stored_type)
+    if name is None:
+        raise ValueError(f"{stored_type!r} is not a stored quote event type")
+    return _envelope(name, int(schema_version), data["data_json"])
+
+
 def from_stored(
     stored_type: str,
     schema_version: int,
@@ -107,16 +128,7 @@ def from_stored(
             event_type=name,
             version=version,
         )
-    envelope = (
-        b'{"type":"'
-        + name.encode()
-        + b'","version":'
-        + str(version).encode()
-        + b',"data":'
-        + text.encode("utf-8", "surrogatepass")  # not UTF-8: refused by the codec
-        + b"}"
-    )
-    event = codec.decode(envelope)
+    event = codec.decode(_envelope(name, version, text))
     if data.get("quote_id") != quote_id_of(event):
         raise InvalidQuoteEvent(
             BAD_VALUE,
@@ -141,4 +153,5 @@ __all__ = [
     "quote_id_of",
     "stream_of",
     "to_stored",
+    "wire_of_stored",
 ]
