@@ -209,6 +209,34 @@ def test_password_not_repeated_in_errors() -> None:
     assert PASSWORD not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # Oracle's thin and OCI forms put user/password before the '@'
+        (
+            "jdbc:oracle:thin:scott/s3cr3t@db.example:1521/orcl",
+            "jdbc:oracle:thin:scott/[hidden]@db.example:1521/orcl",
+        ),
+        (
+            "jdbc:oracle:thin:scott/s3cr3t@//db.example:1521/svc",
+            "jdbc:oracle:thin:scott/[hidden]@//db.example:1521/svc",
+        ),
+        ("jdbc:oracle:oci:scott/s3cr3t@tns", "jdbc:oracle:oci:scott/[hidden]@tns"),
+        # a password holding an '@' the user did not escape: all of it hidden
+        ("jdbc:mysql://u:s3c@r3t@h/db", "jdbc:mysql://u:[hidden]@h/db"),
+        # what is no password is left as it is
+        (
+            "jdbc:postgresql://h/db?application_name=a@b",
+            "jdbc:postgresql://h/db?application_name=a@b",
+        ),
+        ("jdbc:oracle:thin:@//db.example:1521/svc", "jdbc:oracle:thin:@//db.example:1521/svc"),
+        ("jdbc:sqlite:data/a@b.db", "jdbc:sqlite:data/a@b.db"),
+    ],
+)
+def test_every_form_of_password_in_a_url_is_hidden(url: str, shown: str) -> None:
+    assert redact_jdbc_url(url) == shown
+
+
 def test_password_in_url_query_redacted() -> None:
     url = f"jdbc:postgresql://h:5432/db?user=u&password={PASSWORD}&sslmode=require"
     assert (

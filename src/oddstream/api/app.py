@@ -26,7 +26,7 @@ from .. import __version__
 from ..application.services import WalletView
 from ..config import Settings, redact_url
 from ..consumers import ConsumerGroup
-from ..demo import DEMO_WALLETS, Demo
+from ..demo import DEMO_WALLETS, Demo, post_sample_quotes
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..eventstore.factory import is_postgres_url
 from ..integrations.kafka.connect_api import connect_authorizer, connect_router
@@ -95,6 +95,12 @@ def create_app(
         _check_api_settings(settings, store)
         if kafka_on:
             raise ValueError("the Kafka integration runs in the embedded mode only (for now)")
+        if settings.quote_tables_url:
+            # no process of services mode runs connectors: refused, not silently unused
+            raise ValueError(
+                "ODDSTREAM_QUOTE_TABLES_URL: the quote tables' connector runs in the "
+                "embedded mode only (oddstream serve), for now"
+            )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -141,6 +147,9 @@ def create_app(
                 app.state.services.connectors = await _start_connectors(
                     settings, keys, the_store, kafka, stack
                 )
+            if demo and role == "embedded" and settings.quote_tables_url:
+                counts = await post_sample_quotes(the_store)
+                log.info("demo: the sample quote journeys posted: %s", counts)
             if demo:
                 runner = Demo(
                     parts.races,
@@ -320,21 +329,40 @@ async def _start_connectors(
 
     Sinks read the REST Proxy's topics, whose Avro schemas are in the Schema Registry:
     the integration's registry when it is on, else one opened read-only on the log (the
-    topics a previous run with it wrote are still there)."""
+    topics a previous run with it wrote are still there); a connector of the class
+    ``oddstream.QuoteTablesSinkConnector`` reads the quote streams instead. With
+    ``ODDSTREAM_QUOTE_TABLES_URL`` set, the connector ``quote-tables`` of that class is
+    made (or pointed at that URL) here."""
     from ..integrations.kafka.connect_api import connect_app
     from ..integrations.kafka.schema_registry import SchemaRegistry
     from ..integrations.kafka.sink_source import TopicSource
     from ..sinks.config import JdbcSinkConfig
     from ..sinks.connectors import ConnectorManager
+    from ..sinks.quote_tables.connector import (
+        QUOTE_TABLES_CONNECTOR,
+        quote_tables_connector,
+        quote_tables_plugin,
+    )
 
     registry = kafka.registry if kafka is not None else await SchemaRegistry.open(store)
 
     def source_for(config: JdbcSinkConfig) -> TopicSource:
         return TopicSource(config, registry)
 
-    manager = ConnectorManager(store, source_for, worker_id=f"{settings.host}:{settings.port}")
+    manager = ConnectorManager(
+        store,
+        source_for,
+        worker_id=f"{settings.host}:{settings.port}",
+        plugins=[quote_tables_plugin(store)],
+    )
     await manager.start()
     stack.push_async_callback(manager.stop)
+    if settings.quote_tables_url:
+        # the setting owns this connector: made, or pointed at the URL, at each start
+        done = await manager.ensure(
+            QUOTE_TABLES_CONNECTOR, quote_tables_connector(settings.quote_tables_url)
+        )
+        log.info("quote tables connector %s: %s", QUOTE_TABLES_CONNECTOR, done)
     if kafka is not None:
         side = connect_app(manager, connect_authorizer(keys))
         server, task = _side_server(side, settings, settings.kafka_connect_port)

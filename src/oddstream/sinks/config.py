@@ -116,8 +116,12 @@ def _is_secret(name: str) -> bool:
 
 
 def redact_jdbc_url(url: str) -> str:
-    """``url`` with any password it holds (``user:pw@host``, ``?password=pw``) hidden."""
-    url = re.sub(r"(//[^/@:?;]*:)[^/@?;]*@", rf"\1{HIDDEN}@", url)
+    """``url`` with any password it holds (``//user:pw@host``, Oracle's
+    ``user/pw@host``, ``?password=pw``) hidden; a password holding an unescaped ``@``
+    is hidden up to the host's ``@``."""
+    url = re.sub(r"(//[^/@:?;]*:)[^/?;]*@", rf"\1{HIDDEN}@", url)
+    if not url.startswith("jdbc:sqlite:"):  # a file path may hold an '@' and a '/'
+        url = re.sub(r"^(jdbc:(?:[\w-]+:)+[^/@:?;]+/)[^?;]*@", rf"\1{HIDDEN}@", url)
     return re.sub(
         r"([?&;]([^=&;]*)=)([^&;]*)",
         lambda m: m.group(1) + HIDDEN if _is_secret(m.group(2)) else m.group(0),

@@ -30,6 +30,11 @@ own :class:`~oddstream.consumers.ConsumerRunner`. States are Connect's: RUNNING,
 FAILED, UNASSIGNED (not started yet); a task that stopped on a record it cannot write
 (``errors.tolerance=none``) is FAILED with the trace, while its connector stays RUNNING,
 as in Connect; a stored config the code no longer accepts makes the connector FAILED.
+
+Besides Confluent's JDBC sink on the REST Proxy's topics (``source_for``), a manager may
+know connector classes of oddstream's own (:class:`SinkPlugin`: the analysts' quote
+tables, ``oddstream.QuoteTablesSinkConnector``), each with its own reading of the config
+and its own sink.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import builtins
 import contextlib
 import logging
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,6 +74,21 @@ MAX_NAME_LENGTH = MAX_STREAM_ID_LENGTH - len(CATEGORY) - 1
 State = Literal["RUNNING", "PAUSED", "FAILED", "UNASSIGNED"]
 #: how a connector's records are read: its config → the source (the REST Proxy's topics)
 SourceFactory = Callable[[JdbcSinkConfig], RecordSource]
+#: a plugin's sink: (connector name, config, dead-letter store) → the consumer to run
+ConsumerFactory = Callable[[str, JdbcSinkConfig, DeadLetterStore], SinkConsumer]
+
+
+@dataclass(frozen=True)
+class SinkPlugin:
+    """A connector class of oddstream's own (Connect's ``connector.class``): ``parse``
+    reads a config given with that class (raising :class:`SinkConfigError`; the parsed
+    config's ``connector_class`` is the plugin's), ``consumer`` makes its sink;
+    ``version`` is what ``GET /connector-plugins`` reports."""
+
+    connector_class: str
+    parse: Callable[[Mapping[str, Any]], JdbcSinkConfig]
+    consumer: ConsumerFactory
+    version: str
 
 
 class ConnectorError(Exception):
@@ -197,9 +217,9 @@ class _Connector:
 
 class ConnectorManager:
     """The connectors of one store: their events, and a running sink for each RUNNING
-    one. ``source_for`` makes a connector's record source from its config;
-    ``runner_options`` go to each :class:`ConsumerRunner` (``batch_size`` is the
-    connector's ``batch.size``)."""
+    one. ``source_for`` makes a JDBC sink connector's record source from its config;
+    ``plugins`` are the other connector classes it runs; ``runner_options`` go to each
+    :class:`ConsumerRunner` (``batch_size`` is the connector's ``batch.size``)."""
 
     def __init__(
         self,
@@ -209,9 +229,11 @@ class ConnectorManager:
         dead_letters: DeadLetterStore | None = None,
         worker_id: str = "oddstream",
         runner_options: Mapping[str, Any] | None = None,
+        plugins: Iterable[SinkPlugin] = (),
     ) -> None:
         self.store = store
         self.source_for = source_for
+        self.plugins = {plugin.connector_class: plugin for plugin in plugins}
         self.dead_letters = dead_letters or DeadLetterStore(store)
         self.worker_id = worker_id
         self.runner_options = dict(runner_options or {})
@@ -280,8 +302,7 @@ class ConnectorManager:
             connector.parsed = None
             connector.config_error = f"the stored configuration is refused: {exc}"
 
-    @staticmethod
-    def _check(name: str, config: Mapping[str, Any]) -> JdbcSinkConfig:
+    def _check(self, name: str, config: Mapping[str, Any]) -> JdbcSinkConfig:
         problems: list[ConfigProblem] = []
         given = config.get("name")
         if given is not None and given != name:
@@ -292,7 +313,8 @@ class ConnectorManager:
                     f"in the URL ({name})",
                 )
             )
-        parsed = parse_config(config)
+        plugin = self._plugin_of(config.get("connector.class"))
+        parsed = plugin.parse(config) if plugin is not None else parse_config(config)
         dlq = parsed.dlq_topic
         if dlq is not None:
             try:
@@ -305,15 +327,24 @@ class ConnectorManager:
             raise SinkConfigError(problems)
         return parsed
 
+    def _plugin_of(self, connector_class: Any) -> SinkPlugin | None:
+        if not isinstance(connector_class, str):
+            return None
+        return self.plugins.get(connector_class.strip())
+
     # ----------------------------------------------------------------- sinks
     async def _start_sink(self, connector: _Connector) -> None:
         assert connector.parsed is not None
-        consumer = SinkConsumer(
-            connector.name,
-            connector.parsed,
-            self.source_for(connector.parsed),
-            self.dead_letters,
-        )
+        plugin = self.plugins.get(connector.parsed.connector_class)
+        if plugin is not None:
+            consumer = plugin.consumer(connector.name, connector.parsed, self.dead_letters)
+        else:
+            consumer = SinkConsumer(
+                connector.name,
+                connector.parsed,
+                self.source_for(connector.parsed),
+                self.dead_letters,
+            )
         options = {"max_backoff": 60.0, **self.runner_options}
         options["batch_size"] = connector.parsed.batch_size
         checkpoint = SinkCheckpoint(refuse_beyond_head=True)  # analysts' tables: never wiped
@@ -413,6 +444,29 @@ class ConnectorManager:
             if self._started and not connector.paused:
                 await self._start_sink(connector)
             return self._info(connector), False
+
+    async def ensure(self, name: str, settings: Mapping[str, Any]) -> str:
+        """Make connector ``name`` exist with ``settings`` (a service setting that owns
+        a connector): created when absent; when present, its config with ``settings``
+        written over it, recorded only if that changes it (the other settings an admin
+        set are kept, and a paused connector stays paused). Answers ``"created"``,
+        ``"updated"`` or ``"kept"``."""
+        check_name(name)
+        async with self._lock:
+            connector = self._connectors.get(name)
+            if connector is None:
+                await self._create(name, settings)
+                return "created"
+            merged = {**connector.config, **settings}
+            if merged == connector.config and connector.parsed is not None:
+                return "kept"
+            parsed = self._check(name, merged)
+            await self._append(connector, CONFIG_UPDATED, {"config": merged})
+            await self._stop_sink(connector)
+            connector.config, connector.parsed, connector.config_error = merged, parsed, None
+            if self._started and not connector.paused:
+                await self._start_sink(connector)
+            return "updated"
 
     async def pause(self, name: str) -> None:
         """Stop the connector's sink until resumed (kept across restarts)."""
@@ -600,7 +654,9 @@ __all__ = [
     "ConnectorManager",
     "ConnectorNotFound",
     "ConnectorStatus",
+    "ConsumerFactory",
     "InvalidConnectorName",
+    "SinkPlugin",
     "SourceFactory",
     "TaskStatus",
     "check_name",
