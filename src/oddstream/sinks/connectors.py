@@ -303,34 +303,7 @@ class ConnectorManager:
             connector.config_error = f"the stored configuration is refused: {exc}"
 
     def _check(self, name: str, config: Mapping[str, Any]) -> JdbcSinkConfig:
-        problems: list[ConfigProblem] = []
-        given = config.get("name")
-        if given is not None and given != name:
-            problems.append(
-                ConfigProblem(
-                    "name",
-                    f"Connector name configuration ({given}) doesn't match connector name "
-                    f"in the URL ({name})",
-                )
-            )
-        plugin = self._plugin_of(config.get("connector.class"))
-        parsed = plugin.parse(config) if plugin is not None else parse_config(config)
-        dlq = parsed.dlq_topic
-        if dlq is not None:
-            try:
-                check_source(dlq)
-                if dlq in RESERVED_DLQ_SOURCES:
-                    raise ValueError(f"{dlq!r} holds another source's dead letters")
-            except ValueError as exc:
-                problems.append(ConfigProblem("errors.deadletterqueue.topic.name", str(exc)))
-        if problems:
-            raise SinkConfigError(problems)
-        return parsed
-
-    def _plugin_of(self, connector_class: Any) -> SinkPlugin | None:
-        if not isinstance(connector_class, str):
-            return None
-        return self.plugins.get(connector_class.strip())
+        return check_config(name, config, self.plugins)
 
     # ----------------------------------------------------------------- sinks
     async def _start_sink(self, connector: _Connector) -> None:
@@ -611,7 +584,41 @@ def _topics_added(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
     )
 
 
-async def stored_config(store: EventStore, name: str) -> JdbcSinkConfig:
+def check_config(
+    name: str, config: Mapping[str, Any], plugins: Mapping[str, SinkPlugin]
+) -> JdbcSinkConfig:
+    """Connector ``name``'s ``config`` parsed by its class (one of ``plugins`` by
+    ``connector.class``, else Confluent's JDBC sink), or :class:`SinkConfigError` naming
+    each refused setting."""
+    problems: list[ConfigProblem] = []
+    given = config.get("name")
+    if given is not None and given != name:
+        problems.append(
+            ConfigProblem(
+                "name",
+                f"Connector name configuration ({given}) doesn't match connector name "
+                f"in the URL ({name})",
+            )
+        )
+    connector_class = config.get("connector.class")
+    plugin = plugins.get(connector_class.strip()) if isinstance(connector_class, str) else None
+    parsed = plugin.parse(config) if plugin is not None else parse_config(config)
+    dlq = parsed.dlq_topic
+    if dlq is not None:
+        try:
+            check_source(dlq)
+            if dlq in RESERVED_DLQ_SOURCES:
+                raise ValueError(f"{dlq!r} holds another source's dead letters")
+        except ValueError as exc:
+            problems.append(ConfigProblem("errors.deadletterqueue.topic.name", str(exc)))
+    if problems:
+        raise SinkConfigError(problems)
+    return parsed
+
+
+async def stored_config(
+    store: EventStore, name: str, plugins: Iterable[SinkPlugin] = ()
+) -> JdbcSinkConfig:
     """Connector ``name``'s config as its stream holds it now, without a manager (a
     replay of one of its dead letters from the CLI): :class:`ConnectorNotFound` when it
     does not exist (never did, or deleted), :class:`SinkConfigError` when this release
@@ -622,7 +629,9 @@ async def stored_config(store: EventStore, name: str) -> JdbcSinkConfig:
     connector = found.get(name)
     if connector is None:
         raise ConnectorNotFound(name)
-    return ConnectorManager._check(name, connector.config)
+    return check_config(
+        name, connector.config, {plugin.connector_class: plugin for plugin in plugins}
+    )
 
 
 def _redacted(config: Mapping[str, Any]) -> dict[str, str]:
