@@ -13,6 +13,9 @@ import httpx
 import msgspec
 import pytest
 
+from oddstream.api.auth import KeyConfigError, KeyRing
+from oddstream.application.access import Principal, authorize_wallet
+from oddstream.application.errors import ApiError
 from oddstream.application.odds import MAX_PAGE_SIZE, record_json
 from oddstream.eventstore import open_store
 from oddstream.projections.odds_view import OddsView
@@ -416,3 +419,28 @@ def test_the_odds_routes_are_in_the_openapi_document(server: LiveServer) -> None
     schemas = document["components"]["schemas"]
     assert schemas["MoneyLineIn"]["properties"]["Home"]["type"] == "number"
     assert schemas["NewOddsRequest"]["properties"]["Command"] == {"enum": ["NewOdds"]}
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ({"key": ACME_KEY, "role": "provider"}, "needs a provider id"),
+        ({"key": ACME_KEY, "role": "provider", "provider": "a b"}, "needs a provider id"),
+        ({"key": ACME_KEY, "role": "provider", "provider": 7}, "a provider is a string"),
+        ({"key": ACME_KEY, "role": "ingest", "provider": "acme"}, "only a provider key"),
+    ],
+)
+def test_provider_keys_are_checked_when_read(
+    tmp_path: Path, entry: dict[str, Any], reason: str
+) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": [entry]}))
+    with pytest.raises(KeyConfigError, match=reason):
+        KeyRing.from_settings(live_settings(tmp_path, api_keys_file=str(keys)))
+
+
+def test_a_provider_key_uses_no_wallet() -> None:
+    principal = Principal("provider", provider="acme")
+    with pytest.raises(ApiError, match="odds commands") as refused:
+        authorize_wallet(principal, "alice")
+    assert refused.value.status == 403
