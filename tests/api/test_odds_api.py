@@ -444,3 +444,37 @@ def test_a_provider_key_uses_no_wallet() -> None:
     with pytest.raises(ApiError, match="odds commands") as refused:
         authorize_wallet(principal, "alice")
     assert refused.value.status == 403
+
+
+def test_a_deeply_nested_or_out_of_range_body_is_a_422_naming_its_request_id(
+    server: LiveServer,
+) -> None:
+    """The RequestID of a refusal is read without building the rest of the body: nesting
+    too deep to skip is a 422 (it was a 500), and a number out of range elsewhere does not
+    hide the RequestID."""
+    nested = "[" * 100_000 + "]" * 100_000
+    head = '{"RequestID":"deep-1","Provider":"acme","Command":"%s","Extra":'
+    for method, path, kind in (
+        ("POST", "/odds", "NewOdds"),
+        ("PATCH", f"/odds/{uuid.uuid4()}", "UpdateOdds"),
+    ):
+        body = (head % kind) + nested + "}"
+        answer = send(
+            server,
+            method,
+            path,
+            content=body.encode(),
+            headers={**server.admin, "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422, answer.text
+        assert (answer.json()["error"], answer.json()["Status"]) == ("invalid_request", "fail")
+    body = json.dumps(command("NewOdds", "range-1")).replace('"Away": 1.91', '"Away": 1e999999')
+    answer = send(
+        server,
+        "POST",
+        "/odds",
+        content=body.encode(),
+        headers={**server.admin, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["RequestID"] == "range-1"

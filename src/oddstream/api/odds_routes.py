@@ -155,11 +155,22 @@ def _refusal(exc: Exception, request_id: str | None) -> Response:
     return _answer(status, odds.fail_body(request_id, body), headers or None)
 
 
+class _WithRequestId(msgspec.Struct):
+    """Only a body's RequestID: the other fields are skipped, not built (a number out of
+    every range elsewhere does not hide the RequestID)."""
+
+    RequestID: object = None
+
+
+_request_id_decoder = msgspec.json.Decoder(_WithRequestId)
+
+
 def _request_id_of(raw: bytes) -> str | None:
     """The RequestID of a body, if it has a readable one (for the answer of a refusal)."""
     try:
-        found = msgspec.json.decode(raw, type=dict[str, Any]).get("RequestID")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        found = _request_id_decoder.decode(raw).RequestID
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # RecursionError: nesting too deep to skip (the body is refused all the same)
         return None
     return found if isinstance(found, str) else None
 
