@@ -347,7 +347,7 @@ def test_bad_paths_queries_and_states_are_4xx(server: LiveServer) -> None:
     assert plain.json()["Status"] == "fail"
     unchanged = send(server, "PATCH", path, json=command("UpdateOdds", "u6"), headers=admin)
     assert unchanged.status_code == 200
-    assert "unchanged" in unchanged.json()["Msg"]
+    assert unchanged.json()["Position"] > market["Position"]  # recorded all the same
 
 
 def test_pages_of_markets_are_bounded_and_in_order(server: LiveServer) -> None:
@@ -478,3 +478,31 @@ def test_a_deeply_nested_or_out_of_range_body_is_a_422_naming_its_request_id(
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["RequestID"] == "range-1"
+
+
+def test_a_retried_update_that_changed_nothing_cannot_bring_old_prices_back(
+    odds_server: LiveServer,
+) -> None:
+    """An update to the prices a market has is recorded too, so its RequestID is known:
+    its retry after a later update is a repeat, not the old prices again."""
+    server = odds_server
+    market = create(server, "noop-1", home=2.5, away=1.6)["ExternalID"]
+    path = f"/odds/{market}"
+    same = command("UpdateOdds", "noop-same", home=2.5, away=1.6)
+    first = send(server, "PATCH", path, json=same, headers=ACME)
+    assert first.status_code == 200, first.text
+    assert first.json()["Repeated"] is False
+    later_body = command("UpdateOdds", "noop-later", home=3)
+    later = send(server, "PATCH", path, json=later_body, headers=ACME)
+    assert later.status_code == 200, later.text
+    retry = send(server, "PATCH", path, json=same, headers=ACME)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["Repeated"] is True
+    assert retry.json()["Position"] == first.json()["Position"]
+    record = send(server, "GET", f"{path}?min_position={later.json()['Position']}").json()["Data"]
+    assert record["MoneyLine"]["Home"] == 3
+    # and the id is taken: another body under it is a reuse
+    reused = command("UpdateOdds", "noop-same", home=4, away=1.6)
+    answer = send(server, "PATCH", path, json=reused, headers=ACME)
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "request_id_reused"

@@ -197,8 +197,6 @@ async def _command(request: Request, command: str, external_id: str | None) -> R
             {"Location": f"/odds/{market}"},
         )
     done = "prices updated" if command == "UpdateOdds" else "deleted"
-    if not outcome.events and not outcome.repeated:
-        done = "prices unchanged: nothing recorded"
     answer = odds.command_response(request_id, market, outcome, f"market {market} {done}")
     return _answer(200, answer)
 
