@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from oddstream.api.auth import KeyConfigError, KeyRing
 from oddstream.application.access import Principal, authorize_wallet
 from oddstream.application.errors import ApiError
 from oddstream.application.odds import MAX_PAGE_SIZE, record_json
+from oddstream.domain.fixedodds import MoneyLine, Odds
 from oddstream.eventstore import open_store
-from oddstream.projections.odds_view import OddsView
+from oddstream.projections.odds_view import OddsRecord, OddsView
 
 from .conftest import LiveServer, live_settings, run_server
 
@@ -506,3 +508,26 @@ def test_a_retried_update_that_changed_nothing_cannot_bring_old_prices_back(
     answer = send(server, "PATCH", path, json=reused, headers=ACME)
     assert answer.status_code == 422
     assert answer.json()["error"] == "request_id_reused"
+
+
+def test_record_times_are_utc_with_microseconds_so_their_text_sorts_as_they_do() -> None:
+    """A time on a whole second was written without its fraction (``…:00Z``), which
+    sorts after ``…:00.500000Z`` as text; and a time in another zone kept its offset."""
+    whole = datetime(2026, 11, 29, 20, 43, 1, tzinfo=UTC)
+    later = whole + timedelta(microseconds=500_000)
+    line = MoneyLine(home=Odds.from_decimal("2"), away=Odds.from_decimal("2"))
+    record = OddsRecord(
+        id=1,
+        external_id=str(uuid.UUID(int=1)),
+        game_id="g1",
+        provider="acme",
+        money_line=line,
+        deleted=False,
+        created_at=whole,
+        updated_at=later.astimezone(timezone(timedelta(hours=2))),
+        version=2,
+    )
+    got = record_json(record)
+    assert got["CreatedAt"] == "2026-11-29T20:43:01.000000Z"
+    assert got["UpdatedAt"] == "2026-11-29T20:43:01.500000Z"
+    assert got["CreatedAt"] < got["UpdatedAt"]
