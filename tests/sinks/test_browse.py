@@ -1,0 +1,222 @@
+"""``oddstream browse``: a sink's SQLite file served by Datasette on loopback, read-only.
+
+The command runs as a process of its own, as a user runs it; the tests read a table's
+JSON a page at a time, see rows a writer adds meanwhile, and try writes that must fail
+(through Datasette's SQL page, and through its write API in-process)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from conftest import need_service
+from oddstream.cli import app as cli
+
+ROWS = 250
+
+
+@pytest.fixture(autouse=True)
+def datasette_installed() -> None:
+    """The browse extra (``make test`` installs it): without it the tests skip, or fail
+    under ``ODDSTREAM_REQUIRE_SERVICES=1``."""
+    try:
+        import datasette  # noqa: F401
+    except ImportError as exc:
+        need_service("Datasette", f"{exc}; pip install -e '.[browse]'")
+
+
+def make_db(path: Path, rows: int = ROWS) -> None:
+    """A file as the sink leaves it: WAL mode, a keyed table."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE quotes (quote_id TEXT PRIMARY KEY, total_pence INTEGER)")
+        conn.executemany(
+            "INSERT INTO quotes VALUES (?, ?)", [(f"q{i:04d}", i * 100) for i in range(rows)]
+        )
+    conn.close()
+
+
+def count(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM quotes").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """``oddstream browse ARGS --port 0`` as a process; its URL, read from what it prints."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oddstream.cli", "browse", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    found = re.search(r"on (http://127\.0\.0\.1:\d+/)", first)
+    if found is None:
+        process.kill()
+        pytest.fail(f"oddstream browse did not start: {first}{process.stdout.read()}")
+    return process, found.group(1)
+
+
+@pytest.fixture
+def browse(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    db = tmp_path / "analytics.db"
+    make_db(db)
+    process, url = start(str(db))
+    try:
+        yield db, url
+    finally:
+        process.send_signal(signal.SIGINT)  # as Ctrl-C: it stops by itself
+        try:
+            assert process.wait(timeout=15) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def get(url: str, **params: Any) -> Any:
+    # params only when given: httpx replaces a URL's query with any params, even none
+    answer = httpx.get(url, params=params or None, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_table_is_read_as_json_a_page_at_a_time(browse: tuple[Path, str]) -> None:
+    db, url = browse
+    databases = get(f"{url}-/databases.json")
+    assert [d["name"] for d in databases] == ["analytics"]  # no _memory database beside it
+    page_url: str | None = f"{url}analytics/quotes.json?_shape=objects&_size=100"
+    pages = []
+    while page_url and len(pages) < 10:
+        page = get(page_url)
+        pages.append(page["rows"])
+        page_url = page["next_url"]
+    assert [len(p) for p in pages] == [100, 100, 50]
+    ids = [row["quote_id"] for page in pages for row in page]
+    assert ids == [f"q{i:04d}" for i in range(ROWS)]
+    assert pages[2][-1] == {"quote_id": f"q{ROWS - 1:04d}", "total_pence": (ROWS - 1) * 100}
+
+    # a sink writing meanwhile: its committed rows are seen (WAL read, not immutable)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO quotes VALUES ('zz-new', 1)")
+    conn.close()
+    fresh = get(f"{url}analytics/quotes.json", _shape="objects", quote_id="zz-new")
+    assert fresh["rows"] == [{"quote_id": "zz-new", "total_pence": 1}]
+
+    # any one answer is bounded: a larger page is refused, a query's rows are cut
+    too_big = httpx.get(f"{url}analytics/quotes.json", params={"_size": 5000}, timeout=10)
+    assert too_big.status_code == 400
+    capped = get(
+        f"{url}analytics.json",
+        sql="select a.quote_id from quotes a, quotes b",
+        _shape="objects",
+    )
+    assert len(capped["rows"]) == 1000
+    assert capped["truncated"] is True
+
+
+def test_writes_fail_and_change_nothing(browse: tuple[Path, str]) -> None:
+    db, url = browse
+    before = count(db)
+    plain = httpx.get(
+        f"{url}analytics.json", params={"sql": "insert into quotes values ('x', 1)"}, timeout=10
+    )
+    assert plain.status_code == 400
+    assert "Statement must be a SELECT" in plain.json()["error"]
+    # Datasette's own check lets a WITH … INSERT through: the read-only connection stops it
+    sneaky = httpx.get(
+        f"{url}analytics.json",
+        params={"sql": "with x as (select 1) insert into quotes values ('x', 1)"},
+        timeout=10,
+    )
+    assert sneaky.status_code == 400
+    assert "readonly database" in sneaky.json()["error"]
+    assert count(db) == before
+
+
+async def test_the_write_api_in_process_is_refused(tmp_path: Path) -> None:
+    """A plugin or route that asks Datasette for a write gets an error, not a write."""
+    from oddstream.integrations.datasette import ReadOnlyRefused, read_only_datasette
+
+    db = tmp_path / "analytics.db"
+    make_db(db, rows=3)
+    ds = read_only_datasette([db])
+    database = ds.get_database("analytics")
+    with pytest.raises(ReadOnlyRefused, match="read-only"):
+        await database.execute_write("DELETE FROM quotes")
+    rows = await database.execute("SELECT count(*) FROM quotes")
+    assert rows.first()[0] == 3
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await database.execute_fn(lambda conn: conn.execute("DELETE FROM quotes"))
+    assert count(db) == 3
+
+
+def test_immutable_and_a_sinks_connection_url(tmp_path: Path) -> None:
+    db = tmp_path / "copy.db"
+    make_db(db, rows=7)
+    process, url = start(f"jdbc:sqlite:{db}", "--immutable")
+    try:
+        assert get(f"{url}copy/quotes.json")["filtered_table_rows_count"] == 7
+        assert get(f"{url}-/databases.json")[0]["is_mutable"] is False
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def test_refusals_are_messages_with_exit_code_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    text = tmp_path / "notes.db"
+    text.write_text("not a database, just some text that is long enough" * 20)
+
+    def refused(*args: str) -> str:
+        result = runner.invoke(cli, ["browse", *args], env={"COLUMNS": "300"})
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        return result.output
+
+    assert "file is not a database" in refused(str(text))
+    assert "no such file" in refused(str(tmp_path / "missing.db"))
+    assert "only SQLite files can be browsed" in refused("jdbc:postgresql://db:5432/analytics")
+    assert "jdbc:sqlite: needs a file path" in refused("jdbc:sqlite:")
+
+    db = tmp_path / "ok.db"
+    make_db(db, rows=1)
+    with socket_taken() as port:
+        assert f"cannot listen on 127.0.0.1:{port}" in refused(str(db), "--port", str(port))
+
+    # without the extra: the command says how to install it
+    monkeypatch.delitem(sys.modules, "oddstream.integrations.datasette", raising=False)
+    monkeypatch.setitem(sys.modules, "datasette.app", None)
+    assert "pip install 'oddstream[browse]'" in refused(str(db))
+
+
+@contextlib.contextmanager
+def socket_taken() -> Iterator[int]:
+    """A port on 127.0.0.1 that something is listening on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
