@@ -23,7 +23,7 @@ INSTALL = "pip install 'oddstream[browse]' (in a checkout: .venv/bin/pip install
 
 _DATABASES = typer.Argument(
     ...,
-    metavar="DB...",
+    metavar="DB",
     help="SQLite files, as paths or as a sink's connection.url (jdbc:sqlite:PATH)",
     show_default=False,
 )
