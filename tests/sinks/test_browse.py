@@ -57,14 +57,14 @@ def count(path: Path) -> int:
         conn.close()
 
 
-def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     """``oddstream browse ARGS --port 0`` as a process; its URL, read from what it prints."""
     process = subprocess.Popen(
         [sys.executable, "-m", "oddstream.cli", "browse", *args, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "COLUMNS": "1000"},
+        env={**os.environ, "COLUMNS": "1000", **(env or {})},
     )
     assert process.stdout is not None
     first = process.stdout.readline()
@@ -188,6 +188,25 @@ def test_immutable_and_a_sinks_connection_url(tmp_path: Path) -> None:
         process.stdout.close()
 
 
+def test_without_a_file_the_quote_tables_are_browsed(tmp_path: Path) -> None:
+    """No DB: ODDSTREAM_QUOTE_TABLES_URL's file, else analytics.db beside an SQLite
+    store (where serve --demo writes the quote tables)."""
+    db = tmp_path / "analytics.db"
+    make_db(db, rows=4)
+    for env in (
+        {"ODDSTREAM_QUOTE_TABLES_URL": f"jdbc:sqlite:{db}"},
+        {"ODDSTREAM_QUOTE_TABLES_URL": "", "ODDSTREAM_STORE_URL": f"sqlite:///{tmp_path}/s.db"},
+    ):
+        process, url = start(env=env)
+        try:
+            assert get(f"{url}analytics/quotes.json")["filtered_table_rows_count"] == 4
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=15) == 0
+            assert process.stdout is not None
+            process.stdout.close()
+
+
 def test_refusals_are_messages_with_exit_code_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,13 +222,30 @@ def test_refusals_are_messages_with_exit_code_1(
 
     assert "file is not a database" in refused(str(text))
     assert "no such file" in refused(str(tmp_path / "missing.db"))
-    assert "only SQLite files can be browsed" in refused("jdbc:postgresql://db:5432/analytics")
+    postgres = refused("jdbc:postgresql://db:5432/analytics?user=a&password=s3cret")
+    assert "only SQLite files can be browsed" in postgres
+    assert "s3cret" not in postgres
     assert "jdbc:sqlite: needs a file path" in refused("jdbc:sqlite:")
 
     db = tmp_path / "ok.db"
     make_db(db, rows=1)
     with socket_taken() as port:
         assert f"cannot listen on 127.0.0.1:{port}" in refused(str(db), "--port", str(port))
+
+    # no file given and none to default to; a default that is not there yet
+    unset = {"ODDSTREAM_QUOTE_TABLES_URL": "", "COLUMNS": "300"}
+    with_pg = runner.invoke(
+        cli, ["browse"], env={**unset, "ODDSTREAM_STORE_URL": "postgresql://127.0.0.1:1/x"}
+    )
+    assert with_pg.exit_code == 1
+    assert "no quote tables to default to" in with_pg.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    not_yet = runner.invoke(
+        cli, ["browse"], env={**unset, "ODDSTREAM_STORE_URL": f"sqlite:///{empty}/s.db"}
+    )
+    assert not_yet.exit_code == 1
+    assert "analytics.db: no such file" in not_yet.output
 
     # without the extra: the command says how to install it
     monkeypatch.delitem(sys.modules, "oddstream.integrations.datasette", raising=False)

@@ -12,8 +12,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from ..sinks.config import parse_connection_url
-from .common import _fail, app, console
+from ..sinks.config import parse_connection_url, redact_jdbc_url
+from .common import _fail, _settings, app, console
 
 #: only this machine: Datasette has no login here, and the tables may hold released
 #: personal fields
@@ -22,16 +22,18 @@ INSTALL = "pip install 'oddstream[browse]' (in a checkout: .venv/bin/pip install
 
 
 _DATABASES = typer.Argument(
-    ...,
-    metavar="DB",
-    help="SQLite files, as paths or as a sink's connection.url (jdbc:sqlite:PATH)",
+    None,
+    metavar="[DB]...",
+    help="SQLite files, as paths or as a sink's connection.url (jdbc:sqlite:PATH)"
+    " [default: the quote tables' file: ODDSTREAM_QUOTE_TABLES_URL, else analytics.db"
+    " beside an SQLite store, as serve --demo writes it]",
     show_default=False,
 )
 
 
 @app.command()
 def browse(
-    databases: list[str] = _DATABASES,
+    databases: list[str] | None = _DATABASES,
     port: int = typer.Option(8001, help="Port on 127.0.0.1 (0: any free one)"),
     immutable: bool = typer.Option(
         False,
@@ -52,7 +54,7 @@ def browse(
         if (exc.name or "").split(".")[0] != "datasette":
             raise
         _fail(f"Datasette is not installed: {escape(INSTALL)}")
-    paths = [_path(db) for db in databases]
+    paths = [_path(db) for db in databases or [_quote_tables()]]
     for path in paths:
         try:
             check_sqlite_file(path)
@@ -78,16 +80,35 @@ def browse(
     console.print("stopped")
 
 
+def _quote_tables() -> str:
+    """The analysts' quote tables' target, where the service writes them:
+    ``ODDSTREAM_QUOTE_TABLES_URL``, else where ``serve --demo`` puts them."""
+    from ..demo import demo_quote_tables_url
+
+    settings = _settings()
+    url = settings.quote_tables_url or demo_quote_tables_url(settings.store_url)
+    if url is None:
+        _fail(
+            "no file given, and no quote tables to default to (ODDSTREAM_QUOTE_TABLES_URL"
+            " is unset and the store is not an SQLite file): name the SQLite file"
+        )
+    return url
+
+
 def _path(database: str) -> Path:
     """A file path from a path or a ``jdbc:sqlite:`` URL (a sink's ``connection.url``)."""
     if not database.startswith("jdbc:"):
         return Path(database)
+    shown = escape(redact_jdbc_url(database))  # a URL may hold a password
     try:
         url = parse_connection_url(database)
     except ValueError as exc:
-        _fail(f"{escape(database)}: {escape(str(exc))}")
+        _fail(f"{shown}: {escape(str(exc))}")
     if url.dialect != "sqlite" or not url.path:
-        _fail(f"{escape(database)}: only SQLite files can be browsed (jdbc:sqlite:PATH)")
+        _fail(
+            f"{shown}: only SQLite files can be browsed (jdbc:sqlite:PATH); browse a"
+            " PostgreSQL or MariaDB target with that database's own tools"
+        )
     return Path(url.path)
 
 
