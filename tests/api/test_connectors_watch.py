@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,12 @@ def connectors(server: LiveServer, *args: str) -> Any:
         ["connectors", *args, "--url", server.url, "--key", ADMIN_KEY],
         env={"COLUMNS": "200"},
     )
+
+
+def details(server: LiveServer, name: str) -> dict[str, Any]:
+    answer = httpx.get(f"{server.url}/connectors/{name}/status?details=true", headers=server.admin)
+    answer.raise_for_status()
+    return dict(answer.json().get("details", {}))
 
 
 def row_count(db: Path) -> int:
@@ -184,6 +191,10 @@ def test_paused_unreachable_and_unknown(server: LiveServer, tmp_path: Path) -> N
     # SQLite's file in a directory not there: the sink retries, never live
     missing = tmp_path / "not-yet" / "a.db"
     assert connectors(server, "create", str(spec(tmp_path, name, topic, missing))).exit_code == 0
+    deadline = time.monotonic() + 30
+    while details(server, name).get("state") != "retrying":  # its first try has failed
+        assert time.monotonic() < deadline, details(server, name)
+        time.sleep(0.05)
     timed_out = connectors(server, "watch", name, "--timeout", "1", "--interval", "0.1")
     assert timed_out.exit_code == NOT_CAUGHT_UP, timed_out.output
     assert f"connector {name} not caught up after" in timed_out.output
