@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Pop
     if found is None:
         process.kill()
         pytest.fail(f"oddstream browse did not start: {first}{process.stdout.read()}")
+    # drained, so that what Datasette logs (a traceback per refused query) never fills the
+    # pipe and blocks the server
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     return process, found.group(1)
 
 
@@ -260,3 +264,95 @@ def socket_taken() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield int(sock.getsockname()[1])
+
+
+def test_an_answer_s_memory_is_bounded(browse: tuple[Path, str]) -> None:
+    """One GET (any web page can make the analyst's browser send it to 127.0.0.1) must not
+    make the process build an answer of unbounded size: a made-up value is capped by
+    SQLite's length limit, and the rows of one answer by their total size."""
+    from oddstream.integrations.datasette import MAX_ANSWER_BYTES, MAX_VALUE_BYTES
+
+    _, url = browse
+    too_long = httpx.get(
+        f"{url}analytics.json",
+        params={"sql": f"select zeroblob({MAX_VALUE_BYTES + 1}) as b"},
+        timeout=30,
+    )
+    assert too_long.status_code == 400, too_long.text[:300]
+    assert "too big" in too_long.json()["error"]
+    # values within the limit, but too many of them: cut off with the reason, not built
+    rows = MAX_ANSWER_BYTES // MAX_VALUE_BYTES + 2
+    too_many = httpx.get(
+        f"{url}analytics.json",
+        params={"sql": f"select zeroblob({MAX_VALUE_BYTES}) from quotes limit {rows}"},
+        timeout=30,
+    )
+    assert too_many.status_code == 400, too_many.text[:300]
+    assert "answer too large" in too_many.json()["error"]
+    assert len(too_many.content) < 100_000
+    # an answer within both limits is served whole
+    fits = get(f"{url}analytics.json", sql="select length(zeroblob(1000)) as n from quotes")
+    assert len(fits["rows"]) == ROWS
+
+
+def test_fts3_tokenizer_is_refused(browse: tuple[Path, str]) -> None:
+    """SQLite's fts3_tokenizer() (enabled in Debian's build) hands out native pointers and,
+    given two arguments, takes one to call: no query may reach it."""
+    _, url = browse
+    for sql in (
+        "select fts3_tokenizer('simple')",
+        "select fts3_tokenizer('x', fts3_tokenizer('simple'))",
+    ):
+        answer = httpx.get(f"{url}analytics.json", params={"sql": sql}, timeout=10)
+        assert answer.status_code == 400, answer.text[:300]
+        assert "not authorized" in answer.json()["error"]
+
+
+async def test_a_connection_refuses_attach_and_oversized_values(tmp_path: Path) -> None:
+    """The guard is in the connection itself (a plugin's query is held to it too)."""
+    from oddstream.integrations.datasette import MAX_VALUE_BYTES, read_only_datasette
+
+    db = tmp_path / "analytics.db"
+    make_db(db, rows=3)
+    other = tmp_path / "other.db"
+    make_db(other, rows=1)
+    ds = read_only_datasette([db])
+    database = ds.get_database("analytics")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="too many attached"):
+            await database.execute_fn(
+                lambda conn: conn.execute("ATTACH DATABASE ? AS o", (str(other),))
+            )
+        with pytest.raises(sqlite3.DataError, match="too big"):
+            await database.execute_fn(
+                lambda conn: conn.execute(f"select zeroblob({MAX_VALUE_BYTES + 1})").fetchall()
+            )
+    finally:
+        ds.executor.shutdown(wait=False)
+
+
+def test_a_table_page_past_the_limits_is_a_400(tmp_path: Path) -> None:
+    """Stored values past the limits: the table's page says why (400), with no 500."""
+    from oddstream.integrations.datasette import MAX_ANSWER_BYTES, MAX_VALUE_BYTES
+
+    db = tmp_path / "wide.db"
+    many = MAX_ANSWER_BYTES // MAX_VALUE_BYTES + 2
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+        conn.execute("INSERT INTO t VALUES (0, zeroblob(?))", (MAX_VALUE_BYTES + 1,))
+        conn.executemany(
+            "INSERT INTO t VALUES (?, zeroblob(?))", [(i, MAX_VALUE_BYTES) for i in range(1, many)]
+        )
+    conn.close()
+    process, url = start(str(db))
+    try:
+        for page, reason in (("wide/t.json", "too big"), ("wide/t.json?id__gt=0", "too large")):
+            answer = httpx.get(f"{url}{page}", timeout=30)
+            assert answer.status_code == 400, (page, answer.status_code, answer.text[:300])
+            assert reason in answer.json()["error"]
+        assert get(f"{url}wide/t.json?id=1&_shape=objects")["rows"][0]["id"] == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+        assert process.stdout is not None
+        process.stdout.close()

@@ -4,21 +4,32 @@ Datasette is an optional extra (``pip install 'oddstream[browse]'``): without it
 importing this module raises ``ImportError`` (the command says how to install it).
 
 Read-only is kept by the connections, not by Datasette's checks alone: each one is
-opened ``mode=ro`` with ``PRAGMA query_only`` (or ``immutable=1``), and asking for a
-write connection raises, so no route, query or plugin going through Datasette can
-change the file. Datasette's
-own SQL check lets ``WITH … INSERT`` through, for instance; SQLite refuses it here.
+opened ``mode=ro`` with ``PRAGMA query_only`` (or ``immutable=1``), may attach no other
+file, may not call ``fts3_tokenizer()`` (Debian's SQLite enables it: it hands out native
+pointers and calls one it is given), and asking for a write connection raises, so no
+route, query or plugin going through Datasette can change the file or open another.
+Datasette's own SQL check lets ``WITH … INSERT`` through, for instance; SQLite refuses
+it here.
+
+Memory is bounded by the connections too: no value a query makes or reads may exceed
+:data:`MAX_VALUE_BYTES` (SQLite's length limit: ``zeroblob(10^9)`` fails at once
+rather than allocating), and the rows one statement returns stop at
+:data:`MAX_ANSWER_BYTES` of values (Datasette's ``max_returned_rows`` counts rows, not
+their size).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from datasette.app import Datasette
 from datasette.database import Database
+from datasette.utils.asgi import Base400
 
 #: Datasette's limits, written out so that the page's memory stays bounded whatever a
 #: table holds: a page of rows, at most this many rows from any query, a time limit
@@ -31,8 +42,22 @@ SETTINGS: dict[str, Any] = {
 }
 
 
+#: the longest string or blob a query may make or read (SQLite's SQLITE_LIMIT_LENGTH);
+#: a stored value longer than this is reported "too big" rather than shown
+MAX_VALUE_BYTES = 4_000_000
+#: the most bytes of values one statement's rows may hold (a page, a query's answer)
+MAX_ANSWER_BYTES = 32_000_000
+#: SQL functions no query may call (sqlite3 authorizer, SQLITE_FUNCTION)
+DENIED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
+
+
 class ReadOnlyRefused(PermissionError):
     """Something asked Datasette for a connection that may write."""
+
+
+class TooBig(sqlite3.DataError, Base400):
+    """A value or an answer past the limits: an error of the query (HTTP 400 on every
+    page: a table's too, where Datasette answers a bare ``sqlite3`` error with a 500)."""
 
 
 class SqliteFileError(ValueError):
@@ -63,6 +88,66 @@ def check_sqlite_file(path: Path) -> None:
         raise SqliteFileError(f"{path}: {exc}") from exc
 
 
+def _authorize(action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+@contextlib.contextmanager
+def _too_big() -> Iterator[None]:
+    """SQLite's "string or blob too big" (past :data:`MAX_VALUE_BYTES`) as :class:`TooBig`."""
+    try:
+        yield
+    except sqlite3.DataError as exc:
+        if isinstance(exc, TooBig) or "too big" not in str(exc):
+            raise
+        raise TooBig(f"{exc}: a value holds more than {MAX_VALUE_BYTES:,} bytes") from exc
+
+
+def _size(row: Any) -> int:
+    return sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+
+
+class _BoundedCursor(sqlite3.Cursor):
+    """A cursor whose rows stop with :class:`sqlite3.DataError` once one statement's
+    values pass :data:`MAX_ANSWER_BYTES` (each row is counted as it is fetched, so no
+    more than that and one row is ever held)."""
+
+    _fetched = 0
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _BoundedCursor:
+        self._fetched = 0
+        with _too_big():  # executing reads the first row already
+            super().execute(sql, parameters)
+        return self
+
+    def __next__(self) -> Any:
+        with _too_big():
+            row = super().__next__()
+        self._fetched += _size(row)
+        if self._fetched > MAX_ANSWER_BYTES:
+            raise TooBig(
+                f"answer too large: its rows hold more than {MAX_ANSWER_BYTES:,} bytes"
+                " (oddstream browse); select fewer rows or columns"
+            )
+        return row
+
+    def fetchone(self) -> Any:
+        return next(self, None)
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        return list(itertools.islice(self, self.arraysize if size is None else size))
+
+    def fetchall(self) -> list[Any]:
+        return list(self)
+
+
+class _BoundedConnection(sqlite3.Connection):
+    def cursor(self, factory: Any = _BoundedCursor) -> Any:  # Connection.execute uses it too
+        return super().cursor(factory)
+
+
 class ReadOnlyDatabase(Database):
     """A Datasette database whose every connection is read-only.
 
@@ -79,7 +164,12 @@ class ReadOnlyDatabase(Database):
     def connect(self, write: bool = False) -> sqlite3.Connection:
         if write:
             raise ReadOnlyRefused(f"{self.path} is open read-only (oddstream browse)")
-        conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        conn = sqlite3.connect(
+            self._uri, uri=True, check_same_thread=False, factory=_BoundedConnection
+        )
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.set_authorizer(_authorize)
         conn.execute("PRAGMA query_only = 1")
         return conn
 
@@ -95,10 +185,14 @@ def read_only_datasette(paths: Sequence[Path], *, immutable: bool = False) -> Da
 
 
 __all__ = [
+    "DENIED_FUNCTIONS",
+    "MAX_ANSWER_BYTES",
+    "MAX_VALUE_BYTES",
     "SETTINGS",
     "ReadOnlyDatabase",
     "ReadOnlyRefused",
     "SqliteFileError",
+    "TooBig",
     "check_sqlite_file",
     "read_only_datasette",
     "sqlite_uri",
