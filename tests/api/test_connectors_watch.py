@@ -7,6 +7,7 @@ figures the bar shows, from readings made up here."""
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import time
 import uuid
@@ -251,3 +252,46 @@ def test_a_sample_of_each_kind_of_status() -> None:
     )
     assert paused.paused
     assert not paused.live
+
+
+def test_the_timeout_bounds_the_wait_whatever_the_interval() -> None:
+    """--timeout 1 --interval 60: the watch ends at 1 s, not after a 60 s sleep."""
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    behind = {
+        "connector": {"state": "RUNNING"},
+        "tasks": [{"id": 0, "state": "RUNNING"}],
+        "details": {"state": "catching_up", "position": 1, "lag": 9, "rows_written": 1},
+    }
+    console = Console(record=True, width=200)
+    code = follow(
+        "s", lambda: behind, console, interval=60, timeout=1, clock=lambda: now[0], sleep=sleep
+    )
+    assert code == NOT_CAUGHT_UP
+    assert sum(slept) == 1.0
+    assert "not caught up after 1.0 s" in console.export_text()
+
+
+def test_a_server_that_does_not_answer_is_bounded_by_the_timeout() -> None:
+    """A status read that hangs ends at --timeout (a clear error, exit code 1), not at the
+    client's 30 s."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()  # connections wait in the backlog: never answered
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        began = time.monotonic()
+        result = CliRunner().invoke(
+            cli,
+            ["connectors", "watch", "s", "--url", url, "--timeout", "1"],
+            env={"COLUMNS": "200"},
+        )
+        elapsed = time.monotonic() - began
+    assert result.exit_code == NOT_CAUGHT_UP, result.output
+    assert f"cannot reach {url}" in result.output
+    assert "Traceback" not in result.output
+    assert elapsed < 15  # well under the 30 s a read may otherwise take

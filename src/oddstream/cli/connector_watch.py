@@ -136,7 +136,9 @@ def follow(
                 break
             if timeout is not None and sample.at - start >= timeout:
                 break
-            sleep(interval)
+            # never past the timeout, however long the interval
+            wait = interval if timeout is None else min(interval, start + timeout - sample.at)
+            sleep(wait)
             sample = Sample.of(read(), clock())
     return _outcome(name, sample, first, sample.at - start, timeout, console)
 

@@ -6,6 +6,7 @@ Connect REST API (the main port, or 8083 with --kafka-compat), with the admin ke
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,10 +38,23 @@ _TIMEOUT = typer.Option(
 )
 
 
-def _call(method: str, url: str, path: str, key: str | None, body: Any = None) -> httpx.Response:
+#: seconds a request may take
+REQUEST_TIMEOUT = 30.0
+
+
+def _call(
+    method: str,
+    url: str,
+    path: str,
+    key: str | None,
+    body: Any = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> httpx.Response:
     headers = {"X-API-Key": key} if key else {}
     try:
-        response = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=30)
+        response = httpx.request(
+            method, f"{url}{path}", json=body, headers=headers, timeout=timeout
+        )
     except httpx.HTTPError as exc:
         _fail(f"cannot reach {escape(url)}: {escape(str(exc))}")
     if response.status_code >= 400:
@@ -140,8 +154,13 @@ def watch(
 
 
 def _follow(name: str, url: str, key: str | None, interval: float, timeout: float | None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+
     def read() -> Any:
-        return _json(_call("GET", url, f"{_path(name)}/status?details=true", key))
+        wait = REQUEST_TIMEOUT
+        if deadline is not None:  # a server that hangs ends the watch at --timeout too
+            wait = min(wait, max(deadline - time.monotonic(), 1.0))
+        return _json(_call("GET", url, f"{_path(name)}/status?details=true", key, timeout=wait))
 
     code = follow(name, read, console, interval=interval, timeout=timeout)
     if code:
