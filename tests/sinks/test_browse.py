@@ -356,3 +356,16 @@ def test_a_table_page_past_the_limits_is_a_400(tmp_path: Path) -> None:
         assert process.wait(timeout=15) == 0
         assert process.stdout is not None
         process.stdout.close()
+
+
+def test_another_sites_host_name_is_refused(browse: tuple[Path, str]) -> None:
+    """Regression: any Host was answered, so a page of another site whose name it rebinds
+    to 127.0.0.1 (DNS rebinding) could read the tables through the analyst's browser."""
+    _, url = browse
+    rebound = httpx.get(f"{url}analytics/quotes.json", headers={"Host": "evil.example"})
+    assert rebound.status_code == 400
+    assert "quote" not in rebound.text
+    for host in ("localhost", "127.0.0.1"):
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        ok = httpx.get(f"{url}analytics/quotes.json", headers={"Host": f"{host}:{port}"})
+        assert ok.status_code == 200, ok.text[:300]

@@ -18,6 +18,9 @@ from .common import _fail, _settings, app, console
 #: only this machine: Datasette has no login here, and the tables may hold released
 #: personal fields
 HOST = "127.0.0.1"
+#: the Host headers answered: a page of another site that rebinds its own name to
+#: 127.0.0.1 (DNS rebinding) sends its own name, and is refused
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 INSTALL = "pip install 'oddstream[browse]' (in a checkout: .venv/bin/pip install -e '.[browse]')"
 
 
@@ -116,7 +119,9 @@ async def _serve(ds: Any, sock: socket.socket) -> None:
     """Datasette's start-up hooks, then its app on ``sock`` until Ctrl-C (as ``datasette
     serve`` runs it)."""
     import uvicorn
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     await ds.invoke_startup()
-    config = uvicorn.Config(ds.app(), log_level="warning", lifespan="on")
+    app = TrustedHostMiddleware(ds.app(), allowed_hosts=ALLOWED_HOSTS)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve(sockets=[sock])
