@@ -7,8 +7,10 @@ port of 127.0.0.1 as a child process of the test (its PID is the server's: no
 ``pg_ctl`` daemon in between, so a crash kills exactly the processes started here),
 shut down by the server's own signal for a fast clean shutdown (PostgreSQL SIGINT, as
 ``pg_ctl stop -m fast`` sends; MariaDB SIGTERM, as ``mariadb-admin shutdown`` asks),
-killed with SIGKILL for a crash (the next start recovers from the server's log), and
-removed with its directory at the end. Every wait is bounded.
+killed with SIGKILL for a crash (the next start recovers from the server's log), frozen
+with SIGSTOP (its connections stay open and the kernel still acknowledges what is sent,
+but nothing answers: a hung server, or a network that drops packets) and thawed with
+SIGCONT, and removed with its directory at the end. Every wait is bounded.
 
 As root (a CI container) a server runs as its own system user (``postgres``,
 ``mysql``): PostgreSQL refuses to run as root. Durability is traded for speed where a
@@ -89,6 +91,22 @@ def _alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"  # a zombie holds nothing any more
 
 
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (or the process is gone)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] not in "TtZX":
+            return False
+    return True
+
+
 class Engine:
     """One private server: ``start``, ``stop`` (clean), ``kill`` (crash), ``close``.
 
@@ -116,6 +134,7 @@ class Engine:
         self.port = free_port()
         self.log = self.dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.frozen: list[int] = []
 
     # ------------------------------------------------------------------ per engine
     url: str
@@ -189,9 +208,38 @@ class Engine:
                     ) from None
                 time.sleep(0.05)
 
+    def freeze(self) -> None:
+        """SIGSTOP the server and every process it started (PostgreSQL's backends):
+        connections stay open, nothing answers. :meth:`thaw` undoes it."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{self.kind} is not running")
+        os.kill(proc.pid, signal.SIGSTOP)  # first: it forks no process after the listing
+        self.frozen = [proc.pid]
+        for pid in _pids_of_parent(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                self.frozen.append(pid)
+        # a signal is delivered later than kill() returns: wait until every thread of
+        # every process is stopped, so that nothing sent from now on is answered
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while not all(_stopped(pid) for pid in self.frozen):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} not stopped in {STOP_TIMEOUT:.0f}s")
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped (the server last: its children run on
+        before it forks more); nothing if it is not frozen."""
+        for pid in reversed(self.frozen):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+
     def stop(self) -> None:
         """A fast clean shutdown: clients are disconnected, the data flushed; falls back
         to :meth:`kill` past the bound."""
+        self.thaw()  # a stopped process would not act on the signal
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return

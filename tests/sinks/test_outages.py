@@ -9,6 +9,8 @@ cursor at the log's head; the outage must leak no connection."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +21,7 @@ from oddstream.consumers import RunnerState
 from oddstream.integrations.kafka.rest_proxy import EventStoreTopics
 from oddstream.sinks import JdbcSink, parse_config
 from oddstream.sinks.consumer import decode_cursor, encode_cursor
-from oddstream.sinks.dialects import OFFSETS_TABLE
+from oddstream.sinks.dialects import OFFSETS_TABLE, dialect_for
 from oddstream.sinks.writer import WriteResult
 
 from .conftest import Running, Target, eventually, ids, record, settings
@@ -43,7 +45,9 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 
 @pytest.fixture
 def server(engine: Engine) -> Engine:
-    """The module's server, running (a test that failed mid-outage left it down)."""
+    """The module's server, running (a test that failed mid-outage left it down or
+    frozen)."""
+    engine.thaw()
     engine.start()
     return engine
 
@@ -197,3 +201,188 @@ async def test_a_commit_whose_answer_the_crash_lost_is_not_written_again(
         assert stored_cursor(target, name) == [(encode_cursor(head),)]
     finally:
         target.close()
+
+
+# ------------------------------------------------------------ a server that freezes
+
+#: the sink's deadline in the freeze tests (``db.call.timeout.ms``), and how much later
+#: than it the sink must have said so (the runner's back-off, a loaded machine)
+DEADLINE_MS = 2000
+SLACK = 8.0
+
+
+async def test_a_frozen_server_is_noticed_within_the_deadline_and_ridden_out(
+    store: Any, server: Engine
+) -> None:
+    """SIGSTOP of the server mid-stream: connections stay open, nothing answers. The
+    sink must go ``retrying`` with "no answer … within 2 s" in a bounded time (the old
+    sink stayed ``live``, its thread blocked for ever on the socket), keep retrying while
+    frozen, and once thawed write every record exactly once."""
+    check = Target(server.kind, server.url)
+    topic, table, name = f"t{uuid.uuid4().hex[:8]}", check.table(), check.sink_name()
+    check.conn.close()
+    topics = await EventStoreTopics.open(store)
+    sent: list[int] = []
+    await append(topics, topic, sent, events=20)
+    config = parse_config(
+        unkeyed(check, topic, table, **{"batch.size": "200", "db.call.timeout.ms": "2000"})
+    )
+    enough = asyncio.Event()
+    producer = asyncio.create_task(produce(topics, topic, sent, enough))
+    try:
+        async with Running(store, name, config) as run:
+            try:
+                await eventually(lambda: count(server, table) >= 500)
+                await eventually(lambda: run.runner.state is RunnerState.LIVE)
+                assert not producer.done(), "the records stopped coming"
+                server.freeze()
+                frozen_at, failures = time.monotonic(), run.runner.failures
+                await eventually(
+                    lambda: run.runner.state is RunnerState.RETRYING,
+                    timeout=DEADLINE_MS / 1000 + SLACK,
+                )
+                noticed = time.monotonic() - frozen_at
+                assert "no answer from the database within 2 s" in (run.runner.last_error or "")
+                assert "NoAnswer" in (run.consumer.last_unavailable or "")
+                assert noticed < DEADLINE_MS / 1000 + SLACK
+                # frozen, it keeps trying (each try waits out the deadline), never gives up
+                await eventually(lambda: run.runner.failures >= failures + 3, timeout=30)
+                assert run.runner.state is RunnerState.RETRYING
+                assert run.consumer.dead_lettered == 0
+            finally:
+                server.thaw()
+            await eventually(lambda: len(sent) >= 3000, timeout=30)
+            enough.set()
+            async with asyncio.timeout(10):
+                await producer
+            await eventually(lambda: count(server, table) >= len(sent), timeout=30)
+            await eventually(lambda: run.runner.state is RunnerState.LIVE, timeout=15)
+            head = await store.head_position()
+            assert run.consumer.cursor == (head, 0)
+            assert run.consumer.dead_lettered == 0
+    finally:
+        producer.cancel()
+    target = Target(server.kind, server.url)
+    target.tables.append(table)
+    target.sinks.append(name)
+    try:
+        assert sorted(ids(target, table)) == sent
+        assert stored_cursor(target, name) == [(encode_cursor(head),)]
+    finally:
+        target.close()
+
+
+async def test_a_commit_sent_to_a_frozen_server_is_not_written_twice(
+    store: Any, server: Engine
+) -> None:
+    """The server freezes just as a batch's COMMIT is sent: it reaches the server, which
+    carries it out when thawed, after the sink gave up on the answer. The batch given
+    again must then be found written (the offsets row moved with it), not inserted
+    twice."""
+    check = Target(server.kind, server.url)
+    topic, table, name = f"t{uuid.uuid4().hex[:8]}", check.table(), check.sink_name()
+    check.conn.close()
+    topics = await EventStoreTopics.open(store)
+    sent: list[int] = []
+    await append(topics, topic, sent, events=10)
+    config = parse_config(
+        unkeyed(check, topic, table, **{"batch.size": "100", "db.call.timeout.ms": "2000"})
+    )
+    base = type(dialect_for(config.connection, config.timezone))
+    batches: list[int] = []
+
+    class FreezesAtTheThirdCommit(base):  # type: ignore[valid-type,misc]
+        saving = False
+
+        def save_position(self, cur: Any, name: str, position: int, existed: bool) -> None:
+            self.saving = True  # the next commit is a batch's
+            super().save_position(cur, name, position, existed)
+
+        def commit(self, conn: Any) -> None:
+            if self.saving:
+                self.saving = False
+                batches.append(1)
+                if len(batches) == 3:
+                    server.freeze()  # the COMMIT goes out to a server that does not answer
+            super().commit(conn)
+
+    results: list[WriteResult] = []
+
+    class Noting(JdbcSink):
+        def write(self, records: Any, *, after: int, position: int) -> WriteResult:
+            result = super().write(records, after=after, position=position)
+            results.append(result)
+            return result
+
+    run = Running(store, name, config)
+    run.consumer.sink = Noting(name, config, dialect=FreezesAtTheThirdCommit(config.timezone))
+    async with run:
+        try:
+            await eventually(lambda: len(batches) >= 3, timeout=15)
+            await eventually(
+                lambda: run.runner.state is RunnerState.RETRYING,
+                timeout=DEADLINE_MS / 1000 + SLACK,
+            )
+            assert "no answer from the database within 2 s" in (run.runner.last_error or "")
+            assert len(results) == 2  # the third batch's answer never came
+            written = run.consumer.cursor
+        finally:
+            server.thaw()
+        await append(topics, topic, sent, events=5)
+        await eventually(lambda: count(server, table) >= len(sent), timeout=30)
+        await eventually(lambda: run.runner.state is RunnerState.LIVE, timeout=15)
+        head = await store.head_position()
+        assert run.consumer.cursor == (head, 0)
+    # the third batch, given again from the cursor before it, was found committed
+    again = [r for r in results[2:] if r.already_written]
+    assert again, f"no batch found written after the freeze: {results}"
+    assert decode_cursor(again[0].position) > written
+    target = Target(server.kind, server.url)
+    target.tables.append(table)
+    target.sinks.append(name)
+    try:
+        assert sorted(ids(target, table)) == sent
+        assert stored_cursor(target, name) == [(encode_cursor(head),)]
+    finally:
+        target.close()
+
+
+async def test_a_sink_stops_promptly_while_its_server_is_frozen(store: Any, server: Engine) -> None:
+    """The server freezes under a write and the service stops before the deadline
+    (the default, two minutes): the runner's stop and the sink's close must return in a
+    few seconds, and the sink's thread must let go (a thread blocked for ever on the
+    socket would hold up the process's exit)."""
+    check = Target(server.kind, server.url)
+    topic, table, name = f"t{uuid.uuid4().hex[:8]}", check.table(), check.sink_name()
+    check.conn.close()
+    topics = await EventStoreTopics.open(store)
+    sent: list[int] = []
+    await append(topics, topic, sent, events=4)
+    config = parse_config(unkeyed(check, topic, table, **{"batch.size": "100"}))
+    assert config.call_timeout == 120
+    run = Running(store, name, config)
+    await run.runner.start()
+    try:
+        await eventually(lambda: count(server, table) >= len(sent), timeout=15)
+        server.freeze()
+        await append(topics, topic, sent, events=2)  # a write goes out, and hangs
+        await asyncio.sleep(1.0)  # the runner hands it to the sink at once
+        threads = [t for t in threading.enumerate() if t.name.startswith(f"sink-{name}"[:30])]
+        assert threads, "the sink's thread is not there"
+        assert all(t.daemon for t in threads)  # whatever happens, it holds up no exit
+        started = time.monotonic()
+        await run.runner.stop()
+        await run.consumer.close()
+        took = time.monotonic() - started
+        assert took < 8, f"stopping took {took:.1f}s"
+        # the thread let go of the call: nothing holds up an exit
+        await asyncio.to_thread(lambda: [t.join(5) for t in threads])
+        assert not any(t.is_alive() for t in threads), "the sink's thread is still blocked"
+    finally:
+        server.thaw()
+        await run.runner.stop()
+        await run.consumer.close()
+    target = Target(server.kind, server.url)
+    target.tables.append(table)
+    target.sinks.append(name)
+    target.close()
