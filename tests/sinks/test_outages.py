@@ -19,9 +19,10 @@ import pytest
 
 from oddstream.consumers import RunnerState
 from oddstream.integrations.kafka.rest_proxy import EventStoreTopics
-from oddstream.sinks import JdbcSink, parse_config
+from oddstream.sinks import FieldSchema, JdbcSink, RecordSchema, SinkRecord, parse_config
 from oddstream.sinks.consumer import decode_cursor, encode_cursor
 from oddstream.sinks.dialects import OFFSETS_TABLE, dialect_for
+from oddstream.sinks.failures import NoAnswer
 from oddstream.sinks.writer import WriteResult
 
 from .conftest import Running, Target, eventually, ids, record, settings
@@ -382,6 +383,54 @@ async def test_a_sink_stops_promptly_while_its_server_is_frozen(store: Any, serv
         server.thaw()
         await run.runner.stop()
         await run.consumer.close()
+    target = Target(server.kind, server.url)
+    target.tables.append(table)
+    target.sinks.append(name)
+    target.close()
+
+
+def test_a_deadline_met_while_connecting_still_bounds_the_rest_of_the_call(
+    server: Engine,
+) -> None:
+    """The deadline passes while a connection is being made (a handshake answered
+    late: there was no socket yet to break), then the server freezes. The rest of the
+    call must still have a deadline: ``NoAnswer`` within it, not a thread blocked for
+    ever on the socket (as PostgreSQL's was: psycopg has no read timeout)."""
+    check = Target(server.kind, server.url)
+    table, name = check.table(), check.sink_name()
+    check.conn.close()
+    config = parse_config(unkeyed(check, "t", table, **{"db.call.timeout.ms": "1000"}))
+    base = type(dialect_for(config.connection, config.timezone))
+
+    class LateHandshake(base):  # type: ignore[valid-type,misc]
+        def connect(self, url: Any, timeout: float | None = None) -> Any:
+            conn = super().connect(url, timeout)
+            time.sleep(config.call_timeout + 0.3)  # answered after the deadline
+            server.freeze()  # and from now on nothing answers
+            return conn
+
+    sink = JdbcSink(name, config, dialect=LateHandshake(config.timezone))
+    schema = RecordSchema((FieldSchema("id", "int64"), FieldSchema("name", "string")))
+    outcome: list[Any] = []
+
+    def write() -> None:
+        try:
+            outcome.append(
+                sink.write([SinkRecord("t", {"id": 1, "name": "x"}, schema)], after=0, position=1)
+            )
+        except Exception as exc:
+            outcome.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        writer.join(config.call_timeout + 0.3 + SLACK)
+        assert not writer.is_alive(), "the call went on with no deadline"
+        assert isinstance(outcome[0], NoAnswer), outcome
+    finally:
+        server.thaw()
+        writer.join(10)
+        sink.close()
     target = Target(server.kind, server.url)
     target.tables.append(table)
     target.sinks.append(name)

@@ -309,6 +309,12 @@ class Dialect(abc.ABC):
         """Create the offsets table if it does not exist."""
         cur.execute(self.offsets_ddl())
 
+    def bound_statements(self, cur: Any, timeout: float) -> None:  # noqa: B027 - optional
+        """Have the server end by itself, on this session, a statement running past
+        ``timeout`` seconds, where it can: the writer's deadline breaks the connection
+        of a call with no answer, and a server that is slow rather than frozen would
+        otherwise go on with the statement of a client that is gone."""
+
     def begin(self, conn: Any) -> None:  # noqa: B027 - psycopg and PyMySQL begin implicitly
         """Start the batch's transaction."""
 
@@ -559,6 +565,18 @@ class PostgresDialect(Dialect):
             **params,
         )
         return psycopg.connect(conninfo, autocommit=False)
+
+    def bound_statements(self, cur: Any, timeout: float) -> None:
+        # A backend waiting for a lock does not notice its client gone: every call the
+        # deadline broke would leave one queued (holding the offsets row and a
+        # connection slot) until the lock is released. A second past the deadline, so
+        # that the client's deadline (and its message) comes first; a statement_timeout
+        # the server, role or URL already sets is kept.
+        cur.execute(
+            "SELECT CASE WHEN current_setting('statement_timeout') = '0' "
+            "THEN set_config('statement_timeout', %s, false) END",
+            (f"{math.ceil(timeout * 1000) + 1000}ms",),
+        )
 
     def breaker(self, conn: Any) -> Callable[[], None]:
         fd = conn.pgconn.socket  # read now: never from another thread mid-call

@@ -141,9 +141,11 @@ class JdbcSink:
         with self._answering():
             self._conn = self.dialect.connect(self.config.connection, self._watch.timeout)
             self._watch.attach(self.dialect.breaker(self._conn))
+            self._watch.renew()  # an interrupt while connecting ends the call here
             cur = self._conn.cursor()
             try:
                 self.dialect.begin(self._conn)
+                self.dialect.bound_statements(cur, self._watch.timeout)
                 self.dialect.ensure_offsets(cur)
                 self.dialect.commit(self._conn)
             except BaseException:
@@ -183,7 +185,9 @@ class JdbcSink:
             self._discard()
             if fired == "interrupted":
                 raise NoAnswer("the call to the database was interrupted") from exc
-            raise NoAnswer(f"no answer from the database within {self._watch.timeout:g} s") from exc
+            raise NoAnswer(
+                f"no answer from the database within {self._watch.timeout:g} s (db.call.timeout.ms)"
+            ) from exc
         else:
             if self._watch.disarm() is not None:
                 self._discard()  # broken just as the answer came: of no use any more
@@ -503,6 +507,7 @@ class JdbcSink:
         dialect = self.dialect
         conn = self.connection
         cur = conn.cursor()
+        self._watch.renew()  # the tables' preparation may have taken most of the last one
         dialect.begin(conn)
         try:
             stored = dialect.lock_position(cur, self.name)
