@@ -226,6 +226,27 @@ class JdbcSink:
             finally:
                 self.dialect.rollback(conn)
 
+    def clear(self, topics: Iterable[str]) -> None:
+        """Empty the tables of ``topics`` (those that exist) and forget the stored
+        position, in one transaction: the sink then starts from the beginning, as a
+        rebuild does. A table is emptied, never dropped."""
+        with self._answering():
+            conn = self.connection
+            cur = conn.cursor()
+            tables = [self.table_for(topic) for topic in topics]
+            existing = [table for table in tables if self._reflect(cur, table) is not None]
+            self._watch.renew()
+            self.dialect.begin(conn)
+            try:
+                for table in existing:
+                    self._watch.renew()
+                    self.dialect.clear_table(cur, table)
+                self.dialect.forget_position(cur, self.name)
+                self.dialect.commit(conn)
+            except BaseException:
+                self.dialect.rollback(conn)
+                raise
+
     # --- records to rows ------------------------------------------------------------
 
     def table_for(self, topic: str) -> str:

@@ -1,0 +1,386 @@
+"""The replay worker (``oddstream replay --to``): the odds tables it writes into SQLite,
+PostgreSQL and MariaDB hold, row for row, what the live odds view answered — for the
+whole log, up to a position, up to a time; a replay interrupted part-way resumes and
+ends with each row once; bad arguments end with a reason, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from oddstream.application.odds import DEFAULT_LIMITS, event_json, record_json
+from oddstream.cli import app as cli
+from oddstream.domain.fixedodds import (
+    CreateMarket,
+    DeleteMarket,
+    MarketStatus,
+    MoneyLine,
+    Odds,
+    Outcome,
+    ResumeMarket,
+    SuspendMarket,
+    UpdatePrices,
+)
+from oddstream.eventstore import NewEvent, open_store
+from oddstream.projections.odds_view import OddsView
+from oddstream.runtime.market_writer import MarketRequest, MarketWriter, market_stream
+from oddstream.sinks.replay import OddsReplay, ReplayError, Until, open_odds_sink
+
+from .conftest import Target
+
+ODDS_COLUMNS = (
+    "id, external_id, game_id, provider, home, away, draw, deleted, created_at, updated_at"
+)
+
+
+def line(home: str, away: str, draw: str | None = None) -> MoneyLine:
+    return MoneyLine(
+        home=Odds.from_decimal(home),
+        away=Odds.from_decimal(away),
+        draw=None if draw is None else Odds.from_decimal(draw),
+    )
+
+
+def request(action: str, command: Any) -> MarketRequest:
+    return MarketRequest(action=action, command=command, game_id=None)
+
+
+class Markets:
+    """Markets driven through the market writer on a store in a temporary file, with
+    the live odds view following them and events of other streams between."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.url = f"sqlite:///{tmp_path / 'events.db'}"
+        self.ids: list[str] = []
+        self.round = 0
+
+    async def drive(self, markets: int = 6, updates: int = 4) -> tuple[int, list[dict[str, Any]]]:
+        """One round of writes; answers the log's head and what the live view answers
+        then (every record, and every market's event log entries)."""
+        store = await open_store(self.url)
+        view = OddsView(store)
+        await view.start()
+        writer = MarketWriter(store)
+        try:
+            r = self.round
+            self.round += 1
+            for i in range(markets):
+                market = f"{uuid.uuid4()}"
+                self.ids.append(market)
+                draw = "3.4" if i % 2 else None
+                create = CreateMarket(
+                    market_id=market,
+                    game_id=f"g{r}-{i}",
+                    provider="acme" if i % 3 else "beta",
+                    money_line=line("1.91", "1.91", draw),
+                    limits=DEFAULT_LIMITS,
+                )
+                await writer.execute(request("NewOdds", create))
+                # another stream's event between: the tables' position moves over it
+                await store.append(f"race-r{r}x{i}", [NewEvent("Noise", {"i": i})])
+            for u in range(updates):
+                for i, market in enumerate(self.ids):
+                    state = await writer.state(market)
+                    if state.status is MarketStatus.DELETED:
+                        continue
+                    draw = "3.25" if state.prices.get(Outcome.DRAW) is not None else None
+                    home = f"{2 + u * 0.125 + i * 0.01:.2f}" if u % 2 else f"1.{123457 + i}"
+                    up = UpdatePrices(
+                        market_id=market,
+                        provider=state.provider,
+                        money_line=line(home, "10001" if u == 3 else "1.8", draw),
+                    )
+                    await writer.execute(request("UpdateOdds", up))
+            first = self.ids[-markets]
+            state = await writer.state(first)
+            await writer.execute(
+                request("Suspend", SuspendMarket(market_id=first, provider=state.provider))
+            )
+            await writer.execute(
+                request("Resume", ResumeMarket(market_id=first, provider=state.provider))
+            )
+            last = self.ids[-1]
+            state = await writer.state(last)
+            await writer.execute(
+                request("DeleteOdds", DeleteMarket(market_id=last, provider=state.provider))
+            )
+            head = await store.head_position()
+            assert await view.wait_for(head, 10)
+            return head, await answers(view, store)
+        finally:
+            await view.stop()
+            await store.close()
+
+
+async def answers(view: OddsView, store: Any) -> list[dict[str, Any]]:
+    """Every record the view answers, oldest first, each with its odds event log."""
+    out = []
+    for record in view.page(1, 10_000):
+        events = await store.read_stream(market_stream(record.external_id), limit=record.version)
+        out.append(
+            {"record": record_json(record), "events": [event_json(record, e) for e in events]}
+        )
+    return out
+
+
+def number(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).normalize()
+
+
+def tables(target: Target, prefix: str) -> list[dict[str, Any]]:
+    """The odds tables read back as the view's answers are shaped."""
+    q = target.dialect.quote
+    odds = target.query(f"SELECT {ODDS_COLUMNS} FROM {q(prefix + 'odds')} ORDER BY id")
+    events = target.query(
+        f"SELECT id, odds_id, event_id, created_at FROM {q(prefix + 'odds_events')} ORDER BY id"
+    )
+    out = []
+    for row in odds:
+        out.append(
+            {
+                "record": {
+                    "ID": int(row[0]),
+                    "ExternalID": row[1],
+                    "GameID": row[2],
+                    "MoneyLine": {
+                        "Home": number(row[4]),
+                        "Away": number(row[5]),
+                        "Draw": number(row[6]),
+                    },
+                    "Deleted": bool(row[7]),
+                    "CreatedAt": row[8],
+                    "UpdatedAt": row[9],
+                },
+                "events": [
+                    {"ID": int(e[0]), "OddsID": int(e[1]), "EventID": e[2], "CreatedAt": e[3]}
+                    for e in events
+                    if int(e[1]) == int(row[0])
+                ],
+            }
+        )
+    assert sum(len(o["events"]) for o in out) == len(events)  # none of no market
+    return out
+
+
+def normalised(answered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for entry in answered:
+        record = dict(entry["record"])
+        record["MoneyLine"] = {k: number(v) for k, v in record["MoneyLine"].items()}
+        out.append({"record": record, "events": entry["events"]})
+    return out
+
+
+def plain_url(target: Target, tmp_path: Path) -> str:
+    """The target as ``--to`` takes it: sqlite:///…, postgresql://…, mysql://…."""
+    if target.kind == "sqlite":
+        return f"sqlite:///{target.url.removeprefix('jdbc:sqlite:')}"
+    return target.url.removeprefix("jdbc:")
+
+
+def prefix_for(target: Target) -> str:
+    prefix = f"r{uuid.uuid4().hex[:8]}_"
+    target.tables += [prefix + "odds", prefix + "odds_events"]
+    target.sinks.append(f"replay-{prefix}odds")
+    return prefix
+
+
+def replay(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["replay", *args])
+
+
+def test_a_replay_holds_what_the_live_view_answered(tmp_path: Path, target: Target) -> None:
+    markets = Markets(tmp_path)
+    head, live = asyncio.run(markets.drive())
+    prefix = prefix_for(target)
+    result = replay(
+        "--store", markets.url, "--to", plain_url(target, tmp_path), "--table-prefix", prefix
+    )
+    assert result.exit_code == 0, result.output
+    assert "events/s" in result.output
+    assert f"up to position {head:,}" in result.output
+    assert tables(target, prefix) == normalised(live)
+    assert len(live) == 6
+    assert any(e["record"]["Deleted"] for e in live)
+
+    # more writes: the next replay resumes where the tables stand
+    head, live = asyncio.run(markets.drive(markets=2, updates=1))
+    result = replay(
+        "--store", markets.url, "--to", plain_url(target, tmp_path), "--table-prefix", prefix
+    )
+    assert result.exit_code == 0, result.output
+    assert "resumed from position" in result.output
+    assert tables(target, prefix) == normalised(live)
+
+
+def test_until_a_position_and_until_a_time(tmp_path: Path, target: Target) -> None:
+    markets = Markets(tmp_path)
+    first_head, first = asyncio.run(markets.drive())
+    time.sleep(0.01)
+    between = datetime.now(UTC)
+    time.sleep(0.01)
+    _head, last = asyncio.run(markets.drive(markets=3, updates=2))
+    to = plain_url(target, tmp_path)
+
+    by_position = prefix_for(target)
+    result = replay(
+        "--store",
+        markets.url,
+        "--to",
+        to,
+        "--table-prefix",
+        by_position,
+        "--until",
+        str(first_head),
+    )
+    assert result.exit_code == 0, result.output
+    assert tables(target, by_position) == normalised(first)
+
+    by_time = prefix_for(target)
+    result = replay(
+        "--store",
+        markets.url,
+        "--to",
+        to,
+        "--table-prefix",
+        by_time,
+        "--until",
+        between.isoformat(),
+    )
+    assert result.exit_code == 0, result.output
+    assert tables(target, by_time) == normalised(first)
+
+    # an earlier bound than the tables hold is refused; --from-start rebuilds
+    result = replay("--store", markets.url, "--to", to, "--table-prefix", by_time, "--until", "3")
+    assert result.exit_code == 1
+    assert "--from-start" in result.output
+    assert "Traceback" not in result.output
+    result = replay("--store", markets.url, "--to", to, "--table-prefix", by_time)
+    assert result.exit_code == 0, result.output
+    assert tables(target, by_time) == normalised(last)
+
+
+def test_from_start_rebuilds_damaged_tables(tmp_path: Path, target: Target) -> None:
+    markets = Markets(tmp_path)
+    _head, live = asyncio.run(markets.drive(markets=3, updates=2))
+    to = plain_url(target, tmp_path)
+    prefix = prefix_for(target)
+    assert replay("--store", markets.url, "--to", to, "--table-prefix", prefix).exit_code == 0
+    q = target.dialect.quote
+    target.query_commit(f"UPDATE {q(prefix + 'odds')} SET {q('game_id')} = \x00", ("damaged",))
+    target.query_commit(f"DELETE FROM {q(prefix + 'odds_events')} WHERE {q('id')} > \x00", (5,))
+    assert tables(target, prefix) != normalised(live)
+    result = replay("--store", markets.url, "--to", to, "--table-prefix", prefix, "--from-start")
+    assert result.exit_code == 0, result.output
+    assert "resumed" not in result.output
+    assert tables(target, prefix) == normalised(live)
+
+
+async def test_an_interrupted_replay_resumes_each_row_once(tmp_path: Path, target: Target) -> None:
+    markets = Markets(tmp_path)
+    head, live = await markets.drive(markets=5, updates=4)
+    prefix = prefix_for(target)
+    store = await open_store(markets.url)
+    try:
+        sink = open_odds_sink(plain_url(target, tmp_path), table_prefix=prefix)
+        write = sink.write
+        calls = 0
+
+        def failing(*args: Any, **kw: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("the process dies mid-way")
+            return write(*args, **kw)
+
+        sink.write = failing  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            await OddsReplay(store, sink, page_size=7).run()
+        sink.close()
+        stopped_at = await OddsReplay(
+            store, open_odds_sink(plain_url(target, tmp_path), table_prefix=prefix)
+        ).stored_position()
+        assert 0 < stopped_at < head
+        partial = tables(target, prefix)
+        assert 0 < len(partial) <= len(live)
+
+        resumed = open_odds_sink(plain_url(target, tmp_path), table_prefix=prefix)
+        try:
+            result = await OddsReplay(store, resumed, page_size=7).run()
+        finally:
+            resumed.close()
+        assert (result.start, result.position) == (stopped_at, head)
+        assert tables(target, prefix) == normalised(live)
+        market_events = sum(len(e["events"]) for e in live)
+        assert target.count(prefix + "odds_events") == market_events
+        assert target.count(prefix + "odds") == len(live)
+    finally:
+        await store.close()
+
+
+def test_only_selects_by_category(tmp_path: Path) -> None:
+    markets = Markets(tmp_path)
+    asyncio.run(markets.drive(markets=2, updates=1))
+    result = replay("--store", markets.url, "--only", "market")
+    assert result.exit_code == 0, result.output
+    assert "markets: replayed" in result.output
+    assert "2 markets" in result.output
+    assert "races:" not in result.output
+    assert "wallets:" not in result.output
+
+    to = f"sqlite:///{tmp_path / 'local.db'}"
+    result = replay("--store", markets.url, "--to", to, "--only", "market")
+    assert result.exit_code == 0, result.output
+    assert "odds: replayed" in result.output
+
+    for args, reason in (
+        (["--only", "quote"], "knows the categories race (races), wallet (wallets), market"),
+        (["--to", to, "--only", "race"], "replay --to knows the categories market (odds tables)"),
+    ):
+        result = replay("--store", markets.url, *args)
+        assert result.exit_code == 1, result.output
+        assert reason in " ".join(result.output.split())
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--to", "ftp://host/x"], "unsupported scheme 'ftp'"),
+        (["--to", "local.db"], "unsupported a URL without a scheme"),
+        (["--to", "sqlite://"], "names no file"),
+        (["--to", "mysql://u:s3cret@[bad/x"], "--to:"),
+        (["--to", "sqlite:///x.db", "--until", "yesterday"], "--until takes a log position"),
+        (["--to", "sqlite:///x.db", "--table-prefix", "bad\x01"], "--table-prefix"),
+        (["--until", "12"], "--until goes with --to"),
+        (["--from-start"], "--from-start goes with --to"),
+        (["--to", "mysql://root@127.0.0.1:1/test"], "the target database"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_reason(
+    tmp_path: Path, args: list[str], reason: str
+) -> None:
+    store = f"sqlite:///{tmp_path / 'events.db'}"
+    result = CliRunner().invoke(cli, ["replay", "--store", store, *args])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert reason in " ".join(result.output.split())
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_until_parses_positions_and_times() -> None:
+    assert Until.parse("42") == Until(position=42)
+    assert Until.parse("2026-11-29T20:43:00Z").time == datetime(2026, 11, 29, 20, 43, tzinfo=UTC)
+    naive = Until.parse("2026-11-29T20:43:00")  # without an offset: UTC
+    assert naive.time == datetime(2026, 11, 29, 20, 43, tzinfo=UTC)
+    with pytest.raises(ReplayError):
+        Until.parse("-1")
