@@ -384,3 +384,31 @@ def test_until_parses_positions_and_times() -> None:
     assert naive.time == datetime(2026, 11, 29, 20, 43, tzinfo=UTC)
     with pytest.raises(ReplayError):
         Until.parse("-1")
+
+
+async def test_a_page_is_written_as_one_run_per_table(tmp_path: Path) -> None:
+    """Regression: a page's records alternated odds / odds_events, event by event, so the
+    writer made a run (on PostgreSQL a staging table) per record; 2,000 events in a page
+    exhausted PostgreSQL's lock table (``out of shared memory``)."""
+    markets = Markets(tmp_path)
+    await markets.drive(markets=4, updates=3)
+    store = await open_store(markets.url)
+    sink = open_odds_sink(f"sqlite:///{tmp_path / 'odds.db'}")
+    written: list[list[str]] = []
+    write = sink.write
+
+    def recording(records: Any, **kw: Any) -> Any:
+        written.append([r.topic for r in records])
+        return write(records, **kw)
+
+    sink.write = recording  # type: ignore[method-assign]
+    try:
+        await OddsReplay(store, sink).run()
+    finally:
+        sink.close()
+        await store.close()
+    assert written
+    assert written[0].count("odds") > 1
+    for topics in written:
+        groups = [t for i, t in enumerate(topics) if i == 0 or topics[i - 1] != t]
+        assert groups == sorted(set(topics)), groups

@@ -146,6 +146,10 @@ class ReplayResult:
 Progress = Callable[[int, int, int], None]
 
 
+def _topic(record: SinkRecord) -> str:
+    return record.topic
+
+
 class OddsReplay:
     """Replays the log's market events into the odds tables ``sink`` writes."""
 
@@ -215,6 +219,10 @@ class OddsReplay:
                 last_event = recorded.position
             if position <= after:
                 break  # stopped by the time at the page's first event
+            # a table's rows together (log order kept within each): one run of upserts
+            # per table, not one per event (on PostgreSQL each run is a staging table,
+            # and thousands in a transaction exhaust the server's lock table)
+            records.sort(key=_topic)
             result = await asyncio.to_thread(
                 self.sink.write, records, after=after, position=position
             )
