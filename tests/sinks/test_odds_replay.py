@@ -6,9 +6,11 @@ ends with each row once; bad arguments end with a reason, never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -412,3 +414,125 @@ async def test_a_page_is_written_as_one_run_per_table(tmp_path: Path) -> None:
     for topics in written:
         groups = [t for i, t in enumerate(topics) if i == 0 or topics[i - 1] != t]
         assert groups == sorted(set(topics)), groups
+
+
+def test_a_time_bound_earlier_than_the_tables_hold_is_refused(
+    tmp_path: Path, target: Target
+) -> None:
+    """Regression: ``--until TIME`` over tables already past that time ended with exit 0
+    and "the tables hold the log up to position N", the tables still holding the events
+    recorded after TIME; only a position bound was checked."""
+    markets = Markets(tmp_path)
+    _head, first = asyncio.run(markets.drive(markets=2, updates=1))
+    time.sleep(0.01)
+    between = datetime.now(UTC)
+    time.sleep(0.01)
+    _head, last = asyncio.run(markets.drive(markets=2, updates=1))
+    to = plain_url(target, tmp_path)
+    prefix = prefix_for(target)
+    base = ["--store", markets.url, "--to", to, "--table-prefix", prefix]
+    assert replay(*base).exit_code == 0
+    assert tables(target, prefix) == normalised(last)
+
+    result = replay(*base, "--until", between.isoformat())
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "recorded after --until" in said
+    assert "--from-start" in said
+    assert "Traceback" not in result.output
+    assert tables(target, prefix) == normalised(last)  # nothing written
+
+    result = replay(*base, "--until", between.isoformat(), "--from-start")
+    assert result.exit_code == 0, result.output
+    assert tables(target, prefix) == normalised(first)
+    # the same bound again: nothing past it is held, nothing to do
+    result = replay(*base, "--until", between.isoformat())
+    assert result.exit_code == 0, result.output
+    assert tables(target, prefix) == normalised(first)
+
+
+def recorded_times(url: str) -> list[tuple[int, int, str]]:
+    """(position, recorded µs, stream) of every event of the SQLite log at ``url``."""
+    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+        return list(db.execute("SELECT position, recorded_us, stream_id FROM events ORDER BY 1"))
+
+
+def test_until_a_time_at_its_boundaries(tmp_path: Path) -> None:
+    """An event recorded exactly at the bound is in, one a microsecond later out; the
+    bound's offset is honoured; a bound before the first event writes no market."""
+    markets = Markets(tmp_path)
+    first_head, first = asyncio.run(markets.drive(markets=2, updates=1))
+    time.sleep(0.01)
+    asyncio.run(markets.drive(markets=2, updates=1))
+    times = dict((p, us) for p, us, _s in recorded_times(markets.url))
+    edge = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=times[first_head])
+    store = ["--store", markets.url]
+
+    def run(until: str, name: str) -> tuple[Result, list[tuple[Any, ...]]]:
+        db = tmp_path / f"{name}.db"
+        result = replay(*store, "--to", f"sqlite:///{db}", "--until", until)
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'odds'").fetchall():
+                return result, []  # no market written: no table made
+            rows = list(conn.execute("SELECT id, created_at, updated_at FROM odds ORDER BY id"))
+        return result, rows
+
+    at, at_rows = run(edge.isoformat(), "at")
+    assert at.exit_code == 0, at.output
+    assert f"up to position {first_head:,}" in " ".join(at.output.split())
+    assert [r[2] for r in at_rows] == [e["record"]["UpdatedAt"] for e in first]
+    # the same instant written with another offset
+    paris = edge.astimezone(timezone(timedelta(hours=2))).isoformat()
+    assert "+02:00" in paris
+    assert run(paris, "offset")[1] == at_rows
+    # a microsecond earlier: the event at the edge (the last market's deletion) is out
+    before, before_rows = run((edge - timedelta(microseconds=1)).isoformat(), "before")
+    assert before.exit_code == 0, before.output
+    assert f"up to position {first_head - 1:,}" in " ".join(before.output.split())
+    assert before_rows[:-1] == at_rows[:-1]
+    assert before_rows[-1][2] != at_rows[-1][2]
+    # before the first event: no market
+    none, none_rows = run("2000-01-01T00:00:00Z", "none")
+    assert none.exit_code == 0, none.output
+    assert none_rows == []
+
+
+def test_until_a_time_over_a_clock_that_stepped_back(tmp_path: Path) -> None:
+    """Times that do not follow the positions (one event stamped an hour ahead): the
+    replay stops before the first market event recorded after the bound, as documented,
+    a later run without the bound goes on to the head, and the bound is then refused."""
+    markets = Markets(tmp_path)
+    head, _live = asyncio.run(markets.drive(markets=3, updates=2))
+    events = [(p, us) for p, us, s in recorded_times(markets.url) if s.startswith("market-")]
+    ahead = events[len(events) // 2][0]
+    with contextlib.closing(sqlite3.connect(markets.url.removeprefix("sqlite:///"))) as db:
+        db.execute(
+            "UPDATE events SET recorded_us = recorded_us + 3600000000 WHERE position = ?",
+            (ahead,),
+        )
+        db.commit()
+    bound = datetime.now(UTC).isoformat()  # after every event but the one stamped ahead
+    by_time = f"sqlite:///{tmp_path / 'by_time.db'}"
+    by_position = f"sqlite:///{tmp_path / 'by_position.db'}"
+    result = replay("--store", markets.url, "--to", by_time, "--until", bound)
+    assert result.exit_code == 0, result.output
+    assert f"up to position {ahead - 1:,}" in " ".join(result.output.split())
+    result = replay("--store", markets.url, "--to", by_position, "--until", str(ahead - 1))
+    assert result.exit_code == 0, result.output
+
+    def dump(url: str) -> list[Any]:
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            return [
+                list(db.execute("SELECT * FROM odds ORDER BY id")),
+                list(db.execute("SELECT * FROM odds_events ORDER BY id")),
+            ]
+
+    assert dump(by_time) == dump(by_position)
+    assert dump(by_time)[0]
+
+    result = replay("--store", markets.url, "--to", by_time)
+    assert result.exit_code == 0, result.output
+    assert f"up to position {head:,}" in " ".join(result.output.split())
+    result = replay("--store", markets.url, "--to", by_time, "--until", bound)
+    assert result.exit_code == 1, result.output
+    assert "recorded after --until" in " ".join(result.output.split())

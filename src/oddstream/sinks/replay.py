@@ -11,7 +11,9 @@ first (a read, nothing written), as the rows to come depend on it.
 
 Bounds (:class:`Until`): a position (events after it are left out), or a time (the
 replay stops before the first market event recorded after it: the log's times follow
-its positions, so that is the last event recorded at or before it). ``from_start``
+its positions, so that is the last event recorded at or before it). A bound the target's
+tables are already past is refused (:class:`ReplayError`): a position below theirs, a
+time before one of their market events was recorded. ``from_start``
 empties the tables and forgets the position first (one transaction), then replays
 from the beginning.
 
@@ -77,7 +79,12 @@ class Until:
         if self.position is not None:
             return f"position {self.position:,}"
         assert self.time is not None
-        return self.time.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return _text(self.time)
+
+
+def _text(at: datetime) -> str:
+    """A UTC time as the API shows times (to the microsecond, ``Z``)."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def jdbc_url(to: str) -> str:
@@ -196,12 +203,19 @@ class OddsReplay:
                 f"the target's odds tables hold the log up to position {start:,}, past "
                 f"--until {until.position:,}: --from-start rebuilds them"
             )
+        stop_after = until.time if until is not None else None
         if start:
-            await self._warm(start)
+            latest = await self._warm(start)
+            if stop_after is not None and latest is not None and latest > stop_after:
+                assert until is not None
+                raise ReplayError(
+                    f"the target's odds tables hold the log up to position {start:,}, "
+                    f"with market events recorded after --until {until.describe()} "
+                    f"(the latest at {_text(latest)}): --from-start rebuilds them"
+                )
         after = start
         events = rows = 0
         last_event: int | None = None
-        stop_after = until.time if until is not None else None
         while after < end:
             page = await self.store.read_page(after, self.page_size, category=CATEGORY)
             position = min(page.position, end)
@@ -234,19 +248,25 @@ class OddsReplay:
                 break
         return ReplayResult(start, after, events, rows, len(self.tables.records), last_event)
 
-    async def _warm(self, position: int) -> None:
+    async def _warm(self, position: int) -> datetime | None:
         """The markets' state as of ``position`` (where the target stands), from the
-        log: the rows past it depend on it."""
+        log: the rows past it depend on it. Answers the latest time a market event up
+        to there was recorded at (``None``: none), which a time bound must not precede."""
         after = 0
+        latest: datetime | None = None
         while after < position:
             page = await self.store.read_page(after, self.page_size, category=CATEGORY)
             for recorded in page.events:
                 if recorded.position > position:
-                    return
+                    return latest
                 self.tables.records.apply(recorded)
+                at = recorded.recorded_at
+                if latest is None or at > latest:
+                    latest = at
             if page.position <= after:
-                return
+                return latest
             after = page.position
+        return latest
 
 
 __all__ = [
