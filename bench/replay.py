@@ -40,7 +40,7 @@ from oddstream.projections.odds_view import OddsView
 from oddstream.runtime.market_writer import MarketRequest, MarketWriter
 from oddstream.sinks.config import parse_connection_url
 from oddstream.sinks.dialects import OFFSETS_TABLE, dialect_for
-from oddstream.sinks.replay import OddsReplay, open_odds_sink
+from oddstream.sinks.replay import OddsReplay, open_odds_sink, position_name
 
 TARGETS = {
     "sqlite": None,  # a file beside the log
@@ -122,7 +122,7 @@ def _drop(to: str, prefix: str) -> None:
                 f"DELETE FROM {dialect.quote(OFFSETS_TABLE)} WHERE "
                 f"{dialect.quote('name')} = {dialect.placeholder}"
             ),
-            (f"replay-{prefix}odds",),
+            (position_name(prefix),),
         )
         dialect.commit(conn)
     finally:

@@ -34,7 +34,15 @@ from oddstream.domain.fixedodds import (
 from oddstream.eventstore import NewEvent, open_store
 from oddstream.projections.odds_view import OddsView
 from oddstream.runtime.market_writer import MarketRequest, MarketWriter, market_stream
-from oddstream.sinks.replay import OddsReplay, ReplayError, Until, open_odds_sink
+from oddstream.sinks import JdbcSink
+from oddstream.sinks.connectors import InvalidConnectorName, check_name
+from oddstream.sinks.replay import (
+    OddsReplay,
+    ReplayError,
+    Until,
+    open_odds_sink,
+    position_name,
+)
 
 from .conftest import Target
 
@@ -191,7 +199,7 @@ def plain_url(target: Target, tmp_path: Path) -> str:
 def prefix_for(target: Target) -> str:
     prefix = f"r{uuid.uuid4().hex[:8]}_"
     target.tables += [prefix + "odds", prefix + "odds_events"]
-    target.sinks.append(f"replay-{prefix}odds")
+    target.sinks.append(position_name(prefix))
     return prefix
 
 
@@ -536,3 +544,27 @@ def test_until_a_time_over_a_clock_that_stepped_back(tmp_path: Path) -> None:
     result = replay("--store", markets.url, "--to", by_time, "--until", bound)
     assert result.exit_code == 1, result.output
     assert "recorded after --until" in " ".join(result.output.split())
+
+
+def test_a_sink_connector_cannot_share_the_replays_position_row(
+    tmp_path: Path, target: Target
+) -> None:
+    """Regression: the replay's position row was named ``replay-<prefix>odds``, a name a
+    SQL sink connector may have; such a connector writing into the same database moved
+    the replay's position (the replay then skipped the log up to it, writing nothing)."""
+    markets = Markets(tmp_path)
+    _head, live = asyncio.run(markets.drive(markets=3, updates=1))
+    prefix = prefix_for(target)
+    to = plain_url(target, tmp_path)
+    for name in (f"replay-{prefix}odds", f"REPLAY-{prefix.upper()}ODDS"):
+        check_name(name)  # connectors may be named so: they have rows of their own
+        target.sinks.append(name)
+        with JdbcSink(name, target.config(target.table("conn"))) as connector:
+            connector.write([], after=0, position=10**6)
+    result = replay("--store", markets.url, "--to", to, "--table-prefix", prefix)
+    assert result.exit_code == 0, result.output
+    assert tables(target, prefix) == normalised(live)
+    sink = open_odds_sink(to, table_prefix=prefix)
+    sink.close()
+    with pytest.raises(InvalidConnectorName):
+        check_name(sink.name)

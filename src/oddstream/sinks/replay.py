@@ -2,7 +2,7 @@
 (``oddstream replay --to URL``), from where the target stands up to the head or a bound.
 
 Each page of the log is written with :meth:`~oddstream.sinks.JdbcSink.write`: its rows
-and the worker's position (a row of ``oddstream_sink_offsets`` named ``replay-<tables>``)
+and the worker's position (a row of ``oddstream_sink_offsets``, :func:`position_name`)
 commit in one transaction of the target. So a replay that stops part-way (killed, the
 target gone, an error) leaves the tables as of a page's end, and the next run resumes
 from there; a page written twice is recognised by its position and not written again.
@@ -38,8 +38,9 @@ from .writer import JdbcSink
 
 #: market events read (and written in one transaction) at a time
 DEFAULT_PAGE = 2000
-#: the prefix of the replay worker's position row in the target's offsets table
-POSITION_NAME_PREFIX = "replay-"
+#: the start of the replay worker's position row in the target's offsets table; the
+#: unit separator (U+001F) is a control character, which no connector's name holds
+POSITION_NAME_PREFIX = "replay\x1f"
 
 _POSITION = re.compile(r"[0-9]{1,19}")
 _MYSQL_SCHEMES = ("mysql://", "mariadb://")
@@ -111,6 +112,15 @@ def jdbc_url(to: str) -> str:
     )
 
 
+def position_name(table_prefix: str = "") -> str:
+    """The name of the row of the target's offsets table that holds where the odds
+    tables under ``table_prefix`` stand: ``replay`` and the tables' prefix with a
+    control character between, so no SQL sink connector (whose name holds none, see
+    :func:`~oddstream.sinks.connectors.check_name`) shares it, whatever the database
+    compares names by, and no dead-letter replay's marker (two separators) either."""
+    return f"{POSITION_NAME_PREFIX}{table_prefix}odds"
+
+
 def open_odds_sink(to: str, *, table_prefix: str = "") -> JdbcSink:
     """The writer of the odds tables in the database ``to`` (not connected yet); its
     position row is named after the tables. :class:`ReplayError` for a URL or table
@@ -126,7 +136,7 @@ def open_odds_sink(to: str, *, table_prefix: str = "") -> JdbcSink:
         raise ReplayError(f"--to: {exc}") from None
     except ValueError as exc:
         raise ReplayError(f"--to: {exc}") from None
-    sink = JdbcSink(f"{POSITION_NAME_PREFIX}{table_prefix}odds", config)
+    sink = JdbcSink(position_name(table_prefix), config)
     try:
         for topic in TOPICS:
             sink.table_for(topic)  # checked before anything is written
@@ -278,4 +288,5 @@ __all__ = [
     "Until",
     "jdbc_url",
     "open_odds_sink",
+    "position_name",
 ]
