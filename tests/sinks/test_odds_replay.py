@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import select
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,6 +23,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+import oddstream
 from oddstream.application.odds import DEFAULT_LIMITS, event_json, record_json
 from oddstream.cli import app as cli
 from oddstream.domain.fixedodds import (
@@ -568,3 +574,81 @@ def test_a_sink_connector_cannot_share_the_replays_position_row(
     sink.close()
     with pytest.raises(InvalidConnectorName):
         check_name(sink.name)
+
+
+KILLED_CHILD = """
+import asyncio, sys, time
+from oddstream.eventstore import open_store
+from oddstream.sinks.replay import OddsReplay, open_odds_sink
+
+store_url, to, prefix = sys.argv[1:4]
+
+
+async def main():
+    store = await open_store(store_url)
+    sink = open_odds_sink(to, table_prefix=prefix)
+    save = sink.dialect.save_position
+    calls = 0
+
+    def saving(*args, **kw):
+        nonlocal calls
+        calls += 1
+        save(*args, **kw)
+        if calls == 3:  # the third page's rows and position written, not committed
+            print("mid-transaction", flush=True)
+            time.sleep(120)
+
+    sink.dialect.save_position = saving
+    await OddsReplay(store, sink, page_size=7).run()
+
+asyncio.run(main())
+"""
+
+
+def test_a_replay_killed_mid_transaction_resumes(tmp_path: Path, target: Target) -> None:
+    """SIGKILL while a page's transaction is open (its rows and position written, not
+    committed): the target keeps the two pages before, the next run resumes from there
+    and the tables end as the live view answered, each row once."""
+    markets = Markets(tmp_path)
+    head, live = asyncio.run(markets.drive(markets=5, updates=4))
+    prefix = prefix_for(target)
+    to = plain_url(target, tmp_path)
+    src = str(Path(oddstream.__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, markets.url, to, prefix],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    try:
+        assert child.stdout is not None
+        ready = select.select([child.stdout], [], [], 60)[0]
+        assert ready, "the child never reached the third page"
+        assert child.stdout.readline().strip() == b"mid-transaction"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+
+    async def resume() -> tuple[int, list[int], Any]:
+        store = await open_store(markets.url)
+        sink = open_odds_sink(to, table_prefix=prefix)
+        try:
+            worker = OddsReplay(store, sink, page_size=7)
+            stopped_at = await worker.stored_position()
+            page = await store.read_page(0, 14, category="market")
+            count = target.count(prefix + "odds_events")
+            result = await worker.run()
+            return stopped_at, [e.position for e in page.events], (count, result)
+        finally:
+            sink.close()
+            await store.close()
+
+    stopped_at, market_positions, (held, result) = asyncio.run(resume())
+    # two pages of 7 market events committed, the third rolled back
+    assert stopped_at == market_positions[13]
+    assert held == 14
+    assert (result.start, result.position) == (stopped_at, head)
+    assert tables(target, prefix) == normalised(live)
+    assert target.count(prefix + "odds_events") == sum(len(e["events"]) for e in live)
