@@ -375,6 +375,9 @@ def test_only_selects_by_category(tmp_path: Path) -> None:
         (["--to", "sqlite://"], "names no file"),
         (["--to", "mysql://u:s3cret@[bad/x"], "--to:"),
         (["--to", "sqlite:///x.db", "--until", "yesterday"], "--until takes a log position"),
+        # regression: a time that is out of range once in UTC was a traceback
+        (["--to", "sqlite:///x.db", "--until", "9999-12-31T23:59:59-01:00"], "out of range"),
+        (["--to", "sqlite:///x.db", "--until", "0001-01-01T00:00:00+01:00"], "out of range"),
         (["--to", "sqlite:///x.db", "--table-prefix", "bad\x01"], "--table-prefix"),
         (["--until", "12"], "--until goes with --to"),
         (["--from-start"], "--from-start goes with --to"),

@@ -74,7 +74,12 @@ class Until:
             ) from None
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
-        return cls(time=at.astimezone(UTC))
+        try:
+            return cls(time=at.astimezone(UTC))
+        except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+            raise ReplayError(
+                f"--until {text[:60]!r} is out of range once in UTC (years 1 to 9999)"
+            ) from None
 
     def describe(self) -> str:
         if self.position is not None:
