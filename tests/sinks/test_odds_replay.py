@@ -655,3 +655,59 @@ def test_a_replay_killed_mid_transaction_resumes(tmp_path: Path, target: Target)
     assert (result.start, result.position) == (stopped_at, head)
     assert tables(target, prefix) == normalised(live)
     assert target.count(prefix + "odds_events") == sum(len(e["events"]) for e in live)
+
+
+async def test_another_replay_moving_the_position_meanwhile(tmp_path: Path, target: Target) -> None:
+    """Two replays into the same tables at once: the one whose page no longer starts
+    where the target stands stops with a reason (another writer, run again), not a
+    driver's or the writer's internal error; run again, the tables are the view's."""
+    markets = Markets(tmp_path)
+    head, live = await markets.drive(markets=5, updates=4)
+    prefix = prefix_for(target)
+    to = plain_url(target, tmp_path)
+    store = await open_store(markets.url)
+    other = open_odds_sink(to, table_prefix=prefix)
+    sink = open_odds_sink(to, table_prefix=prefix)
+    try:
+        write = sink.write
+        calls = 0
+
+        def racing(*args: Any, **kw: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 3:  # meanwhile another replay (pages of 7) writes two pages
+                other_write = other.write
+                done = 0
+
+                def two_pages(*a: Any, **k: Any) -> Any:
+                    nonlocal done
+                    done += 1
+                    if done == 3:
+                        raise RuntimeError("the other replay stops")
+                    return other_write(*a, **k)
+
+                other.write = two_pages  # type: ignore[method-assign]
+
+                async def other_replay() -> None:
+                    store_b = await open_store(markets.url)
+                    try:
+                        await OddsReplay(store_b, other, page_size=7).run()
+                    finally:
+                        await store_b.close()
+
+                with pytest.raises(RuntimeError, match="the other replay stops"):
+                    asyncio.run(other_replay())
+            return write(*args, **kw)
+
+        sink.write = racing  # type: ignore[method-assign]
+        with pytest.raises(ReplayError, match="another replay") as raised:
+            await OddsReplay(store, sink, page_size=5).run()
+        assert "run again" in str(raised.value)
+        sink.write = write  # type: ignore[method-assign]
+        result = await OddsReplay(store, sink, page_size=5).run()  # run again
+    finally:
+        other.close()
+        sink.close()
+        await store.close()
+    assert result.position == head
+    assert tables(target, prefix) == normalised(live)

@@ -252,9 +252,13 @@ class OddsReplay:
             # per table, not one per event (on PostgreSQL each run is a staging table,
             # and thousands in a transaction exhaust the server's lock table)
             records.sort(key=_topic)
-            result = await asyncio.to_thread(
-                self.sink.write, records, after=after, position=position
-            )
+            try:
+                result = await asyncio.to_thread(
+                    self.sink.write, records, after=after, position=position
+                )
+            except Exception as exc:
+                await self._moved_meanwhile(after, exc)
+                raise
             rows += result.rows
             after = position
             if progress is not None:
@@ -262,6 +266,22 @@ class OddsReplay:
             if stopped:
                 break
         return ReplayResult(start, after, events, rows, len(self.tables.records), last_event)
+
+    async def _moved_meanwhile(self, after: int, exc: Exception) -> None:
+        """After a failed write: :class:`ReplayError` if the target's position is no
+        longer ``after``, where this replay stood (another replay into the same tables
+        wrote meanwhile: its conflict, or both inserting the first position row, shows
+        as the writer's or the driver's error); otherwise the caller re-raises."""
+        try:
+            stored = await self.stored_position()
+        except Exception:
+            return  # the target is gone: the write's own error says so
+        if stored != after:
+            raise ReplayError(
+                f"the target's odds tables moved from position {after:,} to {stored:,} "
+                "while this replay wrote them: another replay into the same tables? "
+                "Nothing of this page was written; run again to resume"
+            ) from exc
 
     async def _warm(self, position: int) -> datetime | None:
         """The markets' state as of ``position`` (where the target stands), from the
