@@ -459,7 +459,13 @@ class JdbcSink:
                     raise TableMissing(
                         f"table {run.table!r} does not exist and auto.create is false"
                     )
-                self._ddl(conn, cur, [dialect.create_table(run.table, run.columns)])
+                try:
+                    self._ddl(conn, cur, [dialect.create_table(run.table, run.columns)])
+                except Exception:
+                    if self._reflect(cur, run.table) is None:
+                        raise
+                    # another writer created it since we looked (two replays into a
+                    # new database): write into it, evolved below if it lacks columns
                 have = self._reflect(cur, run.table) or []
             missing = [
                 c for c in run.columns if not any(dialect.same_column(c.name, h) for h in have)
