@@ -30,14 +30,25 @@ from ..demo import DEMO_WALLETS, Demo, post_sample_quotes
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..eventstore.factory import is_postgres_url
 from ..integrations.kafka.connect_api import connect_authorizer, connect_router
+from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_storage
 from ..runtime.cashier import Cashier
+from ..runtime.market_writer import MarketWriter
 from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from ..sinks.connectors import ConnectorNotFound
-from . import bet_routes, errors, push, quote_routes, race_admin, race_routes, wallet_routes
+from . import (
+    bet_routes,
+    errors,
+    odds_routes,
+    push,
+    quote_routes,
+    race_admin,
+    race_routes,
+    wallet_routes,
+)
 from .auth import KeyRing, Role
 from .lean import LeanRoutes
 from .metrics import Metrics
@@ -117,8 +128,10 @@ def create_app(
             )
             hub = BoardHub(view, settings.push_coalesce_ms / 1000)
             stack.push_async_callback(hub.close)
+            odds_view = OddsView(the_store)
             consumers = ConsumerGroup()
             consumers.add(view.runner)
+            consumers.add(odds_view.runner)
             if role == "api":
                 parts = await _remote_parts(settings, the_store, stack)
             else:
@@ -136,9 +149,15 @@ def create_app(
                 wallet_view=parts.wallet_view,
                 consumers=consumers,
                 cluster=parts.cluster,
+                # in both modes this process writes markets itself (no partitions yet:
+                # the stream's expected version fences writers in several processes)
+                markets=MarketWriter(the_store, on_append=metrics.append_latency.observe),
+                odds_view=odds_view,
             )
             await view.start()
             stack.push_async_callback(view.stop)
+            await odds_view.start()
+            stack.push_async_callback(odds_view.stop)
             await parts.start()
             kafka = None
             if kafka_on:
@@ -176,6 +195,7 @@ def create_app(
     app.include_router(wallet_routes.router)
     app.include_router(push.router)
     app.include_router(quote_routes.router)
+    app.include_router(odds_routes.router)
     if role == "embedded":
         app.include_router(connect_router(_connectors_of, connect_authorizer(keys)))
     _ops_routes(app, settings)
