@@ -24,6 +24,7 @@ from oddstream.domain.wallet import (
     ReserveStake,
     SettleStake,
     WalletRejection,
+    book_race,
 )
 from oddstream.eventstore import CheckpointConflict, EventStore, NewEvent, open_store
 from oddstream.projections.wallet_models.base import TxRow
@@ -150,17 +151,17 @@ async def run_script(
                 reserved[w].append(bet)
                 commands.append(
                     ReserveStake(
-                        wallet_id=w, bet_id=bet, race_id="R1", amount_cents=rng.randint(1, 3000)
+                        wallet_id=w, bet_id=bet, book="race-R1", amount_cents=rng.randint(1, 3000)
                     )
                 )
             elif op < 0.75 and reserved[w]:
                 bet = reserved[w].pop(0)
                 if rng.random() < 0.7:
                     captured[w].append(bet)
-                    commands.append(CaptureStake(wallet_id=w, bet_id=bet, race_id="R1"))
+                    commands.append(CaptureStake(wallet_id=w, bet_id=bet, book="race-R1"))
                 else:
                     commands.append(
-                        ReleaseStake(wallet_id=w, bet_id=bet, race_id="R1", reason="scratched")
+                        ReleaseStake(wallet_id=w, bet_id=bet, book="race-R1", reason="scratched")
                     )
             elif captured[w]:
                 bet = captured[w].pop(0)
@@ -169,7 +170,7 @@ async def run_script(
                     SettleStake(
                         wallet_id=w,
                         bet_id=bet,
-                        race_id="R1",
+                        book="race-R1",
                         payout_cents=rng.randint(1, 9000) if kind == "win" else 0,
                         refund_cents=rng.randint(1, 100) if kind == "refund" else 0,
                         reason=kind,
@@ -203,7 +204,7 @@ def expected_transactions(events: Sequence[Any]) -> list[WalletTransaction]:
                 balance_cents=d.get("balance_cents", 0),
                 in_play_cents=d.get("in_play_cents", 0),
                 bet_id=d.get("bet_id"),
-                race_id=d.get("race_id"),
+                race_id=book_race(d["book"]) if "book" in d else None,
                 reason=d.get("reason"),
                 reference=d.get("reference"),
                 recorded_at=e.recorded_at.isoformat(timespec="microseconds"),
