@@ -234,7 +234,11 @@ async def test_a_crash_after_the_reservation_is_resolved_by_the_sweep(store: Eve
         assert await cashier.sweep() == 2
         fresh = WalletWriter(store)
         state = await fresh.state("w")
-        assert (state.balance, state.reserved, state.staked) == (3_000, {}, {("race-r1", "kept"): 2_000})
+        assert (state.balance, state.reserved, state.staked) == (
+            3_000,
+            {},
+            {("race-r1", "kept"): 2_000},
+        )
 
         async def closed() -> bool:
             return cashier.open_reservations == 0

@@ -90,6 +90,12 @@ class _Open:
     reserved_at: float
 
 
+def cashier_subscription(settled: str) -> Subscription:
+    """What a cashier follows: reservations, their closings, and its books'
+    settlement events (``settled``)."""
+    return Subscription(types=frozenset([_RESERVED, *_CLOSING, settled]))
+
+
 #: a reservation as a cashier keys it: (wallet, book, bet)
 OpenKey = tuple[str, str, str]
 
@@ -378,7 +384,7 @@ class Cashier(StakeCashier):
     once: the cashier of race books."""
 
     name = CHECKPOINT
-    subscription = Subscription(types=frozenset([_RESERVED, *_CLOSING, _SETTLED]))
+    subscription = cashier_subscription(_SETTLED)
     book_prefix = RACE_BOOK
 
     def __init__(

@@ -2,8 +2,9 @@
 
 A wallet's money is in three places: the ``balance`` (free to spend or withdraw), stakes
 ``reserved`` for bets the book (a race or a market) has not decided on yet, and stakes
-``staked`` of bets it took, awaiting settlement. The balance never goes negative: a debit or a stake larger than
-it is refused, and the refusal is recorded (``DebitRejected`` / ``StakeRejected``).
+``staked`` of bets it took, awaiting settlement. The balance never goes negative: a
+debit or a stake larger than it is refused, and the refusal is recorded
+(``DebitRejected`` / ``StakeRejected``).
 
 Stake commands are keyed by the bet — its book and its bet id, since bet ids are unique
 only within a book. A book is where a stake goes: a tote race (``race-<id>``) or a
