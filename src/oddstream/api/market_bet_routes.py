@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from ..application.market_bets import MarketBetBody, place_market_bet
 from .auth import request_principal
 from .lean import encoder
+from .odds_routes import EXTERNAL_ID
 from .openapi import error_responses, json_body
 from .schemas import json_writes
 from .services import services_of
@@ -34,10 +35,13 @@ _RESPONSES.update(error_responses(401, 403, 404, 409, 413, 415, 422, 429, 501, 5
     status_code=201,
     response_class=Response,
     responses=_RESPONSES,
-    openapi_extra={"requestBody": json_body(MarketBetBody)},
+    openapi_extra={"requestBody": json_body(MarketBetBody), "parameters": [EXTERNAL_ID]},
 )
-async def place_bet_on_market(request: Request, external_id: str) -> Response:
+async def place_bet_on_market(request: Request) -> Response:
     answer = await place_market_bet(
-        services_of(request), external_id, await request.body(), request_principal(request)
+        services_of(request),
+        request.path_params["external_id"],
+        await request.body(),
+        request_principal(request),
     )
     return Response(encoder.encode(answer), status_code=201, media_type="application/json")
