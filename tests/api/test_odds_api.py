@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from oddstream.api.auth import KeyConfigError, KeyRing
 from oddstream.application.access import Principal, authorize_wallet
 from oddstream.application.errors import ApiError
 from oddstream.application.odds import MAX_PAGE_SIZE, record_json
+from oddstream.domain.fixedodds import MoneyLine, Odds
 from oddstream.eventstore import open_store
-from oddstream.projections.odds_view import OddsView
+from oddstream.projections.odds_view import OddsRecord, OddsView
 
 from .conftest import LiveServer, live_settings, run_server
 
@@ -347,7 +349,7 @@ def test_bad_paths_queries_and_states_are_4xx(server: LiveServer) -> None:
     assert plain.json()["Status"] == "fail"
     unchanged = send(server, "PATCH", path, json=command("UpdateOdds", "u6"), headers=admin)
     assert unchanged.status_code == 200
-    assert "unchanged" in unchanged.json()["Msg"]
+    assert unchanged.json()["Position"] > market["Position"]  # recorded all the same
 
 
 def test_pages_of_markets_are_bounded_and_in_order(server: LiveServer) -> None:
@@ -444,3 +446,88 @@ def test_a_provider_key_uses_no_wallet() -> None:
     with pytest.raises(ApiError, match="odds commands") as refused:
         authorize_wallet(principal, "alice")
     assert refused.value.status == 403
+
+
+def test_a_deeply_nested_or_out_of_range_body_is_a_422_naming_its_request_id(
+    server: LiveServer,
+) -> None:
+    """The RequestID of a refusal is read without building the rest of the body: nesting
+    too deep to skip is a 422 (it was a 500), and a number out of range elsewhere does not
+    hide the RequestID."""
+    nested = "[" * 100_000 + "]" * 100_000
+    head = '{"RequestID":"deep-1","Provider":"acme","Command":"%s","Extra":'
+    for method, path, kind in (
+        ("POST", "/odds", "NewOdds"),
+        ("PATCH", f"/odds/{uuid.uuid4()}", "UpdateOdds"),
+    ):
+        body = (head % kind) + nested + "}"
+        answer = send(
+            server,
+            method,
+            path,
+            content=body.encode(),
+            headers={**server.admin, "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422, answer.text
+        assert (answer.json()["error"], answer.json()["Status"]) == ("invalid_request", "fail")
+    body = json.dumps(command("NewOdds", "range-1")).replace('"Away": 1.91', '"Away": 1e999999')
+    answer = send(
+        server,
+        "POST",
+        "/odds",
+        content=body.encode(),
+        headers={**server.admin, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["RequestID"] == "range-1"
+
+
+def test_a_retried_update_that_changed_nothing_cannot_bring_old_prices_back(
+    odds_server: LiveServer,
+) -> None:
+    """An update to the prices a market has is recorded too, so its RequestID is known:
+    its retry after a later update is a repeat, not the old prices again."""
+    server = odds_server
+    market = create(server, "noop-1", home=2.5, away=1.6)["ExternalID"]
+    path = f"/odds/{market}"
+    same = command("UpdateOdds", "noop-same", home=2.5, away=1.6)
+    first = send(server, "PATCH", path, json=same, headers=ACME)
+    assert first.status_code == 200, first.text
+    assert first.json()["Repeated"] is False
+    later_body = command("UpdateOdds", "noop-later", home=3)
+    later = send(server, "PATCH", path, json=later_body, headers=ACME)
+    assert later.status_code == 200, later.text
+    retry = send(server, "PATCH", path, json=same, headers=ACME)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["Repeated"] is True
+    assert retry.json()["Position"] == first.json()["Position"]
+    record = send(server, "GET", f"{path}?min_position={later.json()['Position']}").json()["Data"]
+    assert record["MoneyLine"]["Home"] == 3
+    # and the id is taken: another body under it is a reuse
+    reused = command("UpdateOdds", "noop-same", home=4, away=1.6)
+    answer = send(server, "PATCH", path, json=reused, headers=ACME)
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "request_id_reused"
+
+
+def test_record_times_are_utc_with_microseconds_so_their_text_sorts_as_they_do() -> None:
+    """A time on a whole second was written without its fraction (``…:00Z``), which
+    sorts after ``…:00.500000Z`` as text; and a time in another zone kept its offset."""
+    whole = datetime(2026, 11, 29, 20, 43, 1, tzinfo=UTC)
+    later = whole + timedelta(microseconds=500_000)
+    line = MoneyLine(home=Odds.from_decimal("2"), away=Odds.from_decimal("2"))
+    record = OddsRecord(
+        id=1,
+        external_id=str(uuid.UUID(int=1)),
+        game_id="g1",
+        provider="acme",
+        money_line=line,
+        deleted=False,
+        created_at=whole,
+        updated_at=later.astimezone(timezone(timedelta(hours=2))),
+        version=2,
+    )
+    got = record_json(record)
+    assert got["CreatedAt"] == "2026-11-29T20:43:01.000000Z"
+    assert got["UpdatedAt"] == "2026-11-29T20:43:01.500000Z"
+    assert got["CreatedAt"] < got["UpdatedAt"]

@@ -156,11 +156,22 @@ def _refusal(exc: Exception, request_id: str | None) -> Response:
     return _answer(status, odds.fail_body(request_id, body), headers or None)
 
 
+class _WithRequestId(msgspec.Struct):
+    """Only a body's RequestID: the other fields are skipped, not built (a number out of
+    every range elsewhere does not hide the RequestID)."""
+
+    RequestID: object = None
+
+
+_request_id_decoder = msgspec.json.Decoder(_WithRequestId)
+
+
 def _request_id_of(raw: bytes) -> str | None:
     """The RequestID of a body, if it has a readable one (for the answer of a refusal)."""
     try:
-        found = msgspec.json.decode(raw, type=dict[str, Any]).get("RequestID")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        found = _request_id_decoder.decode(raw).RequestID
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # RecursionError: nesting too deep to skip (the body is refused all the same)
         return None
     return found if isinstance(found, str) else None
 
@@ -187,8 +198,6 @@ async def _command(request: Request, command: str, external_id: str | None) -> R
             {"Location": f"/odds/{market}"},
         )
     done = "prices updated" if command == "UpdateOdds" else "deleted"
-    if not outcome.events and not outcome.repeated:
-        done = "prices unchanged: nothing recorded"
     answer = odds.command_response(request_id, market, outcome, f"market {market} {done}")
     return _answer(200, answer)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -285,7 +285,9 @@ def price_json(odds: Odds) -> Decimal:
 
 
 def _time(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+    """A time as the API writes it: UTC, always to the microsecond (so that the text of
+    two times sorts as they do), ``Z``."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def record_json(record: OddsRecord) -> dict[str, Any]:

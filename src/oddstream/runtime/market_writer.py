@@ -6,7 +6,8 @@ A :class:`~.writer.AggregateWriter` for the market aggregate (``domain/fixedodds
 is a :class:`MarketRequest`: the domain's command with what the odds service's clients
 send besides — the game they mean (a command naming another game than the market's is
 refused, ``game_mismatch``) and the event velocity — so that a request id's fingerprint
-covers the whole request.
+covers the whole request. Every update is recorded, the prices the market has included
+(:func:`decide_request`), so that every request id is.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from typing import Literal
 
 import msgspec
 
-from ..domain.fixedodds import FixedOddsRejection, MarketCommand, MarketState, decide, evolve
-from ..domain.fixedodds.events import MarketEvent
+from ..domain.fixedodds import (
+    FixedOddsRejection,
+    MarketCommand,
+    MarketState,
+    UpdatePrices,
+    decide,
+    evolve,
+)
+from ..domain.fixedodds.events import MarketEvent, PricesUpdated
 from ..domain.fixedodds.market import MarketStatus
 from ..eventstore import EventStore
 from ..eventstore.registry import EventRegistry
@@ -47,7 +55,8 @@ class MarketRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def decide_request(state: MarketState, request: MarketRequest) -> list[MarketEvent]:
-    """The domain's decision, after checking the game the request names."""
+    """The domain's decision, after checking the game the request names; an update to
+    the prices the market has is recorded all the same."""
     command = request.command
     if (
         request.game_id is not None
@@ -58,7 +67,14 @@ def decide_request(state: MarketState, request: MarketRequest) -> list[MarketEve
             "game_mismatch",
             f"market {state.market_id} is game {state.game_id!r}, not {request.game_id!r}",
         )
-    return decide(state, command)
+    events = decide(state, command)
+    if not events and isinstance(command, UpdatePrices):
+        # The domain records nothing for the prices a market has; the service records
+        # them all the same. A request id is remembered only in the events it stored: an
+        # update stored as nothing would leave its retry, after a later update, free to
+        # put the old prices back (and its id free to be reused for another body).
+        return [PricesUpdated(market_id=state.market_id, money_line=command.money_line)]
+    return events
 
 
 def _initial(market_id: str) -> MarketState:
