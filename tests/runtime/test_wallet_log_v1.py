@@ -95,6 +95,7 @@ async def test_the_cashier_and_read_model_carry_on_from_an_old_log(store: EventS
             assert (shown.balance_cents, shown.in_play_cents) == (state.balance, state.in_play)
         statement = await projection.transactions("carol", limit=1000)
         assert {t.race_id for t in statement if t.bet_id} == {"r1", "r2", "r3", "r4"}
+        assert all(t.book == f"race-{t.race_id}" for t in statement if t.bet_id)
     finally:
         await projection.stop()
 
