@@ -5,7 +5,9 @@ markets' cashiers apart, and money conserved (wallets + book) on every store."""
 from __future__ import annotations
 
 import contextlib
+import math
 import random
+from fractions import Fraction
 
 import pytest
 
@@ -288,9 +290,11 @@ async def test_money_is_conserved_through_wallets_and_books(store: EventStore, s
     r = Rig(store, stale_after=0.0, sweep_every=3600)
     wallets = ("w1", "w2", "w3")
     deposits = 0
+    deposited: dict[str, int] = {}
     for w in wallets:
         amount = rng.randint(5_000, 50_000)
         deposits += amount
+        deposited[w] = amount
         await r.wallets.execute(Credit(wallet_id=w, amount_cents=amount))
     await market(r.markets, "ma", LINE)
     await market(r.markets, "mb", THREE_WAY)
@@ -335,6 +339,7 @@ async def test_money_is_conserved_through_wallets_and_books(store: EventStore, s
         assert await r.caught_up()
         await r.cashier.sweep()
         await check_conserved(r, wallets, deposits)
+        results: dict[str, tuple[Outcome, ...] | None] = {}  # None: voided
         for m in ("ma", "mb"):
             state = await r.markets.state(m)
             if state.status.value == "suspended" or rng.random() < 0.7:
@@ -343,12 +348,31 @@ async def test_money_is_conserved_through_wallets_and_books(store: EventStore, s
                     [(Outcome.HOME,), (Outcome.AWAY,), (Outcome.HOME, Outcome.AWAY)]
                 )
                 await provider(r.markets, ResultMarket(market_id=m, provider=P, winners=winners))
+                results[m] = winners
             else:
                 await provider(r.markets, VoidMarket(market_id=m, provider=P, reason="x"))
+                results[m] = None
         assert await r.caught_up()
         await check_conserved(r, wallets, deposits)
+        # an oracle of its own: each wallet ends with its deposit, less the stakes the
+        # markets took, plus ⌊stake × the price taken / the tied⌋ of each winner (exact
+        # fractions) and each voided stake
+        expected = dict(deposited)
+        for m, winners in results.items():
+            for e in await store.read_stream(f"market-{m}"):
+                if e.type != "fixedodds.BetAccepted":
+                    continue
+                d = e.data
+                stake, w = d["stake_cents"], d["wallet_id"]
+                expected[w] -= stake
+                if winners is None:
+                    expected[w] += stake
+                elif d["outcome"] in winners:
+                    price = Fraction(d["price"]["num"], d["price"]["den"])
+                    expected[w] += math.floor(stake * price / len(winners))
         for w in wallets:
-            assert (await WalletWriter(store).state(w)).in_play == 0
+            state = await WalletWriter(store).state(w)
+            assert (state.balance, state.in_play) == (expected[w], 0)
     finally:
         await r.cashier.stop()
 
