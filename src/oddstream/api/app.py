@@ -34,6 +34,7 @@ from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_storage
 from ..runtime.cashier import Cashier
+from ..runtime.market_cashier import MarketBets, MarketCashier
 from ..runtime.market_writer import MarketWriter
 from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
@@ -42,6 +43,7 @@ from ..sinks.connectors import ConnectorNotFound
 from . import (
     bet_routes,
     errors,
+    market_bet_routes,
     odds_routes,
     push,
     quote_routes,
@@ -136,6 +138,15 @@ def create_app(
                 parts = await _remote_parts(settings, the_store, stack)
             else:
                 parts = await _local_parts(settings, the_store, metrics, consumers, stack)
+            # in both modes this process writes markets itself (no partitions yet:
+            # the stream's expected version fences writers in several processes)
+            markets = MarketWriter(the_store, on_append=metrics.append_latency.observe)
+            market_cashier = None
+            if role == "embedded":
+                # bets on markets need the wallets' owner, which is this process only
+                # in the embedded mode (services mode: not yet, docs/fixed-odds.md)
+                market_cashier = MarketCashier(the_store, MarketBets(markets), parts.wallets)
+                consumers.add(market_cashier.runner)
             app.state.services = Services(
                 settings=settings,
                 store=the_store,
@@ -149,9 +160,8 @@ def create_app(
                 wallet_view=parts.wallet_view,
                 consumers=consumers,
                 cluster=parts.cluster,
-                # in both modes this process writes markets itself (no partitions yet:
-                # the stream's expected version fences writers in several processes)
-                markets=MarketWriter(the_store, on_append=metrics.append_latency.observe),
+                markets=markets,
+                market_cashier=market_cashier,
                 odds_view=odds_view,
             )
             await view.start()
@@ -159,6 +169,9 @@ def create_app(
             await odds_view.start()
             stack.push_async_callback(odds_view.stop)
             await parts.start()
+            if market_cashier is not None:
+                await market_cashier.start()
+                stack.push_async_callback(market_cashier.stop)
             kafka = None
             if kafka_on:
                 kafka = await _start_kafka(app, settings, keys, the_store, parts, consumers, stack)
@@ -196,6 +209,7 @@ def create_app(
     app.include_router(push.router)
     app.include_router(quote_routes.router)
     app.include_router(odds_routes.router)
+    app.include_router(market_bet_routes.router)
     if role == "embedded":
         app.include_router(connect_router(_connectors_of, connect_authorizer(keys)))
     _ops_routes(app, settings)

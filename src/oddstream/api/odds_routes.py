@@ -112,7 +112,8 @@ def _query_answer(data: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-_EXTERNAL_ID = {
+#: the ``external_id`` path parameter (the bets on markets' route has it too)
+EXTERNAL_ID = {
     "name": "external_id",
     "in": "path",
     "required": True,
@@ -232,7 +233,7 @@ async def new_odds(request: Request) -> Response:
     "/odds/{external_id}",
     summary="UpdateOdds: new prices for a market (its provider's key, or an admin's)",
     response_class=Response,
-    openapi_extra={"requestBody": _body_schema("UpdateOdds"), "parameters": [_EXTERNAL_ID]},
+    openapi_extra={"requestBody": _body_schema("UpdateOdds"), "parameters": [EXTERNAL_ID]},
     responses={200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
 )
 async def update_odds(request: Request) -> Response:
@@ -243,7 +244,7 @@ async def update_odds(request: Request) -> Response:
     "/odds/{external_id}",
     summary="DeleteOdds: delete a market (its provider's key, or an admin's)",
     response_class=Response,
-    openapi_extra={"requestBody": _body_schema("DeleteOdds"), "parameters": [_EXTERNAL_ID]},
+    openapi_extra={"requestBody": _body_schema("DeleteOdds"), "parameters": [EXTERNAL_ID]},
     responses={200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
 )
 async def delete_odds(request: Request) -> Response:
@@ -278,7 +279,7 @@ async def list_odds(request: Request) -> Response:
     "/odds/{external_id}",
     summary="A market's odds record (anyone)",
     response_class=Response,
-    openapi_extra={"parameters": [_EXTERNAL_ID, MIN_POSITION]},
+    openapi_extra={"parameters": [EXTERNAL_ID, MIN_POSITION]},
     responses=_query_answer(_RECORD),
 )
 async def get_odds(request: Request) -> Response:
@@ -298,7 +299,7 @@ async def get_odds(request: Request) -> Response:
     summary="A market's odds event log, oldest first (anyone)",
     description="`X-Total-Count` says how many events the market has.",
     response_class=Response,
-    openapi_extra={"parameters": [_EXTERNAL_ID, *_page_params("events")]},
+    openapi_extra={"parameters": [EXTERNAL_ID, *_page_params("events")]},
     responses=_query_answer({"type": "array", "items": _EVENT}),
 )
 async def odds_events(request: Request) -> Response:

@@ -12,6 +12,7 @@ from ..eventstore import EventStore
 from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReadModel
+from ..runtime.market_cashier import MarketCashier
 from ..runtime.market_writer import MarketWriter
 from ..runtime.ports import Races, WalletBets, Wallets
 from .errors import ApiError
@@ -55,6 +56,8 @@ class Services:
     connectors: ConnectorManager | None = None
     #: the fixed-odds markets' writer and read model (the odds routes)
     markets: MarketWriter | None = None
+    #: embedded mode: bets on markets paid from wallets (services mode: none yet)
+    market_cashier: MarketCashier | None = None
     odds_view: OddsView | None = None
 
 
