@@ -41,6 +41,73 @@ class OddsRecord:
     version: int
 
 
+class OddsRecords:
+    """The odds records a run of market events makes, in memory: the one mapping of the
+    log to the odds service's records. The live view (:class:`OddsView`) and the replay
+    worker's odds tables (``sinks/odds_tables.py``) both apply the log through it, so
+    the tables a replay writes hold what the view answers."""
+
+    def __init__(self, registry: EventRegistry | None = None) -> None:
+        self._registry = registry or default_registry
+        self._states: dict[str, MarketState] = {}
+        #: records by external id, and in the order of their ``ID`` (for pages)
+        self._records: dict[str, OddsRecord] = {}
+        self._order: list[OddsRecord] = []
+
+    def clear(self) -> None:
+        """Forget every market."""
+        self._states.clear()
+        self._records.clear()
+        self._order.clear()
+
+    def apply(self, recorded: RecordedEvent) -> OddsRecord | None:
+        """Apply one stored market event (in log order); answers the record it made or
+        changed, ``None`` for an event of a stream that is no market shown (its first
+        event is not a ``MarketCreated``)."""
+        market_id = recorded.stream_id[len(MARKET_STREAM_PREFIX) :]
+        event = self._registry.decode(recorded)
+        state = self._states.get(market_id)
+        if state is None:
+            if not isinstance(event, MarketCreated):
+                return None  # not a market this service knows how to show
+            state = self._states[market_id] = MarketState(market_id=market_id)
+        evolve(state, event)  # type: ignore[arg-type]
+        at = recorded.recorded_at
+        record = self._records.get(market_id)
+        if record is None:
+            record = OddsRecord(
+                id=recorded.position,
+                external_id=market_id,
+                game_id=state.game_id,
+                provider=state.provider,
+                money_line=money_line_of(state),
+                deleted=False,
+                created_at=at,
+                updated_at=at,
+                version=recorded.version,
+            )
+            self._records[market_id] = record
+            self._order.append(record)
+            return record
+        record.money_line = money_line_of(state)
+        record.deleted = state.status is MarketStatus.DELETED
+        record.updated_at = at
+        record.version = recorded.version
+        return record
+
+    def get(self, external_id: str) -> OddsRecord | None:
+        """The market ``external_id``'s record, or ``None``."""
+        return self._records.get(external_id)
+
+    def page(self, page_no: int, page_size: int) -> list[OddsRecord]:
+        """The records of page ``page_no`` (from 1) of ``page_size``, oldest first."""
+        start = (page_no - 1) * page_size
+        return self._order[start : start + page_size]
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
 class OddsView(Consumer):
     """Follows the markets' streams; answers from memory, never a step behind its
     position."""
@@ -50,11 +117,7 @@ class OddsView(Consumer):
 
     def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
         self._store = store
-        self._registry = registry or default_registry
-        self._states: dict[str, MarketState] = {}
-        #: records by external id, and in the order of their ``ID`` (for pages)
-        self._records: dict[str, OddsRecord] = {}
-        self._order: list[OddsRecord] = []
+        self._records = OddsRecords(registry)
         self.runner = ConsumerRunner(store, self, MemoryCheckpoint())
 
     @property
@@ -78,45 +141,16 @@ class OddsView(Consumer):
         return await self.runner.wait_for(position, timeout)
 
     async def handle(self, batch: Batch) -> None:
+        apply = self._records.apply
         for recorded in batch.events:
-            self.apply(recorded)
+            apply(recorded)
 
     async def reset(self) -> None:
-        self._states.clear()
         self._records.clear()
-        self._order.clear()
 
     def apply(self, recorded: RecordedEvent) -> None:
         """Apply one stored market event (in log order)."""
-        market_id = recorded.stream_id[len(MARKET_STREAM_PREFIX) :]
-        event = self._registry.decode(recorded)
-        state = self._states.get(market_id)
-        if state is None:
-            if not isinstance(event, MarketCreated):
-                return  # not a market this service knows how to show
-            state = self._states[market_id] = MarketState(market_id=market_id)
-        evolve(state, event)  # type: ignore[arg-type]
-        at = recorded.recorded_at
-        record = self._records.get(market_id)
-        if record is None:
-            record = OddsRecord(
-                id=recorded.position,
-                external_id=market_id,
-                game_id=state.game_id,
-                provider=state.provider,
-                money_line=money_line_of(state),
-                deleted=False,
-                created_at=at,
-                updated_at=at,
-                version=recorded.version,
-            )
-            self._records[market_id] = record
-            self._order.append(record)
-            return
-        record.money_line = money_line_of(state)
-        record.deleted = state.status is MarketStatus.DELETED
-        record.updated_at = at
-        record.version = recorded.version
+        self._records.apply(recorded)
 
     def get(self, external_id: str) -> OddsRecord | None:
         """The market ``external_id``'s record, or ``None``."""
@@ -124,8 +158,7 @@ class OddsView(Consumer):
 
     def page(self, page_no: int, page_size: int) -> list[OddsRecord]:
         """The records of page ``page_no`` (from 1) of ``page_size``, oldest first."""
-        start = (page_no - 1) * page_size
-        return self._order[start : start + page_size]
+        return self._records.page(page_no, page_size)
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._records)

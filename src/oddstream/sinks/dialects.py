@@ -359,6 +359,21 @@ class Dialect(abc.ABC):
                 (name, position),
             )
 
+    def forget_position(self, cur: Any, name: str) -> None:
+        """Delete sink ``name``'s stored position: it starts from the beginning."""
+        cur.execute(
+            self.p(
+                f"DELETE FROM {self.quote(OFFSETS_TABLE)} "
+                f"WHERE {self.quote('name')} = {self.placeholder}"
+            ),
+            (name,),
+        )
+
+    def clear_table(self, cur: Any, table: str) -> None:
+        """Delete every row of ``table`` (DELETE, not TRUNCATE: it stays in the
+        transaction on every database)."""
+        cur.execute(f"DELETE FROM {self.table_ref(table)}")
+
     # writes --------------------------------------------------------------------------
 
     def _values(self, n: int) -> str:
