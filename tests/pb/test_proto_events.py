@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from oddstream.domain.fixedodds import ALL_EVENTS as MARKET_EVENTS
 from oddstream.domain.fixedodds.events import (
     BetAccepted,
+    BetSettled,
     MarketCreated,
     MarketLimits,
     MarketResulted,
+    MarketSuspended,
     MoneyLine,
     Outcome,
     PricesUpdated,
@@ -28,6 +30,14 @@ from oddstream.domain.fixedodds.events import (
 from oddstream.domain.fixedodds.odds import MAX_DECIMAL_ODDS, MAX_DENOMINATOR, Odds
 from oddstream.domain.tote.events import ALL_EVENTS as TOTE_EVENTS
 from oddstream.domain.tote.events import BetPlaced, ResultDeclared
+from oddstream.domain.tote.events import BetSettled as ToteBetSettled
+from oddstream.domain.tote.events import (
+    DividendsDeclared,
+    PoolConfig,
+    PoolDividends,
+    RaceScheduled,
+    Runner,
+)
 from oddstream.domain.tote.pools import PoolType
 from oddstream.pb import fixedodds_pb2, tote_pb2
 from oddstream.runtime import proto_events
@@ -149,8 +159,10 @@ def test_a_number_no_field_holds_is_refused_on_encoding() -> None:
 
 
 def test_a_required_field_missing_is_refused() -> None:
+    message = fixedodds_pb2.MarketCreated(market_id="m", game_id="g", provider="p")
+    message.limits.CopyFrom(fixedodds_pb2.MarketLimits(max_stake_cents=1, max_liability_cents=1))
     with pytest.raises(ProtoEventError, match="money_line"):
-        proto_events.decode(MarketCreated, b"")
+        proto_events.from_proto(message)
 
 
 def test_a_price_the_domain_refuses_is_refused() -> None:
@@ -184,3 +196,85 @@ def test_bytes_that_are_not_the_message_are_refused() -> None:
 def test_the_envelope_names_the_event() -> None:
     event = typing.cast(Any, proto_events.to_envelope(ResultDeclared("r", ((1,),))))
     assert event.WhichOneof("event") == "result_declared"
+
+
+@pytest.mark.parametrize(
+    ("cls", "missing"),
+    [
+        (MarketSuspended, "market_id"),
+        (BetSettled, "market_id"),
+        (ToteBetSettled, "race_id"),
+    ],
+)
+def test_an_empty_message_is_no_event(cls: type[msgspec.Struct], missing: str) -> None:
+    # proto3 reads an absent scalar as ""/0: the event's required fields must be present,
+    # as they must be in its stored JSON (which refuses ``{}``)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b"{}", type=cls)
+    with pytest.raises(ProtoEventError, match=missing):
+        proto_events.decode(cls, b"")
+
+
+def test_an_absent_amount_is_refused_not_read_as_zero() -> None:
+    bet = BetAccepted(
+        market_id="m",
+        bet_id="b",
+        outcome=Outcome.HOME,
+        stake_cents=500,
+        requested=Odds(3, 2),
+        price=Odds(3, 2),
+    )
+    message = proto_events.to_proto(bet)
+    message.ClearField("stake_cents")
+    with pytest.raises(ProtoEventError, match="stake_cents"):
+        proto_events.from_proto(message)
+    settled = BetSettled(market_id="m", bet_id="b", payout_cents=0, refund_cents=0, reason="")
+    # a zero written is a zero read (only its absence is refused)
+    assert proto_events.decode(BetSettled, proto_events.encode(settled)) == settled
+
+
+def test_an_absent_field_with_a_default_takes_the_json_default() -> None:
+    scheduled = RaceScheduled(
+        race_id="r",
+        meeting="m",
+        venue="v",
+        post_time="2026-11-28T12:00:00Z",
+        runners=(Runner(1, "One"),),
+        pools=(PoolConfig(pool=PoolType.WIN, takeout_bps=1500),),
+    )
+    message = proto_events.to_proto(scheduled)
+    for name in ("profile", "min_stake_cents", "increment_cents"):
+        message.pools[0].ClearField(name)
+    as_json = msgspec.json.encode(scheduled).replace(
+        b',"profile":"us","min_stake_cents":100,"increment_cents":10', b""
+    )
+    assert b"profile" not in as_json
+    from_json = msgspec.json.decode(as_json, type=RaceScheduled)
+    assert proto_events.from_proto(message) == from_json == scheduled
+
+
+def test_a_record_item_missing_is_refused() -> None:
+    declared = DividendsDeclared(
+        "r",
+        (
+            PoolDividends(
+                pool=PoolType.WIN,
+                gross_cents=1000,
+                carry_in_cents=0,
+                takeout_cents=150,
+                net_cents=850,
+                price_base_cents=200,
+                dividends=(((3,), 420),),
+                paid_cents=840,
+                breakage_cents=10,
+                topup_cents=0,
+                refunded=False,
+                carry_out_cents=0,
+            ),
+        ),
+    )
+    message = proto_events.to_proto(declared)
+    assert proto_events.from_proto(message) == declared
+    message.pools[0].dividends[0].ClearField("dividend_cents")
+    with pytest.raises(ProtoEventError, match="dividend_cents"):
+        proto_events.from_proto(message)

@@ -24,41 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coddstream/pb/fixedodds.proto\x12\x16oddstream.fixedodds.v1\" \n\x04Odds\x12\x0b\n\x03num\x18\x01 \x01(\x04\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x04\"\x8f\x01\n\tMoneyLine\x12*\n\x04home\x18\x01 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12*\n\x04\x61way\x18\x02 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12*\n\x04\x64raw\x18\x03 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\"]\n\x0cMarketLimits\x12\x17\n\x0fmax_stake_cents\x18\x01 \x01(\x03\x12\x1b\n\x13max_liability_cents\x18\x02 \x01(\x03\x12\x17\n\x0fmin_stake_cents\x18\x03 \x01(\x03\"\xb2\x01\n\rMarketCreated\x12\x11\n\tmarket_id\x18\x01 \x01(\t\x12\x0f\n\x07game_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x35\n\nmoney_line\x18\x04 \x01(\x0b\x32!.oddstream.fixedodds.v1.MoneyLine\x12\x34\n\x06limits\x18\x05 \x01(\x0b\x32$.oddstream.fixedodds.v1.MarketLimits\"Y\n\rPricesUpdated\x12\x11\n\tmarket_id\x18\x01 \x01(\t\x12\x35\n\nmoney_line\x18\x02 \x01(\x0b\x32!.oddstream.fixedodds.v1.MoneyLine\"$\n\x0fMarketSuspended\x12\x11\n\tmarket_id\x18\x01 \x01(\t\"\"\n\rMarketResumed\x12\x11\n\tmarket_id\x18\x01 \x01(\t\"!\n\x0cMarketClosed\x12\x11\n\tmarket_id\x18\x01 \x01(\t\"\xfb\x01\n\x0b\x42\x65tAccepted\x12\x11\n\tmarket_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62\x65t_id\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.oddstream.fixedodds.v1.Outcome\x12\x13\n\x0bstake_cents\x18\x04 \x01(\x03\x12/\n\trequested\x18\x05 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12+\n\x05price\x18\x06 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12\x16\n\twallet_id\x18\x07 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_wallet_id\"\x93\x01\n\x0eMarketResulted\x12\x11\n\tmarket_id\x18\x01 \x01(\t\x12\x30\n\x07winners\x18\x02 \x03(\x0e\x32\x1f.oddstream.fixedodds.v1.Outcome\x12\x14\n\x0cstakes_cents\x18\x03 \x01(\x03\x12\x12\n\npaid_cents\x18\x04 \x01(\x03\x12\x12\n\nbook_cents\x18\x05 \x01(\x12\"1\n\x0cMarketVoided\x12\x11\n\tmarket_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\"\n\rMarketDeleted\x12\x11\n\tmarket_id\x18\x01 \x01(\t\"\x91\x01\n\nBetSettled\x12\x11\n\tmarket_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62\x65t_id\x18\x02 \x01(\t\x12\x14\n\x0cpayout_cents\x18\x03 \x01(\x03\x12\x14\n\x0crefund_cents\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\twallet_id\x18\x06 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_wallet_id\"\x98\x05\n\x0bMarketEvent\x12?\n\x0emarket_created\x18\x01 \x01(\x0b\x32%.oddstream.fixedodds.v1.MarketCreatedH\x00\x12?\n\x0eprices_updated\x18\x02 \x01(\x0b\x32%.oddstream.fixedodds.v1.PricesUpdatedH\x00\x12\x43\n\x10market_suspended\x18\x03 \x01(\x0b\x32\'.oddstream.fixedodds.v1.MarketSuspendedH\x00\x12?\n\x0emarket_resumed\x18\x04 \x01(\x0b\x32%.oddstream.fixedodds.v1.MarketResumedH\x00\x12=\n\rmarket_closed\x18\x05 \x01(\x0b\x32$.oddstream.fixedodds.v1.MarketClosedH\x00\x12;\n\x0c\x62\x65t_accepted\x18\x06 \x01(\x0b\x32#.oddstream.fixedodds.v1.BetAcceptedH\x00\x12\x41\n\x0fmarket_resulted\x18\x07 \x01(\x0b\x32&.oddstream.fixedodds.v1.MarketResultedH\x00\x12=\n\rmarket_voided\x18\x08 \x01(\x0b\x32$.oddstream.fixedodds.v1.MarketVoidedH\x00\x12?\n\x0emarket_deleted\x18\t \x01(\x0b\x32%.oddstream.fixedodds.v1.MarketDeletedH\x00\x12\x39\n\x0b\x62\x65t_settled\x18\n \x01(\x0b\x32\".oddstream.fixedodds.v1.BetSettledH\x00\x42\x07\n\x05\x65vent*X\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x10\n\x0cOUTCOME_HOME\x10\x01\x12\x10\n\x0cOUTCOME_AWAY\x10\x02\x12\x10\n\x0cOUTCOME_DRAW\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1coddstream/pb/fixedodds.proto\x12\x16oddstream.fixedodds.v1\" \n\x04Odds\x12\x0b\n\x03num\x18\x01 \x01(\x04\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x04\"\x8f\x01\n\tMoneyLine\x12*\n\x04home\x18\x01 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12*\n\x04\x61way\x18\x02 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12*\n\x04\x64raw\x18\x03 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\"\xac\x01\n\x0cMarketLimits\x12\x1c\n\x0fmax_stake_cents\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12 \n\x13max_liability_cents\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12\x1c\n\x0fmin_stake_cents\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\x12\n\x10_max_stake_centsB\x16\n\x14_max_liability_centsB\x12\n\x10_min_stake_cents\"\xe8\x01\n\rMarketCreated\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x07game_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08provider\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x35\n\nmoney_line\x18\x04 \x01(\x0b\x32!.oddstream.fixedodds.v1.MoneyLine\x12\x34\n\x06limits\x18\x05 \x01(\x0b\x32$.oddstream.fixedodds.v1.MarketLimitsB\x0c\n\n_market_idB\n\n\x08_game_idB\x0b\n\t_provider\"l\n\rPricesUpdated\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x35\n\nmoney_line\x18\x02 \x01(\x0b\x32!.oddstream.fixedodds.v1.MoneyLineB\x0c\n\n_market_id\"7\n\x0fMarketSuspended\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_market_id\"5\n\rMarketResumed\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_market_id\"4\n\x0cMarketClosed\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_market_id\"\xb3\x02\n\x0b\x42\x65tAccepted\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x62\x65t_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.oddstream.fixedodds.v1.Outcome\x12\x18\n\x0bstake_cents\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12/\n\trequested\x18\x05 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12+\n\x05price\x18\x06 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.Odds\x12\x16\n\twallet_id\x18\x07 \x01(\tH\x03\x88\x01\x01\x42\x0c\n\n_market_idB\t\n\x07_bet_idB\x0e\n\x0c_stake_centsB\x0c\n\n_wallet_id\"\xe4\x01\n\x0eMarketResulted\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x30\n\x07winners\x18\x02 \x03(\x0e\x32\x1f.oddstream.fixedodds.v1.Outcome\x12\x19\n\x0cstakes_cents\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x17\n\npaid_cents\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x17\n\nbook_cents\x18\x05 \x01(\x12H\x03\x88\x01\x01\x42\x0c\n\n_market_idB\x0f\n\r_stakes_centsB\r\n\x0b_paid_centsB\r\n\x0b_book_cents\"T\n\x0cMarketVoided\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06reason\x18\x02 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_market_idB\t\n\x07_reason\"5\n\rMarketDeleted\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_market_id\"\xf0\x01\n\nBetSettled\x12\x16\n\tmarket_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x62\x65t_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x19\n\x0cpayout_cents\x18\x03 \x01(\x03H\x02\x88\x01\x01\x12\x19\n\x0crefund_cents\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x13\n\x06reason\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x16\n\twallet_id\x18\x06 \x01(\tH\x05\x88\x01\x01\x42\x0c\n\n_market_idB\t\n\x07_bet_idB\x0f\n\r_payout_centsB\x0f\n\r_refund_centsB\t\n\x07_reasonB\x0c\n\n_wallet_id\"\x98\x05\n\x0bMarketEvent\x12?\n\x0emarket_created\x18\x01 \x01(\x0b\x32%.oddstream.fixedodds.v1.MarketCreatedH\x00\x12?\n\x0eprices_updated\x18\x02 \x01(\x0b\x32%.oddstream.fixedodds.v1.PricesUpdatedH\x00\x12\x43\n\x10market_suspended\x18\x03 \x01(\x0b\x32\'.oddstream.fixedodds.v1.MarketSuspendedH\x00\x12?\n\x0emarket_resumed\x18\x04 \x01(\x0b\x32%.oddstream.fixedodds.v1.MarketResumedH\x00\x12=\n\rmarket_closed\x18\x05 \x01(\x0b\x32$.oddstream.fixedodds.v1.MarketClosedH\x00\x12;\n\x0c\x62\x65t_accepted\x18\x06 \x01(\x0b\x32#.oddstream.fixedodds.v1.BetAcceptedH\x00\x12\x41\n\x0fmarket_resulted\x18\x07 \x01(\x0b\x32&.oddstream.fixedodds.v1.MarketResultedH\x00\x12=\n\rmarket_voided\x18\x08 \x01(\x0b\x32$.oddstream.fixedodds.v1.MarketVoidedH\x00\x12?\n\x0emarket_deleted\x18\t \x01(\x0b\x32%.oddstream.fixedodds.v1.MarketDeletedH\x00\x12\x39\n\x0b\x62\x65t_settled\x18\n \x01(\x0b\x32\".oddstream.fixedodds.v1.BetSettledH\x00\x42\x07\n\x05\x65vent*X\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x10\n\x0cOUTCOME_HOME\x10\x01\x12\x10\n\x0cOUTCOME_AWAY\x10\x02\x12\x10\n\x0cOUTCOME_DRAW\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oddstream.pb.fixedodds_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOME']._serialized_start=2018
-  _globals['_OUTCOME']._serialized_end=2106
+  _globals['_OUTCOME']._serialized_start=2514
+  _globals['_OUTCOME']._serialized_end=2602
   _globals['_ODDS']._serialized_start=56
   _globals['_ODDS']._serialized_end=88
   _globals['_MONEYLINE']._serialized_start=91
   _globals['_MONEYLINE']._serialized_end=234
-  _globals['_MARKETLIMITS']._serialized_start=236
-  _globals['_MARKETLIMITS']._serialized_end=329
-  _globals['_MARKETCREATED']._serialized_start=332
-  _globals['_MARKETCREATED']._serialized_end=510
-  _globals['_PRICESUPDATED']._serialized_start=512
-  _globals['_PRICESUPDATED']._serialized_end=601
-  _globals['_MARKETSUSPENDED']._serialized_start=603
-  _globals['_MARKETSUSPENDED']._serialized_end=639
-  _globals['_MARKETRESUMED']._serialized_start=641
-  _globals['_MARKETRESUMED']._serialized_end=675
-  _globals['_MARKETCLOSED']._serialized_start=677
-  _globals['_MARKETCLOSED']._serialized_end=710
-  _globals['_BETACCEPTED']._serialized_start=713
-  _globals['_BETACCEPTED']._serialized_end=964
-  _globals['_MARKETRESULTED']._serialized_start=967
-  _globals['_MARKETRESULTED']._serialized_end=1114
-  _globals['_MARKETVOIDED']._serialized_start=1116
-  _globals['_MARKETVOIDED']._serialized_end=1165
-  _globals['_MARKETDELETED']._serialized_start=1167
-  _globals['_MARKETDELETED']._serialized_end=1201
-  _globals['_BETSETTLED']._serialized_start=1204
-  _globals['_BETSETTLED']._serialized_end=1349
-  _globals['_MARKETEVENT']._serialized_start=1352
-  _globals['_MARKETEVENT']._serialized_end=2016
+  _globals['_MARKETLIMITS']._serialized_start=237
+  _globals['_MARKETLIMITS']._serialized_end=409
+  _globals['_MARKETCREATED']._serialized_start=412
+  _globals['_MARKETCREATED']._serialized_end=644
+  _globals['_PRICESUPDATED']._serialized_start=646
+  _globals['_PRICESUPDATED']._serialized_end=754
+  _globals['_MARKETSUSPENDED']._serialized_start=756
+  _globals['_MARKETSUSPENDED']._serialized_end=811
+  _globals['_MARKETRESUMED']._serialized_start=813
+  _globals['_MARKETRESUMED']._serialized_end=866
+  _globals['_MARKETCLOSED']._serialized_start=868
+  _globals['_MARKETCLOSED']._serialized_end=920
+  _globals['_BETACCEPTED']._serialized_start=923
+  _globals['_BETACCEPTED']._serialized_end=1230
+  _globals['_MARKETRESULTED']._serialized_start=1233
+  _globals['_MARKETRESULTED']._serialized_end=1461
+  _globals['_MARKETVOIDED']._serialized_start=1463
+  _globals['_MARKETVOIDED']._serialized_end=1547
+  _globals['_MARKETDELETED']._serialized_start=1549
+  _globals['_MARKETDELETED']._serialized_end=1602
+  _globals['_BETSETTLED']._serialized_start=1605
+  _globals['_BETSETTLED']._serialized_end=1845
+  _globals['_MARKETEVENT']._serialized_start=1848
+  _globals['_MARKETEVENT']._serialized_end=2512
 # @@protoc_insertion_point(module_scope)

@@ -9,8 +9,11 @@ read off the two schemas once per class (a *plan*) rather than written per event
 - a ``StrEnum`` (``Outcome``, ``PoolType``) is the proto enum whose value names are the
   enum's prefix and the member's value (``home`` ↔ ``OUTCOME_HOME``); ``0``
   (``*_UNSPECIFIED``) is no member and is refused when read;
-- ``X | None`` is a field with presence (``optional``, or a message field): ``None`` is
-  the field unset;
+- every scalar field has presence (``optional``): proto3 would read an absent one as
+  ``""``/``0``, so an event missing its id or an amount would be taken for one with an
+  empty id or a zero amount. Absent, a field is refused when the event requires it, takes
+  the event's default when it has one (``None`` for ``X | None``), as a stored JSON
+  event's; a zero written is a zero read;
 - a tuple standing for a record (a dividend ``(selection, cents)``, a refused
   contribution ``(ref, code, message)``) is a message whose fields are its items in
   order; a placing (runners tied) is a message holding the one list.
@@ -191,7 +194,7 @@ def _read_item(field: Field, value: Any) -> Any:
         if full_name in _SEQUENCE:
             return list(getattr(value, field.message_type.fields[0].name))
         if full_name in _POSITIONAL:
-            return [_read_field(value, f) for f in field.message_type.fields]
+            return _read_positional(value)
         return _builtins(value)
     if field.type == FieldDescriptor.TYPE_ENUM:
         return _enum_map(field.enum_type).value(value)
@@ -208,6 +211,17 @@ def _read_field(message: Message, field: Field) -> Any:
     if field.has_presence and not message.HasField(field.name):
         return _ABSENT
     return _read_item(field, value)
+
+
+def _read_positional(message: Message) -> list[Any]:
+    """A record's items, in order; each is required (a tuple has no default)."""
+    items = []
+    for field in message.DESCRIPTOR.fields:
+        item = _read_field(message, field)
+        if item is _ABSENT:
+            raise ProtoEventError(f"{message.DESCRIPTOR.name} has no {field.name}")
+        items.append(item)
+    return items
 
 
 def _builtins(message: Message) -> dict[str, Any]:
