@@ -302,3 +302,10 @@ def test_a_json_body_still_needs_a_json_content_type(proto_server: LiveServer) -
     )
     assert response.status_code == 415
     assert response.json()["error"] == "unsupported_media_type"
+    # the refusal in the format Accept prefers, as every other refusal of the route
+    in_proto = httpx.post(
+        f"{proto_server.url}/odds",
+        content=b"RequestID=x",
+        headers={"X-API-Key": ACME_KEY, "Content-Type": "text/plain", **WANT},
+    )
+    _refused(in_proto, 415, "unsupported_media_type")
