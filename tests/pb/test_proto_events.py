@@ -29,15 +29,16 @@ from oddstream.domain.fixedodds.events import (
 )
 from oddstream.domain.fixedodds.odds import MAX_DECIMAL_ODDS, MAX_DENOMINATOR, Odds
 from oddstream.domain.tote.events import ALL_EVENTS as TOTE_EVENTS
-from oddstream.domain.tote.events import BetPlaced, ResultDeclared
-from oddstream.domain.tote.events import BetSettled as ToteBetSettled
 from oddstream.domain.tote.events import (
+    BetPlaced,
     DividendsDeclared,
     PoolConfig,
     PoolDividends,
     RaceScheduled,
+    ResultDeclared,
     Runner,
 )
+from oddstream.domain.tote.events import BetSettled as ToteBetSettled
 from oddstream.domain.tote.pools import PoolType
 from oddstream.pb import fixedodds_pb2, tote_pb2
 from oddstream.runtime import proto_events

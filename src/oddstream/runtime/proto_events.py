@@ -104,135 +104,173 @@ def _enum_map(descriptor: EnumDescriptor) -> _EnumMap:
 
 
 # ------------------------------------------------------------------------- encoding
+#
+# A struct becomes the keyword arguments of its message's constructor: nested messages
+# as dicts, repeated ones as lists of dicts, so protobuf builds the whole message in C in
+# one call (a sub-message built first would be copied in). Each class's plan, the
+# converter of each field, is made once.
 
-_Setter = Callable[[Message, Any], None]
+_Convert = Callable[[Any], Any]
 
 
-def _item_filler(field: Field) -> Callable[[Message, Any], None]:
-    """What writes one value (a struct or a tuple) into a message of ``field``'s type."""
-    descriptor = field.message_type
+def _item_encoder(descriptor: Descriptor) -> _Convert:
+    """What makes the constructor's value (a dict) of one struct or tuple of a message
+    type ``descriptor``."""
     if descriptor.full_name in _SEQUENCE:
         (only,) = descriptor.fields
-        return lambda message, value: getattr(message, only.name).extend(value)
+        name = only.name
+        return lambda value: {name: value}
     if descriptor.full_name in _POSITIONAL:
-        setters = [_setter(f) for f in descriptor.fields]
+        fields = [(f.name, _encoder(f)) for f in descriptor.fields]
 
-        def positional(message: Message, value: Any) -> None:
-            if len(value) != len(setters):
-                raise ValueError(f"{descriptor.name} has {len(setters)} items, not {len(value)}")
-            for setter, item in zip(setters, value, strict=True):
-                setter(message, item)
+        def positional(value: Any) -> dict[str, Any]:
+            if len(value) != len(fields):
+                raise ValueError(f"{descriptor.name} has {len(fields)} items, not {len(value)}")
+            return {
+                name: item if convert is None else convert(item)
+                for (name, convert), item in zip(fields, value, strict=True)
+            }
 
         return positional
-    return lambda message, value: _fill(message, value)
+    plans: dict[type[Any], list[tuple[str, _Convert | None]]] = {}
+
+    def struct(value: Any) -> dict[str, Any]:
+        cls = type(value)
+        plan = plans.get(cls)
+        if plan is None:
+            plan = plans[cls] = _encode_plan(cls, descriptor)
+        return _kwargs(plan, value)
+
+    return struct
 
 
-def _setter(field: Field) -> _Setter:
-    """What writes a struct's value into ``field`` of a message."""
-    name = field.name
-    repeated = field.is_repeated
+def _encoder(field: Field) -> _Convert | None:
+    """What turns a struct's value into ``field``'s constructor value (None: as it is)."""
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        fill = _item_filler(field)
-        if repeated:
-
-            def add_all(message: Message, values: Any) -> None:
-                container = getattr(message, name)
-                for value in values:
-                    fill(container.add(), value)
-
-            return add_all
-
-        def one(message: Message, value: Any) -> None:
-            if value is not None:
-                sub = getattr(message, name)
-                sub.SetInParent()
-                fill(sub, value)
-
-        return one
+        item = _item_encoder(field.message_type)
+        if field.is_repeated:
+            return lambda values: [item(v) for v in values]
+        return item
     if field.type == FieldDescriptor.TYPE_ENUM:
         numbers = _enum_map(field.enum_type).to_number
-        if repeated:
-            return lambda message, values: getattr(message, name).extend(
-                [numbers[v] for v in values]
-            )
-        return lambda message, value: setattr(message, name, numbers[value])
-    if repeated:
-        return lambda message, values: getattr(message, name).extend(values)
+        if field.is_repeated:
+            return lambda values: [numbers[v] for v in values]
+        return numbers.__getitem__
+    return None
 
-    def scalar(message: Message, value: Any) -> None:
+
+def _encode_plan(cls: type[Any], descriptor: Descriptor) -> list[tuple[str, _Convert | None]]:
+    names = [f.name for f in msgspec.structs.fields(cls)]
+    if sorted(names) != sorted(descriptor.fields_by_name):
+        raise TypeError(f"{cls.__name__} and {descriptor.full_name} have other fields")
+    return [(n, _encoder(descriptor.fields_by_name[n])) for n in names]
+
+
+def _kwargs(plan: list[tuple[str, _Convert | None]], struct: Any) -> dict[str, Any]:
+    """The constructor's keyword arguments of ``struct`` (``None``: the field unset)."""
+    out = {}
+    for name, convert in plan:
+        value = getattr(struct, name)
         if value is not None:
-            setattr(message, name, value)
-
-    return scalar
-
-
-_plans: dict[tuple[type[Any], str], list[tuple[str, _Setter]]] = {}
-
-
-def _plan(cls: type[Any], descriptor: Descriptor) -> list[tuple[str, _Setter]]:
-    key = (cls, descriptor.full_name)
-    plan = _plans.get(key)
-    if plan is None:
-        names = [f.name for f in msgspec.structs.fields(cls)]
-        if sorted(names) != sorted(descriptor.fields_by_name):
-            raise TypeError(f"{cls.__name__} and {descriptor.full_name} have other fields")
-        plan = _plans[key] = [(n, _setter(descriptor.fields_by_name[n])) for n in names]
-    return plan
-
-
-def _fill(message: Message, struct: Any) -> None:
-    for name, setter in _plan(type(struct), message.DESCRIPTOR):
-        setter(message, getattr(struct, name))
+            out[name] = value if convert is None else convert(value)
+    return out
 
 
 # ------------------------------------------------------------------------- decoding
+#
+# A message becomes the plain values msgspec.convert makes its struct of, from the fields
+# ListFields reports set (those with presence when present, the others when not zero,
+# repeated ones when not empty): a plan per message type gives each field's name and
+# converter, and the values of the fields it does not report.
 
 
-def _read_item(field: Field, value: Any) -> Any:
+class _DecodePlan:
+    """How to read one message type: each field's name and converter (by number), and
+    what a field ListFields does not report reads as."""
+
+    def __init__(self, descriptor: Descriptor) -> None:
+        self.name = descriptor.name
+        self.fields: dict[int, tuple[str, _Convert | None]] = {}
+        #: not reported: a repeated field is empty; a scalar without presence its zero
+        #: (an enum's zero is no value: left out, so a required one is missing)
+        self.absent: dict[str, Any] = {}
+        for field in descriptor.fields:
+            self.fields[field.number] = (field.name, _decoder(field))
+            if field.is_repeated:
+                self.absent[field.name] = []
+            elif not field.has_presence and field.type != FieldDescriptor.TYPE_ENUM:
+                self.absent[field.name] = field.default_value
+        #: a record tuple's items, in order
+        self.order = [f.name for f in descriptor.fields]
+
+    def read(self, message: Message) -> dict[str, Any]:
+        out = dict(self.absent)
+        fields = self.fields
+        for field, value in message.ListFields():
+            name, convert = fields[field.number]
+            out[name] = value if convert is None else convert(value)
+        return out
+
+
+_decode_plans: dict[str, _DecodePlan] = {}
+
+
+def _decode_plan(descriptor: Descriptor) -> _DecodePlan:
+    found = _decode_plans.get(descriptor.full_name)
+    if found is None:
+        found = _decode_plans[descriptor.full_name] = _DecodePlan(descriptor)
+    return found
+
+
+def _item_decoder(descriptor: Descriptor) -> _Convert:
+    if descriptor.full_name in _SEQUENCE:
+        (only,) = descriptor.fields
+        name = only.name
+        return lambda message: list(getattr(message, name))
+
+    if descriptor.full_name in _POSITIONAL:
+
+        def positional(message: Message) -> list[Any]:
+            plan = _decode_plan(descriptor)
+            values = plan.read(message)
+            try:  # a record's items are all required (a tuple has no default)
+                return [values[name] for name in plan.order]
+            except KeyError as exc:
+                raise ProtoEventError(f"{plan.name} has no {exc.args[0]}") from None
+
+        return positional
+    plan: _DecodePlan | None = None
+
+    def struct(message: Message) -> dict[str, Any]:
+        nonlocal plan
+        if plan is None:  # made on first use: a message type may hold itself
+            plan = _decode_plan(descriptor)
+        return plan.read(message)
+
+    return struct
+
+
+def _decoder(field: Field) -> _Convert | None:
+    """What turns a field's value as protobuf gives it into a plain one (None: as it is)."""
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        full_name = field.message_type.full_name
-        if full_name in _SEQUENCE:
-            return list(getattr(value, field.message_type.fields[0].name))
-        if full_name in _POSITIONAL:
-            return _read_positional(value)
-        return _builtins(value)
+        item = _item_decoder(field.message_type)
+        if field.is_repeated:
+            return lambda values: [item(v) for v in values]
+        return item
     if field.type == FieldDescriptor.TYPE_ENUM:
-        return _enum_map(field.enum_type).value(value)
-    return value
-
-
-_ABSENT = object()
-
-
-def _read_field(message: Message, field: Field) -> Any:
-    value = getattr(message, field.name)
+        value = _enum_map(field.enum_type).value
+        if field.is_repeated:
+            return lambda values: [value(v) for v in values]
+        return value
     if field.is_repeated:
-        return [_read_item(field, v) for v in value]
-    if field.has_presence and not message.HasField(field.name):
-        return _ABSENT
-    return _read_item(field, value)
-
-
-def _read_positional(message: Message) -> list[Any]:
-    """A record's items, in order; each is required (a tuple has no default)."""
-    items = []
-    for field in message.DESCRIPTOR.fields:
-        item = _read_field(message, field)
-        if item is _ABSENT:
-            raise ProtoEventError(f"{message.DESCRIPTOR.name} has no {field.name}")
-        items.append(item)
-    return items
+        return list
+    return None
 
 
 def _builtins(message: Message) -> dict[str, Any]:
     """A message as the plain values ``msgspec.convert`` makes its struct of (fields
     unset are left out: their struct's default, or a missing field)."""
-    out = {}
-    for field in message.DESCRIPTOR.fields:
-        value = _read_field(message, field)
-        if value is not _ABSENT:
-            out[field.name] = value
-    return out
+    return _decode_plan(message.DESCRIPTOR).read(message)
 
 
 # ------------------------------------------------------------------------- the events
@@ -253,6 +291,16 @@ _ENVELOPES: dict[type[msgspec.Struct], tuple[type[Message], str]] = {
 #: a fixed-odds or tote event
 Event = typing.Any
 
+#: event class → its constructor's keyword arguments
+_EVENT_ENCODERS: dict[type[msgspec.Struct], _Convert] = {
+    cls: _item_encoder(message.DESCRIPTOR) for cls, message in _MESSAGES.items()
+}
+
+
+def _struct_kwargs(event: msgspec.Struct) -> dict[str, Any]:
+    kwargs: dict[str, Any] = _EVENT_ENCODERS[type(event)](event)
+    return kwargs
+
 
 def message_class(cls: type[msgspec.Struct]) -> type[Message]:
     """The message class of an event class (``KeyError`` for one without a message)."""
@@ -261,9 +309,7 @@ def message_class(cls: type[msgspec.Struct]) -> type[Message]:
 
 def to_proto(event: msgspec.Struct) -> Message:
     """The event's message (``fixedodds_pb2.MarketCreated`` for a ``MarketCreated``)."""
-    message = _MESSAGES[type(event)]()
-    _fill(message, event)
-    return message
+    return _MESSAGES[type(event)](**_struct_kwargs(event))
 
 
 def from_proto(message: Message) -> Any:
@@ -297,10 +343,7 @@ def to_envelope(event: msgspec.Struct) -> Message:
     """The event in its stream's envelope (``MarketEvent`` or ``RaceEvent``), which
     names its type."""
     envelope_class, field = _ENVELOPES[type(event)]
-    envelope = envelope_class()
-    _fill(getattr(envelope, field), event)
-    getattr(envelope, field).SetInParent()
-    return envelope
+    return envelope_class(**{field: _struct_kwargs(event)})
 
 
 def from_envelope(envelope: Message) -> Any:
