@@ -162,13 +162,19 @@ class _Pending:
         out: list[tuple[int, Refusal]] = []
         ends = [*self.starts[1:], len(self.records)]
         for (items, _, start), first, end in zip(self.spans, self.starts, ends, strict=True):
-            if items.refusals:
-                stop = start + end - first
-                out.extend(
-                    (first + i - start, refusal)
-                    for i, refusal in sorted(items.refusals.items())
-                    if start <= i < stop
-                )
+            refusals = items.refusals
+            if not refusals:
+                continue
+            stop = start + end - first
+            if len(refusals) <= end - first:
+                found = sorted((i, r) for i, r in refusals.items() if start <= i < stop)
+            else:
+                # a part of an event with more refusals than records here (one split
+                # across batches): look at this part only, not at every refusal of the
+                # event again for each part (quadratic in the event's records)
+                records = items.records
+                found = [(i, refusals[i]) for i in range(start, stop) if records[i] is None]
+            out.extend((first + i - start, refusal) for i, refusal in found)
         return out
 
 
