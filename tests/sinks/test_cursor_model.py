@@ -10,7 +10,10 @@ handled. So every write moving the cursor from ``a`` to ``b`` holds exactly the 
 records of the followed topics in ``[a, b)``, each bad one there is dead-lettered (the
 record as ``read_topic`` shows it, the same letter after a crash) or, with
 ``errors.tolerance=none``, the sink stops at the first. The writer here is a fake (no
-database): the database writers have tests of their own."""
+database): the database writers have tests of their own.
+
+Also: the work of dead-lettering an event split across many batches stays linear in its
+records."""
 
 from __future__ import annotations
 
