@@ -40,7 +40,7 @@ from .channels import TIERS, Velocity, channel, check_pattern, matches, tier_of,
 DEFAULT_LIMIT = 4096
 #: per tier: how long (seconds) work on its events may keep the event loop before other
 #: tasks get it (None: never held back)
-SLICE: dict[str, float | None] = {"high": None, "medium": 0.0005, "low": 0.0001}
+SLICE: dict[str, float | None] = {"high": None, "medium": 0.0002, "low": 0.00005}
 
 
 class Slicer:
@@ -233,9 +233,15 @@ class Publisher:
     def __init__(self) -> None:
         self.id = uuid.uuid4().hex[:12]
         self._seq: dict[str, int] = {}
+        self._names: dict[tuple[str, str, str], str] = {}
 
     def stamp(self, event: BusEvent) -> BusEvent:
-        name = channel(event.velocity, event.game_type, event.domain)
+        key = (event.velocity, event.game_type, event.domain)
+        name = self._names.get(key)
+        if name is None:
+            if len(self._names) > 10_000:  # game types are few; bounded all the same
+                self._names.clear()
+            name = self._names[key] = channel(*key)
         seq = self._seq.get(name, 0) + 1
         self._seq[name] = seq
         return msgspec.structs.replace(event, channel=name, publisher=self.id, seq=seq)
