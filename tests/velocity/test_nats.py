@@ -99,9 +99,5 @@ async def test_a_high_event_passes_a_low_burst_on_the_way(bus) -> None:
     (got,) = await take(high, 1)
     assert got.position == 10_001
     assert low.received < 10_000
-    await bus.flush()
-    async with asyncio.timeout(10):
-        while low.received < 10_000:
-            await asyncio.sleep(0.01)
     items = await take(low, 10_000)
     assert [e.position for e in items] == list(range(1, 10_001))
