@@ -196,3 +196,12 @@ async def test_the_market_writer_publishes_what_it_stored_after_commit(store_fac
         assert msgspec.json.decode(m.data) == stored[1].data
     finally:
         await store.close()
+
+
+async def test_the_bus_counts_what_it_published_and_what_a_full_queue_dropped() -> None:
+    bus = InProcessVelocityBus()
+    await bus.subscribe("low", limit=3)
+    for _ in range(5):
+        bus.publish(event("low"))
+    bus.publish(event("high"))
+    assert bus.counts() == {"high": (1, 0), "medium": (0, 0), "low": (5, 2)}

@@ -101,3 +101,25 @@ async def test_a_high_event_passes_a_low_burst_on_the_way(bus) -> None:
     assert low.received < 10_000
     items = await take(low, 10_000)
     assert [e.position for e in items] == list(range(1, 10_001))
+
+
+async def test_what_the_publisher_could_not_send_is_counted_by_tier() -> None:
+    """The outbound queue holds 2: of 5 low events published at once, 3 are dropped and
+    counted (``/metrics`` exports the counts), the 2 others sent."""
+    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
+    try:
+        with socket.create_connection((host, int(port or 4222)), timeout=3):
+            pass
+    except OSError as exc:
+        need_service("NATS", str(exc))
+    bus = NatsVelocityBus(NATS_URL, f"test.velocity.{uuid.uuid4().hex}", outbound_limit=2)
+    await bus.start()
+    try:
+        for n in range(1, 6):
+            bus.publish(event(n, "low"))
+        await bus.flush()
+        assert bus.counts() == {"high": (0, 0), "medium": (0, 0), "low": (2, 3)}
+    finally:
+        await bus.close()
+    bus.publish(event(6, "high"))  # closed: not sent, counted
+    assert bus.counts()["high"] == (0, 1)

@@ -137,6 +137,7 @@ def create_app(
                 parts = await _remote_parts(settings, the_store, stack)
             else:
                 parts = await _local_parts(settings, the_store, metrics, consumers, stack)
+            metrics.velocity_bus = parts.bus
             app.state.services = Services(
                 settings=settings,
                 store=the_store,

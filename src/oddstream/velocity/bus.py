@@ -133,10 +133,11 @@ class Subscription:
             return len(self._queues[tier])
         return sum(len(q) for q in self._queues.values())
 
-    def offer(self, event: BusEvent) -> None:
-        """Queue an event (the transport's side; never waits)."""
+    def offer(self, event: BusEvent) -> bool:
+        """Queue an event (the transport's side; never waits): ``False`` if it was
+        dropped (its tier's queue full)."""
         if self._closed:
-            return
+            return True
         key = (event.publisher, event.channel)
         last = self._last.get(key)
         if last is not None and event.seq != last[0] + 1 and event.seq > last[0]:
@@ -146,12 +147,13 @@ class Subscription:
         if len(queue) >= self._limit:
             self.dropped += 1
             self._mark(event.position - 1, 1, f"{event.velocity} queue full ({self._limit})")
-            return
+            return False
         queue.append(event)
         self.received += 1
         if event.position > self.position:
             self.position = event.position
         self._ready.set()
+        return True
 
     def interrupted(self, reason: str) -> None:
         """The transport lost messages it cannot name (a reconnection): the subscriber
@@ -225,6 +227,12 @@ class VelocityBus(Protocol):
 
     async def close(self) -> None: ...
 
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per tier since the bus started: events published, and events dropped (not
+        sent, or not queued for a subscriber); ``/metrics`` exports them as
+        ``oddstream_velocity_events_total``."""
+        ...
+
 
 class Publisher:
     """Stamps events with their channel, this publisher's id and their number on the
@@ -255,7 +263,9 @@ class InProcessVelocityBus:
         self._publisher = Publisher()
         self._subscriptions: set[Subscription] = set()
         self._routes: dict[str, list[Subscription]] = {}
-        self.published = 0
+        self._published = dict.fromkeys(TIERS, 0)
+        #: events a subscription of this bus dropped (its queue of the tier full)
+        self._dropped = dict.fromkeys(TIERS, 0)
 
     def publish(self, event: BusEvent) -> str:
         event = self._publisher.stamp(event)
@@ -266,9 +276,17 @@ class InProcessVelocityBus:
                 s for s in self._subscriptions if matches(s.pattern, name)
             ]
         for sub in route:
-            sub.offer(event)
-        self.published += 1
+            if not sub.offer(event):
+                self._dropped[event.velocity] += 1
+        self._published[event.velocity] += 1
         return name
+
+    @property
+    def published(self) -> int:
+        return sum(self._published.values())
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        return {t: (self._published[t], self._dropped[t]) for t in TIERS}
 
     async def subscribe(self, pattern: str, *, limit: int = DEFAULT_LIMIT) -> Subscription:
         sub = Subscription(pattern, limit=limit, on_close=self._forget)

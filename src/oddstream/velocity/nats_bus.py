@@ -51,6 +51,7 @@ class _Tier:
         self.idle.set()
         self.sender: asyncio.Task[None] | None = None
         self.subs: dict[Subscription, Any] = {}
+        self.published = 0
         self.dropped = 0
 
 
@@ -117,9 +118,7 @@ class NatsVelocityBus:
     def publish(self, event: BusEvent) -> str:
         event = self._publisher.stamp(event)
         tier = self._tiers[event.velocity]
-        if self._closed:
-            return event.channel
-        if len(tier.outbound) >= self._outbound_limit:
+        if self._closed or len(tier.outbound) >= self._outbound_limit:
             tier.dropped += 1  # subscribers see the number skipped
         else:
             tier.outbound.append(event)
@@ -142,6 +141,8 @@ class NatsVelocityBus:
                 except Exception as exc:  # closed, or the reconnect buffer full: lost
                     tier.dropped += 1
                     log.debug("velocity bus: %s not published: %s", event.channel, exc)
+                else:
+                    tier.published += 1
             tier.idle.set()
 
     async def subscribe(self, pattern: str, *, limit: int = DEFAULT_LIMIT) -> Subscription:
@@ -184,8 +185,14 @@ class NatsVelocityBus:
 
     @property
     def dropped(self) -> int:
-        """Events not published (queue full, NATS away)."""
+        """Events not published (queue full, NATS away, the bus closed)."""
         return sum(t.dropped for t in self._tiers.values())
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per tier: events handed to NATS, and events not (queue full, NATS away past
+        nats-py's reconnect buffer, the bus closed). What subscriptions in other
+        processes drop is theirs (``Subscription.dropped``)."""
+        return {name: (t.published, t.dropped) for name, t in self._tiers.items()}
 
     async def flush(self) -> None:
         """Wait until every event published so far is sent to the server."""
