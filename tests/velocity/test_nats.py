@@ -123,3 +123,28 @@ async def test_what_the_publisher_could_not_send_is_counted_by_tier() -> None:
         await bus.close()
     bus.publish(event(6, "high"))  # closed: not sent, counted
     assert bus.counts()["high"] == (0, 1)
+
+
+async def test_a_start_that_fails_halfway_closes_what_it_opened(bus, monkeypatch) -> None:
+    """The medium tier's connection refused: the high one, already open (and
+    reconnecting forever), is closed and its sender stopped, not left running."""
+    import nats
+
+    real_connect = nats.connect
+    opened = []
+
+    async def connect(*args, **kwargs):
+        if kwargs["name"].endswith("-medium"):
+            raise ConnectionRefusedError("no medium for you")
+        nc = await real_connect(*args, **kwargs)
+        opened.append(nc)
+        return nc
+
+    monkeypatch.setattr(nats, "connect", connect)
+    before = asyncio.all_tasks()
+    half = NatsVelocityBus(NATS_URL, f"{bus.prefix}.half")
+    with pytest.raises(ConnectionRefusedError):
+        await half.start()
+    assert [nc.is_closed for nc in opened] == [True]
+    await asyncio.sleep(0)
+    assert [t for t in asyncio.all_tasks() - before if not t.done()] == []

@@ -78,7 +78,15 @@ class NatsVelocityBus:
         self._closed = False
 
     async def start(self) -> None:
-        """Connect (a connection per tier) and start the senders."""
+        """Connect (a connection per tier) and start the senders; if a connection
+        fails, those already opened are closed before the error is raised."""
+        try:
+            await self._connect()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> None:
         import nats
 
         for tier in self._tiers.values():
