@@ -19,6 +19,7 @@ from oddstream.domain.fixedodds import (
 )
 from oddstream.runtime.market_writer import MarketRequest, MarketWriter
 from oddstream.velocity import BusEvent, Gap, InProcessVelocityBus, tier_pattern
+from oddstream.velocity.bus import Publisher
 
 position = iter(range(1, 10**9))
 
@@ -205,3 +206,60 @@ async def test_the_bus_counts_what_it_published_and_what_a_full_queue_dropped() 
         bus.publish(event("low"))
     bus.publish(event("high"))
     assert bus.counts() == {"high": (1, 0), "medium": (0, 0), "low": (5, 2)}
+
+
+async def test_a_publisher_that_starts_again_is_a_gap() -> None:
+    """An API process stamped events 1 and 2, committed a third and stopped before
+    publishing it; started again it stamps from 1 under a new publisher id. Its numbers
+    cannot show what the old one lost: a new publisher starting is a gap, from the last
+    position received."""
+    sub = await InProcessVelocityBus().subscribe(">")
+    before, after = Publisher(), Publisher()
+    first, second = (before.stamp(event("low")) for _ in range(2))
+    lost = event("low")  # committed, never published
+    again = after.stamp(event("low"))
+    for e in (first, second, again):
+        sub.offer(e)
+    items = await take(sub, 4)
+    assert isinstance(items[0], Gap)
+    assert items[0].resume_after == second.position < lost.position
+    assert [e.position for e in items[1:]] == [first.position, second.position, again.position]
+
+
+async def test_joining_while_publishers_run_is_no_gap() -> None:
+    sub = await InProcessVelocityBus().subscribe(">")
+    one, two = Publisher(), Publisher()
+    for _ in range(3):
+        one.stamp(event("low"))
+        two.stamp(event("low"))
+    sub.offer(one.stamp(event("low")))
+    sub.offer(two.stamp(event("low")))  # a publisher seen first mid-way: no gap
+    assert [type(item) for item in await take(sub, 2)] == [BusEvent, BusEvent]
+
+
+async def test_a_market_changing_tier_can_arrive_out_of_version_order(store_factory) -> None:
+    """What docs/fixed-odds.md ("Order per market") warns of: version 1 sent low and
+    version 2 sent high are handed out high first, to a subscription across tiers."""
+    store = await store_factory()
+    try:
+        bus = InProcessVelocityBus()
+        everything = await bus.subscribe(">")
+        writer = MarketWriter(store, bus=bus)
+        create = CreateMarket(
+            market_id="m1",
+            game_id="football:epl-1",
+            provider="acme",
+            money_line=line("2.5"),
+            limits=DEFAULT_LIMITS,
+        )
+        await writer.execute(
+            MarketRequest(
+                action="NewOdds", command=create, game_id="football:epl-1", velocity="low"
+            )
+        )
+        update = UpdatePrices(market_id="m1", provider="acme", money_line=line("3"))
+        await writer.execute(MarketRequest(action="UpdateOdds", command=update, velocity="high"))
+        got = await take(everything, 2)
+        assert [(e.version, e.velocity) for e in got] == [(2, "high"), (1, "low")]
+    finally:
+        await store.close()

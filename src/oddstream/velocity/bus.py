@@ -122,6 +122,8 @@ class Subscription:
         self._on_close = on_close
         #: per (publisher, channel): the last number and position seen
         self._last: dict[tuple[str, str], tuple[int, int]] = {}
+        #: the publishers heard from (a new one from its first number: one started)
+        self._publishers: set[str] = set()
         #: the highest position offered to this subscription
         self.position = 0
         self.received = 0
@@ -142,6 +144,17 @@ class Subscription:
         last = self._last.get(key)
         if last is not None and event.seq != last[0] + 1 and event.seq > last[0]:
             self._mark(last[1], 0, f"{event.seq - last[0] - 1} event(s) of {event.channel} lost")
+        elif last is None and event.publisher not in self._publishers:
+            if event.seq == 1 and self._publishers:
+                # a publisher (re)started: a stopped one may have committed events it
+                # never published, which no number of its shows
+                self._mark(
+                    min(pos for _, pos in self._last.values()),
+                    0,
+                    f"a publisher started ({event.publisher}): one stopped may not have "
+                    "published all it committed",
+                )
+            self._publishers.add(event.publisher)
         self._last[key] = (event.seq, event.position)
         queue = self._queues[event.velocity]
         if len(queue) >= self._limit:
