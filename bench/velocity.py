@@ -12,7 +12,7 @@ burst ≤ 2 × high p99 idle.
     .venv/bin/python bench/velocity.py [--low-events 100000] [--rounds 3]
 
 Prints a table and writes ``bench/results/velocity.json``: ``velocity`` in the shape
-issue 13 names for ``bench/odds.py`` (the transport with the highest ratio), and
+issue 13 names for the odds benchmark to come (the transport with the highest ratio), and
 ``cases`` with every transport's figures.
 """
 
@@ -208,7 +208,8 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
         low = LocalLow(await bus.subscribe("low", limit=args.low_events + 1))
     else:
         prefix = f"bench.velocity.{uuid.uuid4().hex}"
-        bus = NatsVelocityBus(NATS_URL, prefix)
+        # nats-single: an event per message (no batches), to compare with
+        bus = NatsVelocityBus(NATS_URL, prefix, max_batch=1 if transport == "nats-single" else 256)
         await bus.start()
         low = RemoteLow(prefix)
         await low.start()
@@ -311,6 +312,10 @@ if __name__ == "__main__":
     parser.add_argument("--high-rate", type=float, default=1000.0, help="high events per second")
     parser.add_argument("--idle-seconds", type=float, default=1.0)
     parser.add_argument("--chunk", type=int, default=20, help="low events published at once")
-    parser.add_argument("--transports", default="embedded,nats")
+    parser.add_argument(
+        "--transports",
+        default="embedded,nats",
+        help="comma-separated, in order (repeats allowed): embedded, nats, nats-single",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "velocity.json"))
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -148,3 +148,39 @@ async def test_a_start_that_fails_halfway_closes_what_it_opened(bus, monkeypatch
     assert [nc.is_closed for nc in opened] == [True]
     await asyncio.sleep(0)
     assert [t for t in asyncio.all_tasks() - before if not t.done()] == []
+
+
+async def test_a_burst_travels_in_batches_of_one_channel(bus) -> None:
+    """1,000 low events queued at once go in a few messages (at most MAX_BATCH events
+    each, one channel each), and come out one by one, in order, none twice."""
+    import nats
+
+    from oddstream.velocity.nats_bus import MAX_BATCH
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        raw = await nc.subscribe(f"{bus.prefix}.>")
+        await nc.flush()
+        sub = await bus.subscribe(">", limit=5_000)
+        for n in range(1, 1001):
+            bus.publish(event(n, "low"))
+        bus.publish(event(1001, "medium", "football"))
+        bus.publish(event(1002, "medium", "tennis"))
+        items = await take(sub, 1002)
+        assert sorted(e.position for e in items) == list(range(1, 1003))
+        assert [e.position for e in items if e.velocity == "low"] == list(range(1, 1001))
+        await bus.flush()
+        await nc.flush()
+        subjects = []
+        while True:
+            try:
+                subjects.append((await raw.next_msg(timeout=0.5)).subject)
+            except nats.errors.TimeoutError:
+                break
+        assert subjects.count(f"{bus.prefix}.low") == -(-1000 // MAX_BATCH)
+        assert sorted(s for s in subjects if ".medium." in s) == [
+            f"{bus.prefix}.medium.football",
+            f"{bus.prefix}.medium.tennis",
+        ]
+    finally:
+        await nc.close()
