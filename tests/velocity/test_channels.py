@@ -106,3 +106,14 @@ def test_high_channels_are_per_game_type_and_domain_medium_per_game_type(g1, g2,
     assert (channel("high", g1, d1) == channel("high", g1, d2)) == (d1 == d2)
     assert (channel("medium", g1, d1) == channel("medium", g2, d2)) == (g1 == g2)
     assert channel("low", g1, d1) == channel("low", g2, d2)
+
+
+@given(st.sampled_from(TIERS), st.text(max_size=120))
+def test_any_game_id_makes_a_plain_subject(velocity, game_id) -> None:
+    """A GameID with dots, wildcards, spaces or anything else never reaches a subject:
+    the channel is plain tokens, matched by its own tier's pattern only."""
+    import re
+
+    name = channel(velocity, game_type_of(game_id))
+    assert re.fullmatch(r"[a-z0-9_-]{1,32}(\.[a-z0-9_-]{1,32})*", name)
+    assert [t for t in TIERS if matches(tier_pattern(t), name)] == [velocity]
