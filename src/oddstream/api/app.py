@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,6 +40,7 @@ from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from ..sinks.connectors import ConnectorNotFound
+from ..velocity import InProcessVelocityBus, VelocityBus
 from . import (
     bet_routes,
     errors,
@@ -138,9 +139,12 @@ def create_app(
                 parts = await _remote_parts(settings, the_store, stack)
             else:
                 parts = await _local_parts(settings, the_store, metrics, consumers, stack)
+            metrics.velocity_bus = parts.bus
             # in both modes this process writes markets itself (no partitions yet:
             # the stream's expected version fences writers in several processes)
-            markets = MarketWriter(the_store, on_append=metrics.append_latency.observe)
+            markets = MarketWriter(
+                the_store, on_append=metrics.append_latency.observe, bus=parts.bus
+            )
             market_cashier = None
             if role == "embedded":
                 # bets on markets need the wallets' owner, which is this process only
@@ -162,6 +166,7 @@ def create_app(
                 cluster=parts.cluster,
                 markets=markets,
                 market_cashier=market_cashier,
+                velocity_bus=parts.bus,
                 odds_view=odds_view,
             )
             await view.start()
@@ -236,6 +241,8 @@ class _Parts:
     start: Callable[[], Awaitable[None]]
     writer: RaceWriter | None = None
     cluster: ClusterStatus | None = None
+    #: where the market writer publishes committed events by velocity tier
+    bus: VelocityBus = field(default_factory=InProcessVelocityBus)
 
 
 async def _local_parts(
@@ -286,6 +293,7 @@ async def _remote_parts(
     from ..cluster.router import Router
     from ..cluster.status import ClusterStatus
     from ..cluster.worker import subject_prefix
+    from ..velocity.nats_bus import NatsVelocityBus
 
     assert settings.nats_url is not None  # _check_api_settings
     nc = await nats.connect(
@@ -295,9 +303,13 @@ async def _remote_parts(
         reconnect_time_wait=0.25,
     )
     stack.push_async_callback(nc.close)
+    prefix = await subject_prefix(settings, store)
+    bus = NatsVelocityBus(settings.nats_url, f"{prefix}.velocity", name="oddstream-api")
+    await bus.start()
+    stack.push_async_callback(bus.close)
     router = Router(
         nc,
-        prefix=await subject_prefix(settings, store),
+        prefix=prefix,
         partitions=settings.partitions,
         deadline=settings.command_deadline_seconds,
         store=store,
@@ -311,7 +323,7 @@ async def _remote_parts(
         await reader.start()
         stack.push_async_callback(reader.stop)
 
-    return _Parts(router.races, router.wallets, router.bets, reader, start, cluster=status)
+    return _Parts(router.races, router.wallets, router.bets, reader, start, cluster=status, bus=bus)
 
 
 async def _start_kafka(

@@ -38,8 +38,9 @@ from ..domain.fixedodds import (
 from ..domain.fixedodds.formats import decimal_str
 from ..eventstore import RecordedEvent
 from ..projections.odds_view import OddsRecord, OddsView
-from ..runtime.market_writer import MarketRequest, MarketWriter, Velocity, market_stream
+from ..runtime.market_writer import MarketRequest, MarketWriter, market_stream
 from ..runtime.writer import CommandOutcome
+from ..velocity.channels import Velocity
 from .access import Principal, authorize_provider
 from .bodies import MAX_POSITION, Id, RequestId, decode
 from .errors import ApiError
