@@ -42,6 +42,7 @@ from ..sinks.connectors import ConnectorNotFound
 from . import (
     bet_routes,
     errors,
+    graphql_api,
     odds_routes,
     push,
     quote_routes,
@@ -53,6 +54,7 @@ from .auth import KeyRing, Role
 from .lean import LeanRoutes
 from .metrics import Metrics
 from .middleware import App
+from .odds_push import OddsHub
 from .openapi import document
 from .push import BoardHub
 from .server import server_config
@@ -153,6 +155,7 @@ def create_app(
                 # the stream's expected version fences writers in several processes)
                 markets=MarketWriter(the_store, on_append=metrics.append_latency.observe),
                 odds_view=odds_view,
+                odds_hub=OddsHub(odds_view),
             )
             await view.start()
             stack.push_async_callback(view.stop)
@@ -196,6 +199,7 @@ def create_app(
     app.include_router(push.router)
     app.include_router(quote_routes.router)
     app.include_router(odds_routes.router)
+    app.include_router(graphql_api.graphql_router())
     if role == "embedded":
         app.include_router(connect_router(_connectors_of, connect_authorizer(keys)))
     _ops_routes(app, settings)
@@ -622,4 +626,6 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         except EventStoreError:
             pass
         services.metrics.push_clients.set(services.hub.clients)
+        if services.odds_hub is not None:
+            services.metrics.graphql_subscriptions.set(services.odds_hub.clients)
         return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -110,6 +110,11 @@ class Metrics:
         self.push_clients = Gauge(
             "oddstream_push_clients", "Live odds subscribers", registry=self.registry
         )
+        self.graphql_subscriptions = Gauge(
+            "oddstream_graphql_subscriptions",
+            "GraphQL getInstantOdds subscriptions",
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count a request and its latency (the label children are looked up once: the

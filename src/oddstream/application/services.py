@@ -19,6 +19,7 @@ from .errors import ApiError
 if TYPE_CHECKING:  # the HTTP layer's own parts, which it hands in
     from ..api.auth import KeyRing
     from ..api.metrics import Metrics
+    from ..api.odds_push import OddsHub
     from ..api.push import BoardHub
     from ..sinks.connectors import ConnectorManager
 
@@ -56,6 +57,8 @@ class Services:
     #: the fixed-odds markets' writer and read model (the odds routes)
     markets: MarketWriter | None = None
     odds_view: OddsView | None = None
+    #: the markets' changes to GraphQL subscribers
+    odds_hub: OddsHub | None = None
 
 
 class ClusterReport(Protocol):

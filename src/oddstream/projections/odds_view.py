@@ -12,7 +12,7 @@ the moment of the replay.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..consumers import Batch, Consumer, ConsumerRunner, MemoryCheckpoint, Subscription
@@ -25,9 +25,9 @@ from ..runtime.codec import registry as default_registry
 from ..runtime.market_writer import MARKET_STREAM_PREFIX
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class OddsRecord:
-    """A market as the odds service shows it."""
+    """A market as the odds service shows it, as of the log position ``position``."""
 
     id: int
     external_id: str
@@ -39,6 +39,12 @@ class OddsRecord:
     updated_at: datetime
     #: the market's stream version the record includes
     version: int
+    #: the global position of the latest event the record includes
+    position: int
+
+
+#: called with a market's new record after each of its events is applied, in log order
+MarketListener = Callable[[OddsRecord], None]
 
 
 class OddsView(Consumer):
@@ -52,15 +58,23 @@ class OddsView(Consumer):
         self._store = store
         self._registry = registry or default_registry
         self._states: dict[str, MarketState] = {}
-        #: records by external id, and in the order of their ``ID`` (for pages)
+        #: records by external id, and the external ids in the order of their ``ID``
+        #: (for pages)
         self._records: dict[str, OddsRecord] = {}
-        self._order: list[OddsRecord] = []
+        self._order: list[str] = []
+        self._listeners: list[MarketListener] = []
         self.runner = ConsumerRunner(store, self, MemoryCheckpoint())
 
     @property
     def position(self) -> int:
         """The global position the view includes."""
         return self.runner.position
+
+    def on_market_changed(self, listener: MarketListener) -> None:
+        """Call ``listener(record)`` with a market's new record after each of its events
+        is applied (on the replay at start and on a rebuild too: a listener that pushes
+        changes skips the positions it has seen)."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         """Replay the log and follow it."""
@@ -109,14 +123,21 @@ class OddsView(Consumer):
                 created_at=at,
                 updated_at=at,
                 version=recorded.version,
+                position=recorded.position,
             )
-            self._records[market_id] = record
-            self._order.append(record)
-            return
-        record.money_line = money_line_of(state)
-        record.deleted = state.status is MarketStatus.DELETED
-        record.updated_at = at
-        record.version = recorded.version
+            self._order.append(market_id)
+        else:
+            record = replace(
+                record,
+                money_line=money_line_of(state),
+                deleted=state.status is MarketStatus.DELETED,
+                updated_at=at,
+                version=recorded.version,
+                position=recorded.position,
+            )
+        self._records[market_id] = record
+        for listener in self._listeners:
+            listener(record)
 
     def get(self, external_id: str) -> OddsRecord | None:
         """The market ``external_id``'s record, or ``None``."""
@@ -125,7 +146,12 @@ class OddsView(Consumer):
     def page(self, page_no: int, page_size: int) -> list[OddsRecord]:
         """The records of page ``page_no`` (from 1) of ``page_size``, oldest first."""
         start = (page_no - 1) * page_size
-        return self._order[start : start + page_size]
+        return [self._records[i] for i in self._order[start : start + page_size]]
+
+    def records(self) -> list[OddsRecord]:
+        """Every market's record as it is now, oldest first (a copy: one reference a
+        market)."""
+        return [self._records[i] for i in self._order]
 
     def __len__(self) -> int:
         return len(self._order)

@@ -1,0 +1,196 @@
+"""The live odds hub (``api/odds_push.py``) on its own: filters, the current state first,
+every change in log order, a slow subscriber coalesced then dropped, the subscriber cap,
+and a replay of the log (a rebuild) pushing nothing again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+
+from oddstream.api.odds_push import (
+    OddsFilter,
+    OddsHub,
+    SubscriberTooSlow,
+    TooManySubscribers,
+)
+from oddstream.domain.fixedodds import MoneyLine, Odds
+from oddstream.projections.odds_view import MarketListener, OddsRecord, OddsView
+
+AT = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
+
+
+class FakeView:
+    """What the hub uses of the odds view: records and the change hook."""
+
+    def __init__(self) -> None:
+        self.listeners: list[MarketListener] = []
+        self.by_id: dict[str, OddsRecord] = {}
+        self.position = 0
+
+    def on_market_changed(self, listener: MarketListener) -> None:
+        self.listeners.append(listener)
+
+    def get(self, external_id: str) -> OddsRecord | None:
+        return self.by_id.get(external_id)
+
+    def records(self) -> list[OddsRecord]:
+        return sorted(self.by_id.values(), key=lambda r: r.id)
+
+    def change(self, market: str, game: str = "g1", home: str = "2") -> OddsRecord:
+        """Apply a change of ``market`` at the next position and tell the listeners."""
+        self.position += 1
+        old = self.by_id.get(market)
+        line = MoneyLine(home=Odds.from_decimal(home), away=Odds.from_decimal("2"))
+        if old is None:
+            record = OddsRecord(
+                id=self.position,
+                external_id=market,
+                game_id=game,
+                provider="acme",
+                money_line=line,
+                deleted=False,
+                created_at=AT,
+                updated_at=AT,
+                version=1,
+                position=self.position,
+            )
+        else:
+            record = replace(old, money_line=line, version=old.version + 1, position=self.position)
+        self.by_id[market] = record
+        for listener in self.listeners:
+            listener(record)
+        return record
+
+
+def _hub(view: FakeView, **kw: Any) -> OddsHub:
+    return OddsHub(cast(OddsView, view), **kw)
+
+
+def _market() -> str:
+    return str(uuid.uuid4())
+
+
+async def _take(stream: Any, n: int) -> list[OddsRecord]:
+    return [await asyncio.wait_for(anext(stream), 2) for _ in range(n)]
+
+
+async def _drain(stream: Any) -> None:
+    while True:
+        await asyncio.wait_for(anext(stream), 2)
+
+
+async def test_every_change_in_log_order_and_filters() -> None:
+    view = FakeView()
+    hub = _hub(view)
+    a, b = _market(), _market()
+    everything = hub.follow(OddsFilter(), current=False)
+    game2 = hub.follow(OddsFilter(game_id="g2"), current=False)
+    one = hub.follow(OddsFilter(external_id=a), current=False)
+    # a generator registers when first asked: start each
+    firsts = [asyncio.ensure_future(anext(s)) for s in (everything, game2, one)]
+    await asyncio.sleep(0)
+    changes = [
+        view.change(a),
+        view.change(b, game="g2"),
+        view.change(a, home="3"),
+        view.change(b, game="g2", home="4"),
+    ]
+    got_all = [await firsts[0], *await _take(everything, 3)]
+    got_g2 = [await firsts[1], *await _take(game2, 1)]
+    got_a = [await firsts[2], *await _take(one, 1)]
+    assert got_all == changes
+    assert got_g2 == [changes[1], changes[3]]
+    assert got_a == [changes[0], changes[2]]
+    for stream in (everything, game2, one):
+        await stream.aclose()
+    assert hub.clients == 0
+
+
+async def test_current_first_then_changes_with_nothing_missed() -> None:
+    view = FakeView()
+    hub = _hub(view)
+    a, b, c = _market(), _market(), _market()
+    view.change(a)
+    view.change(b, game="g2")
+    view.change(c)
+    sub = hub.attach(OddsFilter(game_id="g1"), current=True)
+    later = view.change(a, home="5")
+    after = view.change(c, home="7")
+    taken = []
+    while (record := sub.take()) is not None:
+        taken.append(record)
+    # the game's markets as they were (oldest first), then each change after them
+    assert [(r.external_id, r.position) for r in taken] == [
+        (a, 1),
+        (c, 3),
+        (a, later.position),
+        (c, after.position),
+    ]
+    one = hub.attach(OddsFilter(external_id=b), current=True)
+    assert one.take() == view.by_id[b]
+    assert one.take() is None
+    missing = hub.attach(OddsFilter(external_id=_market()), current=True)
+    assert missing.take() is None
+
+
+async def test_a_slow_subscriber_is_coalesced_then_dropped() -> None:
+    view = FakeView()
+    hub = _hub(view, max_pending=10)
+    markets = [_market() for _ in range(8)]
+    slow = hub.attach(OddsFilter(), current=False)
+    # 11 changes of 2 markets: past 10 pending, only the latest of each is kept
+    for i in range(11):
+        view.change(markets[i % 2], home=str(2 + i))
+    assert [(r.external_id, r.position) for r in slow.pending] == [
+        (markets[1], 10),
+        (markets[0], 11),
+    ]
+    assert slow.coalesced == 9
+    assert slow.dropped is None
+    # changes of 8 markets: coalesced, still more than half of 10 markets behind
+    for i in range(9):
+        view.change(markets[i % 8])
+    assert isinstance(slow.dropped, SubscriberTooSlow)
+    assert slow.take() is None
+    hub.detach(slow)
+
+    # a stream ends with the error once what it had is sent
+    stream = hub.follow(OddsFilter(), current=False)
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)
+    view.change(markets[0])
+    await first
+    for i in range(30):
+        view.change(markets[i % 8])
+    with pytest.raises(SubscriberTooSlow) as dropped:
+        await _drain(stream)
+    assert dropped.value.code == "subscriber_too_slow"
+    assert hub.clients == 0
+
+
+async def test_subscribers_are_capped() -> None:
+    hub = _hub(FakeView(), max_subscribers=2)
+    first = hub.attach(OddsFilter(), current=False)
+    hub.attach(OddsFilter(), current=False)
+    with pytest.raises(TooManySubscribers):
+        hub.attach(OddsFilter(), current=False)
+    hub.detach(first)
+    hub.attach(OddsFilter(), current=False)
+
+
+async def test_a_replay_of_the_log_pushes_nothing_again() -> None:
+    view = FakeView()
+    hub = _hub(view)
+    a = _market()
+    first = view.change(a)
+    sub = hub.attach(OddsFilter(), current=False)
+    second = view.change(a, home="3")
+    # a rebuild applies the log from the start again: positions already pushed
+    hub.changed(first)
+    hub.changed(second)
+    assert list(sub.pending) == [second]
