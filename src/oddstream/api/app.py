@@ -199,7 +199,8 @@ def create_app(
     app.include_router(push.router)
     app.include_router(quote_routes.router)
     app.include_router(odds_routes.router)
-    app.include_router(graphql_api.graphql_router())
+    app.state.graphql = graphql_api.graphql_router(settings.max_connections)
+    app.include_router(app.state.graphql)
     if role == "embedded":
         app.include_router(connect_router(_connectors_of, connect_authorizer(keys)))
     _ops_routes(app, settings)
@@ -628,4 +629,5 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         services.metrics.push_clients.set(services.hub.clients)
         if services.odds_hub is not None:
             services.metrics.graphql_subscriptions.set(services.odds_hub.clients)
+        services.metrics.graphql_sockets.set(request.app.state.graphql.sockets)
         return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

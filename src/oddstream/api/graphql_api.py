@@ -35,6 +35,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import Info
+from strawberry.types.unset import UNSET
 
 from ..application import odds
 from ..application.bodies import MAX_POSITION
@@ -341,6 +342,30 @@ schema = strawberry.Schema(
 
 
 class _Router(GraphQLRouter[Any, Any]):
+    def __init__(self, *args: Any, max_sockets: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_sockets = max_sockets
+        self._sockets = 0
+
+    @property
+    def sockets(self) -> int:
+        """The GraphQL WebSockets open now."""
+        return self._sockets
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """As Strawberry's, with at most ``max_sockets`` WebSockets open at once: past it
+        the handshake is refused (403). Uvicorn's connection cap counts open WebSockets
+        but never refuses an upgrade."""
+        if not self.is_websocket_request(request):
+            return await super().run(request, context, root_value)
+        if self._sockets >= self._max_sockets:
+            return await self.reject_websocket(request)
+        self._sockets += 1
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            self._sockets -= 1
+
     def parse_json(self, data: str | bytes) -> Any:
         """A request's body: a JSON object, else 400 (Strawberry took any JSON value,
         and answered a string, invalid UTF-8 or nesting too deep with a 500)."""
@@ -353,9 +378,10 @@ class _Router(GraphQLRouter[Any, Any]):
         return parsed
 
 
-def graphql_router() -> GraphQLRouter[Any, Any]:
-    """``/api/graphql``: queries by ``POST``, subscriptions over WebSocket. No GraphiQL
-    page and no queries by ``GET``; introspection is on."""
+def graphql_router(max_sockets: int) -> _Router:
+    """``/api/graphql``: queries by ``POST``, subscriptions over WebSocket (at most
+    ``max_sockets`` at once). No GraphiQL page and no queries by ``GET``; introspection
+    is on."""
     return _Router(
         schema,
         path=PATH,
@@ -365,4 +391,5 @@ def graphql_router() -> GraphQLRouter[Any, Any]:
         connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_SECONDS),
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         include_in_schema=False,
+        max_sockets=max_sockets,
     )

@@ -115,6 +115,9 @@ class Metrics:
             "GraphQL getInstantOdds subscriptions",
             registry=self.registry,
         )
+        self.graphql_sockets = Gauge(
+            "oddstream_graphql_sockets", "GraphQL WebSockets open", registry=self.registry
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count a request and its latency (the label children are looked up once: the
