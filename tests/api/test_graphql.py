@@ -24,7 +24,7 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from oddstream.api import graphql_api
+from oddstream.api import graphql_api, odds_push
 from oddstream.api.app import create_app, serve_app
 from oddstream.api.server import WS_MAX_MESSAGE_BYTES, server_config
 
@@ -507,3 +507,24 @@ async def test_a_websocket_message_over_the_limit_closes_the_connection(url: str
             await asyncio.wait_for(socket.recv(), timeout=5)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
+async def test_an_unexpected_error_of_a_subscription_is_masked(
+    url: str, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception raised by the stream of a subscription carries no ``path``, which the
+    masking rule asked for: its message went to the client as it was."""
+
+    async def broken(*_: Any) -> AsyncIterator[Any]:
+        raise RuntimeError("internal detail: /srv/secret.db")
+        yield
+
+    monkeypatch.setattr(odds_push.OddsHub, "follow", broken)
+    async with _ws(url, protocol) as session:
+        with pytest.raises(TransportQueryError) as failed:
+            async for _ in session.subscribe(gql("subscription { getInstantOdds { id } }")):
+                pass
+    assert failed.value.errors is not None
+    assert [e["message"] for e in failed.value.errors] == ["Unexpected error."]
+    assert "secret" not in str(failed.value)

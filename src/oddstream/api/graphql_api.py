@@ -15,6 +15,7 @@ A refusal is a GraphQL error whose ``extensions`` carry the REST ``code`` and
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
@@ -50,6 +51,8 @@ from ..application.errors import ApiError
 from ..application.services import Services, await_reads
 from ..projections.odds_view import OddsRecord
 from .odds_push import OddsFilter
+
+log = logging.getLogger(__name__)
 
 PATH = "/api/graphql"
 #: the deepest selection a document may have (introspection's ``__schema`` is exempt);
@@ -265,9 +268,9 @@ class Subscription:
         external_id: str | None = None,
         current: bool = False,
     ) -> AsyncGenerator[Odds, None]:
-        services = _services(info)
-        assert services.odds_hub is not None
         try:
+            services = _services(info)
+            assert services.odds_hub is not None
             if game_id is not None and not _GAME.fullmatch(game_id):
                 raise ApiError(422, "invalid_request", "game_id is 1-100 of A-Z a-z 0-9 . _ : -")
             if external_id is not None:
@@ -277,6 +280,11 @@ class Subscription:
                 yield Odds.of(record)
         except ApiError as exc:
             raise refused(exc) from None
+        except Exception:
+            # raised by the stream, the error has no path and the masking rule lets it
+            # through as it is: masked here
+            log.exception("getInstantOdds failed")
+            raise GraphQLError(MASKED) from None
 
 
 class _DocumentSize(SchemaExtension):
@@ -380,10 +388,16 @@ class _DepthLimit(ValidationRule):
         return depth
 
 
+#: the message of an unexpected exception
+MASKED = "Unexpected error."
+
+
 def _mask(error: GraphQLError) -> bool:
     """Mask an unexpected exception of a resolver (an error with a ``path``: raised
     while executing); refusals are GraphQL errors, and the errors of parsing and
-    validation (a scalar's parser included) carry no path and say what was wrong."""
+    validation (a scalar's parser included) carry no path and say what was wrong. An
+    exception out of a subscription's stream has no path either: ``getInstantOdds``
+    masks its own."""
     original = error.original_error
     return (
         error.path is not None and original is not None and not isinstance(original, GraphQLError)
@@ -425,7 +439,7 @@ schema = strawberry.Schema(
         _DocumentSize,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules([_DepthLimit, _AliasLimit]),
-        lambda: MaskErrors(should_mask_error=_mask),
+        lambda: MaskErrors(should_mask_error=_mask, error_message=MASKED),
     ],
 )
 
