@@ -11,6 +11,7 @@ the moment of the replay.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,6 +24,8 @@ from ..eventstore import EventStore, RecordedEvent
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from ..runtime.market_writer import MARKET_STREAM_PREFIX
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,8 @@ class OddsView(Consumer):
     def on_market_changed(self, listener: MarketListener) -> None:
         """Call ``listener(record)`` with a market's new record after each of its events
         is applied (on the replay at start and on a rebuild too: a listener that pushes
-        changes skips the positions it has seen)."""
+        changes skips the positions it has seen). An exception of ``listener`` is logged
+        and goes no further."""
         self._listeners.append(listener)
 
     async def start(self) -> None:
@@ -137,7 +141,12 @@ class OddsView(Consumer):
             )
         self._records[market_id] = record
         for listener in self._listeners:
-            listener(record)
+            try:
+                listener(record)
+            except Exception:
+                # a listener's failure is its own: raised here it would fail the batch,
+                # which the runner retries for ever, and every read waits on the view
+                log.exception("a listener of market %s's changes failed", market_id)
 
     def get(self, external_id: str) -> OddsRecord | None:
         """The market ``external_id``'s record, or ``None``."""
