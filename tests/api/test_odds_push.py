@@ -241,3 +241,58 @@ async def test_a_listener_that_raises_breaks_neither_the_view_nor_the_other_list
     finally:
         await view.stop()
         await store.close()
+
+
+async def test_current_while_changes_pour_in_misses_and_repeats_nothing() -> None:
+    """Changes made between every step of the subscribers: each one's first records and
+    the changes after them make, for every market, each version from the one it first
+    got to the last, once, and the changes come in log order (the queues are long
+    enough never to coalesce)."""
+    view = FakeView()
+    hub = _hub(view, max_pending=10_000)
+    markets = [_market() for _ in range(20)]
+    for market in markets[:5]:
+        view.change(market)
+    done = asyncio.Event()
+
+    async def pour() -> None:
+        for i in range(2000):
+            view.change(markets[i % len(markets)], home=str(2 + i % 7))
+            await asyncio.sleep(0)
+        done.set()
+
+    async def subscribe(delay: int) -> list[OddsRecord]:
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        got: list[OddsRecord] = []
+        stream = hub.follow(OddsFilter(), current=True)
+        try:
+            while not (done.is_set() and len(got) and got[-1].position == view.position):
+                try:
+                    got.append(await asyncio.wait_for(anext(stream), 0.5))
+                except TimeoutError:
+                    break
+        finally:
+            await stream.aclose()
+        return got
+
+    pouring = asyncio.ensure_future(pour())
+    results = await asyncio.gather(*(subscribe(d) for d in range(0, 1900, 37)))
+    await pouring
+    assert hub.clients == 0
+    mid_stream = 0  # subscribers that got markets' states then changes of them
+    for got in results:
+        first: dict[str, OddsRecord] = {}
+        last: dict[str, int] = {}
+        changes: list[int] = []
+        for record in got:
+            if record.external_id in last:
+                assert record.version == last[record.external_id] + 1, record
+                changes.append(record.position)
+            else:
+                first[record.external_id] = record
+            last[record.external_id] = record.version
+        assert changes == sorted(changes)
+        assert last == {m: view.by_id[m].version for m in markets}
+        mid_stream += bool(changes) and any(r.version > 1 for r in first.values())
+    assert mid_stream >= len(results) // 2
