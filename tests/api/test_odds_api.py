@@ -537,6 +537,7 @@ def test_record_times_are_utc_with_microseconds_so_their_text_sorts_as_they_do()
         created_at=whole,
         updated_at=later.astimezone(timezone(timedelta(hours=2))),
         version=2,
+        position=7,
     )
     got = record_json(record)
     assert got["CreatedAt"] == "2026-11-29T20:43:01.000000Z"

@@ -44,6 +44,7 @@ from ..velocity import InProcessVelocityBus, VelocityBus
 from . import (
     bet_routes,
     errors,
+    graphql_api,
     market_bet_routes,
     odds_routes,
     push,
@@ -56,6 +57,7 @@ from .auth import KeyRing, Role
 from .lean import LeanRoutes
 from .metrics import Metrics
 from .middleware import App
+from .odds_push import OddsHub
 from .openapi import document
 from .push import BoardHub
 from .server import server_config
@@ -168,6 +170,7 @@ def create_app(
                 market_cashier=market_cashier,
                 velocity_bus=parts.bus,
                 odds_view=odds_view,
+                odds_hub=OddsHub(odds_view),
             )
             await view.start()
             stack.push_async_callback(view.stop)
@@ -215,6 +218,8 @@ def create_app(
     app.include_router(quote_routes.router)
     app.include_router(odds_routes.router)
     app.include_router(market_bet_routes.router)
+    app.state.graphql = graphql_api.graphql_router(settings.max_connections)
+    app.include_router(app.state.graphql)
     if role == "embedded":
         app.include_router(connect_router(_connectors_of, connect_authorizer(keys)))
     _ops_routes(app, settings)
@@ -648,4 +653,7 @@ def _ops_routes(app: FastAPI, settings: Settings) -> None:
         except EventStoreError:
             pass
         services.metrics.push_clients.set(services.hub.clients)
+        if services.odds_hub is not None:
+            services.metrics.graphql_subscriptions.set(services.odds_hub.clients)
+        services.metrics.graphql_sockets.set(request.app.state.graphql.sockets)
         return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

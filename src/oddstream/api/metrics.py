@@ -114,6 +114,14 @@ class Metrics:
         #: the velocity bus the market writer publishes on (set at start), read at scrape
         self.velocity_bus: VelocityBus | None = None
         self.registry.register(_VelocityEvents(self))
+        self.graphql_subscriptions = Gauge(
+            "oddstream_graphql_subscriptions",
+            "GraphQL getInstantOdds subscriptions",
+            registry=self.registry,
+        )
+        self.graphql_sockets = Gauge(
+            "oddstream_graphql_sockets", "GraphQL WebSockets open", registry=self.registry
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count a request and its latency (the label children are looked up once: the

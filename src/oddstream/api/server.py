@@ -39,6 +39,11 @@ _REQUEST_TIMEOUT = (
 )
 
 
+#: the largest WebSocket message a client may send (uvicorn's default is 16 MiB): a
+#: GraphQL subscription's document is at most 20,000 characters, the boards' WebSocket
+#: reads nothing; a larger message closes the connection (1009)
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+
 #: how long a timed-out connection keeps discarding input after its 408 before closing
 LINGER_SECONDS = 2.0
 
@@ -169,13 +174,15 @@ def server_config(
     app: Any, settings: Settings, *, host: str, port: int, **options: Any
 ) -> uvicorn.Config:
     """The uvicorn configuration the service runs ``app`` with on ``host:port``: the
-    request read timeout and the connection cap of ``settings``, no access log."""
+    request read timeout and the connection cap of ``settings``, WebSocket messages of
+    at most :data:`WS_MAX_MESSAGE_BYTES`, no access log."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         http=read_timeout_protocol(settings.request_read_timeout_seconds),
         limit_concurrency=settings.max_connections,
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         log_config=None,
         access_log=False,
         **options,

@@ -294,7 +294,7 @@ def price_json(odds: Odds) -> Decimal:
     return Decimal(decimal_str(odds, 6))
 
 
-def _time(at: datetime) -> str:
+def time_text(at: datetime) -> str:
     """A time as the API writes it: UTC, always to the microsecond (so that the text of
     two times sorts as they do), ``Z``."""
     return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -313,8 +313,8 @@ def record_json(record: OddsRecord) -> dict[str, Any]:
             "Draw": None if line.draw is None else price_json(line.draw),
         },
         "Deleted": record.deleted,
-        "CreatedAt": _time(record.created_at),
-        "UpdatedAt": _time(record.updated_at),
+        "CreatedAt": time_text(record.created_at),
+        "UpdatedAt": time_text(record.updated_at),
     }
 
 
@@ -324,7 +324,7 @@ def event_json(record: OddsRecord, recorded: RecordedEvent) -> dict[str, Any]:
         "ID": recorded.position,
         "OddsID": record.id,
         "EventID": str(recorded.event_id),
-        "CreatedAt": _time(recorded.recorded_at),
+        "CreatedAt": time_text(recorded.recorded_at),
     }
 
 
@@ -389,16 +389,25 @@ def odds_record(view: OddsView, external_id: str) -> OddsRecord:
     return record
 
 
-async def odds_events(
+async def market_events(
     view: OddsView, store: Any, external_id: str, page_no: int, page_size: int
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of a market's event log (as far as the view includes it), oldest first,
-    and how many entries it has in all; read from the market's stream."""
+) -> tuple[OddsRecord, list[RecordedEvent]]:
+    """The market's record and a page of its stored events (as far as the view includes
+    them), oldest first; read from the market's stream. 404 for an unknown market."""
     check_page(page_no, page_size)
     record = odds_record(view, external_id)
     first = (page_no - 1) * page_size + 1
     if first > record.version:
-        return [], record.version
+        return record, []
     limit = min(page_size, record.version - first + 1)
     events = await store.read_stream(market_stream(external_id), from_version=first, limit=limit)
+    return record, list(events)
+
+
+async def odds_events(
+    view: OddsView, store: Any, external_id: str, page_no: int, page_size: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of a market's event log (as far as the view includes it), oldest first,
+    and how many entries it has in all."""
+    record, events = await market_events(view, store, external_id, page_no, page_size)
     return [event_json(record, e) for e in events], record.version

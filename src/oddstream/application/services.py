@@ -21,6 +21,7 @@ from .errors import ApiError
 if TYPE_CHECKING:  # the HTTP layer's own parts, which it hands in
     from ..api.auth import KeyRing
     from ..api.metrics import Metrics
+    from ..api.odds_push import OddsHub
     from ..api.push import BoardHub
     from ..sinks.connectors import ConnectorManager
 
@@ -63,6 +64,8 @@ class Services:
     #: embedded mode: bets on markets paid from wallets (services mode: none yet)
     market_cashier: MarketCashier | None = None
     odds_view: OddsView | None = None
+    #: the markets' changes to GraphQL subscribers
+    odds_hub: OddsHub | None = None
 
 
 class ClusterReport(Protocol):

@@ -11,8 +11,9 @@ the moment of the replay.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..consumers import Batch, Consumer, ConsumerRunner, MemoryCheckpoint, Subscription
@@ -24,10 +25,12 @@ from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from ..runtime.market_writer import MARKET_STREAM_PREFIX
 
+log = logging.getLogger(__name__)
 
-@dataclass(slots=True)
+
+@dataclass(frozen=True, slots=True)
 class OddsRecord:
-    """A market as the odds service shows it."""
+    """A market as the odds service shows it, as of the log position ``position``."""
 
     id: int
     external_id: str
@@ -39,6 +42,12 @@ class OddsRecord:
     updated_at: datetime
     #: the market's stream version the record includes
     version: int
+    #: the global position of the latest event the record includes
+    position: int
+
+
+#: called with a market's new record after each of its events is applied, in log order
+MarketListener = Callable[[OddsRecord], None]
 
 
 class OddsRecords:
@@ -50,9 +59,10 @@ class OddsRecords:
     def __init__(self, registry: EventRegistry | None = None) -> None:
         self._registry = registry or default_registry
         self._states: dict[str, MarketState] = {}
-        #: records by external id, and in the order of their ``ID`` (for pages)
+        #: records by external id, and the external ids in the order of their ``ID``
+        #: (for pages)
         self._records: dict[str, OddsRecord] = {}
-        self._order: list[OddsRecord] = []
+        self._order: list[str] = []
 
     def clear(self) -> None:
         """Forget every market."""
@@ -85,14 +95,19 @@ class OddsRecords:
                 created_at=at,
                 updated_at=at,
                 version=recorded.version,
+                position=recorded.position,
             )
-            self._records[market_id] = record
-            self._order.append(record)
-            return record
-        record.money_line = money_line_of(state)
-        record.deleted = state.status is MarketStatus.DELETED
-        record.updated_at = at
-        record.version = recorded.version
+            self._order.append(market_id)
+        else:
+            record = replace(
+                record,
+                money_line=money_line_of(state),
+                deleted=state.status is MarketStatus.DELETED,
+                updated_at=at,
+                version=recorded.version,
+                position=recorded.position,
+            )
+        self._records[market_id] = record
         return record
 
     def get(self, external_id: str) -> OddsRecord | None:
@@ -102,7 +117,12 @@ class OddsRecords:
     def page(self, page_no: int, page_size: int) -> list[OddsRecord]:
         """The records of page ``page_no`` (from 1) of ``page_size``, oldest first."""
         start = (page_no - 1) * page_size
-        return self._order[start : start + page_size]
+        return [self._records[i] for i in self._order[start : start + page_size]]
+
+    def records(self) -> list[OddsRecord]:
+        """Every market's record as it is now, oldest first (a copy: one reference a
+        market)."""
+        return [self._records[i] for i in self._order]
 
     def __len__(self) -> int:
         return len(self._order)
@@ -118,12 +138,20 @@ class OddsView(Consumer):
     def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
         self._store = store
         self._records = OddsRecords(registry)
+        self._listeners: list[MarketListener] = []
         self.runner = ConsumerRunner(store, self, MemoryCheckpoint())
 
     @property
     def position(self) -> int:
         """The global position the view includes."""
         return self.runner.position
+
+    def on_market_changed(self, listener: MarketListener) -> None:
+        """Call ``listener(record)`` with a market's new record after each of its events
+        is applied (on the replay at start and on a rebuild too: a listener that pushes
+        changes skips the positions it has seen). An exception of ``listener`` is logged
+        and goes no further."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         """Replay the log and follow it."""
@@ -141,7 +169,7 @@ class OddsView(Consumer):
         return await self.runner.wait_for(position, timeout)
 
     async def handle(self, batch: Batch) -> None:
-        apply = self._records.apply
+        apply = self.apply
         for recorded in batch.events:
             apply(recorded)
 
@@ -150,7 +178,16 @@ class OddsView(Consumer):
 
     def apply(self, recorded: RecordedEvent) -> None:
         """Apply one stored market event (in log order)."""
-        self._records.apply(recorded)
+        record = self._records.apply(recorded)
+        if record is None:
+            return
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:
+                # a listener's failure is its own: raised here it would fail the batch,
+                # which the runner retries for ever, and every read waits on the view
+                log.exception("a listener of market %s's changes failed", record.external_id)
 
     def get(self, external_id: str) -> OddsRecord | None:
         """The market ``external_id``'s record, or ``None``."""
@@ -159,6 +196,11 @@ class OddsView(Consumer):
     def page(self, page_no: int, page_size: int) -> list[OddsRecord]:
         """The records of page ``page_no`` (from 1) of ``page_size``, oldest first."""
         return self._records.page(page_no, page_size)
+
+    def records(self) -> list[OddsRecord]:
+        """Every market's record as it is now, oldest first (a copy: one reference a
+        market)."""
+        return self._records.records()
 
     def __len__(self) -> int:
         return len(self._records)

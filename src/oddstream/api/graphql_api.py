@@ -1,0 +1,498 @@
+"""GraphQL at ``/api/graphql`` (Strawberry): the fixed-odds markets' queries, and
+``getInstantOdds``, their changes live over WebSocket (``graphql-transport-ws``, and the
+legacy ``graphql-ws``). See ``docs/fixed-odds.md``, "GraphQL".
+
+The work is the application's (:mod:`oddstream.application.odds`, the REST routes'
+too); the live changes come from :class:`~.odds_push.OddsHub`. Field names are the odds
+service's clients' (snake_case: ``external_id``, ``game_id``, ``moneyline``…), so the
+schema does not camel-case them. Prices are the ``Decimal`` scalar (a string of the
+exact decimal digits), log positions and ``id`` the ``Long`` scalar (a 64-bit integer:
+GraphQL's ``Int`` is 32 bits), times the ``DateTime`` scalar in the REST routes' form.
+A refusal is a GraphQL error whose ``extensions`` carry the REST ``code`` and
+``status``; any other exception is masked ("Unexpected error.").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncGenerator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, NewType
+
+import strawberry
+from cross_web import HTTPException  # Strawberry's HTTP refusals (its dependency)
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionNode,
+    ValidationRule,
+)
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxTokensLimiter,
+    SchemaExtension,
+)
+from strawberry.fastapi import GraphQLRouter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types import Info
+from strawberry.types.unset import UNSET
+
+from ..application import odds
+from ..application.bodies import MAX_POSITION
+from ..application.errors import ApiError
+from ..application.services import Services, await_reads
+from ..projections.odds_view import OddsRecord
+from .odds_push import OddsFilter
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/graphql"
+#: the deepest selection a document may have (introspection's ``__schema`` is exempt);
+#: the schema's deepest real selection is 3 (``getOdds { items { moneyline { home } } }``)
+MAX_DEPTH = 6
+#: aliases in a document: each alias of ``getOdds`` is another page to build
+MAX_ALIASES = 15
+#: tokens in a document (the parser stops there): a long document costs before any limit
+MAX_TOKENS = 2000
+#: a ``graphql-transport-ws`` client must send ``connection_init`` within this
+CONNECTION_INIT_SECONDS = 10
+#: subscriptions on one WebSocket
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
+_GAME = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+Long = NewType("Long", int)
+
+
+def _parse_long(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"a Long is a whole number, not {value!r:.40}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("a Long is a signed 64-bit integer")
+    return value
+
+
+def _parse_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("a DateTime is an ISO 8601 string")
+    return datetime.fromisoformat(value)
+
+
+def _parse_decimal(value: object) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError("a Decimal is a string of decimal digits")
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f"not a decimal number: {value!r:.40}") from None
+
+
+def refused(exc: ApiError) -> GraphQLError:
+    """A refusal as a GraphQL error: the message, the REST ``code`` and ``status``."""
+    return GraphQLError(exc.message, extensions={"code": exc.code, "status": exc.status})
+
+
+@strawberry.type(description="A game's prices: decimal odds, exact")
+class MoneyLine:
+    home: Decimal
+    away: Decimal
+    draw: Decimal | None = strawberry.field(description="null: a two-way game")
+
+
+@strawberry.type(description="A market's odds record, as `GET /odds/{external_id}` answers it")
+class Odds:
+    id: Long = strawberry.field(description="the log position of the market's creation")
+    external_id: str = strawberry.field(description="the market's UUID")
+    game_id: str
+    moneyline: MoneyLine
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+    position: Long = strawberry.field(
+        description="the log position of the latest change the record includes "
+        "(`min_position` for a read that must include it)"
+    )
+
+    @classmethod
+    def of(cls, record: OddsRecord) -> Odds:
+        line = record.money_line
+        return cls(
+            id=Long(record.id),
+            external_id=record.external_id,
+            game_id=record.game_id,
+            moneyline=MoneyLine(
+                home=odds.price_json(line.home),
+                away=odds.price_json(line.away),
+                draw=None if line.draw is None else odds.price_json(line.draw),
+            ),
+            deleted=record.deleted,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            position=Long(record.position),
+        )
+
+
+@strawberry.type(description="A page of markets, oldest first")
+class OddsPage:
+    items: list[Odds]
+    total: int = strawberry.field(description="how many markets there are")
+    page_no: int
+    page_size: int
+
+
+@strawberry.type(description="An entry of a market's odds event log")
+class OddsEvent:
+    id: Long = strawberry.field(description="the event's log position")
+    odds_id: Long = strawberry.field(description="the market's id")
+    event_id: str = strawberry.field(description="the stored event's UUID")
+    created_at: datetime
+
+
+@strawberry.type(description="A page of a market's odds event log, oldest first")
+class OddsEventPage:
+    items: list[OddsEvent]
+    total: int = strawberry.field(description="how many events the market has")
+    page_no: int
+    page_size: int
+
+
+def _services(info: Info) -> Services:
+    services: Services = info.context["request"].app.state.services
+    return services
+
+
+async def _readable(info: Info, min_position: int | None) -> Services:
+    """The services, once the odds view includes ``min_position`` (read-your-writes)."""
+    services = _services(info)
+    assert services.odds_view is not None
+    if min_position is not None and not 0 <= min_position <= MAX_POSITION:
+        raise ApiError(422, "invalid_request", f"min_position is 0 to {MAX_POSITION}")
+    await await_reads(services, services.odds_view, min_position, "odds reads")
+    return services
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(name="getOdds", description="A page of markets, oldest first")
+    async def get_odds(
+        self,
+        info: Info,
+        page_no: int = odds.DEFAULT_PAGE_NO,
+        page_size: int = odds.DEFAULT_PAGE_SIZE,
+        min_position: Long | None = None,
+    ) -> OddsPage:
+        try:
+            services = await _readable(info, min_position)
+            assert services.odds_view is not None
+            odds.check_page(page_no, page_size)
+            view = services.odds_view
+            items = [Odds.of(r) for r in view.page(page_no, page_size)]
+        except ApiError as exc:
+            raise refused(exc) from None
+        return OddsPage(items=items, total=len(view), page_no=page_no, page_size=page_size)
+
+    @strawberry.field(
+        name="getOddsByExternalId", description="A market's record; null when there is none"
+    )
+    async def get_odds_by_external_id(
+        self,
+        info: Info,
+        external_id: str,
+        min_position: Long | None = None,
+    ) -> Odds | None:
+        try:
+            services = await _readable(info, min_position)
+            assert services.odds_view is not None
+            odds.check_external_id(external_id)
+            record = services.odds_view.get(external_id)
+        except ApiError as exc:
+            raise refused(exc) from None
+        return None if record is None else Odds.of(record)
+
+    @strawberry.field(
+        name="getOddsEvents",
+        description="A page of a market's odds event log, oldest first (an error "
+        "`market_not_found` for an unknown market)",
+    )
+    async def get_odds_events(
+        self,
+        info: Info,
+        external_id: str,
+        page_no: int = odds.DEFAULT_PAGE_NO,
+        page_size: int = odds.DEFAULT_PAGE_SIZE,
+        min_position: Long | None = None,
+    ) -> OddsEventPage:
+        try:
+            services = await _readable(info, min_position)
+            assert services.odds_view is not None
+            record, events = await odds.market_events(
+                services.odds_view, services.store, external_id, page_no, page_size
+            )
+        except ApiError as exc:
+            raise refused(exc) from None
+        items = [
+            OddsEvent(
+                id=Long(e.position),
+                odds_id=Long(record.id),
+                event_id=str(e.event_id),
+                created_at=e.recorded_at,
+            )
+            for e in events
+        ]
+        return OddsEventPage(
+            items=items, total=record.version, page_no=page_no, page_size=page_size
+        )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        name="getInstantOdds",
+        description="Each change of a market (created, prices updated, deleted…) as its "
+        "new record, in log order. First, with `current: true`, the record of every "
+        "market the filter matches (oldest first), then the changes after them, none "
+        "missed. A subscriber that falls behind gets the latest record of each market "
+        "it missed; one that falls far behind is ended with `subscriber_too_slow`.",
+    )
+    async def get_instant_odds(
+        self,
+        info: Info,
+        game_id: str | None = None,
+        external_id: str | None = None,
+        current: bool = False,
+    ) -> AsyncGenerator[Odds, None]:
+        try:
+            services = _services(info)
+            assert services.odds_hub is not None
+            if game_id is not None and not _GAME.fullmatch(game_id):
+                raise ApiError(422, "invalid_request", "game_id is 1-100 of A-Z a-z 0-9 . _ : -")
+            if external_id is not None:
+                odds.check_external_id(external_id)
+            records = services.odds_hub.follow(OddsFilter(game_id, external_id), current)
+            async for record in records:
+                yield Odds.of(record)
+        except ApiError as exc:
+            raise refused(exc) from None
+        except Exception:
+            # raised by the stream, the error has no path and the masking rule lets it
+            # through as it is: masked here
+            log.exception("getInstantOdds failed")
+            raise GraphQLError(MASKED) from None
+
+
+class _DocumentSize(SchemaExtension):
+    """Refuses a document longer than ``MAX_DOCUMENT_CHARS`` before it is parsed
+    (tokens are counted by the parser; this bounds comments and blanks too)."""
+
+    def on_parse(self) -> Any:
+        query = self.execution_context.query
+        if query is not None and len(query) > MAX_DOCUMENT_CHARS:
+            raise GraphQLError(
+                f"a document is at most {MAX_DOCUMENT_CHARS} characters",
+                extensions={"code": "document_too_large", "status": 413},
+            )
+        yield
+
+
+#: characters in a document
+MAX_DOCUMENT_CHARS = 20_000
+
+
+class _AliasLimit(ValidationRule):
+    """Refuses a document with more than ``MAX_ALIASES`` aliases, each counted once where
+    it is written (with the message of Strawberry's ``MaxAliasesLimiter``, which counted
+    an alias once per path through the fragments: every path, as its depth limiter
+    walked them). Only ``Query`` has fields worth aliasing, and its fields are selected
+    once however many times a fragment holding them is spread, so the aliases written
+    bound the pages built."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._aliases = 0
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        if node.alias is not None:
+            self._aliases += 1
+
+    def leave_document(self, *_: Any) -> None:
+        if self._aliases > MAX_ALIASES:
+            self.report_error(
+                GraphQLError(f"{self._aliases} aliases found. Allowed: {MAX_ALIASES}")
+            )
+
+
+class _DepthLimit(ValidationRule):
+    """Refuses an operation whose selections nest deeper than ``MAX_DEPTH`` fields (a
+    field without a selection, or an introspection field, counts 0; a fragment counts as
+    its selections), with the message of Strawberry's ``QueryDepthLimiter``.
+
+    That one walks every path through the fragments: a few fragments each spreading the
+    next ten times (a thousand characters) took it days. Here a fragment's depth is
+    found once per remaining room (at most ``MAX_DEPTH + 1`` times), and no walk goes
+    more than one field past the limit. A fragment cycle or an unknown fragment counts 0:
+    the specified rules refuse those documents (Strawberry's raised a ``KeyError`` for an
+    unknown fragment and answered its name as the message)."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        #: (fragment, room) -> its depth, at most room + 1
+        self._known: dict[tuple[str, int], int] = {}
+        self._walking: set[str] = set()
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        if self._depth(node.selection_set.selections, MAX_DEPTH) > MAX_DEPTH:
+            name = node.name.value if node.name else "anonymous"
+            self.report_error(
+                GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", node)
+            )
+
+    def _depth(self, selections: Any, room: int) -> int:
+        """The depth of ``selections``, or any depth past ``room`` once it is past."""
+        deepest = 0
+        for selection in selections:
+            deepest = max(deepest, self._depth_of(selection, room))
+            if deepest > room:
+                break
+        return deepest
+
+    def _depth_of(self, selection: SelectionNode, room: int) -> int:
+        if isinstance(selection, FieldNode):
+            if selection.selection_set is None or selection.name.value.startswith("__"):
+                return 0
+            if room == 0:
+                return 1
+            return 1 + self._depth(selection.selection_set.selections, room - 1)
+        if isinstance(selection, InlineFragmentNode):
+            return self._depth(selection.selection_set.selections, room)
+        assert isinstance(selection, FragmentSpreadNode)
+        name = selection.name.value
+        known = self._known.get((name, room))
+        if known is not None:
+            return known
+        fragment = self.context.get_fragment(name)
+        if fragment is None or name in self._walking:
+            return 0
+        self._walking.add(name)
+        try:
+            depth = self._depth(fragment.selection_set.selections, room)
+        finally:
+            self._walking.discard(name)
+        self._known[(name, room)] = depth
+        return depth
+
+
+#: the message of an unexpected exception
+MASKED = "Unexpected error."
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Mask an unexpected exception of a resolver (an error with a ``path``: raised
+    while executing); refusals are GraphQL errors, and the errors of parsing and
+    validation (a scalar's parser included) carry no path and say what was wrong. An
+    exception out of a subscription's stream has no path either: ``getInstantOdds``
+    masks its own."""
+    original = error.original_error
+    return (
+        error.path is not None and original is not None and not isinstance(original, GraphQLError)
+    )
+
+
+schema = strawberry.Schema(
+    query=Query,
+    subscription=Subscription,
+    config=StrawberryConfig(
+        auto_camel_case=False,
+        scalar_map={
+            Long: strawberry.scalar(
+                name="Long",
+                description="a signed 64-bit integer (a JSON number)",
+                serialize=int,
+                parse_value=_parse_long,
+            ),
+        },
+    ),
+    scalar_overrides={
+        Decimal: strawberry.scalar(
+            name="Decimal",
+            description='a decimal number as a string of its exact digits ("1.91"): '
+            "a GraphQL Float is a binary double, which holds 1.91 only approximately",
+            serialize=lambda value: format(value, "f"),
+            parse_value=_parse_decimal,
+        ),
+        datetime: strawberry.scalar(
+            name="DateTime",
+            description="UTC to the microsecond, as the REST routes write it "
+            "(2026-11-29T20:42:55.123456Z)",
+            serialize=odds.time_text,
+            parse_value=_parse_time,
+        ),
+    },
+    # factories: an extension holds the state of one operation, so each gets its own
+    extensions=[
+        _DocumentSize,
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules([_DepthLimit, _AliasLimit]),
+        lambda: MaskErrors(should_mask_error=_mask, error_message=MASKED),
+    ],
+)
+
+
+class _Router(GraphQLRouter[Any, Any]):
+    def __init__(self, *args: Any, max_sockets: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_sockets = max_sockets
+        self._sockets = 0
+
+    @property
+    def sockets(self) -> int:
+        """The GraphQL WebSockets open now."""
+        return self._sockets
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """As Strawberry's, with at most ``max_sockets`` WebSockets open at once: past it
+        the handshake is refused (403). Uvicorn's connection cap counts open WebSockets
+        but never refuses an upgrade."""
+        if not self.is_websocket_request(request):
+            return await super().run(request, context, root_value)
+        if self._sockets >= self._max_sockets:
+            return await self.reject_websocket(request)
+        self._sockets += 1
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            self._sockets -= 1
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request's body: a JSON object, else 400 (Strawberry took any JSON value,
+        and answered a string, invalid UTF-8 or nesting too deep with a 500)."""
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError):  # (JSONDecodeError, UnicodeDecodeError)
+            raise HTTPException(400, "the body is not JSON") from None
+        if not isinstance(parsed, dict):
+            raise HTTPException(400, "a GraphQL request is a JSON object")
+        return parsed
+
+
+def graphql_router(max_sockets: int) -> _Router:
+    """``/api/graphql``: queries by ``POST``, subscriptions over WebSocket (at most
+    ``max_sockets`` at once). No GraphiQL page and no queries by ``GET``; introspection
+    is on."""
+    return _Router(
+        schema,
+        path=PATH,
+        graphql_ide=None,
+        allow_queries_via_get=False,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_SECONDS),
+        max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        include_in_schema=False,
+        max_sockets=max_sockets,
+    )
