@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -28,10 +28,13 @@ from . import pgarrays
 from .base import (
     DEFAULT_FOLLOW_PACE,
     DEFAULT_IDLE_RECHECK,
+    DEFAULT_PAGE_MAX_BYTES,
     EventStore,
+    PageRead,
     ReadFilter,
     SqlStatement,
     check_follow_pace,
+    check_page_max_bytes,
 )
 from .envelope import AppendResult, ExpectedVersion, RecordedEvent
 from .errors import (
@@ -45,12 +48,15 @@ from .errors import (
 from .factory import check_schema_name
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
 from .pgarrays import BoolArray, Int4Array, Int8Array, JsonbArray, TextArray, UuidArray
-from .prepare import PreparedPart
+from .prepare import MAX_EVENT_BYTES, PreparedPart
 
 log = logging.getLogger(__name__)
 
 #: Positions a filtered page scans at least before it reports how far it got.
 FILTER_WINDOW = 20_000
+#: A page's rows come from the server in chunks of at most this many (libpq's chunked
+#: rows mode), and fewer when the page's byte budget allows fewer of the largest events.
+PAGE_CHUNK_ROWS = 64
 
 
 _CONNECT_OPTIONS: dict[str, Any] = {
@@ -211,8 +217,11 @@ class PostgresEventStore(EventStore):
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
         follow_pace: float = DEFAULT_FOLLOW_PACE,
         timeout: float = 30.0,
+        page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
     ) -> None:
-        super().__init__(idle_recheck=idle_recheck, follow_pace=follow_pace)
+        super().__init__(
+            idle_recheck=idle_recheck, follow_pace=follow_pace, page_max_bytes=page_max_bytes
+        )
         check_schema_name(schema)
         self.url = url
         self.schema = schema
@@ -251,13 +260,16 @@ class PostgresEventStore(EventStore):
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
         follow_pace: float = DEFAULT_FOLLOW_PACE,
         timeout: float = 30.0,
+        page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
     ) -> PostgresEventStore:
         """Connect, create the schema if needed, and start listening for commits.
 
         ``timeout`` bounds every call to the database: an append that gets no answer in
-        time fails with ``StoreUnavailable(outcome_unknown=True)``.
+        time fails with ``StoreUnavailable(outcome_unknown=True)``. ``page_max_bytes``:
+        the byte budget of a page of the log (:attr:`~EventStore.page_max_bytes`).
         """
         check_follow_pace(follow_pace)
+        check_page_max_bytes(page_max_bytes)
         store = cls(
             url,
             schema=schema,
@@ -265,6 +277,7 @@ class PostgresEventStore(EventStore):
             idle_recheck=idle_recheck,
             follow_pace=follow_pace,
             timeout=timeout,
+            page_max_bytes=page_max_bytes,
         )
         try:
             await store._pool.open(wait=True, timeout=10.0)
@@ -699,8 +712,8 @@ class PostgresEventStore(EventStore):
         return found
 
     async def _read_page(
-        self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int, int]:
+        self, after: int, limit: int, flt: ReadFilter, max_bytes: int | None = None
+    ) -> PageRead:
         # Every page is a bounded position range, not an open "position > after LIMIT n":
         # on a freshly loaded table without statistics the planner picked a bitmap scan
         # of everything after ``after`` plus a sort, making replays quadratic. Positions
@@ -723,12 +736,64 @@ class PostgresEventStore(EventStore):
             where += sql.SQL(" AND type = ANY(%s)")
             params.append(sorted(flt.types))
         params.append(limit)
-        rows = await self._fetch(self._q_page_start + where + self._q_page_end, params)
-        head = int(rows[0][-1])
-        events = [] if rows[0][0] is None else list(map(RecordedEvent.from_row, rows))
-        upto = min(head, after + window)
-        scanned = events[-1].position if len(events) == limit else upto
-        return events, scanned, head
+        if max_bytes is None:
+            max_bytes = self.page_max_bytes
+        head, rows, nbytes, full = await self._fetch_page(
+            self._q_page_start + where + self._q_page_end, params, limit, max_bytes
+        )
+        events = list(map(RecordedEvent.from_row, rows))
+        scanned = events[-1].position if full else min(head, after + window)
+        return PageRead(events, scanned, head, nbytes, full)
+
+    async def _fetch_page(
+        self, query: sql.Composed, params: list[Any], limit: int, max_bytes: int
+    ) -> tuple[int, list[tuple[Any, ...]], int, bool]:
+        """A page query's rows (their last column the head), taken in chunks until
+        ``limit`` of them or until the next would take their data and metadata past
+        ``max_bytes`` (the first is taken whatever its size): ``(head, rows, bytes,
+        full)``. A page cut by the budget ends its query there (psycopg cancels it and
+        drops what was already sent), so neither libpq nor this process ever holds more
+        than the budget and a chunk. A broken pooled connection is retried once, as
+        :meth:`_fetch` does (nothing was taken from it)."""
+        chunk = max(1, min(limit, PAGE_CHUNK_ROWS, max_bytes // MAX_EVENT_BYTES))
+        for attempt in (1, 2):
+            head = 0
+            rows: list[tuple[Any, ...]] = []
+            nbytes = 0
+            full = False
+            try:
+                async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
+                    stream = cast(  # an async generator: closed, it ends the query
+                        AsyncGenerator[tuple[Any, ...], None],
+                        conn.cursor(binary=True).stream(query, params, size=chunk),
+                    )
+                    async with contextlib.aclosing(stream):
+                        async for row in stream:
+                            head = row[-1]
+                            if row[0] is None:  # no events: one row of NULLs and the head
+                                break
+                            size = len(row[6]) + len(row[7])
+                            nbytes += size
+                            if nbytes > max_bytes and rows:
+                                nbytes -= size
+                                full = True
+                                break
+                            rows.append(row)
+                        else:
+                            full = len(rows) == limit
+                return int(head), rows, nbytes, full
+            except TimeoutError as exc:
+                raise StoreUnavailable(
+                    f"PostgreSQL did not answer within {self._timeout}s"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or rows:
+                    raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+                with contextlib.suppress(psycopg.Error, PoolTimeout, OSError):
+                    await self._pool.check()
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     async def _stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(
