@@ -27,7 +27,6 @@ from oddstream.integrations.kafka.rest_proxy import EventStoreTopics, ProducedRe
 from oddstream.integrations.kafka.sink_source import TopicSource
 from oddstream.runtime.deadletters import DeadLetterStore
 from oddstream.sinks import SinkConsumer, parse_config
-
 from sinks.conftest import Target, target_url
 
 pytestmark = pytest.mark.timeout(120)
