@@ -122,10 +122,18 @@ _SELECT = (
     "FROM {schema}.events "
 )
 
-#: a page of a subscription with the head it was read at (see ``_read_page``)
+#: a page of a subscription with the head it was read at (see ``_read_page``): the
+#: events are rendered only once the server has cut the page at the byte budget by their
+#: stored sizes (cheap: a toasted value's size is in its pointer), so what lies beyond
+#: the budget is looked at, never rendered nor sent
 _PAGE_START = (
     "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
-    "LEFT JOIN LATERAL ("
+    "LEFT JOIN LATERAL (SELECT position, stream_id, version, uuid_send(event_id), type, "
+    "schema_version, data::text, metadata::text, "
+    "(extract(epoch FROM recorded_at) * 1000000)::int8 FROM ("
+    "SELECT *, sum(pg_column_size(data) + pg_column_size(metadata)) OVER "
+    "(ORDER BY position ROWS UNBOUNDED PRECEDING) - pg_column_size(data) "
+    "- pg_column_size(metadata) AS stored_before FROM {schema}.events "
 )
 
 _EXPECTED_CODES = {
@@ -238,8 +246,10 @@ class PostgresEventStore(EventStore):
         self._channel = f"{schema}_events"
         self._lock = _lock_key(schema, "append")
         self._q_select = sql.SQL(_SELECT).format(schema=ident)
-        self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident) + self._q_select
-        self._q_page_end = sql.SQL(" ORDER BY position LIMIT %s) e ON true")
+        self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident)
+        self._q_page_end = sql.SQL(
+            " ORDER BY position LIMIT %s) w WHERE stored_before < %s) e ON true"
+        )
         self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
@@ -735,9 +745,9 @@ class PostgresEventStore(EventStore):
         if flt.types is not None:
             where += sql.SQL(" AND type = ANY(%s)")
             params.append(sorted(flt.types))
-        params.append(limit)
         if max_bytes is None:
             max_bytes = self.page_max_bytes
+        params += [limit, max_bytes]
         head, rows, nbytes, full = await self._fetch_page(
             self._q_page_start + where + self._q_page_end, params, limit, max_bytes
         )
