@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -62,12 +63,13 @@ async def fill(store: EventStore, rounds: int = 2) -> list[int]:
     followed: list[int] = []
     for r in range(rounds):
         for size in (900_000, 600_000, 300_000, 300_000):
+            blob = "x" * size if size % 2 == 0 and r % 2 == 0 else os.urandom(size // 2).hex()
             done = await store.append(
                 "big-1", [NewEvent("t.Small", {"r": r, "i": i}) for i in range(300)], ANY
             )
             followed += range(done.first_position, done.last_position + 1)
             await store.append("other-1", [NewEvent("t.Small", {"i": 1})], ANY)
-            done = await store.append("big-2", [NewEvent("t.Big", {"b": "x" * size})], ANY)
+            done = await store.append("big-2", [NewEvent("t.Big", {"b": blob})], ANY)
             followed.append(done.last_position)
     return followed
 

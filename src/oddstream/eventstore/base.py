@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 from .envelope import (
     AppendResult,
@@ -57,6 +57,9 @@ DEFAULT_FOLLOW_PACE = 0.01
 DEFAULT_PAGE_MAX_BYTES = 8 << 20
 
 
+_Row = TypeVar("_Row", bound=Sequence[Any])
+
+
 def check_follow_pace(pace: float) -> float:
     """``pace`` if it is a usable follow pace (0 to 1 s), else ``ValueError``."""
     if not 0.0 <= pace <= 1.0:
@@ -70,6 +73,25 @@ def check_page_max_bytes(max_bytes: int) -> int:
     if type(max_bytes) is not int or max_bytes < 1:
         raise ValueError(f"page_max_bytes must be a positive integer, not {max_bytes!r}")
     return max_bytes
+
+
+def take_rows(rows: Iterable[_Row], limit: int, max_bytes: int) -> tuple[list[_Row], int, bool]:
+    """Stored rows (``data`` and ``metadata`` at 6 and 7) drawn one at a time until
+    ``limit`` of them or until the next would take their sizes past ``max_bytes`` (the
+    first is taken whatever its size): ``(rows, bytes, full)``, ``full`` when either
+    limit stopped it. The row that did not fit was drawn, and is dropped."""
+    taken: list[_Row] = []
+    append = taken.append
+    nbytes = 0
+    for row in rows:
+        size = len(row[6]) + len(row[7])
+        nbytes += size
+        if nbytes > max_bytes and taken:
+            return taken, nbytes - size, True
+        append(row)
+        if len(taken) == limit:
+            return taken, nbytes, True
+    return taken, nbytes, False
 
 
 class PageRead(NamedTuple):

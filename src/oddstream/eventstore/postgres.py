@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from importlib import resources
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -35,6 +35,7 @@ from .base import (
     SqlStatement,
     check_follow_pace,
     check_page_max_bytes,
+    take_rows,
 )
 from .envelope import AppendResult, ExpectedVersion, RecordedEvent
 from .errors import (
@@ -54,9 +55,12 @@ log = logging.getLogger(__name__)
 
 #: Positions a filtered page scans at least before it reports how far it got.
 FILTER_WINDOW = 20_000
-#: A page's rows come from the server in chunks of at most this many (libpq's chunked
-#: rows mode), and fewer when the page's byte budget allows fewer of the largest events.
-PAGE_CHUNK_ROWS = 64
+#: What a compressed value may count for at most when the server cuts a page: its
+#: rendered JSON is at most about twice the store's largest event (1 MiB encoded).
+_COMPRESSED_MAX = 2 * MAX_EVENT_BYTES
+#: How many times larger than its stored size a compressed value may be (LZ4's worst
+#: case; pglz's is about 87): a compressed value counts that much, up to the above.
+_COMPRESSION_RATIO_MAX = 255
 
 
 _CONNECT_OPTIONS: dict[str, Any] = {
@@ -122,18 +126,35 @@ _SELECT = (
     "FROM {schema}.events "
 )
 
+#: An upper bound of the rendered size of a stored jsonb value, from what its stored
+#: form says without reading it (a toasted value's size is in its pointer): its size, or
+#: for a compressed one, that times the largest compression ratio (capped).
+_COST = (
+    "CASE WHEN pg_column_compression({v}) IS NULL THEN pg_column_size({v}) "
+    f"ELSE least(pg_column_size({{v}})::int8 * {_COMPRESSION_RATIO_MAX}, {_COMPRESSED_MAX}) END"
+)
 #: a page of a subscription with the head it was read at (see ``_read_page``): the
-#: events are rendered only once the server has cut the page at the byte budget by their
-#: stored sizes (cheap: a toasted value's size is in its pointer), so what lies beyond
-#: the budget is looked at, never rendered nor sent
+#: server cuts the page where the events' costs (``_COST``) reach the byte budget before
+#: it renders them, so what lies past the budget is looked at, never rendered nor sent.
+#: ``cut``: the page stopped there with more events in its range (a full page).
 _PAGE_START = (
     "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
     "LEFT JOIN LATERAL (SELECT position, stream_id, version, uuid_send(event_id), type, "
     "schema_version, data::text, metadata::text, "
-    "(extract(epoch FROM recorded_at) * 1000000)::int8 FROM ("
-    "SELECT *, sum(pg_column_size(data) + pg_column_size(metadata)) OVER "
-    "(ORDER BY position ROWS UNBOUNDED PRECEDING) - pg_column_size(data) "
-    "- pg_column_size(metadata) AS stored_before FROM {schema}.events "
+    "(extract(epoch FROM recorded_at) * 1000000)::int8, "
+    "upto >= %s AND next_position IS NOT NULL AS cut FROM ("
+    "SELECT *, sum(cost) OVER w AS upto, lead(position) OVER w AS next_position FROM ("
+    "SELECT *, "
+    + _COST.format(v="data")
+    + " + "
+    + _COST.format(v="metadata")
+    + " AS cost FROM {schema}.events "
+)
+#: the end of ``_PAGE_START``'s query, after its ``WHERE``
+_PAGE_END = (
+    " ORDER BY position LIMIT %s) c "
+    "WINDOW w AS (ORDER BY position ROWS UNBOUNDED PRECEDING)) p "
+    "WHERE upto - cost < %s) e ON true"
 )
 
 _EXPECTED_CODES = {
@@ -247,9 +268,7 @@ class PostgresEventStore(EventStore):
         self._lock = _lock_key(schema, "append")
         self._q_select = sql.SQL(_SELECT).format(schema=ident)
         self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident)
-        self._q_page_end = sql.SQL(
-            " ORDER BY position LIMIT %s) w WHERE stored_before < %s) e ON true"
-        )
+        self._q_page_end = sql.SQL(_PAGE_END)
         self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
@@ -737,16 +756,16 @@ class PostgresEventStore(EventStore):
             if flt.stream_prefix is None and flt.types is None
             else max(limit * 4, FILTER_WINDOW)
         )
+        if max_bytes is None:
+            max_bytes = self.page_max_bytes
         where: sql.Composable = sql.SQL("WHERE position > %s AND position <= least(h.head, %s)")
-        params: list[Any] = [after, after + window]
+        params: list[Any] = [max_bytes, after, after + window]
         if flt.stream_prefix is not None:
             where += sql.SQL(" AND left(stream_id, %s) = %s")
             params += [len(flt.stream_prefix), flt.stream_prefix]
         if flt.types is not None:
             where += sql.SQL(" AND type = ANY(%s)")
             params.append(sorted(flt.types))
-        if max_bytes is None:
-            max_bytes = self.page_max_bytes
         params += [limit, max_bytes]
         head, rows, nbytes, full = await self._fetch_page(
             self._q_page_start + where + self._q_page_end, params, limit, max_bytes
@@ -758,52 +777,17 @@ class PostgresEventStore(EventStore):
     async def _fetch_page(
         self, query: sql.Composed, params: list[Any], limit: int, max_bytes: int
     ) -> tuple[int, list[tuple[Any, ...]], int, bool]:
-        """A page query's rows (their last column the head), taken in chunks until
-        ``limit`` of them or until the next would take their data and metadata past
-        ``max_bytes`` (the first is taken whatever its size): ``(head, rows, bytes,
-        full)``. A page cut by the budget ends its query there (psycopg cancels it and
-        drops what was already sent), so neither libpq nor this process ever holds more
-        than the budget and a chunk. A broken pooled connection is retried once, as
-        :meth:`_fetch` does (nothing was taken from it)."""
-        chunk = max(1, min(limit, PAGE_CHUNK_ROWS, max_bytes // MAX_EVENT_BYTES))
-        for attempt in (1, 2):
-            head = 0
-            rows: list[tuple[Any, ...]] = []
-            nbytes = 0
-            full = False
-            try:
-                async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
-                    stream = cast(  # an async generator: closed, it ends the query
-                        AsyncGenerator[tuple[Any, ...], None],
-                        conn.cursor(binary=True).stream(query, params, size=chunk),
-                    )
-                    async with contextlib.aclosing(stream):
-                        async for row in stream:
-                            head = row[-1]
-                            if row[0] is None:  # no events: one row of NULLs and the head
-                                break
-                            size = len(row[6]) + len(row[7])
-                            nbytes += size
-                            if nbytes > max_bytes and rows:
-                                nbytes -= size
-                                full = True
-                                break
-                            rows.append(row)
-                        else:
-                            full = len(rows) == limit
-                return int(head), rows, nbytes, full
-            except TimeoutError as exc:
-                raise StoreUnavailable(
-                    f"PostgreSQL did not answer within {self._timeout}s"
-                ) from exc
-            except psycopg.OperationalError as exc:
-                if attempt == 2 or rows:
-                    raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
-                with contextlib.suppress(psycopg.Error, PoolTimeout, OSError):
-                    await self._pool.check()
-            except (psycopg.Error, PoolTimeout) as exc:
-                raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
-        raise AssertionError("unreachable")
+        """A page query's rows (their last column the head), cut at ``limit`` of them or
+        where the next would take their sizes past ``max_bytes`` (the first is taken
+        whatever its size): ``(head, rows, bytes, full)``. The server already cut them by
+        an upper bound of their rendered sizes (``_COST``), so the rows fetched hold
+        about the budget at most; this cuts exactly, by what they rendered to."""
+        rows = await self._fetch(query, params)
+        head = int(rows[0][-1])
+        if rows[0][0] is None:  # no events: one row of NULLs and the head
+            return head, [], 0, False
+        taken, nbytes, full = take_rows(rows, limit, max_bytes)
+        return head, taken, nbytes, full or len(taken) < len(rows) or bool(rows[-1][9])
 
     async def _stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(

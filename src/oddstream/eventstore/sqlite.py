@@ -18,7 +18,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from .base import (
     SqlStatement,
     check_follow_pace,
     check_page_max_bytes,
+    take_rows,
 )
 from .envelope import AppendResult, RecordedEvent
 from .errors import (
@@ -110,25 +111,6 @@ _COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_us"
 )
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-
-
-def _take(rows: Iterable[Row], limit: int, max_bytes: int) -> tuple[list[Row], int, bool]:
-    """Rows drawn one at a time until ``limit`` of them or until the next would take
-    their data and metadata past ``max_bytes`` (the first is taken whatever its size):
-    ``(rows, bytes, full)``, ``full`` when either limit stopped it. The row that did
-    not fit was drawn, and is dropped."""
-    taken: list[Row] = []
-    append = taken.append
-    nbytes = 0
-    for row in rows:
-        size = len(row[6]) + len(row[7])
-        nbytes += size
-        if nbytes > max_bytes and taken:
-            return taken, nbytes - size, True
-        append(row)
-        if len(taken) == limit:
-            return taken, nbytes, True
-    return taken, nbytes, False
 
 
 class _Busy(Exception):
@@ -490,7 +472,7 @@ class SqliteEventStore(EventStore):
         params.append(limit)
         cursor = conn.execute(sql, params)
         try:  # row by row: a page of large events stops at the budget, not after it
-            rows, nbytes, full = _take(cursor, limit, max_bytes)
+            rows, nbytes, full = take_rows(cursor, limit, max_bytes)
         finally:
             cursor.close()  # ends the statement's read of the snapshot
         events = list(map(RecordedEvent.from_row, rows))
@@ -510,7 +492,7 @@ class SqliteEventStore(EventStore):
             last = first + len(recent) - 1
             prefix, types = flt.stream_prefix, flt.types
             if prefix is None and types is None:
-                rows, nbytes, full = _take(recent[start : start + limit], limit, max_bytes)
+                rows, nbytes, full = take_rows(recent[start : start + limit], limit, max_bytes)
             else:
                 matching = (
                     row
@@ -518,7 +500,7 @@ class SqliteEventStore(EventStore):
                     if (prefix is None or row[1].startswith(prefix))
                     and (types is None or row[4] in types)
                 )
-                rows, nbytes, full = _take(matching, limit, max_bytes)
+                rows, nbytes, full = take_rows(matching, limit, max_bytes)
             events = list(map(RecordedEvent.from_row, rows))
             scanned = events[-1].position if full else last
             return PageRead(events, scanned, last, nbytes, full)
