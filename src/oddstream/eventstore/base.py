@@ -11,6 +11,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ DEFAULT_PAGE_MAX_BYTES = 8 << 20
 
 
 _Row = TypeVar("_Row", bound=Sequence[Any])
+_DATA = operator.itemgetter(6)
+_METADATA = operator.itemgetter(7)
 
 
 def check_follow_pace(pace: float) -> float:
@@ -76,22 +79,25 @@ def check_page_max_bytes(max_bytes: int) -> int:
 
 
 def take_rows(rows: Iterable[_Row], limit: int, max_bytes: int) -> tuple[list[_Row], int, bool]:
-    """Stored rows (``data`` and ``metadata`` at 6 and 7) drawn one at a time until
-    ``limit`` of them or until the next would take their sizes past ``max_bytes`` (the
-    first is taken whatever its size): ``(rows, bytes, full)``, ``full`` when either
-    limit stopped it. The row that did not fit was drawn, and is dropped."""
+    """Stored rows (``data`` and ``metadata`` at 6 and 7), at most ``limit`` of them
+    (the caller's query or slice says so), drawn one at a time until the next would take
+    their sizes past ``max_bytes`` (the first is taken whatever its size): ``(rows,
+    bytes, full)``, ``full`` when either limit stopped it. The row that did not fit was
+    drawn, and is dropped. A list is first sized whole (no Python loop a row): the hot
+    path of every read of small events."""
+    if isinstance(rows, list):
+        nbytes = sum(map(len, map(_DATA, rows))) + sum(map(len, map(_METADATA, rows)))
+        if nbytes <= max_bytes or len(rows) == 1:
+            return rows, nbytes, len(rows) == limit
     taken: list[_Row] = []
     append = taken.append
     nbytes = 0
     for row in rows:
-        size = len(row[6]) + len(row[7])
-        nbytes += size
+        nbytes += len(row[6]) + len(row[7])
         if nbytes > max_bytes and taken:
-            return taken, nbytes - size, True
+            return taken, nbytes - len(row[6]) - len(row[7]), True
         append(row)
-        if len(taken) == limit:
-            return taken, nbytes, True
-    return taken, nbytes, False
+    return taken, nbytes, len(taken) == limit
 
 
 class PageRead(NamedTuple):

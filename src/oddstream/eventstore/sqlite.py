@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -500,7 +501,7 @@ class SqliteEventStore(EventStore):
                     if (prefix is None or row[1].startswith(prefix))
                     and (types is None or row[4] in types)
                 )
-                rows, nbytes, full = take_rows(matching, limit, max_bytes)
+                rows, nbytes, full = take_rows(itertools.islice(matching, limit), limit, max_bytes)
             events = list(map(RecordedEvent.from_row, rows))
             scanned = events[-1].position if full else last
             return PageRead(events, scanned, last, nbytes, full)
