@@ -131,7 +131,7 @@ _SELECT = (
 #: for a compressed one, that times the largest compression ratio (capped).
 _COST = (
     "CASE WHEN pg_column_compression({v}) IS NULL THEN pg_column_size({v}) "
-    f"ELSE least(pg_column_size({{v}})::int8 * {_COMPRESSION_RATIO_MAX}, {_COMPRESSED_MAX}) END"
+    f"ELSE least(pg_column_size({{v}}) * {_COMPRESSION_RATIO_MAX}, {_COMPRESSED_MAX}) END"
 )
 #: a page of a subscription with the head it was read at (see ``_read_page``): the
 #: server cuts the page where the events' costs (``_COST``) reach the byte budget before
