@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "demo_bets_per_second": 20.0,
     "demo_race_seconds": 90.0,
     "read_model_path": "",
+    "quote_tables_url": None,
     "redis_url": None,
     "redis_prefix": "oddstream:",
     "nats_url": None,
@@ -84,6 +85,7 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "demo_bets_per_second": ("200", 200.0),
     "demo_race_seconds": ("5", 5.0),
     "read_model_path": (":memory:", ":memory:"),
+    "quote_tables_url": ("jdbc:sqlite:data/analytics.db", "jdbc:sqlite:data/analytics.db"),
     "redis_url": ("redis://h:1/2", "redis://h:1/2"),
     "redis_prefix": ("x:", "x:"),
     "nats_url": ("nats://h:4222, nats://g:4222", "nats://h:4222, nats://g:4222"),
@@ -170,6 +172,7 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
         ("STORE_URL", "mysql://u@h/db", "unsupported event store URL scheme 'mysql'"),
         ("STORE_URL", "sqlite://", "names no file"),
         ("REDIS_URL", "localhost:6379", "a Redis URL starts with redis://"),
+        ("QUOTE_TABLES_URL", "sqlite:data/analytics.db", "a JDBC URL starts with 'jdbc:'"),
         ("NATS_URL", "127.0.0.1:4222", "a NATS URL starts with nats:// or tls://"),
         ("NATS_URL", "nats://a:4222,b:4222", "a NATS URL starts with nats://"),
         ("PARTITIONS", "0", "greater than or equal to 1"),
@@ -196,6 +199,26 @@ def test_a_bad_value_names_its_variable(
     assert message.startswith(f"ODDSTREAM_{variable}: "), message
     assert reason in message
     assert isinstance(refused.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "jdbc:oracle://u:s3cr3t@h/db",
+        "jdbc:oracle://h/db?password=s3cr3t",
+        "jdbc:oracle:thin:scott/s3cr3t@oracle:1521/orcl",  # Oracle's own form
+    ],
+)
+def test_a_bad_quote_tables_url_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("ODDSTREAM_QUOTE_TABLES_URL", url)
+    with pytest.raises(SettingsError) as refused:
+        Settings()
+    message = str(refused.value)
+    assert message.startswith("ODDSTREAM_QUOTE_TABLES_URL: "), message
+    assert "oracle" in message
+    assert "s3cr3t" not in message
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

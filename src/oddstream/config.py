@@ -28,7 +28,7 @@ ENV_PREFIX = "ODDSTREAM_"
 #: Settings whose values are never repeated in an error message.
 _SECRETS = frozenset({"admin_key", "customer_keys"})
 #: Settings holding URLs, repeated in an error message without their password.
-_URLS = frozenset({"store_url", "redis_url", "nats_url"})
+_URLS = frozenset({"store_url", "redis_url", "nats_url", "quote_tables_url"})
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -67,6 +67,15 @@ def _nats_url(url: str | None) -> str | None:
         part.strip().startswith(_NATS_SCHEMES) for part in url.split(",")
     ):
         raise ValueError("a NATS URL starts with nats:// or tls:// (several: comma-separated)")
+    return url
+
+
+def _jdbc_url(url: str | None) -> str | None:
+    if url is not None:
+        from .sinks.config import parse_connection_url
+
+        parse_connection_url(url.strip())  # a ValueError names what is wrong
+        return url.strip()
     return url
 
 
@@ -192,6 +201,11 @@ class Settings(BaseSettings):
     """ODDSTREAM_READ_MODEL_PATH: the SQLite file of the read models (wallet balances and
     transactions) when no Redis is configured; ``:memory:`` keeps them in memory; empty
     (the default): beside an SQLite store's file, else ``data/read_models.db``"""
+    quote_tables_url: Annotated[str | None, AfterValidator(_jdbc_url)] = None
+    """ODDSTREAM_QUOTE_TABLES_URL: a JDBC URL (``jdbc:sqlite:data/analytics.db``,
+    ``jdbc:postgresql://host/db``, ``jdbc:mysql://host/db``): the embedded service keeps
+    the connector ``quote-tables`` (``oddstream.QuoteTablesSinkConnector``) writing the
+    analysts' quote tables there; unset (the default): no such connector is made"""
     redis_url: Annotated[str | None, AfterValidator(_redis_url)] = None
     """ODDSTREAM_REDIS_URL: ``redis://host:6379/0`` puts the read models in Redis; unset
     (the default) keeps them in SQLite at ``read_model_path``"""
@@ -270,6 +284,10 @@ def _describe(errors: list[ErrorDetails], *, given: Collection[str]) -> str:
         value = error["input"]
         if field in _URLS and isinstance(value, str):
             value = redact_url(value)
+            if field == "quote_tables_url":
+                from .sinks.config import redact_jdbc_url
+
+                value = redact_jdbc_url(value)
         if field in _SECRETS or repr(value) in reason:
             lines.append(f"{name}: {reason}")
         else:

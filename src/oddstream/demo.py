@@ -7,6 +7,11 @@ step goes through the same commands a client would send.
 
 With a cashier, some of the bettors are the demo's customers (``DEMO_WALLETS``): their
 stakes come out of their wallets and their winnings go back in, so balances move too.
+
+With the quote tables on (``ODDSTREAM_QUOTE_TABLES_URL``; ``serve --demo`` sets it
+beside an SQLite store's file when unset: :func:`demo_quote_tables_url`), the sample
+quote journeys are posted through the quote ingest at start (:func:`post_sample_quotes`),
+so the analysts' tables have something in them; a later start finds them repeated.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from .domain.tote.events import PoolConfig, Runner
 from .domain.tote.pools import PoolType
@@ -31,6 +37,8 @@ from .domain.tote.race import (
     ToteRejection,
 )
 from .domain.wallet import Credit, WalletRejection
+from .eventstore import EventStore
+from .eventstore.factory import sqlite_path
 from .runtime.cashier import InsufficientFunds
 from .runtime.ports import Races, WalletBets, Wallets
 
@@ -211,3 +219,33 @@ def _draw_order(rng: random.Random, runners: list[int], chances: list[float]) ->
         pick = rng.choices(range(len(left)), weights=[c for _, c in left])[0]
         order.append(left.pop(pick)[0])
     return order
+
+
+def demo_quote_tables_url(store_url: str) -> str | None:
+    """Where ``serve --demo`` writes the quote tables when ``ODDSTREAM_QUOTE_TABLES_URL``
+    is unset: ``analytics.db`` beside an SQLite store's file (``data/oddstream.db`` →
+    ``jdbc:sqlite:data/analytics.db``); ``None`` (no quote tables) for another store."""
+    store_file = sqlite_path(store_url)
+    if not store_file or store_file == ":memory:":
+        return None
+    return f"jdbc:sqlite:{Path(store_file).with_name('analytics.db')}"
+
+
+async def post_sample_quotes(store: EventStore) -> dict[str, int]:
+    """Post the sample quote journeys (:func:`~oddstream.sinks.quote_tables.sample_journeys`,
+    the docs' data set) through the quote ingest, as a client would: counts by outcome
+    (``stored`` the first time, ``repeated`` at each later start)."""
+    from .application.quotes.ingest import QuoteIngest
+    from .application.quotes.messages import Message
+    from .domain.quotes.stored import wire_of_stored
+    from .sinks.quote_tables.sample import sample_journeys
+
+    messages = [
+        Message(index, wire_of_stored(event.type, event.schema_version, event.data))
+        for index, event in enumerate(sample_journeys())
+    ]
+    outcomes = await QuoteIngest(store).ingest(messages, via="demo")
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 
 import pytest
@@ -11,6 +13,10 @@ from typer.testing import CliRunner
 from oddstream.api.app import create_app
 from oddstream.cli import app as cli
 from oddstream.config import Settings, SettingsError, redact_url
+from oddstream.demo import demo_quote_tables_url
+from oddstream.sinks.quote_tables.sample import sample_journeys
+
+from .conftest import ADMIN_KEY
 
 
 def test_healthz_reports_the_store(tmp_path) -> None:
@@ -23,6 +29,61 @@ def test_healthz_reports_the_store(tmp_path) -> None:
         consumers = body["store"]["consumers"]
         assert {"tote-view", "wallet-read-model", "process-wallet-cashier"} <= set(consumers)
         assert all(c["lag"] >= 0 for c in consumers.values())
+
+
+def test_the_demo_shows_the_quote_tables_beside_its_store(tmp_path) -> None:
+    """``serve --demo`` puts the quote tables beside an SQLite store (none for another
+    store) and the demo posts the sample quotes: the tables fill; a second start posts
+    them again, finds them repeated, and the tables stay as they were."""
+    assert demo_quote_tables_url("sqlite:///data/oddstream.db") == "jdbc:sqlite:data/analytics.db"
+    assert demo_quote_tables_url(f"{tmp_path}/d.db") == f"jdbc:sqlite:{tmp_path}/analytics.db"
+    assert demo_quote_tables_url("postgresql://postgres@127.0.0.1/test") is None
+    assert demo_quote_tables_url("sqlite:///:memory:") is None
+    store_url = f"sqlite:///{tmp_path}/d.db"
+    url = demo_quote_tables_url(store_url)
+    settings = Settings().with_overrides(
+        store_url=store_url, quote_tables_url=url, admin_key=ADMIN_KEY
+    )
+    analytics = tmp_path / "analytics.db"
+    journeys = sample_journeys()
+
+    def quotes() -> list[tuple[str, int, int]]:
+        if not analytics.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(analytics)) as conn:
+            try:
+                return conn.execute(
+                    "SELECT quote_id, items_count, last_position FROM quotes ORDER BY quote_id"
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return []  # not created yet
+
+    def wait_for_quotes(client: TestClient) -> list[tuple[str, int, int]]:
+        deadline = time.monotonic() + 30
+        while len(quotes()) < len({e.data["quote_id"] for e in journeys}):
+            assert time.monotonic() < deadline, "the quote tables did not fill"
+            time.sleep(0.1)
+        return quotes()
+
+    def logged() -> int:
+        with contextlib.closing(sqlite3.connect(tmp_path / "d.db")) as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM events WHERE type LIKE 'quotes.%'"
+            ).fetchone()
+        return int(count)
+
+    with TestClient(create_app(settings, demo=True)) as client:
+        first = wait_for_quotes(client)
+        assert {q for q, _, _ in first} == {e.data["quote_id"] for e in journeys}
+        assert sum(n for _, n, _ in first) > 0
+    stored = logged()
+    assert 0 < stored <= len(journeys)  # an update equal to the latest is a repeat
+    with TestClient(create_app(settings, demo=True)) as client:
+        admin = {"X-API-Key": ADMIN_KEY}
+        status = client.get("/connectors/quote-tables/status", headers=admin).json()
+        assert status["tasks"][0]["state"] == "RUNNING"
+        assert wait_for_quotes(client) == first
+    assert logged() == stored  # posted again: all repeated, nothing new in the log
 
 
 def test_demo_runs_races(tmp_path) -> None:

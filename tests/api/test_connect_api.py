@@ -5,6 +5,7 @@ arriving in the target, connectors surviving a restart of the app, the sinks in
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 import uuid
@@ -183,7 +184,8 @@ def test_a_connector_over_its_whole_life(client: TestClient, tmp_path: Path) -> 
             "class": "io.confluent.connect.jdbc.JdbcSinkConnector",
             "type": "sink",
             "version": "10.8.0",
-        }
+        },
+        {"class": "oddstream.QuoteTablesSinkConnector", "type": "sink", "version": "1.0.0"},
     ]
 
 
@@ -481,3 +483,69 @@ def test_a_postgresql_target(client: TestClient, pg_url: str) -> None:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f'DROP TABLE IF EXISTS "{table}"')
             conn.execute("DELETE FROM oddstream_sink_offsets WHERE name = %s", (name,))
+
+
+def test_the_quote_tables_setting_runs_its_connector(tmp_path: Path) -> None:
+    """``ODDSTREAM_QUOTE_TABLES_URL``: the connector ``quote-tables`` made at start,
+    quote events ingested into its tables, in /healthz, /readyz and /metrics; a start
+    with another URL points it there, its other settings kept."""
+    from domain.quotes.samples import PRODUCTS_UPDATED, QUOTE_STARTED
+
+    db = tmp_path / "analytics.db"
+    settings = live_settings(tmp_path, quote_tables_url=f"jdbc:sqlite:{db}")
+    with TestClient(create_app(settings)) as client:
+        status = client.get("/connectors/quote-tables/status", headers=ADMIN).json()
+        assert status["tasks"][0]["state"] == "RUNNING"
+        answer = client.post(
+            "/quotes/events",
+            content=f"[{QUOTE_STARTED},{PRODUCTS_UPDATED}]",
+            headers={**ADMIN, "Content-Type": "application/json"},
+        )
+        assert answer.json()["stored"] == 2, answer.text
+
+        def quotes() -> list[tuple[Any, ...]]:
+            if not db.exists():
+                return []
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                try:
+                    return conn.execute("SELECT quote_id, products_count FROM quotes").fetchall()
+                except sqlite3.OperationalError:
+                    return []  # not created yet
+
+        eventually(lambda: len(quotes()) == 1 and quotes()[0][1] > 0)
+        health = client.get("/healthz").json()["sinks"]["quote-tables"]
+        assert (health["connector"], health["task"]) == ("RUNNING", "RUNNING")
+        assert health["rows_written"] > 2
+        assert "quote-tables" in client.get("/readyz").json()["sinks"]
+        metrics = client.get("/metrics").text
+        assert 'oddstream_sink_state{connector="quote-tables",state="RUNNING"} 1.0' in metrics
+        assert 'oddstream_sink_rows_written{connector="quote-tables"}' in metrics
+        config = client.get("/connectors/quote-tables/config", headers=ADMIN).json()
+        assert config["connector.class"] == "oddstream.QuoteTablesSinkConnector"
+        client.put(
+            "/connectors/quote-tables/config",
+            json={**config, "quote.tables.max.quotes": "50"},
+            headers=ADMIN,
+        ).raise_for_status()
+    other = tmp_path / "other.db"
+    settings = settings.with_overrides(quote_tables_url=f"jdbc:sqlite:{other}")
+    with TestClient(create_app(settings)) as client:
+        config = client.get("/connectors/quote-tables/config", headers=ADMIN).json()
+        assert config["connection.url"] == f"jdbc:sqlite:{other}"
+        assert config["quote.tables.max.quotes"] == "50"  # what an admin set stays
+        eventually(lambda: other.exists())
+
+
+def test_the_quote_tables_setting_is_refused_in_services_mode() -> None:
+    """An API process of services mode runs no connectors: the setting is refused by
+    name there, not left silently unused."""
+    services = {
+        "store_url": "postgresql://postgres@127.0.0.1:5432/test",
+        "nats_url": "nats://127.0.0.1:4222",
+        "redis_url": "redis://127.0.0.1:6379/0",
+    }
+    url = "jdbc:mysql://analyst:s3cr3t@db.example/analytics"
+    with pytest.raises(ValueError, match="ODDSTREAM_QUOTE_TABLES_URL") as refused:
+        create_app(Settings(**services, quote_tables_url=url), role="api")
+    assert "s3cr3t" not in str(refused.value)
+    create_app(Settings(**services), role="api")  # without it, the same settings are fine

@@ -84,6 +84,17 @@ def _connector_config(case: Any) -> Any:
     return case
 
 
+def _odds_prices(case: Any) -> Any:
+    """Prices have at most six decimal places (the document says so in words)."""
+    payload = case.body.get("Payload") if isinstance(case.body, dict) else None
+    line = payload.get("MoneyLine") if isinstance(payload, dict) else None
+    if isinstance(line, dict):
+        for side, price in line.items():
+            if isinstance(price, int | float) and not isinstance(price, bool):
+                line[side] = max(1.01, min(10_001, round(price, 2)))
+    return case
+
+
 #: the SQLite file the connectors schemathesis creates write to (none of their topics
 #: gets a record)
 SINK_DB = Path(tempfile.gettempdir()) / f"oddstream-schemathesis-{os.getpid()}.db"
@@ -98,6 +109,9 @@ VALID = {
     "POST /topics/{topic}/partitions/{partition}": _avro_records,
     "POST /connectors": _connector_config,
     "PUT /connectors/{name}/config": _connector_config,
+    "POST /odds": _odds_prices,
+    "PATCH /odds/{external_id}": _odds_prices,
+    "DELETE /odds/{external_id}": _odds_prices,
 }
 
 

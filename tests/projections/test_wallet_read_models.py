@@ -498,6 +498,40 @@ async def test_checkpoint_mismatch_rebuilds(
         await projection.stop()
 
 
+async def test_a_checkpoint_past_the_head_at_start_rebuilds_not_fails(
+    log_store: EventStore, backing: Backing, tmp_path
+) -> None:
+    """Review (issue 12): sinks' checkpoints past the log's head were made to FAIL the
+    consumer at start, and the wallet read model shares that checkpoint class. A storage
+    kept from another log (Redis kept over a log reset) holds a checkpoint past this
+    log's head: the read model is rebuilt from this log, as docs/wallets.md says, not
+    left FAILED (wallet reads dead) nor followed from there (every event up to it
+    skipped)."""
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 60, seed=31)
+    first = WalletProjection(log_store, backing.storage(), batch_size=10)
+    await first.start()
+    try:
+        await caught_up_to(first, log_store)
+    finally:
+        await first.stop()
+    other = await open_store(f"sqlite:///{tmp_path / 'another-log.db'}")
+    try:
+        other_writer = WalletWriter(other)
+        await run_script(other_writer, other, 10, seed=32)
+        assert await other.head_position() < await log_store.head_position()
+        projection = WalletProjection(other, backing.storage(), batch_size=10)
+        await projection.start()
+        try:
+            await caught_up_to(projection, other)
+            assert projection.checkpoint == await other.head_position()
+            await check_matches_log(projection, other, other_writer)
+        finally:
+            await projection.stop()
+    finally:
+        await other.close()
+
+
 @pytest.mark.parametrize("shared", [False, True], ids=["own", "shared"])
 async def test_two_writers_overlapping_follow_on_from_each_other_without_a_rebuild(
     log_store: EventStore, backing: Backing, shared: bool

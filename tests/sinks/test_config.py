@@ -68,6 +68,17 @@ def test_confluent_defaults() -> None:
     assert c.table_name("orders") == "orders"
 
 
+def test_the_call_deadline_is_ours_generous_by_default_and_set_in_ms() -> None:
+    """``db.call.timeout.ms`` is a known setting (not reported as unknown): two minutes
+    unless set, read in milliseconds."""
+    c = parse_config(BASE)
+    assert (c.db_call_timeout_ms, c.call_timeout) == (120_000, 120.0)
+    assert c.report() == []
+    c = parse_config({**BASE, "db.call.timeout.ms": "2500"})
+    assert c.call_timeout == 2.5
+    assert "db.call.timeout.ms" not in c.unknown
+
+
 def test_json_typed_values_and_enum_case() -> None:
     c = parse_config(
         {**BASE, "auto.create": True, "batch.size": 500, "insert.mode": "UPSERT",
@@ -118,6 +129,9 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"connection.attempts": "0"}, "connection.attempts"),
     ({"errors.tolerance": "some"}, "errors.tolerance"),
     ({"db.timezone": "Mars/Olympus"}, "db.timezone"),
+    ({"db.call.timeout.ms": "0"}, "db.call.timeout.ms"),
+    ({"db.call.timeout.ms": "99"}, "db.call.timeout.ms"),
+    ({"db.call.timeout.ms": "soon"}, "db.call.timeout.ms"),
     ({"value.converter.schemas.enable": "maybe"}, "value.converter.schemas.enable"),
     # Confluent's and Connect's cross-checks
     ({"insert.mode": "upsert"}, "pk.mode"),
@@ -207,6 +221,34 @@ def test_password_not_repeated_in_errors() -> None:
             {**BASE, "connection.password": PASSWORD, "connection.url": f"jdbc:x:{PASSWORD}"}
         )
     assert PASSWORD not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # Oracle's thin and OCI forms put user/password before the '@'
+        (
+            "jdbc:oracle:thin:scott/s3cr3t@db.example:1521/orcl",
+            "jdbc:oracle:thin:scott/[hidden]@db.example:1521/orcl",
+        ),
+        (
+            "jdbc:oracle:thin:scott/s3cr3t@//db.example:1521/svc",
+            "jdbc:oracle:thin:scott/[hidden]@//db.example:1521/svc",
+        ),
+        ("jdbc:oracle:oci:scott/s3cr3t@tns", "jdbc:oracle:oci:scott/[hidden]@tns"),
+        # a password holding an '@' the user did not escape: all of it hidden
+        ("jdbc:mysql://u:s3c@r3t@h/db", "jdbc:mysql://u:[hidden]@h/db"),
+        # what is no password is left as it is
+        (
+            "jdbc:postgresql://h/db?application_name=a@b",
+            "jdbc:postgresql://h/db?application_name=a@b",
+        ),
+        ("jdbc:oracle:thin:@//db.example:1521/svc", "jdbc:oracle:thin:@//db.example:1521/svc"),
+        ("jdbc:sqlite:data/a@b.db", "jdbc:sqlite:data/a@b.db"),
+    ],
+)
+def test_every_form_of_password_in_a_url_is_hidden(url: str, shown: str) -> None:
+    assert redact_jdbc_url(url) == shown
 
 
 def test_password_in_url_query_redacted() -> None:

@@ -38,6 +38,7 @@ from oddstream.sinks.quote_tables import (
     LoggedQuoteEvent,
     QuoteMappingError,
     QuoteReplayError,
+    QuoteStateMissing,
     QuoteTables,
     render,
     sink_settings,
@@ -271,6 +272,51 @@ def test_a_batch_that_cannot_be_mapped_leaves_the_state_as_before():
         other.map_batch([journey[0], journey[1], unreadable])
     assert other.quote_count == 0
     assert other.map_batch(journey) == QuoteTables().map_batch(journey)
+
+
+def bounded_records(
+    events: Sequence[LoggedQuoteEvent], max_quotes: int, release: Sequence[str] = ()
+) -> tuple[list[list[SinkRecord]], QuoteTables]:
+    """Each event's records from a bounded mapping, a quote it does not hold rebuilt
+    from the quote's own earlier events (what ``QuoteSource`` reads from its stream)."""
+    tables = QuoteTables(max_quotes=max_quotes, release=release)
+    out = []
+    for n, event in enumerate(events):
+        quote_id = event.data["quote_id"]
+        if not tables.holds(quote_id):
+            rebuilt = tables.rebuild(quote_id)
+            for earlier in events[:n]:
+                if earlier.data["quote_id"] == quote_id:
+                    rebuilt.apply(earlier)
+            tables.restore(rebuilt)
+        out.append(tables.map(event))
+        assert tables.quote_count <= max_quotes
+    return out, tables
+
+
+@pytest.mark.parametrize("max_quotes", [1, 2, 7])
+def test_a_bounded_mapping_rebuilding_misses_maps_as_the_unbounded_one(max_quotes: int) -> None:
+    unbounded = QuoteTables(release=["email"])
+    expected = [unbounded.map(event) for event in SAMPLE]
+    found, tables = bounded_records(SAMPLE, max_quotes, release=["email"])
+    assert found == expected
+    assert tables.evicted >= 50 - max_quotes  # every quote but the last few dropped once
+
+
+def test_a_bounded_mapping_refuses_a_quote_it_does_not_hold() -> None:
+    journey = worked_journey()
+    tables = QuoteTables(max_quotes=1)
+    with pytest.raises(QuoteStateMissing) as info:
+        tables.map(journey[0])
+    assert (info.value.quote_id, info.value.position) == (QID, 10)
+    assert (tables.last_position, tables.quote_count) == (None, 0)
+    tables.restore(tables.rebuild(QID))  # a quote with no earlier event
+    assert tables.map(journey[0]) == QuoteTables().map(journey[0])
+    with pytest.raises(ValueError, match="at least 1"):
+        QuoteTables(max_quotes=0)
+    # a rebuild for another release would give other rows
+    with pytest.raises(ValueError, match="another release"):
+        tables.restore(QuoteTables(release=["email"]).rebuild(QID))
 
 
 def test_queries_render_for_each_driver_and_refuse_odd_names():

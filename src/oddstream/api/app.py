@@ -26,18 +26,29 @@ from .. import __version__
 from ..application.services import WalletView
 from ..config import Settings, redact_url
 from ..consumers import ConsumerGroup
-from ..demo import DEMO_WALLETS, Demo
+from ..demo import DEMO_WALLETS, Demo, post_sample_quotes
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..eventstore.factory import is_postgres_url
 from ..integrations.kafka.connect_api import connect_authorizer, connect_router
+from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_storage
 from ..runtime.cashier import Cashier
+from ..runtime.market_writer import MarketWriter
 from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from ..sinks.connectors import ConnectorNotFound
-from . import bet_routes, errors, push, quote_routes, race_admin, race_routes, wallet_routes
+from . import (
+    bet_routes,
+    errors,
+    odds_routes,
+    push,
+    quote_routes,
+    race_admin,
+    race_routes,
+    wallet_routes,
+)
 from .auth import KeyRing, Role
 from .lean import LeanRoutes
 from .metrics import Metrics
@@ -95,6 +106,12 @@ def create_app(
         _check_api_settings(settings, store)
         if kafka_on:
             raise ValueError("the Kafka integration runs in the embedded mode only (for now)")
+        if settings.quote_tables_url:
+            # no process of services mode runs connectors: refused, not silently unused
+            raise ValueError(
+                "ODDSTREAM_QUOTE_TABLES_URL: the quote tables' connector runs in the "
+                "embedded mode only (oddstream serve), for now"
+            )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,8 +128,10 @@ def create_app(
             )
             hub = BoardHub(view, settings.push_coalesce_ms / 1000)
             stack.push_async_callback(hub.close)
+            odds_view = OddsView(the_store)
             consumers = ConsumerGroup()
             consumers.add(view.runner)
+            consumers.add(odds_view.runner)
             if role == "api":
                 parts = await _remote_parts(settings, the_store, stack)
             else:
@@ -130,9 +149,15 @@ def create_app(
                 wallet_view=parts.wallet_view,
                 consumers=consumers,
                 cluster=parts.cluster,
+                # in both modes this process writes markets itself (no partitions yet:
+                # the stream's expected version fences writers in several processes)
+                markets=MarketWriter(the_store, on_append=metrics.append_latency.observe),
+                odds_view=odds_view,
             )
             await view.start()
             stack.push_async_callback(view.stop)
+            await odds_view.start()
+            stack.push_async_callback(odds_view.stop)
             await parts.start()
             kafka = None
             if kafka_on:
@@ -141,6 +166,9 @@ def create_app(
                 app.state.services.connectors = await _start_connectors(
                     settings, keys, the_store, kafka, stack
                 )
+            if demo and role == "embedded" and settings.quote_tables_url:
+                counts = await post_sample_quotes(the_store)
+                log.info("demo: the sample quote journeys posted: %s", counts)
             if demo:
                 runner = Demo(
                     parts.races,
@@ -167,6 +195,7 @@ def create_app(
     app.include_router(wallet_routes.router)
     app.include_router(push.router)
     app.include_router(quote_routes.router)
+    app.include_router(odds_routes.router)
     if role == "embedded":
         app.include_router(connect_router(_connectors_of, connect_authorizer(keys)))
     _ops_routes(app, settings)
@@ -320,21 +349,40 @@ async def _start_connectors(
 
     Sinks read the REST Proxy's topics, whose Avro schemas are in the Schema Registry:
     the integration's registry when it is on, else one opened read-only on the log (the
-    topics a previous run with it wrote are still there)."""
+    topics a previous run with it wrote are still there); a connector of the class
+    ``oddstream.QuoteTablesSinkConnector`` reads the quote streams instead. With
+    ``ODDSTREAM_QUOTE_TABLES_URL`` set, the connector ``quote-tables`` of that class is
+    made (or pointed at that URL) here."""
     from ..integrations.kafka.connect_api import connect_app
     from ..integrations.kafka.schema_registry import SchemaRegistry
     from ..integrations.kafka.sink_source import TopicSource
     from ..sinks.config import JdbcSinkConfig
     from ..sinks.connectors import ConnectorManager
+    from ..sinks.quote_tables.connector import (
+        QUOTE_TABLES_CONNECTOR,
+        quote_tables_connector,
+        quote_tables_plugin,
+    )
 
     registry = kafka.registry if kafka is not None else await SchemaRegistry.open(store)
 
     def source_for(config: JdbcSinkConfig) -> TopicSource:
         return TopicSource(config, registry)
 
-    manager = ConnectorManager(store, source_for, worker_id=f"{settings.host}:{settings.port}")
+    manager = ConnectorManager(
+        store,
+        source_for,
+        worker_id=f"{settings.host}:{settings.port}",
+        plugins=[quote_tables_plugin(store)],
+    )
     await manager.start()
     stack.push_async_callback(manager.stop)
+    if settings.quote_tables_url:
+        # the setting owns this connector: made, or pointed at the URL, at each start
+        done = await manager.ensure(
+            QUOTE_TABLES_CONNECTOR, quote_tables_connector(settings.quote_tables_url)
+        )
+        log.info("quote tables connector %s: %s", QUOTE_TABLES_CONNECTOR, done)
     if kafka is not None:
         side = connect_app(manager, connect_authorizer(keys))
         server, task = _side_server(side, settings, settings.kafka_connect_port)

@@ -6,9 +6,10 @@ wallet: read it, withdraw from it, bet from it), ``producer`` (the Confluent-com
 surfaces only: register schemas, produce to topics; see
 :mod:`oddstream.integrations.kafka.access_policy`) and ``ingest`` (post quote events,
 ``POST /quotes/events``, and nothing else but what needs no key: a feed's key, which
-cannot run races or move money). A key is presented as ``X-API-Key:
-…`` or ``Authorization: Bearer …`` (the compat surfaces also take
-``Authorization: Basic``, as Confluent clients send it).
+cannot run races or move money) and ``provider`` (an odds provider's: the fixed-odds
+commands ``POST``/``PATCH``/``DELETE /odds`` for its own markets, in its own name).
+A key is presented as ``X-API-Key: …`` or ``Authorization: Bearer …`` (the compat
+surfaces also take ``Authorization: Basic``, as Confluent clients send it).
 
 Keys come from configuration: ``ODDSTREAM_ADMIN_KEY``, ``ODDSTREAM_CUSTOMER_KEYS``
 (``key=wallet,…``) and ``ODDSTREAM_API_KEYS_FILE``, a JSON file::
@@ -16,7 +17,8 @@ Keys come from configuration: ``ODDSTREAM_ADMIN_KEY``, ``ODDSTREAM_CUSTOMER_KEYS
     {"keys": [{"key": "…", "role": "admin"},
               {"key_sha256": "<hex>", "role": "customer", "wallet": "alice"},
               {"key": "…", "role": "producer"},
-              {"key": "…", "role": "ingest"}]}
+              {"key": "…", "role": "ingest"},
+              {"key": "…", "role": "provider", "provider": "acme"}]}
 
 Only SHA-256 digests of keys are kept in memory, and a presented key is looked up by
 its digest: comparing digests reveals nothing about the secret a guess was close to.
@@ -58,7 +60,8 @@ from ..application.access import Principal, Role
 from ..application.errors import ApiError
 from ..config import Settings
 
-_ROLES = ("admin", "customer", "producer", "ingest")
+_ROLES = ("admin", "customer", "producer", "ingest", "provider")
+_ROLE_NAMES = "admin, customer, producer, ingest or provider"
 _WALLET_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 RefusalReason = Literal["unknown_key", "locked"]
@@ -90,7 +93,9 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._by_digest)
 
-    def add(self, key: str, role: Role, wallet_id: str | None = None) -> None:
+    def add(
+        self, key: str, role: Role, wallet_id: str | None = None, provider: str | None = None
+    ) -> None:
         """Add a key in clear (at least 16 printable characters and ``MIN_KEY_BITS``)."""
         if len(key) < MIN_KEY_LENGTH or not key.isprintable() or key != key.strip():
             raise KeyConfigError(f"API keys must be at least {MIN_KEY_LENGTH} printable characters")
@@ -102,14 +107,25 @@ class KeyRing:
                 "count little); "
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))'"
             )
-        self.add_digest(digest(key).hex(), role, wallet_id)
+        self.add_digest(digest(key).hex(), role, wallet_id, provider)
 
-    def add_digest(self, key_sha256: str, role: Role, wallet_id: str | None = None) -> None:
-        """Add a key by its SHA-256 hex digest."""
+    def add_digest(
+        self,
+        key_sha256: str,
+        role: Role,
+        wallet_id: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        """Add a key by its SHA-256 hex digest (a provider key names its ``provider``)."""
         if not _HEX64.match(key_sha256):
             raise KeyConfigError("key_sha256 must be 64 lowercase hex digits")
         if role not in _ROLES:
-            raise KeyConfigError(f"unknown role {role!r} (admin, customer, producer or ingest)")
+            raise KeyConfigError(f"unknown role {role!r} ({_ROLE_NAMES})")
+        if role == "provider":
+            if provider is None or not _WALLET_ID.match(provider):
+                raise KeyConfigError("a provider key needs a provider id ([A-Za-z0-9._:-], ≤100)")
+        elif provider is not None:
+            raise KeyConfigError(f"only a provider key names a provider, not a {role} key")
         if role == "customer":
             if wallet_id is None or not _WALLET_ID.match(wallet_id):
                 raise KeyConfigError("a customer key needs a wallet id ([A-Za-z0-9._:-], ≤100)")
@@ -120,7 +136,7 @@ class KeyRing:
         raw = bytes.fromhex(key_sha256)
         if raw in self._by_digest:
             raise KeyConfigError("the same key is configured twice")
-        self._by_digest[raw] = Principal(role, wallet_id)
+        self._by_digest[raw] = Principal(role, wallet_id, provider)
 
     def lookup(self, key: str) -> Principal | None:
         """The principal of a presented key, or ``None``."""
@@ -163,14 +179,15 @@ class KeyRing:
             if not isinstance(entry, dict):
                 raise KeyConfigError(f"{path}: each key is an object")
             role, wallet = entry.get("role"), entry.get("wallet")
+            provider = entry.get("provider")
             if role not in _ROLES:
-                raise KeyConfigError(
-                    f"{path}: unknown role {role!r} (admin, customer, producer or ingest)"
-                )
+                raise KeyConfigError(f"{path}: unknown role {role!r} ({_ROLE_NAMES})")
+            if provider is not None and not isinstance(provider, str):
+                raise KeyConfigError(f"{path}: a provider is a string")
             if "key" in entry:
-                self.add(str(entry["key"]), role, wallet)
+                self.add(str(entry["key"]), role, wallet, provider)
             elif "key_sha256" in entry:
-                self.add_digest(str(entry["key_sha256"]), role, wallet)
+                self.add_digest(str(entry["key_sha256"]), role, wallet, provider)
             else:
                 raise KeyConfigError(f"{path}: each entry needs 'key' or 'key_sha256'")
 

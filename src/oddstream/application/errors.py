@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from ..domain.fixedodds import FixedOddsRejection
 from ..domain.tote.race import ToteRejection
 from ..domain.wallet import WalletRejection
 from ..eventstore import EventStoreError, InvalidEvent, StoreUnavailable
@@ -33,6 +34,19 @@ WALLET_REJECTION_STATUS: dict[str, int] = {
     "wallet_not_found": 404,
     "bad_amount": 422,
     "balance_limit": 422,
+}
+
+
+#: HTTP status for each fixed-odds rejection code (409, the default: the market's state
+#: refuses it — it exists, is deleted, is two-way, is another game's, has live bets)
+MARKET_REJECTION_STATUS: dict[str, int] = {
+    "market_not_found": 404,
+    "not_owner": 403,
+    "bad_odds": 422,
+    "odds_too_low": 422,
+    "odds_too_high": 422,
+    "bad_market": 422,
+    "bad_limits": 422,
 }
 
 
@@ -70,6 +84,9 @@ def render(exc: Exception) -> tuple[int, dict[str, object], dict[str, str]]:
         return REJECTION_STATUS.get(exc.code, 409), error_body(exc.code, exc.message), {}
     if isinstance(exc, WalletRejection):
         status = WALLET_REJECTION_STATUS.get(exc.code, 409)
+        return status, error_body(exc.code, exc.message), {}
+    if isinstance(exc, FixedOddsRejection):
+        status = MARKET_REJECTION_STATUS.get(exc.code, 409)
         return status, error_body(exc.code, exc.message), {}
     if isinstance(exc, RequestIdReused):
         return 422, error_body(exc.code, str(exc)), {}

@@ -3,11 +3,12 @@
 A client's ``request_id`` makes a command safe to retry. Two clients' ids must never meet:
 an anonymous bettor's ``close-1`` is not the admin's ``close-1``, and a customer's debit
 cannot take the id of the admin's coming deposit. So the id a writer records is the
-client's id inside a namespace of the sender (``anonymous``, ``admin``, ``producer``
-or ``customer:<wallet>``) and the command's kind, under ``client:`` so that no client can
-reach the ids the runtime itself uses (the cashier's ``wallet-bet:…``, the Kafka bridge's
-``tote_win_bets:…``). Ids are also per aggregate: the writer of a race or a wallet
-remembers the ids of its own stream (forever: the store indexes them).
+client's id inside a namespace of the sender (``anonymous``, ``admin``, ``producer``,
+``customer:<wallet>`` or ``provider:<provider>``) and the command's kind, under
+``client:`` so that no client can reach the ids the runtime itself uses (the cashier's
+``wallet-bet:…``, the Kafka bridge's ``tote_win_bets:…``). Ids are also per aggregate:
+the writer of a race, a wallet or a market remembers the ids of its own stream (forever:
+the store indexes them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def sender(principal: Principal | None) -> str:
     """The namespace of a request's sender."""
     if principal is None:
         return "anonymous"
+    if principal.provider is not None:
+        return f"{principal.role}:{principal.provider}"
     if principal.wallet_id is None:
         return principal.role
     return f"{principal.role}:{principal.wallet_id}"

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..config import Settings
 from ..consumers import ConsumerGroup
 from ..eventstore import EventStore
+from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReadModel
+from ..runtime.market_writer import MarketWriter
 from ..runtime.ports import Races, WalletBets, Wallets
 from .errors import ApiError
 
@@ -51,6 +53,9 @@ class Services:
     cluster: ClusterReport | None = None
     #: embedded mode: the SQL sinks' connectors (Kafka Connect's REST API, health)
     connectors: ConnectorManager | None = None
+    #: the fixed-odds markets' writer and read model (the odds routes)
+    markets: MarketWriter | None = None
+    odds_view: OddsView | None = None
 
 
 class ClusterReport(Protocol):

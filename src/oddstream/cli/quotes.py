@@ -18,7 +18,7 @@ from ..application.quotes import SOURCE, Message, QuoteIngest, Summary, ndjson_l
 from ..domain.deadletters import DeadLetter, PayloadError, Resolved, restore
 from ..domain.quotes.errors import TOO_BIG
 from ..eventstore import EventStore, open_store
-from ..runtime.deadletters import DeadLetterError, DeadLetterStore
+from ..runtime.deadletters import DeadLetterError, DeadLetterStore, Replayer
 from .common import StoreOption, _fail, _settings, app, console
 
 import_app = typer.Typer(help="Load events from files into the log.", no_args_is_help=True)
@@ -202,8 +202,10 @@ def dlq_replay(
     payload: Path | None = _PAYLOAD,
     store: str | None = StoreOption,
 ) -> None:
-    """Take a dead letter's payload (or a fixed one) in again through its source: a
-    success resolves the letter; a refusal keeps it open with the new reason (exit 1)."""
+    """Take a dead letter's payload (or a fixed one) in again through its source — the
+    quote ingest, or a sink's connector (its record written into the connector's table,
+    once): a success resolves the letter; a refusal keeps it open with the new reason
+    (exit 1)."""
     fixed = payload.read_bytes() if payload is not None else None
 
     async def run() -> DeadLetter:
@@ -211,7 +213,11 @@ def dlq_replay(
         try:
             letters = DeadLetterStore(s)
             letter = await letters.get(letter_id)
-            replayers = {SOURCE: QuoteIngest(s, letters).replay}
+            replayers: dict[str, Replayer] = {SOURCE: QuoteIngest(s, letters).replay}
+            if letter.source != SOURCE and letter.status == "open":  # a sink's letter
+                from ..integrations.kafka.sink_replay import sink_replayer
+
+                replayers[letter.source] = await sink_replayer(s, letter)
             return await letters.replay(letter, replayers, fixed)
         finally:
             await s.close()

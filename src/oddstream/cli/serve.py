@@ -29,15 +29,26 @@ def serve(
     from ..api.app import create_app, serve_app
     from ..api.auth import KeyConfigError
     from ..api.server import server_config
+    from ..demo import demo_quote_tables_url
     from ..logs import configure
+    from ..sinks.config import redact_jdbc_url
 
     settings = _settings(
         host=host, port=port, store_url=store, kafka_compat=True if kafka_compat else None
     )
+    if demo and settings.quote_tables_url is None:
+        # the demo shows the analysts' quote tables too, beside its store
+        settings = settings.with_overrides(
+            quote_tables_url=demo_quote_tables_url(settings.store_url)
+        )
     console.print(
         f"oddstream serving on [bold]http://{settings.host}:{settings.port}[/] "
         f"(store: {settings.store_url})"
     )
+    if demo and settings.quote_tables_url:
+        console.print(
+            f"quote tables (sample quotes posted): {redact_jdbc_url(settings.quote_tables_url)}"
+        )
     configure()
     tune_gc()
     try:

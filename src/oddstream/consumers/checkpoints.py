@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..eventstore import EventStore
+from .base import Halt
 
 if TYPE_CHECKING:
     from .base import Consumer
@@ -133,11 +134,47 @@ class SinkCheckpoint(Checkpoint):
     that the stored position is the one it wrote last (``CheckpointConflict`` if not);
     it tells the runner where it is through ``stored_position()``. A consumer whose
     state is all in the sink implements :meth:`~.Consumer.resume_from` to follow on from
-    a position another instance of it moved forward (two writers for a moment)."""
+    a position another instance of it moved forward (two writers for a moment).
+
+    A stored position beyond the log's head was not written from this log (a storage
+    kept over a log reset, a database reused). By default it counts as lost: the runner
+    resets the consumer and rebuilds it from the log (a read model, whose storage is
+    the consumer's own). With ``refuse_beyond_head`` the load raises
+    :class:`~.base.Halt` instead (the runner FAILED, not following): for a sink whose
+    target is not the consumer's to wipe (a SQL sink's tables, which analysts own)."""
+
+    #: :class:`~.base.Halt` on a stored position beyond the log's head (else: lost)
+    refuse_beyond_head: bool = False
+
+    def __init__(self, *, refuse_beyond_head: bool = False) -> None:
+        self.refuse_beyond_head = refuse_beyond_head
 
     async def load(self, store: EventStore, consumer: Consumer) -> int | None:
+        """The sink's stored position (``None``: none, or one beyond the log's head);
+        :class:`~.base.Halt` for one beyond the head with ``refuse_beyond_head``."""
         sink: PositionedSink = consumer  # type: ignore[assignment]
-        return await sink.stored_position()
+        found = await sink.stored_position()
+        if found is None:
+            return None
+        head = await store.head_position()  # read after: it only grows
+        if found <= head:
+            return found
+        if self.refuse_beyond_head:
+            raise Halt(
+                f"{consumer.name}: the target holds position {found}, beyond this log's "
+                f"head {head}: it was written from another log (a reused database, a "
+                "log reset); refusing to skip the events up to it. Remove the sink's "
+                "row from its offsets table (or use another name) to write this log "
+                "from its beginning"
+            )
+        log.warning(
+            "consumer %s: stored position %d is beyond the log's head %d (not this "
+            "log's): rebuilding from the log",
+            consumer.name,
+            found,
+            head,
+        )
+        return None
 
 
 class SnapshotConsumer(Protocol):

@@ -288,6 +288,11 @@ class ConsumerRunner:
         if not self._loaded:
             try:
                 await self.load()
+            except Halt as exc:  # a position it must not follow from: FAILED at once
+                log.error("consumer %s not started: %s", self.name, exc)
+                self.last_error = str(exc)
+                self.state = RunnerState.FAILED
+                return
             except Exception as exc:
                 if not self._retry_load or self.store.closed:
                     raise
@@ -465,7 +470,10 @@ class ConsumerRunner:
             # it cannot resume (the default): recover as ever, with no load before the
             # reset (a snapshot's would be restored into the live consumer, then again)
             return False
-        found = await self.checkpoint.load(self.store, self.consumer)
+        try:
+            found = await self.checkpoint.load(self.store, self.consumer)
+        except Halt:  # past the head: the caller resets, and the load after it decides
+            return False
         if found is None or found < expected or found > await self.store.head_position():
             return False
         if not await self.consumer.resume_from(found):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from ..domain.deadletters import ALL_EVENTS as DEAD_LETTER_EVENTS
+from ..domain.fixedodds import ALL_EVENTS as MARKET_EVENTS
 from ..domain.quotes import CURRENT_VERSIONS as QUOTE_VERSIONS
 from ..domain.quotes.stored import STORED_CLASSES as QUOTE_EVENTS
 from ..domain.tote.events import ALL_EVENTS as TOTE_EVENTS
@@ -23,6 +24,8 @@ for _cls in TOTE_EVENTS:
     registry.register(_cls, name=f"tote.{_cls.__name__}", version=_VERSIONS.get(_cls, 1))
 for _cls in WALLET_EVENTS:
     registry.register(_cls, name=f"wallet.{_cls.__name__}", version=1)
+for _cls in MARKET_EVENTS:
+    registry.register(_cls, name=f"fixedodds.{_cls.__name__}", version=1)
 for _cls in DEAD_LETTER_EVENTS:
     registry.register(_cls, name=f"deadletter.{_cls.__name__}", version=1)
 # quote events: data is the exact wire text (domain/quotes/stored.py); the version is

@@ -12,17 +12,24 @@ idempotent append answers the second with the first), so a client retrying a req
 does not fill the queue.
 
 Replaying is the source's: :meth:`DeadLetterStore.replay` hands the payload (the
-letter's own, or a fixed one) to a :data:`Replayer` and records what it answered.
+letter's own, or a fixed one) to a :data:`Replayer` and records what it answered. A
+replay first claims the letter (``deadletter.ReplayClaimed``, appended against the
+stream's version), so two replays of one letter at a time — two operators, two
+processes — never both take it in: the second is refused (:class:`LetterBusy`), as is
+one whose copy of the letter is stale (:class:`LetterResolved`). A claim a dead process
+left lapses after :data:`CLAIM_LAPSES_AFTER` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -30,6 +37,7 @@ from ..domain.deadletters import (
     DeadLetter,
     DeadLettered,
     DeadLetterEvent,
+    ReplayClaimed,
     ReplayFailed,
     Resolved,
     fold,
@@ -41,6 +49,7 @@ from ..eventstore import (
     AppendResult,
     EventStore,
     StreamAppend,
+    WrongExpectedVersion,
 )
 from .codec import registry
 
@@ -54,6 +63,10 @@ _MAX_MESSAGE = 2000
 #: events read at a time while folding letters (a letter's event takes up to ~1 MiB)
 _PAGE = 16
 _MAX_PATH = 500
+#: a replay's claim on a letter lapses after this many seconds (its process died)
+CLAIM_LAPSES_AFTER = 900
+#: tries to claim a letter while other letters' events move its stream on
+_CLAIM_TRIES = 20
 
 
 class DeadLetterError(Exception):
@@ -70,6 +83,10 @@ class AmbiguousLetter(DeadLetterError, LookupError):
 
 class LetterResolved(DeadLetterError):
     """The letter was resolved already: there is nothing to replay."""
+
+
+class LetterBusy(DeadLetterError):
+    """Another replay of the letter is under way (its claim has not lapsed)."""
 
 
 class UnknownSource(DeadLetterError, LookupError):
@@ -216,7 +233,7 @@ class DeadLetterStore:
             if recorded.type not in registry:
                 continue
             typed = registry.decode(recorded)
-            if not isinstance(typed, DeadLettered | ReplayFailed | Resolved):
+            if not isinstance(typed, DeadLettered | ReplayFailed | Resolved | ReplayClaimed):
                 continue
             if only is not None and typed.letter_id != only:
                 continue
@@ -253,12 +270,18 @@ class DeadLetterStore:
     ) -> DeadLetter:
         """Take ``letter``'s payload (or the fixed ``payload``) in again through its
         source's replayer: a success resolves the letter, a refusal keeps it open with
-        the new reason. Returns the letter as it now stands."""
+        the new reason. Returns the letter as it now stands. The letter is claimed
+        first (:class:`LetterResolved` if it is resolved now, :class:`LetterBusy` if
+        another replay holds it); a replayer that raises ends the claim with a
+        ``ReplayFailed`` (``replay_error``) and the error goes on to the caller."""
         if letter.status != "open":
             raise LetterResolved(f"dead letter {letter.letter_id} is resolved already")
         replayer = replayers.get(letter.source)
         if replayer is None:
             raise UnknownSource(f"no replay is known for source {letter.source!r}")
+        letter = dataclasses.replace(await self._claim(letter), letter=letter.letter)
+        assert letter.claim is not None
+        claim_id = letter.claim.claim_id
         fixed = payload is not None
         raw = (
             payload
@@ -275,7 +298,13 @@ class DeadLetterStore:
                 ),
             )
         else:
-            answer = await replayer(raw)
+            try:
+                answer = await replayer(raw)
+            except Exception as exc:
+                error = Refusal("replay_error", "", f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):  # the claim lapses anyway
+                    await self._failed(letter, error, raw, fixed=fixed, claim_id=claim_id)
+                raise
         digest = hashlib.sha256(raw).hexdigest()
         event: ReplayFailed | Resolved
         if answer.refusal is None:
@@ -286,6 +315,7 @@ class DeadLetterStore:
                 payload_sha256=digest,
                 target=answer.target,
                 resolved_at=now_iso(),
+                claim_id=claim_id,
             )
         else:
             kept = keep(raw) if fixed else None
@@ -299,17 +329,72 @@ class DeadLetterStore:
                 payload_encoding=kept.encoding if kept else None,
                 payload_sha256=digest,
                 replayed_at=now_iso(),
+                claim_id=claim_id,
             )
         await self.store.append(stream_of(letter.source), [registry.to_new_event(event)], ANY)
         return letter.evolve(event)
 
+    async def _failed(
+        self, letter: DeadLetter, refusal: Refusal, raw: bytes, *, fixed: bool, claim_id: str
+    ) -> None:
+        kept = keep(raw) if fixed else None
+        event = ReplayFailed(
+            letter_id=letter.letter_id,
+            reason=refusal.reason,
+            message=_text(refusal.message, _MAX_MESSAGE),
+            path=refusal.path,
+            fixed=fixed,
+            payload=kept.text if kept else None,
+            payload_encoding=kept.encoding if kept else None,
+            payload_sha256=hashlib.sha256(raw).hexdigest(),
+            replayed_at=now_iso(),
+            claim_id=claim_id,
+        )
+        await self.store.append(stream_of(letter.source), [registry.to_new_event(event)], ANY)
+
+    async def _claim(self, letter: DeadLetter) -> DeadLetter:
+        """Claim ``letter`` for a replay, as it stands now in the log."""
+        stream = stream_of(letter.source)
+        for _ in range(_CLAIM_TRIES):
+            version = await self.store.stream_version(stream)
+            found = await self.letters(letter.source, payloads=False, only=letter.letter_id)
+            if not found:
+                raise UnknownLetter(f"no dead letter {letter.letter_id!r}")
+            (now,) = found
+            if now.status != "open":
+                raise LetterResolved(f"dead letter {letter.letter_id} is resolved already")
+            if now.claim is not None and not _lapsed(now.claim):
+                raise LetterBusy(
+                    f"dead letter {letter.letter_id} is being replayed by another process "
+                    f"(since {now.claim.claimed_at}); try again later"
+                )
+            claim = ReplayClaimed(
+                letter_id=letter.letter_id, claim_id=str(uuid.uuid4()), claimed_at=now_iso()
+            )
+            try:
+                await self.store.append(stream, [registry.to_new_event(claim)], version)
+            except WrongExpectedVersion:
+                continue  # another event of the stream came first: look again
+            return now.evolve(claim)
+        raise LetterBusy(f"dead letter {letter.letter_id}: its stream kept changing; try again")
+
+
+def _lapsed(claim: ReplayClaimed) -> bool:
+    try:
+        at = datetime.fromisoformat(claim.claimed_at)
+    except ValueError:
+        return True
+    return datetime.now(UTC) - at > timedelta(seconds=CLAIM_LAPSES_AFTER)
+
 
 __all__ = [
+    "CLAIM_LAPSES_AFTER",
     "LETTER_IDS",
     "STREAM_CATEGORY",
     "AmbiguousLetter",
     "DeadLetterError",
     "DeadLetterStore",
+    "LetterBusy",
     "LetterResolved",
     "Recorded",
     "Refusal",

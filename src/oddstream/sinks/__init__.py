@@ -27,6 +27,7 @@ from .consumer import RecordSource, SinkConsumer, SourceItem
 from .dialects import MysqlDialect, PostgresDialect, SqliteDialect, dialect_for
 from .errors import (
     InvalidIdentifier,
+    NotTransactional,
     PositionConflict,
     RecordError,
     SchemaMismatch,
@@ -53,6 +54,7 @@ __all__ = [
     "JdbcSink",
     "JdbcSinkConfig",
     "MysqlDialect",
+    "NotTransactional",
     "PositionConflict",
     "PostgresDialect",
     "RecordError",

@@ -30,6 +30,11 @@ own :class:`~oddstream.consumers.ConsumerRunner`. States are Connect's: RUNNING,
 FAILED, UNASSIGNED (not started yet); a task that stopped on a record it cannot write
 (``errors.tolerance=none``) is FAILED with the trace, while its connector stays RUNNING,
 as in Connect; a stored config the code no longer accepts makes the connector FAILED.
+
+Besides Confluent's JDBC sink on the REST Proxy's topics (``source_for``), a manager may
+know connector classes of oddstream's own (:class:`SinkPlugin`: the analysts' quote
+tables, ``oddstream.QuoteTablesSinkConnector``), each with its own reading of the config
+and its own sink.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import builtins
 import contextlib
 import logging
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,6 +74,21 @@ MAX_NAME_LENGTH = MAX_STREAM_ID_LENGTH - len(CATEGORY) - 1
 State = Literal["RUNNING", "PAUSED", "FAILED", "UNASSIGNED"]
 #: how a connector's records are read: its config → the source (the REST Proxy's topics)
 SourceFactory = Callable[[JdbcSinkConfig], RecordSource]
+#: a plugin's sink: (connector name, config, dead-letter store) → the consumer to run
+ConsumerFactory = Callable[[str, JdbcSinkConfig, DeadLetterStore], SinkConsumer]
+
+
+@dataclass(frozen=True)
+class SinkPlugin:
+    """A connector class of oddstream's own (Connect's ``connector.class``): ``parse``
+    reads a config given with that class (raising :class:`SinkConfigError`; the parsed
+    config's ``connector_class`` is the plugin's), ``consumer`` makes its sink;
+    ``version`` is what ``GET /connector-plugins`` reports."""
+
+    connector_class: str
+    parse: Callable[[Mapping[str, Any]], JdbcSinkConfig]
+    consumer: ConsumerFactory
+    version: str
 
 
 class ConnectorError(Exception):
@@ -190,13 +210,16 @@ class _Connector:
     config_error: str | None = None
     runner: ConsumerRunner | None = None
     consumer: SinkConsumer | None = None
+    #: what the connector will not write that a user might expect it to (its stream's
+    #: history: created again after a delete, topics added), for its status
+    warnings: list[str] = field(default_factory=list)
 
 
 class ConnectorManager:
     """The connectors of one store: their events, and a running sink for each RUNNING
-    one. ``source_for`` makes a connector's record source from its config;
-    ``runner_options`` go to each :class:`ConsumerRunner` (``batch_size`` is the
-    connector's ``batch.size``)."""
+    one. ``source_for`` makes a JDBC sink connector's record source from its config;
+    ``plugins`` are the other connector classes it runs; ``runner_options`` go to each
+    :class:`ConsumerRunner` (``batch_size`` is the connector's ``batch.size``)."""
 
     def __init__(
         self,
@@ -206,9 +229,11 @@ class ConnectorManager:
         dead_letters: DeadLetterStore | None = None,
         worker_id: str = "oddstream",
         runner_options: Mapping[str, Any] | None = None,
+        plugins: Iterable[SinkPlugin] = (),
     ) -> None:
         self.store = store
         self.source_for = source_for
+        self.plugins = {plugin.connector_class: plugin for plugin in plugins}
         self.dead_letters = dead_letters or DeadLetterStore(store)
         self.worker_id = worker_id
         self.runner_options = dict(runner_options or {})
@@ -248,13 +273,20 @@ class ConnectorManager:
     ) -> None:
         current = found.get(name)
         if kind == CREATED:
-            found[name] = _Connector(name, dict(data.get("config") or {}), version)
+            created = _Connector(name, dict(data.get("config") or {}), version)
+            if version > 1:  # its stream holds an earlier life
+                created.warnings.append(RECREATED_WARNING)
+            found[name] = created
             return
         if current is None:
             return  # a deleted connector's later events (none are written)
         current.version = version
         if kind == CONFIG_UPDATED:
-            current.config = dict(data.get("config") or {})
+            new = dict(data.get("config") or {})
+            added = _topics_added(current.config, new)
+            if added is not None:
+                current.warnings.append(added)
+            current.config = new
         elif kind == PAUSED:
             current.paused = True
         elif kind == RESUMED:
@@ -270,43 +302,26 @@ class ConnectorManager:
             connector.parsed = None
             connector.config_error = f"the stored configuration is refused: {exc}"
 
-    @staticmethod
-    def _check(name: str, config: Mapping[str, Any]) -> JdbcSinkConfig:
-        problems: list[ConfigProblem] = []
-        given = config.get("name")
-        if given is not None and given != name:
-            problems.append(
-                ConfigProblem(
-                    "name",
-                    f"Connector name configuration ({given}) doesn't match connector name "
-                    f"in the URL ({name})",
-                )
-            )
-        parsed = parse_config(config)
-        dlq = parsed.dlq_topic
-        if dlq is not None:
-            try:
-                check_source(dlq)
-                if dlq in RESERVED_DLQ_SOURCES:
-                    raise ValueError(f"{dlq!r} holds another source's dead letters")
-            except ValueError as exc:
-                problems.append(ConfigProblem("errors.deadletterqueue.topic.name", str(exc)))
-        if problems:
-            raise SinkConfigError(problems)
-        return parsed
+    def _check(self, name: str, config: Mapping[str, Any]) -> JdbcSinkConfig:
+        return check_config(name, config, self.plugins)
 
     # ----------------------------------------------------------------- sinks
     async def _start_sink(self, connector: _Connector) -> None:
         assert connector.parsed is not None
-        consumer = SinkConsumer(
-            connector.name,
-            connector.parsed,
-            self.source_for(connector.parsed),
-            self.dead_letters,
-        )
+        plugin = self.plugins.get(connector.parsed.connector_class)
+        if plugin is not None:
+            consumer = plugin.consumer(connector.name, connector.parsed, self.dead_letters)
+        else:
+            consumer = SinkConsumer(
+                connector.name,
+                connector.parsed,
+                self.source_for(connector.parsed),
+                self.dead_letters,
+            )
         options = {"max_backoff": 60.0, **self.runner_options}
         options["batch_size"] = connector.parsed.batch_size
-        runner = ConsumerRunner(self.store, consumer, SinkCheckpoint(), retry_load=True, **options)
+        checkpoint = SinkCheckpoint(refuse_beyond_head=True)  # analysts' tables: never wiped
+        runner = ConsumerRunner(self.store, consumer, checkpoint, retry_load=True, **options)
         connector.consumer, connector.runner = consumer, runner
         await runner.start()
 
@@ -372,6 +387,8 @@ class ConnectorManager:
         parsed = self._check(name, config)
         connector = _Connector(name, dict(config), await self._version(name), parsed=parsed)
         await self._append(connector, CREATED, {"config": dict(config)})
+        if connector.version > 1:
+            connector.warnings.append(RECREATED_WARNING)
         self._connectors[name] = connector
         if self._started:
             await self._start_sink(connector)
@@ -391,11 +408,38 @@ class ConnectorManager:
             merged = _keep_hidden(connector.config, config)
             parsed = self._check(name, merged)
             await self._append(connector, CONFIG_UPDATED, {"config": merged})
+            added = _topics_added(connector.config, merged)
+            if added is not None:
+                connector.warnings.append(added)
+                log.warning("connector %s: %s", name, added)
             await self._stop_sink(connector)
             connector.config, connector.parsed, connector.config_error = merged, parsed, None
             if self._started and not connector.paused:
                 await self._start_sink(connector)
             return self._info(connector), False
+
+    async def ensure(self, name: str, settings: Mapping[str, Any]) -> str:
+        """Make connector ``name`` exist with ``settings`` (a service setting that owns
+        a connector): created when absent; when present, its config with ``settings``
+        written over it, recorded only if that changes it (the other settings an admin
+        set are kept, and a paused connector stays paused). Answers ``"created"``,
+        ``"updated"`` or ``"kept"``."""
+        check_name(name)
+        async with self._lock:
+            connector = self._connectors.get(name)
+            if connector is None:
+                await self._create(name, settings)
+                return "created"
+            merged = {**connector.config, **settings}
+            if merged == connector.config and connector.parsed is not None:
+                return "kept"
+            parsed = self._check(name, merged)
+            await self._append(connector, CONFIG_UPDATED, {"config": merged})
+            await self._stop_sink(connector)
+            connector.config, connector.parsed, connector.config_error = merged, parsed, None
+            if self._started and not connector.paused:
+                await self._start_sink(connector)
+            return "updated"
 
     async def pause(self, name: str) -> None:
         """Stop the connector's sink until resumed (kept across restarts)."""
@@ -488,6 +532,14 @@ class ConnectorManager:
             "rows_deleted": consumer.rows_deleted,
             "dead_lettered": consumer.dead_lettered,
             "dead_letter_source": consumer.dlq_source,
+            "started_from": consumer.started_from,
+            "warnings": [
+                w
+                for w in connector.warnings
+                # re-created, but its target held no position for it: it starts from 0
+                if not (w == RECREATED_WARNING and consumer.start_known)
+                or consumer.started_from is not None
+            ],
         }
         if status.state is RunnerState.FAILED:
             trace = consumer.failure_trace or status.last_error
@@ -495,6 +547,91 @@ class ConnectorManager:
         else:
             task = TaskStatus(0, "RUNNING", worker)
         return ConnectorStatus(name, "RUNNING", worker, [task], details=details)
+
+
+RECREATED_WARNING = (
+    "created again after a delete: it follows on from the position its earlier life left "
+    "in the target's oddstream_sink_offsets (as Kafka Connect keeps a deleted connector's "
+    "offsets; see started_from). To write the log from its beginning, delete that row "
+    "before creating it, or use a new name"
+)
+
+
+def _topics_added(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The warning for a config change that makes the connector follow topics it did
+    not: the sink keeps one position for all its topics, so a topic added is followed
+    from where the sink stands, its earlier records not written (Kafka Connect would
+    read them from the topic's beginning)."""
+    try:
+        before, after = parse_config(old), parse_config(new)
+    except SinkConfigError:
+        return None
+    remedy = (
+        "their records before the position the sink stood at when this config was applied "
+        "are not written (one position for all topics). To write them, follow such a topic "
+        "with a connector of its own (a new name starts from the log's beginning)"
+    )
+    if after.topics_regex is None:
+        if before.topics_regex is not None:
+            return f"topics.regex replaced by topics {', '.join(after.topics)}: {remedy}"
+        gained = [t for t in after.topics if t not in before.topics]
+        return f"topics added: {', '.join(gained)}: {remedy}" if gained else None
+    if before.topics_regex == after.topics_regex:
+        return None
+    return (
+        f"topics.regex is now {after.topics_regex!r}: for the topics it matches that "
+        f"the earlier config did not, {remedy}"
+    )
+
+
+def check_config(
+    name: str, config: Mapping[str, Any], plugins: Mapping[str, SinkPlugin]
+) -> JdbcSinkConfig:
+    """Connector ``name``'s ``config`` parsed by its class (one of ``plugins`` by
+    ``connector.class``, else Confluent's JDBC sink), or :class:`SinkConfigError` naming
+    each refused setting."""
+    problems: list[ConfigProblem] = []
+    given = config.get("name")
+    if given is not None and given != name:
+        problems.append(
+            ConfigProblem(
+                "name",
+                f"Connector name configuration ({given}) doesn't match connector name "
+                f"in the URL ({name})",
+            )
+        )
+    connector_class = config.get("connector.class")
+    plugin = plugins.get(connector_class.strip()) if isinstance(connector_class, str) else None
+    parsed = plugin.parse(config) if plugin is not None else parse_config(config)
+    dlq = parsed.dlq_topic
+    if dlq is not None:
+        try:
+            check_source(dlq)
+            if dlq in RESERVED_DLQ_SOURCES:
+                raise ValueError(f"{dlq!r} holds another source's dead letters")
+        except ValueError as exc:
+            problems.append(ConfigProblem("errors.deadletterqueue.topic.name", str(exc)))
+    if problems:
+        raise SinkConfigError(problems)
+    return parsed
+
+
+async def stored_config(
+    store: EventStore, name: str, plugins: Iterable[SinkPlugin] = ()
+) -> JdbcSinkConfig:
+    """Connector ``name``'s config as its stream holds it now, without a manager (a
+    replay of one of its dead letters from the CLI): :class:`ConnectorNotFound` when it
+    does not exist (never did, or deleted), :class:`SinkConfigError` when this release
+    refuses it."""
+    found: dict[str, _Connector] = {}
+    async for event in store.scan_stream(stream_of(name)):
+        ConnectorManager._apply(found, name, event.type, event.data, event.version)
+    connector = found.get(name)
+    if connector is None:
+        raise ConnectorNotFound(name)
+    return check_config(
+        name, connector.config, {plugin.connector_class: plugin for plugin in plugins}
+    )
 
 
 def _redacted(config: Mapping[str, Any]) -> dict[str, str]:
@@ -526,9 +663,12 @@ __all__ = [
     "ConnectorManager",
     "ConnectorNotFound",
     "ConnectorStatus",
+    "ConsumerFactory",
     "InvalidConnectorName",
+    "SinkPlugin",
     "SourceFactory",
     "TaskStatus",
     "check_name",
+    "stored_config",
     "stream_of",
 ]

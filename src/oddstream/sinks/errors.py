@@ -26,6 +26,13 @@ class SchemaMismatch(SinkError):
     off, or a new field that is neither optional nor has a default)."""
 
 
+class NotTransactional(SinkError):
+    """A target table (or the offsets table) of a storage engine without transactions
+    (MariaDB's MyISAM, Aria, …): its rows would stay when the batch's transaction rolls
+    back, so exactly once cannot hold. The sink stops (FAILED), whatever
+    ``errors.tolerance`` says: no record is at fault."""
+
+
 class RecordError(SinkError):
     """A record that can never be written as it is (no key where the key mode needs
     one, a value of the wrong type, a tombstone without a key). ``index`` is its place in

@@ -2,7 +2,14 @@
 and the original bytes, until a replay resolves them. Pure. See ``docs/analytics.md``,
 "Dead letters"; the store-backed facility is :mod:`oddstream.runtime.deadletters`."""
 
-from .events import ALL_EVENTS, DeadLettered, DeadLetterEvent, ReplayFailed, Resolved
+from .events import (
+    ALL_EVENTS,
+    DeadLettered,
+    DeadLetterEvent,
+    ReplayClaimed,
+    ReplayFailed,
+    Resolved,
+)
 from .letters import OPEN, RESOLVED, DeadLetter, fold
 from .payload import MAX_KEPT_BYTES, KeptPayload, PayloadError, keep, restore
 
@@ -16,6 +23,7 @@ __all__ = [
     "DeadLettered",
     "KeptPayload",
     "PayloadError",
+    "ReplayClaimed",
     "ReplayFailed",
     "Resolved",
     "fold",

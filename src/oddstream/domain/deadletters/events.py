@@ -49,6 +49,22 @@ class ReplayFailed(msgspec.Struct, frozen=True, kw_only=True):
     payload_encoding: str | None = None
     payload_sha256: str | None = None
     replayed_at: str
+    #: the replay's claim (:class:`ReplayClaimed`), which this ends; ``None`` in events
+    #: written before claims
+    claim_id: str | None = None
+
+
+class ReplayClaimed(msgspec.Struct, frozen=True, kw_only=True):
+    """A replay of the letter began (``claim_id`` names it): appended against the
+    stream's version, so of two replays of one letter at a time one claims it and the
+    other is refused; the claim ends with the replay's ``ReplayFailed`` or
+    ``Resolved`` (naming it: a replay that outlived its claim, ending after another
+    took the letter over, does not end the other's), or lapses (a process that died
+    mid-replay) after a while."""
+
+    letter_id: str
+    claim_id: str
+    claimed_at: str
 
 
 class Resolved(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,8 +78,10 @@ class Resolved(msgspec.Struct, frozen=True, kw_only=True):
     #: where the source put it (``quote-q1@3``), if anywhere
     target: str | None = None
     resolved_at: str
+    #: the replay's claim, which this ends (``None``: written before claims)
+    claim_id: str | None = None
 
 
-DeadLetterEvent = DeadLettered | ReplayFailed | Resolved
+DeadLetterEvent = DeadLettered | ReplayFailed | ReplayClaimed | Resolved
 
-ALL_EVENTS: tuple[type[msgspec.Struct], ...] = (DeadLettered, ReplayFailed, Resolved)
+ALL_EVENTS: tuple[type[msgspec.Struct], ...] = (DeadLettered, ReplayFailed, Resolved, ReplayClaimed)

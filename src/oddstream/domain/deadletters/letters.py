@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .events import DeadLettered, DeadLetterEvent, ReplayFailed, Resolved
+from .events import DeadLettered, DeadLetterEvent, ReplayClaimed, ReplayFailed, Resolved
 
 OPEN = "open"
 RESOLVED = "resolved"
@@ -23,6 +23,8 @@ class DeadLetter:
     message: str = ""
     path: str = ""
     attempts: tuple[ReplayFailed | Resolved, ...] = field(default=())
+    #: a replay under way (claimed, not ended yet), if any
+    claim: ReplayClaimed | None = None
 
     @property
     def letter_id(self) -> str:
@@ -38,6 +40,8 @@ class DeadLetter:
 
     def evolve(self, event: DeadLetterEvent) -> DeadLetter:
         """The letter after ``event`` (one of its own replays)."""
+        if isinstance(event, ReplayClaimed):
+            return replace(self, claim=event)
         if isinstance(event, ReplayFailed):
             return replace(
                 self,
@@ -45,10 +49,24 @@ class DeadLetter:
                 message=event.message,
                 path=event.path,
                 attempts=(*self.attempts, event),
+                claim=self._claim_after(event),
             )
         if isinstance(event, Resolved):
-            return replace(self, status=RESOLVED, attempts=(*self.attempts, event))
+            return replace(
+                self,
+                status=RESOLVED,
+                attempts=(*self.attempts, event),
+                claim=self._claim_after(event),
+            )
         return self
+
+    def _claim_after(self, end: ReplayFailed | Resolved) -> ReplayClaimed | None:
+        """The claim left after a replay's end: the end of a replay whose claim lapsed
+        and was taken over by another replay leaves the other's; an end without a
+        claim id (written before claims) ends any."""
+        if self.claim is not None and end.claim_id not in (None, self.claim.claim_id):
+            return self.claim
+        return None
 
 
 def fold(events: list[tuple[int, DeadLetterEvent]]) -> dict[str, DeadLetter]:

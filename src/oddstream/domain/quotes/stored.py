@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from .codec import DEFAULT_CODEC, QuoteCodec
+from .errors import BAD_VALUE, MISSING_FIELD, UNSUPPORTED_VERSION, WRONG_TYPE, InvalidQuoteEvent
 from .events import EVENT_CLASSES, QuoteEvent, QuoteProductsUpdated, QuoteStarted
 
 #: the log's type of each event, by the name it is sent under
@@ -72,27 +73,72 @@ def to_stored(event: QuoteEvent, codec: QuoteCodec = DEFAULT_CODEC) -> StoredQuo
     return cls(quote_id=quote_id_of(event), data_json=_ENCODER.encode(wire["data"]).decode())
 
 
+def _envelope(name: str, version: int, data_json: str) -> bytes:
+    return (
+        b'{"type":"'
+        + name.encode()
+        + b'","version":'
+        + str(version).encode()
+        + b',"data":'
+        + data_json.encode("utf-8", "surrogatepass")  # not UTF-8: refused by the codec
+        + b"}"
+    )
+
+
+def wire_of_stored(stored_type: str, schema_version: int, data: Mapping[str, Any]) -> bytes:
+    """A stored quote event as the wire envelope it was sent as (``{"type", "version",
+    "data"}`` JSON, its data exactly as stored): what a client would post again."""
+    name = _NAMES.get(stored_type)
+    if name is None:
+        raise ValueError(f"{stored_type!r} is not a stored quote event type")
+    return _envelope(name, int(schema_version), data["data_json"])
+
+
 def from_stored(
     stored_type: str,
     schema_version: int,
     data: Mapping[str, Any],
     codec: QuoteCodec = DEFAULT_CODEC,
 ) -> QuoteEvent:
-    """The quote event of a stored one, exactly, lifted to the current version."""
+    """The quote event of a stored one, exactly, lifted to the current version.
+
+    :class:`InvalidQuoteEvent` for a stored form this code cannot read: a version newer
+    than the code's (whatever its shape), no ``data_json`` text, or a ``quote_id`` that
+    is not the event's — so a reader of the log dead-letters it rather than failing on
+    it for ever."""
     name = _NAMES.get(stored_type)
     if name is None:
         raise ValueError(f"{stored_type!r} is not a stored quote event type")
-    text = data["data_json"]
-    envelope = (
-        b'{"type":"'
-        + name.encode()
-        + b'","version":'
-        + str(int(schema_version)).encode()
-        + b',"data":'
-        + text.encode("utf-8")
-        + b"}"
-    )
-    return codec.decode(envelope)
+    version = int(schema_version)
+    text = data.get("data_json") if isinstance(data, Mapping) else None
+    if not isinstance(text, str):
+        supported = codec.versions[name]
+        if version > supported:  # a later code's stored form, perhaps another shape
+            raise InvalidQuoteEvent(
+                UNSUPPORTED_VERSION,
+                "$",
+                f"stored at version {version}, this code reads up to {supported}",
+                event_type=name,
+                version=version,
+            )
+        raise InvalidQuoteEvent(
+            MISSING_FIELD if text is None else WRONG_TYPE,
+            "$.data_json",
+            "the stored event has no data_json text",
+            event_type=name,
+            version=version,
+        )
+    event = codec.decode(_envelope(name, version, text))
+    if data.get("quote_id") != quote_id_of(event):
+        raise InvalidQuoteEvent(
+            BAD_VALUE,
+            "$.quote_id",
+            f"stored under quote id {data.get('quote_id')!r}, the event's is "
+            f"{quote_id_of(event)!r}",
+            event_type=name,
+            version=version,
+        )
+    return event
 
 
 __all__ = [
@@ -107,4 +153,5 @@ __all__ = [
     "quote_id_of",
     "stream_of",
     "to_stored",
+    "wire_of_stored",
 ]

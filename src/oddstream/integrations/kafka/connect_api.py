@@ -173,8 +173,11 @@ def _ok(content: Any, status: int = 200) -> Response:
     return json_response(content, MEDIA_TYPE, status)
 
 
-def _plugins() -> list[dict[str, str]]:
-    return [{"class": SINK_CLASS, "type": "sink", "version": PLUGIN_VERSION}]
+def _plugins(manager: ConnectorManager) -> list[dict[str, str]]:
+    return [{"class": SINK_CLASS, "type": "sink", "version": PLUGIN_VERSION}] + [
+        {"class": plugin.connector_class, "type": "sink", "version": plugin.version}
+        for plugin in manager.plugins.values()
+    ]
 
 
 def connect_router(manager_of: ManagerOf, authorize: ConnectAuthorizer) -> APIRouter:
@@ -322,9 +325,11 @@ def connect_router(manager_of: ManagerOf, authorize: ConnectAuthorizer) -> APIRo
             return _ok((await _run(connectors.status(name))).to_json(), 202)
         return Response(status_code=204)
 
-    @router.get("/connector-plugins", summary="The connector plugins: the JDBC sink")
-    async def plugins() -> Response:
-        return _ok(_plugins())
+    @router.get(
+        "/connector-plugins", summary="The connector plugins: the JDBC sink, the quote tables"
+    )
+    async def plugins(request: Request) -> Response:
+        return _ok(_plugins(manager_of(request)))  # open: no key, as Connect
 
     return router
 

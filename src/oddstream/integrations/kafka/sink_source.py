@@ -140,11 +140,17 @@ class TopicSource:
         return [await self._item(event, record) for record in records_of(topic, event)]
 
     async def _item(self, event: RecordedEvent, record: TopicRecord) -> SourceItem:
+        return await self.item_of(record, event.position)
+
+    async def item_of(self, record: TopicRecord, position: int) -> SourceItem:
+        """``record`` (of the event at log ``position``) as the sink's item: its
+        :class:`SinkRecord`, or why it cannot be one (a dead letter's replay reads its
+        payload back through this)."""
         context = {
             "topic": record.topic,
             "partition": str(record.partition),
             "offset": str(record.offset),
-            "log_position": str(event.position),
+            "log_position": str(position),
         }
         payload = orjson.dumps(record.to_json())
         try:

@@ -3,7 +3,13 @@ fed from the log's quote events through a :class:`~oddstream.sinks.JdbcSink`, an
 "active products" queries over them.
 
 - :mod:`.tables`: the tables' declared schemas (keys, columns, types).
-- :mod:`.mapping`: :class:`QuoteTables`, logged quote events → upsert records (pure).
+- :mod:`.mapping`: :class:`QuoteTables`, logged quote events → upsert records (pure),
+  optionally holding only the quotes used last.
+- :mod:`.source`: :class:`QuoteSource`, the log's quote events as a sink's records (the
+  quotes not held rebuilt from their streams), and :class:`QuoteTablesSink`, the sink
+  consumer that runs them on the runner.
+- :mod:`.connector`: the ``oddstream.QuoteTablesSinkConnector`` connector class (its
+  configuration, its sink) for the connector manager.
 - :mod:`.queries`: the portable SQL of "products active in a quote at a time" and over
   time.
 - :mod:`.sample`: a deterministic sample of quote journeys (tests, docs).
@@ -16,7 +22,9 @@ from .mapping import (
     LoggedQuoteEvent,
     LogTime,
     QuoteMappingError,
+    QuoteRebuild,
     QuoteReplayError,
+    QuoteStateMissing,
     QuoteTables,
     sink_settings,
     to_millisecond,
@@ -53,7 +61,9 @@ __all__ = [
     "LoggedEvent",
     "LoggedQuoteEvent",
     "QuoteMappingError",
+    "QuoteRebuild",
     "QuoteReplayError",
+    "QuoteStateMissing",
     "QuoteTables",
     "quotes_value_schema",
     "released_column",

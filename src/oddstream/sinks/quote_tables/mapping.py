@@ -12,8 +12,14 @@ the log recorded it (``recorded_at``), cut to the millisecond, and never earlier
 the quote's previous event (a store's clock going back does not reorder a quote: the
 log's order wins). Within one time, the log position orders events.
 
-**Restart.** The state is rebuilt by mapping the quote events up to the sink's stored
-position and dropping the records (the same calls give the same state).
+**Bounded state.** Unbounded (``max_quotes=None``), the state holds every quote seen.
+With ``max_quotes=N`` it holds the ``N`` quotes used last (an LRU), and a quote that is
+not held must be restored before its next event is mapped: :meth:`QuoteTables.rebuild`
+folds the quote's own earlier events (its stream, read by the caller) into a fresh
+state, records dropped, and :meth:`QuoteTables.restore` puts it back. A quote's state is
+a function of its own events only, so a rebuilt quote maps its next event exactly as
+the unbounded mapping would. :class:`~.source.QuoteSource` does the reading; a restart
+starts with nothing held and rebuilds each quote when its next event comes.
 
 **Each event once.** Mapping an event changes the state, so mapping it again would find
 nothing changed and give no history rows: a write that failed is retried with the
@@ -24,6 +30,7 @@ is all or nothing: when one event cannot be mapped, the state is as before the b
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,12 +43,14 @@ from oddstream.domain.quotes import (
     InvalidQuoteEvent,
     ItemInterval,
     ItemTimeline,
+    QuoteEvent,
     QuoteItem,
     QuoteProductsUpdated,
     QuoteStarted,
     analyst_view,
 )
-from oddstream.domain.quotes.stored import STORED_TYPES, from_stored
+from oddstream.domain.quotes.items import ItemChanges
+from oddstream.domain.quotes.stored import STORED_TYPES, from_stored, quote_id_of
 
 from ..errors import SinkError
 from ..schema import SinkRecord
@@ -122,6 +131,19 @@ class QuoteReplayError(SinkError):
         self.last = last
 
 
+class QuoteStateMissing(SinkError):
+    """A bounded mapping (``max_quotes``) was given an event of a quote it does not hold:
+    restore the quote from its stream first (:meth:`QuoteTables.rebuild`)."""
+
+    def __init__(self, quote_id: str, position: int) -> None:
+        super().__init__(
+            f"the quote event at log position {position}: quote {quote_id!r} is not held "
+            "by this bounded mapping; rebuild it from its stream first"
+        )
+        self.quote_id = quote_id
+        self.position = position
+
+
 def to_millisecond(at: datetime) -> datetime:
     """``at`` in UTC, cut to the millisecond (a naive time is taken as UTC)."""
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
@@ -141,28 +163,109 @@ class _Quote:
         timeline.last_at = self.timeline.last_at
         return _Quote(timeline, self.view)
 
+    def advance(
+        self, logged: LoggedEvent, event: QuoteEvent, release: tuple[str, ...]
+    ) -> tuple[LogTime, ItemChanges[LogTime]]:
+        """Apply the quote's next event: when it takes effect, and what it changed."""
+        at = to_millisecond(logged.recorded_at)
+        last = self.timeline.last_at
+        if last is not None and at < last.at:
+            at = last.at  # the store's clock went back: the log's order wins
+        when = LogTime(at, logged.position)
+        changes = self.timeline.apply(when, event)
+        if isinstance(event, QuoteStarted):
+            self.view = analyst_view(event, release=release)
+        return when, changes
+
+
+def _decode(logged: LoggedEvent) -> QuoteEvent:
+    try:
+        return from_stored(logged.type, logged.schema_version, logged.data)
+    except InvalidQuoteEvent as exc:
+        raise QuoteMappingError(logged.position, exc) from exc
+
+
+class QuoteRebuild:
+    """One quote's state being rebuilt from its earlier events
+    (:meth:`QuoteTables.rebuild`); :meth:`QuoteTables.restore` puts it in the mapping."""
+
+    def __init__(self, quote_id: str, release: tuple[str, ...]) -> None:
+        self.quote_id = quote_id
+        self.release = release
+        self.state = _Quote(ItemTimeline(quote_id))
+        #: events folded in
+        self.events = 0
+
+    def apply(self, logged: LoggedEvent) -> None:
+        """Fold the quote's next earlier event in (in its stream's order); events of
+        other types are passed over. :class:`QuoteMappingError` for one the code cannot
+        read, leaving the state as it was (the caller decides whether to pass over it,
+        as the sink did when it dead-lettered it)."""
+        if logged.type not in _STORED:
+            return
+        event = _decode(logged)
+        if quote_id_of(event) != self.quote_id:
+            raise ValueError(f"an event of another quote in quote {self.quote_id!r}'s rebuild")
+        self.state.advance(logged, event, self.release)
+        self.events += 1
+
 
 class QuoteTables:
     """Maps the log's quote events, in log order, to the three tables' records.
 
     ``release``: personal contact fields (wire names) the ``quotes`` table gets, each
-    as a ``contact_…`` text column; none by default (:func:`analyst_view`)."""
+    as a ``contact_…`` text column; none by default (:func:`analyst_view`).
 
-    def __init__(self, *, release: Iterable[str] = ()) -> None:
+    ``max_quotes``: hold at most this many quotes' states, the ones used last (see
+    "Bounded state" above); ``None``: every quote's."""
+
+    def __init__(self, *, release: Iterable[str] = (), max_quotes: int | None = None) -> None:
         if isinstance(release, str):
             raise TypeError("release is a collection of field names, not one string")
+        if max_quotes is not None and max_quotes < 1:
+            raise ValueError("max_quotes is at least 1 (or None: unbounded)")
         self.release = tuple(dict.fromkeys(release))
+        self.max_quotes = max_quotes
         self.quotes_schema = quotes_value_schema(self.release)
-        self._quotes: dict[str, _Quote] = {}
+        self._quotes: OrderedDict[str, _Quote] = OrderedDict()
         #: log events of other types passed to :meth:`map` (ignored)
         self.ignored = 0
+        #: quotes' states dropped to stay within ``max_quotes``
+        self.evicted = 0
         #: the log position of the last quote event mapped (None before the first)
         self.last_position: int | None = None
 
     @property
     def quote_count(self) -> int:
-        """How many quotes the mapping follows (its state)."""
+        """How many quotes' states the mapping holds."""
         return len(self._quotes)
+
+    def holds(self, quote_id: str) -> bool:
+        """Whether the mapping holds ``quote_id``'s state (a bounded mapping must be
+        given it by :meth:`restore` before the quote's next event otherwise)."""
+        return quote_id in self._quotes
+
+    def rebuild(self, quote_id: str) -> QuoteRebuild:
+        """A fresh state for ``quote_id``, to fold its events before the one to map
+        into (:meth:`QuoteRebuild.apply`), then :meth:`restore`. A quote with no earlier
+        event is restored with nothing folded in."""
+        return QuoteRebuild(quote_id, self.release)
+
+    def restore(self, rebuilt: QuoteRebuild) -> None:
+        """Hold a rebuilt quote's state (as the one used last), dropping the state of
+        the quote used least recently when past ``max_quotes``."""
+        if rebuilt.release != self.release:
+            raise ValueError("a rebuild made for another release of personal fields")
+        self._quotes[rebuilt.quote_id] = rebuilt.state
+        self._quotes.move_to_end(rebuilt.quote_id)
+        self._trim()
+
+    def _trim(self) -> None:
+        if self.max_quotes is None:
+            return
+        while len(self._quotes) > self.max_quotes:
+            self._quotes.popitem(last=False)
+            self.evicted += 1
 
     def map(self, logged: LoggedEvent) -> list[SinkRecord]:
         """The records of one logged event, in the order to write them; none for an
@@ -178,29 +281,22 @@ class QuoteTables:
             return []
         if self.last_position is not None and logged.position <= self.last_position:
             raise QuoteReplayError(logged.position, self.last_position)
-        try:
-            event = from_stored(logged.type, logged.schema_version, logged.data)
-        except InvalidQuoteEvent as exc:
-            raise QuoteMappingError(logged.position, exc) from exc
-        quote_id = event.id if isinstance(event, QuoteStarted) else event.quote_id
+        event = _decode(logged)
+        quote_id = quote_id_of(event)
         state = self._quotes.get(quote_id)
+        if state is None and self.max_quotes is not None:
+            raise QuoteStateMissing(quote_id, logged.position)
         if saved is not None and quote_id not in saved:
             saved[quote_id] = state
             if state is not None:
                 state = self._quotes[quote_id] = state.copy()
         if state is None:
             state = self._quotes[quote_id] = _Quote(ItemTimeline(quote_id))
-        at = to_millisecond(logged.recorded_at)
-        last = state.timeline.last_at
-        if last is not None and at < last.at:
-            at = last.at  # the store's clock went back: the log's order wins
-        when = LogTime(at, logged.position)
-        changes = state.timeline.apply(when, event)
+        elif self.max_quotes is not None:
+            self._quotes.move_to_end(quote_id)
+        when, changes = state.advance(logged, event, self.release)
         records: list[SinkRecord] = []
-        if isinstance(event, QuoteStarted):
-            state.view = analyst_view(event, release=self.release)
-        else:
-            assert isinstance(event, QuoteProductsUpdated)
+        if isinstance(event, QuoteProductsUpdated):
             for interval in changes.closed:
                 records.append(_history(interval))
                 if interval.key not in state.timeline.open:  # removed, not re-valued
@@ -230,9 +326,10 @@ class QuoteTables:
             # again, which must find the state as it was
             for quote_id, state in saved.items():
                 if state is None:
-                    del self._quotes[quote_id]
+                    self._quotes.pop(quote_id, None)
                 else:
                     self._quotes[quote_id] = state
+            self._trim()
             self.last_position, self.ignored = last_position, ignored
             raise
         return [record for topic in TOPICS for record in by_topic[topic]]

@@ -1,0 +1,322 @@
+"""The fixed-odds markets in the odds service's shapes: ``POST /odds``, ``PATCH`` and
+``DELETE /odds/{external_id}`` (a provider's commands), ``GET /odds``, ``GET
+/odds/{external_id}`` and ``GET /odds/{external_id}/events`` (anyone). The work is the
+application's (:mod:`oddstream.application.odds`); refusals are answered in the
+clients' shape (``Status: fail``, ``Msg``) with the API's ``error`` and ``message``."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ..application import odds
+from ..application.bodies import schema_of
+from ..application.errors import render
+from ..application.services import await_reads
+from ..logs import correlation_id
+from .auth import request_principal
+from .openapi import COMPONENTS, MIN_POSITION
+from .schemas import require_json
+from .services import services_of
+
+router = APIRouter(tags=["fixed odds"])
+
+JSON = "application/json"
+#: prices go out as JSON numbers with their exact digits
+_encoder = msgspec.json.Encoder(decimal_format="number")
+_GENERIC = re.compile(r"(\w+)_typing\.Annotated[^\"]*")
+_GENERIC_TITLE = re.compile(r"\"(\w+)\[typing\.Annotated[^\"]*\"")
+
+
+def _body_schema(command: str) -> dict[str, Any]:
+    """The ``requestBody`` of a command (components named without the price type)."""
+    schema, components = schema_of(odds.request_schema_type(command))
+    text = json.dumps([schema, components])
+    text = _GENERIC_TITLE.sub(r'"\1"', _GENERIC.sub(r"\1", text))
+    schema, components = json.loads(text)
+    COMPONENTS.update(components)
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+_COMMAND_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "required": ["RequestID", "Status", "Msg", "ExternalID", "Position", "Repeated"],
+    "properties": {
+        "RequestID": {"type": "string"},
+        "Status": {"enum": ["success"]},
+        "Msg": {"type": "string"},
+        "ExternalID": {"type": "string", "format": "uuid"},
+        "Position": {"type": "integer", "description": "read your write with ?min_position="},
+        "Repeated": {"type": "boolean", "description": "a retry: nothing was written"},
+    },
+}
+_PRICE = {"type": "number", "description": "exact decimal odds"}
+_RECORD: dict[str, Any] = {
+    "type": "object",
+    "required": ["ID", "ExternalID", "GameID", "MoneyLine", "Deleted", "CreatedAt", "UpdatedAt"],
+    "properties": {
+        "ID": {"type": "integer"},
+        "ExternalID": {"type": "string", "format": "uuid"},
+        "GameID": {"type": "string"},
+        "MoneyLine": {
+            "type": "object",
+            "required": ["Home", "Away", "Draw"],
+            "properties": {
+                "Home": _PRICE,
+                "Away": _PRICE,
+                "Draw": {"anyOf": [_PRICE, {"type": "null"}]},
+            },
+        },
+        "Deleted": {"type": "boolean"},
+        "CreatedAt": {"type": "string", "format": "date-time"},
+        "UpdatedAt": {"type": "string", "format": "date-time"},
+    },
+}
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["ID", "OddsID", "EventID", "CreatedAt"],
+    "properties": {
+        "ID": {"type": "integer", "description": "the event's position in the log"},
+        "OddsID": {"type": "integer", "description": "the market's ID"},
+        "EventID": {"type": "string", "format": "uuid"},
+        "CreatedAt": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def _query_answer(data: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": "a QueryResponse",
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["RequestID", "Status", "Msg", "Data"],
+                        "properties": {
+                            "RequestID": {"type": "string"},
+                            "Status": {"enum": ["success"]},
+                            "Msg": {"type": "string"},
+                            "Data": data,
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+_EXTERNAL_ID = {
+    "name": "external_id",
+    "in": "path",
+    "required": True,
+    "description": "the market's ExternalID (a UUID, lower case)",
+    "schema": {"type": "string", "pattern": odds._UUID},
+}
+
+
+def _page_params(what: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "page_no",
+            "in": "query",
+            "required": False,
+            "description": f"the page of {what}, from 1",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**62, "default": 1},
+        },
+        {
+            "name": "page_size",
+            "in": "query",
+            "required": False,
+            "description": f"{what} a page (at most {odds.MAX_PAGE_SIZE})",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": odds.MAX_PAGE_SIZE,
+                "default": odds.DEFAULT_PAGE_SIZE,
+            },
+        },
+        MIN_POSITION,
+    ]
+
+
+def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(body), status, headers=headers, media_type=JSON)
+
+
+def _refusal(exc: Exception, request_id: str | None) -> Response:
+    status, body, headers = render(exc)
+    return _answer(status, odds.fail_body(request_id, body), headers or None)
+
+
+class _WithRequestId(msgspec.Struct):
+    """Only a body's RequestID: the other fields are skipped, not built (a number out of
+    every range elsewhere does not hide the RequestID)."""
+
+    RequestID: object = None
+
+
+_request_id_decoder = msgspec.json.Decoder(_WithRequestId)
+
+
+def _request_id_of(raw: bytes) -> str | None:
+    """The RequestID of a body, if it has a readable one (for the answer of a refusal)."""
+    try:
+        found = _request_id_decoder.decode(raw).RequestID
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # RecursionError: nesting too deep to skip (the body is refused all the same)
+        return None
+    return found if isinstance(found, str) else None
+
+
+async def _command(request: Request, command: str, external_id: str | None) -> Response:
+    raw = b""
+    try:
+        require_json(request.scope["headers"])
+        raw = await request.body()
+        services = services_of(request)
+        principal = request_principal(request)
+        assert services.markets is not None
+        market, outcome = await odds.OddsCommands(services.markets).execute(
+            principal, command, raw, external_id
+        )
+    except Exception as exc:
+        return _refusal(exc, _request_id_of(raw))
+    request_id = _request_id_of(raw)
+    services.metrics.commands.labels(command).inc()
+    if command == "NewOdds":
+        return _answer(
+            201,
+            odds.command_response(request_id, market, outcome, f"market {market} created"),
+            {"Location": f"/odds/{market}"},
+        )
+    done = "prices updated" if command == "UpdateOdds" else "deleted"
+    answer = odds.command_response(request_id, market, outcome, f"market {market} {done}")
+    return _answer(200, answer)
+
+
+async def _query(request: Request, make: Callable[[], Awaitable[Response]]) -> Response:
+    cid = correlation_id.get() or ""
+    try:
+        services = services_of(request)
+        assert services.odds_view is not None
+        min_position = odds.min_position_of(request.query_params)
+        await await_reads(services, services.odds_view, min_position, "odds reads")
+        return await make()
+    except Exception as exc:
+        return _refusal(exc, cid)
+
+
+@router.post(
+    "/odds",
+    summary="NewOdds: a market for a game (a provider's or an admin key)",
+    description="A `CommandRequest` with `Command: NewOdds`; answered 201 with a "
+    "`CommandResponse` holding the market's `ExternalID` (also in `Location`) and the "
+    "log `Position`. A retry with the same `RequestID` answers the same, writing nothing.",
+    response_class=Response,
+    openapi_extra={"requestBody": _body_schema("NewOdds")},
+    responses={201: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
+    status_code=201,
+)
+async def new_odds(request: Request) -> Response:
+    return await _command(request, "NewOdds", None)
+
+
+@router.patch(
+    "/odds/{external_id}",
+    summary="UpdateOdds: new prices for a market (its provider's key, or an admin's)",
+    response_class=Response,
+    openapi_extra={"requestBody": _body_schema("UpdateOdds"), "parameters": [_EXTERNAL_ID]},
+    responses={200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
+)
+async def update_odds(request: Request) -> Response:
+    return await _command(request, "UpdateOdds", request.path_params["external_id"])
+
+
+@router.delete(
+    "/odds/{external_id}",
+    summary="DeleteOdds: delete a market (its provider's key, or an admin's)",
+    response_class=Response,
+    openapi_extra={"requestBody": _body_schema("DeleteOdds"), "parameters": [_EXTERNAL_ID]},
+    responses={200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
+)
+async def delete_odds(request: Request) -> Response:
+    return await _command(request, "DeleteOdds", request.path_params["external_id"])
+
+
+@router.get(
+    "/odds",
+    summary="A page of markets, oldest first (anyone)",
+    description="`Msg` and the `X-Total-Count` header say how many markets there are.",
+    response_class=Response,
+    openapi_extra={"parameters": _page_params("markets")},
+    responses=_query_answer({"type": "array", "items": _RECORD}),
+)
+async def list_odds(request: Request) -> Response:
+    async def make() -> Response:
+        services = services_of(request)
+        assert services.odds_view is not None
+        page_no, page_size = odds.page_of(request.query_params)
+        data, total = odds.odds_page(services.odds_view, page_no, page_size)
+        msg = f"page {page_no} of {page_size}: {len(data)} of {total} markets"
+        return _answer(
+            200,
+            odds.query_response(correlation_id.get() or "", data, msg),
+            {"X-Total-Count": str(total)},
+        )
+
+    return await _query(request, make)
+
+
+@router.get(
+    "/odds/{external_id}",
+    summary="A market's odds record (anyone)",
+    response_class=Response,
+    openapi_extra={"parameters": [_EXTERNAL_ID, MIN_POSITION]},
+    responses=_query_answer(_RECORD),
+)
+async def get_odds(request: Request) -> Response:
+    async def make() -> Response:
+        services = services_of(request)
+        assert services.odds_view is not None
+        record = odds.odds_record(services.odds_view, request.path_params["external_id"])
+        return _answer(
+            200, odds.query_response(correlation_id.get() or "", odds.record_json(record))
+        )
+
+    return await _query(request, make)
+
+
+@router.get(
+    "/odds/{external_id}/events",
+    summary="A market's odds event log, oldest first (anyone)",
+    description="`X-Total-Count` says how many events the market has.",
+    response_class=Response,
+    openapi_extra={"parameters": [_EXTERNAL_ID, *_page_params("events")]},
+    responses=_query_answer({"type": "array", "items": _EVENT}),
+)
+async def odds_events(request: Request) -> Response:
+    async def make() -> Response:
+        services = services_of(request)
+        assert services.odds_view is not None
+        page_no, page_size = odds.page_of(request.query_params)
+        data, total = await odds.odds_events(
+            services.odds_view,
+            services.store,
+            request.path_params["external_id"],
+            page_no,
+            page_size,
+        )
+        return _answer(
+            200,
+            odds.query_response(correlation_id.get() or "", data, f"{total} events"),
+            {"X-Total-Count": str(total)},
+        )
+
+    return await _query(request, make)

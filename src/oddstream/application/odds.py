@@ -1,0 +1,394 @@
+"""The fixed-odds markets as the odds service's clients use them: commands
+(``NewOdds``, ``UpdateOdds``, ``DeleteOdds``) in a ``CommandRequest``, answered with a
+``CommandResponse``; queries answered with a ``QueryResponse``. Field names are theirs
+(PascalCase). See ``docs/fixed-odds.md``, "The service".
+
+- **Prices** are JSON numbers read exactly from their digits (``1.91`` is 191/100, never
+  the nearest binary float): the body is checked against the float-typed schema (which
+  the OpenAPI document shows) and read again with ``Decimal`` prices.
+- **Markets** are ``market-<ExternalID>`` streams. A ``NewOdds``'s ExternalID is a UUID
+  derived from the sender and the ``RequestID``, so its retry reaches the same stream
+  and is answered from it.
+- **Idempotency**: the writer records ``client:<sender>:<Command>:<RequestID>`` with a
+  fingerprint of the whole request (velocity and game included).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from ..domain.fixedodds import (
+    CreateMarket,
+    DeleteMarket,
+    FixedOddsRejection,
+    MarketLimits,
+    MoneyLine,
+    Odds,
+    UpdatePrices,
+)
+from ..domain.fixedodds.formats import decimal_str
+from ..eventstore import RecordedEvent
+from ..projections.odds_view import OddsRecord, OddsView
+from ..runtime.market_writer import MarketRequest, MarketWriter, Velocity, market_stream
+from ..runtime.writer import CommandOutcome
+from .access import Principal, authorize_provider
+from .bodies import MAX_POSITION, Id, RequestId, decode
+from .errors import ApiError
+from .request_ids import derived_id, request_key
+
+P = TypeVar("P")
+
+#: what the OpenAPI document shows of a price (the body is checked against it first)
+Price = Annotated[
+    float,
+    Meta(
+        gt=1,
+        le=10_001,
+        description="decimal odds, a JSON number read exactly from its digits (1.91 is "
+        "191/100), above 1 and at most 10001, at most 6 decimal places",
+    ),
+]
+
+#: the limits of a market created through the odds API (bets on markets come later)
+DEFAULT_LIMITS = MarketLimits(max_stake_cents=1_000_000, max_liability_cents=100_000_000)
+#: the most records a page of ``GET /odds`` holds
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+DEFAULT_PAGE_NO = 1
+MAX_PAGE_NO = 2**62
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+class MoneyLineIn(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
+    """A game's prices: ``Draw`` absent or null for a two-way game."""
+
+    Home: P
+    Away: P
+    Draw: P | None = None
+
+
+class PayloadIn(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
+    GameID: Id
+    MoneyLine: MoneyLineIn[P]
+
+
+class DeletePayloadIn(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
+    """A delete names the game it means; prices, if sent, are not used."""
+
+    GameID: Id
+    MoneyLine: MoneyLineIn[P] | None = None
+
+
+class NewOddsRequest(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``POST /odds``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["NewOdds"]
+    Payload: PayloadIn[P]
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+
+
+class UpdateOddsRequest(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``PATCH /odds/{external_id}``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["UpdateOdds"]
+    Payload: PayloadIn[P]
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+
+
+class DeleteOddsRequest(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``DELETE /odds/{external_id}``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["DeleteOdds"]
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+    Payload: DeletePayloadIn[P] | None = None
+
+
+AnyRequest = NewOddsRequest[Decimal] | UpdateOddsRequest[Decimal] | DeleteOddsRequest[Decimal]
+
+#: per command: the body checked with float prices (types, ranges), then read exactly
+_DECODERS: dict[str, tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]] = {
+    kind.__name__.removesuffix("Request"): (
+        msgspec.json.Decoder(kind[Price]),
+        msgspec.json.Decoder(kind[Decimal]),
+    )
+    for kind in (NewOddsRequest, UpdateOddsRequest, DeleteOddsRequest)
+}
+
+
+def request_schema_type(command: str) -> Any:
+    """The body type the OpenAPI document shows for ``command``."""
+    kinds = {"NewOdds": NewOddsRequest, "UpdateOdds": UpdateOddsRequest}
+    return kinds.get(command, DeleteOddsRequest)[Price]  # type: ignore[index]
+
+
+def decode_request(command: str, raw: bytes) -> AnyRequest:
+    """The body of a ``command``'s request, its prices exact; 422 naming the field."""
+    checked, exact = _DECODERS[command]
+    decode(checked, raw)
+    request: AnyRequest = decode(exact, raw)
+    return request
+
+
+def _odds(value: Decimal, where: str) -> Odds:
+    try:
+        return Odds.from_decimal(value)
+    except FixedOddsRejection as exc:
+        raise ApiError(422, exc.code, f"{where}: {exc.message}") from None
+
+
+def money_line_in(line: MoneyLineIn[Decimal]) -> MoneyLine:
+    """The domain's money line of a body's (each price exact, or 422 naming it)."""
+    where = "Payload.MoneyLine"
+    return MoneyLine(
+        home=_odds(line.Home, f"{where}.Home"),
+        away=_odds(line.Away, f"{where}.Away"),
+        draw=None if line.Draw is None else _odds(line.Draw, f"{where}.Draw"),
+    )
+
+
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+#: an ExternalID in a path: a UUID in its canonical form (lower case, with hyphens)
+ExternalId = Annotated[str, Meta(pattern=_UUID)]
+
+
+def check_external_id(value: str) -> str:
+    """``value`` if it is a canonical UUID, else 422."""
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        canonical = ""
+    if canonical != value:
+        raise ApiError(
+            422,
+            "bad_external_id",
+            f"an ExternalID is a UUID in canonical form (like {uuid.UUID(int=1)}), "
+            f"not {value[:60]!r}",
+        )
+    return value
+
+
+def new_external_id(principal: Principal, request_id: str) -> str:
+    """The ExternalID of a ``NewOdds``: the same for every retry of the request, another
+    for every sender."""
+    return str(uuid.UUID(hex=derived_id(principal, "odds", request_id)))
+
+
+class OddsCommands:
+    """The command side: a request in, the market's writer, a ``CommandResponse`` out."""
+
+    def __init__(self, writer: MarketWriter) -> None:
+        self._writer = writer
+
+    async def execute(
+        self,
+        principal: Principal | None,
+        command: str,
+        raw: bytes,
+        external_id: str | None = None,
+    ) -> tuple[str, CommandOutcome]:
+        """Run ``command`` from its raw body; ``(ExternalID, outcome)`` or a refusal."""
+        request = decode_request(command, raw)
+        who = authorize_provider(principal, request.Provider)
+        velocity = request.EventVelocity
+        game: str | None
+        if isinstance(request, NewOddsRequest):
+            external_id = new_external_id(who, request.RequestID)
+            game = request.Payload.GameID
+            domain: Any = CreateMarket(
+                market_id=external_id,
+                game_id=game,
+                provider=request.Provider,
+                money_line=money_line_in(request.Payload.MoneyLine),
+                limits=DEFAULT_LIMITS,
+            )
+        else:
+            assert external_id is not None
+            check_external_id(external_id)
+            if isinstance(request, UpdateOddsRequest):
+                game = request.Payload.GameID
+                domain = UpdatePrices(
+                    market_id=external_id,
+                    provider=request.Provider,
+                    money_line=money_line_in(request.Payload.MoneyLine),
+                )
+            else:
+                game = None if request.Payload is None else request.Payload.GameID
+                domain = DeleteMarket(market_id=external_id, provider=request.Provider)
+        outcome = await self._writer.execute(
+            MarketRequest(action=command, command=domain, game_id=game, velocity=velocity),
+            request_id=request_key(who, command, request.RequestID),
+            metadata={"velocity": velocity},
+        )
+        return external_id, outcome
+
+
+def command_response(
+    request_id: str | None, external_id: str, outcome: CommandOutcome, msg: str
+) -> dict[str, Any]:
+    """A ``CommandResponse`` of success, with the market's ``ExternalID`` and the log
+    ``Position`` to read one's write at (``?min_position=``)."""
+    return {
+        "RequestID": request_id,
+        "Status": "success",
+        "Msg": msg,
+        "ExternalID": external_id,
+        "Position": outcome.last_position,
+        "Repeated": outcome.repeated,
+    }
+
+
+def fail_body(request_id: str | None, body: dict[str, object]) -> dict[str, object]:
+    """A refusal as the odds service's clients read it (``Status: fail``, ``Msg``) and
+    as every other route of this API answers it (``error``, ``message``)."""
+    return {
+        "RequestID": request_id,
+        "Status": "fail",
+        "Msg": body.get("message", ""),
+        "Data": None,
+        **body,
+    }
+
+
+# ------------------------------------------------------------------------- queries
+
+
+def price_json(odds: Odds) -> Decimal:
+    """A price as the JSON number the API writes: its exact decimal when it terminates
+    (every price the API takes does), else six places."""
+    value: Fraction = odds.value
+    den = value.denominator
+    while den % 2 == 0:
+        den //= 2
+    while den % 5 == 0:
+        den //= 5
+    if den == 1:
+        return Decimal(value.numerator) / Decimal(value.denominator)
+    return Decimal(decimal_str(odds, 6))
+
+
+def _time(at: datetime) -> str:
+    """A time as the API writes it: UTC, always to the microsecond (so that the text of
+    two times sorts as they do), ``Z``."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def record_json(record: OddsRecord) -> dict[str, Any]:
+    """The odds record as the odds service persisted it."""
+    line = record.money_line
+    return {
+        "ID": record.id,
+        "ExternalID": record.external_id,
+        "GameID": record.game_id,
+        "MoneyLine": {
+            "Home": price_json(line.home),
+            "Away": price_json(line.away),
+            "Draw": None if line.draw is None else price_json(line.draw),
+        },
+        "Deleted": record.deleted,
+        "CreatedAt": _time(record.created_at),
+        "UpdatedAt": _time(record.updated_at),
+    }
+
+
+def event_json(record: OddsRecord, recorded: RecordedEvent) -> dict[str, Any]:
+    """An entry of a market's odds event log."""
+    return {
+        "ID": recorded.position,
+        "OddsID": record.id,
+        "EventID": str(recorded.event_id),
+        "CreatedAt": _time(recorded.recorded_at),
+    }
+
+
+def query_response(request_id: str, data: Any, msg: str = "ok") -> dict[str, Any]:
+    return {"RequestID": request_id, "Status": "success", "Msg": msg, "Data": data}
+
+
+def int_query(params: Mapping[str, str], name: str) -> int | None:
+    """The integer query parameter ``name`` (``None`` when absent), or 422."""
+    text = params.get(name)
+    if text is None:
+        return None
+    if not _INTEGER.fullmatch(text):
+        raise ApiError(422, "invalid_request", f"{name} is a whole number, not {text[:40]!r}")
+    return int(text)
+
+
+def page_of(params: Mapping[str, str]) -> tuple[int, int]:
+    """``(page_no, page_size)`` of a query (defaults 1 and 20), checked."""
+    page_no = int_query(params, "page_no")
+    page_size = int_query(params, "page_size")
+    page = (
+        DEFAULT_PAGE_NO if page_no is None else page_no,
+        DEFAULT_PAGE_SIZE if page_size is None else page_size,
+    )
+    check_page(*page)
+    return page
+
+
+def min_position_of(params: Mapping[str, str]) -> int | None:
+    """The ``min_position`` of a read, if any (0 to 2**63 - 1), or 422."""
+    position = int_query(params, "min_position")
+    if position is not None and not 0 <= position <= MAX_POSITION:
+        raise ApiError(
+            422, "invalid_request", f"min_position is 0 to {MAX_POSITION} (got {position})"
+        )
+    return position
+
+
+def check_page(page_no: int, page_size: int) -> None:
+    """A page's bounds, or 422 saying which."""
+    if not 1 <= page_no <= MAX_PAGE_NO:
+        raise ApiError(422, "bad_page", f"page_no is 1 to {MAX_PAGE_NO} (got {page_no})")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ApiError(
+            422, "bad_page", f"page_size is 1 to {MAX_PAGE_SIZE} (got {page_size}): ask for pages"
+        )
+
+
+def odds_page(view: OddsView, page_no: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of records, oldest first, and how many there are in all."""
+    check_page(page_no, page_size)
+    return [record_json(r) for r in view.page(page_no, page_size)], len(view)
+
+
+def odds_record(view: OddsView, external_id: str) -> OddsRecord:
+    """The record of ``external_id``, or 404."""
+    check_external_id(external_id)
+    record = view.get(external_id)
+    if record is None:
+        raise ApiError(404, "market_not_found", f"no market {external_id}")
+    return record
+
+
+async def odds_events(
+    view: OddsView, store: Any, external_id: str, page_no: int, page_size: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of a market's event log (as far as the view includes it), oldest first,
+    and how many entries it has in all; read from the market's stream."""
+    check_page(page_no, page_size)
+    record = odds_record(view, external_id)
+    first = (page_no - 1) * page_size + 1
+    if first > record.version:
+        return [], record.version
+    limit = min(page_size, record.version - first + 1)
+    events = await store.read_stream(market_stream(external_id), from_version=first, limit=limit)
+    return [event_json(record, e) for e in events], record.version

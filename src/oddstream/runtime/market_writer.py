@@ -1,0 +1,108 @@
+"""The single writer of each fixed-odds market: market commands in, events appended to
+``market-<id>``.
+
+A :class:`~.writer.AggregateWriter` for the market aggregate (``domain/fixedodds``; see
+``writer.py`` for batching, idempotent request ids and conflict handling). What it runs
+is a :class:`MarketRequest`: the domain's command with what the odds service's clients
+send besides — the game they mean (a command naming another game than the market's is
+refused, ``game_mismatch``) and the event velocity — so that a request id's fingerprint
+covers the whole request. Every update is recorded, the prices the market has included
+(:func:`decide_request`), so that every request id is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import msgspec
+
+from ..domain.fixedodds import (
+    FixedOddsRejection,
+    MarketCommand,
+    MarketState,
+    UpdatePrices,
+    decide,
+    evolve,
+)
+from ..domain.fixedodds.events import MarketEvent, PricesUpdated
+from ..domain.fixedodds.market import MarketStatus
+from ..eventstore import EventStore
+from ..eventstore.registry import EventRegistry
+from .codec import registry as default_registry
+from .writer import AggregateSpec, AggregateWriter
+
+MARKET_STREAM_PREFIX = "market-"
+
+Velocity = Literal["high", "medium", "low"]
+
+
+def market_stream(market_id: str) -> str:
+    return f"{MARKET_STREAM_PREFIX}{market_id}"
+
+
+class MarketRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A market command as a client asked for it: ``game_id`` (when the client named the
+    game) must be the market's; ``velocity`` is how often the client says such events
+    come (recorded with the events, for the velocity tiers to come)."""
+
+    #: what the client asked for (``NewOdds``, ``UpdateOdds``, ``DeleteOdds``): part of
+    #: the fingerprint, as two commands' fields may be alike
+    action: str
+    command: MarketCommand
+    game_id: str | None = None
+    velocity: Velocity = "medium"
+
+
+def decide_request(state: MarketState, request: MarketRequest) -> list[MarketEvent]:
+    """The domain's decision, after checking the game the request names; an update to
+    the prices the market has is recorded all the same."""
+    command = request.command
+    if (
+        request.game_id is not None
+        and state.status not in (MarketStatus.UNCREATED, MarketStatus.DELETED)
+        and request.game_id != state.game_id
+    ):
+        raise FixedOddsRejection(
+            "game_mismatch",
+            f"market {state.market_id} is game {state.game_id!r}, not {request.game_id!r}",
+        )
+    events = decide(state, command)
+    if not events and isinstance(command, UpdatePrices):
+        # The domain records nothing for the prices a market has; the service records
+        # them all the same. A request id is remembered only in the events it stored: an
+        # update stored as nothing would leave its retry, after a later update, free to
+        # put the old prices back (and its id free to be reused for another body).
+        return [PricesUpdated(market_id=state.market_id, money_line=command.money_line)]
+    return events
+
+
+def _initial(market_id: str) -> MarketState:
+    return MarketState(market_id=market_id)
+
+
+def _conflict(market_id: str) -> FixedOddsRejection:
+    return FixedOddsRejection("conflict", f"market {market_id} is being written elsewhere")
+
+
+MARKETS: AggregateSpec[MarketState, MarketRequest] = AggregateSpec(
+    prefix=MARKET_STREAM_PREFIX,
+    key=lambda request: request.command.market_id,
+    initial=_initial,
+    decide=decide_request,
+    evolve=evolve,
+    conflict=_conflict,
+)
+
+
+class MarketWriter(AggregateWriter[MarketState, MarketRequest]):
+    """Executes market requests; one writer per market in this process."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventRegistry | None = None,
+        *,
+        on_append: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__(store, MARKETS, registry or default_registry, on_append=on_append)
