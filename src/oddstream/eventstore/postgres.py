@@ -133,17 +133,25 @@ _COST = (
     "CASE WHEN pg_column_compression({v}) IS NULL THEN pg_column_size({v}) "
     f"ELSE least(pg_column_size({{v}}) * {_COMPRESSION_RATIO_MAX}, {_COMPRESSED_MAX}) END"
 )
-#: a page of a subscription with the head it was read at (see ``_read_page``): the
-#: server cuts the page where the events' costs (``_COST``) reach the byte budget before
-#: it renders them, so what lies past the budget is looked at, never rendered nor sent.
-#: ``cut``: the page stopped there with more events in its range (a full page).
+#: a page of a subscription with the head it was read at (see ``_read_page``), cut
+#: twice on the server. First where the events' costs (``_COST``) reach the byte budget,
+#: before any is rendered, so what lies past the budget is looked at, never rendered.
+#: Then exactly, where the octets the events rendered to reach it: the cost is no upper
+#: bound of those (jsonb renders a number in full, ``1e308`` as 309 digits from a few
+#: bytes stored), so only this second cut bounds what is sent. ``cut``: the page stopped
+#: at either with more events in its range (a full page).
 _PAGE_START = (
     "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
-    "LEFT JOIN LATERAL (SELECT position, stream_id, version, uuid_send(event_id), type, "
-    "schema_version, data::text, metadata::text, "
-    "(extract(epoch FROM recorded_at) * 1000000)::int8, "
-    "upto >= %s AND next_position IS NOT NULL AS cut FROM ("
-    "SELECT *, sum(cost) OVER w AS upto, lead(position) OVER w AS next_position FROM ("
+    "LEFT JOIN LATERAL (SELECT position, stream_id, version, event_id, type, schema_version, "
+    "data, metadata, recorded_at, "
+    "(upto >= %s AND next_position IS NOT NULL) OR precut AS cut FROM ("
+    "SELECT *, sum(octet_length(data) + octet_length(metadata)) OVER w AS upto, "
+    "lead(position) OVER w AS next_position FROM ("
+    "SELECT position, stream_id, version, uuid_send(event_id) AS event_id, type, "
+    "schema_version, data::text AS data, metadata::text AS metadata, "
+    "(extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_at, "
+    "cost_upto >= %s AND cost_next IS NOT NULL AS precut FROM ("
+    "SELECT *, sum(cost) OVER w AS cost_upto, lead(position) OVER w AS cost_next FROM ("
     "SELECT *, "
     + _COST.format(v="data")
     + " + "
@@ -154,7 +162,10 @@ _PAGE_START = (
 _PAGE_END = (
     " ORDER BY position LIMIT %s) c "
     "WINDOW w AS (ORDER BY position ROWS UNBOUNDED PRECEDING)) p "
-    "WHERE upto - cost < %s) e ON true"
+    # OFFSET 0: a fence, so each event is rendered once (not again for the window's sum)
+    "WHERE cost_upto - cost < %s ORDER BY position OFFSET 0) r "
+    "WINDOW w AS (ORDER BY position ROWS UNBOUNDED PRECEDING)) q "
+    "WHERE upto - octet_length(data) - octet_length(metadata) < %s) e ON true"
 )
 
 _EXPECTED_CODES = {
@@ -759,14 +770,14 @@ class PostgresEventStore(EventStore):
         if max_bytes is None:
             max_bytes = self.page_max_bytes
         where: sql.Composable = sql.SQL("WHERE position > %s AND position <= least(h.head, %s)")
-        params: list[Any] = [max_bytes, after, after + window]
+        params: list[Any] = [max_bytes, max_bytes, after, after + window]
         if flt.stream_prefix is not None:
             where += sql.SQL(" AND left(stream_id, %s) = %s")
             params += [len(flt.stream_prefix), flt.stream_prefix]
         if flt.types is not None:
             where += sql.SQL(" AND type = ANY(%s)")
             params.append(sorted(flt.types))
-        params += [limit, max_bytes]
+        params += [limit, max_bytes, max_bytes]
         head, rows, nbytes, full = await self._fetch_page(
             self._q_page_start + where + self._q_page_end, params, limit, max_bytes
         )
@@ -780,8 +791,8 @@ class PostgresEventStore(EventStore):
         """A page query's rows (their last column the head), cut at ``limit`` of them or
         where the next would take their sizes past ``max_bytes`` (the first is taken
         whatever its size): ``(head, rows, bytes, full)``. The server already cut them by
-        an upper bound of their rendered sizes (``_COST``), so the rows fetched hold
-        about the budget at most; this cuts exactly, by what they rendered to."""
+        the octets they rendered to (``_PAGE_START``), so the rows fetched hold the
+        budget and one event at most; this cuts by the characters the client counts."""
         rows = await self._fetch(query, params)
         head = int(rows[0][-1])
         if rows[0][0] is None:  # no events: one row of NULLs and the head
