@@ -21,7 +21,8 @@ opened fresh (so SQLite reads the database, not the writer's in-memory tail):
 ``--budgets 1,4,8,16`` (MiB) times ``follow`` of the ``medium`` logs with this
 checkout only, at each budget: what chose the default. Results: ``bench/results/pages.json``.
 
-    python bench/pages.py --against /path/to/other/src [--events 200000] [--repeat 3]
+    python bench/pages.py --against /path/to/other/src [--against /a/third/src]
+        [--events 200000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -177,7 +178,13 @@ def drop_schema(schema: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--against", type=Path, help="the other checkout's src")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout's src (repeatable: each is timed in turn, interleaved)",
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -191,8 +198,8 @@ def main() -> None:
     from common import checkout, machine, write_results
 
     sides = {"this": ROOT / "src"}
-    if args.against:
-        sides["other"] = args.against.resolve()
+    for n, against in enumerate(args.against):
+        sides["other" if n == 0 else f"other{n + 1}"] = against.resolve()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends.split(","):
@@ -223,8 +230,10 @@ def main() -> None:
                         }
                         for side, got in runs.items()
                     }
-                    if "other" in summary:
-                        summary["rate_ratio"] = summary["this"]["rate"] / summary["other"]["rate"]
+                    for side in list(summary):
+                        if side.startswith("other"):
+                            ratio = summary["this"]["rate"] / summary[side]["rate"]
+                            summary[f"rate_ratio{side[5:]}"] = ratio
                     results[f"{backend}/{mode}/{kind}"] = summary
                     print(f"{backend} {mode} {kind}: {json.dumps(summary)}", flush=True)
                 for budget in [int(b) for b in args.budgets.split(",") if b]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import zlib
 from collections.abc import Iterator
 from importlib import resources
@@ -168,6 +169,35 @@ _PAGE_END = (
     "WHERE upto - octet_length(data) - octet_length(metadata) < %s) e ON true"
 )
 
+#: The same page the quick way, without a running sum (each costs ~1.2 µs an event): an
+#: event is sent whole only if it rendered to at most ``limit``-th of the budget, so the
+#: events sent hold the budget at most, whatever they are; a larger one is sent without
+#: its data and metadata, and flagged (``big``). One is not rendered at all when its cost
+#: (``_COST``) already says it is larger. A page with an event flagged is read again by
+#: ``_PAGE_START``'s query.
+_FAST_START = (
+    "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
+    "LEFT JOIN LATERAL (SELECT position, stream_id, version, event_id, type, schema_version, "
+    "CASE WHEN fits THEN data END, CASE WHEN fits THEN metadata END, recorded_at, "
+    "NOT fits AS big FROM ("
+    "SELECT *, data IS NOT NULL AND octet_length(data) + octet_length(metadata) <= %s AS fits "
+    "FROM (SELECT position, stream_id, version, uuid_send(event_id) AS event_id, type, "
+    "schema_version, CASE WHEN cost <= %s THEN data::text END AS data, "
+    "CASE WHEN cost <= %s THEN metadata::text END AS metadata, "
+    "(extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_at FROM (SELECT *, "
+    + _COST.format(v="data")
+    + " + "
+    + _COST.format(v="metadata")
+    + " AS cost FROM {schema}.events "
+)
+#: the end of ``_FAST_START``'s query, after its ``WHERE``
+_FAST_END = (
+    # OFFSET 0: a fence, so each event is rendered once (not again for ``fits``)
+    " ORDER BY position LIMIT %s) c ORDER BY position OFFSET 0) r) s) e ON true"
+)
+#: the flag of an event ``_FAST_START``'s query did not send
+_BIG = operator.itemgetter(9)
+
 _EXPECTED_CODES = {
     ExpectedVersion.ANY: -1,
     ExpectedVersion.NO_STREAM: -2,
@@ -280,6 +310,10 @@ class PostgresEventStore(EventStore):
         self._q_select = sql.SQL(_SELECT).format(schema=ident)
         self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident)
         self._q_page_end = sql.SQL(_PAGE_END)
+        self._q_fast_start = sql.SQL(_FAST_START).format(schema=ident)
+        self._q_fast_end = sql.SQL(_FAST_END)
+        #: read pages the quick way first (see ``_read_page``)
+        self._fast_pages = True
         self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
@@ -770,17 +804,38 @@ class PostgresEventStore(EventStore):
         if max_bytes is None:
             max_bytes = self.page_max_bytes
         where: sql.Composable = sql.SQL("WHERE position > %s AND position <= least(h.head, %s)")
-        params: list[Any] = [max_bytes, max_bytes, after, after + window]
+        range_params: list[Any] = [after, after + window]
         if flt.stream_prefix is not None:
             where += sql.SQL(" AND left(stream_id, %s) = %s")
-            params += [len(flt.stream_prefix), flt.stream_prefix]
+            range_params += [len(flt.stream_prefix), flt.stream_prefix]
         if flt.types is not None:
             where += sql.SQL(" AND type = ANY(%s)")
-            params.append(sorted(flt.types))
-        params += [limit, max_bytes, max_bytes]
+            range_params.append(sorted(flt.types))
+        # The quick way first, unless the last page needed the exact one: a page of
+        # events each within limit-th of the budget needs no running sum.
+        each = max(1, max_bytes // limit)
+        if self._fast_pages:
+            rows = await self._fetch(
+                self._q_fast_start + where + self._q_fast_end,
+                [each, each, each, *range_params, limit],
+            )
+            head = int(rows[0][-1])
+            if rows[0][0] is None:  # no events: one row of NULLs and the head
+                return PageRead([], min(head, after + window), head, 0, False)
+            if not any(map(_BIG, rows)):  # all sent: within the budget
+                taken, nbytes, full = take_rows(rows, limit, max_bytes)
+                events = list(map(RecordedEvent.from_row, taken))
+                scanned = events[-1].position if full else min(head, after + window)
+                return PageRead(events, scanned, head, nbytes, full)
+            del rows
         head, rows, nbytes, full = await self._fetch_page(
-            self._q_page_start + where + self._q_page_end, params, limit, max_bytes
+            self._q_page_start + where + self._q_page_end,
+            [max_bytes, max_bytes, *range_params, limit, max_bytes, max_bytes],
+            limit,
+            max_bytes,
         )
+        # the next page the quick way when this one's events would have gone so
+        self._fast_pages = all(len(row[6]) + len(row[7]) <= each for row in rows)
         events = list(map(RecordedEvent.from_row, rows))
         scanned = events[-1].position if full else min(head, after + window)
         return PageRead(events, scanned, head, nbytes, full)
