@@ -232,5 +232,12 @@ async def test_events_that_render_far_larger_than_stored_are_cut_before_they_are
         assert page.nbytes <= (1 << 20) or len(page.events) == 1
         # what was fetched: the page, the one event that did not fit, and some slack
         assert peak < (1 << 20) + largest + (512 << 10), (peak, largest)
+        del page
+        pages, after = [], 0
+        while after < events:  # the whole log, every event once, each page within budget
+            pages.append(await store.read_page(after, 3000))
+            after = pages[-1].position
+        assert [e.position for p in pages for e in p.events] == list(range(1, events + 1))
+        assert all(p.nbytes <= (1 << 20) or len(p.events) == 1 for p in pages)
     finally:
         await store.close()

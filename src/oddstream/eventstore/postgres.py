@@ -134,25 +134,30 @@ _COST = (
     "CASE WHEN pg_column_compression({v}) IS NULL THEN pg_column_size({v}) "
     f"ELSE least(pg_column_size({{v}}) * {_COMPRESSION_RATIO_MAX}, {_COMPRESSED_MAX}) END"
 )
-#: a page of a subscription with the head it was read at (see ``_read_page``), cut
-#: twice on the server. First where the events' costs (``_COST``) reach the byte budget,
-#: before any is rendered, so what lies past the budget is looked at, never rendered.
-#: Then exactly, where the octets the events rendered to reach it: the cost is no upper
-#: bound of those (jsonb renders a number in full, ``1e308`` as 309 digits from a few
-#: bytes stored), so only this second cut bounds what is sent. ``cut``: the page stopped
-#: at either with more events in its range (a full page).
+#: How many times an event's cost (``_COST``) it may render to and still be sent by
+#: ``_PAGE_START``'s query: twice (jsonb renders a space after each ``:`` and ``,``, and
+#: escapes ``"`` and ``\\`` in strings, one character each).
+_RENDERED_PER_COST = 2
+#: a page of a subscription with the head it was read at (see ``_read_page``): the
+#: server cuts the page where the events' costs (``_COST``) reach the byte budget before
+#: it renders them, so what lies past the budget is looked at, never rendered nor sent.
+#: ``cut``: the page stopped there with more events in its range (a full page). The
+#: cost is an estimate, not a bound: jsonb renders a number in full (``1e308``, a few
+#: bytes stored, as 309 digits), so an event that rendered to more than
+#: ``_RENDERED_PER_COST`` times its cost is sent without its data and metadata, and
+#: flagged (``big``): the page ends before it (the one a page starts with is read alone).
+#: So the rows sent hold about twice the budget at most, and one event.
 _PAGE_START = (
     "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
     "LEFT JOIN LATERAL (SELECT position, stream_id, version, event_id, type, schema_version, "
-    "data, metadata, recorded_at, "
-    "(upto >= %s AND next_position IS NOT NULL) OR precut AS cut FROM ("
-    "SELECT *, sum(octet_length(data) + octet_length(metadata)) OVER w AS upto, "
-    "lead(position) OVER w AS next_position FROM ("
+    "CASE WHEN fits THEN data END, CASE WHEN fits THEN metadata END, recorded_at, "
+    "NOT fits AS big, cut FROM ("
+    "SELECT *, octet_length(data) + octet_length(metadata) <= %s::int8 * cost AS fits FROM ("
     "SELECT position, stream_id, version, uuid_send(event_id) AS event_id, type, "
     "schema_version, data::text AS data, metadata::text AS metadata, "
-    "(extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_at, "
-    "cost_upto >= %s AND cost_next IS NOT NULL AS precut FROM ("
-    "SELECT *, sum(cost) OVER w AS cost_upto, lead(position) OVER w AS cost_next FROM ("
+    "(extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_at, cost, "
+    "upto >= %s AND next_position IS NOT NULL AS cut FROM ("
+    "SELECT *, sum(cost) OVER w AS upto, lead(position) OVER w AS next_position FROM ("
     "SELECT *, "
     + _COST.format(v="data")
     + " + "
@@ -163,10 +168,8 @@ _PAGE_START = (
 _PAGE_END = (
     " ORDER BY position LIMIT %s) c "
     "WINDOW w AS (ORDER BY position ROWS UNBOUNDED PRECEDING)) p "
-    # OFFSET 0: a fence, so each event is rendered once (not again for the window's sum)
-    "WHERE cost_upto - cost < %s ORDER BY position OFFSET 0) r "
-    "WINDOW w AS (ORDER BY position ROWS UNBOUNDED PRECEDING)) q "
-    "WHERE upto - octet_length(data) - octet_length(metadata) < %s) e ON true"
+    # OFFSET 0: a fence, so each event is rendered once (not again for ``fits``)
+    "WHERE upto - cost < %s ORDER BY position OFFSET 0) r) s) e ON true"
 )
 
 #: The same page the quick way, without a running sum (each costs ~1.2 µs an event): an
@@ -828,32 +831,26 @@ class PostgresEventStore(EventStore):
                 scanned = events[-1].position if full else min(head, after + window)
                 return PageRead(events, scanned, head, nbytes, full)
             del rows
-        head, rows, nbytes, full = await self._fetch_page(
-            self._q_page_start + where + self._q_page_end,
-            [max_bytes, max_bytes, *range_params, limit, max_bytes, max_bytes],
-            limit,
-            max_bytes,
+        query = self._q_page_start + where + self._q_page_end
+        rows = await self._fetch(
+            query, [_RENDERED_PER_COST, max_bytes, *range_params, limit, max_bytes]
         )
-        # the next page the quick way when this one's events would have gone so
-        self._fast_pages = all(len(row[6]) + len(row[7]) <= each for row in rows)
-        events = list(map(RecordedEvent.from_row, rows))
-        scanned = events[-1].position if full else min(head, after + window)
-        return PageRead(events, scanned, head, nbytes, full)
-
-    async def _fetch_page(
-        self, query: sql.Composed, params: list[Any], limit: int, max_bytes: int
-    ) -> tuple[int, list[tuple[Any, ...]], int, bool]:
-        """A page query's rows (their last column the head), cut at ``limit`` of them or
-        where the next would take their sizes past ``max_bytes`` (the first is taken
-        whatever its size): ``(head, rows, bytes, full)``. The server already cut them by
-        the octets they rendered to (``_PAGE_START``), so the rows fetched hold the
-        budget and one event at most; this cuts by the characters the client counts."""
-        rows = await self._fetch(query, params)
+        alone = rows[0][0] is not None and rows[0][9]
+        if alone:  # it starts with an event not sent: read alone, a full page (of 1)
+            rows = await self._fetch(query, [1 << 40, max_bytes, *range_params, 1, max_bytes])
         head = int(rows[0][-1])
         if rows[0][0] is None:  # no events: one row of NULLs and the head
-            return head, [], 0, False
-        taken, nbytes, full = take_rows(rows, limit, max_bytes)
-        return head, taken, nbytes, full or len(taken) < len(rows) or bool(rows[-1][9])
+            return PageRead([], min(head, after + window), head, 0, False)
+        flags = list(map(_BIG, rows))
+        sent = flags.index(True) if True in flags else len(rows)
+        taken, nbytes, full = take_rows(rows[:sent], limit, max_bytes)
+        # full: cut by the client, before an event not sent, or by the server's cut
+        full = full or alone or len(taken) < len(rows) or bool(rows[-1][10])
+        # the next page the quick way when this one's events would have gone so
+        self._fast_pages = all(len(row[6]) + len(row[7]) <= each for row in taken)
+        events = list(map(RecordedEvent.from_row, taken))
+        scanned = events[-1].position if full else min(head, after + window)
+        return PageRead(events, scanned, head, nbytes, full)
 
     async def _stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(
