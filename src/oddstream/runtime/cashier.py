@@ -267,10 +267,24 @@ class StakeCashier(Consumer):
         """Whether the follower reached the head of the log within ``timeout``."""
         return await self.runner.wait_caught_up(timeout)
 
+    def _settled_book(self, data: Mapping[str, Any]) -> str:
+        """The book a settlement event's data is of (``race-…``, ``market-…``)."""
+        raise NotImplementedError
+
     def _settlement(self, data: Mapping[str, Any]) -> SettleStake | None:
         """The wallet's command for a settlement event of the book (``None``: a cash
         bet's, nothing to pay)."""
-        raise NotImplementedError
+        wallet_id = data.get("wallet_id")
+        if not wallet_id:
+            return None
+        return SettleStake(
+            wallet_id=wallet_id,
+            bet_id=data["bet_id"],
+            book=self._settled_book(data),
+            payout_cents=data["payout_cents"],
+            refund_cents=data["refund_cents"],
+            reason=data["reason"],
+        )
 
     async def handle(self, batch: Batch) -> None:
         """Act on reservations, closings and settlements: pay every wallet bet's
@@ -445,18 +459,8 @@ class Cashier(StakeCashier):
             refusals=(ToteRejection,),
         )
 
-    def _settlement(self, data: Mapping[str, Any]) -> SettleStake | None:
-        wallet_id = data.get("wallet_id")
-        if not wallet_id:
-            return None
-        return SettleStake(
-            wallet_id=wallet_id,
-            bet_id=data["bet_id"],
-            book=race_book(data["race_id"]),
-            payout_cents=data["payout_cents"],
-            refund_cents=data["refund_cents"],
-            reason=data["reason"],
-        )
+    def _settled_book(self, data: Mapping[str, Any]) -> str:
+        return race_book(data["race_id"])
 
     def _book_refusals(self) -> tuple[type[Exception], ...]:
         return (ToteRejection,)

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..domain.fixedodds import FixedOddsRejection, PlaceBet
 from ..domain.fixedodds.events import BetAccepted
-from ..domain.wallet import SettleStake, book_market, market_book
+from ..domain.wallet import book_market, market_book
 from ..domain.wallet.events import MARKET_BOOK
 from ..eventstore import EventStore
 from .cashier import StakeCashier, cashier_subscription, wallet_bet_request_id
@@ -132,18 +132,8 @@ class MarketCashier(StakeCashier):
             refusals=(FixedOddsRejection,),
         )
 
-    def _settlement(self, data: Mapping[str, Any]) -> SettleStake | None:
-        wallet_id = data.get("wallet_id")
-        if not wallet_id:
-            return None
-        return SettleStake(
-            wallet_id=wallet_id,
-            bet_id=data["bet_id"],
-            book=market_book(data["market_id"]),
-            payout_cents=data["payout_cents"],
-            refund_cents=data["refund_cents"],
-            reason=data["reason"],
-        )
+    def _settled_book(self, data: Mapping[str, Any]) -> str:
+        return market_book(data["market_id"])
 
     def _book_refusals(self) -> tuple[type[Exception], ...]:
         return (FixedOddsRejection,)
