@@ -8,12 +8,10 @@ equal; and the connector class through the manager."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,7 @@ from oddstream.sinks.quote_tables.connector import (
 )
 from oddstream.sinks.quote_tables.source import QuoteSource, QuoteTablesSink
 
-from .conftest import Target
+from .conftest import Target, eventually
 from .test_quote_tables import (
     MODEL,
     SAMPLE,
@@ -56,19 +54,6 @@ from .test_quote_tables import (
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -188,7 +173,8 @@ class Running:
         await eventually(
             lambda: (
                 self.runner.status().position >= head and self.runner.status().state.value == "live"
-            )
+            ),
+            timeout=60,
         )
 
     async def __aexit__(self, *exc: object) -> None:
@@ -371,7 +357,7 @@ async def run_the_connector_class(store: SqliteEventStore, target: Target) -> No
             status = await manager.status(name)
             return status.details.get("position", 0) >= head
 
-        await eventually(written)
+        await eventually(written, timeout=60)
         status = (await manager.status(name)).to_json(details=True)
         assert status["tasks"][0]["state"] == "RUNNING"
         assert status["details"]["rows_written"] > 0
