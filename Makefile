@@ -11,13 +11,13 @@ LINT_DIRS := $(wildcard src tests bench)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,browse]'
 	@touch $(STAMP)
 
 # The benchmarks' peers (eventsourcing, Pathway, Bytewax) are large: only `make bench*`
 # installs them.
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,browse,bench]'
 	@touch $(BENCH_STAMP)
 
 run: $(STAMP)

@@ -25,6 +25,7 @@ NOT_SETTINGS = {
     "ODDSTREAM_TEST_REDIS_URL",
     "ODDSTREAM_TEST_NATS_URL",  # tests/cluster/conftest.py
     "ODDSTREAM_TEST_MARIADB_URL",  # tests/conftest.py: the SQL sinks' MariaDB
+    "ODDSTREAM_TEST_PG_BIN",  # tests/sinks/engines.py: the private PostgreSQL's binaries
     # read by bench/store.py: the PostgreSQL the store benchmark uses
     "ODDSTREAM_BENCH_PG_URL",
     # the client commands' --url (a typer envvar in cli/client.py, not a server setting)

@@ -1,16 +1,25 @@
 """A target database of each kind for the sink tests: SQLite in a temporary file, the
-local PostgreSQL and MariaDB (unique table names, dropped after each test)."""
+local PostgreSQL and MariaDB (unique table names, dropped after each test); and what the
+tests of sinks on the consumer runner share: a log in a temporary SQLite file, REST
+Proxy records, a sink's settings, a sink consumer on its runner."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from oddstream.sinks import JdbcSinkConfig, parse_config
+from oddstream.consumers import ConsumerRunner, SinkCheckpoint
+from oddstream.eventstore.sqlite import SqliteEventStore
+from oddstream.integrations.kafka.rest_proxy import ProducedRecord
+from oddstream.integrations.kafka.sink_source import TopicSource
+from oddstream.runtime.deadletters import DeadLetterStore
+from oddstream.sinks import JdbcSinkConfig, SinkConsumer, parse_config
 from oddstream.sinks.config import parse_connection_url
 from oddstream.sinks.dialects import OFFSETS_TABLE, Dialect, dialect_for
 
@@ -176,3 +185,83 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         yield t
     finally:
         t.close()
+
+
+# ----------------------------------------------------------- sinks on the runner
+
+SCHEMA = {
+    "type": "struct",
+    "fields": [
+        {"field": "id", "type": "int64"},
+        {"field": "name", "type": "string", "optional": True},
+    ],
+}
+
+
+def record(i: int, name: str = "x") -> ProducedRecord:
+    return ProducedRecord({"schema": SCHEMA, "payload": {"id": i, "name": name}}, format="json")
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteEventStore]:
+    """The log the sinks read: a SQLite event store in a temporary file."""
+    s = await SqliteEventStore.open(tmp_path / "events.db")
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def settings(target: Target, topic: str, table: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "connection.url": target.url,
+        "topics": topic,
+        "table.name.format": table,
+        "auto.create": "true",
+        "pk.mode": "record_value",
+        "pk.fields": "id",
+        "max.retries": "100",
+        "retry.backoff.ms": "50",
+        **extra,
+    }
+
+
+class Running:
+    """A sink consumer on its runner, started and stopped by the test."""
+
+    def __init__(self, store: Any, name: str, config: JdbcSinkConfig) -> None:
+        self.consumer = SinkConsumer(name, config, TopicSource(config), DeadLetterStore(store))
+        self.runner = ConsumerRunner(
+            store,
+            self.consumer,
+            SinkCheckpoint(refuse_beyond_head=True),  # as the connector manager runs it
+            batch_size=config.batch_size,
+            retry_load=True,
+            max_backoff=0.2,
+        )
+
+    async def __aenter__(self) -> Running:
+        await self.runner.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.stop()
+        await self.consumer.close()
+
+
+def ids(target: Target, table: str) -> list[int]:
+    return [int(r[0]) for r in target.query(f"SELECT id FROM {target.dialect.quote(table)}")]

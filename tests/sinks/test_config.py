@@ -68,6 +68,17 @@ def test_confluent_defaults() -> None:
     assert c.table_name("orders") == "orders"
 
 
+def test_the_call_deadline_is_ours_generous_by_default_and_set_in_ms() -> None:
+    """``db.call.timeout.ms`` is a known setting (not reported as unknown): two minutes
+    unless set, read in milliseconds."""
+    c = parse_config(BASE)
+    assert (c.db_call_timeout_ms, c.call_timeout) == (120_000, 120.0)
+    assert c.report() == []
+    c = parse_config({**BASE, "db.call.timeout.ms": "2500"})
+    assert c.call_timeout == 2.5
+    assert "db.call.timeout.ms" not in c.unknown
+
+
 def test_json_typed_values_and_enum_case() -> None:
     c = parse_config(
         {**BASE, "auto.create": True, "batch.size": 500, "insert.mode": "UPSERT",
@@ -118,6 +129,9 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"connection.attempts": "0"}, "connection.attempts"),
     ({"errors.tolerance": "some"}, "errors.tolerance"),
     ({"db.timezone": "Mars/Olympus"}, "db.timezone"),
+    ({"db.call.timeout.ms": "0"}, "db.call.timeout.ms"),
+    ({"db.call.timeout.ms": "99"}, "db.call.timeout.ms"),
+    ({"db.call.timeout.ms": "soon"}, "db.call.timeout.ms"),
     ({"value.converter.schemas.enable": "maybe"}, "value.converter.schemas.enable"),
     # Confluent's and Connect's cross-checks
     ({"insert.mode": "upsert"}, "pk.mode"),

@@ -18,8 +18,7 @@ from oddstream.sinks import JdbcSink, NotTransactional, parse_config
 from oddstream.sinks.config import parse_connection_url
 from oddstream.sinks.schema import SinkRecord, from_connect_json
 
-from .conftest import Target
-from .test_runtime import Running, eventually, record, settings
+from .conftest import Running, Target, eventually, record, settings
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,8 +18,7 @@ from oddstream.integrations.kafka.sink_source import TopicSource
 from oddstream.sinks import ConnectorManager, JdbcSink, parse_config
 from oddstream.sinks.consumer import encode_cursor
 
-from .conftest import Target
-from .test_runtime import Running, eventually, ids, record, settings
+from .conftest import Running, Target, eventually, ids, record, settings
 
 pytestmark = pytest.mark.timeout(120)
 

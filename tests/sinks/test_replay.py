@@ -25,8 +25,7 @@ from oddstream.integrations.kafka.sink_source import TopicSource
 from oddstream.runtime.deadletters import DeadLetterStore, LetterResolved
 from oddstream.sinks import ConnectorManager
 
-from .conftest import Target
-from .test_runtime import SCHEMA, eventually, ids, record, settings
+from .conftest import SCHEMA, Target, eventually, ids, record, settings
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,7 @@ import pytest
 from oddstream.sinks import JdbcSink, SchemaMismatch, parse_config
 from oddstream.sinks.schema import SinkRecord, from_connect_json
 
-from .test_runtime import SCHEMA
+from .conftest import SCHEMA
 
 
 @pytest.fixture

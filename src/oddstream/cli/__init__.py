@@ -4,14 +4,15 @@ One module per group of commands, each registering its commands on the one Typer
 ``app`` (``common``): ``serve``; ``store`` (info, print, replay: they open the event
 store themselves); ``client`` (races, bet, watch: they talk to a running service);
 ``load``; ``quotes`` (``import quotes`` and ``dlq``: they open the store too);
-``connectors`` (the SQL sinks' connectors, through the service's Connect REST API).
+``connectors`` (the SQL sinks' connectors, through the service's Connect REST API);
+``browse`` (the analysts' SQLite tables in Datasette, an optional extra).
 """
 
 from __future__ import annotations
 
 from typer.models import CommandInfo
 
-from . import client, cluster, connectors, load, quotes, serve, store  # noqa: F401  importing registers them
+from . import browse, client, cluster, connectors, load, quotes, serve, store  # noqa: F401  importing registers them
 from .common import app
 
 __all__ = ["app"]

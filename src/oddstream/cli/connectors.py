@@ -1,10 +1,12 @@
-"""``oddstream connectors list|create FILE|status NAME|pause|resume|restart|delete|config``:
-the SQL sinks' connectors through a running service's Kafka Connect REST API (the main
-port, or 8083 with --kafka-compat), with the admin key."""
+"""``oddstream connectors list|create FILE [--wait]|status NAME|watch NAME|pause|resume|
+restart|delete|config``: the SQL sinks' connectors through a running service's Kafka
+Connect REST API (the main port, or 8083 with --kafka-compat), with the admin key;
+``watch`` and ``--wait`` show a sink's progress (``connector_watch``)."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +18,7 @@ from rich.table import Table
 
 from .client import UrlOption
 from .common import _fail, app, console
+from .connector_watch import follow
 
 connectors_app = typer.Typer(
     help="SQL sinks' connectors (Kafka Connect's REST API).", no_args_is_help=True
@@ -29,12 +32,29 @@ _NAME = typer.Argument(..., help="The connector's name")
 _FILE = typer.Argument(
     ..., exists=True, dir_okay=False, help='JSON: {"name": …, "config": {…}} as Connect takes it'
 )
+_INTERVAL = typer.Option(0.5, min=0.05, help="Seconds between readings of the status")
+_TIMEOUT = typer.Option(
+    None, min=0, help="Give up (exit code 1) after this many seconds [default: wait]"
+)
 
 
-def _call(method: str, url: str, path: str, key: str | None, body: Any = None) -> httpx.Response:
+#: seconds a request may take
+REQUEST_TIMEOUT = 30.0
+
+
+def _call(
+    method: str,
+    url: str,
+    path: str,
+    key: str | None,
+    body: Any = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> httpx.Response:
     headers = {"X-API-Key": key} if key else {}
     try:
-        response = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=30)
+        response = httpx.request(
+            method, f"{url}{path}", json=body, headers=headers, timeout=timeout
+        )
     except httpx.HTTPError as exc:
         _fail(f"cannot reach {escape(url)}: {escape(str(exc))}")
     if response.status_code >= 400:
@@ -95,7 +115,16 @@ def _figure(value: Any) -> str:
 
 
 @connectors_app.command("create")
-def create(file: Path = _FILE, url: str = UrlOption, key: str | None = KeyOption) -> None:
+def create(
+    file: Path = _FILE,
+    url: str = UrlOption,
+    key: str | None = KeyOption,
+    wait: bool = typer.Option(
+        False, "--wait", help="Then show its progress until it is caught up (as watch)"
+    ),
+    interval: float = _INTERVAL,
+    timeout: float | None = _TIMEOUT,
+) -> None:
     """Create a connector from a file as Connect's ``POST /connectors`` takes it."""
     try:
         body = json.loads(file.read_text())
@@ -106,6 +135,36 @@ def create(file: Path = _FILE, url: str = UrlOption, key: str | None = KeyOption
     status = _json(_call("GET", url, f"{_path(answer['name'])}/status?details=true", key))
     for line in status.get("details", {}).get("config_report", []):
         console.print(f"[yellow]note:[/] {escape(line)}")
+    if wait:
+        _follow(answer["name"], url, key, interval, timeout)
+
+
+@connectors_app.command("watch")
+def watch(
+    name: str = _NAME,
+    url: str = UrlOption,
+    key: str | None = KeyOption,
+    interval: float = _INTERVAL,
+    timeout: float | None = _TIMEOUT,
+) -> None:
+    """Show a sink's progress (position against the log's head, lag, rows/s, time left)
+    until it is caught up; exit code 1 if it FAILs (with the reason), is paused, or
+    is not caught up by --timeout."""
+    _follow(name, url, key, interval, timeout)
+
+
+def _follow(name: str, url: str, key: str | None, interval: float, timeout: float | None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def read() -> Any:
+        wait = REQUEST_TIMEOUT
+        if deadline is not None:  # a server that hangs ends the watch at --timeout too
+            wait = min(wait, max(deadline - time.monotonic(), 1.0))
+        return _json(_call("GET", url, f"{_path(name)}/status?details=true", key, timeout=wait))
+
+    code = follow(name, read, console, interval=interval, timeout=timeout)
+    if code:
+        raise typer.Exit(code)
 
 
 @connectors_app.command("status")

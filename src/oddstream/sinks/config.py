@@ -46,6 +46,10 @@ REGISTRY_CONVERTERS = frozenset(
 
 HIDDEN = "[hidden]"
 
+#: ``db.call.timeout.ms``'s default: generous, so that only a database that does not
+#: answer at all meets it (a batch's statement normally answers in well under a second)
+DEFAULT_CALL_TIMEOUT_MS = 120_000
+
 #: Settings of Kafka Connect or of Confluent's connector accepted as they are but acting on
 #: nothing in oddstream (one task per connector; identifiers are always quoted; ...).
 IGNORED_SETTINGS = frozenset(
@@ -257,6 +261,11 @@ class JdbcSinkConfig(BaseModel):
     dlq_topic: OptStr = Field(None, alias="errors.deadletterqueue.topic.name")
     max_retries: int = Field(10, ge=0, alias="max.retries")
     retry_backoff_ms: int = Field(3000, ge=0, alias="retry.backoff.ms")
+    #: oddstream's own (Confluent's sink has none): the longest a call to the database
+    #: (connecting, one statement, the commit) may go without an answer
+    db_call_timeout_ms: int = Field(
+        DEFAULT_CALL_TIMEOUT_MS, ge=100, le=86_400_000, alias="db.call.timeout.ms"
+    )
     key_converter: OptStr = Field(None, alias="key.converter")
     value_converter: OptStr = Field(None, alias="value.converter")
     key_converter_schemas_enable: Bool = Field(True, alias="key.converter.schemas.enable")
@@ -349,6 +358,11 @@ class JdbcSinkConfig(BaseModel):
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.db_timezone)
+
+    @property
+    def call_timeout(self) -> float:
+        """``db.call.timeout.ms`` in seconds."""
+        return self.db_call_timeout_ms / 1000
 
     def follows(self, topic: str) -> bool:
         """Whether ``topic`` is one of the connector's (``topics`` or ``topics.regex``,

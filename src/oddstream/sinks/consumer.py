@@ -34,7 +34,6 @@ import contextlib
 import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -45,6 +44,7 @@ from .config import JdbcSinkConfig
 from .errors import NotTransactional, PositionConflict, RecordError, SinkError
 from .failures import TargetUnavailable, describe, is_transient, reason_of
 from .schema import SinkRecord
+from .worker import DaemonThreadExecutor
 from .writer import JdbcSink, WriteResult
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ MAX_RECORDS_PER_EVENT = (1 << CURSOR_BITS) - 1
 MAX_RETRY_DELAY = 60.0
 #: the dead-letter source of a sink with ``errors.tolerance=all`` and no DLQ topic
 DEFAULT_DLQ_SOURCE = "sinks"
+#: how long :meth:`SinkConsumer.close` lets a call in flight finish before breaking its
+#: connection, and then waits for the thread to let go of it
+CLOSE_GRACE = 2.0
+CLOSE_AFTER_BREAK = 3.0
 
 
 def encode_cursor(position: int, done: int = 0) -> int:
@@ -130,7 +134,9 @@ class SinkConsumer(Consumer):
         self.dead_letters = dead_letters
         self.dlq_source = config.dlq_topic or DEFAULT_DLQ_SOURCE
         self.sink = sink or JdbcSink(connector, config)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sink-{connector}"[:30])
+        # a daemon thread: one blocked on a database that does not answer never holds up
+        # the process's exit (the writer's deadline is what ends its call)
+        self._executor = DaemonThreadExecutor(f"sink-{connector}"[:30])
         self._cursor = 0  # what the target holds, as last read or written
         #: rows written (inserted, upserted, updated) and deleted since started
         self.rows_written = 0
@@ -151,10 +157,20 @@ class SinkConsumer(Consumer):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def close(self) -> None:
-        """Close the connection to the target (after the runner stopped)."""
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
-                await self._call(self.sink.close)
+        """Close the connection to the target (after the runner stopped), in a bounded
+        time: a call still in flight (a write the stopped runner abandoned) is given
+        :data:`CLOSE_GRACE` seconds, then its connection is broken
+        (:meth:`JdbcSink.interrupt`: the database may not be answering at all)."""
+        closing = asyncio.ensure_future(self._call(self.sink.close))
+        await asyncio.wait({closing}, timeout=CLOSE_GRACE)
+        if not closing.done():
+            self.sink.interrupt()
+            await asyncio.wait({closing}, timeout=CLOSE_AFTER_BREAK)
+        if closing.done():
+            with contextlib.suppress(Exception):
+                closing.result()
+        else:
+            closing.cancel()
         self._executor.shutdown(wait=False)
 
     async def _drop_connection(self) -> None:

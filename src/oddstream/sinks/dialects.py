@@ -13,6 +13,8 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import math
+import os
+import socket
 import sqlite3
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -282,8 +284,15 @@ class Dialect(abc.ABC):
     # the batch's transaction ----------------------------------------------------
 
     @abc.abstractmethod
-    def connect(self, url: ConnectionUrl) -> Any:
-        """A DB-API connection, not in autocommit: the writer commits."""
+    def connect(self, url: ConnectionUrl, timeout: float | None = None) -> Any:
+        """A DB-API connection, not in autocommit: the writer commits. ``timeout``
+        (seconds, the sink's ``db.call.timeout.ms``) bounds the connecting itself where
+        the driver can: no socket is there yet for a :meth:`breaker` to break."""
+
+    @abc.abstractmethod
+    def breaker(self, conn: Any) -> Callable[[], None]:
+        """What breaks ``conn`` from another thread, so that a call blocked on it raises
+        at once (the watchdog's, past the deadline; a service stopping)."""
 
     #: The offsets table's ``name`` column: compared exactly (case, accents and trailing
     #: spaces count), as Connect's connector names are.
@@ -299,6 +308,12 @@ class Dialect(abc.ABC):
     def ensure_offsets(self, cur: Any) -> None:
         """Create the offsets table if it does not exist."""
         cur.execute(self.offsets_ddl())
+
+    def bound_statements(self, cur: Any, timeout: float) -> None:  # noqa: B027 - optional
+        """Have the server end by itself, on this session, a statement running past
+        ``timeout`` seconds, where it can: the writer's deadline breaks the connection
+        of a call with no answer, and a server that is slow rather than frozen would
+        otherwise go on with the statement of a client that is gone."""
 
     def begin(self, conn: Any) -> None:  # noqa: B027 - psycopg and PyMySQL begin implicitly
         """Start the batch's transaction."""
@@ -437,7 +452,8 @@ class SqliteDialect(Dialect):
             return _chain(base, lambda v: v.isoformat())
         return base
 
-    def connect(self, url: ConnectionUrl) -> Any:
+    def connect(self, url: ConnectionUrl, timeout: float | None = None) -> Any:
+        # a locked file is waited for by busy_timeout (then SQLITE_BUSY: unavailable)
         path = url.path or ":memory:"
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
@@ -445,6 +461,9 @@ class SqliteDialect(Dialect):
             # analysts read the file while the sink writes: WAL lets them both go on
             conn.execute("PRAGMA journal_mode = WAL")
         return conn
+
+    def breaker(self, conn: Any) -> Callable[[], None]:
+        return conn.interrupt  # sqlite3's one call meant for another thread
 
     def begin(self, conn: Any) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -530,9 +549,14 @@ class PostgresDialect(Dialect):
             return lambda v: v.replace("\x00", "") if v.__class__ is str and "\x00" in v else v
         return super().adapter(field)
 
-    def connect(self, url: ConnectionUrl) -> Any:
+    def connect(self, url: ConnectionUrl, timeout: float | None = None) -> Any:
         import psycopg
 
+        params = libpq_params(url.params)
+        if timeout is not None:
+            # the whole connecting, startup answer included (psycopg enforces it); a
+            # loginTimeout of the URL wins
+            params.setdefault("connect_timeout", str(max(2, math.ceil(timeout))))
         conninfo = psycopg.conninfo.make_conninfo(
             "",
             host=url.host,
@@ -540,7 +564,7 @@ class PostgresDialect(Dialect):
             dbname=url.database,
             user=url.user,
             password=url.password,
-            **libpq_params(url.params),
+            **params,
         )
         conn = psycopg.connect(conninfo, autocommit=False)
         try:
@@ -568,6 +592,29 @@ class PostgresDialect(Dialect):
         if schema is None:  # not connected: the SQL is not sent (tests print it)
             return self.quote(name)
         return f"{self.quote(schema)}.{self.quote(name)}"
+
+    def bound_statements(self, cur: Any, timeout: float) -> None:
+        # A backend waiting for a lock does not notice its client gone: every call the
+        # deadline broke would leave one queued (holding the offsets row and a
+        # connection slot) until the lock is released. A second past the deadline, so
+        # that the client's deadline (and its message) comes first; a statement_timeout
+        # the server, role or URL already sets is kept.
+        cur.execute(
+            "SELECT CASE WHEN current_setting('statement_timeout') = '0' "
+            "THEN set_config('statement_timeout', %s, false) END",
+            (f"{math.ceil(timeout * 1000) + 1000}ms",),
+        )
+
+    def breaker(self, conn: Any) -> Callable[[], None]:
+        fd = conn.pgconn.socket  # read now: never from another thread mid-call
+
+        def shut() -> None:
+            # shutdown acts on the socket, not on the descriptor: a duplicate reaches it
+            # and psycopg's blocked wait sees the connection end
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+
+        return shut
 
     def existing_columns(self, cur: Any, table: str) -> list[str] | None:
         schema, name = self.split_table(table)
@@ -746,9 +793,20 @@ class MysqlDialect(Dialect):
             return "VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         return self._TYPES[field.type]
 
-    def connect(self, url: ConnectionUrl) -> Any:
+    def connect(self, url: ConnectionUrl, timeout: float | None = None) -> Any:
         import pymysql
 
+        limits: dict[str, float] = {}
+        if timeout is not None:
+            # PyMySQL reads the server's greeting with no timeout of its own: a frozen
+            # server would hold the connecting for ever. Its read/write timeouts bound
+            # it, a little past the watchdog's deadline so that the watchdog (with its
+            # message) is what ends a call once connected.
+            limits = {
+                "connect_timeout": min(10.0, timeout),
+                "read_timeout": timeout + 1.0,
+                "write_timeout": timeout + 1.0,
+            }
         return pymysql.connect(
             host=url.host or "localhost",
             port=url.port or 3306,
@@ -757,7 +815,12 @@ class MysqlDialect(Dialect):
             database=url.database,
             autocommit=False,
             charset="utf8mb4",
+            **limits,
         )
+
+    def breaker(self, conn: Any) -> Callable[[], None]:
+        sock = conn._sock  # PyMySQL's socket; shutdown is safe from another thread
+        return lambda: sock.shutdown(socket.SHUT_RDWR)
 
     def existing_columns(self, cur: Any, table: str) -> list[str] | None:
         """The table's columns (``None``: no such table); :class:`NotTransactional` if

@@ -33,6 +33,13 @@ class TargetUnavailable(SinkError):
     error is the cause); the batch is tried again later, nothing is lost."""
 
 
+class NoAnswer(TargetUnavailable):
+    """The target did not answer a call within the sink's deadline
+    (``db.call.timeout.ms``): the connection was broken from outside the blocked call.
+    Always the target's fault, never a record's: a slow or frozen server is waited for,
+    never a reason to dead-letter."""
+
+
 #: PostgreSQL SQLSTATE classes about the environment, not the data: connection (08),
 #: invalid transaction state (25: a read-only standby), authorization (28), catalog
 #: (3D: no such database), transaction rollback (40: deadlock, serialization),

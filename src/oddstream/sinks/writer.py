@@ -17,11 +17,23 @@ harmless, and MariaDB's DDL commits by itself anyway.
 
 The writer is synchronous (each driver's DB-API connection) and used by one thread at a
 time; a consumer runs it on a thread. It keeps one connection.
+
+**A deadline for each call** (``db.call.timeout.ms``). A server that stops answering
+without closing the connection (frozen, or behind a network that drops packets) would
+block the driver for ever. Every call of the writer — connecting, reading the position,
+each statement of a batch, the commit — must get its answer within the deadline, renewed
+at each statement (so a batch of many statements is not cut short for being long, only a
+statement the database does not answer). Past it a :class:`~.watchdog.Watchdog` thread
+breaks the connection, the blocked call raises, and the writer raises
+:class:`~.failures.NoAnswer` (the target unavailable, never a record's fault) and drops
+the connection. :meth:`JdbcSink.interrupt` breaks a call in flight at once (a service
+stopping).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
@@ -29,7 +41,9 @@ from typing import Any, Literal
 from .config import JdbcSinkConfig
 from .dialects import Column, Dialect, Row, dialect_for
 from .errors import PositionConflict, RecordError, SchemaMismatch, TableMissing
+from .failures import NoAnswer
 from .schema import FieldSchema, KeySchema, SinkRecord
+from .watchdog import Watchdog
 
 Kind = Literal["insert", "upsert", "update", "delete"]
 #: Layouts are cached by the identity of the schemas (a registry's parsed schema is one
@@ -115,6 +129,8 @@ class JdbcSink:
         self._columns: dict[str, list[str]] = {}  # table -> columns it has, as last seen
         self._layouts: dict[tuple[str, int, int], tuple[Any, Any, _Layout]] = {}
         self._key_layouts: dict[int, tuple[Any, tuple[tuple[Column, ...], Any]]] = {}
+        self._watch = Watchdog(f"sink-{name}", config.call_timeout)
+        self._in_call = False
 
     # --- connection ----------------------------------------------------------------
 
@@ -122,23 +138,66 @@ class JdbcSink:
         """Connect and make sure the offsets table exists."""
         if self._conn is not None:
             return
-        self._conn = self.dialect.connect(self.config.connection)
-        cur = self._conn.cursor()
-        try:
-            self.dialect.begin(self._conn)
-            self.dialect.ensure_offsets(cur)
-            self.dialect.commit(self._conn)
-        except BaseException:
-            self.close()
-            raise
+        with self._answering():
+            self._conn = self.dialect.connect(self.config.connection, self._watch.timeout)
+            self._watch.attach(self.dialect.breaker(self._conn))
+            self._watch.renew()  # an interrupt while connecting ends the call here
+            cur = self._conn.cursor()
+            try:
+                self.dialect.begin(self._conn)
+                self.dialect.bound_statements(cur, self._watch.timeout)
+                self.dialect.ensure_offsets(cur)
+                self.dialect.commit(self._conn)
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
+        """Close the connection (and end the watchdog's thread)."""
         conn, self._conn = self._conn, None
+        self._watch.attach(None)  # before the socket closes: its number may be reused
+        self._watch.stop()
         if conn is not None:
             try:
                 conn.close()
             finally:
                 self._forget()
+
+    def interrupt(self) -> bool:
+        """Break the connection of the call in flight, if any, from any thread: it raises
+        :class:`~.failures.NoAnswer` at once. Answers whether a call was in flight."""
+        return self._watch.interrupt()
+
+    @contextlib.contextmanager
+    def _answering(self) -> Iterator[None]:
+        """One call to the database, under the deadline (calls within it share it)."""
+        if self._in_call:
+            yield
+            return
+        self._in_call = True
+        self._watch.arm()
+        try:
+            yield
+        except BaseException as exc:
+            fired = self._watch.disarm()
+            if fired is None:
+                raise
+            self._discard()
+            if fired == "interrupted":
+                raise NoAnswer("the call to the database was interrupted") from exc
+            raise NoAnswer(
+                f"no answer from the database within {self._watch.timeout:g} s (db.call.timeout.ms)"
+            ) from exc
+        else:
+            if self._watch.disarm() is not None:
+                self._discard()  # broken just as the answer came: of no use any more
+        finally:
+            self._in_call = False
+
+    def _discard(self) -> None:
+        """Drop a connection that was broken (closing it may fail: it is gone anyway)."""
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __enter__(self) -> JdbcSink:
         self.open()
@@ -160,11 +219,12 @@ class JdbcSink:
     def stored_position(self) -> int | None:
         """The position committed with the last batch, ``None`` if the target holds none
         (the sink starts from the beginning)."""
-        conn = self.connection
-        try:  # a plain read: no write lock (SQLite) nor row lock taken
-            return self.dialect.lock_position(conn.cursor(), self.name, lock=False)
-        finally:
-            self.dialect.rollback(conn)
+        with self._answering():
+            conn = self.connection
+            try:  # a plain read: no write lock (SQLite) nor row lock taken
+                return self.dialect.lock_position(conn.cursor(), self.name, lock=False)
+            finally:
+                self.dialect.rollback(conn)
 
     # --- records to rows ------------------------------------------------------------
 
@@ -405,6 +465,7 @@ class JdbcSink:
             self._reflect(cur, run.table)
 
     def _reflect(self, cur: Any, table: str) -> list[str] | None:
+        self._watch.renew()
         try:
             have = self.dialect.existing_columns(cur, table)
         finally:
@@ -419,6 +480,7 @@ class JdbcSink:
         self.dialect.begin(conn)
         try:
             for statement in statements:
+                self._watch.renew()
                 cur.execute(statement)
             self.dialect.commit(conn)
         except BaseException:
@@ -434,8 +496,9 @@ class JdbcSink:
             raise ValueError(f"a batch ends at or after its start ({after} > {position})")
         runs, skipped = self._runs(records)
         try:
-            self._prepare_tables(runs)
-            return self._commit(runs, skipped, after, position)
+            with self._answering():
+                self._prepare_tables(runs)
+                return self._commit(runs, skipped, after, position)
         except BaseException:
             self._forget()
             raise
@@ -444,6 +507,7 @@ class JdbcSink:
         dialect = self.dialect
         conn = self.connection
         cur = conn.cursor()
+        self._watch.renew()  # the tables' preparation may have taken most of the last one
         dialect.begin(conn)
         try:
             stored = dialect.lock_position(cur, self.name)
@@ -458,6 +522,7 @@ class JdbcSink:
                 if run.skip or not run.count:
                     continue
                 batch = run.batch()
+                self._watch.renew()
                 if run.kind == "insert":
                     dialect.insert(cur, run.table, run.columns, batch)
                 elif run.kind == "upsert":
@@ -470,6 +535,7 @@ class JdbcSink:
                     deleted += len(batch)
                 else:
                     rows += run.count
+            self._watch.renew()
             dialect.save_position(cur, self.name, position, stored is not None)
             dialect.commit(conn)
         except BaseException:
