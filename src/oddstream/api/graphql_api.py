@@ -42,6 +42,7 @@ from ..application.bodies import MAX_POSITION
 from ..application.errors import ApiError
 from ..application.services import Services, await_reads
 from ..projections.odds_view import OddsRecord
+from .graphql_fanout import SharedLegacyWSHandler, SharedPushExecutor, SharedTransportWSHandler
 from .odds_push import OddsFilter
 
 PATH = "/api/graphql"
@@ -300,9 +301,22 @@ def _mask(error: GraphQLError) -> bool:
     )
 
 
+class _Executor(SharedPushExecutor):
+    """Pushes of ``getInstantOdds`` executed and encoded once per subscription document
+    (:mod:`.graphql_fanout`): a push is the record of one market at one log position,
+    and every field of it is read from that record."""
+
+    @staticmethod
+    def event_key(root_value: Any) -> Any:
+        if isinstance(root_value, Odds):
+            return ("odds", root_value.external_id, int(root_value.position))
+        return None
+
+
 schema = strawberry.Schema(
     query=Query,
     subscription=Subscription,
+    execution_context_class=_Executor,
     config=StrawberryConfig(
         auto_camel_case=False,
         scalar_map={
@@ -342,6 +356,9 @@ schema = strawberry.Schema(
 
 
 class _Router(GraphQLRouter[Any, Any]):
+    graphql_transport_ws_handler_class = SharedTransportWSHandler
+    graphql_ws_handler_class = SharedLegacyWSHandler
+
     def __init__(self, *args: Any, max_sockets: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_sockets = max_sockets

@@ -1,0 +1,151 @@
+"""``getInstantOdds`` pushes executed and encoded once per distinct subscription
+(document text, operation, variables), not once per subscriber (``api/graphql_fanout.py``),
+against a live server with raw WebSocket clients, so the frames' very text is seen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+import websockets
+from graphql import ExecutionResult, GraphQLError
+
+from oddstream.api import graphql_fanout
+from oddstream.api.graphql_fanout import SharedData, _Shared
+
+from .test_graphql import GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS, _create, _rest, url
+from .test_odds_api import command
+
+__all__ = ["url"]  # the live server fixture, shared with test_graphql
+
+DOCUMENT = (
+    "subscription($game: String, $current: Boolean!) { getInstantOdds(game_id: $game, "
+    "current: $current) { external_id game_id moneyline { home away draw } deleted position } }"
+)
+
+
+@asynccontextmanager
+async def _subscriber(
+    url: str, protocol: str, document: str, variables: dict[str, Any]
+) -> AsyncIterator[Any]:
+    """A raw WebSocket subscribed to ``document``; yields the socket once the server has
+    acknowledged the connection (pushes are read with :func:`_push`)."""
+    ws_url = url.replace("http://", "ws://") + "/api/graphql"
+    async with websockets.connect(ws_url, subprotocols=[protocol]) as socket:  # type: ignore[list-item]
+        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        start = "subscribe" if protocol == GRAPHQL_TRANSPORT_WS else "start"
+        payload = {"query": document, "variables": variables}
+        await socket.send(json.dumps({"id": "s1", "type": start, "payload": payload}))
+        yield socket
+
+
+async def _push(socket: Any) -> str:
+    """The text of the next push (keep-alives skipped)."""
+    while True:
+        text = await asyncio.wait_for(socket.recv(), timeout=10)
+        if json.loads(text)["type"] in ("next", "data"):
+            return str(text)
+
+
+def _as_strawberry_writes(text: str) -> str:
+    """The message as Strawberry's own encoder writes it (``json.dumps``, compact)."""
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+@pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
+async def test_subscribers_of_one_document_share_each_push(url: str, protocol: str) -> None:
+    game = f"f-{uuid.uuid4().hex[:8]}"
+    market = (await _create(url, f"{game}-m", game, home=1.91, away=1.91, draw=3.4))["ExternalID"]
+    variables = {"game": game, "current": True}
+    async with AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(_subscriber(url, protocol, DOCUMENT, variables))
+            for _ in range(3)
+        ]
+        # the current record first: the subscriptions are registered once it arrives
+        firsts = [await _push(s) for s in sockets]
+        before = (graphql_fanout.shared_pushes.executed, graphql_fanout.shared_pushes.reused)
+        updates = []
+        for k, home in enumerate(("2.05", "2.1", "2.2")):
+            body = command(
+                "UpdateOdds", f"{game}-u{k}", game=game, home=float(home), away=1.8, draw=3.25
+            )
+            updates.append(await _rest(url, "PATCH", f"/odds/{market}", body))
+        pushes = [[await _push(s) for _ in updates] for s in sockets]
+    executed = graphql_fanout.shared_pushes.executed - before[0]
+    reused = graphql_fanout.shared_pushes.reused - before[1]
+    # each change executed once for the three subscribers, handed as it was to two
+    assert (executed, reused) == (len(updates), 2 * len(updates))
+    # every subscriber got the same text, which is what Strawberry alone would write
+    assert firsts[0] == firsts[1] == firsts[2] == _as_strawberry_writes(firsts[0])
+    for k, update in enumerate(updates):
+        texts = {subscriber[k] for subscriber in pushes}
+        assert len(texts) == 1
+        (text,) = texts
+        assert text == _as_strawberry_writes(text)
+        message = json.loads(text)
+        assert message["id"] == "s1"
+        record = message["payload"]["data"]["getInstantOdds"]
+        assert record["position"] == update["Position"]
+        assert record["moneyline"]["home"] == ("2.05", "2.1", "2.2")[k]
+
+
+async def test_other_variables_or_text_are_other_subscriptions(url: str) -> None:
+    game = f"v-{uuid.uuid4().hex[:8]}"
+    market = (await _create(url, f"{game}-m", game, home=2, away=2))["ExternalID"]
+    variants = [
+        (DOCUMENT, {"game": game, "current": True}),
+        (DOCUMENT, {"game": game, "current": False}),
+        # the same query spelled otherwise: documents are compared by their text
+        (DOCUMENT + " # another client", {"game": game, "current": True}),
+    ]
+    async with AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(_subscriber(url, GRAPHQL_TRANSPORT_WS, d, v))
+            for d, v in variants
+        ]
+        await _push(sockets[0])
+        await _push(sockets[2])
+        # the subscription without `current` is registered once it gets a change: keep
+        # updating until it does (nothing marks the moment the server registered it)
+        made = 0
+        while True:
+            made += 1
+            body = command("UpdateOdds", f"{game}-w{made}", game=game, home=2 + made / 100, away=2)
+            await _rest(url, "PATCH", f"/odds/{market}", body)
+            try:
+                await asyncio.wait_for(_push(sockets[1]), timeout=0.3)
+            except TimeoutError:
+                continue
+            break
+        for _ in range(made):
+            await _push(sockets[0])
+            await _push(sockets[2])
+        before = graphql_fanout.shared_pushes.executed
+        body = command("UpdateOdds", f"{game}-last", game=game, home=3, away=1.5)
+        update = await _rest(url, "PATCH", f"/odds/{market}", body)
+        texts = [await _push(s) for s in sockets]
+    assert graphql_fanout.shared_pushes.executed - before == 3
+    positions = {json.loads(t)["payload"]["data"]["getInstantOdds"]["position"] for t in texts}
+    assert positions == {update["Position"]}
+
+
+def test_the_shared_table_is_bounded_and_keeps_no_errors() -> None:
+    table = _Shared(limit=3)
+    for n in range(5):
+        shared = table.put(("doc", n), ExecutionResult(data={"n": n}, errors=None))
+        assert isinstance(shared.data, SharedData)
+    assert list(table.results) == [("doc", 2), ("doc", 3), ("doc", 4)]
+    failed = ExecutionResult(data=None, errors=[GraphQLError("no")])
+    assert table.put(("doc", 5), failed) is failed
+    assert ("doc", 5) not in table.results
+    # the data encodes once, with the encoder given first
+    data = SharedData({"a": [1, "x"]})
+    assert data.json_text(lambda d: json.dumps(d, separators=(",", ":"))) == '{"a":[1,"x"]}'
+    assert data.json_text(lambda d: "never called") == '{"a":[1,"x"]}'
