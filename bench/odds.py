@@ -114,9 +114,9 @@ def case_updates(url: str, markets: list[tuple[str, str]], seconds: float, workd
         "request = function()\n"
         "  n = n + 1\n"
         "  local m = markets[(n % #markets) + 1]\n"
-        "  local body = string.format('{\"RequestID\":\"w-%s-%d\",\"Provider\":\"%s\","
+        '  local body = string.format(\'{"RequestID":"w-%s-%d","Provider":"%s",'
         '"Command":"UpdateOdds","Payload":{"GameID":"%s","MoneyLine":'
-        "{\"Home\":%d.%02d,\"Away\":2.2,\"Draw\":3.4}}}', "
+        '{"Home":%d.%02d,"Away":2.2,"Draw":3.4}}}\', '
         f'"{run}", n, "{PROVIDER}", m[2], 1 + (n % 3), n % 100)\n'
         '  return wrk.format(nil, "/odds/" .. m[1], nil, body)\n'
         "end\n"
@@ -174,21 +174,17 @@ async def _subscribers(
     for i in range(count):
         document = DOCUMENT if shared else f"{DOCUMENT} # subscriber {tag}-{i}"
         tasks.append(
-            asyncio.create_task(
-                _subscriber(ws_url, document, MARKETS, readies[i], stop, logs[i])
-            )
+            asyncio.create_task(_subscriber(ws_url, document, MARKETS, readies[i], stop, logs[i]))
         )
         if i % 25 == 24:
             await asyncio.sleep(0.05)  # don't open them all in one burst
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=60)
-    Path(ready_file).write_text("ready")
+    await asyncio.to_thread(Path(ready_file).write_text, "ready")
     await asyncio.sleep(seconds)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.to_thread(
-        Path(out).write_text, json.dumps([[list(p), list(t)] for p, t in logs])
-    )
+    await asyncio.to_thread(Path(out).write_text, json.dumps([[list(p), list(t)] for p, t in logs]))
 
 
 # --------------------------------------------------------------------------- updater
@@ -255,15 +251,14 @@ def fanout(
     for p in range(SUBSCRIBER_PROCESSES):
         ready, out = workdir / f"ready-{tag}-{p}", workdir / f"subs-{tag}-{p}.json"
         files.append((ready, out))
-        procs.append(
-            subprocess.Popen(
-                # they listen a few seconds past the last update: a push arriving after
-                # they left would count as missed, not as late
-                [*me, "--role", "subscribers", "--url", url, "--count", str(each),
-                 "--shared", "1" if shared else "0", "--tag", f"{tag}{p}",
-                 "--seconds", str(seconds + 4), "--ready", str(ready), "--out", str(out)]
-            )  # fmt: skip
-        )
+        # they listen a few seconds past the last update: a push arriving after they
+        # left would count as missed, not as late
+        command = [
+            *me, "--role", "subscribers", "--url", url, "--count", str(each),
+            "--shared", "1" if shared else "0", "--tag", f"{tag}{p}",
+            "--seconds", str(seconds + 4), "--ready", str(ready), "--out", str(out),
+        ]  # fmt: skip
+        procs.append(subprocess.Popen(command))
     deadline = time.monotonic() + 90
     while not all(ready.exists() for ready, _ in files):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -340,7 +335,7 @@ def sweep(
         if not any(going.values()):
             break
     best = {}
-    for shared, name in ((True, "shared"), (False, "per_subscriber")):
+    for name in ("shared", "per_subscriber"):
         ok = [s["frames_per_s"] for s in steps if s.get("document") == name and _sustained(s)]
         best[name] = max(ok) if ok else None
     ratio = (
