@@ -68,6 +68,9 @@ DOCUMENT = (
     "{ external_id game_id moneyline { home away draw } updated_at position } }"
 )
 POSITION = re.compile(r'"position":(\d+)')
+#: whether the subscribers offer permessage-deflate (browsers and the websockets library
+#: do by default; --compression 0 for a run without it)
+COMPRESSION = os.environ.get("BENCH_ODDS_COMPRESSION", "1") == "1"
 
 console = Console()
 
@@ -135,8 +138,11 @@ async def _subscriber(
 ) -> None:
     positions, times = log
     async with websockets.connect(
-        ws_url, subprotocols=["graphql-transport-ws"], max_size=None
-    ) as socket:  # type: ignore[list-item]
+        ws_url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        max_size=None,
+        compression="deflate" if COMPRESSION else None,
+    ) as socket:
         await socket.send('{"type":"connection_init","payload":{}}')
         await socket.recv()  # connection_ack
         payload = {"query": document}
@@ -234,6 +240,7 @@ async def _update(url: str, markets: list[tuple[str, str]], rate: float, seconds
 
 
 def fanout(
+    server: int,
     url: str,
     markets: list[tuple[str, str]],
     rate: float,
@@ -267,9 +274,14 @@ def fanout(
             return {"error": "the subscribers did not all subscribe"}
         time.sleep(0.05)
     load_before = os.getloadavg()
+    cpu_before = common.cpu_seconds(server)
     accepted, refused = asyncio.run(_update(url, markets, rate, seconds))
+    server_cpu = common.cpu_seconds(server) - cpu_before
+    subscribers_cpu = 0.0
     for proc in procs:
-        proc.wait(timeout=seconds + 60)
+        _, status, usage = os.wait4(proc.pid, 0)  # its CPU time, which Popen.wait drops
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        subscribers_cpu += usage.ru_utime + usage.ru_stime
     if any(proc.returncode for proc in procs):
         return {"error": "a subscriber process failed"}
     logs = [log for _, out in files for log in json.loads(out.read_text())]
@@ -305,6 +317,11 @@ def fanout(
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": round(delays[-1] * 1000, 2) if delays else None,
+        # the server's CPU while the updates were sent (commands, read model, pushes)
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_us_per_frame": round(server_cpu / frames * 1e6, 1) if frames else None,
+        "subscribers_cpu_s": round(subscribers_cpu, 2),
+        "compression": COMPRESSION,
         "loadavg_1m": round(load_before[0], 2),
     }
 
@@ -315,7 +332,12 @@ def _sustained(run: dict[str, Any]) -> bool:
 
 
 def sweep(
-    url: str, markets: list[tuple[str, str]], rates: list[float], seconds: float, workdir: Path
+    server: int,
+    url: str,
+    markets: list[tuple[str, str]],
+    rates: list[float],
+    seconds: float,
+    workdir: Path,
 ) -> dict[str, Any]:
     """Both documents at each rate in turn (the order alternating), until neither is
     sustained; the highest frames/s each sustained."""
@@ -325,12 +347,13 @@ def sweep(
         for shared in (True, False) if i % 2 == 0 else (False, True):
             if not going[shared]:
                 continue
-            run = fanout(url, markets, rate, seconds, shared, workdir)
+            run = fanout(server, url, markets, rate, seconds, shared, workdir)
             steps.append(run)
             going[shared] = _sustained(run)
             console.print(
                 f"  [dim]{run.get('document')} {rate:>6.0f}/s: {run.get('frames_per_s')}"
-                f" frames/s, p99 {run.get('p99_ms')} ms, missed {run.get('missed_pairs')}[/]"
+                f" frames/s, p99 {run.get('p99_ms')} ms, missed {run.get('missed_pairs')},"
+                f" server {run.get('server_cpu_us_per_frame')} µs CPU/frame[/]"
             )
         if not any(going.values()):
             break
@@ -400,9 +423,9 @@ def main() -> None:
         console.print("[dim]updates) UpdateOdds from 64 connections ...[/]")
         updates = case_updates(url, markets, seconds, workdir)
         console.print(f"[dim]graphql) {SUBSCRIBERS} subscribers, {RATE} updates/s ...[/]")
-        graphql = fanout(url, markets, RATE, seconds, True, workdir)
+        graphql = fanout(proc.pid, url, markets, RATE, seconds, True, workdir)
         console.print("[dim]fanout) rising rates, shared and per-subscriber documents ...[/]")
-        fan = sweep(url, markets, rates, max(4.0, seconds / 2), workdir)
+        fan = sweep(proc.pid, url, markets, rates, max(4.0, seconds / 2), workdir)
     finally:
         loadavg["end"] = os.getloadavg()[0]
         common.stop_server(proc)

@@ -19,13 +19,13 @@ import re
 from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, NewType
 
 import strawberry
 from cross_web import HTTPException  # Strawberry's HTTP refusals (its dependency)
 from graphql import GraphQLError
 from strawberry.extensions import (
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -42,7 +42,14 @@ from ..application.bodies import MAX_POSITION
 from ..application.errors import ApiError
 from ..application.services import Services, await_reads
 from ..projections.odds_view import OddsRecord
-from .graphql_fanout import SharedLegacyWSHandler, SharedPushExecutor, SharedTransportWSHandler
+from .graphql_fanout import (
+    MAX_SHARED,
+    CheapMaskErrors,
+    Latest,
+    SharedLegacyWSHandler,
+    SharedPushExecutor,
+    SharedTransportWSHandler,
+)
 from .odds_push import OddsFilter
 
 PATH = "/api/graphql"
@@ -268,9 +275,15 @@ class Subscription:
                 odds.check_external_id(external_id)
             records = services.odds_hub.follow(OddsFilter(game_id, external_id), current)
             async for record in records:
-                yield Odds.of(record)
+                # one Odds per pushed record, whatever the number of its subscribers
+                key = (record.external_id, record.position)
+                yield _pushed.get(key, partial(Odds.of, record))
         except ApiError as exc:
             raise refused(exc) from None
+
+
+#: the Odds of the records pushed lately (an immutable record makes one Odds)
+_pushed: Latest[tuple[str, int], Odds] = Latest(MAX_SHARED)
 
 
 class _DocumentSize(SchemaExtension):
@@ -350,7 +363,7 @@ schema = strawberry.Schema(
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: MaskErrors(should_mask_error=_mask),
+        lambda: CheapMaskErrors(should_mask_error=_mask),
     ],
 )
 

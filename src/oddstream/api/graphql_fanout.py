@@ -26,11 +26,12 @@ clients that send the same text share and two spellings of one query do not.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Hashable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 from graphql import ExecutionResult, OperationType
 from starlette.websockets import WebSocketDisconnect
+from strawberry.extensions import MaskErrors
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -184,3 +185,35 @@ class SharedLegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
     async def send_message(self, message: Any) -> None:
         if not await _send(self, message, "data"):
             await super().send_message(message)
+
+
+class CheapMaskErrors(MaskErrors):
+    """Strawberry's ``MaskErrors``, passing over a result without errors at once. Its own
+    check is an ``isinstance`` of a runtime-checkable ``Protocol``, run on every push to
+    every subscriber: about 7 % of the server's time at a fan-out of 20,000 pushes a
+    second (bench/odds.py)."""
+
+    def _process_result(self, result: object) -> None:
+        if getattr(result, "errors", None):
+            super()._process_result(result)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Latest(Generic[K, V]):
+    """The latest ``limit`` values made by ``make``, by key (oldest out first): what is
+    built once for a push and handed to each of its subscribers."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.values: dict[K, V] = {}
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        found = self.values.get(key)
+        if found is None:
+            if len(self.values) >= self.limit:
+                del self.values[next(iter(self.values))]
+            found = self.values[key] = make()
+        return found
