@@ -218,7 +218,8 @@ async def _update(url: str, markets: list[tuple[str, str]], rate: float, seconds
             if delay > 0:
                 await asyncio.sleep(delay)
             market, game = markets[n % len(markets)]
-            body = _command("UpdateOdds", f"u-{run}-{n}", game, 1.5 + (n % 50) / 100)
+            # rounded: 1.5 + 0.07 is 1.5699999999999998, which the API refuses (bad_odds)
+            body = _command("UpdateOdds", f"u-{run}-{n}", game, round(1.5 + (n % 50) / 100, 2))
             client.request = build_request(
                 "PATCH",
                 parse_target(f"{url}/odds/{market}"),
@@ -389,7 +390,9 @@ def velocity() -> tuple[dict[str, Any] | None, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rates", default="100,200,400,800,1200", help="fan-out sweep rates")
+    parser.add_argument(
+        "--rates", default="25,50,100,150,200,300,400,600", help="the fan-out sweep's updates/s"
+    )
     parser.add_argument("--role", choices=["subscribers"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=100, help=argparse.SUPPRESS)
