@@ -104,7 +104,8 @@ def create_markets(url: str, count: int) -> list[tuple[str, str]]:
 
 
 def case_updates(url: str, markets: list[tuple[str, str]], seconds: float, workdir: Path) -> Any:
-    """``wrk -t1 -c64``: UpdateOdds round-robin over the markets, a RequestID each."""
+    """``wrk -t1 -c64``: UpdateOdds round-robin over the markets, a RequestID each (home
+    prices from 2.00 to 4.99: every update valid)."""
     run = uuid.uuid4().hex[:8]
     targets = ",".join(f'{{"{m}","{g}"}}' for m, g in markets)
     script = workdir / "update.lua"
@@ -120,7 +121,7 @@ def case_updates(url: str, markets: list[tuple[str, str]], seconds: float, workd
         '  local body = string.format(\'{"RequestID":"w-%s-%d","Provider":"%s",'
         '"Command":"UpdateOdds","Payload":{"GameID":"%s","MoneyLine":'
         '{"Home":%d.%02d,"Away":2.2,"Draw":3.4}}}\', '
-        f'"{run}", n, "{PROVIDER}", m[2], 1 + (n % 3), n % 100)\n'
+        f'"{run}", n, "{PROVIDER}", m[2], 2 + (n % 3), n % 100)\n'
         '  return wrk.format(nil, "/odds/" .. m[1], nil, body)\n'
         "end\n"
     )
@@ -367,7 +368,29 @@ def sweep(
         if best["shared"] and best["per_subscriber"]
         else None
     )
-    return {"max_frames_per_s": best, "shared_over_per_subscriber": ratio, "steps": steps}
+    # the server's CPU per frame, per-subscriber over shared, at each rate both ran
+    cpu = {}
+    for step in steps:
+        if step.get("document") == "shared":
+            other = next(
+                (
+                    s
+                    for s in steps
+                    if s.get("document") == "per_subscriber"
+                    and s["rate_asked"] == step["rate_asked"]
+                ),
+                None,
+            )
+            if other and step["server_cpu_us_per_frame"] and other["server_cpu_us_per_frame"]:
+                cpu[str(step["rate_asked"])] = round(
+                    other["server_cpu_us_per_frame"] / step["server_cpu_us_per_frame"], 2
+                )
+    return {
+        "max_frames_per_s": best,
+        "shared_over_per_subscriber": ratio,
+        "cpu_per_frame_per_subscriber_over_shared": cpu,
+        "steps": steps,
+    }
 
 
 # --------------------------------------------------------------------------- velocity
@@ -391,7 +414,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--rates", default="25,50,100,150,200,300,400,600", help="the fan-out sweep's updates/s"
+        "--rates", default="5,10,25,50,100,150,200,300,400", help="the fan-out sweep's updates/s"
     )
     parser.add_argument("--role", choices=["subscribers"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -461,7 +484,11 @@ def main() -> None:
             f"max with p99 ≤ {TARGETS['fanout_p99_ms']} ms",
         )
     console.print(table)
-    console.print(f"shared / per-subscriber: {fan['shared_over_per_subscriber']}")
+    console.print(f"max frames/s, shared / per-subscriber: {fan['shared_over_per_subscriber']}")
+    console.print(
+        "server CPU per frame, per-subscriber / shared, by updates/s: "
+        f"{fan['cpu_per_frame_per_subscriber_over_shared']}"
+    )
     console.print(f"velocity: {said}")
     updates.pop("raw", None)
     write_results(
