@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 LINT_DIRS := $(wildcard src tests bench)
 
-.PHONY: run run-services test lint format services bench bench-quick bench-tools clean
+.PHONY: run run-services test lint format proto services bench bench-quick bench-tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ run-services: $(STAMP)
 
 test: $(STAMP) services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The Python code of proto/*.proto, committed under src/oddstream/pb (docs/protobuf.md)
+proto: $(STAMP)
+	$(BIN)/python scripts/proto.py
 
 services:
 	@bash scripts/ensure-services.sh

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "ready_max_lag": 10_000,
     "keep_finished_races": 50,
     "follow_pace_ms": 10.0,
+    "page_max_bytes": 8 << 20,
     "snapshot_seconds": 60.0,
     "demo_bets_per_second": 20.0,
     "demo_race_seconds": 90.0,
@@ -79,6 +80,7 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "ready_max_lag": ("5", 5),
     "keep_finished_races": ("7", 7),
     "follow_pace_ms": ("2.5", 2.5),
+    "page_max_bytes": ("1048576", 1 << 20),
     "snapshot_seconds": ("300", 300.0),
     "demo_bets_per_second": ("200", 200.0),
     "demo_race_seconds": ("5", 5.0),
@@ -288,9 +290,12 @@ def test_store_options_follow_the_url() -> None:
         "synchronous": "NORMAL",
         "commit_thread": False,
         "follow_pace": 0.01,
+        "page_max_bytes": 8 << 20,
     }
-    pg = Settings().with_overrides(store_url="postgres://u@h/db", pg_schema="s1", follow_pace_ms=0)
-    assert pg.store_options() == {"schema": "s1", "follow_pace": 0.0}
+    pg = Settings().with_overrides(
+        store_url="postgres://u@h/db", pg_schema="s1", follow_pace_ms=0, page_max_bytes=4096
+    )
+    assert pg.store_options() == {"schema": "s1", "follow_pace": 0.0, "page_max_bytes": 4096}
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .eventstore.base import DEFAULT_PAGE_MAX_BYTES
 from .eventstore.factory import (
     check_schema_name,
     check_store_url,
@@ -183,6 +184,11 @@ class Settings(BaseSettings):
     one read rather than one read per commit in every process; after a quiet spell it
     reads at once, and a request waiting for a position (``min_position``) hurries its
     own process's follower. 0: a read per wake-up"""
+    page_max_bytes: Annotated[int, Field(ge=1)] = DEFAULT_PAGE_MAX_BYTES
+    """ODDSTREAM_PAGE_MAX_BYTES: a page of the log read by a follower (a read model, a
+    consumer, a sink) ends when its events' data and metadata reach this many bytes, or
+    at its count limit, whichever comes first; a larger single event comes alone. It
+    bounds a follower's memory (about three pages: docs/consumers.md)"""
     snapshot_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 60.0
     """ODDSTREAM_SNAPSHOT_SECONDS: seconds between snapshots of the tote read model into
     the store while running (and one at stop), so a restart, even after a crash, resumes
@@ -248,11 +254,16 @@ class Settings(BaseSettings):
         """Adapter options for :func:`oddstream.eventstore.open_store`."""
         pace = self.follow_pace_ms / 1000
         if is_postgres_url(self.store_url):
-            return {"schema": self.pg_schema, "follow_pace": pace}
+            return {
+                "schema": self.pg_schema,
+                "follow_pace": pace,
+                "page_max_bytes": self.page_max_bytes,
+            }
         return {
             "synchronous": self.sqlite_synchronous,
             "commit_thread": self.sqlite_commit_thread,
             "follow_pace": pace,
+            "page_max_bytes": self.page_max_bytes,
         }
 
 

@@ -34,9 +34,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class StdoutHandler(logging.StreamHandler):
+    """A handler writing to ``sys.stdout`` as it is when a record is emitted, not as it
+    was when the handler was made: a stream swapped in for a while (a test's captured
+    output, a CLI runner) and closed since must not be written to for ever after."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def configure(level: str = "INFO") -> None:
     """Route every logger (uvicorn's included) to one JSON handler on stdout."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = StdoutHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

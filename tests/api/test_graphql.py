@@ -24,7 +24,7 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from oddstream.api import graphql_api
+from oddstream.api import graphql_api, odds_push
 from oddstream.api.app import create_app, serve_app
 from oddstream.api.server import WS_MAX_MESSAGE_BYTES, server_config
 
@@ -282,6 +282,58 @@ def test_the_depth_limit_refuses_a_deep_document(url: str) -> None:
     ), messages
 
 
+def _fan_out(levels: int, spreads: int) -> str:
+    """A document of ``levels`` fragments on one type, each spreading the next
+    ``spreads`` times: ``spreads ** levels`` paths through a few hundred characters."""
+    fragments = [
+        f"fragment F{i} on OddsPage {{ {' '.join([f'...F{i + 1}'] * spreads)} }}"
+        for i in range(levels - 1)
+    ]
+    fragments.append(f"fragment F{levels - 1} on OddsPage {{ counted: total }}")
+    return "{ getOdds(page_size: 1) { ...F0 } } " + " ".join(fragments)
+
+
+def test_the_depth_and_alias_limits_walk_each_fragment_once(url: str) -> None:
+    """Strawberry's QueryDepthLimiter and MaxAliasesLimiter walked every path through
+    the fragments: 8 fragments spreading the next 10 times (671 characters) held the
+    event loop 33 s; these 12 would for days. Here a fragment's depth is found once and
+    an alias is counted where it is written."""
+    document = _fan_out(12, 10)
+    assert len(document) < 1100
+    answer = _post(url, {"query": document})  # (the client's timeout is 10 s)
+    assert answer.status_code == 200, answer.text
+    assert "errors" not in answer.json(), answer.text
+    assert answer.json()["data"]["getOdds"]["counted"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        (
+            "{ getOdds { ...A } } fragment A on OddsPage { items { ...B } } "
+            "fragment B on Odds { moneyline { home { a { b { c { d { e } } } } } } }",
+            f"exceeds maximum operation depth of {graphql_api.MAX_DEPTH}",
+        ),
+        (
+            "query Named { getOdds { ... on OddsPage { items { moneyline { home { a { b "
+            "{ c { d } } } } } } } } }",
+            f"'Named' exceeds maximum operation depth of {graphql_api.MAX_DEPTH}",
+        ),
+        (
+            "{ getOdds { ...A } } fragment A on OddsPage { ...B } fragment B on OddsPage { ...A }",
+            "Cannot spread fragment",
+        ),
+        ("{ getOdds { ...Nope } }", "Unknown fragment 'Nope'"),
+    ],
+    ids=["through-fragments", "inline-named", "cycle", "unknown"],
+)
+def test_the_depth_limit_follows_fragments(url: str, document: str, says: str) -> None:
+    answer = _post(url, {"query": document})
+    assert answer.status_code < 500, answer.text
+    messages = [e["message"] for e in answer.json()["errors"]]
+    assert any(says in m for m in messages), messages
+
+
 def test_aliases_tokens_and_size_are_limited(url: str) -> None:
     aliases = " ".join(f"a{i}: getOdds {{ total }}" for i in range(graphql_api.MAX_ALIASES + 1))
     answer = _post(url, {"query": f"{{ {aliases} }}"})
@@ -455,3 +507,24 @@ async def test_a_websocket_message_over_the_limit_closes_the_connection(url: str
             await asyncio.wait_for(socket.recv(), timeout=5)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
+async def test_an_unexpected_error_of_a_subscription_is_masked(
+    url: str, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception raised by the stream of a subscription carries no ``path``, which the
+    masking rule asked for: its message went to the client as it was."""
+
+    async def broken(*_: Any) -> AsyncIterator[Any]:
+        raise RuntimeError("internal detail: /srv/secret.db")
+        yield
+
+    monkeypatch.setattr(odds_push.OddsHub, "follow", broken)
+    async with _ws(url, protocol) as session:
+        with pytest.raises(TransportQueryError) as failed:
+            async for _ in session.subscribe(gql("subscription { getInstantOdds { id } }")):
+                pass
+    assert failed.value.errors is not None
+    assert [e["message"] for e in failed.value.errors] == ["Unexpected error."]
+    assert "secret" not in str(failed.value)

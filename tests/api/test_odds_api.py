@@ -95,6 +95,17 @@ def create(server: LiveServer, request_id: str, **kw: Any) -> dict[str, Any]:
     return body
 
 
+def test_metrics_count_the_events_published_on_the_velocity_bus(odds_server: LiveServer) -> None:
+    server = odds_server
+    create(server, "new-high", EventVelocity="high")
+    create(server, "new-low", game="football:g2", EventVelocity="low")
+    metrics = send(server, "GET", "/metrics").text
+    for tier, count in (("high", 1), ("medium", 0), ("low", 1)):
+        sample = f'oddstream_velocity_events_total{{outcome="published",tier="{tier}"}} {count}.0'
+        assert sample in metrics
+        assert f'oddstream_velocity_events_total{{outcome="dropped",tier="{tier}"}} 0.0' in metrics
+
+
 def test_a_market_created_updated_read_and_deleted(odds_server: LiveServer) -> None:
     server = odds_server
     created = create(server, "new-1", draw=3.4)

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -18,8 +19,11 @@ from oddstream.api.odds_push import (
     SubscriberTooSlow,
     TooManySubscribers,
 )
-from oddstream.domain.fixedodds import MoneyLine, Odds
+from oddstream.application.odds import DEFAULT_LIMITS
+from oddstream.domain.fixedodds import CreateMarket, MoneyLine, Odds, UpdatePrices
+from oddstream.eventstore import open_store
 from oddstream.projections.odds_view import MarketListener, OddsRecord, OddsView
+from oddstream.runtime.market_writer import MarketRequest, MarketWriter
 
 AT = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 
@@ -194,3 +198,101 @@ async def test_a_replay_of_the_log_pushes_nothing_again() -> None:
     hub.changed(first)
     hub.changed(second)
     assert list(sub.pending) == [second]
+
+
+async def test_a_listener_that_raises_breaks_neither_the_view_nor_the_other_listeners(
+    tmp_path: Path,
+) -> None:
+    """The view called its listeners inside its batch: one raising failed the batch,
+    which the runner retried for ever, and every read of every client waited on a view
+    that no longer moved (and the batch's events were applied again at each retry)."""
+    store = await open_store(f"sqlite:///{tmp_path}/odds.db")
+    view = OddsView(store)
+    got: list[OddsRecord] = []
+
+    def broken(record: OddsRecord) -> None:
+        raise RuntimeError("a listener's bug")
+
+    view.on_market_changed(broken)
+    view.on_market_changed(got.append)
+    await view.start()
+    try:
+        writer = MarketWriter(store)
+        line = MoneyLine(home=Odds.from_decimal("2.5"), away=Odds.from_decimal("2"))
+        create = CreateMarket(
+            market_id="m1", game_id="g1", provider="acme", money_line=line, limits=DEFAULT_LIMITS
+        )
+        await writer.execute(MarketRequest(action="NewOdds", command=create, game_id="g1"))
+        update = UpdatePrices(
+            market_id="m1",
+            provider="acme",
+            money_line=MoneyLine(home=Odds.from_decimal("3"), away=Odds.from_decimal("2")),
+        )
+        updated = await writer.execute(
+            MarketRequest(action="UpdateOdds", command=update, game_id="g1")
+        )
+        assert await view.wait_for(updated.last_position, 5)
+        record = view.get("m1")
+        assert record is not None
+        assert record.money_line.home == Odds.from_decimal("3")
+        assert record.version == 2
+        assert [r.version for r in got] == [1, 2]
+        assert got[-1] is record
+    finally:
+        await view.stop()
+        await store.close()
+
+
+async def test_current_while_changes_pour_in_misses_and_repeats_nothing() -> None:
+    """Changes made between every step of the subscribers: each one's first records and
+    the changes after them make, for every market, each version from the one it first
+    got to the last, once, and the changes come in log order (the queues are long
+    enough never to coalesce)."""
+    view = FakeView()
+    hub = _hub(view, max_pending=10_000)
+    markets = [_market() for _ in range(20)]
+    for market in markets[:5]:
+        view.change(market)
+    done = asyncio.Event()
+
+    async def pour() -> None:
+        for i in range(2000):
+            view.change(markets[i % len(markets)], home=str(2 + i % 7))
+            await asyncio.sleep(0)
+        done.set()
+
+    async def subscribe(delay: int) -> list[OddsRecord]:
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        got: list[OddsRecord] = []
+        stream = hub.follow(OddsFilter(), current=True)
+        try:
+            while not (done.is_set() and len(got) and got[-1].position == view.position):
+                try:
+                    got.append(await asyncio.wait_for(anext(stream), 0.5))
+                except TimeoutError:
+                    break
+        finally:
+            await stream.aclose()
+        return got
+
+    pouring = asyncio.ensure_future(pour())
+    results = await asyncio.gather(*(subscribe(d) for d in range(0, 1900, 37)))
+    await pouring
+    assert hub.clients == 0
+    mid_stream = 0  # subscribers that got markets' states then changes of them
+    for got in results:
+        first: dict[str, OddsRecord] = {}
+        last: dict[str, int] = {}
+        changes: list[int] = []
+        for record in got:
+            if record.external_id in last:
+                assert record.version == last[record.external_id] + 1, record
+                changes.append(record.position)
+            else:
+                first[record.external_id] = record
+            last[record.external_id] = record.version
+        assert changes == sorted(changes)
+        assert last == {m: view.by_id[m].version for m in markets}
+        mid_stream += bool(changes) and any(r.version > 1 for r in first.values())
+    assert mid_stream >= len(results) // 2

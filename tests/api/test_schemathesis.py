@@ -95,6 +95,16 @@ def _odds_prices(case: Any) -> Any:
     return case
 
 
+def _market_bet_rules(case: Any) -> Any:
+    """A bet on a market names exactly one of ``price`` and ``price_fractional``, a
+    price above 1, and (with the admin key these runs use) the wallet it is paid from."""
+    if isinstance(case.body, dict):
+        case.body.pop("price_fractional", None)
+        case.body["price"] = 1.5
+        case.body["wallet_id"] = case.body.get("wallet_id") or "schemathesis"
+    return case
+
+
 #: the SQLite file the connectors schemathesis creates write to (none of their topics
 #: gets a record)
 SINK_DB = Path(tempfile.gettempdir()) / f"oddstream-schemathesis-{os.getpid()}.db"
@@ -112,6 +122,7 @@ VALID = {
     "POST /odds": _odds_prices,
     "PATCH /odds/{external_id}": _odds_prices,
     "DELETE /odds/{external_id}": _odds_prices,
+    "POST /odds/{external_id}/bets": _market_bet_rules,
 }
 
 

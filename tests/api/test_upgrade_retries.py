@@ -45,12 +45,12 @@ async def _written_by_the_previous_version(url: str) -> dict[str, str]:
         derived = uuid.uuid5(_OLD_BETS, "r1/alice/wb-1").hex
         for bet_id, stake in (("up1", 500), (derived, 700)):  # the cashier's three steps
             await wallets.execute(
-                ReserveStake(wallet_id="alice", bet_id=bet_id, race_id="r1", amount_cents=stake)
+                ReserveStake(wallet_id="alice", bet_id=bet_id, book="race-r1", amount_cents=stake)
             )
             await races.execute(
                 bet("r1", bet_id, 2, stake, "alice"), metadata=_old(f"wallet-bet:alice:{bet_id}")
             )
-            await wallets.execute(CaptureStake(wallet_id="alice", bet_id=bet_id, race_id="r1"))
+            await wallets.execute(CaptureStake(wallet_id="alice", bet_id=bet_id, book="race-r1"))
     finally:
         await store.close()
     return {"cash": cash_id, "derived": derived}

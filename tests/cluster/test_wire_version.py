@@ -41,7 +41,10 @@ def test_messages_carry_the_version_first() -> None:
     [
         (_raw_request(wire.WIRE_VERSION + 1), f"version {wire.WIRE_VERSION + 1}"),
         # a later release whose request this one cannot even decode
-        (msgspec.msgpack.encode([wire.WIRE_VERSION + 1, {"op": "race"}]), "version 2"),
+        (
+            msgspec.msgpack.encode([wire.WIRE_VERSION + 1, {"op": "race"}]),
+            f"version {wire.WIRE_VERSION + 1}",
+        ),
         # a release before versions: its first element is the operation
         (msgspec.msgpack.encode(["bet_wallet", 0, 1e12, "", b"", None, [], ["r", "b"]]),
          "version 0 (before versions)"),

@@ -688,8 +688,8 @@ async def test_postgres_reads_on_connections_the_server_dropped_are_made_again(
                     break
                 await asyncio.sleep(0.02)
         assert len(await store.read_stream("s-1")) == 1
-        page, _, head = await store._read_page(0, 10, ReadFilter())
-        assert [e.position for e in page] == [1]
-        assert head == 1
+        page = await store._read_page(0, 10, ReadFilter())
+        assert [e.position for e in page.events] == [1]
+        assert page.head == 1
     finally:
         await store.close()

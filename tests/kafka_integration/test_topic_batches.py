@@ -103,6 +103,11 @@ async def test_old_one_record_events_are_still_read(fast_store: EventStore) -> N
     assert [r.value["n"] for r in await fresh.read("old", from_offset=1, limit=3)] == [1, 2, 3]
     events = await fast_store.read_stream(stream)
     assert [len(records_of("old", e)) for e in events] == [1, 1, 1, 4]
+    # ``until``: the records before that offset only, in either format
+    everything = [r for e in events for r in records_of("old", e)]
+    for start, until in [(0, 1), (1, 2), (2, 5), (4, 5), (3, 7), (5, 99), (6, 6)]:
+        bounded = [r for e in events for r in records_of("old", e, start, until)]
+        assert bounded == [r for r in everything if start <= r.offset < until]
 
 
 async def test_a_batch_too_big_for_one_event_is_split_in_one_append(

@@ -5,6 +5,7 @@ detected and rebuilt while running, reads during a rebuild, rebuild == increment
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import sqlite3
@@ -24,6 +25,7 @@ from oddstream.domain.wallet import (
     ReserveStake,
     SettleStake,
     WalletRejection,
+    book_race,
 )
 from oddstream.eventstore import CheckpointConflict, EventStore, NewEvent, open_store
 from oddstream.projections.wallet_models.base import TxRow
@@ -150,17 +152,20 @@ async def run_script(
                 reserved[w].append(bet)
                 commands.append(
                     ReserveStake(
-                        wallet_id=w, bet_id=bet, race_id="R1", amount_cents=rng.randint(1, 3000)
+                        wallet_id=w,
+                        bet_id=bet,
+                        book=book_of(bet),
+                        amount_cents=rng.randint(1, 3000),
                     )
                 )
             elif op < 0.75 and reserved[w]:
                 bet = reserved[w].pop(0)
                 if rng.random() < 0.7:
                     captured[w].append(bet)
-                    commands.append(CaptureStake(wallet_id=w, bet_id=bet, race_id="R1"))
+                    commands.append(CaptureStake(wallet_id=w, bet_id=bet, book=book_of(bet)))
                 else:
                     commands.append(
-                        ReleaseStake(wallet_id=w, bet_id=bet, race_id="R1", reason="scratched")
+                        ReleaseStake(wallet_id=w, bet_id=bet, book=book_of(bet), reason="scratched")
                     )
             elif captured[w]:
                 bet = captured[w].pop(0)
@@ -169,7 +174,7 @@ async def run_script(
                     SettleStake(
                         wallet_id=w,
                         bet_id=bet,
-                        race_id="R1",
+                        book=book_of(bet),
                         payout_cents=rng.randint(1, 9000) if kind == "win" else 0,
                         refund_cents=rng.randint(1, 100) if kind == "refund" else 0,
                         reason=kind,
@@ -189,6 +194,11 @@ async def run_script(
     return outcomes
 
 
+def book_of(bet: str) -> str:
+    """The book of bet ``b<n>`` in :func:`run_script`: races and markets alike."""
+    return "market-M1" if int(bet[1:]) % 2 else "race-R1"
+
+
 def expected_transactions(events: Sequence[Any]) -> list[WalletTransaction]:
     """Newest first, built from the stored events directly (not through the adapters)."""
     out = []
@@ -203,11 +213,12 @@ def expected_transactions(events: Sequence[Any]) -> list[WalletTransaction]:
                 balance_cents=d.get("balance_cents", 0),
                 in_play_cents=d.get("in_play_cents", 0),
                 bet_id=d.get("bet_id"),
-                race_id=d.get("race_id"),
+                race_id=book_race(d["book"]) if "book" in d else None,
                 reason=d.get("reason"),
                 reference=d.get("reference"),
                 recorded_at=e.recorded_at.isoformat(timespec="microseconds"),
                 stake_cents=d.get("stake_cents"),
+                book=d.get("book"),
             )
         )
     return out[::-1]
@@ -1287,4 +1298,99 @@ async def test_redis_eviction_policy_is_the_servers(redis_url: str) -> None:
     finally:
         await storage.close()
         client.close()
+        _delete_prefix(redis_url, prefix)
+
+
+# ----------------------------------------------------------------------------- books
+
+
+async def test_stake_lines_name_their_book(log_store: EventStore, backing: Backing) -> None:
+    """A statement says where every stake went: a market bet's lines name its market's
+    book (they have no race), a race bet's its race's."""
+    writer = WalletWriter(log_store)
+    await writer.execute(Credit(wallet_id="w1", amount_cents=1_000))
+    for book in ("market-M7", "race-R7"):
+        await writer.execute(ReserveStake(wallet_id="w1", bet_id="b", book=book, amount_cents=100))
+        await writer.execute(CaptureStake(wallet_id="w1", bet_id="b", book=book))
+    projection = WalletProjection(log_store, backing.storage())
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        lines = await projection.transactions("w1", limit=100)
+    finally:
+        await projection.stop()
+    assert [(t.type, t.book, t.race_id) for t in lines if t.bet_id] == [
+        ("StakeCaptured", "race-R7", "R7"),
+        ("StakeReserved", "race-R7", "R7"),
+        ("StakeCaptured", "market-M7", None),
+        ("StakeReserved", "market-M7", None),
+    ]
+
+
+_OLD_SQLITE_TRANSACTIONS = """
+CREATE TABLE wallet_transactions (
+    wallet_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL,
+    type TEXT NOT NULL, amount_cents INTEGER, balance_cents INTEGER NOT NULL,
+    in_play_cents INTEGER NOT NULL, bet_id TEXT, race_id TEXT, reason TEXT,
+    reference TEXT, recorded_at TEXT NOT NULL, stake_cents INTEGER,
+    PRIMARY KEY (wallet_id, version)
+) WITHOUT ROWID;
+INSERT INTO wallet_transactions VALUES
+    ('w1', 1, 1, 'Credited', 500, 500, 0, NULL, NULL, NULL, NULL, 't1', NULL),
+    ('w1', 2, 2, 'StakeReserved', 100, 400, 100, 'b', 'R1', NULL, NULL, 't2', NULL);
+"""
+
+
+async def test_a_sqlite_file_from_before_books_gets_its_race_books(tmp_path) -> None:
+    """A read model file the release before books wrote (no ``book`` column) is opened,
+    its stake lines given their race's book, not rebuilt."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_OLD_SQLITE_TRANSACTIONS)
+    db.close()
+    storage = SqliteWalletStorage(path)
+    await storage.open()
+    try:
+        lines = await storage.transactions("w1", 10, None)
+        assert [(t.type, t.race_id, t.book) for t in lines] == [
+            ("StakeReserved", "R1", "race-R1"),
+            ("Credited", None, None),
+        ]
+    finally:
+        await storage.close()
+    again = SqliteWalletStorage(path)  # opened again: the column is there, nothing to do
+    await again.open()
+    await again.close()
+
+
+async def test_redis_members_from_before_books_read_as_race_books(
+    log_store: EventStore, redis_url: str
+) -> None:
+    """Statement members the release before books wrote (without the book, the last
+    element) read with their race's book."""
+    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+    writer = WalletWriter(log_store)
+    await writer.execute(Credit(wallet_id="w1", amount_cents=1_000))
+    await writer.execute(ReserveStake(wallet_id="w1", bet_id="b", book="race-R1", amount_cents=1))
+    projection = WalletProjection(log_store, RedisWalletStorage(redis_url, prefix=prefix))
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        client = sync_redis.Redis.from_url(redis_url)
+        try:
+            key = f"{prefix}wallet-tx:w1"
+            for member, score in client.zrange(key, 0, -1, withscores=True):
+                old = json.loads(member)[:12]  # as the release before books wrote it
+                client.zrem(key, member)
+                client.zadd(key, {json.dumps(old): score})
+        finally:
+            client.close()
+        lines = await projection.transactions("w1", limit=10)
+        assert [(t.type, t.race_id, t.book) for t in lines] == [
+            ("StakeReserved", "R1", "race-R1"),
+            ("Credited", None, None),
+            ("WalletOpened", None, None),
+        ]
+    finally:
+        await projection.stop()
         _delete_prefix(redis_url, prefix)

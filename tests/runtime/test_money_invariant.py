@@ -160,7 +160,7 @@ class World:
                         ReserveStake(
                             wallet_id=wallet,
                             bet_id=f"b{self.counter}",
-                            race_id=race,
+                            book=f"race-{race}",
                             amount_cents=100,
                         )
                     )

@@ -88,7 +88,7 @@ async def test_one_bet_id_in_two_wallets_does_not_hide_an_open_reservation(
     await wallets.execute(Credit(wallet_id="bob", amount_cents=5_000))
     # alice's process crashed right after the reservation (never sent to the race)
     await wallets.execute(
-        ReserveStake(wallet_id="alice", bet_id="x", race_id="r1", amount_cents=1_000)
+        ReserveStake(wallet_id="alice", bet_id="x", book="race-r1", amount_cents=1_000)
     )
     cashier = Cashier(store, races, wallets, stale_after=0.0, checkpoint_every=0.05)
     await cashier.start()
@@ -236,7 +236,7 @@ async def test_the_sweep_goes_on_after_an_unexpected_failure(store: EventStore) 
     await wallets.execute(Credit(wallet_id="alice", amount_cents=5_000))
     # a worker died right after the reservation (never sent to the race)
     await wallets.execute(
-        ReserveStake(wallet_id="alice", bet_id="x", race_id="r1", amount_cents=1_000)
+        ReserveStake(wallet_id="alice", bet_id="x", book="race-r1", amount_cents=1_000)
     )
 
     class Owner:
@@ -277,7 +277,7 @@ async def test_a_reservation_that_cannot_be_resolved_does_not_hold_up_the_others
     for wallet in ("alice", "bob"):
         await wallets.execute(Credit(wallet_id=wallet, amount_cents=5_000))
         await wallets.execute(
-            ReserveStake(wallet_id=wallet, bet_id="x", race_id="r1", amount_cents=1_000)
+            ReserveStake(wallet_id=wallet, bet_id="x", book="race-r1", amount_cents=1_000)
         )
 
     class Owners:

@@ -219,11 +219,11 @@ async def test_a_crash_after_the_reservation_is_resolved_by_the_sweep(store: Eve
     await wallets.execute(Credit(wallet_id="w", amount_cents=5_000))
     # crash 1: reserved, never sent to the race → released
     await wallets.execute(
-        ReserveStake(wallet_id="w", bet_id="lost", race_id="r1", amount_cents=1_000)
+        ReserveStake(wallet_id="w", bet_id="lost", book="race-r1", amount_cents=1_000)
     )
     # crash 2: reserved and placed, never captured → captured
     await wallets.execute(
-        ReserveStake(wallet_id="w", bet_id="kept", race_id="r1", amount_cents=2_000)
+        ReserveStake(wallet_id="w", bet_id="kept", book="race-r1", amount_cents=2_000)
     )
     await races.execute(bet("r1", "kept", 1, 2_000, "w"))
     cashier = Cashier(store, RaceWriter(store), WalletWriter(store), stale_after=0.0)
@@ -234,7 +234,11 @@ async def test_a_crash_after_the_reservation_is_resolved_by_the_sweep(store: Eve
         assert await cashier.sweep() == 2
         fresh = WalletWriter(store)
         state = await fresh.state("w")
-        assert (state.balance, state.reserved, state.staked) == (3_000, {}, {("r1", "kept"): 2_000})
+        assert (state.balance, state.reserved, state.staked) == (
+            3_000,
+            {},
+            {("race-r1", "kept"): 2_000},
+        )
 
         async def closed() -> bool:
             return cashier.open_reservations == 0
@@ -251,7 +255,7 @@ async def test_the_checkpoint_never_passes_an_open_reservation(store: EventStore
         await open_race(races, "r1")
         await wallets.execute(Credit(wallet_id="w", amount_cents=5_000))
         held = await wallets.execute(
-            ReserveStake(wallet_id="w", bet_id="held", race_id="r1", amount_cents=1_000)
+            ReserveStake(wallet_id="w", bet_id="held", book="race-r1", amount_cents=1_000)
         )
         await cashier.place_bet(bet("r1", "b", 1, 1_000, "w"))
 

@@ -488,3 +488,65 @@ async def test_writes_hold_at_most_batch_size_records(store: Any, tmp_path: Path
         assert max(sizes) <= 25
     finally:
         target.close()
+
+
+async def test_every_cursor_counts_the_records_written_or_dead_lettered(
+    store: Any, tmp_path: Path
+) -> None:
+    """Events split across batches, refused records and a record found by bisecting:
+    each cursor written (``P << 20 | k``) names exactly the records handled so far —
+    those of the events up to ``P`` and the first ``k`` of the next."""
+    target = Target("sqlite", f"jdbc:sqlite:{tmp_path / 'a.db'}")
+    try:
+        topic, table, name = f"t{uuid.uuid4().hex[:8]}", target.table(), target.sink_name()
+        topics = await EventStoreTopics.open(store)
+        binary = ProducedRecord("aGk=", format="binary")  # refused by the source
+        await topics.append(topic, [record(i) for i in range(7)])
+        await topics.append(topic, [binary])
+        await topics.append(topic, [record(7), record(3, "dup"), record(8), record(9)])
+        await topics.append(topic, [record(10), binary, binary])
+        await topics.append(topic, [record(i) for i in range(11, 20)])
+        config = parse_config(
+            settings(target, topic, table, **{"batch.size": "4", "errors.tolerance": "all"})
+        )
+        counts: dict[int, int] = {}  # log position -> records in the event
+        for event in await store.read_stream(f"topic-{topic}"):
+            counts[event.position] = len(event.data["values"])
+        writes: list[tuple[int, int, int]] = []  # (after, position, records handled)
+        written = 0
+
+        run = Running(store, name, config)
+        consumer = run.consumer
+
+        class Recording(JdbcSink):
+            def write(self, records: Any, *, after: int, position: int) -> Any:
+                nonlocal written
+                result = super().write(records, after=after, position=position)
+                written += len(records)
+                # a record is dead-lettered before the records after it are written
+                writes.append((after, position, written + consumer.dead_lettered))
+                return result
+
+        run.consumer.sink = Recording(name, config)
+        async with run:
+            await eventually(lambda: bool(writes) and writes[-1][2] == 24)
+            assert await run.runner.wait_caught_up(10)
+        assert consumer.dead_lettered == 4  # three binaries and the duplicate key
+        assert sorted(ids(target, table)) == list(range(20))
+        letters = await DeadLetterStore(store).letters("sinks")
+        offsets = sorted(int(x.letter.context["offset"]) for x in letters)
+        assert offsets == [7, 9, 13, 14]
+        previous = 0
+        for after, position, handled in writes:
+            assert after == previous  # one chain of cursors, each from the last
+            previous = position
+            p, k = decode_cursor(position)
+            assert k == 0 or p + 1 in counts  # a part of an event: one of the topic's
+            assert sum(n for at, n in counts.items() if at <= p) + k == handled
+        assert any(decode_cursor(w[1])[1] for w in writes)  # events were split
+        # past the topic's last event (and the dead letters' events after it)
+        last, done = decode_cursor(writes[-1][1])
+        assert done == 0
+        assert last >= max(counts)
+    finally:
+        target.close()

@@ -79,6 +79,30 @@ def test_auto_create_with_the_key_and_nullability(target: Target) -> None:
     assert target.nullable(t) == {"id": False, "name": False, "note": True}
 
 
+def test_a_table_created_meanwhile_by_another_writer(target: Target) -> None:
+    """Regression: two writers (two replays into a new database) both found no table and
+    both ran CREATE TABLE; the second failed (PostgreSQL's DuplicateTable or a
+    pg_type UniqueViolation, MariaDB's 1050) instead of writing into the table the first
+    had just made."""
+    t = target.table()
+    config = target.config(t, auto_create="true", pk_mode="record_value", pk_fields="id")
+    with JdbcSink(target.sink_name(), config) as first:
+        write(first, [rec(t, {"id": 1, "name": "a"})])
+    with JdbcSink(target.sink_name(), config) as second:
+        reflect = second.dialect.existing_columns
+        seen = 0
+
+        def not_yet(cur: Any, table: str) -> Any:
+            nonlocal seen
+            seen += 1
+            # the second writer looked before the first had made the table
+            return None if seen == 1 else reflect(cur, table)
+
+        second.dialect.existing_columns = not_yet  # type: ignore[method-assign]
+        write(second, [rec(t, {"id": 2, "name": "b"})])
+    assert target.rows(t) == [(1, "a"), (2, "b")]
+
+
 def test_missing_table_without_auto_create(target: Target) -> None:
     t = target.table()
     with JdbcSink(target.sink_name(), target.config(t)) as sink:

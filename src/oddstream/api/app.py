@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,15 +34,18 @@ from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_storage
 from ..runtime.cashier import Cashier
+from ..runtime.market_cashier import MarketBets, MarketCashier
 from ..runtime.market_writer import MarketWriter
 from ..runtime.ports import Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from ..sinks.connectors import ConnectorNotFound
+from ..velocity import InProcessVelocityBus, VelocityBus
 from . import (
     bet_routes,
     errors,
     graphql_api,
+    market_bet_routes,
     odds_routes,
     push,
     quote_routes,
@@ -138,6 +141,18 @@ def create_app(
                 parts = await _remote_parts(settings, the_store, stack)
             else:
                 parts = await _local_parts(settings, the_store, metrics, consumers, stack)
+            metrics.velocity_bus = parts.bus
+            # in both modes this process writes markets itself (no partitions yet:
+            # the stream's expected version fences writers in several processes)
+            markets = MarketWriter(
+                the_store, on_append=metrics.append_latency.observe, bus=parts.bus
+            )
+            market_cashier = None
+            if role == "embedded":
+                # bets on markets need the wallets' owner, which is this process only
+                # in the embedded mode (services mode: not yet, docs/fixed-odds.md)
+                market_cashier = MarketCashier(the_store, MarketBets(markets), parts.wallets)
+                consumers.add(market_cashier.runner)
             app.state.services = Services(
                 settings=settings,
                 store=the_store,
@@ -151,9 +166,9 @@ def create_app(
                 wallet_view=parts.wallet_view,
                 consumers=consumers,
                 cluster=parts.cluster,
-                # in both modes this process writes markets itself (no partitions yet:
-                # the stream's expected version fences writers in several processes)
-                markets=MarketWriter(the_store, on_append=metrics.append_latency.observe),
+                markets=markets,
+                market_cashier=market_cashier,
+                velocity_bus=parts.bus,
                 odds_view=odds_view,
                 odds_hub=OddsHub(odds_view),
             )
@@ -162,6 +177,9 @@ def create_app(
             await odds_view.start()
             stack.push_async_callback(odds_view.stop)
             await parts.start()
+            if market_cashier is not None:
+                await market_cashier.start()
+                stack.push_async_callback(market_cashier.stop)
             kafka = None
             if kafka_on:
                 kafka = await _start_kafka(app, settings, keys, the_store, parts, consumers, stack)
@@ -199,6 +217,7 @@ def create_app(
     app.include_router(push.router)
     app.include_router(quote_routes.router)
     app.include_router(odds_routes.router)
+    app.include_router(market_bet_routes.router)
     app.state.graphql = graphql_api.graphql_router(settings.max_connections)
     app.include_router(app.state.graphql)
     if role == "embedded":
@@ -232,6 +251,8 @@ class _Parts:
     start: Callable[[], Awaitable[None]]
     writer: RaceWriter | None = None
     cluster: ClusterStatus | None = None
+    #: where the market writer publishes committed events by velocity tier
+    bus: VelocityBus = field(default_factory=InProcessVelocityBus)
 
 
 async def _local_parts(
@@ -282,6 +303,7 @@ async def _remote_parts(
     from ..cluster.router import Router
     from ..cluster.status import ClusterStatus
     from ..cluster.worker import subject_prefix
+    from ..velocity.nats_bus import NatsVelocityBus
 
     assert settings.nats_url is not None  # _check_api_settings
     nc = await nats.connect(
@@ -291,9 +313,13 @@ async def _remote_parts(
         reconnect_time_wait=0.25,
     )
     stack.push_async_callback(nc.close)
+    prefix = await subject_prefix(settings, store)
+    bus = NatsVelocityBus(settings.nats_url, f"{prefix}.velocity", name="oddstream-api")
+    await bus.start()
+    stack.push_async_callback(bus.close)
     router = Router(
         nc,
-        prefix=await subject_prefix(settings, store),
+        prefix=prefix,
         partitions=settings.partitions,
         deadline=settings.command_deadline_seconds,
         store=store,
@@ -307,7 +333,7 @@ async def _remote_parts(
         await reader.start()
         stack.push_async_callback(reader.stop)
 
-    return _Parts(router.races, router.wallets, router.bets, reader, start, cluster=status)
+    return _Parts(router.races, router.wallets, router.bets, reader, start, cluster=status, bus=bus)
 
 
 async def _start_kafka(

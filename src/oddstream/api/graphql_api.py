@@ -15,6 +15,7 @@ A refusal is a GraphQL error whose ``extensions`` carry the REST ``code`` and
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
@@ -24,11 +25,18 @@ from typing import Any, NewType
 
 import strawberry
 from cross_web import HTTPException  # Strawberry's HTTP refusals (its dependency)
-from graphql import GraphQLError
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionNode,
+    ValidationRule,
+)
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
 )
 from strawberry.fastapi import GraphQLRouter
@@ -51,6 +59,8 @@ from .graphql_fanout import (
     SharedTransportWSHandler,
 )
 from .odds_push import OddsFilter
+
+log = logging.getLogger(__name__)
 
 PATH = "/api/graphql"
 #: the deepest selection a document may have (introspection's ``__schema`` is exempt);
@@ -266,9 +276,9 @@ class Subscription:
         external_id: str | None = None,
         current: bool = False,
     ) -> AsyncGenerator[Odds, None]:
-        services = _services(info)
-        assert services.odds_hub is not None
         try:
+            services = _services(info)
+            assert services.odds_hub is not None
             if game_id is not None and not _GAME.fullmatch(game_id):
                 raise ApiError(422, "invalid_request", "game_id is 1-100 of A-Z a-z 0-9 . _ : -")
             if external_id is not None:
@@ -280,6 +290,11 @@ class Subscription:
                 yield _pushed.get(key, partial(Odds.of, record))
         except ApiError as exc:
             raise refused(exc) from None
+        except Exception:
+            # raised by the stream, the error has no path and the masking rule lets it
+            # through as it is: masked here
+            log.exception("getInstantOdds failed")
+            raise GraphQLError(MASKED) from None
 
 
 #: the Odds of the records pushed lately (an immutable record makes one Odds)
@@ -304,10 +319,99 @@ class _DocumentSize(SchemaExtension):
 MAX_DOCUMENT_CHARS = 20_000
 
 
+class _AliasLimit(ValidationRule):
+    """Refuses a document with more than ``MAX_ALIASES`` aliases, each counted once where
+    it is written (with the message of Strawberry's ``MaxAliasesLimiter``, which counted
+    an alias once per path through the fragments: every path, as its depth limiter
+    walked them). Only ``Query`` has fields worth aliasing, and its fields are selected
+    once however many times a fragment holding them is spread, so the aliases written
+    bound the pages built."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._aliases = 0
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        if node.alias is not None:
+            self._aliases += 1
+
+    def leave_document(self, *_: Any) -> None:
+        if self._aliases > MAX_ALIASES:
+            self.report_error(
+                GraphQLError(f"{self._aliases} aliases found. Allowed: {MAX_ALIASES}")
+            )
+
+
+class _DepthLimit(ValidationRule):
+    """Refuses an operation whose selections nest deeper than ``MAX_DEPTH`` fields (a
+    field without a selection, or an introspection field, counts 0; a fragment counts as
+    its selections), with the message of Strawberry's ``QueryDepthLimiter``.
+
+    That one walks every path through the fragments: a few fragments each spreading the
+    next ten times (a thousand characters) took it days. Here a fragment's depth is
+    found once per remaining room (at most ``MAX_DEPTH + 1`` times), and no walk goes
+    more than one field past the limit. A fragment cycle or an unknown fragment counts 0:
+    the specified rules refuse those documents (Strawberry's raised a ``KeyError`` for an
+    unknown fragment and answered its name as the message)."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        #: (fragment, room) -> its depth, at most room + 1
+        self._known: dict[tuple[str, int], int] = {}
+        self._walking: set[str] = set()
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        if self._depth(node.selection_set.selections, MAX_DEPTH) > MAX_DEPTH:
+            name = node.name.value if node.name else "anonymous"
+            self.report_error(
+                GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", node)
+            )
+
+    def _depth(self, selections: Any, room: int) -> int:
+        """The depth of ``selections``, or any depth past ``room`` once it is past."""
+        deepest = 0
+        for selection in selections:
+            deepest = max(deepest, self._depth_of(selection, room))
+            if deepest > room:
+                break
+        return deepest
+
+    def _depth_of(self, selection: SelectionNode, room: int) -> int:
+        if isinstance(selection, FieldNode):
+            if selection.selection_set is None or selection.name.value.startswith("__"):
+                return 0
+            if room == 0:
+                return 1
+            return 1 + self._depth(selection.selection_set.selections, room - 1)
+        if isinstance(selection, InlineFragmentNode):
+            return self._depth(selection.selection_set.selections, room)
+        assert isinstance(selection, FragmentSpreadNode)
+        name = selection.name.value
+        known = self._known.get((name, room))
+        if known is not None:
+            return known
+        fragment = self.context.get_fragment(name)
+        if fragment is None or name in self._walking:
+            return 0
+        self._walking.add(name)
+        try:
+            depth = self._depth(fragment.selection_set.selections, room)
+        finally:
+            self._walking.discard(name)
+        self._known[(name, room)] = depth
+        return depth
+
+
+#: the message of an unexpected exception
+MASKED = "Unexpected error."
+
+
 def _mask(error: GraphQLError) -> bool:
     """Mask an unexpected exception of a resolver (an error with a ``path``: raised
     while executing); refusals are GraphQL errors, and the errors of parsing and
-    validation (a scalar's parser included) carry no path and say what was wrong."""
+    validation (a scalar's parser included) carry no path and say what was wrong. An
+    exception out of a subscription's stream has no path either: ``getInstantOdds``
+    masks its own."""
     original = error.original_error
     return (
         error.path is not None and original is not None and not isinstance(original, GraphQLError)
@@ -361,9 +465,8 @@ schema = strawberry.Schema(
     extensions=[
         _DocumentSize,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: CheapMaskErrors(should_mask_error=_mask),
+        lambda: AddValidationRules([_DepthLimit, _AliasLimit]),
+        lambda: CheapMaskErrors(should_mask_error=_mask, error_message=MASKED),
     ],
 )
 

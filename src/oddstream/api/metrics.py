@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from ..velocity import VelocityBus
     from .auth import FailureLimiter
 
 
@@ -110,6 +111,9 @@ class Metrics:
         self.push_clients = Gauge(
             "oddstream_push_clients", "Live odds subscribers", registry=self.registry
         )
+        #: the velocity bus the market writer publishes on (set at start), read at scrape
+        self.velocity_bus: VelocityBus | None = None
+        self.registry.register(_VelocityEvents(self))
         self.graphql_subscriptions = Gauge(
             "oddstream_graphql_subscriptions",
             "GraphQL getInstantOdds subscriptions",
@@ -152,4 +156,26 @@ class _AuthRefusals(Collector):
         )
         for reason, count in self._limiter.refused.items():
             family.add_metric([reason], count)
+        yield family
+
+
+class _VelocityEvents(Collector):
+    """``oddstream_velocity_events_total{tier, outcome="published"|"dropped"}``, read
+    from the bus at each scrape (``publish`` pays integer increments only)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "oddstream_velocity_events",
+            "Committed market events on the velocity bus by tier: published, or dropped "
+            "(not sent to NATS, or not queued for an in-process subscriber)",
+            labels=["tier", "outcome"],
+        )
+        bus = self._metrics.velocity_bus
+        if bus is not None:
+            for tier, (published, dropped) in bus.counts().items():
+                family.add_metric([tier, "published"], published)
+                family.add_metric([tier, "dropped"], dropped)
         yield family

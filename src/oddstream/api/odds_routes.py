@@ -2,7 +2,11 @@
 ``DELETE /odds/{external_id}`` (a provider's commands), ``GET /odds``, ``GET
 /odds/{external_id}`` and ``GET /odds/{external_id}/events`` (anyone). The work is the
 application's (:mod:`oddstream.application.odds`); refusals are answered in the
-clients' shape (``Status: fail``, ``Msg``) with the API's ``error`` and ``message``."""
+clients' shape (``Status: fail``, ``Msg``) with the API's ``error`` and ``message``.
+
+JSON by default; protobuf (``application/x-protobuf``) for a command body of that
+``Content-Type`` and an answer whose ``Accept`` prefers it (``negotiation.py``,
+``application/odds_proto.py``)."""
 
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..application import odds
+from ..application import odds, odds_proto
 from ..application.bodies import schema_of
 from ..application.errors import render
 from ..application.services import await_reads
 from ..logs import correlation_id
 from .auth import request_principal
+from .negotiation import answer_type, is_protobuf_body
 from .openapi import COMPONENTS, MIN_POSITION
 from .schemas import require_json
 from .services import services_of
@@ -112,7 +117,8 @@ def _query_answer(data: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-_EXTERNAL_ID = {
+#: the ``external_id`` path parameter (the bets on markets' route has it too)
+EXTERNAL_ID = {
     "name": "external_id",
     "in": "path",
     "required": True,
@@ -146,13 +152,28 @@ def _page_params(what: str) -> list[dict[str, Any]]:
     ]
 
 
-def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def _answer(
+    status: int, body: Any, headers: dict[str, str] | None = None, media_type: str = JSON
+) -> Response:
+    """``body`` in JSON, or a protobuf message (``media_type`` a protobuf type)."""
+    if media_type != JSON:
+        return Response(body.SerializeToString(), status, headers=headers, media_type=media_type)
     return Response(_encoder.encode(body), status, headers=headers, media_type=JSON)
 
 
-def _refusal(exc: Exception, request_id: str | None) -> Response:
+def _refusal(
+    exc: Exception, request_id: str | None, media_type: str = JSON, *, query: bool = False
+) -> Response:
     status, body, headers = render(exc)
-    return _answer(status, odds.fail_body(request_id, body), headers or None)
+    answer: Any = odds.fail_body(request_id, body)
+    if media_type != JSON:
+        answer = odds_proto.query_fail(answer) if query else odds_proto.command_message(answer)
+    return _answer(status, answer, headers or None, media_type)
+
+
+def _query_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """A query's headers: its answer depends on ``Accept``."""
+    return {**(headers or {}), "Vary": "Accept"}
 
 
 class _WithRequestId(msgspec.Struct):
@@ -177,40 +198,53 @@ def _request_id_of(raw: bytes) -> str | None:
 
 async def _command(request: Request, command: str, external_id: str | None) -> Response:
     raw = b""
+    proto_body = is_protobuf_body(request.headers.get("content-type"))
+    media_type = answer_type(
+        request.headers.get("accept"), default=odds_proto.PROTOBUF if proto_body else JSON
+    )
+    request_id_of = odds_proto.request_id_of if proto_body else _request_id_of
     try:
-        require_json(request.scope["headers"])
+        if not proto_body:
+            require_json(request.scope["headers"])
         raw = await request.body()
         services = services_of(request)
         principal = request_principal(request)
         assert services.markets is not None
-        market, outcome = await odds.OddsCommands(services.markets).execute(
-            principal, command, raw, external_id
-        )
+        commands = odds.OddsCommands(services.markets)
+        if proto_body:
+            decoded = odds_proto.decode_request(command, raw)
+            market, outcome = await commands.run(principal, decoded, external_id)
+        else:
+            market, outcome = await commands.execute(principal, command, raw, external_id)
     except Exception as exc:
-        return _refusal(exc, _request_id_of(raw))
-    request_id = _request_id_of(raw)
+        return _refusal(exc, request_id_of(raw), media_type)
+    request_id = request_id_of(raw)
     services.metrics.commands.labels(command).inc()
+    headers = {}
     if command == "NewOdds":
-        return _answer(
-            201,
-            odds.command_response(request_id, market, outcome, f"market {market} created"),
-            {"Location": f"/odds/{market}"},
-        )
-    done = "prices updated" if command == "UpdateOdds" else "deleted"
-    answer = odds.command_response(request_id, market, outcome, f"market {market} {done}")
-    return _answer(200, answer)
+        status, done, headers = 201, "created", {"Location": f"/odds/{market}"}
+    else:
+        status, done = 200, "prices updated" if command == "UpdateOdds" else "deleted"
+    answer: Any = odds.command_response(request_id, market, outcome, f"market {market} {done}")
+    if media_type != JSON:
+        answer = odds_proto.command_message(answer)
+    return _answer(status, answer, headers or None, media_type)
 
 
-async def _query(request: Request, make: Callable[[], Awaitable[Response]]) -> Response:
+async def _query(request: Request, make: Callable[[str], Awaitable[Response]]) -> Response:
+    """Answer a query with ``make(media_type)`` once the view includes ``min_position``."""
     cid = correlation_id.get() or ""
+    media_type = answer_type(request.headers.get("accept"))
     try:
         services = services_of(request)
         assert services.odds_view is not None
         min_position = odds.min_position_of(request.query_params)
         await await_reads(services, services.odds_view, min_position, "odds reads")
-        return await make()
+        return await make(media_type)
     except Exception as exc:
-        return _refusal(exc, cid)
+        refusal = _refusal(exc, cid, media_type, query=True)
+        refusal.headers["Vary"] = "Accept"
+        return refusal
 
 
 @router.post(
@@ -232,7 +266,7 @@ async def new_odds(request: Request) -> Response:
     "/odds/{external_id}",
     summary="UpdateOdds: new prices for a market (its provider's key, or an admin's)",
     response_class=Response,
-    openapi_extra={"requestBody": _body_schema("UpdateOdds"), "parameters": [_EXTERNAL_ID]},
+    openapi_extra={"requestBody": _body_schema("UpdateOdds"), "parameters": [EXTERNAL_ID]},
     responses={200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
 )
 async def update_odds(request: Request) -> Response:
@@ -243,7 +277,7 @@ async def update_odds(request: Request) -> Response:
     "/odds/{external_id}",
     summary="DeleteOdds: delete a market (its provider's key, or an admin's)",
     response_class=Response,
-    openapi_extra={"requestBody": _body_schema("DeleteOdds"), "parameters": [_EXTERNAL_ID]},
+    openapi_extra={"requestBody": _body_schema("DeleteOdds"), "parameters": [EXTERNAL_ID]},
     responses={200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
 )
 async def delete_odds(request: Request) -> Response:
@@ -259,17 +293,21 @@ async def delete_odds(request: Request) -> Response:
     responses=_query_answer({"type": "array", "items": _RECORD}),
 )
 async def list_odds(request: Request) -> Response:
-    async def make() -> Response:
+    async def make(media_type: str) -> Response:
         services = services_of(request)
-        assert services.odds_view is not None
+        view = services.odds_view
+        assert view is not None
         page_no, page_size = odds.page_of(request.query_params)
-        data, total = odds.odds_page(services.odds_view, page_no, page_size)
+        cid = correlation_id.get() or ""
+        headers = _query_headers({"X-Total-Count": str(len(view))})
+        if media_type != JSON:
+            records = view.page(page_no, page_size)
+            msg = f"page {page_no} of {page_size}: {len(records)} of {len(view)} markets"
+            answer = odds_proto.query_message(cid, msg, records=records)
+            return _answer(200, answer, headers, media_type)
+        data, total = odds.odds_page(view, page_no, page_size)
         msg = f"page {page_no} of {page_size}: {len(data)} of {total} markets"
-        return _answer(
-            200,
-            odds.query_response(correlation_id.get() or "", data, msg),
-            {"X-Total-Count": str(total)},
-        )
+        return _answer(200, odds.query_response(cid, data, msg), headers)
 
     return await _query(request, make)
 
@@ -278,17 +316,19 @@ async def list_odds(request: Request) -> Response:
     "/odds/{external_id}",
     summary="A market's odds record (anyone)",
     response_class=Response,
-    openapi_extra={"parameters": [_EXTERNAL_ID, MIN_POSITION]},
+    openapi_extra={"parameters": [EXTERNAL_ID, MIN_POSITION]},
     responses=_query_answer(_RECORD),
 )
 async def get_odds(request: Request) -> Response:
-    async def make() -> Response:
+    async def make(media_type: str) -> Response:
         services = services_of(request)
         assert services.odds_view is not None
         record = odds.odds_record(services.odds_view, request.path_params["external_id"])
-        return _answer(
-            200, odds.query_response(correlation_id.get() or "", odds.record_json(record))
-        )
+        cid = correlation_id.get() or ""
+        if media_type != JSON:
+            answer = odds_proto.query_message(cid, "ok", record=record)
+            return _answer(200, answer, _query_headers(), media_type)
+        return _answer(200, odds.query_response(cid, odds.record_json(record)), _query_headers())
 
     return await _query(request, make)
 
@@ -298,11 +338,11 @@ async def get_odds(request: Request) -> Response:
     summary="A market's odds event log, oldest first (anyone)",
     description="`X-Total-Count` says how many events the market has.",
     response_class=Response,
-    openapi_extra={"parameters": [_EXTERNAL_ID, *_page_params("events")]},
+    openapi_extra={"parameters": [EXTERNAL_ID, *_page_params("events")]},
     responses=_query_answer({"type": "array", "items": _EVENT}),
 )
 async def odds_events(request: Request) -> Response:
-    async def make() -> Response:
+    async def make(media_type: str) -> Response:
         services = services_of(request)
         assert services.odds_view is not None
         page_no, page_size = odds.page_of(request.query_params)
@@ -313,10 +353,11 @@ async def odds_events(request: Request) -> Response:
             page_no,
             page_size,
         )
-        return _answer(
-            200,
-            odds.query_response(correlation_id.get() or "", data, f"{total} events"),
-            {"X-Total-Count": str(total)},
-        )
+        cid, msg = correlation_id.get() or "", f"{total} events"
+        headers = _query_headers({"X-Total-Count": str(total)})
+        if media_type != JSON:
+            answer = odds_proto.query_message(cid, msg, events=data)
+            return _answer(200, answer, headers, media_type)
+        return _answer(200, odds.query_response(cid, data, msg), headers)
 
     return await _query(request, make)

@@ -47,6 +47,11 @@ MARKET_REJECTION_STATUS: dict[str, int] = {
     "odds_too_high": 422,
     "bad_market": 422,
     "bad_limits": 422,
+    # bets: what can never succeed as sent (the market's state refuses the rest: 409)
+    "bad_amount": 422,
+    "below_minimum": 422,
+    "unknown_outcome": 422,
+    "bad_bet": 422,
 }
 
 

@@ -38,8 +38,9 @@ from ..domain.fixedodds import (
 from ..domain.fixedodds.formats import decimal_str
 from ..eventstore import RecordedEvent
 from ..projections.odds_view import OddsRecord, OddsView
-from ..runtime.market_writer import MarketRequest, MarketWriter, Velocity, market_stream
+from ..runtime.market_writer import MarketRequest, MarketWriter, market_stream
 from ..runtime.writer import CommandOutcome
+from ..velocity.channels import Velocity
 from .access import Principal, authorize_provider
 from .bodies import MAX_POSITION, Id, RequestId, decode
 from .errors import ApiError
@@ -147,14 +148,16 @@ def decode_request(command: str, raw: bytes) -> AnyRequest:
     return request
 
 
-def _odds(value: Decimal, where: str) -> Odds:
+def _odds(value: Decimal | Odds, where: str) -> Odds:
+    if isinstance(value, Odds):  # a protobuf body's, exact already
+        return value
     try:
         return Odds.from_decimal(value)
     except FixedOddsRejection as exc:
         raise ApiError(422, exc.code, f"{where}: {exc.message}") from None
 
 
-def money_line_in(line: MoneyLineIn[Decimal]) -> MoneyLine:
+def money_line_in(line: MoneyLineIn[Decimal] | MoneyLineIn[Odds]) -> MoneyLine:
     """The domain's money line of a body's (each price exact, or 422 naming it)."""
     where = "Payload.MoneyLine"
     return MoneyLine(
@@ -204,8 +207,15 @@ class OddsCommands:
         raw: bytes,
         external_id: str | None = None,
     ) -> tuple[str, CommandOutcome]:
-        """Run ``command`` from its raw body; ``(ExternalID, outcome)`` or a refusal."""
-        request = decode_request(command, raw)
+        """Run ``command`` from its raw JSON body; ``(ExternalID, outcome)`` or a refusal."""
+        return await self.run(principal, decode_request(command, raw), external_id)
+
+    async def run(
+        self, principal: Principal | None, request: AnyRequest, external_id: str | None = None
+    ) -> tuple[str, CommandOutcome]:
+        """Run a decoded request (a JSON body's, or a protobuf one's:
+        :mod:`.odds_proto`); ``(ExternalID, outcome)`` or a refusal."""
+        command = request.Command
         who = authorize_provider(principal, request.Provider)
         velocity = request.EventVelocity
         game: str | None

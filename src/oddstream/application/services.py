@@ -12,8 +12,10 @@ from ..eventstore import EventStore
 from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReadModel
+from ..runtime.market_cashier import MarketCashier
 from ..runtime.market_writer import MarketWriter
 from ..runtime.ports import Races, WalletBets, Wallets
+from ..velocity import VelocityBus
 from .errors import ApiError
 
 if TYPE_CHECKING:  # the HTTP layer's own parts, which it hands in
@@ -52,10 +54,15 @@ class Services:
     consumers: ConsumerGroup
     #: services mode: the deployment as this API process sees it (bus, workers, owners)
     cluster: ClusterReport | None = None
+    #: committed market events by velocity tier (in process, or NATS in services mode):
+    #: ``subscribe(tier_pattern("high"))`` and read (docs/fixed-odds.md)
+    velocity_bus: VelocityBus | None = None
     #: embedded mode: the SQL sinks' connectors (Kafka Connect's REST API, health)
     connectors: ConnectorManager | None = None
     #: the fixed-odds markets' writer and read model (the odds routes)
     markets: MarketWriter | None = None
+    #: embedded mode: bets on markets paid from wallets (services mode: none yet)
+    market_cashier: MarketCashier | None = None
     odds_view: OddsView | None = None
     #: the markets' changes to GraphQL subscribers
     odds_hub: OddsHub | None = None

@@ -49,7 +49,9 @@ class Op(enum.StrEnum):
 
 #: The version of the format below. Raise it with any change that a process of the
 #: previous release would misread (a field added, removed, moved or retyped).
-WIRE_VERSION = 1
+#: 2: wallet stake commands and events name a ``book`` (``race-<id>``, ``market-<id>``)
+#: where they named a ``race_id``.
+WIRE_VERSION = 2
 
 
 class _Head(msgspec.Struct, array_like=True):

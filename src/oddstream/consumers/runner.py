@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,6 +60,56 @@ async def _stop_feeder(feeder: asyncio.Task[None]) -> None:
         feeder.result()
 
 
+class _PageQueue:
+    """The pages a follower's feeder read ahead: at most ``pages`` of them and, but for
+    the first, at most ``max_bytes`` of events in all (a queue of whole pages would
+    hold ``pages`` times a page's budget). One feeder puts, one follower gets; the end
+    (``None``) is always taken in, holding nothing."""
+
+    def __init__(self, pages: int, max_bytes: int) -> None:
+        self._items: deque[ReadPage | None] = deque()
+        self._bytes = 0
+        self._pages = max(1, pages)
+        self._max_bytes = max_bytes
+        self._put = asyncio.Event()
+        self._taken = asyncio.Event()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def peek(self) -> ReadPage | None:
+        """The next page without taking it; ``None`` if there is none or it is the end."""
+        return self._items[0] if self._items else None
+
+    async def put(self, page: ReadPage) -> None:
+        """Queue ``page`` once there is room for it (at once when the queue is empty)."""
+        while self._items and (
+            len(self._items) >= self._pages or self._bytes + page.nbytes > self._max_bytes
+        ):
+            self._taken.clear()
+            await self._taken.wait()
+        self._items.append(page)
+        self._bytes += page.nbytes
+        self._put.set()
+
+    def end(self) -> None:
+        self._items.append(None)
+        self._put.set()
+
+    def get_nowait(self) -> ReadPage | None:
+        page = self._items.popleft()
+        if page is not None:
+            self._bytes -= page.nbytes
+        self._taken.set()
+        return page
+
+    async def get(self) -> ReadPage | None:
+        while not self._items:
+            self._put.clear()
+            await self._put.wait()
+        return self.get_nowait()
+
+
 class _Restart(Exception):
     """A rebuild ran while the follower waited: its pages are stale."""
 
@@ -94,14 +145,19 @@ class ConsumerRunner:
     """Runs one :class:`~oddstream.consumers.base.Consumer`.
 
     ``batch_size``: at most this many events read per page (a batch may join a few
-    pages); ``linger``: when a small live batch comes within this long of the last one
-    (under load), wait this long for more commits before handling it (many commits'
-    events in one batch; a reader waiting for a position cuts it short; a batch after a
-    quiet spell is handled at once); ``check_every``: how often the consumer's
-    :meth:`~.Consumer.check` runs; ``max_backoff``: the longest pause after a failure
-    (a consumer's :meth:`~.Consumer.retry_delay` may choose its own); ``retry_load``: a
-    checkpoint that cannot be loaded at :meth:`start` (a sink's database unreachable)
-    does not fail ``start`` but is loaded by the follower, retried like a failed batch.
+    pages); ``max_bytes``: at most this many bytes of events (their
+    :attr:`~oddstream.eventstore.RecordedEvent.size`) per page, per batch and in the
+    pages read ahead (``queue_pages`` of them at most), unless a single event is larger
+    (default: the store's :attr:`~oddstream.eventstore.EventStore.page_max_bytes`), so a
+    follower holds about three times that at most; ``linger``: when a small live batch
+    comes within this long of the last one (under load), wait this long for more
+    commits before handling it (many commits' events in one batch; a reader waiting
+    for a position cuts it short; a batch after a quiet spell is handled at once);
+    ``check_every``: how often the consumer's :meth:`~.Consumer.check` runs;
+    ``max_backoff``: the longest pause after a failure (a consumer's
+    :meth:`~.Consumer.retry_delay` may choose its own); ``retry_load``: a checkpoint
+    that cannot be loaded at :meth:`start` (a sink's database unreachable) does not
+    fail ``start`` but is loaded by the follower, retried like a failed batch.
     """
 
     def __init__(
@@ -116,13 +172,17 @@ class ConsumerRunner:
         max_backoff: float = 5.0,
         queue_pages: int = 4,
         retry_load: bool = False,
+        max_bytes: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
+            raise ValueError("max_bytes must be a positive integer")
         self.store = store
         self.consumer = consumer
         self.checkpoint = checkpoint if checkpoint is not None else StoreCheckpoint()
         self.batch_size = batch_size
+        self.max_bytes = store.page_max_bytes if max_bytes is None else max_bytes
         self.linger = linger
         self.check_every = check_every
         self.max_backoff = max_backoff
@@ -274,18 +334,28 @@ class ConsumerRunner:
             handled = 0
             sub = self.consumer.subscription
             events: list[RecordedEvent] = []
+            nbytes = 0
             async for recorded in self.store.scan_all(
                 0,
                 stream_prefix=sub.stream_prefix,
                 category=sub.category,
                 types=sub.types,
                 batch_size=self.batch_size,
+                max_bytes=self.max_bytes,
             ):
+                size = recorded.size
+                if events and nbytes + size > self.max_bytes:  # a batch within the budget
+                    await self._handle(events, events[-1].position, replaying=True)
+                    handled += len(events)
+                    events, nbytes = [], 0
+                    if progress is not None:
+                        progress(self.position, head)
                 events.append(recorded)
+                nbytes += size
                 if len(events) >= self.batch_size:
                     await self._handle(events, recorded.position, replaying=True)
                     handled += len(events)
-                    events = []
+                    events, nbytes = [], 0
                     if progress is not None:
                         progress(self.position, head)
             # scan_all read to the head as it found it, which may be past ``head``: the
@@ -421,7 +491,7 @@ class ConsumerRunner:
 
     async def _follow(self) -> None:
         sub = self.consumer.subscription
-        queue: asyncio.Queue[ReadPage | None] = asyncio.Queue(self._queue_pages)
+        queue = _PageQueue(self._queue_pages, self.max_bytes)
         start = self.position
 
         async def feed() -> None:
@@ -432,11 +502,12 @@ class ConsumerRunner:
                     category=sub.category,
                     types=sub.types,
                     batch_size=self.batch_size,
+                    max_bytes=self.max_bytes,
                 ):
                     await queue.put(page)
+                    del page  # the queue's now, and gone once the follower took it
             finally:
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
+                queue.end()
 
         feeder = asyncio.create_task(feed(), name=f"consumer-{self.name}-feed")
         epoch = self._epoch
@@ -467,6 +538,8 @@ class ConsumerRunner:
                     return
                 events = list(page.events)
                 position = page.position
+                nbytes = page.nbytes
+                del page
                 if (
                     self.linger
                     and self.caught_up
@@ -474,13 +547,17 @@ class ConsumerRunner:
                     and loop.time() - self._handled_at < self.linger
                 ):
                     await self._gather()  # batches come fast: let a few commits gather
-                while len(events) < self.batch_size and not queue.empty():
-                    more = queue.get_nowait()
-                    if more is None:
-                        queue.put_nowait(None)
-                        break
+                # pages read meanwhile join the batch, within its count and byte limits
+                while (
+                    len(events) < self.batch_size
+                    and (more := queue.peek()) is not None
+                    and nbytes + more.nbytes <= self.max_bytes
+                ):
+                    queue.get_nowait()
                     events += more.events
                     position = more.position
+                    nbytes += more.nbytes
+                    del more
                 async with self._lock:
                     if self._epoch != epoch:
                         raise _Restart
@@ -488,6 +565,7 @@ class ConsumerRunner:
                     await self.checkpoint.save(self.store, self.consumer, self.position)
                 if events:
                     self._handled_at = loop.time()
+                del events  # not held while the next pages are read and awaited
                 if loop.time() - self._checked_at >= self.check_every:
                     await self._check(loop)
         finally:

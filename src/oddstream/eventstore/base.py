@@ -11,10 +11,11 @@ import abc
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 from .envelope import (
     AppendResult,
@@ -51,6 +52,15 @@ DEFAULT_IDLE_RECHECK = 2.0
 #: A caught-up subscriber reads at most once per this many seconds (see
 #: :meth:`EventStore.subscribe_pages`).
 DEFAULT_FOLLOW_PACE = 0.01
+#: A page of the log holds events of at most this many bytes in all (``data`` and
+#: ``metadata``; see :attr:`RecordedEvent.size`), besides its count limit, unless it is a
+#: single event (see docs/eventstore.md, *Pages*, for how it was chosen).
+DEFAULT_PAGE_MAX_BYTES = 8 << 20
+
+
+_Row = TypeVar("_Row", bound=Sequence[Any])
+_DATA = operator.itemgetter(6)
+_METADATA = operator.itemgetter(7)
 
 
 def check_follow_pace(pace: float) -> float:
@@ -58,6 +68,52 @@ def check_follow_pace(pace: float) -> float:
     if not 0.0 <= pace <= 1.0:
         raise ValueError(f"follow_pace must be between 0 and 1 second, not {pace!r}")
     return pace
+
+
+def check_page_max_bytes(max_bytes: int) -> int:
+    """``max_bytes`` if it is a usable page byte budget (a positive int), else
+    ``ValueError``."""
+    if type(max_bytes) is not int or max_bytes < 1:
+        raise ValueError(f"page_max_bytes must be a positive integer, not {max_bytes!r}")
+    return max_bytes
+
+
+def take_rows(rows: Iterable[_Row], limit: int, max_bytes: int) -> tuple[list[_Row], int, bool]:
+    """Stored rows (``data`` and ``metadata`` at 6 and 7), at most ``limit`` of them
+    (the caller's query or slice says so), drawn one at a time until the next would take
+    their sizes past ``max_bytes`` (the first is taken whatever its size): ``(rows,
+    bytes, full)``, ``full`` when either limit stopped it. The row that did not fit was
+    drawn, and is dropped. A list is first sized whole (no Python loop a row): the hot
+    path of every read of small events."""
+    if isinstance(rows, list):
+        nbytes = sum(map(len, map(_DATA, rows))) + sum(map(len, map(_METADATA, rows)))
+        if nbytes <= max_bytes or len(rows) == 1:
+            return rows, nbytes, len(rows) == limit
+    taken: list[_Row] = []
+    append = taken.append
+    nbytes = 0
+    for row in rows:
+        nbytes += len(row[6]) + len(row[7])
+        if nbytes > max_bytes and taken:
+            return taken, nbytes - len(row[6]) - len(row[7]), True
+        append(row)
+    return taken, nbytes, len(taken) == limit
+
+
+class PageRead(NamedTuple):
+    """What an adapter's page read found (see :meth:`EventStore._read_page`)."""
+
+    #: the matching events above the read's ``after``, in order
+    events: list[RecordedEvent]
+    #: how far the read looked: every matching event in ``(after, scanned]`` is in
+    #: ``events``; a page that stopped at a limit ends at its last event
+    scanned: int
+    #: the committed head, read first
+    head: int
+    #: the events' :attr:`~RecordedEvent.size` in all
+    nbytes: int
+    #: it stopped at ``limit`` events or at the byte budget: more may follow at once
+    full: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +168,14 @@ class ReadPage:
     ``events`` are the matching events above the read's ``after``, in order; every
     matching event in ``(after, position]`` is among them, so a follower that applied
     them is at ``position`` even when events between did not match its filter. A full
-    page ends at its last event; a short one at the head its read saw (never an event
-    the page did not return).
+    page (its count limit or its byte budget reached) ends at its last event; a short
+    one at the head its read saw (never an event the page did not return). ``nbytes``:
+    the events' :attr:`~RecordedEvent.size` in all.
     """
 
     events: list[RecordedEvent]
     position: int
+    nbytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +221,14 @@ class EventStore(abc.ABC):
         *,
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
         follow_pace: float = DEFAULT_FOLLOW_PACE,
+        page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
     ) -> None:
         self._notifier = Watermark()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
         self._idle_recheck = idle_recheck
         self._follow_pace = check_follow_pace(follow_pace)
+        self._page_max_bytes = check_page_max_bytes(page_max_bytes)
         #: the last position this process's own appends committed (see subscribe_pages)
         self._local_head = 0
         #: poked to end every paced wait at once (own commits, hurry_followers)
@@ -192,6 +252,13 @@ class EventStore(abc.ABC):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def page_max_bytes(self) -> int:
+        """The byte budget of a page of the log (``ODDSTREAM_PAGE_MAX_BYTES``): pages
+        end when their events' sizes reach it, or at their count limit, whichever comes
+        first; a single event larger than it comes alone."""
+        return self._page_max_bytes
 
     def _check_open(self) -> None:
         if self._closed:
@@ -295,7 +362,8 @@ class EventStore(abc.ABC):
         category: str | None = None,
         types: Iterable[str] | None = None,
     ) -> list[RecordedEvent]:
-        """Up to ``limit`` events of the global log with positions above ``after``.
+        """Up to ``limit`` events of the global log with positions above ``after``
+        (fewer when they reach the store's :attr:`page_max_bytes`).
 
         ``category="race"`` keeps streams named ``race-…``; ``stream_prefix`` any prefix;
         ``types`` a set of event type names. A follower that filters wants
@@ -314,28 +382,43 @@ class EventStore(abc.ABC):
         stream_prefix: str | None = None,
         category: str | None = None,
         types: Iterable[str] | None = None,
+        max_bytes: int | None = None,
     ) -> ReadPage:
         """:meth:`read_all`'s events with the position the read covered (see
         :class:`ReadPage`): where a filtered follower stands once it applied them.
 
-        Take a follower's next ``after`` from ``position``, never from
-        :meth:`head_position`: the head may already include a commit this page was
-        served without.
+        The page ends at ``limit`` events or when their sizes reach ``max_bytes``
+        (default: the store's :attr:`page_max_bytes`), whichever comes first; a single
+        event larger than that comes alone. Take a follower's next ``after`` from
+        ``position``, never from :meth:`head_position`: the head may already include a
+        commit this page was served without.
         """
         self._check_open()
         validate_position(after, "after")
         validate_limit(limit)
+        budget = self._budget(max_bytes)
         flt = ReadFilter.build(stream_prefix, category, types)
         events: list[RecordedEvent] = []
+        nbytes = 0
         start = after
         while True:
-            page, scanned, head = await self._read_page(after, limit - len(events), flt)
-            events += page
-            if len(events) == limit:
-                return ReadPage(events, events[-1].position)
-            if scanned >= head:
-                return ReadPage(events, max(start, scanned))
-            after = scanned
+            # a filtered read may come back short of the head with room left: read on
+            # with what is left of both limits
+            page = await self._read_page(after, limit - len(events), flt, max(1, budget - nbytes))
+            events += page.events
+            nbytes += page.nbytes
+            if len(events) > 1 and nbytes > budget:
+                # the read's first event, over what was left: it starts the next page
+                nbytes -= events.pop().size
+                return ReadPage(events, events[-1].position, nbytes)
+            if page.full or (events and nbytes >= budget):
+                return ReadPage(events, page.scanned, nbytes)
+            if page.scanned >= page.head:
+                return ReadPage(events, max(start, page.scanned), nbytes)
+            after = page.scanned
+
+    def _budget(self, max_bytes: int | None) -> int:
+        return self._page_max_bytes if max_bytes is None else check_page_max_bytes(max_bytes)
 
     async def read_requests(
         self, stream_id: str, request_ids: Sequence[str]
@@ -435,22 +518,26 @@ class EventStore(abc.ABC):
         category: str | None = None,
         types: Iterable[str] | None = None,
         batch_size: int = 5000,
+        max_bytes: int | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         """Every event above ``after`` up to the head as of the call, then stop: the
-        replay path (a rebuild reads to where the log stood when it began)."""
+        replay path (a rebuild reads to where the log stood when it began). Read in
+        pages of ``batch_size`` events or ``max_bytes`` (default: the store's
+        :attr:`page_max_bytes`), whichever is reached first."""
         self._check_open()
         validate_position(after, "after")
         validate_limit(batch_size)
+        budget = self._budget(max_bytes)
         flt = ReadFilter.build(stream_prefix, category, types)
         end = await self.head_position()
         position = after
         while position < end:
-            events, scanned, _ = await self._read_page(position, batch_size, flt)
+            events, scanned, *_ = await self._read_page(position, batch_size, flt, budget)
             for event in events:
                 if event.position > end:
                     return
                 yield event
-            position = events[-1].position if len(events) == batch_size else scanned
+            position = scanned  # a full page's is its last event's
 
     async def subscribe_all(
         self,
@@ -488,13 +575,17 @@ class EventStore(abc.ABC):
         types: Iterable[str] | None = None,
         batch_size: int = DEFAULT_PAGE,
         pace: float | None = None,
+        max_bytes: int | None = None,
     ) -> AsyncGenerator[ReadPage, None]:
         """:meth:`subscribe_all` in pages, each with the position it covered.
 
         A page comes whenever the position moves, with the matching events up to it
         (possibly none: the log moved on with events this filter leaves out), so a
         follower is always at the last page's ``position`` once it applied its events.
-        Pages hold at most ``batch_size`` events; the iterator ends when the store is
+        Pages hold at most ``batch_size`` events and at most ``max_bytes`` (default: the
+        store's :attr:`page_max_bytes`) of their :attr:`~RecordedEvent.size`, unless a
+        single event is larger (it comes alone); the rows are read one by one up to
+        those limits, so no more is ever held. The iterator ends when the store is
         closed.
 
         ``pace``: once caught up and woken by other processes' commits, read at most
@@ -511,6 +602,7 @@ class EventStore(abc.ABC):
         self._check_open()
         validate_position(after, "after")
         validate_limit(batch_size)
+        budget = self._budget(max_bytes)
         flt = ReadFilter.build(stream_prefix, category, types)
         position = after
         loop = asyncio.get_running_loop()
@@ -521,14 +613,16 @@ class EventStore(abc.ABC):
             if pace > 0.0 and self._notifier.position > self._local_head:  # others' commits
                 await self._pace(read_at + pace - loop.time())
             began = loop.time()
-            page = await self._read_retrying(position, batch_size, flt)
+            page = await self._read_retrying(position, batch_size, flt, budget)
             if page is None:
                 return
-            events, scanned, head = page
-            if len(events) == batch_size:
-                position = events[-1].position
+            events, scanned, head, nbytes, full = page
+            del page
+            if full:  # by count or by bytes: it ends at its last event
+                position = scanned
                 read_at = float("-inf")  # catching up: the next page at once
-                yield ReadPage(events, position)
+                yield ReadPage(events, position, nbytes)
+                del events  # not held while the next page is read
                 continue
             # A short page saw everything committed up to ``scanned`` (from the same
             # snapshot or in-memory tail as its events): positions commit in order, so
@@ -536,7 +630,8 @@ class EventStore(abc.ABC):
             if events or scanned > position:
                 position = max(position, scanned)
                 read_at = began  # a re-check that found nothing does not count
-                yield ReadPage(events, position)
+                yield ReadPage(events, position, nbytes)
+            del events
             self._notifier.advance(head)
             if position < head or self._closed:
                 continue
@@ -590,13 +685,13 @@ class EventStore(abc.ABC):
             )
 
     async def _read_retrying(
-        self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int, int] | None:
+        self, after: int, limit: int, flt: ReadFilter, max_bytes: int
+    ) -> PageRead | None:
         """A page for a subscription; a database outage is waited out, not raised (a
         projection should stall and resume, not die). ``None`` once the store closes."""
         while not self._closed:
             try:
-                return await self._read_page(after, limit, flt)
+                return await self._read_page(after, limit, flt, max_bytes)
             except StoreUnavailable as exc:
                 if not await self._back_off(exc):
                     return None
@@ -731,15 +826,18 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _read_page(
-        self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int, int]:
-        """Up to ``limit`` events above ``after`` matching ``flt``: ``(events, scanned,
-        head)``.
+        self, after: int, limit: int, flt: ReadFilter, max_bytes: int | None = None
+    ) -> PageRead:
+        """Up to ``limit`` events above ``after`` matching ``flt``, and no more than
+        ``max_bytes`` (default: :attr:`page_max_bytes`) of their sizes unless the first
+        alone is larger: a :class:`PageRead`.
 
         ``head`` is the committed head read first; ``scanned`` ≤ ``head`` is how far the
-        page looked. When fewer than ``limit`` events come back, every matching event in
-        ``(after, scanned]`` was returned (a page may stop short of ``head`` and say so
-        through ``scanned``).
+        page looked: every matching event in ``(after, scanned]`` was returned (a page
+        may stop short of ``head`` and say so through ``scanned``). A page that stopped
+        at either limit is ``full`` and its ``scanned`` is its last event's position.
+        Rows are taken from the database one by one (or a few at a time), so a page
+        never holds much more than its budget, however many events ``limit`` allows.
         """
 
     @abc.abstractmethod

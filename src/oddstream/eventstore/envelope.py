@@ -174,6 +174,13 @@ class RecordedEvent:
         return self._row[4]
 
     @property
+    def size(self) -> int:
+        """The length of the event's ``data`` and ``metadata`` as read (bytes of their
+        JSON on SQLite, characters on PostgreSQL): what a page's byte budget counts."""
+        row = self._row
+        return len(row[6]) + len(row[7])
+
+    @property
     def schema_version(self) -> int:
         return self._row[5]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import zlib
 from collections.abc import Iterator
 from importlib import resources
@@ -28,10 +29,14 @@ from . import pgarrays
 from .base import (
     DEFAULT_FOLLOW_PACE,
     DEFAULT_IDLE_RECHECK,
+    DEFAULT_PAGE_MAX_BYTES,
     EventStore,
+    PageRead,
     ReadFilter,
     SqlStatement,
     check_follow_pace,
+    check_page_max_bytes,
+    take_rows,
 )
 from .envelope import AppendResult, ExpectedVersion, RecordedEvent
 from .errors import (
@@ -45,12 +50,18 @@ from .errors import (
 from .factory import check_schema_name
 from .groupcommit import AppendJob, GroupCommitter, ProjectionJob
 from .pgarrays import BoolArray, Int4Array, Int8Array, JsonbArray, TextArray, UuidArray
-from .prepare import PreparedPart
+from .prepare import MAX_EVENT_BYTES, PreparedPart
 
 log = logging.getLogger(__name__)
 
 #: Positions a filtered page scans at least before it reports how far it got.
 FILTER_WINDOW = 20_000
+#: What a compressed value may count for at most when the server cuts a page: its
+#: rendered JSON is at most about twice the store's largest event (1 MiB encoded).
+_COMPRESSED_MAX = 2 * MAX_EVENT_BYTES
+#: How many times larger than its stored size a compressed value may be (LZ4's worst
+#: case; pglz's is about 87): a compressed value counts that much, up to the above.
+_COMPRESSION_RATIO_MAX = 255
 
 
 _CONNECT_OPTIONS: dict[str, Any] = {
@@ -116,11 +127,79 @@ _SELECT = (
     "FROM {schema}.events "
 )
 
-#: a page of a subscription with the head it was read at (see ``_read_page``)
+#: An upper bound of the rendered size of a stored jsonb value, from what its stored
+#: form says without reading it (a toasted value's size is in its pointer): its size, or
+#: for a compressed one, that times the largest compression ratio (capped).
+_COST = (
+    "CASE WHEN pg_column_compression({v}) IS NULL THEN pg_column_size({v}) "
+    f"ELSE least(pg_column_size({{v}}) * {_COMPRESSION_RATIO_MAX}, {_COMPRESSED_MAX}) END"
+)
+#: How many times an event's cost (``_COST``) it may render to and still be sent by
+#: ``_PAGE_START``'s query: twice (jsonb renders a space after each ``:`` and ``,``, and
+#: escapes ``"`` and ``\\`` in strings, one character each).
+_RENDERED_PER_COST = 2
+#: a page of a subscription with the head it was read at (see ``_read_page``): the
+#: server cuts the page where the events' costs (``_COST``) reach the byte budget before
+#: it renders them, so what lies past the budget is looked at, never rendered nor sent.
+#: ``cut``: the page stopped there with more events in its range (a full page). The
+#: cost is an estimate, not a bound: jsonb renders a number in full (``1e308``, a few
+#: bytes stored, as 309 digits), so an event that rendered to more than
+#: ``_RENDERED_PER_COST`` times its cost is sent without its data and metadata, and
+#: flagged (``big``): the page ends before it (the one a page starts with is read alone).
+#: So the rows sent hold about twice the budget at most, and one event.
 _PAGE_START = (
     "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
-    "LEFT JOIN LATERAL ("
+    "LEFT JOIN LATERAL (SELECT position, stream_id, version, event_id, type, schema_version, "
+    "CASE WHEN fits THEN data END, CASE WHEN fits THEN metadata END, recorded_at, "
+    "NOT fits AS big, cut FROM ("
+    "SELECT *, octet_length(data) + octet_length(metadata) <= %s::int8 * cost AS fits FROM ("
+    "SELECT position, stream_id, version, uuid_send(event_id) AS event_id, type, "
+    "schema_version, data::text AS data, metadata::text AS metadata, "
+    "(extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_at, cost, "
+    "upto >= %s AND next_position IS NOT NULL AS cut FROM ("
+    "SELECT *, sum(cost) OVER w AS upto, lead(position) OVER w AS next_position FROM ("
+    "SELECT *, "
+    + _COST.format(v="data")
+    + " + "
+    + _COST.format(v="metadata")
+    + " AS cost FROM {schema}.events "
 )
+#: the end of ``_PAGE_START``'s query, after its ``WHERE``
+_PAGE_END = (
+    " ORDER BY position LIMIT %s) c "
+    "WINDOW w AS (ORDER BY position ROWS UNBOUNDED PRECEDING)) p "
+    # OFFSET 0: a fence, so each event is rendered once (not again for ``fits``)
+    "WHERE upto - cost < %s ORDER BY position OFFSET 0) r) s) e ON true"
+)
+
+#: The same page the quick way, without a running sum (each costs ~1.2 µs an event): an
+#: event is sent whole only if it rendered to at most ``limit``-th of the budget, so the
+#: events sent hold the budget at most, whatever they are; a larger one is sent without
+#: its data and metadata, and flagged (``big``). One is not rendered at all when its cost
+#: (``_COST``) already says it is larger. A page with an event flagged is read again by
+#: ``_PAGE_START``'s query.
+_FAST_START = (
+    "SELECT e.*, h.head FROM (SELECT coalesce(max(position), 0) AS head FROM {schema}.events) h "
+    "LEFT JOIN LATERAL (SELECT position, stream_id, version, event_id, type, schema_version, "
+    "CASE WHEN fits THEN data END, CASE WHEN fits THEN metadata END, recorded_at, "
+    "NOT fits AS big FROM ("
+    "SELECT *, data IS NOT NULL AND octet_length(data) + octet_length(metadata) <= %s AS fits "
+    "FROM (SELECT position, stream_id, version, uuid_send(event_id) AS event_id, type, "
+    "schema_version, CASE WHEN cost <= %s THEN data::text END AS data, "
+    "CASE WHEN cost <= %s THEN metadata::text END AS metadata, "
+    "(extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_at FROM (SELECT *, "
+    + _COST.format(v="data")
+    + " + "
+    + _COST.format(v="metadata")
+    + " AS cost FROM {schema}.events "
+)
+#: the end of ``_FAST_START``'s query, after its ``WHERE``
+_FAST_END = (
+    # OFFSET 0: a fence, so each event is rendered once (not again for ``fits``)
+    " ORDER BY position LIMIT %s) c ORDER BY position OFFSET 0) r) s) e ON true"
+)
+#: the flag of an event ``_FAST_START``'s query did not send
+_BIG = operator.itemgetter(9)
 
 _EXPECTED_CODES = {
     ExpectedVersion.ANY: -1,
@@ -211,8 +290,11 @@ class PostgresEventStore(EventStore):
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
         follow_pace: float = DEFAULT_FOLLOW_PACE,
         timeout: float = 30.0,
+        page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
     ) -> None:
-        super().__init__(idle_recheck=idle_recheck, follow_pace=follow_pace)
+        super().__init__(
+            idle_recheck=idle_recheck, follow_pace=follow_pace, page_max_bytes=page_max_bytes
+        )
         check_schema_name(schema)
         self.url = url
         self.schema = schema
@@ -229,8 +311,12 @@ class PostgresEventStore(EventStore):
         self._channel = f"{schema}_events"
         self._lock = _lock_key(schema, "append")
         self._q_select = sql.SQL(_SELECT).format(schema=ident)
-        self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident) + self._q_select
-        self._q_page_end = sql.SQL(" ORDER BY position LIMIT %s) e ON true")
+        self._q_page_start = sql.SQL(_PAGE_START).format(schema=ident)
+        self._q_page_end = sql.SQL(_PAGE_END)
+        self._q_fast_start = sql.SQL(_FAST_START).format(schema=ident)
+        self._q_fast_end = sql.SQL(_FAST_END)
+        #: read pages the quick way first (see ``_read_page``)
+        self._fast_pages = True
         self._q_append = sql.SQL(_APPEND_CALL).format(schema=ident)
         self._q_table = sql.SQL("{schema}.events").format(schema=ident)
         self._q_checkpoints = sql.SQL("{schema}.checkpoints").format(schema=ident)
@@ -251,13 +337,16 @@ class PostgresEventStore(EventStore):
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
         follow_pace: float = DEFAULT_FOLLOW_PACE,
         timeout: float = 30.0,
+        page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
     ) -> PostgresEventStore:
         """Connect, create the schema if needed, and start listening for commits.
 
         ``timeout`` bounds every call to the database: an append that gets no answer in
-        time fails with ``StoreUnavailable(outcome_unknown=True)``.
+        time fails with ``StoreUnavailable(outcome_unknown=True)``. ``page_max_bytes``:
+        the byte budget of a page of the log (:attr:`~EventStore.page_max_bytes`).
         """
         check_follow_pace(follow_pace)
+        check_page_max_bytes(page_max_bytes)
         store = cls(
             url,
             schema=schema,
@@ -265,6 +354,7 @@ class PostgresEventStore(EventStore):
             idle_recheck=idle_recheck,
             follow_pace=follow_pace,
             timeout=timeout,
+            page_max_bytes=page_max_bytes,
         )
         try:
             await store._pool.open(wait=True, timeout=10.0)
@@ -699,8 +789,8 @@ class PostgresEventStore(EventStore):
         return found
 
     async def _read_page(
-        self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int, int]:
+        self, after: int, limit: int, flt: ReadFilter, max_bytes: int | None = None
+    ) -> PageRead:
         # Every page is a bounded position range, not an open "position > after LIMIT n":
         # on a freshly loaded table without statistics the planner picked a bitmap scan
         # of everything after ``after`` plus a sort, making replays quadratic. Positions
@@ -714,21 +804,53 @@ class PostgresEventStore(EventStore):
             if flt.stream_prefix is None and flt.types is None
             else max(limit * 4, FILTER_WINDOW)
         )
+        if max_bytes is None:
+            max_bytes = self.page_max_bytes
         where: sql.Composable = sql.SQL("WHERE position > %s AND position <= least(h.head, %s)")
-        params: list[Any] = [after, after + window]
+        range_params: list[Any] = [after, after + window]
         if flt.stream_prefix is not None:
             where += sql.SQL(" AND left(stream_id, %s) = %s")
-            params += [len(flt.stream_prefix), flt.stream_prefix]
+            range_params += [len(flt.stream_prefix), flt.stream_prefix]
         if flt.types is not None:
             where += sql.SQL(" AND type = ANY(%s)")
-            params.append(sorted(flt.types))
-        params.append(limit)
-        rows = await self._fetch(self._q_page_start + where + self._q_page_end, params)
+            range_params.append(sorted(flt.types))
+        # The quick way first, unless the last page needed the exact one: a page of
+        # events each within limit-th of the budget needs no running sum.
+        each = max(1, max_bytes // limit)
+        if self._fast_pages:
+            rows = await self._fetch(
+                self._q_fast_start + where + self._q_fast_end,
+                [each, each, each, *range_params, limit],
+            )
+            head = int(rows[0][-1])
+            if rows[0][0] is None:  # no events: one row of NULLs and the head
+                return PageRead([], min(head, after + window), head, 0, False)
+            if not any(map(_BIG, rows)):  # all sent: within the budget
+                taken, nbytes, full = take_rows(rows, limit, max_bytes)
+                events = list(map(RecordedEvent.from_row, taken))
+                scanned = events[-1].position if full else min(head, after + window)
+                return PageRead(events, scanned, head, nbytes, full)
+            del rows
+        query = self._q_page_start + where + self._q_page_end
+        rows = await self._fetch(
+            query, [_RENDERED_PER_COST, max_bytes, *range_params, limit, max_bytes]
+        )
+        alone = rows[0][0] is not None and rows[0][9]
+        if alone:  # it starts with an event not sent: read alone, a full page (of 1)
+            rows = await self._fetch(query, [1 << 40, max_bytes, *range_params, 1, max_bytes])
         head = int(rows[0][-1])
-        events = [] if rows[0][0] is None else list(map(RecordedEvent.from_row, rows))
-        upto = min(head, after + window)
-        scanned = events[-1].position if len(events) == limit else upto
-        return events, scanned, head
+        if rows[0][0] is None:  # no events: one row of NULLs and the head
+            return PageRead([], min(head, after + window), head, 0, False)
+        flags = list(map(_BIG, rows))
+        sent = flags.index(True) if True in flags else len(rows)
+        taken, nbytes, full = take_rows(rows[:sent], limit, max_bytes)
+        # full: cut by the client, before an event not sent, or by the server's cut
+        full = full or alone or len(taken) < len(rows) or bool(rows[-1][10])
+        # the next page the quick way when this one's events would have gone so
+        self._fast_pages = all(len(row[6]) + len(row[7]) <= each for row in taken)
+        events = list(map(RecordedEvent.from_row, taken))
+        scanned = events[-1].position if full else min(head, after + window)
+        return PageRead(events, scanned, head, nbytes, full)
 
     async def _stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(

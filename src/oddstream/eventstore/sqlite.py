@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -26,10 +27,14 @@ from typing import Any
 from .base import (
     DEFAULT_FOLLOW_PACE,
     DEFAULT_IDLE_RECHECK,
+    DEFAULT_PAGE_MAX_BYTES,
     EventStore,
+    PageRead,
     ReadFilter,
     SqlStatement,
     check_follow_pace,
+    check_page_max_bytes,
+    take_rows,
 )
 from .envelope import AppendResult, RecordedEvent
 from .errors import (
@@ -43,8 +48,11 @@ from .planner import BatchPlan, BatchState, ExistingEvent, Row, plan_batch
 from .prepare import PreparedPart
 
 SCHEMA_VERSION = 1
-#: Rows of the latest commits kept in memory for live subscribers (at least this many).
+#: Rows of the latest commits kept in memory for live subscribers (at least this many,
+#: unless they hold more than ``RECENT_BYTES`` of data and metadata).
 RECENT_ROWS = 20_000
+#: The rows kept for live subscribers hold at most about twice this many bytes.
+RECENT_BYTES = 32 << 20
 #: How long appends wait for another process to release SQLite's write lock.
 BUSY_TIMEOUT = 30.0
 
@@ -159,9 +167,12 @@ class SqliteEventStore(EventStore):
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
         follow_pace: float = DEFAULT_FOLLOW_PACE,
         commit_thread: bool = False,
+        page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
     ) -> None:
         """Use :meth:`open`; this takes an already prepared writer connection."""
-        super().__init__(idle_recheck=idle_recheck, follow_pace=follow_pace)
+        super().__init__(
+            idle_recheck=idle_recheck, follow_pace=follow_pace, page_max_bytes=page_max_bytes
+        )
         self.path = path
         self.synchronous = synchronous
         self._loop = asyncio.get_running_loop()
@@ -178,6 +189,7 @@ class SqliteEventStore(EventStore):
         self._committer = GroupCommitter(self._write_appends, self._write_projection)
         self._recent: list[Row] = []
         self._recent_first = 0
+        self._recent_bytes = 0
         #: a reader connection used on the event loop itself (see _read_requests)
         self._loop_conn: sqlite3.Connection | None = None
 
@@ -191,16 +203,19 @@ class SqliteEventStore(EventStore):
         idle_recheck: float = DEFAULT_IDLE_RECHECK,
         follow_pace: float = DEFAULT_FOLLOW_PACE,
         commit_thread: bool = False,
+        page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
     ) -> SqliteEventStore:
         """Open (creating if needed) the store in the SQLite file at ``path``.
 
         By default a group commit runs on the event loop: the fastest for one caller
         after another. ``commit_thread=True`` runs it on a thread of its own instead, so
         the loop keeps serving while the commit waits for the disk (what a server with
-        many clients wants; ``oddstream serve`` sets it).
+        many clients wants; ``oddstream serve`` sets it). ``page_max_bytes``: the byte
+        budget of a page of the log (:attr:`~EventStore.page_max_bytes`).
         """
         synchronous = check_synchronous(synchronous)
         check_follow_pace(follow_pace)
+        check_page_max_bytes(page_max_bytes)
         path = Path(path)
         try:
             # in a thread: creating the schema may wait for another process's lock
@@ -215,6 +230,7 @@ class SqliteEventStore(EventStore):
             idle_recheck=idle_recheck,
             follow_pace=follow_pace,
             commit_thread=commit_thread,
+            page_max_bytes=page_max_bytes,
         )
         await store.head_position()
         return store
@@ -442,9 +458,7 @@ class SqliteEventStore(EventStore):
                 self._reader_conns.append(conn)
         return conn
 
-    def _read_page_sync(
-        self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int, int]:
+    def _read_page_sync(self, after: int, limit: int, flt: ReadFilter, max_bytes: int) -> PageRead:
         conn = self._reader()
         head = conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ?"
@@ -457,12 +471,19 @@ class SqliteEventStore(EventStore):
             params += sorted(flt.types)
         sql += " ORDER BY position LIMIT ?"
         params.append(limit)
-        rows = conn.execute(sql, params).fetchall()
-        return list(map(RecordedEvent.from_row, rows)), head, head
+        cursor = conn.execute(sql, params)
+        try:  # row by row: a page of large events stops at the budget, not after it
+            rows, nbytes, full = take_rows(cursor, limit, max_bytes)
+        finally:
+            cursor.close()  # ends the statement's read of the snapshot
+        events = list(map(RecordedEvent.from_row, rows))
+        return PageRead(events, events[-1].position if full else head, head, nbytes, full)
 
     async def _read_page(
-        self, after: int, limit: int, flt: ReadFilter
-    ) -> tuple[list[RecordedEvent], int, int]:
+        self, after: int, limit: int, flt: ReadFilter, max_bytes: int | None = None
+    ) -> PageRead:
+        if max_bytes is None:
+            max_bytes = self.page_max_bytes
         recent = self._recent
         first = self._recent_first
         if recent and first <= after + 1 <= first + len(recent) - 1:
@@ -472,20 +493,20 @@ class SqliteEventStore(EventStore):
             last = first + len(recent) - 1
             prefix, types = flt.stream_prefix, flt.types
             if prefix is None and types is None:
-                rows = recent[start : start + limit]
+                rows, nbytes, full = take_rows(recent[start : start + limit], limit, max_bytes)
             else:
-                rows = []
-                for row in recent[start:]:
-                    if (prefix is None or row[1].startswith(prefix)) and (
-                        types is None or row[4] in types
-                    ):
-                        rows.append(row)
-                        if len(rows) == limit:
-                            break
+                matching = (
+                    row
+                    for row in recent[start:]
+                    if (prefix is None or row[1].startswith(prefix))
+                    and (types is None or row[4] in types)
+                )
+                rows, nbytes, full = take_rows(itertools.islice(matching, limit), limit, max_bytes)
             events = list(map(RecordedEvent.from_row, rows))
-            scanned = events[-1].position if len(events) == limit else last
-            return events, scanned, last
-        return await self._read(self._read_page_sync, after, limit, flt)
+            scanned = events[-1].position if full else last
+            return PageRead(events, scanned, last, nbytes, full)
+        result: PageRead = await self._read(self._read_page_sync, after, limit, flt, max_bytes)
+        return result
 
     def _remember(self, rows: list[Row]) -> None:
         """Keep the rows just committed for live readers. Only a contiguous run of
@@ -494,11 +515,20 @@ class SqliteEventStore(EventStore):
         if not recent or rows[0][0] != self._recent_first + len(recent):
             recent.clear()
             self._recent_first = rows[0][0]
+            self._recent_bytes = 0
         recent.extend(rows)
-        if len(recent) > 2 * RECENT_ROWS:
-            drop = len(recent) - RECENT_ROWS
+        self._recent_bytes += sum([len(row[6]) + len(row[7]) for row in rows])
+        if len(recent) > 2 * RECENT_ROWS or self._recent_bytes > 2 * RECENT_BYTES:
+            # down to RECENT_ROWS rows and RECENT_BYTES bytes (readers further behind read
+            # the database)
+            drop = max(0, len(recent) - RECENT_ROWS)
+            kept = self._recent_bytes - sum([len(row[6]) + len(row[7]) for row in recent[:drop]])
+            while kept > RECENT_BYTES and drop < len(recent) - 1:
+                kept -= len(recent[drop][6]) + len(recent[drop][7])
+                drop += 1
             del recent[:drop]
             self._recent_first += drop
+            self._recent_bytes = kept
 
     def _scalar_sync(self, sql: str, params: tuple[Any, ...]) -> Any:
         row = self._reader().execute(sql, params).fetchone()

@@ -1,4 +1,5 @@
-"""Money through the tote: the process manager between wallets and races.
+"""Money through the tote: the process manager between wallets and races (and, in
+:class:`StakeCashier`, what it shares with the markets' cashier, ``market_cashier.py``).
 
 A bet that names a wallet goes through three steps, each a single-stream append by the
 single writer of that stream:
@@ -33,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,10 @@ from ..domain.wallet import (
     ReserveStake,
     SettleStake,
     WalletRejection,
+    book_race,
+    race_book,
 )
-from ..domain.wallet.events import StakeRejected
+from ..domain.wallet.events import RACE_BOOK, StakeRejected
 from ..eventstore import EventStore, EventStoreError, StoreClosed
 from .ports import Races, WalletBets, Wallets
 from .writer import CommandOutcome, RequestIdReused
@@ -66,7 +69,6 @@ _CLOSING = frozenset(
     }
 )
 _SETTLED = "tote.BetSettled"
-_FOLLOWED = [_RESERVED, *_CLOSING, _SETTLED]
 
 
 class InsufficientFunds(WalletRejection):
@@ -88,45 +90,62 @@ class _Open:
     reserved_at: float
 
 
+def cashier_subscription(settled: str) -> Subscription:
+    """What a cashier follows: reservations, their closings, and its books'
+    settlement events (``settled``)."""
+    return Subscription(types=frozenset([_RESERVED, *_CLOSING, settled]))
+
+
+#: a reservation as a cashier keys it: (wallet, book, bet)
+OpenKey = tuple[str, str, str]
+
+
 def wallet_bet_request_id(wallet_id: str, bet_id: str) -> str:
-    """The race request id of a wallet bet: a retry of the same bet from the same wallet
-    gets the original answer; the same bet id from another wallet is a new request."""
+    """The race (or market) request id of a wallet bet: a retry of the same bet from the
+    same wallet gets the original answer; the same bet id from another wallet is a new
+    request."""
     return f"wallet-bet:{wallet_id}:{bet_id}"
 
 
-class Cashier(Consumer):
-    """Places wallet bets and pays their settlements into wallets, exactly once.
+def book_of(data: Mapping[str, Any]) -> str:
+    """The book a stored stake event names: ``book``, or (version 1) its race's."""
+    book = data.get("book")
+    return str(book) if book else race_book(data["race_id"])
 
-    A consumer of reservations, closings and settlements (``docs/consumers.md``) with a
-    store checkpoint that never passes a reservation still open."""
 
-    name = CHECKPOINT
-    subscription = Subscription(types=frozenset(_FOLLOWED))
+class StakeCashier(Consumer):
+    """What a cashier of one kind of book does (a subclass says which kind): places
+    wallet bets (reserve, place, capture or release), follows the log's reservations,
+    closings and the book's settlements, pays each settlement into its wallet, and
+    sweeps reservations a crash left open.
+
+    A consumer with a store checkpoint that never passes a reservation still open; it
+    follows only reservations of its own kind of book (``book_prefix``), so the
+    cashiers of races and of markets never resolve each other's."""
+
+    #: the books this cashier serves (``race-`` or ``market-``)
+    book_prefix: str
+    #: what the reservation a cashier is placing is called in messages
+    venue: str = "book"
 
     def __init__(
         self,
         store: EventStore,
-        races: Races,
         wallets: Wallets,
         *,
-        resolver: WalletBets | None = None,
         stale_after: float = 10.0,
         sweep_every: float = 2.0,
         checkpoint_every: float = 1.0,
     ) -> None:
         self._store = store
-        self._races = races
         self._wallets = wallets
-        # who resolves a stale reservation: this cashier (embedded), or, in services
-        # mode, the cashier of the worker owning the wallet, which knows what is busy
-        self._resolver: WalletBets = resolver or self
         self._stale_after = stale_after
         self._sweep_every = sweep_every
         self._checkpoint_every = checkpoint_every
-        #: (wallet, race, bet) being placed or swept right now, in this process
-        self._busy: set[tuple[str, str, str]] = set()
-        #: (wallet, race, bet) → a reservation seen in the log, not yet resolved
-        self._open: dict[tuple[str, str, str], _Open] = {}
+        #: (wallet, book, bet) being placed or swept right now, in this process
+        self._busy: set[OpenKey] = set()
+        #: (wallet, book, bet) → a reservation seen in the log, not yet resolved
+        self._open: dict[OpenKey, _Open] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.runner = ConsumerRunner(
             store, self, StoreCheckpoint(every=checkpoint_every), batch_size=2000
@@ -144,33 +163,34 @@ class Cashier(Consumer):
         return len(self._open)
 
     # ----------------------------------------------------------------- placing
-    async def place_bet(
-        self, command: PlaceBet, *, legacy_ids: Sequence[str] = ()
+    async def _place(
+        self,
+        wallet_id: str,
+        book: str,
+        bet_id: str,
+        stake_cents: int,
+        *,
+        recall: Callable[[], Awaitable[CommandOutcome | None]],
+        place: Callable[[], Awaitable[CommandOutcome]],
+        took: Callable[[CommandOutcome], bool],
+        duplicate: Callable[[], Exception],
+        refusals: tuple[type[Exception], ...],
     ) -> CommandOutcome:
-        """Reserve the stake, place the bet, capture or release: the race's answer.
+        """Reserve the stake, place the bet (``place``), capture or release.
 
-        ``legacy_ids``: race request ids an earlier version may have placed this bet
-        under (see :meth:`AggregateWriter.execute`); a bet found under one is answered,
-        not placed again.
-
-        Raises :class:`InsufficientFunds`, the race's :class:`ToteRejection` (the stake
-        is released first), or :class:`WalletRejection` ``bet_in_progress`` when the same
-        bet is being placed or resolved right now.
-        """
-        wallet_id = command.wallet_id
-        if wallet_id is None:
-            raise ValueError("place_bet needs a bet that names a wallet")
-        bet_id, race_id = command.bet_id, command.race_id
-        key = (wallet_id, race_id, bet_id)
+        ``recall`` is the answer the bet's request id got before (``None``: none);
+        ``took(outcome)`` whether the book took the bet for this wallet (else
+        ``duplicate()`` is raised: the bet id is another's); ``refusals`` are the book's
+        refusals, on which the stake is released before they are raised."""
+        key = (wallet_id, book, bet_id)
         if key in self._busy:
             raise WalletRejection("bet_in_progress", f"bet {bet_id} is being placed; retry")
         self._busy.add(key)
-        request_id = wallet_bet_request_id(wallet_id, bet_id)
         try:
-            # A retry of a bet the race has taken: its answer, without reserving again
+            # A retry of a bet the book has taken: its answer, without reserving again
             # (and RequestIdReused, before any money moves, if the retry differs).
             try:
-                earlier = await self._races.recall(command, request_id, legacy_ids)
+                earlier = await recall()
             except RequestIdReused:  # a wallet bet's identity is its bet id
                 raise RequestIdReused(f"bet {bet_id} (its bet_id or request_id)") from None
             if earlier is not None:
@@ -178,39 +198,35 @@ class Cashier(Consumer):
             try:
                 reserved = await self._wallets.execute(
                     ReserveStake(
-                        wallet_id=wallet_id,
-                        bet_id=bet_id,
-                        race_id=race_id,
-                        amount_cents=command.stake_cents,
+                        wallet_id=wallet_id, bet_id=bet_id, book=book, amount_cents=stake_cents
                     )
                 )
             except WalletRejection as exc:
                 if exc.code != "bet_settled":
                     raise
-                # a late retry of a bet already settled: the race's original answer
-                return await self._races.execute(command, request_id=request_id)
+                # a late retry of a bet already settled: the book's original answer
+                return await place()
             refused = [e for e in reserved.events if isinstance(e, StakeRejected)]
             if refused:
-                raise InsufficientFunds(wallet_id, command.stake_cents, refused[0].balance_cents)
+                raise InsufficientFunds(wallet_id, stake_cents, refused[0].balance_cents)
             fresh = bool(reserved.events)  # this call reserved (not a retry's earlier one)
             try:
-                outcome = await self._races.execute(command, request_id=request_id)
-                placed = [e for e in outcome.events if isinstance(e, BetPlaced)]
-                if not placed or placed[0].wallet_id != wallet_id:
-                    raise ToteRejection("duplicate_bet", f"bet {bet_id} exists already")
-            except (ToteRejection, RequestIdReused) as exc:
-                await self._release(wallet_id, race_id, bet_id, exc.code)
+                outcome = await place()
+                if not took(outcome):
+                    raise duplicate()
+            except (*refusals, RequestIdReused) as exc:  # type: ignore[misc]
+                await self._release(wallet_id, book, bet_id, getattr(exc, "code", "refused"))
                 raise
             if outcome.repeated and fresh:
-                # The race took this bet before, paid from an earlier reservation that
+                # The book took this bet before, paid from an earlier reservation that
                 # is settled or resolved by now: this reservation backs nothing.
-                await self._release(wallet_id, race_id, bet_id, "repeated_request")
+                await self._release(wallet_id, book, bet_id, "repeated_request")
                 return outcome
             # Any other failure leaves the reservation open for the sweep to resolve
-            # from what the race's log says.
+            # from what the book's log says.
             try:
                 await self._wallets.execute(
-                    CaptureStake(wallet_id=wallet_id, bet_id=bet_id, race_id=race_id)
+                    CaptureStake(wallet_id=wallet_id, bet_id=bet_id, book=book)
                 )
             except EventStoreError:
                 log.warning("capture of bet %s failed; the sweep will retry", bet_id)
@@ -218,9 +234,9 @@ class Cashier(Consumer):
         finally:
             self._busy.discard(key)
 
-    async def _release(self, wallet_id: str, race_id: str, bet_id: str, reason: str) -> None:
+    async def _release(self, wallet_id: str, book: str, bet_id: str, reason: str) -> None:
         await self._wallets.execute(
-            ReleaseStake(wallet_id=wallet_id, bet_id=bet_id, race_id=race_id, reason=reason)
+            ReleaseStake(wallet_id=wallet_id, bet_id=bet_id, book=book, reason=reason)
         )
 
     # ----------------------------------------------------------------- following
@@ -232,7 +248,7 @@ class Cashier(Consumer):
         await self.reset()
         await self.runner.load()
         await self.runner.start()
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="cashier-sweep")
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name=f"{self.name}-sweep")
 
     async def stop(self) -> None:
         """Stop sweeping and following; the checkpoint is saved if the store is open."""
@@ -251,33 +267,33 @@ class Cashier(Consumer):
         """Whether the follower reached the head of the log within ``timeout``."""
         return await self.runner.wait_caught_up(timeout)
 
+    def _settlement(self, data: Mapping[str, Any]) -> SettleStake | None:
+        """The wallet's command for a settlement event of the book (``None``: a cash
+        bet's, nothing to pay)."""
+        raise NotImplementedError
+
     async def handle(self, batch: Batch) -> None:
         """Act on reservations, closings and settlements: pay every wallet bet's
         settlement into its wallet (idempotent by the wallet's state: a batch given
         again pays nothing twice)."""
         settles: list[SettleStake] = []
+        prefix = self.book_prefix
         for recorded in batch.events:
             kind = recorded.type
             data: Mapping[str, Any] = recorded.data
-            if kind == _SETTLED:
-                wallet_id = data.get("wallet_id")
-                if wallet_id:
-                    settles.append(
-                        SettleStake(
-                            wallet_id=wallet_id,
-                            bet_id=data["bet_id"],
-                            race_id=data["race_id"],
-                            payout_cents=data["payout_cents"],
-                            refund_cents=data["refund_cents"],
-                            reason=data["reason"],
-                        )
-                    )
-            elif kind == _RESERVED:
-                self._open[(data["wallet_id"], data["race_id"], data["bet_id"])] = _Open(
-                    recorded.position, recorded.recorded_at.timestamp()
-                )
+            if kind == _RESERVED or kind in _CLOSING:
+                book = book_of(data)
+                if not book.startswith(prefix):
+                    continue  # another cashier's book
+                key = (data["wallet_id"], book, data["bet_id"])
+                if kind == _RESERVED:
+                    self._open[key] = _Open(recorded.position, recorded.recorded_at.timestamp())
+                else:
+                    self._open.pop(key, None)
             else:
-                self._open.pop((data["wallet_id"], data["race_id"], data["bet_id"]), None)
+                settle = self._settlement(data)
+                if settle is not None:
+                    settles.append(settle)
         if not settles:
             return
         results = await self._wallets.execute_many([(s, None) for s in settles])
@@ -304,47 +320,156 @@ class Cashier(Consumer):
             await asyncio.sleep(self._sweep_every)
             try:
                 await self.sweep()
-            except (EventStoreError, ToteRejection, WalletRejection):
+            except (EventStoreError, WalletRejection, *self._book_refusals()):  # type: ignore[misc]
                 log.warning("reservation sweep failed; retrying later", exc_info=True)
             except Exception:  # anything else (in services mode, the owner's failure over
                 # NATS): the sweep is the only thing that resolves what a crash left open
                 log.exception("reservation sweep failed unexpectedly; retrying later")
 
+    def _book_refusals(self) -> tuple[type[Exception], ...]:
+        """The book's refusals a sweep may meet (logged, retried at the next sweep)."""
+        return ()
+
+    async def _resolve_open(self, wallet_id: str, book: str, bet_id: str) -> bool:
+        """Resolve one stale reservation (on the wallet's owner)."""
+        raise NotImplementedError
+
     async def sweep(self, *, now: float | None = None) -> int:
-        """Resolve reservations open longer than ``stale_after`` (:meth:`resolve`, on
-        the wallet's owner). Returns how many were resolved. One that cannot be
-        resolved now (its owner unreachable) is left for the next sweep and does not
-        hold up the others."""
+        """Resolve reservations open longer than ``stale_after`` (on the wallet's
+        owner). Returns how many were resolved. One that cannot be resolved now (its
+        owner unreachable) is left for the next sweep and does not hold up the others."""
         now = time.time() if now is None else now
         resolved = 0
         for key, item in list(self._open.items()):
             if now - item.reserved_at < self._stale_after or key in self._busy:
                 continue
             try:
-                if await self._resolver.resolve(*key):
+                if await self._resolve_open(*key):
                     resolved += 1
-            except (EventStoreError, ToteRejection, WalletRejection) as exc:
+            except (EventStoreError, WalletRejection, *self._book_refusals()) as exc:  # type: ignore[misc]
                 log.warning("reservation of bet %s not resolved yet: %s", key[2], exc)
         return resolved
 
-    async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
-        """Capture the stake if the race holds the bet for this wallet, release it
-        otherwise (idempotent: a reservation already closed is left as it is). False,
-        doing nothing, while the bet is being placed in this process."""
-        key = (wallet_id, race_id, bet_id)
+    async def _resolve_with(
+        self,
+        wallet_id: str,
+        book: str,
+        bet_id: str,
+        holder: Callable[[], Awaitable[str | None]],
+    ) -> bool:
+        """Capture the stake if the book holds the bet for this wallet (``holder()``:
+        the wallet the book holds it for), release it otherwise. False, doing nothing, while
+        the bet is being placed in this process."""
+        key = (wallet_id, book, bet_id)
         if key in self._busy:
             return False
         self._busy.add(key)
         try:
-            if await self._races.bet_wallet(race_id, bet_id) == wallet_id:
+            if await holder() == wallet_id:
                 command: CaptureStake | ReleaseStake = CaptureStake(
-                    wallet_id=wallet_id, bet_id=bet_id, race_id=race_id
+                    wallet_id=wallet_id, bet_id=bet_id, book=book
                 )
             else:
                 command = ReleaseStake(
-                    wallet_id=wallet_id, bet_id=bet_id, race_id=race_id, reason="not_placed"
+                    wallet_id=wallet_id, bet_id=bet_id, book=book, reason="not_placed"
                 )
             await self._wallets.execute(command)
             return True
         finally:
             self._busy.discard(key)
+
+
+class Cashier(StakeCashier):
+    """Places wallet bets on races and pays their settlements into wallets, exactly
+    once: the cashier of race books."""
+
+    name = CHECKPOINT
+    subscription = cashier_subscription(_SETTLED)
+    book_prefix = RACE_BOOK
+
+    def __init__(
+        self,
+        store: EventStore,
+        races: Races,
+        wallets: Wallets,
+        *,
+        resolver: WalletBets | None = None,
+        stale_after: float = 10.0,
+        sweep_every: float = 2.0,
+        checkpoint_every: float = 1.0,
+    ) -> None:
+        super().__init__(
+            store,
+            wallets,
+            stale_after=stale_after,
+            sweep_every=sweep_every,
+            checkpoint_every=checkpoint_every,
+        )
+        self._races = races
+        # who resolves a stale reservation: this cashier (embedded), or, in services
+        # mode, the cashier of the worker owning the wallet, which knows what is busy
+        self._resolver: WalletBets = resolver or self
+
+    async def place_bet(
+        self, command: PlaceBet, *, legacy_ids: Sequence[str] = ()
+    ) -> CommandOutcome:
+        """Reserve the stake, place the bet, capture or release: the race's answer.
+
+        ``legacy_ids``: race request ids an earlier version may have placed this bet
+        under (see :meth:`AggregateWriter.execute`); a bet found under one is answered,
+        not placed again.
+
+        Raises :class:`InsufficientFunds`, the race's :class:`ToteRejection` (the stake
+        is released first), or :class:`WalletRejection` ``bet_in_progress`` when the same
+        bet is being placed or resolved right now.
+        """
+        wallet_id = command.wallet_id
+        if wallet_id is None:
+            raise ValueError("place_bet needs a bet that names a wallet")
+        bet_id = command.bet_id
+        request_id = wallet_bet_request_id(wallet_id, bet_id)
+
+        def took(outcome: CommandOutcome) -> bool:
+            placed = [e for e in outcome.events if isinstance(e, BetPlaced)]
+            return bool(placed) and placed[0].wallet_id == wallet_id
+
+        return await self._place(
+            wallet_id,
+            race_book(command.race_id),
+            bet_id,
+            command.stake_cents,
+            recall=lambda: self._races.recall(command, request_id, legacy_ids),
+            place=lambda: self._races.execute(command, request_id=request_id),
+            took=took,
+            duplicate=lambda: ToteRejection("duplicate_bet", f"bet {bet_id} exists already"),
+            refusals=(ToteRejection,),
+        )
+
+    def _settlement(self, data: Mapping[str, Any]) -> SettleStake | None:
+        wallet_id = data.get("wallet_id")
+        if not wallet_id:
+            return None
+        return SettleStake(
+            wallet_id=wallet_id,
+            bet_id=data["bet_id"],
+            book=race_book(data["race_id"]),
+            payout_cents=data["payout_cents"],
+            refund_cents=data["refund_cents"],
+            reason=data["reason"],
+        )
+
+    def _book_refusals(self) -> tuple[type[Exception], ...]:
+        return (ToteRejection,)
+
+    async def _resolve_open(self, wallet_id: str, book: str, bet_id: str) -> bool:
+        race_id = book_race(book)
+        assert race_id is not None  # this cashier follows race books only
+        return await self._resolver.resolve(wallet_id, race_id, bet_id)
+
+    async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+        """Capture the stake if the race holds the bet for this wallet, release it
+        otherwise (idempotent: a reservation already closed is left as it is). False,
+        doing nothing, while the bet is being placed in this process."""
+        return await self._resolve_with(
+            wallet_id, race_book(race_id), bet_id, lambda: self._races.bet_wallet(race_id, bet_id)
+        )

@@ -11,11 +11,15 @@ from ..domain.quotes.stored import STORED_CLASSES as QUOTE_EVENTS
 from ..domain.tote.events import ALL_EVENTS as TOTE_EVENTS
 from ..domain.tote.events import RaceScheduled
 from ..domain.wallet.events import ALL_EVENTS as WALLET_EVENTS
+from ..domain.wallet.events import STAKE_EVENTS, STAKE_EVENTS_VERSION, upcast_v1
 from ..eventstore.registry import EventRegistry
 from ..integrations.kafka.legacy_events import register_legacy_events
 
 #: events whose stored shape changed, at their current version (upcasters lift the rest)
-_VERSIONS: dict[type[msgspec.Struct], int] = {RaceScheduled: 2}
+_VERSIONS: dict[type[msgspec.Struct], int] = {
+    RaceScheduled: 2,
+    **dict.fromkeys(STAKE_EVENTS, STAKE_EVENTS_VERSION),
+}
 
 registry = EventRegistry()
 # first: old names of events that are now written under the names registered below
@@ -23,7 +27,10 @@ register_legacy_events(registry)
 for _cls in TOTE_EVENTS:
     registry.register(_cls, name=f"tote.{_cls.__name__}", version=_VERSIONS.get(_cls, 1))
 for _cls in WALLET_EVENTS:
-    registry.register(_cls, name=f"wallet.{_cls.__name__}", version=1)
+    registry.register(_cls, name=f"wallet.{_cls.__name__}", version=_VERSIONS.get(_cls, 1))
+# stake events named a race_id before they named a book (a race's or a market's)
+for _cls in STAKE_EVENTS:
+    registry.upcaster(f"wallet.{_cls.__name__}", from_version=1)(upcast_v1)
 for _cls in MARKET_EVENTS:
     registry.register(_cls, name=f"fixedodds.{_cls.__name__}", version=1)
 for _cls in DEAD_LETTER_EVENTS:

@@ -12,8 +12,8 @@ covers the whole request. Every update is recorded, the prices the market has in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -27,14 +27,15 @@ from ..domain.fixedodds import (
 )
 from ..domain.fixedodds.events import MarketEvent, PricesUpdated
 from ..domain.fixedodds.market import MarketStatus
-from ..eventstore import EventStore
+from ..eventstore import AppendResult, EventStore, NewEvent
 from ..eventstore.registry import EventRegistry
+from ..velocity.bus import BusEvent, VelocityBus
+from ..velocity.channels import ODDS_DOMAIN, Velocity, game_type_of
 from .codec import registry as default_registry
 from .writer import AggregateSpec, AggregateWriter
 
 MARKET_STREAM_PREFIX = "market-"
-
-Velocity = Literal["high", "medium", "low"]
+_json = msgspec.json.Encoder()
 
 
 def market_stream(market_id: str) -> str:
@@ -52,6 +53,37 @@ class MarketRequest(msgspec.Struct, frozen=True, kw_only=True):
     command: MarketCommand
     game_id: str | None = None
     velocity: Velocity = "medium"
+
+
+def bus_events(
+    state: MarketState,
+    velocities: Sequence[tuple[Velocity, int]],
+    events: Sequence[NewEvent],
+    result: AppendResult,
+) -> list[BusEvent]:
+    """A stored batch's events as the velocity bus carries them: ``velocities`` says,
+    command by command, the velocity of its events and how many it decided."""
+    game_type = game_type_of(state.game_id)
+    first_version = result.version - len(events) + 1
+    out: list[BusEvent] = []
+    i = 0
+    for velocity, count in velocities:
+        for _ in range(count):
+            new = events[i]
+            out.append(
+                BusEvent(
+                    position=result.first_position + i,
+                    stream=result.stream_id,
+                    version=first_version + i,
+                    type=new.type,
+                    data=_json.encode(new.data),
+                    velocity=velocity,
+                    game_type=game_type,
+                    domain=ODDS_DOMAIN,
+                )
+            )
+            i += 1
+    return out
 
 
 def decide_request(state: MarketState, request: MarketRequest) -> list[MarketEvent]:
@@ -96,7 +128,10 @@ MARKETS: AggregateSpec[MarketState, MarketRequest] = AggregateSpec(
 
 
 class MarketWriter(AggregateWriter[MarketState, MarketRequest]):
-    """Executes market requests; one writer per market in this process."""
+    """Executes market requests; one writer per market in this process. With a
+    ``bus``, every event it stores is published there once committed, on the channel of
+    its request's velocity and its market's game type (``docs/fixed-odds.md``,
+    "Velocity tiers")."""
 
     def __init__(
         self,
@@ -104,5 +139,21 @@ class MarketWriter(AggregateWriter[MarketState, MarketRequest]):
         registry: EventRegistry | None = None,
         *,
         on_append: Callable[[float], None] | None = None,
+        bus: VelocityBus | None = None,
     ) -> None:
         super().__init__(store, MARKETS, registry or default_registry, on_append=on_append)
+        self.bus = bus
+
+    def _committed(
+        self,
+        state: MarketState | None,
+        accepted: Sequence[tuple[Any, Sequence[msgspec.Struct]]],
+        events: Sequence[NewEvent],
+        result: AppendResult,
+    ) -> None:
+        bus = self.bus
+        if bus is None or state is None:
+            return
+        velocities = [(p.command.velocity, len(decided)) for p, decided in accepted]
+        for event in bus_events(state, velocities, events, result):
+            bus.publish(event)

@@ -252,6 +252,17 @@ class AggregateWriter(Generic[S, C]):
         futures = [self._enqueue(command, request_id) for command, request_id in commands]
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
+    def _committed(
+        self,
+        state: S | None,
+        accepted: Sequence[tuple[_Pending[C], Sequence[msgspec.Struct]]],
+        events: Sequence[NewEvent],
+        result: AppendResult,
+    ) -> None:
+        """Called with each batch once it is stored and its commands answered: what a
+        subclass delivers after commit (``events`` in order, the positions of
+        ``result``; ``accepted`` says which command decided which). Nothing here."""
+
     def _enqueue(
         self,
         command: C,
@@ -576,6 +587,10 @@ class AggregateWriter(Generic[S, C]):
             entry = b.entry
             if isinstance(outcome, AppendResult):
                 _answer(entry, b.accepted, outcome)
+                try:
+                    self._committed(entry.state, b.accepted, b.events, outcome)
+                except Exception:  # delivery only: the batch is stored and answered
+                    log.exception("delivery of %s's events after commit failed", b.key)
                 if self._on_append is not None:
                     try:
                         self._on_append(elapsed)

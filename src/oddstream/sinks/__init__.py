@@ -23,7 +23,7 @@ from .connectors import (
     ConnectorStatus,
     InvalidConnectorName,
 )
-from .consumer import RecordSource, SinkConsumer, SourceItem
+from .consumer import NO_ITEMS, EventItems, RecordSource, SinkConsumer
 from .dialects import MysqlDialect, PostgresDialect, SqliteDialect, dialect_for
 from .errors import (
     InvalidIdentifier,
@@ -40,6 +40,7 @@ from .schema import FieldSchema, RecordSchema, SinkRecord, from_avro, from_conne
 from .writer import JdbcSink, WriteResult
 
 __all__ = [
+    "NO_ITEMS",
     "ConfigProblem",
     "ConnectorConflict",
     "ConnectorError",
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectorManager",
     "ConnectorNotFound",
     "ConnectorStatus",
+    "EventItems",
     "FieldSchema",
     "InvalidConnectorName",
     "InvalidIdentifier",
@@ -65,7 +67,6 @@ __all__ = [
     "SinkConsumer",
     "SinkError",
     "SinkRecord",
-    "SourceItem",
     "SqliteDialect",
     "TableMissing",
     "TargetUnavailable",

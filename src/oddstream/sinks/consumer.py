@@ -33,9 +33,10 @@ import asyncio
 import contextlib
 import logging
 import traceback
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, cast
 
 from ..consumers import Batch, Consumer, Halt, Subscription
 from ..eventstore import CheckpointConflict, RecordedEvent
@@ -77,33 +78,104 @@ def decode_cursor(cursor: int) -> tuple[int, int]:
     return cursor >> CURSOR_BITS, cursor & MAX_RECORDS_PER_EVENT
 
 
-@dataclass(frozen=True, slots=True)
-class SourceItem:
-    """One record an event holds for the sink, or why it cannot be one (``refusal``,
-    with ``record`` ``None``). ``payload`` is the record as stored, for a dead letter;
-    ``context`` says where it was (topic, offset, log position)."""
+Letter = Callable[[int], tuple[bytes, Mapping[str, str]]]
 
-    record: SinkRecord | None
-    payload: bytes
-    context: Mapping[str, str] = field(default_factory=dict)
-    refusal: Refusal | None = None
+
+@dataclass(frozen=True, slots=True)
+class EventItems:
+    """The records one event holds for the sink, in order: ``records[i]`` is the
+    ``i``-th, or ``None`` when it cannot be one (``refusals[i]`` says why).
+
+    ``letter(i)`` answers the ``i``-th record's dead letter: its payload (the record as
+    stored) and context (where it was: topic, offset, log position). It is made only
+    for a record that is dead-lettered, and the records of an event are one object, not
+    one each: a page of the log holds up to a million records, and every object kept
+    per record until its batch is written is one more for the garbage collector to
+    walk, again and again, while the page is in memory."""
+
+    records: Sequence[SinkRecord | None]
+    refusals: Mapping[int, Refusal]
+    letter: Letter
+
+
+def _no_letter(index: int) -> tuple[bytes, Mapping[str, str]]:
+    raise IndexError(index)
+
+
+#: an event holding nothing for the sink
+NO_ITEMS = EventItems((), {}, _no_letter)
 
 
 class RecordSource(Protocol):
     """What a sink reads from the log: which events (``subscription``) and the records
-    each holds for this sink (``[]`` for an event of a topic it does not follow)."""
+    each holds for this sink (:data:`NO_ITEMS` for an event of a topic it does not
+    follow)."""
 
     subscription: Subscription
 
-    async def items(self, event: RecordedEvent) -> Sequence[SourceItem]:
+    async def items(self, event: RecordedEvent) -> EventItems:
         """The event's records for the sink, in order."""
         ...
 
 
-@dataclass(slots=True)
-class _Item:
-    source: SourceItem
-    cursor: int  # the target's cursor once this record is written
+class _Pending:
+    """Records to write (in one batch, or bisected), in order, and where each came from:
+    ``spans[s]`` = (the event's items, its log position, the index of its first record
+    here), its first record at ``starts[s]`` of ``records``."""
+
+    __slots__ = ("floor", "records", "spans", "starts")
+
+    def __init__(self) -> None:
+        self.records: list[SinkRecord | None] = []
+        self.spans: list[tuple[EventItems, int, int]] = []
+        self.starts: list[int] = []
+        #: the cursor of the last record is at least this (the page's end)
+        self.floor = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, items: EventItems, position: int, start: int, end: int) -> None:
+        """Records ``start`` to ``end`` (exclusive) of the event at ``position``."""
+        self.starts.append(len(self.records))
+        self.spans.append((items, position, start))
+        self.records.extend(items.records[start:end])
+
+    def where(self, j: int) -> tuple[EventItems, int, int]:
+        """``(items, position, index)``: record ``j`` is ``items.records[index]`` of the
+        event at ``position``."""
+        s = bisect_right(self.starts, j) - 1
+        items, position, start = self.spans[s]
+        return items, position, start + j - self.starts[s]
+
+    def cursor(self, j: int) -> int:
+        """The target's cursor once records up to ``j`` are written."""
+        items, position, index = self.where(j)
+        if index == len(items.records) - 1:
+            cursor = encode_cursor(position)
+        else:
+            cursor = encode_cursor(position - 1, index + 1)
+        return max(cursor, self.floor) if j == len(self.records) - 1 else cursor
+
+    def refused(self) -> list[tuple[int, Refusal]]:
+        """The records the source refused: their index here and why, in order."""
+        out: list[tuple[int, Refusal]] = []
+        ends = [*self.starts[1:], len(self.records)]
+        for (items, _, start), first, end in zip(self.spans, self.starts, ends, strict=True):
+            refusals = items.refusals
+            if not refusals:
+                continue
+            stop = start + end - first
+            if len(refusals) <= end - first:
+                found = sorted((i, r) for i, r in refusals.items() if start <= i < stop)
+            else:
+                # a part of an event with more refusals than records here (one split
+                # across batches): look at this part only, not at every refusal of the
+                # event again for each part (quadratic in the event's records)
+                records = items.records
+                found = [(i, refusals[i]) for i in range(start, stop) if records[i] is None]
+            out.extend((first + i - start, refusal) for i, refusal in found)
+        return out
 
 
 class SinkConsumer(Consumer):
@@ -231,7 +303,7 @@ class SinkConsumer(Consumer):
     # ----------------------------------------------------------------- batches
     async def handle(self, batch: Batch) -> None:
         position, done = decode_cursor(self._cursor)
-        items: list[_Item] = []
+        pending = _Pending()
         # a page of the log is ``batch.size`` *events*, and one REST Proxy event holds
         # up to ~1 MiB of records: written (and bisected) ``batch.size`` records at a
         # time, so that the records made, the rows and the transaction stay bounded
@@ -240,54 +312,49 @@ class SinkConsumer(Consumer):
             if event.position <= position:
                 continue  # written before (a batch given again after a partial write)
             found = await self.source.items(event)
-            if not found:
+            count = len(found.records)
+            if not count:
                 continue
-            if len(found) > MAX_RECORDS_PER_EVENT:
+            if count > MAX_RECORDS_PER_EVENT:
                 raise SinkError(
-                    f"event at {event.position} holds {len(found)} records; a sink takes "
+                    f"event at {event.position} holds {count} records; a sink takes "
                     f"at most {MAX_RECORDS_PER_EVENT} from one event"
                 )
             # the records written of this very event (``done`` names the event at
             # ``position + 1`` only: another event's records are all to write)
-            skip = done if event.position == position + 1 else 0
-            last = len(found) - 1
-            for index in range(skip, len(found)):
-                cursor = (
-                    encode_cursor(event.position)
-                    if index == last
-                    else encode_cursor(event.position - 1, index + 1)
-                )
-                items.append(_Item(found[index], cursor))
-                if len(items) >= limit:
-                    await self._write_items(items)
-                    items = []
-        if not items:
+            start = done if event.position == position + 1 else 0
+            while start < count:
+                end = min(count, start + limit - len(pending))
+                pending.add(found, event.position, start, end)
+                start = end
+                if len(pending) >= limit:
+                    await self._write_items(pending)
+                    pending = _Pending()
+        if not pending:
             return  # nothing for this sink: the cursor stays (a restart reads past it again)
-        items[-1].cursor = max(items[-1].cursor, encode_cursor(batch.position))
-        await self._write_items(items)
+        pending.floor = encode_cursor(batch.position)
+        await self._write_items(pending)
 
-    async def _write_items(self, items: list[_Item]) -> None:
-        good: list[_Item] = []
-        for item in items:
-            if item.source.refusal is not None:
-                if good:
-                    await self._span(good)
-                    good = []
-                await self._poison(item, item.source.refusal, None)
-            else:
-                good.append(item)
-        if good:
-            await self._span(good)
-        end = items[-1].cursor
+    async def _write_items(self, pending: _Pending) -> None:
+        good = 0  # the first record not yet written nor dead-lettered
+        for j, refusal in pending.refused():
+            if good < j:
+                await self._span(pending, good, j)
+            await self._poison(pending, j, refusal, None)
+            good = j + 1
+        if good < len(pending):
+            await self._span(pending, good, len(pending))
+        end = pending.cursor(len(pending) - 1)
         if self._cursor < end:  # the last records were dead-lettered: move past them
             await self._write([], end)
 
-    async def _span(self, items: list[_Item]) -> None:
-        """Write ``items``; on a record's failure, find it (bisecting) and write the
-        rest."""
-        records = [i.source.record for i in items if i.source.record is not None]
+    async def _span(self, pending: _Pending, lo: int, hi: int) -> None:
+        """Write records ``lo`` to ``hi`` (exclusive) of ``pending``, none of them
+        refused by the source; on a record's failure, find it (bisecting) and write
+        the rest."""
+        records = cast(list[SinkRecord], pending.records[lo:hi])
         try:
-            await self._write(records, items[-1].cursor)
+            await self._write(records, pending.cursor(hi - 1))
             return
         except (TargetUnavailable, CheckpointConflict):
             raise
@@ -295,22 +362,22 @@ class SinkConsumer(Consumer):
             raise Halt(f"sink {self.connector}: {exc}") from exc
         except Exception as exc:
             failure = exc
-        if len(items) == 1:
+        if hi - lo == 1:
             await self._probe(failure)
-            await self._poison(items[0], None, failure)
+            await self._poison(pending, lo, None, failure)
             return
         index = failure.index if isinstance(failure, RecordError) else None
-        if index is not None and 0 <= index < len(items):
+        if index is not None and 0 <= index < hi - lo:
             # the writer named the record (found while making rows, before any SQL)
             if index:
-                await self._span(items[:index])
-            await self._poison(items[index], None, failure)
-            if index + 1 < len(items):
-                await self._span(items[index + 1 :])
+                await self._span(pending, lo, lo + index)
+            await self._poison(pending, lo + index, None, failure)
+            if lo + index + 1 < hi:
+                await self._span(pending, lo + index + 1, hi)
             return
-        middle = len(items) // 2
-        await self._span(items[:middle])
-        await self._span(items[middle:])
+        middle = lo + (hi - lo) // 2
+        await self._span(pending, lo, middle)
+        await self._span(pending, middle, hi)
 
     async def _write(self, records: Sequence[SinkRecord], end: int) -> WriteResult:
         after = self._cursor
@@ -357,13 +424,16 @@ class SinkConsumer(Consumer):
             ) from failure
 
     async def _poison(
-        self, item: _Item, refusal: Refusal | None, exc: BaseException | None
+        self, pending: _Pending, j: int, refusal: Refusal | None, exc: BaseException | None
     ) -> None:
-        """A record that can never be written: dead-letter it, or stop the sink."""
+        """Record ``j`` of ``pending`` can never be written: dead-letter it, or stop
+        the sink."""
         if refusal is None:
             assert exc is not None
             refusal = Refusal(reason_of(exc), "", describe(exc))
-        where = ", ".join(f"{k}={v}" for k, v in item.source.context.items())
+        items, _, index = pending.where(j)
+        payload, origin = items.letter(index)
+        where = ", ".join(f"{k}={v}" for k, v in origin.items())
         summary = f"record ({where}) cannot be written: {refusal.reason}: {refusal.message}"
         if self.config.errors_tolerance != "all":
             trace = "".join(traceback.format_exception(exc)) if exc is not None else ""
@@ -371,13 +441,11 @@ class SinkConsumer(Consumer):
             raise Halt(summary)
         assert self.dead_letters is not None
         context = {
-            **item.source.context,
+            **origin,
             "connector": self.connector,
             "error": type(exc).__name__ if exc is not None else refusal.reason,
         }
-        await self.dead_letters.record(
-            self.dlq_source, item.source.payload, refusal, context=context
-        )
+        await self.dead_letters.record(self.dlq_source, payload, refusal, context=context)
         self.dead_lettered += 1
         log.warning("sink %s: dead-lettered to %s: %s", self.connector, self.dlq_source, summary)
 
@@ -386,9 +454,10 @@ __all__ = [
     "CURSOR_BITS",
     "DEFAULT_DLQ_SOURCE",
     "MAX_RECORDS_PER_EVENT",
+    "NO_ITEMS",
+    "EventItems",
     "RecordSource",
     "SinkConsumer",
-    "SourceItem",
     "TargetUnavailable",
     "decode_cursor",
     "encode_cursor",

@@ -95,7 +95,8 @@ def _time(value: Any) -> Any:
 
 def _decimal(scale: int) -> Adapter:
     def adapt(value: Any) -> Any:
-        if isinstance(value, bytes | bytearray):  # Connect's encoding: unscaled, big-endian
+        if value.__class__ is bytes or isinstance(value, bytes | bytearray):
+            # Connect's encoding: unscaled, big-endian
             return Decimal(int.from_bytes(value, "big", signed=True)).scaleb(-scale)
         if isinstance(value, int | str) and not isinstance(value, bool):
             return Decimal(value)
@@ -359,6 +360,21 @@ class Dialect(abc.ABC):
                 (name, position),
             )
 
+    def forget_position(self, cur: Any, name: str) -> None:
+        """Delete sink ``name``'s stored position: it starts from the beginning."""
+        cur.execute(
+            self.p(
+                f"DELETE FROM {self.quote(OFFSETS_TABLE)} "
+                f"WHERE {self.quote('name')} = {self.placeholder}"
+            ),
+            (name,),
+        )
+
+    def clear_table(self, cur: Any, table: str) -> None:
+        """Delete every row of ``table`` (DELETE, not TRUNCATE: it stays in the
+        transaction on every database)."""
+        cur.execute(f"DELETE FROM {self.table_ref(table)}")
+
     # writes --------------------------------------------------------------------------
 
     def _values(self, n: int) -> str:
@@ -437,17 +453,19 @@ class SqliteDialect(Dialect):
         base = super().adapter(field)
         if field.logical == "Timestamp":
             tz = self.timezone
+            other = _timestamp(tz)  # made once, not for every value
 
             def timestamp(value: Any) -> Any:
                 if value.__class__ is dt.datetime and value.tzinfo is not None:
                     local = value.astimezone(tz).replace(tzinfo=None)
                     return local.isoformat(sep=" ", timespec="milliseconds")
-                value = _timestamp(tz)(value)  # the rarer forms: naive, epoch ms, None
+                value = other(value)  # the rarer forms: naive, epoch ms, None
                 return None if value is None else value.isoformat(sep=" ", timespec="milliseconds")
 
             return timestamp
-        if field.logical == "Decimal" and base is not None:
-            return _chain(base, str)
+        if field.logical == "Decimal":
+            decimal = _decimal(field.scale)
+            return lambda value: None if value is None else str(decimal(value))
         if field.logical in ("Date", "Time") and base is not None:
             return _chain(base, lambda v: v.isoformat())
         return base

@@ -226,6 +226,27 @@ class JdbcSink:
             finally:
                 self.dialect.rollback(conn)
 
+    def clear(self, topics: Iterable[str]) -> None:
+        """Empty the tables of ``topics`` (those that exist) and forget the stored
+        position, in one transaction: the sink then starts from the beginning, as a
+        rebuild does. A table is emptied, never dropped."""
+        with self._answering():
+            conn = self.connection
+            cur = conn.cursor()
+            tables = [self.table_for(topic) for topic in topics]
+            existing = [table for table in tables if self._reflect(cur, table) is not None]
+            self._watch.renew()
+            self.dialect.begin(conn)
+            try:
+                for table in existing:
+                    self._watch.renew()
+                    self.dialect.clear_table(cur, table)
+                self.dialect.forget_position(cur, self.name)
+                self.dialect.commit(conn)
+            except BaseException:
+                self.dialect.rollback(conn)
+                raise
+
     # --- records to rows ------------------------------------------------------------
 
     def table_for(self, topic: str) -> str:
@@ -438,7 +459,13 @@ class JdbcSink:
                     raise TableMissing(
                         f"table {run.table!r} does not exist and auto.create is false"
                     )
-                self._ddl(conn, cur, [dialect.create_table(run.table, run.columns)])
+                try:
+                    self._ddl(conn, cur, [dialect.create_table(run.table, run.columns)])
+                except Exception:
+                    if self._reflect(cur, run.table) is None:
+                        raise
+                    # another writer created it since we looked (two replays into a
+                    # new database): write into it, evolved below if it lacks columns
                 have = self._reflect(cur, run.table) or []
             missing = [
                 c for c in run.columns if not any(dialect.same_column(c.name, h) for h in have)

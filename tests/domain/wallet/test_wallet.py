@@ -101,7 +101,7 @@ def test_bad_amounts_are_refused_unrecorded(amount):
     for command in (
         Credit(wallet_id=W, amount_cents=amount),
         Debit(wallet_id=W, amount_cents=amount),
-        ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=amount),
+        ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=amount),
     ):
         with pytest.raises(WalletRejection) as info:
             decide(state, command)
@@ -124,7 +124,7 @@ def test_balance_limit():
 def test_unknown_wallet_cannot_be_debited_or_staked():
     for command in (
         Debit(wallet_id=W, amount_cents=1),
-        ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=1),
+        ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=1),
     ):
         with pytest.raises(WalletRejection) as info:
             decide(WalletState(), command)
@@ -133,34 +133,34 @@ def test_unknown_wallet_cannot_be_debited_or_staked():
 
 def test_stake_reserved_captured_and_won():
     state = funded(1_000)
-    assert run(state, ReserveStake(wallet_id=W, bet_id="b1", race_id="r", amount_cents=300)) == [
+    assert run(state, ReserveStake(wallet_id=W, bet_id="b1", book="race-r", amount_cents=300)) == [
         StakeReserved(
             wallet_id=W,
             bet_id="b1",
-            race_id="r",
+            book="race-r",
             amount_cents=300,
             balance_cents=700,
             in_play_cents=300,
         )
     ]
-    assert run(state, CaptureStake(wallet_id=W, bet_id="b1", race_id="r")) == [
+    assert run(state, CaptureStake(wallet_id=W, bet_id="b1", book="race-r")) == [
         StakeCaptured(
             wallet_id=W,
             bet_id="b1",
-            race_id="r",
+            book="race-r",
             amount_cents=300,
             balance_cents=700,
             in_play_cents=300,
         )
     ]
     settle = SettleStake(
-        wallet_id=W, bet_id="b1", race_id="r", payout_cents=840, refund_cents=0, reason="won"
+        wallet_id=W, bet_id="b1", book="race-r", payout_cents=840, refund_cents=0, reason="won"
     )
     assert run(state, settle) == [
         WinningsCredited(
             wallet_id=W,
             bet_id="b1",
-            race_id="r",
+            book="race-r",
             amount_cents=840,
             stake_cents=300,
             balance_cents=1_540,
@@ -174,18 +174,18 @@ def test_stake_reserved_captured_and_won():
 def test_stake_lost_and_refunded():
     state = funded(1_000)
     for bet in ("lost", "refunded"):
-        run(state, ReserveStake(wallet_id=W, bet_id=bet, race_id="r", amount_cents=200))
-        run(state, CaptureStake(wallet_id=W, bet_id=bet, race_id="r"))
+        run(state, ReserveStake(wallet_id=W, bet_id=bet, book="race-r", amount_cents=200))
+        run(state, CaptureStake(wallet_id=W, bet_id=bet, book="race-r"))
     assert run(
         state,
         SettleStake(
-            wallet_id=W, bet_id="lost", race_id="r", payout_cents=0, refund_cents=0, reason="lost"
+            wallet_id=W, bet_id="lost", book="race-r", payout_cents=0, refund_cents=0, reason="lost"
         ),
     ) == [
         StakeLost(
             wallet_id=W,
             bet_id="lost",
-            race_id="r",
+            book="race-r",
             stake_cents=200,
             balance_cents=600,
             in_play_cents=200,
@@ -196,7 +196,7 @@ def test_stake_lost_and_refunded():
         SettleStake(
             wallet_id=W,
             bet_id="refunded",
-            race_id="r",
+            book="race-r",
             payout_cents=0,
             refund_cents=200,
             reason="scratched",
@@ -205,7 +205,7 @@ def test_stake_lost_and_refunded():
         StakeRefunded(
             wallet_id=W,
             bet_id="refunded",
-            race_id="r",
+            book="race-r",
             amount_cents=200,
             stake_cents=200,
             balance_cents=800,
@@ -217,12 +217,12 @@ def test_stake_lost_and_refunded():
 
 def test_stake_beyond_the_balance_is_recorded_as_rejected():
     state = funded(100)
-    events = run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=101))
+    events = run(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=101))
     assert events == [
         StakeRejected(
             wallet_id=W,
             bet_id="b",
-            race_id="r",
+            book="race-r",
             amount_cents=101,
             balance_cents=100,
             in_play_cents=0,
@@ -235,50 +235,52 @@ def test_stake_beyond_the_balance_is_recorded_as_rejected():
 
 def test_stake_commands_are_idempotent():
     state = funded(1_000)
-    reserve = ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=100)
+    reserve = ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=100)
     assert len(run(state, reserve)) == 1
     assert run(state, reserve) == []  # a retry reserves nothing twice
-    assert len(run(state, ReleaseStake(wallet_id=W, bet_id="b", race_id="r", reason="closed"))) == 1
-    assert run(state, ReleaseStake(wallet_id=W, bet_id="b", race_id="r", reason="closed")) == []
     assert (
-        run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r")) == []
+        len(run(state, ReleaseStake(wallet_id=W, bet_id="b", book="race-r", reason="closed"))) == 1
+    )
+    assert run(state, ReleaseStake(wallet_id=W, bet_id="b", book="race-r", reason="closed")) == []
+    assert (
+        run(state, CaptureStake(wallet_id=W, bet_id="b", book="race-r")) == []
     )  # released: nothing held
     assert state.balance == 1_000
 
 
 def test_a_bet_is_its_race_and_its_id():
     state = funded(1_000)
-    run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r1", amount_cents=400))
+    run(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r1", amount_cents=400))
     # the same bet id on another race is another bet: it needs its own money
-    events = run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r2", amount_cents=700))
+    events = run(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r2", amount_cents=700))
     assert [type(e).__name__ for e in events] == ["StakeRejected"]
     # the same bet with another stake is a client's mistake, refused unrecorded
     with pytest.raises(WalletRejection) as mismatch:
-        decide(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r1", amount_cents=500))
+        decide(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r1", amount_cents=500))
     assert mismatch.value.code == "bet_mismatch"
 
 
 def test_a_settled_bet_cannot_be_staked_again():
     state = funded(1_000)
-    run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=400))
-    run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r"))
+    run(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=400))
+    run(state, CaptureStake(wallet_id=W, bet_id="b", book="race-r"))
     run(
         state,
         SettleStake(
-            wallet_id=W, bet_id="b", race_id="r", payout_cents=0, refund_cents=0, reason="lost"
+            wallet_id=W, bet_id="b", book="race-r", payout_cents=0, refund_cents=0, reason="lost"
         ),
     )
     with pytest.raises(WalletRejection) as settled:
-        decide(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=400))
+        decide(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=400))
     assert settled.value.code == "bet_settled"
     # the memory is bounded: the oldest settled bets are forgotten first
     for n in range(SETTLED_MEMORY):
         key = f"x{n}"
-        run(state, ReserveStake(wallet_id=W, bet_id=key, race_id="r", amount_cents=1))
+        run(state, ReserveStake(wallet_id=W, bet_id=key, book="race-r", amount_cents=1))
         run(
             state,
             SettleStake(
-                wallet_id=W, bet_id=key, race_id="r", payout_cents=0, refund_cents=1, reason="x"
+                wallet_id=W, bet_id=key, book="race-r", payout_cents=0, refund_cents=1, reason="x"
             ),
         )
     assert len(state.settled) == SETTLED_MEMORY
@@ -288,27 +290,27 @@ def test_a_settled_bet_cannot_be_staked_again():
 
 def test_a_settlement_before_the_capture_settles_the_reserved_stake():
     state = funded(1_000)
-    run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=100))
+    run(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=100))
     run(
         state,
         SettleStake(
             wallet_id=W,
             bet_id="b",
-            race_id="r",
+            book="race-r",
             payout_cents=0,
             refund_cents=100,
             reason="scratched",
         ),
     )
-    assert run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r")) == []
+    assert run(state, CaptureStake(wallet_id=W, bet_id="b", book="race-r")) == []
     assert (state.balance, state.in_play) == (1_000, 0)
 
 
 def test_snapshot_round_trip():
     state = funded(1_000)
-    run(state, ReserveStake(wallet_id=W, bet_id="a", race_id="r", amount_cents=100))
-    run(state, ReserveStake(wallet_id=W, bet_id="b", race_id="r", amount_cents=50))
-    run(state, CaptureStake(wallet_id=W, bet_id="b", race_id="r"))
+    run(state, ReserveStake(wallet_id=W, bet_id="a", book="race-r", amount_cents=100))
+    run(state, ReserveStake(wallet_id=W, bet_id="b", book="race-r", amount_cents=50))
+    run(state, CaptureStake(wallet_id=W, bet_id="b", book="race-r"))
     assert WalletState.from_snapshot(state.to_snapshot()) == state
 
 
@@ -342,18 +344,18 @@ def test_balance_never_negative_and_money_conserved(script):
                 command = Debit(wallet_id=W, amount_cents=args[0])
             case "reserve":
                 command = ReserveStake(
-                    wallet_id=W, bet_id=f"b{args[0]}", race_id="r", amount_cents=args[1]
+                    wallet_id=W, bet_id=f"b{args[0]}", book="race-r", amount_cents=args[1]
                 )
             case "capture":
-                command = CaptureStake(wallet_id=W, bet_id=f"b{args[0]}", race_id="r")
+                command = CaptureStake(wallet_id=W, bet_id=f"b{args[0]}", book="race-r")
             case "release":
-                command = ReleaseStake(wallet_id=W, bet_id=f"b{args[0]}", race_id="r", reason="x")
+                command = ReleaseStake(wallet_id=W, bet_id=f"b{args[0]}", book="race-r", reason="x")
             case _:
                 amount, refund = args[1], args[2]
                 command = SettleStake(
                     wallet_id=W,
                     bet_id=f"b{args[0]}",
-                    race_id="r",
+                    book="race-r",
                     payout_cents=0 if refund else amount,
                     refund_cents=amount if refund else 0,
                     reason="x",

@@ -3,7 +3,15 @@
 See ``docs/wallets.md``.
 """
 
-from .events import ALL_EVENTS, REFUSALS, WalletEvent
+from .events import (
+    ALL_EVENTS,
+    REFUSALS,
+    WalletEvent,
+    book_market,
+    book_race,
+    market_book,
+    race_book,
+)
 from .wallet import (
     INSUFFICIENT_FUNDS,
     CaptureStake,
@@ -36,7 +44,11 @@ __all__ = [
     "WalletEvent",
     "WalletRejection",
     "WalletState",
+    "book_market",
+    "book_race",
     "decide",
     "evolve",
+    "market_book",
+    "race_book",
     "replay",
 ]

@@ -110,11 +110,10 @@ async def sink_replayer(
                 f"connector {connector} no longer follows topic {record.topic!r}",
                 "topic",
             )
-        item = await source.item_of(record, int(letter.letter.context.get("log_position", 0)))
-        if item.refusal is not None:
-            return ReplayAnswer("refused", refusal=item.refusal)
-        assert item.record is not None
-        return await asyncio.to_thread(_write, config, marker, item.record, connector)
+        found = await source.read(record)
+        if isinstance(found, Refusal):
+            return ReplayAnswer("refused", refusal=found)
+        return await asyncio.to_thread(_write, config, marker, found, connector)
 
     return replay
 

@@ -42,7 +42,9 @@ class WalletTransaction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``balance_cents`` / ``in_play_cents`` are the wallet's state after it (0 / 0 for
     ``WalletOpened``); ``stake_cents`` is set on settlements (``WinningsCredited``,
     ``StakeRefunded``, ``StakeLost``, where ``amount_cents`` is the money credited, or
-    ``None`` for a loss); ``recorded_at`` is ISO-8601 UTC with microseconds.
+    ``None`` for a loss); ``recorded_at`` is ISO-8601 UTC with microseconds. ``book`` is
+    where a stake event's bet is (``race-<id>``, ``market-<id>``); ``race_id`` is the race
+    of a race book's bet (``None`` for a market's).
     """
 
     version: int
@@ -57,6 +59,7 @@ class WalletTransaction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     reference: str | None = None
     recorded_at: str = ""
     stake_cents: int | None = None
+    book: str | None = None
 
 
 class TxRow(NamedTuple):
@@ -75,6 +78,7 @@ class TxRow(NamedTuple):
     reference: str | None
     recorded_at: str
     stake_cents: int | None
+    book: str | None = None
 
     def transaction(self) -> WalletTransaction:
         return WalletTransaction(
@@ -90,6 +94,7 @@ class TxRow(NamedTuple):
             reference=self.reference,
             recorded_at=self.recorded_at,
             stake_cents=self.stake_cents,
+            book=self.book,
         )
 
 
@@ -110,6 +115,7 @@ def tx_row(recorded: RecordedEvent, event: msgspec.Struct) -> TxRow:
         get(event, "reference", None),
         recorded.recorded_at.isoformat(timespec="microseconds"),
         get(event, "stake_cents", None),
+        get(event, "book", None),
     )
 
 

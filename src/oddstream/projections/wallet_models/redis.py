@@ -6,7 +6,8 @@ Keys, under a prefix (default ``oddstream:``):
   version, position]`` (a string, not a hash, so that many wallets are one script call);
 * ``<prefix>wallet-tx:<id>``: a sorted set, one member per event scored by its stream
   version; the member is the transaction as a JSON array, so adding the same event
-  again changes nothing;
+  again changes nothing (its last element, the bet's book, is missing from members
+  written before books, whose stake lines are all races');
 * ``<prefix>wallets:index``: a hash, wallet id → the stream version the model holds (the
   wallet's *marker*), plus the field ``"\\0checkpoint"`` (no wallet id holds a control
   character): the index exists whenever the checkpoint does;
@@ -57,6 +58,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ...domain.wallet import race_book
 from ...eventstore import CheckpointConflict
 from .base import (
     CONSUMER_NAME,
@@ -290,6 +292,7 @@ def _member(row: TxRow) -> bytes:
             row.reference,
             row.recorded_at,
             row.stake_cents,
+            row.book,
         ]
     )
 
@@ -309,6 +312,8 @@ def _transaction(member: bytes) -> WalletTransaction:
         reference=v[9],
         recorded_at=v[10],
         stake_cents=v[11],
+        # a member written before books has no book: its stake lines are all races'
+        book=v[12] if len(v) > 12 else (None if v[7] is None else race_book(v[7])),
     )
 
 

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from ...domain.wallet.events import RACE_BOOK
 from ...eventstore import CheckpointConflict
 from .base import (
     CONSUMER_NAME,
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS wallet_transactions (
     reference TEXT,
     recorded_at TEXT NOT NULL,
     stake_cents INTEGER,
+    book TEXT,
     PRIMARY KEY (wallet_id, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS read_model_checkpoints (
@@ -66,13 +68,18 @@ _BALANCE = (
 )
 _PAGE = (
     "SELECT version, position, type, amount_cents, balance_cents, in_play_cents, bet_id, "
-    "race_id, reason, reference, recorded_at, stake_cents FROM wallet_transactions "
+    "race_id, reason, reference, recorded_at, stake_cents, book FROM wallet_transactions "
     "WHERE wallet_id = ? AND version < ? ORDER BY version DESC LIMIT ?"
 )
 _INSERT_TX = (
     "INSERT OR REPLACE INTO wallet_transactions (wallet_id, version, position, type, "
     "amount_cents, balance_cents, in_play_cents, bet_id, race_id, reason, reference, "
-    "recorded_at, stake_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "recorded_at, stake_cents, book) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# A file written before books has no ``book`` column; every stake line in it is a race's.
+_ADD_BOOK = (
+    "ALTER TABLE wallet_transactions ADD COLUMN book TEXT",
+    f"UPDATE wallet_transactions SET book = '{RACE_BOOK}' || race_id WHERE race_id IS NOT NULL",
 )
 _UPSERT_BALANCE = (
     "INSERT INTO wallet_balances (wallet_id, balance_cents, in_play_cents, version, position) "
@@ -85,6 +92,27 @@ _SET_CHECKPOINT = (
     "INSERT INTO read_model_checkpoints (name, position) VALUES (?, ?) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
 )
+
+
+def _add_book(db: sqlite3.Connection) -> None:
+    """Give a file of the release before books its ``book`` column (filled in from the
+    race ids: its stake lines are all races'), in one transaction."""
+
+    def has_book() -> bool:
+        return any(row[1] == "book" for row in db.execute("PRAGMA table_info(wallet_transactions)"))
+
+    if has_book():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not has_book():  # another process may have added it meanwhile
+            for statement in _ADD_BOOK:
+                db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 class SqliteWalletStorage:
@@ -116,6 +144,7 @@ class SqliteWalletStorage:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
+            _add_book(db)
         except sqlite3.Error as exc:
             raise ReadModelUnavailable(f"cannot open {self._path}: {exc}") from exc
         self._db = db
@@ -223,6 +252,7 @@ class SqliteWalletStorage:
                 reference=r[9],
                 recorded_at=r[10],
                 stake_cents=r[11],
+                book=r[12],
             )
             for r in rows
         ]

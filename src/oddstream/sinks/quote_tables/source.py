@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -36,7 +37,7 @@ from ...domain.quotes.stored import STORED_TYPES, STREAM_CATEGORY, stream_of
 from ...eventstore import EventStore, RecordedEvent
 from ...runtime.deadletters import DeadLetterStore, Refusal
 from ..config import JdbcSinkConfig
-from ..consumer import SinkConsumer, SourceItem
+from ..consumer import EventItems, SinkConsumer
 from ..schema import SinkRecord
 from .mapping import QuoteMappingError, QuoteTables
 
@@ -72,7 +73,7 @@ class QuoteSource:
         self.max_quotes = max_quotes
         self.tables = QuoteTables(release=self.release, max_quotes=max_quotes)
         # the items of each event mapped whose records the target may not hold yet
-        self._mapped: dict[int, list[SourceItem]] = {}
+        self._mapped: dict[int, EventItems] = {}
         #: quotes rebuilt from their streams, and the events read to do it
         self.rebuilds = 0
         self.rebuilt_events = 0
@@ -82,7 +83,7 @@ class QuoteSource:
         """Events mapped whose records the target may not hold yet (kept for retries)."""
         return len(self._mapped)
 
-    async def items(self, event: RecordedEvent) -> Sequence[SourceItem]:
+    async def items(self, event: RecordedEvent) -> EventItems:
         found = self._mapped.get(event.position)
         if found is not None:
             return found  # given again: the records of the first time
@@ -95,7 +96,7 @@ class QuoteSource:
                 f"the quote event at log position {event.position} is of quote "
                 f"{quote_id!r}, stored in stream {event.stream_id!r}",
             )
-            items = [SourceItem(None, _event_payload(event), _event_context(event), refusal)]
+            items = _refused(event, refusal)
             self._mapped[event.position] = items
             return items
         if isinstance(quote_id, str) and not self.tables.holds(quote_id):
@@ -105,9 +106,9 @@ class QuoteSource:
         except QuoteMappingError as exc:
             cause = exc.cause
             refusal = Refusal(cause.reason, cause.path, str(exc))
-            items = [SourceItem(None, _event_payload(event), _event_context(event), refusal)]
+            items = _refused(event, refusal)
         else:
-            items = [_item(record, event.position) for record in records]
+            items = EventItems(records, {}, partial(_letter, records, event.position))
         self._mapped[event.position] = items
         return items
 
@@ -149,7 +150,20 @@ class QuoteSource:
         self.tables = QuoteTables(release=self.release, max_quotes=self.max_quotes)
 
 
-def _item(record: SinkRecord, position: int) -> SourceItem:
+def _refused(event: RecordedEvent, refusal: Refusal) -> EventItems:
+    """An event the code cannot read: one item, refused; its dead letter is the event."""
+    return EventItems([None], {0: refusal}, partial(_event_letter, event))
+
+
+def _event_letter(event: RecordedEvent, index: int) -> tuple[bytes, Mapping[str, str]]:
+    return _event_payload(event), _event_context(event)
+
+
+def _letter(
+    records: Sequence[SinkRecord], position: int, index: int
+) -> tuple[bytes, Mapping[str, str]]:
+    """The dead letter of the ``index``-th record of the event at ``position``."""
+    record = records[index]
     payload = orjson.dumps(
         {"table": record.topic, "key": record.key, "value": record.value, "log_position": position},
         default=_json_default,
@@ -160,7 +174,7 @@ def _item(record: SinkRecord, position: int) -> SourceItem:
         context["quote_id"] = str(record.key["quote_id"])
     elif isinstance(record.value, Mapping) and "quote_id" in record.value:
         context["quote_id"] = str(record.value["quote_id"])
-    return SourceItem(record, payload, context)
+    return payload, context
 
 
 def _event_payload(event: RecordedEvent) -> bytes:

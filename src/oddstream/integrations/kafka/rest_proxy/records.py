@@ -164,14 +164,19 @@ def event_span(event: RecordedEvent) -> tuple[int, int]:
     return event.version - 1, 0  # not a record (topic streams hold none of these)
 
 
-def records_of(topic: str, event: RecordedEvent, from_offset: int = 0) -> list[TopicRecord]:
-    """The records a topic stream's event holds, those from ``from_offset`` on.
+def records_of(
+    topic: str, event: RecordedEvent, from_offset: int = 0, until: int | None = None
+) -> list[TopicRecord]:
+    """The records a topic stream's event holds, those from ``from_offset`` on (and
+    before ``until``, if given).
 
     Reads both formats: a ``kafka.RecordBatch`` (many records) and an old
     ``kafka.Record`` (one, at offset version − 1).
     """
     if event.type == RECORD_EVENT:
-        return [TopicRecord.from_event(topic, event)] if event.version > from_offset else []
+        offset = event.version - 1
+        inside = offset >= from_offset and (until is None or offset < until)
+        return [TopicRecord.from_event(topic, event)] if inside else []
     if event.type != BATCH_EVENT:
         return []
     data = event.data
@@ -196,7 +201,7 @@ def records_of(topic: str, event: RecordedEvent, from_offset: int = 0) -> list[T
             fmt,
             ts,
         )
-        for i in range(skip, len(values))
+        for i in range(skip, len(values) if until is None else min(len(values), until - base))
     ]
 
 

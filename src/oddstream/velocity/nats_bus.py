@@ -1,0 +1,248 @@
+"""The velocity bus on NATS (services mode): a channel is the subject
+``<prefix>.<channel>``; core NATS, one connection per tier.
+
+**Core NATS, not JetStream.** The log (PostgreSQL) already keeps every event durably
+and in order, and a subscriber that missed messages resumes from it by position
+(:class:`~oddstream.velocity.bus.Gap`). JetStream would keep a second durable copy of
+each event (a disk write and an acknowledgement per message on the server) to offer a
+replay the log already gives, and the burst of one tier would queue in the server
+behind the same stream limits. Core NATS delivers at most once, with the least latency.
+
+**A connection per tier**, both to publish and to subscribe: a connection's messages
+come in one ordered socket, so a high event behind 100,000 low ones would wait for them
+to be read and parsed (and a high publish behind their bytes to be written). On its own
+connection a high event passes the low burst in the server. Each tier's publishes go
+through a bounded queue and a task of its own: :meth:`NatsVelocityBus.publish` never
+waits; a queue that is full (NATS away for long) drops the newest of its tier, which
+subscribers see as numbers skipped (a :class:`~oddstream.velocity.bus.Gap`). A
+reconnection gives every subscription on that connection a gap too.
+
+**Batches.** A message is a msgpack list of events of one channel: what a tier's sender
+finds queued for the channel, up to ``MAX_BATCH``. An event published alone goes alone;
+a burst goes in few messages, so the publisher, the server and each subscriber pay a
+message's cost (a write, a parse, a callback) per batch rather than per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .bus import DEFAULT_LIMIT, BusEvent, Publisher, Slicer, Subscription
+from .channels import TIERS, check_pattern, per_tier
+
+log = logging.getLogger(__name__)
+
+#: events waiting to be published per tier before the newest are dropped
+OUTBOUND_LIMIT = 200_000
+#: events of one channel sent in one NATS message, at most (what is queued: one, when
+#: events come one by one; a burst goes in a few large messages)
+MAX_BATCH = 256
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[BusEvent])
+
+
+class _Tier:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nc: Any = None
+        self.outbound: deque[BusEvent] = deque()
+        self.wake = asyncio.Event()
+        #: set while nothing waits to be published
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.sender: asyncio.Task[None] | None = None
+        self.subs: dict[Subscription, Any] = {}
+        self.published = 0
+        self.dropped = 0
+
+
+class NatsVelocityBus:
+    """The :class:`~oddstream.velocity.bus.VelocityBus` on NATS subjects under
+    ``prefix`` (``oddstream.<schema>.<deployment>.velocity`` in services mode)."""
+
+    def __init__(
+        self,
+        servers: str | Sequence[str],
+        prefix: str,
+        *,
+        name: str = "oddstream-velocity",
+        outbound_limit: int = OUTBOUND_LIMIT,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        if isinstance(servers, str):  # ODDSTREAM_NATS_URL: comma-separated
+            servers = [part.strip() for part in servers.split(",")]
+        self._servers = list(servers)
+        self.prefix = prefix
+        self._name = name
+        self._outbound_limit = outbound_limit
+        self._max_batch = max(1, max_batch)
+        self._publisher = Publisher()
+        self._tiers = {t: _Tier(t) for t in TIERS}
+        self._closed = False
+
+    async def start(self) -> None:
+        """Connect (a connection per tier) and start the senders; if a connection
+        fails, those already opened are closed before the error is raised."""
+        try:
+            await self._connect()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> None:
+        import nats
+
+        for tier in self._tiers.values():
+            tier.nc = await nats.connect(
+                servers=self._servers,
+                name=f"{self._name}-{tier.name}",
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                reconnected_cb=self._reconnected(tier),
+                error_cb=self._error(tier),
+            )
+            tier.sender = asyncio.get_running_loop().create_task(self._send(tier))
+
+    def _reconnected(self, tier: _Tier) -> Any:
+        async def reconnected() -> None:
+            for sub in tier.subs:
+                sub.interrupted(f"NATS reconnected ({tier.name} tier)")
+
+        return reconnected
+
+    def _error(self, tier: _Tier) -> Any:
+        async def error(exc: Exception) -> None:
+            from nats.errors import SlowConsumerError
+
+            if isinstance(exc, SlowConsumerError):
+                for sub, nsub in tier.subs.items():
+                    if nsub is exc.sub:
+                        sub.interrupted("slow consumer: NATS dropped messages")
+                return
+            log.warning("velocity bus (%s tier): %s", tier.name, exc)
+
+        return error
+
+    def subject(self, channel_name: str) -> str:
+        return f"{self.prefix}.{channel_name}"
+
+    def publish(self, event: BusEvent) -> str:
+        event = self._publisher.stamp(event)
+        tier = self._tiers[event.velocity]
+        if self._closed or len(tier.outbound) >= self._outbound_limit:
+            tier.dropped += 1  # subscribers see the number skipped
+        else:
+            tier.outbound.append(event)
+            tier.idle.clear()
+            tier.wake.set()
+        return event.channel
+
+    async def _send(self, tier: _Tier) -> None:
+        nc = tier.nc
+        slicer = Slicer(tier.name)
+        while True:
+            await tier.wake.wait()
+            tier.wake.clear()
+            slicer.resume()
+            outbound = tier.outbound
+            while outbound:
+                await slicer.tick()  # a burst of low events does not hold the loop
+                # what is queued for one channel goes in one message: a burst costs the
+                # publisher, the server and each subscriber a message per batch
+                batch = [outbound.popleft()]
+                name = batch[0].channel
+                while outbound and len(batch) < self._max_batch and outbound[0].channel == name:
+                    batch.append(outbound.popleft())
+                try:
+                    await nc.publish(self.subject(name), _encoder.encode(batch))
+                except Exception as exc:  # closed, or the reconnect buffer full: lost
+                    tier.dropped += len(batch)
+                    log.debug("velocity bus: %d of %s not published: %s", len(batch), name, exc)
+                else:
+                    tier.published += len(batch)
+            tier.idle.set()
+
+    async def subscribe(self, pattern: str, *, limit: int = DEFAULT_LIMIT) -> Subscription:
+        """Subscribes on each tier's connection the pattern can match."""
+        check_pattern(pattern)
+        sub = Subscription(pattern, limit=limit, on_close=self._forget)
+
+        def deliverer(slicer: Slicer) -> Any:
+            async def deliver(msg: Any) -> None:
+                # NATS's task hands a backlog over without suspending: sliced as well
+                try:
+                    events = _decoder.decode(msg.data)
+                except msgspec.DecodeError:
+                    log.warning("velocity bus: not a list of events on %s", msg.subject)
+                    return
+                for event in events:
+                    await slicer.tick()
+                    sub.offer(event)
+
+            return deliver
+
+        parts = per_tier(pattern)
+        for name, part in parts.items():
+            tier = self._tiers[name]
+            deliver = deliverer(Slicer(name))
+            # the bound that matters is the subscription's own (per tier): offer never
+            # waits, so NATS's pending queue only holds what arrived in one read
+            tier.subs[sub] = await tier.nc.subscribe(
+                self.subject(part),
+                cb=deliver,
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=512 * 1024 * 1024,
+            )
+        for name in parts:
+            await self._tiers[name].nc.flush()  # the server has it: later events reach it
+        return sub
+
+    def _forget(self, sub: Subscription) -> None:
+        for tier in self._tiers.values():
+            nsub = tier.subs.pop(sub, None)
+            if nsub is not None and not tier.nc.is_closed:
+                asyncio.get_running_loop().create_task(nsub.unsubscribe())
+
+    @property
+    def dropped(self) -> int:
+        """Events not published (queue full, NATS away, the bus closed)."""
+        return sum(t.dropped for t in self._tiers.values())
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per tier: events handed to NATS, and events not (queue full, NATS away past
+        nats-py's reconnect buffer, the bus closed). What subscriptions in other
+        processes drop is theirs (``Subscription.dropped``)."""
+        return {name: (t.published, t.dropped) for name, t in self._tiers.items()}
+
+    async def flush(self) -> None:
+        """Wait until every event published so far is sent to the server."""
+        for tier in self._tiers.values():
+            await tier.idle.wait()
+            if tier.nc is not None:
+                await tier.nc.flush()
+
+    async def close(self) -> None:
+        """Send what is queued (bounded: 5 s), then disconnect."""
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self.flush()
+        self._closed = True
+        for tier in self._tiers.values():
+            for sub in list(tier.subs):
+                sub.close()
+            if tier.sender is not None:
+                tier.sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tier.sender
+            if tier.nc is not None:
+                with contextlib.suppress(Exception):
+                    await tier.nc.close()

@@ -1,0 +1,268 @@
+"""Bets on fixed-odds markets over HTTP, end to end on SQLite and PostgreSQL stores:
+``POST /odds/{external_id}/bets`` paid from the customer's wallet, at the current price
+or refused (``price_worse``, suspended, closed) with the stake back, settled (win,
+void, dead heat) into the wallet exactly, retries by request id, keys confined to
+their wallets, read-your-writes on the balance, refusals 4xx with stable codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from oddstream.config import Settings
+from oddstream.domain.fixedodds import (
+    CloseMarket,
+    Outcome,
+    ResultMarket,
+    SuspendMarket,
+    VoidMarket,
+)
+from oddstream.eventstore import open_store
+from oddstream.runtime.market_writer import MarketRequest, MarketWriter
+
+from .conftest import LiveServer, live_settings, run_server
+
+ACME_KEY = "acme-provider-key-7Qx2Lm9Zr4"
+ACME = {"X-API-Key": ACME_KEY}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    keys = tmp_path / "keys.json"
+    keys.write_text(
+        json.dumps({"keys": [{"key": ACME_KEY, "role": "provider", "provider": "acme"}]})
+    )
+    overrides: dict[str, Any] = {"api_keys_file": str(keys)}
+    if request.param == "postgres":
+        overrides["store_url"] = request.getfixturevalue("pg_url")
+        overrides["pg_schema"] = request.getfixturevalue("pg_schema")
+    settings = live_settings(tmp_path, **overrides)
+    request.node.bet_settings = settings
+    yield from run_server(settings)
+
+
+def send(server: LiveServer, method: str, path: str, **kw: Any) -> httpx.Response:
+    return httpx.request(method, f"{server.url}{path}", timeout=10, **kw)
+
+
+def new_market(server: LiveServer, request_id: str, **line: Any) -> str:
+    body = {
+        "RequestID": request_id,
+        "Provider": "acme",
+        "Command": "NewOdds",
+        "Payload": {"GameID": f"g-{request_id}", "MoneyLine": line},
+    }
+    answer = send(server, "POST", "/odds", json=body, headers=ACME)
+    assert answer.status_code == 201, answer.text
+    external_id: str = answer.json()["ExternalID"]
+    return external_id
+
+
+def credit(server: LiveServer, wallet: str, cents: int) -> None:
+    answer = send(
+        server,
+        "POST",
+        f"/wallet/{wallet}/credit",
+        json={"amount_cents": cents},
+        headers=server.admin,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def place(server: LiveServer, market: str, headers: dict[str, str], **body: Any) -> httpx.Response:
+    return send(server, "POST", f"/odds/{market}/bets", json=body, headers=headers)
+
+
+def balance(server: LiveServer, wallet: str, position: int = 0) -> tuple[int, int]:
+    answer = send(
+        server,
+        "GET",
+        f"/wallet/{wallet}/balance?min_position={position}",
+        headers=server.customer(wallet),
+    )
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    return data["balance_cents"], data["in_play_cents"]
+
+
+def settled_balance(server: LiveServer, wallet: str, expected: tuple[int, int]) -> tuple[int, int]:
+    """The wallet's balance once the cashier has paid (it follows the log)."""
+    deadline = time.monotonic() + 10
+    while (found := balance(server, wallet)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def provider(settings: Settings, *commands: Any) -> None:
+    """Market commands the HTTP API has no route for yet (suspend, close, result,
+    void), written to the same log by a writer of the test's own."""
+
+    async def run() -> None:
+        store = await open_store(settings.store_url, **settings.store_options())
+        try:
+            writer = MarketWriter(store)
+            for command in commands:
+                await writer.execute(MarketRequest(action=type(command).__name__, command=command))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_bet_is_taken_at_the_current_price_and_a_win_paid(
+    server: LiveServer, request: pytest.FixtureRequest
+) -> None:
+    market = new_market(server, "m-win", Home=1.91, Away=2.1)
+    credit(server, "alice", 10_000)
+    alice = server.customer("alice")
+    taken = place(server, market, alice, outcome="home", stake_cents=1_000, price=1.9)
+    assert taken.status_code == 201, taken.text
+    bet = taken.json()
+    assert bet["price"] == {"num": 191, "den": 100, "decimal": "1.91", "exact": "1.91"}
+    assert bet["requested"]["decimal"] == "1.90"
+    assert bet["bet_id"].startswith("alice~")
+    assert bet["events"] == ["BetAccepted"]
+    assert balance(server, "alice", bet["position"]) == (9_000, 1_000)
+    provider(
+        request.node.bet_settings,
+        CloseMarket(market_id=market, provider="acme"),
+        ResultMarket(market_id=market, provider="acme", winners=(Outcome.HOME,)),
+    )
+    assert settled_balance(server, "alice", (10_910, 0)) == (10_910, 0)
+
+
+def test_a_worse_price_is_refused_and_the_stake_stays_in_the_wallet(server: LiveServer) -> None:
+    market = new_market(server, "m-worse", Home=1.91, Away=2.1)
+    credit(server, "alice", 10_000)
+    refused = place(
+        server, market, server.customer("alice"), outcome="home", stake_cents=500, price="1.95"
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "price_worse"
+    assert "1.91" in refused.json()["message"]
+    assert balance(server, "alice") == (10_000, 0)
+    statement = send(server, "GET", "/wallet/alice/transactions", headers=server.customer("alice"))
+    kinds = [t["type"] for t in statement.json()["transactions"]]
+    assert kinds[:2] == ["StakeReleased", "StakeReserved"]
+
+
+def test_suspended_and_closed_markets_refuse_bets(
+    server: LiveServer, request: pytest.FixtureRequest
+) -> None:
+    suspended = new_market(server, "m-susp", Home=2, Away=2)
+    closed = new_market(server, "m-closed", Home=2, Away=2)
+    provider(
+        request.node.bet_settings,
+        SuspendMarket(market_id=suspended, provider="acme"),
+        CloseMarket(market_id=closed, provider="acme"),
+    )
+    credit(server, "bob", 5_000)
+    bob = server.customer("bob")
+    for market, code in ((suspended, "market_suspended"), (closed, "market_closed")):
+        answer = place(server, market, bob, outcome="away", stake_cents=100, price=2)
+        assert answer.status_code == 409
+        assert answer.json()["error"] == code
+    assert balance(server, "bob") == (5_000, 0)
+
+
+def test_void_and_dead_heat_settle_exactly(
+    server: LiveServer, request: pytest.FixtureRequest
+) -> None:
+    three = new_market(server, "m-dh", Home=2.5, Away=1.62, Draw=3)
+    void = new_market(server, "m-void", Home=1.91, Away=1.91)
+    credit(server, "bob", 10_000)
+    bob = server.customer("bob")
+    for market, outcome, stake, price in (
+        (three, "home", 1_001, {"price": 2.5}),
+        (three, "draw", 1_001, {"price_fractional": "2/1"}),
+        (three, "away", 1_300, {"price": "1.62"}),
+        (void, "away", 777, {"price": 1.5}),
+    ):
+        answer = place(server, market, bob, outcome=outcome, stake_cents=stake, **price)
+        assert answer.status_code == 201, answer.text
+    assert balance(server, "bob") == (10_000 - 4_079, 4_079)
+    provider(
+        request.node.bet_settings,
+        CloseMarket(market_id=three, provider="acme"),
+        ResultMarket(market_id=three, provider="acme", winners=(Outcome.HOME, Outcome.DRAW)),
+        VoidMarket(market_id=void, provider="acme", reason="abandoned"),
+    )
+    # ⌊1001 × 2.5 / 2⌋ = 1251, ⌊1001 × 3 / 2⌋ = 1501, the away bet lost, 777 back
+    expected = (10_000 - 4_079 + 1_251 + 1_501 + 777, 0)
+    assert settled_balance(server, "bob", expected) == expected
+
+
+def test_a_request_id_makes_a_retry_answer_the_first_time(server: LiveServer) -> None:
+    market = new_market(server, "m-retry", Home=1.91, Away=2.1)
+    credit(server, "alice", 10_000)
+    alice = server.customer("alice")
+    body = {"outcome": "away", "stake_cents": 1_000, "price": 2, "request_id": "r-1"}
+    first = place(server, market, alice, **body)
+    again = place(server, market, alice, **body)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["repeated"] is True
+    assert again.json()["bet_id"] == first.json()["bet_id"]
+    changed = place(server, market, alice, **{**body, "stake_cents": 2_000})
+    assert changed.status_code == 422
+    assert changed.json()["error"] == "request_id_reused"
+    assert balance(server, "alice") == (9_000, 1_000)
+
+
+def test_keys_are_confined_to_their_wallets(server: LiveServer) -> None:
+    market = new_market(server, "m-keys", Home=1.91, Away=2.1)
+    credit(server, "bob", 1_000)
+    body = {"outcome": "home", "stake_cents": 100, "price": 1.5}
+    assert place(server, market, {}, **body).status_code == 401
+    other = place(server, market, server.customer("alice"), wallet_id="bob", **body)
+    assert other.status_code == 403
+    assert place(server, market, ACME, **body).status_code == 403  # a provider key
+    assert place(server, market, server.admin, **body).json()["error"] == "wallet_required"
+    by_admin = place(server, market, server.admin, wallet_id="bob", **body)
+    assert by_admin.status_code == 201, by_admin.text
+    assert balance(server, "bob") == (900, 100)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"outcome": "home", "stake_cents": 100}, 422, "bad_price"),
+        (
+            {"outcome": "home", "stake_cents": 100, "price": 1.5, "price_fractional": "1/2"},
+            422,
+            "bad_price",
+        ),
+        ({"outcome": "home", "stake_cents": 100, "price": 1.0}, 422, "odds_too_low"),
+        ({"outcome": "home", "stake_cents": 100, "price_fractional": "x"}, 422, "bad_odds"),
+        ({"outcome": "draw", "stake_cents": 100, "price": 1.5}, 422, "unknown_outcome"),
+        ({"outcome": "home", "stake_cents": 0, "price": 1.5}, 422, "bad_amount"),
+        ({"outcome": "home", "stake_cents": 99_999_999, "price": 1.5}, 409, "insufficient_funds"),
+        ({"outcome": "side", "stake_cents": 100, "price": 1.5}, 422, None),
+    ],
+)
+def test_bad_bets_are_4xx_with_a_reason(server: LiveServer, body: dict, status: int, code) -> None:
+    market = new_market(server, "m-bad", Home=1.91, Away=2.1)
+    credit(server, "alice", 1_000)
+    answer = place(server, market, server.customer("alice"), **body)
+    assert answer.status_code == status, answer.text
+    if code is not None:
+        assert answer.json()["error"] == code
+    assert answer.json()["message"]
+    assert balance(server, "alice") == (1_000, 0)
+
+
+def test_unknown_markets_and_bad_ids(server: LiveServer) -> None:
+    credit(server, "alice", 1_000)
+    alice = server.customer("alice")
+    body = {"outcome": "home", "stake_cents": 100, "price": 1.5}
+    missing = place(server, market="00000000-0000-0000-0000-000000000001", headers=alice, **body)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "market_not_found"
+    assert place(server, "not-a-uuid", alice, **body).json()["error"] == "bad_external_id"
+    assert balance(server, "alice") == (1_000, 0)
