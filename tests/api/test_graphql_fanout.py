@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import websockets
 from graphql import ExecutionResult, GraphQLError
+from strawberry.http.base import BaseView
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 
 from oddstream.api import graphql_fanout
 from oddstream.api.graphql_fanout import SharedData, _Shared
@@ -149,3 +151,44 @@ def test_the_shared_table_is_bounded_and_keeps_no_errors() -> None:
     data = SharedData({"a": [1, "x"]})
     assert data.json_text(lambda d: json.dumps(d, separators=(",", ":"))) == '{"a":[1,"x"]}'
     assert data.json_text(lambda d: "never called") == '{"a":[1,"x"]}'
+
+
+class _Capture:
+    """A WebSocket adapter and a socket at once: what Strawberry's handler would send
+    through ``send_json`` (its own encoding) and what the shared path sends as text."""
+
+    def __init__(self, view: Any) -> None:
+        self.view = view
+        self.ws = self
+        self.texts: list[str] = []
+
+    async def send_json(self, message: Any) -> None:  # Strawberry's ASGI adapter
+        encoded = self.view.encode_json(message)
+        self.texts.append(encoded.decode() if isinstance(encoded, bytes) else encoded)
+
+    async def send_text(self, text: str) -> None:  # the socket under it
+        self.texts.append(text)
+
+
+async def _push_with(handler_class: Any, capture: _Capture, data: dict[str, Any]) -> None:
+    """A push of ``data`` as the protocol's own code builds and sends it."""
+    handler = object.__new__(handler_class)
+    handler.view = capture.view  # type: ignore[attr-defined]
+    handler.websocket = capture  # type: ignore[attr-defined]
+    result = ExecutionResult(data=data, errors=None)
+    if handler_class is graphql_fanout.SharedLegacyWSHandler:
+        await handler.send_data_message(result, "s1")  # type: ignore[attr-defined]
+    else:
+        await Operation(handler, "s1", "subscription { x }", None, None).send_next(result)
+
+
+@pytest.mark.parametrize(
+    "handler_class", [graphql_fanout.SharedTransportWSHandler, graphql_fanout.SharedLegacyWSHandler]
+)
+async def test_a_shared_frame_is_strawberrys_own_text(handler_class: Any) -> None:
+    capture = _Capture(BaseView())
+    data = {"getInstantOdds": {"external_id": 'e\u00e9"', "moneyline": {"home": "1.91"}}}
+    await _push_with(handler_class, capture, SharedData(data))  # the shared path
+    await _push_with(handler_class, capture, dict(data))  # Strawberry's own
+    shared, own = capture.texts
+    assert shared == own

@@ -152,7 +152,11 @@ def _shared_frame(view: Any, message: Any, kind: str) -> str | None:
     data = payload.get("data")
     if not isinstance(data, SharedData):
         return None
-    head = view.encode_json({"id": message["id"], "type": kind, "payload": {"data": None}})
+    # the message's own keys in their own order (the legacy handler writes the type
+    # first, graphql-transport-ws the id): the payload is the last of them
+    if next(reversed(message)) != "payload":
+        return None
+    head = view.encode_json({**message, "payload": {"data": None}})
     head = head.decode() if isinstance(head, bytes) else head
     # the encoder ends the message with the payload's null and two closing braces
     if not head.endswith("null}}"):
