@@ -118,3 +118,44 @@ def test_the_page_shows_the_markets_again_after_reconnecting(
     expect(row.locator('[data-outcome="home"] [data-field="fractional"]')).to_have_text("2/1")
     expect(page.locator("tbody tr")).to_have_count(1)
     assert page_errors == []
+
+
+#: a WebSocket that connects, acknowledges, and ends each subscription with an error
+#: (as the server does when it refuses one: its subscriber cap, a bad argument)
+REFUSING_SOCKET = """
+window.connects = [];
+window.WebSocket = class extends EventTarget {
+  constructor(url, protocol) {
+    super();
+    window.connects.push(performance.now());
+    setTimeout(() => this.dispatchEvent(new Event("open")), 0);
+  }
+  send(text) {
+    const message = JSON.parse(text);
+    const reply = (m) => setTimeout(() =>
+      this.dispatchEvent(new MessageEvent("message", { data: JSON.stringify(m) })), 0);
+    if (message.type === "connection_init") reply({ type: "connection_ack" });
+    if (message.type === "subscribe") {
+      const errors = [{ message: "too many subscribers" }];
+      reply({ id: message.id, type: "next", payload: { data: null, errors } });
+      reply({ id: message.id, type: "complete" });
+    }
+  }
+  close() { setTimeout(() => this.dispatchEvent(new CloseEvent("close")), 0); }
+};
+"""
+
+
+def test_a_refused_subscription_is_retried_ever_later(
+    live: LiveServer, page: Page, page_errors: PageErrors
+) -> None:
+    """A server that accepts the connection and refuses the subscription each time is
+    not asked again every half second: the wait grows as for a server that is down."""
+    page.add_init_script(REFUSING_SOCKET)
+    page.goto(f"{live.url}/markets")
+    page.wait_for_function("() => window.connects.length >= 4", timeout=20_000)
+    times = page.evaluate("() => window.connects")
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    # 0.5 s, then 1 s, then 2 s (timers are late under load, never early)
+    assert gaps[1] >= 1000 and gaps[2] >= 2000, gaps
+    assert page_errors == []

@@ -39,12 +39,17 @@ export function subscribe(path, query, variables, { onOpen, onData, onState }) {
       switch (message.type) {
         case "connection_ack":
           current.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables } }));
-          retryMs = RETRY_MIN_MS;
           onOpen();
           onState("live");
           break;
         case "next":
-          if (message.payload && message.payload.data) onData(message.payload.data);
+          // the wait before a reconnection starts over once the subscription delivers,
+          // not at the acknowledgement: a server that accepts the connection and refuses
+          // the subscription each time (its subscriber cap) is asked ever later
+          if (message.payload && message.payload.data) {
+            retryMs = RETRY_MIN_MS;
+            onData(message.payload.data);
+          }
           if (message.payload && message.payload.errors) onState("error", message.payload.errors[0].message);
           break;
         case "ping":
