@@ -5,6 +5,7 @@ fractional odds. Screenshots land in /tmp/oddstream-e2e/."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,7 +156,34 @@ def test_a_refused_subscription_is_retried_ever_later(
     page.goto(f"{live.url}/markets")
     page.wait_for_function("() => window.connects.length >= 4", timeout=20_000)
     times = page.evaluate("() => window.connects")
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     # 0.5 s, then 1 s, then 2 s (timers are late under load, never early)
-    assert gaps[1] >= 1000 and gaps[2] >= 2000, gaps
+    assert gaps[1] >= 1000, gaps
+    assert gaps[2] >= 2000, gaps
+    assert page_errors == []
+
+
+def test_a_price_no_decimal_writes_shows_as_the_domain_writes_it(
+    live: LiveServer, page: Page, page_errors: PageErrors
+) -> None:
+    """A provider can quote 8/13 over protobuf (21/13 decimal odds, which no decimal
+    writes): the page shows 8/13 and the domain's 1.62, not the six places of the API's
+    decimal (1.615385, which would read 123077/200000)."""
+    from playwright.sync_api import expect
+
+    from api.test_odds_protobuf import PROTO, odds_api_pb2, price, request_body
+
+    body = request_body(
+        odds_api_pb2.COMMAND_NEW_ODDS, "q1", game="quoted", home=price(21, 13), away=price(5, 2)
+    )
+    headers = {**live.admin, "Content-Type": PROTO, "Accept": "application/json"}
+    created = httpx.post(f"{live.url}/odds", content=body, headers=headers)
+    assert created.status_code == 201, created.text
+    page.goto(f"{live.url}/markets")
+    row = page.locator(f'tr[data-market="{created.json()["ExternalID"]}"]')
+    home = row.locator('[data-outcome="home"]')
+    expect(home.locator('[data-field="fractional"]')).to_have_text("8/13")
+    expect(home.locator('[data-field="decimal"]')).to_have_text("1.62")
+    expect(row.locator('[data-outcome="away"] [data-field="fractional"]')).to_have_text("3/2")
+    expect(row.locator('[data-outcome="away"] [data-field="decimal"]')).to_have_text("2.50")
     assert page_errors == []

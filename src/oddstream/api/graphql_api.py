@@ -49,6 +49,8 @@ from ..application import odds
 from ..application.bodies import MAX_POSITION
 from ..application.errors import ApiError
 from ..application.services import Services, await_reads
+from ..domain.fixedodds import formats
+from ..domain.fixedodds.odds import Odds as DomainOdds
 from ..projections.odds_view import OddsRecord
 from .graphql_fanout import (
     MAX_SHARED,
@@ -107,11 +109,37 @@ def refused(exc: ApiError) -> GraphQLError:
     return GraphQLError(exc.message, extensions={"code": exc.code, "status": exc.status})
 
 
-@strawberry.type(description="A game's prices: decimal odds, exact")
+@strawberry.type(
+    description="A game's prices: decimal odds, exact when the decimal terminates (every "
+    "price of a JSON command does), else to six places (a protobuf command can quote 8/13: "
+    "1.615385 here; `moneyline_text` writes it exactly)"
+)
 class MoneyLine:
     home: Decimal
     away: Decimal
     draw: Decimal | None = strawberry.field(description="null: a two-way game")
+
+
+@strawberry.type(description='A price as the odds formats write it (docs/fixed-odds.md, "Formats")')
+class PriceText:
+    decimal: str = strawberry.field(
+        description="decimal odds, at least two places: every digit when the decimal "
+        'terminates ("2.10", "1.905"), else rounded to two (8/13 → "1.62")'
+    )
+    fractional: str = strawberry.field(
+        description='fractional odds, the exact reduced fraction ("91/100", "8/13"; evens "1/1")'
+    )
+
+    @classmethod
+    def of(cls, price: DomainOdds) -> PriceText:
+        return cls(decimal=formats.decimal_str(price), fractional=formats.fractional_str(price))
+
+
+@strawberry.type(description="A game's prices as text, exact whatever the price")
+class MoneyLineText:
+    home: PriceText
+    away: PriceText
+    draw: PriceText | None = strawberry.field(description="null: a two-way game")
 
 
 @strawberry.type(description="A market's odds record, as `GET /odds/{external_id}` answers it")
@@ -127,6 +155,8 @@ class Odds:
         description="the log position of the latest change the record includes "
         "(`min_position` for a read that must include it)"
     )
+    #: what the record's fields are read from (``moneyline_text``)
+    record: strawberry.Private[OddsRecord]
 
     @classmethod
     def of(cls, record: OddsRecord) -> Odds:
@@ -144,6 +174,19 @@ class Odds:
             created_at=record.created_at,
             updated_at=record.updated_at,
             position=Long(record.position),
+            record=record,
+        )
+
+    @strawberry.field(
+        description="the prices in decimal and fractional odds as the odds formats write "
+        "them, exact whatever the price (`moneyline` writes 8/13 to six places only)"
+    )
+    def moneyline_text(self) -> MoneyLineText:
+        line = self.record.money_line
+        return MoneyLineText(
+            home=PriceText.of(line.home),
+            away=PriceText.of(line.away),
+            draw=None if line.draw is None else PriceText.of(line.draw),
         )
 
 

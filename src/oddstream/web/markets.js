@@ -8,7 +8,8 @@
  * No framework and no build step, as the tote board (app.js): ES modules served as they
  * are. This one is the page's entry; the others:
  *   graphql-feed.js  the graphql-transport-ws client
- *   odds-format.js   decimal and fractional prices, the book percentage
+ *   odds-format.js   the book percentage, prices as numbers (the decimal and
+ *                    fractional texts are the server's: `moneyline_text`)
  *   dom.js           building nodes, flashing changes (the tote board's)
  *   format.js        times (the tote board's)
  * Everything from the API reaches the page through textContent / createElement only.
@@ -17,11 +18,13 @@
 import { $, arrange, el, setText } from "./dom.js";
 import { parseTime, timeOfDay } from "./format.js";
 import { subscribe } from "./graphql-feed.js";
-import { bookText, decimalText, fractionalText, priceValue } from "./odds-format.js";
+import { bookText, priceValue } from "./odds-format.js";
 
 const QUERY = `subscription Markets {
   getInstantOdds(current: true) {
-    id external_id game_id moneyline { home away draw } deleted updated_at position
+    id external_id game_id deleted updated_at position
+    moneyline { home away draw }
+    moneyline_text { home { decimal fractional } away { decimal fractional } draw { decimal fractional } }
   }
 }`;
 const OUTCOMES = ["home", "draw", "away"];
@@ -58,10 +61,13 @@ class Row {
     this.node.dataset.game = record.game_id;
     this.node.dataset.position = String(record.position);
     const line = record.moneyline;
+    // shown as the server's formats write them (8/13 exactly; the decimal `line` holds
+    // has six places at most), compared and summed from the decimal
+    const shown = record.moneyline_text;
     for (const outcome of OUTCOMES) {
       const cell = this.cells[outcome];
       const text = line[outcome];
-      if (text === null || text === undefined) {
+      if (text === null || text === undefined || !shown[outcome]) {
         setText(cell.decimal, "—", null);
         setText(cell.fractional, "", null);
         continue;
@@ -71,8 +77,8 @@ class Row {
       let move = "change";
       if (cell.value !== null && value !== null && value !== cell.value) move = value < cell.value ? "firm" : "drift";
       cell.value = value;
-      setText(cell.decimal, decimalText(text), move);
-      setText(cell.fractional, fractionalText(text), "tint");
+      setText(cell.decimal, shown[outcome].decimal, move);
+      setText(cell.fractional, shown[outcome].fractional, "tint");
     }
     const prices = OUTCOMES.map((o) => line[o]).filter((p) => p !== null && p !== undefined);
     setText(this.book, bookText(prices), null);

@@ -1,6 +1,7 @@
-/* How the fixed-odds page writes prices: the domain's formats (docs/fixed-odds.md,
- * "Formats"), computed exactly from the decimal digits the API sends ("1.91", "8/13"
- * never arrives: every price the API takes terminates).
+/* The fixed-odds page's arithmetic on prices, from the decimal digits the API sends
+ * ("1.91"; a price no decimal writes, such as 8/13, arrives to six places). The prices'
+ * texts are not made here: the server writes them with the domain's formats
+ * (`moneyline_text`, docs/fixed-odds.md "Formats"), exact whatever the price.
  *
  * A price is held as an integer fraction num/den, den a power of ten: at most six
  * decimal places and odds up to 10001, so num is below 2^53 and the arithmetic is exact.
@@ -13,28 +14,6 @@ export function parseDecimal(text) {
   const places = match[2] || "";
   const den = 10 ** places.length;
   return { num: Number(match[1]) * den + Number(places || "0"), den };
-}
-
-function gcd(a, b) {
-  while (b) [a, b] = [b, a % b];
-  return a;
-}
-
-/** Decimal odds as the domain's decimal_str shows them: every digit, at least two
- *  places ("2" → "2.00", "1.8" → "1.80", "1.905" → "1.905"). */
-export function decimalText(text) {
-  const [whole, places = ""] = String(text).split(".");
-  return `${whole}.${places.padEnd(2, "0")}`;
-}
-
-/** Fractional odds (decimal − 1) as the domain's fractional_str: the exact reduced
- *  fraction, never rounded ("1.91" → "91/100", "2.5" → "3/2", evens "1/1"). */
-export function fractionalText(text) {
-  const price = parseDecimal(text);
-  if (!price) return "—";
-  const num = price.num - price.den;
-  const g = gcd(num, price.den);
-  return `${num / g}/${price.den / g}`;
 }
 
 /** The book percentage of a money line, 100 × Σ 1/decimal, to one place: a display in
