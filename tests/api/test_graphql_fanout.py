@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Ope
 from oddstream.api import graphql_fanout
 from oddstream.api.graphql_fanout import SharedData, _Shared
 
-from .test_graphql import GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS, _create, _rest, url
+from .conftest import live_settings, run_server
+from .test_graphql import ACME_KEY, GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS, _create, _rest, url
 from .test_odds_api import command
 
 __all__ = ["url"]  # the live server fixture, shared with test_graphql
@@ -192,3 +194,34 @@ async def test_a_shared_frame_is_strawberrys_own_text(handler_class: Any) -> Non
     await _push_with(handler_class, capture, dict(data))  # Strawberry's own
     shared, own = capture.texts
     assert shared == own
+
+
+async def test_two_stores_in_one_process_never_share_a_push(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same request from the same provider makes the same ExternalID on any store,
+    at the same position on two new stores, with other prices: a push is shared by what
+    it was made of, never by (market, position) alone (two services in one process, as
+    the tests run them)."""
+    pushed = []
+    for home in (1.91, 3.5):
+        tmp: Path = tmp_path_factory.mktemp("two-stores")
+        keys = tmp / "keys.json"
+        keys.write_text(
+            json.dumps({"keys": [{"key": ACME_KEY, "role": "provider", "provider": "acme"}]})
+        )
+        servers = run_server(live_settings(tmp, api_keys_file=str(keys)))
+        live = next(servers)
+        try:
+            market = await _create(live.url, "same-request", "g-same", home=home, away=2)
+            async with _subscriber(
+                live.url, GRAPHQL_TRANSPORT_WS, DOCUMENT, {"game": "g-same", "current": True}
+            ) as socket:
+                record = json.loads(await _push(socket))["payload"]["data"]["getInstantOdds"]
+        finally:
+            servers.close()
+        pushed.append((market["ExternalID"], market["Position"], record))
+    (first_id, first_at, first), (second_id, second_at, second) = pushed
+    assert (first_id, first_at) == (second_id, second_at)  # the case: same market, position
+    assert first["moneyline"]["home"] == "1.91"
+    assert second["moneyline"]["home"] == "3.5"

@@ -328,9 +328,10 @@ class Subscription:
                 odds.check_external_id(external_id)
             records = services.odds_hub.follow(OddsFilter(game_id, external_id), current)
             async for record in records:
-                # one Odds per pushed record, whatever the number of its subscribers
-                key = (record.external_id, record.position)
-                yield _pushed.get(key, partial(Odds.of, record))
+                # one Odds per pushed record, whatever the number of its subscribers;
+                # by the record's value: (market, position) names one record per store,
+                # and two stores in one process (the tests) can share both
+                yield _pushed.get(record, partial(Odds.of, record))
         except ApiError as exc:
             raise refused(exc) from None
         except Exception:
@@ -341,7 +342,7 @@ class Subscription:
 
 
 #: the Odds of the records pushed lately (an immutable record makes one Odds)
-_pushed: Latest[tuple[str, int], Odds] = Latest(MAX_SHARED)
+_pushed: Latest[OddsRecord, Odds] = Latest(MAX_SHARED)
 
 
 class _DocumentSize(SchemaExtension):
@@ -463,13 +464,14 @@ def _mask(error: GraphQLError) -> bool:
 
 class _Executor(SharedPushExecutor):
     """Pushes of ``getInstantOdds`` executed and encoded once per subscription document
-    (:mod:`.graphql_fanout`): a push is the record of one market at one log position,
-    and every field of it is read from that record."""
+    (:mod:`.graphql_fanout`): every field of a push is read from its record, so the
+    record's value is the push's key (not its market and position alone, which two
+    stores in one process can share with other prices)."""
 
     @staticmethod
     def event_key(root_value: Any) -> Any:
         if isinstance(root_value, Odds):
-            return ("odds", root_value.external_id, int(root_value.position))
+            return root_value.record
         return None
 
 

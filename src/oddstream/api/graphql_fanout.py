@@ -8,7 +8,7 @@ change. Two pieces share that work between the subscribers of one document:
 
 - :class:`SharedPushExecutor`, the schema's graphql-core executor: a subscription event
   whose root value has a key (:meth:`~SharedPushExecutor.event_key`: for the odds, the
-  market and the log position of its record) is executed once per (document text,
+  value of its record) is executed once per (document text,
   operation, variables, event); every other subscriber of that operation gets the same
   result, whose ``data`` (a :class:`SharedData`) encodes itself once, on first use. A
   result with errors is not shared (each subscriber executes it, as before).
