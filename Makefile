@@ -52,6 +52,7 @@ bench: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/tote.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/odds.py
 	$(BIN)/python bench/wallet.py
 	$(BIN)/python bench/restart.py
 
@@ -59,6 +60,7 @@ bench-quick: $(BENCH_STAMP) services bench-tools
 	$(BIN)/python bench/store.py --quick
 	$(BIN)/python bench/tote.py --quick
 	$(BIN)/python bench/api.py --quick
+	$(BIN)/python bench/odds.py --quick
 	$(BIN)/python bench/wallet.py --quick
 	$(BIN)/python bench/restart.py --quick
 

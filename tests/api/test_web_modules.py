@@ -67,10 +67,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.fixture(scope="module")
-def served(client: TestClient) -> dict[str, str]:
-    """Every module reachable from the page's module scripts: its URL path → its text."""
-    page = client.get("/")
+@pytest.fixture(scope="module", params=["/", "/markets"])
+def served(client: TestClient, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Every module reachable from a page's module scripts (the tote board's, the
+    fixed-odds page's): its URL path → its text."""
+    page = client.get(request.param)
     assert page.status_code == 200
     parser = _ModuleScripts()
     parser.feed(page.text)

@@ -230,6 +230,11 @@ def create_app(
         async def index() -> FileResponse:
             return FileResponse(WEB / "index.html")
 
+        @app.get("/markets", include_in_schema=False)
+        async def markets() -> FileResponse:
+            """The fixed-odds page: every market's prices, live over GraphQL."""
+            return FileResponse(WEB / "markets.html")
+
     app.install_edge(metrics, settings.max_body_bytes, lean)
     document(app, lean)
     return app

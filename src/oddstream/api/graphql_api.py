@@ -20,6 +20,7 @@ import re
 from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, NewType
 
 import strawberry
@@ -35,7 +36,6 @@ from graphql import (
 )
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxTokensLimiter,
     SchemaExtension,
 )
@@ -49,7 +49,17 @@ from ..application import odds
 from ..application.bodies import MAX_POSITION
 from ..application.errors import ApiError
 from ..application.services import Services, await_reads
+from ..domain.fixedodds import formats
+from ..domain.fixedodds.odds import Odds as DomainOdds
 from ..projections.odds_view import OddsRecord
+from .graphql_fanout import (
+    MAX_SHARED,
+    CheapMaskErrors,
+    Latest,
+    SharedLegacyWSHandler,
+    SharedPushExecutor,
+    SharedTransportWSHandler,
+)
 from .odds_push import OddsFilter
 
 log = logging.getLogger(__name__)
@@ -99,11 +109,37 @@ def refused(exc: ApiError) -> GraphQLError:
     return GraphQLError(exc.message, extensions={"code": exc.code, "status": exc.status})
 
 
-@strawberry.type(description="A game's prices: decimal odds, exact")
+@strawberry.type(
+    description="A game's prices: decimal odds, exact when the decimal terminates (every "
+    "price of a JSON command does), else to six places (a protobuf command can quote 8/13: "
+    "1.615385 here; `moneyline_text` writes it exactly)"
+)
 class MoneyLine:
     home: Decimal
     away: Decimal
     draw: Decimal | None = strawberry.field(description="null: a two-way game")
+
+
+@strawberry.type(description='A price as the odds formats write it (docs/fixed-odds.md, "Formats")')
+class PriceText:
+    decimal: str = strawberry.field(
+        description="decimal odds, at least two places: every digit when the decimal "
+        'terminates ("2.10", "1.905"), else rounded to two (8/13 → "1.62")'
+    )
+    fractional: str = strawberry.field(
+        description='fractional odds, the exact reduced fraction ("91/100", "8/13"; evens "1/1")'
+    )
+
+    @classmethod
+    def of(cls, price: DomainOdds) -> PriceText:
+        return cls(decimal=formats.decimal_str(price), fractional=formats.fractional_str(price))
+
+
+@strawberry.type(description="A game's prices as text, exact whatever the price")
+class MoneyLineText:
+    home: PriceText
+    away: PriceText
+    draw: PriceText | None = strawberry.field(description="null: a two-way game")
 
 
 @strawberry.type(description="A market's odds record, as `GET /odds/{external_id}` answers it")
@@ -119,6 +155,8 @@ class Odds:
         description="the log position of the latest change the record includes "
         "(`min_position` for a read that must include it)"
     )
+    #: what the record's fields are read from (``moneyline_text``)
+    record: strawberry.Private[OddsRecord]
 
     @classmethod
     def of(cls, record: OddsRecord) -> Odds:
@@ -136,6 +174,19 @@ class Odds:
             created_at=record.created_at,
             updated_at=record.updated_at,
             position=Long(record.position),
+            record=record,
+        )
+
+    @strawberry.field(
+        description="the prices in decimal and fractional odds as the odds formats write "
+        "them, exact whatever the price (`moneyline` writes 8/13 to six places only)"
+    )
+    def moneyline_text(self) -> MoneyLineText:
+        line = self.record.money_line
+        return MoneyLineText(
+            home=PriceText.of(line.home),
+            away=PriceText.of(line.away),
+            draw=None if line.draw is None else PriceText.of(line.draw),
         )
 
 
@@ -277,7 +328,10 @@ class Subscription:
                 odds.check_external_id(external_id)
             records = services.odds_hub.follow(OddsFilter(game_id, external_id), current)
             async for record in records:
-                yield Odds.of(record)
+                # one Odds per pushed record, whatever the number of its subscribers;
+                # by the record's value: (market, position) names one record per store,
+                # and two stores in one process (the tests) can share both
+                yield _pushed.get(record, partial(Odds.of, record))
         except ApiError as exc:
             raise refused(exc) from None
         except Exception:
@@ -285,6 +339,10 @@ class Subscription:
             # through as it is: masked here
             log.exception("getInstantOdds failed")
             raise GraphQLError(MASKED) from None
+
+
+#: the Odds of the records pushed lately (an immutable record makes one Odds)
+_pushed: Latest[OddsRecord, Odds] = Latest(MAX_SHARED)
 
 
 class _DocumentSize(SchemaExtension):
@@ -404,9 +462,23 @@ def _mask(error: GraphQLError) -> bool:
     )
 
 
+class _Executor(SharedPushExecutor):
+    """Pushes of ``getInstantOdds`` executed and encoded once per subscription document
+    (:mod:`.graphql_fanout`): every field of a push is read from its record, so the
+    record's value is the push's key (not its market and position alone, which two
+    stores in one process can share with other prices)."""
+
+    @staticmethod
+    def event_key(root_value: Any) -> Any:
+        if isinstance(root_value, Odds):
+            return root_value.record
+        return None
+
+
 schema = strawberry.Schema(
     query=Query,
     subscription=Subscription,
+    execution_context_class=_Executor,
     config=StrawberryConfig(
         auto_camel_case=False,
         scalar_map={
@@ -439,12 +511,15 @@ schema = strawberry.Schema(
         _DocumentSize,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules([_DepthLimit, _AliasLimit]),
-        lambda: MaskErrors(should_mask_error=_mask, error_message=MASKED),
+        lambda: CheapMaskErrors(should_mask_error=_mask, error_message=MASKED),
     ],
 )
 
 
 class _Router(GraphQLRouter[Any, Any]):
+    graphql_transport_ws_handler_class = SharedTransportWSHandler
+    graphql_ws_handler_class = SharedLegacyWSHandler
+
     def __init__(self, *args: Any, max_sockets: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_sockets = max_sockets
