@@ -203,7 +203,8 @@ async def _update(url: str, markets: list[tuple[str, str]], rate: float, seconds
     (position, answer read at) of each accepted update, and the refused count."""
     target = parse_target(url)
     run = uuid.uuid4().hex[:8]
-    accepted: list[tuple[int, float]] = []
+    #: (position, when the command was sent, when its answer was read)
+    accepted: list[tuple[int, float, float]] = []
     refused = 0
     interval = UPDATER_CONNECTIONS / rate
     start = time.time() + 0.2
@@ -227,10 +228,11 @@ async def _update(url: str, markets: list[tuple[str, str]], rate: float, seconds
                 [("X-API-Key", ADMIN)],
                 json.dumps(body).encode(),
             )
+            sent = time.time()
             status = await client.fetch()
             answered = time.time()
             if status == 200:
-                accepted.append((json.loads(client.last_body)["Position"], answered))
+                accepted.append((json.loads(client.last_body)["Position"], sent, answered))
             else:
                 refused += 1
             n += UPDATER_CONNECTIONS
@@ -288,23 +290,29 @@ def fanout(
         return {"error": "a subscriber process failed"}
     logs = [log for _, out in files for log in json.loads(out.read_text())]
     delays: list[float] = []
+    #: from the command's send: an upper bound (a push can arrive before the answer is
+    #: read, which the accepted-to-received delay counts as 0)
+    from_send: list[float] = []
     missed = 0
     frames = 0
     for positions, times in logs:
         got = dict(zip(positions, times, strict=True))
         frames += len(positions)
-        for position, accepted_at in accepted:
+        for position, sent_at, accepted_at in accepted:
             at = got.get(position)
             if at is None:
                 missed += 1
             else:
                 delays.append(max(0.0, at - accepted_at))
+                from_send.append(at - sent_at)
     delays.sort()
+    from_send.sort()
 
-    def pct(q: float) -> float | None:
-        if not delays:
+    def pct(q: float, values: list[float] | None = None) -> float | None:
+        values = delays if values is None else values
+        if not values:
             return None
-        return round(delays[min(len(delays) - 1, int(q * len(delays)))] * 1000, 2)
+        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 2)
 
     return {
         "document": "shared" if shared else "per_subscriber",
@@ -318,6 +326,7 @@ def fanout(
         "missed_pairs": missed,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
+        "p99_from_send_ms": pct(0.99, from_send),
         "max_ms": round(delays[-1] * 1000, 2) if delays else None,
         # the server's CPU while the updates were sent (commands, read model, pushes)
         "server_cpu_s": round(server_cpu, 2),
@@ -499,6 +508,7 @@ def main() -> None:
                 "subscribers": graphql.get("subscribers"),
                 "updates_per_s": graphql.get("updates_per_s"),
                 "p99_ms": graphql.get("p99_ms"),
+                "p99_from_send_ms": graphql.get("p99_from_send_ms"),
                 "max_frames_per_s": fan["max_frames_per_s"]["shared"],
             },
             "velocity": found,
