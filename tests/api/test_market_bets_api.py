@@ -6,7 +6,6 @@ their wallets, read-your-writes on the balance, refusals 4xx with stable codes."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -15,17 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from oddstream.config import Settings
-from oddstream.domain.fixedodds import (
-    CloseMarket,
-    Outcome,
-    ResultMarket,
-    SuspendMarket,
-    VoidMarket,
-)
-from oddstream.eventstore import open_store
-from oddstream.runtime.market_writer import MarketRequest, MarketWriter
 
 from .conftest import LiveServer, live_settings, run_server
 
@@ -44,7 +32,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServe
         overrides["store_url"] = request.getfixturevalue("pg_url")
         overrides["pg_schema"] = request.getfixturevalue("pg_schema")
     settings = live_settings(tmp_path, **overrides)
-    request.node.bet_settings = settings
     yield from run_server(settings)
 
 
@@ -100,25 +87,40 @@ def settled_balance(server: LiveServer, wallet: str, expected: tuple[int, int]) 
     return found
 
 
-def provider(settings: Settings, *commands: Any) -> None:
-    """Market commands the HTTP API has no route for yet (suspend, close, result,
-    void), written to the same log by a writer of the test's own."""
+def lifecycle(
+    server: LiveServer,
+    market: str,
+    command: str,
+    request_id: str,
+    *,
+    headers: dict[str, str] | None = None,
+    provider: str = "acme",
+    **body: Any,
+) -> httpx.Response:
+    """``POST /odds/{market}/<command>`` (``suspend``, ``resume``, ``close``, ``result``,
+    ``void``) as a ``CommandRequest`` in ``provider``'s name, with acme's key by default."""
+    request = {
+        "RequestID": request_id,
+        "Provider": provider,
+        "Command": f"{command.capitalize()}Odds",
+        **body,
+    }
+    return send(server, "POST", f"/odds/{market}/{command}", json=request, headers=headers or ACME)
 
-    async def run() -> None:
-        store = await open_store(settings.store_url, **settings.store_options())
-        try:
-            writer = MarketWriter(store)
-            for command in commands:
-                await writer.execute(MarketRequest(action=type(command).__name__, command=command))
-        finally:
-            await store.close()
 
-    asyncio.run(run())
+def provider(server: LiveServer, *steps: tuple[str, str, dict[str, Any]]) -> int:
+    """Lifecycle commands ``(market, command, payload)`` that must succeed; the log
+    position of the last."""
+    position = 0
+    for n, (market, command, payload) in enumerate(steps):
+        body = {"Payload": payload} if payload else {}
+        answer = lifecycle(server, market, command, f"{command}-{market}-{n}", **body)
+        assert answer.status_code == 200, answer.text
+        position = answer.json()["Position"]
+    return position
 
 
-def test_a_bet_is_taken_at_the_current_price_and_a_win_paid(
-    server: LiveServer, request: pytest.FixtureRequest
-) -> None:
+def test_a_bet_is_taken_at_the_current_price_and_a_win_paid(server: LiveServer) -> None:
     market = new_market(server, "m-win", Home=1.91, Away=2.1)
     credit(server, "alice", 10_000)
     alice = server.customer("alice")
@@ -130,11 +132,7 @@ def test_a_bet_is_taken_at_the_current_price_and_a_win_paid(
     assert bet["bet_id"].startswith("alice~")
     assert bet["events"] == ["BetAccepted"]
     assert balance(server, "alice", bet["position"]) == (9_000, 1_000)
-    provider(
-        request.node.bet_settings,
-        CloseMarket(market_id=market, provider="acme"),
-        ResultMarket(market_id=market, provider="acme", winners=(Outcome.HOME,)),
-    )
+    provider(server, (market, "close", {}), (market, "result", {"Winners": ["home"]}))
     assert settled_balance(server, "alice", (10_910, 0)) == (10_910, 0)
 
 
@@ -153,16 +151,10 @@ def test_a_worse_price_is_refused_and_the_stake_stays_in_the_wallet(server: Live
     assert kinds[:2] == ["StakeReleased", "StakeReserved"]
 
 
-def test_suspended_and_closed_markets_refuse_bets(
-    server: LiveServer, request: pytest.FixtureRequest
-) -> None:
+def test_suspended_and_closed_markets_refuse_bets(server: LiveServer) -> None:
     suspended = new_market(server, "m-susp", Home=2, Away=2)
     closed = new_market(server, "m-closed", Home=2, Away=2)
-    provider(
-        request.node.bet_settings,
-        SuspendMarket(market_id=suspended, provider="acme"),
-        CloseMarket(market_id=closed, provider="acme"),
-    )
+    provider(server, (suspended, "suspend", {}), (closed, "close", {}))
     credit(server, "bob", 5_000)
     bob = server.customer("bob")
     for market, code in ((suspended, "market_suspended"), (closed, "market_closed")):
@@ -172,9 +164,7 @@ def test_suspended_and_closed_markets_refuse_bets(
     assert balance(server, "bob") == (5_000, 0)
 
 
-def test_void_and_dead_heat_settle_exactly(
-    server: LiveServer, request: pytest.FixtureRequest
-) -> None:
+def test_void_and_dead_heat_settle_exactly(server: LiveServer) -> None:
     three = new_market(server, "m-dh", Home=2.5, Away=1.62, Draw=3)
     void = new_market(server, "m-void", Home=1.91, Away=1.91)
     credit(server, "bob", 10_000)
@@ -189,10 +179,10 @@ def test_void_and_dead_heat_settle_exactly(
         assert answer.status_code == 201, answer.text
     assert balance(server, "bob") == (10_000 - 4_079, 4_079)
     provider(
-        request.node.bet_settings,
-        CloseMarket(market_id=three, provider="acme"),
-        ResultMarket(market_id=three, provider="acme", winners=(Outcome.HOME, Outcome.DRAW)),
-        VoidMarket(market_id=void, provider="acme", reason="abandoned"),
+        server,
+        (three, "close", {}),
+        (three, "result", {"Winners": ["home", "draw"]}),
+        (void, "void", {"Reason": "abandoned"}),
     )
     # ⌊1001 × 2.5 / 2⌋ = 1251, ⌊1001 × 3 / 2⌋ = 1501, the away bet lost, 777 back
     expected = (10_000 - 4_079 + 1_251 + 1_501 + 777, 0)

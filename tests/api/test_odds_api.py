@@ -429,7 +429,13 @@ def test_the_odds_routes_are_in_the_openapi_document(server: LiveServer) -> None
     assert set(paths["/odds"]) == {"get", "post"}
     assert set(paths["/odds/{external_id}"]) == {"get", "patch", "delete"}
     assert "get" in paths["/odds/{external_id}/events"]
+    for action in ("suspend", "resume", "close", "result", "void"):
+        assert set(paths[f"/odds/{{external_id}}/{action}"]) == {"post"}
     schemas = document["components"]["schemas"]
+    assert schemas["ResultOddsRequest"]["properties"]["Command"] == {"enum": ["ResultOdds"]}
+    winners = schemas["ResultPayloadIn"]["properties"]["Winners"]
+    assert (winners["minItems"], winners["maxItems"]) == (1, 3)
+    assert "pattern" in schemas["VoidPayloadIn"]["properties"]["Reason"]  # free text
     assert schemas["MoneyLineIn"]["properties"]["Home"]["type"] == "number"
     assert schemas["NewOddsRequest"]["properties"]["Command"] == {"enum": ["NewOdds"]}
 

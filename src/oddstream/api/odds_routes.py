@@ -1,5 +1,6 @@
 """The fixed-odds markets in the odds service's shapes: ``POST /odds``, ``PATCH`` and
-``DELETE /odds/{external_id}`` (a provider's commands), ``GET /odds``, ``GET
+``DELETE /odds/{external_id}``, ``POST /odds/{external_id}/suspend``, ``/resume``,
+``/close``, ``/result`` and ``/void`` (a provider's commands), ``GET /odds``, ``GET
 /odds/{external_id}`` and ``GET /odds/{external_id}/events`` (anyone). The work is the
 application's (:mod:`oddstream.application.odds`); refusals are answered in the
 clients' shape (``Status: fail``, ``Msg``) with the API's ``error`` and ``message``.
@@ -196,6 +197,18 @@ def _request_id_of(raw: bytes) -> str | None:
     return found if isinstance(found, str) else None
 
 
+#: what a command did, for the answer's ``Msg``
+_DONE = {
+    "UpdateOdds": "prices updated",
+    "DeleteOdds": "deleted",
+    "SuspendOdds": "suspended",
+    "ResumeOdds": "resumed",
+    "CloseOdds": "closed",
+    "ResultOdds": "resulted",
+    "VoidOdds": "voided",
+}
+
+
 async def _command(request: Request, command: str, external_id: str | None) -> Response:
     raw = b""
     proto_body = is_protobuf_body(request.headers.get("content-type"))
@@ -224,7 +237,7 @@ async def _command(request: Request, command: str, external_id: str | None) -> R
     if command == "NewOdds":
         status, done, headers = 201, "created", {"Location": f"/odds/{market}"}
     else:
-        status, done = 200, "prices updated" if command == "UpdateOdds" else "deleted"
+        status, done = 200, _DONE[command]
     answer: Any = odds.command_response(request_id, market, outcome, f"market {market} {done}")
     if media_type != JSON:
         answer = odds_proto.command_message(answer)
@@ -282,6 +295,78 @@ async def update_odds(request: Request) -> Response:
 )
 async def delete_odds(request: Request) -> Response:
     return await _command(request, "DeleteOdds", request.path_params["external_id"])
+
+
+def _lifecycle_route(command: str, summary: str, description: str) -> dict[str, Any]:
+    """The route arguments of a lifecycle command (``POST /odds/{external_id}/…``)."""
+    return {
+        "summary": f"{command}: {summary} (its provider's key, or an admin's)",
+        "description": description
+        + " A `CommandRequest` answered with a `CommandResponse` (`Position`: read your "
+        "write with `?min_position=`); a retry with the same `RequestID` answers the same, "
+        "writing nothing. JSON bodies only (the answer may be protobuf).",
+        "response_class": Response,
+        "openapi_extra": {"requestBody": _body_schema(command), "parameters": [EXTERNAL_ID]},
+        "responses": {200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},
+    }
+
+
+@router.post(
+    "/odds/{external_id}/suspend",
+    **_lifecycle_route(
+        "SuspendOdds",
+        "stop taking bets on an open market",
+        "Bets are refused (`market_suspended`) until it is resumed; prices may change.",
+    ),
+)
+async def suspend_odds(request: Request) -> Response:
+    return await _command(request, "SuspendOdds", request.path_params["external_id"])
+
+
+@router.post(
+    "/odds/{external_id}/resume",
+    **_lifecycle_route("ResumeOdds", "take bets again on a suspended market", ""),
+)
+async def resume_odds(request: Request) -> Response:
+    return await _command(request, "ResumeOdds", request.path_params["external_id"])
+
+
+@router.post(
+    "/odds/{external_id}/close",
+    **_lifecycle_route(
+        "CloseOdds",
+        "no more bets: the game is under way (an open or suspended market)",
+        "A closed market is resulted or voided next.",
+    ),
+)
+async def close_odds(request: Request) -> Response:
+    return await _command(request, "CloseOdds", request.path_params["external_id"])
+
+
+@router.post(
+    "/odds/{external_id}/result",
+    **_lifecycle_route(
+        "ResultOdds",
+        "the winning outcome(s) of a closed market, settling every bet",
+        "`Payload.Winners` names one outcome, or several for a dead heat (a winning bet "
+        "is paid `stake × price / n`, rounded down to the cent). The winnings are credited "
+        "to the wallets once each, by the markets' cashier following the log.",
+    ),
+)
+async def result_odds(request: Request) -> Response:
+    return await _command(request, "ResultOdds", request.path_params["external_id"])
+
+
+@router.post(
+    "/odds/{external_id}/void",
+    **_lifecycle_route(
+        "VoidOdds",
+        "void an open, suspended or closed market: every stake back",
+        "`Payload.Reason` is recorded with the void.",
+    ),
+)
+async def void_odds(request: Request) -> Response:
+    return await _command(request, "VoidOdds", request.path_params["external_id"])
 
 
 @router.get(

@@ -47,6 +47,8 @@ MARKET_REJECTION_STATUS: dict[str, int] = {
     "odds_too_high": 422,
     "bad_market": 422,
     "bad_limits": 422,
+    # a result naming no winner, one twice, or one the market does not offer
+    "bad_result": 422,
     # bets: what can never succeed as sent (the market's state refuses the rest: 409)
     "bad_amount": 422,
     "below_minimum": 422,

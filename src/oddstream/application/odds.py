@@ -1,7 +1,8 @@
 """The fixed-odds markets as the odds service's clients use them: commands
-(``NewOdds``, ``UpdateOdds``, ``DeleteOdds``) in a ``CommandRequest``, answered with a
-``CommandResponse``; queries answered with a ``QueryResponse``. Field names are theirs
-(PascalCase). See ``docs/fixed-odds.md``, "The service".
+(``NewOdds``, ``UpdateOdds``, ``DeleteOdds``, and a market's lifecycle: ``SuspendOdds``,
+``ResumeOdds``, ``CloseOdds``, ``ResultOdds``, ``VoidOdds``) in a ``CommandRequest``,
+answered with a ``CommandResponse``; queries answered with a ``QueryResponse``. Field
+names are theirs (PascalCase). See ``docs/fixed-odds.md``, "The service".
 
 - **Prices** are JSON numbers read exactly from their digits (``1.91`` is 191/100, never
   the nearest binary float): the body is checked against the float-typed schema (which
@@ -27,13 +28,20 @@ import msgspec
 from msgspec import Meta
 
 from ..domain.fixedodds import (
+    CloseMarket,
     CreateMarket,
     DeleteMarket,
     FixedOddsRejection,
+    MarketCommand,
     MarketLimits,
     MoneyLine,
     Odds,
+    Outcome,
+    ResultMarket,
+    ResumeMarket,
+    SuspendMarket,
     UpdatePrices,
+    VoidMarket,
 )
 from ..domain.fixedodds.formats import decimal_str
 from ..eventstore import RecordedEvent
@@ -42,7 +50,7 @@ from ..runtime.market_writer import MarketRequest, MarketWriter, market_stream
 from ..runtime.writer import CommandOutcome
 from ..velocity.channels import Velocity
 from .access import Principal, authorize_provider
-from .bodies import MAX_POSITION, Id, RequestId, decode
+from .bodies import FREE_TEXT_MARK, MAX_POSITION, Id, RequestId, check_text, decode
 from .errors import ApiError
 from .request_ids import derived_id, request_key
 
@@ -122,20 +130,139 @@ class DeleteOddsRequest(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
     Payload: DeletePayloadIn[P] | None = None
 
 
-AnyRequest = NewOddsRequest[Decimal] | UpdateOddsRequest[Decimal] | DeleteOddsRequest[Decimal]
+class MarketPayloadIn(msgspec.Struct, forbid_unknown_fields=True):
+    """What a suspend, resume or close may name: the game it means (checked against the
+    market's, ``game_mismatch``)."""
+
+    GameID: Id | None = None
+
+
+class ResultPayloadIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A result: the winning outcome, or several for a dead heat (each paid at
+    ``stake × price / n``, rounded down)."""
+
+    Winners: Annotated[
+        list[Outcome],
+        Meta(
+            min_length=1,
+            max_length=3,
+            description="the winning outcomes (home, away, draw); several is a dead heat",
+        ),
+    ]
+    GameID: Id | None = None
+
+
+#: the reason a void records when its request gives none
+DEFAULT_VOID_REASON = "voided by the provider"
+
+
+class VoidPayloadIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A void: every live bet's stake is refunded."""
+
+    Reason: Annotated[
+        str, Meta(min_length=1, max_length=200, extra_json_schema={FREE_TEXT_MARK: True})
+    ] = DEFAULT_VOID_REASON
+    GameID: Id | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            check_text(self.Reason)
+        except ValueError as exc:  # msgspec reports it as a ValidationError
+            raise ValueError(f"Reason: {exc}") from None
+
+
+class SuspendOddsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``POST /odds/{external_id}/suspend``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["SuspendOdds"]
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+    Payload: MarketPayloadIn | None = None
+
+
+class ResumeOddsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``POST /odds/{external_id}/resume``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["ResumeOdds"]
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+    Payload: MarketPayloadIn | None = None
+
+
+class CloseOddsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``POST /odds/{external_id}/close``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["CloseOdds"]
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+    Payload: MarketPayloadIn | None = None
+
+
+class ResultOddsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``POST /odds/{external_id}/result``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["ResultOdds"]
+    Payload: ResultPayloadIn
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+
+
+class VoidOddsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The ``CommandRequest`` of ``POST /odds/{external_id}/void``."""
+
+    RequestID: RequestId
+    Provider: Id
+    Command: Literal["VoidOdds"]
+    Domain: Literal["Odds"] = "Odds"
+    EventVelocity: Velocity = "medium"
+    Payload: VoidPayloadIn | None = None
+
+
+#: the commands of a market's lifecycle (no prices in them): their request types
+LIFECYCLE_REQUESTS: dict[str, type[msgspec.Struct]] = {
+    "SuspendOdds": SuspendOddsRequest,
+    "ResumeOdds": ResumeOddsRequest,
+    "CloseOdds": CloseOddsRequest,
+    "ResultOdds": ResultOddsRequest,
+    "VoidOdds": VoidOddsRequest,
+}
+
+LifecycleRequest = (
+    SuspendOddsRequest | ResumeOddsRequest | CloseOddsRequest | ResultOddsRequest | VoidOddsRequest
+)
+AnyRequest = (
+    NewOddsRequest[Decimal]
+    | UpdateOddsRequest[Decimal]
+    | DeleteOddsRequest[Decimal]
+    | LifecycleRequest
+)
 
 #: per command: the body checked with float prices (types, ranges), then read exactly
+#: (one decoder for a command without prices)
 _DECODERS: dict[str, tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]] = {
     kind.__name__.removesuffix("Request"): (
         msgspec.json.Decoder(kind[Price]),
         msgspec.json.Decoder(kind[Decimal]),
     )
     for kind in (NewOddsRequest, UpdateOddsRequest, DeleteOddsRequest)
+} | {
+    command: (msgspec.json.Decoder(kind), msgspec.json.Decoder(kind))
+    for command, kind in LIFECYCLE_REQUESTS.items()
 }
 
 
 def request_schema_type(command: str) -> Any:
     """The body type the OpenAPI document shows for ``command``."""
+    if command in LIFECYCLE_REQUESTS:
+        return LIFECYCLE_REQUESTS[command]
     kinds = {"NewOdds": NewOddsRequest, "UpdateOdds": UpdateOddsRequest}
     return kinds.get(command, DeleteOddsRequest)[Price]  # type: ignore[index]
 
@@ -143,9 +270,28 @@ def request_schema_type(command: str) -> Any:
 def decode_request(command: str, raw: bytes) -> AnyRequest:
     """The body of a ``command``'s request, its prices exact; 422 naming the field."""
     checked, exact = _DECODERS[command]
-    decode(checked, raw)
+    if command not in LIFECYCLE_REQUESTS:
+        decode(checked, raw)
     request: AnyRequest = decode(exact, raw)
     return request
+
+
+def lifecycle_command(request: LifecycleRequest, external_id: str) -> MarketCommand:
+    """The domain's command of a lifecycle request on market ``external_id``."""
+    market, provider = external_id, request.Provider
+    match request:
+        case SuspendOddsRequest():
+            return SuspendMarket(market_id=market, provider=provider)
+        case ResumeOddsRequest():
+            return ResumeMarket(market_id=market, provider=provider)
+        case CloseOddsRequest():
+            return CloseMarket(market_id=market, provider=provider)
+        case ResultOddsRequest():
+            winners = tuple(request.Payload.Winners)
+            return ResultMarket(market_id=market, provider=provider, winners=winners)
+        case VoidOddsRequest():
+            reason = DEFAULT_VOID_REASON if request.Payload is None else request.Payload.Reason
+            return VoidMarket(market_id=market, provider=provider, reason=reason)
 
 
 def _odds(value: Decimal | Odds, where: str) -> Odds:
@@ -239,9 +385,12 @@ class OddsCommands:
                     provider=request.Provider,
                     money_line=money_line_in(request.Payload.MoneyLine),
                 )
-            else:
+            elif isinstance(request, DeleteOddsRequest):
                 game = None if request.Payload is None else request.Payload.GameID
                 domain = DeleteMarket(market_id=external_id, provider=request.Provider)
+            else:
+                game = None if request.Payload is None else request.Payload.GameID
+                domain = lifecycle_command(request, external_id)
         outcome = await self._writer.execute(
             MarketRequest(action=command, command=domain, game_id=game, velocity=velocity),
             request_id=request_key(who, command, request.RequestID),

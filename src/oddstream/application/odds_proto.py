@@ -119,7 +119,15 @@ def request_id_of(raw: bytes) -> str | None:
 
 def decode_request(command: str, raw: bytes) -> odds.AnyRequest:
     """The request a protobuf ``CommandRequest`` makes for the route of ``command``: the
-    JSON body's request, its prices :class:`Odds` already; 422 naming what is wrong."""
+    JSON body's request, its prices :class:`Odds` already; 422 naming what is wrong.
+    The lifecycle commands (suspend … void) have no protobuf message yet: 415."""
+    if command not in _REQUEST_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{command} takes a JSON body (Content-Type: application/json); its answer may "
+            "still be protobuf (Accept)",
+        )
     message = parse_command_request(raw)
     body: dict[str, Any] = {
         "RequestID": message.request_id,
