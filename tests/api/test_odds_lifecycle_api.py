@@ -366,3 +366,17 @@ def test_the_paid_balance_is_read_at_the_settlement_in_the_statement(
     assert [t["amount_cents"] for t in paid] == [2_500]  # ⌊1000 × 2.5⌋
     assert paid[0]["position"] > resulted.json()["Position"]
     assert balance(server, "alice", paid[0]["position"]) == (5_000 - 1_000 + 2_500, 0)
+
+
+def test_request_ids_are_per_command(odds_server: LiveServer) -> None:
+    """As the docs say: the recorded id holds the Command, so one RequestID for a close
+    and then a result is two requests, each carried out once."""
+    server = odds_server
+    market = create(server, "per-cmd")["ExternalID"]
+    closed = lifecycle(server, market, "close", "one-id")
+    resulted = lifecycle(server, market, "result", "one-id", Payload={"Winners": ["away"]})
+    assert closed.status_code == resulted.status_code == 200, resulted.text
+    assert (closed.json()["Repeated"], resulted.json()["Repeated"]) == (False, False)
+    assert resulted.json()["Position"] > closed.json()["Position"]
+    # each is still recognised as its own retry
+    assert lifecycle(server, market, "close", "one-id").json()["Repeated"] is True
