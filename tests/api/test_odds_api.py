@@ -435,6 +435,8 @@ def test_the_odds_routes_are_in_the_openapi_document(server: LiveServer) -> None
     assert schemas["ResultOddsRequest"]["properties"]["Command"] == {"enum": ["ResultOdds"]}
     winners = schemas["ResultPayloadIn"]["properties"]["Winners"]
     assert (winners["minItems"], winners["maxItems"]) == (1, 3)
+    # a winner named twice is refused (422 bad_result): the document must say so
+    assert winners["uniqueItems"] is True
     assert "pattern" in schemas["VoidPayloadIn"]["properties"]["Reason"]  # free text
     assert schemas["MoneyLineIn"]["properties"]["Home"]["type"] == "number"
     assert schemas["NewOddsRequest"]["properties"]["Command"] == {"enum": ["NewOdds"]}

@@ -6,6 +6,7 @@ bus, and bets placed over HTTP settled into the wallets exactly once."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -334,3 +335,48 @@ def test_bets_placed_over_http_are_settled_over_http_exactly_once(
     assert kinds.count("StakeLost") == 2
     credited = sorted(t["amount_cents"] for t in statement if t["type"] == "WinningsCredited")
     assert credited == [499, 1_251, 1_910]
+
+
+def test_the_paid_balance_is_read_at_the_settlement_in_the_statement(
+    odds_server: LiveServer,
+) -> None:
+    """The recipe the docs give for the paid balance after a result (its answer's
+    ``Position`` precedes the cashier's payouts): the bet's settlement in the wallet's
+    statement, then a read at that entry's position."""
+    server = odds_server
+    market = create(server, "paid-1", game="g-paid", home=2.5, away=1.5)["ExternalID"]
+    credit(server, "alice", 5_000)
+    alice = server.customer("alice")
+    bet = place(server, market, alice, outcome="home", stake_cents=1_000, price=2.5)
+    assert bet.status_code == 201, bet.text
+    bet_id = bet.json()["bet_id"]
+    assert lifecycle(server, market, "close", "paid-close").status_code == 200
+    resulted = lifecycle(server, market, "result", "paid-res", Payload={"Winners": ["home"]})
+    assert resulted.status_code == 200, resulted.text
+    deadline = time.monotonic() + 10
+    paid: list[dict[str, Any]] = []
+    while not paid and time.monotonic() < deadline:
+        statement = send(server, "GET", "/wallet/alice/transactions", headers=alice).json()
+        paid = [
+            t
+            for t in statement["transactions"]
+            if t["type"] == "WinningsCredited" and bet_id.endswith(t["bet_id"])
+        ]
+        time.sleep(0.02)
+    assert [t["amount_cents"] for t in paid] == [2_500]  # ⌊1000 × 2.5⌋
+    assert paid[0]["position"] > resulted.json()["Position"]
+    assert balance(server, "alice", paid[0]["position"]) == (5_000 - 1_000 + 2_500, 0)
+
+
+def test_request_ids_are_per_command(odds_server: LiveServer) -> None:
+    """As the docs say: the recorded id holds the Command, so one RequestID for a close
+    and then a result is two requests, each carried out once."""
+    server = odds_server
+    market = create(server, "per-cmd")["ExternalID"]
+    closed = lifecycle(server, market, "close", "one-id")
+    resulted = lifecycle(server, market, "result", "one-id", Payload={"Winners": ["away"]})
+    assert closed.status_code == resulted.status_code == 200, resulted.text
+    assert (closed.json()["Repeated"], resulted.json()["Repeated"]) == (False, False)
+    assert resulted.json()["Position"] > closed.json()["Position"]
+    # each is still recognised as its own retry
+    assert lifecycle(server, market, "close", "one-id").json()["Repeated"] is True

@@ -147,6 +147,8 @@ class ResultPayloadIn(msgspec.Struct, forbid_unknown_fields=True):
             min_length=1,
             max_length=3,
             description="the winning outcomes (home, away, draw); several is a dead heat",
+            # each at most once: the domain refuses a winner named twice (bad_result)
+            extra_json_schema={"uniqueItems": True},
         ),
     ]
     GameID: Id | None = None
