@@ -79,6 +79,29 @@ def stored_cursor(target: Target, name: str) -> list[tuple[Any, ...]]:
     )
 
 
+def drop(server: Engine, table: str, name: str) -> None:
+    """Drop the test's table and its sink's offsets row from the server."""
+    target = Target(server.kind, server.url)
+    target.tables.append(table)
+    target.sinks.append(name)
+    target.close()
+
+
+def assert_each_record_once(
+    server: Engine, table: str, name: str, sent: list[int], head: int
+) -> None:
+    """Every record sent is in ``table`` exactly once and the sink's cursor is the log's
+    head; then the table and the offsets row are dropped."""
+    target = Target(server.kind, server.url)
+    target.tables.append(table)
+    target.sinks.append(name)
+    try:
+        assert sorted(ids(target, table)) == sent
+        assert stored_cursor(target, name) == [(encode_cursor(head),)]
+    finally:
+        target.close()
+
+
 def count(server: Engine, table: str) -> int:
     """Rows in ``table`` now; 0 while it or the server is not there."""
     try:
@@ -146,14 +169,7 @@ async def test_a_sink_under_load_rides_out_its_server_going_down(
     finally:
         producer.cancel()
 
-    target = Target(server.kind, server.url)
-    target.tables.append(table)
-    target.sinks.append(name)
-    try:
-        assert sorted(ids(target, table)) == sent
-        assert stored_cursor(target, name) == [(encode_cursor(head),)]
-    finally:
-        target.close()
+    assert_each_record_once(server, table, name, sent, head)
 
 
 async def test_a_commit_whose_answer_the_crash_lost_is_not_written_again(
@@ -194,14 +210,7 @@ async def test_a_commit_whose_answer_the_crash_lost_is_not_written_again(
         await eventually(lambda: run.runner.state is RunnerState.LIVE, timeout=15)
         head = await store.head_position()
         assert run.consumer.cursor == (head, 0)
-    target = Target(server.kind, server.url)
-    target.tables.append(table)
-    target.sinks.append(name)
-    try:
-        assert sorted(ids(target, table)) == sent
-        assert stored_cursor(target, name) == [(encode_cursor(head),)]
-    finally:
-        target.close()
+    assert_each_record_once(server, table, name, sent, head)
 
 
 # ------------------------------------------------------------ a server that freezes
@@ -263,14 +272,7 @@ async def test_a_frozen_server_is_noticed_within_the_deadline_and_ridden_out(
             assert run.consumer.dead_lettered == 0
     finally:
         producer.cancel()
-    target = Target(server.kind, server.url)
-    target.tables.append(table)
-    target.sinks.append(name)
-    try:
-        assert sorted(ids(target, table)) == sent
-        assert stored_cursor(target, name) == [(encode_cursor(head),)]
-    finally:
-        target.close()
+    assert_each_record_once(server, table, name, sent, head)
 
 
 async def test_a_commit_sent_to_a_frozen_server_is_not_written_twice(
@@ -338,14 +340,7 @@ async def test_a_commit_sent_to_a_frozen_server_is_not_written_twice(
     again = [r for r in results[2:] if r.already_written]
     assert again, f"no batch found written after the freeze: {results}"
     assert decode_cursor(again[0].position) > written
-    target = Target(server.kind, server.url)
-    target.tables.append(table)
-    target.sinks.append(name)
-    try:
-        assert sorted(ids(target, table)) == sent
-        assert stored_cursor(target, name) == [(encode_cursor(head),)]
-    finally:
-        target.close()
+    assert_each_record_once(server, table, name, sent, head)
 
 
 async def test_a_sink_stops_promptly_while_its_server_is_frozen(store: Any, server: Engine) -> None:
@@ -383,10 +378,7 @@ async def test_a_sink_stops_promptly_while_its_server_is_frozen(store: Any, serv
         server.thaw()
         await run.runner.stop()
         await run.consumer.close()
-    target = Target(server.kind, server.url)
-    target.tables.append(table)
-    target.sinks.append(name)
-    target.close()
+    drop(server, table, name)
 
 
 def test_a_deadline_met_while_connecting_still_bounds_the_rest_of_the_call(
@@ -431,7 +423,4 @@ def test_a_deadline_met_while_connecting_still_bounds_the_rest_of_the_call(
         server.thaw()
         writer.join(10)
         sink.close()
-    target = Target(server.kind, server.url)
-    target.tables.append(table)
-    target.sinks.append(name)
-    target.close()
+    drop(server, table, name)
