@@ -104,6 +104,31 @@ def test_demo_runs_races(tmp_path) -> None:
         }  # fmt: skip
 
 
+def test_demo_keeps_fixed_odds_markets_moving(tmp_path) -> None:
+    """``serve --demo`` keeps markets on the page ``/markets``: created by the demo's
+    provider, three-way, and repriced (their event log grows past the creation)."""
+    settings = Settings().with_overrides(
+        store_url=f"sqlite:///{tmp_path}/m.db", demo_bets_per_second=50, demo_race_seconds=10
+    )
+    with TestClient(create_app(settings, demo=True)) as client:
+        deadline = time.monotonic() + 15
+        while True:
+            markets = client.get("/odds", params={"page_no": 1, "page_size": 100}).json()["Data"]
+            repriced = [
+                m
+                for m in markets
+                if len(client.get(f"/odds/{m['ExternalID']}/events").json()["Data"]) >= 2
+            ]
+            if repriced:
+                break
+            assert time.monotonic() < deadline, f"no market repriced: {markets}"
+            time.sleep(0.2)
+        market = repriced[0]
+        assert market["GameID"].startswith("football:demo-")
+        assert market["MoneyLine"]["Draw"] is not None
+        assert client.get("/markets").status_code == 200
+
+
 def test_redact_hides_passwords() -> None:
     assert redact_url("postgresql://u:secret@h:5432/db") == "postgresql://u@h:5432/db"
     assert redact_url("sqlite:///data/x.db") == "sqlite:///data/x.db"

@@ -27,6 +27,7 @@ from ..application.services import WalletView
 from ..config import Settings, redact_url
 from ..consumers import ConsumerGroup
 from ..demo import DEMO_WALLETS, Demo, post_sample_quotes
+from ..demo_markets import MarketDemo
 from ..eventstore import EventStore, EventStoreError, open_store
 from ..eventstore.factory import is_postgres_url
 from ..integrations.kafka.connect_api import connect_authorizer, connect_router
@@ -200,6 +201,9 @@ def create_app(
                 )
                 runner.start()
                 stack.push_async_callback(runner.stop)
+                market_demo = MarketDemo(markets, market_seconds=settings.demo_race_seconds)
+                market_demo.start()
+                stack.push_async_callback(market_demo.stop)
             yield
 
     app = App(
