@@ -136,7 +136,11 @@ def kafka_server(tmp_path: Path) -> Iterator[LiveServer]:
     settings = live_settings(
         tmp_path, schema_registry_port=free_port(), rest_proxy_port=free_port()
     )
-    yield from run_server(settings, kafka_compat=True)
+    try:
+        yield from run_server(settings, kafka_compat=True)
+    finally:  # the file the connectors it creates write to (a test's, not the machine's)
+        for path in (SINK_DB, *SINK_DB.parent.glob(f"{SINK_DB.name}-*")):
+            path.unlink(missing_ok=True)
 
 
 def test_the_api_answers_as_its_openapi_document_says(kafka_server: LiveServer) -> None:
