@@ -31,15 +31,36 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import msgspec
+
 from common import ROOT, machine, write_results
-from oddstream.velocity import BusEvent, InProcessVelocityBus, VelocityBus
-from oddstream.velocity.nats_bus import NatsVelocityBus
+from oddstream.domain.fixedodds.events import MoneyLine, PricesUpdated
+from oddstream.domain.fixedodds.odds import Odds
+from oddstream.runtime.codec import registry
+from oddstream.velocity import BusEvent, InProcessVelocityBus, VelocityBus, bus_format
+from oddstream.velocity.bus import Publisher
+from oddstream.velocity.nats_bus import MAX_BATCH, NatsVelocityBus
 
 NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
-DATA = (
-    b'{"market_id":"6f0c8a52-1d1e-4a59-9a38-0b5c2f1d9e77",'
-    b'"money_line":{"home":[191,100],"away":[191,100],"draw":[17,5]}}'
+#: a PricesUpdated as the market writer stores and publishes it
+DATA = msgspec.json.encode(
+    registry.to_new_event(
+        PricesUpdated(
+            market_id="6f0c8a52-1d1e-4a59-9a38-0b5c2f1d9e77",
+            money_line=MoneyLine(
+                home=Odds.from_decimal("1.91"),
+                away=Odds.from_decimal("1.91"),
+                draw=Odds.from_decimal("3.4"),
+            ),
+        )
+    ).data
 )
+#: the NATS transports: the format a publisher writes, and events at most in a message
+NATS_TRANSPORTS: dict[str, tuple[bus_format.BusFormat, int]] = {
+    "nats": ("msgpack", MAX_BATCH),
+    "nats-single": ("msgpack", 1),  # an event per message (no batches), to compare with
+    "nats-protobuf": ("protobuf", MAX_BATCH),
+}
 
 
 def p99(values: list[float]) -> float:
@@ -208,8 +229,8 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
         low = LocalLow(await bus.subscribe("low", limit=args.low_events + 1))
     else:
         prefix = f"bench.velocity.{uuid.uuid4().hex}"
-        # nats-single: an event per message (no batches), to compare with
-        bus = NatsVelocityBus(NATS_URL, prefix, max_batch=1 if transport == "nats-single" else 256)
+        fmt, max_batch = NATS_TRANSPORTS[transport]
+        bus = NatsVelocityBus(NATS_URL, prefix, max_batch=max_batch, fmt=fmt)
         await bus.start()
         low = RemoteLow(prefix)
         await low.start()
@@ -237,8 +258,19 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await bus.close()
     idle_p99, burst_p99 = p99(idle), p99(burst)
+    sizes = {}
+    if transport in NATS_TRANSPORTS:  # what a NATS message of one event and of a full batch is
+        fmt, max_batch = NATS_TRANSPORTS[transport]
+        stamp = Publisher().stamp
+        events = [stamp(Run(bus).event("low", "football")) for _ in range(max_batch)]
+        sizes = {
+            "bytes_one_event": len(bus_format.encode(events[:1], fmt)),
+            "bytes_full_batch": len(bus_format.encode(events, fmt)),
+            "events_full_batch": max_batch,
+        }
     return {
         "transport": transport,
+        **sizes,
         "high_p99_idle_ms": round(idle_p99, 3),
         "high_p99_burst_ms": round(burst_p99, 3),
         "ratio": round(burst_p99 / idle_p99, 2) if idle_p99 else None,
@@ -315,7 +347,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--transports",
         default="embedded,nats",
-        help="comma-separated, in order (repeats allowed): embedded, nats, nats-single",
+        help="comma-separated, in order (repeats allowed): embedded, nats, nats-single, "
+        "nats-protobuf",
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "velocity.json"))
     sys.exit(asyncio.run(main(parser.parse_args())))

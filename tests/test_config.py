@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "redis_url": None,
     "redis_prefix": "oddstream:",
     "nats_url": None,
+    "bus_format": "msgpack",
     "partitions": 64,
     "command_deadline_seconds": 5.0,
     "rebalance_seconds": 0.5,
@@ -89,6 +90,7 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "redis_url": ("redis://h:1/2", "redis://h:1/2"),
     "redis_prefix": ("x:", "x:"),
     "nats_url": ("nats://h:4222, nats://g:4222", "nats://h:4222, nats://g:4222"),
+    "bus_format": ("protobuf", "protobuf"),
     "partitions": ("16", 16),
     "command_deadline_seconds": ("2.5", 2.5),
     "rebalance_seconds": ("0.1", 0.1),
@@ -144,6 +146,12 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
     assert get_args(Settings.model_fields["sqlite_synchronous"].annotation) == SYNCHRONOUS_MODES
 
 
+def test_the_bus_format_literal_is_the_formats_the_bus_writes() -> None:
+    from oddstream.velocity.bus_format import FORMATS
+
+    assert get_args(Settings.model_fields["bus_format"].annotation) == FORMATS
+
+
 @pytest.mark.parametrize(
     ("variable", "text", "reason"),
     [
@@ -175,6 +183,8 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
         ("QUOTE_TABLES_URL", "sqlite:data/analytics.db", "a JDBC URL starts with 'jdbc:'"),
         ("NATS_URL", "127.0.0.1:4222", "a NATS URL starts with nats:// or tls://"),
         ("NATS_URL", "nats://a:4222,b:4222", "a NATS URL starts with nats://"),
+        ("BUS_FORMAT", "json", "Input should be 'msgpack' or 'protobuf' (got 'json')"),
+        ("BUS_FORMAT", "Protobuf", "Input should be 'msgpack' or 'protobuf'"),
         ("PARTITIONS", "0", "greater than or equal to 1"),
         ("PARTITIONS", "5000", "less than or equal to 4096"),
         ("COMMAND_DEADLINE_SECONDS", "0", "greater than 0"),

@@ -214,6 +214,10 @@ class Settings(BaseSettings):
     nats_url: Annotated[str | None, AfterValidator(_nats_url)] = None
     """ODDSTREAM_NATS_URL: ``nats://127.0.0.1:4222``: services mode's bus (``oddstream
     api`` / ``worker`` / ``up``); unset for the embedded ``serve``"""
+    bus_format: Literal["msgpack", "protobuf"] = "msgpack"
+    """ODDSTREAM_BUS_FORMAT: services mode: the format of the velocity bus's messages on
+    NATS, ``msgpack`` (the default) or ``protobuf``; every process reads both, so it can
+    change one process at a time"""
     partitions: Annotated[int, Field(ge=1, le=4096)] = 64
     """ODDSTREAM_PARTITIONS: services mode: races and wallets are spread over this many
     partitions by a stable hash of their stream; every process of a deployment must

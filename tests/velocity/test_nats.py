@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 
+import msgspec
 import pytest
 
 from conftest import need_service
@@ -184,3 +185,113 @@ async def test_a_burst_travels_in_batches_of_one_channel(bus) -> None:
         ]
     finally:
         await nc.close()
+
+
+# ---------------------------------------------------------------- the formats on NATS
+
+
+def market_events(n: int, velocity: str = "medium") -> list[BusEvent]:
+    """``n`` fixed-odds events as the market writer publishes them."""
+    from oddstream.domain.fixedodds.events import MoneyLine, PricesUpdated
+    from oddstream.domain.fixedodds.odds import Odds
+
+    from .test_bus_format import as_bus_event
+
+    out = []
+    for i in range(1, n + 1):
+        line = MoneyLine(home=Odds.from_fractional(f"{i}/13"), away=Odds(3, 2))
+        e = as_bus_event(PricesUpdated(market_id="m1", money_line=line), i)
+        out.append(msgspec.structs.replace(e, velocity=velocity, channel="", publisher="", seq=0))
+    return out
+
+
+@pytest.fixture
+async def publishers(bus):
+    """A msgpack and a protobuf publisher on ``bus``'s subjects."""
+    made = {}
+    for fmt in ("msgpack", "protobuf"):
+        made[fmt] = NatsVelocityBus(NATS_URL, bus.prefix, fmt=fmt)
+        await made[fmt].start()
+    yield made
+    for one in made.values():
+        await one.close()
+
+
+def unstamped(items) -> list[BusEvent]:
+    """The events of ``items`` but who published them (each publisher has its id)."""
+    return [msgspec.structs.replace(e, publisher="") for e in items if isinstance(e, BusEvent)]
+
+
+async def test_protobuf_and_msgpack_deliver_the_same_events(bus, publishers) -> None:
+    sub = await bus.subscribe("medium.>")
+    sent = market_events(40)
+    got = {}
+    for fmt, publisher in publishers.items():
+        for e in sent:
+            publisher.publish(e)
+        await publisher.flush()
+        items = await take(sub, 40 if fmt == "msgpack" else 41)  # + a publisher started
+        got[fmt] = unstamped(items)
+    assert got["protobuf"] == got["msgpack"]
+    assert [(e.position, e.data, e.seq) for e in got["msgpack"]] == [
+        (e.position, e.data, n) for n, e in enumerate(sent, 1)
+    ]
+    assert bus.malformed == 0
+
+
+async def test_a_channel_carries_both_formats_at_once(bus, publishers) -> None:
+    """A deployment changing format one process at a time: two publishers of the same
+    channel, one per format, interleaved; the subscriber reads every event of each, in
+    its order, none refused."""
+    sub = await bus.subscribe("medium.football")
+    sent = market_events(30)
+    for e in sent:
+        for publisher in publishers.values():
+            publisher.publish(e)
+    for publisher in publishers.values():
+        await publisher.flush()
+    items = [await asyncio.wait_for(sub.get(), 5) for _ in range(61)]
+    gaps = [i for i in items if isinstance(i, Gap)]
+    assert len(gaps) == 1  # the second publisher's first event: it started
+    assert gaps[0].reason.startswith("a publisher started")
+    for publisher in publishers.values():
+        mine = [
+            e for e in items if isinstance(e, BusEvent) and e.publisher == publisher._publisher.id
+        ]
+        assert [(e.position, e.data, e.seq) for e in mine] == [
+            (e.position, e.data, n) for n, e in enumerate(sent, 1)
+        ]
+    assert bus.malformed == 0
+
+
+async def test_a_malformed_message_is_counted_and_dropped_with_a_gap(bus, publishers) -> None:
+    import nats
+
+    sub = await bus.subscribe("medium.>")
+    publisher = publishers["protobuf"]
+    first, second = market_events(2)
+    publisher.publish(first)
+    await publisher.flush()
+    (got,) = await take(sub, 1)
+    assert (got.position, got.data) == (first.position, first.data)
+    nc = await nats.connect(NATS_URL)
+    try:
+        for garbage in (b"\x01\xff\xff", b'{"not": "msgpack"}', b""):
+            await nc.publish(f"{bus.prefix}.medium.football", garbage)
+        await nc.flush()
+    finally:
+        await nc.close()
+    publisher.publish(second)  # the subscriber goes on
+    await publisher.flush()
+    gap, after = await take(sub, 2)
+    assert isinstance(gap, Gap)
+    assert gap.resume_after == first.position  # read the log after what it had
+    assert "malformed" in gap.reason
+    assert isinstance(after, BusEvent)
+    assert after.position == second.position
+    assert bus.malformed == 3
+
+
+def test_an_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="bus format 'json' is none of msgpack, protobuf"):
+        NatsVelocityBus(NATS_URL, "test.velocity.x", fmt="json")  # type: ignore[arg-type]

@@ -318,7 +318,9 @@ async def _remote_parts(
     )
     stack.push_async_callback(nc.close)
     prefix = await subject_prefix(settings, store)
-    bus = NatsVelocityBus(settings.nats_url, f"{prefix}.velocity", name="oddstream-api")
+    bus = NatsVelocityBus(
+        settings.nats_url, f"{prefix}.velocity", name="oddstream-api", fmt=settings.bus_format
+    )
     await bus.start()
     stack.push_async_callback(bus.close)
     router = Router(

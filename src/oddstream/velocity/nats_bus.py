@@ -17,10 +17,14 @@ waits; a queue that is full (NATS away for long) drops the newest of its tier, w
 subscribers see as numbers skipped (a :class:`~oddstream.velocity.bus.Gap`). A
 reconnection gives every subscription on that connection a gap too.
 
-**Batches.** A message is a msgpack list of events of one channel: what a tier's sender
-finds queued for the channel, up to ``MAX_BATCH``. An event published alone goes alone;
-a burst goes in few messages, so the publisher, the server and each subscriber pay a
-message's cost (a write, a parse, a callback) per batch rather than per event.
+**Batches.** A message is a list of events of one channel: what a tier's sender
+finds queued for the channel, up to ``MAX_BATCH``, in msgpack or protobuf
+(``ODDSTREAM_BUS_FORMAT``; :mod:`~oddstream.velocity.bus_format`, which reads both).
+An event published alone goes alone; a burst goes in few messages, so the publisher,
+the server and each subscriber pay a message's cost (a write, a parse, a callback) per
+batch rather than per event. A message that does not decode is counted
+(:attr:`NatsVelocityBus.malformed`) and dropped, and the subscription is given a
+:class:`~oddstream.velocity.bus.Gap`.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
+from . import bus_format
 from .bus import DEFAULT_LIMIT, BusEvent, Publisher, Slicer, Subscription
+from .bus_format import FORMATS, BusFormat, MalformedMessage
 from .channels import TIERS, check_pattern, per_tier
 
 log = logging.getLogger(__name__)
@@ -44,8 +48,6 @@ OUTBOUND_LIMIT = 200_000
 #: events of one channel sent in one NATS message, at most (what is queued: one, when
 #: events come one by one; a burst goes in a few large messages)
 MAX_BATCH = 256
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(list[BusEvent])
 
 
 class _Tier:
@@ -65,7 +67,8 @@ class _Tier:
 
 class NatsVelocityBus:
     """The :class:`~oddstream.velocity.bus.VelocityBus` on NATS subjects under
-    ``prefix`` (``oddstream.<schema>.<deployment>.velocity`` in services mode)."""
+    ``prefix`` (``oddstream.<schema>.<deployment>.velocity`` in services mode),
+    publishing its messages in ``fmt`` (``ODDSTREAM_BUS_FORMAT``)."""
 
     def __init__(
         self,
@@ -75,7 +78,14 @@ class NatsVelocityBus:
         name: str = "oddstream-velocity",
         outbound_limit: int = OUTBOUND_LIMIT,
         max_batch: int = MAX_BATCH,
+        fmt: BusFormat = "msgpack",
     ) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"bus format {fmt!r} is none of {', '.join(FORMATS)}")
+        #: the format of the messages this bus publishes (it reads every format)
+        self.format: BusFormat = fmt
+        #: messages received that did not decode (dropped; their subscription has a Gap)
+        self.malformed = 0
         if isinstance(servers, str):  # ODDSTREAM_NATS_URL: comma-separated
             servers = [part.strip() for part in servers.split(",")]
         self._servers = list(servers)
@@ -161,7 +171,7 @@ class NatsVelocityBus:
                 while outbound and len(batch) < self._max_batch and outbound[0].channel == name:
                     batch.append(outbound.popleft())
                 try:
-                    await nc.publish(self.subject(name), _encoder.encode(batch))
+                    await nc.publish(self.subject(name), bus_format.encode(batch, self.format))
                 except Exception as exc:  # closed, or the reconnect buffer full: lost
                     tier.dropped += len(batch)
                     log.debug("velocity bus: %d of %s not published: %s", len(batch), name, exc)
@@ -178,9 +188,11 @@ class NatsVelocityBus:
             async def deliver(msg: Any) -> None:
                 # NATS's task hands a backlog over without suspending: sliced as well
                 try:
-                    events = _decoder.decode(msg.data)
-                except msgspec.DecodeError:
-                    log.warning("velocity bus: not a list of events on %s", msg.subject)
+                    events = bus_format.decode(msg.data)
+                except MalformedMessage as exc:
+                    self.malformed += 1
+                    log.warning("velocity bus: a message on %s dropped: %s", msg.subject, exc)
+                    sub.interrupted(f"a malformed message on {msg.subject} dropped")
                     return
                 for event in events:
                     await slicer.tick()
