@@ -77,10 +77,41 @@ def test_the_two_formats_are_told_apart_by_their_first_byte() -> None:
     assert encode(sent, "protobuf")[0] == PROTOBUF_V1
 
 
+def _full(**fields: object) -> velocity_pb2.BusEvent:
+    """A protobuf BusEvent with every scalar field present (``fields`` replace some)."""
+    values: dict[str, object] = {
+        "position": 1,
+        "stream": "market-m1",
+        "version": 1,
+        "type": "fixedodds.MarketSuspended",
+        "velocity": "low",
+        "game_type": "football",
+        "domain": "odds",
+        "channel": "low.odds.football",
+        "publisher": "p1",
+        "seq": 1,
+    }
+    return velocity_pb2.BusEvent(**(values | fields))
+
+
 def _bad_envelope() -> bytes:
-    message = velocity_pb2.BusEvent(position=1, type="fixedodds.MarketSuspended", velocity="low")
+    message = _full()
     message.event.market_suspended.SetInParent()  # no market_id: no valid event
     return bytes((PROTOBUF_V1,)) + velocity_pb2.BusBatch(events=[message]).SerializeToString()
+
+
+def _without(field: str) -> bytes:
+    """A valid message with one of its event's fields absent (proto3 reads it as 0/"")."""
+    data = encode([as_bus_event(MarketSuspended(market_id="m1"))], "protobuf")
+    batch = velocity_pb2.BusBatch.FromString(data[1:])
+    batch.events[0].ClearField(field)
+    return bytes((PROTOBUF_V1,)) + batch.SerializeToString()
+
+
+def test_an_event_at_zero_still_travels() -> None:
+    # explicit presence: a field that is 0 is written, not read as absent
+    sent = [msgspec.structs.replace(as_bus_event(MarketSuspended(market_id="m1")), seq=0)]
+    assert decode(encode(sent, "protobuf")) == sent
 
 
 def _other_type() -> bytes:
@@ -101,19 +132,22 @@ def _other_type() -> bytes:
         (
             bytes((PROTOBUF_V1,))
             + velocity_pb2.BusBatch(
-                events=[velocity_pb2.BusEvent(velocity="fast")]
+                events=[_full(velocity="fast", json=b"{}")]
             ).SerializeToString(),
             "no tier",
         ),
         (
-            bytes((PROTOBUF_V1,))
-            + velocity_pb2.BusBatch(
-                events=[velocity_pb2.BusEvent(velocity="low")]
-            ).SerializeToString(),
+            bytes((PROTOBUF_V1,)) + velocity_pb2.BusBatch(events=[_full()]).SerializeToString(),
             "has no data",
         ),
         (_bad_envelope(), "market_id"),
         (_other_type(), "holds another event"),
+        (_without("position"), "without its position"),
+        (_without("version"), "without its version"),
+        (_without("seq"), "without its seq"),
+        (_without("stream"), "without its stream"),
+        (_without("type"), "without its type"),
+        (_without("publisher"), "without its publisher"),
     ],
 )
 def test_a_message_in_no_format_is_refused(data: bytes, reason: str) -> None:

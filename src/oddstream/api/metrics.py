@@ -160,8 +160,9 @@ class _AuthRefusals(Collector):
 
 
 class _VelocityEvents(Collector):
-    """``oddstream_velocity_events_total{tier, outcome="published"|"dropped"}``, read
-    from the bus at each scrape (``publish`` pays integer increments only)."""
+    """``oddstream_velocity_events_total{tier, outcome="published"|"dropped"}`` and
+    ``oddstream_velocity_malformed_messages_total``, read from the bus at each scrape
+    (``publish`` pays integer increments only)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -179,3 +180,11 @@ class _VelocityEvents(Collector):
                 family.add_metric([tier, "published"], published)
                 family.add_metric([tier, "dropped"], dropped)
         yield family
+        malformed = CounterMetricFamily(
+            "oddstream_velocity_malformed_messages",
+            "Velocity bus messages received that decoded in no format, dropped (their "
+            "subscriptions were given a gap)",
+        )
+        if bus is not None:
+            malformed.add_metric([], bus.malformed)
+        yield malformed

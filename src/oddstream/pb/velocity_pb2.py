@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from oddstream.pb import fixedodds_pb2 as oddstream_dot_pb_dot_fixedodds__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boddstream/pb/velocity.proto\x12\x15oddstream.velocity.v1\x1a\x1coddstream/pb/fixedodds.proto\"\xff\x01\n\x08\x42usEvent\x12\x10\n\x08position\x18\x01 \x01(\x04\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x10\n\x08velocity\x18\x05 \x01(\t\x12\x11\n\tgame_type\x18\x06 \x01(\t\x12\x0e\n\x06\x64omain\x18\x07 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x08 \x01(\t\x12\x11\n\tpublisher\x18\t \x01(\t\x12\x0b\n\x03seq\x18\n \x01(\x04\x12\x34\n\x05\x65vent\x18\x0b \x01(\x0b\x32#.oddstream.fixedodds.v1.MarketEventH\x00\x12\x0e\n\x04json\x18\x0c \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\";\n\x08\x42usBatch\x12/\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1f.oddstream.velocity.v1.BusEventb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boddstream/pb/velocity.proto\x12\x15oddstream.velocity.v1\x1a\x1coddstream/pb/fixedodds.proto\"\xa6\x03\n\x08\x42usEvent\x12\x15\n\x08position\x18\x01 \x01(\x04H\x01\x88\x01\x01\x12\x13\n\x06stream\x18\x02 \x01(\tH\x02\x88\x01\x01\x12\x14\n\x07version\x18\x03 \x01(\x04H\x03\x88\x01\x01\x12\x11\n\x04type\x18\x04 \x01(\tH\x04\x88\x01\x01\x12\x15\n\x08velocity\x18\x05 \x01(\tH\x05\x88\x01\x01\x12\x16\n\tgame_type\x18\x06 \x01(\tH\x06\x88\x01\x01\x12\x13\n\x06\x64omain\x18\x07 \x01(\tH\x07\x88\x01\x01\x12\x14\n\x07\x63hannel\x18\x08 \x01(\tH\x08\x88\x01\x01\x12\x16\n\tpublisher\x18\t \x01(\tH\t\x88\x01\x01\x12\x10\n\x03seq\x18\n \x01(\x04H\n\x88\x01\x01\x12\x34\n\x05\x65vent\x18\x0b \x01(\x0b\x32#.oddstream.fixedodds.v1.MarketEventH\x00\x12\x0e\n\x04json\x18\x0c \x01(\x0cH\x00\x42\x06\n\x04\x64\x61taB\x0b\n\t_positionB\t\n\x07_streamB\n\n\x08_versionB\x07\n\x05_typeB\x0b\n\t_velocityB\x0c\n\n_game_typeB\t\n\x07_domainB\n\n\x08_channelB\x0c\n\n_publisherB\x06\n\x04_seq\";\n\x08\x42usBatch\x12/\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1f.oddstream.velocity.v1.BusEventb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oddstream.pb.velocity_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BUSEVENT']._serialized_start=85
-  _globals['_BUSEVENT']._serialized_end=340
-  _globals['_BUSBATCH']._serialized_start=342
-  _globals['_BUSBATCH']._serialized_end=401
+  _globals['_BUSEVENT']._serialized_end=507
+  _globals['_BUSBATCH']._serialized_start=509
+  _globals['_BUSBATCH']._serialized_end=568
 # @@protoc_insertion_point(module_scope)

@@ -246,6 +246,13 @@ class VelocityBus(Protocol):
         ``oddstream_velocity_events_total``."""
         ...
 
+    @property
+    def malformed(self) -> int:
+        """Messages received that did not decode, dropped (their subscriptions had a
+        :class:`Gap`); ``/metrics`` exports it as
+        ``oddstream_velocity_malformed_messages_total``."""
+        ...
+
 
 class Publisher:
     """Stamps events with their channel, this publisher's id and their number on the
@@ -271,6 +278,9 @@ class Publisher:
 class InProcessVelocityBus:
     """The embedded bus: :meth:`publish` puts the event in each matching subscription's
     queue of its tier, synchronously."""
+
+    #: nothing to decode: events pass as Python objects
+    malformed = 0
 
     def __init__(self) -> None:
         self._publisher = Publisher()

@@ -37,6 +37,21 @@ _msgpack_decoder = msgspec.msgpack.Decoder(list[BusEvent])
 _json = msgspec.json.Encoder()
 
 
+#: the scalar fields of a protobuf ``BusEvent``, each required (the publisher writes all)
+_FIELDS = (
+    "position",
+    "stream",
+    "version",
+    "type",
+    "velocity",
+    "game_type",
+    "domain",
+    "channel",
+    "publisher",
+    "seq",
+)
+
+
 class MalformedMessage(ValueError):
     """Bytes that are no batch of bus events in a format this process reads."""
 
@@ -129,6 +144,10 @@ def _decode_protobuf(data: bytes) -> list[BusEvent]:
         raise MalformedMessage(f"not a protobuf BusBatch: {exc}") from None
     out = []
     for m in batch.events:
+        # explicit presence: proto3 would read an absent field as 0 or "" (position 0)
+        missing = [name for name in _FIELDS if not m.HasField(name)]
+        if missing:
+            raise MalformedMessage(f"an event without its {', '.join(missing)}")
         if m.velocity not in TIERS:
             raise MalformedMessage(f"velocity {m.velocity!r} is no tier")
         which = m.WhichOneof("data")
