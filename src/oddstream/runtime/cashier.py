@@ -174,14 +174,13 @@ class StakeCashier(Consumer):
         place: Callable[[], Awaitable[CommandOutcome]],
         took: Callable[[CommandOutcome], bool],
         duplicate: Callable[[], Exception],
-        refusals: tuple[type[Exception], ...],
     ) -> CommandOutcome:
         """Reserve the stake, place the bet (``place``), capture or release.
 
         ``recall`` is the answer the bet's request id got before (``None``: none);
         ``took(outcome)`` whether the book took the bet for this wallet (else
-        ``duplicate()`` is raised: the bet id is another's); ``refusals`` are the book's
-        refusals, on which the stake is released before they are raised."""
+        ``duplicate()`` is raised: the bet id is another's); on one of the book's refusals
+        (:meth:`_book_refusals`) the stake is released before it is raised."""
         key = (wallet_id, book, bet_id)
         if key in self._busy:
             raise WalletRejection("bet_in_progress", f"bet {bet_id} is being placed; retry")
@@ -214,7 +213,7 @@ class StakeCashier(Consumer):
                 outcome = await place()
                 if not took(outcome):
                     raise duplicate()
-            except (*refusals, RequestIdReused) as exc:  # type: ignore[misc]
+            except (*self._book_refusals(), RequestIdReused) as exc:  # type: ignore[misc]
                 await self._release(wallet_id, book, bet_id, getattr(exc, "code", "refused"))
                 raise
             if outcome.repeated and fresh:
@@ -341,7 +340,8 @@ class StakeCashier(Consumer):
                 log.exception("reservation sweep failed unexpectedly; retrying later")
 
     def _book_refusals(self) -> tuple[type[Exception], ...]:
-        """The book's refusals a sweep may meet (logged, retried at the next sweep)."""
+        """The book's refusals: of a bet (the stake released, then raised) and of a
+        sweep (logged, retried at the next sweep)."""
         return ()
 
     async def _resolve_open(self, wallet_id: str, book: str, bet_id: str) -> bool:
@@ -456,7 +456,6 @@ class Cashier(StakeCashier):
             place=lambda: self._races.execute(command, request_id=request_id),
             took=took,
             duplicate=lambda: ToteRejection("duplicate_bet", f"bet {bet_id} exists already"),
-            refusals=(ToteRejection,),
         )
 
     def _settled_book(self, data: Mapping[str, Any]) -> str:

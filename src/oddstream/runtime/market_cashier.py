@@ -129,7 +129,6 @@ class MarketCashier(StakeCashier):
             place=lambda: self._markets.execute(command, request_id),
             took=took,
             duplicate=lambda: FixedOddsRejection("duplicate_bet", f"bet {bet_id} exists already"),
-            refusals=(FixedOddsRejection,),
         )
 
     def _settled_book(self, data: Mapping[str, Any]) -> str:
