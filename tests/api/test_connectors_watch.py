@@ -295,3 +295,33 @@ def test_a_server_that_does_not_answer_is_bounded_by_the_timeout() -> None:
     assert f"cannot reach {url}" in result.output
     assert "Traceback" not in result.output
     assert elapsed < 15  # well under the 30 s a read may otherwise take
+
+
+def test_a_live_sink_behind_the_head_at_the_first_reading_is_waited_for() -> None:
+    """Regression (CI): a record appended just before ``watch`` found the runner still
+    ``live`` at lag 1, and the watch ended "caught up" with the record not yet written.
+    Caught up now means live and at or past the head of the first reading."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def status(position: int, head: int) -> dict[str, Any]:
+        return {
+            "connector": {"state": "RUNNING"},
+            "tasks": [{"id": 0, "state": "RUNNING"}],
+            "details": {"state": "live", "position": position, "lag": head - position},
+        }
+
+    readings = iter([status(10, 11), status(10, 12), status(11, 12)])
+    seen: list[float] = []
+
+    def read() -> dict[str, Any]:
+        seen.append(now[0])
+        return next(readings)
+
+    console = Console(record=True, width=200)
+    code = follow("s", read, console, interval=0.1, clock=lambda: now[0], sleep=sleep)
+    assert code == CAUGHT_UP
+    assert len(seen) == 3  # not the first reading (live, lag 1), the one at position 11
+    assert "caught up: live at position 11, lag 1" in console.export_text()

@@ -116,6 +116,9 @@ def follow(
     rows_rate = Rate()
     first: Sample | None = None
     sample = Sample.of(read(), start)
+    # "caught up" means live and past every event in the log at the first reading with a
+    # position (a live runner may not yet have read an event appended just before it)
+    target = sample.head
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -130,9 +133,11 @@ def follow(
         while True:
             if sample.position is not None and first is None:
                 first = sample
+            if target is None:
+                target = sample.head
             rate = rows_rate.add(sample.at, sample.rows) if sample.rows is not None else None
             _show(progress, bar, name, sample, first, rate)
-            if sample.live or sample.failed or sample.paused:
+            if _reached(sample, target) or sample.failed or sample.paused:
                 break
             if timeout is not None and sample.at - start >= timeout:
                 break
@@ -140,7 +145,14 @@ def follow(
             wait = interval if timeout is None else min(interval, start + timeout - sample.at)
             sleep(wait)
             sample = Sample.of(read(), clock())
-    return _outcome(name, sample, first, sample.at - start, timeout, console)
+    return _outcome(name, sample, first, sample.at - start, timeout, target, console)
+
+
+def _reached(sample: Sample, target: int | None) -> bool:
+    """Live and at or past ``target`` (the head at the first reading, if it had one)."""
+    if not sample.live:
+        return False
+    return target is None or (sample.position is not None and sample.position >= target)
 
 
 def _show(
@@ -175,11 +187,12 @@ def _outcome(
     first: Sample | None,
     elapsed: float,
     timeout: float | None,
+    target: int | None,
     console: Console,
 ) -> int:
     """Say how the watch ended; its exit code."""
     label = f"connector {escape(name)}"
-    if sample.live:
+    if _reached(sample, target):
         rows = ""
         if sample.rows is not None:
             rows = f"; {sample.rows:,} rows written since the service started the sink"
