@@ -10,6 +10,7 @@ transport, so the machine's noise falls on both. Target (issue 13): high p99 dur
 burst ≤ 2 × high p99 idle.
 
     .venv/bin/python bench/velocity.py [--low-events 100000] [--rounds 3]
+        [--low-rate EVENTS_PER_S] [--low-nice N]
 
 Prints a table and writes ``bench/results/velocity.json``: ``velocity`` in the shape
 issue 13 names for the odds benchmark to come (the transport with the highest ratio), and
@@ -38,7 +39,7 @@ from oddstream.domain.fixedodds.events import MoneyLine, PricesUpdated
 from oddstream.domain.fixedodds.odds import Odds
 from oddstream.runtime.codec import registry
 from oddstream.velocity import BusEvent, InProcessVelocityBus, VelocityBus, bus_format
-from oddstream.velocity.bus import Publisher
+from oddstream.velocity.bus import RATE, Publisher
 from oddstream.velocity.nats_bus import MAX_BATCH, NatsVelocityBus
 
 NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -163,8 +164,9 @@ class RemoteLow:
     """The low subscriber in a process of its own, as a worker of services mode
     subscribes to its tier: asked for its count over NATS."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, nice: int = 0) -> None:
         self.prefix = prefix
+        self.nice = nice
         self.proc: Any = None
         self.nc: Any = None
 
@@ -172,7 +174,12 @@ class RemoteLow:
         import nats
 
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--low-subscriber", self.prefix, stdin=asyncio.subprocess.PIPE
+            sys.executable,
+            __file__,
+            "--low-subscriber",
+            self.prefix,
+            str(self.nice),
+            stdin=asyncio.subprocess.PIPE,
         )
         self.nc = await nats.connect(NATS_URL)
         async with asyncio.timeout(20):
@@ -201,10 +208,13 @@ class RemoteLow:
             await self.nc.close()
 
 
-async def low_subscriber(prefix: str) -> None:
+async def low_subscriber(prefix: str, nice: int) -> None:
     """The child process: subscribe the low tier, count, answer the count, stop when the
-    parent closes stdin."""
+    parent closes stdin (at ``nice``, when not 0: a low-tier worker run under ``nice``)."""
     import nats
+
+    if nice:
+        os.nice(nice)
 
     bus = NatsVelocityBus(NATS_URL, prefix)
     await bus.start()
@@ -230,9 +240,9 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
     else:
         prefix = f"bench.velocity.{uuid.uuid4().hex}"
         fmt, max_batch = NATS_TRANSPORTS[transport]
-        bus = NatsVelocityBus(NATS_URL, prefix, max_batch=max_batch, fmt=fmt)
+        bus = NatsVelocityBus(NATS_URL, prefix, max_batch=max_batch, fmt=fmt, rates=args.rates)
         await bus.start()
-        low = RemoteLow(prefix)
+        low = RemoteLow(prefix, args.low_nice)
         await low.start()
     run = Run(bus)
     high = await bus.subscribe("high.>")
@@ -326,6 +336,8 @@ async def main(args: argparse.Namespace) -> int:
                 "idle_seconds": args.idle_seconds,
                 "chunk": args.chunk,
                 "nats": NATS_URL,
+                "nats_rates_per_s": {**RATE, **args.rates},
+                "low_subscriber_nice": args.low_nice,
             },
             "problems": problems,
             "machine": machine(),
@@ -336,7 +348,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--low-subscriber"]:
-        asyncio.run(low_subscriber(sys.argv[2]))
+        asyncio.run(low_subscriber(sys.argv[2], int(sys.argv[3])))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--low-events", type=int, default=100_000)
@@ -350,5 +362,23 @@ if __name__ == "__main__":
         help="comma-separated, in order (repeats allowed): embedded, nats, nats-single, "
         "nats-protobuf",
     )
+    parser.add_argument(
+        "--low-rate",
+        type=float,
+        help="NATS: the low tier's pace, events per second (0: unpaced); default: the "
+        f"bus's ({RATE['low']:,.0f}, ODDSTREAM_VELOCITY_LOW_RATE)",
+    )
+    parser.add_argument(
+        "--medium-rate", type=float, help="NATS: the medium tier's pace (0: unpaced)"
+    )
+    parser.add_argument(
+        "--low-nice", type=int, default=0, help="NATS: the low subscriber process's nice"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "velocity.json"))
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    arguments = parser.parse_args()
+    arguments.rates = {
+        tier: rate or None
+        for tier, rate in (("low", arguments.low_rate), ("medium", arguments.medium_rate))
+        if rate is not None
+    }
+    sys.exit(asyncio.run(main(arguments)))

@@ -41,6 +41,11 @@ DEFAULT_LIMIT = 4096
 #: per tier: how long (seconds) work on its events may keep the event loop before other
 #: tasks get it (None: never held back)
 SLICE: dict[str, float | None] = {"high": None, "medium": 0.0002, "low": 0.00005}
+#: per tier on NATS: events per second its sender sends at most, so that a burst is
+#: spread out rather than taking the CPU of the publisher, the server and the
+#: subscribers from the high tier (None: as fast as it can; high is never paced).
+#: ``ODDSTREAM_VELOCITY_MEDIUM_RATE`` and ``ODDSTREAM_VELOCITY_LOW_RATE`` set them.
+RATE: dict[str, float | None] = {"high": None, "medium": 100_000.0, "low": 50_000.0}
 
 
 class Slicer:

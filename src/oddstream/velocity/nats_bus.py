@@ -32,12 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import bus_format
-from .bus import DEFAULT_LIMIT, BusEvent, Publisher, Slicer, Subscription
+from .bus import DEFAULT_LIMIT, RATE, BusEvent, Publisher, Slicer, Subscription
 from .bus_format import FORMATS, BusFormat, MalformedMessage
 from .channels import TIERS, check_pattern, per_tier
 
@@ -50,9 +52,67 @@ OUTBOUND_LIMIT = 200_000
 MAX_BATCH = 256
 
 
+def check_rate(tier: str, rate: float | None) -> float | None:
+    """``rate`` if it is a pace a tier's sender can keep (None: unpaced), else
+    :class:`ValueError` saying why. The high tier is never paced."""
+    if rate is None:
+        return None
+    if tier == "high":
+        raise ValueError("the high tier is never paced (its rate is None)")
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise ValueError(f"the {tier} tier's rate is events per second, > 0 (got {rate!r})")
+    return float(rate)
+
+
+class Pacer:
+    """A token bucket: at most ``rate`` events a second on average, ``burst`` at once
+    (a batch); a bucket left alone fills up to ``burst``, so events that come now and
+    then are never held back — only a burst is spread out."""
+
+    __slots__ = ("_at", "_clock", "_tokens", "burst", "rate")
+
+    def __init__(
+        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not (math.isfinite(rate) and rate > 0) or burst < 1:
+            raise ValueError(
+                f"a pace is > 0 events per second and a burst >= 1 (got {rate}, {burst})"
+            )
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def _fill(self) -> None:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def wait(self, n: int) -> float:
+        """Seconds until ``n`` events (at most ``burst``) may go: 0 when they may now."""
+        self._fill()
+        lack = min(n, self.burst) - self._tokens
+        return lack / self.rate if lack > 0 else 0.0
+
+    def available(self) -> int:
+        """Events that may go now."""
+        self._fill()
+        return int(self._tokens)
+
+    def take(self, n: int) -> None:
+        """``n`` events went."""
+        self._tokens -= n
+
+
 class _Tier:
     def __init__(self, name: str) -> None:
         self.name = name
+        #: its sender's pace (None: as fast as it can)
+        self.pacer: Pacer | None = None
+        #: the tiers it gives way to: it sends nothing while one of them has events
+        #: waiting to be sent
+        self.above: list[_Tier] = []
         self.nc: Any = None
         self.outbound: deque[BusEvent] = deque()
         self.wake = asyncio.Event()
@@ -79,9 +139,15 @@ class NatsVelocityBus:
         outbound_limit: int = OUTBOUND_LIMIT,
         max_batch: int = MAX_BATCH,
         fmt: BusFormat = "msgpack",
+        rates: Mapping[str, float | None] | None = None,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"bus format {fmt!r} is none of {', '.join(FORMATS)}")
+        paces = {**RATE, **(rates or {})}
+        unknown = set(paces) - set(TIERS)
+        if unknown:
+            raise ValueError(f"rates are per tier ({', '.join(TIERS)}), not {sorted(unknown)}")
+        paces = {t: check_rate(t, paces[t]) for t in TIERS}
         #: the format of the messages this bus publishes (it reads every format)
         self.format: BusFormat = fmt
         #: messages received that did not decode (dropped; their subscription has a Gap)
@@ -95,6 +161,14 @@ class NatsVelocityBus:
         self._max_batch = max(1, max_batch)
         self._publisher = Publisher()
         self._tiers = {t: _Tier(t) for t in TIERS}
+        for tier in self._tiers.values():
+            rate = paces[tier.name]
+            if rate is not None:
+                tier.pacer = Pacer(rate, self._max_batch)
+            if tier.name != "high":  # medium and low give way to high (never paced)
+                tier.above = [self._tiers["high"]]
+        #: the bus is closing: what is queued goes as fast as it can
+        self._closing = asyncio.Event()
         self._closed = False
 
     async def start(self) -> None:
@@ -154,6 +228,29 @@ class NatsVelocityBus:
             tier.wake.set()
         return event.channel
 
+    @property
+    def rates(self) -> dict[str, float | None]:
+        """Per tier: the events per second its sender sends at most (None: unpaced)."""
+        return {name: t.pacer.rate if t.pacer else None for name, t in self._tiers.items()}
+
+    async def _give_way(self, tier: _Tier) -> None:
+        """Wait (for as long as needed) until no tier above ``tier`` has events waiting
+        to be sent, then until ``tier``'s pace lets a batch go."""
+        while True:
+            for above in tier.above:
+                if not above.idle.is_set():
+                    await above.idle.wait()
+            pacer = tier.pacer
+            if pacer is None or self._closing.is_set():
+                return
+            delay = pacer.wait(min(len(tier.outbound), self._max_batch))
+            if delay <= 0:
+                return
+            with contextlib.suppress(TimeoutError):  # or the bus closing ends the wait
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
+            # high may have come meanwhile: look again
+
     async def _send(self, tier: _Tier) -> None:
         nc = tier.nc
         slicer = Slicer(tier.name)
@@ -164,12 +261,20 @@ class NatsVelocityBus:
             outbound = tier.outbound
             while outbound:
                 await slicer.tick()  # a burst of low events does not hold the loop
+                if tier.above or tier.pacer is not None:
+                    await self._give_way(tier)
+                    slicer.resume()
                 # what is queued for one channel goes in one message: a burst costs the
                 # publisher, the server and each subscriber a message per batch
+                limit = self._max_batch
+                if tier.pacer is not None and not self._closing.is_set():
+                    limit = max(1, min(limit, tier.pacer.available()))
                 batch = [outbound.popleft()]
                 name = batch[0].channel
-                while outbound and len(batch) < self._max_batch and outbound[0].channel == name:
+                while outbound and len(batch) < limit and outbound[0].channel == name:
                     batch.append(outbound.popleft())
+                if tier.pacer is not None:
+                    tier.pacer.take(len(batch))
                 try:
                     await nc.publish(self.subject(name), bus_format.encode(batch, self.format))
                 except Exception as exc:  # closed, or the reconnect buffer full: lost
@@ -244,6 +349,7 @@ class NatsVelocityBus:
         """Send what is queued (bounded: 5 s), then disconnect."""
         if self._closed:
             return
+        self._closing.set()  # no priority to keep while stopping: pace no more
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self.flush()
