@@ -98,6 +98,30 @@ async def test_medium_and_low_send_nothing_while_high_events_wait(connections) -
         await bus.close()
 
 
+async def test_an_unpaced_burst_still_lets_the_loop_run_between_slices(connections) -> None:
+    """Giving way to high does not make a sender's slice endless: unpaced, 2,000 low
+    events one a message (as fast as the fake connection takes them, which never
+    suspends) still leave the loop to other tasks in the middle of the burst."""
+    bus = await started(rates={"low": None}, max_batch=1)
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            seen.append(len(connections["low"].sent))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        for n in range(1, 2001):
+            bus.publish(event(n, "low"))
+        await asyncio.wait_for(bus.flush(), 10)
+        assert [k for k in seen if 0 < k < 2000]  # it ran while the burst was sent
+    finally:
+        task.cancel()
+        await bus.close()
+
+
 async def test_a_paced_burst_keeps_to_its_rate(connections) -> None:
     """1,000 low events queued at once at 5,000 a second, batches of 50: the first 50
     go at once, the rest no faster than the rate (≥ 0.19 s in all), every one in order."""

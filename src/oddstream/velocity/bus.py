@@ -15,7 +15,9 @@ skips, per stream, the versions it already has.
 - Work on medium and low events is done in slices (:class:`Slicer`, ``SLICE``): past
   its slice, a subscription draining a backlog (or NATS's sender working through a
   burst) lets the other tasks run first, so a burst of low events keeps the event loop
-  from a high subscriber for at most a slice. High events are never held back.
+  from a high subscriber for at most a slice. High events are never held back. On
+  NATS the medium and low senders also wait while high events are queued, and keep to
+  a pace (``RATE``), so a burst does not take the CPU of the other processes either.
 
 The transports: :class:`InProcessVelocityBus` (embedded) and
 :class:`~oddstream.velocity.nats_bus.NatsVelocityBus` (services mode). See

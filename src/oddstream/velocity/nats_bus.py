@@ -17,6 +17,15 @@ waits; a queue that is full (NATS away for long) drops the newest of its tier, w
 subscribers see as numbers skipped (a :class:`~oddstream.velocity.bus.Gap`). A
 reconnection gives every subscription on that connection a gap too.
 
+**Priority over the CPU.** Connections of their own keep a high event out of the low
+bytes' queue, not out of the CPU's: a low sender flooding as fast as it can keeps the
+publisher, the server and the low subscribers busy while the high event waits for a
+core at each hop. So the medium and low senders give way: before each batch they wait
+until the high sender has nothing left to send, and they keep to a pace (``RATE``, events
+per second, a :class:`Pacer` holding one batch: ``ODDSTREAM_VELOCITY_MEDIUM_RATE``,
+``ODDSTREAM_VELOCITY_LOW_RATE``). Events now and then go at once; a burst is spread out,
+a batch at a time. High is never paced. A closing bus sends what is queued unpaced.
+
 **Batches.** A message is a list of events of one channel: what a tier's sender
 finds queued for the channel, up to ``MAX_BATCH``, in msgpack or protobuf
 (``ODDSTREAM_BUS_FORMAT``; :mod:`~oddstream.velocity.bus_format`, which reads both).
@@ -233,19 +242,22 @@ class NatsVelocityBus:
         """Per tier: the events per second its sender sends at most (None: unpaced)."""
         return {name: t.pacer.rate if t.pacer else None for name, t in self._tiers.items()}
 
-    async def _give_way(self, tier: _Tier) -> None:
+    async def _give_way(self, tier: _Tier) -> bool:
         """Wait (for as long as needed) until no tier above ``tier`` has events waiting
-        to be sent, then until ``tier``'s pace lets a batch go."""
+        to be sent, then until ``tier``'s pace lets a batch go; whether it waited."""
+        waited = False
         while True:
             for above in tier.above:
                 if not above.idle.is_set():
                     await above.idle.wait()
+                    waited = True
             pacer = tier.pacer
             if pacer is None or self._closing.is_set():
-                return
+                return waited
             delay = pacer.wait(min(len(tier.outbound), self._max_batch))
             if delay <= 0:
-                return
+                return waited
+            waited = True
             with contextlib.suppress(TimeoutError):  # or the bus closing ends the wait
                 async with asyncio.timeout(delay):
                     await self._closing.wait()
@@ -261,9 +273,8 @@ class NatsVelocityBus:
             outbound = tier.outbound
             while outbound:
                 await slicer.tick()  # a burst of low events does not hold the loop
-                if tier.above or tier.pacer is not None:
-                    await self._give_way(tier)
-                    slicer.resume()
+                if (tier.above or tier.pacer is not None) and await self._give_way(tier):
+                    slicer.resume()  # it was suspended: a new slice
                 # what is queued for one channel goes in one message: a burst costs the
                 # publisher, the server and each subscriber a message per batch
                 limit = self._max_batch
