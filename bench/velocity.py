@@ -40,7 +40,7 @@ from oddstream.domain.fixedodds.odds import Odds
 from oddstream.runtime.codec import registry
 from oddstream.velocity import BusEvent, InProcessVelocityBus, VelocityBus, bus_format
 from oddstream.velocity.bus import RATE, Publisher
-from oddstream.velocity.nats_bus import MAX_BATCH, NatsVelocityBus
+from oddstream.velocity.nats_bus import MAX_BATCH, PACED_BATCH, NatsVelocityBus
 
 NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
 #: a PricesUpdated as the market writer stores and publishes it
@@ -258,7 +258,14 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
     else:
         prefix = f"bench.velocity.{uuid.uuid4().hex}"
         fmt, max_batch = NATS_TRANSPORTS[transport]
-        bus = NatsVelocityBus(NATS_URL, prefix, max_batch=max_batch, fmt=fmt, rates=args.rates)
+        bus = NatsVelocityBus(
+            NATS_URL,
+            prefix,
+            max_batch=max_batch,
+            fmt=fmt,
+            rates=args.rates,
+            paced_batch=args.paced_batch,
+        )
         await bus.start()
         low = RemoteLow(prefix, args.low_nice)
         await low.start()
@@ -400,6 +407,12 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--medium-rate", type=float, help="NATS: the medium tier's pace (0: unpaced)"
+    )
+    parser.add_argument(
+        "--paced-batch",
+        type=int,
+        default=PACED_BATCH,
+        help=f"NATS: events in a paced tier's message, at most (default {PACED_BATCH})",
     )
     parser.add_argument(
         "--low-nice", type=int, default=0, help="NATS: the low subscriber process's nice"

@@ -145,6 +145,24 @@ async def test_a_paced_burst_keeps_to_its_rate(connections) -> None:
         await bus.close()
 
 
+async def test_a_paced_tier_sends_batches_of_its_own_size(connections) -> None:
+    """``paced_batch`` 10: a burst of 100 low events goes in messages of at most 10;
+    high, never paced, still batches up to ``max_batch``."""
+    bus = await started(rates={"low": 1e6}, paced_batch=10)
+    try:
+        for n in range(1, 101):
+            bus.publish(event(n, "low"))
+        for n in range(101, 201):
+            bus.publish(event(n, "high"))
+        await asyncio.wait_for(bus.flush(), 5)
+        assert connections["low"].events() == list(range(1, 101))
+        assert max(len(b) for _, b in connections["low"].sent) <= 10
+        assert connections["high"].events() == list(range(101, 201))
+        assert max(len(b) for _, b in connections["high"].sent) > 10
+    finally:
+        await bus.close()
+
+
 async def test_events_now_and_then_are_not_held_back(connections) -> None:
     """At 10 events a second, three events published one at a time go at once: the
     bucket holds a batch's worth."""

@@ -59,6 +59,10 @@ OUTBOUND_LIMIT = 200_000
 #: events of one channel sent in one NATS message, at most (what is queued: one, when
 #: events come one by one; a burst goes in a few large messages)
 MAX_BATCH = 256
+#: events in one message of a paced tier, at most (its pace's bucket): the work a batch
+#: costs the server and a subscriber comes in pieces this small, between which the high
+#: tier's work gets a core
+PACED_BATCH = 256
 
 
 def check_rate(tier: str, rate: float | None) -> float | None:
@@ -149,6 +153,7 @@ class NatsVelocityBus:
         max_batch: int = MAX_BATCH,
         fmt: BusFormat = "msgpack",
         rates: Mapping[str, float | None] | None = None,
+        paced_batch: int = PACED_BATCH,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"bus format {fmt!r} is none of {', '.join(FORMATS)}")
@@ -173,7 +178,7 @@ class NatsVelocityBus:
         for tier in self._tiers.values():
             rate = paces[tier.name]
             if rate is not None:
-                tier.pacer = Pacer(rate, self._max_batch)
+                tier.pacer = Pacer(rate, max(1, min(self._max_batch, paced_batch)))
             if tier.name != "high":  # medium and low give way to high (never paced)
                 tier.above = [self._tiers["high"]]
         #: the bus is closing: what is queued goes as fast as it can
