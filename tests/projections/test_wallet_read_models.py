@@ -33,8 +33,10 @@ from oddstream.projections.wallet_models.base import TxRow
 from oddstream.projections.wallet_models.redis import RedisWalletStorage
 from oddstream.projections.wallet_models.sqlite import SqliteWalletStorage
 from oddstream.projections.wallets import (
+    ReadModelUnavailable,
     WalletBalance,
     WalletProjection,
+    WalletReader,
     WalletStorage,
     WalletTransaction,
     default_read_model_path,
@@ -1478,6 +1480,46 @@ async def test_a_redis_model_of_an_older_version_is_rebuilt_at_start(
             assert client.get(f"{prefix}odds:other") == b"kept"
         finally:
             await projection.stop()
+    finally:
+        client.close()
+        _delete_prefix(redis_url, prefix)
+
+
+async def test_a_redis_reader_meeting_older_keys_reads_statements_from_the_log(
+    log_store: EventStore, redis_url: str
+) -> None:
+    """An API process of this release reading keys of version 1 (its worker has not
+    rebuilt them yet, or an old worker still writes them) answers statements from the
+    log, filtered or not, never by misreading (or failing on) the old members."""
+    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+    writer = WalletWriter(log_store)
+    await _bets_in_two_books(writer)
+    events = await log_store.read_stream(wallet_stream("w1"))
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        client.set(f"{prefix}wallets:checkpoint", events[-1].position)
+        client.hset(f"{prefix}wallets:index", mapping={"\0checkpoint": 1, "w1": len(events)})
+        last = events[-1].data
+        balance = [last["balance_cents"], last["in_play_cents"], len(events), events[-1].position]
+        client.set(f"{prefix}wallet:w1", json.dumps(balance))
+        for line in expected_transactions(events):  # as version 1 wrote them: no market
+            old = [getattr(line, f) for f in WalletTransaction.__struct_fields__[:13]]
+            client.zadd(f"{prefix}wallet-tx:w1", {json.dumps(old): line.version})
+        reader = WalletReader(log_store, RedisWalletStorage(redis_url, prefix=prefix))
+        await reader.start()
+        try:
+            assert await reader.transactions("w1", limit=100) == expected_transactions(events)
+            market = await reader.transactions("w1", limit=100, book="market-M7")
+            assert [t.market_id for t in market] == ["M7"] * 3
+        finally:
+            await reader.stop()
+        storage = RedisWalletStorage(redis_url, prefix=prefix)  # no log to fall back on
+        await storage.open()
+        try:
+            with pytest.raises(ReadModelUnavailable, match="another version"):
+                await storage.transactions("w1", 100, None)
+        finally:
+            await storage.close()
     finally:
         client.close()
         _delete_prefix(redis_url, prefix)

@@ -309,6 +309,10 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+#: the elements of a statement member (:func:`_member`) of this model's version
+_MEMBER_FIELDS = 14
+
+
 def _member(row: TxRow) -> bytes:
     return orjson.dumps(
         [
@@ -332,6 +336,8 @@ def _member(row: TxRow) -> bytes:
 
 def _transaction(member: bytes) -> WalletTransaction:
     v = orjson.loads(member)
+    if len(v) != _MEMBER_FIELDS:  # another version's (the projection rebuilds them)
+        raise ReadModelUnavailable("the wallet read model holds another version's statement")
     return WalletTransaction(
         version=v[0],
         position=v[1],
@@ -698,6 +704,11 @@ class RedisWalletStorage:
                 raise ReadModelUnavailable(f"redis: {exc}") from exc
             if self._saw_checkpoint(checkpoint, epoch, written):
                 self._suspect = True
+            if checkpoint is None and self._load is not None:
+                # no checkpoint of this version: the keys are being rebuilt (after a
+                # flush), or are another version's, whose members this one cannot read
+                self.log_reads += 1
+                return _page(await self._log_rows(wallet_id), limit, before_version, book)
             lost = int(lost)
             if lost < 0 and self._load is not None and checkpoint is not None:
                 rows = await self._rows_passed(wallet_id, int(checkpoint))
@@ -707,9 +718,10 @@ class RedisWalletStorage:
                 self.log_reads += 1
                 rows = await self._rows_from_log(wallet_id, lost)
                 return _page(rows, limit, before_version, book)
+            at = -1 if checkpoint is None else int(checkpoint)
             if first is None:
-                first = -1 if checkpoint is None else int(checkpoint)
-            elif first >= 0 and (checkpoint is None or int(checkpoint) < first):
+                first = at
+            elif at < first:
                 # wiped (or replaced) between two calls: the rest is not this statement's
                 raise ReadModelUnavailable("the wallet read model was wiped during the read")
             members += found
