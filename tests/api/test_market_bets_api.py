@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 
 from .conftest import LiveServer, live_settings, run_server
@@ -299,13 +300,24 @@ def test_the_statement_names_each_lines_book_and_filters_by_it(server: LiveServe
         if t["bet_id"]
     ]
     book = f"market-{market}"
-    race_lines = [line for line in lines if line[1] == "race-r-statement"]
-    assert race_lines and all(line[2:] == ("r-statement", None) for line in race_lines)
+    assert [line for line in lines if line[1] == "race-r-statement"] == [
+        ("StakeCaptured", "race-r-statement", "r-statement", None),
+        ("StakeReserved", "race-r-statement", "r-statement", None),
+    ]
     assert [line for line in lines if line[1] == book] == [
         ("WinningsCredited", book, None, market),
         ("StakeCaptured", book, None, market),
         ("StakeReserved", book, None, market),
     ]
+    # the answer is what the OpenAPI document says (a market line included)
+    document = send(server, "GET", "/openapi.json").json()
+    answer_schema = document["paths"]["/wallet/{wallet_id}/transactions"]["get"]["responses"]
+    validator = jsonschema_rs.Draft202012Validator(
+        answer_schema["200"]["content"]["application/json"]["schema"]
+    )
+    validator.validate(answer.json())
+    wrong = {**answer.json()["transactions"][0], "market_id": 7}
+    assert not validator.is_valid({**answer.json(), "transactions": [wrong]})
     only = statement(server, "alice", book=book, limit=2)
     assert only.status_code == 200, only.text
     assert [t["type"] for t in only.json()["transactions"]] == ["WinningsCredited", "StakeCaptured"]
