@@ -1351,21 +1351,31 @@ async def test_stake_and_settlement_lines_name_their_book(
     assert all((t.book, t.race_id, t.market_id) == (None,) * 3 for t in lines if not t.bet_id)
 
 
+@pytest.mark.parametrize("chunk", [7, 1000])
 async def test_a_statement_filtered_by_book_pages_like_the_whole(
-    log_store: EventStore, backing: Backing, monkeypatch: pytest.MonkeyPatch
+    log_store: EventStore, backing: Backing, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
     """``book=`` keeps that book's lines only, newest first, paged by version as the
-    whole statement is (Redis looks at 7 members a call here, so pages span calls)."""
-    monkeypatch.setattr("oddstream.projections.wallet_models.redis.FILTER_CHUNK", 7)
+    whole statement is (Redis looking at 7 members a call, so that pages span calls, or
+    at up to 1,000 in growing steps within one call)."""
+    monkeypatch.setattr("oddstream.projections.wallet_models.redis.FILTER_CHUNK", chunk)
     writer = WalletWriter(log_store)
-    await run_script(writer, log_store, 300, seed=11)
+    await run_script(writer, log_store, 600, seed=11)
+    # a book with two lines 150 apart: Redis finds the older in a later step or call
+    sparse = ReserveStake(wallet_id="w1", bet_id="s1", book="market-sparse", amount_cents=1)
+    await writer.execute(sparse)
+    for _ in range(150):
+        await writer.execute(Credit(wallet_id="w1", amount_cents=1))
+    await writer.execute(
+        ReserveStake(wallet_id="w1", bet_id="s2", book=sparse.book, amount_cents=1)
+    )
     projection = WalletProjection(log_store, backing.storage())
     await projection.start()
     try:
         await caught_up_to(projection, log_store)
         for w in WALLETS:
             whole = await projection.transactions(w, limit=10_000)
-            for book in ("market-M1", "race-R1", "market-R1", "race-nothing"):
+            for book in ("market-M1", "race-R1", "market-R1", "race-nothing", "market-sparse"):
                 wanted = [t for t in whole if t.book == book]
                 assert await projection.transactions(w, limit=10_000, book=book) == wanted
                 pages, before = [], None
@@ -1379,6 +1389,8 @@ async def test_a_statement_filtered_by_book_pages_like_the_whole(
                     before = page[-1].version
                 assert pages == wanted
         assert any(t.book == "market-M1" for t in whole)
+        sparse_lines = await projection.transactions("w1", limit=10, book="market-sparse")
+        assert [t.bet_id for t in sparse_lines] == ["s2", "s1"]
         for bad in ("", "race-", "M1", "market-M 1", "pool-M1", "race-" + "r" * 101):
             with pytest.raises(ValueError, match="book must be"):
                 await projection.transactions("w1", book=bad)

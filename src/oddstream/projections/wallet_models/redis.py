@@ -190,7 +190,8 @@ return out
 # (nil as for balances), k when the wallet is known at k but not whole, -1 when it is
 # unknown (none of its keys: the log decides whether it was lost), else 0, the members,
 # and for a book the score of the last member looked at when the page is not full and
-# more members may follow (else 0)}.
+# more members may follow (else 0)}. A book's members are looked at in steps, from twice
+# the page's size up to that many in all.
 _READ_PAGE = (
     _LOOK
     + """
@@ -207,21 +208,31 @@ if suffix == '' then
   return {cp, lost, page, 0}
 end
 local want = tonumber(ARGV[4])
-local chunk = tonumber(ARGV[6])
-local seen = redis.call(
-  'ZREVRANGEBYSCORE', KEYS[4], ARGV[3], '-inf', 'WITHSCORES', 'LIMIT', 0, chunk)
+local budget = tonumber(ARGV[6])
+local step = math.min(budget, math.max(2 * want, 64))
+local high = ARGV[3]
 local page = {}
 local n = #suffix
-for i = 1, #seen, 2 do
-  local m = seen[i]
-  if string.sub(m, -n) == suffix then
-    page[#page + 1] = m
-    if #page == want then return {cp, lost, page, 0} end
+local find = string.find
+local looked = 0
+while true do
+  -- a few more than the page needs first, more each time (few lines of a book: more)
+  local seen = redis.call('ZREVRANGEBYSCORE', KEYS[4], high, '-inf', 'LIMIT', 0, step)
+  for i = 1, #seen do
+    local m = seen[i]
+    if find(m, suffix, #m - n + 1, true) then
+      page[#page + 1] = m
+      if #page == want then return {cp, lost, page, 0} end
+    end
   end
+  looked = looked + #seen
+  if #seen < step then return {cp, lost, page, 0} end
+  -- the last member's score is its version, the member's first element: [version, ...
+  local low = string.match(seen[#seen], '^%[(%d+),')
+  if looked >= budget then return {cp, lost, page, tonumber(low)} end
+  high = '(' .. low
+  step = math.min(2 * step, budget - looked)
 end
-local low = 0
-if #seen == 2 * chunk then low = tonumber(seen[#seen]) end
-return {cp, lost, page, low}
 """
 )
 #: The most statement members one filtered read's script call looks at (a filtered page
