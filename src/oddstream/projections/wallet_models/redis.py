@@ -693,10 +693,12 @@ class RedisWalletStorage:
         self, wallet_id: str, limit: int, before_version: int | None, book: str | None = None
     ) -> list[WalletTransaction]:
         """A statement page. With ``book``, the wallet's members are looked at newest
-        first, :data:`FILTER_CHUNK` a script call, until the page is full or none are
-        left: a book's line is a member ending with its book and market (as
-        :func:`_member` writes them), so nothing is decoded to find it. Its cost grows
-        with the lines it passes over; memory is one chunk."""
+        first, in steps growing from twice the page's size, at most :data:`FILTER_CHUNK`
+        a script call, until the page is full or none are left: a book's line is a
+        member ending with its book and market (as :func:`_member` writes them), so
+        nothing is decoded to find it. Its cost grows with the lines it passes over;
+        memory is one step. Without a checkpoint of this version (being rebuilt, or
+        another version's keys) the page comes from the log."""
         check_page(limit, before_version, book)
         high = "+inf" if before_version is None else f"({before_version}"
         suffix = b"" if book is None else b"," + orjson.dumps([book, book_market(book)])[1:]
