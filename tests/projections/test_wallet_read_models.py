@@ -1461,6 +1461,45 @@ async def test_a_sqlite_model_of_an_older_version_is_rebuilt_at_start(
         await again.close()
 
 
+async def test_a_sqlite_model_an_older_release_wrote_after_this_one_is_rebuilt(
+    log_store: EventStore, tmp_path
+) -> None:
+    """A rollback, then the upgrade again: a release before versions opening a file of
+    version 2 writes its lines as it always did (no ``market_id``) with its checkpoint
+    row ``wallets``, and leaves the version row alone. This release, opening the file
+    again, must not take those lines for its own: it rebuilds them from the log."""
+    writer = WalletWriter(log_store)
+    await _bets_in_two_books(writer)
+    path = tmp_path / "rolled-back.db"
+    projection = WalletProjection(log_store, SqliteWalletStorage(path))
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+    finally:
+        await projection.stop()
+    events = await log_store.read_stream(wallet_stream("w1"))
+    head = await log_store.head_position()
+    # what the release before versions writes, from its checkpoint or from 0 alike
+    columns = [f for f in WalletTransaction.__struct_fields__ if f != "market_id"]
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            f"INSERT OR REPLACE INTO wallet_transactions (wallet_id, {', '.join(columns)}) "
+            f"VALUES (?{', ?' * len(columns)})",
+            [("w1", *(getattr(t, f) for f in columns)) for t in expected_transactions(events)],
+        )
+        db.execute("INSERT OR REPLACE INTO read_model_checkpoints VALUES ('wallets', ?)", (head,))
+    db.close()
+    again = WalletProjection(log_store, SqliteWalletStorage(path))
+    await again.start()
+    try:
+        await caught_up_to(again, log_store)
+        lines = await again.transactions("w1", limit=100)
+        assert [t.market_id for t in lines if t.book == "market-M7"] == ["M7"] * 3
+        assert lines == expected_transactions(events)
+    finally:
+        await again.stop()
+
+
 async def test_a_redis_model_of_an_older_version_is_rebuilt_at_start(
     log_store: EventStore, redis_url: str
 ) -> None:

@@ -2,7 +2,8 @@
 
 Tables: ``wallet_balances`` (one row per wallet), ``wallet_transactions`` (one row per
 event, primary key ``(wallet_id, version)``), ``read_model_checkpoints`` (``name`` →
-position) and ``read_model_versions`` (``name`` → the version of the tables, see
+position; this release's row is ``wallets:v2``, see :func:`checkpoint_row`) and
+``read_model_versions`` (``name`` → the version of the tables, see
 :data:`~.base.MODEL_VERSION`). A batch and its checkpoint commit in one transaction.
 
 Everything runs on the event loop with the stdlib driver: a read is one indexed lookup
@@ -122,25 +123,47 @@ _UPSERT_BALANCE = (
     "version = excluded.version, position = excluded.position"
 )
 _GET_CHECKPOINT = "SELECT position FROM read_model_checkpoints WHERE name = ?"
+# this model's checkpoint rows of every release: ``wallets`` (before versions), ``wallets:vN``
+_OTHER_CHECKPOINTS = (
+    "SELECT 1 FROM read_model_checkpoints WHERE (name = ? OR name GLOB ?) AND name <> ?"
+)
+_DELETE_CHECKPOINTS = "DELETE FROM read_model_checkpoints WHERE name = ? OR name GLOB ?"
 _SET_CHECKPOINT = (
     "INSERT INTO read_model_checkpoints (name, position) VALUES (?, ?) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
 )
 
 
+def checkpoint_row(name: str) -> str:
+    """The ``read_model_checkpoints`` row this release keeps its checkpoint in: named by
+    :data:`MODEL_VERSION` (``wallets:v2``), so that a release of another version never
+    finds it. A release before versions (a rollback) finds no ``wallets`` row in a file
+    of this version, so it rebuilds the file in its own shape rather than following on
+    from this release's checkpoint; the ``wallets`` row it then writes tells this release
+    (at its next open) that the lines are not this version's."""
+    return f"{name}:v{MODEL_VERSION}"
+
+
 def _ensure_version(db: sqlite3.Connection, path: str, name: str) -> None:
     """Give the file the tables of :data:`MODEL_VERSION`, in one transaction.
 
     A file holding another version (one written before versions were recorded counts
-    as version 1) loses its wallet tables and its checkpoint, and gets empty tables of
-    this version: never a table migrated in place. With no checkpoint, the projection
-    rebuilds the content from the log (``rebuilding`` while it does)."""
+    as version 1), or one that a release of another version wrote to since (a checkpoint
+    row of this model other than :func:`checkpoint_row`'s: a release before versions
+    does not know the version row, and would leave it saying this version), loses its
+    wallet tables and its checkpoints, and gets empty tables of this version: never a
+    table migrated in place. With no checkpoint, the projection rebuilds the content
+    from the log (``rebuilding`` while it does)."""
+    mine = checkpoint_row(name)
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute(_VERSIONS)
         db.execute(_CHECKPOINTS)
         row = db.execute(_GET_VERSION, (name,)).fetchone()
         found = None if row is None else int(row[0])
+        others = db.execute(_OTHER_CHECKPOINTS, (name, f"{name}:v*", mine)).fetchone()
+        if found == MODEL_VERSION and others is not None:
+            found = 1  # written since by a release that does not know versions (or another)
         if found != MODEL_VERSION:
             had = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'wallet_transactions'"
@@ -155,7 +178,7 @@ def _ensure_version(db: sqlite3.Connection, path: str, name: str) -> None:
                 )
             for statement in (*_DROP, *_TABLES):
                 db.execute(statement)
-            db.execute("DELETE FROM read_model_checkpoints WHERE name = ?", (name,))
+            db.execute(_DELETE_CHECKPOINTS, (name, f"{name}:v*"))
             db.execute(_SET_VERSION, (name, MODEL_VERSION))
         db.execute("COMMIT")
     except BaseException:
@@ -171,7 +194,10 @@ class SqliteWalletStorage:
 
     def __init__(self, path: str | Path, *, checkpoint_name: str = CHECKPOINT_NAME) -> None:
         self._path = str(path)
-        self._name = checkpoint_name
+        #: the model's name (its version row's)
+        self._model = checkpoint_name
+        #: the checkpoint's row, named by the model's version
+        self._name = checkpoint_row(checkpoint_name)
         self._db: sqlite3.Connection | None = None
         self._cursor: sqlite3.Cursor | None = None
 
@@ -192,7 +218,7 @@ class SqliteWalletStorage:
             # is a state some prefix of the log produced, and following resumes there.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
-            _ensure_version(db, self._path, self._name)
+            _ensure_version(db, self._path, self._model)
         except sqlite3.Error as exc:
             raise ReadModelUnavailable(f"cannot open {self._path}: {exc}") from exc
         self._db = db
