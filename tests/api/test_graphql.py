@@ -351,6 +351,39 @@ def test_aliases_tokens_and_size_are_limited(url: str) -> None:
     assert answer.json()["errors"][0]["extensions"]["code"] == "document_too_large"
 
 
+async def _first_push(session: Any, document: Any) -> Any:
+    async for result in session.subscribe(document):
+        return result
+    return None
+
+
+@pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
+async def test_a_subscription_document_over_the_size_limit_is_an_error(
+    url: str, protocol: str
+) -> None:
+    """The size limit over WebSocket: the operation's ``error`` message (the
+    graphql-transport-ws spec's answer to a refused ``subscribe``), and the connection
+    goes on. Strawberry let the limit's exception out of its stream: the client got a
+    bare ``complete`` (graphql-transport-ws) or nothing at all (graphql-ws)."""
+    # one long string token: gql prints the document again, without padding
+    game = "g" * graphql_api.MAX_DOCUMENT_CHARS
+    too_large = gql(f'subscription {{ getInstantOdds(game_id: "{game}") {{ id }} }}')
+    bad_filter = gql('subscription { getInstantOdds(external_id: "x") { id } }')
+    async with _ws(url, protocol) as session:
+        with pytest.raises(TransportQueryError) as refused:
+            await asyncio.wait_for(_first_push(session, too_large), timeout=10)
+        # the same connection serves the next subscription
+        with pytest.raises(TransportQueryError) as next_one:
+            await asyncio.wait_for(_first_push(session, bad_filter), timeout=10)
+    assert refused.value.errors is not None
+    assert [e["extensions"]["code"] for e in refused.value.errors] == ["document_too_large"]
+    assert refused.value.errors[0]["message"] == (
+        f"a document is at most {graphql_api.MAX_DOCUMENT_CHARS} characters"
+    )
+    assert next_one.value.errors is not None
+    assert next_one.value.errors[0]["extensions"]["code"] == "bad_external_id"
+
+
 async def test_introspection_is_on(url: str) -> None:
     client = Client(
         transport=HTTPXAsyncTransport(url=f"{url}/api/graphql", timeout=10),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -41,8 +41,11 @@ from strawberry.extensions import (
 )
 from strawberry.fastapi import GraphQLRouter
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StreamResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import Info
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from ..application import odds
@@ -345,22 +348,70 @@ class Subscription:
 _pushed: Latest[OddsRecord, Odds] = Latest(MAX_SHARED)
 
 
+def _too_large(query: str | None) -> GraphQLError | None:
+    """The refusal of a document longer than ``MAX_DOCUMENT_CHARS``, if it is."""
+    if query is not None and len(query) > MAX_DOCUMENT_CHARS:
+        return GraphQLError(
+            f"a document is at most {MAX_DOCUMENT_CHARS} characters",
+            extensions={"code": "document_too_large", "status": 413},
+        )
+    return None
+
+
 class _DocumentSize(SchemaExtension):
     """Refuses a document longer than ``MAX_DOCUMENT_CHARS`` before it is parsed
-    (tokens are counted by the parser; this bounds comments and blanks too)."""
+    (tokens are counted by the parser; this bounds comments and blanks too). Over
+    WebSocket :meth:`_Schema.stream` refuses it first: an error raised by an extension's
+    hook is lost on Strawberry's streams."""
 
     def on_parse(self) -> Any:
-        query = self.execution_context.query
-        if query is not None and len(query) > MAX_DOCUMENT_CHARS:
-            raise GraphQLError(
-                f"a document is at most {MAX_DOCUMENT_CHARS} characters",
-                extensions={"code": "document_too_large", "status": 413},
-            )
+        refusal = _too_large(self.execution_context.query)
+        if refusal is not None:
+            raise refusal
         yield
 
 
 #: characters in a document
 MAX_DOCUMENT_CHARS = 20_000
+
+
+async def _refused_stream(error: GraphQLError) -> AsyncGenerator[PreExecutionError, None]:
+    yield PreExecutionError(data=None, errors=[error])
+
+
+class _Schema(strawberry.Schema):
+    """Strawberry's schema, refusing a document too large for a WebSocket operation as
+    an error before execution: the ``error`` message for the operation's id, in either
+    protocol.
+
+    Strawberry runs the operations of both WebSocket protocols through
+    :meth:`stream`, which lets an exception raised by an extension's ``on_parse`` hook
+    out of the stream instead of making it a result (``execute``, used over HTTP, makes
+    it one): ``_DocumentSize``'s refusal reached a ``graphql-transport-ws`` client as a
+    bare ``complete`` and a legacy ``graphql-ws`` client as nothing at all."""
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        refusal = _too_large(query)
+        if refusal is not None:
+            return _refused_stream(refusal)
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
 
 
 class _AliasLimit(ValidationRule):
@@ -475,7 +526,7 @@ class _Executor(SharedPushExecutor):
         return None
 
 
-schema = strawberry.Schema(
+schema = _Schema(
     query=Query,
     subscription=Subscription,
     execution_context_class=_Executor,
