@@ -27,6 +27,7 @@ from gql.transport.websockets import WebsocketsTransport
 from oddstream.api import graphql_api, odds_push
 from oddstream.api.app import create_app, serve_app
 from oddstream.api.server import WS_MAX_MESSAGE_BYTES, server_config
+from oddstream.application import odds
 
 from .conftest import free_port, live_settings
 from .test_odds_api import ACME, ACME_KEY, command
@@ -37,7 +38,7 @@ INIT_TIMEOUT = 1
 #: the test server's connection cap, which also caps its GraphQL WebSockets
 CAP = 30
 
-RECORD = "id external_id game_id moneyline { home away draw } deleted created_at updated_at"
+RECORD = "id external_id game_id moneyline { home away draw } deleted created_at updated_at status"
 SUBSCRIBE = (
     "subscription($game: String, $current: Boolean!) "
     f"{{ getInstantOdds(game_id: $game, current: $current) {{ {RECORD} position }} }}"
@@ -119,6 +120,7 @@ def _as_rest(record: dict[str, Any]) -> dict[str, Any]:
         "Deleted": record["deleted"],
         "CreatedAt": record["created_at"],
         "UpdatedAt": record["updated_at"],
+        "Status": record["status"],
     }
 
 
@@ -126,6 +128,8 @@ async def test_queries_answer_what_rest_answers(url: str, http: Any) -> None:
     game = f"q-{uuid.uuid4().hex[:8]}"
     two = await _create(url, f"{game}-a", game, home=2.05, away=1.8)
     three = await _create(url, f"{game}-b", game, home=1.000001, away=10001, draw=3.25)
+    suspend = {"RequestID": f"{game}-s", "Provider": "acme", "Command": "SuspendOdds"}
+    await _rest(url, "POST", f"/odds/{three['ExternalID']}/suspend", suspend)
     market = two["ExternalID"]
     update = command("UpdateOdds", f"{game}-u", game=game, home=2.5, away=1.62)
     updated = await _rest(url, "PATCH", f"/odds/{market}", update)
@@ -156,6 +160,7 @@ async def test_queries_answer_what_rest_answers(url: str, http: Any) -> None:
     )
     exact = next(r for r in page["getOdds"]["items"] if r["external_id"] == three["ExternalID"])
     assert exact["moneyline"] == {"home": "1.000001", "away": "10001", "draw": "3.25"}
+    assert (got["status"], exact["status"]) == ("open", "suspended")
 
     events = await http.execute(
         GraphQLRequest(
@@ -384,6 +389,11 @@ async def test_a_subscription_document_over_the_size_limit_is_an_error(
     assert next_one.value.errors[0]["extensions"]["code"] == "bad_external_id"
 
 
+def test_the_status_enum_is_the_rest_record_s() -> None:
+    assert [s.value for s in graphql_api.MarketStatus] == list(odds.MARKET_STATUSES)
+    assert [s.name for s in graphql_api.MarketStatus] == list(odds.MARKET_STATUSES)
+
+
 async def test_introspection_is_on(url: str) -> None:
     client = Client(
         transport=HTTPXAsyncTransport(url=f"{url}/api/graphql", timeout=10),
@@ -430,6 +440,7 @@ async def test_a_subscription_gets_create_update_delete_in_order(url: str, proto
         {"home": "2.05", "away": "1.8", "draw": "3.25"},
     ]
     assert [g["deleted"] for g in got] == [False, False, True]
+    assert [g["status"] for g in got] == ["open", "open", "deleted"]
     assert got[0]["id"] == created["Position"]
     assert got[0]["created_at"] == got[0]["updated_at"] < got[1]["updated_at"]
     # the last push is what REST reads for the market

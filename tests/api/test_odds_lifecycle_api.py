@@ -29,6 +29,17 @@ def events_of(server: LiveServer, market: str, position: int) -> int:
     return int(answer.headers["X-Total-Count"])
 
 
+def status_of(server: LiveServer, market: str, position: int) -> str:
+    """The market's ``Status`` in its record and in the page of every record, once the
+    view includes ``position`` (the two answers must agree)."""
+    answer = send(server, "GET", f"/odds/{market}?min_position={position}")
+    assert answer.status_code == 200, answer.text
+    status: str = answer.json()["Data"]["Status"]
+    listed = send(server, "GET", "/odds?page_size=100").json()["Data"]
+    assert [r["Status"] for r in listed if r["ExternalID"] == market] in ([status], [])
+    return status
+
+
 def expect(answer: Any, status: int, code: str) -> None:
     assert answer.status_code == status, answer.text
     body = answer.json()
@@ -43,11 +54,12 @@ def test_a_market_suspended_resumed_closed_and_resulted(odds_server: LiveServer)
     created = create(server, "life-1", game="g-life", draw=3.2)
     market = created["ExternalID"]
     positions = [created["Position"]]
-    for command, request_id, body in (
-        ("suspend", "s-1", {}),
-        ("resume", "r-1", {"Payload": {"GameID": "g-life"}}),
-        ("close", "c-1", {"EventVelocity": "low"}),
-        ("result", "res-1", {"Payload": {"Winners": ["draw"], "GameID": "g-life"}}),
+    assert status_of(server, market, created["Position"]) == "open"
+    for command, request_id, body, status in (
+        ("suspend", "s-1", {}, "suspended"),
+        ("resume", "r-1", {"Payload": {"GameID": "g-life"}}, "open"),
+        ("close", "c-1", {"EventVelocity": "low"}, "closed"),
+        ("result", "res-1", {"Payload": {"Winners": ["draw"], "GameID": "g-life"}}, "resulted"),
     ):
         answer = lifecycle(server, market, command, request_id, **body)
         assert answer.status_code == 200, answer.text
@@ -59,6 +71,7 @@ def test_a_market_suspended_resumed_closed_and_resulted(odds_server: LiveServer)
         assert got["Msg"] == f"market {market} {command}{'d' if command[-1] == 'e' else 'ed'}"
         assert got["Position"] > positions[-1]
         positions.append(got["Position"])
+        assert status_of(server, market, got["Position"]) == status
     # created, suspended, resumed, closed, resulted (no bets to settle)
     assert events_of(server, market, positions[-1]) == 5
     # a resulted market takes no other command
@@ -87,11 +100,14 @@ def test_each_command_is_refused_in_a_state_that_does_not_allow_it(
     voided = lifecycle(server, market, "void", "x7", Payload={"Reason": "abandoned"})
     assert voided.status_code == 200, voided.text
     assert voided.json()["Msg"] == f"market {market} voided"
+    assert status_of(server, market, voided.json()["Position"]) == "voided"
     expect(lifecycle(server, market, "close", "x8"), 409, "wrong_status")  # voided
     # a deleted market refuses everything
     gone = create(server, "state-2")["ExternalID"]
     delete = {"RequestID": "del", "Provider": "acme", "Command": "DeleteOdds"}
-    assert send(server, "DELETE", f"/odds/{gone}", json=delete, headers=ACME).status_code == 200
+    deleted = send(server, "DELETE", f"/odds/{gone}", json=delete, headers=ACME)
+    assert deleted.status_code == 200
+    assert status_of(server, gone, deleted.json()["Position"]) == "deleted"
     expect(lifecycle(server, gone, "suspend", "x9"), 409, "market_deleted")
     # void from open, straight away
     other = create(server, "state-3")["ExternalID"]

@@ -53,7 +53,7 @@ from oddstream.sinks.replay import (
 from .conftest import Target
 
 ODDS_COLUMNS = (
-    "id, external_id, game_id, provider, home, away, draw, deleted, created_at, updated_at"
+    "id, external_id, game_id, provider, home, away, draw, deleted, created_at, updated_at, status"
 )
 
 
@@ -174,6 +174,7 @@ def tables(target: Target, prefix: str) -> list[dict[str, Any]]:
                     "Deleted": bool(row[7]),
                     "CreatedAt": row[8],
                     "UpdatedAt": row[9],
+                    "Status": row[10],
                 },
                 "events": [
                     {"ID": int(e[0]), "OddsID": int(e[1]), "EventID": e[2], "CreatedAt": e[3]}

@@ -14,6 +14,7 @@ A refusal is a GraphQL error whose ``extensions`` carry the REST ``code`` and
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import re
@@ -145,6 +146,19 @@ class MoneyLineText:
     draw: PriceText | None = strawberry.field(description="null: a two-way game")
 
 
+@strawberry.enum(
+    name="MarketStatus",
+    description="A market's lifecycle status, as the REST record's `Status` writes it",
+)
+class MarketStatus(enum.Enum):
+    open = "open"
+    suspended = "suspended"
+    closed = "closed"
+    resulted = "resulted"
+    voided = "voided"
+    deleted = "deleted"
+
+
 @strawberry.type(description="A market's odds record, as `GET /odds/{external_id}` answers it")
 class Odds:
     id: Long = strawberry.field(description="the log position of the market's creation")
@@ -154,6 +168,10 @@ class Odds:
     deleted: bool
     created_at: datetime
     updated_at: datetime
+    status: MarketStatus = strawberry.field(
+        description="open, suspended (no bets until resumed), closed (no more bets), "
+        "resulted, voided, or deleted (`deleted` is true)"
+    )
     position: Long = strawberry.field(
         description="the log position of the latest change the record includes "
         "(`min_position` for a read that must include it)"
@@ -176,6 +194,7 @@ class Odds:
             deleted=record.deleted,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            status=MarketStatus(record.status.value),
             position=Long(record.position),
             record=record,
         )

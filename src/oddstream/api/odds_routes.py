@@ -82,6 +82,12 @@ _RECORD: dict[str, Any] = {
         "Deleted": {"type": "boolean"},
         "CreatedAt": {"type": "string", "format": "date-time"},
         "UpdatedAt": {"type": "string", "format": "date-time"},
+        "Status": {
+            "enum": list(odds.MARKET_STATUSES),
+            "description": "the market's lifecycle status (always present): open, "
+            "suspended (no bets until resumed), closed (no more bets), resulted, voided, "
+            "deleted (Deleted is true)",
+        },
     },
 }
 _EVENT: dict[str, Any] = {

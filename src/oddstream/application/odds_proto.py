@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ..domain.fixedodds import FixedOddsRejection, MoneyLine, Odds
+from ..domain.fixedodds.market import MarketStatus
 from ..pb import fixedodds_pb2, odds_api_pb2
 from ..projections.odds_view import OddsRecord
 from . import odds
@@ -45,6 +46,15 @@ _VELOCITIES = {
     odds_api_pb2.EVENT_VELOCITY_HIGH: "high",
     odds_api_pb2.EVENT_VELOCITY_MEDIUM: "medium",
     odds_api_pb2.EVENT_VELOCITY_LOW: "low",
+}
+#: a record's status (the JSON record's ``Status``) as its protobuf enum
+_MARKET_STATUSES = {
+    MarketStatus.OPEN: odds_api_pb2.MARKET_STATUS_OPEN,
+    MarketStatus.SUSPENDED: odds_api_pb2.MARKET_STATUS_SUSPENDED,
+    MarketStatus.CLOSED: odds_api_pb2.MARKET_STATUS_CLOSED,
+    MarketStatus.RESULTED: odds_api_pb2.MARKET_STATUS_RESULTED,
+    MarketStatus.VOIDED: odds_api_pb2.MARKET_STATUS_VOIDED,
+    MarketStatus.DELETED: odds_api_pb2.MARKET_STATUS_DELETED,
 }
 _REQUEST_TYPES = {
     "NewOdds": odds.NewOddsRequest[Any],
@@ -211,6 +221,7 @@ def record_message(record: OddsRecord) -> odds_api_pb2.OddsRecord:
         game_id=record.game_id,
         money_line=_line(record.money_line),
         deleted=record.deleted,
+        status=_MARKET_STATUSES[record.status],
     )
     _timestamp(record.created_at, message.created_at)
     _timestamp(record.updated_at, message.updated_at)
