@@ -310,7 +310,8 @@ def _lifecycle_route(command: str, summary: str, description: str) -> dict[str, 
         "description": description
         + " A `CommandRequest` answered with a `CommandResponse` (`Position`: read your "
         "write with `?min_position=`); a retry with the same `RequestID` answers the same, "
-        "writing nothing. JSON bodies only (the answer may be protobuf).",
+        "writing nothing. A JSON body, or a protobuf `CommandRequest` with "
+        "`Content-Type: application/x-protobuf` (docs/protobuf.md).",
         "response_class": Response,
         "openapi_extra": {"requestBody": _body_schema(command), "parameters": [EXTERNAL_ID]},
         "responses": {200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},

@@ -17,6 +17,11 @@ class Command(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMMAND_NEW_ODDS: _ClassVar[Command]
     COMMAND_UPDATE_ODDS: _ClassVar[Command]
     COMMAND_DELETE_ODDS: _ClassVar[Command]
+    COMMAND_SUSPEND_ODDS: _ClassVar[Command]
+    COMMAND_RESUME_ODDS: _ClassVar[Command]
+    COMMAND_CLOSE_ODDS: _ClassVar[Command]
+    COMMAND_RESULT_ODDS: _ClassVar[Command]
+    COMMAND_VOID_ODDS: _ClassVar[Command]
 
 class Domain(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,6 +54,11 @@ COMMAND_UNSPECIFIED: Command
 COMMAND_NEW_ODDS: Command
 COMMAND_UPDATE_ODDS: Command
 COMMAND_DELETE_ODDS: Command
+COMMAND_SUSPEND_ODDS: Command
+COMMAND_RESUME_ODDS: Command
+COMMAND_CLOSE_ODDS: Command
+COMMAND_RESULT_ODDS: Command
+COMMAND_VOID_ODDS: Command
 DOMAIN_UNSPECIFIED: Domain
 DOMAIN_ODDS: Domain
 EVENT_VELOCITY_UNSPECIFIED: EventVelocity
@@ -77,12 +87,16 @@ class MoneyLine(_message.Message):
     def __init__(self, home: _Optional[_Union[_fixedodds_pb2.Odds, _Mapping]] = ..., away: _Optional[_Union[_fixedodds_pb2.Odds, _Mapping]] = ..., draw: _Optional[_Union[_fixedodds_pb2.Odds, _Mapping]] = ...) -> None: ...
 
 class Payload(_message.Message):
-    __slots__ = ("game_id", "money_line")
+    __slots__ = ("game_id", "money_line", "winners", "reason")
     GAME_ID_FIELD_NUMBER: _ClassVar[int]
     MONEY_LINE_FIELD_NUMBER: _ClassVar[int]
+    WINNERS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     game_id: str
     money_line: MoneyLine
-    def __init__(self, game_id: _Optional[str] = ..., money_line: _Optional[_Union[MoneyLine, _Mapping]] = ...) -> None: ...
+    winners: _containers.RepeatedScalarFieldContainer[_fixedodds_pb2.Outcome]
+    reason: str
+    def __init__(self, game_id: _Optional[str] = ..., money_line: _Optional[_Union[MoneyLine, _Mapping]] = ..., winners: _Optional[_Iterable[_Union[_fixedodds_pb2.Outcome, str]]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CommandRequest(_message.Message):
     __slots__ = ("request_id", "provider", "command", "domain", "event_velocity", "payload")
