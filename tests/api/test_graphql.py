@@ -389,6 +389,47 @@ async def test_a_subscription_document_over_the_size_limit_is_an_error(
     assert next_one.value.errors[0]["extensions"]["code"] == "bad_external_id"
 
 
+@pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({"query": 5}, "a document (query) is a string"),
+        ({"query": ["{ getOdds { total } }"]}, "a document (query) is a string"),
+        ({"query": {"a": 1}}, "a document (query) is a string"),
+        ({"query": SUBSCRIBE, "variables": [1]}, "variables are a JSON object"),
+        ({"query": SUBSCRIBE, "variables": "x"}, "variables are a JSON object"),
+    ],
+    ids=["query-number", "query-array", "query-object", "variables-array", "variables-text"],
+)
+async def test_a_malformed_websocket_operation_is_an_error_not_python_s_text(
+    url: str, protocol: str, payload: dict[str, Any], says: str
+) -> None:
+    """Over HTTP Strawberry refuses such a request (400: ``test_malformed_requests_are_4xx``);
+    over WebSocket a number for ``query`` got a bare ``complete`` (graphql-transport-ws)
+    or nothing (graphql-ws), and the others Python's own exception text ("unhashable
+    type: 'list'", "'list' object has no attribute 'get'"). Each is the operation's
+    ``error`` message, and the connection serves the next operation."""
+    ws_url = url.replace("http://", "ws://") + "/api/graphql"
+    start = "subscribe" if protocol == GRAPHQL_TRANSPORT_WS else "start"
+    async with websockets.connect(ws_url, subprotocols=[protocol]) as socket:
+        await socket.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(json.dumps({"type": start, "id": "1", "payload": payload}))
+        got = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert (got["type"], got["id"]) == ("error", "1"), got
+        (error,) = got["payload"] if protocol == GRAPHQL_TRANSPORT_WS else [got["payload"]]
+        assert error == {
+            "message": says,
+            "extensions": {"code": "invalid_request", "status": 400},
+        }
+        # the connection goes on: the next operation is answered
+        bad_filter = 'subscription { getInstantOdds(external_id: "x") { id } }'
+        await socket.send(json.dumps({"type": start, "id": "2", "payload": {"query": bad_filter}}))
+        got = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert got["id"] == "2", got
+        assert got["payload"]["errors"][0]["extensions"]["code"] == "bad_external_id"
+
+
 def test_the_status_enum_is_the_rest_record_s() -> None:
     assert [s.value for s in graphql_api.MarketStatus] == list(odds.MARKET_STATUSES)
     assert [s.name for s in graphql_api.MarketStatus] == list(odds.MARKET_STATUSES)

@@ -398,10 +398,28 @@ async def _refused_stream(error: GraphQLError) -> AsyncGenerator[PreExecutionErr
     yield PreExecutionError(data=None, errors=[error])
 
 
+def _malformed(query: object, variables: object) -> GraphQLError | None:
+    """The refusal of a WebSocket operation whose ``query`` is not a string or whose
+    ``variables`` are not an object, if so. Over HTTP Strawberry refuses such a request
+    (400); its WebSocket handlers pass the message's values on as they are, and a number
+    for ``query`` failed inside the stream (a bare ``complete``, or nothing), while a list
+    or an object there, or a list or a string for ``variables``, came back as Python's
+    own exception text ("unhashable type: 'list'", "'list' object has no attribute
+    'get'")."""
+    if query is not None and not isinstance(query, str):
+        what = "a document (query) is a string"
+    elif variables is not None and not isinstance(variables, dict):
+        what = "variables are a JSON object"
+    else:
+        return None
+    return GraphQLError(what, extensions={"code": "invalid_request", "status": 400})
+
+
 class _Schema(strawberry.Schema):
-    """Strawberry's schema, refusing a document too large for a WebSocket operation as
-    an error before execution: the ``error`` message for the operation's id, in either
-    protocol.
+    """Strawberry's schema, refusing a document too large for a WebSocket operation (or
+    one that is not a string, or variables that are not an object: :func:`_malformed`)
+    as an error before execution: the ``error`` message for the operation's id, in
+    either protocol.
 
     Strawberry runs the operations of both WebSocket protocols through
     :meth:`stream`, which lets an exception raised by an extension's ``on_parse`` hook
@@ -419,7 +437,7 @@ class _Schema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
-        refusal = _too_large(query)
+        refusal = _malformed(query, variable_values) or _too_large(query)
         if refusal is not None:
             return _refused_stream(refusal)
         return await super().stream(
