@@ -267,6 +267,19 @@ def test_malformed_requests_are_4xx(url: str, body: bytes) -> None:
     assert 400 <= answer.status_code < 500, answer.text
 
 
+@pytest.mark.parametrize(
+    "accept", [None, 'multipart/mixed;subscriptionSpec="1.0",application/json', "text/event-stream"]
+)
+def test_a_subscription_over_http_is_400_saying_so(url: str, accept: str | None) -> None:
+    """Subscriptions are over WebSocket only. Strawberry let one through by ``POST`` (for
+    its multipart protocol, which this router does not serve) and ran it as a query:
+    200 with "Unexpected error." and an exception logged, for every such request."""
+    headers = {} if accept is None else {"Accept": accept}
+    answer = _post(url, {"query": "subscription { getInstantOdds { id } }"}, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert "subscriptions are not allowed" in answer.text.lower(), answer.text
+
+
 def test_a_body_not_json_by_its_content_type_is_400(url: str) -> None:
     answer = httpx.post(
         f"{url}/api/graphql",

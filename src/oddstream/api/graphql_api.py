@@ -42,10 +42,10 @@ from strawberry.extensions import (
 )
 from strawberry.fastapi import GraphQLRouter
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StreamResult
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import Info
-from strawberry.types.execution import PreExecutionError
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
@@ -426,6 +426,32 @@ class _Schema(strawberry.Schema):
     out of the stream instead of making it a result (``execute``, used over HTTP, makes
     it one): ``_DocumentSize``'s refusal reached a ``graphql-transport-ws`` client as a
     bare ``complete`` and a legacy ``graphql-ws`` client as nothing at all."""
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """As Strawberry's, but never a subscription (this runs the HTTP requests; the
+        router has no HTTP stream transport): Strawberry allows one by ``POST`` for its
+        multipart protocol, ran ``getInstantOdds`` as a query, and answered "Unexpected
+        error." with an exception logged for each request. Now 400, saying so."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        allowed.discard(OperationType.SUBSCRIPTION)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
 
     async def stream(
         self,
