@@ -402,42 +402,93 @@ async def test_a_subscription_document_over_the_size_limit_is_an_error(
     assert next_one.value.errors[0]["extensions"]["code"] == "bad_external_id"
 
 
-@pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
-@pytest.mark.parametrize(
-    ("payload", "says"),
-    [
-        ({"query": 5}, "a document (query) is a string"),
-        ({"query": ["{ getOdds { total } }"]}, "a document (query) is a string"),
-        ({"query": {"a": 1}}, "a document (query) is a string"),
-        ({"query": SUBSCRIBE, "variables": [1]}, "variables are a JSON object"),
-        ({"query": SUBSCRIBE, "variables": "x"}, "variables are a JSON object"),
-    ],
-    ids=["query-number", "query-array", "query-object", "variables-array", "variables-text"],
-)
-async def test_a_malformed_websocket_operation_is_an_error_not_python_s_text(
-    url: str, protocol: str, payload: dict[str, Any], says: str
-) -> None:
-    """Over HTTP Strawberry refuses such a request (400: ``test_malformed_requests_are_4xx``);
-    over WebSocket a number for ``query`` got a bare ``complete`` (graphql-transport-ws)
-    or nothing (graphql-ws), and the others Python's own exception text ("unhashable
-    type: 'list'", "'list' object has no attribute 'get'"). Each is the operation's
-    ``error`` message, and the connection serves the next operation."""
+#: WebSocket messages of a format neither protocol defines: (the message in JSON, for
+#: an operation's message what is wrong with it, or None for one with no id to answer)
+MALFORMED: list[tuple[str, Any, str | None]] = [
+    ("query-number", {"id": "1", "payload": {"query": 5}}, "query is a string"),
+    ("query-array", {"id": "1", "payload": {"query": ["{ getOdds { total } }"]}}, "query"),
+    ("query-object", {"id": "1", "payload": {"query": {"a": 1}}}, "query is a string"),
+    ("query-null", {"id": "1", "payload": {"query": None}}, "query is a string"),
+    ("no-query", {"id": "1", "payload": {}}, "query is a string"),
+    ("variables-array", {"id": "1", "payload": {"query": SUBSCRIBE, "variables": [1]}}, "vari"),
+    ("variables-text", {"id": "1", "payload": {"query": SUBSCRIBE, "variables": "x"}}, "vari"),
+    ("name-number", {"id": "1", "payload": {"query": SUBSCRIBE, "operationName": 5}}, "Name"),
+    ("payload-null", {"id": "1", "payload": None}, "payload is an object"),
+    ("payload-array", {"id": "1", "payload": []}, "payload is an object"),
+    ("payload-text", {"id": "1", "payload": "x"}, "payload is an object"),
+    ("id-array", {"id": [], "payload": {"query": SUBSCRIBE}}, None),
+    ("id-number", {"id": 1, "payload": {"query": SUBSCRIBE}}, None),
+    ("not-an-object", 5, None),
+    ("an-array", [1], None),
+]
+
+
+async def _opened(url: str, protocol: str) -> Any:
     ws_url = url.replace("http://", "ws://") + "/api/graphql"
-    start = "subscribe" if protocol == GRAPHQL_TRANSPORT_WS else "start"
-    async with websockets.connect(ws_url, subprotocols=[protocol]) as socket:
-        await socket.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(await socket.recv())["type"] == "connection_ack"
-        await socket.send(json.dumps({"type": start, "id": "1", "payload": payload}))
-        got = json.loads(await asyncio.wait_for(socket.recv(), 5))
-        assert (got["type"], got["id"]) == ("error", "1"), got
-        (error,) = got["payload"] if protocol == GRAPHQL_TRANSPORT_WS else [got["payload"]]
-        assert error == {
-            "message": says,
-            "extensions": {"code": "invalid_request", "status": 400},
-        }
-        # the connection goes on: the next operation is answered
+    socket = await websockets.connect(ws_url, subprotocols=[protocol])
+    await socket.send(json.dumps({"type": "connection_init"}))
+    assert json.loads(await socket.recv())["type"] == "connection_ack"
+    return socket
+
+
+def _start(protocol: str, message: Any) -> str:
+    if isinstance(message, dict):
+        kind = "subscribe" if protocol == GRAPHQL_TRANSPORT_WS else "start"
+        message = {"type": kind, **message}
+    return json.dumps(message)
+
+
+@pytest.mark.parametrize(("what", "message", "says"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_a_malformed_graphql_transport_ws_message_closes_with_4400(
+    url: str, what: str, message: Any, says: str | None
+) -> None:
+    """The protocol: "receiving a message of a type or format which is not specified
+    in this document will result in an immediate socket closure with the event
+    ``4400: <error-message>``". Strawberry's handler raised out on a payload or a
+    message that is not an object, or an id that is not a string (the socket dropped
+    with no close frame, the exception logged); a ``query`` that is not a string got a
+    bare ``complete``, and the others Python's own exception text as the error
+    ("unhashable type: 'list'", "'list' object has no attribute 'get'")."""
+    socket = await _opened(url, GRAPHQL_TRANSPORT_WS)
+    await socket.send(_start(GRAPHQL_TRANSPORT_WS, message))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400
+    assert closed.value.rcvd.reason.startswith("Invalid message received: ")
+    assert (says or "a") in closed.value.rcvd.reason
+    # a complete whose id is not a string is malformed too
+    socket = await _opened(url, GRAPHQL_TRANSPORT_WS)
+    await socket.send(json.dumps({"type": "complete", "id": ["1"]}))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400
+
+
+@pytest.mark.parametrize(("what", "message", "says"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_a_malformed_graphql_ws_message_is_an_error_or_ignored(
+    url: str, what: str, message: Any, says: str | None
+) -> None:
+    """The legacy protocol closes nothing: an operation's malformed ``start`` gets its
+    ``error`` message, one with no id to answer (or no object) is ignored as a message
+    that is not JSON is, and the connection serves the next operation either way.
+    Strawberry's handler raised out on the second kind, and on a payload that is not an
+    object or has no query (the socket dropped, the exception logged), and passed the
+    others to the operation (nothing, or Python's exception text as the error)."""
+    socket = await _opened(url, LEGACY_GRAPHQL_WS)
+    async with socket:
+        await socket.send(_start(LEGACY_GRAPHQL_WS, message))
+        await socket.send(json.dumps({"type": "stop", "id": {"a": 1}}))  # ignored as well
+        if says is not None:
+            got = json.loads(await asyncio.wait_for(socket.recv(), 5))
+            assert (got["type"], got["id"]) == ("error", "1"), got
+            assert says in got["payload"]["message"]
+            assert got["payload"]["extensions"] == {"code": "invalid_request", "status": 400}
         bad_filter = 'subscription { getInstantOdds(external_id: "x") { id } }'
-        await socket.send(json.dumps({"type": start, "id": "2", "payload": {"query": bad_filter}}))
+        await socket.send(
+            json.dumps({"type": "start", "id": "2", "payload": {"query": bad_filter}})
+        )
         got = json.loads(await asyncio.wait_for(socket.recv(), 5))
         assert got["id"] == "2", got
         assert got["payload"]["errors"][0]["extensions"]["code"] == "bad_external_id"

@@ -398,28 +398,10 @@ async def _refused_stream(error: GraphQLError) -> AsyncGenerator[PreExecutionErr
     yield PreExecutionError(data=None, errors=[error])
 
 
-def _malformed(query: object, variables: object) -> GraphQLError | None:
-    """The refusal of a WebSocket operation whose ``query`` is not a string or whose
-    ``variables`` are not an object, if so. Over HTTP Strawberry refuses such a request
-    (400); its WebSocket handlers pass the message's values on as they are, and a number
-    for ``query`` failed inside the stream (a bare ``complete``, or nothing), while a list
-    or an object there, or a list or a string for ``variables``, came back as Python's
-    own exception text ("unhashable type: 'list'", "'list' object has no attribute
-    'get'")."""
-    if query is not None and not isinstance(query, str):
-        what = "a document (query) is a string"
-    elif variables is not None and not isinstance(variables, dict):
-        what = "variables are a JSON object"
-    else:
-        return None
-    return GraphQLError(what, extensions={"code": "invalid_request", "status": 400})
-
-
 class _Schema(strawberry.Schema):
-    """Strawberry's schema, refusing a document too large for a WebSocket operation (or
-    one that is not a string, or variables that are not an object: :func:`_malformed`)
-    as an error before execution: the ``error`` message for the operation's id, in
-    either protocol.
+    """Strawberry's schema, refusing a document too large for a WebSocket operation as
+    an error before execution: the ``error`` message for the operation's id, in either
+    protocol.
 
     Strawberry runs the operations of both WebSocket protocols through
     :meth:`stream`, which lets an exception raised by an extension's ``on_parse`` hook
@@ -463,7 +445,7 @@ class _Schema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
-        refusal = _malformed(query, variable_values) or _too_large(query)
+        refusal = _too_large(query)
         if refusal is not None:
             return _refused_stream(refusal)
         return await super().stream(
@@ -630,9 +612,77 @@ schema = _Schema(
 )
 
 
+def _operation_problem(payload: object) -> str | None:
+    """What is wrong with a WebSocket operation's payload (``subscribe``'s or
+    ``start``'s), or ``None``: ``query`` a string, ``variables`` an object and
+    ``operationName`` a string if they are given (graphql-transport-ws's
+    ``SubscribePayload``; HTTP refuses the same with 400)."""
+    if not isinstance(payload, dict):
+        return "an operation's payload is an object"
+    if not isinstance(payload.get("query"), str):
+        return "an operation's query is a string"
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        return "an operation's variables are an object"
+    name = payload.get("operationName")
+    if name is not None and not isinstance(name, str):
+        return "an operation's operationName is a string"
+    return None
+
+
+class _TransportWSHandler(SharedTransportWSHandler):
+    """``graphql-transport-ws``, a message of a format the protocol does not define
+    closing the connection with 4400 and what was wrong, as the protocol says.
+    Strawberry's handler read the message as it came: a message that is not an object,
+    a ``subscribe`` whose payload is not one or whose id is not a string, or a
+    ``complete`` with such an id raised out of the handler (the socket dropped without
+    a close frame, the exception logged), and a ``query`` that is not a string or
+    ``variables`` that are not an object reached the operation (a bare ``complete``, or
+    Python's exception text as its error)."""
+
+    async def handle_message(self, message: Any) -> None:
+        problem: str | None = None
+        if not isinstance(message, dict):
+            problem = "a message is a JSON object"
+        elif message.get("type") in ("subscribe", "complete"):
+            if not isinstance(message.get("id"), str):
+                problem = "an operation's id is a string"
+            elif message["type"] == "subscribe":
+                problem = _operation_problem(message.get("payload"))
+        if problem is not None:
+            await self.handle_invalid_message(f"Invalid message received: {problem}")
+            return
+        await super().handle_message(message)
+
+
+class _LegacyWSHandler(SharedLegacyWSHandler):
+    """The legacy ``graphql-ws``: a message that is not an object, or a ``start`` or
+    ``stop`` whose id is not a string, is ignored (as one that is not JSON is: there is
+    no id to answer), and a ``start`` whose payload is malformed (``_operation_problem``)
+    gets the operation's ``error`` message (``invalid_request``), the connection going
+    on. Strawberry's handler raised out on the first ones (the socket dropped, the
+    exception logged), and passed the others to the operation."""
+
+    async def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind in ("start", "stop") and not isinstance(message.get("id"), str):
+            return
+        if kind == "start" and self.connection_acknowledged:
+            problem = _operation_problem(message.get("payload"))
+            if problem is not None:
+                error = GraphQLError(problem, extensions={"code": "invalid_request", "status": 400})
+                await self.send_message(
+                    {"type": "error", "id": message["id"], "payload": error.formatted}
+                )
+                return
+        await super().handle_message(message)  # type: ignore[arg-type]  # checked above
+
+
 class _Router(GraphQLRouter[Any, Any]):
-    graphql_transport_ws_handler_class = SharedTransportWSHandler
-    graphql_ws_handler_class = SharedLegacyWSHandler
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _LegacyWSHandler
 
     def __init__(self, *args: Any, max_sockets: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
