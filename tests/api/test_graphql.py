@@ -278,6 +278,11 @@ def test_a_subscription_over_http_is_400_saying_so(url: str, accept: str | None)
     answer = _post(url, {"query": "subscription { getInstantOdds { id } }"}, headers=headers)
     assert answer.status_code == 400, answer.text
     assert "subscriptions are not allowed" in answer.text.lower(), answer.text
+    # by GET likewise (queries by GET are off: the subscription was all it allowed)
+    query = {"query": "subscription { getInstantOdds { id } }"}
+    answer = httpx.get(f"{url}/api/graphql", params=query, headers=headers, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert "subscriptions are not allowed" in answer.text.lower(), answer.text
 
 
 def test_a_body_not_json_by_its_content_type_is_400(url: str) -> None:

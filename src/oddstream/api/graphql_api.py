@@ -423,7 +423,11 @@ class _Schema(strawberry.Schema):
         router has no HTTP stream transport): Strawberry allows one by ``POST`` for its
         multipart protocol, ran ``getInstantOdds`` as a query, and answered "Unexpected
         error." with an exception logged for each request. Now 400, saying so."""
-        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        allowed = set(
+            DEFAULT_ALLOWED_OPERATION_TYPES
+            if allowed_operation_types is None
+            else allowed_operation_types
+        )
         allowed.discard(OperationType.SUBSCRIPTION)
         return await super().execute(
             query,
