@@ -286,6 +286,8 @@ def test_overrides_keep_the_environment_values_they_started_from(
         ({"store_url": "ftp://h/x"}, "store_url: unsupported event store URL scheme 'ftp'"),
         ({"kafka_anonymous_producers": "maybe"}, "kafka_anonymous_producers: Input should be"),
         ({"bus_format": "json"}, "bus_format: Input should be 'msgpack' or 'protobuf'"),
+        # no case folding: the value is written as the bus writes it
+        ({"bus_format": "Protobuf"}, "bus_format: Input should be 'msgpack' or 'protobuf'"),
         ({"nope": 1}, "unknown settings: ['nope']"),
     ],
 )
