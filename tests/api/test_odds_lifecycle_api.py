@@ -688,3 +688,44 @@ def test_a_bad_protobuf_lifecycle_body_is_a_4xx_with_a_reason_and_writes_nothing
     fine = lifecycle(server, market, "void", "pbbad-void")
     assert fine.status_code == 200, fine.text
     assert events_of(server, market, fine.json()["Position"]) == before + 1
+
+
+def test_a_protobuf_lifecycle_body_is_held_to_the_same_permissions(
+    odds_server: LiveServer,
+) -> None:
+    """The provider in a protobuf body is checked as a JSON body's: no key 401, a key of
+    another role 403, beta's key in acme's name ``provider_mismatch``, in its own name
+    on acme's market ``not_owner``; each answered in protobuf, nothing written."""
+    server = odds_server
+    created = create(server, "pb-perm")
+    market = created["ExternalID"]
+    before = events_of(server, market, created["Position"])
+    winners = odds_api_pb2.Payload(winners=[fixedodds_pb2.OUTCOME_HOME])
+    for command in PB_COMMANDS:
+        payload = winners if command == "result" else None
+        as_acme = pb_request(command, "pp", payload=payload)
+        as_beta = odds_api_pb2.CommandRequest.FromString(as_acme)
+        as_beta.provider = "beta"
+        for headers, body, status, code in (
+            ({}, as_acme, 401, "unauthenticated"),
+            ({"X-API-Key": INGEST_KEY}, as_acme, 403, "forbidden"),
+            (BETA, as_acme, 403, "provider_mismatch"),
+            (BETA, as_beta.SerializeToString(), 403, "not_owner"),
+        ):
+            answer = send(
+                server,
+                "POST",
+                f"/odds/{market}/{command}",
+                content=body,
+                headers={**headers, "Content-Type": PROTO},
+            )
+            assert answer.headers["content-type"] == PROTO, answer.text
+            got = odds_api_pb2.CommandResponse.FromString(answer.content)
+            assert (answer.status_code, got.status, got.error) == (
+                status,
+                odds_api_pb2.STATUS_FAIL,
+                code,
+            ), (command, got)
+    fine = lifecycle(server, market, "void", "pp-void")
+    assert fine.status_code == 200, fine.text
+    assert events_of(server, market, fine.json()["Position"]) == before + 1
