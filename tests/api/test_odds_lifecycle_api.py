@@ -83,6 +83,12 @@ def test_a_market_suspended_resumed_closed_and_resulted(odds_server: LiveServer)
         ("void", {}),
     ):
         expect(lifecycle(server, market, command, f"late-{command}", **body), 409, "wrong_status")
+    # but it may be deleted (no bets left unsettled): then its status is deleted
+    delete = {"RequestID": "del-resulted", "Provider": "acme", "Command": "DeleteOdds"}
+    deleted = send(server, "DELETE", f"/odds/{market}", json=delete, headers=ACME)
+    assert deleted.status_code == 200, deleted.text
+    assert status_of(server, market, deleted.json()["Position"]) == "deleted"
+    assert send(server, "GET", f"/odds/{market}").json()["Data"]["Deleted"] is True
 
 
 def test_each_command_is_refused_in_a_state_that_does_not_allow_it(
