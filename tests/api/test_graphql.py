@@ -425,6 +425,7 @@ MALFORMED: list[tuple[str, Any, str | None]] = [
     ("id-number", {"id": 1, "payload": {"query": SUBSCRIBE}}, None),
     ("not-an-object", 5, None),
     ("an-array", [1], None),
+    ("no-type", {}, None),
 ]
 
 
@@ -437,7 +438,7 @@ async def _opened(url: str, protocol: str) -> Any:
 
 
 def _start(protocol: str, message: Any) -> str:
-    if isinstance(message, dict):
+    if isinstance(message, dict) and message:
         kind = "subscribe" if protocol == GRAPHQL_TRANSPORT_WS else "start"
         message = {"type": kind, **message}
     return json.dumps(message)

@@ -648,7 +648,9 @@ class _TransportWSHandler(SharedTransportWSHandler):
         problem: str | None = None
         if not isinstance(message, dict):
             problem = "a message is a JSON object"
-        elif message.get("type") in ("subscribe", "complete"):
+        elif not isinstance(message.get("type"), str):
+            problem = "a message's type is a string"
+        elif message["type"] in ("subscribe", "complete"):
             if not isinstance(message.get("id"), str):
                 problem = "an operation's id is a string"
             elif message["type"] == "subscribe":
@@ -660,17 +662,17 @@ class _TransportWSHandler(SharedTransportWSHandler):
 
 
 class _LegacyWSHandler(SharedLegacyWSHandler):
-    """The legacy ``graphql-ws``: a message that is not an object, or a ``start`` or
-    ``stop`` whose id is not a string, is ignored (as one that is not JSON is: there is
+    """The legacy ``graphql-ws``: a message that is not an object (or has no type), or a
+    ``start`` or ``stop`` whose id is not a string, is ignored (as one that is not JSON is: there is
     no id to answer), and a ``start`` whose payload is malformed (``_operation_problem``)
     gets the operation's ``error`` message (``invalid_request``), the connection going
     on. Strawberry's handler raised out on the first ones (the socket dropped, the
     exception logged), and passed the others to the operation."""
 
     async def handle_message(self, message: Any) -> None:
-        if not isinstance(message, dict):
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             return
-        kind = message.get("type")
+        kind = message["type"]
         if kind in ("start", "stop") and not isinstance(message.get("id"), str):
             return
         if kind == "start" and self.connection_acknowledged:
