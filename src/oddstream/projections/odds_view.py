@@ -44,6 +44,9 @@ class OddsRecord:
     version: int
     #: the global position of the latest event the record includes
     position: int
+    #: the market's lifecycle status (never ``UNCREATED``: a record is made by its
+    #: ``MarketCreated``)
+    status: MarketStatus
 
 
 #: called with a market's new record after each of its events is applied, in log order
@@ -96,6 +99,7 @@ class OddsRecords:
                 updated_at=at,
                 version=recorded.version,
                 position=recorded.position,
+                status=state.status,
             )
             self._order.append(market_id)
         else:
@@ -106,6 +110,7 @@ class OddsRecords:
                 updated_at=at,
                 version=recorded.version,
                 position=recorded.position,
+                status=state.status,
             )
         self._records[market_id] = record
         return record
