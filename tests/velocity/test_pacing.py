@@ -239,3 +239,37 @@ def test_the_bucket() -> None:
         Pacer(0.0, 10)
     with pytest.raises(ValueError, match="and a burst >= 1"):
         Pacer(10.0, 0)
+
+
+async def test_a_high_event_queued_as_high_goes_idle_still_goes_first(connections) -> None:
+    """Regression: a sender waiting for high to be idle looked again only after its
+    pace's wait, so a high event queued between the high sender going idle and the
+    waiting low sender running (here: as the first high message is recorded) went
+    after a low batch. Every message is recorded in one order across the tiers."""
+    order: list[str] = []
+    bus = await started(rates={"medium": None, "low": None})
+    high = connections["high"]
+    record = high.publish
+
+    async def publish_high(subject: str, data: bytes) -> None:
+        await record(subject, data)
+        order.append("high")
+        if len(high.sent) == 1:  # a second high event comes just as the first went
+            asyncio.get_running_loop().call_soon(bus.publish, event(2, "high"))
+
+    async def publish_low(subject: str, data: bytes) -> None:
+        order.append("low")
+
+    high.publish = publish_high  # type: ignore[method-assign]
+    connections["low"].publish = publish_low  # type: ignore[method-assign]
+    try:
+        high.hold.clear()
+        bus.publish(event(1, "high"))
+        bus.publish(event(3, "low"))
+        await asyncio.sleep(0.01)
+        assert order == []
+        high.hold.set()
+        await asyncio.wait_for(bus.flush(), 5)
+        assert order == ["high", "high", "low"]
+    finally:
+        await bus.close()

@@ -253,7 +253,9 @@ class NatsVelocityBus:
         waited = False
         while True:
             for above in tier.above:
-                if not above.idle.is_set():
+                # look again once woken: a high event may have been queued between
+                # the high sender going idle and this task running
+                while not above.idle.is_set():
                     await above.idle.wait()
                     waited = True
             pacer = tier.pacer
