@@ -273,3 +273,25 @@ async def test_a_high_event_queued_as_high_goes_idle_still_goes_first(connection
         assert order == ["high", "high", "low"]
     finally:
         await bus.close()
+
+
+async def test_what_a_close_leaves_unsent_is_counted_dropped(
+    connections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a close whose flush ran out of time (a connection stuck) cancelled
+    the senders and forgot what was still queued or being sent: neither published nor
+    dropped in ``counts()`` (nor the metric). Now every event is one or the other."""
+    from oddstream.velocity import nats_bus
+
+    monkeypatch.setattr(nats_bus, "CLOSE_TIMEOUT", 0.2, raising=False)
+    bus = await started(rates={"low": None}, max_batch=10)
+    connections["low"].hold.clear()  # NATS's socket not taking anything
+    for n in range(1, 101):
+        bus.publish(event(n, "low"))
+    await asyncio.sleep(0.01)
+    begun = time.monotonic()
+    await bus.close()
+    assert time.monotonic() - begun < 5.5
+    published, dropped = bus.counts()["low"]
+    assert (published, dropped) == (0, 100)
+    assert bus.dropped == 100

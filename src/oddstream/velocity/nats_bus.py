@@ -24,7 +24,8 @@ core at each hop. So the medium and low senders give way: before each batch they
 until the high sender has nothing left to send, and they keep to a pace (``RATE``, events
 per second, a :class:`Pacer` holding one batch: ``ODDSTREAM_VELOCITY_MEDIUM_RATE``,
 ``ODDSTREAM_VELOCITY_LOW_RATE``). Events now and then go at once; a burst is spread out,
-a batch at a time. High is never paced. A closing bus sends what is queued unpaced.
+a batch at a time. High is never paced. A closing bus sends what is queued unpaced
+(for at most ``CLOSE_TIMEOUT``; what is left is counted dropped).
 
 **Batches.** A message is a list of events of one channel: what a tier's sender
 finds queued for the channel, up to ``MAX_BATCH``, in msgpack or protobuf
@@ -63,6 +64,9 @@ MAX_BATCH = 256
 #: costs the server and a subscriber comes in pieces this small, between which the high
 #: tier's work gets a core
 PACED_BATCH = 256
+#: seconds a closing bus spends sending what is queued before it gives up on the rest
+#: (counted dropped)
+CLOSE_TIMEOUT = 5.0
 
 
 def check_rate(tier: str, rate: float | None) -> float | None:
@@ -295,6 +299,9 @@ class NatsVelocityBus:
                     tier.pacer.take(len(batch))
                 try:
                     await nc.publish(self.subject(name), bus_format.encode(batch, self.format))
+                except asyncio.CancelledError:  # the bus closing gave up on it
+                    tier.dropped += len(batch)
+                    raise
                 except Exception as exc:  # closed, or the reconnect buffer full: lost
                     tier.dropped += len(batch)
                     log.debug("velocity bus: %d of %s not published: %s", len(batch), name, exc)
@@ -364,12 +371,13 @@ class NatsVelocityBus:
                 await tier.nc.flush()
 
     async def close(self) -> None:
-        """Send what is queued (bounded: 5 s), then disconnect."""
+        """Send what is queued (bounded: ``CLOSE_TIMEOUT``), then disconnect; what
+        could not be sent by then is counted dropped."""
         if self._closed:
             return
         self._closing.set()  # no priority to keep while stopping: pace no more
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.flush()
         self._closed = True
         for tier in self._tiers.values():
@@ -379,6 +387,9 @@ class NatsVelocityBus:
                 tier.sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await tier.sender
+            tier.dropped += len(tier.outbound)  # never sent: subscribers see a gap
+            tier.outbound.clear()
+            tier.idle.set()
             if tier.nc is not None:
                 with contextlib.suppress(Exception):
                     await tier.nc.close()
