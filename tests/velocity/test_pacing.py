@@ -295,3 +295,54 @@ async def test_what_a_close_leaves_unsent_is_counted_dropped(
     published, dropped = bus.counts()["low"]
     assert (published, dropped) == (0, 100)
     assert bus.dropped == 100
+
+
+async def test_a_steady_high_stream_does_not_starve_low(connections) -> None:
+    """High events every millisecond for 0.4 s: the high sender empties its queue at
+    each turn, so the low sender, which waits only while high events are queued, still
+    sends a paced burst of 2,000 (20,000 a second: 0.1 s) while the stream goes on."""
+    bus = await started(rates={"low": 20_000.0}, paced_batch=50)
+    stop = asyncio.Event()
+
+    async def high_stream() -> None:
+        n = 10_000
+        while not stop.is_set():
+            n += 1
+            bus.publish(event(n, "high"))
+            await asyncio.sleep(0.001)
+
+    stream = asyncio.create_task(high_stream())
+    try:
+        await asyncio.sleep(0.02)
+        for n in range(1, 2001):
+            bus.publish(event(n, "low"))
+        await asyncio.sleep(0.4)
+        assert not stream.done()
+        assert connections["low"].events() == list(range(1, 2001))
+        assert len(connections["high"].sent) > 50
+    finally:
+        stop.set()
+        await stream
+        await bus.close()
+
+
+async def test_a_backlogged_high_holds_low_whose_queue_stays_bounded(connections) -> None:
+    """What bounds the strict priority: while the high sender cannot get rid of its
+    events (its connection stuck), low sends nothing, and its queue keeps to its limit,
+    dropping the newest (counted; subscribers see the numbers skipped as a Gap); once
+    high is done, low sends what it kept, in order."""
+    bus = await started(rates={"low": None}, outbound_limit=100)
+    try:
+        connections["high"].hold.clear()
+        bus.publish(event(1, "high"))
+        for n in range(2, 152):
+            bus.publish(event(n, "low"))
+        await asyncio.sleep(0.05)
+        assert connections["low"].sent == []
+        assert bus.counts()["low"] == (0, 50)
+        connections["high"].hold.set()
+        await asyncio.wait_for(bus.flush(), 5)
+        assert connections["low"].events() == list(range(2, 102))
+        assert bus.counts()["low"] == (100, 50)
+    finally:
+        await bus.close()
