@@ -13,8 +13,9 @@ come in one ordered socket, so a high event behind 100,000 low ones would wait f
 to be read and parsed (and a high publish behind their bytes to be written). On its own
 connection a high event passes the low burst in the server. Each tier's publishes go
 through a bounded queue and a task of its own: :meth:`NatsVelocityBus.publish` never
-waits; a queue that is full (NATS away for long) drops the newest of its tier, which
-subscribers see as numbers skipped (a :class:`~oddstream.velocity.bus.Gap`). A
+waits; a queue that is full drops the newest of its tier, and NATS away past nats-py's
+reconnect buffer what the sender takes meanwhile (the oldest queued), which subscribers
+see as numbers skipped (a :class:`~oddstream.velocity.bus.Gap`). A
 reconnection gives every subscription on that connection a gap too.
 
 **Priority over the CPU.** Connections of their own keep a high event out of the low
