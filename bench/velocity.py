@@ -40,7 +40,7 @@ from oddstream.domain.fixedodds.odds import Odds
 from oddstream.runtime.codec import registry
 from oddstream.velocity import BusEvent, InProcessVelocityBus, VelocityBus, bus_format
 from oddstream.velocity.bus import RATE, Publisher
-from oddstream.velocity.nats_bus import MAX_BATCH, PACED_BATCH, NatsVelocityBus
+from oddstream.velocity.nats_bus import MAX_BATCH, PACED_BATCH, NatsVelocityBus, check_rate
 
 NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
 #: a PricesUpdated as the market writer stores and publishes it
@@ -79,6 +79,7 @@ class Run:
         self.while_publishing: list[float] = []
         self.after_publishing: list[float] = []
         self.publishing = False
+        self.publishing_from_ns = 0
         self.published_ns = 0
         self.in_burst = False
 
@@ -101,9 +102,12 @@ class Run:
             sent = self.sent.pop(getattr(item, "position", -1), None)
             if sent is not None:
                 self.latencies.append((at - sent) / 1e6)
-                if self.publishing or sent < self.published_ns:
+                # by when it was sent: one sent before the burst began is in neither
+                if not self.in_burst or sent < self.publishing_from_ns:
+                    pass
+                elif self.publishing or sent < self.published_ns:
                     self.while_publishing.append((at - sent) / 1e6)
-                elif self.in_burst:
+                else:
                     self.after_publishing.append((at - sent) / 1e6)
 
     async def high_writer(self, stop: asyncio.Event, rate: float) -> int:
@@ -129,12 +133,14 @@ class Run:
         self.while_publishing = []
         self.after_publishing = []
         self.published_ns = 0
+        self.publishing_from_ns = 0
         self.in_burst = bool(burst)
         stop = asyncio.Event()
         writer = asyncio.create_task(self.high_writer(stop, rate))
         started = time.perf_counter()
         if burst:
             before = await low_sub.received()
+            self.publishing_from_ns = time.perf_counter_ns()
             self.publishing = True
             for i in range(0, burst, chunk):
                 for _ in range(min(chunk, burst - i)):
@@ -424,4 +430,11 @@ if __name__ == "__main__":
         for tier, rate in (("low", arguments.low_rate), ("medium", arguments.medium_rate))
         if rate is not None
     }
+    try:  # the bus's own checks, as a usage error rather than a traceback mid-run
+        for tier, rate in arguments.rates.items():
+            check_rate(tier, rate)
+        if arguments.paced_batch < 1:
+            raise ValueError(f"--paced-batch is events, >= 1 (got {arguments.paced_batch})")
+    except ValueError as exc:
+        parser.error(str(exc))
     sys.exit(asyncio.run(main(arguments)))
