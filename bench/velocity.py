@@ -10,6 +10,7 @@ transport, so the machine's noise falls on both. Target (issue 13): high p99 dur
 burst ≤ 2 × high p99 idle.
 
     .venv/bin/python bench/velocity.py [--low-events 100000] [--rounds 3]
+        [--low-rate EVENTS_PER_S] [--low-nice N]
 
 Prints a table and writes ``bench/results/velocity.json``: ``velocity`` in the shape
 issue 13 names for the odds benchmark to come (the transport with the highest ratio), and
@@ -38,8 +39,8 @@ from oddstream.domain.fixedodds.events import MoneyLine, PricesUpdated
 from oddstream.domain.fixedodds.odds import Odds
 from oddstream.runtime.codec import registry
 from oddstream.velocity import BusEvent, InProcessVelocityBus, VelocityBus, bus_format
-from oddstream.velocity.bus import Publisher
-from oddstream.velocity.nats_bus import MAX_BATCH, NatsVelocityBus
+from oddstream.velocity.bus import RATE, Publisher
+from oddstream.velocity.nats_bus import MAX_BATCH, PACED_BATCH, NatsVelocityBus, check_rate
 
 NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
 #: a PricesUpdated as the market writer stores and publishes it
@@ -73,6 +74,14 @@ class Run:
         self.position = 0
         self.sent: dict[int, int] = {}
         self.latencies: list[float] = []
+        #: of the high events' latencies, those of events sent while the burst was
+        #: still being published (``publish`` called: the writer's own work) and after
+        self.while_publishing: list[float] = []
+        self.after_publishing: list[float] = []
+        self.publishing = False
+        self.publishing_from_ns = 0
+        self.published_ns = 0
+        self.in_burst = False
 
     def event(self, velocity: str, game_type: str) -> BusEvent:
         self.position += 1
@@ -93,6 +102,13 @@ class Run:
             sent = self.sent.pop(getattr(item, "position", -1), None)
             if sent is not None:
                 self.latencies.append((at - sent) / 1e6)
+                # by when it was sent: one sent before the burst began is in neither
+                if not self.in_burst or sent < self.publishing_from_ns:
+                    pass
+                elif self.publishing or sent < self.published_ns:
+                    self.while_publishing.append((at - sent) / 1e6)
+                else:
+                    self.after_publishing.append((at - sent) / 1e6)
 
     async def high_writer(self, stop: asyncio.Event, rate: float) -> int:
         n = 0
@@ -114,15 +130,24 @@ class Run:
     ) -> tuple[list[float], float]:
         """High latencies during the phase, and how long the burst took to drain."""
         self.latencies = []
+        self.while_publishing = []
+        self.after_publishing = []
+        self.published_ns = 0
+        self.publishing_from_ns = 0
+        self.in_burst = bool(burst)
         stop = asyncio.Event()
         writer = asyncio.create_task(self.high_writer(stop, rate))
         started = time.perf_counter()
         if burst:
             before = await low_sub.received()
+            self.publishing_from_ns = time.perf_counter_ns()
+            self.publishing = True
             for i in range(0, burst, chunk):
                 for _ in range(min(chunk, burst - i)):
                     self.bus.publish(self.event("low", "tennis"))
                 await asyncio.sleep(0)
+            self.published_ns = time.perf_counter_ns()
+            self.publishing = False
             async with asyncio.timeout(120):
                 while await low_sub.received() - before < burst:  # noqa: ASYNC110 (a count elsewhere)
                     await asyncio.sleep(0.005)
@@ -163,8 +188,9 @@ class RemoteLow:
     """The low subscriber in a process of its own, as a worker of services mode
     subscribes to its tier: asked for its count over NATS."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, nice: int = 0) -> None:
         self.prefix = prefix
+        self.nice = nice
         self.proc: Any = None
         self.nc: Any = None
 
@@ -172,7 +198,12 @@ class RemoteLow:
         import nats
 
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--low-subscriber", self.prefix, stdin=asyncio.subprocess.PIPE
+            sys.executable,
+            __file__,
+            "--low-subscriber",
+            self.prefix,
+            str(self.nice),
+            stdin=asyncio.subprocess.PIPE,
         )
         self.nc = await nats.connect(NATS_URL)
         async with asyncio.timeout(20):
@@ -201,10 +232,13 @@ class RemoteLow:
             await self.nc.close()
 
 
-async def low_subscriber(prefix: str) -> None:
+async def low_subscriber(prefix: str, nice: int) -> None:
     """The child process: subscribe the low tier, count, answer the count, stop when the
-    parent closes stdin."""
+    parent closes stdin (at ``nice``, when not 0: a low-tier worker run under ``nice``)."""
     import nats
+
+    if nice:
+        os.nice(nice)
 
     bus = NatsVelocityBus(NATS_URL, prefix)
     await bus.start()
@@ -230,9 +264,16 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
     else:
         prefix = f"bench.velocity.{uuid.uuid4().hex}"
         fmt, max_batch = NATS_TRANSPORTS[transport]
-        bus = NatsVelocityBus(NATS_URL, prefix, max_batch=max_batch, fmt=fmt)
+        bus = NatsVelocityBus(
+            NATS_URL,
+            prefix,
+            max_batch=max_batch,
+            fmt=fmt,
+            rates=args.rates,
+            paced_batch=args.paced_batch,
+        )
         await bus.start()
-        low = RemoteLow(prefix)
+        low = RemoteLow(prefix, args.low_nice)
         await low.start()
     run = Run(bus)
     high = await bus.subscribe("high.>")
@@ -240,6 +281,8 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
     idle: list[float] = []
     burst: list[float] = []
     drain: list[float] = []
+    publishing: list[float] = []
+    draining: list[float] = []
     kw = {"chunk": args.chunk, "rate": args.high_rate, "low_sub": low}
     try:
         await run.phase(burst=0, idle_seconds=0.5, **kw)  # warm up
@@ -248,6 +291,8 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
             idle += lat
             lat, took = await run.phase(burst=args.low_events, idle_seconds=0, **kw)
             burst += lat
+            publishing += run.while_publishing
+            draining += run.after_publishing
             drain.append(took)
         low_dropped = await low.dropped()
     finally:
@@ -281,6 +326,12 @@ async def case(transport: str, args: argparse.Namespace) -> dict[str, Any]:
         "high_samples_burst": len(burst),
         "low_dropped": low_dropped,
         "burst_drain_seconds": [round(t, 3) for t in drain],
+        # the burst's high events sent while the burst was being published (the
+        # writer's own work in this process, which no pace of the bus spreads)
+        "high_samples_burst_publishing": len(publishing),
+        "high_p99_burst_publishing_ms": round(p99(publishing), 3),
+        "high_samples_burst_draining": len(draining),
+        "high_p99_burst_draining_ms": round(p99(draining), 3),
     }
 
 
@@ -289,14 +340,16 @@ async def main(args: argparse.Namespace) -> int:
     cases = [await case(t, args) for t in args.transports.split(",")]
     print(
         f"{'transport':<10} {'idle p99 ms':>12} {'burst p99 ms':>13} {'ratio':>6} "
-        f"{'idle p50':>9} {'burst p50':>10} {'low events':>11} {'drain s':>8}"
+        f"{'idle p50':>9} {'burst p50':>10} {'low events':>11} {'drain s':>8} "
+        f"{'p99 publishing':>15} {'p99 draining':>13}"
     )
     for c in cases:
         print(
             f"{c['transport']:<10} {c['high_p99_idle_ms']:>12.3f} "
             f"{c['high_p99_burst_ms']:>13.3f} {c['ratio']:>6.2f} "
             f"{c['high_p50_idle_ms']:>9.3f} {c['high_p50_burst_ms']:>10.3f} "
-            f"{c['low_events']:>11,} {statistics.median(c['burst_drain_seconds']):>8.2f}"
+            f"{c['low_events']:>11,} {statistics.median(c['burst_drain_seconds']):>8.2f} "
+            f"{c['high_p99_burst_publishing_ms']:>15.3f} {c['high_p99_burst_draining_ms']:>13.3f}"
         )
     worst = max(cases, key=lambda c: c["ratio"] or 0)
     problems = [
@@ -326,6 +379,8 @@ async def main(args: argparse.Namespace) -> int:
                 "idle_seconds": args.idle_seconds,
                 "chunk": args.chunk,
                 "nats": NATS_URL,
+                "nats_rates_per_s": {**RATE, **args.rates},
+                "low_subscriber_nice": args.low_nice,
             },
             "problems": problems,
             "machine": machine(),
@@ -336,7 +391,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--low-subscriber"]:
-        asyncio.run(low_subscriber(sys.argv[2]))
+        asyncio.run(low_subscriber(sys.argv[2], int(sys.argv[3])))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--low-events", type=int, default=100_000)
@@ -350,5 +405,36 @@ if __name__ == "__main__":
         help="comma-separated, in order (repeats allowed): embedded, nats, nats-single, "
         "nats-protobuf",
     )
+    parser.add_argument(
+        "--low-rate",
+        type=float,
+        help="NATS: the low tier's pace, events per second (0: unpaced); default: the "
+        f"bus's ({RATE['low']:,.0f}, ODDSTREAM_VELOCITY_LOW_RATE)",
+    )
+    parser.add_argument(
+        "--medium-rate", type=float, help="NATS: the medium tier's pace (0: unpaced)"
+    )
+    parser.add_argument(
+        "--paced-batch",
+        type=int,
+        default=PACED_BATCH,
+        help=f"NATS: events in a paced tier's message, at most (default {PACED_BATCH})",
+    )
+    parser.add_argument(
+        "--low-nice", type=int, default=0, help="NATS: the low subscriber process's nice"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "velocity.json"))
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    arguments = parser.parse_args()
+    arguments.rates = {
+        tier: rate or None
+        for tier, rate in (("low", arguments.low_rate), ("medium", arguments.medium_rate))
+        if rate is not None
+    }
+    try:  # the bus's own checks, as a usage error rather than a traceback mid-run
+        for tier, rate in arguments.rates.items():
+            check_rate(tier, rate)
+        if arguments.paced_batch < 1:
+            raise ValueError(f"--paced-batch is events, >= 1 (got {arguments.paced_batch})")
+    except ValueError as exc:
+        parser.error(str(exc))
+    sys.exit(asyncio.run(main(arguments)))

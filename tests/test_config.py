@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "redis_prefix": "oddstream:",
     "nats_url": None,
     "bus_format": "msgpack",
+    "velocity_medium_rate": 100_000.0,
+    "velocity_low_rate": 50_000.0,
     "partitions": 64,
     "command_deadline_seconds": 5.0,
     "rebalance_seconds": 0.5,
@@ -91,6 +93,8 @@ FROM_ENV: dict[str, tuple[str, Any]] = {
     "redis_prefix": ("x:", "x:"),
     "nats_url": ("nats://h:4222, nats://g:4222", "nats://h:4222, nats://g:4222"),
     "bus_format": ("protobuf", "protobuf"),
+    "velocity_medium_rate": ("0", 0.0),
+    "velocity_low_rate": ("2500.5", 2500.5),
     "partitions": ("16", 16),
     "command_deadline_seconds": ("2.5", 2.5),
     "rebalance_seconds": ("0.1", 0.1),
@@ -146,6 +150,17 @@ def test_the_synchronous_literal_is_the_stores_list() -> None:
     assert get_args(Settings.model_fields["sqlite_synchronous"].annotation) == SYNCHRONOUS_MODES
 
 
+def test_the_velocity_rates_are_the_bus_s_and_0_is_unpaced() -> None:
+    from oddstream.velocity.bus import RATE
+    from oddstream.velocity.nats_bus import NatsVelocityBus
+
+    assert Settings().velocity_rates() == {"medium": RATE["medium"], "low": RATE["low"]}
+    settings = Settings(velocity_low_rate=0, velocity_medium_rate=2500)
+    assert settings.velocity_rates() == {"medium": 2500.0, "low": None}
+    bus = NatsVelocityBus("nats://127.0.0.1:1", "p", rates=settings.velocity_rates())
+    assert bus.rates == {"high": None, "medium": 2500.0, "low": None}
+
+
 def test_the_bus_format_literal_is_the_formats_the_bus_writes() -> None:
     from oddstream.velocity.bus_format import FORMATS
 
@@ -185,6 +200,9 @@ def test_the_bus_format_literal_is_the_formats_the_bus_writes() -> None:
         ("NATS_URL", "nats://a:4222,b:4222", "a NATS URL starts with nats://"),
         ("BUS_FORMAT", "json", "Input should be 'msgpack' or 'protobuf' (got 'json')"),
         ("BUS_FORMAT", "Protobuf", "Input should be 'msgpack' or 'protobuf'"),
+        ("VELOCITY_LOW_RATE", "-1", "greater than or equal to 0 (got '-1')"),
+        ("VELOCITY_LOW_RATE", "inf", "finite number"),
+        ("VELOCITY_MEDIUM_RATE", "fast", "valid number"),
         ("PARTITIONS", "0", "greater than or equal to 1"),
         ("PARTITIONS", "5000", "less than or equal to 4096"),
         ("COMMAND_DEADLINE_SECONDS", "0", "greater than 0"),

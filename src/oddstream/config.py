@@ -23,6 +23,7 @@ from .eventstore.factory import (
     check_synchronous,
     is_postgres_url,
 )
+from .velocity.bus import RATE
 
 ENV_PREFIX = "ODDSTREAM_"
 #: Settings whose values are never repeated in an error message.
@@ -218,6 +219,15 @@ class Settings(BaseSettings):
     """ODDSTREAM_BUS_FORMAT: services mode: the format of the velocity bus's messages on
     NATS, ``msgpack`` (the default) or ``protobuf``; every process reads both, so it can
     change one process at a time"""
+    velocity_medium_rate: Annotated[float, Field(ge=0, allow_inf_nan=False)] = RATE["medium"] or 0.0
+    """ODDSTREAM_VELOCITY_MEDIUM_RATE: services mode: the medium tier's events per second
+    an API process sends on NATS at most, so a burst is spread out rather than taking the
+    CPU from the high tier (which is never paced, and which medium and low wait for);
+    events now and then are never held back; 0: as fast as it can"""
+    velocity_low_rate: Annotated[float, Field(ge=0, allow_inf_nan=False)] = RATE["low"] or 0.0
+    """ODDSTREAM_VELOCITY_LOW_RATE: services mode: the low tier's events per second an API
+    process sends on NATS at most (as ``ODDSTREAM_VELOCITY_MEDIUM_RATE``); a burst of
+    100,000 takes 2 s at the default; 0: as fast as it can"""
     partitions: Annotated[int, Field(ge=1, le=4096)] = 64
     """ODDSTREAM_PARTITIONS: services mode: races and wallets are spread over this many
     partitions by a stable hash of their stream; every process of a deployment must
@@ -253,6 +263,11 @@ class Settings(BaseSettings):
         given = {name: value for name, value in changes.items() if value is not None}
         # every field is passed, so nothing comes from the environment again
         return type(self)(**{**self.model_dump(), **given})
+
+    def velocity_rates(self) -> dict[str, float | None]:
+        """The velocity bus's pace per paced tier (``NatsVelocityBus(rates=…)``): None
+        for a rate of 0 (unpaced)."""
+        return {"medium": self.velocity_medium_rate or None, "low": self.velocity_low_rate or None}
 
     def store_options(self) -> dict[str, Any]:
         """Adapter options for :func:`oddstream.eventstore.open_store`."""

@@ -319,7 +319,11 @@ async def _remote_parts(
     stack.push_async_callback(nc.close)
     prefix = await subject_prefix(settings, store)
     bus = NatsVelocityBus(
-        settings.nats_url, f"{prefix}.velocity", name="oddstream-api", fmt=settings.bus_format
+        settings.nats_url,
+        f"{prefix}.velocity",
+        name="oddstream-api",
+        fmt=settings.bus_format,
+        rates=settings.velocity_rates(),
     )
     await bus.start()
     stack.push_async_callback(bus.close)

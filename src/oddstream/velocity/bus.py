@@ -15,7 +15,9 @@ skips, per stream, the versions it already has.
 - Work on medium and low events is done in slices (:class:`Slicer`, ``SLICE``): past
   its slice, a subscription draining a backlog (or NATS's sender working through a
   burst) lets the other tasks run first, so a burst of low events keeps the event loop
-  from a high subscriber for at most a slice. High events are never held back.
+  from a high subscriber for at most a slice. High events are never held back. On
+  NATS the medium and low senders also wait while high events are queued, and keep to
+  a pace (``RATE``), so a burst does not take the CPU of the other processes either.
 
 The transports: :class:`InProcessVelocityBus` (embedded) and
 :class:`~oddstream.velocity.nats_bus.NatsVelocityBus` (services mode). See
@@ -41,6 +43,11 @@ DEFAULT_LIMIT = 4096
 #: per tier: how long (seconds) work on its events may keep the event loop before other
 #: tasks get it (None: never held back)
 SLICE: dict[str, float | None] = {"high": None, "medium": 0.0002, "low": 0.00005}
+#: per tier on NATS: events per second its sender sends at most, so that a burst is
+#: spread out rather than taking the CPU of the publisher, the server and the
+#: subscribers from the high tier (None: as fast as it can; high is never paced).
+#: ``ODDSTREAM_VELOCITY_MEDIUM_RATE`` and ``ODDSTREAM_VELOCITY_LOW_RATE`` set them.
+RATE: dict[str, float | None] = {"high": None, "medium": 100_000.0, "low": 50_000.0}
 
 
 class Slicer:

@@ -13,9 +13,20 @@ come in one ordered socket, so a high event behind 100,000 low ones would wait f
 to be read and parsed (and a high publish behind their bytes to be written). On its own
 connection a high event passes the low burst in the server. Each tier's publishes go
 through a bounded queue and a task of its own: :meth:`NatsVelocityBus.publish` never
-waits; a queue that is full (NATS away for long) drops the newest of its tier, which
-subscribers see as numbers skipped (a :class:`~oddstream.velocity.bus.Gap`). A
+waits; a queue that is full drops the newest of its tier, and NATS away past nats-py's
+reconnect buffer what the sender takes meanwhile (the oldest queued), which subscribers
+see as numbers skipped (a :class:`~oddstream.velocity.bus.Gap`). A
 reconnection gives every subscription on that connection a gap too.
+
+**Priority over the CPU.** Connections of their own keep a high event out of the low
+bytes' queue, not out of the CPU's: a low sender flooding as fast as it can keeps the
+publisher, the server and the low subscribers busy while the high event waits for a
+core at each hop. So the medium and low senders give way: before each batch they wait
+until the high sender has nothing left to send, and they keep to a pace (``RATE``, events
+per second, a :class:`Pacer` holding one batch: ``ODDSTREAM_VELOCITY_MEDIUM_RATE``,
+``ODDSTREAM_VELOCITY_LOW_RATE``). Events now and then go at once; a burst is spread out,
+a batch at a time. High is never paced. A closing bus sends what is queued unpaced
+(for at most ``CLOSE_TIMEOUT``; what is left is counted dropped).
 
 **Batches.** A message is a list of events of one channel: what a tier's sender
 finds queued for the channel, up to ``MAX_BATCH``, in msgpack or protobuf
@@ -32,12 +43,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import bus_format
-from .bus import DEFAULT_LIMIT, BusEvent, Publisher, Slicer, Subscription
+from .bus import DEFAULT_LIMIT, RATE, BusEvent, Publisher, Slicer, Subscription
 from .bus_format import FORMATS, BusFormat, MalformedMessage
 from .channels import TIERS, check_pattern, per_tier
 
@@ -48,11 +61,76 @@ OUTBOUND_LIMIT = 200_000
 #: events of one channel sent in one NATS message, at most (what is queued: one, when
 #: events come one by one; a burst goes in a few large messages)
 MAX_BATCH = 256
+#: events in one message of a paced tier, at most (its pace's bucket): the work a batch
+#: costs the server and a subscriber comes in pieces this small, between which the high
+#: tier's work gets a core
+PACED_BATCH = 256
+#: seconds a closing bus spends sending what is queued before it gives up on the rest
+#: (counted dropped)
+CLOSE_TIMEOUT = 5.0
+
+
+def check_rate(tier: str, rate: float | None) -> float | None:
+    """``rate`` if it is a pace a tier's sender can keep (None: unpaced), else
+    :class:`ValueError` saying why. The high tier is never paced."""
+    if rate is None:
+        return None
+    if tier == "high":
+        raise ValueError("the high tier is never paced (its rate is None)")
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise ValueError(f"the {tier} tier's rate is events per second, > 0 (got {rate!r})")
+    return float(rate)
+
+
+class Pacer:
+    """A token bucket: at most ``rate`` events a second on average, ``burst`` at once
+    (a batch); a bucket left alone fills up to ``burst``, so events that come now and
+    then are never held back — only a burst is spread out."""
+
+    __slots__ = ("_at", "_clock", "_tokens", "burst", "rate")
+
+    def __init__(
+        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not (math.isfinite(rate) and rate > 0) or burst < 1:
+            raise ValueError(
+                f"a pace is > 0 events per second and a burst >= 1 (got {rate}, {burst})"
+            )
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def _fill(self) -> None:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def wait(self, n: int) -> float:
+        """Seconds until ``n`` events (at most ``burst``) may go: 0 when they may now."""
+        self._fill()
+        lack = min(n, self.burst) - self._tokens
+        return lack / self.rate if lack > 0 else 0.0
+
+    def available(self) -> int:
+        """Events that may go now."""
+        self._fill()
+        return int(self._tokens)
+
+    def take(self, n: int) -> None:
+        """``n`` events went."""
+        self._tokens -= n
 
 
 class _Tier:
     def __init__(self, name: str) -> None:
         self.name = name
+        #: its sender's pace (None: as fast as it can)
+        self.pacer: Pacer | None = None
+        #: the tiers it gives way to: it sends nothing while one of them has events
+        #: waiting to be sent
+        self.above: list[_Tier] = []
         self.nc: Any = None
         self.outbound: deque[BusEvent] = deque()
         self.wake = asyncio.Event()
@@ -79,9 +157,16 @@ class NatsVelocityBus:
         outbound_limit: int = OUTBOUND_LIMIT,
         max_batch: int = MAX_BATCH,
         fmt: BusFormat = "msgpack",
+        rates: Mapping[str, float | None] | None = None,
+        paced_batch: int = PACED_BATCH,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"bus format {fmt!r} is none of {', '.join(FORMATS)}")
+        paces = {**RATE, **(rates or {})}
+        unknown = set(paces) - set(TIERS)
+        if unknown:
+            raise ValueError(f"rates are per tier ({', '.join(TIERS)}), not {sorted(unknown)}")
+        paces = {t: check_rate(t, paces[t]) for t in TIERS}
         #: the format of the messages this bus publishes (it reads every format)
         self.format: BusFormat = fmt
         #: messages received that did not decode (dropped; their subscription has a Gap)
@@ -95,6 +180,14 @@ class NatsVelocityBus:
         self._max_batch = max(1, max_batch)
         self._publisher = Publisher()
         self._tiers = {t: _Tier(t) for t in TIERS}
+        for tier in self._tiers.values():
+            rate = paces[tier.name]
+            if rate is not None:
+                tier.pacer = Pacer(rate, max(1, min(self._max_batch, paced_batch)))
+            if tier.name != "high":  # medium and low give way to high (never paced)
+                tier.above = [self._tiers["high"]]
+        #: the bus is closing: what is queued goes as fast as it can
+        self._closing = asyncio.Event()
         self._closed = False
 
     async def start(self) -> None:
@@ -154,6 +247,34 @@ class NatsVelocityBus:
             tier.wake.set()
         return event.channel
 
+    @property
+    def rates(self) -> dict[str, float | None]:
+        """Per tier: the events per second its sender sends at most (None: unpaced)."""
+        return {name: t.pacer.rate if t.pacer else None for name, t in self._tiers.items()}
+
+    async def _give_way(self, tier: _Tier) -> bool:
+        """Wait (for as long as needed) until no tier above ``tier`` has events waiting
+        to be sent, then until ``tier``'s pace lets a batch go; whether it waited."""
+        waited = False
+        while True:
+            for above in tier.above:
+                # look again once woken: a high event may have been queued between
+                # the high sender going idle and this task running
+                while not above.idle.is_set():
+                    await above.idle.wait()
+                    waited = True
+            pacer = tier.pacer
+            if pacer is None or self._closing.is_set():
+                return waited
+            delay = pacer.wait(min(len(tier.outbound), self._max_batch))
+            if delay <= 0:
+                return waited
+            waited = True
+            with contextlib.suppress(TimeoutError):  # or the bus closing ends the wait
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
+            # high may have come meanwhile: look again
+
     async def _send(self, tier: _Tier) -> None:
         nc = tier.nc
         slicer = Slicer(tier.name)
@@ -164,14 +285,24 @@ class NatsVelocityBus:
             outbound = tier.outbound
             while outbound:
                 await slicer.tick()  # a burst of low events does not hold the loop
+                if (tier.above or tier.pacer is not None) and await self._give_way(tier):
+                    slicer.resume()  # it was suspended: a new slice
                 # what is queued for one channel goes in one message: a burst costs the
                 # publisher, the server and each subscriber a message per batch
+                limit = self._max_batch
+                if tier.pacer is not None and not self._closing.is_set():
+                    limit = max(1, min(limit, tier.pacer.available()))
                 batch = [outbound.popleft()]
                 name = batch[0].channel
-                while outbound and len(batch) < self._max_batch and outbound[0].channel == name:
+                while outbound and len(batch) < limit and outbound[0].channel == name:
                     batch.append(outbound.popleft())
+                if tier.pacer is not None:
+                    tier.pacer.take(len(batch))
                 try:
                     await nc.publish(self.subject(name), bus_format.encode(batch, self.format))
+                except asyncio.CancelledError:  # the bus closing gave up on it
+                    tier.dropped += len(batch)
+                    raise
                 except Exception as exc:  # closed, or the reconnect buffer full: lost
                     tier.dropped += len(batch)
                     log.debug("velocity bus: %d of %s not published: %s", len(batch), name, exc)
@@ -241,11 +372,13 @@ class NatsVelocityBus:
                 await tier.nc.flush()
 
     async def close(self) -> None:
-        """Send what is queued (bounded: 5 s), then disconnect."""
+        """Send what is queued (bounded: ``CLOSE_TIMEOUT``), then disconnect; what
+        could not be sent by then is counted dropped."""
         if self._closed:
             return
+        self._closing.set()  # no priority to keep while stopping: pace no more
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.flush()
         self._closed = True
         for tier in self._tiers.values():
@@ -255,6 +388,9 @@ class NatsVelocityBus:
                 tier.sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await tier.sender
+            tier.dropped += len(tier.outbound)  # never sent: subscribers see a gap
+            tier.outbound.clear()
+            tier.idle.set()
             if tier.nc is not None:
                 with contextlib.suppress(Exception):
                     await tier.nc.close()
