@@ -262,7 +262,7 @@ class Query:
             services = await _readable(info, min_position)
             assert services.odds_view is not None
             odds.check_external_id(external_id)
-            record = services.odds_view.get(external_id)
+            record = await services.odds_view.find(external_id)
         except ApiError as exc:
             raise refused(exc) from None
         return None if record is None else Odds.of(record)

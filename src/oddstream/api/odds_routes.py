@@ -408,7 +408,8 @@ async def get_odds(request: Request) -> Response:
     async def make(media_type: str) -> Response:
         services = services_of(request)
         assert services.odds_view is not None
-        record = odds.odds_record(services.odds_view, request.path_params["external_id"])
+        external_id = request.path_params["external_id"]
+        record = await odds.odds_record(services.odds_view, external_id)
         cid = correlation_id.get() or ""
         if media_type != JSON:
             answer = odds_proto.query_message(cid, "ok", record=record)

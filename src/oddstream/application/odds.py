@@ -531,10 +531,11 @@ def odds_page(view: OddsView, page_no: int, page_size: int) -> tuple[list[dict[s
     return [record_json(r) for r in view.page(page_no, page_size)], len(view)
 
 
-def odds_record(view: OddsView, external_id: str) -> OddsRecord:
-    """The record of ``external_id``, or 404."""
+async def odds_record(view: OddsView, external_id: str) -> OddsRecord:
+    """The record of ``external_id`` (one the view let go read from its stream), or
+    404."""
     check_external_id(external_id)
-    record = view.get(external_id)
+    record = await view.find(external_id)
     if record is None:
         raise ApiError(404, "market_not_found", f"no market {external_id}")
     return record
@@ -546,7 +547,7 @@ async def market_events(
     """The market's record and a page of its stored events (as far as the view includes
     them), oldest first; read from the market's stream. 404 for an unknown market."""
     check_page(page_no, page_size)
-    record = odds_record(view, external_id)
+    record = await odds_record(view, external_id)
     first = (page_no - 1) * page_size + 1
     if first > record.version:
         return record, []
