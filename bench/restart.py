@@ -19,6 +19,18 @@ the exit status is 1 on any mismatch. See ``bench/README.md``.
 
 Run ``.venv/bin/python bench/restart.py [--quick] [--backend sqlite|postgres|all]``.
 Results go to ``bench/results/restart.json``.
+
+``--view odds [--markets N] [--baseline-src DIR]``: the fixed-odds read model
+(``OddsView``) instead, on SQLite: a log of ``--markets`` (100,000) markets built from
+the market aggregate's ``decide`` / ``evolve`` (10% still open at the end, the others
+resulted, voided or deleted), then each case started in a process of its own, in turns,
+``--reps`` times: ``baseline_replay`` (the code of ``--baseline-src``, e.g. a worktree at
+main: the whole log), ``replay`` (this code, the whole log, markets over let go),
+``snapshot`` (from a snapshot at the head), ``snapshot_plus_tail`` (from a snapshot 2% of
+the markets back) and ``keep_all`` (this code letting nothing go). Timed from
+``OddsView(...)`` to caught up; memory is the process's resident memory then, less what
+it was before, with the store closed. Every case must read 300 sampled markets alike, and
+the listings must match; results go under ``odds`` in the results file, the tote's kept.
 """
 
 from __future__ import annotations
@@ -804,19 +816,23 @@ def _rss() -> int:
 
 async def odds_child(case: str, path: Path, sample: list[str]) -> dict[str, Any]:
     """One start of the odds view on the log at ``path`` (in its own process, with the
-    code ``PYTHONPATH`` gives): its time to be caught up, the memory it holds then, and
-    what it answers."""
-
+    code ``PYTHONPATH`` gives): its time to be caught up, the memory it holds then (the
+    process's resident memory less what it was before the store was opened, measured
+    with the store closed: SQLite's page cache, 64 MiB a connection, is not the view's),
+    and what it answers."""
     from oddstream.application.odds import record_json
     from oddstream.consumers.checkpoints import release_free_memory
     from oddstream.projections.odds_view import OddsView
 
+    def resident() -> int:
+        gc.collect()
+        release_free_memory()
+        return _rss()
+
+    bounded = "keep_finished" in inspect.signature(OddsView).parameters
+    before = resident()
     store = await SqliteEventStore.open(path)
     head = await store.head_position()
-    bounded = "keep_finished" in inspect.signature(OddsView).parameters
-    gc.collect()
-    release_free_memory()
-    rss = _rss()
     started, cpu = time.perf_counter(), time.process_time()
     if case == "baseline_replay" or not bounded:
         view = OddsView(store)  # the baseline's only kind: the whole log from 0
@@ -829,30 +845,31 @@ async def odds_child(case: str, path: Path, sample: list[str]) -> dict[str, Any]
     await view.start()
     caught_up = await view.wait_for(head, CATCH_UP_TIMEOUT)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    gc.collect()
-    release_free_memory()
-    held_bytes = _rss() - rss
-    listing = [record_json(r) for r in view.records()]
+    with_store = resident() - before
+    out: dict[str, Any] = {"case": case, "caught_up": caught_up, "seconds": seconds}
+    started = time.perf_counter()
+    await view.stop()  # a snapshot written if it has one and moved (save: timed)
+    if case == "save":
+        out["snapshot_write_s"] = time.perf_counter() - started
+    listing = msgspec.json.encode([record_json(r) for r in view.records()])
+    await store.close()
+    out |= {
+        "cpu_s": cpu,
+        "rss_bytes": resident() - before,
+        "rss_with_store_bytes": with_store,
+        "held": len(view),
+        "position": view.position,
+        "listing_sha256": hashlib.sha256(listing).hexdigest(),
+    }
+    del listing
+    store = await SqliteEventStore.open(path)
+    view._store = store  # the reads of markets let go: from their streams
     find = getattr(view, "find", None)
     answers = []
     for market_id in sample:
         record = await find(market_id) if find is not None else view.get(market_id)
         answers.append(None if record is None else record_json(record))
-    out: dict[str, Any] = {
-        "case": case,
-        "caught_up": caught_up,
-        "seconds": seconds,
-        "cpu_s": cpu,
-        "rss_bytes": held_bytes,
-        "held": len(listing),
-        "position": view.position,
-        "listing_sha256": hashlib.sha256(msgspec.json.encode(listing)).hexdigest(),
-        "sample_sha256": hashlib.sha256(msgspec.json.encode(answers)).hexdigest(),
-    }
-    if case == "save":
-        started = time.perf_counter()
-        await view.stop()  # writes the snapshot
-        out["snapshot_write_s"] = time.perf_counter() - started
+    out["sample_sha256"] = hashlib.sha256(msgspec.json.encode(answers)).hexdigest()
     await store.close()
     return out
 
@@ -983,6 +1000,7 @@ def odds_json(run: OddsRun, args: argparse.Namespace) -> dict[str, Any]:
             "median_s": _round(_median([r["seconds"] for r in runs])),
             "cpu_s": _round(_median([r["cpu_s"] for r in runs])),
             "rss_bytes": int(rss) if rss is not None else None,
+            "rss_with_store_bytes": _median([r["rss_with_store_bytes"] for r in runs]),
             "held_markets": held,
             "bytes_per_held_market": round(rss / held) if rss and held else None,
             "bytes_per_market_in_log": round(rss / run.markets) if rss else None,

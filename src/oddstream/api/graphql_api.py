@@ -193,7 +193,9 @@ class Odds:
 @strawberry.type(description="A page of markets, oldest first")
 class OddsPage:
     items: list[Odds]
-    total: int = strawberry.field(description="how many markets there are")
+    total: int = strawberry.field(
+        description="how many markets are listed (every market not over, the last few that are)"
+    )
     page_no: int
     page_size: int
 

@@ -372,7 +372,9 @@ async def void_odds(request: Request) -> Response:
 @router.get(
     "/odds",
     summary="A page of markets, oldest first (anyone)",
-    description="`Msg` and the `X-Total-Count` header say how many markets there are.",
+    description="The markets listed are every market not over and the last "
+    "`ODDSTREAM_KEEP_FINISHED_MARKETS` that are (older ones: `GET /odds/{external_id}`); "
+    "`Msg` and the `X-Total-Count` header say how many are listed.",
     response_class=Response,
     openapi_extra={"parameters": _page_params("markets")},
     responses=_query_answer({"type": "array", "items": _RECORD}),
