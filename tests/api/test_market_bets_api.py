@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 
 from .conftest import LiveServer, live_settings, run_server
+from .test_tote_api import RACE
 
 ACME_KEY = "acme-provider-key-7Qx2Lm9Zr4"
 ACME = {"X-API-Key": ACME_KEY}
@@ -256,3 +258,74 @@ def test_unknown_markets_and_bad_ids(server: LiveServer) -> None:
     assert missing.json()["error"] == "market_not_found"
     assert place(server, "not-a-uuid", alice, **body).json()["error"] == "bad_external_id"
     assert balance(server, "alice") == (1_000, 0)
+
+
+def statement(server: LiveServer, wallet: str, **query: Any) -> httpx.Response:
+    return send(
+        server,
+        "GET",
+        f"/wallet/{wallet}/transactions",
+        params=query,
+        headers=server.customer(wallet),
+    )
+
+
+def test_the_statement_names_each_lines_book_and_filters_by_it(server: LiveServer) -> None:
+    """A market bet's stake and settlement lines name its book and market (no race); a
+    race bet's name its race; ``?book=`` keeps one book's lines; a bad book is a 422
+    that says what a book is."""
+    market = new_market(server, "m-statement", Home=1.91, Away=2.1)
+    credit(server, "alice", 10_000)
+    alice = server.customer("alice")
+    taken = place(server, market, alice, outcome="home", stake_cents=1_000, price=1.9)
+    assert taken.status_code == 201, taken.text
+    provider(server, (market, "close", {}), (market, "result", {"Winners": ["home"]}))
+    assert settled_balance(server, "alice", (10_910, 0)) == (10_910, 0)
+    race = {**RACE, "race_id": "r-statement"}
+    assert send(server, "POST", "/races", json=race, headers=server.admin).status_code == 201
+    assert send(server, "POST", "/races/r-statement/open", headers=server.admin).is_success
+    bet = send(
+        server,
+        "POST",
+        "/races/r-statement/bets",
+        json={"selection": [1], "stake_cents": 500},
+        headers=alice,
+    )
+    assert bet.status_code == 201, bet.text
+    answer = statement(server, "alice", min_position=bet.json()["position"], limit=50)
+    assert answer.status_code == 200, answer.text
+    lines = [
+        (t["type"], t["book"], t["race_id"], t["market_id"])
+        for t in answer.json()["transactions"]
+        if t["bet_id"]
+    ]
+    book = f"market-{market}"
+    assert [line for line in lines if line[1] == "race-r-statement"] == [
+        ("StakeCaptured", "race-r-statement", "r-statement", None),
+        ("StakeReserved", "race-r-statement", "r-statement", None),
+    ]
+    assert [line for line in lines if line[1] == book] == [
+        ("WinningsCredited", book, None, market),
+        ("StakeCaptured", book, None, market),
+        ("StakeReserved", book, None, market),
+    ]
+    # the answer is what the OpenAPI document says (a market line included)
+    document = send(server, "GET", "/openapi.json").json()
+    answer_schema = document["paths"]["/wallet/{wallet_id}/transactions"]["get"]["responses"]
+    validator = jsonschema_rs.Draft202012Validator(
+        answer_schema["200"]["content"]["application/json"]["schema"]
+    )
+    validator.validate(answer.json())
+    wrong = {**answer.json()["transactions"][0], "market_id": 7}
+    assert not validator.is_valid({**answer.json(), "transactions": [wrong]})
+    only = statement(server, "alice", book=book, limit=2)
+    assert only.status_code == 200, only.text
+    assert [t["type"] for t in only.json()["transactions"]] == ["WinningsCredited", "StakeCaptured"]
+    rest = statement(server, "alice", book=book, before=only.json()["next_before"])
+    assert [t["type"] for t in rest.json()["transactions"]] == ["StakeReserved"]
+    assert rest.json()["next_before"] is None
+    for bad in ("market-", "market-a b", "pool-1", "race-" + "r" * 101):
+        refused = statement(server, "alice", book=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"] == "invalid_request"
+        assert "book" in refused.json()["message"]

@@ -25,6 +25,7 @@ from oddstream.domain.wallet import (
     ReserveStake,
     SettleStake,
     WalletRejection,
+    book_market,
     book_race,
 )
 from oddstream.eventstore import CheckpointConflict, EventStore, NewEvent, open_store
@@ -32,8 +33,10 @@ from oddstream.projections.wallet_models.base import TxRow
 from oddstream.projections.wallet_models.redis import RedisWalletStorage
 from oddstream.projections.wallet_models.sqlite import SqliteWalletStorage
 from oddstream.projections.wallets import (
+    ReadModelUnavailable,
     WalletBalance,
     WalletProjection,
+    WalletReader,
     WalletStorage,
     WalletTransaction,
     default_read_model_path,
@@ -219,6 +222,7 @@ def expected_transactions(events: Sequence[Any]) -> list[WalletTransaction]:
                 recorded_at=e.recorded_at.isoformat(timespec="microseconds"),
                 stake_cents=d.get("stake_cents"),
                 book=d.get("book"),
+                market_id=book_market(d["book"]) if "book" in d else None,
             )
         )
     return out[::-1]
@@ -1304,14 +1308,31 @@ async def test_redis_eviction_policy_is_the_servers(redis_url: str) -> None:
 # ----------------------------------------------------------------------------- books
 
 
-async def test_stake_lines_name_their_book(log_store: EventStore, backing: Backing) -> None:
-    """A statement says where every stake went: a market bet's lines name its market's
-    book (they have no race), a race bet's its race's."""
-    writer = WalletWriter(log_store)
+async def _bets_in_two_books(writer: WalletWriter) -> None:
+    """w1: a market bet won and a race bet lost, each reserved, captured and settled."""
     await writer.execute(Credit(wallet_id="w1", amount_cents=1_000))
-    for book in ("market-M7", "race-R7"):
+    for book, payout, reason in (("market-M7", 250, "won"), ("race-R7", 0, "lost")):
         await writer.execute(ReserveStake(wallet_id="w1", bet_id="b", book=book, amount_cents=100))
         await writer.execute(CaptureStake(wallet_id="w1", bet_id="b", book=book))
+        await writer.execute(
+            SettleStake(
+                wallet_id="w1",
+                bet_id="b",
+                book=book,
+                payout_cents=payout,
+                refund_cents=0,
+                reason=reason,
+            )
+        )
+
+
+async def test_stake_and_settlement_lines_name_their_book(
+    log_store: EventStore, backing: Backing
+) -> None:
+    """A statement says where every stake went: a market bet's lines (its settlement's
+    too) name its market's book and the market, with no race; a race bet's its race's."""
+    writer = WalletWriter(log_store)
+    await _bets_in_two_books(writer)
     projection = WalletProjection(log_store, backing.storage())
     await projection.start()
     try:
@@ -1319,78 +1340,252 @@ async def test_stake_lines_name_their_book(log_store: EventStore, backing: Backi
         lines = await projection.transactions("w1", limit=100)
     finally:
         await projection.stop()
-    assert [(t.type, t.book, t.race_id) for t in lines if t.bet_id] == [
-        ("StakeCaptured", "race-R7", "R7"),
-        ("StakeReserved", "race-R7", "R7"),
-        ("StakeCaptured", "market-M7", None),
-        ("StakeReserved", "market-M7", None),
+    assert [(t.type, t.book, t.race_id, t.market_id) for t in lines if t.bet_id] == [
+        ("StakeLost", "race-R7", "R7", None),
+        ("StakeCaptured", "race-R7", "R7", None),
+        ("StakeReserved", "race-R7", "R7", None),
+        ("WinningsCredited", "market-M7", None, "M7"),
+        ("StakeCaptured", "market-M7", None, "M7"),
+        ("StakeReserved", "market-M7", None, "M7"),
     ]
+    assert all((t.book, t.race_id, t.market_id) == (None,) * 3 for t in lines if not t.bet_id)
 
 
-_OLD_SQLITE_TRANSACTIONS = """
+@pytest.mark.parametrize("chunk", [7, 1000])
+async def test_a_statement_filtered_by_book_pages_like_the_whole(
+    log_store: EventStore, backing: Backing, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """``book=`` keeps that book's lines only, newest first, paged by version as the
+    whole statement is (Redis looking at 7 members a call, so that pages span calls, or
+    at up to 1,000 in growing steps within one call)."""
+    monkeypatch.setattr("oddstream.projections.wallet_models.redis.FILTER_CHUNK", chunk)
+    writer = WalletWriter(log_store)
+    await run_script(writer, log_store, 600, seed=11)
+    # a book with two lines 150 apart: Redis finds the older in a later step or call
+    sparse = ReserveStake(wallet_id="w1", bet_id="s1", book="market-sparse", amount_cents=1)
+    await writer.execute(sparse)
+    for _ in range(150):
+        await writer.execute(Credit(wallet_id="w1", amount_cents=1))
+    await writer.execute(
+        ReserveStake(wallet_id="w1", bet_id="s2", book=sparse.book, amount_cents=1)
+    )
+    projection = WalletProjection(log_store, backing.storage())
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+        for w in WALLETS:
+            whole = await projection.transactions(w, limit=10_000)
+            for book in ("market-M1", "race-R1", "market-R1", "race-nothing", "market-sparse"):
+                wanted = [t for t in whole if t.book == book]
+                assert await projection.transactions(w, limit=10_000, book=book) == wanted
+                pages, before = [], None
+                while True:
+                    page = await projection.transactions(
+                        w, limit=3, before_version=before, book=book
+                    )
+                    pages += page
+                    if len(page) < 3:
+                        break
+                    before = page[-1].version
+                assert pages == wanted
+        assert any(t.book == "market-M1" for t in whole)
+        sparse_lines = await projection.transactions("w1", limit=10, book="market-sparse")
+        assert [t.bet_id for t in sparse_lines] == ["s2", "s1"]
+        for bad in ("", "race-", "M1", "market-M 1", "pool-M1", "race-" + "r" * 101):
+            with pytest.raises(ValueError, match="book must be"):
+                await projection.transactions("w1", book=bad)
+    finally:
+        await projection.stop()
+
+
+_V1_SQLITE = """
+CREATE TABLE wallet_balances (
+    wallet_id TEXT PRIMARY KEY, balance_cents INTEGER NOT NULL,
+    in_play_cents INTEGER NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE wallet_transactions (
     wallet_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL,
     type TEXT NOT NULL, amount_cents INTEGER, balance_cents INTEGER NOT NULL,
     in_play_cents INTEGER NOT NULL, bet_id TEXT, race_id TEXT, reason TEXT,
-    reference TEXT, recorded_at TEXT NOT NULL, stake_cents INTEGER,
+    reference TEXT, recorded_at TEXT NOT NULL, stake_cents INTEGER,{book}
     PRIMARY KEY (wallet_id, version)
 ) WITHOUT ROWID;
+CREATE TABLE read_model_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL)
+    WITHOUT ROWID;
+INSERT INTO wallet_balances VALUES ('stale', 1, 0, 1, 1);
 INSERT INTO wallet_transactions VALUES
-    ('w1', 1, 1, 'Credited', 500, 500, 0, NULL, NULL, NULL, NULL, 't1', NULL),
-    ('w1', 2, 2, 'StakeReserved', 100, 400, 100, 'b', 'R1', NULL, NULL, 't2', NULL);
+    ('stale', 1, 1, 'Credited', 1, 1, 0, NULL, NULL, NULL, NULL, 't1', NULL{book_value});
+INSERT INTO read_model_checkpoints VALUES ('wallets', {head});
 """
 
 
-async def test_a_sqlite_file_from_before_books_gets_its_race_books(tmp_path) -> None:
-    """A read model file the release before books wrote (no ``book`` column) is opened,
-    its stake lines given their race's book, not rebuilt."""
+@pytest.mark.parametrize("with_book", [False, True], ids=["before-books", "books-unversioned"])
+async def test_a_sqlite_model_of_an_older_version_is_rebuilt_at_start(
+    log_store: EventStore, tmp_path, with_book: bool
+) -> None:
+    """A read model file of version 1 (written before books, or with the ``book`` column
+    but no version) is not read or altered in place: its tables are replaced and the
+    projection rebuilds it from the log, although its checkpoint is at the log's head."""
+    writer = WalletWriter(log_store)
+    await _bets_in_two_books(writer)
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:
-        db.executescript(_OLD_SQLITE_TRANSACTIONS)
+        db.executescript(
+            _V1_SQLITE.format(
+                head=await log_store.head_position(),
+                book="\n    book TEXT," if with_book else "",
+                book_value=", NULL" if with_book else "",
+            )
+        )
     db.close()
-    storage = SqliteWalletStorage(path)
-    await storage.open()
-    try:
-        lines = await storage.transactions("w1", 10, None)
-        assert [(t.type, t.race_id, t.book) for t in lines] == [
-            ("StakeReserved", "R1", "race-R1"),
-            ("Credited", None, None),
-        ]
-    finally:
-        await storage.close()
-    again = SqliteWalletStorage(path)  # opened again: the column is there, nothing to do
-    await again.open()
-    await again.close()
-
-
-async def test_redis_members_from_before_books_read_as_race_books(
-    log_store: EventStore, redis_url: str
-) -> None:
-    """Statement members the release before books wrote (without the book, the last
-    element) read with their race's book."""
-    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
-    writer = WalletWriter(log_store)
-    await writer.execute(Credit(wallet_id="w1", amount_cents=1_000))
-    await writer.execute(ReserveStake(wallet_id="w1", bet_id="b", book="race-R1", amount_cents=1))
-    projection = WalletProjection(log_store, RedisWalletStorage(redis_url, prefix=prefix))
+    projection = WalletProjection(log_store, SqliteWalletStorage(path))
     await projection.start()
     try:
         await caught_up_to(projection, log_store)
-        client = sync_redis.Redis.from_url(redis_url)
-        try:
-            key = f"{prefix}wallet-tx:w1"
-            for member, score in client.zrange(key, 0, -1, withscores=True):
-                old = json.loads(member)[:12]  # as the release before books wrote it
-                client.zrem(key, member)
-                client.zadd(key, {json.dumps(old): score})
-        finally:
-            client.close()
-        lines = await projection.transactions("w1", limit=10)
-        assert [(t.type, t.race_id, t.book) for t in lines] == [
-            ("StakeReserved", "R1", "race-R1"),
-            ("Credited", None, None),
-            ("WalletOpened", None, None),
-        ]
+        assert await projection.balance("stale") is None  # not in the log: gone
+        events = await log_store.read_stream(wallet_stream("w1"))
+        assert await projection.transactions("w1", limit=100) == expected_transactions(events)
     finally:
         await projection.stop()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT name, version FROM read_model_versions").fetchall() == [
+            ("wallets", 2)
+        ]
+    db.close()
+    # opened again at this version: kept as it is, followed from its checkpoint
+    again = SqliteWalletStorage(path)
+    await again.open()
+    try:
+        assert await again.checkpoint() == await log_store.head_position()
+    finally:
+        await again.close()
+
+
+async def test_a_sqlite_model_an_older_release_wrote_after_this_one_is_rebuilt(
+    log_store: EventStore, tmp_path
+) -> None:
+    """A rollback, then the upgrade again: a release before versions opening a file of
+    version 2 writes its lines as it always did (no ``market_id``) with its checkpoint
+    row ``wallets``, and leaves the version row alone. This release, opening the file
+    again, must not take those lines for its own: it rebuilds them from the log."""
+    writer = WalletWriter(log_store)
+    await _bets_in_two_books(writer)
+    path = tmp_path / "rolled-back.db"
+    projection = WalletProjection(log_store, SqliteWalletStorage(path))
+    await projection.start()
+    try:
+        await caught_up_to(projection, log_store)
+    finally:
+        await projection.stop()
+    events = await log_store.read_stream(wallet_stream("w1"))
+    head = await log_store.head_position()
+    # what the release before versions writes, from its checkpoint or from 0 alike
+    columns = [f for f in WalletTransaction.__struct_fields__ if f != "market_id"]
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            f"INSERT OR REPLACE INTO wallet_transactions (wallet_id, {', '.join(columns)}) "
+            f"VALUES (?{', ?' * len(columns)})",
+            [("w1", *(getattr(t, f) for f in columns)) for t in expected_transactions(events)],
+        )
+        db.execute("INSERT OR REPLACE INTO read_model_checkpoints VALUES ('wallets', ?)", (head,))
+    db.close()
+    again = WalletProjection(log_store, SqliteWalletStorage(path))
+    await again.start()
+    try:
+        await caught_up_to(again, log_store)
+        lines = await again.transactions("w1", limit=100)
+        assert [t.market_id for t in lines if t.book == "market-M7"] == ["M7"] * 3
+        assert lines == expected_transactions(events)
+    finally:
+        await again.stop()
+
+
+async def test_a_redis_model_of_an_older_version_is_rebuilt_at_start(
+    log_store: EventStore, redis_url: str
+) -> None:
+    """Keys of version 1 under the prefix (its index's sentinel ``\\0checkpoint``,
+    members without the market) are deleted and rebuilt from the log at start, although
+    their checkpoint is at the log's head; keys of other prefixes are left alone."""
+    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+    writer = WalletWriter(log_store)
+    await _bets_in_two_books(writer)
+    head = await log_store.head_position()
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        client.set(f"{prefix}wallets:checkpoint", head)
+        client.hset(f"{prefix}wallets:index", mapping={"\0checkpoint": head, "stale": 1})
+        client.set(f"{prefix}wallet:stale", json.dumps([1, 0, 1, 1]))
+        old_member = [1, 1, "Credited", 1, 1, 0, None, None, None, None, "t1", None, None]
+        client.zadd(f"{prefix}wallet-tx:stale", {json.dumps(old_member): 1})
+        client.set(f"{prefix}odds:other", "kept")
+        projection = WalletProjection(log_store, RedisWalletStorage(redis_url, prefix=prefix))
+        await projection.start()
+        try:
+            await caught_up_to(projection, log_store)
+            assert await projection.balance("stale") is None
+            events = await log_store.read_stream(wallet_stream("w1"))
+            lines = await projection.transactions("w1", limit=100)
+            assert lines == expected_transactions(events)
+            assert client.hexists(f"{prefix}wallets:index", "\0checkpoint:2")
+            assert not client.hexists(f"{prefix}wallets:index", "\0checkpoint")
+            assert client.get(f"{prefix}odds:other") == b"kept"
+        finally:
+            await projection.stop()
+    finally:
+        client.close()
         _delete_prefix(redis_url, prefix)
+
+
+async def test_a_redis_reader_meeting_older_keys_reads_statements_from_the_log(
+    log_store: EventStore, redis_url: str
+) -> None:
+    """An API process of this release reading keys of version 1 (its worker has not
+    rebuilt them yet, or an old worker still writes them) answers statements from the
+    log, filtered or not, never by misreading (or failing on) the old members."""
+    prefix = f"oddstream-test:{uuid.uuid4().hex[:12]}:"
+    writer = WalletWriter(log_store)
+    await _bets_in_two_books(writer)
+    events = await log_store.read_stream(wallet_stream("w1"))
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        client.set(f"{prefix}wallets:checkpoint", events[-1].position)
+        client.hset(f"{prefix}wallets:index", mapping={"\0checkpoint": 1, "w1": len(events)})
+        last = events[-1].data
+        balance = [last["balance_cents"], last["in_play_cents"], len(events), events[-1].position]
+        client.set(f"{prefix}wallet:w1", json.dumps(balance))
+        for line in expected_transactions(events):  # as version 1 wrote them: no market
+            old = [getattr(line, f) for f in WalletTransaction.__struct_fields__[:13]]
+            client.zadd(f"{prefix}wallet-tx:w1", {json.dumps(old): line.version})
+        reader = WalletReader(log_store, RedisWalletStorage(redis_url, prefix=prefix))
+        await reader.start()
+        try:
+            assert await reader.transactions("w1", limit=100) == expected_transactions(events)
+            market = await reader.transactions("w1", limit=100, book="market-M7")
+            assert [t.market_id for t in market] == ["M7"] * 3
+        finally:
+            await reader.stop()
+        storage = RedisWalletStorage(redis_url, prefix=prefix)  # no log to fall back on
+        await storage.open()
+        try:
+            with pytest.raises(ReadModelUnavailable, match="another version"):
+                await storage.transactions("w1", 100, None)
+        finally:
+            await storage.close()
+    finally:
+        client.close()
+        _delete_prefix(redis_url, prefix)
+
+
+async def test_redis_filtered_statement_of_a_wallet_with_lost_keys_comes_from_the_log(
+    redis_model: RedisModel,
+) -> None:
+    """A filtered read of a wallet whose statement key is gone is answered from the log,
+    filtered the same way."""
+    m = redis_model
+    await _bets_in_two_books(m.writer)
+    await caught_up_to(m.projection, m.store)
+    before = await m.projection.transactions("w1", limit=100, book="market-M7")
+    assert [t.type for t in before] == ["WinningsCredited", "StakeCaptured", "StakeReserved"]
+    m.client.delete(m.statement_key("w1"))
+    assert await m.projection.transactions("w1", limit=100, book="market-M7") == before
+    assert m.storage.log_reads >= 1

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ..application import wallets
-from ..application.wallets import MAX_PAGE, MONEY_SCHEMA, MoneyBody
+from ..application.wallets import MAX_PAGE, MONEY_SCHEMA, STATEMENT_SCHEMA, MoneyBody
+from ..projections.wallet_models.base import BOOK_FILTER
 from .auth import request_principal
 from .lean import Call, LeanRoute, encoder
 from .openapi import MIN_POSITION, error_responses, json_answer, json_body, path_id
@@ -89,7 +90,7 @@ lean = [
     "/wallet/{wallet_id}/transactions",
     summary="A wallet's transactions, newest first, including refused ones",
     response_class=Response,
-    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    responses={200: {"content": {"application/json": {"schema": STATEMENT_SCHEMA}}}},
 )
 async def transactions(
     request: Request,
@@ -97,6 +98,11 @@ async def transactions(
     limit: int = Query(50, ge=1, le=MAX_PAGE),
     before: int | None = Query(None, ge=1, le=2**63 - 1, description="versions below this"),
     min_position: int | None = MinPosition,
+    book: str | None = Query(
+        None,
+        pattern=BOOK_FILTER,
+        description="only the lines of this book's bets: race-<race id> or market-<market id>",
+    ),
 ) -> Response:
     body = await wallets.transactions(
         services_of(request),
@@ -105,5 +111,6 @@ async def transactions(
         limit=limit,
         before=before,
         min_position=min_position,
+        book=book,
     )
     return Response(encoder.encode(body), media_type="application/json")

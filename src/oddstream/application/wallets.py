@@ -84,6 +84,75 @@ MONEY_SCHEMA: dict[str, Any] = {
 }
 
 
+def _nullable(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}], "description": description}
+
+
+_CENTS = {"type": "integer"}
+_UNITS = {"type": "number"}
+_ID = {"type": "string", "minLength": 1}
+
+#: One line of a statement (``GET /wallet/{id}/transactions``): a wallet event, with the
+#: wallet's money after it.
+TRANSACTION_SCHEMA: dict[str, Any] = {
+    "title": "WalletTransaction",
+    "type": "object",
+    "required": [
+        "version",
+        "position",
+        "type",
+        "amount_cents",
+        "balance_cents",
+        "balance",
+        "in_play_cents",
+        "bet_id",
+        "book",
+        "race_id",
+        "market_id",
+        "reason",
+        "reference",
+        "recorded_at",
+        "stake_cents",
+    ],
+    "properties": {
+        "version": {"type": "integer", "minimum": 1, "description": "the wallet stream's"},
+        "position": {"type": "integer", "minimum": 1, "description": "the log's"},
+        "type": {"type": "string", "description": "the event: Credited, StakeReserved, …"},
+        "amount_cents": _nullable(_CENTS, "the money the event moved (null: none)"),
+        "amount": {**_UNITS, "description": "amount_cents in currency units (when set)"},
+        "balance_cents": {**_CENTS, "description": "the balance after the event"},
+        "balance": {**_UNITS, "description": "balance_cents in currency units"},
+        "in_play_cents": {**_CENTS, "description": "the stakes in play after the event"},
+        "bet_id": _nullable(_ID, "the bet of a stake line"),
+        "book": _nullable(
+            {"type": "string", "pattern": "^(?:race|market)-.+$"},
+            "where a stake line's bet is: race-<race id> or market-<market id>",
+        ),
+        "race_id": _nullable(_ID, "the race of a race book's bet, else null"),
+        "market_id": _nullable(_ID, "the market of a market book's bet, else null"),
+        "reason": _nullable({"type": "string"}, "why (a refusal, a release, a settlement)"),
+        "reference": _nullable({"type": "string"}, "the client's reference of a credit or debit"),
+        "recorded_at": {"type": "string", "description": "ISO-8601 UTC, microseconds"},
+        "stake_cents": _nullable(_CENTS, "a settlement's stake"),
+    },
+}
+
+#: The answer of ``GET /wallet/{id}/transactions``.
+STATEMENT_SCHEMA: dict[str, Any] = {
+    "title": "WalletStatement",
+    "type": "object",
+    "required": ["wallet_id", "position", "transactions", "next_before"],
+    "properties": {
+        "wallet_id": _ID,
+        "position": {"type": "integer", "minimum": 0, "description": "what the read includes"},
+        "transactions": {"type": "array", "items": TRANSACTION_SCHEMA},
+        "next_before": _nullable(
+            {"type": "integer", "minimum": 1}, "?before= of the next page; null: no more"
+        ),
+    },
+}
+
+
 def amount_of(raw: msgspec.Raw) -> Decimal:
     """The amount a body gives, exactly as written: a JSON number, or a string as
     :data:`AMOUNT_TEXT` says; else a 422."""
@@ -262,8 +331,11 @@ async def transactions(
     limit: int,
     before: int | None,
     min_position: int | None,
+    book: str | None = None,
 ) -> dict[str, Any]:
-    """A page of a wallet's transactions, newest first (refused debits included)."""
+    """A page of a wallet's transactions, newest first (refused debits included); with
+    ``book`` (``race-<id>``, ``market-<id>``), only the lines of that book's bets.
+    The answer's shape is :data:`STATEMENT_SCHEMA`."""
     authorize_wallet(principal, wallet_id)
     await _wait(services, min_position)
     view = services.wallet_view
@@ -275,9 +347,11 @@ async def transactions(
             if not state.opened:
                 raise ApiError(404, "wallet_not_found", f"no wallet {wallet_id}")
             await _wait(services, position)
-        page = await view.transactions(wallet_id, limit=limit, before_version=before)
+        page = await view.transactions(wallet_id, limit=limit, before_version=before, book=book)
     except ReadModelUnavailable as exc:
         raise ApiError(503, "read_model_unavailable", str(exc)) from None
+    except ValueError as exc:  # a page no read model serves (the route's checks say why)
+        raise ApiError(422, "invalid_request", str(exc)) from None
     items = []
     for tx in page:
         item = msgspec.to_builtins(tx)

@@ -71,10 +71,16 @@ class WalletReadModel(Protocol):
         """The wallet's balance after its last event the model has, or None."""
 
     async def transactions(
-        self, wallet_id: str, *, limit: int = 50, before_version: int | None = None
+        self,
+        wallet_id: str,
+        *,
+        limit: int = 50,
+        before_version: int | None = None,
+        book: str | None = None,
     ) -> list[WalletTransaction]:
         """Up to ``limit`` transactions, newest first, with versions below
-        ``before_version`` (the next page: the last version of this one)."""
+        ``before_version`` (the next page: the last version of this one); with ``book``,
+        only the lines of that book's bets."""
 
     @property
     def position(self) -> int:
@@ -239,10 +245,15 @@ class WalletProjection(Consumer):
         return await self._storage.balance(wallet_id)
 
     async def transactions(
-        self, wallet_id: str, *, limit: int = 50, before_version: int | None = None
+        self,
+        wallet_id: str,
+        *,
+        limit: int = 50,
+        before_version: int | None = None,
+        book: str | None = None,
     ) -> list[WalletTransaction]:
-        check_page(limit, before_version)
-        return await self._storage.transactions(wallet_id, limit, before_version)
+        check_page(limit, before_version, book)
+        return await self._storage.transactions(wallet_id, limit, before_version, book)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the read model includes ``position``; False on timeout."""
@@ -385,10 +396,15 @@ class WalletReader:
         return await self._storage.balance(wallet_id)
 
     async def transactions(
-        self, wallet_id: str, *, limit: int = 50, before_version: int | None = None
+        self,
+        wallet_id: str,
+        *,
+        limit: int = 50,
+        before_version: int | None = None,
+        book: str | None = None,
     ) -> list[WalletTransaction]:
-        check_page(limit, before_version)
-        return await self._storage.transactions(wallet_id, limit, before_version)
+        check_page(limit, before_version, book)
+        return await self._storage.transactions(wallet_id, limit, before_version, book)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the storage's checkpoint reaches ``position``; False on timeout

@@ -8,7 +8,8 @@ running balance and a reader never has to recompute it.
 A stake event names the bet's ``book``: where the stake went, a tote race
 (``race-<race id>``) or a fixed-odds market (``market-<market id>``). Version 1 of these
 events named a ``race_id`` instead; the codec lifts them to a race book
-(:func:`upcast_v1`), and ``race_id`` is still there to read, derived from the book.
+(:func:`upcast_v1`), and ``race_id`` is still there to read, derived from the book
+(``market_id`` likewise for a market's book).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class _Staked(msgspec.Struct, frozen=True, kw_only=True):
     def race_id(self) -> str | None:
         """The race of a race book's bet (what version 1 stored), else ``None``."""
         return book_race(self.book)
+
+    @property
+    def market_id(self) -> str | None:
+        """The market of a market book's bet, else ``None``."""
+        return book_market(self.book)
 
 
 class WalletOpened(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ the projection expects; otherwise it raises
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, Protocol
 
@@ -19,6 +20,10 @@ import msgspec
 from ...eventstore import RecordedEvent
 
 WALLET_STREAM_PREFIX = "wallet-"
+#: The version of what the read model stores (2: each line's ``book`` and ``market_id``).
+#: Storage holding another version is not read or migrated in place: it counts as
+#: having no checkpoint, so the projection wipes it and rebuilds it from the log.
+MODEL_VERSION = 2
 
 
 class WalletBalance(msgspec.Struct, frozen=True, gc=False):
@@ -43,8 +48,9 @@ class WalletTransaction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``WalletOpened``); ``stake_cents`` is set on settlements (``WinningsCredited``,
     ``StakeRefunded``, ``StakeLost``, where ``amount_cents`` is the money credited, or
     ``None`` for a loss); ``recorded_at`` is ISO-8601 UTC with microseconds. ``book`` is
-    where a stake event's bet is (``race-<id>``, ``market-<id>``); ``race_id`` is the race
-    of a race book's bet (``None`` for a market's).
+    where a stake event's bet is (``race-<id>``, ``market-<id>``; ``None`` on lines
+    without a bet); ``race_id`` is the race of a race book's bet and ``market_id`` the
+    market of a market book's (each ``None`` otherwise).
     """
 
     version: int
@@ -60,6 +66,7 @@ class WalletTransaction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     recorded_at: str = ""
     stake_cents: int | None = None
     book: str | None = None
+    market_id: str | None = None
 
 
 class TxRow(NamedTuple):
@@ -79,6 +86,7 @@ class TxRow(NamedTuple):
     recorded_at: str
     stake_cents: int | None
     book: str | None = None
+    market_id: str | None = None
 
     def transaction(self) -> WalletTransaction:
         return WalletTransaction(
@@ -95,6 +103,7 @@ class TxRow(NamedTuple):
             recorded_at=self.recorded_at,
             stake_cents=self.stake_cents,
             book=self.book,
+            market_id=self.market_id,
         )
 
 
@@ -116,6 +125,7 @@ def tx_row(recorded: RecordedEvent, event: msgspec.Struct) -> TxRow:
         recorded.recorded_at.isoformat(timespec="microseconds"),
         get(event, "stake_cents", None),
         get(event, "book", None),
+        get(event, "market_id", None),
     )
 
 
@@ -167,8 +177,10 @@ class WalletStorage(Protocol):
     async def balance(self, wallet_id: str) -> WalletBalance | None: ...
 
     async def transactions(
-        self, wallet_id: str, limit: int, before_version: int | None
-    ) -> list[WalletTransaction]: ...
+        self, wallet_id: str, limit: int, before_version: int | None, book: str | None = None
+    ) -> list[WalletTransaction]:
+        """Up to ``limit`` lines, newest first, with versions below ``before_version``;
+        with ``book``, only the lines of that book's bets (:data:`BOOK_FILTER`)."""
 
     def suspect(self) -> bool:
         """True when the last look at the stored checkpoint (a read's, or
@@ -183,8 +195,20 @@ class WalletStorage(Protocol):
         that cannot lose part of a wallet (SQLite) ignores it."""
 
 
-def check_page(limit: int, before_version: int | None) -> None:
+#: What a statement may be filtered by: a race's or a market's book, its id as the API's
+#: ids are (a race's id, a market's UUID). Only these characters, so that the Redis model
+#: can find a book's lines by the end of their stored members (``redis.py``).
+BOOK_FILTER = r"^(?:race|market)-[A-Za-z0-9._:-]{1,100}$"
+_BOOK_FILTER = re.compile(BOOK_FILTER.replace("$", r"\Z"))
+
+
+def check_page(limit: int, before_version: int | None, book: str | None = None) -> None:
+    """Refuse (``ValueError``, with the reason) a page that no read model serves."""
     if type(limit) is not int or not 1 <= limit <= 10_000:
         raise ValueError("limit must be an integer from 1 to 10000")
     if before_version is not None and (type(before_version) is not int or before_version < 1):
         raise ValueError("before_version must be a positive integer")
+    if book is not None and (type(book) is not str or _BOOK_FILTER.match(book) is None):
+        raise ValueError(
+            "book must be race-<race id> or market-<market id>, the id 1-100 of A-Z a-z 0-9 . _ : -"
+        )

@@ -6,11 +6,11 @@ Keys, under a prefix (default ``oddstream:``):
   version, position]`` (a string, not a hash, so that many wallets are one script call);
 * ``<prefix>wallet-tx:<id>``: a sorted set, one member per event scored by its stream
   version; the member is the transaction as a JSON array, so adding the same event
-  again changes nothing (its last element, the bet's book, is missing from members
-  written before books, whose stake lines are all races');
+  again changes nothing;
 * ``<prefix>wallets:index``: a hash, wallet id → the stream version the model holds (the
-  wallet's *marker*), plus the field ``"\\0checkpoint"`` (no wallet id holds a control
-  character): the index exists whenever the checkpoint does;
+  wallet's *marker*), plus the *sentinel* field ``"\\0checkpoint:2"`` (no wallet id holds
+  a control character), named by the model's version (:data:`~.base.MODEL_VERSION`):
+  the index exists whenever the checkpoint does;
 * ``<prefix>wallets:checkpoint``: the global position the content includes.
 
 A batch is one Lua script: it compares the stored checkpoint with the one the projection
@@ -31,7 +31,9 @@ it read with the keys; if there are some, the model passed them and so has lost 
 wallet (all three keys evicted): the read is answered from them and the wallet repaired
 the same way, only if the checkpoint is still between that version's event and the
 wallet's next one. A lost index (or checkpoint) reads as a missing checkpoint: the
-projection rebuilds everything from the log, as after a flush.
+projection rebuilds everything from the log, as after a flush. So does a model of
+another version: its index has no sentinel of this version, so its checkpoint reads as
+missing, and the projection deletes its keys and rebuilds it (its members are never read).
 
 The log's answer for an unknown wallet it holds nothing of at or before the checkpoint
 (no such wallet yet, the common case: a 404, an empty wallet polled) is remembered, in a
@@ -58,10 +60,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ...domain.wallet import race_book
+from ...domain.wallet import book_market
 from ...eventstore import CheckpointConflict
 from .base import (
     CONSUMER_NAME,
+    MODEL_VERSION,
     ReadModelUnavailable,
     TxRow,
     WalletBalance,
@@ -77,8 +80,12 @@ DEFAULT_PREFIX = "oddstream:"
 _READ_BATCH = 1000
 #: The most wallets the model remembers the log holds nothing of (see ``_absent``).
 ABSENT_MAX = 10_000
-#: The index's field that says the index is whole (a wallet id has no control character).
-INDEX_SENTINEL = b"\0checkpoint"
+#: The index's field that says the index is whole (a wallet id has no control character),
+#: named by the model's version: the index of another version (``\0checkpoint`` before
+#: versions) lacks it, which reads as a lost checkpoint and rebuilds the model.
+INDEX_SENTINEL = b"\0checkpoint:%d" % MODEL_VERSION
+#: the sentinel of the model before versions (version 1), only to say so in a warning
+_SENTINEL_V1 = b"\0checkpoint"
 #: ``maxmemory-policy`` values under which Redis may evict this model's keys (they have
 #: no TTL, so the ``volatile-*`` policies never pick them).
 EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
@@ -178,9 +185,13 @@ return out
 )
 
 # KEYS checkpoint, index, balance, transactions; ARGV the index sentinel, the wallet id,
-# the highest score (exclusive or +inf) and the page size. Answers {checkpoint (nil as
-# for balances), k when the wallet is known at k but not whole, -1 when it is unknown
-# (none of its keys: the log decides whether it was lost), else 0, the members}.
+# the highest score (exclusive or +inf), the page size, the end of a book's members
+# ('' for every member) and how many members to look at for them. Answers {checkpoint
+# (nil as for balances), k when the wallet is known at k but not whole, -1 when it is
+# unknown (none of its keys: the log decides whether it was lost), else 0, the members,
+# and for a book the score of the last member looked at when the page is not full and
+# more members may follow (else 0)}. A book's members are looked at in steps, from twice
+# the page's size up to that many in all.
 _READ_PAGE = (
     _LOOK
     + """
@@ -191,10 +202,42 @@ if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   local k, b, whole = look(KEYS[2], KEYS[3], KEYS[4], ARGV[2])
   if k == 0 then lost = -1 elseif not whole then lost = k end
 end
-local page = redis.call('ZREVRANGEBYSCORE', KEYS[4], ARGV[3], '-inf', 'LIMIT', 0, ARGV[4])
-return {cp, lost, page}
+local suffix = ARGV[5]
+if suffix == '' then
+  local page = redis.call('ZREVRANGEBYSCORE', KEYS[4], ARGV[3], '-inf', 'LIMIT', 0, ARGV[4])
+  return {cp, lost, page, 0}
+end
+local want = tonumber(ARGV[4])
+local budget = tonumber(ARGV[6])
+local step = math.min(budget, math.max(2 * want, 64))
+local high = ARGV[3]
+local page = {}
+local n = #suffix
+local find = string.find
+local looked = 0
+while true do
+  -- a few more than the page needs first, more each time (few lines of a book: more)
+  local seen = redis.call('ZREVRANGEBYSCORE', KEYS[4], high, '-inf', 'LIMIT', 0, step)
+  for i = 1, #seen do
+    local m = seen[i]
+    if find(m, suffix, #m - n + 1, true) then
+      page[#page + 1] = m
+      if #page == want then return {cp, lost, page, 0} end
+    end
+  end
+  looked = looked + #seen
+  if #seen < step then return {cp, lost, page, 0} end
+  -- the last member's score is its version, the member's first element: [version, ...
+  local low = string.match(seen[#seen], '^%[(%d+),')
+  if looked >= budget then return {cp, lost, page, tonumber(low)} end
+  high = '(' .. low
+  step = math.min(2 * step, budget - looked)
+end
 """
 )
+#: The most statement members one filtered read's script call looks at (a filtered page
+#: takes as many calls as it needs, each a short time in Redis).
+FILTER_CHUNK = 1000
 
 # KEYS checkpoint, index, balance, transactions; ARGV the index sentinel, the wallet id,
 # the version v the repair read, the balance value, the position of v's event, the
@@ -277,6 +320,10 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+#: the elements of a statement member (:func:`_member`) of this model's version
+_MEMBER_FIELDS = 14
+
+
 def _member(row: TxRow) -> bytes:
     return orjson.dumps(
         [
@@ -293,12 +340,15 @@ def _member(row: TxRow) -> bytes:
             row.recorded_at,
             row.stake_cents,
             row.book,
+            row.market_id,
         ]
     )
 
 
 def _transaction(member: bytes) -> WalletTransaction:
     v = orjson.loads(member)
+    if len(v) != _MEMBER_FIELDS:  # another version's (the projection rebuilds them)
+        raise ReadModelUnavailable("the wallet read model holds another version's statement")
     return WalletTransaction(
         version=v[0],
         position=v[1],
@@ -312,8 +362,8 @@ def _transaction(member: bytes) -> WalletTransaction:
         reference=v[9],
         recorded_at=v[10],
         stake_cents=v[11],
-        # a member written before books has no book: its stake lines are all races'
-        book=v[12] if len(v) > 12 else (None if v[7] is None else race_book(v[7])),
+        book=v[12],
+        market_id=v[13],
     )
 
 
@@ -401,6 +451,27 @@ class RedisWalletStorage:
             stored = await self.checkpoint()
             self._written = stored or 0
             self._suspect = False
+            if stored is None:
+                await self._note_other_version()
+
+    async def _note_other_version(self) -> None:
+        """Log why a model with an index but no checkpoint of this version is about to
+        be rebuilt: a model of the release before versions (its index's sentinel is
+        ``\\0checkpoint``), or one that lost its checkpoint. Two O(1) commands."""
+        client = self._redis()
+        try:
+            has_index = await client.exists(self._index_key)
+            old = has_index and await client.hexists(self._index_key, _SENTINEL_V1)
+        except (RedisError, OSError):
+            return  # the projection's load reports the failure
+        if has_index:
+            log.warning(
+                "wallet read model under prefix %r: %s; rebuilding it from the log "
+                "(model version %d)",
+                self._prefix,
+                "it is of version 1 (no book on its lines)" if old else "its checkpoint is gone",
+                MODEL_VERSION,
+            )
 
     async def _check_eviction_policy(self) -> None:
         """Warn when the server may evict this model's keys (``allkeys-*``).
@@ -619,33 +690,57 @@ class RedisWalletStorage:
             self._flusher = None
 
     async def transactions(
-        self, wallet_id: str, limit: int, before_version: int | None
+        self, wallet_id: str, limit: int, before_version: int | None, book: str | None = None
     ) -> list[WalletTransaction]:
-        check_page(limit, before_version)
+        """A statement page. With ``book``, the wallet's members are looked at newest
+        first, in steps growing from twice the page's size, at most :data:`FILTER_CHUNK`
+        a script call, until the page is full or none are left: a book's line is a
+        member ending with its book and market (as :func:`_member` writes them), so
+        nothing is decoded to find it. Its cost grows with the lines it passes over;
+        memory is one step. Without a checkpoint of this version (being rebuilt, or
+        another version's keys) the page comes from the log."""
+        check_page(limit, before_version, book)
         high = "+inf" if before_version is None else f"({before_version}"
+        suffix = b"" if book is None else b"," + orjson.dumps([book, book_market(book)])[1:]
         wid = wallet_id.encode()
         keys = [self._checkpoint_key, self._index_key, self._balance_prefix + wid]
         keys.append(self._tx_prefix + wid)
-        epoch, written = self._epoch, self._written
         script = self._script("page")
-        try:
-            checkpoint, lost, members = await script(
-                keys=keys, args=[INDEX_SENTINEL, wid, high, limit]
-            )
-        except (RedisError, OSError) as exc:
-            raise ReadModelUnavailable(f"redis: {exc}") from exc
-        if self._saw_checkpoint(checkpoint, epoch, written):
-            self._suspect = True
-        lost = int(lost)
-        if lost < 0 and self._load is not None and checkpoint is not None:
-            rows = await self._rows_passed(wallet_id, int(checkpoint))
-            return _page(rows, limit, before_version)
-        if lost > 0 and self._load is not None:
-            self._report_lost(wallet_id, lost)
-            self.log_reads += 1
-            rows = await self._rows_from_log(wallet_id, lost)
-            return _page(rows, limit, before_version)
-        return [_transaction(m) for m in members]
+        members: list[bytes] = []
+        first: int | None = None
+        while True:
+            epoch, written = self._epoch, self._written
+            args = [INDEX_SENTINEL, wid, high, limit - len(members), suffix, FILTER_CHUNK]
+            try:
+                checkpoint, lost, found, low = await script(keys=keys, args=args)
+            except (RedisError, OSError) as exc:
+                raise ReadModelUnavailable(f"redis: {exc}") from exc
+            if self._saw_checkpoint(checkpoint, epoch, written):
+                self._suspect = True
+            if checkpoint is None and self._load is not None:
+                # no checkpoint of this version: the keys are being rebuilt (after a
+                # flush), or are another version's, whose members this one cannot read
+                self.log_reads += 1
+                return _page(await self._log_rows(wallet_id), limit, before_version, book)
+            lost = int(lost)
+            if lost < 0 and self._load is not None and checkpoint is not None:
+                rows = await self._rows_passed(wallet_id, int(checkpoint))
+                return _page(rows, limit, before_version, book)
+            if lost > 0 and self._load is not None:
+                self._report_lost(wallet_id, lost)
+                self.log_reads += 1
+                rows = await self._rows_from_log(wallet_id, lost)
+                return _page(rows, limit, before_version, book)
+            at = -1 if checkpoint is None else int(checkpoint)
+            if first is None:
+                first = at
+            elif at < first:
+                # wiped (or replaced) between two calls: the rest is not this statement's
+                raise ReadModelUnavailable("the wallet read model was wiped during the read")
+            members += found
+            if not low or len(members) >= limit:
+                return [_transaction(m) for m in members]
+            high = f"({int(low)}"
 
     # ----------------------------------------------------------------- repairs
     async def _log_rows(self, wallet_id: str) -> Sequence[TxRow]:
@@ -801,9 +896,17 @@ def _up_to(wallet_id: str, stream: Sequence[TxRow], version: int) -> list[TxRow]
     return rows
 
 
-def _page(rows: Sequence[TxRow], limit: int, before_version: int | None) -> list[WalletTransaction]:
-    """A statement page, newest first, of a wallet's ``rows`` from the log."""
-    page = [row for row in reversed(rows) if before_version is None or row.version < before_version]
+def _page(
+    rows: Sequence[TxRow], limit: int, before_version: int | None, book: str | None
+) -> list[WalletTransaction]:
+    """A statement page, newest first, of a wallet's ``rows`` from the log (``book``: only
+    that book's lines)."""
+    page = [
+        row
+        for row in reversed(rows)
+        if (before_version is None or row.version < before_version)
+        and (book is None or row.book == book)
+    ]
     return [row.transaction() for row in page[:limit]]
 
 
