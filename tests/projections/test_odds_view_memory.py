@@ -11,8 +11,10 @@ import uuid
 from typing import Any
 
 import msgspec
+import pytest
 
 from oddstream.application.odds import DEFAULT_LIMITS, market_events, record_json
+from oddstream.consumers import Batch
 from oddstream.domain.fixedodds import (
     CloseMarket,
     CreateMarket,
@@ -180,6 +182,55 @@ async def test_a_late_event_for_a_market_let_go_brings_it_back(store: EventStore
         assert picture(replayed) == picture(view)
     finally:
         await view.stop()
+
+
+async def test_a_batch_whose_bring_back_read_fails_is_applied_once_when_given_again(
+    store: EventStore,
+) -> None:
+    """A batch that brings a market back reads its stream: a read that fails raises the
+    batch to be given again (the runner's rule), and the view must then hold what one
+    pass holds, not the batch's earlier events applied twice (a bet's stake counted
+    twice keeps its market from ever being over)."""
+    book = Book(store)
+    for n in range(3):
+        await book.create(f"m{n}")
+    await book.result("m0")
+    await book.result("m1")  # m0 let go (keep_finished=1)
+    split = await store.head_position()
+    await book.bet("m2", "b1")  # applied before the failing read, in the same batch
+    await book.delete("m0")  # brings m0 back: its stream is read
+    events = [e async for e in store.scan_all(0, stream_prefix="market-")]
+    first = [e for e in events if e.position <= split]
+    second = [e for e in events if e.position > split]
+    view = OddsView(store, keep_finished=1, snapshot_every=None)
+    await view.handle(Batch(first, 0, split))
+    assert view.get("m0") is None
+    scan = store.scan_stream
+    failures = 1
+
+    def failing(*args: Any, **kw: Any) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError("the store went away")
+        return scan(*args, **kw)
+
+    store.scan_stream = failing  # type: ignore[method-assign]
+    batch = Batch(second, split, second[-1].position)
+    with pytest.raises(OSError, match="went away"):
+        await view.handle(batch)
+    await view.handle(batch)  # given again, as the runner does
+    store.scan_stream = scan  # type: ignore[method-assign]
+    replayed = OddsView(store, keep_finished=1, snapshot_every=None)
+    await replayed.rebuild()
+    held, reference = picture(view), picture(replayed)
+    assert isinstance(held, dict)
+    assert isinstance(reference, dict)
+    del held["position"], reference["position"]  # the view was fed by hand
+    assert held == reference
+    state = view._records.state("m2")
+    assert state is not None
+    assert state.live_stakes == 500
 
 
 async def test_a_read_back_of_a_market_not_over_is_not_kept(store: EventStore) -> None:

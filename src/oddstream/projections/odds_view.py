@@ -283,6 +283,8 @@ class OddsView(Consumer):
         #: markets let go, read back from their streams
         self._archive: ReadBack[str, _ReadBack] = ReadBack(READ_BACK_CACHE)
         self._listeners: list[MarketListener] = []
+        #: while a batch is applied: the markets it let go, as they were (see handle)
+        self._released: dict[str, tuple[MarketState, OddsRecord]] | None = None
         checkpoint: Checkpoint = (
             MemoryCheckpoint()
             if snapshot_every is None
@@ -320,14 +322,37 @@ class OddsView(Consumer):
 
     # ----------------------------------------------------------------- the consumer
     async def handle(self, batch: Batch) -> None:
-        apply = self.apply
+        """Apply the batch's events. Every read of the store it needs (a market let go
+        that an event brings back) is made before the first event is applied: a read
+        that fails leaves the view as it was, and the batch given again is applied
+        once, not twice from its start."""
         held = self._records.get
+        back: dict[str, tuple[MarketState, OddsRecord] | None] = {}
+        seen: set[str] = set()
         for recorded in batch.events:
-            if recorded.version > 1:
-                market_id = recorded.stream_id[len(MARKET_STREAM_PREFIX) :]
-                if held(market_id) is None:
-                    await self._bring_back(market_id, recorded.version)
-            apply(recorded)
+            market_id = recorded.stream_id[len(MARKET_STREAM_PREFIX) :]
+            if market_id in seen:
+                continue  # only a market's first event in the batch may find it let go
+            seen.add(market_id)
+            if recorded.version > 1 and held(market_id) is None:
+                back[market_id] = await self._read_before(market_id, recorded.version)
+        del seen
+        # markets let go while this batch is applied, as they were: one that an event of
+        # the batch brings back again is taken from here (its stream, read before the
+        # batch, would lack the batch's earlier events)
+        released: dict[str, tuple[MarketState, OddsRecord]] = {}
+        self._released = released
+        try:
+            for recorded in batch.events:
+                if recorded.version > 1:
+                    market_id = recorded.stream_id[len(MARKET_STREAM_PREFIX) :]
+                    if held(market_id) is None:
+                        found = released.pop(market_id, None) or back.pop(market_id, None)
+                        if found is not None:
+                            self._bring_back(market_id, *found)
+                self.apply(recorded)
+        finally:
+            self._released = None
 
     async def reset(self) -> None:
         self._records.clear()
@@ -354,27 +379,37 @@ class OddsView(Consumer):
             for market_id in self._finished.past_keep():
                 self._let_go(market_id)
 
-    async def _bring_back(self, market_id: str, version: int) -> None:
-        """An event came for a market not held (let go: over, and older than the last
-        ``keep_finished``): hold it again, read from its stream up to before that
-        event, as the newest market over (let go again once ``keep_finished`` more are
-        over after it). A market's first event is its ``MarketCreated``: a stream whose
-        first event is another holds no market and stays out."""
-        self._archive.drop(market_id)
+    async def _read_before(
+        self, market_id: str, version: int
+    ) -> tuple[MarketState, OddsRecord] | None:
+        """The market ``market_id``'s state and record read from its stream up to before
+        ``version``; ``None`` for a stream whose first event is no ``MarketCreated``
+        (it holds no market)."""
         records = OddsRecords(self._registry)
         async for recorded in self._store.scan_stream(f"{MARKET_STREAM_PREFIX}{market_id}"):
             if recorded.version >= version:
                 break
             records.apply(recorded)
         state, record = records.state(market_id), records.get(market_id)
-        if state is not None and record is not None:
-            self._records.admit(state, record)
-            if is_over(state):
-                self._finished.add(market_id)  # let go past the last, after the event
+        return None if state is None or record is None else (state, record)
+
+    def _bring_back(self, market_id: str, state: MarketState, record: OddsRecord) -> None:
+        """An event came for a market not held (let go: over, and older than the last
+        ``keep_finished``): hold it again as it was before that event
+        (:meth:`_read_before`, or as it was let go earlier in the batch), as the newest
+        market over (let go again once ``keep_finished`` more are over after it)."""
+        self._archive.drop(market_id)
+        self._records.admit(state, record)
+        if is_over(state):
+            self._finished.add(market_id)  # let go past the last, after the event
 
     def _let_go(self, market_id: str) -> None:
         """Forget a market that is over (it stays readable through :meth:`find`)."""
         self._archive.drop(market_id)
+        if self._released is not None:
+            state, record = self._records.state(market_id), self._records.get(market_id)
+            if state is not None and record is not None:
+                self._released[market_id] = (state, record)
         self._records.remove(market_id)
 
     # ----------------------------------------------------------------- the snapshot
