@@ -233,6 +233,37 @@ async def test_a_batch_whose_bring_back_read_fails_is_applied_once_when_given_ag
     assert state.live_stakes == 500
 
 
+async def test_a_market_let_go_and_brought_back_within_one_batch(store: EventStore) -> None:
+    """A market let go by an event of a batch and brought back by a later one of the same
+    batch is held again as it was let go (no stream read: one before the batch would
+    lack the batch's events)."""
+    book = Book(store)
+    for n in range(3):
+        await book.create(f"m{n}")
+    await book.result("m0")
+    await book.result("m1")  # m0 let go (keep_finished=1)
+    await book.delete("m0")  # m0 back, m1 let go
+    await book.delete("m1")  # m1 back, m0 let go
+    events = [e async for e in store.scan_all(0, stream_prefix="market-")]
+    view = OddsView(store, keep_finished=1, snapshot_every=None)
+    reads = 0
+    scan = store.scan_stream
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return scan(*args, **kw)
+
+    store.scan_stream = counted  # type: ignore[method-assign]
+    await view.handle(Batch(events, 0, events[-1].position))  # one batch: the whole log
+    store.scan_stream = scan  # type: ignore[method-assign]
+    assert reads == 0
+    assert [r.external_id for r in view.records()] == ["m1", "m2"]
+    reference = OddsView(store, keep_finished=ALL, snapshot_every=None)
+    await reference.rebuild()
+    assert await every_record(view, book.ids) == [record_json(r) for r in reference.records()]
+
+
 async def test_a_read_back_of_a_market_not_over_is_not_kept(store: EventStore) -> None:
     book = Book(store)
     view = OddsView(store)  # not started: it holds nothing
