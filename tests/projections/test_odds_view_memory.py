@@ -299,6 +299,56 @@ async def test_concurrent_reads_of_a_market_let_go_share_one_read(store: EventSt
     assert all(r is found[0] for r in found)
 
 
+async def test_a_read_back_begun_before_a_market_changed_is_not_kept(store: EventStore) -> None:
+    """A market let go is read from its stream; if an event for it (a deletion) is
+    applied meanwhile, a reader after that event does not share the read begun before
+    it, and the older read is not kept: the cache would answer `Deleted: false` for
+    good (``keep_finished=0``: the market is let go again at once)."""
+    book = Book(store)
+    view = OddsView(store, keep_finished=0, snapshot_every=None)
+    await view.start()
+    scan = store.scan_stream
+    try:
+        await book.create("m1")
+        await book.void("m1")
+        await caught_up(view, store)
+        assert view.get("m1") is None
+        started, release = asyncio.Event(), asyncio.Event()
+        gated = True
+
+        async def slow(*args: Any, **kw: Any) -> Any:
+            nonlocal gated
+            events = [e async for e in scan(*args, **kw)]
+            if gated:  # the first read only: it read the stream, and answers late
+                gated = False
+                started.set()
+                await release.wait()
+            for e in events:
+                yield e
+
+        store.scan_stream = slow  # type: ignore[method-assign]
+        early = asyncio.create_task(view.find("m1"))
+        await started.wait()
+        await book.delete("m1")
+        await caught_up(view, store)  # brought back, deleted, let go again
+        assert view.get("m1") is None
+        later = asyncio.create_task(view.find("m1"))
+        await asyncio.sleep(0.05)  # it asks while the early read is still under way
+        release.set()
+        first = await early
+        assert first is not None
+        assert not first.deleted  # it asked before the deletion
+        after = await asyncio.wait_for(later, 5)
+        assert after is not None
+        assert after.deleted
+        again = await view.find("m1")
+        assert again is not None
+        assert again.deleted
+    finally:
+        store.scan_stream = scan  # type: ignore[method-assign]
+        await view.stop()
+
+
 async def test_pages_cover_the_listing_once_as_markets_leave(store: EventStore) -> None:
     """The listing is the markets held, oldest first: its pages, read at one position,
     hold each listed market once, and the total is theirs."""

@@ -72,22 +72,42 @@ class Finished(Generic[K]):
         return gone
 
 
+class _Load(Generic[V]):
+    """A read of one entity's stream under way, and the readers waiting for it."""
+
+    __slots__ = ("future", "stale", "waiters")
+
+    def __init__(self, future: asyncio.Future[V | None]) -> None:
+        self.future = future
+        #: the entity changed (:meth:`ReadBack.drop`) while it was read: the answer may
+        #: predate the change, so it is not kept nor given to a reader that comes after
+        self.stale = False
+        self.waiters = 0
+
+
 class ReadBack(Generic[K, V]):
     """Entities let go, read back from their streams: the last ``cache`` reads of ones
     that change no more are kept (most recently read last), and concurrent reads of one
-    entity share one read."""
+    entity share one read — but never one begun before the entity last changed."""
 
     def __init__(self, cache: int) -> None:
         self._cache = cache
         self._kept: OrderedDict[K, V] = OrderedDict()
-        self._loading: dict[K, asyncio.Future[V | None]] = {}
+        self._loading: dict[K, _Load[V]] = {}
 
     def drop(self, key: K) -> None:
-        """Forget a read of ``key`` (it changed, or is held in memory again)."""
+        """Forget a read of ``key`` (it changed, or is held in memory again), and any
+        read of it under way (a reader after this reads afresh; the answer is not kept)."""
         self._kept.pop(key, None)
+        load = self._loading.pop(key, None)
+        if load is not None:
+            load.stale = True
 
     def clear(self) -> None:
         self._kept.clear()
+        for load in self._loading.values():
+            load.stale = True
+        self._loading.clear()
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -99,18 +119,25 @@ class ReadBack(Generic[K, V]):
         keep: Callable[[V], bool],
     ) -> V | None:
         """The entity ``key``: a kept read, else ``read()`` (shared with any read of it
-        under way); the answer is kept when ``keep(answer)`` (an entity that may still
-        change is read afresh each time). ``None``: no such entity."""
+        under way, begun since it last changed); the answer is kept when
+        ``keep(answer)`` (an entity that may still change is read afresh each time).
+        ``None``: no such entity."""
         value = self._kept.get(key)
         if value is not None:
             self._kept.move_to_end(key)
             return value
-        loading = self._loading.get(key)
-        if loading is None:
-            loading = self._loading[key] = asyncio.ensure_future(read())
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
-        value = await asyncio.shield(loading)
-        if value is not None and keep(value):
+        load = self._loading.get(key)
+        if load is None:
+            load = self._loading[key] = _Load(asyncio.ensure_future(read()))
+        load.waiters += 1
+        try:
+            value = await asyncio.shield(load.future)
+        finally:
+            # until its last reader has its answer, a change still marks the read stale
+            load.waiters -= 1
+            if not load.waiters and self._loading.get(key) is load:
+                del self._loading[key]
+        if value is not None and not load.stale and keep(value):
             self._kept[key] = value
             while len(self._kept) > self._cache:
                 self._kept.popitem(last=False)
