@@ -145,6 +145,30 @@ async def test_markets_that_are_over_are_let_go_and_read_back(store: EventStore)
         await everything.stop()
 
 
+async def test_a_market_over_holds_none_of_its_bets(store: EventStore) -> None:
+    """The markets over that are kept cost a fixed amount each, not what their bets do:
+    once every bet is settled the view (and its snapshot) holds none of them; an open
+    market holds its live ones (their settlements need them)."""
+    book = Book(store)
+    view = OddsView(store, keep_finished=10)
+    await view.start()
+    try:
+        for market in ("m0", "m1", "m2"):
+            await book.create(market)
+            for n in range(20):
+                await book.bet(market, f"b{n}")
+        await book.result("m0")
+        await book.void("m1")
+        await caught_up(view, store)
+        bets = {m: len(s.bets) for s, r in view._records.markets() for m in [r.external_id]}
+        assert bets == {"m0": 0, "m1": 0, "m2": 20}
+        reference = OddsView(store, keep_finished=ALL, snapshot_every=None)
+        await reference.rebuild()
+        assert await every_record(view, book.ids) == [record_json(r) for r in reference.records()]
+    finally:
+        await view.stop()
+
+
 async def test_a_late_event_for_a_market_let_go_brings_it_back(store: EventStore) -> None:
     """A resulted market may still be deleted: its change is applied (and pushed), the
     market held again until more markets are over after it."""

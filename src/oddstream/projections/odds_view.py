@@ -151,6 +151,11 @@ class OddsRecords:
                 return None  # not a market this service knows how to show
             state = self._states[market_id] = MarketState(market_id=market_id)
         evolve(state, event)  # type: ignore[arg-type]
+        if state.bets and is_over(state):
+            # every bet settled, and the market takes none again: nothing shown or
+            # decided here reads them, and a market over held with all its bets would
+            # make the kept markets cost what their bets do, not a fixed amount each
+            state.bets = {}
         at = recorded.recorded_at
         record = self._records.get(market_id)
         first = record is None
@@ -454,6 +459,8 @@ class OddsView(Consumer):
                     if market.id <= last:
                         return False  # out of order, or twice: not a snapshot it made
                     last = market.id
+                    if market.state.bets and is_over(market.state):
+                        market.state.bets = {}  # as apply drops them (older snapshots)
                     records.admit(
                         market.state,
                         record_of(
