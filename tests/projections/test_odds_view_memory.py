@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from oddstream.application.odds import DEFAULT_LIMITS, market_events, record_json
+from oddstream.api.odds_push import OddsFilter, OddsHub
 from oddstream.consumers import Batch
 from oddstream.domain.fixedodds import (
     CloseMarket,
@@ -463,6 +464,40 @@ async def test_a_restart_reads_only_the_log_after_its_snapshot(store: EventStore
         reference = OddsView(store, keep_finished=ALL, snapshot_every=None)
         await reference.rebuild()
         assert await every_record(second, book.ids) == [record_json(r) for r in reference.records()]
+    finally:
+        await second.stop()
+
+
+async def test_live_subscribers_are_fed_after_a_start_from_the_snapshot(
+    store: EventStore,
+) -> None:
+    """The GraphQL hub (``getInstantOdds``) of a view started from a snapshot gets the
+    markets held as its current records, and every change after."""
+    book = Book(store)
+    first = OddsView(store, keep_finished=1)
+    await first.start()
+    for n in range(3):
+        await book.create(f"m{n}")
+    await book.delete("m0")
+    await book.delete("m1")  # m0 let go
+    await caught_up(first, store)
+    await first.stop()  # the snapshot
+    second = OddsView(store, keep_finished=1)
+    hub = OddsHub(second)
+    snapshot = await store.load_snapshot("odds-view")
+    assert snapshot is not None
+    assert snapshot.position == await store.head_position()
+    await second.start()
+    try:
+        await caught_up(second, store)
+        sub = hub.attach(OddsFilter(), current=True)
+        assert [r.external_id for r in sub.first] == ["m1", "m2"]
+        await book.update("m2", "1.5")
+        await book.delete("m2")  # m1 let go
+        await caught_up(second, store)
+        pushed = [(r.external_id, r.version, r.deleted) for r in sub.pending]
+        assert pushed == [("m2", 2, False), ("m2", 3, True)]
+        assert [r.external_id for r in second.records()] == ["m2"]
     finally:
         await second.stop()
 
