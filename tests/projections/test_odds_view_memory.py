@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from oddstream.application.odds import DEFAULT_LIMITS, market_events, record_json
 from oddstream.api.odds_push import OddsFilter, OddsHub
+from oddstream.application.odds import DEFAULT_LIMITS, market_events, record_json
 from oddstream.consumers import Batch
 from oddstream.domain.fixedodds import (
     CloseMarket,
