@@ -56,6 +56,23 @@ def test_a_market_let_go_still_answers_and_a_restart_starts_from_the_snapshot(
         # the last market deleted stays listed (keep 1); the one before has left
         assert listing(server, f"?min_position={position}") == ([ids[1], ids[2]], "2")
         assert listing(server, "?page_no=2&page_size=1") == ([ids[2]], "2")
+        # the cursor: the markets whose ID is above the last one seen
+        first = send(server, "GET", "/odds?page_size=1").json()["Data"][0]
+        assert first["ExternalID"] == ids[1]
+        assert listing(server, f"?after_id={first['ID']}") == ([ids[2]], "2")
+        assert listing(server, f"?after_id={first['ID']}&page_no=2") == ([], "2")
+        assert listing(server, "?after_id=0&page_size=1") == ([ids[1]], "2")
+        document = "query { getOdds(after_id: %d) { total items { external_id } } }"
+        answer = httpx.post(
+            f"{server.url}/api/graphql", json={"query": document % first["ID"]}, timeout=10
+        )
+        assert answer.json()["data"]["getOdds"] == {"total": 2, "items": [{"external_id": ids[2]}]}
+        for bad in ("-1", "x", str(2**63)):
+            refused = send(server, "GET", f"/odds?after_id={bad}")
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"] == "invalid_request"
+        answer = httpx.post(f"{server.url}/api/graphql", json={"query": document % -1}, timeout=10)
+        assert answer.json()["errors"][0]["extensions"]["code"] == "invalid_request"
         record = send(server, "GET", f"/odds/{ids[0]}")
         assert record.status_code == 200, record.text
         assert record.json()["Data"]["Deleted"] is True

@@ -396,6 +396,40 @@ async def test_pages_cover_the_listing_once_as_markets_leave(store: EventStore) 
         await view.stop()
 
 
+async def test_pages_by_after_id_skip_no_market_as_markets_leave(store: EventStore) -> None:
+    """Paging by ``page_no`` while markets before the page leave skips markets (the
+    documented limit); paging by ``after_id`` (the last ``ID`` seen) sees every market
+    listed when it began, once, in ``ID`` order."""
+    book = Book(store)
+    view = OddsView(store, keep_finished=0, snapshot_every=None)
+    await view.start()
+    try:
+        for n in range(12):
+            await book.create(f"m{n:02}")
+        await caught_up(view, store)
+        first = view.page(1, 3)
+        await book.delete(first[0].external_id)  # a market seen leaves
+        await caught_up(view, store)
+        second = view.page(2, 3)
+        assert [r.external_id for r in first + second] == ["m00", "m01", "m02", "m04", "m05", "m06"]
+
+        listed = [r.external_id for r in view.records()]
+        seen: list[str] = []
+        cursor = 0
+        while page := view.page(1, 3, cursor):
+            seen += [r.external_id for r in page]
+            cursor = page[-1].id
+            await book.delete(page[0].external_id)  # a market seen leaves
+            await caught_up(view, store)
+        assert seen == listed
+        # page_no counts from the cursor
+        records = view.records()
+        assert view.page(2, 2, records[0].id) == records[3:5]
+        assert view.page(1, 5, records[-1].id) == []
+    finally:
+        await view.stop()
+
+
 # ------------------------------------------------------------------------ snapshots
 
 

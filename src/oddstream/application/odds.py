@@ -505,6 +505,21 @@ def page_of(params: Mapping[str, str]) -> tuple[int, int]:
     return page
 
 
+def after_id_of(params: Mapping[str, str]) -> int:
+    """The ``after_id`` of a listing (0 to 2**63 - 1; 0 when absent), or 422."""
+    after_id = int_query(params, "after_id")
+    if after_id is None:
+        return 0
+    check_after_id(after_id)
+    return after_id
+
+
+def check_after_id(after_id: int) -> None:
+    """422 unless ``after_id`` is 0 to 2**63 - 1 (a market's ``ID`` is a log position)."""
+    if not 0 <= after_id <= MAX_POSITION:
+        raise ApiError(422, "invalid_request", f"after_id is 0 to {MAX_POSITION} (got {after_id})")
+
+
 def min_position_of(params: Mapping[str, str]) -> int | None:
     """The ``min_position`` of a read, if any (0 to 2**63 - 1), or 422."""
     position = int_query(params, "min_position")
@@ -525,10 +540,13 @@ def check_page(page_no: int, page_size: int) -> None:
         )
 
 
-def odds_page(view: OddsView, page_no: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
-    """A page of records, oldest first, and how many there are in all."""
+def odds_page(
+    view: OddsView, page_no: int, page_size: int, after_id: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of records, oldest first (of those whose ``ID`` is above ``after_id``),
+    and how many are listed in all."""
     check_page(page_no, page_size)
-    return [record_json(r) for r in view.page(page_no, page_size)], len(view)
+    return [record_json(r) for r in view.page(page_no, page_size, after_id)], len(view)
 
 
 async def odds_record(view: OddsView, external_id: str) -> OddsRecord:

@@ -24,7 +24,7 @@ let go again.
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,9 +206,11 @@ class OddsRecords:
         """The market ``external_id``'s record, or ``None``."""
         return self._records.get(external_id)
 
-    def page(self, page_no: int, page_size: int) -> list[OddsRecord]:
-        """The records of page ``page_no`` (from 1) of ``page_size``, oldest first."""
-        start = (page_no - 1) * page_size
+    def page(self, page_no: int, page_size: int, after_id: int = 0) -> list[OddsRecord]:
+        """The records of page ``page_no`` (from 1) of ``page_size``, oldest first, of
+        the markets whose ``ID`` is above ``after_id`` (0: every market)."""
+        start = bisect_right(self._order, after_id, key=self._rank) if after_id else 0
+        start += (page_no - 1) * page_size
         return [self._records[i] for i in self._order[start : start + page_size]]
 
     def records(self) -> list[OddsRecord]:
@@ -521,10 +523,11 @@ class OddsView(Consumer):
             return None
         return _ReadBack(record, is_over(state))
 
-    def page(self, page_no: int, page_size: int) -> list[OddsRecord]:
+    def page(self, page_no: int, page_size: int, after_id: int = 0) -> list[OddsRecord]:
         """The records of page ``page_no`` (from 1) of ``page_size`` of the markets held,
-        oldest first."""
-        return self._records.page(page_no, page_size)
+        oldest first; with ``after_id``, of those whose ``ID`` is above it (a cursor:
+        markets let go or brought back before it move nothing after it)."""
+        return self._records.page(page_no, page_size, after_id)
 
     def records(self) -> list[OddsRecord]:
         """Every held market's record as it is now, oldest first (a copy: one reference
