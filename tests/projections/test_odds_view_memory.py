@@ -571,6 +571,27 @@ async def test_snapshots_it_cannot_use_are_replayed(store: EventStore) -> None:
             await view.runner.stop()  # no snapshot written over the next case's
 
 
+async def test_a_snapshot_beyond_the_log_s_head_is_not_used(store: EventStore) -> None:
+    """A snapshot at a position the log does not reach is not this log's: restored, the
+    view would skip every event up to it (a market created later never listed, and
+    reads at its position answered at once); the log is replayed instead."""
+    empty = OddsView(store)
+    await store.save_snapshot("odds-view", 50, list(empty.snapshot()))
+    book = Book(store)
+    view = OddsView(store)
+    await view.start()
+    try:
+        await book.create("m1")
+        await caught_up(view, store)
+        assert view.position == await store.head_position() == 1
+        assert [r.external_id for r in view.records()] == ["m1"]
+    finally:
+        await view.stop()
+    found = await store.load_snapshot("odds-view")
+    assert found is not None
+    assert found.position == 1  # the stop's snapshot replaced it
+
+
 async def test_a_restart_with_fewer_markets_kept_lets_the_oldest_go(store: EventStore) -> None:
     book = Book(store)
     for n in range(5):
