@@ -287,6 +287,9 @@ def test_overrides_keep_the_environment_values_they_started_from(
         ({"sqlite_synchronous": "sometimes"}, "sqlite_synchronous: synchronous must be one of"),
         ({"store_url": "ftp://h/x"}, "store_url: unsupported event store URL scheme 'ftp'"),
         ({"kafka_anonymous_producers": "maybe"}, "kafka_anonymous_producers: Input should be"),
+        ({"bus_format": "json"}, "bus_format: Input should be 'msgpack' or 'protobuf'"),
+        # no case folding: the value is written as the bus writes it
+        ({"bus_format": "Protobuf"}, "bus_format: Input should be 'msgpack' or 'protobuf'"),
         ({"nope": 1}, "unknown settings: ['nope']"),
     ],
 )
@@ -317,6 +320,12 @@ def test_store_options_follow_the_url() -> None:
         ({}, ["serve", "--port", "0"], "port: Input should be greater than or equal to 1"),
         ({"ODDSTREAM_SQLITE_SYNCHRONOUS": "fast"}, ["info"], "ODDSTREAM_SQLITE_SYNCHRONOUS"),
         ({}, ["replay", "--store", "mysql://h/db"], "unsupported event store URL scheme"),
+        # the velocity bus's format of an API process of services mode
+        (
+            {"ODDSTREAM_BUS_FORMAT": "json"},
+            ["api"],
+            "ODDSTREAM_BUS_FORMAT: Input should be 'msgpack' or 'protobuf' (got 'json')",
+        ),
     ],
 )
 def test_the_cli_exits_cleanly_on_a_bad_value(

@@ -27,6 +27,7 @@ from gql.transport.websockets import WebsocketsTransport
 from oddstream.api import graphql_api, odds_push
 from oddstream.api.app import create_app, serve_app
 from oddstream.api.server import WS_MAX_MESSAGE_BYTES, server_config
+from oddstream.application import odds
 
 from .conftest import free_port, live_settings
 from .test_odds_api import ACME, ACME_KEY, command
@@ -37,7 +38,7 @@ INIT_TIMEOUT = 1
 #: the test server's connection cap, which also caps its GraphQL WebSockets
 CAP = 30
 
-RECORD = "id external_id game_id moneyline { home away draw } deleted created_at updated_at"
+RECORD = "id external_id game_id moneyline { home away draw } deleted created_at updated_at status"
 SUBSCRIBE = (
     "subscription($game: String, $current: Boolean!) "
     f"{{ getInstantOdds(game_id: $game, current: $current) {{ {RECORD} position }} }}"
@@ -119,6 +120,7 @@ def _as_rest(record: dict[str, Any]) -> dict[str, Any]:
         "Deleted": record["deleted"],
         "CreatedAt": record["created_at"],
         "UpdatedAt": record["updated_at"],
+        "Status": record["status"],
     }
 
 
@@ -126,6 +128,8 @@ async def test_queries_answer_what_rest_answers(url: str, http: Any) -> None:
     game = f"q-{uuid.uuid4().hex[:8]}"
     two = await _create(url, f"{game}-a", game, home=2.05, away=1.8)
     three = await _create(url, f"{game}-b", game, home=1.000001, away=10001, draw=3.25)
+    suspend = {"RequestID": f"{game}-s", "Provider": "acme", "Command": "SuspendOdds"}
+    await _rest(url, "POST", f"/odds/{three['ExternalID']}/suspend", suspend)
     market = two["ExternalID"]
     update = command("UpdateOdds", f"{game}-u", game=game, home=2.5, away=1.62)
     updated = await _rest(url, "PATCH", f"/odds/{market}", update)
@@ -156,6 +160,7 @@ async def test_queries_answer_what_rest_answers(url: str, http: Any) -> None:
     )
     exact = next(r for r in page["getOdds"]["items"] if r["external_id"] == three["ExternalID"])
     assert exact["moneyline"] == {"home": "1.000001", "away": "10001", "draw": "3.25"}
+    assert (got["status"], exact["status"]) == ("open", "suspended")
 
     events = await http.execute(
         GraphQLRequest(
@@ -262,6 +267,24 @@ def test_malformed_requests_are_4xx(url: str, body: bytes) -> None:
     assert 400 <= answer.status_code < 500, answer.text
 
 
+@pytest.mark.parametrize(
+    "accept", [None, 'multipart/mixed;subscriptionSpec="1.0",application/json', "text/event-stream"]
+)
+def test_a_subscription_over_http_is_400_saying_so(url: str, accept: str | None) -> None:
+    """Subscriptions are over WebSocket only. Strawberry let one through by ``POST`` (for
+    its multipart protocol, which this router does not serve) and ran it as a query:
+    200 with "Unexpected error." and an exception logged, for every such request."""
+    headers = {} if accept is None else {"Accept": accept}
+    answer = _post(url, {"query": "subscription { getInstantOdds { id } }"}, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert "subscriptions are not allowed" in answer.text.lower(), answer.text
+    # by GET likewise (queries by GET are off: the subscription was all it allowed)
+    query = {"query": "subscription { getInstantOdds { id } }"}
+    answer = httpx.get(f"{url}/api/graphql", params=query, headers=headers, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert "subscriptions are not allowed" in answer.text.lower(), answer.text
+
+
 def test_a_body_not_json_by_its_content_type_is_400(url: str) -> None:
     answer = httpx.post(
         f"{url}/api/graphql",
@@ -351,6 +374,137 @@ def test_aliases_tokens_and_size_are_limited(url: str) -> None:
     assert answer.json()["errors"][0]["extensions"]["code"] == "document_too_large"
 
 
+async def _first_push(session: Any, document: Any) -> Any:
+    async for result in session.subscribe(document):
+        return result
+    return None
+
+
+@pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
+async def test_a_subscription_document_over_the_size_limit_is_an_error(
+    url: str, protocol: str
+) -> None:
+    """The size limit over WebSocket: the operation's ``error`` message (the
+    graphql-transport-ws spec's answer to a refused ``subscribe``), and the connection
+    goes on. Strawberry let the limit's exception out of its stream: the client got a
+    bare ``complete`` (graphql-transport-ws) or nothing at all (graphql-ws)."""
+    # one long string token: gql prints the document again, without padding
+    game = "g" * graphql_api.MAX_DOCUMENT_CHARS
+    too_large = gql(f'subscription {{ getInstantOdds(game_id: "{game}") {{ id }} }}')
+    bad_filter = gql('subscription { getInstantOdds(external_id: "x") { id } }')
+    async with _ws(url, protocol) as session:
+        with pytest.raises(TransportQueryError) as refused:
+            await asyncio.wait_for(_first_push(session, too_large), timeout=10)
+        # the same connection serves the next subscription
+        with pytest.raises(TransportQueryError) as next_one:
+            await asyncio.wait_for(_first_push(session, bad_filter), timeout=10)
+    assert refused.value.errors is not None
+    assert [e["extensions"]["code"] for e in refused.value.errors] == ["document_too_large"]
+    assert refused.value.errors[0]["message"] == (
+        f"a document is at most {graphql_api.MAX_DOCUMENT_CHARS} characters"
+    )
+    assert next_one.value.errors is not None
+    assert next_one.value.errors[0]["extensions"]["code"] == "bad_external_id"
+
+
+#: WebSocket messages of a format neither protocol defines: (the message in JSON, for
+#: an operation's message what is wrong with it, or None for one with no id to answer)
+MALFORMED: list[tuple[str, Any, str | None]] = [
+    ("query-number", {"id": "1", "payload": {"query": 5}}, "query is a string"),
+    ("query-array", {"id": "1", "payload": {"query": ["{ getOdds { total } }"]}}, "query"),
+    ("query-object", {"id": "1", "payload": {"query": {"a": 1}}}, "query is a string"),
+    ("query-null", {"id": "1", "payload": {"query": None}}, "query is a string"),
+    ("no-query", {"id": "1", "payload": {}}, "query is a string"),
+    ("variables-array", {"id": "1", "payload": {"query": SUBSCRIBE, "variables": [1]}}, "vari"),
+    ("variables-text", {"id": "1", "payload": {"query": SUBSCRIBE, "variables": "x"}}, "vari"),
+    ("name-number", {"id": "1", "payload": {"query": SUBSCRIBE, "operationName": 5}}, "Name"),
+    ("payload-null", {"id": "1", "payload": None}, "payload is an object"),
+    ("payload-array", {"id": "1", "payload": []}, "payload is an object"),
+    ("payload-text", {"id": "1", "payload": "x"}, "payload is an object"),
+    ("id-array", {"id": [], "payload": {"query": SUBSCRIBE}}, None),
+    ("id-number", {"id": 1, "payload": {"query": SUBSCRIBE}}, None),
+    ("not-an-object", 5, None),
+    ("an-array", [1], None),
+    ("no-type", {}, None),
+]
+
+
+async def _opened(url: str, protocol: str) -> Any:
+    ws_url = url.replace("http://", "ws://") + "/api/graphql"
+    socket = await websockets.connect(ws_url, subprotocols=[protocol])
+    await socket.send(json.dumps({"type": "connection_init"}))
+    assert json.loads(await socket.recv())["type"] == "connection_ack"
+    return socket
+
+
+def _start(protocol: str, message: Any) -> str:
+    if isinstance(message, dict) and message:
+        kind = "subscribe" if protocol == GRAPHQL_TRANSPORT_WS else "start"
+        message = {"type": kind, **message}
+    return json.dumps(message)
+
+
+@pytest.mark.parametrize(("what", "message", "says"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_a_malformed_graphql_transport_ws_message_closes_with_4400(
+    url: str, what: str, message: Any, says: str | None
+) -> None:
+    """The protocol: "receiving a message of a type or format which is not specified
+    in this document will result in an immediate socket closure with the event
+    ``4400: <error-message>``". Strawberry's handler raised out on a payload or a
+    message that is not an object, or an id that is not a string (the socket dropped
+    with no close frame, the exception logged); a ``query`` that is not a string got a
+    bare ``complete``, and the others Python's own exception text as the error
+    ("unhashable type: 'list'", "'list' object has no attribute 'get'")."""
+    socket = await _opened(url, GRAPHQL_TRANSPORT_WS)
+    await socket.send(_start(GRAPHQL_TRANSPORT_WS, message))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400
+    assert closed.value.rcvd.reason.startswith("Invalid message received: ")
+    assert (says or "a") in closed.value.rcvd.reason
+    # a complete whose id is not a string is malformed too
+    socket = await _opened(url, GRAPHQL_TRANSPORT_WS)
+    await socket.send(json.dumps({"type": "complete", "id": ["1"]}))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400
+
+
+@pytest.mark.parametrize(("what", "message", "says"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_a_malformed_graphql_ws_message_is_an_error_or_ignored(
+    url: str, what: str, message: Any, says: str | None
+) -> None:
+    """The legacy protocol closes nothing: an operation's malformed ``start`` gets its
+    ``error`` message, one with no id to answer (or no object) is ignored as a message
+    that is not JSON is, and the connection serves the next operation either way.
+    Strawberry's handler raised out on the second kind, and on a payload that is not an
+    object or has no query (the socket dropped, the exception logged), and passed the
+    others to the operation (nothing, or Python's exception text as the error)."""
+    socket = await _opened(url, LEGACY_GRAPHQL_WS)
+    async with socket:
+        await socket.send(_start(LEGACY_GRAPHQL_WS, message))
+        await socket.send(json.dumps({"type": "stop", "id": {"a": 1}}))  # ignored as well
+        if says is not None:
+            got = json.loads(await asyncio.wait_for(socket.recv(), 5))
+            assert (got["type"], got["id"]) == ("error", "1"), got
+            assert says in got["payload"]["message"]
+            assert got["payload"]["extensions"] == {"code": "invalid_request", "status": 400}
+        bad_filter = 'subscription { getInstantOdds(external_id: "x") { id } }'
+        await socket.send(
+            json.dumps({"type": "start", "id": "2", "payload": {"query": bad_filter}})
+        )
+        got = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert got["id"] == "2", got
+        assert got["payload"]["errors"][0]["extensions"]["code"] == "bad_external_id"
+
+
+def test_the_status_enum_is_the_rest_record_s() -> None:
+    assert [s.value for s in graphql_api.MarketStatus] == list(odds.MARKET_STATUSES)
+    assert [s.name for s in graphql_api.MarketStatus] == list(odds.MARKET_STATUSES)
+
+
 async def test_introspection_is_on(url: str) -> None:
     client = Client(
         transport=HTTPXAsyncTransport(url=f"{url}/api/graphql", timeout=10),
@@ -397,6 +551,7 @@ async def test_a_subscription_gets_create_update_delete_in_order(url: str, proto
         {"home": "2.05", "away": "1.8", "draw": "3.25"},
     ]
     assert [g["deleted"] for g in got] == [False, False, True]
+    assert [g["status"] for g in got] == ["open", "open", "deleted"]
     assert got[0]["id"] == created["Position"]
     assert got[0]["created_at"] == got[0]["updated_at"] < got[1]["updated_at"]
     # the last push is what REST reads for the market

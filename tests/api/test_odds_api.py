@@ -19,6 +19,7 @@ from oddstream.application.access import Principal, authorize_wallet
 from oddstream.application.errors import ApiError
 from oddstream.application.odds import MAX_PAGE_SIZE, record_json
 from oddstream.domain.fixedodds import MoneyLine, Odds
+from oddstream.domain.fixedodds.market import MarketStatus
 from oddstream.eventstore import open_store
 from oddstream.projections.odds_view import OddsRecord, OddsView
 
@@ -137,7 +138,9 @@ def test_a_market_created_updated_read_and_deleted(odds_server: LiveServer) -> N
         "Deleted",
         "CreatedAt",
         "UpdatedAt",
+        "Status",
     }
+    assert record["Status"] == "open"
     assert record["ExternalID"] == external_id
     assert record["GameID"] == "g1"
     assert record["MoneyLine"] == {"Home": 2.05, "Away": 1.8, "Draw": 3.25}
@@ -156,6 +159,7 @@ def test_a_market_created_updated_read_and_deleted(odds_server: LiveServer) -> N
     position = deleted.json()["Position"]
     after = send(server, "GET", f"/odds/{external_id}?min_position={position}").json()["Data"]
     assert after["Deleted"] is True
+    assert after["Status"] == "deleted"
     assert after["MoneyLine"] == record["MoneyLine"]
 
     events = send(server, "GET", f"/odds/{external_id}/events?min_position={position}")
@@ -440,6 +444,26 @@ def test_the_odds_routes_are_in_the_openapi_document(server: LiveServer) -> None
     assert "pattern" in schemas["VoidPayloadIn"]["properties"]["Reason"]  # free text
     assert schemas["MoneyLineIn"]["properties"]["Home"]["type"] == "number"
     assert schemas["NewOddsRequest"]["properties"]["Command"] == {"enum": ["NewOdds"]}
+    record = paths["/odds/{external_id}"]["get"]["responses"]["200"]["content"]
+    record = record["application/json"]["schema"]["properties"]["Data"]
+    assert record["properties"]["Status"]["enum"] == [
+        "open",
+        "suspended",
+        "closed",
+        "resulted",
+        "voided",
+        "deleted",
+    ]
+    # an additional field: the record's required fields are the issue's
+    assert record["required"] == [
+        "ID",
+        "ExternalID",
+        "GameID",
+        "MoneyLine",
+        "Deleted",
+        "CreatedAt",
+        "UpdatedAt",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -546,6 +570,7 @@ def test_record_times_are_utc_with_microseconds_so_their_text_sorts_as_they_do()
         updated_at=later.astimezone(timezone(timedelta(hours=2))),
         version=2,
         position=7,
+        status=MarketStatus.OPEN,
     )
     got = record_json(record)
     assert got["CreatedAt"] == "2026-11-29T20:43:01.000000Z"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from oddstream.pb import odds_api_pb2
+from oddstream.pb import fixedodds_pb2, odds_api_pb2
 
 from . import test_odds_api
 from .conftest import LiveServer
@@ -29,6 +29,17 @@ def events_of(server: LiveServer, market: str, position: int) -> int:
     return int(answer.headers["X-Total-Count"])
 
 
+def status_of(server: LiveServer, market: str, position: int) -> str:
+    """The market's ``Status`` in its record and in the page of every record, once the
+    view includes ``position`` (the two answers must agree)."""
+    answer = send(server, "GET", f"/odds/{market}?min_position={position}")
+    assert answer.status_code == 200, answer.text
+    status: str = answer.json()["Data"]["Status"]
+    listed = send(server, "GET", "/odds?page_size=100").json()["Data"]
+    assert [r["Status"] for r in listed if r["ExternalID"] == market] in ([status], [])
+    return status
+
+
 def expect(answer: Any, status: int, code: str) -> None:
     assert answer.status_code == status, answer.text
     body = answer.json()
@@ -43,11 +54,12 @@ def test_a_market_suspended_resumed_closed_and_resulted(odds_server: LiveServer)
     created = create(server, "life-1", game="g-life", draw=3.2)
     market = created["ExternalID"]
     positions = [created["Position"]]
-    for command, request_id, body in (
-        ("suspend", "s-1", {}),
-        ("resume", "r-1", {"Payload": {"GameID": "g-life"}}),
-        ("close", "c-1", {"EventVelocity": "low"}),
-        ("result", "res-1", {"Payload": {"Winners": ["draw"], "GameID": "g-life"}}),
+    assert status_of(server, market, created["Position"]) == "open"
+    for command, request_id, body, status in (
+        ("suspend", "s-1", {}, "suspended"),
+        ("resume", "r-1", {"Payload": {"GameID": "g-life"}}, "open"),
+        ("close", "c-1", {"EventVelocity": "low"}, "closed"),
+        ("result", "res-1", {"Payload": {"Winners": ["draw"], "GameID": "g-life"}}, "resulted"),
     ):
         answer = lifecycle(server, market, command, request_id, **body)
         assert answer.status_code == 200, answer.text
@@ -59,6 +71,7 @@ def test_a_market_suspended_resumed_closed_and_resulted(odds_server: LiveServer)
         assert got["Msg"] == f"market {market} {command}{'d' if command[-1] == 'e' else 'ed'}"
         assert got["Position"] > positions[-1]
         positions.append(got["Position"])
+        assert status_of(server, market, got["Position"]) == status
     # created, suspended, resumed, closed, resulted (no bets to settle)
     assert events_of(server, market, positions[-1]) == 5
     # a resulted market takes no other command
@@ -70,6 +83,12 @@ def test_a_market_suspended_resumed_closed_and_resulted(odds_server: LiveServer)
         ("void", {}),
     ):
         expect(lifecycle(server, market, command, f"late-{command}", **body), 409, "wrong_status")
+    # but it may be deleted (no bets left unsettled): then its status is deleted
+    delete = {"RequestID": "del-resulted", "Provider": "acme", "Command": "DeleteOdds"}
+    deleted = send(server, "DELETE", f"/odds/{market}", json=delete, headers=ACME)
+    assert deleted.status_code == 200, deleted.text
+    assert status_of(server, market, deleted.json()["Position"]) == "deleted"
+    assert send(server, "GET", f"/odds/{market}").json()["Data"]["Deleted"] is True
 
 
 def test_each_command_is_refused_in_a_state_that_does_not_allow_it(
@@ -87,11 +106,14 @@ def test_each_command_is_refused_in_a_state_that_does_not_allow_it(
     voided = lifecycle(server, market, "void", "x7", Payload={"Reason": "abandoned"})
     assert voided.status_code == 200, voided.text
     assert voided.json()["Msg"] == f"market {market} voided"
+    assert status_of(server, market, voided.json()["Position"]) == "voided"
     expect(lifecycle(server, market, "close", "x8"), 409, "wrong_status")  # voided
     # a deleted market refuses everything
     gone = create(server, "state-2")["ExternalID"]
     delete = {"RequestID": "del", "Provider": "acme", "Command": "DeleteOdds"}
-    assert send(server, "DELETE", f"/odds/{gone}", json=delete, headers=ACME).status_code == 200
+    deleted = send(server, "DELETE", f"/odds/{gone}", json=delete, headers=ACME)
+    assert deleted.status_code == 200
+    assert status_of(server, gone, deleted.json()["Position"]) == "deleted"
     expect(lifecycle(server, gone, "suspend", "x9"), 409, "market_deleted")
     # void from open, straight away
     other = create(server, "state-3")["ExternalID"]
@@ -158,15 +180,16 @@ def test_bad_bodies_paths_and_markets(odds_server: LiveServer) -> None:
     expect(send(server, "POST", f"/odds/{market}/resume", **raw), 422, "invalid_request")
     text = {"content": b"{}", "headers": {**ACME, "Content-Type": "text/plain"}}
     expect(send(server, "POST", f"/odds/{market}/resume", **text), 415, "unsupported_media_type")
-    # the lifecycle commands have no protobuf message: a protobuf body is 415, not a 500
+    # a protobuf body without its Command: 422 in protobuf (in JSON when Accept asks)
     proto_headers = {**ACME, "Content-Type": "application/x-protobuf"}
     path = f"/odds/{market}/resume"
     refused = send(server, "POST", path, content=b"\x0a\x01x", headers=proto_headers)
-    assert refused.status_code == 415
+    assert refused.status_code == 422
     message = odds_api_pb2.CommandResponse.FromString(refused.content)
-    assert (message.status, message.error) == (odds_api_pb2.STATUS_FAIL, "unsupported_media_type")
+    assert (message.status, message.error) == (odds_api_pb2.STATUS_FAIL, "invalid_request")
+    assert message.request_id == "x"
     as_json = {**proto_headers, "Accept": "application/json"}
-    expect(send(server, "POST", path, content=b"", headers=as_json), 415, "unsupported_media_type")
+    expect(send(server, "POST", path, content=b"", headers=as_json), 422, "invalid_request")
     control = lifecycle(server, market, "void", "b6", Payload={"Reason": "a\u202eb"})
     expect(control, 422, "invalid_request")
     assert "Reason" in control.json()["message"]
@@ -380,3 +403,335 @@ def test_request_ids_are_per_command(odds_server: LiveServer) -> None:
     assert resulted.json()["Position"] > closed.json()["Position"]
     # each is still recognised as its own retry
     assert lifecycle(server, market, "close", "one-id").json()["Repeated"] is True
+
+
+# ------------------------------------------------------------------------- protobuf
+
+PROTO = "application/x-protobuf"
+PB_COMMANDS = {
+    "suspend": odds_api_pb2.COMMAND_SUSPEND_ODDS,
+    "resume": odds_api_pb2.COMMAND_RESUME_ODDS,
+    "close": odds_api_pb2.COMMAND_CLOSE_ODDS,
+    "result": odds_api_pb2.COMMAND_RESULT_ODDS,
+    "void": odds_api_pb2.COMMAND_VOID_ODDS,
+}
+
+
+def pb_request(
+    command: str,
+    request_id: str,
+    *,
+    pb_command: int | None = None,
+    payload: odds_api_pb2.Payload | None = None,
+    **fields: Any,
+) -> bytes:
+    """A lifecycle ``CommandRequest`` in protobuf, in acme's name."""
+    message = odds_api_pb2.CommandRequest(
+        request_id=request_id,
+        provider="acme",
+        command=PB_COMMANDS[command] if pb_command is None else pb_command,  # type: ignore[arg-type]
+        **fields,
+    )
+    if payload is not None:
+        message.payload.SetInParent()  # present, even empty
+        message.payload.MergeFrom(payload)
+    return message.SerializeToString()
+
+
+def pb_lifecycle(server: LiveServer, market: str, command: str, body: bytes) -> Any:
+    """``POST /odds/{market}/<command>`` with a protobuf body: (status, CommandResponse)."""
+    answer = send(
+        server,
+        "POST",
+        f"/odds/{market}/{command}",
+        content=body,
+        headers={**ACME, "Content-Type": PROTO},
+    )
+    assert answer.headers["content-type"] == PROTO, answer.text
+    return answer.status_code, odds_api_pb2.CommandResponse.FromString(answer.content)
+
+
+def pb_status(server: LiveServer, market: str, position: int) -> str:
+    """The market's record's status, read in protobuf once the view includes
+    ``position``."""
+    answer = send(
+        server, "GET", f"/odds/{market}?min_position={position}", headers={"Accept": PROTO}
+    )
+    record = odds_api_pb2.QueryResponse.FromString(answer.content).record
+    return odds_api_pb2.MarketStatus.Name(record.status)
+
+
+def test_the_lifecycle_in_protobuf(odds_server: LiveServer) -> None:
+    """Each lifecycle command with a protobuf body, answered in protobuf, read back in
+    protobuf; a JSON retry of a protobuf command is the same request (``Repeated``)."""
+    server = odds_server
+    market = create(server, "pb-life", game="g-pb", draw=3.2)["ExternalID"]
+    outcome = fixedodds_pb2
+    steps = [
+        ("suspend", None, "MARKET_STATUS_SUSPENDED"),
+        ("resume", odds_api_pb2.Payload(game_id="g-pb"), "MARKET_STATUS_OPEN"),
+        ("close", odds_api_pb2.Payload(), "MARKET_STATUS_CLOSED"),
+        (
+            "result",
+            odds_api_pb2.Payload(winners=[outcome.OUTCOME_HOME, outcome.OUTCOME_DRAW]),
+            "MARKET_STATUS_RESULTED",
+        ),
+    ]
+    last = 0
+    for command, payload, status in steps:
+        code, answer = pb_lifecycle(
+            server, market, command, pb_request(command, f"pb-{command}", payload=payload)
+        )
+        assert code == 200, answer
+        assert answer.status == odds_api_pb2.STATUS_SUCCESS
+        assert (answer.request_id, answer.external_id, answer.repeated) == (
+            f"pb-{command}",
+            market,
+            False,
+        )
+        assert answer.msg == f"market {market} {command}{'d' if command[-1] == 'e' else 'ed'}"
+        assert answer.position > last
+        last = answer.position
+        assert pb_status(server, market, last) == status
+    # the result named a dead heat: home and draw, as a JSON body would
+    retry = lifecycle(server, market, "result", "pb-result", Payload={"Winners": ["home", "draw"]})
+    assert retry.status_code == 200, retry.text
+    assert (retry.json()["Repeated"], retry.json()["Position"]) == (True, last)
+    expect(
+        lifecycle(server, market, "result", "pb-result", Payload={"Winners": ["home"]}),
+        422,
+        "request_id_reused",
+    )
+    assert events_of(server, market, last) == 5
+
+    # a void with its reason; its JSON retry is the same request
+    other = create(server, "pb-void")["ExternalID"]
+    body = pb_request("void", "pb-v", payload=odds_api_pb2.Payload(reason="abandoned"))
+    code, voided = pb_lifecycle(server, other, "void", body)
+    assert (code, voided.msg) == (200, f"market {other} voided")
+    assert pb_status(server, other, voided.position) == "MARKET_STATUS_VOIDED"
+    again = lifecycle(server, other, "void", "pb-v", Payload={"Reason": "abandoned"})
+    assert again.json()["Repeated"] is True
+    expect(lifecycle(server, other, "void", "pb-v"), 422, "request_id_reused")  # default reason
+    # without a payload: the default reason, as in JSON
+    third = create(server, "pb-void-2")["ExternalID"]
+    code, answer = pb_lifecycle(server, third, "void", pb_request("void", "pb-v2"))
+    assert code == 200, answer
+    assert lifecycle(server, third, "void", "pb-v2").json()["Repeated"] is True
+    # the market's state still decides: wrong_status, in protobuf
+    code, answer = pb_lifecycle(server, third, "close", pb_request("close", "pb-late"))
+    assert (code, answer.status, answer.error) == (409, odds_api_pb2.STATUS_FAIL, "wrong_status")
+
+
+W = fixedodds_pb2
+BAD_PROTOBUF: list[tuple[str, str, bytes, int, str, str]] = [
+    ("not protobuf", "suspend", b"\xff\xff\xff\xff", 422, "invalid_request", "not a protobuf"),
+    (
+        "another route's command",
+        "suspend",
+        pb_request("suspend", "b", pb_command=odds_api_pb2.COMMAND_CLOSE_ODDS),
+        422,
+        "invalid_request",
+        "Command",
+    ),
+    (
+        "no command",
+        "close",
+        pb_request("close", "b", pb_command=odds_api_pb2.COMMAND_UNSPECIFIED),
+        422,
+        "invalid_request",
+        "Command",
+    ),
+    ("no payload", "result", pb_request("result", "b"), 422, "invalid_request", "Payload"),
+    (
+        "no winners",
+        "result",
+        pb_request("result", "b", payload=odds_api_pb2.Payload()),
+        422,
+        "invalid_request",
+        "Winners",
+    ),
+    (
+        "an unspecified winner",
+        "result",
+        pb_request("result", "b", payload=odds_api_pb2.Payload(winners=[0])),
+        422,
+        "invalid_request",
+        "Payload.Winners: 0 is no outcome",
+    ),
+    (
+        "a winner no enum names",
+        "result",
+        pb_request("result", "b", payload=odds_api_pb2.Payload(winners=[7])),
+        422,
+        "invalid_request",
+        "Payload.Winners: 7 is no outcome",
+    ),
+    (
+        "a winner twice",
+        "result",
+        pb_request("result", "b", payload=odds_api_pb2.Payload(winners=[W.OUTCOME_AWAY] * 2)),
+        422,
+        "bad_result",
+        "",
+    ),
+    (
+        "a draw on a two-way market",
+        "result",
+        pb_request("result", "b", payload=odds_api_pb2.Payload(winners=[W.OUTCOME_DRAW])),
+        422,
+        "bad_result",
+        "",
+    ),
+    (
+        "winners on a suspend",
+        "suspend",
+        pb_request("suspend", "b", payload=odds_api_pb2.Payload(winners=[W.OUTCOME_HOME])),
+        422,
+        "invalid_request",
+        "Winners",
+    ),
+    (
+        "a reason on a close",
+        "close",
+        pb_request("close", "b", payload=odds_api_pb2.Payload(reason="x")),
+        422,
+        "invalid_request",
+        "Reason",
+    ),
+    (
+        "prices on a resume",
+        "resume",
+        pb_request(
+            "resume",
+            "b",
+            payload=odds_api_pb2.Payload(
+                money_line=odds_api_pb2.MoneyLine(home=W.Odds(num=2, den=1))
+            ),
+        ),
+        422,
+        "invalid_request",
+        "MoneyLine",
+    ),
+    (
+        "an empty reason",
+        "void",
+        pb_request("void", "b", payload=odds_api_pb2.Payload(reason="")),
+        422,
+        "invalid_request",
+        "Reason",
+    ),
+    (
+        "a control character in the reason",
+        "void",
+        pb_request("void", "b", payload=odds_api_pb2.Payload(reason="a\u202eb")),
+        422,
+        "invalid_request",
+        "Reason",
+    ),
+    (
+        "a bad game",
+        "close",
+        pb_request("close", "b", payload=odds_api_pb2.Payload(game_id="no spaces")),
+        422,
+        "invalid_request",
+        "GameID",
+    ),
+    (
+        "another game",
+        "close",
+        pb_request("close", "b", payload=odds_api_pb2.Payload(game_id="g-other")),
+        409,
+        "game_mismatch",
+        "",
+    ),
+    (
+        "a field of a newer schema",
+        "suspend",
+        pb_request("suspend", "b") + b"\xa0\x06\x01",
+        422,
+        "invalid_request",
+        "numbered 100",
+    ),
+    ("no request id", "suspend", pb_request("suspend", ""), 422, "invalid_request", "RequestID"),
+    (
+        "a velocity no enum names",
+        "suspend",
+        pb_request("suspend", "b", event_velocity=9),
+        422,
+        "invalid_request",
+        "EventVelocity 9",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "command", "body", "status", "code", "reason"),
+    BAD_PROTOBUF,
+    ids=[b[0] for b in BAD_PROTOBUF],
+)
+def test_a_bad_protobuf_lifecycle_body_is_a_4xx_with_a_reason_and_writes_nothing(
+    odds_server: LiveServer,
+    what: str,
+    command: str,
+    body: bytes,
+    status: int,
+    code: str,
+    reason: str,
+) -> None:
+    server = odds_server
+    created = create(server, "pbbad")  # two-way, game g1
+    market = created["ExternalID"]
+    if command == "result":
+        closed = lifecycle(server, market, "close", "pbbad-close")
+        assert closed.status_code == 200, closed.text
+    before = events_of(server, market, created["Position"])
+    got, answer = pb_lifecycle(server, market, command, body)
+    assert (got, answer.status, answer.error) == (status, odds_api_pb2.STATUS_FAIL, code), answer
+    assert answer.msg
+    assert reason in answer.msg
+    # nothing written: a command that is fine comes next, and the log has only it more
+    fine = lifecycle(server, market, "void", "pbbad-void")
+    assert fine.status_code == 200, fine.text
+    assert events_of(server, market, fine.json()["Position"]) == before + 1
+
+
+def test_a_protobuf_lifecycle_body_is_held_to_the_same_permissions(
+    odds_server: LiveServer,
+) -> None:
+    """The provider in a protobuf body is checked as a JSON body's: no key 401, a key of
+    another role 403, beta's key in acme's name ``provider_mismatch``, in its own name
+    on acme's market ``not_owner``; each answered in protobuf, nothing written."""
+    server = odds_server
+    created = create(server, "pb-perm")
+    market = created["ExternalID"]
+    before = events_of(server, market, created["Position"])
+    winners = odds_api_pb2.Payload(winners=[fixedodds_pb2.OUTCOME_HOME])
+    for command in PB_COMMANDS:
+        payload = winners if command == "result" else None
+        as_acme = pb_request(command, "pp", payload=payload)
+        as_beta = odds_api_pb2.CommandRequest.FromString(as_acme)
+        as_beta.provider = "beta"
+        for headers, body, status, code in (
+            ({}, as_acme, 401, "unauthenticated"),
+            ({"X-API-Key": INGEST_KEY}, as_acme, 403, "forbidden"),
+            (BETA, as_acme, 403, "provider_mismatch"),
+            (BETA, as_beta.SerializeToString(), 403, "not_owner"),
+        ):
+            answer = send(
+                server,
+                "POST",
+                f"/odds/{market}/{command}",
+                content=body,
+                headers={**headers, "Content-Type": PROTO},
+            )
+            assert answer.headers["content-type"] == PROTO, answer.text
+            got = odds_api_pb2.CommandResponse.FromString(answer.content)
+            assert (answer.status_code, got.status, got.error) == (
+                status,
+                odds_api_pb2.STATUS_FAIL,
+                code,
+            ), (command, got)
+    fine = lifecycle(server, market, "void", "pp-void")
+    assert fine.status_code == 200, fine.text
+    assert events_of(server, market, fine.json()["Position"]) == before + 1

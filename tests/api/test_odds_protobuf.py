@@ -15,7 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from oddstream.application import odds_proto
+from oddstream.application.odds import record_json
+from oddstream.domain.fixedodds import MoneyLine, Odds
+from oddstream.domain.fixedodds.market import MarketStatus
 from oddstream.pb import fixedodds_pb2, odds_api_pb2
+from oddstream.projections.odds_view import OddsRecord
 
 from .conftest import LiveServer, live_settings, run_server
 
@@ -111,6 +116,7 @@ def test_a_market_over_protobuf_from_command_to_record_and_log(proto_server: Liv
     assert got.WhichOneof("data") == "record"
     record = got.record
     assert (record.external_id, record.game_id, record.deleted) == (market, "g1", False)
+    assert record.status == odds_api_pb2.MARKET_STATUS_OPEN
     line = record.money_line
     assert [fraction(line.home), fraction(line.away), fraction(line.draw)] == [
         Fraction(41, 20),
@@ -160,7 +166,33 @@ def test_a_market_over_protobuf_from_command_to_record_and_log(proto_server: Liv
     assert len(log.events.items) == 3
     again = query_answer(httpx.get(f"{url}/odds/{market}", headers=WANT)).record
     assert again.deleted
+    assert again.status == odds_api_pb2.MARKET_STATUS_DELETED
     assert fraction(again.money_line.away) == Fraction(9, 5)
+
+
+@pytest.mark.parametrize(
+    "status", [s for s in MarketStatus if s is not MarketStatus.UNCREATED], ids=str
+)
+def test_a_record_s_status_is_its_protobuf_enum(status: MarketStatus) -> None:
+    """Each status a record shows (the JSON ``Status``) has its ``MarketStatus`` value."""
+    line = MoneyLine(home=Odds.from_decimal("2"), away=Odds.from_decimal("2"))
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    record = OddsRecord(
+        id=1,
+        external_id="m",
+        game_id="g1",
+        provider="acme",
+        money_line=line,
+        deleted=status is MarketStatus.DELETED,
+        created_at=at,
+        updated_at=at,
+        version=1,
+        position=1,
+        status=status,
+    )
+    message = odds_proto.record_message(record)
+    assert odds_api_pb2.MarketStatus.Name(message.status) == f"MARKET_STATUS_{status.name}"
+    assert record_json(record)["Status"] == status.value
 
 
 def test_a_page_of_markets_in_protobuf_is_the_json_page(proto_server: LiveServer) -> None:
@@ -172,9 +204,9 @@ def test_a_page_of_markets_in_protobuf_is_the_json_page(proto_server: LiveServer
     got = query_answer(page)
     as_json = httpx.get(f"{url}/odds", params=params)
     assert got.WhichOneof("data") == "records"
-    assert [r.external_id for r in got.records.items] == [
-        r["ExternalID"] for r in as_json.json()["Data"]
-    ]
+    assert [
+        (r.external_id, odds_api_pb2.MarketStatus.Name(r.status)) for r in got.records.items
+    ] == [(r["ExternalID"], f"MARKET_STATUS_{r['Status'].upper()}") for r in as_json.json()["Data"]]
     assert len(got.records.items) == 2
     assert page.headers["x-total-count"] == as_json.headers["x-total-count"]
     assert got.msg == as_json.json()["Msg"]

@@ -21,6 +21,7 @@ from oddstream.api.odds_push import (
 )
 from oddstream.application.odds import DEFAULT_LIMITS
 from oddstream.domain.fixedodds import CreateMarket, MoneyLine, Odds, UpdatePrices
+from oddstream.domain.fixedodds.market import MarketStatus
 from oddstream.eventstore import open_store
 from oddstream.projections.odds_view import MarketListener, OddsRecord, OddsView
 from oddstream.runtime.market_writer import MarketRequest, MarketWriter
@@ -62,6 +63,7 @@ class FakeView:
                 updated_at=AT,
                 version=1,
                 position=self.position,
+                status=MarketStatus.OPEN,
             )
         else:
             record = replace(old, money_line=line, version=old.version + 1, position=self.position)

@@ -27,15 +27,18 @@ import oddstream
 from oddstream.application.odds import DEFAULT_LIMITS, event_json, record_json
 from oddstream.cli import app as cli
 from oddstream.domain.fixedodds import (
+    CloseMarket,
     CreateMarket,
     DeleteMarket,
     MarketStatus,
     MoneyLine,
     Odds,
     Outcome,
+    ResultMarket,
     ResumeMarket,
     SuspendMarket,
     UpdatePrices,
+    VoidMarket,
 )
 from oddstream.eventstore import NewEvent, open_store
 from oddstream.projections.odds_view import OddsView
@@ -53,7 +56,7 @@ from oddstream.sinks.replay import (
 from .conftest import Target
 
 ODDS_COLUMNS = (
-    "id, external_id, game_id, provider, home, away, draw, deleted, created_at, updated_at"
+    "id, external_id, game_id, provider, home, away, draw, deleted, created_at, updated_at, status"
 )
 
 
@@ -105,8 +108,8 @@ class Markets:
             for u in range(updates):
                 for i, market in enumerate(self.ids):
                     state = await writer.state(market)
-                    if state.status is MarketStatus.DELETED:
-                        continue
+                    if state.status not in (MarketStatus.OPEN, MarketStatus.SUSPENDED):
+                        continue  # deleted, or its prices settled (closed and after)
                     draw = "3.25" if state.prices.get(Outcome.DRAW) is not None else None
                     home = f"{2 + u * 0.125 + i * 0.01:.2f}" if u % 2 else f"1.{123457 + i}"
                     up = UpdatePrices(
@@ -123,6 +126,20 @@ class Markets:
             await writer.execute(
                 request("Resume", ResumeMarket(market_id=first, provider=state.provider))
             )
+            # the other statuses in the tables too: resulted (closed first), voided, and
+            # closed where there are markets enough (a round of 2 has none of them)
+            later = self.ids[-markets + 1 : -1]
+            for n, market in enumerate(later[:3]):
+                owner = (await writer.state(market)).provider
+                if n != 1:
+                    close = CloseMarket(market_id=market, provider=owner)
+                    await writer.execute(request("CloseOdds", close))
+                if n == 0:
+                    result = ResultMarket(market_id=market, provider=owner, winners=(Outcome.HOME,))
+                    await writer.execute(request("ResultOdds", result))
+                elif n == 1:
+                    void = VoidMarket(market_id=market, provider=owner, reason="abandoned")
+                    await writer.execute(request("VoidOdds", void))
             last = self.ids[-1]
             state = await writer.state(last)
             await writer.execute(
@@ -174,6 +191,7 @@ def tables(target: Target, prefix: str) -> list[dict[str, Any]]:
                     "Deleted": bool(row[7]),
                     "CreatedAt": row[8],
                     "UpdatedAt": row[9],
+                    "Status": row[10],
                 },
                 "events": [
                     {"ID": int(e[0]), "OddsID": int(e[1]), "EventID": e[2], "CreatedAt": e[3]}
@@ -226,6 +244,8 @@ def test_a_replay_holds_what_the_live_view_answered(tmp_path: Path, target: Targ
     assert tables(target, prefix) == normalised(live)
     assert len(live) == 6
     assert any(e["record"]["Deleted"] for e in live)
+    statuses = {e["record"]["Status"] for e in live}
+    assert statuses == {"open", "closed", "resulted", "voided", "deleted"}
 
     # more writes: the next replay resumes where the tables stand
     head, live = asyncio.run(markets.drive(markets=2, updates=1))

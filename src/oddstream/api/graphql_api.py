@@ -14,10 +14,11 @@ A refusal is a GraphQL error whose ``extensions`` carry the REST ``code`` and
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -41,8 +42,11 @@ from strawberry.extensions import (
 )
 from strawberry.fastapi import GraphQLRouter
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import Info
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from ..application import odds
@@ -142,6 +146,19 @@ class MoneyLineText:
     draw: PriceText | None = strawberry.field(description="null: a two-way game")
 
 
+@strawberry.enum(
+    name="MarketStatus",
+    description="A market's lifecycle status, as the REST record's `Status` writes it",
+)
+class MarketStatus(enum.Enum):
+    open = "open"
+    suspended = "suspended"
+    closed = "closed"
+    resulted = "resulted"
+    voided = "voided"
+    deleted = "deleted"
+
+
 @strawberry.type(description="A market's odds record, as `GET /odds/{external_id}` answers it")
 class Odds:
     id: Long = strawberry.field(description="the log position of the market's creation")
@@ -151,6 +168,10 @@ class Odds:
     deleted: bool
     created_at: datetime
     updated_at: datetime
+    status: MarketStatus = strawberry.field(
+        description="open, suspended (no bets until resumed), closed (no more bets), "
+        "resulted, voided, or deleted (`deleted` is true)"
+    )
     position: Long = strawberry.field(
         description="the log position of the latest change the record includes "
         "(`min_position` for a read that must include it)"
@@ -173,6 +194,7 @@ class Odds:
             deleted=record.deleted,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            status=MarketStatus(record.status.value),
             position=Long(record.position),
             record=record,
         )
@@ -355,22 +377,100 @@ class Subscription:
 _pushed: Latest[OddsRecord, Odds] = Latest(MAX_SHARED)
 
 
+def _too_large(query: str | None) -> GraphQLError | None:
+    """The refusal of a document longer than ``MAX_DOCUMENT_CHARS``, if it is."""
+    if query is not None and len(query) > MAX_DOCUMENT_CHARS:
+        return GraphQLError(
+            f"a document is at most {MAX_DOCUMENT_CHARS} characters",
+            extensions={"code": "document_too_large", "status": 413},
+        )
+    return None
+
+
 class _DocumentSize(SchemaExtension):
     """Refuses a document longer than ``MAX_DOCUMENT_CHARS`` before it is parsed
-    (tokens are counted by the parser; this bounds comments and blanks too)."""
+    (tokens are counted by the parser; this bounds comments and blanks too). Over
+    WebSocket :meth:`_Schema.stream` refuses it first: an error raised by an extension's
+    hook is lost on Strawberry's streams."""
 
     def on_parse(self) -> Any:
-        query = self.execution_context.query
-        if query is not None and len(query) > MAX_DOCUMENT_CHARS:
-            raise GraphQLError(
-                f"a document is at most {MAX_DOCUMENT_CHARS} characters",
-                extensions={"code": "document_too_large", "status": 413},
-            )
+        refusal = _too_large(self.execution_context.query)
+        if refusal is not None:
+            raise refusal
         yield
 
 
 #: characters in a document
 MAX_DOCUMENT_CHARS = 20_000
+
+
+async def _refused_stream(error: GraphQLError) -> AsyncGenerator[PreExecutionError, None]:
+    yield PreExecutionError(data=None, errors=[error])
+
+
+class _Schema(strawberry.Schema):
+    """Strawberry's schema, refusing a document too large for a WebSocket operation as
+    an error before execution: the ``error`` message for the operation's id, in either
+    protocol.
+
+    Strawberry runs the operations of both WebSocket protocols through
+    :meth:`stream`, which lets an exception raised by an extension's ``on_parse`` hook
+    out of the stream instead of making it a result (``execute``, used over HTTP, makes
+    it one): ``_DocumentSize``'s refusal reached a ``graphql-transport-ws`` client as a
+    bare ``complete`` and a legacy ``graphql-ws`` client as nothing at all."""
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """As Strawberry's, but never a subscription (this runs the HTTP requests; the
+        router has no HTTP stream transport): Strawberry allows one by ``POST`` for its
+        multipart protocol, ran ``getInstantOdds`` as a query, and answered "Unexpected
+        error." with an exception logged for each request. Now 400, saying so."""
+        allowed = set(
+            DEFAULT_ALLOWED_OPERATION_TYPES
+            if allowed_operation_types is None
+            else allowed_operation_types
+        )
+        allowed.discard(OperationType.SUBSCRIPTION)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        refusal = _too_large(query)
+        if refusal is not None:
+            return _refused_stream(refusal)
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
 
 
 class _AliasLimit(ValidationRule):
@@ -485,7 +585,7 @@ class _Executor(SharedPushExecutor):
         return None
 
 
-schema = strawberry.Schema(
+schema = _Schema(
     query=Query,
     subscription=Subscription,
     execution_context_class=_Executor,
@@ -526,9 +626,79 @@ schema = strawberry.Schema(
 )
 
 
+def _operation_problem(payload: object) -> str | None:
+    """What is wrong with a WebSocket operation's payload (``subscribe``'s or
+    ``start``'s), or ``None``: ``query`` a string, ``variables`` an object and
+    ``operationName`` a string if they are given (graphql-transport-ws's
+    ``SubscribePayload``; HTTP refuses the same with 400)."""
+    if not isinstance(payload, dict):
+        return "an operation's payload is an object"
+    if not isinstance(payload.get("query"), str):
+        return "an operation's query is a string"
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        return "an operation's variables are an object"
+    name = payload.get("operationName")
+    if name is not None and not isinstance(name, str):
+        return "an operation's operationName is a string"
+    return None
+
+
+class _TransportWSHandler(SharedTransportWSHandler):
+    """``graphql-transport-ws``, a message of a format the protocol does not define
+    closing the connection with 4400 and what was wrong, as the protocol says.
+    Strawberry's handler read the message as it came: a message that is not an object,
+    a ``subscribe`` whose payload is not one or whose id is not a string, or a
+    ``complete`` with such an id raised out of the handler (the socket dropped without
+    a close frame, the exception logged), and a ``query`` that is not a string or
+    ``variables`` that are not an object reached the operation (a bare ``complete``, or
+    Python's exception text as its error)."""
+
+    async def handle_message(self, message: Any) -> None:
+        problem: str | None = None
+        if not isinstance(message, dict):
+            problem = "a message is a JSON object"
+        elif not isinstance(message.get("type"), str):
+            problem = "a message's type is a string"
+        elif message["type"] in ("subscribe", "complete"):
+            if not isinstance(message.get("id"), str):
+                problem = "an operation's id is a string"
+            elif message["type"] == "subscribe":
+                problem = _operation_problem(message.get("payload"))
+        if problem is not None:
+            await self.handle_invalid_message(f"Invalid message received: {problem}")
+            return
+        await super().handle_message(message)
+
+
+class _LegacyWSHandler(SharedLegacyWSHandler):
+    """The legacy ``graphql-ws``: a message that is not an object (or has no type), or a
+    ``start`` or ``stop`` whose id is not a string, is ignored (as one that is not JSON is: there is
+    no id to answer), and a ``start`` whose payload is malformed (``_operation_problem``)
+    gets the operation's ``error`` message (``invalid_request``), the connection going
+    on. Strawberry's handler raised out on the first ones (the socket dropped, the
+    exception logged), and passed the others to the operation."""
+
+    async def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            return
+        kind = message["type"]
+        if kind in ("start", "stop") and not isinstance(message.get("id"), str):
+            return
+        if kind == "start" and self.connection_acknowledged:
+            problem = _operation_problem(message.get("payload"))
+            if problem is not None:
+                error = GraphQLError(problem, extensions={"code": "invalid_request", "status": 400})
+                await self.send_message(
+                    {"type": "error", "id": message["id"], "payload": error.formatted}
+                )
+                return
+        await super().handle_message(message)  # type: ignore[arg-type]  # checked above
+
+
 class _Router(GraphQLRouter[Any, Any]):
-    graphql_transport_ws_handler_class = SharedTransportWSHandler
-    graphql_ws_handler_class = SharedLegacyWSHandler
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _LegacyWSHandler
 
     def __init__(self, *args: Any, max_sockets: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

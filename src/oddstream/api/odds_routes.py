@@ -82,6 +82,12 @@ _RECORD: dict[str, Any] = {
         "Deleted": {"type": "boolean"},
         "CreatedAt": {"type": "string", "format": "date-time"},
         "UpdatedAt": {"type": "string", "format": "date-time"},
+        "Status": {
+            "enum": list(odds.MARKET_STATUSES),
+            "description": "the market's lifecycle status (always present): open, "
+            "suspended (no bets until resumed), closed (no more bets), resulted, voided, "
+            "deleted (Deleted is true)",
+        },
     },
 }
 _EVENT: dict[str, Any] = {
@@ -315,7 +321,8 @@ def _lifecycle_route(command: str, summary: str, description: str) -> dict[str, 
         "description": description
         + " A `CommandRequest` answered with a `CommandResponse` (`Position`: read your "
         "write with `?min_position=`); a retry with the same `RequestID` answers the same, "
-        "writing nothing. JSON bodies only (the answer may be protobuf).",
+        "writing nothing. A JSON body, or a protobuf `CommandRequest` with "
+        "`Content-Type: application/x-protobuf` (docs/protobuf.md).",
         "response_class": Response,
         "openapi_extra": {"requestBody": _body_schema(command), "parameters": [EXTERNAL_ID]},
         "responses": {200: {"content": {JSON: {"schema": _COMMAND_ANSWER}}}},

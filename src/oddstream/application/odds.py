@@ -44,6 +44,7 @@ from ..domain.fixedodds import (
     VoidMarket,
 )
 from ..domain.fixedodds.formats import decimal_str
+from ..domain.fixedodds.market import MarketStatus
 from ..eventstore import RecordedEvent
 from ..projections.odds_view import OddsRecord, OddsView
 from ..runtime.market_writer import MarketRequest, MarketWriter, market_stream
@@ -69,6 +70,11 @@ Price = Annotated[
 
 #: the limits of a market created through the odds API (bets on markets come later)
 DEFAULT_LIMITS = MarketLimits(max_stake_cents=1_000_000, max_liability_cents=100_000_000)
+#: the ``Status`` a market's record shows: the domain's lifecycle status (a record exists
+#: once the market is created, so never ``uncreated``)
+MARKET_STATUSES: tuple[str, ...] = tuple(
+    status.value for status in MarketStatus if status is not MarketStatus.UNCREATED
+)
 #: the most records a page of ``GET /odds`` holds
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -466,6 +472,7 @@ def record_json(record: OddsRecord) -> dict[str, Any]:
         "Deleted": record.deleted,
         "CreatedAt": time_text(record.created_at),
         "UpdatedAt": time_text(record.updated_at),
+        "Status": record.status.value,
     }
 
 

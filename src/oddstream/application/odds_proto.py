@@ -7,9 +7,11 @@ The content negotiation is the routes' (``api/odds_routes.py``, ``api/negotiatio
   name a price no decimal writes, such as the fractional 8/13 (21/13); a request's need
   not be reduced. The domain's bounds hold as for JSON (above 1, at most 10001, a
   denominator of at most 1,000,000 once reduced), with the same refusal codes.
-- **A request** is checked as the JSON body is: the fields it needs, their patterns and
-  lengths, the route's ``Command`` (``msgspec.convert`` with the JSON body's types), and
-  unknown fields refused (a field of a newer schema is not silently dropped).
+- **A request** (of any odds command, the lifecycle's included) is checked as the JSON
+  body is: the fields it needs, their patterns and lengths, the route's ``Command``
+  (``msgspec.convert`` with the JSON body's types), a payload field the command does
+  not take, and unknown fields refused (a field of a newer schema is not silently
+  dropped).
 - **Times** are ``google.protobuf.Timestamp``, to the microsecond as the store records
   them.
 """
@@ -26,6 +28,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ..domain.fixedodds import FixedOddsRejection, MoneyLine, Odds
+from ..domain.fixedodds.market import MarketStatus
 from ..pb import fixedodds_pb2, odds_api_pb2
 from ..projections.odds_view import OddsRecord
 from . import odds
@@ -39,6 +42,17 @@ _COMMANDS = {
     odds_api_pb2.COMMAND_NEW_ODDS: "NewOdds",
     odds_api_pb2.COMMAND_UPDATE_ODDS: "UpdateOdds",
     odds_api_pb2.COMMAND_DELETE_ODDS: "DeleteOdds",
+    odds_api_pb2.COMMAND_SUSPEND_ODDS: "SuspendOdds",
+    odds_api_pb2.COMMAND_RESUME_ODDS: "ResumeOdds",
+    odds_api_pb2.COMMAND_CLOSE_ODDS: "CloseOdds",
+    odds_api_pb2.COMMAND_RESULT_ODDS: "ResultOdds",
+    odds_api_pb2.COMMAND_VOID_ODDS: "VoidOdds",
+}
+#: a result's winners: the JSON Payload's outcome names
+_OUTCOMES: dict[int, str] = {
+    fixedodds_pb2.OUTCOME_HOME: "home",
+    fixedodds_pb2.OUTCOME_AWAY: "away",
+    fixedodds_pb2.OUTCOME_DRAW: "draw",
 }
 _DOMAINS = {odds_api_pb2.DOMAIN_ODDS: "Odds"}
 _VELOCITIES = {
@@ -46,10 +60,20 @@ _VELOCITIES = {
     odds_api_pb2.EVENT_VELOCITY_MEDIUM: "medium",
     odds_api_pb2.EVENT_VELOCITY_LOW: "low",
 }
-_REQUEST_TYPES = {
+#: a record's status (the JSON record's ``Status``) as its protobuf enum
+_MARKET_STATUSES = {
+    MarketStatus.OPEN: odds_api_pb2.MARKET_STATUS_OPEN,
+    MarketStatus.SUSPENDED: odds_api_pb2.MARKET_STATUS_SUSPENDED,
+    MarketStatus.CLOSED: odds_api_pb2.MARKET_STATUS_CLOSED,
+    MarketStatus.RESULTED: odds_api_pb2.MARKET_STATUS_RESULTED,
+    MarketStatus.VOIDED: odds_api_pb2.MARKET_STATUS_VOIDED,
+    MarketStatus.DELETED: odds_api_pb2.MARKET_STATUS_DELETED,
+}
+_REQUEST_TYPES: dict[str, Any] = {
     "NewOdds": odds.NewOddsRequest[Any],
     "UpdateOdds": odds.UpdateOddsRequest[Any],
     "DeleteOdds": odds.DeleteOddsRequest[Any],
+    **odds.LIFECYCLE_REQUESTS,
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -97,6 +121,30 @@ def _enum(value: int, names: Mapping[Any, str], what: str) -> str | None:
         raise _invalid(f"{what} {value} is not one of the schema's") from None
 
 
+def _winner(value: int) -> str:
+    try:
+        return _OUTCOMES[value]
+    except KeyError:
+        raise _invalid(f"Payload.Winners: {value} is no outcome (home 1, away 2, draw 3)") from None
+
+
+def _payload(command: str, payload: odds_api_pb2.Payload) -> dict[str, Any]:
+    """The JSON ``Payload`` a protobuf one makes: the fields it has, so that one the
+    command does not take is refused as in JSON (``forbid_unknown_fields``)."""
+    out: dict[str, Any] = {}
+    # proto3 has no absent string: an empty game_id names no game where naming one is
+    # optional (the lifecycle commands), and is refused where it is required
+    if payload.game_id or command not in odds.LIFECYCLE_REQUESTS:
+        out["GameID"] = payload.game_id
+    if payload.HasField("money_line"):
+        out["MoneyLine"] = _money_line(payload.money_line)
+    if payload.winners:
+        out["Winners"] = [_winner(w) for w in payload.winners]
+    if payload.HasField("reason"):
+        out["Reason"] = payload.reason
+    return out
+
+
 def parse_command_request(raw: bytes) -> odds_api_pb2.CommandRequest:
     """The ``CommandRequest`` ``raw`` holds, or 422."""
     message = odds_api_pb2.CommandRequest()
@@ -118,16 +166,9 @@ def request_id_of(raw: bytes) -> str | None:
 
 
 def decode_request(command: str, raw: bytes) -> odds.AnyRequest:
-    """The request a protobuf ``CommandRequest`` makes for the route of ``command``: the
-    JSON body's request, its prices :class:`Odds` already; 422 naming what is wrong.
-    The lifecycle commands (suspend … void) have no protobuf message yet: 415."""
-    if command not in _REQUEST_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"{command} takes a JSON body (Content-Type: application/json); its answer may "
-            "still be protobuf (Accept)",
-        )
+    """The request a protobuf ``CommandRequest`` makes for the route of ``command`` (any
+    of the odds commands, the lifecycle's included): the JSON body's request, its prices
+    :class:`Odds` already; 422 naming what is wrong."""
     message = parse_command_request(raw)
     body: dict[str, Any] = {
         "RequestID": message.request_id,
@@ -141,10 +182,7 @@ def decode_request(command: str, raw: bytes) -> odds.AnyRequest:
     if velocity is not None:
         body["EventVelocity"] = velocity
     if message.HasField("payload"):
-        payload: dict[str, Any] = {"GameID": message.payload.game_id}
-        if message.payload.HasField("money_line"):
-            payload["MoneyLine"] = _money_line(message.payload.money_line)
-        body["Payload"] = payload
+        body["Payload"] = _payload(command, message.payload)
     try:
         request: odds.AnyRequest = msgspec.convert(body, _REQUEST_TYPES[command])
     except msgspec.ValidationError as exc:
@@ -211,6 +249,7 @@ def record_message(record: OddsRecord) -> odds_api_pb2.OddsRecord:
         game_id=record.game_id,
         money_line=_line(record.money_line),
         deleted=record.deleted,
+        status=_MARKET_STATUSES[record.status],
     )
     _timestamp(record.created_at, message.created_at)
     _timestamp(record.updated_at, message.updated_at)

@@ -26,37 +26,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from oddstream.pb import fixedodds_pb2 as oddstream_dot_pb_dot_fixedodds__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boddstream/pb/odds_api.proto\x12\x15oddstream.odds_api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1coddstream/pb/fixedodds.proto\"\xa1\x01\n\tMoneyLine\x12\x30\n\x04home\x18\x01 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.OddsR\x04Home\x12\x30\n\x04\x61way\x18\x02 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.OddsR\x04\x41way\x12\x30\n\x04\x64raw\x18\x03 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.OddsR\x04\x44raw\"c\n\x07Payload\x12\x17\n\x07game_id\x18\x01 \x01(\tR\x06GameID\x12?\n\nmoney_line\x18\x02 \x01(\x0b\x32 .oddstream.odds_api.v1.MoneyLineR\tMoneyLine\"\xc3\x02\n\x0e\x43ommandRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\tRequestID\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08Provider\x12\x38\n\x07\x63ommand\x18\x03 \x01(\x0e\x32\x1e.oddstream.odds_api.v1.CommandR\x07\x43ommand\x12\x35\n\x06\x64omain\x18\x04 \x01(\x0e\x32\x1d.oddstream.odds_api.v1.DomainR\x06\x44omain\x12K\n\x0e\x65vent_velocity\x18\x05 \x01(\x0e\x32$.oddstream.odds_api.v1.EventVelocityR\rEventVelocity\x12\x38\n\x07payload\x18\x06 \x01(\x0b\x32\x1e.oddstream.odds_api.v1.PayloadR\x07Payload\"\xfc\x01\n\x0f\x43ommandResponse\x12\"\n\nrequest_id\x18\x01 \x01(\tH\x00R\tRequestID\x88\x01\x01\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x1d.oddstream.odds_api.v1.StatusR\x06Status\x12\x10\n\x03msg\x18\x03 \x01(\tR\x03Msg\x12\x1f\n\x0b\x65xternal_id\x18\x04 \x01(\tR\nExternalID\x12\x1a\n\x08position\x18\x05 \x01(\x03R\x08Position\x12\x1a\n\x08repeated\x18\x06 \x01(\x08R\x08Repeated\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rrorB\r\n\x0b_request_id\"\xa7\x02\n\nOddsRecord\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02ID\x12\x1f\n\x0b\x65xternal_id\x18\x02 \x01(\tR\nExternalID\x12\x17\n\x07game_id\x18\x03 \x01(\tR\x06GameID\x12?\n\nmoney_line\x18\x04 \x01(\x0b\x32 .oddstream.odds_api.v1.MoneyLineR\tMoneyLine\x12\x18\n\x07\x64\x65leted\x18\x05 \x01(\x08R\x07\x44\x65leted\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tCreatedAt\x12\x39\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tUpdatedAt\"\x8a\x01\n\tOddsEvent\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02ID\x12\x17\n\x07odds_id\x18\x02 \x01(\x03R\x06OddsID\x12\x19\n\x08\x65vent_id\x18\x03 \x01(\tR\x07\x45ventID\x12\x39\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tCreatedAt\"?\n\x0bOddsRecords\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.oddstream.odds_api.v1.OddsRecord\"=\n\nOddsEvents\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .oddstream.odds_api.v1.OddsEvent\"\xb6\x02\n\rQueryResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\tRequestID\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x1d.oddstream.odds_api.v1.StatusR\x06Status\x12\x10\n\x03msg\x18\x03 \x01(\tR\x03Msg\x12\x33\n\x06record\x18\x04 \x01(\x0b\x32!.oddstream.odds_api.v1.OddsRecordH\x00\x12\x35\n\x07records\x18\x05 \x01(\x0b\x32\".oddstream.odds_api.v1.OddsRecordsH\x00\x12\x33\n\x06\x65vents\x18\x06 \x01(\x0b\x32!.oddstream.odds_api.v1.OddsEventsH\x00\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rrorB\x06\n\x04\x64\x61ta*j\n\x07\x43ommand\x12\x17\n\x13\x43OMMAND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43OMMAND_NEW_ODDS\x10\x01\x12\x17\n\x13\x43OMMAND_UPDATE_ODDS\x10\x02\x12\x17\n\x13\x43OMMAND_DELETE_ODDS\x10\x03*1\n\x06\x44omain\x12\x16\n\x12\x44OMAIN_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x44OMAIN_ODDS\x10\x01*{\n\rEventVelocity\x12\x1e\n\x1a\x45VENT_VELOCITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_VELOCITY_HIGH\x10\x01\x12\x19\n\x15\x45VENT_VELOCITY_MEDIUM\x10\x02\x12\x16\n\x12\x45VENT_VELOCITY_LOW\x10\x03*E\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_SUCCESS\x10\x01\x12\x0f\n\x0bSTATUS_FAIL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boddstream/pb/odds_api.proto\x12\x15oddstream.odds_api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1coddstream/pb/fixedodds.proto\"\xa1\x01\n\tMoneyLine\x12\x30\n\x04home\x18\x01 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.OddsR\x04Home\x12\x30\n\x04\x61way\x18\x02 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.OddsR\x04\x41way\x12\x30\n\x04\x64raw\x18\x03 \x01(\x0b\x32\x1c.oddstream.fixedodds.v1.OddsR\x04\x44raw\"\xc6\x01\n\x07Payload\x12\x17\n\x07game_id\x18\x01 \x01(\tR\x06GameID\x12?\n\nmoney_line\x18\x02 \x01(\x0b\x32 .oddstream.odds_api.v1.MoneyLineR\tMoneyLine\x12\x39\n\x07winners\x18\x03 \x03(\x0e\x32\x1f.oddstream.fixedodds.v1.OutcomeR\x07Winners\x12\x1b\n\x06reason\x18\x04 \x01(\tH\x00R\x06Reason\x88\x01\x01\x42\t\n\x07_reason\"\xc3\x02\n\x0e\x43ommandRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\tRequestID\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08Provider\x12\x38\n\x07\x63ommand\x18\x03 \x01(\x0e\x32\x1e.oddstream.odds_api.v1.CommandR\x07\x43ommand\x12\x35\n\x06\x64omain\x18\x04 \x01(\x0e\x32\x1d.oddstream.odds_api.v1.DomainR\x06\x44omain\x12K\n\x0e\x65vent_velocity\x18\x05 \x01(\x0e\x32$.oddstream.odds_api.v1.EventVelocityR\rEventVelocity\x12\x38\n\x07payload\x18\x06 \x01(\x0b\x32\x1e.oddstream.odds_api.v1.PayloadR\x07Payload\"\xfc\x01\n\x0f\x43ommandResponse\x12\"\n\nrequest_id\x18\x01 \x01(\tH\x00R\tRequestID\x88\x01\x01\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x1d.oddstream.odds_api.v1.StatusR\x06Status\x12\x10\n\x03msg\x18\x03 \x01(\tR\x03Msg\x12\x1f\n\x0b\x65xternal_id\x18\x04 \x01(\tR\nExternalID\x12\x1a\n\x08position\x18\x05 \x01(\x03R\x08Position\x12\x1a\n\x08repeated\x18\x06 \x01(\x08R\x08Repeated\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rrorB\r\n\x0b_request_id\"\xe4\x02\n\nOddsRecord\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02ID\x12\x1f\n\x0b\x65xternal_id\x18\x02 \x01(\tR\nExternalID\x12\x17\n\x07game_id\x18\x03 \x01(\tR\x06GameID\x12?\n\nmoney_line\x18\x04 \x01(\x0b\x32 .oddstream.odds_api.v1.MoneyLineR\tMoneyLine\x12\x18\n\x07\x64\x65leted\x18\x05 \x01(\x08R\x07\x44\x65leted\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tCreatedAt\x12\x39\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tUpdatedAt\x12;\n\x06status\x18\x08 \x01(\x0e\x32#.oddstream.odds_api.v1.MarketStatusR\x06Status\"\x8a\x01\n\tOddsEvent\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02ID\x12\x17\n\x07odds_id\x18\x02 \x01(\x03R\x06OddsID\x12\x19\n\x08\x65vent_id\x18\x03 \x01(\tR\x07\x45ventID\x12\x39\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tCreatedAt\"?\n\x0bOddsRecords\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.oddstream.odds_api.v1.OddsRecord\"=\n\nOddsEvents\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .oddstream.odds_api.v1.OddsEvent\"\xb6\x02\n\rQueryResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\tRequestID\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x1d.oddstream.odds_api.v1.StatusR\x06Status\x12\x10\n\x03msg\x18\x03 \x01(\tR\x03Msg\x12\x33\n\x06record\x18\x04 \x01(\x0b\x32!.oddstream.odds_api.v1.OddsRecordH\x00\x12\x35\n\x07records\x18\x05 \x01(\x0b\x32\".oddstream.odds_api.v1.OddsRecordsH\x00\x12\x33\n\x06\x65vents\x18\x06 \x01(\x0b\x32!.oddstream.odds_api.v1.OddsEventsH\x00\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rrorB\x06\n\x04\x64\x61ta*\xe5\x01\n\x07\x43ommand\x12\x17\n\x13\x43OMMAND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43OMMAND_NEW_ODDS\x10\x01\x12\x17\n\x13\x43OMMAND_UPDATE_ODDS\x10\x02\x12\x17\n\x13\x43OMMAND_DELETE_ODDS\x10\x03\x12\x18\n\x14\x43OMMAND_SUSPEND_ODDS\x10\x04\x12\x17\n\x13\x43OMMAND_RESUME_ODDS\x10\x05\x12\x16\n\x12\x43OMMAND_CLOSE_ODDS\x10\x06\x12\x17\n\x13\x43OMMAND_RESULT_ODDS\x10\x07\x12\x15\n\x11\x43OMMAND_VOID_ODDS\x10\x08*1\n\x06\x44omain\x12\x16\n\x12\x44OMAIN_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x44OMAIN_ODDS\x10\x01*{\n\rEventVelocity\x12\x1e\n\x1a\x45VENT_VELOCITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_VELOCITY_HIGH\x10\x01\x12\x19\n\x15\x45VENT_VELOCITY_MEDIUM\x10\x02\x12\x16\n\x12\x45VENT_VELOCITY_LOW\x10\x03*E\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_SUCCESS\x10\x01\x12\x0f\n\x0bSTATUS_FAIL\x10\x02*\xcd\x01\n\x0cMarketStatus\x12\x1d\n\x19MARKET_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12MARKET_STATUS_OPEN\x10\x01\x12\x1b\n\x17MARKET_STATUS_SUSPENDED\x10\x02\x12\x18\n\x14MARKET_STATUS_CLOSED\x10\x03\x12\x1a\n\x16MARKET_STATUS_RESULTED\x10\x04\x12\x18\n\x14MARKET_STATUS_VOIDED\x10\x05\x12\x19\n\x15MARKET_STATUS_DELETED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oddstream.pb.odds_api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMAND']._serialized_start=1843
-  _globals['_COMMAND']._serialized_end=1949
-  _globals['_DOMAIN']._serialized_start=1951
-  _globals['_DOMAIN']._serialized_end=2000
-  _globals['_EVENTVELOCITY']._serialized_start=2002
-  _globals['_EVENTVELOCITY']._serialized_end=2125
-  _globals['_STATUS']._serialized_start=2127
-  _globals['_STATUS']._serialized_end=2196
+  _globals['_COMMAND']._serialized_start=2005
+  _globals['_COMMAND']._serialized_end=2234
+  _globals['_DOMAIN']._serialized_start=2236
+  _globals['_DOMAIN']._serialized_end=2285
+  _globals['_EVENTVELOCITY']._serialized_start=2287
+  _globals['_EVENTVELOCITY']._serialized_end=2410
+  _globals['_STATUS']._serialized_start=2412
+  _globals['_STATUS']._serialized_end=2481
+  _globals['_MARKETSTATUS']._serialized_start=2484
+  _globals['_MARKETSTATUS']._serialized_end=2689
   _globals['_MONEYLINE']._serialized_start=118
   _globals['_MONEYLINE']._serialized_end=279
-  _globals['_PAYLOAD']._serialized_start=281
-  _globals['_PAYLOAD']._serialized_end=380
-  _globals['_COMMANDREQUEST']._serialized_start=383
-  _globals['_COMMANDREQUEST']._serialized_end=706
-  _globals['_COMMANDRESPONSE']._serialized_start=709
-  _globals['_COMMANDRESPONSE']._serialized_end=961
-  _globals['_ODDSRECORD']._serialized_start=964
-  _globals['_ODDSRECORD']._serialized_end=1259
-  _globals['_ODDSEVENT']._serialized_start=1262
-  _globals['_ODDSEVENT']._serialized_end=1400
-  _globals['_ODDSRECORDS']._serialized_start=1402
-  _globals['_ODDSRECORDS']._serialized_end=1465
-  _globals['_ODDSEVENTS']._serialized_start=1467
-  _globals['_ODDSEVENTS']._serialized_end=1528
-  _globals['_QUERYRESPONSE']._serialized_start=1531
-  _globals['_QUERYRESPONSE']._serialized_end=1841
+  _globals['_PAYLOAD']._serialized_start=282
+  _globals['_PAYLOAD']._serialized_end=480
+  _globals['_COMMANDREQUEST']._serialized_start=483
+  _globals['_COMMANDREQUEST']._serialized_end=806
+  _globals['_COMMANDRESPONSE']._serialized_start=809
+  _globals['_COMMANDRESPONSE']._serialized_end=1061
+  _globals['_ODDSRECORD']._serialized_start=1064
+  _globals['_ODDSRECORD']._serialized_end=1420
+  _globals['_ODDSEVENT']._serialized_start=1423
+  _globals['_ODDSEVENT']._serialized_end=1561
+  _globals['_ODDSRECORDS']._serialized_start=1563
+  _globals['_ODDSRECORDS']._serialized_end=1626
+  _globals['_ODDSEVENTS']._serialized_start=1628
+  _globals['_ODDSEVENTS']._serialized_end=1689
+  _globals['_QUERYRESPONSE']._serialized_start=1692
+  _globals['_QUERYRESPONSE']._serialized_end=2002
 # @@protoc_insertion_point(module_scope)

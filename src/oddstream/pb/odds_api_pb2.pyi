@@ -17,6 +17,11 @@ class Command(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMMAND_NEW_ODDS: _ClassVar[Command]
     COMMAND_UPDATE_ODDS: _ClassVar[Command]
     COMMAND_DELETE_ODDS: _ClassVar[Command]
+    COMMAND_SUSPEND_ODDS: _ClassVar[Command]
+    COMMAND_RESUME_ODDS: _ClassVar[Command]
+    COMMAND_CLOSE_ODDS: _ClassVar[Command]
+    COMMAND_RESULT_ODDS: _ClassVar[Command]
+    COMMAND_VOID_ODDS: _ClassVar[Command]
 
 class Domain(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -35,10 +40,25 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATUS_UNSPECIFIED: _ClassVar[Status]
     STATUS_SUCCESS: _ClassVar[Status]
     STATUS_FAIL: _ClassVar[Status]
+
+class MarketStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MARKET_STATUS_UNSPECIFIED: _ClassVar[MarketStatus]
+    MARKET_STATUS_OPEN: _ClassVar[MarketStatus]
+    MARKET_STATUS_SUSPENDED: _ClassVar[MarketStatus]
+    MARKET_STATUS_CLOSED: _ClassVar[MarketStatus]
+    MARKET_STATUS_RESULTED: _ClassVar[MarketStatus]
+    MARKET_STATUS_VOIDED: _ClassVar[MarketStatus]
+    MARKET_STATUS_DELETED: _ClassVar[MarketStatus]
 COMMAND_UNSPECIFIED: Command
 COMMAND_NEW_ODDS: Command
 COMMAND_UPDATE_ODDS: Command
 COMMAND_DELETE_ODDS: Command
+COMMAND_SUSPEND_ODDS: Command
+COMMAND_RESUME_ODDS: Command
+COMMAND_CLOSE_ODDS: Command
+COMMAND_RESULT_ODDS: Command
+COMMAND_VOID_ODDS: Command
 DOMAIN_UNSPECIFIED: Domain
 DOMAIN_ODDS: Domain
 EVENT_VELOCITY_UNSPECIFIED: EventVelocity
@@ -48,6 +68,13 @@ EVENT_VELOCITY_LOW: EventVelocity
 STATUS_UNSPECIFIED: Status
 STATUS_SUCCESS: Status
 STATUS_FAIL: Status
+MARKET_STATUS_UNSPECIFIED: MarketStatus
+MARKET_STATUS_OPEN: MarketStatus
+MARKET_STATUS_SUSPENDED: MarketStatus
+MARKET_STATUS_CLOSED: MarketStatus
+MARKET_STATUS_RESULTED: MarketStatus
+MARKET_STATUS_VOIDED: MarketStatus
+MARKET_STATUS_DELETED: MarketStatus
 
 class MoneyLine(_message.Message):
     __slots__ = ("home", "away", "draw")
@@ -60,12 +87,16 @@ class MoneyLine(_message.Message):
     def __init__(self, home: _Optional[_Union[_fixedodds_pb2.Odds, _Mapping]] = ..., away: _Optional[_Union[_fixedodds_pb2.Odds, _Mapping]] = ..., draw: _Optional[_Union[_fixedodds_pb2.Odds, _Mapping]] = ...) -> None: ...
 
 class Payload(_message.Message):
-    __slots__ = ("game_id", "money_line")
+    __slots__ = ("game_id", "money_line", "winners", "reason")
     GAME_ID_FIELD_NUMBER: _ClassVar[int]
     MONEY_LINE_FIELD_NUMBER: _ClassVar[int]
+    WINNERS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     game_id: str
     money_line: MoneyLine
-    def __init__(self, game_id: _Optional[str] = ..., money_line: _Optional[_Union[MoneyLine, _Mapping]] = ...) -> None: ...
+    winners: _containers.RepeatedScalarFieldContainer[_fixedodds_pb2.Outcome]
+    reason: str
+    def __init__(self, game_id: _Optional[str] = ..., money_line: _Optional[_Union[MoneyLine, _Mapping]] = ..., winners: _Optional[_Iterable[_Union[_fixedodds_pb2.Outcome, str]]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CommandRequest(_message.Message):
     __slots__ = ("request_id", "provider", "command", "domain", "event_velocity", "payload")
@@ -102,7 +133,7 @@ class CommandResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., msg: _Optional[str] = ..., external_id: _Optional[str] = ..., position: _Optional[int] = ..., repeated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class OddsRecord(_message.Message):
-    __slots__ = ("id", "external_id", "game_id", "money_line", "deleted", "created_at", "updated_at")
+    __slots__ = ("id", "external_id", "game_id", "money_line", "deleted", "created_at", "updated_at", "status")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     GAME_ID_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +141,7 @@ class OddsRecord(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     id: int
     external_id: str
     game_id: str
@@ -117,7 +149,8 @@ class OddsRecord(_message.Message):
     deleted: bool
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., external_id: _Optional[str] = ..., game_id: _Optional[str] = ..., money_line: _Optional[_Union[MoneyLine, _Mapping]] = ..., deleted: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    status: MarketStatus
+    def __init__(self, id: _Optional[int] = ..., external_id: _Optional[str] = ..., game_id: _Optional[str] = ..., money_line: _Optional[_Union[MoneyLine, _Mapping]] = ..., deleted: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[MarketStatus, str]] = ...) -> None: ...
 
 class OddsEvent(_message.Message):
     __slots__ = ("id", "odds_id", "event_id", "created_at")

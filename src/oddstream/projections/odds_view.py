@@ -87,6 +87,9 @@ class OddsRecord:
     version: int
     #: the global position of the latest event the record includes
     position: int
+    #: the market's lifecycle status (never ``UNCREATED``: a record is made by its
+    #: ``MarketCreated``)
+    status: MarketStatus
 
 
 #: called with a market's new record after each of its events is applied, in log order
@@ -116,6 +119,7 @@ def record_of(
         updated_at=updated_at,
         version=version,
         position=position,
+        status=state.status,
     )
 
 

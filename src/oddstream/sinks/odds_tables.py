@@ -55,6 +55,9 @@ ODDS_VALUE: Final = RecordSchema(
         FieldSchema("updated_at", "string"),
         #: the market's stream version the row includes
         FieldSchema("version", "int64"),
+        #: the record's Status (optional: added to tables written before it, whose rows
+        #: not written since hold NULL until a replay --from-start)
+        FieldSchema("status", "string", True),
     ),
     name="odds",
 )
@@ -94,6 +97,7 @@ class OddsTables:
             "created_at": shown["CreatedAt"],
             "updated_at": shown["UpdatedAt"],
             "version": record.version,
+            "status": shown["Status"],
         }
         entry = event_json(record, recorded)
         event = {

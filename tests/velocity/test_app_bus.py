@@ -1,0 +1,115 @@
+"""``ODDSTREAM_BUS_FORMAT`` reaching the velocity bus an API process of services mode
+builds (``api/app.py``): the settings read from the environment, the app built and
+started as ``oddstream api`` builds it (on the local PostgreSQL, NATS and Redis, in a
+schema, a Redis prefix and NATS subjects of the test's own), a market command sent to
+it, and the message its bus put on NATS read raw: protobuf (``0x01`` and a
+``BusBatch``) with ``protobuf``, msgpack when unset or ``msgpack``. A bad value is
+refused by the settings (``tests/test_config.py``: the variable named, and ``oddstream
+api`` ending with it, no traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import httpx
+import pytest
+import redis
+
+from conftest import need_service
+from oddstream.api.app import create_app
+from oddstream.config import Settings
+from oddstream.velocity.bus_format import PROTOBUF_V1, decode
+from oddstream.velocity.nats_bus import NatsVelocityBus
+
+NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
+ADMIN_KEY = "bus-format-admin-key-0123456789"
+
+
+@pytest.fixture
+def nats_url() -> str:
+    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
+    try:
+        with socket.create_connection((host, int(port or 4222)), timeout=3):
+            pass
+    except OSError as exc:
+        need_service("NATS", str(exc))
+    return NATS_URL
+
+
+@pytest.mark.parametrize("fmt", [None, "msgpack", "protobuf"], ids=["unset", "msgpack", "protobuf"])
+async def test_the_api_process_s_bus_publishes_in_the_format_of_its_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    pg_url: str,
+    pg_schema: str,
+    redis_url: str,
+    nats_url: str,
+    fmt: str | None,
+) -> None:
+    import nats
+
+    prefix = f"{pg_schema}:"
+    env = {
+        "ODDSTREAM_STORE_URL": pg_url,
+        "ODDSTREAM_PG_SCHEMA": pg_schema,
+        "ODDSTREAM_NATS_URL": nats_url,
+        "ODDSTREAM_REDIS_URL": redis_url,
+        "ODDSTREAM_REDIS_PREFIX": prefix,
+        "ODDSTREAM_ADMIN_KEY": ADMIN_KEY,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("ODDSTREAM_QUOTE_TABLES_URL", "ODDSTREAM_KAFKA_COMPAT"):  # refused in "api"
+        monkeypatch.delenv(name, raising=False)
+    if fmt is None:
+        monkeypatch.delenv("ODDSTREAM_BUS_FORMAT", raising=False)
+    else:
+        monkeypatch.setenv("ODDSTREAM_BUS_FORMAT", fmt)
+    settings = Settings()
+    assert settings.bus_format == (fmt or "msgpack")
+
+    # the deployment's velocity subjects, whatever its deployment id: under its schema
+    nc = await nats.connect(nats_url)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_message(msg: object) -> None:
+        received.put_nowait(msg.data)  # type: ignore[attr-defined]
+
+    await nc.subscribe(f"oddstream.{pg_schema}.*.velocity.>", cb=on_message)
+    await nc.flush()
+    app = create_app(settings, role="api")
+    try:
+        async with app.router.lifespan_context(app):
+            bus = app.state.services.velocity_bus
+            assert isinstance(bus, NatsVelocityBus)
+            assert bus.format == (fmt or "msgpack")
+            body = {
+                "RequestID": "bus-1",
+                "Provider": "acme",
+                "Command": "NewOdds",
+                "EventVelocity": "high",
+                "Payload": {"GameID": "football:g1", "MoneyLine": {"Home": 1.91, "Away": 2.1}},
+            }
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+                answer = await client.post("/odds", json=body, headers={"X-API-Key": ADMIN_KEY})
+            assert answer.status_code == 201, answer.text
+            created = answer.json()
+            data = await asyncio.wait_for(received.get(), 10)
+    finally:
+        await nc.close()
+        client_ = redis.Redis.from_url(redis_url)
+        for key in client_.scan_iter(match=f"{prefix}*"):
+            client_.delete(key)
+        client_.close()
+
+    if fmt == "protobuf":
+        assert data[0] == PROTOBUF_V1
+    else:  # a msgpack array: fixarray, array 16 or array 32
+        assert 0x90 <= data[0] <= 0x9F or data[0] in (0xDC, 0xDD), data[:8]
+    (event,) = decode(data)
+    assert event.type == "fixedodds.MarketCreated"
+    assert event.stream == f"market-{created['ExternalID']}"
+    assert event.position == created["Position"]
+    assert event.channel == "high.odds.football"
