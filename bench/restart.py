@@ -19,6 +19,18 @@ the exit status is 1 on any mismatch. See ``bench/README.md``.
 
 Run ``.venv/bin/python bench/restart.py [--quick] [--backend sqlite|postgres|all]``.
 Results go to ``bench/results/restart.json``.
+
+``--view odds [--markets N] [--baseline-src DIR]``: the fixed-odds read model
+(``OddsView``) instead, on SQLite: a log of ``--markets`` (100,000) markets built from
+the market aggregate's ``decide`` / ``evolve`` (10% still open at the end, the others
+resulted, voided or deleted), then each case started in a process of its own, in turns,
+``--reps`` times: ``baseline_replay`` (the code of ``--baseline-src``, e.g. a worktree at
+main: the whole log), ``replay`` (this code, the whole log, markets over let go),
+``snapshot`` (from a snapshot at the head), ``snapshot_plus_tail`` (from a snapshot 2% of
+the markets back) and ``keep_all`` (this code letting nothing go). Timed from
+``OddsView(...)`` to caught up; memory is the process's resident memory then, less what
+it was before, with the store closed. Every case must read 300 sampled markets alike, and
+the listings must match; results go under ``odds`` in the results file, the tote's kept.
 """
 
 from __future__ import annotations
@@ -27,10 +39,14 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import hashlib
+import inspect
+import json
 import os
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -669,6 +685,370 @@ async def main_async(args: argparse.Namespace, console: Console) -> tuple[list[B
     return done, problems
 
 
+# --------------------------------------------------------------------------- the odds view
+#
+# ``--view odds``: the fixed-odds read model (``OddsView``) at start and in memory, this
+# tree's code against a baseline tree's (``--baseline-src``, e.g. a worktree at main),
+# each start in a process of its own (``--odds-child``) so that its resident memory is
+# its own. Results go under ``odds`` in the results file, the tote's figures kept.
+
+ODDS_MARKETS, ODDS_QUICK_MARKETS = 100_000, 10_000
+OWN_SRC = Path(__file__).resolve().parent.parent / "src"
+#: a market's fate at the end of the log (shares): open, resulted, voided, deleted
+ODDS_FATES = (("open", 0.10), ("resulted", 0.55), ("voided", 0.15), ("deleted", 0.20))
+ODDS_BET_SHARE = 0.3  # markets with bets (1-4)
+ODDS_LIVE = 8  # markets whose events interleave in the log
+ODDS_SAMPLE = 300  # markets read by ExternalID in every case, to compare the answers
+ODDS_CASES = ("baseline_replay", "replay", "snapshot", "snapshot_plus_tail")
+
+
+def _odds_market_events(rng: random.Random, market_id: str) -> tuple[str, list[Any]]:
+    """One market's events from the domain's own ``decide`` / ``evolve``; its fate."""
+    from oddstream.application.odds import DEFAULT_LIMITS
+    from oddstream.domain.fixedodds import market as fx
+    from oddstream.domain.fixedodds.commands import (
+        CloseMarket,
+        CreateMarket,
+        DeleteMarket,
+        ResultMarket,
+        UpdatePrices,
+        VoidMarket,
+    )
+    from oddstream.domain.fixedodds.commands import (
+        PlaceBet as PlaceMarketBet,
+    )
+    from oddstream.domain.fixedodds.events import MoneyLine, Outcome
+    from oddstream.domain.fixedodds.odds import Odds
+
+    draw = rng.random() < 0.5  # a market keeps its shape: three-way or two-way
+
+    def line() -> MoneyLine:
+        return MoneyLine(
+            home=Odds.from_decimal(f"{rng.randint(105, 900) / 100:.2f}"),
+            away=Odds.from_decimal(f"{rng.randint(105, 900) / 100:.2f}"),
+            draw=Odds.from_decimal(f"{rng.randint(250, 450) / 100:.2f}") if draw else None,
+        )
+
+    state = fx.MarketState()
+    events: list[Any] = []
+
+    def run(command: Any) -> None:
+        for event in fx.decide(state, command):
+            fx.evolve(state, event)
+            events.append(event)
+
+    provider = f"p{rng.randrange(20)}"
+    run(
+        CreateMarket(
+            market_id=market_id,
+            game_id=f"g{rng.getrandbits(32)}",
+            provider=provider,
+            money_line=line(),
+            limits=DEFAULT_LIMITS,
+        )
+    )
+    for _ in range(rng.randrange(4)):
+        run(UpdatePrices(market_id=market_id, provider=provider, money_line=line()))
+    if rng.random() < ODDS_BET_SHARE:
+        for n in range(rng.randint(1, 4)):
+            outcome = rng.choice([o for o in (Outcome.HOME, Outcome.AWAY) if o in state.prices])
+            run(
+                PlaceMarketBet(
+                    market_id=market_id,
+                    bet_id=f"b{n}",
+                    outcome=outcome,
+                    stake_cents=rng.choice(STAKES),
+                    price=state.prices[outcome],
+                    wallet_id=None,
+                )
+            )
+    r, fate = rng.random(), "open"
+    for name, share in ODDS_FATES:
+        if r < share:
+            fate = name
+            break
+        r -= share
+    if fate == "resulted":
+        run(CloseMarket(market_id=market_id, provider=provider))
+        run(ResultMarket(market_id=market_id, provider=provider, winners=(Outcome.HOME,)))
+    elif fate == "voided":
+        run(VoidMarket(market_id=market_id, provider=provider, reason="abandoned"))
+    elif fate == "deleted":
+        if state.bets:
+            run(VoidMarket(market_id=market_id, provider=provider, reason="abandoned"))
+        run(DeleteMarket(market_id=market_id, provider=provider))
+    return fate, events
+
+
+def _odds_log(
+    first: int, end: int, seed: int, fates: dict[str, int], ids: list[str]
+) -> Iterator[tuple[str, NewEvent]]:
+    """The events of markets ``first`` to ``end`` (by creation), :data:`ODDS_LIVE`
+    markets interleaved at a time; each group of them from a seed of its own, so the
+    log is the same however it is cut."""
+    from oddstream.runtime.market_writer import market_stream
+
+    for start in range(first, end, ODDS_LIVE):
+        rng = random.Random(seed * 1_000_003 + start)
+        group = []
+        for _ in range(start, min(start + ODDS_LIVE, end)):
+            market_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            fate, events = _odds_market_events(rng, market_id)
+            fates[fate] = fates.get(fate, 0) + 1
+            ids.append(market_id)
+            group.append((market_stream(market_id), events))
+        while group:
+            for stream, events in group:
+                taken = 1 + rng.randrange(3)
+                for event in events[:taken]:
+                    yield stream, registry.to_new_event(event)
+                del events[:taken]
+            group = [(stream, events) for stream, events in group if events]
+
+
+def _rss() -> int:
+    """This process's resident memory, bytes."""
+    for row in Path("/proc/self/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) * 1024
+    return 0
+
+
+async def odds_child(case: str, path: Path, sample: list[str]) -> dict[str, Any]:
+    """One start of the odds view on the log at ``path`` (in its own process, with the
+    code ``PYTHONPATH`` gives): its time to be caught up, the memory it holds then (the
+    process's resident memory less what it was before the store was opened, measured
+    with the store closed: SQLite's page cache, 64 MiB a connection, is not the view's),
+    and what it answers."""
+    from oddstream.application.odds import record_json
+    from oddstream.consumers.checkpoints import release_free_memory
+    from oddstream.projections.odds_view import OddsView
+
+    def resident() -> int:
+        gc.collect()
+        release_free_memory()
+        return _rss()
+
+    bounded = "keep_finished" in inspect.signature(OddsView).parameters
+    before = resident()
+    store = await SqliteEventStore.open(path)
+    head = await store.head_position()
+    started, cpu = time.perf_counter(), time.process_time()
+    if case == "baseline_replay" or not bounded:
+        view = OddsView(store)  # the baseline's only kind: the whole log from 0
+    elif case == "replay":
+        view = OddsView(store, snapshot_every=None)
+    elif case == "keep_all":
+        view = OddsView(store, keep_finished=10**12, snapshot_every=None)
+    else:  # snapshot, snapshot_plus_tail, save
+        view = OddsView(store)
+    await view.start()
+    caught_up = await view.wait_for(head, CATCH_UP_TIMEOUT)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    with_store = resident() - before
+    out: dict[str, Any] = {"case": case, "caught_up": caught_up, "seconds": seconds}
+    started = time.perf_counter()
+    await view.stop()  # a snapshot written if it has one and moved (save: timed)
+    if case == "save":
+        out["snapshot_write_s"] = time.perf_counter() - started
+    listing = msgspec.json.encode([record_json(r) for r in view.records()])
+    await store.close()
+    out |= {
+        "cpu_s": cpu,
+        "rss_bytes": resident() - before,
+        "rss_with_store_bytes": with_store,
+        "held": len(view),
+        "position": view.position,
+        "listing_sha256": hashlib.sha256(listing).hexdigest(),
+    }
+    del listing
+    store = await SqliteEventStore.open(path)
+    view._store = store  # the reads of markets let go: from their streams
+    find = getattr(view, "find", None)
+    answers = []
+    for market_id in sample:
+        record = await find(market_id) if find is not None else view.get(market_id)
+        answers.append(None if record is None else record_json(record))
+    out["sample_sha256"] = hashlib.sha256(msgspec.json.encode(answers)).hexdigest()
+    await store.close()
+    return out
+
+
+@dataclass
+class OddsRun:
+    """The odds part's log and the runs of each case."""
+
+    markets: int
+    tail_markets: int
+    events: int = 0
+    tail_events: int = 0
+    fates: dict[str, int] = field(default_factory=dict)
+    build_s: float = 0.0
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    snapshot_bytes: int = 0
+    snapshot_parts: int = 0
+    snapshot_write_s: float = 0.0
+
+
+def _odds_child_run(
+    args: argparse.Namespace, case: str, path: Path, sample: Path, src: Path
+) -> dict[str, Any]:
+    bench = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{bench}"}
+    command = [sys.executable, str(Path(__file__).resolve()), "--odds-child", case]
+    command += ["--odds-store", str(path), "--odds-sample", str(sample)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{case} ({src}): {done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def odds_bench(args: argparse.Namespace, console: Console) -> tuple[OddsRun, list[str]]:
+    """Build the markets' log, then time and measure each case in turns."""
+
+    own = OWN_SRC
+    problems: list[str] = []
+    run = OddsRun(markets=args.markets, tail_markets=max(1, args.markets // 50))
+    ids: list[str] = []
+    cases = [c for c in (*ODDS_CASES, "keep_all") if c != "baseline_replay" or args.baseline_src]
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="oddstream-restart-odds-", dir=args.dir) as d:
+        path, sample_path = Path(d) / "odds.db", Path(d) / "sample.json"
+        started = time.perf_counter()
+        store = await SqliteEventStore.open(path)
+        cut = run.markets - run.tail_markets
+        run.events = await append_events(
+            store, _odds_log(0, cut, args.seed, run.fates, ids), 1 << 62
+        )
+        await store.close()
+        # snapshot A: at the end of the log before its tail
+        sample_path.write_text("[]")
+        _odds_child_run(args, "save", path, sample_path, own)
+        store = await SqliteEventStore.open(path)
+        found = await store.load_snapshot("odds-view")
+        assert found is not None
+        snapshot_a = (found.position, tuple(found.parts))
+        tail = _odds_log(cut, run.markets, args.seed, run.fates, ids)
+        run.tail_events = await append_events(store, tail, 1 << 62)
+        run.events += run.tail_events
+        await store.close()
+        run.build_s = time.perf_counter() - started
+        # snapshot B: at the head, from A and the tail (its write timed)
+        saved = _odds_child_run(args, "save", path, sample_path, own)
+        run.snapshot_write_s = saved["snapshot_write_s"]
+        store = await SqliteEventStore.open(path)
+        found = await store.load_snapshot("odds-view")
+        assert found is not None
+        snapshot_b = (found.position, tuple(found.parts))
+        run.snapshot_bytes = sum(len(p) for p in snapshot_b[1])
+        run.snapshot_parts = len(snapshot_b[1])
+        await store.close()
+        rng = random.Random(args.seed)
+        sample_path.write_text(json.dumps(rng.sample(ids, min(ODDS_SAMPLE, len(ids)))))
+        console.print(
+            f"odds log: {run.markets:,} markets, {run.events:,} events ({run.fates}), "
+            f"built in {run.build_s:.1f} s; snapshot {run.snapshot_bytes:,} bytes"
+        )
+        for rep in range(args.reps):
+            for case in cases[rep % len(cases) :] + cases[: rep % len(cases)]:
+                if case.startswith("snapshot"):
+                    position, parts = snapshot_b if case == "snapshot" else snapshot_a
+                    store = await SqliteEventStore.open(path)
+                    await store.save_snapshot("odds-view", position, parts)
+                    await store.close()
+                src = Path(args.baseline_src) if case == "baseline_replay" else own
+                try:
+                    result = _odds_child_run(args, case, path, sample_path, src)
+                except RuntimeError as exc:
+                    problems.append(str(exc))
+                    continue
+                run.runs.setdefault(case, []).append(result)
+                console.print(
+                    f"  {case}: {result['seconds']:.2f} s, {result['rss_bytes'] / 1e6:.1f} MB, "
+                    f"{result['held']:,} held"
+                )
+    problems += _odds_checks(run)
+    return run, problems
+
+
+def _odds_checks(run: OddsRun) -> list[str]:
+    """Every case caught up and answers the same: the sampled markets alike in all (let
+    go or not), and the new view's listing alike in each of its starts."""
+    problems: list[str] = []
+    results = [r for runs in run.runs.values() for r in runs]
+    problems += [f"{r['case']}: not caught up" for r in results if not r["caught_up"]]
+    if len({r["sample_sha256"] for r in results}) > 1:
+        problems.append("the sampled markets do not read the same in every case")
+    bounded = [r for c in ("replay", "snapshot", "snapshot_plus_tail") for r in run.runs.get(c, [])]
+    if len({r["listing_sha256"] for r in bounded}) > 1:
+        problems.append("the odds view lists differently after a replay and a snapshot")
+    full = [r for c in ("baseline_replay", "keep_all") for r in run.runs.get(c, [])]
+    if len({r["listing_sha256"] for r in full}) > 1:
+        problems.append("keep_all does not list what the baseline lists")
+    return problems
+
+
+def odds_json(run: OddsRun, args: argparse.Namespace) -> dict[str, Any]:
+    def per_case(case: str) -> dict[str, Any]:
+        runs = run.runs.get(case, [])
+        rss = _median([r["rss_bytes"] for r in runs])
+        held = runs[0]["held"] if runs else 0
+        return {
+            "seconds": _rounded([r["seconds"] for r in runs]),
+            "median_s": _round(_median([r["seconds"] for r in runs])),
+            "cpu_s": _round(_median([r["cpu_s"] for r in runs])),
+            "rss_bytes": int(rss) if rss is not None else None,
+            "rss_with_store_bytes": _median([r["rss_with_store_bytes"] for r in runs]),
+            "held_markets": held,
+            "bytes_per_held_market": round(rss / held) if rss and held else None,
+            "bytes_per_market_in_log": round(rss / run.markets) if rss else None,
+        }
+
+    cases = {c: per_case(c) for c in (*ODDS_CASES, "keep_all") if c in run.runs}
+    base = cases.get("baseline_replay", {})
+
+    def ratio_of(case: str, key: str) -> float | None:
+        a, b = base.get(key), cases.get(case, {}).get(key)
+        return round(a / b, 1) if a and b else None
+
+    baseline_commit = None
+    if args.baseline_src:
+        done = subprocess.run(
+            ["git", "-C", str(args.baseline_src), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        baseline_commit = done.stdout.strip() or None
+    return {
+        "markets": run.markets,
+        "events": run.events,
+        "tail_markets": run.tail_markets,
+        "tail_events": run.tail_events,
+        "fates": run.fates,
+        "build_s": round(run.build_s, 1),
+        "cases": cases,
+        "baseline_over": {
+            c: {"seconds": ratio_of(c, "median_s"), "memory": ratio_of(c, "rss_bytes")}
+            for c in cases
+            if c != "baseline_replay"
+        },
+        "snapshot_bytes": run.snapshot_bytes,
+        "snapshot_parts": run.snapshot_parts,
+        "snapshot_write_s": round(run.snapshot_write_s, 3),
+        "baseline_src": str(args.baseline_src) if args.baseline_src else None,
+        "baseline_commit": baseline_commit,
+        "reps": args.reps,
+        "timed_region": (
+            "OddsView(...) to wait_for(head), each start in a new process with the code its "
+            "PYTHONPATH gives; rss_bytes is the process's resident memory then less before "
+            "OddsView(...) (after gc and malloc_trim both times)"
+        ),
+    }
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -747,7 +1127,59 @@ def write_json(
         "seconds": round(elapsed, 1),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    previous = _previous(args.out)
+    if "odds" in previous:
+        doc["odds"] = previous["odds"]  # the odds part's figures, from its own run
     write_results(args.out, doc)
+
+
+def _previous(path: Path) -> dict[str, Any]:
+
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def write_odds_json(
+    run: OddsRun, problems: list[str], args: argparse.Namespace, elapsed: float
+) -> None:
+    """The odds part's figures under ``odds`` in the results file (the tote's kept)."""
+    doc = _previous(args.out)
+    doc["odds"] = {
+        **odds_json(run, args),
+        "problems": problems,
+        "load_average": {"start": args.load_at_start, "end": list(os.getloadavg())},
+        "machine": machine(oddstream=package_version("oddstream"), msgspec=msgspec.__version__),
+        "seconds": round(elapsed, 1),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_results(args.out, doc)
+
+
+def render_odds(run: OddsRun, problems: list[str], console: Console) -> None:
+    table = Table(title=f"odds view: {run.markets:,} markets, start until caught up (medians)")
+    for col in ("case", "runs", "seconds", "held markets", "resident MB", "bytes/held market"):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    for case in (*ODDS_CASES, "keep_all"):
+        runs = run.runs.get(case)
+        if not runs:
+            continue
+        seconds = _median([r["seconds"] for r in runs]) or 0.0
+        rss = _median([r["rss_bytes"] for r in runs]) or 0.0
+        held = runs[0]["held"]
+        table.add_row(
+            case,
+            str(len(runs)),
+            f"{seconds:.2f}",
+            f"{held:,}",
+            f"{rss / 1e6:.1f}",
+            f"{rss / held:,.0f}" if held else "-",
+        )
+    console.print(table)
+    for p in problems:
+        console.print(f"[red]problem:[/red] {p}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -766,7 +1198,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--dir", type=Path, default=None, help="where the SQLite file goes")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument(
+        "--view",
+        choices=["tote", "odds"],
+        default="tote",
+        help="which read model (odds: on SQLite, A/B against --baseline-src)",
+    )
+    parser.add_argument(
+        "--markets", type=int, default=None, help=f"odds: markets (default {ODDS_MARKETS:,})"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="odds: the src/ of the code to compare with (e.g. a worktree at main)",
+    )
+    parser.add_argument("--odds-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--odds-store", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--odds-sample", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.markets is None:
+        args.markets = ODDS_QUICK_MARKETS if args.quick else ODDS_MARKETS
     if args.events is None:
         args.events = QUICK_EVENTS if args.quick else FULL_EVENTS
     if args.open_races is None:
@@ -778,11 +1230,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.odds_child is not None:
+        sample = json.loads(args.odds_sample.read_text())
+        found = asyncio.run(odds_child(args.odds_child, args.odds_store, sample))
+        print(json.dumps(found))
+        return 0
     args.load_at_start = list(os.getloadavg())
     console = Console()
     if not console.is_terminal:
         console = Console(width=110)
     started = time.perf_counter()
+    if args.view == "odds":
+        run, odds_problems = asyncio.run(odds_bench(args, console))
+        render_odds(run, odds_problems, console)
+        write_odds_json(run, odds_problems, args, time.perf_counter() - started)
+        return 1 if odds_problems else 0
     backends, problems = asyncio.run(main_async(args, console))
     elapsed = time.perf_counter() - started
     render(backends, problems, console)

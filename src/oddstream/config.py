@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     keep_finished_races: Annotated[int, Field(ge=0)] = 50
     """ODDSTREAM_KEEP_FINISHED_RACES: races that are over (final, abandoned) kept in the
     tote read model's memory; older ones are read from their streams when asked for"""
+    keep_finished_markets: Annotated[int, Field(ge=0)] = 1000
+    """ODDSTREAM_KEEP_FINISHED_MARKETS: fixed-odds markets that are over (resulted,
+    voided, deleted) kept in the odds read model's memory; older ones leave the listing
+    (``GET /odds``) and are read from their streams when asked for"""
     follow_pace_ms: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 10.0
     """ODDSTREAM_FOLLOW_PACE_MS: a caught-up follower of the log (a read model, a consumer)
     reads it at most this often, so that under load the commits of this long come in
@@ -191,8 +195,8 @@ class Settings(BaseSettings):
     at its count limit, whichever comes first; a larger single event comes alone. It
     bounds a follower's memory (about three pages: docs/consumers.md)"""
     snapshot_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 60.0
-    """ODDSTREAM_SNAPSHOT_SECONDS: seconds between snapshots of the tote read model into
-    the store while running (and one at stop), so a restart, even after a crash, resumes
+    """ODDSTREAM_SNAPSHOT_SECONDS: seconds between snapshots of the tote and odds read
+    models into the store while running (and one at stop), so a restart, even after a crash, resumes
     from a recent one; 0: at stop only"""
     demo_bets_per_second: Positive = 20.0
     """ODDSTREAM_DEMO_BETS_PER_SECOND: the demo's pace (at least 0.1 is used)"""

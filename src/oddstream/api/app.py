@@ -134,7 +134,11 @@ def create_app(
             )
             hub = BoardHub(view, settings.push_coalesce_ms / 1000)
             stack.push_async_callback(hub.close)
-            odds_view = OddsView(the_store)
+            odds_view = OddsView(
+                the_store,
+                keep_finished=settings.keep_finished_markets,
+                snapshot_every=settings.snapshot_seconds,
+            )
             consumers = ConsumerGroup()
             consumers.add(view.runner)
             consumers.add(odds_view.runner)

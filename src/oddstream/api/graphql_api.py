@@ -215,7 +215,9 @@ class Odds:
 @strawberry.type(description="A page of markets, oldest first")
 class OddsPage:
     items: list[Odds]
-    total: int = strawberry.field(description="how many markets there are")
+    total: int = strawberry.field(
+        description="how many markets are listed (every market not over, the last few that are)"
+    )
     page_no: int
     page_size: int
 
@@ -253,20 +255,28 @@ async def _readable(info: Info, min_position: int | None) -> Services:
 
 @strawberry.type
 class Query:
-    @strawberry.field(name="getOdds", description="A page of markets, oldest first")
+    @strawberry.field(
+        name="getOdds",
+        description="A page of markets, oldest first; with `after_id` (the last id seen), of "
+        "the markets whose id is above it: pages that neither skip nor repeat a market as "
+        "markets finish",
+    )
     async def get_odds(
         self,
         info: Info,
         page_no: int = odds.DEFAULT_PAGE_NO,
         page_size: int = odds.DEFAULT_PAGE_SIZE,
         min_position: Long | None = None,
+        after_id: Long | None = None,
     ) -> OddsPage:
         try:
             services = await _readable(info, min_position)
             assert services.odds_view is not None
             odds.check_page(page_no, page_size)
+            cursor = 0 if after_id is None else int(after_id)
+            odds.check_after_id(cursor)
             view = services.odds_view
-            items = [Odds.of(r) for r in view.page(page_no, page_size)]
+            items = [Odds.of(r) for r in view.page(page_no, page_size, cursor)]
         except ApiError as exc:
             raise refused(exc) from None
         return OddsPage(items=items, total=len(view), page_no=page_no, page_size=page_size)
@@ -284,7 +294,7 @@ class Query:
             services = await _readable(info, min_position)
             assert services.odds_view is not None
             odds.check_external_id(external_id)
-            record = services.odds_view.get(external_id)
+            record = await services.odds_view.find(external_id)
         except ApiError as exc:
             raise refused(exc) from None
         return None if record is None else Odds.of(record)

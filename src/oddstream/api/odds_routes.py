@@ -159,6 +159,17 @@ def _page_params(what: str) -> list[dict[str, Any]]:
     ]
 
 
+#: ``GET /odds``'s cursor
+_AFTER_ID: dict[str, Any] = {
+    "name": "after_id",
+    "in": "query",
+    "required": False,
+    "description": "only the markets whose `ID` is above this (the last `ID` seen): pages "
+    "that neither skip nor repeat a market as markets finish",
+    "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
+}
+
+
 def _answer(
     status: int, body: Any, headers: dict[str, str] | None = None, media_type: str = JSON
 ) -> Response:
@@ -379,9 +390,13 @@ async def void_odds(request: Request) -> Response:
 @router.get(
     "/odds",
     summary="A page of markets, oldest first (anyone)",
-    description="`Msg` and the `X-Total-Count` header say how many markets there are.",
+    description="The markets listed are every market not over and the last "
+    "`ODDSTREAM_KEEP_FINISHED_MARKETS` that are (older ones: `GET /odds/{external_id}`); "
+    "`Msg` and the `X-Total-Count` header say how many are listed. Paging by `page_no` "
+    "while markets finish may skip or repeat one; `after_id` (the last `ID` seen, with "
+    "`page_no=1`) pages without either.",
     response_class=Response,
-    openapi_extra={"parameters": _page_params("markets")},
+    openapi_extra={"parameters": [*_page_params("markets"), _AFTER_ID]},
     responses=_query_answer({"type": "array", "items": _RECORD}),
 )
 async def list_odds(request: Request) -> Response:
@@ -390,14 +405,15 @@ async def list_odds(request: Request) -> Response:
         view = services.odds_view
         assert view is not None
         page_no, page_size = odds.page_of(request.query_params)
+        after_id = odds.after_id_of(request.query_params)
         cid = correlation_id.get() or ""
         headers = _query_headers({"X-Total-Count": str(len(view))})
         if media_type != JSON:
-            records = view.page(page_no, page_size)
+            records = view.page(page_no, page_size, after_id)
             msg = f"page {page_no} of {page_size}: {len(records)} of {len(view)} markets"
             answer = odds_proto.query_message(cid, msg, records=records)
             return _answer(200, answer, headers, media_type)
-        data, total = odds.odds_page(view, page_no, page_size)
+        data, total = odds.odds_page(view, page_no, page_size, after_id)
         msg = f"page {page_no} of {page_size}: {len(data)} of {total} markets"
         return _answer(200, odds.query_response(cid, data, msg), headers)
 
@@ -415,7 +431,8 @@ async def get_odds(request: Request) -> Response:
     async def make(media_type: str) -> Response:
         services = services_of(request)
         assert services.odds_view is not None
-        record = odds.odds_record(services.odds_view, request.path_params["external_id"])
+        external_id = request.path_params["external_id"]
+        record = await odds.odds_record(services.odds_view, external_id)
         cid = correlation_id.get() or ""
         if media_type != JSON:
             answer = odds_proto.query_message(cid, "ok", record=record)

@@ -512,6 +512,21 @@ def page_of(params: Mapping[str, str]) -> tuple[int, int]:
     return page
 
 
+def after_id_of(params: Mapping[str, str]) -> int:
+    """The ``after_id`` of a listing (0 to 2**63 - 1; 0 when absent), or 422."""
+    after_id = int_query(params, "after_id")
+    if after_id is None:
+        return 0
+    check_after_id(after_id)
+    return after_id
+
+
+def check_after_id(after_id: int) -> None:
+    """422 unless ``after_id`` is 0 to 2**63 - 1 (a market's ``ID`` is a log position)."""
+    if not 0 <= after_id <= MAX_POSITION:
+        raise ApiError(422, "invalid_request", f"after_id is 0 to {MAX_POSITION} (got {after_id})")
+
+
 def min_position_of(params: Mapping[str, str]) -> int | None:
     """The ``min_position`` of a read, if any (0 to 2**63 - 1), or 422."""
     position = int_query(params, "min_position")
@@ -532,16 +547,20 @@ def check_page(page_no: int, page_size: int) -> None:
         )
 
 
-def odds_page(view: OddsView, page_no: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
-    """A page of records, oldest first, and how many there are in all."""
+def odds_page(
+    view: OddsView, page_no: int, page_size: int, after_id: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of records, oldest first (of those whose ``ID`` is above ``after_id``),
+    and how many are listed in all."""
     check_page(page_no, page_size)
-    return [record_json(r) for r in view.page(page_no, page_size)], len(view)
+    return [record_json(r) for r in view.page(page_no, page_size, after_id)], len(view)
 
 
-def odds_record(view: OddsView, external_id: str) -> OddsRecord:
-    """The record of ``external_id``, or 404."""
+async def odds_record(view: OddsView, external_id: str) -> OddsRecord:
+    """The record of ``external_id`` (one the view let go read from its stream), or
+    404."""
     check_external_id(external_id)
-    record = view.get(external_id)
+    record = await view.find(external_id)
     if record is None:
         raise ApiError(404, "market_not_found", f"no market {external_id}")
     return record
@@ -553,7 +572,7 @@ async def market_events(
     """The market's record and a page of its stored events (as far as the view includes
     them), oldest first; read from the market's stream. 404 for an unknown market."""
     check_page(page_no, page_size)
-    record = odds_record(view, external_id)
+    record = await odds_record(view, external_id)
     first = (page_no - 1) * page_size + 1
     if first > record.version:
         return record, []

@@ -189,7 +189,7 @@ def _replay_read_models(store: str | None, only: str | None) -> None:
             if only in (None, "market"):
                 odds = OddsView(s)
                 applied, elapsed = await rebuild("markets", head, odds.rebuild)
-                _report("markets", applied, elapsed, f": {len(odds)} markets")
+                _report("markets", applied, elapsed, f": {len(odds)} markets held")
         finally:
             await s.close()
 

@@ -211,6 +211,17 @@ class SnapshotCheckpoint(Checkpoint):
     async def load(self, store: EventStore, consumer: Consumer) -> int | None:
         self._saved_at = time.monotonic()
         found = await store.load_snapshot(consumer.name)
+        if found is not None and found.position > (head := await store.head_position()):
+            # not this log's (as a sink's position beyond the head): restored, the
+            # consumer would skip every event up to it and answer as if it had them
+            log.warning(
+                "snapshot of %s is at position %d, beyond the log's head %d (not this "
+                "log's): replaying the log",
+                consumer.name,
+                found.position,
+                head,
+            )
+            found = None
         state: SnapshotConsumer = consumer  # type: ignore[assignment]
         restored = found is not None and state.restore(found.parts)
         position = found.position if found is not None and restored else 0

@@ -17,10 +17,7 @@ kept), and an event that still comes for it (an amended result) is left to that 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 
@@ -42,6 +39,7 @@ from ..eventstore import EventStore, RecordedEvent
 from ..eventstore.registry import EventRegistry
 from ..runtime.codec import registry as default_registry
 from ..runtime.race_writer import RACE_STREAM_PREFIX
+from .retention import Finished, ReadBack, snapshot_header
 
 RaceListener = Callable[[str, int], None]
 #: what a snapshot restores: races, finished races, bets by race, dividends by race
@@ -106,10 +104,7 @@ class _Piece(msgspec.Struct, frozen=True, array_like=True):
 
 #: A snapshot's first bytes: the shape of what it holds. A release that changes the
 #: state's types changes it, and its older snapshots are then replayed, not misread.
-_FORMAT = hashlib.sha256(
-    msgspec.json.encode(msgspec.json.schema(tuple[_Head, list[_Piece]]))
-).hexdigest()[:16]
-_HEADER = f"tote-view:parts:{_FORMAT}\n".encode()
+_HEADER = snapshot_header("tote-view:parts", tuple[_Head, list[_Piece]])
 _encode = msgspec.msgpack.Encoder().encode
 _decode_head = msgspec.msgpack.Decoder(_Head).decode
 _decode_pieces = msgspec.msgpack.Decoder(list[_Piece]).decode
@@ -127,11 +122,7 @@ class _State(msgspec.Struct, frozen=True):
     dividends: dict[str, tuple[int, tuple[PoolDividends, ...]]]
 
 
-_WHOLE_HEADER = (
-    "tote-view:"
-    + hashlib.sha256(msgspec.json.encode(msgspec.json.schema(_State))).hexdigest()[:16]
-    + "\n"
-).encode()
+_WHOLE_HEADER = snapshot_header("tote-view", _State)
 _decode_state = msgspec.msgpack.Decoder(_State).decode
 
 
@@ -154,14 +145,11 @@ class ToteView(Consumer):
         ``None``: none at all, the log is replayed at every start)."""
         self._store = store
         self._registry = registry or default_registry
-        self._keep_finished = keep_finished
         self._races: dict[str, RaceState] = {}
         #: races that are over, oldest first (let go past ``keep_finished``)
-        self._finished: OrderedDict[str, None] = OrderedDict()
-        #: races let go, read back from their streams, most recently read last
-        self._archive: OrderedDict[str, ToteView] = OrderedDict()
-        #: reads of races' streams under way, shared by concurrent readers
-        self._loading: dict[str, asyncio.Future[ToteView | None]] = {}
+        self._finished: Finished[str] = Finished(keep_finished)
+        #: races let go, read back from their streams
+        self._archive: ReadBack[str, ToteView] = ReadBack(_ARCHIVE_CACHE)
         #: race → bet id → the bet: bet ids are unique per race only
         self._bets: dict[str, dict[str, BetView]] = {}
         #: bet id → the race holding a bet of that id, or the races when several do.
@@ -273,14 +261,14 @@ class ToteView(Consumer):
         if loaded is None:
             return False
         self._races, finished, self._bets, self._dividends = loaded
-        self._finished = OrderedDict.fromkeys(finished)
+        self._finished.reset(finished)
         self._bet_races = {}
         for race_id, bets in self._bets.items():
             for bet_id in bets:
                 self._hold_bet(bet_id, race_id)
         # a restart may keep fewer finished races than the process that took it
-        while len(self._finished) > self._keep_finished:
-            self._let_go(self._finished.popitem(last=False)[0])
+        for race_id in self._finished.past_keep():
+            self._let_go(race_id)
         return True
 
     @staticmethod
@@ -338,7 +326,7 @@ class ToteView(Consumer):
         state = self._races.get(race_id)
         if state is None:
             if recorded.version > 1:  # a race let go: reads of it go to its stream
-                self._archive.pop(race_id, None)
+                self._archive.drop(race_id)
                 return
             state = self._races[race_id] = RaceState()
         event = self._registry.decode(recorded)
@@ -370,13 +358,13 @@ class ToteView(Consumer):
         for listener in self._listeners:
             listener(race_id, position)
         if state.status in _OVER and race_id not in self._finished:
-            self._finished[race_id] = None
-            while len(self._finished) > self._keep_finished:
-                self._let_go(self._finished.popitem(last=False)[0])
+            self._finished.add(race_id)
+            for gone in self._finished.past_keep():
+                self._let_go(gone)
 
     def _let_go(self, race_id: str) -> None:
         """Forget a race that is over (it stays readable through :meth:`archived`)."""
-        self._archive.pop(race_id, None)
+        self._archive.drop(race_id)
         self._races.pop(race_id, None)
         self._dividends.pop(race_id, None)
         for bet_id in self._bets.pop(race_id, {}):
@@ -396,24 +384,13 @@ class ToteView(Consumer):
         """A view of one race this view does not hold, read from its stream; ``None``
         if there is no such race. Races that are over (they change no more) are kept in
         a small cache; concurrent reads of one race share one read of its stream."""
-        view = self._archive.get(race_id)
-        if view is not None:
-            self._archive.move_to_end(race_id)
-            return view
-        loading = self._loading.get(race_id)
-        if loading is None:
-            loading = self._loading[race_id] = asyncio.ensure_future(self._read_race(race_id))
-            loading.add_done_callback(lambda _: self._loading.pop(race_id, None))
-        view = await asyncio.shield(loading)
-        if view is None:
-            return None
-        state = view.race(race_id)
-        # a race not over yet may still be applied here: caching it would freeze it
-        if state is not None and state.status in _OVER and race_id not in self._races:
-            self._archive[race_id] = view
-            while len(self._archive) > _ARCHIVE_CACHE:
-                self._archive.popitem(last=False)
-        return view
+
+        def over(view: ToteView) -> bool:
+            # a race not over yet may still be applied here: caching it would freeze it
+            state = view.race(race_id)
+            return state is not None and state.status in _OVER and race_id not in self._races
+
+        return await self._archive.get(race_id, lambda: self._read_race(race_id), over)
 
     async def _read_race(self, race_id: str) -> ToteView | None:
         view = ToteView(self._store, self._registry, keep_finished=1, snapshot_every=None)
