@@ -8,6 +8,7 @@ settlement once."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ from oddstream.domain.fixedodds import (
     UpdatePrices,
 )
 from oddstream.domain.fixedodds.events import BetAccepted
-from oddstream.domain.wallet import Credit
+from oddstream.domain.wallet import Credit, ReserveStake, market_book
 from oddstream.eventstore.postgres import PostgresEventStore
+from oddstream.runtime.cashier import wallet_bet_request_id
 from oddstream.runtime.market_cashier import CHECKPOINT as MARKET_CASHIER
+from oddstream.runtime.market_cashier import bet_request
 from oddstream.runtime.market_writer import MarketRequest, market_stream
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 from oddstream.velocity import Gap
@@ -299,3 +302,51 @@ async def test_the_owner_publishes_its_market_events_on_the_velocity_bus(
         assert (published["high"], published["medium"]) == (1, 1)
     finally:
         await bus.close()
+
+
+async def test_the_sweep_resolves_a_stale_market_reservation_on_the_wallets_owner(
+    deployment: Deployment,
+) -> None:
+    """Two reservations a wallet's owner left open (it died after reserving): one whose
+    bet the market took, one it never placed. The follower's sweep (on one worker)
+    resolves each on the wallet's owner (the other worker), which asks the market's
+    owner whether it holds the bet: captured, and released ``not_placed``."""
+    runner = next(w for w in deployment.workers if MARKET_CASHIER in w._consumers)
+    other = next(w for w in deployment.workers if w is not runner)
+    wallet = wallet_in(other.partitions()[0])
+    market = market_in(runner.partitions()[0], "r")
+    router = deployment.router
+    await router.wallets.execute(Credit(wallet_id=wallet, amount_cents=5_000))
+    await router.markets.execute(new_market(market))
+    for bet_id in (f"{wallet}~b1", f"{wallet}~b2"):
+        await router.wallets.execute(
+            ReserveStake(
+                wallet_id=wallet, bet_id=bet_id, book=market_book(market), amount_cents=1_000
+            )
+        )
+    taken = PlaceBet(
+        market_id=market,
+        bet_id=f"{wallet}~b1",
+        outcome=Outcome.HOME,
+        stake_cents=1_000,
+        price=Odds.from_decimal("2.5"),
+        wallet_id=wallet,
+    )
+    await router.markets.execute(
+        bet_request(taken), request_id=wallet_bet_request_id(wallet, taken.bet_id)
+    )
+    cashier = runner.market_cashier
+    async with asyncio.timeout(10):
+        while cashier.open_reservations < 2:  # noqa: ASYNC110 - the follower's progress
+            await asyncio.sleep(0.05)
+    answered = other.answered
+    assert await cashier.sweep(now=time.time() + 3_600) == 2
+    assert other.answered > answered  # the wallet's owner resolved them
+    recorded = await deployment.store.read_stream(wallet_stream(wallet))
+    closings = [(e.type, e.data["bet_id"], e.data.get("reason")) for e in recorded[-2:]]
+    assert closings == [
+        ("wallet.StakeCaptured", f"{wallet}~b1", None),
+        ("wallet.StakeReleased", f"{wallet}~b2", "not_placed"),
+    ]
+    state, _, _ = await other.wallets.committed(wallet)
+    assert (state.balance, state.in_play) == (4_000, 1_000)
