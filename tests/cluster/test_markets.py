@@ -192,17 +192,34 @@ async def test_a_worker_refuses_a_market_command_of_a_partition_it_does_not_own(
     w0 = deployment.workers[0]
     named, actual = w0.partitions()  # both w0's: it answers, and checks
     command = new_market(market_in(actual, "p"))
+    here = new_market(market_in(named, "p"))
+    bare = PlaceBet(
+        market_id=here.command.market_id,
+        bet_id="b",
+        outcome=Outcome.HOME,
+        stake_cents=100,
+        price=Odds.from_decimal("2"),
+        wallet_id=wallet_in(named),
+    )
     nc = await nats.connect(nats_url)
     try:
-        for op, code in [(wire.Op.MARKET, "wrong_partition"), (wire.Op.RACE, "bad_request")]:
-            req = wire.request(op, named, 5.0, command, request_id="x")
+        for op, carried, code in [
+            (wire.Op.MARKET, command, "wrong_partition"),
+            # an operation carrying a command it does not take, in the right partition:
+            # never handed to a writer of another kind
+            (wire.Op.RACE, here, "bad_request"),
+            (wire.Op.RECALL, bare, "bad_request"),
+            (wire.Op.WALLET, bare, "bad_request"),
+        ]:
+            req = wire.request(op, named, 5.0, carried, request_id="x")
             msg = await nc.request(command_subject(w0.prefix, named), wire.encode(req), 5.0)
             reply = wire.decode_reply(msg.data)
-            assert reply.error is not None, reply
-            assert reply.error.code == code, reply
+            assert reply.error is not None, (op, reply)
+            assert reply.error.code == code, (op, reply)
     finally:
         await nc.close()
-    assert await deployment.store.read_stream(market_stream(command.command.market_id)) == []
+    for market in (command, here):
+        assert await deployment.store.read_stream(market_stream(market.command.market_id)) == []
 
 
 async def test_a_bet_on_a_market_of_another_worker_is_paid_once(deployment: Deployment) -> None:

@@ -30,6 +30,7 @@ import msgspec
 from ..domain import fixedodds
 from ..domain.fixedodds import FixedOddsRejection, MarketCommand
 from ..domain.tote.events import ALL_EVENTS as TOTE_EVENTS
+from ..domain.tote.race import PlaceBet as TotePlaceBet
 from ..domain.tote.race import RaceCommand, ToteRejection
 from ..domain.wallet import WalletCommand, WalletRejection
 from ..domain.wallet.events import ALL_EVENTS as WALLET_EVENTS
@@ -136,6 +137,15 @@ _MARKET_COMMANDS: dict[str, type[msgspec.Struct]] = {
     f"{_MARKET_REQUEST}.{cls.__name__}": cls for cls in typing.get_args(MarketCommand)
 }
 _KINDS: dict[type[msgspec.Struct], str] = {cls: kind for kind, cls in _COMMANDS.items()}
+_RACE_COMMANDS: tuple[type[Any], ...] = typing.get_args(RaceCommand)
+#: the commands each operation that carries one may carry
+_CARRIES: dict[Op, tuple[type[msgspec.Struct], ...]] = {
+    Op.RACE: _RACE_COMMANDS,
+    Op.MARKET: (MarketRequest,),
+    Op.RECALL: (*_RACE_COMMANDS, MarketRequest),
+    Op.WALLET: typing.get_args(WalletCommand),
+    Op.WALLET_BET: (TotePlaceBet, fixedodds.PlaceBet),
+}
 _EVENTS: dict[str, type[msgspec.Struct]] = {
     f"{domain}.{cls.__name__}": cls
     for domain, events in (
@@ -329,6 +339,19 @@ def command_of(req: Request) -> Any:
         raise WireFormatError(f"bad {req.kind}: {exc}") from None
 
 
+def carried(req: Request) -> Any:
+    """:func:`command_of`, once checked to be a command its operation takes (a market
+    request for ``market``, a race command or a market request for ``recall``, a bet on
+    a race or a market for ``wallet_bet`` …); :class:`WireFormatError` otherwise."""
+    takes = _CARRIES.get(req.op)
+    if takes is None:
+        raise WireFormatError(f"a {req.op} request carries no command")
+    command = command_of(req)
+    if not isinstance(command, takes):
+        raise WireFormatError(f"a {req.op} request carrying a {req.kind}")
+    return command
+
+
 def book_of(command: Any) -> str:
     """The book (its stream's id) a race command, a market request or a bet on either
     is for; :class:`WireFormatError` for any other command."""
@@ -336,7 +359,7 @@ def book_of(command: Any) -> str:
         return market_stream(command.command.market_id)
     if isinstance(command, fixedodds.PlaceBet):
         return market_stream(command.market_id)
-    if isinstance(command, typing.get_args(RaceCommand)):
+    if isinstance(command, _RACE_COMMANDS):
         return race_stream(command.race_id)
     raise WireFormatError(f"{type(command).__name__} is for no race or market")
 

@@ -33,7 +33,6 @@ from nats.aio.subscription import Subscription
 from ..config import Settings
 from ..consumers import RunnerStatus
 from ..domain.fixedodds import PlaceBet as MarketBet
-from ..domain.tote.race import PlaceBet
 from ..domain.wallet import book_market, book_race
 from ..eventstore import CheckpointConflict, EventStore, open_store
 from ..eventstore.factory import is_postgres_url
@@ -447,15 +446,10 @@ class Worker:
         op = req.op
         command: Any = None
         if op in (wire.Op.RACE, wire.Op.MARKET, wire.Op.RECALL):
-            command = wire.command_of(req)
-            market = isinstance(command, MarketRequest)
-            if (op is wire.Op.RACE and market) or (op is wire.Op.MARKET and not market):
-                raise wire.WireFormatError(f"a {op} request carrying a {req.kind}")
+            command = wire.carried(req)
             found = partition_of(wire.book_of(command), count)  # races' and markets'
         elif op in (wire.Op.WALLET, wire.Op.WALLET_BET):
-            command = wire.command_of(req)
-            if op is wire.Op.WALLET_BET and not isinstance(command, (PlaceBet, MarketBet)):
-                raise wire.WireFormatError(f"a wallet bet carrying a {req.kind}")
+            command = wire.carried(req)
             wallet_id = command.wallet_id
             if not isinstance(wallet_id, str):
                 raise wire.WireFormatError("a wallet bet that names no wallet")
