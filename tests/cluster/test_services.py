@@ -162,10 +162,25 @@ async def test_readiness_says_whether_commands_can_be_taken(cluster: Cluster) ->
         assert r.status_code == 503, r.text
         assert r.headers["retry-after"] == "1"
         assert r.json()["error"] == "store_unavailable"
+        # a market's command too (routed the same way), in the odds service's shape
+        new = {
+            "RequestID": "m-x",
+            "Provider": "acme",
+            "Command": "NewOdds",
+            "Payload": {"GameID": "g1", "MoneyLine": {"Home": 2.5, "Away": 1.6}},
+        }
+        r = await client.post("/odds", json=new, headers=ADMIN)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1"
+        assert (r.json()["Status"], r.json()["error"]) == ("fail", "store_unavailable")
+        assert r.json()["outcome_unknown"] is False  # no owner answered: nothing was done
         cluster.worker("w1")
         cluster.wait_ready(api, timeout=30)
         r = await client.post("/races", json={**RACE, "race_id": "x"}, headers=ADMIN)
         assert r.status_code == 201, r.text
+        r = await client.post("/odds", json=new, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        assert r.json()["Repeated"] is False
 
 
 async def test_a_wallet_read_waits_for_no_wallet_event_that_is_not_there(
