@@ -233,9 +233,9 @@ class Settings(BaseSettings):
     process sends on NATS at most (as ``ODDSTREAM_VELOCITY_MEDIUM_RATE``); a burst of
     100,000 takes 2 s at the default; 0: as fast as it can"""
     partitions: Annotated[int, Field(ge=1, le=4096)] = 64
-    """ODDSTREAM_PARTITIONS: services mode: races and wallets are spread over this many
-    partitions by a stable hash of their stream; every process of a deployment must
-    agree on it"""
+    """ODDSTREAM_PARTITIONS: services mode: races, fixed-odds markets and wallets are
+    spread over this many partitions by a stable hash of their stream; every process of
+    a deployment must agree on it"""
     command_deadline_seconds: Positive = 5.0
     """ODDSTREAM_COMMAND_DEADLINE_SECONDS: services mode: how long an API process keeps
     trying to reach the owner of a command's partition before answering 503"""

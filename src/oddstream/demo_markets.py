@@ -28,7 +28,8 @@ from .domain.fixedodds import (
     ResultMarket,
     UpdatePrices,
 )
-from .runtime.market_writer import MarketRequest, MarketWriter
+from .runtime.market_writer import MarketRequest
+from .runtime.ports import Markets
 from .velocity.channels import Velocity
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class MarketDemo:
 
     def __init__(
         self,
-        writer: MarketWriter,
+        writer: Markets,
         *,
         market_seconds: float,
         markets: int = 4,

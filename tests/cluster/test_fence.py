@@ -3,14 +3,24 @@
 Ownership can overlap for a moment (PostgreSQL frees a lock as soon as the holder's
 connection ends; the holder notices at its next look). Each test plays that moment with
 two writers on one PostgreSQL store: the old owner, whose state in memory is stale, and
-the new one, which has moved the stream on. Every append carries the version its
-decision was made on, so the old owner's append is refused by the store, and the writer
-decides again on what the log now holds."""
+the new one, which has moved the stream on (a race, a wallet, a fixed-odds market).
+Every append carries the version its decision was made on, so the old owner's append
+is refused by the store, and the writer decides again on what the log now holds."""
 
 from __future__ import annotations
 
 import pytest
 
+from oddstream.domain.fixedodds import (
+    CreateMarket,
+    FixedOddsRejection,
+    MarketLimits,
+    MoneyLine,
+    Odds,
+    Outcome,
+    SuspendMarket,
+)
+from oddstream.domain.fixedodds import PlaceBet as MarketBet
 from oddstream.domain.tote.events import PoolConfig, Runner
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
@@ -24,6 +34,7 @@ from oddstream.domain.wallet import Credit, Debit
 from oddstream.domain.wallet.events import Debited, DebitRejected
 from oddstream.eventstore import ExpectedVersion, WrongExpectedVersion
 from oddstream.eventstore.postgres import PostgresEventStore
+from oddstream.runtime.market_writer import MarketRequest, MarketWriter, market_stream
 from oddstream.runtime.race_writer import RaceWriter, race_stream
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 
@@ -123,3 +134,42 @@ async def test_a_deposed_wallet_owner_cannot_spend_money_already_spent(
         e for e in await new_store.read_stream(wallet_stream("w1")) if e.type == "wallet.Debited"
     ]
     assert len(debits) == 2
+
+
+def market_bet(bet_id: str) -> MarketRequest:
+    command = MarketBet(
+        market_id="m1",
+        bet_id=bet_id,
+        outcome=Outcome.HOME,
+        stake_cents=500,
+        price=Odds.from_decimal("2"),
+        wallet_id="w1",
+    )
+    return MarketRequest(action="PlaceBet", command=command)
+
+
+async def test_a_deposed_market_owner_cannot_take_a_bet_after_the_new_owner_suspended(
+    stores: tuple[PostgresEventStore, PostgresEventStore],
+) -> None:
+    old_store, new_store = stores
+    old, new = MarketWriter(old_store), MarketWriter(new_store)
+    line = MoneyLine(home=Odds.from_decimal("2"), away=Odds.from_decimal("1.8"))
+    limits = MarketLimits(max_stake_cents=10_000, max_liability_cents=1_000_000)
+    create = CreateMarket(
+        market_id="m1", game_id="g1", provider="acme", money_line=line, limits=limits
+    )
+    await old.execute(MarketRequest(action="NewOdds", command=create))
+    await old.execute(market_bet("b1"))  # the old owner's state in memory: open
+    # ownership moved: the new owner suspends the market
+    suspend = SuspendMarket(market_id="m1", provider="acme")
+    await new.execute(MarketRequest(action="SuspendOdds", command=suspend))
+    fenced = count_refused_appends(old_store)
+    # the old owner, not yet aware, takes the bet on its stale state (open) and appends:
+    # the store refuses that version, the writer reloads, and the bet is refused
+    with pytest.raises(FixedOddsRejection) as refused:
+        await old.execute(market_bet("b2"))
+    assert refused.value.code == "market_suspended"
+    assert fenced == [market_stream("m1")]  # its stale decision reached the store, refused
+    types = [e.type for e in await new_store.read_stream(market_stream("m1"))]
+    assert types[-1] == "fixedodds.MarketSuspended"
+    assert types.count("fixedodds.BetAccepted") == 1

@@ -77,7 +77,7 @@ async def test_requests_on_their_way_when_a_partition_is_given_up_are_answered(
     partition = 1
     assert worker.owns(partition)
     race = race_in(partition)
-    req = wire.request(wire.Op.BET_WALLET, partition, 30.0, args=(race, "b1"))
+    req = wire.request(wire.Op.BET_WALLET, partition, 30.0, args=(f"race-{race}", "b1"))
     subject = command_subject(worker.prefix, partition)
     sent = threading.Event()
     result: list[list[object]] = []
@@ -118,7 +118,9 @@ async def test_a_drain_that_gets_no_answer_still_removes_the_subscription(
     assert sub._id not in worker._nc._subs  # not restored by a reconnection
     nc = await nats.connect(worker.settings.nats_url)
     try:
-        req = wire.request(wire.Op.BET_WALLET, partition, 5.0, args=(race_in(partition), "b"))
+        req = wire.request(
+            wire.Op.BET_WALLET, partition, 5.0, args=(f"race-{race_in(partition)}", "b")
+        )
         with pytest.raises(nats.errors.NoRespondersError):
             await nc.request(command_subject(worker.prefix, partition), wire.encode(req), 2.0)
     finally:

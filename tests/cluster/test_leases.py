@@ -221,3 +221,54 @@ async def test_a_lock_connection_that_stops_answering_deposes_the_worker(
     assert a.losses == 1
     assert a.held.partitions == set()
     await a.stop()
+
+
+async def test_stop_ends_a_loop_that_swallowed_its_cancellation(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Taking a consumer reads the store, and psycopg turns the cancellation of a read
+    in flight into a query error: the loop counted it as a consumer it could not take
+    and went on rebalancing, so ``stop`` (one cancellation) waited for it for ever — a
+    worker stopped while it took over another's share never stopped."""
+    calls = 0
+    taking = asyncio.Event()
+
+    async def gain(kind: str, what: Any) -> None:
+        nonlocal calls
+        if kind != "consumer":
+            return
+        calls += 1
+        if calls == 1:  # at start: not taken yet, taken by the loop below
+            raise RuntimeError("not yet")
+        if calls == 2:  # a read in flight when stop comes: its cancellation swallowed
+            taking.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise RuntimeError("query canceled") from None
+
+    async def lose(kind: str, what: Any) -> None:
+        pass
+
+    worker = Leases(
+        pg_url,
+        schema=pg_schema,
+        partitions=2,
+        consumers=("c",),
+        every=0.05,
+        name="w",
+        on_gain=gain,
+        on_lose=lose,
+    )
+    await worker.start()
+    await asyncio.wait_for(taking.wait(), 10)
+    stopping = asyncio.create_task(worker.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    if not done:  # (cancelling it lets the old stop go on: it swallows that cancel)
+        stopping.cancel()
+        await asyncio.wait({stopping}, timeout=5)
+    assert done, "stop waited for a loop that went on rebalancing"
+    stopping.result()
+    assert worker.held.partitions == set()
+    assert worker.held.consumers == set()
+    assert not worker.connected

@@ -162,10 +162,25 @@ async def test_readiness_says_whether_commands_can_be_taken(cluster: Cluster) ->
         assert r.status_code == 503, r.text
         assert r.headers["retry-after"] == "1"
         assert r.json()["error"] == "store_unavailable"
+        # a market's command too (routed the same way), in the odds service's shape
+        new = {
+            "RequestID": "m-x",
+            "Provider": "acme",
+            "Command": "NewOdds",
+            "Payload": {"GameID": "g1", "MoneyLine": {"Home": 2.5, "Away": 1.6}},
+        }
+        r = await client.post("/odds", json=new, headers=ADMIN)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1"
+        assert (r.json()["Status"], r.json()["error"]) == ("fail", "store_unavailable")
+        assert r.json()["outcome_unknown"] is False  # no owner answered: nothing was done
         cluster.worker("w1")
         cluster.wait_ready(api, timeout=30)
         r = await client.post("/races", json={**RACE, "race_id": "x"}, headers=ADMIN)
         assert r.status_code == 201, r.text
+        r = await client.post("/odds", json=new, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        assert r.json()["Repeated"] is False
 
 
 async def test_a_wallet_read_waits_for_no_wallet_event_that_is_not_there(
@@ -197,3 +212,70 @@ async def test_a_wallet_read_waits_for_no_wallet_event_that_is_not_there(
             f"/wallet/alice/transactions?min_position={later}", headers=customer("alice")
         )
         assert r.status_code == 200, r.text
+
+
+async def test_a_bet_on_a_market_through_one_api_is_paid_once(cluster: Cluster) -> None:
+    """Fixed-odds markets in services mode: the provider's commands go to the market's
+    owner from either API process; a bet through API process A is placed by the
+    wallet's owner (which took the 501 of the embedded-only days), its retry through B
+    answers ``repeated``; the result is paid into the wallet once, to the cent."""
+    cluster.worker("w0")
+    cluster.worker("w1")
+    a, b = cluster.api(), cluster.api()
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=15) as ca,
+        httpx.AsyncClient(base_url=b.url, timeout=15) as cb,
+    ):
+        new = {
+            "RequestID": "m-1",
+            "Provider": "acme",
+            "Command": "NewOdds",
+            "Payload": {"GameID": "football:g1", "MoneyLine": {"Home": 2.5, "Away": 1.6}},
+        }
+        created = await ca.post("/odds", json=new, headers=ADMIN)
+        assert created.status_code == 201, created.text
+        market = created.json()["ExternalID"]
+        again = await cb.post("/odds", json=new, headers=ADMIN)
+        assert again.status_code == 201, again.text
+        assert again.json()["Repeated"] is True
+        assert again.json()["Position"] == created.json()["Position"]
+
+        r = await ca.post("/wallet/alice/credit", json={"amount_cents": 10_000}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        body = {"outcome": "home", "stake_cents": 1_001, "price": 2.5, "request_id": "bet-1"}
+        bet = await ca.post(f"/odds/{market}/bets", json=body, headers=customer("alice"))
+        assert bet.status_code == 201, bet.text
+        assert (bet.json()["price"]["num"], bet.json()["price"]["den"]) == (5, 2)
+        retry = await cb.post(f"/odds/{market}/bets", json=body, headers=customer("alice"))
+        assert retry.status_code == 201, retry.text
+        assert retry.json()["repeated"] is True
+        assert retry.json()["bet_id"] == bet.json()["bet_id"]
+        r = await cb.get(
+            f"/wallet/alice/balance?min_position={bet.json()['position']}",
+            headers=customer("alice"),
+        )
+        assert (r.json()["balance_cents"], r.json()["in_play_cents"]) == (8_999, 1_001)
+
+        for n, (step, payload) in enumerate([("close", None), ("result", {"Winners": ["home"]})]):
+            command = {
+                "RequestID": f"{step}-{n}",
+                "Provider": "acme",
+                "Command": f"{step.capitalize()}Odds",
+                **({"Payload": payload} if payload else {}),
+            }
+            r = await cb.post(f"/odds/{market}/{step}", json=command, headers=ADMIN)
+            assert r.status_code == 200, r.text
+        expected = (10_000 - 1_001 + 2_502, 0)  # ⌊1001 × 2.5⌋ = 2502, stake included
+        for _ in range(150):
+            r = await ca.get("/wallet/alice/balance", headers=customer("alice"))
+            if (r.json()["balance_cents"], r.json()["in_play_cents"]) == expected:
+                break
+            await asyncio.sleep(0.1)
+        assert (r.json()["balance_cents"], r.json()["in_play_cents"]) == expected, r.text
+        await asyncio.sleep(0.5)  # nothing is paid twice meanwhile
+        tx = (await cb.get("/wallet/alice/transactions", headers=customer("alice"))).json()
+        kinds = [t["type"] for t in tx["transactions"]]
+        assert kinds.count("WinningsCredited") == 1
+        assert kinds.count("StakeReserved") == 1
+        r = await ca.get("/wallet/alice/balance", headers=customer("alice"))
+        assert (r.json()["balance_cents"], r.json()["in_play_cents"]) == expected

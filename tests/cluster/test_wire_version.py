@@ -24,12 +24,12 @@ PARTITIONS = 2
 
 def _raw_request(version: Any, partition: int = 0) -> bytes:
     """A BET_WALLET request as ``version`` would send it (ours but for the version)."""
-    req = wire.request(wire.Op.BET_WALLET, partition, 30.0, args=("r1", "b1"))
+    req = wire.request(wire.Op.BET_WALLET, partition, 30.0, args=("race-r1", "b1"))
     return wire.encode(msgspec.structs.replace(req, v=version))
 
 
 def test_messages_carry_the_version_first() -> None:
-    req = wire.request(wire.Op.BET_WALLET, 0, 30.0, args=("r1", "b1"))
+    req = wire.request(wire.Op.BET_WALLET, 0, 30.0, args=("race-r1", "b1"))
     assert msgspec.msgpack.decode(wire.encode(req))[0] == wire.WIRE_VERSION
     assert msgspec.msgpack.decode(wire.encode(wire.Reply(value="w")))[0] == wire.WIRE_VERSION
     assert wire.decode_request(wire.encode(req)) == req
@@ -225,7 +225,7 @@ async def test_the_router_answers_an_owner_of_another_version_as_commands_unavai
         )
         started = asyncio.get_running_loop().time()
         with pytest.raises(CommandsUnavailable) as info:
-            await router.value(wire.Op.BET_WALLET, 0, "r1", "b1")
+            await router.value(wire.Op.BET_WALLET, 0, "race-r1", "b1")
         assert asyncio.get_running_loop().time() - started < 2.0  # not the deadline
         assert info.value.outcome_unknown is not refused
         assert f"version {theirs}" in str(info.value)

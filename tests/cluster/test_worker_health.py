@@ -42,12 +42,19 @@ def test_health_shows_holdings_and_a_stopped_worker_does_not_answer(cluster: Clu
     assert seen["nats"] == "connected"
     assert seen["lock_connection"] is True
     assert seen["partitions"] == {"count": 16, "owned": list(range(16))}
-    assert set(seen["consumers"]) == {"process-wallet-cashier", "wallet-read-model"}
+    assert set(seen["consumers"]) == {
+        "process-wallet-cashier",
+        "process-wallet-market-cashier",
+        "wallet-read-model",
+    }
     for consumer in seen["consumers"].values():
         assert consumer["state"] in ("live", "catching_up")
         assert isinstance(consumer["lag"], int)
         assert consumer["lag"] >= 0
     assert seen["commands_answered"] == 0
+    assert seen["velocity_events"] == {
+        tier: {"published": 0, "dropped": 0} for tier in ("high", "medium", "low")
+    }
     assert seen["uptime_seconds"] > 0
     assert seen["problems"] == []
 
@@ -113,6 +120,9 @@ class _FakeWorker:
     def members(self) -> int:
         return 2
 
+    def velocity_counts(self) -> dict[str, tuple[int, int]]:
+        return {"high": (4, 1)}
+
 
 async def _ask(worker: Watched, path: str) -> httpx.Response:
     monitor = LoopMonitor()
@@ -140,6 +150,7 @@ async def test_readyz_is_503_with_the_reason_when_nats_or_the_locks_are_away() -
     assert seen["partitions"] == {"count": 2, "owned": [3, 5]}
     assert seen["consumers"]["cashier"]["lag"] == 20
     assert seen["commands_answered"] == 7
+    assert seen["velocity_events"] == {"high": {"published": 4, "dropped": 1}}
     assert seen["problems"] == ["NATS closed"]
 
 

@@ -37,7 +37,7 @@ from ..projections.wallets import WalletReader, open_wallet_read_model, wallet_s
 from ..runtime.cashier import Cashier
 from ..runtime.market_cashier import MarketBets, MarketCashier
 from ..runtime.market_writer import MarketWriter
-from ..runtime.ports import Races, WalletBets, Wallets
+from ..runtime.ports import Markets, MarketWalletBets, Races, WalletBets, Wallets
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
 from ..sinks.connectors import ConnectorNotFound
@@ -147,17 +147,15 @@ def create_app(
             else:
                 parts = await _local_parts(settings, the_store, metrics, consumers, stack)
             metrics.velocity_bus = parts.bus
-            # in both modes this process writes markets itself (no partitions yet:
-            # the stream's expected version fences writers in several processes)
-            markets = MarketWriter(
-                the_store, on_append=metrics.append_latency.observe, bus=parts.bus
-            )
+            markets, market_bets = parts.markets, parts.market_bets
             market_cashier = None
-            if role == "embedded":
-                # bets on markets need the wallets' owner, which is this process only
-                # in the embedded mode (services mode: not yet, docs/fixed-odds.md)
-                market_cashier = MarketCashier(the_store, MarketBets(markets), parts.wallets)
+            if markets is None:  # embedded: this process writes markets and pays bets
+                writer = MarketWriter(
+                    the_store, on_append=metrics.append_latency.observe, bus=parts.bus
+                )
+                market_cashier = MarketCashier(the_store, MarketBets(writer), parts.wallets)
                 consumers.add(market_cashier.runner)
+                markets, market_bets = writer, market_cashier
             app.state.services = Services(
                 settings=settings,
                 store=the_store,
@@ -172,7 +170,7 @@ def create_app(
                 consumers=consumers,
                 cluster=parts.cluster,
                 markets=markets,
-                market_cashier=market_cashier,
+                market_cashier=market_bets,
                 velocity_bus=parts.bus,
                 odds_view=odds_view,
                 odds_hub=OddsHub(odds_view),
@@ -259,8 +257,13 @@ class _Parts:
     start: Callable[[], Awaitable[None]]
     writer: RaceWriter | None = None
     cluster: ClusterStatus | None = None
-    #: where the market writer publishes committed events by velocity tier
+    #: where the market writer publishes committed events by velocity tier (services
+    #: mode: the workers publish; this process subscribes)
     bus: VelocityBus = field(default_factory=InProcessVelocityBus)
+    #: services mode: markets' requests and bets on them, to their owners (embedded:
+    #: None, this process's market writer and cashier are made with the rest)
+    markets: Markets | None = None
+    market_bets: MarketWalletBets | None = None
 
 
 async def _local_parts(
@@ -347,7 +350,17 @@ async def _remote_parts(
         await reader.start()
         stack.push_async_callback(reader.stop)
 
-    return _Parts(router.races, router.wallets, router.bets, reader, start, cluster=status, bus=bus)
+    return _Parts(
+        router.races,
+        router.wallets,
+        router.bets,
+        reader,
+        start,
+        cluster=status,
+        bus=bus,
+        markets=router.markets,
+        market_bets=router.market_bets,
+    )
 
 
 async def _start_kafka(

@@ -21,7 +21,7 @@ router = APIRouter(tags=["fixed odds"], dependencies=[Depends(json_writes)])
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"content": {"application/json": {"schema": {"type": "object"}}}}
 }
-_RESPONSES.update(error_responses(401, 403, 404, 409, 413, 415, 422, 429, 501, 503))
+_RESPONSES.update(error_responses(401, 403, 404, 409, 413, 415, 422, 429, 503))
 
 
 @router.post(
@@ -31,7 +31,7 @@ _RESPONSES.update(error_responses(401, 403, 404, 409, 413, 415, 422, 429, 501, 5
     "`wallet_id`. Taken at the market's current price when it is at least the price "
     "asked (`price`, exact decimal odds, or `price_fractional`), else 409 "
     "`price_worse` and the stake stays in the wallet. A `request_id` makes a retry "
-    "answer the first time's, without moving money. 501 in services mode.",
+    "answer the first time's, without moving money.",
     status_code=201,
     response_class=Response,
     responses=_RESPONSES,

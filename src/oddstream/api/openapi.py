@@ -39,7 +39,6 @@ REFUSALS: dict[int, str] = {
     415: "the body is not JSON",
     422: "the request is invalid: the message says what and where",
     429: "too many unknown keys from this address (see Retry-After)",
-    501: "not served in this deployment mode (services mode)",
     503: "the event store is unavailable (see Retry-After)",
     500: "an error in the backend data store (clients retry)",
 }

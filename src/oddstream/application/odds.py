@@ -47,7 +47,8 @@ from ..domain.fixedodds.formats import decimal_str
 from ..domain.fixedodds.market import MarketStatus
 from ..eventstore import RecordedEvent
 from ..projections.odds_view import OddsRecord, OddsView
-from ..runtime.market_writer import MarketRequest, MarketWriter, market_stream
+from ..runtime.market_writer import MarketRequest, market_stream
+from ..runtime.ports import Markets
 from ..runtime.writer import CommandOutcome
 from ..velocity.channels import Velocity
 from .access import Principal, authorize_provider
@@ -349,9 +350,11 @@ def new_external_id(principal: Principal, request_id: str) -> str:
 
 
 class OddsCommands:
-    """The command side: a request in, the market's writer, a ``CommandResponse`` out."""
+    """The command side: a request in, the market's writer (this process's, or in
+    services mode the router's, which reaches the worker owning the market's
+    partition), a ``CommandResponse`` out."""
 
-    def __init__(self, writer: MarketWriter) -> None:
+    def __init__(self, writer: Markets) -> None:
         self._writer = writer
 
     async def execute(
@@ -402,7 +405,6 @@ class OddsCommands:
         outcome = await self._writer.execute(
             MarketRequest(action=command, command=domain, game_id=game, velocity=velocity),
             request_id=request_key(who, command, request.RequestID),
-            metadata={"velocity": velocity},
         )
         return external_id, outcome
 

@@ -12,9 +12,7 @@ from ..eventstore import EventStore
 from ..projections.odds_view import OddsView
 from ..projections.tote_view import ToteView
 from ..projections.wallets import WalletReadModel
-from ..runtime.market_cashier import MarketCashier
-from ..runtime.market_writer import MarketWriter
-from ..runtime.ports import Races, WalletBets, Wallets
+from ..runtime.ports import Markets, MarketWalletBets, Races, WalletBets, Wallets
 from ..velocity import VelocityBus
 from .errors import ApiError
 
@@ -36,9 +34,10 @@ class WalletView(WalletReadModel, Protocol):
 
 @dataclass
 class Services:
-    """Embedded, ``writer``, ``wallets`` and ``cashier`` are the writers and the cashier
-    of this process; in an API process of services mode they are the router's ports
-    (:mod:`oddstream.cluster.router`), which reach the owner of each command's partition."""
+    """Embedded, ``writer``, ``wallets``, ``cashier``, ``markets`` and ``market_cashier``
+    are the writers and the cashiers of this process; in an API process of services mode
+    they are the router's ports (:mod:`oddstream.cluster.router`), which reach the owner
+    of each command's partition (a wallet bet: the wallet's)."""
 
     settings: Settings
     store: EventStore
@@ -59,10 +58,10 @@ class Services:
     velocity_bus: VelocityBus | None = None
     #: embedded mode: the SQL sinks' connectors (Kafka Connect's REST API, health)
     connectors: ConnectorManager | None = None
-    #: the fixed-odds markets' writer and read model (the odds routes)
-    markets: MarketWriter | None = None
-    #: embedded mode: bets on markets paid from wallets (services mode: none yet)
-    market_cashier: MarketCashier | None = None
+    #: the fixed-odds markets' writer (the odds routes' commands)
+    markets: Markets | None = None
+    #: bets on markets paid from wallets (the markets' cashier of the wallet's owner)
+    market_cashier: MarketWalletBets | None = None
     odds_view: OddsView | None = None
     #: the markets' changes to GraphQL subscribers
     odds_hub: OddsHub | None = None

@@ -136,6 +136,7 @@ class Watched(Protocol):
     def bus_state(self) -> str: ...
     def lock_connection_alive(self) -> bool: ...
     def members(self) -> int: ...
+    def velocity_counts(self) -> dict[str, tuple[int, int]]: ...
 
 
 async def report(worker: Watched, monitor: LoopMonitor, started: float) -> dict[str, Any]:
@@ -144,8 +145,10 @@ async def report(worker: Watched, monitor: LoopMonitor, started: float) -> dict[
     not) and ``workers`` (the members its last look counted); ``partitions`` (the
     count and the sorted list of those it serves); ``consumers`` (each run-once
     consumer it runs, with its runner's state, position and lag behind the log's head);
-    ``commands_answered``; ``uptime_seconds``; ``loop_lag_seconds`` (the last and the
-    largest); ``problems`` (what keeps ``/readyz`` from 200, empty when ready)."""
+    ``commands_answered``; ``velocity_events`` (per tier, the market events it
+    published on the velocity bus and those it dropped); ``uptime_seconds``;
+    ``loop_lag_seconds`` (the last and the largest); ``problems`` (what keeps
+    ``/readyz`` from 200, empty when ready)."""
     partitions = worker.partitions()
     consumers = worker.consumer_statuses()
     head: int | None = None
@@ -175,6 +178,10 @@ async def report(worker: Watched, monitor: LoopMonitor, started: float) -> dict[
             for status in consumers
         },
         "commands_answered": worker.answered,
+        "velocity_events": {
+            tier: {"published": published, "dropped": dropped}
+            for tier, (published, dropped) in worker.velocity_counts().items()
+        },
         "uptime_seconds": round(time.monotonic() - started, 3),
         "loop_lag_seconds": {"last": round(monitor.lag, 4), "max": round(monitor.max_lag, 4)},
     }

@@ -54,6 +54,8 @@ MAX_MEMBERS = 1024
 KEEPALIVE = (5, 2, 3)
 #: how long one look at the locks may take before the connection counts as lost
 QUERY_SECONDS = 10.0
+#: how often :meth:`Leases.stop` cancels the rebalancing loop again until it ends
+_RECANCEL = 0.5
 
 
 def _namespace(schema: str, kind: str) -> int:
@@ -156,12 +158,21 @@ class Leases:
         self._task = asyncio.create_task(self._loop(), name="leases")
 
     async def stop(self) -> None:
-        """Give up everything held (``on_lose`` first, so work in flight finishes)."""
+        """Give up everything held (``on_lose`` first, so work in flight finishes).
+
+        The rebalancing loop is cancelled again until it ends: taking a share reads the
+        store (a consumer's checkpoint), and a store client may swallow the cancellation
+        of a read in flight (psycopg turns it into a query error), which the loop counts
+        as a share it could not take and goes on from — cancelled once, it went on
+        rebalancing, and this waited for it for ever (a worker stopped while it took a
+        share, as when another worker had just stopped)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=_RECANCEL)
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                task.result()
         with contextlib.suppress(psycopg.Error, OSError):
             for partition in sorted(self.held.partitions):
                 await self._give_up("partition", partition)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ..runtime.market_writer import market_stream
 from ..runtime.race_writer import race_stream
 from ..runtime.wallet_writer import wallet_stream
 
@@ -33,3 +34,8 @@ def race_partition(race_id: str, partitions: int) -> int:
 def wallet_partition(wallet_id: str, partitions: int) -> int:
     """The partition of wallet ``wallet_id``'s stream."""
     return partition_of(wallet_stream(wallet_id), partitions)
+
+
+def market_partition(market_id: str, partitions: int) -> int:
+    """The partition of fixed-odds market ``market_id``'s stream."""
+    return partition_of(market_stream(market_id), partitions)

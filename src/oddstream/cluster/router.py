@@ -1,10 +1,13 @@
 """Commands to the owner of their partition, over NATS request/reply.
 
 :class:`Router` gives the ports of :mod:`oddstream.runtime.ports` — ``races``,
-``wallets`` and ``bets`` — that the use cases (in an API process) and the cashier (in a
+``markets``, ``wallets``, ``bets`` (wallet bets on races) and ``market_bets`` (wallet
+bets on markets) — that the use cases (in an API process) and the cashiers (in a
 worker) send commands through. Each command goes to the subject of its stream's
 partition (``<prefix>.cmd.<partition>``), which only that partition's owner subscribes
-to; the answer carries the outcome and its position, or a typed refusal.
+to; the answer carries the outcome and its position, or a typed refusal. Races and
+markets are both *books* and go the same way (:class:`_RemoteBooks`); a wallet bet on
+either goes to the wallet's owner (:class:`_ToWalletOwner`).
 
 While a partition has no owner (a worker died and another has not taken over yet, or
 ownership is moving) NATS answers "no responders" at once, or the old owner answers
@@ -26,24 +29,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nats.errors import ConnectionClosedError, NoRespondersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeout
 
-from ..domain.tote.race import PlaceBet, RaceCommand
-from ..domain.wallet import WalletCommand, WalletState
+from ..domain import fixedodds
+from ..domain.tote.race import PlaceBet
+from ..domain.wallet import WalletCommand, WalletState, market_book, race_book
 from ..eventstore import EventStore, StoreUnavailable
 from ..runtime.codec import registry
+from ..runtime.market_writer import market_stream
+from ..runtime.race_writer import race_stream
 from ..runtime.writer import CommandOutcome
 from . import wire
-from .partitions import race_partition, wallet_partition
+from .partitions import partition_of, wallet_partition
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
 
     from ..runtime.cashier import Cashier
+    from ..runtime.market_cashier import MarketCashier
+    from ..runtime.market_writer import MarketWriter
     from ..runtime.race_writer import RaceWriter
     from ..runtime.wallet_writer import WalletWriter
 
@@ -67,8 +75,10 @@ class LocalOwner(Protocol):
     """A worker, as its own router sees it: commands for partitions it owns run here."""
 
     races: RaceWriter
+    markets: MarketWriter
     wallets: WalletWriter
     cashier: Cashier
+    market_cashier: MarketCashier
 
     def owns(self, partition: int) -> bool: ...
 
@@ -102,8 +112,10 @@ class Router:
         self.deadline = deadline
         self._local = local
         self.races = RemoteRaces(self)
+        self.markets = RemoteMarkets(self)
         self.wallets = RemoteWallets(self, reader)
         self.bets = RemoteWalletBets(self)
+        self.market_bets = RemoteMarketBets(self)
         #: requests sent again because their partition had no owner for a moment
         self.retries = 0
 
@@ -223,39 +235,56 @@ class Router:
         return reply.value
 
 
-class RemoteRaces:
-    """:class:`oddstream.runtime.ports.Races` through the router."""
+class _RemoteBooks:
+    """The ports of one kind of book (races, markets) through the router: a command,
+    the recall of a request id and whose wallet a bet is, each to the owner of the
+    book's partition (or run here, in a worker that owns it)."""
+
+    #: the operation executing a command of this kind of book
+    _op: wire.Op
 
     def __init__(self, router: Router) -> None:
         self._router = router
 
+    def _here(self, local: LocalOwner) -> Any:
+        """This kind of book's writer in a worker."""
+        raise NotImplementedError
+
+    def _book(self, key: str) -> str:
+        """The book (stream id) of the race or market ``key``."""
+        raise NotImplementedError
+
     async def execute(
         self,
-        command: RaceCommand,
+        command: Any,
         *,
         request_id: str | None = None,
         legacy_ids: Sequence[str] = (),
     ) -> CommandOutcome:
         router = self._router
-        partition = race_partition(command.race_id, router.partitions)
+        partition = partition_of(wire.book_of(command), router.partitions)
         async with router._locally(partition) as local:
             if local is not None:
-                return await local.races.execute(
+                outcome: CommandOutcome = await self._here(local).execute(
                     command, request_id=request_id, legacy_ids=legacy_ids
                 )
+                return outcome
 
         return await router.outcome(
-            wire.Op.RACE, partition, command, request_id=request_id, legacy_ids=legacy_ids
+            self._op, partition, command, request_id=request_id, legacy_ids=legacy_ids
         )
 
     async def recall(
-        self, command: RaceCommand, request_id: str, legacy_ids: Sequence[str] = ()
+        self, command: Any, request_id: str, legacy_ids: Sequence[str] = ()
     ) -> CommandOutcome | None:
         router = self._router
-        partition = race_partition(command.race_id, router.partitions)
+        partition = partition_of(wire.book_of(command), router.partitions)
         async with router._locally(partition) as local:
             if local is not None:
-                return await local.races.recall(command, request_id, legacy_ids)
+                found: CommandOutcome | None = await self._here(local).recall(
+                    command, request_id, legacy_ids
+                )
+                return found
 
         reply = await router.call(
             wire.Op.RECALL, partition, command, request_id=request_id, legacy_ids=legacy_ids
@@ -264,15 +293,42 @@ class RemoteRaces:
             wire.raise_error(reply.error)
         return None if reply.outcome is None else await router.outcome_of(reply.outcome)
 
-    async def bet_wallet(self, race_id: str, bet_id: str) -> str | None:
+    async def bet_wallet(self, key: str, bet_id: str) -> str | None:
         router = self._router
-        partition = race_partition(race_id, router.partitions)
+        book = self._book(key)
+        partition = partition_of(book, router.partitions)
         async with router._locally(partition) as local:
             if local is not None:
-                return await local.races.bet_wallet(race_id, bet_id)
+                held: str | None = await self._here(local).bet_wallet(key, bet_id)
+                return held
 
-        found = await router.value(wire.Op.BET_WALLET, partition, race_id, bet_id)
+        found = await router.value(wire.Op.BET_WALLET, partition, book, bet_id)
         return found if isinstance(found, str) else None
+
+
+class RemoteRaces(_RemoteBooks):
+    """:class:`oddstream.runtime.ports.Races` through the router."""
+
+    _op = wire.Op.RACE
+
+    def _here(self, local: LocalOwner) -> RaceWriter:
+        return local.races
+
+    def _book(self, key: str) -> str:
+        return race_stream(key)
+
+
+class RemoteMarkets(_RemoteBooks):
+    """:class:`oddstream.runtime.ports.Markets` through the router: a market's requests
+    go to the worker owning its partition, its single writer."""
+
+    _op = wire.Op.MARKET
+
+    def _here(self, local: LocalOwner) -> MarketWriter:
+        return local.markets
+
+    def _book(self, key: str) -> str:
+        return market_stream(key)
 
 
 class RemoteWallets:
@@ -316,14 +372,18 @@ class RemoteWallets:
         return await self._reader.committed(key)
 
 
-class RemoteWalletBets:
-    """:class:`oddstream.runtime.ports.WalletBets`: the cashier of the wallet's owner."""
+class _ToWalletOwner:
+    """Wallet bets through the router: placed and resolved by the cashier of the
+    worker owning the wallet (which knows what it is placing right now)."""
 
     def __init__(self, router: Router) -> None:
         self._router = router
 
-    async def place_bet(
-        self, command: PlaceBet, *, legacy_ids: Sequence[str] = ()
+    async def _place(
+        self,
+        command: PlaceBet | fixedodds.PlaceBet,
+        here: Callable[[LocalOwner], Awaitable[CommandOutcome]],
+        legacy_ids: Sequence[str] = (),
     ) -> CommandOutcome:
         router = self._router
         if command.wallet_id is None:
@@ -331,15 +391,58 @@ class RemoteWalletBets:
         partition = wallet_partition(command.wallet_id, router.partitions)
         async with router._locally(partition) as local:
             if local is not None:
-                return await local.cashier.place_bet(command, legacy_ids=legacy_ids)
+                return await here(local)
 
         return await router.outcome(wire.Op.WALLET_BET, partition, command, legacy_ids=legacy_ids)
 
-    async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+    async def _resolve(
+        self,
+        wallet_id: str,
+        book: str,
+        bet_id: str,
+        here: Callable[[LocalOwner], Awaitable[bool]],
+    ) -> bool:
         router = self._router
         partition = wallet_partition(wallet_id, router.partitions)
         async with router._locally(partition) as local:
             if local is not None:
-                return await local.cashier.resolve(wallet_id, race_id, bet_id)
+                return await here(local)
 
-        return bool(await router.value(wire.Op.RESOLVE, partition, wallet_id, race_id, bet_id))
+        return bool(await router.value(wire.Op.RESOLVE, partition, wallet_id, book, bet_id))
+
+
+class RemoteWalletBets(_ToWalletOwner):
+    """:class:`oddstream.runtime.ports.WalletBets`: the cashier of the wallet's owner."""
+
+    async def place_bet(
+        self, command: PlaceBet, *, legacy_ids: Sequence[str] = ()
+    ) -> CommandOutcome:
+        return await self._place(
+            command,
+            lambda local: local.cashier.place_bet(command, legacy_ids=legacy_ids),
+            legacy_ids,
+        )
+
+    async def resolve(self, wallet_id: str, race_id: str, bet_id: str) -> bool:
+        return await self._resolve(
+            wallet_id,
+            race_book(race_id),
+            bet_id,
+            lambda local: local.cashier.resolve(wallet_id, race_id, bet_id),
+        )
+
+
+class RemoteMarketBets(_ToWalletOwner):
+    """:class:`oddstream.runtime.ports.MarketWalletBets`: the markets' cashier of the
+    wallet's owner (which places the bet on the market through its own router)."""
+
+    async def place_bet(self, command: fixedodds.PlaceBet) -> CommandOutcome:
+        return await self._place(command, lambda local: local.market_cashier.place_bet(command))
+
+    async def resolve(self, wallet_id: str, market_id: str, bet_id: str) -> bool:
+        return await self._resolve(
+            wallet_id,
+            market_book(market_id),
+            bet_id,
+            lambda local: local.market_cashier.resolve(wallet_id, market_id, bet_id),
+        )

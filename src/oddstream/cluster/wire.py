@@ -1,7 +1,9 @@
 """Commands, answers and refusals as they travel on NATS (MessagePack, via msgspec).
 
-A :class:`Request` names an operation, the partition it is for, the command (its class
-name and its fields), the request id and an absolute deadline; a :class:`Reply` carries
+A :class:`Request` names an operation, the partition it is for, the command (its kind —
+its class qualified by its domain, :func:`kind_of` — and its fields: a race's, a
+wallet's, a fixed-odds market's request, or a bet on a race or a market), the request id
+and an absolute deadline; a :class:`Reply` carries
 the outcome (its events and positions), a small value, or a refusal. Refusals come back
 as the same typed exceptions the writers raise in process (:func:`raise_error`), so the
 use cases and the HTTP layer cannot tell a remote writer from a local one.
@@ -25,33 +27,45 @@ from typing import Any
 
 import msgspec
 
+from ..domain import fixedodds
+from ..domain.fixedodds import FixedOddsRejection, MarketCommand
 from ..domain.tote.events import ALL_EVENTS as TOTE_EVENTS
+from ..domain.tote.race import PlaceBet as TotePlaceBet
 from ..domain.tote.race import RaceCommand, ToteRejection
 from ..domain.wallet import WalletCommand, WalletRejection
 from ..domain.wallet.events import ALL_EVENTS as WALLET_EVENTS
 from ..eventstore import EventStoreError, StoreUnavailable
 from ..runtime.cashier import InsufficientFunds
+from ..runtime.market_writer import MarketRequest, market_stream
 from ..runtime.race_writer import race_stream
 from ..runtime.wallet_writer import wallet_stream
 from ..runtime.writer import CommandOutcome, RequestIdReused
+from ..velocity.channels import Velocity
 
 
 class Op(enum.StrEnum):
-    """What a request asks of the partition's owner."""
+    """What a request asks of the partition's owner. A *book* is a race or a market
+    (``race-<id>``, ``market-<id>``: its stream's id, whose partition it is in)."""
 
     RACE = "race"  #: execute a race command
-    RECALL = "recall"  #: the answer a race request id got before, if any
-    BET_WALLET = "bet_wallet"  #: whose wallet a race holds a bet for
+    MARKET = "market"  #: execute a market request (a fixed-odds market's command)
+    RECALL = "recall"  #: the answer a book's request id got before, if any
+    BET_WALLET = "bet_wallet"  #: whose wallet a book holds a bet for: (book, bet id)
     WALLET = "wallet"  #: execute a wallet command
-    WALLET_BET = "wallet_bet"  #: place a bet paid from a wallet (the wallet's cashier)
-    RESOLVE = "resolve"  #: resolve a stale stake reservation (the wallet's cashier)
+    #: place a bet paid from a wallet, on a race or a market (the wallet's cashiers)
+    WALLET_BET = "wallet_bet"
+    #: resolve a stale stake reservation (the wallet's cashiers): (wallet, book, bet id)
+    RESOLVE = "resolve"
 
 
 #: The version of the format below. Raise it with any change that a process of the
 #: previous release would misread (a field added, removed, moved or retyped).
 #: 2: wallet stake commands and events name a ``book`` (``race-<id>``, ``market-<id>``)
 #: where they named a ``race_id``.
-WIRE_VERSION = 2
+#: 3: markets are partitioned: the ``market`` operation; ``bet_wallet`` and ``resolve``
+#: name a book where they named a race; a command's kind is qualified by its domain
+#: (``tote.PlaceBet``, ``fixedodds.PlaceBet``, ``MarketRequest.UpdatePrices``).
+WIRE_VERSION = 3
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -107,12 +121,38 @@ class Reply(msgspec.Struct, array_like=True, frozen=True):
 #: the refusal of a request that reached a process not owning its partition (any more)
 NOT_OWNER = "not_owner"
 
+#: a market request's kind: this, then its domain command's class (``MarketRequest.
+#: UpdatePrices``); its ``command`` field is decoded as that class
+_MARKET_REQUEST = "MarketRequest"
 _COMMANDS: dict[str, type[msgspec.Struct]] = {
-    cls.__name__: cls for cls in (*typing.get_args(RaceCommand), *typing.get_args(WalletCommand))
+    f"{domain}.{cls.__name__}": cls
+    for domain, union in (
+        ("tote", RaceCommand),
+        ("wallet", WalletCommand),
+        ("fixedodds", MarketCommand),
+    )
+    for cls in typing.get_args(union)
+}
+_MARKET_COMMANDS: dict[str, type[msgspec.Struct]] = {
+    f"{_MARKET_REQUEST}.{cls.__name__}": cls for cls in typing.get_args(MarketCommand)
+}
+_KINDS: dict[type[msgspec.Struct], str] = {cls: kind for kind, cls in _COMMANDS.items()}
+_RACE_COMMANDS: tuple[type[Any], ...] = typing.get_args(RaceCommand)
+#: the commands each operation that carries one may carry
+_CARRIES: dict[Op, tuple[type[msgspec.Struct], ...]] = {
+    Op.RACE: _RACE_COMMANDS,
+    Op.MARKET: (MarketRequest,),
+    Op.RECALL: (*_RACE_COMMANDS, MarketRequest),
+    Op.WALLET: typing.get_args(WalletCommand),
+    Op.WALLET_BET: (TotePlaceBet, fixedodds.PlaceBet),
 }
 _EVENTS: dict[str, type[msgspec.Struct]] = {
     f"{domain}.{cls.__name__}": cls
-    for domain, events in (("tote", TOTE_EVENTS), ("wallet", WALLET_EVENTS))
+    for domain, events in (
+        ("tote", TOTE_EVENTS),
+        ("wallet", WALLET_EVENTS),
+        ("fixedodds", fixedodds.ALL_EVENTS),
+    )
     for cls in events
 }
 _EVENT_NAMES: dict[type[msgspec.Struct], str] = {cls: name for name, cls in _EVENTS.items()}
@@ -181,6 +221,18 @@ def _version_error(what: str, theirs: int, *, refused: bool = False) -> WireVers
     )
 
 
+def kind_of(command: msgspec.Struct) -> str:
+    """What a request calls its command: the class qualified by its domain (the tote's
+    and the markets' bets are both ``PlaceBet``), or for a market request the class of
+    the domain command it carries."""
+    if isinstance(command, MarketRequest):
+        return f"{_MARKET_REQUEST}.{type(command.command).__name__}"
+    kind = _KINDS.get(type(command))
+    if kind is None:
+        raise WireFormatError(f"{type(command).__name__} is not a command of the wire")
+    return kind
+
+
 def request(
     op: Op,
     partition: int,
@@ -196,7 +248,7 @@ def request(
         op=op,
         partition=partition,
         deadline=time.time() + timeout,
-        kind="" if command is None else type(command).__name__,
+        kind="" if command is None else kind_of(command),
         command=b"" if command is None else _encoder.encode(command),
         request_id=request_id,
         legacy_ids=tuple(legacy_ids),
@@ -255,15 +307,61 @@ def version_refusal(exc: WireVersionError) -> bytes:
     return encode(Reply(error=WireError("version", WRONG_VERSION, str(exc))))
 
 
+class _MarketRequestOnWire(msgspec.Struct, frozen=True, kw_only=True):
+    """A :class:`MarketRequest` as encoded, its domain command left to decode by the
+    class the request's kind names (a union of commands has no tag to tell them by)."""
+
+    action: str
+    command: msgspec.Raw
+    game_id: str | None = None
+    velocity: Velocity = "medium"
+
+
 def command_of(req: Request) -> Any:
-    """The command a request carries, as its domain class."""
-    cls = _COMMANDS.get(req.kind)
-    if cls is None:
-        raise WireFormatError(f"unknown command {req.kind!r}")
+    """The command a request carries, as its domain class (a market request as a
+    :class:`MarketRequest`)."""
     try:
+        market = _MARKET_COMMANDS.get(req.kind)
+        if market is not None:
+            wrapped = msgspec.msgpack.decode(req.command, type=_MarketRequestOnWire)
+            inner: MarketCommand = msgspec.msgpack.decode(wrapped.command, type=market)  # type: ignore[assignment]
+            return MarketRequest(
+                action=wrapped.action,
+                command=inner,
+                game_id=wrapped.game_id,
+                velocity=wrapped.velocity,
+            )
+        cls = _COMMANDS.get(req.kind)
+        if cls is None:
+            raise WireFormatError(f"unknown command {req.kind!r}")
         return msgspec.msgpack.decode(req.command, type=cls)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, FixedOddsRejection) as exc:  # a price out of bounds too
         raise WireFormatError(f"bad {req.kind}: {exc}") from None
+
+
+def carried(req: Request) -> Any:
+    """:func:`command_of`, once checked to be a command its operation takes (a market
+    request for ``market``, a race command or a market request for ``recall``, a bet on
+    a race or a market for ``wallet_bet`` …); :class:`WireFormatError` otherwise."""
+    takes = _CARRIES.get(req.op)
+    if takes is None:
+        raise WireFormatError(f"a {req.op} request carries no command")
+    command = command_of(req)
+    if not isinstance(command, takes):
+        raise WireFormatError(f"a {req.op} request carrying a {req.kind}")
+    return command
+
+
+def book_of(command: Any) -> str:
+    """The book (its stream's id) a race command, a market request or a bet on either
+    is for; :class:`WireFormatError` for any other command."""
+    if isinstance(command, MarketRequest):
+        return market_stream(command.command.market_id)
+    if isinstance(command, fixedodds.PlaceBet):
+        return market_stream(command.market_id)
+    if isinstance(command, _RACE_COMMANDS):
+        return race_stream(command.race_id)
+    raise WireFormatError(f"{type(command).__name__} is for no race or market")
 
 
 def outcome_reply(outcome: CommandOutcome) -> Reply:
@@ -279,9 +377,9 @@ def outcome_reply(outcome: CommandOutcome) -> Reply:
 
 
 def stream_of(req: Request) -> str:
-    """The stream whose events a request's outcome holds."""
-    if req.op in (Op.RACE, Op.RECALL, Op.WALLET_BET):
-        return race_stream(command_of(req).race_id)
+    """The stream whose events a request's outcome holds (a wallet bet's: its book's)."""
+    if req.op in (Op.RACE, Op.MARKET, Op.RECALL, Op.WALLET_BET):
+        return book_of(command_of(req))
     if req.op is Op.WALLET:
         return wallet_stream(command_of(req).wallet_id)
     raise WireFormatError(f"{req.op} answers no events")
@@ -322,6 +420,8 @@ def error_reply(exc: BaseException) -> Reply:
         error = WireError("funds", exc.code, exc.message, balance=exc.balance)
     elif isinstance(exc, ToteRejection):
         error = WireError("tote", exc.code, exc.message)
+    elif isinstance(exc, FixedOddsRejection):
+        error = WireError("fixedodds", exc.code, exc.message)
     elif isinstance(exc, WalletRejection):
         error = WireError("wallet", exc.code, exc.message)
     elif isinstance(exc, RequestIdReused):
@@ -355,6 +455,8 @@ def raise_error(error: WireError) -> typing.NoReturn:
         raise exc
     if error.kind == "tote":
         raise ToteRejection(error.code, error.message)
+    if error.kind == "fixedodds":
+        raise FixedOddsRejection(error.code, error.message)
     if error.kind == "wallet":
         raise WalletRejection(error.code, error.message)
     if error.kind == "reused":

@@ -1,11 +1,12 @@
 """The worker process: owns a share of the partitions and runs the consumers.
 
-A worker holds the single writers of the races and wallets whose partitions it owns
-(:mod:`.leases` says which), takes their commands from NATS (one subscription per owned
-partition: ``<prefix>.cmd.<partition>``) and answers each with its outcome. It runs the
-cashier for the wallets it owns, and whichever of the deployment's run-once consumers it
-was given (the cashier's follower, which pays settlements into wallets and sweeps stale
-reservations; the wallet read model in Redis).
+A worker holds the single writers of the races, fixed-odds markets and wallets whose
+partitions it owns (:mod:`.leases` says which), takes their commands from NATS (one
+subscription per owned partition: ``<prefix>.cmd.<partition>``) and answers each with
+its outcome. It runs the cashiers (of races and of markets) for the wallets it owns, and
+whichever of the deployment's run-once consumers it was given (each cashier's follower,
+which pays settlements into wallets and sweeps stale reservations; the wallet read
+model in Redis). The market events it stores it publishes on the velocity bus.
 
 Giving a partition up (another worker joined, or this one stops): unsubscribe (a drain:
 requests already on their way are answered ``not_owner``, none is dropped), let the
@@ -31,17 +32,23 @@ from nats.aio.subscription import Subscription
 
 from ..config import Settings
 from ..consumers import RunnerStatus
+from ..domain.fixedodds import PlaceBet as MarketBet
+from ..domain.wallet import book_market, book_race
 from ..eventstore import CheckpointConflict, EventStore, open_store
 from ..eventstore.factory import is_postgres_url
 from ..projections.wallet_models.base import CONSUMER_NAME as WALLET_READ_MODEL
 from ..projections.wallets import WalletProjection, open_wallet_read_model
 from ..runtime.cashier import CHECKPOINT as CASHIER
 from ..runtime.cashier import Cashier
+from ..runtime.market_cashier import CHECKPOINT as MARKET_CASHIER
+from ..runtime.market_cashier import MarketBets, MarketCashier
+from ..runtime.market_writer import MarketRequest, MarketWriter
 from ..runtime.race_writer import RaceWriter
 from ..runtime.wallet_writer import WalletWriter
+from ..velocity.nats_bus import NatsVelocityBus
 from . import wire
 from .leases import Leases
-from .partitions import race_partition, wallet_partition
+from .partitions import market_partition, partition_of, race_partition, wallet_partition
 from .router import Router, command_subject
 from .status import bus_state
 
@@ -65,6 +72,13 @@ def stale_after(settings: Settings) -> float:
     wallet's owner that sent it may have died and the race's owner may take it until
     then (a stake released before would back a bet placed after: a free bet)."""
     return max(_STALE_AFTER, 2 * settings.command_deadline_seconds)
+
+
+def _known_book(book: str) -> str:
+    """``book`` if it is a race's or a market's (``race-<id>``, ``market-<id>``)."""
+    if book_race(book) is None and book_market(book) is None:
+        raise wire.WireFormatError(f"{book[:60]!r} is no race or market book")
+    return book
 
 
 #: the store checkpoint holding a deployment's identity (see :func:`subject_prefix`)
@@ -120,8 +134,11 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.store: EventStore
         self.races: RaceWriter
+        self.markets: MarketWriter
         self.wallets: WalletWriter
         self.cashier: Cashier
+        self.market_cashier: MarketCashier
+        self.bus: NatsVelocityBus | None = None
         self.router: Router
         self.leases: Leases
         self.wallet_view: WalletProjection | None = None
@@ -152,6 +169,10 @@ class Worker:
         """The workers of the deployment as this worker's last look counted them."""
         return self.leases.members if hasattr(self, "leases") else 0
 
+    def velocity_counts(self) -> dict[str, tuple[int, int]]:
+        """Per tier: market events published on the velocity bus, and dropped."""
+        return {} if self.bus is None else self.bus.counts()
+
     # ----------------------------------------------------------------- ownership
     def owns(self, partition: int) -> bool:
         return partition in self._partitions
@@ -175,9 +196,19 @@ class Worker:
         settings = self.settings
         self.store = await open_store(settings.store_url, **settings.store_options())
         self.prefix = await subject_prefix(settings, self.store)
-        self.races = RaceWriter(self.store)
-        self.wallets = WalletWriter(self.store)
         assert settings.nats_url is not None  # checked in __init__
+        # the market events this worker stores, on the velocity bus (docs/fixed-odds.md)
+        self.bus = NatsVelocityBus(
+            settings.nats_url,
+            f"{self.prefix}.velocity",
+            name=f"oddstream-{self.name}",
+            fmt=settings.bus_format,
+            rates=settings.velocity_rates(),
+        )
+        await self.bus.start()
+        self.races = RaceWriter(self.store)
+        self.markets = MarketWriter(self.store, bus=self.bus)
+        self.wallets = WalletWriter(self.store)
         self._nc = await nats.connect(
             settings.nats_url,
             name=f"oddstream-{self.name}",
@@ -201,11 +232,18 @@ class Worker:
             resolver=self.router.bets,
             stale_after=stale_after(settings),
         )
+        self.market_cashier = MarketCashier(
+            self.store,
+            MarketBets(self.router.markets),
+            self.router.wallets,
+            resolver=self.router.market_bets,
+            stale_after=stale_after(settings),
+        )
         self.leases = Leases(
             settings.store_url,
             schema=settings.pg_schema,
             partitions=settings.partitions,
-            consumers=(CASHIER, WALLET_READ_MODEL),
+            consumers=(CASHIER, MARKET_CASHIER, WALLET_READ_MODEL),
             every=settings.rebalance_seconds,
             on_gain=self._gain,
             on_lose=self._lose,
@@ -224,6 +262,9 @@ class Worker:
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                await self.bus.close()
         await self.store.close()
 
     async def _gain(self, kind: str, what: Any) -> None:
@@ -278,6 +319,7 @@ class Worker:
         # states in memory would be stale once another worker writes these streams
         count = self.settings.partitions
         self.races.forget_where(lambda key: race_partition(key, count) == partition)
+        self.markets.forget_where(lambda key: market_partition(key, count) == partition)
         self.wallets.forget_where(lambda key: wallet_partition(key, count) == partition)
         log.info("%s gave up partition %d", self.name, partition)
 
@@ -311,9 +353,10 @@ class Worker:
                 await nc._send_unsubscribe(subscription._id)
 
     async def _start_consumer(self, name: str) -> None:
-        if name == CASHIER:
-            await self.cashier.start()
-            self._consumers[name] = self.cashier
+        if name in (CASHIER, MARKET_CASHIER):
+            cashier = self.cashier if name == CASHIER else self.market_cashier
+            await cashier.start()
+            self._consumers[name] = cashier
         elif name == WALLET_READ_MODEL:
             view = open_wallet_read_model(self.settings, self.store, shared=True)
             try:
@@ -403,18 +446,19 @@ class Worker:
         count = self.settings.partitions
         op = req.op
         command: Any = None
-        if op in (wire.Op.RACE, wire.Op.RECALL):
-            command = wire.command_of(req)
-            found = race_partition(command.race_id, count)
+        if op in (wire.Op.RACE, wire.Op.MARKET, wire.Op.RECALL):
+            command = wire.carried(req)
+            found = partition_of(wire.book_of(command), count)  # races' and markets'
         elif op in (wire.Op.WALLET, wire.Op.WALLET_BET):
-            command = wire.command_of(req)
+            command = wire.carried(req)
             wallet_id = command.wallet_id
             if not isinstance(wallet_id, str):
                 raise wire.WireFormatError("a wallet bet that names no wallet")
             found = wallet_partition(wallet_id, count)
         elif op is wire.Op.BET_WALLET and len(req.args) == 2:
-            found = race_partition(req.args[0], count)
+            found = partition_of(_known_book(req.args[0]), count)
         elif op is wire.Op.RESOLVE and len(req.args) == 3:
+            _known_book(req.args[1])
             found = wallet_partition(req.args[0], count)
         else:
             raise wire.WireFormatError(f"bad {op} request")
@@ -439,23 +483,43 @@ class Worker:
             outcome = await self.races.execute(
                 command, request_id=req.request_id, legacy_ids=req.legacy_ids
             )
+        elif op is wire.Op.MARKET:
+            outcome = await self.markets.execute(
+                command, request_id=req.request_id, legacy_ids=req.legacy_ids
+            )
         elif op is wire.Op.WALLET:
             outcome = await self.wallets.execute(
                 command, request_id=req.request_id, legacy_ids=req.legacy_ids
             )
         elif op is wire.Op.WALLET_BET:
-            outcome = await self.cashier.place_bet(command, legacy_ids=req.legacy_ids)
+            if isinstance(command, MarketBet):
+                outcome = await self.market_cashier.place_bet(command)
+            else:
+                outcome = await self.cashier.place_bet(command, legacy_ids=req.legacy_ids)
         elif op is wire.Op.RECALL:
             if req.request_id is None:
                 raise wire.WireFormatError("recall without a request id")
-            found = await self.races.recall(command, req.request_id, req.legacy_ids)
+            books: RaceWriter | MarketWriter = (
+                self.markets if isinstance(command, MarketRequest) else self.races
+            )
+            found = await books.recall(command, req.request_id, req.legacy_ids)
             return wire.Reply() if found is None else wire.outcome_reply(found)
         elif op is wire.Op.BET_WALLET:
-            race_id, bet_id = req.args
-            return wire.Reply(value=await self.races.bet_wallet(race_id, bet_id))
+            book, bet_id = req.args
+            race_id, market_id = book_race(book), book_market(book)
+            if race_id is not None:
+                return wire.Reply(value=await self.races.bet_wallet(race_id, bet_id))
+            assert market_id is not None  # _check_partition: a known book
+            return wire.Reply(value=await self.markets.bet_wallet(market_id, bet_id))
         elif op is wire.Op.RESOLVE:
-            wallet_id, race_id, bet_id = req.args
-            return wire.Reply(value=await self.cashier.resolve(wallet_id, race_id, bet_id))
+            wallet_id, book, bet_id = req.args
+            race_id, market_id = book_race(book), book_market(book)
+            if race_id is not None:
+                resolved = await self.cashier.resolve(wallet_id, race_id, bet_id)
+            else:
+                assert market_id is not None  # _check_partition: a known book
+                resolved = await self.market_cashier.resolve(wallet_id, market_id, bet_id)
+            return wire.Reply(value=resolved)
         else:  # pragma: no cover - Op is closed
             raise wire.WireFormatError(f"unknown operation {op}")
         return wire.outcome_reply(outcome)

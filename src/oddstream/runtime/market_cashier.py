@@ -17,8 +17,11 @@ state. A reservation a crash left open is resolved by the sweep once it is
 bet for this wallet, released otherwise. This cashier follows reservations of market
 books only (and the tote's of race books only), under a checkpoint of its own.
 
-Embedded mode only: in services mode wallets belong to the worker owning their
-partition, and markets are not partitioned yet (docs/fixed-odds.md).
+In services mode each worker has one: the bets paid from the wallets it owns are
+placed by its cashier (the market reached through the router, on whichever worker owns
+it), and the follower (settlements, the sweep) runs on one worker of the deployment,
+resolving each stale reservation on the wallet's owner (``resolver``), as the tote's
+cashier does (docs/services.md).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from ..domain.wallet import book_market, market_book
 from ..domain.wallet.events import MARKET_BOOK
 from ..eventstore import EventStore
 from .cashier import StakeCashier, cashier_subscription, wallet_bet_request_id
-from .market_writer import MarketRequest, MarketWriter
-from .ports import Wallets
+from .market_writer import MarketRequest
+from .ports import Markets, MarketWalletBets, Wallets
 from .writer import CommandOutcome
 
 CHECKPOINT = "process-wallet-market-cashier"
@@ -48,30 +51,27 @@ def bet_request(command: PlaceBet) -> MarketRequest:
 
 
 class MarketBets:
-    """What the cashier asks of markets, from this process's market writer."""
+    """What the cashier asks of markets: through ``markets``, this process's market
+    writer (embedded) or the router's (services mode: the market's owner)."""
 
-    def __init__(self, writer: MarketWriter) -> None:
-        self.writer = writer
+    def __init__(self, markets: Markets) -> None:
+        self.markets = markets
 
     async def execute(self, command: PlaceBet, request_id: str) -> CommandOutcome:
         """Decide and store the bet (the answer its request id got, if it had one)."""
-        return await self.writer.execute(bet_request(command), request_id=request_id)
+        return await self.markets.execute(bet_request(command), request_id=request_id)
 
     async def recall(
         self, command: PlaceBet, request_id: str, legacy_ids: Sequence[str] = ()
     ) -> CommandOutcome | None:
         """The answer the bet's request id got before, or ``None``."""
-        return await self.writer.recall(bet_request(command), request_id, legacy_ids)
+        return await self.markets.recall(bet_request(command), request_id, legacy_ids)
 
     async def bet_wallet(self, market_id: str, bet_id: str) -> str | None:
         """The wallet the market holds bet ``bet_id`` for (``""`` for none named), or
         ``None`` if it holds no such bet — once the market's commands taken so far are
         decided and stored."""
-        await self.writer.settled(market_id)
-        bet = (await self.writer.state(market_id)).bets.get(bet_id)
-        if bet is None:
-            return None
-        return bet.wallet_id or ""
+        return await self.markets.bet_wallet(market_id, bet_id)
 
 
 class MarketCashier(StakeCashier):
@@ -88,6 +88,7 @@ class MarketCashier(StakeCashier):
         markets: MarketBets,
         wallets: Wallets,
         *,
+        resolver: MarketWalletBets | None = None,
         stale_after: float = 10.0,
         sweep_every: float = 2.0,
         checkpoint_every: float = 1.0,
@@ -100,6 +101,10 @@ class MarketCashier(StakeCashier):
             checkpoint_every=checkpoint_every,
         )
         self._markets = markets
+        # who resolves a stale reservation: this cashier (embedded), or, in services
+        # mode, the markets' cashier of the worker owning the wallet, which knows what
+        # is being placed there right now
+        self._resolver: MarketWalletBets = resolver or self
 
     async def place_bet(self, command: PlaceBet) -> CommandOutcome:
         """Reserve the stake, place the bet on the market, capture or release: the
@@ -140,7 +145,7 @@ class MarketCashier(StakeCashier):
     async def _resolve_open(self, wallet_id: str, book: str, bet_id: str) -> bool:
         market_id = book_market(book)
         assert market_id is not None  # this cashier follows market books only
-        return await self.resolve(wallet_id, market_id, bet_id)
+        return await self._resolver.resolve(wallet_id, market_id, bet_id)
 
     async def resolve(self, wallet_id: str, market_id: str, bet_id: str) -> bool:
         """Capture the stake if the market holds the bet for this wallet, release it

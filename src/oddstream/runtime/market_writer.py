@@ -32,7 +32,7 @@ from ..eventstore.registry import EventRegistry
 from ..velocity.bus import BusEvent, VelocityBus
 from ..velocity.channels import ODDS_DOMAIN, Velocity, game_type_of
 from .codec import registry as default_registry
-from .writer import AggregateSpec, AggregateWriter
+from .writer import AggregateSpec, AggregateWriter, CommandOutcome
 
 MARKET_STREAM_PREFIX = "market-"
 _json = msgspec.json.Encoder()
@@ -128,10 +128,11 @@ MARKETS: AggregateSpec[MarketState, MarketRequest] = AggregateSpec(
 
 
 class MarketWriter(AggregateWriter[MarketState, MarketRequest]):
-    """Executes market requests; one writer per market in this process. With a
-    ``bus``, every event it stores is published there once committed, on the channel of
-    its request's velocity and its market's game type (``docs/fixed-odds.md``,
-    "Velocity tiers")."""
+    """Executes market requests; one writer per market in this process (in services
+    mode, in the worker owning the market's partition). With a ``bus``, every event it
+    stores is published there once committed, on the channel of its request's velocity
+    and its market's game type (``docs/fixed-odds.md``, "Velocity tiers"); the
+    velocity is recorded in the events' metadata too."""
 
     def __init__(
         self,
@@ -143,6 +144,31 @@ class MarketWriter(AggregateWriter[MarketState, MarketRequest]):
     ) -> None:
         super().__init__(store, MARKETS, registry or default_registry, on_append=on_append)
         self.bus = bus
+
+    async def execute(
+        self,
+        command: MarketRequest,
+        *,
+        request_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        legacy_ids: Sequence[str] = (),
+    ) -> CommandOutcome:
+        """:meth:`AggregateWriter.execute`, the request's velocity recorded with its
+        events (the metadata the odds service's commands have always carried)."""
+        meta = {"velocity": command.velocity, **(metadata or {})}
+        return await super().execute(
+            command, request_id=request_id, metadata=meta, legacy_ids=legacy_ids
+        )
+
+    async def bet_wallet(self, market_id: str, bet_id: str) -> str | None:
+        """The wallet the market holds bet ``bet_id`` for (``""`` for none named), or
+        ``None`` if it holds no such bet — once the market's commands taken so far are
+        decided and stored (the sweep captures or releases a stake on this answer)."""
+        await self.settled(market_id)
+        bet = (await self.state(market_id)).bets.get(bet_id)
+        if bet is None:
+            return None
+        return bet.wallet_id or ""
 
     def _committed(
         self,
