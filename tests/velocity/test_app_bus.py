@@ -1,9 +1,11 @@
-"""``ODDSTREAM_BUS_FORMAT`` reaching the velocity bus an API process of services mode
-builds (``api/app.py``): the settings read from the environment, the app built and
-started as ``oddstream api`` builds it (on the local PostgreSQL, NATS and Redis, in a
-schema, a Redis prefix and NATS subjects of the test's own), a market command sent to
-it, and the message its bus put on NATS read raw: protobuf (``0x01`` and a
-``BusBatch``) with ``protobuf``, msgpack when unset or ``msgpack``. A bad value is
+"""``ODDSTREAM_BUS_FORMAT`` reaching the velocity buses of services mode: the settings
+read from the environment, the app built and started as ``oddstream api`` builds it
+and a worker as ``oddstream worker`` does (on the local PostgreSQL, NATS and Redis, in
+a schema, a Redis prefix and NATS subjects of the test's own), a market command sent to
+the API process (which routes it to the worker owning the market, the process that
+writes it and publishes it), and the message the worker's bus put on NATS read raw:
+protobuf (``0x01`` and a ``BusBatch``) with ``protobuf``, msgpack when unset or
+``msgpack``; the API process's bus (for subscribers) is of the same format. A bad value is
 refused by the settings (``tests/test_config.py``: the variable named, and ``oddstream
 api`` ending with it, no traceback)."""
 
@@ -19,6 +21,7 @@ import redis
 
 from conftest import need_service
 from oddstream.api.app import create_app
+from oddstream.cluster.worker import Worker
 from oddstream.config import Settings
 from oddstream.velocity.bus_format import PROTOBUF_V1, decode
 from oddstream.velocity.nats_bus import NatsVelocityBus
@@ -39,7 +42,7 @@ def nats_url() -> str:
 
 
 @pytest.mark.parametrize("fmt", [None, "msgpack", "protobuf"], ids=["unset", "msgpack", "protobuf"])
-async def test_the_api_process_s_bus_publishes_in_the_format_of_its_settings(
+async def test_the_bus_publishes_in_the_format_of_its_settings(
     monkeypatch: pytest.MonkeyPatch,
     pg_url: str,
     pg_schema: str,
@@ -57,6 +60,7 @@ async def test_the_api_process_s_bus_publishes_in_the_format_of_its_settings(
         "ODDSTREAM_REDIS_URL": redis_url,
         "ODDSTREAM_REDIS_PREFIX": prefix,
         "ODDSTREAM_ADMIN_KEY": ADMIN_KEY,
+        "ODDSTREAM_VELOCITY_LOW_RATE": "1234",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -79,7 +83,13 @@ async def test_the_api_process_s_bus_publishes_in_the_format_of_its_settings(
     await nc.subscribe(f"oddstream.{pg_schema}.*.velocity.>", cb=on_message)
     await nc.flush()
     app = create_app(settings, role="api")
+    worker = Worker(settings, name="w0")
     try:
+        await worker.start()
+        assert isinstance(worker.bus, NatsVelocityBus)
+        assert worker.bus.format == (fmt or "msgpack")
+        # the paced tiers' rates, from the settings, where the events are published
+        assert worker.bus.rates == {"high": None, "medium": 100000.0, "low": 1234.0}
         async with app.router.lifespan_context(app):
             bus = app.state.services.velocity_bus
             assert isinstance(bus, NatsVelocityBus)
@@ -98,6 +108,7 @@ async def test_the_api_process_s_bus_publishes_in_the_format_of_its_settings(
             created = answer.json()
             data = await asyncio.wait_for(received.get(), 10)
     finally:
+        await worker.stop()
         await nc.close()
         client_ = redis.Redis.from_url(redis_url)
         for key in client_.scan_iter(match=f"{prefix}*"):
