@@ -18,6 +18,7 @@ from oddstream.eventstore import (
     CheckpointConflict,
     DuplicateEventId,
     EventStore,
+    FollowerWake,
     InvalidEvent,
     NewEvent,
     ProjectionFailed,
@@ -621,6 +622,73 @@ async def test_hurry_followers_cuts_a_paced_wait_short(store_factory) -> None:
         await asyncio.wait_for(reader, 5)
         assert pages[-1][1] == 2
         assert pages[-1][0] - asked < 0.5
+    finally:
+        await other.close()
+        await s.close()
+
+
+async def test_a_follower_wake_ends_that_subscription_s_pace_only(store_factory) -> None:
+    """A hint beyond a follower's position (the velocity bus's high tier) ends that
+    subscription's pace, not another's: hurrying every follower would undo the pacing.
+    Hints coalesce (one pending wake-up at most) and one at or below the position read
+    wakes nothing."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        loop = asyncio.get_running_loop()
+        woken: list[tuple[float, int]] = []
+        paced: list[tuple[float, int]] = []
+        got_woken, got_paced = asyncio.Event(), asyncio.Event()
+        wake = FollowerWake()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(wake=wake), 2, woken, got_woken))
+        control = asyncio.create_task(_pages(s.subscribe_pages(), 2, paced, got_paced))
+        await other.append("s-1", [ev()])
+        # both read it at once (the first that found one); now both are paced
+        await asyncio.wait_for(asyncio.gather(got_woken.wait(), got_paced.wait()), 5)
+        assert wake.position == 1
+        assert not wake.hint(1)  # read already: nothing to wake for
+        await other.append("s-2", [ev()])
+        await asyncio.sleep(0.05)
+        asked = loop.time()
+        assert wake.hint(2)
+        assert not wake.hint(2)  # coalesced: a wake-up is pending
+        await asyncio.wait_for(reader, 5)
+        assert woken[-1][1] == 2
+        assert woken[-1][0] - asked < 0.5  # well inside the pace
+        # the other subscription was not woken: still at 1, a pace after its read
+        assert paced[-1][1] == 1
+        await asyncio.wait_for(control, 5)
+        assert paced[-1][1] == 2
+        assert paced[-1][0] - paced[0][0] >= 0.8, paced
+        assert (wake.hints, wake.wakes) == (3, 1)
+    finally:
+        await other.close()
+        await s.close()
+
+
+async def test_a_follower_wake_hinted_before_the_commit_wakes_it_is_kept(
+    store_factory,
+) -> None:
+    """A hint that comes before the store's own wake-up (the bus beat LISTEN/NOTIFY) is
+    kept: the read that wake-up brings does not wait for the pace, and takes the hint
+    (one beyond the head, a wrong position, costs that one read and is forgotten)."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        wake = FollowerWake()
+        pages: list[tuple[float, int]] = []
+        got = asyncio.Event()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(wake=wake), 2, pages, got))
+        await other.append("s-1", [ev()])
+        await asyncio.wait_for(got.wait(), 5)
+        assert wake.hint(5)  # beyond the head (a wrong position)
+        assert wake.pending
+        await other.append("s-2", [ev()])
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(reader, 5)
+        assert pages[-1][1] == 2
+        assert pages[-1][0] - started < 0.5
+        assert not wake.pending  # taken by that read, not left to unpace the next ones
     finally:
         await other.close()
         await s.close()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ..eventstore import (
     CheckpointConflict,
     EventStore,
+    FollowerWake,
     ReadPage,
     RecordedEvent,
     StoreClosed,
@@ -191,6 +192,8 @@ class ConsumerRunner:
         #: the follower with the back-off instead of failing ``start``
         self._retry_load = retry_load
         self._applied = Watermark()
+        #: this follower's targeted wake-up from the store's pace (:meth:`hint`)
+        self.wake = FollowerWake()
         self._caught_up = asyncio.Event()
         self._hurry = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -253,6 +256,14 @@ class ConsumerRunner:
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until the consumer handled ``position``; False on timeout."""
         return await self._applied.wait_for(position, timeout, nudge=self._nudge)
+
+    def hint(self, position: int) -> bool:
+        """The log holds ``position`` (the velocity bus said so): if this follower has
+        not read that far, its next read does not wait for the store's pace (this
+        follower's only; see :class:`~oddstream.eventstore.FollowerWake`). Returns
+        whether it was woken (a wake-up already pending, or a position read, wakes
+        nothing)."""
+        return self.wake.hint(position)
 
     def _nudge(self) -> None:
         self._hurry.set()
@@ -503,6 +514,7 @@ class ConsumerRunner:
                     types=sub.types,
                     batch_size=self.batch_size,
                     max_bytes=self.max_bytes,
+                    wake=self.wake,
                 ):
                     await queue.put(page)
                     del page  # the queue's now, and gone once the follower took it
