@@ -111,7 +111,9 @@ class FollowerWake:
     coalesce: at most one is pending, and a read takes every hint given before it
     began, so a flood of hints costs no more reads than one per page the follower
     takes (without them it reads once per pace). A hint above the log's head (a wrong
-    position) costs one read unpaced, and is then forgotten.
+    position) costs one read unpaced, and is then forgotten. A wake serves one
+    subscription at a time (a follower that subscribes again, after a rebuild, passes
+    the same one: it starts from the new subscription's ``after``).
     """
 
     __slots__ = ("_at", "_pending", "_unpace", "hints", "wakes")
