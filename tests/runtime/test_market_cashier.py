@@ -395,3 +395,46 @@ async def check_conserved(r: Rig, wallets: tuple[str, ...], deposits: int) -> No
         state = await WalletWriter(r.store).state(w)
         held += state.balance + sum(v for k, v in state.reserved.items() if k not in taken)
     assert held + book == deposits
+
+
+class _StaleRecall(MarketBets):
+    """A market's owner answering recalls from a deposed copy (services mode, for a
+    moment): it has never seen the bet's request id, though the log holds it."""
+
+    async def recall(self, command, request_id, legacy_ids=()):  # type: ignore[no-untyped-def]
+        return None
+
+
+async def test_a_changed_retry_does_not_release_a_reservation_it_did_not_make(
+    store: EventStore,
+) -> None:
+    """Regression (review): a crash left bet b1's reservation open after the market took
+    it; a retry of b1 with another stake, whose recall was answered from stale memory,
+    reached the market, which refused it (``request_id_reused``) — and the cashier
+    released b1's stake though this call had not reserved it: the market held a bet the
+    wallet no longer paid for. A refusal now releases only what this call reserved; the
+    open reservation is the sweep's, which captures it (the market holds the bet)."""
+    r = Rig(store, stale_after=0.0, sweep_every=3600)
+    await r.wallets.execute(Credit(wallet_id="w1", amount_cents=10_000))
+    await market(r.markets, "m1")
+    command = bet("m1", "w1~b1", 1_000, "1.5")
+    await r.wallets.execute(
+        ReserveStake(wallet_id="w1", bet_id="w1~b1", book="market-m1", amount_cents=1_000)
+    )
+    await r.markets.execute(bet_request(command), request_id=wallet_bet_request_id("w1", "w1~b1"))
+    r.cashier = MarketCashier(
+        store, _StaleRecall(r.markets), r.wallets, stale_after=0.0, sweep_every=3600
+    )
+    await r.cashier.start()
+    try:
+        with pytest.raises(RequestIdReused):
+            await r.cashier.place_bet(bet("m1", "w1~b1", 1_000, "1.8"))
+        state = await r.wallets.state("w1")
+        assert state.reserved == {("market-m1", "w1~b1"): 1_000}  # still open: not released
+        assert await r.caught_up()
+        assert await r.cashier.sweep() == 1
+        state = await r.wallets.state("w1")
+        assert state.staked == {("market-m1", "w1~b1"): 1_000}
+        assert (state.balance, state.in_play) == (9_000, 1_000)
+    finally:
+        await r.cashier.stop()

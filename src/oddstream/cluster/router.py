@@ -181,7 +181,7 @@ class Router:
                     f"format: {exc}",
                     outcome_unknown=not exc.refused,
                 ) from None
-            if reply.error is not None and reply.error.code == wire.NOT_OWNER:
+            if reply.error is not None and wire.moved(reply.error):
                 self.retries += 1
                 await asyncio.sleep(min(_RETRY_PAUSE, max(left, 0)))
                 continue

@@ -121,6 +121,14 @@ class Reply(msgspec.Struct, array_like=True, frozen=True):
 #: the refusal of a request that reached a process not owning its partition (any more)
 NOT_OWNER = "not_owner"
 
+
+def moved(error: WireError) -> bool:
+    """Whether ``error`` is a worker's :data:`NOT_OWNER` (the partition moved: ask its
+    next owner), told apart by its kind from a domain refusal of the same code (a
+    market's ``not_owner``: another provider's market, 403)."""
+    return error.kind == "unavailable" and error.code == NOT_OWNER
+
+
 #: a market request's kind: this, then its domain command's class (``MarketRequest.
 #: UpdatePrices``); its ``command`` field is decoded as that class
 _MARKET_REQUEST = "MarketRequest"

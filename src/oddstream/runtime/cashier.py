@@ -180,7 +180,8 @@ class StakeCashier(Consumer):
         ``recall`` is the answer the bet's request id got before (``None``: none);
         ``took(outcome)`` whether the book took the bet for this wallet (else
         ``duplicate()`` is raised: the bet id is another's); on one of the book's refusals
-        (:meth:`_book_refusals`) the stake is released before it is raised."""
+        (:meth:`_book_refusals`) the stake is released before it is raised — on
+        :class:`RequestIdReused` from the book only if this call reserved it."""
         key = (wallet_id, book, bet_id)
         if key in self._busy:
             raise WalletRejection("bet_in_progress", f"bet {bet_id} is being placed; retry")
@@ -214,7 +215,13 @@ class StakeCashier(Consumer):
                 if not took(outcome):
                     raise duplicate()
             except (*self._book_refusals(), RequestIdReused) as exc:  # type: ignore[misc]
-                await self._release(wallet_id, book, bet_id, getattr(exc, "code", "refused"))
+                # The book holds a bet under this request id when it answers
+                # RequestIdReused (a retry that differs, which the recall missed: it came
+                # from a deposed owner's memory). A reservation an earlier call left open
+                # (a crash) may back that bet: it is the sweep's, which asks the book's
+                # log; only one this call made is released here.
+                if fresh or not isinstance(exc, RequestIdReused):
+                    await self._release(wallet_id, book, bet_id, getattr(exc, "code", "refused"))
                 raise
             if outcome.repeated and fresh:
                 # The book took this bet before, paid from an earlier reservation that

@@ -163,9 +163,10 @@ class MarketWriter(AggregateWriter[MarketState, MarketRequest]):
     async def bet_wallet(self, market_id: str, bet_id: str) -> str | None:
         """The wallet the market holds bet ``bet_id`` for (``""`` for none named), or
         ``None`` if it holds no such bet — once the market's commands taken so far are
-        decided and stored (the sweep captures or releases a stake on this answer)."""
-        await self.settled(market_id)
-        bet = (await self.state(market_id)).bets.get(bet_id)
+        decided and stored (the sweep captures or releases a stake on this answer; a
+        "no such bet" is the log's, never a stale copy's: :meth:`holding`)."""
+        state = await self.holding(market_id, lambda market: bet_id in market.bets)
+        bet = state.bets.get(bet_id)
         if bet is None:
             return None
         return bet.wallet_id or ""

@@ -64,9 +64,10 @@ class RaceWriter(AggregateWriter[RaceState, RaceCommand]):
         ``None`` if it holds no such bet — as stored: once the race's commands taken so
         far are decided and stored (or failed). The sweep captures or releases a stake
         on this answer; in services mode the wallet's owner may have stopped waiting
-        for the bet (its deadline) while it is still being appended, or queued."""
-        await self.settled(race_id)
-        bet = (await self.state(race_id)).bets.get(bet_id)
+        for the bet (its deadline) while it is still being appended, or queued. A "no
+        such bet" is the log's, never a stale copy's (:meth:`holding`)."""
+        state = await self.holding(race_id, lambda race: bet_id in race.bets)
+        bet = state.bets.get(bet_id)
         if bet is None:
             return None
         return bet.wallet_id or ""

@@ -395,6 +395,22 @@ class AggregateWriter(Generic[S, C]):
         if futures:
             await asyncio.wait(futures)  # never cancels them
 
+    async def holding(self, key: str, holds: Callable[[S], bool]) -> S:
+        """The aggregate's state once its commands taken so far are settled: the state
+        in memory if ``holds`` it, else the state the log holds now, read afresh.
+
+        For a read that moves money elsewhere on a "not there" (the sweep releases a
+        stake when the book holds no such bet): what a book holds it never loses, so a
+        "there" from memory is true, but in memory a deposed owner (ownership overlaps
+        for a moment, docs/services.md "The fence") misses what the new owner has
+        written since; its reads meet no fence, so a "not there" is checked in the log."""
+        await self.settled(key)
+        state = await self.state(key)
+        if holds(state):
+            return state
+        fresh, _, _ = await self.committed(key)
+        return fresh
+
     def forget(self, key: str) -> None:
         """Drop the state in memory (it is loaded again on next use)."""
         entry = self._entries.get(key)
