@@ -694,6 +694,34 @@ async def test_a_follower_wake_hinted_before_the_commit_wakes_it_is_kept(
         await s.close()
 
 
+async def test_a_subscription_in_its_paced_wait_ends_at_once_when_the_store_closes(
+    store_factory,
+) -> None:
+    """Closing the store ends a subscription in its paced wait at once, not a pace
+    (up to 1 s) later: close woke the store's wake-up waits, not the paced ones."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        loop = asyncio.get_running_loop()
+        pages: list[tuple[float, int]] = []
+        got = asyncio.Event()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(), 2, pages, got))
+        await other.append("s-1", [ev()])
+        await asyncio.wait_for(got.wait(), 5)  # read at once; the next read is paced
+        await other.append("s-2", [ev()])
+        await asyncio.sleep(0.1)  # woken by it (or the re-check): in its paced wait
+        assert s._pacing, "the subscription is not in its paced wait"
+        closed = loop.time()
+        await s.close()
+        await asyncio.wait_for(reader, 5)
+        assert loop.time() - closed < 0.5
+        assert [p for _, p in pages] == [1]
+        assert not s._pacing
+    finally:
+        await other.close()
+        await s.close()
+
+
 async def test_follow_pace_out_of_range_is_refused(store_factory) -> None:
     with pytest.raises(ValueError, match="follow_pace"):
         await store_factory(follow_pace=-1)

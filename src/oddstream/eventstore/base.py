@@ -304,10 +304,12 @@ class EventStore(abc.ABC):
         await self.close()
 
     async def close(self) -> None:
-        """Finish pending appends, release connections, end live subscriptions."""
+        """Finish pending appends, release connections, end live subscriptions (at
+        once: those in a paced wait too, not a pace later)."""
         if self._closing is None:
             self._closed = True
             self._notifier.poke()
+            self.hurry_followers()  # paced waits too: they end now, not a pace later
             self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(self._closing)
 
