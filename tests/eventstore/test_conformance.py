@@ -694,6 +694,53 @@ async def test_a_follower_wake_hinted_before_the_commit_wakes_it_is_kept(
         await s.close()
 
 
+async def test_a_follower_wake_hinted_during_a_read_is_spent_by_it_if_it_got_there(
+    store_factory,
+) -> None:
+    """A hint that comes while the follower reads (the bus's message and the store's
+    wake-up come together) is spent by that read if the read reached its position:
+    kept, it would end the pace of the next read for nothing (another process's next
+    commit, of any tier). One beyond what the read reached is kept for the next."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        wake = FollowerWake()
+        # (reached, hinted): hint ``hinted`` during the read that reaches ``reached``
+        during: list[tuple[int, int]] = []
+        read_page = s._read_page
+
+        async def hinting(*args, **kwargs):  # type: ignore[no-untyped-def]
+            page = await read_page(*args, **kwargs)
+            if during and page.scanned >= during[0][0]:
+                wake.hint(during.pop(0)[1])  # the read has not returned yet
+            return page
+
+        s._read_page = hinting  # type: ignore[method-assign]
+        pages: list[tuple[float, int]] = []
+        got = asyncio.Event()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(wake=wake), 3, pages, got))
+        during.append((1, 1))  # the read that finds it is hinted while it runs
+        await other.append("s-1", [ev()])
+        await asyncio.wait_for(got.wait(), 5)
+        assert pages[-1][1] == 1
+        assert not wake.pending  # spent: the next read keeps its pace
+        got.clear()
+        during.append((2, 5))  # beyond what the read finds (wrong, or not committed yet)
+        started = asyncio.get_running_loop().time()
+        await other.append("s-2", [ev()])
+        await asyncio.wait_for(got.wait(), 5)
+        assert pages[-1][1] == 2
+        assert pages[-1][0] - started > 0.5  # read a pace after the first
+        assert wake.pending  # kept for the next read
+        await other.append("s-3", [ev()])
+        await asyncio.wait_for(reader, 5)
+        assert pages[-1][1] == 3
+        assert pages[-1][0] - pages[-2][0] < 0.5  # not paced: the hint kept woke it
+    finally:
+        await other.close()
+        await s.close()
+
+
 async def test_a_subscription_in_its_paced_wait_ends_at_once_when_the_store_closes(
     store_factory,
 ) -> None:

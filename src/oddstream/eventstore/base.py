@@ -109,20 +109,23 @@ class FollowerWake:
     It is only a wake-up: the follower reads the log as ever, so a hint never brings a
     change of its own, and a hint lost (or never given) costs only the pace. Wake-ups
     coalesce: at most one is pending, and a read takes every hint given before it
-    began, so a flood of hints costs no more reads than one per page the follower
-    takes (without them it reads once per pace). A hint above the log's head (a wrong
+    began and those given while it ran for positions it reached, so a flood of hints
+    costs no more reads than one per page the follower takes (without them it reads
+    once per pace). A hint above the log's head (a wrong
     position) costs one read unpaced, and is then forgotten. A wake serves one
     subscription at a time (a follower that subscribes again, after a rebuild, passes
     the same one: it starts from the new subscription's ``after``).
     """
 
-    __slots__ = ("_at", "_pending", "_unpace", "hints", "wakes")
+    __slots__ = ("_at", "_hinted", "_pending", "_unpace", "hints", "wakes")
 
     def __init__(self) -> None:
         #: where the follower stands (the store moves it as it reads)
         self._at = 0
         #: a hint came beyond ``_at`` since the follower's last read began
         self._pending = False
+        #: the highest position hinted since the follower's last read began
+        self._hinted = 0
         #: poked to end the follower's paced wait (a hint, or the store's own reasons)
         self._unpace = Watermark()
         #: hints given, and those that woke the follower (a pending wake-up: the rest
@@ -145,6 +148,7 @@ class FollowerWake:
         follower stands below it and no wake-up is pending, end its pace now. Returns
         whether this hint woke it."""
         self.hints += 1
+        self._hinted = max(self._hinted, position)
         if position <= self._at or self._pending:
             return False
         self._pending = True
@@ -155,10 +159,16 @@ class FollowerWake:
     def _reading(self) -> None:
         """The follower's read begins: it sees every commit hinted so far."""
         self._pending = False
+        self._hinted = 0
 
     def _read(self, position: int) -> None:
-        """The follower stands at ``position`` now."""
+        """The follower stands at ``position`` now. A wake-up hinted during the read
+        for a position it reached is spent (kept, it would end the pace of a later read
+        for nothing: another process's next commit, of any tier); one beyond it is
+        kept for the next read."""
         self._at = max(self._at, position)
+        if self._pending and self._hinted <= self._at:
+            self._pending = False
 
 
 class PageRead(NamedTuple):
