@@ -647,3 +647,36 @@ async def test_a_consumer_that_cannot_resume_is_not_reloaded_before_its_reset(
         assert runner.resumes == 0
     finally:
         await runner.stop()
+
+
+async def test_a_reader_waiting_for_a_position_is_not_kept_a_pace_by_a_lost_nudge(
+    store_factory,
+) -> None:
+    """A reader's ``wait_for`` (``min_position``) of another process's commit, made
+    while the follower is not in its paced wait (idle, before LISTEN/NOTIFY or the
+    re-check woke it, or mid-read), is not lost: the read that wake-up brings does not
+    wait for the pace. (It was a poke of the paced waits of that moment only, so the
+    follower then waited a whole pace, and the reader with it.)"""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.3)
+    other = await store_factory()
+    runner = ConsumerRunner(s, Counter(), MemoryCheckpoint())
+    await runner.start()
+    try:
+        assert await runner.wait_caught_up(WAIT)
+        loop = asyncio.get_running_loop()
+        first = await put(other, "count-a", 1)  # after a quiet spell: read at once
+        assert await until(lambda: runner.position >= first)
+        # now the follower waits for a wake-up, and its next read is paced (1 s); the
+        # reader asks for the next commit before that wake-up comes (the writer's reply
+        # beat LISTEN/NOTIFY, or the SQLite re-check): its nudge finds no paced wait
+        asked = loop.time()
+        reader = asyncio.create_task(runner.wait_for(first + 1, WAIT))
+        await asyncio.sleep(0)  # the reader nudges
+        assert await put(other, "count-a", 1) == first + 1
+        assert await reader
+        waited = loop.time() - asked
+        assert waited < 0.6, waited  # the re-check (0.3 s) or NOTIFY, not the pace
+    finally:
+        await runner.stop()
+        await other.close()
+        await s.close()

@@ -18,6 +18,7 @@ from oddstream.eventstore import (
     CheckpointConflict,
     DuplicateEventId,
     EventStore,
+    FollowerWake,
     InvalidEvent,
     NewEvent,
     ProjectionFailed,
@@ -621,6 +622,148 @@ async def test_hurry_followers_cuts_a_paced_wait_short(store_factory) -> None:
         await asyncio.wait_for(reader, 5)
         assert pages[-1][1] == 2
         assert pages[-1][0] - asked < 0.5
+    finally:
+        await other.close()
+        await s.close()
+
+
+async def test_a_follower_wake_ends_that_subscription_s_pace_only(store_factory) -> None:
+    """A hint beyond a follower's position (the velocity bus's high tier) ends that
+    subscription's pace, not another's: hurrying every follower would undo the pacing.
+    Hints coalesce (one pending wake-up at most) and one at or below the position read
+    wakes nothing."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        loop = asyncio.get_running_loop()
+        woken: list[tuple[float, int]] = []
+        paced: list[tuple[float, int]] = []
+        got_woken, got_paced = asyncio.Event(), asyncio.Event()
+        wake = FollowerWake()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(wake=wake), 2, woken, got_woken))
+        control = asyncio.create_task(_pages(s.subscribe_pages(), 2, paced, got_paced))
+        await other.append("s-1", [ev()])
+        # both read it at once (the first that found one); now both are paced
+        await asyncio.wait_for(asyncio.gather(got_woken.wait(), got_paced.wait()), 5)
+        assert wake.position == 1
+        assert not wake.hint(1)  # read already: nothing to wake for
+        await other.append("s-2", [ev()])
+        await asyncio.sleep(0.05)
+        asked = loop.time()
+        assert wake.hint(2)
+        assert not wake.hint(2)  # coalesced: a wake-up is pending
+        await asyncio.wait_for(reader, 5)
+        assert woken[-1][1] == 2
+        assert woken[-1][0] - asked < 0.5  # well inside the pace
+        # the other subscription was not woken: still at 1, a pace after its read
+        assert paced[-1][1] == 1
+        await asyncio.wait_for(control, 5)
+        assert paced[-1][1] == 2
+        assert paced[-1][0] - paced[0][0] >= 0.8, paced
+        assert (wake.hints, wake.wakes) == (3, 1)
+    finally:
+        await other.close()
+        await s.close()
+
+
+async def test_a_follower_wake_hinted_before_the_commit_wakes_it_is_kept(
+    store_factory,
+) -> None:
+    """A hint that comes before the store's own wake-up (the bus beat LISTEN/NOTIFY) is
+    kept: the read that wake-up brings does not wait for the pace, and takes the hint
+    (one beyond the head, a wrong position, costs that one read and is forgotten)."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        wake = FollowerWake()
+        pages: list[tuple[float, int]] = []
+        got = asyncio.Event()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(wake=wake), 2, pages, got))
+        await other.append("s-1", [ev()])
+        await asyncio.wait_for(got.wait(), 5)
+        assert wake.hint(5)  # beyond the head (a wrong position)
+        assert wake.pending
+        await other.append("s-2", [ev()])
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(reader, 5)
+        assert pages[-1][1] == 2
+        assert pages[-1][0] - started < 0.5
+        assert not wake.pending  # taken by that read, not left to unpace the next ones
+    finally:
+        await other.close()
+        await s.close()
+
+
+async def test_a_follower_wake_hinted_during_a_read_is_spent_by_it_if_it_got_there(
+    store_factory,
+) -> None:
+    """A hint that comes while the follower reads (the bus's message and the store's
+    wake-up come together) is spent by that read if the read reached its position:
+    kept, it would end the pace of the next read for nothing (another process's next
+    commit, of any tier). One beyond what the read reached is kept for the next."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        wake = FollowerWake()
+        # (reached, hinted): hint ``hinted`` during the read that reaches ``reached``
+        during: list[tuple[int, int]] = []
+        read_page = s._read_page
+
+        async def hinting(*args, **kwargs):  # type: ignore[no-untyped-def]
+            page = await read_page(*args, **kwargs)
+            if during and page.scanned >= during[0][0]:
+                wake.hint(during.pop(0)[1])  # the read has not returned yet
+            return page
+
+        s._read_page = hinting  # type: ignore[method-assign]
+        pages: list[tuple[float, int]] = []
+        got = asyncio.Event()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(wake=wake), 3, pages, got))
+        during.append((1, 1))  # the read that finds it is hinted while it runs
+        await other.append("s-1", [ev()])
+        await asyncio.wait_for(got.wait(), 5)
+        assert pages[-1][1] == 1
+        assert not wake.pending  # spent: the next read keeps its pace
+        got.clear()
+        during.append((2, 5))  # beyond what the read finds (wrong, or not committed yet)
+        started = asyncio.get_running_loop().time()
+        await other.append("s-2", [ev()])
+        await asyncio.wait_for(got.wait(), 5)
+        assert pages[-1][1] == 2
+        assert pages[-1][0] - started > 0.5  # read a pace after the first
+        assert wake.pending  # kept for the next read
+        await other.append("s-3", [ev()])
+        await asyncio.wait_for(reader, 5)
+        assert pages[-1][1] == 3
+        assert pages[-1][0] - pages[-2][0] < 0.5  # not paced: the hint kept woke it
+    finally:
+        await other.close()
+        await s.close()
+
+
+async def test_a_subscription_in_its_paced_wait_ends_at_once_when_the_store_closes(
+    store_factory,
+) -> None:
+    """Closing the store ends a subscription in its paced wait at once, not a pace
+    (up to 1 s) later: close woke the store's wake-up waits, not the paced ones."""
+    s = await store_factory(follow_pace=1.0, idle_recheck=0.005)
+    other = await store_factory()
+    try:
+        loop = asyncio.get_running_loop()
+        pages: list[tuple[float, int]] = []
+        got = asyncio.Event()
+        reader = asyncio.create_task(_pages(s.subscribe_pages(), 2, pages, got))
+        await other.append("s-1", [ev()])
+        await asyncio.wait_for(got.wait(), 5)  # read at once; the next read is paced
+        await other.append("s-2", [ev()])
+        await asyncio.sleep(0.1)  # woken by it (or the re-check): in its paced wait
+        assert s._pacing, "the subscription is not in its paced wait"
+        closed = loop.time()
+        await s.close()
+        await asyncio.wait_for(reader, 5)
+        assert loop.time() - closed < 0.5
+        assert [p for _, p in pages] == [1]
+        assert not s._pacing
     finally:
         await other.close()
         await s.close()

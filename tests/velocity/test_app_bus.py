@@ -12,33 +12,18 @@ api`` ending with it, no traceback)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 
 import httpx
 import pytest
 import redis
 
-from conftest import need_service
 from oddstream.api.app import create_app
 from oddstream.cluster.worker import Worker
 from oddstream.config import Settings
 from oddstream.velocity.bus_format import PROTOBUF_V1, decode
 from oddstream.velocity.nats_bus import NatsVelocityBus
 
-NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
 ADMIN_KEY = "bus-format-admin-key-0123456789"
-
-
-@pytest.fixture
-def nats_url() -> str:
-    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
-    try:
-        with socket.create_connection((host, int(port or 4222)), timeout=3):
-            pass
-    except OSError as exc:
-        need_service("NATS", str(exc))
-    return NATS_URL
 
 
 @pytest.mark.parametrize("fmt", [None, "msgpack", "protobuf"], ids=["unset", "msgpack", "protobuf"])

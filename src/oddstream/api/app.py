@@ -143,7 +143,7 @@ def create_app(
             consumers.add(view.runner)
             consumers.add(odds_view.runner)
             if role == "api":
-                parts = await _remote_parts(settings, the_store, stack)
+                parts = await _remote_parts(settings, the_store, stack, odds_view.runner.hint)
             else:
                 parts = await _local_parts(settings, the_store, metrics, consumers, stack)
             metrics.velocity_bus = parts.bus
@@ -305,16 +305,22 @@ def _check_api_settings(settings: Settings, store: EventStore | None) -> None:
 
 
 async def _remote_parts(
-    settings: Settings, store: EventStore, stack: contextlib.AsyncExitStack
+    settings: Settings,
+    store: EventStore,
+    stack: contextlib.AsyncExitStack,
+    odds_wake: Callable[[int], bool],
 ) -> _Parts:
     """Services mode's API process: commands to the workers over NATS, wallets read from
-    the shared read model."""
+    the shared read model; the high tier of the velocity bus wakes the odds view's
+    follower (``odds_wake``: its runner's ``hint``) from its pace
+    (:class:`~oddstream.velocity.wake.VelocityWake`)."""
     import nats
 
     from ..cluster.router import Router
     from ..cluster.status import ClusterStatus
     from ..cluster.worker import subject_prefix
     from ..velocity.nats_bus import NatsVelocityBus
+    from ..velocity.wake import VelocityWake
 
     assert settings.nats_url is not None  # _check_api_settings
     nc = await nats.connect(
@@ -346,9 +352,13 @@ async def _remote_parts(
     status = ClusterStatus(router, nc, dsn=settings.store_url, schema=settings.pg_schema)
     stack.push_async_callback(status.close)
 
+    wake = VelocityWake(bus, odds_wake)
+
     async def start() -> None:
         await reader.start()
         stack.push_async_callback(reader.stop)
+        await wake.start()
+        stack.push_async_callback(wake.stop)
 
     return _Parts(
         router.races,

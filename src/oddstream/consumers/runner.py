@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from ..eventstore import (
     CheckpointConflict,
     EventStore,
+    FollowerWake,
     ReadPage,
     RecordedEvent,
     StoreClosed,
@@ -191,6 +193,8 @@ class ConsumerRunner:
         #: the follower with the back-off instead of failing ``start``
         self._retry_load = retry_load
         self._applied = Watermark()
+        #: this follower's targeted wake-up from the store's pace (:meth:`hint`)
+        self.wake = FollowerWake()
         self._caught_up = asyncio.Event()
         self._hurry = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -251,11 +255,29 @@ class ConsumerRunner:
         )
 
     async def wait_for(self, position: int, timeout: float) -> bool:
-        """Wait until the consumer handled ``position``; False on timeout."""
-        return await self._applied.wait_for(position, timeout, nudge=self._nudge)
+        """Wait until the consumer handled ``position``; False on timeout. The follower
+        is hurried: its pace, and its linger, end for it (:meth:`_nudge`)."""
+        return await self._applied.wait_for(
+            position, timeout, nudge=functools.partial(self._nudge, position)
+        )
 
-    def _nudge(self) -> None:
+    def hint(self, position: int) -> bool:
+        """The log holds ``position`` (the velocity bus said so): if this follower has
+        not read that far, its next read does not wait for the store's pace (this
+        follower's only; see :class:`~oddstream.eventstore.FollowerWake`). Returns
+        whether it was woken (a wake-up already pending, or a position read, wakes
+        nothing)."""
+        return self.wake.hint(position)
+
+    def _nudge(self, position: int) -> None:
+        """A reader waits for ``position``: the batch in flight stops lingering, and the
+        follower's next read does not wait for the pace. The wake-up is kept (the
+        :class:`~oddstream.eventstore.FollowerWake`'s pending one) when the follower is
+        not in its paced wait as the reader asks (idle until LISTEN/NOTIFY or the
+        re-check wakes it, or reading): a poke of the paced waits of that moment alone
+        was lost then, and the reader waited a whole pace."""
         self._hurry.set()
+        self.wake.hint(position)
         self.store.hurry_followers()  # the store's paced reads (``subscribe_pages``)
 
     async def wait_caught_up(self, timeout: float) -> bool:
@@ -503,6 +525,7 @@ class ConsumerRunner:
                     types=sub.types,
                     batch_size=self.batch_size,
                     max_bytes=self.max_bytes,
+                    wake=self.wake,
                 ):
                     await queue.put(page)
                     del page  # the queue's now, and gone once the follower took it

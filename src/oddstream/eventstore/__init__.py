@@ -1,6 +1,6 @@
 """The event log everything in oddstream stands on. See ``docs/eventstore.md``."""
 
-from .base import EventStore, ReadFilter, ReadPage, Snapshot, SqlStatement
+from .base import EventStore, FollowerWake, ReadFilter, ReadPage, Snapshot, SqlStatement
 from .envelope import (
     ANY,
     CAUSATION_ID,
@@ -40,6 +40,7 @@ __all__ = [
     "EventStoreError",
     "Expected",
     "ExpectedVersion",
+    "FollowerWake",
     "InvalidEvent",
     "NewEvent",
     "ProjectionFailed",

@@ -100,6 +100,77 @@ def take_rows(rows: Iterable[_Row], limit: int, max_bytes: int) -> tuple[list[_R
     return taken, nbytes, len(taken) == limit
 
 
+class FollowerWake:
+    """A targeted wake-up for one subscription of :meth:`EventStore.subscribe_pages`
+    (its ``wake``): :meth:`hint` says the log holds a position, and if the follower
+    stands below it, that follower's pace ends now (no other follower's: see
+    :meth:`EventStore.hurry_followers` for all of them).
+
+    It is only a wake-up: the follower reads the log as ever, so a hint never brings a
+    change of its own, and a hint lost (or never given) costs only the pace. Wake-ups
+    coalesce: at most one is pending, and a read takes every hint given before it
+    began and those given while it ran for positions it reached, so a flood of hints
+    costs no more reads than one per page the follower takes (without them it reads
+    once per pace). A hint above the log's head (a wrong
+    position) costs one read unpaced, and is then forgotten. A wake serves one
+    subscription at a time (a follower that subscribes again, after a rebuild, passes
+    the same one: it starts from the new subscription's ``after``).
+    """
+
+    __slots__ = ("_at", "_hinted", "_pending", "_unpace", "hints", "wakes")
+
+    def __init__(self) -> None:
+        #: where the follower stands (the store moves it as it reads)
+        self._at = 0
+        #: a hint came beyond ``_at`` since the follower's last read began
+        self._pending = False
+        #: the highest position hinted since the follower's last read began
+        self._hinted = 0
+        #: poked to end the follower's paced wait (a hint, or the store's own reasons)
+        self._unpace = Watermark()
+        #: hints given, and those that woke the follower (a pending wake-up: the rest
+        #: were below its position or coalesced)
+        self.hints = 0
+        self.wakes = 0
+
+    @property
+    def position(self) -> int:
+        """Where the follower stands: a hint at or below it wakes nothing."""
+        return self._at
+
+    @property
+    def pending(self) -> bool:
+        """A wake-up is pending: the follower's next read will not wait for its pace."""
+        return self._pending
+
+    def hint(self, position: int) -> bool:
+        """The log holds ``position`` (someone was told so: the velocity bus): if the
+        follower stands below it and no wake-up is pending, end its pace now. Returns
+        whether this hint woke it."""
+        self.hints += 1
+        self._hinted = max(self._hinted, position)
+        if position <= self._at or self._pending:
+            return False
+        self._pending = True
+        self.wakes += 1
+        self._unpace.poke()
+        return True
+
+    def _reading(self) -> None:
+        """The follower's read begins: it sees every commit hinted so far."""
+        self._pending = False
+        self._hinted = 0
+
+    def _read(self, position: int) -> None:
+        """The follower stands at ``position`` now. A wake-up hinted during the read
+        for a position it reached is spent (kept, it would end the pace of a later read
+        for nothing: another process's next commit, of any tier); one beyond it is
+        kept for the next read."""
+        self._at = max(self._at, position)
+        if self._pending and self._hinted <= self._at:
+            self._pending = False
+
+
 class PageRead(NamedTuple):
     """What an adapter's page read found (see :meth:`EventStore._read_page`)."""
 
@@ -231,8 +302,9 @@ class EventStore(abc.ABC):
         self._page_max_bytes = check_page_max_bytes(page_max_bytes)
         #: the last position this process's own appends committed (see subscribe_pages)
         self._local_head = 0
-        #: poked to end every paced wait at once (own commits, hurry_followers)
-        self._unpace = Watermark()
+        #: the wake-ups of the subscriptions in a paced wait now: each is poked to end
+        #: every paced wait at once (own commits, hurry_followers)
+        self._pacing: set[FollowerWake] = set()
 
     # ----------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Self:
@@ -242,10 +314,12 @@ class EventStore(abc.ABC):
         await self.close()
 
     async def close(self) -> None:
-        """Finish pending appends, release connections, end live subscriptions."""
+        """Finish pending appends, release connections, end live subscriptions (at
+        once: those in a paced wait too, not a pace later)."""
         if self._closing is None:
             self._closed = True
             self._notifier.poke()
+            self.hurry_followers()  # paced waits too: they end now, not a pace later
             self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(self._closing)
 
@@ -576,6 +650,7 @@ class EventStore(abc.ABC):
         batch_size: int = DEFAULT_PAGE,
         pace: float | None = None,
         max_bytes: int | None = None,
+        wake: FollowerWake | None = None,
     ) -> AsyncGenerator[ReadPage, None]:
         """:meth:`subscribe_all` in pages, each with the position it covered.
 
@@ -597,7 +672,10 @@ class EventStore(abc.ABC):
         so does one woken by this process's own appends: a client that reads right
         after its write to this process finds it, as without a pace (across processes
         that takes ``min_position``, pace or not). :meth:`hurry_followers` (for someone
-        waiting for a position) cuts every paced wait short.
+        waiting for a position) cuts every paced wait short; ``wake`` (a
+        :class:`FollowerWake` the caller keeps) cuts this subscription's only, when the
+        caller learns that the log holds a position beyond it (the velocity bus's high
+        tier tells an API process's odds view so: see docs/consumers.md).
         """
         self._check_open()
         validate_position(after, "after")
@@ -609,15 +687,20 @@ class EventStore(abc.ABC):
         read_at = float("-inf")  # when the last caught-up read that found more began
         if pace is None:
             pace = self._follow_pace
+        if wake is None:
+            wake = FollowerWake()
+        wake._at = after
         while not self._closed:
             if pace > 0.0 and self._notifier.position > self._local_head:  # others' commits
-                await self._pace(read_at + pace - loop.time())
+                await self._pace(read_at + pace - loop.time(), wake)
             began = loop.time()
+            wake._reading()
             page = await self._read_retrying(position, batch_size, flt, budget)
             if page is None:
                 return
             events, scanned, head, nbytes, full = page
             del page
+            wake._read(scanned)
             if full:  # by count or by bytes: it ends at its last event
                 position = scanned
                 read_at = float("-inf")  # catching up: the next page at once
@@ -642,18 +725,25 @@ class EventStore(abc.ABC):
         ``position``: its followers are woken, and read at once (not paced)."""
         self._local_head = max(self._local_head, position)
         self._notifier.advance(position)
-        self._unpace.poke()
+        self.hurry_followers()
 
     def hurry_followers(self) -> None:
         """End every paced wait of this store's subscriptions now (someone is waiting
-        for a position)."""
-        self._unpace.poke()
+        for a position). One subscription's alone: its :class:`FollowerWake`."""
+        for wake in self._pacing:
+            wake._unpace.poke()
 
-    async def _pace(self, delay: float) -> None:
-        """Wait ``delay`` seconds (none if it is not positive), or less if this process
-        commits or :meth:`hurry_followers` is called meanwhile."""
-        if delay > 0.0:
-            await self._unpace.wait_beyond(1 << 62, delay)
+    async def _pace(self, delay: float, wake: FollowerWake) -> None:
+        """Wait ``delay`` seconds (none if it is not positive, or if ``wake`` has a
+        wake-up pending), or less if this process commits, :meth:`hurry_followers` is
+        called or ``wake`` is hinted meanwhile."""
+        if delay <= 0.0 or wake.pending:
+            return
+        self._pacing.add(wake)
+        try:
+            await wake._unpace.wait_beyond(1 << 62, delay)
+        finally:
+            self._pacing.discard(wake)
 
     async def subscribe_stream(
         self, stream_id: str, after_version: int = 0, *, batch_size: int = DEFAULT_PAGE
