@@ -152,11 +152,12 @@ async def test_a_start_that_fails_halfway_closes_what_it_opened(bus, monkeypatch
 
 
 async def test_a_burst_travels_in_batches_of_one_channel(bus) -> None:
-    """1,000 low events queued at once go in a few messages (at most MAX_BATCH events
-    each, one channel each), and come out one by one, in order, none twice."""
+    """1,000 low events queued at once go in a few messages (at most PACED_BATCH events
+    each, the low tier being paced; one channel each), and come out one by one, in
+    order, none twice."""
     import nats
 
-    from oddstream.velocity.nats_bus import MAX_BATCH
+    from oddstream.velocity.nats_bus import PACED_BATCH
 
     nc = await nats.connect(NATS_URL)
     try:
@@ -178,7 +179,7 @@ async def test_a_burst_travels_in_batches_of_one_channel(bus) -> None:
                 subjects.append((await raw.next_msg(timeout=0.5)).subject)
             except nats.errors.TimeoutError:
                 break
-        assert subjects.count(f"{bus.prefix}.low") == -(-1000 // MAX_BATCH)
+        assert subjects.count(f"{bus.prefix}.low") == -(-1000 // PACED_BATCH)
         assert sorted(s for s in subjects if ".medium." in s) == [
             f"{bus.prefix}.medium.football",
             f"{bus.prefix}.medium.tennis",
