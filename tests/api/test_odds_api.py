@@ -383,6 +383,8 @@ def test_pages_of_markets_are_bounded_and_in_order(server: LiveServer) -> None:
     assert page.status_code == 200
     assert page.headers["X-Total-Count"] == "5"
     assert [r["ExternalID"] for r in page.json()["Data"]] == [m["ExternalID"] for m in made[2:4]]
+    # the message names the page's size as a size, not as a count of pages
+    assert page.json()["Msg"] == "page 2 (2 a page): 2 of 5 markets"
     assert send(server, "GET", "/odds?page_no=9").json()["Data"] == []
     assert page.json()["RequestID"] == page.headers["X-Correlation-ID"]
 

@@ -387,6 +387,11 @@ async def void_odds(request: Request) -> Response:
     return await _command(request, "VoidOdds", request.path_params["external_id"])
 
 
+def _page_message(page_no: int, page_size: int, shown: int, total: int) -> str:
+    """A page's ``Msg``: which page, of what size, and how many of how many markets."""
+    return f"page {page_no} ({page_size} a page): {shown} of {total} markets"
+
+
 @router.get(
     "/odds",
     summary="A page of markets, oldest first (anyone)",
@@ -410,11 +415,11 @@ async def list_odds(request: Request) -> Response:
         headers = _query_headers({"X-Total-Count": str(len(view))})
         if media_type != JSON:
             records = view.page(page_no, page_size, after_id)
-            msg = f"page {page_no} of {page_size}: {len(records)} of {len(view)} markets"
+            msg = _page_message(page_no, page_size, len(records), len(view))
             answer = odds_proto.query_message(cid, msg, records=records)
             return _answer(200, answer, headers, media_type)
         data, total = odds.odds_page(view, page_no, page_size, after_id)
-        msg = f"page {page_no} of {page_size}: {len(data)} of {total} markets"
+        msg = _page_message(page_no, page_size, len(data), total)
         return _answer(200, odds.query_response(cid, data, msg), headers)
 
     return await _query(request, make)
