@@ -20,6 +20,9 @@ import pytest
 import redis
 
 from conftest import need_service
+from oddstream.domain.fixedodds import CreateMarket, MarketLimits, MoneyLine, Odds
+from oddstream.eventstore.postgres import PostgresEventStore
+from oddstream.runtime.market_writer import MarketRequest
 
 NATS_URL = os.environ.get("ODDSTREAM_TEST_NATS_URL", "nats://127.0.0.1:4222")
 ADMIN_KEY = "cluster-admin-key-0123456789"
@@ -176,3 +179,25 @@ def cluster(
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture
+async def stores(pg_url: str, pg_schema: str):  # type: ignore[no-untyped-def]
+    """Two processes' stores on one database: the old owner's and the new owner's."""
+    old = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    new = await PostgresEventStore.open(pg_url, schema=pg_schema)
+    try:
+        yield old, new
+    finally:
+        await old.close()
+        await new.close()
+
+
+def new_market_m1() -> MarketRequest:
+    """Market ``m1`` of provider ``acme`` (home 2, away 1.8), as a ``NewOdds`` request."""
+    line = MoneyLine(home=Odds.from_decimal("2"), away=Odds.from_decimal("1.8"))
+    limits = MarketLimits(max_stake_cents=10_000, max_liability_cents=1_000_000)
+    create = CreateMarket(
+        market_id="m1", game_id="g1", provider="acme", money_line=line, limits=limits
+    )
+    return MarketRequest(action="NewOdds", command=create)

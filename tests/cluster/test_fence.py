@@ -12,10 +12,7 @@ from __future__ import annotations
 import pytest
 
 from oddstream.domain.fixedodds import (
-    CreateMarket,
     FixedOddsRejection,
-    MarketLimits,
-    MoneyLine,
     Odds,
     Outcome,
     SuspendMarket,
@@ -38,17 +35,7 @@ from oddstream.runtime.market_writer import MarketRequest, MarketWriter, market_
 from oddstream.runtime.race_writer import RaceWriter, race_stream
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 
-
-@pytest.fixture
-async def stores(pg_url: str, pg_schema: str):  # type: ignore[no-untyped-def]
-    """Two processes' stores on one database: the old owner's and the new owner's."""
-    old = await PostgresEventStore.open(pg_url, schema=pg_schema)
-    new = await PostgresEventStore.open(pg_url, schema=pg_schema)
-    try:
-        yield old, new
-    finally:
-        await old.close()
-        await new.close()
+from .conftest import new_market_m1
 
 
 def count_refused_appends(store: PostgresEventStore) -> list[str]:
@@ -153,12 +140,7 @@ async def test_a_deposed_market_owner_cannot_take_a_bet_after_the_new_owner_susp
 ) -> None:
     old_store, new_store = stores
     old, new = MarketWriter(old_store), MarketWriter(new_store)
-    line = MoneyLine(home=Odds.from_decimal("2"), away=Odds.from_decimal("1.8"))
-    limits = MarketLimits(max_stake_cents=10_000, max_liability_cents=1_000_000)
-    create = CreateMarket(
-        market_id="m1", game_id="g1", provider="acme", money_line=line, limits=limits
-    )
-    await old.execute(MarketRequest(action="NewOdds", command=create))
+    await old.execute(new_market_m1())
     await old.execute(market_bet("b1"))  # the old owner's state in memory: open
     # ownership moved: the new owner suspends the market
     suspend = SuspendMarket(market_id="m1", provider="acme")

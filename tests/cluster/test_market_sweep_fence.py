@@ -13,12 +13,7 @@ Each test plays that moment with two writers on one PostgreSQL store, as
 
 from __future__ import annotations
 
-import pytest
-
 from oddstream.domain.fixedodds import (
-    CreateMarket,
-    MarketLimits,
-    MoneyLine,
     Odds,
     Outcome,
 )
@@ -30,21 +25,11 @@ from oddstream.domain.wallet import Credit, ReserveStake, market_book, race_book
 from oddstream.eventstore.postgres import PostgresEventStore
 from oddstream.runtime.cashier import Cashier, wallet_bet_request_id
 from oddstream.runtime.market_cashier import MarketBets, MarketCashier, bet_request
-from oddstream.runtime.market_writer import MarketRequest, MarketWriter
+from oddstream.runtime.market_writer import MarketWriter
 from oddstream.runtime.race_writer import RaceWriter
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 
-
-@pytest.fixture
-async def stores(pg_url: str, pg_schema: str):  # type: ignore[no-untyped-def]
-    """Two processes' stores on one database: the old owner's and the new owner's."""
-    old = await PostgresEventStore.open(pg_url, schema=pg_schema)
-    new = await PostgresEventStore.open(pg_url, schema=pg_schema)
-    try:
-        yield old, new
-    finally:
-        await old.close()
-        await new.close()
+from .conftest import new_market_m1
 
 
 async def _closing(store: PostgresEventStore, wallet: str) -> tuple[str, str | None]:
@@ -57,12 +42,7 @@ async def test_a_deposed_market_owner_never_says_a_bet_the_market_took_is_not_th
 ) -> None:
     old_store, new_store = stores
     old, new = MarketWriter(old_store), MarketWriter(new_store)
-    line = MoneyLine(home=Odds.from_decimal("2"), away=Odds.from_decimal("1.8"))
-    limits = MarketLimits(max_stake_cents=10_000, max_liability_cents=1_000_000)
-    create = CreateMarket(
-        market_id="m1", game_id="g1", provider="acme", money_line=line, limits=limits
-    )
-    await old.execute(MarketRequest(action="NewOdds", command=create))
+    await old.execute(new_market_m1())
     assert await old.bet_wallet("m1", "w1~b1") is None  # the old owner holds m1 in memory
     wallets = WalletWriter(new_store)
     await wallets.execute(Credit(wallet_id="w1", amount_cents=1_000))

@@ -12,10 +12,10 @@ api`` ending with it, no traceback)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
-import redis
 
 from oddstream.api.app import create_app
 from oddstream.cluster.worker import Worker
@@ -23,39 +23,16 @@ from oddstream.config import Settings
 from oddstream.velocity.bus_format import PROTOBUF_V1, decode
 from oddstream.velocity.nats_bus import NatsVelocityBus
 
-ADMIN_KEY = "bus-format-admin-key-0123456789"
+from .conftest import ADMIN_KEY
 
 
 @pytest.mark.parametrize("fmt", [None, "msgpack", "protobuf"], ids=["unset", "msgpack", "protobuf"])
 async def test_the_bus_publishes_in_the_format_of_its_settings(
-    monkeypatch: pytest.MonkeyPatch,
-    pg_url: str,
-    pg_schema: str,
-    redis_url: str,
-    nats_url: str,
-    fmt: str | None,
+    services_settings: Callable[..., Settings], pg_schema: str, nats_url: str, fmt: str | None
 ) -> None:
     import nats
 
-    prefix = f"{pg_schema}:"
-    env = {
-        "ODDSTREAM_STORE_URL": pg_url,
-        "ODDSTREAM_PG_SCHEMA": pg_schema,
-        "ODDSTREAM_NATS_URL": nats_url,
-        "ODDSTREAM_REDIS_URL": redis_url,
-        "ODDSTREAM_REDIS_PREFIX": prefix,
-        "ODDSTREAM_ADMIN_KEY": ADMIN_KEY,
-        "ODDSTREAM_VELOCITY_LOW_RATE": "1234",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("ODDSTREAM_QUOTE_TABLES_URL", "ODDSTREAM_KAFKA_COMPAT"):  # refused in "api"
-        monkeypatch.delenv(name, raising=False)
-    if fmt is None:
-        monkeypatch.delenv("ODDSTREAM_BUS_FORMAT", raising=False)
-    else:
-        monkeypatch.setenv("ODDSTREAM_BUS_FORMAT", fmt)
-    settings = Settings()
+    settings = services_settings(ODDSTREAM_BUS_FORMAT=fmt, ODDSTREAM_VELOCITY_LOW_RATE="1234")
     assert settings.bus_format == (fmt or "msgpack")
 
     # the deployment's velocity subjects, whatever its deployment id: under its schema
@@ -95,10 +72,6 @@ async def test_the_bus_publishes_in_the_format_of_its_settings(
     finally:
         await worker.stop()
         await nc.close()
-        client_ = redis.Redis.from_url(redis_url)
-        for key in client_.scan_iter(match=f"{prefix}*"):
-            client_.delete(key)
-        client_.close()
 
     if fmt == "protobuf":
         assert data[0] == PROTOBUF_V1

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import httpx
-import pytest
-import redis
 
 from oddstream.api.app import create_app
 from oddstream.cluster.worker import Worker
@@ -25,7 +24,8 @@ from oddstream.domain.fixedodds.odds import Odds
 from oddstream.eventstore.postgres import PostgresEventStore
 from oddstream.projections.odds_view import OddsView
 
-ADMIN_KEY = "velocity-wake-admin-key-0123456789"
+from .conftest import ADMIN_KEY
+
 PACE_MS = 1000
 
 
@@ -41,27 +41,9 @@ async def _reached(view: OddsView, position: int, timeout: float = 10.0) -> floa
 
 
 async def test_a_high_event_wakes_the_api_odds_view_before_its_pace(
-    monkeypatch: pytest.MonkeyPatch,
-    pg_url: str,
-    pg_schema: str,
-    redis_url: str,
-    nats_url: str,
+    services_settings: Callable[..., Settings], pg_url: str, pg_schema: str
 ) -> None:
-    prefix = f"{pg_schema}:"
-    env = {
-        "ODDSTREAM_STORE_URL": pg_url,
-        "ODDSTREAM_PG_SCHEMA": pg_schema,
-        "ODDSTREAM_NATS_URL": nats_url,
-        "ODDSTREAM_REDIS_URL": redis_url,
-        "ODDSTREAM_REDIS_PREFIX": prefix,
-        "ODDSTREAM_ADMIN_KEY": ADMIN_KEY,
-        "ODDSTREAM_FOLLOW_PACE_MS": str(PACE_MS),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("ODDSTREAM_QUOTE_TABLES_URL", "ODDSTREAM_KAFKA_COMPAT"):  # refused in "api"
-        monkeypatch.delenv(name, raising=False)
-    settings = Settings()
+    settings = services_settings(ODDSTREAM_FOLLOW_PACE_MS=str(PACE_MS))
     app = create_app(settings, role="api")
     worker = Worker(settings, name="w0")
     # an odds view of the same log without the bus, on a store of its own (another
@@ -127,10 +109,6 @@ async def test_a_high_event_wakes_the_api_odds_view_before_its_pace(
         await control.stop()
         await control_store.close()
         await worker.stop()
-        client_ = redis.Redis.from_url(redis_url)
-        for key in client_.scan_iter(match=f"{prefix}*"):
-            client_.delete(key)
-        client_.close()
 
     # with the wake-up: well inside the pace; without it (the control, as before): a pace
     assert woken - accepted < 0.4 * PACE_MS / 1000, woken - accepted
