@@ -1018,3 +1018,21 @@ async def test_a_snapshot_written_whole_by_an_earlier_release_is_one_part(
     found = await store.load_snapshot("view")
     assert found is not None
     assert (found.position, found.parts) == (4, (b"whole state",))
+
+
+def test_a_re_check_that_finds_nothing_does_not_spend_a_pending_wake() -> None:
+    """Regression (CI, under load): a hint beyond what a read reached was kept, then an
+    idle re-check that found nothing new spent it, and the hinted commit was read a
+    whole pace later. A read that moves the follower nowhere now spends no wake-up."""
+    wake = FollowerWake()
+    wake._at = 2
+    wake._reading()
+    wake.hint(5)  # during the read, beyond what it reaches
+    wake._read(2)
+    assert wake.pending
+    wake._reading()  # a re-check: nothing new
+    wake._read(2)
+    assert wake.pending  # still pending: the commit hinted is not read yet
+    wake._reading()
+    wake._read(5)  # the read that finds it spends it
+    assert not wake.pending

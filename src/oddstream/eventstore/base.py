@@ -112,12 +112,13 @@ class FollowerWake:
     began and those given while it ran for positions it reached, so a flood of hints
     costs no more reads than one per page the follower takes (without them it reads
     once per pace). A hint above the log's head (a wrong
-    position) costs one read unpaced, and is then forgotten. A wake serves one
+    position) is kept through re-checks that find nothing and spent by the next read
+    that moves the follower (one read unpaced), then forgotten. A wake serves one
     subscription at a time (a follower that subscribes again, after a rebuild, passes
     the same one: it starts from the new subscription's ``after``).
     """
 
-    __slots__ = ("_at", "_hinted", "_pending", "_unpace", "hints", "wakes")
+    __slots__ = ("_at", "_held", "_hinted", "_pending", "_unpace", "hints", "wakes")
 
     def __init__(self) -> None:
         #: where the follower stands (the store moves it as it reads)
@@ -126,6 +127,9 @@ class FollowerWake:
         self._pending = False
         #: the highest position hinted since the follower's last read began
         self._hinted = 0
+        #: ``_pending`` and ``_hinted`` as the last read began (a re-check that finds
+        #: nothing gives them back)
+        self._held = (False, 0)
         #: poked to end the follower's paced wait (a hint, or the store's own reasons)
         self._unpace = Watermark()
         #: hints given, and those that woke the follower (a pending wake-up: the rest
@@ -158,6 +162,7 @@ class FollowerWake:
 
     def _reading(self) -> None:
         """The follower's read begins: it sees every commit hinted so far."""
+        self._held = (self._pending, self._hinted)
         self._pending = False
         self._hinted = 0
 
@@ -165,7 +170,13 @@ class FollowerWake:
         """The follower stands at ``position`` now. A wake-up hinted during the read
         for a position it reached is spent (kept, it would end the pace of a later read
         for nothing: another process's next commit, of any tier); one beyond it is
-        kept for the next read."""
+        kept for the next read. A read that moved nothing (a re-check: an idle
+        timeout, or a wake-up for a commit an earlier read had already found) spends
+        none: the hinted commit has not been read yet."""
+        if position <= self._at:
+            pending, hinted = self._held
+            self._pending = self._pending or pending
+            self._hinted = max(self._hinted, hinted)
         self._at = max(self._at, position)
         if self._pending and self._hinted <= self._at:
             self._pending = False
