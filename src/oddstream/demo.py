@@ -22,6 +22,7 @@ import itertools
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +44,21 @@ from .runtime.cashier import InsufficientFunds
 from .runtime.ports import Races, WalletBets, Wallets
 
 log = logging.getLogger(__name__)
+
+
+async def keep_going(one: Callable[[], Awaitable[None]], start_after: float, what: str) -> None:
+    """A demo lane: after ``start_after`` seconds, ``one()`` again and again for ever; one
+    that fails is logged (``what``) and another started a second later."""
+    await asyncio.sleep(start_after)
+    while True:
+        try:
+            await one()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; starting another", what)
+            await asyncio.sleep(1)
+
 
 VENUES = ["Flemington", "Randwick", "Churchill Downs", "Saratoga", "Ascot", "Longchamp"]
 NAMES = [
@@ -146,15 +162,7 @@ class Demo:
 
     async def _lane(self, lane: int) -> None:
         # stagger the lanes so races close one after another
-        await asyncio.sleep(lane * self._race_seconds / self._races / 3)
-        while True:
-            try:
-                await self._one_race()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("demo race failed; starting another")
-                await asyncio.sleep(1)
+        await keep_going(self._one_race, lane * self._race_seconds / self._races / 3, "demo race")
 
     async def _one_race(self) -> None:
         rng = self._rng

@@ -17,6 +17,7 @@ import random
 import uuid
 from decimal import Decimal
 
+from .demo import keep_going
 from .domain.fixedodds import (
     CloseMarket,
     CreateMarket,
@@ -97,15 +98,7 @@ class MarketDemo:
         )
 
     async def _lane(self, lane: int) -> None:
-        await asyncio.sleep(lane * self._seconds / self._markets / 3)
-        while True:
-            try:
-                await self._one_market()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("demo market failed; starting another")
-                await asyncio.sleep(1)
+        await keep_going(self._one_market, lane * self._seconds / self._markets / 3, "demo market")
 
     async def _one_market(self) -> None:
         rng = self._rng
