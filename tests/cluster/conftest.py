@@ -21,6 +21,9 @@ import redis
 
 from conftest import need_service
 from oddstream.domain.fixedodds import CreateMarket, MarketLimits, MoneyLine, Odds
+from oddstream.domain.tote.events import PoolConfig, Runner
+from oddstream.domain.tote.pools import PoolType
+from oddstream.domain.tote.race import ScheduleRace
 from oddstream.eventstore.postgres import PostgresEventStore
 from oddstream.runtime.market_writer import MarketRequest
 
@@ -201,3 +204,15 @@ def new_market_m1() -> MarketRequest:
         market_id="m1", game_id="g1", provider="acme", money_line=line, limits=limits
     )
     return MarketRequest(action="NewOdds", command=create)
+
+
+def race_r1() -> ScheduleRace:
+    """Race ``r1``: two runners, a WIN pool at 15% takeout."""
+    return ScheduleRace(
+        race_id="r1",
+        meeting="M",
+        venue="V",
+        post_time="2026-11-29T15:00:00Z",
+        runners=(Runner(1, "One"), Runner(2, "Two")),
+        pools=(PoolConfig(pool=PoolType.WIN, takeout_bps=1500),),
+    )

@@ -18,13 +18,11 @@ from oddstream.domain.fixedodds import (
     SuspendMarket,
 )
 from oddstream.domain.fixedodds import PlaceBet as MarketBet
-from oddstream.domain.tote.events import PoolConfig, Runner
 from oddstream.domain.tote.pools import PoolType
 from oddstream.domain.tote.race import (
     CloseBetting,
     OpenBetting,
     PlaceBet,
-    ScheduleRace,
     ToteRejection,
 )
 from oddstream.domain.wallet import Credit, Debit
@@ -35,7 +33,7 @@ from oddstream.runtime.market_writer import MarketRequest, MarketWriter, market_
 from oddstream.runtime.race_writer import RaceWriter, race_stream
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 
-from .conftest import new_market_m1
+from .conftest import new_market_m1, race_r1
 
 
 def count_refused_appends(store: PostgresEventStore) -> list[str]:
@@ -75,16 +73,7 @@ async def test_a_deposed_race_owner_cannot_take_a_bet_after_the_new_owner_closed
 ) -> None:
     old_store, new_store = stores
     old, new = RaceWriter(old_store), RaceWriter(new_store)
-    await old.execute(
-        ScheduleRace(
-            race_id="r1",
-            meeting="M",
-            venue="V",
-            post_time="2026-11-29T15:00:00Z",
-            runners=(Runner(1, "One"), Runner(2, "Two")),
-            pools=(PoolConfig(pool=PoolType.WIN, takeout_bps=1500),),
-        )
-    )
+    await old.execute(race_r1())
     await old.execute(OpenBetting("r1"))
     await old.execute(bet("b1"))  # the old owner's state in memory: betting open
     # ownership moved: the new owner closes betting

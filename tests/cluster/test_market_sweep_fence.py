@@ -18,9 +18,8 @@ from oddstream.domain.fixedodds import (
     Outcome,
 )
 from oddstream.domain.fixedodds import PlaceBet as MarketBet
-from oddstream.domain.tote.events import PoolConfig, Runner
 from oddstream.domain.tote.pools import PoolType
-from oddstream.domain.tote.race import OpenBetting, PlaceBet, ScheduleRace
+from oddstream.domain.tote.race import OpenBetting, PlaceBet
 from oddstream.domain.wallet import Credit, ReserveStake, market_book, race_book
 from oddstream.eventstore.postgres import PostgresEventStore
 from oddstream.runtime.cashier import Cashier, wallet_bet_request_id
@@ -29,7 +28,7 @@ from oddstream.runtime.market_writer import MarketWriter
 from oddstream.runtime.race_writer import RaceWriter
 from oddstream.runtime.wallet_writer import WalletWriter, wallet_stream
 
-from .conftest import new_market_m1
+from .conftest import new_market_m1, race_r1
 
 
 async def _closing(store: PostgresEventStore, wallet: str) -> tuple[str, str | None]:
@@ -74,16 +73,7 @@ async def test_a_deposed_race_owner_never_says_a_bet_the_race_took_is_not_there(
 ) -> None:
     old_store, new_store = stores
     old, new = RaceWriter(old_store), RaceWriter(new_store)
-    await old.execute(
-        ScheduleRace(
-            race_id="r1",
-            meeting="M",
-            venue="V",
-            post_time="2026-11-29T15:00:00Z",
-            runners=(Runner(1, "One"), Runner(2, "Two")),
-            pools=(PoolConfig(pool=PoolType.WIN, takeout_bps=1500),),
-        )
-    )
+    await old.execute(race_r1())
     await old.execute(OpenBetting("r1"))
     assert await old.bet_wallet("r1", "w1~b1") is None
     wallets = WalletWriter(new_store)
